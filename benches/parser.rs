@@ -1,0 +1,95 @@
+//! Micro-benchmarks of the per-packet flow-key extraction.
+//!
+//! `cargo bench --bench parser` (needs a `[[bench]] name = "parser"`,
+//! `harness = false` entry in the root Cargo.toml).
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use dataplane::flow_key::{FlowKey, ParseDepth};
+
+/// Writes the IPv4 header checksum of `ip` (20 bytes, no options).
+fn fill_ipv4_checksum(ip: &mut [u8]) {
+    ip[10] = 0;
+    ip[11] = 0;
+    let mut sum: u32 = ip
+        .chunks_exact(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let sum = !(sum as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Ethernet header with `tags` (TPID, TCI) then `ethertype`.
+fn ethernet(tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+    for &(tpid, tci) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// A 64-byte IPv4/UDP frame (10.0.0.1:1234 -> 10.0.0.2:4789) after `tags`.
+fn ipv4_udp_64(tags: &[(u16, u16)]) -> Vec<u8> {
+    let mut f = ethernet(tags, 0x0800);
+    let ip_len = 64 - f.len();
+    let udp_len = ip_len - 20;
+    let mut ip = vec![0x45, 0x00];
+    ip.extend_from_slice(&(ip_len as u16).to_be_bytes());
+    ip.extend_from_slice(&[0x00, 0x01, 0x40, 0x00, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    fill_ipv4_checksum(&mut ip);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&1234u16.to_be_bytes());
+    f.extend_from_slice(&4789u16.to_be_bytes());
+    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.resize(64, 0xab);
+    f
+}
+
+/// A 78-byte IPv6/TCP frame (2001:db8::1:49152 -> 2001:db8::2:443, ACK|PSH,
+/// 4 bytes of data).
+fn ipv6_tcp() -> Vec<u8> {
+    let mut f = ethernet(&[], 0x86dd);
+    f.extend_from_slice(&[0x60, 0, 0, 0, 0, 24, 6, 64]);
+    f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    f.extend_from_slice(&49152u16.to_be_bytes());
+    f.extend_from_slice(&443u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(b"data");
+    f
+}
+
+fn bench_extract(c: &mut Criterion) {
+    let frames: [(&str, Vec<u8>); 3] = [
+        ("ipv4_udp_64", ipv4_udp_64(&[])),
+        ("vlan_ipv4_udp_64", ipv4_udp_64(&[(0x8100, 100)])),
+        ("ipv6_tcp_78", ipv6_tcp()),
+    ];
+    // Sanity: every frame parses fully, so the benchmark measures the
+    // success path.
+    for (name, frame) in &frames {
+        assert!(
+            FlowKey::extract(frame, None, ParseDepth::L4).is_ok(),
+            "{name} does not parse"
+        );
+    }
+
+    let mut group = c.benchmark_group("flow_key_extract");
+    group.throughput(Throughput::Elements(1));
+    for (depth_name, depth) in [("L2", ParseDepth::L2), ("L4", ParseDepth::L4)] {
+        for (name, frame) in &frames {
+            group.bench_function(format!("{depth_name}/{name}"), |b| {
+                b.iter(|| FlowKey::extract(black_box(frame), black_box(None), black_box(depth)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_extract);
+criterion_main!(benches);

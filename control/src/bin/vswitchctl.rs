@@ -1,0 +1,178 @@
+//! `vswitchctl`: talks to a running `vswitchd` over its control socket.
+use clap::{Parser, Subcommand};
+use control::config::{PortConfig, DEFAULT_SOCKET};
+use control::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request};
+use dataplane::vlan::VlanMode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(version, about = "Control a running Ferroswitch daemon")]
+struct Args {
+    /// The daemon's control socket.
+    #[arg(long, global = true, env = "FERROSWITCH_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: std::path::PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Ports: list, stats, add, del.
+    Port {
+        #[command(subcommand)]
+        cmd: PortCmd,
+    },
+    /// MAC learning table.
+    Fdb {
+        #[command(subcommand)]
+        cmd: FdbCmd,
+    },
+    /// Per-PMD counters, like `ovs-appctl dpif-netdev/pmd-stats-show`.
+    PmdStats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Zero the PMD counters (like `dpif-netdev/pmd-stats-clear`).
+    PmdStatsClear,
+}
+
+#[derive(Subcommand)]
+enum PortCmd {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a port while the switch runs.
+    Add {
+        bridge: String,
+        name: String,
+        /// DPDK devargs: a PCI address or a vdev string.
+        devargs: String,
+        #[arg(long)]
+        tag: Option<u16>,
+        /// Comma-separated VLAN ids.
+        #[arg(long, value_delimiter = ',')]
+        trunks: Vec<u16>,
+        #[arg(long, value_parser = parse_mode)]
+        vlan_mode: Option<VlanMode>,
+        #[arg(long, default_value_t = 1)]
+        rx_queues: u16,
+    },
+    Del {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FdbCmd {
+    Show {
+        bridge: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Flush {
+        bridge: Option<String>,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<VlanMode, String> {
+    match s {
+        "access" => Ok(VlanMode::Access),
+        "trunk" => Ok(VlanMode::Trunk),
+        "native-tagged" => Ok(VlanMode::NativeTagged),
+        "native-untagged" => Ok(VlanMode::NativeUntagged),
+        _ => Err("one of access, trunk, native-tagged, native-untagged".into()),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let (req, json, kind) = match args.cmd {
+        Cmd::Port { cmd: PortCmd::List { json } } => (Request::PortList, json, "port-list"),
+        Cmd::Port { cmd: PortCmd::Stats { json } } => (Request::PortStats, json, "port-stats"),
+        Cmd::Port { cmd: PortCmd::Add { bridge, name, devargs, tag, trunks, vlan_mode, rx_queues } } => (
+            Request::PortAdd { bridge, port: PortConfig { name, devargs, vlan_mode, tag, trunks, rx_queues } },
+            false,
+            "",
+        ),
+        Cmd::Port { cmd: PortCmd::Del { name } } => (Request::PortDel { name }, false, ""),
+        Cmd::Fdb { cmd: FdbCmd::Show { bridge, json } } => (Request::FdbShow { bridge }, json, "fdb"),
+        Cmd::Fdb { cmd: FdbCmd::Flush { bridge } } => (Request::FdbFlush { bridge }, false, ""),
+        Cmd::PmdStats { json } => (Request::PmdStats, json, "pmd"),
+        Cmd::PmdStatsClear => (Request::PmdStatsClear, false, ""),
+    };
+    let resp = match call(&args.socket, &req, Duration::from_secs(60)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vswitchctl: {}: {e} (is vswitchd running?)", args.socket.display());
+            std::process::exit(1);
+        }
+    };
+    if !resp.ok {
+        eprintln!("vswitchctl: {}", resp.error.unwrap_or_default());
+        std::process::exit(1);
+    }
+    if json {
+        println!("{}", resp.result);
+        return;
+    }
+    let r = resp.result;
+    match kind {
+        "port-list" => {
+            let rows: Vec<PortInfo> = serde_json::from_value(r).unwrap_or_default();
+            println!("{:<4} {:<12} {:<10} {:<16} {:<6} {:<17} {:<18} DEVARGS", "ID", "NAME", "BRIDGE", "VLAN", "LINK", "MAC", "DPDK");
+            for p in rows {
+                let vlan = match (p.tag, p.trunks.is_empty()) {
+                    (Some(t), true) => format!("{} {t}", p.vlan_mode),
+                    (Some(t), false) => format!("{} {t} {:?}", p.vlan_mode, p.trunks),
+                    (None, true) => format!("{} all", p.vlan_mode),
+                    (None, false) => format!("{} {:?}", p.vlan_mode, p.trunks),
+                };
+                println!(
+                    "{:<4} {:<12} {:<10} {:<16} {:<6} {:<17} {:<18} {}",
+                    p.port_id, p.name, p.bridge, vlan, if p.link_up { "up" } else { "down" }, p.mac, p.dpdk_name, p.devargs
+                );
+            }
+        }
+        "port-stats" => {
+            let rows: Vec<PortStatsRow> = serde_json::from_value(r).unwrap_or_default();
+            for p in rows {
+                println!("port {}: {}", p.port_id, p.name);
+                println!("  RX packets:{} bytes:{} dropped:{} missed:{} errors:{}", p.rx_packets, p.rx_bytes, p.rx_dropped, p.rx_missed, p.rx_errors);
+                println!("  TX packets:{} bytes:{} dropped:{} errors:{}", p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_errors);
+            }
+        }
+        "fdb" => {
+            let rows: Vec<FdbRow> = serde_json::from_value(r).unwrap_or_default();
+            println!("{:<10} {:<12} {:>4}  {:<17} {:>4}", "BRIDGE", "PORT", "VLAN", "MAC", "AGE");
+            for e in rows {
+                println!("{:<10} {:<12} {:>4}  {:<17} {:>4}", e.bridge, e.port, e.vlan, e.mac, e.age);
+            }
+        }
+        "pmd" => {
+            let rows: Vec<PmdStatsRow> = serde_json::from_value(r).unwrap_or_default();
+            for w in rows {
+                println!("pmd thread core_id {}:", w.core);
+                println!("  packets received: {}", w.packets);
+                println!("  idle cycles: {} ({:.2}%)", w.idle_cycles, 100.0 - w.busy_percent);
+                println!("  processing cycles: {} ({:.2}%)", w.busy_cycles, w.busy_percent);
+                println!("  avg processing cycles per packet: {:.2}", w.cycles_per_packet);
+                println!("  iterations: {}", w.iterations);
+                println!("  rx queues: {}", w.rx_queues.join(" "));
+                println!(
+                    "  drops: malformed {} vlan {} no-output {} tx-full {} no-mbuf {}",
+                    w.drops_malformed, w.drops_vlan, w.drops_no_output, w.drops_tx_full, w.drops_no_mbuf
+                );
+            }
+        }
+        _ => {
+            if !r.is_null() {
+                println!("{r}");
+            }
+        }
+    }
+}

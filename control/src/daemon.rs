@@ -1,0 +1,579 @@
+//! `vswitchd`: brings up the EAL, the ports and the pinned workers from a
+//! validated [`Config`], then runs the control thread: it serves the control
+//! socket, applies port changes by publishing new snapshots, advances the MAC
+//! tables' clock and ages them out, until SIGINT/SIGTERM.
+use crate::config::{Config, ConfigError, PortConfig};
+use crate::protocol::{FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, Response};
+use crossbeam::channel::{self, Sender};
+use dataplane::mac_table::MacTable;
+use dataplane::snapshot::{BridgeConf, PortConf, Snapshot, SnapshotCell, MAX_PORTS};
+use dataplane::stats::{PortTotals, WorkerStats};
+use dataplane::vlan::PortVlan;
+use dataplane::wire::EthernetAddress;
+use dataplane::worker::Worker;
+use dpdk_sys::eal::{Eal, RegisteredThread};
+use dpdk_sys::ethdev::{EthPort, PortSetup};
+use dpdk_sys::mempool::Mempool;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+
+const GRACE_TIMEOUT: Duration = Duration::from_secs(2);
+const TICK: Duration = Duration::from_millis(100);
+
+/// Why the daemon could not start or a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("eal.args: {0}")]
+    Eal(dpdk_sys::DpdkError),
+    #[error("{key}: {source}")]
+    Dpdk {
+        key: String,
+        source: dpdk_sys::DpdkError,
+    },
+    #[error("control.socket: {0}")]
+    Socket(std::io::Error),
+    #[error("dataplane.pmd_cores: {0}")]
+    Worker(String),
+}
+
+struct OpenPort {
+    cfg: PortConfig,
+    bridge: usize,
+    vlan: PortVlan,
+    eth: EthPort,
+    base: PortTotals,
+}
+
+struct BridgeState {
+    name: String,
+    fdb: Arc<MacTable>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct PmdBase {
+    packets: u64,
+    busy: u64,
+    idle: u64,
+    iterations: u64,
+}
+
+pub struct Daemon {
+    cfg: Config,
+    ports: BTreeMap<String, OpenPort>,
+    bridges: Vec<BridgeState>,
+    cell: Arc<SnapshotCell>,
+    workers: Vec<Arc<WorkerStats>>,
+    pmd_base: Vec<PmdBase>,
+    threads: Vec<JoinHandle<()>>,
+    worker_stop: Arc<AtomicBool>,
+    generation: u64,
+    started: Instant,
+    socket_path: PathBuf,
+    // Dropped last, in this order: the pool after every port, the EAL last.
+    pool: Arc<Mempool>,
+    eal: Arc<Eal>,
+}
+
+impl Daemon {
+    /// Validates, initialises the EAL, opens every port and starts the
+    /// workers. On error nothing keeps running.
+    pub fn start(cfg: Config) -> Result<Daemon, DaemonError> {
+        cfg.validate()?;
+        let eal = Arc::new(Eal::init(&cfg.eal_args()).map_err(DaemonError::Eal)?);
+        let d = &cfg.dataplane;
+        let pool = Arc::new(
+            Mempool::new_pktmbuf("fsw_mbufs", d.mbufs, 256, dpdk_sys::raw::RTE_MBUF_DEFAULT_BUF_SIZE as u16, -1)
+                .map_err(|e| DaemonError::Dpdk { key: "dataplane.mbufs".into(), source: e })?,
+        );
+        let nworkers = d.pmd_cores.len();
+        let bridges: Vec<BridgeState> = cfg
+            .bridges
+            .iter()
+            .map(|b| BridgeState {
+                name: b.name.clone(),
+                fdb: Arc::new(MacTable::new(d.mac_table_size, d.mac_aging_secs)),
+            })
+            .collect();
+        let workers: Vec<Arc<WorkerStats>> = d.pmd_cores.iter().map(|&c| Arc::new(WorkerStats::new(c))).collect();
+        let socket_path = PathBuf::from(&cfg.control.socket);
+        let mut daemon = Daemon {
+            ports: BTreeMap::new(),
+            bridges,
+            cell: Arc::new(SnapshotCell::new(Snapshot::empty(nworkers), nworkers)),
+            pmd_base: vec![PmdBase::default(); nworkers],
+            workers,
+            threads: Vec::new(),
+            worker_stop: Arc::new(AtomicBool::new(false)),
+            generation: 0,
+            started: Instant::now(),
+            socket_path,
+            pool,
+            eal,
+            cfg,
+        };
+        let bridges_cfg = daemon.cfg.bridges.clone();
+        for (bi, b) in bridges_cfg.iter().enumerate() {
+            for (pi, p) in b.ports.iter().enumerate() {
+                daemon
+                    .open_port(bi, p.clone())
+                    .map_err(|e| DaemonError::Dpdk { key: format!("bridges[{bi}].ports[{pi}].devargs"), source: e })?;
+            }
+        }
+        daemon.publish();
+        daemon.spawn_workers()?;
+        Ok(daemon)
+    }
+
+    fn spawn_workers(&mut self) -> Result<(), DaemonError> {
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        for (i, &core) in self.cfg.dataplane.pmd_cores.iter().enumerate() {
+            let core_id = cores
+                .iter()
+                .copied()
+                .find(|c| c.id == core)
+                .ok_or_else(|| DaemonError::Worker(format!("core {core} is not available to this process")))?;
+            let worker = Worker {
+                index: i,
+                cell: Arc::clone(&self.cell),
+                stats: Arc::clone(&self.workers[i]),
+                pool: Arc::clone(&self.pool),
+                stop: Arc::clone(&self.worker_stop),
+            };
+            let eal = Arc::clone(&self.eal);
+            let (ready_tx, ready_rx) = channel::bounded(1);
+            let h = std::thread::Builder::new()
+                .name(format!("pmd-c{core:02}"))
+                .spawn(move || {
+                    if !core_affinity::set_for_current(core_id) {
+                        let _ = ready_tx.send(Err(format!("cannot pin to core {core}")));
+                        return;
+                    }
+                    let reg = match RegisteredThread::register(&eal) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(reg.lcore()));
+                    worker.run();
+                    drop(reg);
+                })
+                .map_err(|e| DaemonError::Worker(e.to_string()))?;
+            match ready_rx.recv() {
+                Ok(Ok(lcore)) => info!(worker = i, core, lcore, "PMD worker started"),
+                Ok(Err(e)) => return Err(DaemonError::Worker(e)),
+                Err(_) => return Err(DaemonError::Worker("worker thread died".into())),
+            }
+            self.threads.push(h);
+        }
+        Ok(())
+    }
+
+    fn open_port(&mut self, bridge: usize, cfg: PortConfig) -> Result<(), dpdk_sys::DpdkError> {
+        let vlan = cfg.validate("port").map_err(|e| dpdk_sys::DpdkError { call: "config", errno: libc::EINVAL, reason: e.to_string() })?;
+        let setup = PortSetup {
+            rx_queues: cfg.rx_queues,
+            tx_queues: self.cfg.dataplane.pmd_cores.len() as u16,
+            rx_desc: self.cfg.dataplane.rx_desc,
+            tx_desc: self.cfg.dataplane.tx_desc,
+        };
+        let eth = EthPort::open(&cfg.devargs, setup, &self.pool)?;
+        if eth.port_id() as usize >= MAX_PORTS {
+            let _ = eth.close();
+            return Err(dpdk_sys::DpdkError::new("rte_dev_probe", libc::ENOSPC));
+        }
+        let base = PortTotals::sum(&self.workers, eth.port_id());
+        info!(port = %cfg.name, port_id = eth.port_id(), devargs = %cfg.devargs, vlan_mode = %vlan.mode(), "port added");
+        self.ports.insert(cfg.name.clone(), OpenPort { cfg, bridge, vlan, eth, base });
+        Ok(())
+    }
+
+    /// Builds a snapshot from the current state, publishes it and waits for
+    /// a grace period, after which the previous snapshot is freed here.
+    fn publish(&mut self) {
+        self.generation += 1;
+        let nworkers = self.workers.len();
+        let mut snap = Snapshot::empty(nworkers);
+        snap.generation = self.generation;
+        snap.bridges = self
+            .bridges
+            .iter()
+            .map(|b| BridgeConf { name: b.name.clone(), fdb: Arc::clone(&b.fdb), port_mask: 0 })
+            .collect();
+        // Keep queues where they are; place new ones on the least loaded worker.
+        let old = self.cell.load_full();
+        let mut load = vec![0usize; nworkers];
+        for p in self.ports.values() {
+            let id = p.eth.port_id();
+            if let Some(b) = snap.bridges.get_mut(p.bridge) {
+                b.port_mask |= 1u64 << id;
+            }
+            snap.ports[id as usize] = Some(PortConf {
+                port_id: id,
+                name: p.cfg.name.clone(),
+                bridge: p.bridge,
+                vlan: p.vlan.clone(),
+                queues: Arc::clone(p.eth.queues()),
+            });
+            for q in 0..p.cfg.rx_queues {
+                let same_port = old.port(id).is_some_and(|o| Arc::ptr_eq(&o.queues, p.eth.queues()));
+                let prev = same_port
+                    .then(|| old.rx_assignment.iter().position(|v| v.contains(&(id, q))))
+                    .flatten();
+                let w = prev.unwrap_or_else(|| (0..nworkers).min_by_key(|&w| load[w]).unwrap_or(0));
+                snap.rx_assignment[w].push((id, q));
+                load[w] += 1;
+            }
+        }
+        drop(old);
+        let gen = snap.generation;
+        let previous = self.cell.publish(snap);
+        if !self.cell.synchronize(gen, GRACE_TIMEOUT) {
+            warn!(generation = gen, "a worker did not pick up the new snapshot in time");
+        }
+        drop(previous);
+    }
+
+    fn add_port(&mut self, bridge: &str, cfg: PortConfig) -> Result<(), String> {
+        let vlan_err = cfg.validate("port").map_err(|e| e.to_string());
+        vlan_err?;
+        let bi = self
+            .bridges
+            .iter()
+            .position(|b| b.name == bridge)
+            .ok_or_else(|| format!("bridge: no bridge named {bridge:?}"))?;
+        if self.ports.contains_key(&cfg.name) {
+            return Err(format!("port.name: a port named {:?} exists", cfg.name));
+        }
+        let dev = cfg.devargs.split(',').next().unwrap_or("").trim().to_owned();
+        if self.ports.values().any(|p| p.cfg.devargs.split(',').next().unwrap_or("").trim() == dev) {
+            return Err(format!("port.devargs: device {dev:?} is already a port"));
+        }
+        if self.ports.len() >= MAX_PORTS {
+            return Err(format!("port: at most {MAX_PORTS} ports"));
+        }
+        self.open_port(bi, cfg).map_err(|e| format!("port.devargs: {e}"))?;
+        self.publish();
+        Ok(())
+    }
+
+    fn del_port(&mut self, name: &str) -> Result<(), String> {
+        let Some(p) = self.ports.remove(name) else {
+            return Err(format!("name: no port named {name:?}"));
+        };
+        // Workers drop the port's queues when they adopt this snapshot.
+        self.publish();
+        let id = p.eth.port_id();
+        if let Some(b) = self.bridges.get(p.bridge) {
+            b.fdb.flush_port(id);
+        }
+        let deadline = Instant::now() + GRACE_TIMEOUT;
+        let mut eth = p.eth;
+        loop {
+            match eth.close() {
+                Ok(()) => break,
+                Err((back, e)) => {
+                    if Instant::now() >= deadline {
+                        error!(port = name, "cannot close: {e}; leaving the device open");
+                        std::mem::forget(back);
+                        break;
+                    }
+                    eth = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        info!(port = name, port_id = id, "port deleted");
+        Ok(())
+    }
+
+    fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::PortList => Response::ok(serde_json::to_value(self.port_list()).unwrap_or_default()),
+            Request::PortStats => Response::ok(serde_json::to_value(self.port_stats()).unwrap_or_default()),
+            Request::PortAdd { bridge, port } => match self.add_port(&bridge, port) {
+                Ok(()) => Response::ok(serde_json::Value::Null),
+                Err(e) => Response::err(e),
+            },
+            Request::PortDel { name } => match self.del_port(&name) {
+                Ok(()) => Response::ok(serde_json::Value::Null),
+                Err(e) => Response::err(e),
+            },
+            Request::FdbShow { bridge } => match self.fdb_rows(bridge.as_deref()) {
+                Ok(rows) => Response::ok(serde_json::to_value(rows).unwrap_or_default()),
+                Err(e) => Response::err(e),
+            },
+            Request::FdbFlush { bridge } => {
+                let mut n = 0;
+                for b in &self.bridges {
+                    if bridge.as_deref().is_none_or(|want| want == b.name) {
+                        n += b.fdb.flush();
+                    }
+                }
+                Response::ok(serde_json::json!({ "flushed": n }))
+            }
+            Request::PmdStats => Response::ok(serde_json::to_value(self.pmd_stats()).unwrap_or_default()),
+            Request::PmdStatsClear => {
+                for (i, w) in self.workers.iter().enumerate() {
+                    self.pmd_base[i] = PmdBase {
+                        packets: w.packets.get(),
+                        busy: w.busy_cycles.get(),
+                        idle: w.idle_cycles.get(),
+                        iterations: w.iterations.get(),
+                    };
+                }
+                Response::ok(serde_json::Value::Null)
+            }
+        }
+    }
+
+    fn port_list(&self) -> Vec<PortInfo> {
+        let mut v: Vec<PortInfo> = self
+            .ports
+            .values()
+            .map(|p| PortInfo {
+                name: p.cfg.name.clone(),
+                bridge: self.bridges[p.bridge].name.clone(),
+                port_id: p.eth.port_id(),
+                devargs: p.cfg.devargs.clone(),
+                dpdk_name: p.eth.dpdk_name().to_owned(),
+                vlan_mode: p.vlan.mode().to_string(),
+                tag: p.vlan.tag(),
+                trunks: p.vlan.trunks().to_vec(),
+                rx_queues: p.cfg.rx_queues,
+                link_up: p.eth.link_up(),
+                mac: EthernetAddress(p.eth.mac_addr()).to_string(),
+            })
+            .collect();
+        v.sort_by_key(|p| p.port_id);
+        v
+    }
+
+    fn port_stats(&self) -> Vec<PortStatsRow> {
+        let mut v: Vec<PortStatsRow> = self
+            .ports
+            .values()
+            .map(|p| {
+                let t = PortTotals::sum(&self.workers, p.eth.port_id()).since(p.base);
+                let hw = p.eth.stats().unwrap_or_default();
+                PortStatsRow {
+                    name: p.cfg.name.clone(),
+                    port_id: p.eth.port_id(),
+                    rx_packets: t.rx_packets,
+                    rx_bytes: t.rx_bytes,
+                    tx_packets: t.tx_packets,
+                    tx_bytes: t.tx_bytes,
+                    rx_dropped: t.rx_dropped,
+                    tx_dropped: t.tx_dropped,
+                    rx_missed: hw.imissed,
+                    rx_errors: hw.ierrors,
+                    tx_errors: hw.oerrors,
+                }
+            })
+            .collect();
+        v.sort_by_key(|r| r.port_id);
+        v
+    }
+
+    fn pmd_stats(&self) -> Vec<PmdStatsRow> {
+        let snap = self.cell.load_full();
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let b = self.pmd_base[i];
+                let packets = w.packets.get() - b.packets;
+                let busy = w.busy_cycles.get() - b.busy;
+                let idle = w.idle_cycles.get() - b.idle;
+                let rx_queues = snap
+                    .rx_assignment
+                    .get(i)
+                    .map(|v| {
+                        v.iter()
+                            .map(|&(p, q)| format!("{}:{q}", snap.port(p).map(|c| c.name.as_str()).unwrap_or("?")))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                PmdStatsRow {
+                    core: w.core,
+                    packets,
+                    busy_cycles: busy,
+                    idle_cycles: idle,
+                    cycles_per_packet: if packets > 0 { busy as f64 / packets as f64 } else { 0.0 },
+                    busy_percent: if busy + idle > 0 { 100.0 * busy as f64 / (busy + idle) as f64 } else { 0.0 },
+                    iterations: w.iterations.get() - b.iterations,
+                    rx_queues,
+                    drops_malformed: w.drops.malformed.get(),
+                    drops_vlan: w.drops.vlan_violation.get(),
+                    drops_no_output: w.drops.no_output.get(),
+                    drops_tx_full: w.drops.tx_full.get(),
+                    drops_no_mbuf: w.drops.no_mbuf.get(),
+                }
+            })
+            .collect()
+    }
+
+    fn fdb_rows(&self, bridge: Option<&str>) -> Result<Vec<FdbRow>, String> {
+        if let Some(b) = bridge {
+            if !self.bridges.iter().any(|x| x.name == b) {
+                return Err(format!("bridge: no bridge named {b:?}"));
+            }
+        }
+        let snap = self.cell.load_full();
+        let mut rows = Vec::new();
+        for br in &self.bridges {
+            if bridge.is_some_and(|b| b != br.name) {
+                continue;
+            }
+            for e in br.fdb.entries() {
+                rows.push(FdbRow {
+                    bridge: br.name.clone(),
+                    port: snap.port(e.port).map(|p| p.name.clone()).unwrap_or_else(|| e.port.to_string()),
+                    vlan: e.vlan,
+                    mac: EthernetAddress::from_u64(e.mac).to_string(),
+                    age: e.age,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    fn tick(&mut self, last_expire: &mut Instant) {
+        let now = self.started.elapsed().as_secs() as u32 + 1;
+        for b in &self.bridges {
+            b.fdb.set_now(now);
+        }
+        if last_expire.elapsed() >= Duration::from_secs(1) {
+            *last_expire = Instant::now();
+            for b in &self.bridges {
+                b.fdb.expire();
+            }
+        }
+    }
+
+    /// Serves the control socket and keeps the tables ticking until `stop`.
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
+        let (tx, rx) = channel::bounded::<(Request, Sender<Response>)>(16);
+        let listener = bind_socket(&self.socket_path)?;
+        let sock_stop = Arc::clone(&stop);
+        let sock_thread = std::thread::Builder::new()
+            .name("ctl-socket".into())
+            .spawn(move || serve_socket(listener, tx, sock_stop))
+            .map_err(DaemonError::Socket)?;
+        info!(socket = %self.socket_path.display(), ports = self.ports.len(), workers = self.workers.len(), "vswitchd running");
+        let mut last_expire = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            match rx.recv_timeout(TICK) {
+                Ok((req, reply)) => {
+                    let resp = self.handle(req);
+                    let _ = reply.send(resp);
+                }
+                Err(channel::RecvTimeoutError::Timeout) => {}
+                Err(channel::RecvTimeoutError::Disconnected) => break,
+            }
+            self.tick(&mut last_expire);
+        }
+        info!("stopping");
+        stop.store(true, Ordering::Relaxed);
+        let _ = sock_thread.join();
+        let _ = std::fs::remove_file(&self.socket_path);
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Stops the workers, then closes every port (their queues are free).
+    pub fn shutdown(&mut self) {
+        self.worker_stop.store(true, Ordering::Relaxed);
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        for (name, p) in std::mem::take(&mut self.ports) {
+            if let Err((back, e)) = p.eth.close() {
+                error!(port = %name, "close: {e}");
+                std::mem::forget(back);
+            }
+        }
+        // The snapshot holds queue handles' shared state only; drop it now.
+        self.cell.publish(Snapshot::empty(0));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() || !self.ports.is_empty() {
+            self.shutdown();
+        }
+    }
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(DaemonError::Socket)?;
+    }
+    if path.exists() {
+        // A live daemon answers; a stale file from a crash does not.
+        if UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::Socket(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is served by another running vswitchd", path.display()),
+            )));
+        }
+        std::fs::remove_file(path).map_err(DaemonError::Socket)?;
+    }
+    let l = UnixListener::bind(path).map_err(DaemonError::Socket)?;
+    l.set_nonblocking(true).map_err(DaemonError::Socket)?;
+    Ok(l)
+}
+
+fn serve_socket(listener: UnixListener, tx: Sender<(Request, Sender<Response>)>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = serve_conn(stream, &tx) {
+                    warn!("control connection: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                warn!("accept: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn serve_conn(stream: UnixStream, tx: &Sender<(Request, Sender<Response>)>) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.by_ref().take(1 << 20).read_line(&mut line)?;
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => {
+            let (rtx, rrx) = channel::bounded(1);
+            if tx.send((req, rtx)).is_err() {
+                Response::err("daemon is stopping")
+            } else {
+                rrx.recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|_| Response::err("daemon did not answer in 30 s"))
+            }
+        }
+        Err(e) => Response::err(format!("request: {e}")),
+    };
+    let mut out = serde_json::to_string(&resp)?;
+    out.push('\n');
+    (&stream).write_all(out.as_bytes())
+}
+
+use std::io::Read as _;

@@ -1,0 +1,124 @@
+//! The control socket's protocol: one JSON request per connection line, one
+//! JSON response line. `vswitchctl` is its client.
+use crate::config::PortConfig;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    PortList,
+    PortStats,
+    PortAdd {
+        bridge: String,
+        #[serde(flatten)]
+        port: PortConfig,
+    },
+    PortDel {
+        name: String,
+    },
+    FdbShow {
+        bridge: Option<String>,
+    },
+    FdbFlush {
+        bridge: Option<String>,
+    },
+    PmdStats,
+    PmdStatsClear,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub result: serde_json::Value,
+}
+
+impl Response {
+    pub fn ok(result: serde_json::Value) -> Response {
+        Response { ok: true, error: None, result }
+    }
+    pub fn err(msg: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            result: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortInfo {
+    pub name: String,
+    pub bridge: String,
+    pub port_id: u16,
+    pub devargs: String,
+    pub dpdk_name: String,
+    pub vlan_mode: String,
+    pub tag: Option<u16>,
+    pub trunks: Vec<u16>,
+    pub rx_queues: u16,
+    pub link_up: bool,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortStatsRow {
+    pub name: String,
+    pub port_id: u16,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    /// What the PMD itself counted missing/erroneous.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PmdStatsRow {
+    pub core: usize,
+    pub packets: u64,
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    pub cycles_per_packet: f64,
+    pub busy_percent: f64,
+    pub iterations: u64,
+    pub rx_queues: Vec<String>,
+    pub drops_malformed: u64,
+    pub drops_vlan: u64,
+    pub drops_no_output: u64,
+    pub drops_tx_full: u64,
+    pub drops_no_mbuf: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FdbRow {
+    pub bridge: String,
+    pub port: String,
+    pub vlan: u16,
+    pub mac: String,
+    pub age: u32,
+}
+
+/// Sends one request and waits for its response.
+pub fn call(socket: &Path, req: &Request, timeout: Duration) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut line = serde_json::to_string(req)?;
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut reader = BufReader::new(s);
+    let mut resp = String::new();
+    reader.read_line(&mut resp)?;
+    serde_json::from_str(&resp).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

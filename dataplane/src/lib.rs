@@ -1,0 +1,16 @@
+//! The fast path of Ferroswitch.
+//!
+//! * [`wire`]: typed zero-copy views over frame bytes that never panic.
+//! * [`flow_key`]: the compact key extracted once per packet.
+//! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
+//! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
+//! * [`snapshot`]: immutable configuration published RCU-style.
+//! * [`worker`]: the pinned poll-mode worker loop.
+//! * [`stats`]: single-writer counters the control thread reads.
+pub mod flow_key;
+pub mod mac_table;
+pub mod snapshot;
+pub mod stats;
+pub mod vlan;
+pub mod wire;
+pub mod worker;

@@ -1,0 +1,123 @@
+//! Counters written by one worker each and read by the control thread.
+//!
+//! Single writer: a worker updates with a plain load + store (no locked
+//! instruction), once per burst, on its own cache lines.
+use crate::snapshot::MAX_PORTS;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[repr(align(64))]
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        if n != 0 {
+            self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        }
+    }
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-port counters of one worker.
+#[repr(align(64))]
+#[derive(Default, Debug)]
+pub struct PortCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Received and not forwarded: malformed, VLAN violation, no output.
+    pub rx_dropped: AtomicU64,
+    /// The PMD did not take them, or a flood copy could not be allocated.
+    pub tx_dropped: AtomicU64,
+}
+
+#[inline(always)]
+pub fn bump(c: &AtomicU64, n: u64) {
+    if n != 0 {
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+}
+
+/// Why packets were dropped, per worker.
+#[derive(Default, Debug)]
+pub struct DropCounters {
+    pub malformed: Counter,
+    pub vlan_violation: Counter,
+    pub no_output: Counter,
+    pub tx_full: Counter,
+    pub no_mbuf: Counter,
+}
+
+/// Everything one worker counts.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub core: usize,
+    /// Packets received.
+    pub packets: Counter,
+    /// TSC cycles of loop iterations that received packets / that did not.
+    pub busy_cycles: Counter,
+    pub idle_cycles: Counter,
+    pub iterations: Counter,
+    pub drops: DropCounters,
+    pub ports: Box<[PortCounters]>,
+}
+
+impl WorkerStats {
+    pub fn new(core: usize) -> WorkerStats {
+        WorkerStats {
+            core,
+            packets: Counter::default(),
+            busy_cycles: Counter::default(),
+            idle_cycles: Counter::default(),
+            iterations: Counter::default(),
+            drops: DropCounters::default(),
+            ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
+        }
+    }
+}
+
+/// A port's counters summed over workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortTotals {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
+
+impl PortTotals {
+    pub fn sum(workers: &[std::sync::Arc<WorkerStats>], port_id: u16) -> PortTotals {
+        let mut t = PortTotals::default();
+        for w in workers {
+            if let Some(c) = w.ports.get(port_id as usize) {
+                t.rx_packets += c.rx_packets.load(Ordering::Relaxed);
+                t.rx_bytes += c.rx_bytes.load(Ordering::Relaxed);
+                t.tx_packets += c.tx_packets.load(Ordering::Relaxed);
+                t.tx_bytes += c.tx_bytes.load(Ordering::Relaxed);
+                t.rx_dropped += c.rx_dropped.load(Ordering::Relaxed);
+                t.tx_dropped += c.tx_dropped.load(Ordering::Relaxed);
+            }
+        }
+        t
+    }
+
+    /// Counters since `base` (ports reuse DPDK ids, so the daemon keeps the
+    /// totals at the moment a port was added).
+    pub fn since(self, base: PortTotals) -> PortTotals {
+        PortTotals {
+            rx_packets: self.rx_packets.wrapping_sub(base.rx_packets),
+            rx_bytes: self.rx_bytes.wrapping_sub(base.rx_bytes),
+            tx_packets: self.tx_packets.wrapping_sub(base.tx_packets),
+            tx_bytes: self.tx_bytes.wrapping_sub(base.tx_bytes),
+            rx_dropped: self.rx_dropped.wrapping_sub(base.rx_dropped),
+            tx_dropped: self.tx_dropped.wrapping_sub(base.tx_dropped),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Ethernet II frames.
+
+use super::{read_array, read_u16, write_u16, EtherType, EthernetAddress, Result, WireError};
+
+mod field {
+    use core::ops::{Range, RangeFrom};
+    pub const DESTINATION: Range<usize> = 0..6;
+    pub const SOURCE: Range<usize> = 6..12;
+    pub const ETHERTYPE: usize = 12;
+    pub const PAYLOAD: RangeFrom<usize> = 14..;
+}
+
+/// Length of the Ethernet II header (two addresses and the EtherType).
+pub const HEADER_LEN: usize = 14;
+
+/// A view of an Ethernet II frame (without FCS: DPDK mbufs do not carry it).
+///
+/// The payload is everything after the 14-byte header, so for a tagged frame
+/// [`ethertype`](Self::ethertype) is the TPID and the payload starts with the
+/// tag's TCI (see [`VlanTag`](super::VlanTag) and
+/// [`VlanStack`](super::VlanStack)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetFrame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    /// Wraps a buffer without checking it; accessors panic if it is shorter
+    /// than [`HEADER_LEN`].
+    #[inline]
+    pub const fn new_unchecked(buffer: T) -> Self {
+        EthernetFrame { buffer }
+    }
+
+    /// Wraps a buffer after checking that it holds the whole header.
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let frame = Self::new_unchecked(buffer);
+        frame.check_len()?;
+        Ok(frame)
+    }
+
+    /// `Err(Truncated)` if the buffer is shorter than the header.
+    #[inline]
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(WireError::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The wrapped buffer.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Header length: always [`HEADER_LEN`].
+    #[inline]
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Destination MAC address.
+    #[inline]
+    pub fn dst_addr(&self) -> EthernetAddress {
+        EthernetAddress(read_array(self.buffer.as_ref(), field::DESTINATION.start))
+    }
+
+    /// Source MAC address.
+    #[inline]
+    pub fn src_addr(&self) -> EthernetAddress {
+        EthernetAddress(read_array(self.buffer.as_ref(), field::SOURCE.start))
+    }
+
+    /// EtherType (the TPID when the frame is VLAN-tagged).
+    #[inline]
+    pub fn ethertype(&self) -> EtherType {
+        EtherType(read_u16(self.buffer.as_ref(), field::ETHERTYPE))
+    }
+
+    /// Everything after the 14-byte header.
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    /// Sets the destination MAC address.
+    #[inline]
+    pub fn set_dst_addr(&mut self, addr: EthernetAddress) {
+        self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&addr.0);
+    }
+
+    /// Sets the source MAC address.
+    #[inline]
+    pub fn set_src_addr(&mut self, addr: EthernetAddress) {
+        self.buffer.as_mut()[field::SOURCE].copy_from_slice(&addr.0);
+    }
+
+    /// Sets the EtherType.
+    #[inline]
+    pub fn set_ethertype(&mut self, ethertype: EtherType) {
+        write_u16(self.buffer.as_mut(), field::ETHERTYPE, ethertype.0);
+    }
+
+    /// Mutable access to everything after the header.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[field::PAYLOAD]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: [u8; 18] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // dst
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // src
+        0x08, 0x06, // ARP
+        0xde, 0xad, 0xbe, 0xef, // payload
+    ];
+
+    #[test]
+    fn parses_known_frame() {
+        let f = EthernetFrame::new_checked(&FRAME[..]).unwrap();
+        assert_eq!(f.dst_addr(), EthernetAddress::BROADCAST);
+        assert_eq!(f.src_addr(), EthernetAddress::new(2, 0, 0, 0, 0, 1));
+        assert_eq!(f.ethertype(), EtherType::ARP);
+        assert_eq!(f.header_len(), 14);
+        assert_eq!(f.payload(), &[0xde, 0xad, 0xbe, 0xef]);
+    }
+
+    #[test]
+    fn header_only_frame_has_empty_payload() {
+        let f = EthernetFrame::new_checked(&FRAME[..14]).unwrap();
+        assert!(f.payload().is_empty());
+    }
+
+    #[test]
+    fn truncated_at_every_length() {
+        for len in 0..HEADER_LEN {
+            assert_eq!(
+                EthernetFrame::new_checked(&FRAME[..len]),
+                Err(WireError::Truncated),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn setters_rewrite_in_place() {
+        let mut buf = FRAME;
+        let mut f = EthernetFrame::new_checked(&mut buf[..]).unwrap();
+        f.set_dst_addr(EthernetAddress::new(1, 2, 3, 4, 5, 6));
+        f.set_src_addr(EthernetAddress::new(6, 5, 4, 3, 2, 1));
+        f.set_ethertype(EtherType::IPV6);
+        f.payload_mut()[0] = 0;
+        assert_eq!(f.dst_addr(), EthernetAddress::new(1, 2, 3, 4, 5, 6));
+        assert_eq!(f.src_addr(), EthernetAddress::new(6, 5, 4, 3, 2, 1));
+        assert_eq!(f.ethertype(), EtherType::IPV6);
+        assert_eq!(&buf[..14], &[1, 2, 3, 4, 5, 6, 6, 5, 4, 3, 2, 1, 0x86, 0xdd]);
+        assert_eq!(buf[14], 0);
+    }
+}

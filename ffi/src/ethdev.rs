@@ -1,0 +1,415 @@
+//! Ports (`rte_ethdev`): hot-plug by devargs, configure, start, stop,
+//! statistics, and per-queue handles that a single worker claims.
+use crate::error::{check, DpdkError};
+use crate::mbuf::MbufBatch;
+use crate::mempool::Mempool;
+use crate::raw;
+use crate::BURST;
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Queues per port are tracked in a 64-bit claim mask.
+pub const MAX_QUEUES: u16 = 64;
+
+/// Counters of a port as its PMD keeps them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EthStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// What the port's queues need to be set up.
+#[derive(Debug, Clone, Copy)]
+pub struct PortSetup {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+}
+
+/// State shared by a port's owner and the queue handles workers hold. Holds
+/// no DPDK resource itself, so whichever thread drops it last does no I/O.
+#[derive(Debug)]
+pub struct PortQueues {
+    port_id: u16,
+    rx_queues: u16,
+    tx_queues: u16,
+    rx_claims: AtomicU64,
+    tx_claims: AtomicU64,
+}
+
+impl PortQueues {
+    pub fn port_id(&self) -> u16 {
+        self.port_id
+    }
+    pub fn rx_queues(&self) -> u16 {
+        self.rx_queues
+    }
+    pub fn tx_queues(&self) -> u16 {
+        self.tx_queues
+    }
+
+    /// Claims rx queue `q` for the calling worker; `None` if out of range or
+    /// already claimed. DPDK queues are single-threaded: the claim is what
+    /// makes `rx_burst` safe to expose.
+    pub fn claim_rx(self: &Arc<Self>, q: u16) -> Option<RxQueue> {
+        (q < self.rx_queues && claim(&self.rx_claims, q)).then(|| RxQueue {
+            port: Arc::clone(self),
+            queue: q,
+        })
+    }
+
+    /// Claims tx queue `q`; as [`PortQueues::claim_rx`].
+    pub fn claim_tx(self: &Arc<Self>, q: u16) -> Option<TxQueue> {
+        (q < self.tx_queues && claim(&self.tx_claims, q)).then(|| TxQueue {
+            port: Arc::clone(self),
+            queue: q,
+        })
+    }
+
+    /// Queue handles still held by workers.
+    pub fn claims_outstanding(&self) -> u32 {
+        self.rx_claims.load(Ordering::Acquire).count_ones()
+            + self.tx_claims.load(Ordering::Acquire).count_ones()
+    }
+}
+
+fn claim(mask: &AtomicU64, q: u16) -> bool {
+    let bit = 1u64 << q;
+    mask.fetch_or(bit, Ordering::AcqRel) & bit == 0
+}
+
+/// The receive side of one queue, owned by one worker.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: Arc<PortQueues>,
+    queue: u16,
+}
+
+impl RxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.port_id
+    }
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+    pub fn port_queues(&self) -> &Arc<PortQueues> {
+        &self.port
+    }
+
+    /// One `rte_eth_rx_burst` into the free tail of `batch`; returns how
+    /// many arrived.
+    #[inline(always)]
+    pub fn rx_burst(&mut self, batch: &mut MbufBatch) -> usize {
+        let len = batch.len();
+        let room = BURST - len;
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: this handle is the only claim on (port, queue), the port is
+        // started and stays so until every claim is released; slots len..BURST
+        // are empty and DPDK writes at most `room` owned mbuf pointers there.
+        let n = unsafe {
+            raw::rte_eth_rx_burst(
+                self.port.port_id,
+                self.queue,
+                batch.raw_slots().add(len),
+                room as u16,
+            )
+        } as usize;
+        batch.set_len(len + n);
+        n
+    }
+}
+
+impl Drop for RxQueue {
+    fn drop(&mut self) {
+        self.port.rx_claims.fetch_and(!(1u64 << self.queue), Ordering::AcqRel);
+    }
+}
+
+/// The transmit side of one queue, owned by one worker.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: Arc<PortQueues>,
+    queue: u16,
+}
+
+impl TxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.port_id
+    }
+    pub fn port_queues(&self) -> &Arc<PortQueues> {
+        &self.port
+    }
+
+    /// Sends the whole batch with one `rte_eth_tx_burst`; whatever the PMD
+    /// did not take is freed in bulk. Returns (sent, dropped); the batch is
+    /// empty afterwards.
+    #[inline(always)]
+    pub fn tx_burst(&mut self, batch: &mut MbufBatch) -> (usize, usize) {
+        batch.compact();
+        let len = batch.len();
+        if len == 0 {
+            return (0, 0);
+        }
+        // SAFETY: exclusive claim on (port, queue) as for rx; slots 0..len are
+        // owned mbufs after `compact`. DPDK takes ownership of the first `sent`.
+        let sent = unsafe {
+            raw::rte_eth_tx_burst(self.port.port_id, self.queue, batch.raw_slots(), len as u16)
+        } as usize;
+        for i in 0..sent {
+            // Ownership moved to the PMD: drop the handle without freeing.
+            std::mem::forget(batch.take(i));
+        }
+        let dropped = batch.clear();
+        (sent, dropped)
+    }
+}
+
+impl Drop for TxQueue {
+    fn drop(&mut self) {
+        self.port.tx_claims.fetch_and(!(1u64 << self.queue), Ordering::AcqRel);
+    }
+}
+
+/// A probed, configured and started port. Owned by the control thread;
+/// stopping, closing and detaching happen in [`EthPort::close`] once no
+/// worker holds a queue.
+pub struct EthPort {
+    queues: Arc<PortQueues>,
+    name: String,
+    devargs: String,
+    device: *mut raw::rte_device,
+    closed: bool,
+}
+
+// SAFETY: the raw device pointer is only used by the owning (control) thread
+// in `close`; DPDK's ethdev control calls are safe from any one thread.
+unsafe impl Send for EthPort {}
+
+impl EthPort {
+    /// Hot-plugs the device named by `devargs` (PCI address such as
+    /// `0000:3b:00.1` for a NIC or SR-IOV VF, or a vdev string such as
+    /// `net_pcap0,rx_pcap=a.pcap`), then configures and starts it.
+    pub fn open(devargs: &str, setup: PortSetup, pool: &Mempool) -> Result<EthPort, DpdkError> {
+        let c = CString::new(devargs).map_err(|_| DpdkError::new("rte_dev_probe", libc::EINVAL))?;
+        // SAFETY: valid C string; DPDK copies what it keeps.
+        let ret = unsafe { raw::rte_dev_probe(c.as_ptr()) };
+        if ret < 0 && ret != -libc::EEXIST {
+            return Err(DpdkError::from_ret("rte_dev_probe", ret));
+        }
+        let port_id = find_port(devargs).ok_or_else(|| DpdkError {
+            call: "rte_eth_dev_get_port_by_name",
+            errno: libc::ENODEV,
+            reason: format!("no ethdev appeared for devargs {devargs:?}"),
+        })?;
+        match configure_and_start(port_id, setup, pool) {
+            Ok(device) => Ok(EthPort {
+                queues: Arc::new(PortQueues {
+                    port_id,
+                    rx_queues: setup.rx_queues,
+                    tx_queues: setup.tx_queues,
+                    rx_claims: AtomicU64::new(0),
+                    tx_claims: AtomicU64::new(0),
+                }),
+                name: port_name(port_id),
+                devargs: devargs.to_owned(),
+                device,
+                closed: false,
+            }),
+            Err(e) => {
+                detach(port_id, std::ptr::null_mut());
+                Err(e)
+            }
+        }
+    }
+
+    pub fn port_id(&self) -> u16 {
+        self.queues.port_id
+    }
+
+    /// DPDK's name of the device (e.g. `net_pcap0`, `0000:3b:00.1`).
+    pub fn dpdk_name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn devargs(&self) -> &str {
+        &self.devargs
+    }
+
+    /// The handle workers claim queues from.
+    pub fn queues(&self) -> &Arc<PortQueues> {
+        &self.queues
+    }
+
+    pub fn stats(&self) -> Result<EthStats, DpdkError> {
+        let mut s = raw::rte_eth_stats::default();
+        // SAFETY: valid port id; `s` is a valid out-pointer.
+        check("rte_eth_stats_get", unsafe { raw::rte_eth_stats_get(self.port_id(), &mut s) })?;
+        Ok(EthStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Link up?
+    pub fn link_up(&self) -> bool {
+        let mut l = raw::rte_eth_link::default();
+        // SAFETY: valid port id; `l` is a valid out-pointer.
+        let ret = unsafe { raw::rte_eth_link_get_nowait(self.port_id(), &mut l) };
+        ret == 0 && l.link_status() as u32 == raw::RTE_ETH_LINK_UP
+    }
+
+    pub fn mac_addr(&self) -> [u8; 6] {
+        let mut a = raw::rte_ether_addr::default();
+        // SAFETY: valid port id; `a` is a valid out-pointer.
+        unsafe { raw::rte_eth_macaddr_get(self.port_id(), &mut a) };
+        a.addr_bytes
+    }
+
+    /// Stops, closes and detaches the device. Fails (and keeps the port)
+    /// while a worker still holds one of its queues.
+    pub fn close(mut self) -> Result<(), (EthPort, DpdkError)> {
+        if self.queues.claims_outstanding() != 0 {
+            return Err((
+                self,
+                DpdkError {
+                    call: "rte_eth_dev_close",
+                    errno: libc::EBUSY,
+                    reason: "a worker still polls one of the port's queues".into(),
+                },
+            ));
+        }
+        self.closed = true;
+        detach(self.port_id(), self.device);
+        Ok(())
+    }
+}
+
+impl Drop for EthPort {
+    fn drop(&mut self) {
+        if !self.closed && self.queues.claims_outstanding() == 0 {
+            self.closed = true;
+            detach(self.port_id(), self.device);
+        }
+        // With queues still claimed the device is left running: closing it
+        // under a polling worker would be unsound. The daemon never does that.
+    }
+}
+
+fn find_port(devargs: &str) -> Option<u16> {
+    let name = devargs.split(',').next().unwrap_or(devargs).trim();
+    let c = CString::new(name).ok()?;
+    let mut id = 0u16;
+    // SAFETY: valid C string and out-pointer.
+    if unsafe { raw::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) } == 0 {
+        return Some(id);
+    }
+    // Fall back to DPDK's devargs iterator (e.g. `class=eth,mac=...` syntax).
+    let full = CString::new(devargs).ok()?;
+    let mut iter = raw::rte_dev_iterator::default();
+    // SAFETY: iterator initialised from a valid C string, cleaned up below.
+    unsafe {
+        if raw::rte_eth_iterator_init(&mut iter, full.as_ptr()) != 0 {
+            return None;
+        }
+        let p = raw::rte_eth_iterator_next(&mut iter);
+        raw::rte_eth_iterator_cleanup(&mut iter);
+        (p < raw::RTE_MAX_ETHPORTS as u16).then_some(p)
+    }
+}
+
+fn port_name(port_id: u16) -> String {
+    let mut buf = [0 as std::os::raw::c_char; 64];
+    // SAFETY: buffer of RTE_ETH_NAME_MAX_LEN (64) bytes.
+    let ret = unsafe { raw::rte_eth_dev_get_name_by_port(port_id, buf.as_mut_ptr()) };
+    if ret != 0 {
+        return format!("port{port_id}");
+    }
+    // SAFETY: DPDK wrote a NUL-terminated string into buf.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+fn configure_and_start(
+    port_id: u16,
+    setup: PortSetup,
+    pool: &Mempool,
+) -> Result<*mut raw::rte_device, DpdkError> {
+    let mut info = raw::rte_eth_dev_info::default();
+    // SAFETY: valid port id; `info` is a valid out-pointer.
+    check("rte_eth_dev_info_get", unsafe { raw::rte_eth_dev_info_get(port_id, &mut info) })?;
+    if setup.rx_queues == 0
+        || setup.rx_queues > info.max_rx_queues.min(MAX_QUEUES)
+        || setup.tx_queues == 0
+        || setup.tx_queues > info.max_tx_queues.min(MAX_QUEUES)
+    {
+        return Err(DpdkError {
+            call: "rte_eth_dev_configure",
+            errno: libc::EINVAL,
+            reason: format!(
+                "port supports at most {} rx and {} tx queues, asked for {} and {}",
+                info.max_rx_queues, info.max_tx_queues, setup.rx_queues, setup.tx_queues
+            ),
+        });
+    }
+    let conf = raw::rte_eth_conf::default();
+    // SAFETY: valid port id and configuration struct (all defaults).
+    check("rte_eth_dev_configure", unsafe {
+        raw::rte_eth_dev_configure(port_id, setup.rx_queues, setup.tx_queues, &conf)
+    })?;
+    // SAFETY: valid port id.
+    let socket = unsafe { raw::rte_eth_dev_socket_id(port_id) }.max(0) as u32;
+    for q in 0..setup.rx_queues {
+        // SAFETY: configured port, queue in range, pool outlives the port
+        // (the daemon drops pools after ports).
+        check("rte_eth_rx_queue_setup", unsafe {
+            raw::rte_eth_rx_queue_setup(port_id, q, setup.rx_desc, socket, std::ptr::null(), pool.as_ptr())
+        })?;
+    }
+    for q in 0..setup.tx_queues {
+        // SAFETY: configured port, queue in range, default tx config.
+        check("rte_eth_tx_queue_setup", unsafe {
+            raw::rte_eth_tx_queue_setup(port_id, q, setup.tx_desc, socket, std::ptr::null())
+        })?;
+    }
+    // SAFETY: valid, configured port.
+    check("rte_eth_dev_start", unsafe { raw::rte_eth_dev_start(port_id) })?;
+    // A switch port sees every frame; PMDs without the notion refuse harmlessly.
+    // SAFETY: valid, started port.
+    unsafe { raw::rte_eth_promiscuous_enable(port_id) };
+    Ok(info.device)
+}
+
+fn detach(port_id: u16, device: *mut raw::rte_device) {
+    // SAFETY: no worker holds a queue (checked by callers); stop and close
+    // tolerate a port that was never started; the device pointer came from
+    // dev_info of this port and is used once.
+    unsafe {
+        raw::rte_eth_dev_stop(port_id);
+        let device = if device.is_null() {
+            let mut info = raw::rte_eth_dev_info::default();
+            raw::rte_eth_dev_info_get(port_id, &mut info);
+            info.device
+        } else {
+            device
+        };
+        raw::rte_eth_dev_close(port_id);
+        if !device.is_null() {
+            raw::rte_dev_remove(device);
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Packet buffers: an owned handle ([`Mbuf`]) and a fixed burst of them
+//! ([`MbufBatch`]). Field reads are plain Rust loads from the `rte_mbuf`
+//! struct (no FFI per packet); DPDK is called once per burst.
+use crate::mempool::Mempool;
+use crate::raw;
+use crate::BURST;
+use std::ptr::NonNull;
+
+const RX_VLAN_STRIPPED: u64 = raw::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
+
+/// One packet buffer, owned: freed on drop (one FFI call; the fast path frees
+/// in bulk through [`MbufBatch`] instead). Single-segment view of the data.
+#[repr(transparent)]
+pub struct Mbuf {
+    ptr: NonNull<raw::rte_mbuf>,
+}
+
+// SAFETY: an mbuf is owned by exactly one holder at a time; moving the handle
+// to another thread moves that ownership (DPDK's own model).
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    #[inline(always)]
+    fn m(&self) -> &raw::rte_mbuf {
+        // SAFETY: `ptr` is a valid mbuf we own for as long as `self` lives.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline(always)]
+    fn m_mut(&mut self) -> &mut raw::rte_mbuf {
+        // SAFETY: as in `m`, and `&mut self` gives exclusive access.
+        unsafe { self.ptr.as_mut() }
+    }
+
+    /// The frame bytes of the first segment.
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        let m = self.m();
+        // SAFETY: DPDK guarantees buf_addr + data_off .. + data_len lies
+        // inside the buffer of buf_len bytes owned by this mbuf.
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
+        }
+    }
+
+    /// Mutable frame bytes; `None` when the buffer is shared (refcnt > 1).
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        let m = self.m_mut();
+        if m.refcnt != 1 {
+            return None;
+        }
+        // SAFETY: as in `data`; refcnt 1 means no one else sees the bytes.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
+        })
+    }
+
+    #[inline(always)]
+    pub fn data_len(&self) -> u16 {
+        self.m().data_len
+    }
+
+    /// Whole packet length over all segments.
+    #[inline(always)]
+    pub fn pkt_len(&self) -> u32 {
+        self.m().pkt_len
+    }
+
+    /// Port id the PMD received it on.
+    #[inline(always)]
+    pub fn port(&self) -> u16 {
+        self.m().port
+    }
+
+    #[inline(always)]
+    pub fn ol_flags(&self) -> u64 {
+        self.m().ol_flags
+    }
+
+    /// RSS hash computed by the NIC (0 when the PMD has none).
+    #[inline(always)]
+    pub fn rss_hash(&self) -> u32 {
+        // SAFETY: every variant of this union is plain integers.
+        unsafe { self.m().__bindgen_anon_2.hash.rss }
+    }
+
+    /// The outer VLAN TCI when the NIC stripped the tag into the metadata.
+    #[inline(always)]
+    pub fn rx_vlan_tci(&self) -> Option<u16> {
+        let m = self.m();
+        (m.ol_flags & RX_VLAN_STRIPPED != 0).then_some(m.vlan_tci)
+    }
+
+    /// Forget a stripped tag (after the switch took it into account).
+    #[inline(always)]
+    pub fn clear_rx_vlan(&mut self) {
+        self.m_mut().ol_flags &= !(RX_VLAN_STRIPPED | raw::RTE_MBUF_F_RX_VLAN as u64);
+    }
+
+    /// Free bytes in front of the data.
+    #[inline(always)]
+    pub fn headroom(&self) -> u16 {
+        self.m().data_off
+    }
+
+    /// Grows the data by `n` bytes at the front (`rte_pktmbuf_prepend`) and
+    /// returns the whole data; `None` (nothing changed) without headroom or
+    /// when the buffer is shared.
+    #[inline(always)]
+    pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
+        let m = self.m_mut();
+        if m.refcnt != 1 || m.data_off < n || m.data_len.checked_add(n).is_none() {
+            return None;
+        }
+        m.data_off -= n;
+        m.data_len += n;
+        m.pkt_len += n as u32;
+        self.data_mut()
+    }
+
+    /// Drops `n` bytes from the front (`rte_pktmbuf_adj`); false (nothing
+    /// changed) when the first segment is shorter or the buffer is shared.
+    #[inline(always)]
+    pub fn adj(&mut self, n: u16) -> bool {
+        let m = self.m_mut();
+        if m.refcnt != 1 || m.data_len < n {
+            return false;
+        }
+        m.data_off += n;
+        m.data_len -= n;
+        m.pkt_len -= n as u32;
+        true
+    }
+
+    /// Makes this (fresh, single-segment) buffer hold a copy of `src`;
+    /// false when it does not fit.
+    #[inline]
+    pub fn copy_from(&mut self, src: &[u8]) -> bool {
+        let m = self.m_mut();
+        let room = (m.buf_len as usize).saturating_sub(m.data_off as usize);
+        if src.len() > room || m.nb_segs != 1 || m.refcnt != 1 {
+            return false;
+        }
+        m.data_len = src.len() as u16;
+        m.pkt_len = src.len() as u32;
+        m.ol_flags = 0;
+        match self.data_mut() {
+            Some(d) => {
+                d.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hints the CPU to fetch the first cache line of the frame.
+    #[inline(always)]
+    pub fn prefetch_data(&self) {
+        let m = self.m();
+        crate::cycles::prefetch((m.buf_addr as *const u8).wrapping_add(m.data_off as usize));
+    }
+
+    /// Allocates one buffer (`rte_pktmbuf_alloc`): for control-path use.
+    pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
+        let mut b = MbufBatch::new();
+        b.alloc_bulk_from(pool, 1).then(|| b.take(0)).flatten()
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; it is not used after this.
+        unsafe { raw::rte_pktmbuf_free(self.ptr.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("port", &self.port())
+            .field("len", &self.pkt_len())
+            .finish()
+    }
+}
+
+/// Up to [`BURST`] owned mbufs in a fixed array (no heap). Slots `0..len`
+/// may be taken out (`None`) while a burst is processed; what is left is
+/// freed in one bulk call on [`MbufBatch::clear`] or drop.
+#[repr(C)]
+pub struct MbufBatch {
+    // Option<Mbuf> has the layout of `*mut rte_mbuf` (null = None), so the
+    // array doubles as DPDK's `struct rte_mbuf **` burst argument.
+    slots: [Option<Mbuf>; BURST],
+    len: usize,
+}
+
+impl Default for MbufBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MbufBatch {
+    pub const fn new() -> Self {
+        MbufBatch {
+            slots: [const { None }; BURST],
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.len == BURST
+    }
+
+    /// Appends; gives the mbuf back when full.
+    #[inline(always)]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        match self.slots.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(m);
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(m),
+        }
+    }
+
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Option<&Mbuf> {
+        self.slots[..self.len].get(i)?.as_ref()
+    }
+
+    #[inline(always)]
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut Mbuf> {
+        self.slots[..self.len].get_mut(i)?.as_mut()
+    }
+
+    /// Moves slot `i` out, leaving it empty.
+    #[inline(always)]
+    pub fn take(&mut self, i: usize) -> Option<Mbuf> {
+        self.slots[..self.len].get_mut(i)?.take()
+    }
+
+    /// Removes and returns the last mbuf.
+    #[inline(always)]
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        while self.len > 0 {
+            self.len -= 1;
+            if let Some(m) = self.slots[self.len].take() {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// Frees every mbuf still held, in one `rte_pktmbuf_free_bulk` call,
+    /// and empties the batch. Returns how many were freed.
+    #[inline]
+    pub fn clear(&mut self) -> usize {
+        let mut ptrs = [std::ptr::null_mut::<raw::rte_mbuf>(); BURST];
+        let mut n = 0;
+        for slot in &mut self.slots[..self.len] {
+            if let Some(m) = slot.take() {
+                ptrs[n] = m.ptr.as_ptr();
+                std::mem::forget(m);
+                n += 1;
+            }
+        }
+        self.len = 0;
+        if n > 0 {
+            // SAFETY: the n pointers are owned mbufs whose handles were forgotten.
+            unsafe { raw::rte_pktmbuf_free_bulk(ptrs.as_mut_ptr(), n as u32) };
+        }
+        n
+    }
+
+    /// Fills the batch with `n` fresh buffers (one `rte_pktmbuf_alloc_bulk`
+    /// call); the batch must be empty. False when the pool is short.
+    pub fn alloc_bulk_from(&mut self, pool: &Mempool, n: usize) -> bool {
+        if self.len != 0 || n > BURST {
+            return false;
+        }
+        // SAFETY: slots[0..n] are None (len 0), laid out as `*mut rte_mbuf`;
+        // on success DPDK writes n valid owned mbuf pointers there.
+        let ret = unsafe {
+            raw::rte_pktmbuf_alloc_bulk(pool.as_ptr(), self.raw_slots(), n as u32)
+        };
+        if ret == 0 {
+            self.len = n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The slot array as DPDK's burst argument.
+    #[inline(always)]
+    pub(crate) fn raw_slots(&mut self) -> *mut *mut raw::rte_mbuf {
+        self.slots.as_mut_ptr().cast()
+    }
+
+    /// After DPDK wrote `n` mbufs at slots `len..len+n`.
+    #[inline(always)]
+    pub(crate) fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= BURST);
+        self.len = len.min(BURST);
+    }
+
+    /// Closes gaps left by `take` so slots `0..len` are all full (needed
+    /// before handing the array to tx burst).
+    #[inline]
+    pub fn compact(&mut self) {
+        let mut w = 0;
+        for r in 0..self.len {
+            if self.slots[r].is_some() {
+                self.slots.swap(w, r);
+                w += 1;
+            }
+        }
+        self.len = w;
+    }
+}
+
+impl Drop for MbufBatch {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}

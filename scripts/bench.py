@@ -1,0 +1,1054 @@
+#!/usr/bin/env python3
+"""Ferroswitch benchmark harness: the switch against its peers on one machine.
+
+    python3 scripts/bench.py SCENARIO [options]      (usually via scripts/bench.sh)
+
+Every system under test (ferroswitch, OVS-DPDK, testpmd io) gets the same two
+``net_pcap`` ports (``rx_pcap=FILE,infinite_rx=1``; no tx file, so transmitted
+frames are counted and dropped), its one forwarding thread on core 1 and
+everything else on core 0. Systems run strictly one at a time (a poll-mode
+thread keeps its core at 100 %). Per run: start, warm up (--warmup s), read the
+counters, wait --duration s, read them again, stop; the figures are counter
+deltas over the measured wall-clock window between the two reads:
+
+  mpps               packets transmitted per second, summed over the scenario's
+                     output ports
+  cycles_per_packet  ferroswitch: delta busy_cycles / delta packets (pmd-stats)
+                     ovs-dpdk:    "avg processing cycles per packet" of the core-1
+                                  PMD (dpif-netdev/pmd-stats-show, cleared at the
+                                  window start)
+                     testpmd-io:  TSC Hz x window / packets received (its
+                                  forwarding core always polls)
+  cycles_per_packet_wall  TSC Hz x window / packets received, for every system
+                     (the same yardstick for all: each PMD core polls 100 %)
+  tx_ratio           per direction "in->out": tx(out) / rx(in)
+
+With --runs N > 1 the runs are interleaved (round robin over the systems, each
+run a fresh start) and the median and range are reported.
+
+Output (stdout): one JSON line per system, then one line with the ratios.
+Progress goes to stderr, logs of every process to files in --out.
+
+TSC frequency: measured by reading the TSC (rdtsc, through a few bytes of
+machine code called via ctypes) against CLOCK_MONOTONIC_RAW over ~0.3 s; if
+that is impossible, /proc/cpuinfo "bogomips" / 2 (on x86 the kernel derives it
+from the calibrated TSC: lpj = tsc_khz * 1000 / HZ). "cpu MHz" is not used (it
+is the current core clock, not the TSC). The value and its source are reported.
+
+Python 3 standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import fcntl
+import json
+import mmap
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCRIPT_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SCRIPT_DIR.parent
+sys.path.insert(0, str(SCRIPT_DIR))
+import gen_pcap  # noqa: E402  (same directory)
+
+FWD_CORE = 1          # the one forwarding (PMD) thread
+CTRL_CORE = 0         # everything else
+STOP_GRACE_S = 10.0   # SIGTERM, then SIGKILL after this long
+DPDK_RUNTIME_ROOT = Path("/var/run/dpdk")
+OVS_VSWITCHD_DPDK = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
+ALL_SYSTEMS = ["ferroswitch", "ovs-dpdk", "testpmd-io"]
+
+
+# --------------------------------------------------------------------------
+# small utilities
+# --------------------------------------------------------------------------
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(RuntimeError):
+    """A system failed to start / measure; the message says why."""
+
+
+class Interrupted(BaseException):
+    """Raised from the signal handler (SIGINT/SIGTERM/SIGHUP) to unwind and clean up."""
+
+
+def tail(path: Path, n: int = 25) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    | " + l for l in lines[-n:])
+
+
+def run_cmd(argv: list[str], timeout: float = 30.0, env: dict | None = None,
+            check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Run a short helper command on the control core, bounded in time."""
+    try:
+        cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=timeout, env=env, cwd=cwd,
+                            preexec_fn=_pin_ctrl_core)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"command timed out after {timeout}s: {' '.join(argv)}") from exc
+    if check and cp.returncode != 0:
+        raise BenchError(f"command failed ({cp.returncode}): {' '.join(argv)}\n"
+                         f"{cp.stdout}{cp.stderr}")
+    return cp
+
+
+def _pin_ctrl_core() -> None:
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, {CTRL_CORE})
+
+
+def median(xs: list[float]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def rnd(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+class Proc:
+    """A background process we started; stopped by its PID only."""
+
+    live: list["Proc"] = []
+
+    def __init__(self, name: str, argv: list[str], logfile: Path, env: dict | None = None,
+                 cwd: str | None = None, stdin_pipe: bool = False, ctrl_core: bool = False):
+        self.name, self.argv, self.logfile = name, argv, logfile
+        self._log = open(logfile, "ab")
+        self._log.write(f"# {time.strftime('%F %T')} $ {' '.join(argv)}\n".encode())
+        self._log.flush()
+        self.popen = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+            start_new_session=True,  # terminal Ctrl-C reaches us only; we stop it in order
+            preexec_fn=_pin_ctrl_core if ctrl_core else None)
+        self.pid = self.popen.pid
+        Proc.live.append(self)
+        log(f"started {name} pid {self.pid} (log {logfile})")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> int | None:
+        if self.alive():
+            log(f"stopping {self.name} pid {self.pid} (SIGTERM)")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} pid {self.pid} ignored SIGTERM for {STOP_GRACE_S:.0f}s: SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(10)
+        if self.popen.stdin:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        with contextlib.suppress(OSError):
+            self._log.close()
+        if self in Proc.live:
+            Proc.live.remove(self)
+        return self.popen.returncode
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for p in reversed(list(cls.live)):
+            p.stop()
+
+
+def hugepages() -> tuple[int, int]:
+    total = free = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("HugePages_Total:"):
+                total = int(line.split()[1])
+            elif line.startswith("HugePages_Free:"):
+                free = int(line.split()[1])
+    return total, free
+
+
+def core_busy_fraction(core: int, interval: float = 0.5) -> float:
+    def sample():
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith(f"cpu{core} "):
+                    v = [int(x) for x in line.split()[1:]]
+                    idle = v[3] + (v[4] if len(v) > 4 else 0)
+                    return sum(v), idle
+        return 0, 0
+    t0, i0 = sample()
+    time.sleep(interval)
+    t1, i1 = sample()
+    return 0.0 if t1 == t0 else 1.0 - (i1 - i0) / (t1 - t0)
+
+
+def remove_dpdk_runtime_dir(prefix: str) -> None:
+    """Remove /var/run/dpdk/<prefix> of a process of ours that has exited."""
+    d = DPDK_RUNTIME_ROOT / prefix
+    if prefix and d.is_dir() and d.parent == DPDK_RUNTIME_ROOT:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# TSC frequency
+# --------------------------------------------------------------------------
+
+def _rdtsc_func():
+    # rdtsc; shl rdx,32; or rax,rdx; ret
+    code = bytes.fromhex("0f31" "48c1e220" "4809d0" "c3")
+    buf = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    buf.write(code)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    fn = ctypes.CFUNCTYPE(ctypes.c_uint64)(addr)
+    fn._keep = buf  # keep the mapping alive
+    return fn
+
+
+def tsc_hz() -> tuple[float | None, str]:
+    """TSC frequency in Hz and how it was obtained."""
+    bogo = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            txt = f.read()
+        m = re.search(r"^bogomips\s*:\s*([\d.]+)", txt, re.M)
+        flags = re.search(r"^flags\s*:(.*)$", txt, re.M)
+        if m and flags and "constant_tsc" in flags.group(1).split():
+            bogo = float(m.group(1)) / 2 * 1e6
+    except OSError:
+        pass
+    if os.uname().machine == "x86_64":
+        try:
+            rdtsc = _rdtsc_func()
+            clk = time.CLOCK_MONOTONIC_RAW
+            estimates = []
+            for _ in range(3):
+                # Bracket each clock read by two TSC reads; keep the tightest pair.
+                def pair():
+                    best = None
+                    for _ in range(20):
+                        a = rdtsc(); t = time.clock_gettime_ns(clk); b = rdtsc()
+                        if best is None or b - a < best[0]:
+                            best = (b - a, (a + b) // 2, t)
+                    return best[1], best[2]
+                c0, t0 = pair()
+                time.sleep(0.1)
+                c1, t1 = pair()
+                estimates.append((c1 - c0) * 1e9 / (t1 - t0))
+            hz = statistics.median(estimates)
+            src = "rdtsc vs CLOCK_MONOTONIC_RAW"
+            if bogo:
+                src += f" (bogomips/2 = {bogo / 1e6:.2f} MHz, {100 * (hz - bogo) / bogo:+.2f}%)"
+            return hz, src
+        except Exception as exc:  # noqa: BLE001  (fall back below)
+            log(f"rdtsc calibration failed ({exc}); falling back to bogomips/2")
+    if bogo:
+        return bogo, "/proc/cpuinfo bogomips/2"
+    return None, "unknown"
+
+
+# --------------------------------------------------------------------------
+# context, scenario, measurement records
+# --------------------------------------------------------------------------
+
+@dataclass
+class Ctx:
+    args: argparse.Namespace
+    out: Path
+    tsc_hz: float | None
+    tsc_src: str
+    uid: str                  # unique per bench invocation (pid)
+
+
+@dataclass
+class Port:
+    name: str                 # p0, p1, ...
+    devargs: str              # net_pcapN,rx_pcap=...,infinite_rx=1
+    # OVS-like VLAN mode, all optional (None: plain trunk, the OVS default)
+    tag: int | None = None
+    trunks: list[int] | None = None
+    vlan_mode: str | None = None
+
+
+@dataclass
+class Snapshot:
+    t: float                                  # monotonic midpoint of the reads
+    ports: dict[str, dict[str, int]]          # name -> rx, tx, rx_dropped, tx_dropped
+    extra: dict = field(default_factory=dict)
+
+
+class Scenario:
+    """A traffic + topology definition. Subclass and register in SCENARIOS.
+
+    prepare() writes the traffic and returns the ports; ``directions`` lists
+    (in_port, out_port, expected tx/rx ratio). Hooks let a scenario customise
+    each system (OVS flows, ferroswitch config, extra processes); the defaults
+    build one bridge with all ports and the default NORMAL behaviour.
+    """
+
+    name = ""
+    systems = list(ALL_SYSTEMS)
+
+    def __init__(self, ctx: Ctx):
+        self.ctx = ctx
+        self.ports: list[Port] = []
+        self.directions: list[tuple[str, str, float]] = []
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def output_ports(self) -> list[str]:
+        return sorted({d[1] for d in self.directions})
+
+    @property
+    def input_ports(self) -> list[str]:
+        return sorted({d[0] for d in self.directions})
+
+    # --- per-system hooks ------------------------------------------------
+    def ovs_configure(self, ovs: "OvsDpdk") -> None:
+        """Create bridges/ports/flows in the private OVS instance."""
+        br = ovs.bridge
+        ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+        for p in self.ports:
+            cmd = ["add-port", br, p.name, "--", "set", "Interface", p.name, "type=dpdk",
+                   f"options:dpdk-devargs={p.devargs}"]
+            if p.tag is not None:
+                cmd += ["--", "set", "Port", p.name, f"tag={p.tag}"]
+            if p.trunks:
+                cmd += ["--", "set", "Port", p.name, "trunks=" + ",".join(map(str, p.trunks))]
+            if p.vlan_mode:
+                cmd += ["--", "set", "Port", p.name, f"vlan_mode={p.vlan_mode}"]
+            ovs.vsctl(*cmd, timeout=60)
+
+    def ferroswitch_bridges(self) -> list[dict]:
+        ports = []
+        for p in self.ports:
+            d = {"name": p.name, "devargs": p.devargs}
+            if p.tag is not None:
+                d["tag"] = p.tag
+            if p.trunks:
+                d["trunks"] = p.trunks
+            if p.vlan_mode:
+                d["vlan_mode"] = p.vlan_mode
+            ports.append(d)
+        return [{"name": "br0", "ports": ports}]
+
+    def testpmd_forward_args(self) -> list[str]:
+        return ["--forward-mode", "io"]
+
+
+class L2Normal(Scenario):
+    """Two pcap ports on one bridge, default NORMAL (MAC learning) forwarding.
+
+    p0 replays --flows UDP frames fa:16:3e:00:00:01 -> :02, p1 the mirror; a
+    correct switch sends everything from p0 to p1 and back (tx/rx = 1.0).
+    """
+
+    name = "l2-normal"
+
+    def prepare(self) -> None:
+        a = self.ctx.args
+        tdir = self.ctx.out / "traffic"
+        tdir.mkdir(parents=True, exist_ok=True)
+        for i, rev in ((0, False), (1, True)):
+            path = tdir / f"p{i}.pcap"
+            frames = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size,
+                                           vlan=a.vlan, reverse=rev)
+            gen_pcap.write_pcap(str(path), frames)
+            self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
+        self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
+        log(f"traffic: {a.flows} flows, {a.frame_size}-byte frames"
+            + (f", VLAN {a.vlan}" if a.vlan is not None else "") + f" -> {tdir}")
+
+
+SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal,)}
+
+
+# --------------------------------------------------------------------------
+# systems under test
+# --------------------------------------------------------------------------
+
+class System:
+    """One system under test for one run. Subclasses implement the hooks."""
+
+    name = ""
+
+    def __init__(self, ctx: Ctx, scen: Scenario, run_idx: int):
+        self.ctx, self.scen, self.run_idx = ctx, scen, run_idx
+        self.dir = ctx.out / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prefix = f"fsw-bench-{self.name}-{ctx.uid}-r{run_idx}"
+        self.procs: list[Proc] = []
+
+    @classmethod
+    def unavailable(cls, ctx: Ctx) -> str | None:
+        """None if the system can run, else the reason it is skipped."""
+        return None
+
+    def start(self) -> None: raise NotImplementedError
+    def snapshot(self) -> Snapshot: raise NotImplementedError
+    def begin_window(self) -> None: pass
+    def end_window(self, s0: Snapshot, s1: Snapshot, rx_pkts: int) -> dict:
+        """System-specific results, at least {"cycles_per_packet": ...}."""
+        return {"cycles_per_packet": None}
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+        remove_dpdk_runtime_dir(self.prefix)
+
+    def check_alive(self) -> None:
+        for p in self.procs:
+            if not p.alive():
+                raise BenchError(f"{p.name} (pid {p.pid}) exited with {p.popen.returncode}:\n"
+                                 f"{tail(p.logfile)}")
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            self.check_alive()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.5, left))
+
+
+# ---- testpmd -----------------------------------------------------------------
+
+def telemetry_query(sock_path: Path, *cmds: str, timeout: float = 5.0) -> list:
+    """Query a DPDK telemetry v2 socket (unix SOCK_SEQPACKET, JSON replies)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(timeout)
+    try:
+        s.connect(str(sock_path))
+        hello = json.loads(s.recv(65536))
+        bufsz = max(65536, int(hello.get("max_output_len", 16384)) + 1024)
+        out = []
+        for c in cmds:
+            s.send(c.encode())
+            out.append(json.loads(s.recv(bufsz)))
+        return out
+    finally:
+        s.close()
+
+
+class TestpmdIo(System):
+    name = "testpmd-io"
+
+    @classmethod
+    def unavailable(cls, ctx):
+        return None if shutil.which("dpdk-testpmd") else "dpdk-testpmd not found (package dpdk-dev)"
+
+    def start(self) -> None:
+        argv = ["dpdk-testpmd", "--lcores", f"{CTRL_CORE}@{CTRL_CORE},{FWD_CORE}@{FWD_CORE}",
+                "--no-pci", "--in-memory", "-m", "256", "--file-prefix", self.prefix]
+        for p in self.scen.ports:
+            argv += ["--vdev", p.devargs]
+        argv += ["--", *self.scen.testpmd_forward_args(), "--auto-start", "--nb-cores", "1",
+                 "--total-num-mbufs", "32768"]
+        self.port_ids = {p.name: i for i, p in enumerate(self.scen.ports)}
+        # Without interactive mode testpmd waits for Enter on stdin: keep a pipe open.
+        self.proc = Proc("dpdk-testpmd", argv, self.dir / f"testpmd-r{self.run_idx}.log",
+                         stdin_pipe=True)
+        self.procs.append(self.proc)
+        # The telemetry socket lands in the runtime dir even with --in-memory.
+        rundir = DPDK_RUNTIME_ROOT / self.prefix
+        deadline = time.monotonic() + 60
+        self.sock = None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            for cand in sorted(rundir.glob("dpdk_telemetry.v2*")):
+                try:
+                    stats = telemetry_query(cand, "/ethdev/list")[0]
+                    if len(stats.get("/ethdev/list") or []) >= len(self.port_ids):
+                        self.sock = cand
+                        break
+                except (OSError, ValueError):
+                    pass
+            if self.sock:
+                break
+            time.sleep(0.2)
+        if not self.sock:
+            raise BenchError(f"testpmd telemetry socket not ready in {rundir}\n{tail(self.proc.logfile)}")
+        log(f"testpmd up; telemetry {self.sock}")
+
+    def snapshot(self) -> Snapshot:
+        t0 = time.monotonic()
+        replies = telemetry_query(self.sock, *[f"/ethdev/stats,{i}" for i in self.port_ids.values()])
+        t1 = time.monotonic()
+        ports = {}
+        for (name, _), r in zip(self.port_ids.items(), replies):
+            st = r["/ethdev/stats"]
+            ports[name] = {"rx": st["ipackets"], "tx": st["opackets"],
+                           "rx_dropped": st["imissed"] + st["rx_nombuf"], "tx_dropped": st["oerrors"]}
+        return Snapshot((t0 + t1) / 2, ports)
+
+    def end_window(self, s0, s1, rx_pkts):
+        if not self.ctx.tsc_hz or rx_pkts <= 0:
+            return {"cycles_per_packet": None}
+        return {"cycles_per_packet": self.ctx.tsc_hz * (s1.t - s0.t) / rx_pkts,
+                "cycles_per_packet_method": "TSC Hz x window / packets received"}
+
+
+# ---- OVS-DPDK ----------------------------------------------------------------
+
+class OvsDpdk(System):
+    name = "ovs-dpdk"
+
+    @classmethod
+    def unavailable(cls, ctx):
+        for b in ("ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-appctl"):
+            if not shutil.which(b):
+                return f"{b} not found (package openvswitch-switch)"
+        if not os.access(OVS_VSWITCHD_DPDK, os.X_OK):
+            return f"{OVS_VSWITCHD_DPDK} not found (package openvswitch-switch-dpdk)"
+        if not os.path.exists(OVS_SCHEMA):
+            return f"{OVS_SCHEMA} not found"
+        return None
+
+    def __init__(self, ctx, scen, run_idx):
+        super().__init__(ctx, scen, run_idx)
+        # Short private dir for the sockets (AF_UNIX paths are limited to 107 bytes).
+        self.rundir = Path(tempfile.mkdtemp(prefix="fsw-ovs-"))
+        self.logdir = self.dir / f"r{run_idx}"
+        if self.logdir.exists():
+            shutil.rmtree(self.logdir)
+        self.logdir.mkdir(parents=True)
+        self.db = self.rundir / "conf.db"
+        self.db_sock = self.rundir / "db.sock"
+        self.ctl = self.rundir / "ovs-vswitchd.ctl"
+        self.bridge = f"fswbr{os.getpid() % 100000}"   # kernel TAP name, <= 15 chars
+        self.env = dict(os.environ, OVS_RUNDIR=str(self.rundir), OVS_DBDIR=str(self.rundir),
+                        OVS_LOGDIR=str(self.logdir), OVS_SYSCONFDIR=str(self.rundir))
+        self.bridges_created = False
+        self.vswitchd = None
+
+    def vsctl(self, *args, timeout: float = 30, check: bool = True):
+        return run_cmd(["ovs-vsctl", f"--db=unix:{self.db_sock}", f"--timeout={int(timeout)}",
+                        *args], timeout=timeout + 5, env=self.env, check=check)
+
+    def appctl(self, *args, timeout: float = 15):
+        return run_cmd(["ovs-appctl", "-t", str(self.ctl), f"--timeout={int(timeout)}", *args],
+                       timeout=timeout + 5, env=self.env).stdout
+
+    def start(self) -> None:
+        run_cmd(["ovsdb-tool", "create", str(self.db), OVS_SCHEMA], env=self.env)
+        self.procs.append(Proc("ovsdb-server", [
+            "ovsdb-server", str(self.db), f"--remote=punix:{self.db_sock}",
+            f"--unixctl={self.rundir / 'ovsdb-server.ctl'}",
+            f"--pidfile={self.rundir / 'ovsdb-server.pid'}",
+            f"--log-file={self.logdir / 'ovsdb-server.log'}"],
+            self.logdir / "ovsdb-server.stdout.log", env=self.env, ctrl_core=True))
+        deadline = time.monotonic() + 20
+        while not self.db_sock.exists():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError("ovsdb-server socket did not appear")
+            time.sleep(0.1)
+        self.vsctl("--no-wait", "init")
+        self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
+                   "other_config:dpdk-init=true",
+                   f'other_config:dpdk-extra="--no-pci --file-prefix={self.prefix}"',
+                   "other_config:dpdk-socket-mem=1024",
+                   f"other_config:pmd-cpu-mask={1 << FWD_CORE:#x}",
+                   f"other_config:dpdk-lcore-mask={1 << CTRL_CORE:#x}")
+        # Foreground, pinned to the control core; the PMD thread pins itself to core 1.
+        self.vswitchd = Proc("ovs-vswitchd-dpdk", [
+            OVS_VSWITCHD_DPDK, f"unix:{self.db_sock}",
+            f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}", f"--unixctl={self.ctl}",
+            f"--log-file={self.logdir / 'ovs-vswitchd.log'}"],
+            self.logdir / "ovs-vswitchd.stdout.log", env=self.env, ctrl_core=True)
+        self.procs.append(self.vswitchd)
+        deadline = time.monotonic() + 90
+        while True:
+            self.check_alive()
+            cp = self.vsctl("--no-wait", "get", "Open_vSwitch", ".", "dpdk_initialized", check=False)
+            if cp.returncode == 0 and cp.stdout.strip() == "true":
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("OVS DPDK initialisation timed out\n"
+                                 + tail(self.logdir / "ovs-vswitchd.log"))
+            time.sleep(0.3)
+        self.bridges_created = True
+        self.scen.ovs_configure(self)
+        for p in self.scen.ports:
+            cp = self.vsctl("get", "Interface", p.name, "ofport", "error")
+            ofport, err = cp.stdout.split("\n")[:2]
+            if ofport.strip() in ("-1", "[]") or err.strip() not in ("[]", ""):
+                raise BenchError(f"OVS port {p.name} failed: ofport={ofport} error={err}\n"
+                                 + tail(self.logdir / "ovs-vswitchd.log"))
+        rxq = self.appctl("dpif-netdev/pmd-rxq-show")
+        (self.logdir / "pmd-rxq-show.txt").write_text(rxq)
+        if f"core_id {FWD_CORE}" not in rxq:
+            raise BenchError(f"OVS PMD not on core {FWD_CORE}:\n{rxq}")
+        log(f"ovs-dpdk up: bridge {self.bridge}, ports {[p.name for p in self.scen.ports]}")
+
+    _port_re = re.compile(r"^\s*port \d+: (\S+)")
+    _rx_re = re.compile(r"RX packets:(\d+) errors:(\d+) dropped:(\d+)")
+    _tx_re = re.compile(r"TX packets:(\d+) errors:(\d+) dropped:(\d+)")
+
+    def snapshot(self) -> Snapshot:
+        t0 = time.monotonic()
+        txt = self.appctl("dpctl/show", "-s")
+        t1 = time.monotonic()
+        ports, cur = {}, None
+        for line in txt.splitlines():
+            m = self._port_re.match(line)
+            if m:
+                cur = m.group(1)
+                ports[cur] = {}
+                continue
+            if cur is None:
+                continue
+            if (m := self._rx_re.search(line)):
+                ports[cur].update(rx=int(m.group(1)), rx_dropped=int(m.group(3)))
+            elif (m := self._tx_re.search(line)):
+                ports[cur].update(tx=int(m.group(1)), tx_dropped=int(m.group(3)))
+        missing = [p.name for p in self.scen.ports if "rx" not in ports.get(p.name, {})]
+        if missing:
+            raise BenchError(f"dpctl/show -s lacks ports {missing}:\n{txt}")
+        return Snapshot((t0 + t1) / 2, ports)
+
+    def begin_window(self) -> None:
+        self.appctl("dpif-netdev/pmd-stats-clear")
+
+    def end_window(self, s0, s1, rx_pkts):
+        txt = self.appctl("dpif-netdev/pmd-stats-show")
+        (self.logdir / "pmd-stats-show.txt").write_text(txt)
+        block, blocks = None, {}
+        for line in txt.splitlines():
+            m = re.match(r"^pmd thread numa_id \d+ core_id (\d+):", line)
+            if m:
+                block = blocks.setdefault(int(m.group(1)), {})
+                continue
+            if line and not line[0].isspace():
+                block = None
+                continue
+            if block is not None and ":" in line:
+                k, v = line.strip().split(":", 1)
+                m = re.match(r"\s*([\d.]+)", v)
+                if m:
+                    block[k.strip()] = float(m.group(1))
+        b = blocks.get(FWD_CORE, {})
+        return {"cycles_per_packet": b.get("avg processing cycles per packet"),
+                "cycles_per_packet_method": "pmd-stats-show avg processing cycles per packet",
+                "pmd_avg_cycles_per_packet_incl_idle": b.get("avg cycles per packet"),
+                "pmd_packets_received": b.get("packets received"),
+                "pmd_passes_per_packet": b.get("avg. datapath passes per packet")}
+
+    def stop(self) -> None:
+        try:
+            if self.bridges_created and self.vswitchd and self.vswitchd.alive():
+                # Remove the bridges first: their TAP-backed internal ports outlive OVS.
+                cp = self.vsctl("list-br", check=False, timeout=10)
+                for br in cp.stdout.split():
+                    log(f"removing OVS bridge {br}")
+                    self.vsctl("del-br", br, check=False, timeout=20)
+        except BenchError as exc:
+            log(f"warning: bridge removal failed: {exc}")
+        finally:
+            super().stop()
+            # A TAP left over by a killed vswitchd: remove the one we named.
+            if Path(f"/sys/class/net/{self.bridge}").exists():
+                run_cmd(["ip", "link", "del", self.bridge], check=False)
+            shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+# ---- ferroswitch ---------------------------------------------------------------
+
+def _target_dir() -> Path:
+    return Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target") / "release"
+
+
+def _find_cargo() -> str | None:
+    return shutil.which("cargo") or next(
+        (str(c) for c in (Path.home() / ".cargo/bin/cargo", Path("/root/.cargo/bin/cargo"))
+         if c.is_file() and os.access(c, os.X_OK)), None)
+
+
+class Ferroswitch(System):
+    name = "ferroswitch"
+    build_failed: str | None = None
+
+    @classmethod
+    def binaries(cls) -> tuple[Path, Path]:
+        t = _target_dir()
+        return t / "vswitchd", t / "vswitchctl"
+
+    @classmethod
+    def build(cls, ctx: Ctx) -> None:
+        cargo = _find_cargo()
+        if not cargo:
+            cls.build_failed = "cargo not found (install Rust with rustup; see scripts/setup.sh)"
+            return
+        blog = ctx.out / "ferroswitch" / "build.log"
+        blog.parent.mkdir(parents=True, exist_ok=True)
+        log(f"building ferroswitch: cargo build --release -p control --bins (log {blog})")
+        with open(blog, "wb") as f:
+            try:
+                rc = subprocess.run([cargo, "build", "--release", "-p", "control", "--bins"],
+                                    cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=f,
+                                    stderr=subprocess.STDOUT, timeout=ctx.args.build_timeout).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        if rc != 0:
+            cls.build_failed = f"cargo build failed ({rc}); see {blog}:\n{tail(blog, 15)}"
+
+    @classmethod
+    def unavailable(cls, ctx):
+        vswitchd, vswitchctl = cls.binaries()
+        if cls.build_failed:
+            return cls.build_failed
+        for b in (vswitchd, vswitchctl):
+            if not b.is_file():
+                return (f"{b} is missing (ferroswitch not built yet: "
+                        "`cargo build --release -p control --bins` produced no such binary; "
+                        f"build log {ctx.out / 'ferroswitch' / 'build.log'})")
+        return None
+
+    def start(self) -> None:
+        self.vswitchd_bin, self.vswitchctl_bin = self.binaries()
+        self.sock = self.dir / f"vswitchd-r{self.run_idx}.sock"
+        if len(str(self.sock)) > 100:
+            self._tmp = Path(tempfile.mkdtemp(prefix="fsw-ctl-"))
+            self.sock = self._tmp / "vswitchd.sock"
+        with contextlib.suppress(FileNotFoundError):
+            self.sock.unlink()
+        cfg = self.dir / f"vswitchd-r{self.run_idx}.toml"
+        cfg.write_text(self.config_toml())
+        self.proc = Proc("vswitchd", [str(self.vswitchd_bin), "--config", str(cfg)],
+                         self.dir / f"vswitchd-r{self.run_idx}.log", cwd=str(REPO_ROOT))
+        self.procs.append(self.proc)
+        deadline = time.monotonic() + self.ctx.args.start_timeout
+        while True:
+            self.check_alive()
+            cp = self.ctl("port", "list", check=False, timeout=5)
+            if cp.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"vswitchd not up after {self.ctx.args.start_timeout}s "
+                                 f"(last vswitchctl: {cp.stderr.strip()})\n{tail(self.proc.logfile)}")
+            time.sleep(0.3)
+        log(f"ferroswitch up: {cp.stdout.strip()!r}")
+
+    def config_toml(self) -> str:
+        def q(s: str) -> str:
+            return json.dumps(s)  # a JSON string is a valid TOML basic string
+        eal = ["--no-pci", "--in-memory", "--file-prefix", self.prefix, "-m", "512"]
+        lines = ["# written by scripts/bench.py", "[eal]",
+                 "args = [" + ", ".join(q(a) for a in eal) + "]", "",
+                 "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}", "",
+                 "[control]", f"socket = {q(str(self.sock))}", ""]
+        for br in self.scen.ferroswitch_bridges():
+            lines += ["[[bridges]]", f"name = {q(br['name'])}", ""]
+            for p in br["ports"]:
+                lines.append("[[bridges.ports]]")
+                for k, v in p.items():
+                    if isinstance(v, str):
+                        lines.append(f"{k} = {q(v)}")
+                    elif isinstance(v, list):
+                        lines.append(f"{k} = [{', '.join(str(x) for x in v)}]")
+                    else:
+                        lines.append(f"{k} = {v}")
+                lines.append("")
+        return "\n".join(lines)
+
+    def ctl(self, *args, check=True, timeout=10):
+        return run_cmd([str(self.vswitchctl_bin), "--socket", str(self.sock), *args],
+                       timeout=timeout, check=check)
+
+    def snapshot(self) -> Snapshot:
+        t0 = time.monotonic()
+        ports_js = json.loads(self.ctl("port", "stats", "--json").stdout)
+        pmd_js = json.loads(self.ctl("pmd-stats", "--json").stdout)
+        t1 = time.monotonic()
+        ports = {p["name"]: {"rx": p["rx_packets"], "tx": p["tx_packets"],
+                             "rx_dropped": p.get("rx_dropped", 0), "tx_dropped": p.get("tx_dropped", 0)}
+                 for p in ports_js}
+        return Snapshot((t0 + t1) / 2, ports, {"pmd": pmd_js})
+
+    def end_window(self, s0, s1, rx_pkts):
+        before = {w["core"]: w for w in s0.extra["pmd"]}
+        busy = pkts = idle = 0
+        for w in s1.extra["pmd"]:
+            b = before.get(w["core"], {})
+            busy += w["busy_cycles"] - b.get("busy_cycles", 0)
+            idle += w["idle_cycles"] - b.get("idle_cycles", 0)
+            pkts += w["packets"] - b.get("packets", 0)
+        return {"cycles_per_packet": busy / pkts if pkts > 0 else None,
+                "cycles_per_packet_method": "delta busy_cycles / delta packets (pmd-stats)",
+                "pmd_packets": pkts, "pmd_busy_fraction": rnd(busy / (busy + idle), 4)
+                if busy + idle > 0 else None}
+
+    def stop(self) -> None:
+        super().stop()
+        if getattr(self, "sock", None):
+            with contextlib.suppress(OSError):
+                self.sock.unlink()
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+SYSTEMS: dict[str, type[System]] = {c.name: c for c in (Ferroswitch, OvsDpdk, TestpmdIo)}
+
+
+# --------------------------------------------------------------------------
+# measurement
+# --------------------------------------------------------------------------
+
+CURRENT: list[System] = []   # the system being measured (for cleanup on signals)
+
+
+def measure(system: System) -> dict:
+    ctx, scen = system.ctx, system.scen
+    CURRENT[:] = [system]
+    a = ctx.args
+    hp_total, hp_free0 = hugepages()
+    busy = core_busy_fraction(FWD_CORE)
+    if busy > 0.5:
+        log(f"WARNING: core {FWD_CORE} is already {busy:.0%} busy: another poll-mode process "
+            "may be running; figures will be wrong")
+    try:
+        system.start()
+        log(f"{system.name} run {system.run_idx + 1}: warm-up {a.warmup}s")
+        system.sleep(a.warmup)
+        system.begin_window()
+        s0 = system.snapshot()
+        log(f"{system.name} run {system.run_idx + 1}: measuring {a.duration}s")
+        system.sleep(a.duration)
+        s1 = system.snapshot()
+        system.check_alive()
+        window = s1.t - s0.t
+        delta = {n: {k: s1.ports[n].get(k, 0) - s0.ports.get(n, {}).get(k, 0)
+                     for k in ("rx", "tx", "rx_dropped", "tx_dropped")}
+                 for n in (p.name for p in scen.ports)}
+        tx = sum(delta[p]["tx"] for p in scen.output_ports)
+        rx = sum(delta[p]["rx"] for p in scen.input_ports)
+        res = system.end_window(s0, s1, rx)
+    finally:
+        system.stop()
+        CURRENT.clear()
+    _, hp_free1 = hugepages()
+    if hp_free1 < hp_free0:
+        log(f"WARNING: {hp_free0 - hp_free1} hugepages not freed after {system.name}")
+    ratios = {f"{i}->{o}": rnd(delta[o]["tx"] / delta[i]["rx"], 4) if delta[i]["rx"] else None
+              for i, o, _ in scen.directions}
+    expected = {f"{i}->{o}": e for i, o, e in scen.directions}
+    run = {"mpps": rnd(tx / window / 1e6), "rx_mpps": rnd(rx / window / 1e6),
+           "cycles_per_packet": rnd(res.pop("cycles_per_packet"), 1),
+           "cycles_per_packet_wall": rnd(ctx.tsc_hz * window / rx, 1) if ctx.tsc_hz and rx else None,
+           "tx_ratio": ratios, "window_s": rnd(window, 3), "ports": delta}
+    run.update({k: v for k, v in res.items() if k != "cycles_per_packet_method"})
+    run["cycles_per_packet_method"] = res.get("cycles_per_packet_method")
+    bad = {d: r for d, r in ratios.items() if r is None or abs(r - expected[d]) > 0.02}
+    if bad:
+        log(f"WARNING: {system.name}: tx/rx per direction {bad} differs from expected {expected}")
+    log(f"{system.name} run {system.run_idx + 1}: {run['mpps']} Mpps, "
+        f"{run['cycles_per_packet']} cycles/pkt, tx_ratio {ratios}")
+    return run
+
+
+def summarize(scen: Scenario, name: str, runs: list[dict], errors: list[str], ctx: Ctx) -> dict:
+    a = ctx.args
+    ok = [r for r in runs if r]
+    line: dict = {"scenario": scen.name, "system": name}
+    mp = [r["mpps"] for r in ok]
+    cpp = [r["cycles_per_packet"] for r in ok if r["cycles_per_packet"] is not None]
+    cppw = [r["cycles_per_packet_wall"] for r in ok if r["cycles_per_packet_wall"] is not None]
+    line["mpps"] = rnd(median(mp))
+    line["cycles_per_packet"] = rnd(median(cpp), 1)
+    dirs = [f"{i}->{o}" for i, o, _ in scen.directions]
+    line["tx_ratio"] = {d: rnd(median([r["tx_ratio"][d] for r in ok if r["tx_ratio"][d] is not None]), 4)
+                        for d in dirs} if ok else None
+    line["tx_ratio_expected"] = {f"{i}->{o}": e for i, o, e in scen.directions}
+    if len(ok) > 1:
+        line["mpps_range"] = [min(mp), max(mp)]
+        line["cycles_per_packet_range"] = [min(cpp), max(cpp)] if cpp else None
+    line["rx_mpps"] = rnd(median([r["rx_mpps"] for r in ok]))
+    line["cycles_per_packet_wall"] = rnd(median(cppw), 1)
+    line["runs"] = runs
+    if errors:
+        line["errors"] = errors
+    line.update({"flows": a.flows, "frame_size": a.frame_size, "vlan": a.vlan,
+                 "warmup_s": a.warmup, "duration_s": a.duration,
+                 "tsc_hz": round(ctx.tsc_hz) if ctx.tsc_hz else None,
+                 "logs": str(ctx.out / name)})
+    return line
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Benchmark ferroswitch against OVS-DPDK and testpmd on pcap ports.",
+        epilog="Scenarios: " + ", ".join(SCENARIOS),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    ap.add_argument("--flows", type=int, default=1024)
+    ap.add_argument("--frame-size", type=int, default=64, help="bytes, including the 4-byte FCS")
+    ap.add_argument("--vlan", type=int, default=None, metavar="VID",
+                    help="802.1Q-tag the traffic (ports stay plain trunks)")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
+    ap.add_argument("--duration", type=float, default=10.0, help="measurement window, seconds")
+    ap.add_argument("--runs", type=int, default=1, help=">1: median and range reported")
+    ap.add_argument("--systems", default=",".join(ALL_SYSTEMS),
+                    help="comma-separated subset of " + ",".join(ALL_SYSTEMS))
+    ap.add_argument("--out", default=str(REPO_ROOT / "bench-out"))
+    ap.add_argument("--build", action="store_true", help="(re)build ferroswitch first")
+    ap.add_argument("--build-timeout", type=float, default=1800)
+    ap.add_argument("--start-timeout", type=float, default=60,
+                    help="seconds to wait for a system to come up")
+    ap.add_argument("--lock-timeout", type=float, default=600,
+                    help="seconds to wait for another bench run to finish")
+    a = ap.parse_args(argv)
+    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    for s in a.systems:
+        if s not in SYSTEMS:
+            ap.error(f"unknown system {s!r} (known: {', '.join(SYSTEMS)})")
+    if a.runs < 1 or a.warmup < 0 or a.duration <= 0:
+        ap.error("--runs >= 1, --warmup >= 0, --duration > 0")
+    try:
+        gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, vlan=a.vlan)
+    except ValueError as exc:
+        ap.error(str(exc))
+    return a
+
+
+def install_signal_handlers() -> None:
+    def first(signum, _frame):
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, again)
+        raise Interrupted(signal.Signals(signum).name)
+
+    def again(signum, _frame):
+        log(f"{signal.Signals(signum).name}: still cleaning up, please wait")
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, first)
+
+
+@contextlib.contextmanager
+def bench_lock(timeout: float):
+    Path(LOCK_FILE).parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "w") as f:
+        deadline = time.monotonic() + timeout
+        warned = False
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"another bench run holds {LOCK_FILE}")
+                if not warned:
+                    log(f"another bench run holds {LOCK_FILE}; waiting up to {timeout:.0f}s")
+                    warned = True
+                time.sleep(1)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if os.geteuid() != 0:
+        log("must run as root (hugepages, DPDK)")
+        return 1
+    out = Path(a.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    install_signal_handlers()
+    rc = 0
+    try:
+        with bench_lock(a.lock_timeout):
+            hz, src = tsc_hz()
+            log(f"TSC {hz / 1e6:.2f} MHz ({src})" if hz else "TSC frequency unknown")
+            ctx = Ctx(a, out, hz, src, str(os.getpid()))
+            scen = SCENARIOS[a.scenario](ctx)
+            scen.prepare()
+
+            systems = []
+            for name in a.systems:
+                cls = SYSTEMS[name]
+                if name not in scen.systems:
+                    log(f"skipping {name}: not part of scenario {scen.name}")
+                    continue
+                if cls is Ferroswitch:
+                    missing = any(not b.is_file() for b in Ferroswitch.binaries())
+                    if a.build or missing:
+                        Ferroswitch.build(ctx)
+                why = cls.unavailable(ctx)
+                if why:
+                    log(f"SKIPPING {name}: {why}")
+                    continue
+                systems.append(cls)
+
+            results: dict[str, list] = {c.name: [] for c in systems}
+            errors: dict[str, list] = {c.name: [] for c in systems}
+            for r in range(a.runs):
+                for cls in systems:
+                    log(f"=== {cls.name}: run {r + 1}/{a.runs} ({scen.name})")
+                    try:
+                        results[cls.name].append(measure(cls(ctx, scen, r)))
+                    except BenchError as exc:
+                        log(f"ERROR: {cls.name} run {r + 1}: {exc}")
+                        errors[cls.name].append(str(exc).splitlines()[0])
+                        rc = 1
+
+            lines = {}
+            for cls in systems:
+                lines[cls.name] = summarize(scen, cls.name, results[cls.name], errors[cls.name], ctx)
+                print(json.dumps(lines[cls.name]), flush=True)
+
+            def ratio(x, y):
+                mx = lines.get(x, {}).get("mpps")
+                my = lines.get(y, {}).get("mpps")
+                return rnd(mx / my, 4) if mx is not None and my else None
+            print(json.dumps({"scenario": scen.name, "ratios": {
+                "ferroswitch/ovs-dpdk": ratio("ferroswitch", "ovs-dpdk"),
+                "ferroswitch/testpmd-io": ratio("ferroswitch", "testpmd-io"),
+                "ovs-dpdk/testpmd-io": ratio("ovs-dpdk", "testpmd-io")}}), flush=True)
+            (out / f"{scen.name}-results.jsonl").write_text(
+                "".join(json.dumps(v) + "\n" for v in lines.values()))
+    except Interrupted as exc:
+        log(f"interrupted ({exc}); cleaning up")
+        rc = 130
+    except BenchError as exc:
+        log(f"ERROR: {exc}")
+        rc = 1
+    finally:
+        # Anything left by an interrupted stop (stop() is idempotent).
+        for s in CURRENT:
+            with contextlib.suppress(Exception):
+                s.stop()
+        Proc.stop_all()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Ferroswitch benchmark/dev machine set-up (Debian 12, run as root).
+#
+# Idempotent: safe to run any number of times. Quiet unless something is
+# missing or fails.
+#   * installs the packages the build and the benchmark harness need (only the
+#     missing ones; one `apt-get update` when something is missing);
+#   * never starts or enables the system Open vSwitch service: while apt runs,
+#     a temporary /usr/sbin/policy-rc.d (exit 101) is put in place unless one
+#     already exists. The benchmark runs its own private OVS instance (private
+#     rundir/dbdir/logdir and sockets), so a running system OVS is left alone;
+#   * reserves >= 1536 x 2 MiB hugepages and mounts hugetlbfs on /dev/hugepages
+#     (warns, does not fail, when the kernel grants fewer);
+#   * checks that `cargo` is available.
+#
+# Exit status: 0 ok; 2 only cargo is missing (everything else done); 1 error.
+#
+# Environment: FSW_HUGEPAGES (default 1536), FSW_SETUP_VERBOSE=1 for chatter.
+set -euo pipefail
+
+HUGEPAGES_WANT="${FSW_HUGEPAGES:-1536}"
+VERBOSE="${FSW_SETUP_VERBOSE:-0}"
+
+PACKAGES=(
+    libdpdk-dev dpdk-dev clang libclang-dev pkg-config libpcap-dev
+    openvswitch-switch-dpdk iproute2 iputils-ping tcpdump python3 python3-venv
+)
+
+say()  { [ "$VERBOSE" = 1 ] && echo "setup: $*" >&2 || true; }
+warn() { echo "setup: WARNING: $*" >&2; }
+die()  { echo "setup: ERROR: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (hugepages, package install)"
+
+# ---------------------------------------------------------------- packages --
+pkg_installed() {
+    # "install ok installed" is the only state we accept.
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing missing packages: ${missing[*]}" >&2
+    command -v apt-get >/dev/null || die "apt-get not found (this script targets Debian 12)"
+    aptlog="$(mktemp /tmp/fsw-setup-apt.XXXXXX.log)"
+    policy=/usr/sbin/policy-rc.d
+    created_policy=0
+    cleanup_policy() {
+        if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
+    }
+    trap cleanup_policy EXIT
+    if [ ! -e "$policy" ]; then
+        # Keep maintainer scripts from starting services (openvswitch-switch).
+        printf '#!/bin/sh\n# temporary, created by ferroswitch scripts/setup.sh\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        created_policy=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get update -qq >>"$aptlog" 2>&1; then
+        tail -n 30 "$aptlog" >&2; die "apt-get update failed (log: $aptlog)"
+    fi
+    if ! apt-get install -y -qq --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            "${missing[@]}" >>"$aptlog" 2>&1; then
+        tail -n 30 "$aptlog" >&2; die "apt-get install failed (log: $aptlog)"
+    fi
+    cleanup_policy; created_policy=0; trap - EXIT
+    rm -f "$aptlog"
+    for p in "${missing[@]}"; do
+        pkg_installed "$p" || die "package $p still not installed"
+    done
+fi
+
+[ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ] \
+    || die "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk missing (openvswitch-switch-dpdk)"
+command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd missing (dpdk-dev)"
+[ -r /usr/share/openvswitch/vswitch.ovsschema ] || die "/usr/share/openvswitch/vswitch.ovsschema missing"
+
+# --------------------------------------------------------------- hugepages --
+nr_file=/proc/sys/vm/nr_hugepages
+have="$(cat "$nr_file")"
+if [ "$have" -lt "$HUGEPAGES_WANT" ]; then
+    say "raising nr_hugepages $have -> $HUGEPAGES_WANT"
+    echo "$HUGEPAGES_WANT" >"$nr_file" 2>/dev/null || warn "cannot write $nr_file"
+    have="$(cat "$nr_file")"
+    if [ "$have" -lt "$HUGEPAGES_WANT" ]; then
+        # Compaction may free enough contiguous memory on a second try.
+        sync; echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
+        echo "$HUGEPAGES_WANT" >"$nr_file" 2>/dev/null || true
+        have="$(cat "$nr_file")"
+    fi
+    [ "$have" -ge "$HUGEPAGES_WANT" ] \
+        || warn "kernel granted only $have of $HUGEPAGES_WANT 2 MiB hugepages; OVS-DPDK may fail"
+fi
+mkdir -p /dev/hugepages
+mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages \
+    || warn "cannot mount hugetlbfs on /dev/hugepages"
+
+# ------------------------------------------------------------------- cargo --
+if ! command -v cargo >/dev/null 2>&1; then
+    for c in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
+        if [ -x "$c/cargo" ]; then
+            warn "cargo is at $c/cargo but not on PATH; add it: export PATH=\"$c:\$PATH\""
+            exit 0
+        fi
+    done
+    echo "setup: ERROR: cargo not found. Install the Rust toolchain with rustup" >&2
+    echo "setup:        (https://rustup.rs: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh)" >&2
+    echo "setup:        and make sure ~/.cargo/bin is on PATH." >&2
+    exit 2   # distinct code: everything else is fine (bench.sh can still run the peers)
+fi
+
+say "ok"
+exit 0
