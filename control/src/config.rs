@@ -94,7 +94,9 @@ fn default_socket() -> String {
 
 impl Default for ControlConfig {
     fn default() -> Self {
-        ControlConfig { socket: default_socket() }
+        ControlConfig {
+            socket: default_socket(),
+        }
     }
 }
 
@@ -145,17 +147,32 @@ fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 impl PortConfig {
     /// Checks the port on its own; `key` prefixes error keys.
     pub fn validate(&self, key: &str) -> Result<PortVlan, ConfigError> {
-        if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(err(format!("{key}.name"), "must be 1-64 characters without spaces"));
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || self
+                .name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(err(
+                format!("{key}.name"),
+                "must be 1-64 characters without spaces",
+            ));
         }
         if self.devargs.trim().is_empty() {
-            return Err(err(format!("{key}.devargs"), "must name a PCI address (0000:3b:00.1) or a vdev (net_pcap0,...)"));
+            return Err(err(
+                format!("{key}.devargs"),
+                "must name a PCI address (0000:3b:00.1) or a vdev (net_pcap0,...)",
+            ));
         }
         if self.devargs.contains('\0') {
             return Err(err(format!("{key}.devargs"), "contains a NUL byte"));
         }
         if self.rx_queues == 0 || self.rx_queues > dpdk_sys::ethdev::MAX_QUEUES {
-            return Err(err(format!("{key}.rx_queues"), format!("must be 1-{}", dpdk_sys::ethdev::MAX_QUEUES)));
+            return Err(err(
+                format!("{key}.rx_queues"),
+                format!("must be 1-{}", dpdk_sys::ethdev::MAX_QUEUES),
+            ));
         }
         PortVlan::new(self.vlan_mode, self.tag, &self.trunks).map_err(|e| {
             let s = e.to_string();
@@ -163,6 +180,20 @@ impl PortConfig {
             err(format!("{key}.{field}"), why.to_owned())
         })
     }
+}
+
+/// CPUs online on the machine (not just those this process may run on).
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| {
+            s.trim()
+                .split(',')
+                .filter_map(|r| r.rsplit('-').next()?.parse::<usize>().ok())
+                .max()
+        })
+        .map(|m| m + 1)
+        .unwrap_or(1)
 }
 
 impl Config {
@@ -173,7 +204,10 @@ impl Config {
                 let line = text[..s.start.min(text.len())].lines().count().max(1);
                 format!("line {line}")
             });
-            err(key.unwrap_or_else(|| "config".into()), e.message().to_owned())
+            err(
+                key.unwrap_or_else(|| "config".into()),
+                e.message().to_owned(),
+            )
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -181,21 +215,30 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.dataplane;
-        let ncores = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1).max(1);
+        let ncores = online_cpus();
         if d.pmd_cores.is_empty() {
             return Err(err("dataplane.pmd_cores", "needs at least one core"));
         }
         let mut seen = HashSet::new();
         for &c in &d.pmd_cores {
             if c >= ncores {
-                return Err(err("dataplane.pmd_cores", format!("core {c} does not exist (this machine has {ncores})")));
+                return Err(err(
+                    "dataplane.pmd_cores",
+                    format!("core {c} does not exist (this machine has {ncores})"),
+                ));
             }
             if !seen.insert(c) {
                 return Err(err("dataplane.pmd_cores", format!("core {c} listed twice")));
             }
         }
         if d.control_core >= ncores {
-            return Err(err("dataplane.control_core", format!("core {} does not exist (this machine has {ncores})", d.control_core)));
+            return Err(err(
+                "dataplane.control_core",
+                format!(
+                    "core {} does not exist (this machine has {ncores})",
+                    d.control_core
+                ),
+            ));
         }
         if d.pmd_cores.len() > 64 {
             return Err(err("dataplane.pmd_cores", "at most 64 workers"));
@@ -231,23 +274,35 @@ impl Config {
                 return Err(err(format!("{bkey}.name"), "must not be empty"));
             }
             if !bridge_names.insert(b.name.as_str()) {
-                return Err(err(format!("{bkey}.name"), format!("bridge {:?} defined twice", b.name)));
+                return Err(err(
+                    format!("{bkey}.name"),
+                    format!("bridge {:?} defined twice", b.name),
+                ));
             }
             for (pi, p) in b.ports.iter().enumerate() {
                 let pkey = format!("{bkey}.ports[{pi}]");
                 p.validate(&pkey)?;
                 if !port_names.insert(p.name.as_str()) {
-                    return Err(err(format!("{pkey}.name"), format!("port {:?} defined twice", p.name)));
+                    return Err(err(
+                        format!("{pkey}.name"),
+                        format!("port {:?} defined twice", p.name),
+                    ));
                 }
                 let dev = p.devargs.split(',').next().unwrap_or("").trim();
                 if !devs.insert(dev) {
-                    return Err(err(format!("{pkey}.devargs"), format!("device {dev:?} used by two ports")));
+                    return Err(err(
+                        format!("{pkey}.devargs"),
+                        format!("device {dev:?} used by two ports"),
+                    ));
                 }
                 nports += 1;
             }
         }
         if nports > dataplane::snapshot::MAX_PORTS {
-            return Err(err("bridges", format!("at most {} ports", dataplane::snapshot::MAX_PORTS)));
+            return Err(err(
+                "bridges",
+                format!("at most {} ports", dataplane::snapshot::MAX_PORTS),
+            ));
         }
         Ok(())
     }
@@ -256,7 +311,14 @@ impl Config {
     pub fn eal_args(&self) -> Vec<String> {
         let mut args = self.eal.args.clone();
         let has_lcores = args.iter().any(|a| {
-            a == "-l" || a == "-c" || a.starts_with("--lcores") || a.starts_with("-l") && a.len() > 2 && a[2..].chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+            a == "-l"
+                || a == "-c"
+                || a.starts_with("--lcores")
+                || a.starts_with("-l")
+                    && a.len() > 2
+                    && a[2..]
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
         });
         if !has_lcores {
             args.insert(0, format!("-l{}", self.dataplane.control_core));
@@ -296,11 +358,26 @@ mod tests {
         assert_eq!(e.key, "dataplane.pmd_cores");
         let e = Config::parse("[dataplane]\nmac_aging_secs = 0\n").unwrap_err();
         assert_eq!(e.key, "dataplane.mac_aging_secs");
-        let two = format!("{}[[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_null1\"\n", with_port(""));
-        assert_eq!(Config::parse(&two).unwrap_err().key, "bridges[0].ports[1].name");
-        let dup = format!("{}[[bridges.ports]]\nname = \"p1\"\ndevargs = \"net_null0\"\n", with_port(""));
-        assert_eq!(Config::parse(&dup).unwrap_err().key, "bridges[0].ports[1].devargs");
-        assert!(Config::parse("not toml [").unwrap_err().key.starts_with("line"));
+        let two = format!(
+            "{}[[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_null1\"\n",
+            with_port("")
+        );
+        assert_eq!(
+            Config::parse(&two).unwrap_err().key,
+            "bridges[0].ports[1].name"
+        );
+        let dup = format!(
+            "{}[[bridges.ports]]\nname = \"p1\"\ndevargs = \"net_null0\"\n",
+            with_port("")
+        );
+        assert_eq!(
+            Config::parse(&dup).unwrap_err().key,
+            "bridges[0].ports[1].devargs"
+        );
+        assert!(Config::parse("not toml [")
+            .unwrap_err()
+            .key
+            .starts_with("line"));
     }
 
     #[test]

@@ -91,8 +91,17 @@ impl Daemon {
         let eal = Arc::new(Eal::init(&cfg.eal_args()).map_err(DaemonError::Eal)?);
         let d = &cfg.dataplane;
         let pool = Arc::new(
-            Mempool::new_pktmbuf("fsw_mbufs", d.mbufs, 256, dpdk_sys::raw::RTE_MBUF_DEFAULT_BUF_SIZE as u16, -1)
-                .map_err(|e| DaemonError::Dpdk { key: "dataplane.mbufs".into(), source: e })?,
+            Mempool::new_pktmbuf(
+                "fsw_mbufs",
+                d.mbufs,
+                256,
+                dpdk_sys::raw::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+                -1,
+            )
+            .map_err(|e| DaemonError::Dpdk {
+                key: "dataplane.mbufs".into(),
+                source: e,
+            })?,
         );
         let nworkers = d.pmd_cores.len();
         let bridges: Vec<BridgeState> = cfg
@@ -103,7 +112,11 @@ impl Daemon {
                 fdb: Arc::new(MacTable::new(d.mac_table_size, d.mac_aging_secs)),
             })
             .collect();
-        let workers: Vec<Arc<WorkerStats>> = d.pmd_cores.iter().map(|&c| Arc::new(WorkerStats::new(c))).collect();
+        let workers: Vec<Arc<WorkerStats>> = d
+            .pmd_cores
+            .iter()
+            .map(|&c| Arc::new(WorkerStats::new(c)))
+            .collect();
         let socket_path = PathBuf::from(&cfg.control.socket);
         let mut daemon = Daemon {
             ports: BTreeMap::new(),
@@ -125,7 +138,10 @@ impl Daemon {
             for (pi, p) in b.ports.iter().enumerate() {
                 daemon
                     .open_port(bi, p.clone())
-                    .map_err(|e| DaemonError::Dpdk { key: format!("bridges[{bi}].ports[{pi}].devargs"), source: e })?;
+                    .map_err(|e| DaemonError::Dpdk {
+                        key: format!("bridges[{bi}].ports[{pi}].devargs"),
+                        source: e,
+                    })?;
             }
         }
         daemon.publish();
@@ -134,13 +150,10 @@ impl Daemon {
     }
 
     fn spawn_workers(&mut self) -> Result<(), DaemonError> {
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
         for (i, &core) in self.cfg.dataplane.pmd_cores.iter().enumerate() {
-            let core_id = cores
-                .iter()
-                .copied()
-                .find(|c| c.id == core)
-                .ok_or_else(|| DaemonError::Worker(format!("core {core} is not available to this process")))?;
+            // The daemon itself may be confined to the control core (taskset):
+            // pin by id, the kernel refuses a core that does not exist.
+            let core_id = core_affinity::CoreId { id: core };
             let worker = Worker {
                 index: i,
                 cell: Arc::clone(&self.cell),
@@ -180,7 +193,11 @@ impl Daemon {
     }
 
     fn open_port(&mut self, bridge: usize, cfg: PortConfig) -> Result<(), dpdk_sys::DpdkError> {
-        let vlan = cfg.validate("port").map_err(|e| dpdk_sys::DpdkError { call: "config", errno: libc::EINVAL, reason: e.to_string() })?;
+        let vlan = cfg.validate("port").map_err(|e| dpdk_sys::DpdkError {
+            call: "config",
+            errno: libc::EINVAL,
+            reason: e.to_string(),
+        })?;
         let setup = PortSetup {
             rx_queues: cfg.rx_queues,
             tx_queues: self.cfg.dataplane.pmd_cores.len() as u16,
@@ -194,7 +211,16 @@ impl Daemon {
         }
         let base = PortTotals::sum(&self.workers, eth.port_id());
         info!(port = %cfg.name, port_id = eth.port_id(), devargs = %cfg.devargs, vlan_mode = %vlan.mode(), "port added");
-        self.ports.insert(cfg.name.clone(), OpenPort { cfg, bridge, vlan, eth, base });
+        self.ports.insert(
+            cfg.name.clone(),
+            OpenPort {
+                cfg,
+                bridge,
+                vlan,
+                eth,
+                base,
+            },
+        );
         Ok(())
     }
 
@@ -208,7 +234,11 @@ impl Daemon {
         snap.bridges = self
             .bridges
             .iter()
-            .map(|b| BridgeConf { name: b.name.clone(), fdb: Arc::clone(&b.fdb), port_mask: 0 })
+            .map(|b| BridgeConf {
+                name: b.name.clone(),
+                fdb: Arc::clone(&b.fdb),
+                port_mask: 0,
+            })
             .collect();
         // Keep queues where they are; place new ones on the least loaded worker.
         let old = self.cell.load_full();
@@ -226,7 +256,9 @@ impl Daemon {
                 queues: Arc::clone(p.eth.queues()),
             });
             for q in 0..p.cfg.rx_queues {
-                let same_port = old.port(id).is_some_and(|o| Arc::ptr_eq(&o.queues, p.eth.queues()));
+                let same_port = old
+                    .port(id)
+                    .is_some_and(|o| Arc::ptr_eq(&o.queues, p.eth.queues()));
                 let prev = same_port
                     .then(|| old.rx_assignment.iter().position(|v| v.contains(&(id, q))))
                     .flatten();
@@ -239,7 +271,10 @@ impl Daemon {
         let gen = snap.generation;
         let previous = self.cell.publish(snap);
         if !self.cell.synchronize(gen, GRACE_TIMEOUT) {
-            warn!(generation = gen, "a worker did not pick up the new snapshot in time");
+            warn!(
+                generation = gen,
+                "a worker did not pick up the new snapshot in time"
+            );
         }
         drop(previous);
     }
@@ -255,14 +290,25 @@ impl Daemon {
         if self.ports.contains_key(&cfg.name) {
             return Err(format!("port.name: a port named {:?} exists", cfg.name));
         }
-        let dev = cfg.devargs.split(',').next().unwrap_or("").trim().to_owned();
-        if self.ports.values().any(|p| p.cfg.devargs.split(',').next().unwrap_or("").trim() == dev) {
+        let dev = cfg
+            .devargs
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        if self
+            .ports
+            .values()
+            .any(|p| p.cfg.devargs.split(',').next().unwrap_or("").trim() == dev)
+        {
             return Err(format!("port.devargs: device {dev:?} is already a port"));
         }
         if self.ports.len() >= MAX_PORTS {
             return Err(format!("port: at most {MAX_PORTS} ports"));
         }
-        self.open_port(bi, cfg).map_err(|e| format!("port.devargs: {e}"))?;
+        self.open_port(bi, cfg)
+            .map_err(|e| format!("port.devargs: {e}"))?;
         self.publish();
         Ok(())
     }
@@ -299,8 +345,12 @@ impl Daemon {
 
     fn handle(&mut self, req: Request) -> Response {
         match req {
-            Request::PortList => Response::ok(serde_json::to_value(self.port_list()).unwrap_or_default()),
-            Request::PortStats => Response::ok(serde_json::to_value(self.port_stats()).unwrap_or_default()),
+            Request::PortList => {
+                Response::ok(serde_json::to_value(self.port_list()).unwrap_or_default())
+            }
+            Request::PortStats => {
+                Response::ok(serde_json::to_value(self.port_stats()).unwrap_or_default())
+            }
             Request::PortAdd { bridge, port } => match self.add_port(&bridge, port) {
                 Ok(()) => Response::ok(serde_json::Value::Null),
                 Err(e) => Response::err(e),
@@ -322,7 +372,9 @@ impl Daemon {
                 }
                 Response::ok(serde_json::json!({ "flushed": n }))
             }
-            Request::PmdStats => Response::ok(serde_json::to_value(self.pmd_stats()).unwrap_or_default()),
+            Request::PmdStats => {
+                Response::ok(serde_json::to_value(self.pmd_stats()).unwrap_or_default())
+            }
             Request::PmdStatsClear => {
                 for (i, w) in self.workers.iter().enumerate() {
                     self.pmd_base[i] = PmdBase {
@@ -400,7 +452,12 @@ impl Daemon {
                     .get(i)
                     .map(|v| {
                         v.iter()
-                            .map(|&(p, q)| format!("{}:{q}", snap.port(p).map(|c| c.name.as_str()).unwrap_or("?")))
+                            .map(|&(p, q)| {
+                                format!(
+                                    "{}:{q}",
+                                    snap.port(p).map(|c| c.name.as_str()).unwrap_or("?")
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -409,8 +466,16 @@ impl Daemon {
                     packets,
                     busy_cycles: busy,
                     idle_cycles: idle,
-                    cycles_per_packet: if packets > 0 { busy as f64 / packets as f64 } else { 0.0 },
-                    busy_percent: if busy + idle > 0 { 100.0 * busy as f64 / (busy + idle) as f64 } else { 0.0 },
+                    cycles_per_packet: if packets > 0 {
+                        busy as f64 / packets as f64
+                    } else {
+                        0.0
+                    },
+                    busy_percent: if busy + idle > 0 {
+                        100.0 * busy as f64 / (busy + idle) as f64
+                    } else {
+                        0.0
+                    },
                     iterations: w.iterations.get() - b.iterations,
                     rx_queues,
                     drops_malformed: w.drops.malformed.get(),
@@ -438,7 +503,10 @@ impl Daemon {
             for e in br.fdb.entries() {
                 rows.push(FdbRow {
                     bridge: br.name.clone(),
-                    port: snap.port(e.port).map(|p| p.name.clone()).unwrap_or_else(|| e.port.to_string()),
+                    port: snap
+                        .port(e.port)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| e.port.to_string()),
                     vlan: e.vlan,
                     mac: EthernetAddress::from_u64(e.mac).to_string(),
                     age: e.age,
@@ -535,7 +603,11 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(l)
 }
 
-fn serve_socket(listener: UnixListener, tx: Sender<(Request, Sender<Response>)>, stop: Arc<AtomicBool>) {
+fn serve_socket(
+    listener: UnixListener,
+    tx: Sender<(Request, Sender<Response>)>,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -543,7 +615,9 @@ fn serve_socket(listener: UnixListener, tx: Sender<(Request, Sender<Response>)>,
                     warn!("control connection: {e}");
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) => {
                 warn!("accept: {e}");
                 std::thread::sleep(Duration::from_millis(100));

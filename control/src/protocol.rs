@@ -41,7 +41,11 @@ pub struct Response {
 
 impl Response {
     pub fn ok(result: serde_json::Value) -> Response {
-        Response { ok: true, error: None, result }
+        Response {
+            ok: true,
+            error: None,
+            result,
+        }
     }
     pub fn err(msg: impl Into<String>) -> Response {
         Response {

@@ -122,18 +122,31 @@ impl FlowKey {
         rx_vlan_tci: Option<u16>,
         depth: ParseDepth,
     ) -> Result<FlowKey, ParseError> {
-        let mut key = FlowKey::default();
-        let l3 = key.parse_l2(frame, rx_vlan_tci)?;
-        if let ParseDepth::L4 = depth {
-            key.parse_l3(l3)?;
+        // Two separate bodies rather than one with a depth test in the
+        // middle: each builds its key in place, and the L2 one stays tiny.
+        match depth {
+            ParseDepth::L2 => Self::extract_l2(frame, rx_vlan_tci),
+            ParseDepth::L4 => Self::extract_l4(frame, rx_vlan_tci),
         }
+    }
+
+    /// Same as `extract(frame, rx_vlan_tci, ParseDepth::L2)`, but always
+    /// inlined and without the L3/L4 code: MAC addresses, at most two tags,
+    /// `dl_type` and `l3_offset`, read with fixed-size loads.
+    #[inline(always)]
+    pub fn extract_l2(frame: &[u8], rx_vlan_tci: Option<u16>) -> Result<FlowKey, ParseError> {
+        let mut key = FlowKey::default();
+        key.parse_l2(frame, rx_vlan_tci)?;
         Ok(key)
     }
 
-    /// `extract(frame, rx_vlan_tci, ParseDepth::L2)`.
+    /// `extract(frame, rx_vlan_tci, ParseDepth::L4)`.
     #[inline]
-    pub fn extract_l2(frame: &[u8], rx_vlan_tci: Option<u16>) -> Result<FlowKey, ParseError> {
-        Self::extract(frame, rx_vlan_tci, ParseDepth::L2)
+    fn extract_l4(frame: &[u8], rx_vlan_tci: Option<u16>) -> Result<FlowKey, ParseError> {
+        let mut key = FlowKey::default();
+        let l3 = key.parse_l2(frame, rx_vlan_tci)?;
+        key.parse_l3(l3)?;
+        Ok(key)
     }
 
     /// VLAN identifier of the outer tag (0 when untagged).
@@ -169,10 +182,8 @@ impl FlowKey {
         frame: &'a [u8],
         rx_vlan_tci: Option<u16>,
     ) -> Result<&'a [u8], ParseError> {
-        let Some((
-            &[d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1],
-            rest,
-        )) = frame.split_first_chunk::<14>()
+        let Some((&[d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1], rest)) =
+            frame.split_first_chunk::<14>()
         else {
             return Err(ParseError::TooShort);
         };
@@ -190,8 +201,8 @@ impl FlowKey {
             self.has_inner_vlan = true;
         }
         self.dl_type = tags.ethertype.0;
-        // tags_len is 0, 4 or 8: the offset is at most 22.
-        self.l3_offset = (crate::wire::ethernet::HEADER_LEN + tags.tags_len) as u16;
+        // tags_len is 0, 4 or 8: the offset is at most 22, the cast lossless.
+        self.l3_offset = tags.l3_offset() as u16;
         Ok(rest.get(tags.tags_len..).unwrap_or_default())
     }
 
@@ -379,7 +390,24 @@ mod tests {
         let mut p = Vec::new();
         p.extend_from_slice(&sport.to_be_bytes());
         p.extend_from_slice(&dport.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, doff << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        p.extend_from_slice(&[
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            doff << 4,
+            flags,
+            0xff,
+            0xff,
+            0,
+            0,
+            0,
+            0,
+        ]);
         p.resize(usize::from(doff) * 4, 0x01);
         p.extend_from_slice(data);
         p
@@ -468,7 +496,10 @@ mod tests {
         assert_eq!(key.nw_src_v4(), IP4_A);
         assert_eq!(key.nw_dst_v4(), IP4_B);
         assert_eq!(FlowKey::extract_l2(&f, None), Ok(l2_only(&expected)));
-        assert_eq!(FlowKey::extract(&f, None, ParseDepth::L2), Ok(l2_only(&expected)));
+        assert_eq!(
+            FlowKey::extract(&f, None, ParseDepth::L2),
+            Ok(l2_only(&expected))
+        );
     }
 
     #[test]
@@ -548,26 +579,43 @@ mod tests {
             &ipv4(IP4_A, IP4_B, 17, 0, 0, &udp(1, 2, 0, &[])),
         ]);
         let key = FlowKey::extract_l2(&untagged, Some(0)).unwrap();
-        assert_eq!((key.has_vlan, key.vlan_tci, key.has_inner_vlan), (true, 0, false));
+        assert_eq!(
+            (key.has_vlan, key.vlan_tci, key.has_inner_vlan),
+            (true, 0, false)
+        );
         assert_eq!(key.l3_offset, 14);
 
         // Stripped + two tags in the data = three tags.
         let three = eth(MAC_B, MAC_A, &[(0x8100, 1), (0x8100, 2)], 0x0800);
-        assert_eq!(FlowKey::extract_l2(&three, Some(5)), Err(ParseError::BadVlan));
+        assert_eq!(
+            FlowKey::extract_l2(&three, Some(5)),
+            Err(ParseError::BadVlan)
+        );
         // S-tag inside the stripped tag.
         let nested = eth(MAC_B, MAC_A, &[(0x88a8, 1)], 0x0800);
-        assert_eq!(FlowKey::extract_l2(&nested, Some(5)), Err(ParseError::BadVlan));
+        assert_eq!(
+            FlowKey::extract_l2(&nested, Some(5)),
+            Err(ParseError::BadVlan)
+        );
     }
 
     #[test]
     fn vlan_stack_errors() {
-        let three = eth(MAC_B, MAC_A, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)], 0x0800);
+        let three = eth(
+            MAC_B,
+            MAC_A,
+            &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)],
+            0x0800,
+        );
         assert_eq!(FlowKey::extract_l2(&three, None), Err(ParseError::BadVlan));
         let nested = eth(MAC_B, MAC_A, &[(0x8100, 1), (0x88a8, 2)], 0x0800);
         assert_eq!(FlowKey::extract_l2(&nested, None), Err(ParseError::BadVlan));
         let qinq = eth(MAC_B, MAC_A, &[(0x88a8, 1), (0x8100, 2)], 0x0800);
         for len in 14..22 {
-            assert_eq!(FlowKey::extract_l2(&qinq[..len], None), Err(ParseError::BadVlan));
+            assert_eq!(
+                FlowKey::extract_l2(&qinq[..len], None),
+                Err(ParseError::BadVlan)
+            );
             assert_eq!(l4(&qinq[..len]), Err(ParseError::BadVlan));
         }
         // Tags complete, no L3 at all: fine at L2, BadL3 at L4.
@@ -582,7 +630,10 @@ mod tests {
             &ipv4(IP4_A, IP4_B, 17, 0, 0, &udp(1, 2, 0, &[])),
         ]);
         for len in 0..14 {
-            assert_eq!(FlowKey::extract_l2(&f[..len], None), Err(ParseError::TooShort));
+            assert_eq!(
+                FlowKey::extract_l2(&f[..len], None),
+                Err(ParseError::TooShort)
+            );
             assert_eq!(l4(&f[..len]), Err(ParseError::TooShort));
             assert_eq!(
                 FlowKey::extract(&f[..len], Some(1), ParseDepth::L4),
@@ -643,11 +694,17 @@ mod tests {
         // TCP data offset < 5.
         let mut bad = tcp(1, 2, 0, 5, &[]);
         bad[12] = 0x40;
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x0800), &ipv4(IP4_A, IP4_B, 6, 0, 0, &bad)]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x0800),
+            &ipv4(IP4_A, IP4_B, 6, 0, 0, &bad),
+        ]);
         assert_eq!(l4(&f), Err(ParseError::BadL4));
         // UDP length larger than the datagram (not a fragment).
         let u = udp(1, 2, 1, b"abc");
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x0800), &ipv4(IP4_A, IP4_B, 17, 0, 0, &u)]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x0800),
+            &ipv4(IP4_A, IP4_B, 17, 0, 0, &u),
+        ]);
         assert_eq!(l4(&f), Err(ParseError::BadL4));
         // ICMP shorter than 8 bytes.
         let f = cat(&[
@@ -662,7 +719,14 @@ mod tests {
         // First fragment: MF set, offset 0; UDP length covers later fragments.
         let first = cat(&[
             &eth(MAC_B, MAC_A, &[], 0x0800),
-            &ipv4(IP4_A, IP4_B, 17, 0, 0x2000, &udp(4789, 4789, 1400, &[0; 16])),
+            &ipv4(
+                IP4_A,
+                IP4_B,
+                17,
+                0,
+                0x2000,
+                &udp(4789, 4789, 1400, &[0; 16]),
+            ),
         ]);
         let key = l4(&first).unwrap();
         assert!(!key.is_fragment);
@@ -692,7 +756,10 @@ mod tests {
         // First fragment: offset 0, M = 1.
         let mut payload = vec![17, 0, 0x00, 0x01, 0, 0, 0, 1];
         payload.extend_from_slice(&udp(53, 53, 1000, &[1, 2, 3, 4]));
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x86dd), &ipv6(IP6_A, IP6_B, 44, &payload)]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x86dd),
+            &ipv6(IP6_A, IP6_B, 44, &payload),
+        ]);
         let key = l4(&f).unwrap();
         assert!(!key.is_fragment);
         assert_eq!((key.nw_proto, key.tp_src, key.tp_dst), (17, 53, 53));
@@ -700,7 +767,10 @@ mod tests {
         // Later fragment.
         let mut payload = vec![6, 0, 0x00, 0x10, 0, 0, 0, 1];
         payload.extend_from_slice(&[0xee; 5]);
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x86dd), &ipv6(IP6_A, IP6_B, 44, &payload)]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x86dd),
+            &ipv6(IP6_A, IP6_B, 44, &payload),
+        ]);
         let key = l4(&f).unwrap();
         assert!(key.is_fragment);
         assert_eq!((key.nw_proto, key.ip_version, key.tp_src), (6, 6, 0));
@@ -719,17 +789,26 @@ mod tests {
         for _ in 0..9 {
             ext.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
         }
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x86dd), &ipv6(IP6_A, IP6_B, 60, &ext)]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x86dd),
+            &ipv6(IP6_A, IP6_B, 60, &ext),
+        ]);
         assert_eq!(l4(&f), Err(ParseError::BadL3));
         // Payload length past the frame.
-        let mut f = cat(&[&eth(MAC_B, MAC_A, &[], 0x86dd), &ipv6(IP6_A, IP6_B, 59, &[])]);
+        let mut f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x86dd),
+            &ipv6(IP6_A, IP6_B, 59, &[]),
+        ]);
         f[19] = 1;
         assert_eq!(l4(&f), Err(ParseError::BadL3));
     }
 
     #[test]
     fn ipv6_no_next_header() {
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x86dd), &ipv6(IP6_A, IP6_B, 59, &[])]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x86dd),
+            &ipv6(IP6_A, IP6_B, 59, &[]),
+        ]);
         let key = l4(&f).unwrap();
         assert_eq!((key.ip_version, key.nw_proto, key.tp_src), (6, 59, 0));
     }
@@ -752,7 +831,10 @@ mod tests {
             assert_eq!(l4(&f[..len]), Err(ParseError::BadL3));
         }
         // Opcode above 255: low byte.
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x0806), &arp(0x0102, MAC_A, IP4_A, MAC_B, IP4_B)]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x0806),
+            &arp(0x0102, MAC_A, IP4_A, MAC_B, IP4_B),
+        ]);
         assert_eq!(l4(&f).unwrap().nw_proto, 2);
     }
 
@@ -786,7 +868,10 @@ mod tests {
         ]);
         let key = l4(&f).unwrap();
         assert_eq!((key.nw_proto, key.tp_src), (58, 0));
-        let f = cat(&[&eth(MAC_B, MAC_A, &[], 0x86dd), &ipv6(IP6_A, IP6_B, 1, &[1])]);
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x86dd),
+            &ipv6(IP6_A, IP6_B, 1, &[1]),
+        ]);
         assert_eq!(l4(&f).unwrap().tp_src, 0);
     }
 
@@ -821,9 +906,25 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum L4Spec {
-        Tcp { sport: u16, dport: u16, flags: u8, doff: u8, data: Vec<u8> },
-        Udp { sport: u16, dport: u16, extra: usize, data: Vec<u8> },
-        Icmp { ty: u8, code: u8, rest: [u8; 4], data: Vec<u8> },
+        Tcp {
+            sport: u16,
+            dport: u16,
+            flags: u8,
+            doff: u8,
+            data: Vec<u8>,
+        },
+        Udp {
+            sport: u16,
+            dport: u16,
+            extra: usize,
+            data: Vec<u8>,
+        },
+        Icmp {
+            ty: u8,
+            code: u8,
+            rest: [u8; 4],
+            data: Vec<u8>,
+        },
     }
 
     #[derive(Debug, Clone)]
@@ -838,7 +939,13 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum L3Spec {
-        Ipv4 { src: [u8; 4], dst: [u8; 4], opt_words: usize, frag: FragSpec, l4: L4Spec },
+        Ipv4 {
+            src: [u8; 4],
+            dst: [u8; 4],
+            opt_words: usize,
+            frag: FragSpec,
+            l4: L4Spec,
+        },
         Ipv6 {
             src: [u8; 16],
             dst: [u8; 16],
@@ -849,8 +956,17 @@ mod tests {
             ext_after: Vec<(usize, u8)>,
             l4: L4Spec,
         },
-        Arp { op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4] },
-        Other { ethertype: u16, data: Vec<u8> },
+        Arp {
+            op: u16,
+            sha: [u8; 6],
+            spa: [u8; 4],
+            tha: [u8; 6],
+            tpa: [u8; 4],
+        },
+        Other {
+            ethertype: u16,
+            data: Vec<u8>,
+        },
     }
 
     #[derive(Debug, Clone)]
@@ -866,13 +982,44 @@ mod tests {
 
     fn l4_spec() -> impl Strategy<Value = L4Spec> {
         prop_oneof![
-            (any::<u16>(), any::<u16>(), any::<u8>(), 5u8..=15, vec(any::<u8>(), 0..24)).prop_map(
-                |(sport, dport, flags, doff, data)| L4Spec::Tcp { sport, dport, flags, doff, data }
-            ),
-            (any::<u16>(), any::<u16>(), 1usize..2000, vec(any::<u8>(), 0..24))
-                .prop_map(|(sport, dport, extra, data)| L4Spec::Udp { sport, dport, extra, data }),
-            (any::<u8>(), any::<u8>(), any::<[u8; 4]>(), vec(any::<u8>(), 0..24))
-                .prop_map(|(ty, code, rest, data)| L4Spec::Icmp { ty, code, rest, data }),
+            (
+                any::<u16>(),
+                any::<u16>(),
+                any::<u8>(),
+                5u8..=15,
+                vec(any::<u8>(), 0..24)
+            )
+                .prop_map(|(sport, dport, flags, doff, data)| L4Spec::Tcp {
+                    sport,
+                    dport,
+                    flags,
+                    doff,
+                    data
+                }),
+            (
+                any::<u16>(),
+                any::<u16>(),
+                1usize..2000,
+                vec(any::<u8>(), 0..24)
+            )
+                .prop_map(|(sport, dport, extra, data)| L4Spec::Udp {
+                    sport,
+                    dport,
+                    extra,
+                    data
+                }),
+            (
+                any::<u8>(),
+                any::<u8>(),
+                any::<[u8; 4]>(),
+                vec(any::<u8>(), 0..24)
+            )
+                .prop_map(|(ty, code, rest, data)| L4Spec::Icmp {
+                    ty,
+                    code,
+                    rest,
+                    data
+                }),
         ]
     }
 
@@ -931,17 +1078,43 @@ mod tests {
     /// Encodes an L4 header; returns (protocol, bytes, tp_src, tp_dst, flags).
     fn build_l4(l4: &L4Spec, ip_version: u8, first_fragment: bool) -> (u8, Vec<u8>, u16, u16, u8) {
         match l4 {
-            L4Spec::Tcp { sport, dport, flags, doff, data } => {
-                (6, tcp(*sport, *dport, *flags, *doff, data), *sport, *dport, *flags)
-            }
-            L4Spec::Udp { sport, dport, extra, data } => {
+            L4Spec::Tcp {
+                sport,
+                dport,
+                flags,
+                doff,
+                data,
+            } => (
+                6,
+                tcp(*sport, *dport, *flags, *doff, data),
+                *sport,
+                *dport,
+                *flags,
+            ),
+            L4Spec::Udp {
+                sport,
+                dport,
+                extra,
+                data,
+            } => {
                 // A first fragment's UDP length covers bytes it does not carry.
                 let extra = if first_fragment { *extra } else { 0 };
                 (17, udp(*sport, *dport, extra, data), *sport, *dport, 0)
             }
-            L4Spec::Icmp { ty, code, rest, data } => {
+            L4Spec::Icmp {
+                ty,
+                code,
+                rest,
+                data,
+            } => {
                 let proto = if ip_version == 4 { 1 } else { 58 };
-                (proto, icmp(*ty, *code, *rest, data), u16::from(*ty), u16::from(*code), 0)
+                (
+                    proto,
+                    icmp(*ty, *code, *rest, data),
+                    u16::from(*ty),
+                    u16::from(*code),
+                    0,
+                )
             }
         }
     }
@@ -968,13 +1141,23 @@ mod tests {
                 key.inner_vlan_tci = tci;
                 key.has_inner_vlan = true;
             }
-            let tpid = if i == 0 && spec.outer_s_tag { 0x88a8 } else { 0x8100 };
+            let tpid = if i == 0 && spec.outer_s_tag {
+                0x88a8
+            } else {
+                0x8100
+            };
             data_tags.push((tpid, tci));
         }
         key.l3_offset = u16::try_from(14 + 4 * data_tags.len()).unwrap();
 
         let (ethertype, l3) = match &spec.l3 {
-            L3Spec::Ipv4 { src, dst, opt_words, frag, l4 } => {
+            L3Spec::Ipv4 {
+                src,
+                dst,
+                opt_words,
+                frag,
+                l4,
+            } => {
                 let (frag_word, first, later) = match frag {
                     FragSpec::Whole => (0x4000, false, false),
                     FragSpec::First => (0x2000, true, false),
@@ -992,9 +1175,19 @@ mod tests {
                 } else {
                     (key.tp_src, key.tp_dst, key.tcp_flags) = (tp_src, tp_dst, flags);
                 }
-                (0x0800, ipv4(*src, *dst, proto, *opt_words, frag_word, &l4_bytes))
+                (
+                    0x0800,
+                    ipv4(*src, *dst, proto, *opt_words, frag_word, &l4_bytes),
+                )
             }
-            L3Spec::Ipv6 { src, dst, ext, frag, ext_after, l4 } => {
+            L3Spec::Ipv6 {
+                src,
+                dst,
+                ext,
+                frag,
+                ext_after,
+                l4,
+            } => {
                 let (first, later) = match frag {
                     Some(FragSpec::First) => (true, false),
                     Some(FragSpec::Later { .. }) => (false, true),
@@ -1047,7 +1240,13 @@ mod tests {
                 }
                 (0x86dd, ipv6(*src, *dst, kinds[0], &payload))
             }
-            L3Spec::Arp { op, sha, spa, tha, tpa } => {
+            L3Spec::Arp {
+                op,
+                sha,
+                spa,
+                tha,
+                tpa,
+            } => {
                 key.nw_proto = op.to_be_bytes()[1];
                 key.nw_src = v4(*spa);
                 key.nw_dst = v4(*tpa);

@@ -32,7 +32,9 @@ pub enum Learned {
     Refreshed,
     New,
     /// The MAC was known on another port: it moved.
-    Moved { from: u16 },
+    Moved {
+        from: u16,
+    },
     /// A new entry that displaced the bucket's least recently seen one.
     Evicted,
     /// Not learned: the table is full and the bucket held nothing to evict.
@@ -241,7 +243,11 @@ impl MacTable {
                 continue;
             }
             let v = b.vals[i].load(Ordering::Acquire);
-            let age = if v & VALID == 0 { u32::MAX } else { now.wrapping_sub(val_seen(v)) };
+            let age = if v & VALID == 0 {
+                u32::MAX
+            } else {
+                now.wrapping_sub(val_seen(v))
+            };
             if victim.is_none() || age > oldest_age {
                 victim = Some((i, k));
                 oldest_age = age;
@@ -483,7 +489,10 @@ mod tests {
                 while !stop.load(Ordering::Relaxed) {
                     for mac in 0..200u64 {
                         if let Some(p) = t.lookup(0, mac) {
-                            assert!(p == (mac % 4) as u16 || p == (mac % 4) as u16 + 4, "mac {mac} port {p}");
+                            assert!(
+                                p == (mac % 4) as u16 || p == (mac % 4) as u16 + 4,
+                                "mac {mac} port {p}"
+                            );
                             hits += 1;
                         }
                     }

@@ -74,12 +74,15 @@ struct WorkerSync {
 /// The published snapshot plus each worker's last seen generation.
 pub struct SnapshotCell {
     current: ArcSwap<Snapshot>,
+    /// Generation of `current`, so workers poll one integer, not the pointer.
+    generation: AtomicU64,
     workers: Box<[WorkerSync]>,
 }
 
 impl SnapshotCell {
     pub fn new(initial: Snapshot, workers: usize) -> SnapshotCell {
         SnapshotCell {
+            generation: AtomicU64::new(initial.generation),
             current: ArcSwap::from_pointee(initial),
             workers: (0..workers).map(|_| WorkerSync::default()).collect(),
         }
@@ -120,7 +123,16 @@ impl SnapshotCell {
     /// Publishes `next` (its generation must be higher) and returns the
     /// previous snapshot, which the caller keeps until [`Self::synchronize`].
     pub fn publish(&self, next: Snapshot) -> Arc<Snapshot> {
-        self.current.swap(Arc::new(next))
+        let gen = next.generation;
+        let prev = self.current.swap(Arc::new(next));
+        self.generation.store(gen, Ordering::Release);
+        prev
+    }
+
+    /// Generation of the current snapshot.
+    #[inline(always)]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Waits until every active worker has moved to generation `gen` or

@@ -13,7 +13,10 @@ impl Counter {
     #[inline(always)]
     pub fn add(&self, n: u64) {
         if n != 0 {
-            self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            self.0.store(
+                self.0.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
         }
     }
     #[inline(always)]

@@ -107,7 +107,11 @@ pub struct PortVlan {
 impl PortVlan {
     /// From OVS-style settings. `mode: None` picks OVS's default: access when
     /// a tag is given, trunk otherwise.
-    pub fn new(mode: Option<VlanMode>, tag: Option<u16>, trunks: &[u16]) -> Result<Self, VlanConfigError> {
+    pub fn new(
+        mode: Option<VlanMode>,
+        tag: Option<u16>,
+        trunks: &[u16],
+    ) -> Result<Self, VlanConfigError> {
         if let Some(t) = tag {
             if t == 0 || t >= MAX_VID {
                 return Err(VlanConfigError::BadTag(t));
@@ -116,7 +120,11 @@ impl PortVlan {
         if let Some(&t) = trunks.iter().find(|&&t| t >= MAX_VID) {
             return Err(VlanConfigError::BadTrunk(t));
         }
-        let mode = mode.unwrap_or(if tag.is_some() { VlanMode::Access } else { VlanMode::Trunk });
+        let mode = mode.unwrap_or(if tag.is_some() {
+            VlanMode::Access
+        } else {
+            VlanMode::Trunk
+        });
         let mut trunk_set = if trunks.is_empty() {
             VidSet::all()
         } else {
@@ -246,12 +254,30 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_the_field() {
-        assert_eq!(PortVlan::new(None, Some(0), &[]), Err(VlanConfigError::BadTag(0)));
-        assert_eq!(PortVlan::new(None, Some(4095), &[]), Err(VlanConfigError::BadTag(4095)));
-        assert_eq!(PortVlan::new(None, None, &[5000]), Err(VlanConfigError::BadTrunk(5000)));
-        assert_eq!(PortVlan::new(Some(VlanMode::Access), None, &[]), Err(VlanConfigError::MissingTag(VlanMode::Access)));
-        assert_eq!(PortVlan::new(Some(VlanMode::Access), Some(3), &[4]), Err(VlanConfigError::TrunksOnAccess));
-        assert!(PortVlan::new(Some(VlanMode::Trunk), Some(3), &[]).unwrap_err().to_string().starts_with("tag:"));
+        assert_eq!(
+            PortVlan::new(None, Some(0), &[]),
+            Err(VlanConfigError::BadTag(0))
+        );
+        assert_eq!(
+            PortVlan::new(None, Some(4095), &[]),
+            Err(VlanConfigError::BadTag(4095))
+        );
+        assert_eq!(
+            PortVlan::new(None, None, &[5000]),
+            Err(VlanConfigError::BadTrunk(5000))
+        );
+        assert_eq!(
+            PortVlan::new(Some(VlanMode::Access), None, &[]),
+            Err(VlanConfigError::MissingTag(VlanMode::Access))
+        );
+        assert_eq!(
+            PortVlan::new(Some(VlanMode::Access), Some(3), &[4]),
+            Err(VlanConfigError::TrunksOnAccess)
+        );
+        assert!(PortVlan::new(Some(VlanMode::Trunk), Some(3), &[])
+            .unwrap_err()
+            .to_string()
+            .starts_with("tag:"));
     }
 
     proptest! {

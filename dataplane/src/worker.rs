@@ -39,7 +39,9 @@ pub enum Decision {
     /// To one port, with a tag action.
     Unicast(u16, TagAction),
     /// To every other member of `vlan` in the bridge.
-    Flood { vlan: u16 },
+    Flood {
+        vlan: u16,
+    },
     Drop(DropReason),
 }
 
@@ -127,6 +129,10 @@ struct Local {
     rx: Vec<RxQueue>,
     tx: Vec<Option<TxQueue>>,
     out: Vec<MbufBatch>,
+    /// Bytes queued in `out[p]`.
+    out_bytes: [u64; MAX_PORTS],
+    /// Bit p set: `out[p]` is not empty.
+    pending: u64,
     /// Fresh mbufs for flood copies, allocated in bulk.
     spare: MbufBatch,
     /// Dropped mbufs, freed in bulk.
@@ -150,6 +156,8 @@ impl Worker {
             rx: Vec::with_capacity(MAX_PORTS * 4),
             tx: (0..MAX_PORTS).map(|_| None).collect(),
             out: (0..MAX_PORTS).map(|_| MbufBatch::new()).collect(),
+            out_bytes: [0; MAX_PORTS],
+            pending: 0,
             spare: MbufBatch::new(),
             trash: MbufBatch::new(),
         };
@@ -157,17 +165,14 @@ impl Worker {
         self.cell.set_active(self.index, true);
         self.adopt(&snap, &mut local);
         let mut rx_batch = MbufBatch::new();
+        let mut t0 = tsc();
         while !self.stop.load(Ordering::Relaxed) {
-            {
-                let cur = self.cell.load();
-                if !Arc::ptr_eq(&cur, &snap) {
-                    snap = Arc::clone(&cur);
-                    drop(cur);
-                    self.adopt(&snap, &mut local);
-                }
+            // One relaxed load per iteration; the pointer only when it moved.
+            if self.cell.generation() != snap.generation {
+                snap = self.cell.load_full();
+                self.adopt(&snap, &mut local);
             }
             self.cell.quiescent(self.index, snap.generation);
-            let t0 = tsc();
             let mut got = 0usize;
             for qi in 0..local.rx.len() {
                 let n = local.rx[qi].rx_burst(&mut rx_batch);
@@ -179,7 +184,9 @@ impl Worker {
                 self.switch_burst(&snap, in_port, &mut rx_batch, &mut local);
                 self.flush(&mut local);
             }
-            let dt = tsc().wrapping_sub(t0);
+            let t1 = tsc();
+            let dt = t1.wrapping_sub(t0);
+            t0 = t1;
             self.stats.iterations.add(1);
             if got > 0 {
                 self.stats.packets.add(got as u64);
@@ -198,10 +205,16 @@ impl Worker {
     /// Takes the queue handles the snapshot assigns to this worker and
     /// releases those it no longer does (not on the per-packet path).
     fn adopt(&self, snap: &Snapshot, local: &mut Local) {
-        let want: &[(u16, u16)] = snap.rx_assignment.get(self.index).map(|v| &v[..]).unwrap_or(&[]);
+        let want: &[(u16, u16)] = snap
+            .rx_assignment
+            .get(self.index)
+            .map(|v| &v[..])
+            .unwrap_or(&[]);
         local.rx.retain(|q| {
             want.contains(&(q.port_id(), q.queue()))
-                && snap.port(q.port_id()).is_some_and(|p| Arc::ptr_eq(&p.queues, q.port_queues()))
+                && snap
+                    .port(q.port_id())
+                    .is_some_and(|p| Arc::ptr_eq(&p.queues, q.port_queues()))
         });
         for &(p, q) in want {
             if local.rx.iter().any(|h| h.port_id() == p && h.queue() == q) {
@@ -224,6 +237,8 @@ impl Worker {
                     bump(&c.tx_dropped, dropped as u64);
                 }
                 local.out[p].clear();
+                local.pending &= !(1u64 << p);
+                local.out_bytes[p] = 0;
                 local.tx[p] = snap
                     .port(p as u16)
                     .and_then(|pc| pc.queues.claim_tx(self.index as u16));
@@ -233,54 +248,96 @@ impl Worker {
 
     /// Switches one received burst into the per-port output batches.
     #[inline(always)]
-    fn switch_burst(&self, snap: &Snapshot, in_port_id: u16, rx: &mut MbufBatch, local: &mut Local) {
+    fn switch_burst(
+        &self,
+        snap: &Snapshot,
+        in_port_id: u16,
+        rx: &mut MbufBatch,
+        local: &mut Local,
+    ) {
         let n = rx.len();
         let Some(in_port) = snap.port(in_port_id) else {
-            bump(&self.stats.ports[in_port_id as usize % MAX_PORTS].rx_dropped, rx.clear() as u64);
+            bump(
+                &self.stats.ports[in_port_id as usize % MAX_PORTS].rx_dropped,
+                rx.clear() as u64,
+            );
             return;
         };
         let Some(bridge) = snap.bridges.get(in_port.bridge) else {
-            bump(&self.stats.ports[in_port_id as usize].rx_dropped, rx.clear() as u64);
+            bump(
+                &self.stats.ports[in_port_id as usize].rx_dropped,
+                rx.clear() as u64,
+            );
             return;
         };
         let fdb: &MacTable = &bridge.fdb;
+        // Warm every frame's first line before the decision loop reads it.
         for i in 0..n {
             if let Some(m) = rx.get(i) {
                 m.prefetch_data();
             }
         }
+        // Phase 1: a decision per frame. Frames whose Ethernet+tag bytes
+        // equal the previous frame's get its decision without a second
+        // parse and lookup (the previous frame already learned the source).
+        let mut decisions = [Decision::Drop(DropReason::Malformed); BURST];
         let mut rx_bytes = 0u64;
-        let mut dropped = 0u64;
-        // Frames with byte-identical Ethernet+tag headers get the same
-        // decision within a burst: reuse it instead of a second lookup.
-        let mut last_hdr = [0u8; 16];
+        let mut last_hdr = 0u128;
         let mut last: Option<Decision> = None;
+        let mut uniform = true;
         for i in 0..n {
-            let Some(mut m) = rx.take(i) else { continue };
+            let Some(m) = rx.get_mut(i) else { continue };
             rx_bytes += m.pkt_len() as u64;
-            if m.rx_vlan_tci().is_some() && !self.restore_stripped_tag(&mut m) {
-                self.stats.drops.malformed.add(1);
-                dropped += 1;
-                drop_into(&mut local.trash, m);
+            if m.rx_vlan_tci().is_some() && !restore_stripped_tag(m) {
+                decisions[i] = Decision::Drop(DropReason::Malformed);
+                uniform = false;
                 continue;
             }
             let data = m.data();
-            let hdr: Option<[u8; 16]> = data.get(..16).and_then(|h| h.try_into().ok());
-            let decision = match (hdr, last) {
-                (Some(h), Some(d)) if h == last_hdr && !matches!(d, Decision::Flood { .. }) => d,
+            // 22 bytes cover everything an L2 parse reads (two tags).
+            let hdr = data.get(..16).filter(|_| data.len() >= 22).map(|h| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(h);
+                u128::from_ne_bytes(b)
+            });
+            let d = match (hdr, last) {
+                (Some(h), Some(d)) if h == last_hdr => d,
                 _ => {
                     let d = match FlowKey::extract_l2(data, None) {
                         Ok(key) => decide(&key, in_port, snap, fdb),
                         Err(_) => Decision::Drop(DropReason::Malformed),
                     };
-                    if let Some(h) = hdr {
-                        last_hdr = h;
-                        last = Some(d);
+                    uniform &= i == 0;
+                    match (hdr, d) {
+                        (Some(h), Decision::Unicast(..) | Decision::Drop(_)) => {
+                            last_hdr = h;
+                            last = Some(d);
+                        }
+                        _ => last = None,
                     }
                     d
                 }
             };
-            match decision {
+            decisions[i] = d;
+        }
+
+        // Phase 2, fast case: the whole burst to one port unchanged (one
+        // flow, or flows between the same two MACs) moves as one batch.
+        if let (true, Decision::Unicast(p, TagAction::Keep)) = (uniform, decisions[0]) {
+            let p = p as usize % MAX_PORTS;
+            if local.out[p].is_empty() && rx.is_compact() {
+                std::mem::swap(&mut local.out[p], rx);
+                local.out_bytes[p] += rx_bytes;
+                local.pending |= 1u64 << p;
+                self.finish_burst(in_port_id, n, rx_bytes, 0);
+                return;
+            }
+        }
+
+        // Phase 2, general case: frame by frame.
+        let mut dropped = 0u64;
+        for (i, mut m) in rx.drain().enumerate() {
+            match decisions[i] {
                 Decision::Unicast(p, action) => {
                     if apply_tag(&mut m, action) {
                         self.enqueue(local, p, m);
@@ -306,29 +363,27 @@ impl Worker {
                 }
             }
         }
-        rx.clear();
         local.trash.clear();
-        let c = &self.stats.ports[in_port_id as usize];
+        self.finish_burst(in_port_id, n, rx_bytes, dropped);
+    }
+
+    #[inline(always)]
+    fn finish_burst(&self, in_port_id: u16, n: usize, rx_bytes: u64, dropped: u64) {
+        let c = &self.stats.ports[in_port_id as usize % MAX_PORTS];
         bump(&c.rx_packets, n as u64);
         bump(&c.rx_bytes, rx_bytes);
         bump(&c.rx_dropped, dropped);
     }
 
-    /// NICs that strip the tag into metadata: put it back in the frame so
-    /// every later step sees one representation.
-    #[cold]
-    fn restore_stripped_tag(&self, m: &mut Mbuf) -> bool {
-        let tci = m.rx_vlan_tci().unwrap_or(0);
-        m.clear_rx_vlan();
-        apply_tag(m, TagAction::Push(tci))
-    }
-
     #[inline(always)]
     fn enqueue(&self, local: &mut Local, port: u16, m: Mbuf) {
         let p = port as usize % MAX_PORTS;
+        local.out_bytes[p] += m.pkt_len() as u64;
+        local.pending |= 1u64 << p;
         if let Err(m) = local.out[p].push(m) {
-            self.flush_port(local, p);
-            let _ = local.out[p].push(m);
+            // Cannot happen (flushed when full below); never lose it silently.
+            drop_into(&mut local.trash, m);
+            bump(&self.stats.ports[p].tx_dropped, 1);
         }
         if local.out[p].is_full() {
             self.flush_port(local, p);
@@ -337,8 +392,18 @@ impl Worker {
 
     /// Sends `m` to every port of the bridge in `vlan` but the input one: a
     /// copy per extra port, the original to the last. False if nothing went.
-    fn flood(&self, snap: &Snapshot, in_port: &PortConf, mask: u64, vlan: u16, m: Mbuf, local: &mut Local) -> bool {
-        let in_tci = FlowKey::extract_l2(m.data(), None).ok().and_then(|k| k.has_vlan.then_some(k.vlan_tci));
+    fn flood(
+        &self,
+        snap: &Snapshot,
+        in_port: &PortConf,
+        mask: u64,
+        vlan: u16,
+        m: Mbuf,
+        local: &mut Local,
+    ) -> bool {
+        let in_tci = FlowKey::extract_l2(m.data(), None)
+            .ok()
+            .and_then(|k| k.has_vlan.then_some(k.vlan_tci));
         let mut targets = [(0u16, TagAction::Keep); MAX_PORTS];
         let mut k = 0;
         let mut rest = mask & !(1u64 << in_port.port_id);
@@ -392,22 +457,27 @@ impl Worker {
 
     #[inline(always)]
     fn flush_port(&self, local: &mut Local, p: usize) {
-        if local.out[p].is_empty() {
+        local.pending &= !(1u64 << p);
+        let bytes = std::mem::take(&mut local.out_bytes[p]);
+        let len = local.out[p].len();
+        if len == 0 {
             return;
         }
         let c = &self.stats.ports[p];
         match local.tx[p].as_mut() {
             Some(tx) => {
-                let bytes: u64 = (0..local.out[p].len())
-                    .filter_map(|i| local.out[p].get(i))
-                    .map(|m| m.pkt_len() as u64)
-                    .sum();
-                let len = local.out[p].len();
                 let (sent, dropped) = tx.tx_burst(&mut local.out[p]);
                 bump(&c.tx_packets, sent as u64);
-                // Bytes of the dropped tail are not known any more; count
-                // the sent share proportionally (exact when nothing dropped).
-                bump(&c.tx_bytes, if sent == len { bytes } else { bytes * sent as u64 / len as u64 });
+                // Bytes of a dropped tail are not known any more: count the
+                // sent share (exact when nothing was dropped).
+                bump(
+                    &c.tx_bytes,
+                    if sent == len {
+                        bytes
+                    } else {
+                        bytes * sent as u64 / len as u64
+                    },
+                );
                 if dropped > 0 {
                     bump(&c.tx_dropped, dropped as u64);
                     self.stats.drops.tx_full.add(dropped as u64);
@@ -422,12 +492,22 @@ impl Worker {
 
     #[inline(always)]
     fn flush(&self, local: &mut Local) {
-        for p in 0..MAX_PORTS {
-            if !local.out[p].is_empty() {
-                self.flush_port(local, p);
-            }
+        let mut pending = local.pending;
+        while pending != 0 {
+            let p = pending.trailing_zeros() as usize;
+            pending &= pending - 1;
+            self.flush_port(local, p);
         }
     }
+}
+
+/// NICs that strip the tag into metadata: put it back in the frame so
+/// every later step sees one representation.
+#[cold]
+fn restore_stripped_tag(m: &mut Mbuf) -> bool {
+    let tci = m.rx_vlan_tci().unwrap_or(0);
+    m.clear_rx_vlan();
+    apply_tag(m, TagAction::Push(tci))
 }
 
 /// Queues `m` for the burst's bulk free.

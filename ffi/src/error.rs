@@ -32,7 +32,11 @@ impl DpdkError {
         let reason = unsafe { CStr::from_ptr(crate::raw::rte_strerror(errno)) }
             .to_string_lossy()
             .into_owned();
-        DpdkError { call, errno, reason }
+        DpdkError {
+            call,
+            errno,
+            reason,
+        }
     }
 }
 

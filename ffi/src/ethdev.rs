@@ -131,7 +131,9 @@ impl RxQueue {
 
 impl Drop for RxQueue {
     fn drop(&mut self) {
-        self.port.rx_claims.fetch_and(!(1u64 << self.queue), Ordering::AcqRel);
+        self.port
+            .rx_claims
+            .fetch_and(!(1u64 << self.queue), Ordering::AcqRel);
     }
 }
 
@@ -153,30 +155,32 @@ impl TxQueue {
     /// Sends the whole batch with one `rte_eth_tx_burst`; whatever the PMD
     /// did not take is freed in bulk. Returns (sent, dropped); the batch is
     /// empty afterwards.
+    /// The batch must be compact (only pushed to, or [`MbufBatch::compact`]ed).
     #[inline(always)]
     pub fn tx_burst(&mut self, batch: &mut MbufBatch) -> (usize, usize) {
-        batch.compact();
         let len = batch.len();
         if len == 0 {
             return (0, 0);
         }
+        if !batch.is_compact() {
+            batch.compact();
+        }
+        let len = batch.len();
         // SAFETY: exclusive claim on (port, queue) as for rx; slots 0..len are
-        // owned mbufs after `compact`. DPDK takes ownership of the first `sent`.
+        // owned mbufs (compact). DPDK takes ownership of the first `sent`.
         let sent = unsafe {
             raw::rte_eth_tx_burst(self.port.port_id, self.queue, batch.raw_slots(), len as u16)
         } as usize;
-        for i in 0..sent {
-            // Ownership moved to the PMD: drop the handle without freeing.
-            std::mem::forget(batch.take(i));
-        }
-        let dropped = batch.clear();
+        let dropped = batch.consumed_front(sent);
         (sent, dropped)
     }
 }
 
 impl Drop for TxQueue {
     fn drop(&mut self) {
-        self.port.tx_claims.fetch_and(!(1u64 << self.queue), Ordering::AcqRel);
+        self.port
+            .tx_claims
+            .fetch_and(!(1u64 << self.queue), Ordering::AcqRel);
     }
 }
 
@@ -253,7 +257,9 @@ impl EthPort {
     pub fn stats(&self) -> Result<EthStats, DpdkError> {
         let mut s = raw::rte_eth_stats::default();
         // SAFETY: valid port id; `s` is a valid out-pointer.
-        check("rte_eth_stats_get", unsafe { raw::rte_eth_stats_get(self.port_id(), &mut s) })?;
+        check("rte_eth_stats_get", unsafe {
+            raw::rte_eth_stats_get(self.port_id(), &mut s)
+        })?;
         Ok(EthStats {
             ipackets: s.ipackets,
             opackets: s.opackets,
@@ -341,7 +347,9 @@ fn port_name(port_id: u16) -> String {
         return format!("port{port_id}");
     }
     // SAFETY: DPDK wrote a NUL-terminated string into buf.
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn configure_and_start(
@@ -351,7 +359,9 @@ fn configure_and_start(
 ) -> Result<*mut raw::rte_device, DpdkError> {
     let mut info = raw::rte_eth_dev_info::default();
     // SAFETY: valid port id; `info` is a valid out-pointer.
-    check("rte_eth_dev_info_get", unsafe { raw::rte_eth_dev_info_get(port_id, &mut info) })?;
+    check("rte_eth_dev_info_get", unsafe {
+        raw::rte_eth_dev_info_get(port_id, &mut info)
+    })?;
     if setup.rx_queues == 0
         || setup.rx_queues > info.max_rx_queues.min(MAX_QUEUES)
         || setup.tx_queues == 0
@@ -377,7 +387,14 @@ fn configure_and_start(
         // SAFETY: configured port, queue in range, pool outlives the port
         // (the daemon drops pools after ports).
         check("rte_eth_rx_queue_setup", unsafe {
-            raw::rte_eth_rx_queue_setup(port_id, q, setup.rx_desc, socket, std::ptr::null(), pool.as_ptr())
+            raw::rte_eth_rx_queue_setup(
+                port_id,
+                q,
+                setup.rx_desc,
+                socket,
+                std::ptr::null(),
+                pool.as_ptr(),
+            )
         })?;
     }
     for q in 0..setup.tx_queues {
@@ -387,7 +404,9 @@ fn configure_and_start(
         })?;
     }
     // SAFETY: valid, configured port.
-    check("rte_eth_dev_start", unsafe { raw::rte_eth_dev_start(port_id) })?;
+    check("rte_eth_dev_start", unsafe {
+        raw::rte_eth_dev_start(port_id)
+    })?;
     // A switch port sees every frame; PMDs without the notion refuse harmlessly.
     // SAFETY: valid, started port.
     unsafe { raw::rte_eth_promiscuous_enable(port_id) };

@@ -199,6 +199,8 @@ pub struct MbufBatch {
     // array doubles as DPDK's `struct rte_mbuf **` burst argument.
     slots: [Option<Mbuf>; BURST],
     len: usize,
+    /// Some slot below `len` was emptied by `take`.
+    holes: bool,
 }
 
 impl Default for MbufBatch {
@@ -212,6 +214,7 @@ impl MbufBatch {
         MbufBatch {
             slots: [const { None }; BURST],
             len: 0,
+            holes: false,
         }
     }
 
@@ -256,7 +259,14 @@ impl MbufBatch {
     /// Moves slot `i` out, leaving it empty.
     #[inline(always)]
     pub fn take(&mut self, i: usize) -> Option<Mbuf> {
+        self.holes = true;
         self.slots[..self.len].get_mut(i)?.take()
+    }
+
+    /// True when slots `0..len` are all full.
+    #[inline(always)]
+    pub fn is_compact(&self) -> bool {
+        !self.holes
     }
 
     /// Removes and returns the last mbuf.
@@ -285,6 +295,7 @@ impl MbufBatch {
             }
         }
         self.len = 0;
+        self.holes = false;
         if n > 0 {
             // SAFETY: the n pointers are owned mbufs whose handles were forgotten.
             unsafe { raw::rte_pktmbuf_free_bulk(ptrs.as_mut_ptr(), n as u32) };
@@ -300,9 +311,7 @@ impl MbufBatch {
         }
         // SAFETY: slots[0..n] are None (len 0), laid out as `*mut rte_mbuf`;
         // on success DPDK writes n valid owned mbuf pointers there.
-        let ret = unsafe {
-            raw::rte_pktmbuf_alloc_bulk(pool.as_ptr(), self.raw_slots(), n as u32)
-        };
+        let ret = unsafe { raw::rte_pktmbuf_alloc_bulk(pool.as_ptr(), self.raw_slots(), n as u32) };
         if ret == 0 {
             self.len = n;
             true
@@ -324,6 +333,37 @@ impl MbufBatch {
         self.len = len.min(BURST);
     }
 
+    /// Moves every mbuf out, in order; the batch is empty when the iterator
+    /// is dropped (anything not consumed is freed in bulk).
+    #[inline(always)]
+    pub fn drain(&mut self) -> Drain<'_> {
+        Drain {
+            batch: self,
+            next: 0,
+        }
+    }
+
+    /// After DPDK took ownership of slots `0..n` (tx burst): forgets them
+    /// and frees the rest in one bulk call. Returns how many were freed.
+    #[inline(always)]
+    pub(crate) fn consumed_front(&mut self, n: usize) -> usize {
+        let len = self.len;
+        let n = n.min(len);
+        let rest = len - n;
+        if rest > 0 {
+            // SAFETY: slots n..len hold owned mbufs (the batch is compact);
+            // they are freed here and nulled below without running Drop.
+            unsafe { raw::rte_pktmbuf_free_bulk(self.raw_slots().add(n), rest as u32) };
+        }
+        // SAFETY: slots 0..len are `Option<Mbuf>`, whose all-zero bit pattern
+        // is `None`; the mbufs they held now belong to DPDK (0..n) or were
+        // freed just above (n..len), so overwriting them without Drop is right.
+        unsafe { std::ptr::write_bytes(self.slots.as_mut_ptr(), 0, len) };
+        self.len = 0;
+        self.holes = false;
+        rest
+    }
+
     /// Closes gaps left by `take` so slots `0..len` are all full (needed
     /// before handing the array to tx burst).
     #[inline]
@@ -336,6 +376,41 @@ impl MbufBatch {
             }
         }
         self.len = w;
+        self.holes = false;
+    }
+}
+
+/// Iterator of [`MbufBatch::drain`].
+pub struct Drain<'a> {
+    batch: &'a mut MbufBatch,
+    next: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Mbuf> {
+        while self.next < self.batch.len {
+            let m = self.batch.slots[self.next].take();
+            self.next += 1;
+            if m.is_some() {
+                return m;
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Drain<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.next >= self.batch.len {
+            self.batch.len = 0;
+            self.batch.holes = false;
+        } else {
+            self.batch.clear();
+        }
     }
 }
 

@@ -25,9 +25,11 @@ impl Mempool {
         data_room: u16,
         socket: i32,
     ) -> Result<Mempool, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::new("rte_pktmbuf_pool_create", libc::EINVAL))?;
+        let cname = CString::new(name)
+            .map_err(|_| DpdkError::new("rte_pktmbuf_pool_create", libc::EINVAL))?;
         // SAFETY: the name is a valid C string; DPDK copies it.
-        let ptr = unsafe { raw::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
+        let ptr =
+            unsafe { raw::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
         NonNull::new(ptr)
             .map(|ptr| Mempool { ptr })
             .ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create"))

@@ -92,23 +92,57 @@ fn parse_mode(s: &str) -> Result<VlanMode, String> {
 fn main() {
     let args = Args::parse();
     let (req, json, kind) = match args.cmd {
-        Cmd::Port { cmd: PortCmd::List { json } } => (Request::PortList, json, "port-list"),
-        Cmd::Port { cmd: PortCmd::Stats { json } } => (Request::PortStats, json, "port-stats"),
-        Cmd::Port { cmd: PortCmd::Add { bridge, name, devargs, tag, trunks, vlan_mode, rx_queues } } => (
-            Request::PortAdd { bridge, port: PortConfig { name, devargs, vlan_mode, tag, trunks, rx_queues } },
+        Cmd::Port {
+            cmd: PortCmd::List { json },
+        } => (Request::PortList, json, "port-list"),
+        Cmd::Port {
+            cmd: PortCmd::Stats { json },
+        } => (Request::PortStats, json, "port-stats"),
+        Cmd::Port {
+            cmd:
+                PortCmd::Add {
+                    bridge,
+                    name,
+                    devargs,
+                    tag,
+                    trunks,
+                    vlan_mode,
+                    rx_queues,
+                },
+        } => (
+            Request::PortAdd {
+                bridge,
+                port: PortConfig {
+                    name,
+                    devargs,
+                    vlan_mode,
+                    tag,
+                    trunks,
+                    rx_queues,
+                },
+            },
             false,
             "",
         ),
-        Cmd::Port { cmd: PortCmd::Del { name } } => (Request::PortDel { name }, false, ""),
-        Cmd::Fdb { cmd: FdbCmd::Show { bridge, json } } => (Request::FdbShow { bridge }, json, "fdb"),
-        Cmd::Fdb { cmd: FdbCmd::Flush { bridge } } => (Request::FdbFlush { bridge }, false, ""),
+        Cmd::Port {
+            cmd: PortCmd::Del { name },
+        } => (Request::PortDel { name }, false, ""),
+        Cmd::Fdb {
+            cmd: FdbCmd::Show { bridge, json },
+        } => (Request::FdbShow { bridge }, json, "fdb"),
+        Cmd::Fdb {
+            cmd: FdbCmd::Flush { bridge },
+        } => (Request::FdbFlush { bridge }, false, ""),
         Cmd::PmdStats { json } => (Request::PmdStats, json, "pmd"),
         Cmd::PmdStatsClear => (Request::PmdStatsClear, false, ""),
     };
     let resp = match call(&args.socket, &req, Duration::from_secs(60)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("vswitchctl: {}: {e} (is vswitchd running?)", args.socket.display());
+            eprintln!(
+                "vswitchctl: {}: {e} (is vswitchd running?)",
+                args.socket.display()
+            );
             std::process::exit(1);
         }
     };
@@ -124,7 +158,10 @@ fn main() {
     match kind {
         "port-list" => {
             let rows: Vec<PortInfo> = serde_json::from_value(r).unwrap_or_default();
-            println!("{:<4} {:<12} {:<10} {:<16} {:<6} {:<17} {:<18} DEVARGS", "ID", "NAME", "BRIDGE", "VLAN", "LINK", "MAC", "DPDK");
+            println!(
+                "{:<4} {:<12} {:<10} {:<16} {:<6} {:<17} {:<18} DEVARGS",
+                "ID", "NAME", "BRIDGE", "VLAN", "LINK", "MAC", "DPDK"
+            );
             for p in rows {
                 let vlan = match (p.tag, p.trunks.is_empty()) {
                     (Some(t), true) => format!("{} {t}", p.vlan_mode),
@@ -134,7 +171,14 @@ fn main() {
                 };
                 println!(
                     "{:<4} {:<12} {:<10} {:<16} {:<6} {:<17} {:<18} {}",
-                    p.port_id, p.name, p.bridge, vlan, if p.link_up { "up" } else { "down" }, p.mac, p.dpdk_name, p.devargs
+                    p.port_id,
+                    p.name,
+                    p.bridge,
+                    vlan,
+                    if p.link_up { "up" } else { "down" },
+                    p.mac,
+                    p.dpdk_name,
+                    p.devargs
                 );
             }
         }
@@ -142,15 +186,27 @@ fn main() {
             let rows: Vec<PortStatsRow> = serde_json::from_value(r).unwrap_or_default();
             for p in rows {
                 println!("port {}: {}", p.port_id, p.name);
-                println!("  RX packets:{} bytes:{} dropped:{} missed:{} errors:{}", p.rx_packets, p.rx_bytes, p.rx_dropped, p.rx_missed, p.rx_errors);
-                println!("  TX packets:{} bytes:{} dropped:{} errors:{}", p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_errors);
+                println!(
+                    "  RX packets:{} bytes:{} dropped:{} missed:{} errors:{}",
+                    p.rx_packets, p.rx_bytes, p.rx_dropped, p.rx_missed, p.rx_errors
+                );
+                println!(
+                    "  TX packets:{} bytes:{} dropped:{} errors:{}",
+                    p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_errors
+                );
             }
         }
         "fdb" => {
             let rows: Vec<FdbRow> = serde_json::from_value(r).unwrap_or_default();
-            println!("{:<10} {:<12} {:>4}  {:<17} {:>4}", "BRIDGE", "PORT", "VLAN", "MAC", "AGE");
+            println!(
+                "{:<10} {:<12} {:>4}  {:<17} {:>4}",
+                "BRIDGE", "PORT", "VLAN", "MAC", "AGE"
+            );
             for e in rows {
-                println!("{:<10} {:<12} {:>4}  {:<17} {:>4}", e.bridge, e.port, e.vlan, e.mac, e.age);
+                println!(
+                    "{:<10} {:<12} {:>4}  {:<17} {:>4}",
+                    e.bridge, e.port, e.vlan, e.mac, e.age
+                );
             }
         }
         "pmd" => {
@@ -158,14 +214,28 @@ fn main() {
             for w in rows {
                 println!("pmd thread core_id {}:", w.core);
                 println!("  packets received: {}", w.packets);
-                println!("  idle cycles: {} ({:.2}%)", w.idle_cycles, 100.0 - w.busy_percent);
-                println!("  processing cycles: {} ({:.2}%)", w.busy_cycles, w.busy_percent);
-                println!("  avg processing cycles per packet: {:.2}", w.cycles_per_packet);
+                println!(
+                    "  idle cycles: {} ({:.2}%)",
+                    w.idle_cycles,
+                    100.0 - w.busy_percent
+                );
+                println!(
+                    "  processing cycles: {} ({:.2}%)",
+                    w.busy_cycles, w.busy_percent
+                );
+                println!(
+                    "  avg processing cycles per packet: {:.2}",
+                    w.cycles_per_packet
+                );
                 println!("  iterations: {}", w.iterations);
                 println!("  rx queues: {}", w.rx_queues.join(" "));
                 println!(
                     "  drops: malformed {} vlan {} no-output {} tx-full {} no-mbuf {}",
-                    w.drops_malformed, w.drops_vlan, w.drops_no_output, w.drops_tx_full, w.drops_no_mbuf
+                    w.drops_malformed,
+                    w.drops_vlan,
+                    w.drops_no_output,
+                    w.drops_tx_full,
+                    w.drops_no_mbuf
                 );
             }
         }

@@ -179,7 +179,10 @@ pub(crate) mod tests {
     #[test]
     fn truncated_at_every_length() {
         for len in 0..HEADER_LEN {
-            assert_eq!(ArpPacket::new_checked(&REQUEST[..len]), Err(WireError::Truncated));
+            assert_eq!(
+                ArpPacket::new_checked(&REQUEST[..len]),
+                Err(WireError::Truncated)
+            );
         }
     }
 
@@ -189,7 +192,10 @@ pub(crate) mod tests {
             let mut buf = REQUEST;
             buf[at] = value;
             assert!(
-                matches!(ArpPacket::new_checked(&buf[..]), Err(WireError::Malformed(_))),
+                matches!(
+                    ArpPacket::new_checked(&buf[..]),
+                    Err(WireError::Malformed(_))
+                ),
                 "byte {at} = {value}"
             );
         }

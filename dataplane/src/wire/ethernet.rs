@@ -162,7 +162,10 @@ mod tests {
         assert_eq!(f.dst_addr(), EthernetAddress::new(1, 2, 3, 4, 5, 6));
         assert_eq!(f.src_addr(), EthernetAddress::new(6, 5, 4, 3, 2, 1));
         assert_eq!(f.ethertype(), EtherType::IPV6);
-        assert_eq!(&buf[..14], &[1, 2, 3, 4, 5, 6, 6, 5, 4, 3, 2, 1, 0x86, 0xdd]);
+        assert_eq!(
+            &buf[..14],
+            &[1, 2, 3, 4, 5, 6, 6, 5, 4, 3, 2, 1, 0x86, 0xdd]
+        );
         assert_eq!(buf[14], 0);
     }
 }

@@ -135,7 +135,10 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     /// Echo request or echo reply.
     #[inline]
     pub fn is_echo(&self) -> bool {
-        matches!(self.msg_type(), Icmpv4Type::ECHO_REQUEST | Icmpv4Type::ECHO_REPLY)
+        matches!(
+            self.msg_type(),
+            Icmpv4Type::ECHO_REQUEST | Icmpv4Type::ECHO_REPLY
+        )
     }
 
     /// Echo identifier (bytes 4..6; meaningful when [`is_echo`](Self::is_echo)).
@@ -227,7 +230,10 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     /// Echo request or echo reply.
     #[inline]
     pub fn is_echo(&self) -> bool {
-        matches!(self.msg_type(), Icmpv6Type::ECHO_REQUEST | Icmpv6Type::ECHO_REPLY)
+        matches!(
+            self.msg_type(),
+            Icmpv6Type::ECHO_REQUEST | Icmpv6Type::ECHO_REPLY
+        )
     }
 
     /// Echo identifier (bytes 4..6; meaningful when [`is_echo`](Self::is_echo)).
@@ -295,7 +301,10 @@ pub(crate) mod tests {
         let p = Icmpv6Packet::new_checked(&buf[..]).unwrap();
         assert_eq!(p.msg_type(), Icmpv6Type::ECHO_REQUEST);
         assert!(p.is_echo());
-        assert_eq!((p.echo_ident(), p.echo_seq_no(), p.checksum()), (7, 2, 0xabcd));
+        assert_eq!(
+            (p.echo_ident(), p.echo_seq_no(), p.checksum()),
+            (7, 2, 0xabcd)
+        );
         assert!(p.payload().is_empty());
 
         let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
@@ -310,8 +319,14 @@ pub(crate) mod tests {
     fn truncated_at_every_length() {
         let buf = echo_request_v4();
         for len in 0..HEADER_LEN {
-            assert_eq!(Icmpv4Packet::new_checked(&buf[..len]), Err(WireError::Truncated));
-            assert_eq!(Icmpv6Packet::new_checked(&buf[..len]), Err(WireError::Truncated));
+            assert_eq!(
+                Icmpv4Packet::new_checked(&buf[..len]),
+                Err(WireError::Truncated)
+            );
+            assert_eq!(
+                Icmpv6Packet::new_checked(&buf[..len]),
+                Err(WireError::Truncated)
+            );
         }
     }
 }

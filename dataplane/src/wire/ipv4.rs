@@ -70,7 +70,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
         let total_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
         if total_len < header_len {
-            return Err(WireError::Malformed("IPv4 total length below header length"));
+            return Err(WireError::Malformed(
+                "IPv4 total length below header length",
+            ));
         }
         if data.len() < total_len {
             return Err(WireError::Truncated);
@@ -311,7 +313,9 @@ pub(crate) mod tests {
     #[test]
     fn options_are_skipped() {
         // IHL 7: 8 bytes of options (NOP NOP NOP EOL + 4 more), total 32.
-        let mut buf = vec![0x47, 0, 0, 32, 0, 0, 0, 0, 64, 6, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2];
+        let mut buf = vec![
+            0x47, 0, 0, 32, 0, 0, 0, 0, 64, 6, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+        ];
         buf.extend_from_slice(&[1, 1, 1, 0, 0, 0, 0, 0]);
         buf.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
         let mut p = Ipv4Packet::new_checked(&mut buf[..]).unwrap();
@@ -321,7 +325,10 @@ pub(crate) mod tests {
         assert_eq!(p.options(), &[1, 1, 1, 0, 0, 0, 0, 0]);
         assert_eq!(p.payload(), &[0xaa, 0xbb, 0xcc, 0xdd]);
         // Options cut short by the buffer.
-        assert_eq!(Ipv4Packet::new_checked(&buf[..24]), Err(WireError::Truncated));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..24]),
+            Err(WireError::Truncated)
+        );
     }
 
     #[test]
@@ -340,23 +347,36 @@ pub(crate) mod tests {
     fn bad_version_and_lengths() {
         let mut buf = packet();
         buf[0] = 0x65;
-        assert!(matches!(Ipv4Packet::new_checked(&buf[..]), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            Ipv4Packet::new_checked(&buf[..]),
+            Err(WireError::Malformed(_))
+        ));
         let mut buf = packet();
         buf[3] = 19; // total length below header length
-        assert!(matches!(Ipv4Packet::new_checked(&buf[..]), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            Ipv4Packet::new_checked(&buf[..]),
+            Err(WireError::Malformed(_))
+        ));
         let mut buf = packet();
         buf[3] = 29; // one byte more than the buffer
         assert_eq!(Ipv4Packet::new_checked(&buf[..]), Err(WireError::Truncated));
         let mut buf = packet();
         buf[0] = 0x4f; // IHL 15 = 60 bytes > total length 28
-        assert!(matches!(Ipv4Packet::new_checked(&buf[..]), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            Ipv4Packet::new_checked(&buf[..]),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[test]
     fn truncated_at_every_length() {
         let buf = packet();
         for len in 0..buf.len() {
-            assert_eq!(Ipv4Packet::new_checked(&buf[..len]), Err(WireError::Truncated), "{len}");
+            assert_eq!(
+                Ipv4Packet::new_checked(&buf[..len]),
+                Err(WireError::Truncated),
+                "{len}"
+            );
         }
     }
 

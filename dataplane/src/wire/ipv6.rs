@@ -300,7 +300,10 @@ pub(crate) mod tests {
         let mut buf = header(8, 17);
         buf.extend_from_slice(&UDP);
         for len in 0..buf.len() {
-            assert_eq!(Ipv6Packet::new_checked(&buf[..len]), Err(WireError::Truncated));
+            assert_eq!(
+                Ipv6Packet::new_checked(&buf[..len]),
+                Err(WireError::Truncated)
+            );
         }
     }
 
@@ -308,7 +311,10 @@ pub(crate) mod tests {
     fn bad_version() {
         let mut buf = header(0, 59);
         buf[0] = 0x4a;
-        assert!(matches!(Ipv6Packet::new_checked(&buf[..]), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            Ipv6Packet::new_checked(&buf[..]),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -326,7 +332,9 @@ pub(crate) mod tests {
         ext.extend_from_slice(&[60, 2, 0, 0, 0, 0, 0, 0]); // routing, 3 * 8 bytes
         ext.extend_from_slice(&[0; 16]);
         ext.extend_from_slice(&[6, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // dst opts
-        let tcp = [0x01, 0xbb, 0xc0, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0];
+        let tcp = [
+            0x01, 0xbb, 0xc0, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ];
         ext.extend_from_slice(&tcp);
         let mut buf = header(u16::try_from(ext.len()).unwrap(), 0);
         buf.extend_from_slice(&ext);
@@ -407,7 +415,10 @@ pub(crate) mod tests {
             buf
         };
         let buf = chain(MAX_EXT_HEADERS);
-        let upper = Ipv6Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap();
+        let upper = Ipv6Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
         assert_eq!(upper.protocol, IpProtocol::IPV6_NO_NXT);
         assert_eq!(upper.offset, 40 + 8 * MAX_EXT_HEADERS);
         let buf = chain(MAX_EXT_HEADERS + 1);

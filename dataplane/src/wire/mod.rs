@@ -258,7 +258,10 @@ impl<'de> serde::Deserialize<'de> for EthernetAddress {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an Ethernet address such as \"aa:bb:cc:dd:ee:ff\"")
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> core::result::Result<Self::Value, E> {
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> core::result::Result<Self::Value, E> {
                 v.parse().map_err(E::custom)
             }
         }
@@ -388,6 +391,8 @@ impl fmt::Debug for IpProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
 
     #[test]
     fn mac_display_parse_roundtrip() {
@@ -411,7 +416,11 @@ mod tests {
             "0200:5e:10:ab:ff0",
             "02:00:5e:10:ab:f\u{e9}",
         ] {
-            assert_eq!(bad.parse::<EthernetAddress>(), Err(ParseAddressError), "{bad:?}");
+            assert_eq!(
+                bad.parse::<EthernetAddress>(),
+                Err(ParseAddressError),
+                "{bad:?}"
+            );
         }
     }
 
@@ -433,7 +442,10 @@ mod tests {
         assert_eq!(mac.to_u64(), 0x1234_5678_9abc);
         assert_eq!(EthernetAddress::from_u64(0x1234_5678_9abc), mac);
         assert_eq!(EthernetAddress::from_u64(0xffff_1234_5678_9abc), mac);
-        assert_eq!(EthernetAddress::from_u64(u64::MAX), EthernetAddress::BROADCAST);
+        assert_eq!(
+            EthernetAddress::from_u64(u64::MAX),
+            EthernetAddress::BROADCAST
+        );
         assert_eq!(EthernetAddress::from_slice(&[1, 2, 3]), None);
         assert_eq!(
             EthernetAddress::from_slice(&[1, 2, 3, 4, 5, 6]),
@@ -461,6 +473,181 @@ mod tests {
         assert_eq!(checksum(&[]), 0xffff);
         // Odd length: trailing byte is the high byte of a zero-padded word.
         assert_eq!(checksum(&[0x12]), !0x1200);
+    }
+
+    /// Builds every view over `data` with `new_checked`; when that succeeds,
+    /// calls every accessor (the contract: none may panic).
+    fn exercise_all_views(data: &[u8]) {
+        if let Ok(f) = EthernetFrame::new_checked(data) {
+            let _ = (
+                f.dst_addr(),
+                f.src_addr(),
+                f.ethertype(),
+                f.payload(),
+                f.header_len(),
+            );
+            let _ = VlanStack::parse(f.ethertype(), f.payload(), None);
+            let _ = VlanStack::parse(f.ethertype(), f.payload(), Some(Tci(1)));
+        }
+        let _ = VlanStack::from_frame(data, None);
+        if let Ok(t) = VlanTag::new_checked(data) {
+            let _ = (
+                t.tci(),
+                t.vid(),
+                t.pcp(),
+                t.dei(),
+                t.ethertype(),
+                t.payload(),
+            );
+        }
+        if let Ok(a) = ArpPacket::new_checked(data) {
+            let _ = (
+                a.hardware_type(),
+                a.protocol_type(),
+                a.op(),
+                a.sha(),
+                a.spa(),
+            );
+            let _ = (a.tha(), a.tpa(), a.payload(), a.header_len());
+        }
+        if let Ok(p) = Ipv4Packet::new_checked(data) {
+            let _ = (
+                p.version(),
+                p.ihl(),
+                p.header_len(),
+                p.dscp(),
+                p.ecn(),
+                p.total_len(),
+            );
+            let _ = (p.ident(), p.dont_frag(), p.more_frags(), p.frag_offset());
+            let _ = (
+                p.is_fragment(),
+                p.is_later_fragment(),
+                p.ttl(),
+                p.protocol(),
+            );
+            let _ = (p.checksum(), p.src_addr(), p.dst_addr(), p.options());
+            let _ = (p.verify_checksum(), p.payload());
+            assert!(p.header_len() >= 20 && p.payload().len() <= data.len());
+        }
+        if let Ok(p) = Ipv6Packet::new_checked(data) {
+            let _ = (
+                p.version(),
+                p.traffic_class(),
+                p.flow_label(),
+                p.payload_len(),
+            );
+            let _ = (
+                p.next_header(),
+                p.hop_limit(),
+                p.src_addr(),
+                p.dst_addr(),
+                p.payload(),
+            );
+            if let Ok(upper) = p.upper_layer() {
+                assert!(upper.offset <= 40 + usize::from(p.payload_len()));
+                let _ = p.upper_layer_payload(&upper);
+            }
+        }
+        if let Ok(t) = TcpPacket::new_checked(data) {
+            let _ = (t.src_port(), t.dst_port(), t.seq_number(), t.ack_number());
+            let _ = (
+                t.data_offset(),
+                t.header_len(),
+                t.flags(),
+                t.ns(),
+                t.window_len(),
+            );
+            let _ = (t.checksum(), t.urgent_at(), t.options(), t.payload());
+        }
+        for u in [
+            UdpPacket::new_checked(data),
+            UdpPacket::new_checked_header(data),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = (
+                u.src_port(),
+                u.dst_port(),
+                u.len(),
+                u.is_empty(),
+                u.checksum(),
+            );
+            let _ = (u.payload(), u.header_len());
+        }
+        if let Ok(i) = Icmpv4Packet::new_checked(data) {
+            let _ = (
+                i.msg_type(),
+                i.msg_code(),
+                i.checksum(),
+                i.is_echo(),
+                i.echo_ident(),
+            );
+            let _ = (i.echo_seq_no(), i.verify_checksum(), i.payload());
+        }
+        if let Ok(i) = Icmpv6Packet::new_checked(data) {
+            let _ = (
+                i.msg_type(),
+                i.msg_code(),
+                i.checksum(),
+                i.is_echo(),
+                i.echo_ident(),
+            );
+            let _ = (i.echo_seq_no(), i.payload());
+        }
+        let _ = checksum(data);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 1024,
+            // Do not write regression files into the source tree.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn views_never_panic_on_arbitrary_bytes(
+            data in vec(any::<u8>(), 0..200),
+        ) {
+            exercise_all_views(&data);
+        }
+
+        /// Biased inputs: first byte set to IPv4/IPv6 versions with sane IHLs
+        /// and small length fields, so the deeper checks are reached.
+        #[test]
+        fn views_never_panic_on_plausible_headers(
+            first in prop_oneof![
+                Just(0x45u8),
+                Just(0x4f),
+                Just(0x60),
+                any::<u8>()
+            ],
+            len_hi in 0u8..2,
+            rest in vec(any::<u8>(), 0..200),
+        ) {
+            let mut data = vec![first, 0, len_hi];
+            data.extend_from_slice(&rest);
+            exercise_all_views(&data);
+            // The IPv6 payload length lives at bytes 4..6.
+            if data.len() > 5 {
+                data[4] = 0;
+            }
+            exercise_all_views(&data);
+        }
+
+        #[test]
+        fn mac_text_round_trips(bytes in any::<[u8; 6]>()) {
+            let mac = EthernetAddress(bytes);
+            prop_assert_eq!(mac.to_string().parse::<EthernetAddress>(), Ok(mac));
+            prop_assert_eq!(EthernetAddress::from_u64(mac.to_u64()), mac);
+        }
+
+        #[test]
+        fn mac_parse_never_panics(s in ".{0,24}") {
+            let _ = s.parse::<EthernetAddress>();
+        }
     }
 
     #[test]

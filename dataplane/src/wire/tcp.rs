@@ -241,9 +241,15 @@ pub(crate) mod tests {
     fn truncated_at_every_length() {
         // 24 bytes of header: anything shorter is truncated.
         for len in 0..24 {
-            assert_eq!(TcpPacket::new_checked(&SEGMENT[..len]), Err(WireError::Truncated));
+            assert_eq!(
+                TcpPacket::new_checked(&SEGMENT[..len]),
+                Err(WireError::Truncated)
+            );
         }
-        assert!(TcpPacket::new_checked(&SEGMENT[..24]).unwrap().payload().is_empty());
+        assert!(TcpPacket::new_checked(&SEGMENT[..24])
+            .unwrap()
+            .payload()
+            .is_empty());
     }
 
     #[test]

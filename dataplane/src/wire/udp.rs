@@ -158,7 +158,10 @@ pub(crate) mod tests {
     #[test]
     fn truncated_at_every_length() {
         for len in 0..DATAGRAM.len() {
-            assert_eq!(UdpPacket::new_checked(&DATAGRAM[..len]), Err(WireError::Truncated));
+            assert_eq!(
+                UdpPacket::new_checked(&DATAGRAM[..len]),
+                Err(WireError::Truncated)
+            );
         }
     }
 

@@ -332,7 +332,8 @@ impl VlanStack {
     /// Offset of the L3 header in the frame: `14 + tags_len`.
     #[inline]
     pub const fn l3_offset(&self) -> usize {
-        super::ethernet::HEADER_LEN + self.tags_len
+        // Saturating: the fields are public, so `tags_len` may be anything.
+        self.tags_len.saturating_add(super::ethernet::HEADER_LEN)
     }
 
     /// Number of tags, the stripped one included.
@@ -425,7 +426,10 @@ mod tests {
     #[test]
     fn single_stag() {
         let s = VlanStack::from_frame(&frame(&[(0x88a8, 0x0064)], 0x0806), None).unwrap();
-        assert_eq!((s.outer, s.inner, s.ethertype), (Some(Tci(100)), None, EtherType::ARP));
+        assert_eq!(
+            (s.outer, s.inner, s.ethertype),
+            (Some(Tci(100)), None, EtherType::ARP)
+        );
     }
 
     #[test]
@@ -454,7 +458,10 @@ mod tests {
             Err(WireError::Malformed(NESTED_S_TAG))
         );
         let f = frame(&[(0x88a8, 1), (0x88a8, 2)], 0x0800);
-        assert!(matches!(VlanStack::from_frame(&f, None), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            VlanStack::from_frame(&f, None),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -495,7 +502,10 @@ mod tests {
     fn truncated_tags_at_every_length() {
         let f = frame(&[(0x88a8, 1), (0x8100, 2)], 0x0800);
         for len in 0..14 {
-            assert_eq!(VlanStack::from_frame(&f[..len], None), Err(WireError::Truncated));
+            assert_eq!(
+                VlanStack::from_frame(&f[..len], None),
+                Err(WireError::Truncated)
+            );
         }
         // The tags end at 22; anything shorter cuts one of them.
         for len in 14..22 {
