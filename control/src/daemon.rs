@@ -313,7 +313,9 @@ impl Daemon {
         Ok(())
     }
 
-    fn del_port(&mut self, name: &str) -> Result<(), String> {
+    /// Removes a port; returns its final counters (complete: every worker
+    /// has finished with it when this returns).
+    fn del_port(&mut self, name: &str) -> Result<PortStatsRow, String> {
         let Some(p) = self.ports.remove(name) else {
             return Err(format!("name: no port named {name:?}"));
         };
@@ -324,6 +326,8 @@ impl Daemon {
             b.fdb.flush_port(id);
         }
         let deadline = Instant::now() + GRACE_TIMEOUT;
+        let base = p.base;
+        let hw = p.eth.stats().unwrap_or_default();
         let mut eth = p.eth;
         loop {
             match eth.close() {
@@ -339,8 +343,27 @@ impl Daemon {
                 }
             }
         }
-        info!(port = name, port_id = id, "port deleted");
-        Ok(())
+        let t = PortTotals::sum(&self.workers, id).since(base);
+        info!(
+            port = name,
+            port_id = id,
+            rx = t.rx_packets,
+            tx = t.tx_packets,
+            "port deleted"
+        );
+        Ok(PortStatsRow {
+            name: name.to_owned(),
+            port_id: id,
+            rx_packets: t.rx_packets,
+            rx_bytes: t.rx_bytes,
+            tx_packets: t.tx_packets,
+            tx_bytes: t.tx_bytes,
+            rx_dropped: t.rx_dropped,
+            tx_dropped: t.tx_dropped,
+            rx_missed: hw.imissed,
+            rx_errors: hw.ierrors,
+            tx_errors: hw.oerrors,
+        })
     }
 
     fn handle(&mut self, req: Request) -> Response {
@@ -356,7 +379,7 @@ impl Daemon {
                 Err(e) => Response::err(e),
             },
             Request::PortDel { name } => match self.del_port(&name) {
-                Ok(()) => Response::ok(serde_json::Value::Null),
+                Ok(last) => Response::ok(serde_json::to_value(last).unwrap_or_default()),
                 Err(e) => Response::err(e),
             },
             Request::FdbShow { bridge } => match self.fdb_rows(bridge.as_deref()) {

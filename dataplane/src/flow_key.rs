@@ -101,6 +101,11 @@ pub enum ParseError {
     BadL4,
 }
 
+/// What the IP parsers hand to the L4 parser: the upper-layer protocol, the
+/// bytes from its header to the end of the IP payload, and whether more
+/// fragments follow (a first fragment: UDP's length may exceed the bytes).
+type L4Input<'a> = (IpProtocol, &'a [u8], bool);
+
 /// An IPv4 address in the 16-byte `nw_src`/`nw_dst` layout.
 #[inline(always)]
 const fn ipv4_in_16([a, b, c, d]: [u8; 4]) -> [u8; 16] {
@@ -206,18 +211,29 @@ impl FlowKey {
         Ok(rest.get(tags.tags_len..).unwrap_or_default())
     }
 
+    /// Fills the L3 fields, then the L4 ones. The L4 parser has a single
+    /// call site (shared by IPv4 and IPv6) to keep the code small.
     #[inline(always)]
     fn parse_l3(&mut self, l3: &[u8]) -> Result<(), ParseError> {
-        match EtherType(self.dl_type) {
-            EtherType::IPV4 => self.parse_ipv4(l3),
-            EtherType::IPV6 => self.parse_ipv6(l3),
-            EtherType::ARP => self.parse_arp(l3),
-            _ => Ok(()),
+        let l4 = match EtherType(self.dl_type) {
+            EtherType::IPV4 => self.parse_ipv4(l3)?,
+            EtherType::IPV6 => self.parse_ipv6(l3)?,
+            EtherType::ARP => {
+                self.parse_arp(l3)?;
+                None
+            }
+            _ => None,
+        };
+        match l4 {
+            Some((proto, l4, partial)) => self.parse_l4(proto, l4, partial),
+            None => Ok(()),
         }
     }
 
+    /// Returns the upper-layer protocol, its bytes and whether more fragments
+    /// follow; `None` for a later fragment (no L4 header).
     #[inline(always)]
-    fn parse_ipv4(&mut self, l3: &[u8]) -> Result<(), ParseError> {
+    fn parse_ipv4<'a>(&mut self, l3: &'a [u8]) -> Result<Option<L4Input<'a>>, ParseError> {
         let ip = Ipv4Packet::new_checked(l3).map_err(|_| ParseError::BadL3)?;
         let proto = ip.protocol();
         self.ip_version = 4;
@@ -226,13 +242,18 @@ impl FlowKey {
         self.nw_dst = ipv4_in_16(ip.dst_addr());
         if ip.is_later_fragment() {
             self.is_fragment = true;
-            return Ok(());
+            return Ok(None);
         }
-        self.parse_l4(proto, 4, ip.payload(), ip.more_frags())
+        // `ip.payload()`, but borrowed from `l3` rather than from `ip`.
+        let l4 = l3
+            .get(ip.header_len()..usize::from(ip.total_len()))
+            .unwrap_or_default();
+        Ok(Some((proto, l4, ip.more_frags())))
     }
 
+    /// Same contract as [`parse_ipv4`](Self::parse_ipv4).
     #[inline(always)]
-    fn parse_ipv6(&mut self, l3: &[u8]) -> Result<(), ParseError> {
+    fn parse_ipv6<'a>(&mut self, l3: &'a [u8]) -> Result<Option<L4Input<'a>>, ParseError> {
         let ip = Ipv6Packet::new_checked(l3).map_err(|_| ParseError::BadL3)?;
         let upper = ip.upper_layer().map_err(|_| ParseError::BadL3)?;
         self.ip_version = 6;
@@ -241,14 +262,13 @@ impl FlowKey {
         self.nw_dst = ip.dst_addr();
         if upper.is_later_fragment() {
             self.is_fragment = true;
-            return Ok(());
+            return Ok(None);
         }
-        self.parse_l4(
-            upper.protocol,
-            6,
-            ip.upper_layer_payload(&upper),
-            upper.more_frags,
-        )
+        // From the upper-layer header to the end of the IPv6 payload
+        // (Ethernet padding excluded), borrowed from `l3`.
+        let end = crate::wire::ipv6::HEADER_LEN + usize::from(ip.payload_len());
+        let l4 = l3.get(upper.offset..end).unwrap_or_default();
+        Ok(Some((upper.protocol, l4, upper.more_frags)))
     }
 
     #[inline(always)]
@@ -264,13 +284,8 @@ impl FlowKey {
     /// `l4`: the IP payload from the upper-layer header on. `partial`: a first
     /// fragment with more to come, so UDP's length may exceed `l4`.
     #[inline(always)]
-    fn parse_l4(
-        &mut self,
-        proto: IpProtocol,
-        ip_version: u8,
-        l4: &[u8],
-        partial: bool,
-    ) -> Result<(), ParseError> {
+    fn parse_l4(&mut self, proto: IpProtocol, l4: &[u8], partial: bool) -> Result<(), ParseError> {
+        let ip_version = self.ip_version;
         match proto {
             IpProtocol::TCP => {
                 let tcp = TcpPacket::new_checked(l4).map_err(|_| ParseError::BadL4)?;

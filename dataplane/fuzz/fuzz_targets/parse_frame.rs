@@ -36,7 +36,13 @@ fn check_flow_key(data: &[u8], rx_vlan_tci: Option<u16>) {
 
 fn check_views(data: &[u8]) {
     if let Ok(f) = EthernetFrame::new_checked(data) {
-        let _ = (f.dst_addr(), f.src_addr(), f.ethertype(), f.payload(), f.header_len());
+        let _ = (
+            f.dst_addr(),
+            f.src_addr(),
+            f.ethertype(),
+            f.payload(),
+            f.header_len(),
+        );
         let _ = VlanStack::parse(f.ethertype(), f.payload(), None);
         let _ = VlanStack::parse(f.ethertype(), f.payload(), Some(Tci(1)));
     }
@@ -44,44 +50,107 @@ fn check_views(data: &[u8]) {
         assert!(s.l3_offset() <= data.len());
     }
     if let Ok(t) = VlanTag::new_checked(data) {
-        let _ = (t.tci(), t.vid(), t.pcp(), t.dei(), t.ethertype(), t.payload());
+        let _ = (
+            t.tci(),
+            t.vid(),
+            t.pcp(),
+            t.dei(),
+            t.ethertype(),
+            t.payload(),
+        );
     }
     if let Ok(a) = ArpPacket::new_checked(data) {
-        let _ = (a.hardware_type(), a.protocol_type(), a.op(), a.sha(), a.spa());
+        let _ = (
+            a.hardware_type(),
+            a.protocol_type(),
+            a.op(),
+            a.sha(),
+            a.spa(),
+        );
         let _ = (a.tha(), a.tpa(), a.payload(), a.header_len());
     }
     if let Ok(p) = Ipv4Packet::new_checked(data) {
-        let _ = (p.version(), p.ihl(), p.header_len(), p.dscp(), p.ecn(), p.total_len());
+        let _ = (
+            p.version(),
+            p.ihl(),
+            p.header_len(),
+            p.dscp(),
+            p.ecn(),
+            p.total_len(),
+        );
         let _ = (p.ident(), p.dont_frag(), p.more_frags(), p.frag_offset());
-        let _ = (p.is_fragment(), p.is_later_fragment(), p.ttl(), p.protocol());
+        let _ = (
+            p.is_fragment(),
+            p.is_later_fragment(),
+            p.ttl(),
+            p.protocol(),
+        );
         let _ = (p.checksum(), p.src_addr(), p.dst_addr(), p.options());
         let _ = (p.verify_checksum(), p.payload());
     }
     if let Ok(p) = Ipv6Packet::new_checked(data) {
-        let _ = (p.version(), p.traffic_class(), p.flow_label(), p.payload_len());
-        let _ = (p.next_header(), p.hop_limit(), p.src_addr(), p.dst_addr(), p.payload());
+        let _ = (
+            p.version(),
+            p.traffic_class(),
+            p.flow_label(),
+            p.payload_len(),
+        );
+        let _ = (
+            p.next_header(),
+            p.hop_limit(),
+            p.src_addr(),
+            p.dst_addr(),
+            p.payload(),
+        );
         if let Ok(upper) = p.upper_layer() {
             let _ = p.upper_layer_payload(&upper);
         }
     }
     if let Ok(t) = TcpPacket::new_checked(data) {
         let _ = (t.src_port(), t.dst_port(), t.seq_number(), t.ack_number());
-        let _ = (t.data_offset(), t.header_len(), t.flags(), t.ns(), t.window_len());
+        let _ = (
+            t.data_offset(),
+            t.header_len(),
+            t.flags(),
+            t.ns(),
+            t.window_len(),
+        );
         let _ = (t.checksum(), t.urgent_at(), t.options(), t.payload());
     }
-    for u in [UdpPacket::new_checked(data), UdpPacket::new_checked_header(data)]
-        .into_iter()
-        .flatten()
+    for u in [
+        UdpPacket::new_checked(data),
+        UdpPacket::new_checked_header(data),
+    ]
+    .into_iter()
+    .flatten()
     {
-        let _ = (u.src_port(), u.dst_port(), u.len(), u.is_empty(), u.checksum());
+        let _ = (
+            u.src_port(),
+            u.dst_port(),
+            u.len(),
+            u.is_empty(),
+            u.checksum(),
+        );
         let _ = (u.payload(), u.header_len());
     }
     if let Ok(i) = Icmpv4Packet::new_checked(data) {
-        let _ = (i.msg_type(), i.msg_code(), i.checksum(), i.is_echo(), i.echo_ident());
+        let _ = (
+            i.msg_type(),
+            i.msg_code(),
+            i.checksum(),
+            i.is_echo(),
+            i.echo_ident(),
+        );
         let _ = (i.echo_seq_no(), i.verify_checksum(), i.payload());
     }
     if let Ok(i) = Icmpv6Packet::new_checked(data) {
-        let _ = (i.msg_type(), i.msg_code(), i.checksum(), i.is_echo(), i.echo_ident());
+        let _ = (
+            i.msg_type(),
+            i.msg_code(),
+            i.checksum(),
+            i.is_echo(),
+            i.echo_ident(),
+        );
         let _ = (i.echo_seq_no(), i.payload());
     }
     let _ = checksum(data);

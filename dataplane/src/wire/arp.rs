@@ -84,55 +84,55 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 
     /// Header length: always [`HEADER_LEN`] (28).
-    #[inline]
+    #[inline(always)]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Hardware type (1 = Ethernet).
-    #[inline]
+    #[inline(always)]
     pub fn hardware_type(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::HTYPE)
     }
 
     /// Protocol type (0x0800 = IPv4).
-    #[inline]
+    #[inline(always)]
     pub fn protocol_type(&self) -> EtherType {
         EtherType(read_u16(self.buffer.as_ref(), field::PTYPE))
     }
 
     /// Operation (1 request, 2 reply, ...).
-    #[inline]
+    #[inline(always)]
     pub fn op(&self) -> ArpOperation {
         ArpOperation(read_u16(self.buffer.as_ref(), field::OPER))
     }
 
     /// Sender hardware address.
-    #[inline]
+    #[inline(always)]
     pub fn sha(&self) -> EthernetAddress {
         EthernetAddress(read_array(self.buffer.as_ref(), field::SHA))
     }
 
     /// Sender protocol (IPv4) address.
-    #[inline]
+    #[inline(always)]
     pub fn spa(&self) -> [u8; 4] {
         read_array(self.buffer.as_ref(), field::SPA)
     }
 
     /// Target hardware address.
-    #[inline]
+    #[inline(always)]
     pub fn tha(&self) -> EthernetAddress {
         EthernetAddress(read_array(self.buffer.as_ref(), field::THA))
     }
 
     /// Target protocol (IPv4) address.
-    #[inline]
+    #[inline(always)]
     pub fn tpa(&self) -> [u8; 4] {
         read_array(self.buffer.as_ref(), field::TPA)
     }
 
     /// Bytes after the 28-byte packet (Ethernet padding, usually).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }

@@ -57,31 +57,31 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Header length: always [`HEADER_LEN`].
-    #[inline]
+    #[inline(always)]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Destination MAC address.
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> EthernetAddress {
         EthernetAddress(read_array(self.buffer.as_ref(), field::DESTINATION.start))
     }
 
     /// Source MAC address.
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> EthernetAddress {
         EthernetAddress(read_array(self.buffer.as_ref(), field::SOURCE.start))
     }
 
     /// EtherType (the TPID when the frame is VLAN-tagged).
-    #[inline]
+    #[inline(always)]
     pub fn ethertype(&self) -> EtherType {
         EtherType(read_u16(self.buffer.as_ref(), field::ETHERTYPE))
     }
 
     /// Everything after the 14-byte header.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }

@@ -97,7 +97,7 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     }
 
     /// `Err(Truncated)` if shorter than 8 bytes.
-    #[inline]
+    #[inline(always)]
     pub fn check_len(&self) -> Result<()> {
         check_header(self.buffer.as_ref())
     }
@@ -109,25 +109,25 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     }
 
     /// Header length: always [`HEADER_LEN`] (8).
-    #[inline]
+    #[inline(always)]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Message type.
-    #[inline]
+    #[inline(always)]
     pub fn msg_type(&self) -> Icmpv4Type {
         Icmpv4Type(self.buffer.as_ref()[field::TYPE])
     }
 
     /// Message code.
-    #[inline]
+    #[inline(always)]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
     /// Checksum field.
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
@@ -142,28 +142,28 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     }
 
     /// Echo identifier (bytes 4..6; meaningful when [`is_echo`](Self::is_echo)).
-    #[inline]
+    #[inline(always)]
     pub fn echo_ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_IDENT)
     }
 
     /// Echo sequence number (bytes 6..8; meaningful when
     /// [`is_echo`](Self::is_echo)).
-    #[inline]
+    #[inline(always)]
     pub fn echo_seq_no(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_SEQNO)
     }
 
     /// Whether the checksum over the whole buffer is correct (ICMPv4 has no
     /// pseudo-header). The buffer must end where the message ends.
-    #[inline]
+    #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
         checksum(self.buffer.as_ref()) == 0
     }
 
     /// Data after the 8-byte header (echo data, or the invoking packet of an
     /// error message).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -192,7 +192,7 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     }
 
     /// `Err(Truncated)` if shorter than 8 bytes.
-    #[inline]
+    #[inline(always)]
     pub fn check_len(&self) -> Result<()> {
         check_header(self.buffer.as_ref())
     }
@@ -204,25 +204,25 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     }
 
     /// Header length: always [`HEADER_LEN`] (8).
-    #[inline]
+    #[inline(always)]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Message type.
-    #[inline]
+    #[inline(always)]
     pub fn msg_type(&self) -> Icmpv6Type {
         Icmpv6Type(self.buffer.as_ref()[field::TYPE])
     }
 
     /// Message code.
-    #[inline]
+    #[inline(always)]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
     /// Checksum field (not verified here: that needs the IPv6 pseudo-header).
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
@@ -237,21 +237,21 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     }
 
     /// Echo identifier (bytes 4..6; meaningful when [`is_echo`](Self::is_echo)).
-    #[inline]
+    #[inline(always)]
     pub fn echo_ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_IDENT)
     }
 
     /// Echo sequence number (bytes 6..8; meaningful when
     /// [`is_echo`](Self::is_echo)).
-    #[inline]
+    #[inline(always)]
     pub fn echo_seq_no(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_SEQNO)
     }
 
     /// Data after the 8-byte header (for NDP messages, the target address and
     /// options start here).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }

@@ -87,43 +87,43 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Version field (4 once checked).
-    #[inline]
+    #[inline(always)]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Internet header length in 32-bit words (5..=15 once checked).
-    #[inline]
+    #[inline(always)]
     pub fn ihl(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] & 0x0f
     }
 
     /// Header length in bytes, options included (20..=60 once checked).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.ihl()) * 4
     }
 
     /// Differentiated services code point.
-    #[inline]
+    #[inline(always)]
     pub fn dscp(&self) -> u8 {
         self.buffer.as_ref()[field::TOS] >> 2
     }
 
     /// Explicit congestion notification bits.
-    #[inline]
+    #[inline(always)]
     pub fn ecn(&self) -> u8 {
         self.buffer.as_ref()[field::TOS] & 0x03
     }
 
     /// Total length of the datagram (header and payload).
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::TOTAL_LEN)
     }
 
     /// Identification.
-    #[inline]
+    #[inline(always)]
     pub fn ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::IDENT)
     }
@@ -134,79 +134,79 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Don't-fragment flag.
-    #[inline]
+    #[inline(always)]
     pub fn dont_frag(&self) -> bool {
         self.flags_frag() & FLAG_DF != 0
     }
 
     /// More-fragments flag.
-    #[inline]
+    #[inline(always)]
     pub fn more_frags(&self) -> bool {
         self.flags_frag() & FLAG_MF != 0
     }
 
     /// Fragment offset **in bytes** (the 13-bit field times 8).
-    #[inline]
+    #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
         (self.flags_frag() & FRAG_OFFSET_MASK) << 3
     }
 
     /// Part of a fragmented datagram (first fragment included).
-    #[inline]
+    #[inline(always)]
     pub fn is_fragment(&self) -> bool {
         self.flags_frag() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
     }
 
     /// A fragment other than the first: it carries no L4 header.
-    #[inline]
+    #[inline(always)]
     pub fn is_later_fragment(&self) -> bool {
         self.flags_frag() & FRAG_OFFSET_MASK != 0
     }
 
     /// Time to live.
-    #[inline]
+    #[inline(always)]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Protocol of the payload.
-    #[inline]
+    #[inline(always)]
     pub fn protocol(&self) -> IpProtocol {
         IpProtocol(self.buffer.as_ref()[field::PROTOCOL])
     }
 
     /// Header checksum field.
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Source address.
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> [u8; 4] {
         read_array(self.buffer.as_ref(), field::SRC)
     }
 
     /// Destination address.
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> [u8; 4] {
         read_array(self.buffer.as_ref(), field::DST)
     }
 
     /// Options (bytes 20..header_len; empty when IHL is 5).
-    #[inline]
+    #[inline(always)]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
 
     /// Whether the header checksum is correct.
-    #[inline]
+    #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
         checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
     }
 
     /// The payload: bytes `header_len..total_len` (padding excluded).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         let total = usize::from(self.total_len());
         &self.buffer.as_ref()[self.header_len()..total]

@@ -43,7 +43,7 @@ pub struct Ipv6UpperLayer {
 impl Ipv6UpperLayer {
     /// A fragment other than the first: the data at `offset` is not an
     /// upper-layer header.
-    #[inline]
+    #[inline(always)]
     pub const fn is_later_fragment(&self) -> bool {
         self.frag_offset != 0
     }
@@ -108,64 +108,64 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
     /// Length of the fixed header: always [`HEADER_LEN`] (40). Use
     /// [`upper_layer`](Self::upper_layer) for the extension headers.
-    #[inline]
+    #[inline(always)]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Version field (6 once checked).
-    #[inline]
+    #[inline(always)]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TC_FLOW] >> 4
     }
 
     /// Traffic class.
-    #[inline]
+    #[inline(always)]
     pub fn traffic_class(&self) -> u8 {
         // Bits 27..20 of the first word: lossless after the mask.
         ((read_u32(self.buffer.as_ref(), field::VER_TC_FLOW) >> 20) & 0xff) as u8
     }
 
     /// Flow label (20 bits).
-    #[inline]
+    #[inline(always)]
     pub fn flow_label(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0x000f_ffff
     }
 
     /// Payload length (everything after the fixed header, extension headers
     /// included).
-    #[inline]
+    #[inline(always)]
     pub fn payload_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::PAYLOAD_LEN)
     }
 
     /// Next header of the fixed header.
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol(self.buffer.as_ref()[field::NEXT_HEADER])
     }
 
     /// Hop limit.
-    #[inline]
+    #[inline(always)]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
 
     /// Source address.
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> [u8; 16] {
         read_array(self.buffer.as_ref(), field::SRC)
     }
 
     /// Destination address.
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> [u8; 16] {
         read_array(self.buffer.as_ref(), field::DST)
     }
 
     /// The payload: bytes `40..40 + payload_len` (extension headers included,
     /// padding excluded).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         let end = HEADER_LEN + usize::from(self.payload_len());
         &self.buffer.as_ref()[HEADER_LEN..end]

@@ -124,79 +124,79 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// Source port.
-    #[inline]
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     /// Destination port.
-    #[inline]
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Sequence number.
-    #[inline]
+    #[inline(always)]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ)
     }
 
     /// Acknowledgement number.
-    #[inline]
+    #[inline(always)]
     pub fn ack_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::ACK)
     }
 
     /// Data offset in 32-bit words (5..=15 once checked).
-    #[inline]
+    #[inline(always)]
     pub fn data_offset(&self) -> u8 {
         self.buffer.as_ref()[field::DATA_OFFSET] >> 4
     }
 
     /// Header length in bytes, options included.
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.data_offset()) * 4
     }
 
     /// The flags byte (FIN..CWR).
-    #[inline]
+    #[inline(always)]
     pub fn flags(&self) -> TcpFlags {
         TcpFlags(self.buffer.as_ref()[field::FLAGS])
     }
 
     /// The NS (ECN nonce, historic) bit.
-    #[inline]
+    #[inline(always)]
     pub fn ns(&self) -> bool {
         self.buffer.as_ref()[field::DATA_OFFSET] & 0x01 != 0
     }
 
     /// Window size.
-    #[inline]
+    #[inline(always)]
     pub fn window_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::WINDOW)
     }
 
     /// Checksum field (not verified here: that needs the IP pseudo-header).
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Urgent pointer.
-    #[inline]
+    #[inline(always)]
     pub fn urgent_at(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::URGENT)
     }
 
     /// Options (bytes 20..header_len).
-    #[inline]
+    #[inline(always)]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
 
     /// Segment data after the header.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }

@@ -152,43 +152,43 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
     }
 
     /// Header length: always [`HEADER_LEN`] (4).
-    #[inline]
+    #[inline(always)]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// The whole TCI.
-    #[inline]
+    #[inline(always)]
     pub fn tci(&self) -> Tci {
         Tci(read_u16(self.buffer.as_ref(), field::TCI))
     }
 
     /// VLAN identifier.
-    #[inline]
+    #[inline(always)]
     pub fn vid(&self) -> u16 {
         self.tci().vid()
     }
 
     /// Priority code point.
-    #[inline]
+    #[inline(always)]
     pub fn pcp(&self) -> u8 {
         self.tci().pcp()
     }
 
     /// Drop eligible indicator.
-    #[inline]
+    #[inline(always)]
     pub fn dei(&self) -> bool {
         self.tci().dei()
     }
 
     /// The encapsulated EtherType (a TPID again if another tag follows).
-    #[inline]
+    #[inline(always)]
     pub fn ethertype(&self) -> EtherType {
         EtherType(read_u16(self.buffer.as_ref(), field::ETHERTYPE))
     }
 
     /// Everything after the tag.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -330,14 +330,14 @@ impl VlanStack {
     }
 
     /// Offset of the L3 header in the frame: `14 + tags_len`.
-    #[inline]
+    #[inline(always)]
     pub const fn l3_offset(&self) -> usize {
         // Saturating: the fields are public, so `tags_len` may be anything.
         self.tags_len.saturating_add(super::ethernet::HEADER_LEN)
     }
 
     /// Number of tags, the stripped one included.
-    #[inline]
+    #[inline(always)]
     pub const fn count(&self) -> usize {
         self.outer.is_some() as usize + self.inner.is_some() as usize
     }

@@ -1,0 +1,278 @@
+//! Shared pieces of the end-to-end tests: run the real `vswitchd` binary
+//! with a generated config on DPDK virtual devices, talk to it over its
+//! control socket, and read and write pcap files.
+#![allow(dead_code)]
+
+use control::protocol::{call, PortStatsRow, Request, Response};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// One PMD core on a two-core machine: one switch at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `target/<profile>/` holding the test binary's sibling executables.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} missing: build with `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("fsw-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `vswitchd`, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Switch {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+/// The config head every test uses: no hugepages needed, PMD on core 1.
+pub fn config_head(dir: &TempDir, tag: &str) -> String {
+    format!(
+        "[eal]\nargs = [\"--no-pci\", \"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--file-prefix\", \"fswt-{tag}-{pid}\"]\n\
+         [dataplane]\npmd_cores = [1]\ncontrol_core = 0\n\
+         [control]\nsocket = \"{sock}\"\n",
+        pid = std::process::id(),
+        sock = dir.path("ctl.sock").display()
+    )
+}
+
+impl Switch {
+    pub fn start(dir: &TempDir, config: &str) -> Switch {
+        let cfg = dir.path("vswitchd.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = dir.path("vswitchd.log");
+        let child = Command::new(bin("vswitchd"))
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn vswitchd");
+        let mut sw = Switch {
+            child,
+            socket: dir.path("ctl.sock"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = call(&sw.socket, &Request::PortList, Duration::from_secs(2)) {
+                assert!(r.ok);
+                break;
+            }
+            if let Ok(Some(st)) = sw.child.try_wait() {
+                panic!(
+                    "vswitchd exited with {st}: {}",
+                    std::fs::read_to_string(&sw.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vswitchd not up: {}",
+                sw.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sw
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn request(&self, req: &Request) -> Response {
+        call(&self.socket, req, Duration::from_secs(30)).expect("control socket")
+    }
+
+    pub fn ok(&self, req: &Request) -> serde_json::Value {
+        let r = self.request(req);
+        assert!(r.ok, "{req:?} failed: {:?}", r.error);
+        r.result
+    }
+
+    pub fn stats(&self) -> Vec<PortStatsRow> {
+        serde_json::from_value(self.ok(&Request::PortStats)).unwrap()
+    }
+
+    pub fn port(&self, name: &str) -> PortStatsRow {
+        self.stats()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no port {name}"))
+    }
+
+    /// Waits until `cond` holds on the port counters.
+    pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&[PortStatsRow]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.stats();
+            if cond(&s) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {s:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait: ports are closed, pcap files complete. Returns the
+    /// exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return st;
+        }
+        // SAFETY-free: libc::kill through the libc crate is an FFI call; it
+        // is in a test, signalling the child we spawned by its PID.
+        signal(self.child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // Through the `kill` command to keep the tests free of unsafe code.
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+pub const A: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 0x0a];
+pub const B: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 0x0b];
+pub const C: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 0x0c];
+pub const BCAST: [u8; 6] = [0xff; 6];
+
+/// An Ethernet frame (IPv4/UDP payload with `seq` in it), optionally
+/// 802.1Q-tagged, padded to 60 bytes.
+pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, seq: u32) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    if let Some(v) = vlan {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&v.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 1, 1,
+    ];
+    let csum = ip_checksum(&ip);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0x04, 0x00, 0x13, 0x89, 0, 8, 0, 0]);
+    f.extend_from_slice(&seq.to_be_bytes());
+    while f.len() < 60 {
+        f.push(0);
+    }
+    f
+}
+
+fn ip_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Outer VLAN id of a frame, if tagged.
+pub fn vid(f: &[u8]) -> Option<u16> {
+    (f.len() >= 16 && f[12..14] == [0x81, 0x00])
+        .then(|| u16::from_be_bytes([f[14], f[15]]) & 0x0fff)
+}
+
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (i, f) in frames.iter().enumerate() {
+        out.extend_from_slice(&(i as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(data.len() >= 24, "{}: no pcap header", path.display());
+    let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
+    assert!(
+        magic == 0xa1b2c3d4 || magic == 0xa1b23c4d,
+        "{}: bad magic {magic:x}",
+        path.display()
+    );
+    let mut frames = Vec::new();
+    let mut off = 24;
+    while off + 16 <= data.len() {
+        let caplen = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+        off += 16;
+        assert!(off + caplen <= data.len(), "truncated pcap record");
+        frames.push(data[off..off + caplen].to_vec());
+        off += caplen;
+    }
+    frames
+}

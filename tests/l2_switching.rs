@@ -1,0 +1,345 @@
+//! End-to-end L2 switching through the real daemon, the real EAL and
+//! `net_pcap` virtual devices: frames come from pcap files, what the switch
+//! transmits is written to pcap files and checked frame by frame.
+mod common;
+
+use common::*;
+use control::protocol::{FdbRow, PmdStatsRow, PortStatsRow, Request};
+
+fn port(name: &str, devargs: &str, vlan: &str) -> String {
+    format!("[[bridges.ports]]\nname = \"{name}\"\ndevargs = \"{devargs}\"\n{vlan}\n")
+}
+
+fn rx_port(dir: &TempDir, idx: u32, name: &str, frames: &[Vec<u8>], vlan: &str) -> String {
+    let rx = dir.path(&format!("{name}-rx.pcap"));
+    write_pcap(&rx, frames);
+    let tx = dir.path(&format!("{name}-tx.pcap"));
+    port(
+        name,
+        &format!(
+            "net_pcap{idx},rx_pcap={},tx_pcap={}",
+            rx.display(),
+            tx.display()
+        ),
+        vlan,
+    )
+}
+
+fn tx_port(dir: &TempDir, idx: u32, name: &str, vlan: &str) -> String {
+    let tx = dir.path(&format!("{name}-tx.pcap"));
+    port(
+        name,
+        &format!("net_pcap{idx},tx_pcap={}", tx.display()),
+        vlan,
+    )
+}
+
+fn sent(dir: &TempDir, name: &str) -> Vec<Vec<u8>> {
+    read_pcap(&dir.path(&format!("{name}-tx.pcap")))
+}
+
+#[test]
+fn unknown_unicast_and_broadcast_flood_only_within_their_vlan() {
+    let _g = serial();
+    let dir = TempDir::new("flood");
+    let mut frames: Vec<Vec<u8>> = (0..10).map(|i| frame(C, A, None, i)).collect();
+    frames.extend((10..15).map(|i| frame(BCAST, A, None, i)));
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}{}{}",
+        config_head(&dir, "flood"),
+        rx_port(&dir, 0, "a10", &frames, "tag = 10"),
+        tx_port(&dir, 1, "b10", "tag = 10"),
+        tx_port(&dir, 2, "c20", "tag = 20"),
+        tx_port(&dir, 3, "trunk1020", "trunks = [10, 20]"),
+        tx_port(&dir, 4, "trunk20", "trunks = [20]"),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("15 frames in", |s| s[0].rx_packets == 15);
+    let pmd: Vec<PmdStatsRow> = serde_json::from_value(sw.ok(&Request::PmdStats)).unwrap();
+    assert!(sw.stop().success());
+
+    let b10 = sent(&dir, "b10");
+    assert_eq!(b10.len(), 15, "same access VLAN gets every frame");
+    assert!(
+        b10.iter().all(|f| vid(f).is_none()),
+        "access port sends untagged"
+    );
+    assert_eq!(
+        b10, frames,
+        "frames unchanged on an access port of the same VLAN"
+    );
+    let t = sent(&dir, "trunk1020");
+    assert_eq!(t.len(), 15);
+    assert!(
+        t.iter().all(|f| vid(f) == Some(10)),
+        "trunk gets VLAN 10 tagged"
+    );
+    // Tag inserted after the MACs, the rest unchanged.
+    assert_eq!(t[0][..12], frames[0][..12]);
+    assert_eq!(t[0][16..], frames[0][12..]);
+    assert!(
+        sent(&dir, "c20").is_empty(),
+        "VLAN 20 access port must not see VLAN 10"
+    );
+    assert!(
+        sent(&dir, "trunk20").is_empty(),
+        "trunk without 10 must not see VLAN 10"
+    );
+    assert_eq!(pmd[0].drops_malformed, 0);
+}
+
+#[test]
+fn learned_mac_goes_to_exactly_one_port() {
+    let _g = serial();
+    let dir = TempDir::new("learn");
+    // B announces itself on p1 (broadcast), then A -> B arrives on a port
+    // added at runtime: every frame must go to p1 only.
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}",
+        config_head(&dir, "learn"),
+        rx_port(&dir, 1, "p1", &[frame(BCAST, B, None, 0)], ""),
+        tx_port(&dir, 2, "p2", ""),
+        tx_port(&dir, 3, "p3", ""),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("B's broadcast", |s| s[0].rx_packets == 1);
+    let fdb: Vec<FdbRow> =
+        serde_json::from_value(sw.ok(&Request::FdbShow { bridge: None })).unwrap();
+    assert_eq!(fdb.len(), 1, "{fdb:?}");
+    assert_eq!(
+        (fdb[0].port.as_str(), fdb[0].vlan, fdb[0].mac.as_str()),
+        ("p1", 0, "fa:16:3e:00:00:0b")
+    );
+
+    let a2b: Vec<Vec<u8>> = (0..100).map(|i| frame(B, A, None, i)).collect();
+    let rx = dir.path("p0-rx.pcap");
+    write_pcap(&rx, &a2b);
+    let devargs = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        rx.display(),
+        dir.path("p0-tx.pcap").display()
+    );
+    sw.ok(&Request::PortAdd {
+        bridge: "br0".into(),
+        port: control::config::PortConfig {
+            name: "p0".into(),
+            devargs,
+            vlan_mode: None,
+            tag: None,
+            trunks: vec![],
+            rx_queues: 1,
+        },
+    });
+    sw.wait_for("100 frames from A", |s| {
+        s.iter().any(|p| p.name == "p0" && p.rx_packets == 100)
+    });
+    let fdb: Vec<FdbRow> = serde_json::from_value(sw.ok(&Request::FdbShow {
+        bridge: Some("br0".into()),
+    }))
+    .unwrap();
+    assert!(
+        fdb.iter()
+            .any(|e| e.port == "p0" && e.mac == "fa:16:3e:00:00:0a"),
+        "A learned on p0: {fdb:?}"
+    );
+    let stats = sw.stats();
+    assert!(sw.stop().success());
+
+    let p1 = sent(&dir, "p1");
+    assert_eq!(p1, a2b, "every A->B frame on p1, in order, unchanged");
+    assert_eq!(
+        sent(&dir, "p2"),
+        vec![frame(BCAST, B, None, 0)],
+        "p2 saw only B's broadcast"
+    );
+    assert_eq!(sent(&dir, "p3"), vec![frame(BCAST, B, None, 0)]);
+    assert!(sent(&dir, "p0").is_empty());
+    let p0 = stats.iter().find(|s| s.name == "p0").unwrap();
+    assert_eq!((p0.rx_packets, p0.rx_dropped), (100, 0));
+}
+
+#[test]
+fn access_trunk_and_native_tagging_on_the_wire() {
+    let _g = serial();
+    let dir = TempDir::new("tags");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}{}",
+        config_head(&dir, "tags"),
+        // B on a trunk, VLAN 10, tagged.
+        rx_port(
+            &dir,
+            0,
+            "trunk",
+            &[frame(BCAST, B, Some(10), 0)],
+            "trunks = [10, 20]"
+        ),
+        // C on a native-untagged port (native 20, also trunks 10), sends untagged -> VLAN 20.
+        rx_port(
+            &dir,
+            1,
+            "native",
+            &[frame(BCAST, C, None, 1)],
+            "vlan_mode = \"native-untagged\"\ntag = 20\ntrunks = [10]"
+        ),
+        tx_port(&dir, 2, "access", "tag = 10"),
+        tx_port(&dir, 3, "access20", "tag = 20"),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("B and C announced", |s| {
+        s[0].rx_packets == 1 && s[1].rx_packets == 1
+    });
+    // A on a new access-10 port sends to B (known on the trunk) and to C
+    // (known in VLAN 20 only, so unknown in VLAN 10: flooded in VLAN 10).
+    let rx = dir.path("sender-rx.pcap");
+    write_pcap(&rx, &[frame(B, A, None, 2), frame(C, A, None, 3)]);
+    sw.ok(&Request::PortAdd {
+        bridge: "br0".into(),
+        port: control::config::PortConfig {
+            name: "sender".into(),
+            devargs: format!(
+                "net_pcap4,rx_pcap={},tx_pcap={}",
+                rx.display(),
+                dir.path("sender-tx.pcap").display()
+            ),
+            vlan_mode: None,
+            tag: Some(10),
+            trunks: vec![],
+            rx_queues: 1,
+        },
+    });
+    sw.wait_for("A's frames", |s| {
+        s.iter().any(|p| p.name == "sender" && p.rx_packets == 2)
+    });
+    assert!(sw.stop().success());
+
+    let summary = |name: &str| -> Vec<(Option<u16>, [u8; 6])> {
+        sent(&dir, name)
+            .iter()
+            .map(|f| (vid(f), f[..6].try_into().unwrap()))
+            .collect()
+    };
+    // Trunk: C's broadcast tagged 20, A->B tagged 10, A->C flooded tagged 10.
+    assert_eq!(
+        summary("trunk"),
+        vec![(Some(20), BCAST), (Some(10), B), (Some(10), C)]
+    );
+    // Native-untagged (native 20): B's VLAN 10 broadcast and A->C leave tagged 10.
+    assert_eq!(summary("native"), vec![(Some(10), BCAST), (Some(10), C)]);
+    // Access 10: B's broadcast with its 4 tag bytes removed and nothing
+    // else changed (no re-padding: a NIC pads short frames itself), then A->C.
+    let mut stripped = frame(BCAST, B, Some(10), 0);
+    stripped.drain(12..16);
+    assert_eq!(sent(&dir, "access"), vec![stripped, frame(C, A, None, 3)]);
+    // Access 20: C's broadcast untagged, nothing of VLAN 10.
+    assert_eq!(sent(&dir, "access20"), vec![frame(BCAST, C, None, 1)]);
+    let trunk = sent(&dir, "trunk");
+    // Tag inserted after the MACs, everything else unchanged.
+    assert_eq!(trunk[1][..12], frame(B, A, None, 2)[..12]);
+    assert_eq!(trunk[1][16..], frame(B, A, None, 2)[12..]);
+    assert!(sent(&dir, "sender").is_empty());
+}
+
+#[test]
+fn vlan_violations_and_malformed_frames_are_dropped_and_counted() {
+    let _g = serial();
+    let dir = TempDir::new("drops");
+    let frames = vec![
+        frame(BCAST, A, Some(10), 0), // tagged on an access port: violation
+        frame(BCAST, A, Some(30), 1), // tagged on an access port: violation
+        vec![0xff; 10],               // runt: malformed
+        {
+            let mut f = frame(BCAST, A, Some(10), 2); // truncated tag
+            f.truncate(15);
+            f
+        },
+        frame(BCAST, A, None, 3), // fine
+    ];
+    let trunk_frames = vec![frame(BCAST, B, Some(99), 4), frame(BCAST, B, None, 5)]; // 99 not trunked, untagged not allowed
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}",
+        config_head(&dir, "drops"),
+        rx_port(&dir, 0, "access", &frames, "tag = 10"),
+        rx_port(&dir, 1, "trunk", &trunk_frames, "trunks = [10]"),
+        tx_port(&dir, 2, "other", "tag = 10"),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("all in", |s| s[0].rx_packets == 5 && s[1].rx_packets == 2);
+    let stats = sw.stats();
+    let pmd: Vec<PmdStatsRow> = serde_json::from_value(sw.ok(&Request::PmdStats)).unwrap();
+    assert!(sw.stop().success(), "the switch survives bad frames");
+    assert_eq!(stats[0].rx_dropped, 4);
+    assert_eq!(stats[1].rx_dropped, 2);
+    assert_eq!(pmd[0].drops_vlan, 4);
+    assert_eq!(pmd[0].drops_malformed, 2);
+    assert_eq!(sent(&dir, "other"), vec![frame(BCAST, A, None, 3)]);
+    assert_eq!(
+        sent(&dir, "trunk")
+            .iter()
+            .map(|f| vid(f))
+            .collect::<Vec<_>>(),
+        vec![Some(10)]
+    );
+}
+
+#[test]
+fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
+    let _g = serial();
+    let dir = TempDir::new("churn");
+    // src: endless A->B at full speed; dst: B announced once. 100 times a
+    // port is added to and removed from the same VLAN while traffic runs;
+    // afterwards every frame src received must have left through dst.
+    let a2b: Vec<Vec<u8>> = (0..256).map(|i| frame(B, A, None, i)).collect();
+    let src_rx = dir.path("src.pcap");
+    write_pcap(&src_rx, &a2b);
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}",
+        config_head(&dir, "churn"),
+        port(
+            "dst",
+            &format!("net_pcap0,rx_pcap={}", {
+                let p = dir.path("dst.pcap");
+                write_pcap(&p, &[frame(BCAST, B, None, 0)]);
+                p.display().to_string()
+            }),
+            "tag = 7"
+        ),
+        port(
+            "src",
+            &format!("net_pcap1,rx_pcap={},infinite_rx=1", src_rx.display()),
+            "tag = 7"
+        ),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("traffic flowing", |s| s[1].rx_packets > 1_000_000);
+    for i in 0..100 {
+        let name = format!("churn{i}");
+        sw.ok(&Request::PortAdd {
+            bridge: "br0".into(),
+            port: control::config::PortConfig {
+                name: name.clone(),
+                devargs: format!("net_pcap{},tx_pcap=/dev/null", 2 + i % 2),
+                vlan_mode: None,
+                tag: Some(7),
+                trunks: vec![],
+                rx_queues: 1,
+            },
+        });
+        sw.ok(&Request::PortDel { name });
+    }
+    // Removing the source ends its traffic; its final counters are complete.
+    let src: PortStatsRow =
+        serde_json::from_value(sw.ok(&Request::PortDel { name: "src".into() })).unwrap();
+    let dst = sw.port("dst");
+    let log = sw.log_text();
+    assert!(sw.stop().success());
+    assert!(src.rx_packets > 1_000_000, "{src:?}");
+    assert_eq!(src.rx_dropped, 0, "{src:?}");
+    assert_eq!(src.rx_missed, 0, "{src:?}");
+    assert_eq!(dst.tx_dropped, 0, "{dst:?}");
+    assert_eq!(
+        dst.tx_packets, src.rx_packets,
+        "every frame of src reached dst\n{log}"
+    );
+    assert_eq!(log.matches("port added").count(), 102);
+    assert_eq!(log.matches("port deleted").count(), 101);
+}
