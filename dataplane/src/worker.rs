@@ -125,7 +125,7 @@ pub fn apply_tag(m: &mut Mbuf, action: TagAction) -> bool {
 
 /// Per-worker state that lives across bursts: queue handles, output
 /// batches, spare mbufs for flood copies. Sized once; nothing grows later.
-struct Local {
+pub struct WorkerState {
     rx: Vec<RxQueue>,
     tx: Vec<Option<TxQueue>>,
     out: Vec<MbufBatch>,
@@ -152,15 +152,7 @@ impl Worker {
     /// Polls until `stop` is set. Runs on the calling thread (already pinned
     /// and registered with the EAL by the caller).
     pub fn run(self) {
-        let mut local = Local {
-            rx: Vec::with_capacity(MAX_PORTS * 4),
-            tx: (0..MAX_PORTS).map(|_| None).collect(),
-            out: (0..MAX_PORTS).map(|_| MbufBatch::new()).collect(),
-            out_bytes: [0; MAX_PORTS],
-            pending: 0,
-            spare: MbufBatch::new(),
-            trash: MbufBatch::new(),
-        };
+        let mut local = self.new_state();
         let mut snap: Arc<Snapshot> = self.cell.load_full();
         self.cell.set_active(self.index, true);
         self.adopt(&snap, &mut local);
@@ -181,8 +173,7 @@ impl Worker {
                 }
                 got += n;
                 let in_port = local.rx[qi].port_id();
-                self.switch_burst(&snap, in_port, &mut rx_batch, &mut local);
-                self.flush(&mut local);
+                self.process_burst(&snap, in_port, &mut rx_batch, &mut local);
             }
             let t1 = tsc();
             let dt = t1.wrapping_sub(t0);
@@ -202,9 +193,36 @@ impl Worker {
         self.cell.set_active(self.index, false);
     }
 
+    /// Fresh per-worker state (allocates: call before polling starts).
+    pub fn new_state(&self) -> WorkerState {
+        WorkerState {
+            rx: Vec::with_capacity(MAX_PORTS * 4),
+            tx: (0..MAX_PORTS).map(|_| None).collect(),
+            out: (0..MAX_PORTS).map(|_| MbufBatch::new()).collect(),
+            out_bytes: [0; MAX_PORTS],
+            pending: 0,
+            spare: MbufBatch::new(),
+            trash: MbufBatch::new(),
+        }
+    }
+
+    /// Switches one received burst from `in_port` and transmits the result:
+    /// what the poll loop does per rx burst (public for the benchmarks).
+    #[inline(always)]
+    pub fn process_burst(
+        &self,
+        snap: &Snapshot,
+        in_port: u16,
+        rx: &mut MbufBatch,
+        local: &mut WorkerState,
+    ) {
+        self.switch_burst(snap, in_port, rx, local);
+        self.flush(local);
+    }
+
     /// Takes the queue handles the snapshot assigns to this worker and
     /// releases those it no longer does (not on the per-packet path).
-    fn adopt(&self, snap: &Snapshot, local: &mut Local) {
+    pub fn adopt(&self, snap: &Snapshot, local: &mut WorkerState) {
         let want: &[(u16, u16)] = snap
             .rx_assignment
             .get(self.index)
@@ -253,7 +271,7 @@ impl Worker {
         snap: &Snapshot,
         in_port_id: u16,
         rx: &mut MbufBatch,
-        local: &mut Local,
+        local: &mut WorkerState,
     ) {
         let n = rx.len();
         let Some(in_port) = snap.port(in_port_id) else {
@@ -376,7 +394,7 @@ impl Worker {
     }
 
     #[inline(always)]
-    fn enqueue(&self, local: &mut Local, port: u16, m: Mbuf) {
+    fn enqueue(&self, local: &mut WorkerState, port: u16, m: Mbuf) {
         let p = port as usize % MAX_PORTS;
         local.out_bytes[p] += m.pkt_len() as u64;
         local.pending |= 1u64 << p;
@@ -399,7 +417,7 @@ impl Worker {
         mask: u64,
         vlan: u16,
         m: Mbuf,
-        local: &mut Local,
+        local: &mut WorkerState,
     ) -> bool {
         let in_tci = FlowKey::extract_l2(m.data(), None)
             .ok()
@@ -456,7 +474,7 @@ impl Worker {
     }
 
     #[inline(always)]
-    fn flush_port(&self, local: &mut Local, p: usize) {
+    fn flush_port(&self, local: &mut WorkerState, p: usize) {
         local.pending &= !(1u64 << p);
         let bytes = std::mem::take(&mut local.out_bytes[p]);
         let len = local.out[p].len();
@@ -491,7 +509,7 @@ impl Worker {
     }
 
     #[inline(always)]
-    fn flush(&self, local: &mut Local) {
+    fn flush(&self, local: &mut WorkerState) {
         let mut pending = local.pending;
         while pending != 0 {
             let p = pending.trailing_zeros() as usize;

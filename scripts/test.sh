@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test of Ferroswitch: unit, property and end-to-end tests (the
+# real daemon on DPDK virtual devices and network namespaces). Installs what
+# is missing first (scripts/setup.sh). Safe to run twice.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/setup.sh || { rc=$?; [ "$rc" -eq 2 ] && echo "test: cargo is required" >&2; exit "$rc"; }
+# The end-to-end tests run the daemon binaries: build them first.
+cargo build --release --workspace --bins
+# One switch at a time: a PMD thread owns core 1 while a test runs.
+cargo test --release --workspace --all-targets -- --test-threads=1
