@@ -10,4 +10,6 @@ bash scripts/setup.sh || { rc=$?; [ "$rc" -eq 2 ] && echo "test: cargo is requir
 # The end-to-end tests run the daemon binaries: build them first.
 cargo build --release --workspace --bins
 # One switch at a time: a PMD thread owns core 1 while a test runs.
-cargo test --release --workspace --all-targets -- --test-threads=1
+cargo test --release --workspace --lib --bins --tests -- --test-threads=1
+# Every Criterion benchmark once, as a test (the pipeline one runs the EAL).
+cargo test --release --workspace --benches

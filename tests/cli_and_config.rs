@@ -1,0 +1,236 @@
+//! The daemon's and the CLI's handling of input: bad config is refused
+//! before anything starts, with the key and the reason; bad CLI and socket
+//! input gets a clear error and changes nothing; signals stop it cleanly.
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Command;
+
+fn vswitchctl(sw: &Switch, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin("vswitchctl"))
+        .arg("--socket")
+        .arg(&sw.socket)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn two_port_config(dir: &TempDir, tag: &str) -> String {
+    format!(
+        "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_pcap0,tx_pcap={}\"\ntag = 5\n\
+         [[bridges.ports]]\nname = \"p1\"\ndevargs = \"net_pcap1,tx_pcap={}\"\ntrunks = [5, 6]\n",
+        config_head(dir, tag),
+        dir.path("p0.pcap").display(),
+        dir.path("p1.pcap").display()
+    )
+}
+
+#[test]
+fn bundled_default_config_checks() {
+    let out = Command::new(bin("vswitchd"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "bundled default: ok"
+    );
+}
+
+#[test]
+fn bad_config_is_refused_naming_the_key_and_nothing_starts() {
+    let _g = serial();
+    let dir = TempDir::new("badcfg");
+    let cases = [
+        ("tag = 5000", "bridges[0].ports[1].tag"),
+        ("trunks = [9999]", "bridges[0].ports[1].trunks"),
+        ("vlan_mode = \"sideways\"", "line"),
+        ("colour = \"red\"", "unknown field"),
+        ("rx_queues = 0", "bridges[0].ports[1].rx_queues"),
+    ];
+    for (extra, want) in cases {
+        let cfg = format!(
+            "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"ok\"\ndevargs = \"net_null0\"\n[[bridges.ports]]\nname = \"bad\"\ndevargs = \"net_null1\"\n{extra}\n",
+            config_head(&dir, "badcfg")
+        );
+        let path = dir.path("bad.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let out = Command::new(bin("vswitchd"))
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains(want), "{extra}: expected {want:?} in {err}");
+        assert!(
+            !err.contains("EAL:"),
+            "refused before the EAL starts: {err}"
+        );
+        assert!(!dir.path("ctl.sock").exists());
+    }
+    let out = Command::new(bin("vswitchd"))
+        .arg("--config")
+        .arg(dir.path("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn a_device_that_cannot_be_opened_stops_startup_with_its_key() {
+    let _g = serial();
+    let dir = TempDir::new("baddev");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_pcap0,rx_pcap={}\"\n",
+        config_head(&dir, "baddev"),
+        dir.path("does-not-exist.pcap").display()
+    );
+    let path = dir.path("c.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let out = Command::new(bin("vswitchd"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bridges[0].ports[0].devargs: rte_dev_probe failed"),
+        "{err}"
+    );
+    assert!(!dir.path("ctl.sock").exists());
+}
+
+#[test]
+fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
+    let _g = serial();
+    let dir = TempDir::new("ctl");
+    let sw = Switch::start(&dir, &two_port_config(&dir, "ctl"));
+
+    let (ok, out, _) = vswitchctl(&sw, &["port", "list"]);
+    assert!(ok);
+    assert!(
+        out.contains("p0") && out.contains("access 5") && out.contains("trunk [5, 6]"),
+        "{out}"
+    );
+    let (ok, out, _) = vswitchctl(&sw, &["port", "stats", "--json"]);
+    assert!(ok);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in [
+        "name",
+        "rx_packets",
+        "rx_bytes",
+        "tx_packets",
+        "tx_bytes",
+        "rx_dropped",
+        "tx_dropped",
+    ] {
+        assert!(rows[0].get(key).is_some(), "port stats lacks {key}: {out}");
+    }
+    let (ok, out, _) = vswitchctl(&sw, &["pmd-stats", "--json"]);
+    assert!(ok);
+    let pmd: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in [
+        "core",
+        "packets",
+        "busy_cycles",
+        "idle_cycles",
+        "cycles_per_packet",
+    ] {
+        assert!(pmd[0].get(key).is_some(), "pmd-stats lacks {key}: {out}");
+    }
+    assert_eq!(pmd[0]["core"], 1);
+    let (ok, out, _) = vswitchctl(&sw, &["pmd-stats"]);
+    assert!(
+        ok && out.contains("avg processing cycles per packet"),
+        "{out}"
+    );
+    let (ok, out, _) = vswitchctl(&sw, &["fdb", "show"]);
+    assert!(ok && out.contains("MAC"), "{out}");
+
+    let before = vswitchctl(&sw, &["port", "list", "--json"]).1;
+    let bad: &[(&[&str], &str)] = &[
+        (
+            &["port", "add", "br0", "p2", "net_null2", "--tag", "4095"],
+            "tag",
+        ),
+        (
+            &[
+                "port",
+                "add",
+                "br0",
+                "p2",
+                "net_null2",
+                "--trunks",
+                "1,5000",
+            ],
+            "trunks",
+        ),
+        (&["port", "add", "nobr", "p2", "net_null2"], "bridge"),
+        (&["port", "add", "br0", "p0", "net_null2"], "port.name"),
+        (
+            &["port", "add", "br0", "p2", "net_pcap0,tx_pcap=/dev/null"],
+            "port.devargs",
+        ),
+        (&["port", "add", "br0", "p2", "net_bogus0"], "port.devargs"),
+        (&["port", "del", "nope"], "name"),
+        (&["fdb", "show", "nobr"], "bridge"),
+    ];
+    for (args, field) in bad {
+        let (ok, _, err) = vswitchctl(&sw, args);
+        assert!(!ok, "{args:?} must fail");
+        assert!(
+            err.contains(field),
+            "{args:?}: error should name {field}: {err}"
+        );
+    }
+    assert_eq!(
+        vswitchctl(&sw, &["port", "list", "--json"]).1,
+        before,
+        "nothing half-applied"
+    );
+
+    // Garbage on the socket: an error answer, and the daemon lives on.
+    let mut s = std::os::unix::net::UnixStream::connect(&sw.socket).unwrap();
+    s.write_all(b"{\"cmd\": \"port-explode\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    assert!(
+        line.contains("\"ok\":false") && line.contains("request"),
+        "{line}"
+    );
+
+    let (ok, _, _) = vswitchctl(
+        &sw,
+        &["port", "add", "br0", "p2", "net_null2", "--tag", "6"],
+    );
+    assert!(ok);
+    assert!(vswitchctl(&sw, &["port", "list"]).1.contains("p2"));
+    let (ok, out, _) = vswitchctl(&sw, &["port", "del", "p2"]);
+    assert!(ok && out.contains("rx_packets"), "{out}");
+    assert_eq!(vswitchctl(&sw, &["port", "list", "--json"]).1, before);
+    assert!(sw.stop().success());
+}
+
+#[test]
+fn sigterm_and_sigint_stop_cleanly() {
+    let _g = serial();
+    for (sig, tag) in [(libc::SIGTERM, "term"), (libc::SIGINT, "int")] {
+        let dir = TempDir::new(tag);
+        let mut sw = Switch::start(&dir, &two_port_config(&dir, tag));
+        signal(sw.child.id(), sig);
+        let st = sw.child.wait().unwrap();
+        assert!(st.success(), "signal {sig}: {st}");
+        assert!(!sw.socket.exists(), "socket removed on exit");
+        assert!(sw.log_text().contains("stopping"));
+    }
+}

@@ -1,0 +1,132 @@
+//! The bundled default config on real frames: two network namespaces on
+//! veth pairs attached through DPDK's af_packet PMD; `ping` crosses the
+//! switch. Runs the config `vswitchd --print-default-config` prints, with
+//! names made unique for the test.
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+struct Namespaces(Vec<(String, String)>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for (ns, _) in &self.0 {
+            // Deleting the namespace deletes the veth pair with it.
+            sh(&["ip", "netns", "del", ns]);
+        }
+    }
+}
+
+#[test]
+fn ping_crosses_the_switch_between_namespaces() {
+    let _g = serial();
+    let dir = TempDir::new("netns");
+    let id = std::process::id() % 100_000;
+    let mut nss = Namespaces(Vec::new());
+    for i in 1..=2 {
+        let ns = format!("fswt{id}n{i}");
+        let host = format!("fswt{id}h{i}");
+        nss.0.push((ns.clone(), host.clone()));
+        assert!(
+            sh(&["ip", "netns", "add", &ns]),
+            "ip netns add (needs root)"
+        );
+        assert!(sh(&[
+            "ip", "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns
+        ]));
+        sh(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{host}.disable_ipv6=1"),
+        ]);
+        assert!(sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            "ip",
+            "addr",
+            "add",
+            &format!("10.98.0.{i}/24"),
+            "dev",
+            "eth0"
+        ]));
+        assert!(sh(&[
+            "ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up"
+        ]));
+        assert!(sh(&["ip", "link", "set", &host, "up"]));
+    }
+    let default = Command::new(bin("vswitchd"))
+        .arg("--print-default-config")
+        .output()
+        .unwrap();
+    let cfg = String::from_utf8(default.stdout)
+        .unwrap()
+        .replace("fsw-h1", &nss.0[0].1)
+        .replace("fsw-h2", &nss.0[1].1)
+        .replace(
+            "/run/ferroswitch/vswitchd.sock",
+            &dir.path("ctl.sock").display().to_string(),
+        )
+        .replace(
+            "\"--file-prefix\", \"ferroswitch\"",
+            &format!("\"--file-prefix\", \"fswt-netns-{id}\""),
+        );
+    assert!(
+        cfg.contains(&nss.0[0].1) && cfg.contains("ctl.sock"),
+        "default config changed shape:\n{cfg}"
+    );
+    let sw = Switch::start(&dir, &cfg);
+
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &nss.0[0].0,
+            "ping",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "10.98.0.2",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&ping.stdout);
+    assert!(
+        ping.status.success(),
+        "ping failed:\n{text}\n{}",
+        sw.log_text()
+    );
+    assert!(text.contains("5 received"), "{text}");
+    let stats = sw.stats();
+    // Echo requests and replies plus ARP went both ways, nothing dropped.
+    assert!(
+        stats.iter().all(|p| p.rx_packets >= 5 && p.tx_packets >= 5),
+        "{stats:?}"
+    );
+    assert!(stats.iter().all(|p| p.tx_dropped == 0), "{stats:?}");
+    let fdb: Vec<control::protocol::FdbRow> =
+        serde_json::from_value(sw.ok(&control::protocol::Request::FdbShow { bridge: None }))
+            .unwrap();
+    assert!(
+        fdb.iter().all(|e| e.vlan == 10),
+        "access VLAN 10 of the default config: {fdb:?}"
+    );
+    assert!(
+        fdb.iter().any(|e| e.port == "vm1") && fdb.iter().any(|e| e.port == "vm2"),
+        "{fdb:?}"
+    );
+    assert!(sw.stop().success());
+}
