@@ -65,6 +65,9 @@ fn main() {
         Ok(d) => d,
         Err(e) => {
             eprintln!("vswitchd: {origin}: {e}");
+            if args.config.is_none() {
+                eprintln!("vswitchd: the bundled default attaches the veth ports fsw-h1 and fsw-h2 that scripts/demo.sh creates");
+            }
             std::process::exit(1);
         }
     };
