@@ -12,7 +12,7 @@ use dataplane::vlan::PortVlan;
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::Worker;
 use dpdk_sys::eal::{Eal, RegisteredThread};
-use dpdk_sys::ethdev::{EthPort, PortSetup};
+use dpdk_sys::ethdev::{EthPort, EthStats, PortSetup};
 use dpdk_sys::mempool::Mempool;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -351,19 +351,7 @@ impl Daemon {
             tx = t.tx_packets,
             "port deleted"
         );
-        Ok(PortStatsRow {
-            name: name.to_owned(),
-            port_id: id,
-            rx_packets: t.rx_packets,
-            rx_bytes: t.rx_bytes,
-            tx_packets: t.tx_packets,
-            tx_bytes: t.tx_bytes,
-            rx_dropped: t.rx_dropped,
-            tx_dropped: t.tx_dropped,
-            rx_missed: hw.imissed,
-            rx_errors: hw.ierrors,
-            tx_errors: hw.oerrors,
-        })
+        Ok(stats_row(name, id, t, hw))
     }
 
     fn handle(&mut self, req: Request) -> Response {
@@ -441,19 +429,7 @@ impl Daemon {
             .map(|p| {
                 let t = PortTotals::sum(&self.workers, p.eth.port_id()).since(p.base);
                 let hw = p.eth.stats().unwrap_or_default();
-                PortStatsRow {
-                    name: p.cfg.name.clone(),
-                    port_id: p.eth.port_id(),
-                    rx_packets: t.rx_packets,
-                    rx_bytes: t.rx_bytes,
-                    tx_packets: t.tx_packets,
-                    tx_bytes: t.tx_bytes,
-                    rx_dropped: t.rx_dropped,
-                    tx_dropped: t.tx_dropped,
-                    rx_missed: hw.imissed,
-                    rx_errors: hw.ierrors,
-                    tx_errors: hw.oerrors,
-                }
+                stats_row(&p.cfg.name, p.eth.port_id(), t, hw)
             })
             .collect();
         v.sort_by_key(|r| r.port_id);
@@ -604,6 +580,23 @@ impl Drop for Daemon {
         if !self.threads.is_empty() || !self.ports.is_empty() {
             self.shutdown();
         }
+    }
+}
+
+/// A port's row: the switch's own counters plus what the PMD saw missing.
+fn stats_row(name: &str, port_id: u16, t: PortTotals, hw: EthStats) -> PortStatsRow {
+    PortStatsRow {
+        name: name.to_owned(),
+        port_id,
+        rx_packets: t.rx_packets,
+        rx_bytes: t.rx_bytes,
+        tx_packets: t.tx_packets,
+        tx_bytes: t.tx_bytes,
+        rx_dropped: t.rx_dropped,
+        tx_dropped: t.tx_dropped,
+        rx_missed: hw.imissed,
+        rx_errors: hw.ierrors,
+        tx_errors: hw.oerrors,
     }
 }
 

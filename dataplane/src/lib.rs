@@ -7,8 +7,10 @@
 //! * [`snapshot`]: immutable configuration published RCU-style.
 //! * [`worker`]: the pinned poll-mode worker loop.
 //! * [`stats`]: single-writer counters the control thread reads.
+//! * [`selfcheck`]: parser invariants shared by proptests and the fuzzer.
 pub mod flow_key;
 pub mod mac_table;
+pub mod selfcheck;
 pub mod snapshot;
 pub mod stats;
 pub mod vlan;

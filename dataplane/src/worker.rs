@@ -303,11 +303,14 @@ impl Worker {
         let mut last_hdr = 0u128;
         let mut last: Option<Decision> = None;
         let mut uniform = true;
-        for i in 0..n {
+        // rx_burst fills slots 0..n without gaps, so decision i is frame i
+        // both here and in phase 2's drain.
+        debug_assert!(rx.is_compact());
+        for (i, decision) in decisions[..n].iter_mut().enumerate() {
             let Some(m) = rx.get_mut(i) else { continue };
             rx_bytes += m.pkt_len() as u64;
             if m.rx_vlan_tci().is_some() && !restore_stripped_tag(m) {
-                decisions[i] = Decision::Drop(DropReason::Malformed);
+                *decision = Decision::Drop(DropReason::Malformed);
                 uniform = false;
                 continue;
             }
@@ -336,7 +339,7 @@ impl Worker {
                     d
                 }
             };
-            decisions[i] = d;
+            *decision = d;
         }
 
         // Phase 2, fast case: the whole burst to one port unchanged (one
