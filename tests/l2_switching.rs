@@ -343,3 +343,65 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
     assert_eq!(log.matches("port added").count(), 102);
     assert_eq!(log.matches("port deleted").count(), 101);
 }
+
+#[test]
+fn two_workers_share_the_mac_table_and_each_use_their_own_tx_queue() {
+    let _g = serial();
+    let dir = TempDir::new("two-pmds");
+    // Port "a" has two rx queues (one pcap file each), so each worker polls
+    // one; every port has two tx queues, one per worker.
+    let q0: Vec<Vec<u8>> = (0..16u8)
+        .map(|i| frame(BCAST, [0xfa, 0x16, 0x3e, 1, 0, i], None, i as u32))
+        .collect();
+    let q1: Vec<Vec<u8>> = (16..32u8)
+        .map(|i| frame(BCAST, [0xfa, 0x16, 0x3e, 1, 0, i], None, i as u32))
+        .collect();
+    write_pcap(&dir.path("a-q0.pcap"), &q0);
+    write_pcap(&dir.path("a-q1.pcap"), &q1);
+    let p = |n: &str| dir.path(n).display().to_string();
+    let head = config_head(&dir, "two-pmds").replace("pmd_cores = [1]", "pmd_cores = [0, 1]");
+    let cfg = format!(
+        "{head}[[bridges]]\nname = \"br0\"\n\
+         [[bridges.ports]]\nname = \"a\"\nrx_queues = 2\ndevargs = \"net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}\"\n\
+         [[bridges.ports]]\nname = \"b\"\ndevargs = \"net_pcap1,tx_pcap={},tx_pcap={}\"\n",
+        p("a-q0.pcap"),
+        p("a-q1.pcap"),
+        p("a-tx0.pcap"),
+        p("a-tx1.pcap"),
+        p("b-tx0.pcap"),
+        p("b-tx1.pcap"),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("32 frames", |s| s[0].rx_packets == 32);
+    let pmd: Vec<PmdStatsRow> = serde_json::from_value(sw.ok(&Request::PmdStats)).unwrap();
+    let fdb: Vec<FdbRow> =
+        serde_json::from_value(sw.ok(&Request::FdbShow { bridge: None })).unwrap();
+    assert!(sw.stop().success());
+    assert_eq!(pmd.len(), 2);
+    assert_eq!(
+        pmd.iter().map(|w| w.rx_queues.len()).collect::<Vec<_>>(),
+        vec![2, 1],
+        "a:0 b:0 on one, a:1 on the other: {pmd:?}"
+    );
+    assert!(
+        pmd.iter().all(|w| w.packets == 16),
+        "each worker switched its queue: {pmd:?}"
+    );
+    assert_eq!(
+        fdb.len(),
+        32,
+        "both workers learned into the one table: {fdb:?}"
+    );
+    assert!(fdb.iter().all(|e| e.port == "a"));
+    // Each worker transmitted its 16 frames on its own tx queue of b.
+    let (t0, t1) = (
+        read_pcap(&dir.path("b-tx0.pcap")),
+        read_pcap(&dir.path("b-tx1.pcap")),
+    );
+    assert_eq!((t0.len(), t1.len()), (16, 16));
+    let mut all: Vec<Vec<u8>> = t0.into_iter().chain(t1).collect();
+    all.sort();
+    let mut want: Vec<Vec<u8>> = q0.into_iter().chain(q1).collect();
+    want.sort();
+    assert_eq!(all, want);
+}
