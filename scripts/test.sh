@@ -12,4 +12,4 @@ cargo build --release --workspace --bins
 # One switch at a time: a PMD thread owns core 1 while a test runs.
 cargo test --release --workspace --lib --bins --tests -- --test-threads=1
 # Every Criterion benchmark once, as a test (the pipeline one runs the EAL).
-cargo test --release --workspace --benches
+cargo test --release -p ferroswitch --benches

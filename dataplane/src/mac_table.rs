@@ -486,7 +486,10 @@ mod tests {
             let (t, stop) = (t.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut hits = 0u64;
-                while !stop.load(Ordering::Relaxed) {
+                // At least one full pass after the writers are done, however
+                // the threads get scheduled.
+                loop {
+                    let last = stop.load(Ordering::Acquire);
                     for mac in 0..200u64 {
                         if let Some(p) = t.lookup(0, mac) {
                             assert!(
@@ -496,6 +499,9 @@ mod tests {
                             hits += 1;
                         }
                     }
+                    if last {
+                        break;
+                    }
                 }
                 hits
             })
@@ -503,7 +509,7 @@ mod tests {
         for w in writers {
             w.join().unwrap();
         }
-        stop.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Release);
         assert!(reader.join().unwrap() > 0);
         assert!(t.len() <= 64);
     }
