@@ -127,6 +127,7 @@ fn learned_mac_goes_to_exactly_one_port() {
             vlan_mode: None,
             tag: None,
             trunks: vec![],
+            vlan_translations: vec![],
             rx_queues: 1,
         },
     });
@@ -204,6 +205,7 @@ fn access_trunk_and_native_tagging_on_the_wire() {
             vlan_mode: None,
             tag: Some(10),
             trunks: vec![],
+            vlan_translations: vec![],
             rx_queues: 1,
         },
     });
@@ -321,6 +323,7 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
                 vlan_mode: None,
                 tag: Some(7),
                 trunks: vec![],
+                vlan_translations: vec![],
                 rx_queues: 1,
             },
         });
@@ -404,4 +407,64 @@ fn two_workers_share_the_mac_table_and_each_use_their_own_tx_queue() {
     let mut want: Vec<Vec<u8>> = q0.into_iter().chain(q1).collect();
     want.sort();
     assert_eq!(all, want);
+}
+
+#[test]
+fn uplink_translates_provider_vlans_to_local_ones() {
+    let _g = serial();
+    let dir = TempDir::new("xlate");
+    // As the Neutron OVS agent: the VM port is access in local VLAN 2, the
+    // uplink carries the network as VLAN 3029 on the wire.
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br-int\"\n{}{}",
+        config_head(&dir, "xlate"),
+        rx_port(
+            &dir,
+            0,
+            "uplink",
+            &[
+                frame(BCAST, B, Some(3029), 0),
+                frame(BCAST, C, Some(3030), 1)
+            ],
+            "trunks = [4000]\nvlan_translations = [[3029, 2]]"
+        ),
+        tx_port(&dir, 1, "vm", "tag = 2"),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("uplink frames", |s| s[0].rx_packets == 2);
+    let rx = dir.path("vm2-rx.pcap");
+    write_pcap(&rx, &[frame(B, A, None, 2)]);
+    sw.ok(&Request::PortAdd {
+        bridge: "br-int".into(),
+        port: control::config::PortConfig {
+            name: "vm2".into(),
+            devargs: format!(
+                "net_pcap2,rx_pcap={},tx_pcap={}",
+                rx.display(),
+                dir.path("vm2-tx.pcap").display()
+            ),
+            vlan_mode: None,
+            tag: Some(2),
+            trunks: vec![],
+            vlan_translations: vec![],
+            rx_queues: 1,
+        },
+    });
+    sw.wait_for("vm2 frame", |s| {
+        s.iter().any(|p| p.name == "vm2" && p.rx_packets == 1)
+    });
+    let stats = sw.stats();
+    assert!(sw.stop().success());
+    let mut stripped = frame(BCAST, B, Some(3029), 0);
+    stripped.drain(12..16);
+    assert_eq!(
+        sent(&dir, "vm"),
+        vec![stripped],
+        "3029 arrives as local 2, untagged; 3030 is not ours"
+    );
+    assert_eq!(stats[0].rx_dropped, 1, "VID 3030 dropped on the uplink");
+    let up = sent(&dir, "uplink");
+    assert_eq!(up.len(), 1);
+    assert_eq!(vid(&up[0]), Some(3029), "local 2 leaves the uplink as 3029");
+    assert_eq!(&up[0][..6], &B);
 }

@@ -121,6 +121,10 @@ pub struct PortConfig {
     pub tag: Option<u16>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<u16>,
+    /// `[[external, local], ...]`: VIDs on the wire mapped to local VLANs
+    /// (the Neutron agent's uplink translation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vlan_translations: Vec<(u16, u16)>,
     #[serde(default = "default_rxq")]
     pub rx_queues: u16,
 }
@@ -174,11 +178,13 @@ impl PortConfig {
                 format!("must be 1-{}", dpdk_sys::ethdev::MAX_QUEUES),
             ));
         }
-        PortVlan::new(self.vlan_mode, self.tag, &self.trunks).map_err(|e| {
-            let s = e.to_string();
-            let (field, why) = s.split_once(": ").unwrap_or(("vlan_mode", &s));
-            err(format!("{key}.{field}"), why.to_owned())
-        })
+        PortVlan::new(self.vlan_mode, self.tag, &self.trunks)
+            .and_then(|v| v.with_translations(&self.vlan_translations))
+            .map_err(|e| {
+                let s = e.to_string();
+                let (field, why) = s.split_once(": ").unwrap_or(("vlan_mode", &s));
+                err(format!("{key}.{field}"), why.to_owned())
+            })
     }
 }
 
@@ -378,6 +384,16 @@ mod tests {
             .unwrap_err()
             .key
             .starts_with("line"));
+    }
+
+    #[test]
+    fn translations_are_checked() {
+        let c = Config::parse(&with_port("vlan_translations = [[3029, 2]]")).unwrap();
+        assert_eq!(c.bridges[0].ports[0].vlan_translations, vec![(3029, 2)]);
+        let e =
+            Config::parse(&with_port("vlan_translations = [[3029, 2], [3030, 2]]")).unwrap_err();
+        assert_eq!(e.key, "bridges[0].ports[0].vlan_translations", "{e}");
+        assert!(e.reason.contains("local VLAN 2 mapped twice"), "{e}");
     }
 
     #[test]

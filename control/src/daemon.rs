@@ -413,6 +413,7 @@ impl Daemon {
                 vlan_mode: p.vlan.mode().to_string(),
                 tag: p.vlan.tag(),
                 trunks: p.vlan.trunks().to_vec(),
+                vlan_translations: p.vlan.translations().to_vec(),
                 rx_queues: p.cfg.rx_queues,
                 link_up: p.eth.link_up(),
                 mac: EthernetAddress(p.eth.mac_addr()).to_string(),

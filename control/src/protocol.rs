@@ -66,6 +66,8 @@ pub struct PortInfo {
     pub vlan_mode: String,
     pub tag: Option<u16>,
     pub trunks: Vec<u16>,
+    #[serde(default)]
+    pub vlan_translations: Vec<(u16, u16)>,
     pub rx_queues: u16,
     pub link_up: bool,
     pub mac: String,

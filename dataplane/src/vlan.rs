@@ -11,6 +11,12 @@
 //! An empty trunk list means every VLAN. A priority tag (VID 0) counts as
 //! untagged. Membership is a 4096-bit map so the per-packet checks are one
 //! load and a bit test.
+//!
+//! VLAN translation, as the Neutron OVS agent programs it on the uplink
+//! (`dl_vlan=3029 -> mod_vlan_vid:2` in, the reverse out): a trunk or native
+//! port may map external VIDs on the wire to local VLANs inside the switch.
+//! A mapped VID is translated on ingress, and its local VLAN leaves the port
+//! tagged with the external VID; the maps take precedence over `trunks`.
 use serde::{Deserialize, Serialize};
 
 pub const MAX_VID: u16 = 4095;
@@ -48,6 +54,8 @@ pub enum VlanConfigError {
     TrunksOnAccess,
     #[error("tag: a trunk port has no native VLAN; use native-tagged or native-untagged")]
     TagOnTrunk,
+    #[error("vlan_translations: {0}")]
+    BadTranslation(String),
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -85,7 +93,22 @@ impl std::fmt::Debug for VidSet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Egress {
     Untagged,
-    Tagged,
+    /// Tagged with this VID on the wire (the VLAN itself, or its translation).
+    Tagged(u16),
+}
+
+/// External <-> local VID maps of a translating port (0 = no mapping).
+#[derive(Clone, PartialEq, Eq)]
+struct Xlate {
+    to_local: Box<[u16; 4096]>,
+    to_external: Box<[u16; 4096]>,
+}
+
+impl std::fmt::Debug for Xlate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.to_local.iter().filter(|&&v| v != 0).count();
+        write!(f, "Xlate({n} VIDs)")
+    }
 }
 
 /// A port's VLAN configuration, compiled for the fast path.
@@ -102,6 +125,9 @@ pub struct PortVlan {
     untagged_in: Option<u16>,
     /// VLAN that leaves untagged, if any.
     untagged_out: Option<u16>,
+    /// (external, local) pairs as configured.
+    translations: Vec<(u16, u16)>,
+    xlate: Option<Xlate>,
 }
 
 impl PortVlan {
@@ -164,7 +190,56 @@ impl PortVlan {
             member,
             untagged_in,
             untagged_out,
+            translations: Vec::new(),
+            xlate: None,
         })
+    }
+
+    /// Adds external -> local VID translations (trunk and native modes).
+    /// Each external and each local VID may appear once.
+    pub fn with_translations(mut self, pairs: &[(u16, u16)]) -> Result<Self, VlanConfigError> {
+        if pairs.is_empty() {
+            return Ok(self);
+        }
+        if self.mode == VlanMode::Access {
+            return Err(VlanConfigError::BadTranslation(
+                "an access port cannot translate VLANs".into(),
+            ));
+        }
+        let mut to_local = Box::new([0u16; 4096]);
+        let mut to_external = Box::new([0u16; 4096]);
+        for &(ext, local) in pairs {
+            for (what, v) in [("external", ext), ("local", local)] {
+                if v == 0 || v >= MAX_VID {
+                    return Err(VlanConfigError::BadTranslation(format!(
+                        "{what} VID {v} is not 1-4094"
+                    )));
+                }
+            }
+            if to_local[ext as usize] != 0 {
+                return Err(VlanConfigError::BadTranslation(format!(
+                    "external VID {ext} mapped twice"
+                )));
+            }
+            if to_external[local as usize] != 0 {
+                return Err(VlanConfigError::BadTranslation(format!(
+                    "local VLAN {local} mapped twice"
+                )));
+            }
+            to_local[ext as usize] = local;
+            to_external[local as usize] = ext;
+            self.member.insert(local);
+        }
+        self.translations = pairs.to_vec();
+        self.xlate = Some(Xlate {
+            to_local,
+            to_external,
+        });
+        Ok(self)
+    }
+
+    pub fn translations(&self) -> &[(u16, u16)] {
+        &self.translations
     }
 
     pub fn mode(&self) -> VlanMode {
@@ -183,7 +258,15 @@ impl PortVlan {
     pub fn ingress(&self, vid: Option<u16>) -> Option<u16> {
         match vid {
             None | Some(0) => self.untagged_in,
-            Some(v) => self.tagged_in.contains(v).then_some(v),
+            Some(v) => {
+                if let Some(x) = &self.xlate {
+                    let local = x.to_local[v as usize & 0x0fff];
+                    if local != 0 {
+                        return Some(local);
+                    }
+                }
+                self.tagged_in.contains(v).then_some(v)
+            }
         }
     }
 
@@ -193,11 +276,16 @@ impl PortVlan {
         if !self.member.contains(vlan) {
             return None;
         }
-        Some(if self.untagged_out == Some(vlan) || vlan == 0 {
-            Egress::Untagged
-        } else {
-            Egress::Tagged
-        })
+        if self.untagged_out == Some(vlan) || vlan == 0 {
+            return Some(Egress::Untagged);
+        }
+        if let Some(x) = &self.xlate {
+            let ext = x.to_external[vlan as usize & 0x0fff];
+            if ext != 0 {
+                return Some(Egress::Tagged(ext));
+            }
+        }
+        Some(Egress::Tagged(vlan))
     }
 
     #[inline(always)]
@@ -228,14 +316,14 @@ mod tests {
         let all = PortVlan::new(None, None, &[]).unwrap();
         assert_eq!(all.ingress(None), Some(0));
         assert_eq!(all.ingress(Some(7)), Some(7));
-        assert_eq!(all.egress(7), Some(Egress::Tagged));
+        assert_eq!(all.egress(7), Some(Egress::Tagged(7)));
         assert_eq!(all.egress(0), Some(Egress::Untagged));
         assert_eq!(all.ingress(Some(4095)), None);
         let some = PortVlan::new(Some(VlanMode::Trunk), None, &[10, 20]).unwrap();
         assert_eq!(some.ingress(None), None, "VLAN 0 not trunked");
         assert_eq!(some.ingress(Some(10)), Some(10));
         assert_eq!(some.ingress(Some(30)), None);
-        assert_eq!(some.egress(20), Some(Egress::Tagged));
+        assert_eq!(some.egress(20), Some(Egress::Tagged(20)));
         assert_eq!(some.egress(30), None);
     }
 
@@ -245,11 +333,53 @@ mod tests {
         assert_eq!(nt.ingress(None), Some(5));
         assert_eq!(nt.ingress(Some(10)), Some(10));
         assert_eq!(nt.ingress(Some(5)), Some(5));
-        assert_eq!(nt.egress(5), Some(Egress::Tagged));
+        assert_eq!(nt.egress(5), Some(Egress::Tagged(5)));
         let nu = PortVlan::new(Some(VlanMode::NativeUntagged), Some(5), &[10]).unwrap();
         assert_eq!(nu.egress(5), Some(Egress::Untagged));
-        assert_eq!(nu.egress(10), Some(Egress::Tagged));
+        assert_eq!(nu.egress(10), Some(Egress::Tagged(10)));
         assert_eq!(nu.egress(11), None);
+    }
+
+    #[test]
+    fn translation_as_the_neutron_agent_does_on_the_uplink() {
+        let up = PortVlan::new(None, None, &[100])
+            .unwrap()
+            .with_translations(&[(3029, 2), (3030, 3)])
+            .unwrap();
+        assert_eq!(up.ingress(Some(3029)), Some(2));
+        assert_eq!(up.ingress(Some(3030)), Some(3));
+        assert_eq!(up.ingress(Some(100)), Some(100), "plain trunks still pass");
+        assert_eq!(up.ingress(Some(2)), None, "local VIDs are not on the wire");
+        assert_eq!(up.ingress(Some(3031)), None);
+        assert_eq!(up.egress(2), Some(Egress::Tagged(3029)));
+        assert_eq!(up.egress(3), Some(Egress::Tagged(3030)));
+        assert_eq!(up.egress(100), Some(Egress::Tagged(100)));
+        assert_eq!(up.egress(4), None);
+        // A flat network on the same uplink: native-untagged local VLAN 5.
+        let flat = PortVlan::new(Some(VlanMode::NativeUntagged), Some(5), &[5])
+            .unwrap()
+            .with_translations(&[(3029, 2)])
+            .unwrap();
+        assert_eq!(flat.ingress(None), Some(5));
+        assert_eq!(flat.egress(5), Some(Egress::Untagged));
+        assert_eq!(flat.egress(2), Some(Egress::Tagged(3029)));
+        for bad in [
+            &[(3029, 2), (3029, 3)][..],
+            &[(3029, 2), (3030, 2)],
+            &[(0, 2)],
+            &[(5000, 2)],
+            &[(10, 4095)],
+        ] {
+            let e = PortVlan::new(None, None, &[])
+                .unwrap()
+                .with_translations(bad)
+                .unwrap_err();
+            assert!(e.to_string().starts_with("vlan_translations:"), "{e}");
+        }
+        assert!(PortVlan::new(None, Some(3), &[])
+            .unwrap()
+            .with_translations(&[(9, 3)])
+            .is_err());
     }
 
     #[test]
@@ -305,9 +435,9 @@ mod tests {
             prop_assert_eq!(p.ingress(vid), want_in);
             let want_out = match mode {
                 VlanMode::Access => (out == tag).then_some(Egress::Untagged),
-                VlanMode::Trunk => trunked(out).then_some(if out == 0 { Egress::Untagged } else { Egress::Tagged }),
-                VlanMode::NativeTagged => (out == tag || trunked(out)).then_some(if out == 0 { Egress::Untagged } else { Egress::Tagged }),
-                VlanMode::NativeUntagged => (out == tag || trunked(out)).then_some(if out == tag || out == 0 { Egress::Untagged } else { Egress::Tagged }),
+                VlanMode::Trunk => trunked(out).then_some(if out == 0 { Egress::Untagged } else { Egress::Tagged(out) }),
+                VlanMode::NativeTagged => (out == tag || trunked(out)).then_some(if out == 0 { Egress::Untagged } else { Egress::Tagged(out) }),
+                VlanMode::NativeUntagged => (out == tag || trunked(out)).then_some(if out == tag || out == 0 { Egress::Untagged } else { Egress::Tagged(out) }),
             };
             prop_assert_eq!(p.egress(out), want_out);
         }

@@ -53,16 +53,16 @@ pub enum DropReason {
     NoOutput,
 }
 
-/// The tag action to send a frame of `vlan` (arrived with outer TCI
-/// `in_tci`, if tagged) out of a port that wants it `egress`.
+/// The tag action to send a frame (arrived with outer TCI `in_tci`, if
+/// tagged) out of a port that wants it `egress`. PCP bits are kept.
 #[inline(always)]
-pub fn tag_action(in_tci: Option<u16>, vlan: u16, egress: Egress) -> TagAction {
+pub fn tag_action(in_tci: Option<u16>, egress: Egress) -> TagAction {
     match (in_tci, egress) {
         (None, Egress::Untagged) => TagAction::Keep,
         (Some(_), Egress::Untagged) => TagAction::Pop,
-        (None, Egress::Tagged) => TagAction::Push(vlan),
-        (Some(tci), Egress::Tagged) if tci & 0x0fff == vlan => TagAction::Keep,
-        (Some(tci), Egress::Tagged) => TagAction::Set((tci & 0xf000) | vlan),
+        (None, Egress::Tagged(vid)) => TagAction::Push(vid),
+        (Some(tci), Egress::Tagged(vid)) if tci & 0x0fff == vid => TagAction::Keep,
+        (Some(tci), Egress::Tagged(vid)) => TagAction::Set((tci & 0xf000) | vid),
     }
 }
 
@@ -85,7 +85,7 @@ pub fn decide(key: &FlowKey, in_port: &PortConf, snap: &Snapshot, fdb: &MacTable
         None => Decision::Flood { vlan },
         Some(p) if p == in_port.port_id => Decision::Drop(DropReason::NoOutput),
         Some(p) => match snap.port(p).and_then(|o| o.vlan.egress(vlan)) {
-            Some(eg) => Decision::Unicast(p, tag_action(in_tci, vlan, eg)),
+            Some(eg) => Decision::Unicast(p, tag_action(in_tci, eg)),
             None => Decision::Drop(DropReason::NoOutput),
         },
     }
@@ -433,7 +433,7 @@ impl Worker {
             rest &= rest - 1;
             if let Some(eg) = snap.port(p).and_then(|o| o.vlan.egress(vlan)) {
                 if k < targets.len() {
-                    targets[k] = (p, tag_action(in_tci, vlan, eg));
+                    targets[k] = (p, tag_action(in_tci, eg));
                     k += 1;
                 }
             }

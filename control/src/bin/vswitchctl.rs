@@ -59,6 +59,9 @@ enum PortCmd {
         trunks: Vec<u16>,
         #[arg(long, value_parser = parse_mode)]
         vlan_mode: Option<VlanMode>,
+        /// EXTERNAL:LOCAL VID translation (repeatable), e.g. 3029:2.
+        #[arg(long = "vlan-translation", value_parser = parse_translation)]
+        vlan_translations: Vec<(u16, u16)>,
         #[arg(long, default_value_t = 1)]
         rx_queues: u16,
     },
@@ -77,6 +80,14 @@ enum FdbCmd {
     Flush {
         bridge: Option<String>,
     },
+}
+
+fn parse_translation(s: &str) -> Result<(u16, u16), String> {
+    let (e, l) = s.split_once(':').ok_or("EXTERNAL:LOCAL, e.g. 3029:2")?;
+    Ok((
+        e.parse().map_err(|_| "EXTERNAL is a VID")?,
+        l.parse().map_err(|_| "LOCAL is a VID")?,
+    ))
 }
 
 fn parse_mode(s: &str) -> Result<VlanMode, String> {
@@ -107,6 +118,7 @@ fn main() {
                     tag,
                     trunks,
                     vlan_mode,
+                    vlan_translations,
                     rx_queues,
                 },
         } => (
@@ -118,6 +130,7 @@ fn main() {
                     vlan_mode,
                     tag,
                     trunks,
+                    vlan_translations,
                     rx_queues,
                 },
             },
