@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs (once) the real python-openstackclient into a virtualenv and prints
+# the path of its `openstack` binary on stdout; everything else goes to
+# stderr. Idempotent and safe to run concurrently (flock). Used by
+# control/tests/neutron_openstack_client.rs to drive the Neutron API with the
+# client operators actually use.
+#
+#   OSC_VENV      where the virtualenv lives (default /var/lib/ferroswitch/osc-venv)
+#   OSC_VERSION   python-openstackclient version to install (default: pinned below)
+#
+# Needs PyPI. Fails loudly (non-zero exit) when it cannot install.
+set -euo pipefail
+
+VENV="${OSC_VENV:-/var/lib/ferroswitch/osc-venv}"
+# Pinned so a new client release cannot silently change what the test checks.
+VERSION="${OSC_VERSION:-10.5.0}"
+MARKER="$VENV/.ferroswitch-osc-$VERSION"
+
+log() { echo "openstack-client.sh: $*" >&2; }
+
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+
+if [[ -f "$MARKER" && -x "$VENV/bin/openstack" ]]; then
+    echo "$VENV/bin/openstack"
+    exit 0
+fi
+
+PY="${PYTHON:-python3}"
+command -v "$PY" >/dev/null || { log "python3 not found"; exit 1; }
+if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
+    # Debian splits venv/ensurepip into python3-venv.
+    log "installing python3-venv"
+    if command -v apt-get >/dev/null; then
+        apt-get install -y python3-venv >&2 || { apt-get update >&2 && apt-get install -y python3-venv >&2; }
+    else
+        log "python3 lacks venv/ensurepip and apt-get is not available"
+        exit 1
+    fi
+fi
+
+# A venv without the marker is a half-finished install: start over.
+rm -rf "$VENV"
+log "creating $VENV"
+"$PY" -m venv "$VENV" >&2
+log "installing python-openstackclient==$VERSION from PyPI"
+"$VENV/bin/pip" install --disable-pip-version-check --no-input -q "python-openstackclient==$VERSION" >&2
+"$VENV/bin/openstack" --version >&2
+touch "$MARKER"
+echo "$VENV/bin/openstack"
