@@ -234,3 +234,50 @@ fn sigterm_and_sigint_stop_cleanly() {
         assert!(sw.log_text().contains("stopping"));
     }
 }
+
+#[test]
+fn prometheus_metrics_report_ports_pmds_and_config_latency() {
+    let _g = serial();
+    let dir = TempDir::new("metrics");
+    let port = free_port();
+    let frames: Vec<Vec<u8>> = (0..7).map(|i| frame(BCAST, A, None, i)).collect();
+    write_pcap(&dir.path("in.pcap"), &frames);
+    let cfg = format!(
+        "{}metrics_listen = \"127.0.0.1:{port}\"\n[[bridges]]\nname = \"br0\"\n\
+         [[bridges.ports]]\nname = \"src\"\ndevargs = \"net_pcap0,rx_pcap={}\"\n\
+         [[bridges.ports]]\nname = \"dst\"\ndevargs = \"net_pcap1,tx_pcap={}\"\n",
+        config_head(&dir, "metrics"),
+        dir.path("in.pcap").display(),
+        dir.path("out.pcap").display()
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("7 frames", |s| s[0].rx_packets == 7);
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("# TYPE ferroswitch_port_rx_packets_total counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ferroswitch_port_rx_packets_total{port=\"src\",bridge=\"br0\"} 7"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ferroswitch_port_tx_packets_total{port=\"dst\",bridge=\"br0\"} 7"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ferroswitch_pmd_packets_total{core=\"1\"} 7"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ferroswitch_fdb_entries{bridge=\"br0\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ferroswitch_config_apply_seconds_count 1"),
+        "initial snapshot: {body}"
+    );
+    assert_eq!(http_get(port, "/nope").0, 404);
+    assert!(sw.stop().success());
+}

@@ -80,7 +80,8 @@ fn ping_crosses_the_switch_between_namespaces() {
         .replace(
             "\"--file-prefix\", \"ferroswitch\"",
             &format!("\"--file-prefix\", \"fswt-netns-{id}\""),
-        );
+        )
+        .replace("127.0.0.1:9108", &format!("127.0.0.1:{}", free_port()));
     assert!(
         cfg.contains(&nss.0[0].1) && cfg.contains("ctl.sock"),
         "default config changed shape:\n{cfg}"

@@ -86,6 +86,9 @@ impl Default for DataplaneConfig {
 pub struct ControlConfig {
     #[serde(default = "default_socket")]
     pub socket: String,
+    /// `host:port` for Prometheus' `GET /metrics`; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 fn default_socket() -> String {
@@ -96,6 +99,7 @@ impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: default_socket(),
+            metrics_listen: None,
         }
     }
 }
@@ -266,6 +270,14 @@ impl Config {
         }
         if self.control.socket.is_empty() {
             return Err(err("control.socket", "must be a path"));
+        }
+        if let Some(m) = &self.control.metrics_listen {
+            m.parse::<std::net::SocketAddr>().map_err(|e| {
+                err(
+                    "control.metrics_listen",
+                    format!("{m:?} is not host:port ({e})"),
+                )
+            })?;
         }
         if self.eal.args.iter().any(|a| a.contains('\0')) {
             return Err(err("eal.args", "an argument contains a NUL byte"));

@@ -41,6 +41,8 @@ pub enum DaemonError {
     },
     #[error("control.socket: {0}")]
     Socket(std::io::Error),
+    #[error("control.metrics_listen: {0}")]
+    Metrics(String),
     #[error("dataplane.pmd_cores: {0}")]
     Worker(String),
 }
@@ -76,6 +78,9 @@ pub struct Daemon {
     threads: Vec<JoinHandle<()>>,
     worker_stop: Arc<AtomicBool>,
     generation: u64,
+    /// Time from the start of a change to the snapshot being in use by
+    /// every worker (build + publish + grace period).
+    apply_latency: crate::metrics::Latency,
     started: Instant,
     socket_path: PathBuf,
     // Dropped last, in this order: the pool after every port, the EAL last.
@@ -127,6 +132,7 @@ impl Daemon {
             threads: Vec::new(),
             worker_stop: Arc::new(AtomicBool::new(false)),
             generation: 0,
+            apply_latency: Default::default(),
             started: Instant::now(),
             socket_path,
             pool,
@@ -227,6 +233,12 @@ impl Daemon {
     /// Builds a snapshot from the current state, publishes it and waits for
     /// a grace period, after which the previous snapshot is freed here.
     fn publish(&mut self) {
+        self.publish_since(Instant::now());
+    }
+
+    /// As [`Self::publish`], for a change that began at `since` (its latency
+    /// to the dataplane is recorded).
+    fn publish_since(&mut self, since: Instant) {
         self.generation += 1;
         let nworkers = self.workers.len();
         let mut snap = Snapshot::empty(nworkers);
@@ -276,6 +288,7 @@ impl Daemon {
                 "a worker did not pick up the new snapshot in time"
             );
         }
+        self.apply_latency.record(since.elapsed());
         drop(previous);
     }
 
@@ -386,6 +399,7 @@ impl Daemon {
             Request::PmdStats => {
                 Response::ok(serde_json::to_value(self.pmd_stats()).unwrap_or_default())
             }
+            Request::Metrics => Response::ok(serde_json::Value::String(self.metrics())),
             Request::PmdStatsClear => {
                 for (i, w) in self.workers.iter().enumerate() {
                     self.pmd_base[i] = PmdBase {
@@ -488,6 +502,136 @@ impl Daemon {
             .collect()
     }
 
+    fn metrics(&self) -> String {
+        let mut e = crate::metrics::Exposition::default();
+        for p in self.port_stats() {
+            let bridge = self
+                .ports
+                .get(&p.name)
+                .map(|o| self.bridges[o.bridge].name.clone())
+                .unwrap_or_default();
+            let l = [("port", p.name.as_str()), ("bridge", bridge.as_str())];
+            e.counter(
+                "ferroswitch_port_rx_packets_total",
+                "Frames received by the switch on the port.",
+                &l,
+                p.rx_packets,
+            );
+            e.counter(
+                "ferroswitch_port_rx_bytes_total",
+                "Bytes received on the port.",
+                &l,
+                p.rx_bytes,
+            );
+            e.counter(
+                "ferroswitch_port_tx_packets_total",
+                "Frames transmitted on the port.",
+                &l,
+                p.tx_packets,
+            );
+            e.counter(
+                "ferroswitch_port_tx_bytes_total",
+                "Bytes transmitted on the port.",
+                &l,
+                p.tx_bytes,
+            );
+            e.counter(
+                "ferroswitch_port_rx_dropped_total",
+                "Received frames not forwarded (malformed, VLAN, no output).",
+                &l,
+                p.rx_dropped,
+            );
+            e.counter(
+                "ferroswitch_port_tx_dropped_total",
+                "Frames the port did not take.",
+                &l,
+                p.tx_dropped,
+            );
+            e.counter(
+                "ferroswitch_port_rx_missed_total",
+                "Frames the PMD missed (imissed).",
+                &l,
+                p.rx_missed,
+            );
+        }
+        for w in self.pmd_stats() {
+            let core = w.core.to_string();
+            let l = [("core", core.as_str())];
+            e.counter(
+                "ferroswitch_pmd_packets_total",
+                "Frames received by the PMD worker.",
+                &l,
+                w.packets,
+            );
+            e.counter(
+                "ferroswitch_pmd_busy_cycles_total",
+                "TSC cycles of iterations that received frames.",
+                &l,
+                w.busy_cycles,
+            );
+            e.counter(
+                "ferroswitch_pmd_idle_cycles_total",
+                "TSC cycles of iterations that received nothing.",
+                &l,
+                w.idle_cycles,
+            );
+            e.gauge(
+                "ferroswitch_pmd_cycles_per_packet",
+                "Busy cycles per frame since the last pmd-stats-clear.",
+                &l,
+                w.cycles_per_packet,
+            );
+            for (reason, v) in [
+                ("malformed", w.drops_malformed),
+                ("vlan", w.drops_vlan),
+                ("no_output", w.drops_no_output),
+                ("tx_full", w.drops_tx_full),
+                ("no_mbuf", w.drops_no_mbuf),
+            ] {
+                e.counter(
+                    "ferroswitch_pmd_drops_total",
+                    "Frames dropped by the PMD, by reason.",
+                    &[("core", core.as_str()), ("reason", reason)],
+                    v,
+                );
+            }
+        }
+        for b in &self.bridges {
+            let l = [("bridge", b.name.as_str())];
+            e.gauge(
+                "ferroswitch_fdb_entries",
+                "Learned MAC entries.",
+                &l,
+                b.fdb.len() as f64,
+            );
+            e.counter(
+                "ferroswitch_fdb_moves_total",
+                "MACs seen moving to another port.",
+                &l,
+                b.fdb.moves(),
+            );
+            e.counter(
+                "ferroswitch_fdb_evictions_total",
+                "Entries evicted to stay within the bound.",
+                &l,
+                b.fdb.evictions(),
+            );
+        }
+        e.gauge(
+            "ferroswitch_snapshot_generation",
+            "Generation of the dataplane snapshot in use.",
+            &[],
+            self.generation as f64,
+        );
+        e.histogram(
+            "ferroswitch_config_apply_seconds",
+            "From a configuration change to its snapshot in use by every worker.",
+            &[],
+            &self.apply_latency,
+        );
+        e.finish()
+    }
+
     fn fdb_rows(&self, bridge: Option<&str>) -> Result<Vec<FdbRow>, String> {
         if let Some(b) = bridge {
             if !self.bridges.iter().any(|x| x.name == b) {
@@ -534,6 +678,18 @@ impl Daemon {
         let (tx, rx) = channel::bounded::<(Request, Sender<Response>)>(16);
         let listener = bind_socket(&self.socket_path)?;
         let sock_stop = Arc::clone(&stop);
+        let metrics_thread = match &self.cfg.control.metrics_listen {
+            Some(addr) => {
+                let addr = addr
+                    .parse()
+                    .map_err(|e| DaemonError::Metrics(format!("{addr}: {e}")))?;
+                let h = crate::metrics::serve(addr, tx.clone(), Arc::clone(&stop))
+                    .map_err(|e| DaemonError::Metrics(format!("{addr}: {e}")))?;
+                info!(%addr, "Prometheus metrics on /metrics");
+                Some(h)
+            }
+            None => None,
+        };
         let sock_thread = std::thread::Builder::new()
             .name("ctl-socket".into())
             .spawn(move || serve_socket(listener, tx, sock_stop))
@@ -554,6 +710,9 @@ impl Daemon {
         info!("stopping");
         stop.store(true, Ordering::Relaxed);
         let _ = sock_thread.join();
+        if let Some(h) = metrics_thread {
+            let _ = h.join();
+        }
         let _ = std::fs::remove_file(&self.socket_path);
         self.shutdown();
         Ok(())

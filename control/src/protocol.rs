@@ -28,6 +28,8 @@ pub enum Request {
     },
     PmdStats,
     PmdStatsClear,
+    /// Prometheus text exposition (what `GET /metrics` serves).
+    Metrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
