@@ -3,4 +3,5 @@
 //! protocol that `vswitchctl` speaks ([`protocol`]).
 pub mod config;
 pub mod daemon;
+pub mod metrics;
 pub mod protocol;
