@@ -1,5 +1,8 @@
 //! `vswitchctl`: talks to a running `vswitchd` over its control socket.
 use clap::{Parser, Subcommand};
+use control::api_client::{
+    ApiArgs, NetworkCmd, Neutron, PortCmd as NeutronPortCmd, SecurityGroupCmd, SubnetCmd,
+};
 use control::config::{PortConfig, DEFAULT_SOCKET};
 use control::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request};
 use dataplane::vlan::VlanMode;
@@ -8,16 +11,22 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(version, about = "Control a running Ferroswitch daemon")]
 struct Args {
-    /// The daemon's control socket.
+    /// The daemon's control socket (switch ports, FDB, PMDs).
     #[arg(long, global = true, env = "FERROSWITCH_SOCKET", default_value = DEFAULT_SOCKET)]
     socket: std::path::PathBuf,
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Ports: list, stats, add, del.
+    /// Switch ports (list, stats, add, del) and Neutron ports (create, show,
+    /// set, delete; `list --neutron`).
     Port {
         #[command(subcommand)]
         cmd: PortCmd,
@@ -28,25 +37,37 @@ enum Cmd {
         cmd: FdbCmd,
     },
     /// Per-PMD counters, like `ovs-appctl dpif-netdev/pmd-stats-show`.
-    PmdStats {
-        #[arg(long)]
-        json: bool,
-    },
+    PmdStats,
     /// Zero the PMD counters (like `dpif-netdev/pmd-stats-clear`).
     PmdStatsClear,
+    /// Neutron networks.
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
+    /// Neutron subnets.
+    Subnet {
+        #[command(subcommand)]
+        cmd: SubnetCmd,
+    },
+    /// Neutron security groups and their rules.
+    SecurityGroup {
+        #[command(subcommand)]
+        cmd: SecurityGroupCmd,
+    },
 }
 
 #[derive(Subcommand)]
 enum PortCmd {
+    /// Switch ports; with --neutron (or --network) the Neutron ports.
     List {
         #[arg(long)]
-        json: bool,
-    },
-    Stats {
+        neutron: bool,
         #[arg(long)]
-        json: bool,
+        network: Option<String>,
     },
-    /// Add a port while the switch runs.
+    Stats,
+    /// Add a switch port while the switch runs.
     Add {
         bridge: String,
         name: String,
@@ -65,21 +86,18 @@ enum PortCmd {
         #[arg(long, default_value_t = 1)]
         rx_queues: u16,
     },
+    /// Remove a switch port; prints its final counters.
     Del {
         name: String,
     },
+    #[command(flatten)]
+    Neutron(NeutronPortCmd),
 }
 
 #[derive(Subcommand)]
 enum FdbCmd {
-    Show {
-        bridge: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    Flush {
-        bridge: Option<String>,
-    },
+    Show { bridge: Option<String> },
+    Flush { bridge: Option<String> },
 }
 
 fn parse_translation(s: &str) -> Result<(u16, u16), String> {
@@ -100,15 +118,39 @@ fn parse_mode(s: &str) -> Result<VlanMode, String> {
     }
 }
 
+/// Runs a Neutron command against the REST API and exits on error.
+fn neutron(cmd: Neutron, api: &ApiArgs, json: bool) {
+    match cmd.run(api, json) {
+        Ok(out) => print!("{out}"),
+        Err(e) => {
+            eprintln!("vswitchctl: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() {
     let args = Args::parse();
-    let (req, json, kind) = match args.cmd {
+    let json = args.json;
+    let (req, kind) = match args.cmd {
+        Cmd::Network { cmd } => return neutron(Neutron::Network(cmd), &args.api, json),
+        Cmd::Subnet { cmd } => return neutron(Neutron::Subnet(cmd), &args.api, json),
+        Cmd::SecurityGroup { cmd } => return neutron(Neutron::SecurityGroup(cmd), &args.api, json),
         Cmd::Port {
-            cmd: PortCmd::List { json },
-        } => (Request::PortList, json, "port-list"),
+            cmd: PortCmd::Neutron(cmd),
+        } => return neutron(Neutron::Port(cmd), &args.api, json),
         Cmd::Port {
-            cmd: PortCmd::Stats { json },
-        } => (Request::PortStats, json, "port-stats"),
+            cmd: PortCmd::List {
+                neutron: n,
+                network,
+            },
+        } if n || network.is_some() => return neutron(Neutron::PortList(network), &args.api, json),
+        Cmd::Port {
+            cmd: PortCmd::List { .. },
+        } => (Request::PortList, "port-list"),
+        Cmd::Port {
+            cmd: PortCmd::Stats,
+        } => (Request::PortStats, "port-stats"),
         Cmd::Port {
             cmd:
                 PortCmd::Add {
@@ -134,20 +176,19 @@ fn main() {
                     rx_queues,
                 },
             },
-            false,
             "",
         ),
         Cmd::Port {
             cmd: PortCmd::Del { name },
-        } => (Request::PortDel { name }, false, ""),
+        } => (Request::PortDel { name }, ""),
         Cmd::Fdb {
-            cmd: FdbCmd::Show { bridge, json },
-        } => (Request::FdbShow { bridge }, json, "fdb"),
+            cmd: FdbCmd::Show { bridge },
+        } => (Request::FdbShow { bridge }, "fdb"),
         Cmd::Fdb {
             cmd: FdbCmd::Flush { bridge },
-        } => (Request::FdbFlush { bridge }, false, ""),
-        Cmd::PmdStats { json } => (Request::PmdStats, json, "pmd"),
-        Cmd::PmdStatsClear => (Request::PmdStatsClear, false, ""),
+        } => (Request::FdbFlush { bridge }, ""),
+        Cmd::PmdStats => (Request::PmdStats, "pmd"),
+        Cmd::PmdStatsClear => (Request::PmdStatsClear, ""),
     };
     let resp = match call(&args.socket, &req, Duration::from_secs(60)) {
         Ok(r) => r,
