@@ -195,6 +195,41 @@ impl PortVlan {
         })
     }
 
+    /// A port that carries nothing: every frame breaks its membership (the
+    /// Neutron agent's "dead VLAN" for a port it cannot place yet).
+    pub fn dead() -> PortVlan {
+        PortVlan {
+            mode: VlanMode::Access,
+            tag: 0,
+            trunks: Vec::new(),
+            tagged_in: VidSet::empty(),
+            member: VidSet::empty(),
+            untagged_in: None,
+            untagged_out: None,
+            translations: Vec::new(),
+            xlate: None,
+        }
+    }
+
+    /// An uplink that carries only translated VLANs (`pairs`: external,
+    /// local) plus, untagged, `native` (a flat network's local VLAN).
+    pub fn uplink(pairs: &[(u16, u16)], native: Option<u16>) -> Result<PortVlan, VlanConfigError> {
+        let mut p = PortVlan::new(Some(VlanMode::Trunk), None, &[])?;
+        p.tagged_in = VidSet::empty();
+        p.member = VidSet::empty();
+        p.untagged_in = native;
+        p.untagged_out = native;
+        if let Some(n) = native {
+            if n == 0 || n >= MAX_VID {
+                return Err(VlanConfigError::BadTag(n));
+            }
+            p.mode = VlanMode::NativeUntagged;
+            p.tag = n;
+            p.member.insert(n);
+        }
+        p.with_translations(pairs)
+    }
+
     /// Adds external -> local VID translations (trunk and native modes).
     /// Each external and each local VID may appear once.
     pub fn with_translations(mut self, pairs: &[(u16, u16)]) -> Result<Self, VlanConfigError> {
@@ -380,6 +415,29 @@ mod tests {
             .unwrap()
             .with_translations(&[(9, 3)])
             .is_err());
+    }
+
+    #[test]
+    fn dead_and_uplink_ports() {
+        let d = PortVlan::dead();
+        assert_eq!(
+            (
+                d.ingress(None),
+                d.ingress(Some(5)),
+                d.egress(0),
+                d.egress(5)
+            ),
+            (None, None, None, None)
+        );
+        let up = PortVlan::uplink(&[(3029, 2)], Some(7)).unwrap();
+        assert_eq!(up.ingress(Some(3029)), Some(2));
+        assert_eq!(up.ingress(Some(100)), None, "nothing but the mapped VIDs");
+        assert_eq!(up.ingress(None), Some(7), "the flat network, untagged");
+        assert_eq!(up.egress(2), Some(Egress::Tagged(3029)));
+        assert_eq!(up.egress(7), Some(Egress::Untagged));
+        assert_eq!(up.egress(3), None);
+        let bare = PortVlan::uplink(&[], None).unwrap();
+        assert_eq!((bare.ingress(None), bare.ingress(Some(1))), (None, None));
     }
 
     #[test]
