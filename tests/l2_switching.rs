@@ -129,6 +129,7 @@ fn learned_mac_goes_to_exactly_one_port() {
             trunks: vec![],
             vlan_translations: vec![],
             rx_queues: 1,
+            iface_id: None,
         },
     });
     sw.wait_for("100 frames from A", |s| {
@@ -207,6 +208,7 @@ fn access_trunk_and_native_tagging_on_the_wire() {
             trunks: vec![],
             vlan_translations: vec![],
             rx_queues: 1,
+            iface_id: None,
         },
     });
     sw.wait_for("A's frames", |s| {
@@ -325,6 +327,7 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
                 trunks: vec![],
                 vlan_translations: vec![],
                 rx_queues: 1,
+                iface_id: None,
             },
         });
         sw.ok(&Request::PortDel { name });
@@ -448,6 +451,7 @@ fn uplink_translates_provider_vlans_to_local_ones() {
             trunks: vec![],
             vlan_translations: vec![],
             rx_queues: 1,
+            iface_id: None,
         },
     });
     sw.wait_for("vm2 frame", |s| {

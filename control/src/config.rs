@@ -20,6 +20,9 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub bridges: Vec<BridgeConfig>,
+    /// The Neutron-compatible API and its store; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neutron: Option<crate::neutron::NeutronConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -131,6 +134,10 @@ pub struct PortConfig {
     pub vlan_translations: Vec<(u16, u16)>,
     #[serde(default = "default_rxq")]
     pub rx_queues: u16,
+    /// The Neutron port this switch port attaches (os-vif's
+    /// `external_ids:iface-id`): its VLAN then comes from Neutron.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface_id: Option<String>,
 }
 
 fn default_rxq() -> u16 {
@@ -181,6 +188,29 @@ impl PortConfig {
                 format!("{key}.rx_queues"),
                 format!("must be 1-{}", dpdk_sys::ethdev::MAX_QUEUES),
             ));
+        }
+        if let Some(id) = &self.iface_id {
+            if id.is_empty()
+                || id.len() > 64
+                || id.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(err(format!("{key}.iface_id"), "must be a Neutron port id"));
+            }
+            for (field, set) in [
+                ("vlan_mode", self.vlan_mode.is_some()),
+                ("tag", self.tag.is_some()),
+                ("trunks", !self.trunks.is_empty()),
+                ("vlan_translations", !self.vlan_translations.is_empty()),
+            ] {
+                if set {
+                    return Err(err(
+                        format!("{key}.{field}"),
+                        "a port with iface_id gets its VLAN from Neutron",
+                    ));
+                }
+            }
+            // Until the Neutron port is known the port carries nothing.
+            return Ok(PortVlan::dead());
         }
         PortVlan::new(self.vlan_mode, self.tag, &self.trunks)
             .and_then(|v| v.with_translations(&self.vlan_translations))

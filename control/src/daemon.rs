@@ -2,7 +2,11 @@
 //! validated [`Config`], then runs the control thread: it serves the control
 //! socket, applies port changes by publishing new snapshots, advances the MAC
 //! tables' clock and ages them out, until SIGINT/SIGTERM.
+use crate::compiler::{self, LocalVlans, SwitchPort};
 use crate::config::{Config, ConfigError, PortConfig};
+use crate::metrics::Latency;
+use crate::neutron::model::NeutronState;
+use crate::neutron::{ApiServer, Neutron};
 use crate::protocol::{FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, Response};
 use crossbeam::channel::{self, Sender};
 use dataplane::mac_table::MacTable;
@@ -45,6 +49,25 @@ pub enum DaemonError {
     Metrics(String),
     #[error("dataplane.pmd_cores: {0}")]
     Worker(String),
+    #[error("{0}")]
+    Neutron(String),
+}
+
+/// The Neutron side of the daemon: the service, its API server, and what
+/// the compiler keeps between runs.
+struct NeutronSide {
+    service: Neutron,
+    api: Option<ApiServer>,
+    updates: channel::Receiver<Arc<NeutronState>>,
+    mappings: BTreeMap<String, String>,
+    locals: LocalVlans,
+    /// From a committed change reaching the control thread to its snapshot
+    /// being in use by every worker (or to knowing it changes nothing there).
+    latency: Latency,
+    /// The same, for the changes that altered the dataplane.
+    dataplane_latency: Latency,
+    /// Generation of the Neutron state last compiled.
+    compiled_generation: u64,
 }
 
 struct OpenPort {
@@ -83,6 +106,7 @@ pub struct Daemon {
     apply_latency: crate::metrics::Latency,
     started: Instant,
     socket_path: PathBuf,
+    neutron: Option<NeutronSide>,
     // Dropped last, in this order: the pool after every port, the EAL last.
     pool: Arc<Mempool>,
     eal: Arc<Eal>,
@@ -93,6 +117,42 @@ impl Daemon {
     /// workers. On error nothing keeps running.
     pub fn start(cfg: Config) -> Result<Daemon, DaemonError> {
         cfg.validate()?;
+        // The store opens before the EAL: its config errors come first and
+        // nothing has started when they do.
+        let neutron = match &cfg.neutron {
+            Some(ncfg) => {
+                let service =
+                    Neutron::open(ncfg.clone()).map_err(|e| DaemonError::Neutron(e.to_string()))?;
+                Some(NeutronSide {
+                    updates: service.subscribe(),
+                    mappings: compiler::parse_mappings(&ncfg.bridge_mappings),
+                    service,
+                    api: None,
+                    locals: LocalVlans::default(),
+                    latency: Latency::default(),
+                    dataplane_latency: Latency::default(),
+                    compiled_generation: u64::MAX,
+                })
+            }
+            None => None,
+        };
+        if let Some(n) = &neutron {
+            for (physnet, uplink) in &n.mappings {
+                if !cfg
+                    .bridges
+                    .iter()
+                    .flat_map(|b| &b.ports)
+                    .any(|p| &p.name == uplink)
+                {
+                    return Err(DaemonError::Config(ConfigError {
+                        key: "neutron.bridge_mappings".into(),
+                        reason: format!(
+                            "{physnet} maps to {uplink:?}, which is not a port of any bridge"
+                        ),
+                    }));
+                }
+            }
+        }
         let eal = Arc::new(Eal::init(&cfg.eal_args()).map_err(DaemonError::Eal)?);
         let d = &cfg.dataplane;
         let pool = Arc::new(
@@ -135,6 +195,7 @@ impl Daemon {
             apply_latency: Default::default(),
             started: Instant::now(),
             socket_path,
+            neutron,
             pool,
             eal,
             cfg,
@@ -150,6 +211,7 @@ impl Daemon {
                     })?;
             }
         }
+        daemon.compile_neutron();
         daemon.publish();
         daemon.spawn_workers()?;
         Ok(daemon)
@@ -322,7 +384,9 @@ impl Daemon {
         }
         self.open_port(bi, cfg)
             .map_err(|e| format!("port.devargs: {e}"))?;
+        self.compile_neutron();
         self.publish();
+        self.report_neutron_status();
         Ok(())
     }
 
@@ -332,6 +396,17 @@ impl Daemon {
         let Some(p) = self.ports.remove(name) else {
             return Err(format!("name: no port named {name:?}"));
         };
+        if self
+            .neutron
+            .as_ref()
+            .is_some_and(|n| n.mappings.values().any(|u| u == name))
+        {
+            self.ports.insert(name.to_owned(), p);
+            return Err(format!(
+                "name: {name} is the uplink of a physical network in neutron.bridge_mappings"
+            ));
+        }
+        self.compile_neutron();
         // Workers drop the port's queues when they adopt this snapshot.
         self.publish();
         let id = p.eth.port_id();
@@ -357,6 +432,7 @@ impl Daemon {
             }
         }
         let t = PortTotals::sum(&self.workers, id).since(base);
+        self.report_neutron_status();
         info!(
             port = name,
             port_id = id,
@@ -365,6 +441,88 @@ impl Daemon {
             "port deleted"
         );
         Ok(stats_row(name, id, t, hw))
+    }
+
+    /// Compiles the current Neutron state into the ports' VLAN rules; true
+    /// when some port changed (the caller publishes). Ports whose VLAN
+    /// changes forget what they learned.
+    fn compile_neutron(&mut self) -> bool {
+        let Some(n) = self.neutron.as_mut() else {
+            return false;
+        };
+        let state = n.service.state();
+        let views: Vec<SwitchPort<'_>> = self
+            .ports
+            .values()
+            .map(|p| SwitchPort {
+                name: &p.cfg.name,
+                iface_id: p.cfg.iface_id.as_deref(),
+                link_up: p.eth.link_up(),
+            })
+            .collect();
+        let compiled = compiler::compile(&state, &views, &n.mappings, &mut n.locals);
+        drop(views);
+        n.compiled_generation = state.generation;
+        for w in &compiled.warnings {
+            warn!("neutron: {w}");
+        }
+        let mut changed = false;
+        for (name, vlan) in compiled.port_vlans {
+            if let Some(p) = self.ports.get_mut(&name) {
+                if p.vlan != vlan {
+                    info!(port = %name, vlan_mode = %vlan.mode(), tag = ?vlan.tag(), translations = ?vlan.translations(), "VLAN set by Neutron");
+                    if let Some(b) = self.bridges.get(p.bridge) {
+                        b.fdb.flush_port(p.eth.port_id());
+                    }
+                    p.vlan = vlan;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Tells Neutron the status each attached port has now (only changes).
+    fn report_neutron_status(&mut self) {
+        let Some(n) = self.neutron.as_mut() else {
+            return;
+        };
+        let state = n.service.state();
+        let views: Vec<SwitchPort<'_>> = self
+            .ports
+            .values()
+            .map(|p| SwitchPort {
+                name: &p.cfg.name,
+                iface_id: p.cfg.iface_id.as_deref(),
+                link_up: p.eth.link_up(),
+            })
+            .collect();
+        let compiled = compiler::compile(&state, &views, &n.mappings, &mut n.locals);
+        for (id, status) in compiled.statuses {
+            if state.ports.get(&id).is_some_and(|p| p.status != status) {
+                info!(neutron_port = %id, status = status.as_str(), "port status");
+                if let Err(e) = n.service.set_port_status(&id, status) {
+                    warn!(neutron_port = %id, "cannot report status: {e}");
+                }
+            }
+        }
+    }
+
+    /// A committed Neutron change: compile, publish if the dataplane changes,
+    /// record the latency, report port statuses.
+    fn on_neutron_update(&mut self, since: Instant) {
+        let changed = self.compile_neutron();
+        if changed {
+            self.publish();
+        }
+        if let Some(n) = self.neutron.as_mut() {
+            let took = since.elapsed();
+            n.latency.record(took);
+            if changed {
+                n.dataplane_latency.record(took);
+            }
+        }
+        self.report_neutron_status();
     }
 
     fn handle(&mut self, req: Request) -> Response {
@@ -429,6 +587,7 @@ impl Daemon {
                 trunks: p.vlan.trunks().to_vec(),
                 vlan_translations: p.vlan.translations().to_vec(),
                 rx_queues: p.cfg.rx_queues,
+                iface_id: p.cfg.iface_id.clone(),
                 link_up: p.eth.link_up(),
                 mac: EthernetAddress(p.eth.mac_addr()).to_string(),
             })
@@ -617,6 +776,39 @@ impl Daemon {
                 b.fdb.evictions(),
             );
         }
+        if let Some(n) = &self.neutron {
+            e.histogram(
+                "ferroswitch_neutron_apply_seconds",
+                "From a committed Neutron change reaching the control thread to its snapshot in use by every worker.",
+                &[],
+                &n.latency,
+            );
+            for (which, h) in [("all", &n.latency), ("dataplane", &n.dataplane_latency)] {
+                for (q, name) in [(0.5, "0.5"), (0.99, "0.99"), (1.0, "1")] {
+                    if let Some(v) = h.quantile(q) {
+                        e.gauge(
+                            "ferroswitch_neutron_apply_quantile_seconds",
+                            "Quantiles of recent Neutron apply latencies: all changes, or those that altered the dataplane.",
+                            &[("changes", which), ("quantile", name)],
+                            v,
+                        );
+                    }
+                }
+                e.gauge(
+                    "ferroswitch_neutron_applied_changes",
+                    "Neutron changes applied: all, or those that altered the dataplane.",
+                    &[("changes", which)],
+                    h.count() as f64,
+                );
+            }
+            e.gauge(
+                "ferroswitch_neutron_local_vlans",
+                "Networks with a local VLAN on this switch.",
+                &[],
+                n.locals.len() as f64,
+            );
+            e.api_routes(&n.service.api_metrics());
+        }
         e.gauge(
             "ferroswitch_snapshot_generation",
             "Generation of the dataplane snapshot in use.",
@@ -670,6 +862,8 @@ impl Daemon {
             for b in &self.bridges {
                 b.fdb.expire();
             }
+            // Links come and go without a Neutron change.
+            self.report_neutron_status();
         }
     }
 
@@ -695,17 +889,45 @@ impl Daemon {
             .spawn(move || serve_socket(listener, tx, sock_stop))
             .map_err(DaemonError::Socket)?;
         info!(socket = %self.socket_path.display(), ports = self.ports.len(), workers = self.workers.len(), "vswitchd running");
+        if let Some(n) = self.neutron.as_mut() {
+            let api = n
+                .service
+                .serve()
+                .map_err(|e| DaemonError::Neutron(e.to_string()))?;
+            info!(listen = %api.local_addr(), "Neutron API serving");
+            n.api = Some(api);
+        }
+        self.report_neutron_status();
+        // A receiver that never delivers when Neutron is off.
+        let updates = self
+            .neutron
+            .as_ref()
+            .map(|n| n.updates.clone())
+            .unwrap_or_else(channel::never);
         let mut last_expire = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            match rx.recv_timeout(TICK) {
-                Ok((req, reply)) => {
-                    let resp = self.handle(req);
-                    let _ = reply.send(resp);
-                }
-                Err(channel::RecvTimeoutError::Timeout) => {}
-                Err(channel::RecvTimeoutError::Disconnected) => break,
+            channel::select! {
+                recv(rx) -> msg => match msg {
+                    Ok((req, reply)) => {
+                        let resp = self.handle(req);
+                        let _ = reply.send(resp);
+                    }
+                    Err(_) => break,
+                },
+                recv(updates) -> msg => {
+                    let since = Instant::now();
+                    if msg.is_ok() {
+                        // Only the newest state matters: skip what queued up.
+                        while updates.try_recv().is_ok() {}
+                        self.on_neutron_update(since);
+                    }
+                },
+                default(TICK) => {}
             }
             self.tick(&mut last_expire);
+        }
+        if let Some(api) = self.neutron.as_mut().and_then(|n| n.api.take()) {
+            api.shutdown();
         }
         info!("stopping");
         stop.store(true, Ordering::Relaxed);

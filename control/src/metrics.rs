@@ -128,6 +128,63 @@ impl Exposition {
         let _ = writeln!(self.out, "{name}_count{} {}", labels(l), h.count);
     }
 
+    /// A histogram from cumulative bucket counts (`le` bounds in seconds).
+    pub fn histogram_raw(
+        &mut self,
+        name: &str,
+        help: &str,
+        l: &[(&str, &str)],
+        bounds: &[f64],
+        cumulative: &[u64],
+        count: u64,
+        sum: f64,
+    ) {
+        self.declare(name, "histogram", help);
+        for (b, c) in bounds.iter().zip(cumulative) {
+            let le = b.to_string();
+            let mut with = l.to_vec();
+            with.push(("le", &le));
+            let _ = writeln!(self.out, "{name}_bucket{} {c}", labels(&with));
+        }
+        let mut with = l.to_vec();
+        with.push(("le", "+Inf"));
+        let _ = writeln!(self.out, "{name}_bucket{} {count}", labels(&with));
+        let _ = writeln!(self.out, "{name}_sum{} {sum}", labels(l));
+        let _ = writeln!(self.out, "{name}_count{} {count}", labels(l));
+    }
+
+    /// The Neutron API's per-route request counts, errors and latencies.
+    pub fn api_routes(&mut self, routes: &[crate::neutron::RouteMetrics]) {
+        let bounds: Vec<f64> = crate::neutron::LATENCY_BUCKETS_MICROS
+            .iter()
+            .map(|&m| m as f64 / 1e6)
+            .collect();
+        for r in routes {
+            let l = [("method", r.method.as_str()), ("route", r.route.as_str())];
+            self.counter(
+                "ferroswitch_api_requests_total",
+                "Neutron API requests.",
+                &l,
+                r.count,
+            );
+            self.counter(
+                "ferroswitch_api_errors_total",
+                "Neutron API requests answered with a 4xx or 5xx.",
+                &l,
+                r.errors,
+            );
+            self.histogram_raw(
+                "ferroswitch_api_request_seconds",
+                "Neutron API request latency.",
+                &l,
+                &bounds,
+                &r.buckets,
+                r.count,
+                r.total_micros as f64 / 1e6,
+            );
+        }
+    }
+
     pub fn finish(self) -> String {
         self.out
     }

@@ -71,6 +71,8 @@ pub struct PortInfo {
     #[serde(default)]
     pub vlan_translations: Vec<(u16, u16)>,
     pub rx_queues: u16,
+    #[serde(default)]
+    pub iface_id: Option<String>,
     pub link_up: bool,
     pub mac: String,
 }

@@ -309,3 +309,28 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Runs `vswitchctl` with `args` against `sw`'s socket and the Neutron API
+/// at `api_port` (if any); returns (success, stdout, stderr).
+pub fn ctl(sw: &Switch, api_port: Option<u16>, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(bin("vswitchctl"));
+    cmd.arg("--socket").arg(&sw.socket);
+    if let Some(p) = api_port {
+        cmd.arg("--api").arg(format!("http://127.0.0.1:{p}"));
+    }
+    let out = cmd.args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// As [`ctl`], expecting success and JSON output.
+pub fn ctl_json(sw: &Switch, api_port: Option<u16>, args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let (ok, out, err) = ctl(sw, api_port, &a);
+    assert!(ok, "vswitchctl {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("vswitchctl {args:?}: {e}: {out}"))
+}

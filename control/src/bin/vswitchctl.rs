@@ -85,6 +85,10 @@ enum PortCmd {
         vlan_translations: Vec<(u16, u16)>,
         #[arg(long, default_value_t = 1)]
         rx_queues: u16,
+        /// The Neutron port this attaches (os-vif's iface-id): VLAN and
+        /// status then follow Neutron.
+        #[arg(long)]
+        iface_id: Option<String>,
     },
     /// Remove a switch port; prints its final counters.
     Del {
@@ -162,6 +166,7 @@ fn main() {
                     vlan_mode,
                     vlan_translations,
                     rx_queues,
+                    iface_id,
                 },
         } => (
             Request::PortAdd {
@@ -174,6 +179,7 @@ fn main() {
                     trunks,
                     vlan_translations,
                     rx_queues,
+                    iface_id,
                 },
             },
             "",

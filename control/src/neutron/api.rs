@@ -1,0 +1,739 @@
+//! The REST API: axum on its own thread and tokio runtime. axum only moves
+//! bytes; every request is handled by the synchronous `dispatch` on the
+//! blocking pool (mutations wait for an fsync, big lists take milliseconds
+//! of CPU: neither belongs on the two async workers), which also keeps
+//! error bodies Neutron-shaped for every failure, routing included.
+use super::body::{parse_object, Body};
+use super::engine::{Engine, Tx};
+use super::error::{ApiError, NeutronError};
+use super::networks::{check_tag, check_tags};
+use super::query::{list, write_item, Query};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+/// How long shutdown waits for in-flight requests.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// A running API server; dropping it shuts it down too.
+pub struct ApiServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s) and joins
+    /// the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+pub(crate) fn serve(engine: Arc<Engine>) -> Result<ApiServer, NeutronError> {
+    let listen = engine.s.listen;
+    let fail = |reason: String| NeutronError::Serve {
+        addr: listen.to_string(),
+        reason,
+    };
+    let std_listener = std::net::TcpListener::bind(listen).map_err(|e| fail(e.to_string()))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| fail(e.to_string()))?;
+    let addr = std_listener.local_addr().map_err(|e| fail(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_name("neutron-api")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| fail(format!("tokio runtime: {e}")))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("neutron-api".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("neutron API: {e}");
+                        return;
+                    }
+                };
+                let app = Router::new().fallback(handle).with_state(engine);
+                let mut graceful = stop_rx.clone();
+                let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = graceful.wait_for(|v| *v).await;
+                });
+                let task = tokio::spawn(async move { server.await });
+                let mut stop = stop_rx;
+                // A dropped sender means stop as well.
+                let _ = stop.wait_for(|v| *v).await;
+                if tokio::time::timeout(GRACE, task).await.is_err() {
+                    tracing::warn!("neutron API: requests still running after {GRACE:?}, closing");
+                }
+            });
+            rt.shutdown_timeout(GRACE);
+        })
+        .map_err(|e| fail(format!("spawning the server thread: {e}")))?;
+    tracing::info!("neutron API listening on http://{addr}/");
+    Ok(ApiServer {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+/// A request, detached from hyper.
+pub(crate) struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub body: Vec<u8>,
+    pub token: Option<String>,
+    pub host: Option<String>,
+    pub project: Option<String>,
+}
+
+pub(crate) struct Resp {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(status: u16, v: &Value) -> Resp {
+        Resp {
+            status,
+            body: serde_json::to_vec(v).unwrap_or_default(),
+        }
+    }
+    fn empty(status: u16) -> Resp {
+        Resp {
+            status,
+            body: Vec::new(),
+        }
+    }
+}
+
+async fn handle(State(engine): State<Arc<Engine>>, req: axum::extract::Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_owned();
+    let header = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (route, resp) = match axum::body::to_bytes(body, MAX_BODY).await {
+        Err(_) => (
+            "unmatched".to_owned(),
+            err_resp(&ApiError::new(
+                413,
+                "HTTPRequestEntityTooLarge",
+                format!("request body: larger than {MAX_BODY} bytes"),
+            )),
+        ),
+        Ok(bytes) => {
+            let req = ApiRequest {
+                method: method.clone(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().map(str::to_owned),
+                body: bytes.to_vec(),
+                token: header("x-auth-token"),
+                host: header("host"),
+                project: header("x-project-id"),
+            };
+            let e = engine.clone();
+            match tokio::task::spawn_blocking(move || dispatch(&e, req)).await {
+                Ok(r) => r,
+                Err(e) => (
+                    "unmatched".to_owned(),
+                    err_resp(&ApiError::internal(format!("request handler failed: {e}"))),
+                ),
+            }
+        }
+    };
+    engine
+        .metrics
+        .record(&method, &route, resp.status, started.elapsed());
+    let mut r = Response::new(axum::body::Body::from(resp.body));
+    *r.status_mut() =
+        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if resp.status != 204 {
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    r
+}
+
+fn err_resp(e: &ApiError) -> Resp {
+    Resp {
+        status: e.status,
+        body: e.body(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Coll {
+    Networks,
+    Subnets,
+    Ports,
+    Groups,
+    Rules,
+}
+
+impl Coll {
+    fn parse(s: &str) -> Option<Coll> {
+        Some(match s {
+            "networks" => Coll::Networks,
+            "subnets" => Coll::Subnets,
+            "ports" => Coll::Ports,
+            "security-groups" => Coll::Groups,
+            "security-group-rules" => Coll::Rules,
+            _ => return None,
+        })
+    }
+    fn plural(self) -> &'static str {
+        match self {
+            Coll::Networks => "networks",
+            Coll::Subnets => "subnets",
+            Coll::Ports => "ports",
+            Coll::Groups => "security_groups",
+            Coll::Rules => "security_group_rules",
+        }
+    }
+    fn singular(self) -> &'static str {
+        match self {
+            Coll::Networks => "network",
+            Coll::Subnets => "subnet",
+            Coll::Ports => "port",
+            Coll::Groups => "security_group",
+            Coll::Rules => "security_group_rule",
+        }
+    }
+    fn path(self) -> &'static str {
+        match self {
+            Coll::Networks => "networks",
+            Coll::Subnets => "subnets",
+            Coll::Ports => "ports",
+            Coll::Groups => "security-groups",
+            Coll::Rules => "security-group-rules",
+        }
+    }
+    fn not_found(self, id: &str) -> ApiError {
+        match self {
+            Coll::Networks => ApiError::not_found(
+                "NetworkNotFound",
+                format!("Network {id} could not be found."),
+            ),
+            Coll::Subnets => {
+                ApiError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))
+            }
+            Coll::Ports => {
+                ApiError::not_found("PortNotFound", format!("Port {id} could not be found."))
+            }
+            Coll::Groups => ApiError::not_found(
+                "SecurityGroupNotFound",
+                format!("Security group {id} does not exist"),
+            ),
+            Coll::Rules => ApiError::not_found(
+                "SecurityGroupRuleNotFound",
+                format!("Security group rule {id} does not exist"),
+            ),
+        }
+    }
+}
+
+fn method_not_allowed(method: &str, route: &str) -> ApiError {
+    ApiError::new(
+        405,
+        "HTTPMethodNotAllowed",
+        format!("{method} is not allowed on {route}"),
+    )
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte
+/// from response times.
+fn token_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Routes a request; returns the route template (for metrics) and the reply.
+pub(crate) fn dispatch(e: &Engine, r: ApiRequest) -> (String, Resp) {
+    let mut segs: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+    // Old clients append ".json".
+    if let Some(last) = segs.last_mut() {
+        if let Some(s) = last.strip_suffix(".json") {
+            *last = s;
+        }
+    }
+    let route = route_of(&segs);
+    let out = (|| -> Result<Resp, ApiError> {
+        // Version discovery stays open, as behind keystonemiddleware.
+        if let Some(t) = &e.s.token {
+            if !segs.is_empty() && !r.token.as_deref().is_some_and(|g| token_eq(g, t)) {
+                return Err(ApiError::new(
+                    401,
+                    "HTTPUnauthorized",
+                    "X-Auth-Token: missing or not the configured neutron.token",
+                ));
+            }
+        }
+        let base = base_url(e, r.host.as_deref());
+        route_request(e, &r, &segs, &route, &base)
+    })();
+    (route, out.unwrap_or_else(|err| err_resp(&err)))
+}
+
+fn route_of(segs: &[&str]) -> String {
+    match segs {
+        [] => "/".into(),
+        ["v2.0"] => "/v2.0/".into(),
+        ["v2.0", "extensions"] => "/v2.0/extensions".into(),
+        ["v2.0", "extensions", _] => "/v2.0/extensions/{alias}".into(),
+        ["v2.0", c, rest @ ..] if Coll::parse(c).is_some() => match rest {
+            [] => format!("/v2.0/{c}"),
+            [_] => format!("/v2.0/{c}/{{id}}"),
+            [_, "tags"] => format!("/v2.0/{c}/{{id}}/tags"),
+            [_, "tags", _] => format!("/v2.0/{c}/{{id}}/tags/{{tag}}"),
+            _ => "unmatched".into(),
+        },
+        _ => "unmatched".into(),
+    }
+}
+
+/// `http://HOST/` as the client reached us (the Host header), so the links
+/// we hand out work through whatever address it used.
+fn base_url(e: &Engine, host: Option<&str>) -> String {
+    let ok = |h: &&str| {
+        !h.is_empty()
+            && h.len() < 256
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+    };
+    match host.filter(ok) {
+        Some(h) => format!("http://{h}"),
+        None => format!("http://{}", e.s.listen),
+    }
+}
+
+fn route_request(
+    e: &Engine,
+    r: &ApiRequest,
+    segs: &[&str],
+    route: &str,
+    base: &str,
+) -> Result<Resp, ApiError> {
+    let m = r.method.as_str();
+    let get_only = |f: &dyn Fn() -> Resp| -> Result<Resp, ApiError> {
+        if m == "GET" || m == "HEAD" {
+            Ok(f())
+        } else {
+            Err(method_not_allowed(m, route))
+        }
+    };
+    match segs {
+        [] => get_only(&|| {
+            Resp::json(
+                200,
+                &json!({"versions": [{"id": "v2.0", "status": "CURRENT",
+                    "links": [{"href": format!("{base}/v2.0/"), "rel": "self"}]}]}),
+            )
+        }),
+        ["v2.0"] => get_only(&|| {
+            let res: Vec<Value> = [
+                Coll::Networks,
+                Coll::Subnets,
+                Coll::Ports,
+                Coll::Groups,
+                Coll::Rules,
+            ]
+            .iter()
+            .map(|c| {
+                json!({"name": c.singular(), "collection": c.plural(),
+                        "links": [{"href": format!("{base}/v2.0/{}", c.path()), "rel": "self"}]})
+            })
+            .collect();
+            Resp::json(200, &json!({ "resources": res }))
+        }),
+        ["v2.0", "extensions"] => {
+            get_only(&|| Resp::json(200, &json!({ "extensions": extensions() })))
+        }
+        ["v2.0", "extensions", alias] => {
+            if m != "GET" {
+                return Err(method_not_allowed(m, route));
+            }
+            extensions()
+                .into_iter()
+                .find(|x| x["alias"] == *alias)
+                .map(|x| Resp::json(200, &json!({ "extension": x })))
+                .ok_or_else(|| {
+                    ApiError::not_found(
+                        "ExtensionNotFound",
+                        format!("Extension with alias {alias} does not exist"),
+                    )
+                })
+        }
+        ["v2.0", c, rest @ ..] => {
+            let Some(coll) = Coll::parse(c) else {
+                return Err(unmatched(&r.path));
+            };
+            let q = Query::parse(r.query.as_deref())?;
+            let project = r.project.as_deref().unwrap_or("");
+            match (m, rest) {
+                ("GET", []) => list_coll(e, coll, &q, &format!("{base}/v2.0/{}", coll.path())),
+                ("POST", []) => create(e, coll, &r.body, project),
+                ("GET", [id]) => show(e, coll, id, &q),
+                ("PUT", [id]) => update(e, coll, id, &r.body, project),
+                ("DELETE", [id]) => delete(e, coll, id, project),
+                (_, [_, "tags", ..]) if coll == Coll::Rules => Err(unmatched(&r.path)),
+                (_, [id, "tags"]) => tags_all(e, coll, m, id, &r.body, route),
+                (_, [id, "tags", tag]) => tag_one(e, coll, m, id, tag, route),
+                (_, [] | [_]) => Err(method_not_allowed(m, route)),
+                _ => Err(unmatched(&r.path)),
+            }
+        }
+        _ => Err(unmatched(&r.path)),
+    }
+}
+
+fn unmatched(path: &str) -> ApiError {
+    ApiError::not_found(
+        "HTTPNotFound",
+        format!("The resource could not be found: {path}"),
+    )
+}
+
+fn extensions() -> Vec<Value> {
+    const EXT: &[(&str, &str, &str)] = &[
+        ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
+        ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
+        ("security-group", "security-group", "The security groups extension."),
+        ("port-security", "Port Security", "Provides port security"),
+        ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
+        ("standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."),
+        ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
+        ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
+        ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
+        ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
+        ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+        ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
+        ("l2_adjacency", "L2 network adjacency", "Display whether a network is L2-adjacent."),
+        ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
+        ("port-security-groups-filtering", "Port filtering on security groups", "Provides security groups filtering when listing ports"),
+        ("ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"),
+        ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
+        ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
+        ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+    ];
+    EXT.iter()
+        .map(|(alias, name, desc)| {
+            json!({"alias": alias, "name": name, "description": desc,
+                "updated": "2024-01-01T00:00:00-00:00", "links": []})
+        })
+        .collect()
+}
+
+fn list_coll(e: &Engine, c: Coll, q: &Query, url: &str) -> Result<Resp, ApiError> {
+    let st = e.state();
+    let body = match c {
+        Coll::Networks => list(c.plural(), st.networks.values().map(|v| &**v), q, url)?,
+        Coll::Subnets => list(c.plural(), st.subnets.values().map(|v| &**v), q, url)?,
+        Coll::Ports => list(c.plural(), st.ports.values().map(|v| &**v), q, url)?,
+        Coll::Groups => list(
+            c.plural(),
+            st.security_groups.values().map(|v| &**v),
+            q,
+            url,
+        )?,
+        Coll::Rules => list(
+            c.plural(),
+            st.security_groups
+                .values()
+                .flat_map(|g| g.security_group_rules.iter()),
+            q,
+            url,
+        )?,
+    };
+    Ok(Resp { status: 200, body })
+}
+
+fn wrap<T: serde::Serialize>(
+    status: u16,
+    c: Coll,
+    item: &T,
+    fields: &[String],
+) -> Result<Resp, ApiError> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(format!("{{\"{}\":", c.singular()).as_bytes());
+    write_item(&mut out, item, fields)?;
+    out.push(b'}');
+    Ok(Resp { status, body: out })
+}
+
+fn show(e: &Engine, c: Coll, id: &str, q: &Query) -> Result<Resp, ApiError> {
+    let st = e.state();
+    let f = q.fields();
+    match c {
+        Coll::Networks => st.networks.get(id).map(|v| wrap(200, c, &**v, &f)),
+        Coll::Subnets => st.subnets.get(id).map(|v| wrap(200, c, &**v, &f)),
+        Coll::Ports => st.ports.get(id).map(|v| wrap(200, c, &**v, &f)),
+        Coll::Groups => st.security_groups.get(id).map(|v| wrap(200, c, &**v, &f)),
+        Coll::Rules => st.rule(id).map(|v| wrap(200, c, v, &f)),
+    }
+    .unwrap_or_else(|| Err(c.not_found(id)))
+}
+
+fn create(e: &Engine, c: Coll, body: &[u8], project: &str) -> Result<Resp, ApiError> {
+    let b = Body::parse(body, c.singular(), c.plural())?;
+    match c {
+        Coll::Networks => wrap(201, c, &*e.mutate(project, |tx| tx.create_network(b))?, &[]),
+        Coll::Subnets => wrap(201, c, &*e.mutate(project, |tx| tx.create_subnet(b))?, &[]),
+        Coll::Ports => wrap(201, c, &*e.mutate(project, |tx| tx.create_port(b))?, &[]),
+        Coll::Groups => wrap(201, c, &*e.mutate(project, |tx| tx.create_group(b))?, &[]),
+        Coll::Rules => wrap(201, c, &e.mutate(project, |tx| tx.create_rule(b))?, &[]),
+    }
+}
+
+fn update(e: &Engine, c: Coll, id: &str, body: &[u8], project: &str) -> Result<Resp, ApiError> {
+    let b = Body::parse(body, c.singular(), c.plural())?;
+    match c {
+        Coll::Networks => wrap(
+            200,
+            c,
+            &*e.mutate(project, |tx| tx.update_network(id, b))?,
+            &[],
+        ),
+        Coll::Subnets => wrap(
+            200,
+            c,
+            &*e.mutate(project, |tx| tx.update_subnet(id, b))?,
+            &[],
+        ),
+        Coll::Ports => wrap(
+            200,
+            c,
+            &*e.mutate(project, |tx| tx.update_port(id, b))?,
+            &[],
+        ),
+        Coll::Groups => wrap(
+            200,
+            c,
+            &*e.mutate(project, |tx| tx.update_group(id, b))?,
+            &[],
+        ),
+        Coll::Rules => wrap(200, c, &e.mutate(project, |tx| tx.update_rule(id, b))?, &[]),
+    }
+}
+
+fn delete(e: &Engine, c: Coll, id: &str, project: &str) -> Result<Resp, ApiError> {
+    e.mutate(project, |tx| match c {
+        Coll::Networks => tx.delete_network(id),
+        Coll::Subnets => tx.delete_subnet(id),
+        Coll::Ports => tx.delete_port(id),
+        Coll::Groups => tx.delete_group(id),
+        Coll::Rules => tx.delete_rule(id),
+    })?;
+    Ok(Resp::empty(204))
+}
+
+fn current_tags(e: &Engine, c: Coll, id: &str) -> Result<Vec<String>, ApiError> {
+    let st = e.state();
+    match c {
+        Coll::Networks => st.networks.get(id).map(|v| v.std.tags.clone()),
+        Coll::Subnets => st.subnets.get(id).map(|v| v.std.tags.clone()),
+        Coll::Ports => st.ports.get(id).map(|v| v.std.tags.clone()),
+        Coll::Groups => st.security_groups.get(id).map(|v| v.std.tags.clone()),
+        Coll::Rules => None,
+    }
+    .ok_or_else(|| c.not_found(id))
+}
+
+impl Tx<'_> {
+    /// Applies `f` to a resource's tags; bumps its revision if they changed.
+    fn edit_tags(
+        &mut self,
+        c: Coll,
+        id: &str,
+        f: impl FnOnce(&mut Vec<String>) -> Result<(), ApiError>,
+    ) -> Result<Vec<String>, ApiError> {
+        fn apply(
+            std: &mut super::model::StdAttrs,
+            now: &str,
+            f: impl FnOnce(&mut Vec<String>) -> Result<(), ApiError>,
+        ) -> Result<bool, ApiError> {
+            let mut t = std.tags.clone();
+            f(&mut t)?;
+            t.sort();
+            t.dedup();
+            let changed = t != std.tags;
+            if changed {
+                std.tags = t;
+                std.touch(now);
+            }
+            Ok(changed)
+        }
+        let now = self.now.clone();
+        match c {
+            Coll::Networks => {
+                let mut v = (*self.network(id)?).clone();
+                if apply(&mut v.std, &now, f)? {
+                    return Ok(self.put_network(v).std.tags.clone());
+                }
+                Ok(v.std.tags)
+            }
+            Coll::Subnets => {
+                let mut v = (*self.subnet(id)?).clone();
+                if apply(&mut v.std, &now, f)? {
+                    return Ok(self.put_subnet(v).std.tags.clone());
+                }
+                Ok(v.std.tags)
+            }
+            Coll::Ports => {
+                let mut v = (*self.port(id)?).clone();
+                if apply(&mut v.std, &now, f)? {
+                    return Ok(self.put_port(v).std.tags.clone());
+                }
+                Ok(v.std.tags)
+            }
+            Coll::Groups => {
+                let mut v = (*self.group(id)?).clone();
+                if apply(&mut v.std, &now, f)? {
+                    return Ok(self.put_group(v).std.tags.clone());
+                }
+                Ok(v.std.tags)
+            }
+            Coll::Rules => Err(c.not_found(id)),
+        }
+    }
+}
+
+/// `/v2.0/{coll}/{id}/tags`: GET, PUT (replace all), DELETE (remove all).
+fn tags_all(
+    e: &Engine,
+    c: Coll,
+    m: &str,
+    id: &str,
+    body: &[u8],
+    route: &str,
+) -> Result<Resp, ApiError> {
+    match m {
+        "GET" => Ok(Resp::json(200, &json!({ "tags": current_tags(e, c, id)? }))),
+        "PUT" => {
+            let mut top = parse_object(body)?;
+            let tags = top
+                .remove("tags")
+                .ok_or_else(|| ApiError::bad("tags", "the body must be {\"tags\": [...]}"))?;
+            if let Some(k) = top.keys().next() {
+                return Err(super::body::unrecognized(&[k.as_str()]));
+            }
+            let mut b = Body::from_map([("tags".to_owned(), tags)].into_iter().collect());
+            let tags = check_tags("tags", b.string_list("tags", 255)?.unwrap_or_default())?;
+            let t = e.mutate("", |tx| {
+                tx.edit_tags(c, id, |t| {
+                    *t = tags;
+                    Ok(())
+                })
+            })?;
+            Ok(Resp::json(200, &json!({ "tags": t })))
+        }
+        "DELETE" => {
+            e.mutate("", |tx| {
+                tx.edit_tags(c, id, |t| {
+                    t.clear();
+                    Ok(())
+                })
+            })?;
+            Ok(Resp::empty(204))
+        }
+        _ => Err(method_not_allowed(m, route)),
+    }
+}
+
+/// `/v2.0/{coll}/{id}/tags/{tag}`: GET (204 if present), PUT (add), DELETE.
+fn tag_one(
+    e: &Engine,
+    c: Coll,
+    m: &str,
+    id: &str,
+    tag: &str,
+    route: &str,
+) -> Result<Resp, ApiError> {
+    let tag = super::query::percent_decode(tag)?;
+    let not_found = || {
+        ApiError::not_found(
+            "TagNotFound",
+            format!("Tag {tag} could not be found for resource {id}."),
+        )
+    };
+    match m {
+        "GET" => {
+            if current_tags(e, c, id)?.contains(&tag) {
+                Ok(Resp::empty(204))
+            } else {
+                Err(not_found())
+            }
+        }
+        "PUT" => {
+            check_tag("tag", &tag)?;
+            e.mutate("", |tx| {
+                tx.edit_tags(c, id, |t| {
+                    t.push(tag.clone());
+                    Ok(())
+                })
+            })?;
+            Ok(Resp::empty(201))
+        }
+        "DELETE" => {
+            e.mutate("", |tx| {
+                tx.edit_tags(c, id, |t| {
+                    let before = t.len();
+                    t.retain(|x| *x != tag);
+                    if t.len() == before {
+                        return Err(not_found());
+                    }
+                    Ok(())
+                })
+            })?;
+            Ok(Resp::empty(204))
+        }
+        _ => Err(method_not_allowed(m, route)),
+    }
+}

@@ -1,0 +1,152 @@
+//! Port binding as Nova and os-vif expect it from Neutron's OVS mechanism
+//! driver on a netdev (DPDK) datapath, and from the SR-IOV driver for
+//! `direct`/`direct-physical` ports.
+//!
+//! A binding that cannot be satisfied gets vif_type "binding_failed" (what
+//! Nova checks before it spawns) with the reason in
+//! `binding:vif_details.reason` and in the log: Neutron itself only logs it,
+//! which leaves operators guessing.
+use super::model::{vif_type, Network, NetworkType};
+use super::Settings;
+use serde_json::{json, Map, Value};
+
+/// vnic types this switch can bind.
+pub const SUPPORTED_VNIC_TYPES: [&str; 3] = ["normal", "direct", "direct-physical"];
+
+/// Every vnic type Neutron's API accepts; the ones not in
+/// `SUPPORTED_VNIC_TYPES` are accepted and fail to bind, like ML2 with no
+/// driver for them. Anything else is a 400.
+pub const KNOWN_VNIC_TYPES: [&str; 11] = [
+    "normal",
+    "direct",
+    "direct-physical",
+    "macvtap",
+    "baremetal",
+    "virtio-forwarder",
+    "smart-nic",
+    "vdpa",
+    "remote-managed",
+    "accelerator-direct",
+    "accelerator-direct-physical",
+];
+
+/// The socket os-vif plugs: `<dir>/vhu<first 11 chars of the port id>`
+/// (the name is cut to 14 characters like an OVS interface name).
+pub fn vhostuser_socket(s: &Settings, port_id: &str) -> String {
+    let name: String = format!("vhu{port_id}").chars().take(14).collect();
+    format!(
+        "{}/{name}",
+        s.vhost_socket_dir
+            .display()
+            .to_string()
+            .trim_end_matches('/')
+    )
+}
+
+/// (vif_type, vif_details) for a port. `host_id` empty or another host:
+/// "unbound" (no agent of ours runs there).
+pub fn bind(
+    s: &Settings,
+    port_id: &str,
+    host_id: &str,
+    vnic_type: &str,
+    profile: &Map<String, Value>,
+    net: &Network,
+) -> (String, Map<String, Value>) {
+    if host_id.is_empty() || host_id != s.host {
+        return (vif_type::UNBOUND.to_owned(), Map::new());
+    }
+    match try_bind(s, port_id, vnic_type, profile, net) {
+        Ok(r) => r,
+        Err(reason) => {
+            tracing::warn!(port = port_id, host = host_id, vnic_type, %reason, "port binding failed");
+            let mut d = Map::new();
+            d.insert("reason".into(), Value::String(reason));
+            (vif_type::BINDING_FAILED.to_owned(), d)
+        }
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The physical network must be wired to an uplink on this switch.
+fn check_mapping(s: &Settings, net: &Network) -> Result<(), String> {
+    if let Some(p) = &net.physical_network {
+        if !s.bridge_mappings.contains_key(p) {
+            return Err(format!(
+                "physical network '{p}' of network {} has no bridge mapping on host {} (neutron.bridge_mappings)",
+                net.id, s.host
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn try_bind(
+    s: &Settings,
+    port_id: &str,
+    vnic_type: &str,
+    profile: &Map<String, Value>,
+    net: &Network,
+) -> Result<(String, Map<String, Value>), String> {
+    match vnic_type {
+        "normal" => {
+            check_mapping(s, net)?;
+            // vhostuser_mode is QEMU's side: "server" means QEMU creates the
+            // socket and this switch connects to it as the client.
+            Ok((
+                vif_type::VHOSTUSER.to_owned(),
+                obj(json!({
+                    "vhostuser_socket": vhostuser_socket(s, port_id),
+                    "vhostuser_mode": "server",
+                    "vhostuser_ovs_plug": true,
+                    "port_filter": true,
+                    "datapath_type": "netdev",
+                    "ovs_hybrid_plug": false,
+                })),
+            ))
+        }
+        "direct" | "direct-physical" => {
+            let slot = match profile.get("pci_slot") {
+                Some(Value::String(p)) => p,
+                Some(_) => return Err("binding:profile.pci_slot must be a string".into()),
+                None => {
+                    return Err(format!(
+                    "vnic_type {vnic_type} needs binding:profile.pci_slot (the VF's PCI address)"
+                ))
+                }
+            };
+            super::validate::check_pci_slot(slot)?;
+            let vlan = match net.network_type {
+                NetworkType::Vlan => net.segmentation_id.unwrap_or(0),
+                NetworkType::Flat => 0,
+                NetworkType::Local => {
+                    return Err(format!(
+                        "vnic_type {vnic_type} needs a vlan or flat network; network {} is local",
+                        net.id
+                    ))
+                }
+            };
+            check_mapping(s, net)?;
+            let vt = if vnic_type == "direct" {
+                vif_type::HW_VEB
+            } else {
+                vif_type::HOSTDEV_PHYSICAL
+            };
+            Ok((
+                vt.to_owned(),
+                obj(json!({"port_filter": false, "vlan": vlan.to_string()})),
+            ))
+        }
+        other => Err(format!(
+            "vnic_type {other} is not supported on host {} (supported: {})",
+            s.host,
+            SUPPORTED_VNIC_TYPES.join(", ")
+        )),
+    }
+}

@@ -1,0 +1,307 @@
+//! The single writer. A mutation runs on a clone of the committed world
+//! (O(1): everything is persistent maps), collects the SQLite ops, commits
+//! them in one transaction and only then swaps the world and publishes it.
+//! Any error on the way drops the clone: nothing reaches memory, disk or
+//! subscribers. One writer at a time is what makes "never the same IP or
+//! MAC twice" trivially true; readers never wait for it.
+use super::error::{ApiError, NeutronError};
+use super::ipam::SubnetIpam;
+use super::metrics::Metrics;
+use super::model::{
+    Network, NeutronState, Port, PortStatus, SecurityGroup, SecurityGroupRule, Subnet,
+};
+use super::store::{Op, Store};
+use super::validate::{ip_to_u128, parse_mac, Cidr};
+use super::Settings;
+use arc_swap::ArcSwap;
+use crossbeam::channel::{self, Receiver, Sender};
+use imbl::{OrdMap, OrdSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The committed state plus the indexes only the writer needs.
+#[derive(Clone, Default)]
+pub(crate) struct World {
+    pub st: NeutronState,
+    pub ipam: OrdMap<String, SubnetIpam>,
+    /// (network id, MAC): MACs are unique per network.
+    pub macs: OrdSet<(String, [u8; 6])>,
+    /// (physnet, vid) in use; flat networks hold vid 0.
+    pub vlans: OrdSet<(String, u16)>,
+    /// project -> its "default" security group.
+    pub default_groups: OrdMap<String, String>,
+}
+
+struct Writer {
+    store: Store,
+    world: World,
+    subscribers: Vec<Sender<Arc<NeutronState>>>,
+}
+
+pub(crate) struct Engine {
+    pub s: Settings,
+    writer: Mutex<Writer>,
+    current: ArcSwap<NeutronState>,
+    pub metrics: Metrics,
+}
+
+/// One mutation in progress.
+pub(crate) struct Tx<'a> {
+    pub w: World,
+    pub ops: Vec<Op>,
+    /// The timestamp of everything this mutation touches.
+    pub now: String,
+    pub s: &'a Settings,
+    /// The caller's project, for resources created without one.
+    pub project: String,
+}
+
+impl Engine {
+    pub fn open(s: Settings) -> Result<Engine, NeutronError> {
+        let store = Store::open(&s.database)?;
+        let world = restore(&store, &s)?;
+        tracing::info!(
+            database = %s.database.display(),
+            networks = world.st.networks.len(),
+            subnets = world.st.subnets.len(),
+            ports = world.st.ports.len(),
+            security_groups = world.st.security_groups.len(),
+            "neutron state restored"
+        );
+        let current = ArcSwap::from_pointee(world.st.clone());
+        Ok(Engine {
+            s,
+            writer: Mutex::new(Writer {
+                store,
+                world,
+                subscribers: Vec::new(),
+            }),
+            current,
+            metrics: Metrics::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        // A panic inside a mutation happens before the swap, so the
+        // committed world is intact: keep going.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn state(&self) -> Arc<NeutronState> {
+        self.current.load_full()
+    }
+
+    pub fn subscribe(&self) -> Receiver<Arc<NeutronState>> {
+        let (tx, rx) = channel::unbounded();
+        self.lock().subscribers.push(tx);
+        rx
+    }
+
+    pub fn check_database(&self) -> Result<String, NeutronError> {
+        self.lock().store.check()
+    }
+
+    /// Runs `f` on a copy of the world; commits and publishes what it did.
+    /// A mutation that produces no op (e.g. a no-op update) commits nothing.
+    pub fn mutate<T>(
+        &self,
+        project: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut w = self.lock();
+        let mut tx = Tx {
+            w: w.world.clone(),
+            ops: Vec::new(),
+            now: super::time::now(),
+            s: &self.s,
+            project: project.to_owned(),
+        };
+        let out = f(&mut tx)?;
+        if tx.ops.is_empty() {
+            return Ok(out);
+        }
+        w.store.apply(&tx.ops)?;
+        let mut world = tx.w;
+        world.st.generation = w.world.st.generation + 1;
+        w.world = world;
+        let published = Arc::new(w.world.st.clone());
+        self.current.store(published.clone());
+        // Still under the writer lock, so subscribers see commit order.
+        w.subscribers.retain(|s| s.send(published.clone()).is_ok());
+        Ok(out)
+    }
+
+    pub fn set_port_status(&self, port_id: &str, status: PortStatus) -> Result<(), NeutronError> {
+        self.mutate("", |tx| {
+            let p = tx.port(port_id)?;
+            if p.status == status {
+                return Ok(());
+            }
+            let mut p = (*p).clone();
+            p.status = status;
+            p.std.touch(&tx.now);
+            tx.put_port(p);
+            Ok(())
+        })
+        .map_err(NeutronError::Api)
+    }
+}
+
+impl Tx<'_> {
+    pub fn network(&self, id: &str) -> Result<Arc<Network>, ApiError> {
+        self.w.st.networks.get(id).cloned().ok_or_else(|| {
+            ApiError::not_found(
+                "NetworkNotFound",
+                format!("Network {id} could not be found."),
+            )
+        })
+    }
+
+    pub fn subnet(&self, id: &str) -> Result<Arc<Subnet>, ApiError> {
+        self.w.st.subnets.get(id).cloned().ok_or_else(|| {
+            ApiError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))
+        })
+    }
+
+    pub fn port(&self, id: &str) -> Result<Arc<Port>, ApiError> {
+        self.w.st.ports.get(id).cloned().ok_or_else(|| {
+            ApiError::not_found("PortNotFound", format!("Port {id} could not be found."))
+        })
+    }
+
+    pub fn group(&self, id: &str) -> Result<Arc<SecurityGroup>, ApiError> {
+        self.w.st.security_groups.get(id).cloned().ok_or_else(|| {
+            ApiError::not_found(
+                "SecurityGroupNotFound",
+                format!("Security group {id} does not exist"),
+            )
+        })
+    }
+
+    pub fn put_network(&mut self, n: Network) -> Arc<Network> {
+        let n = Arc::new(n);
+        self.w.st.networks.insert(n.id.clone(), n.clone());
+        self.ops.push(Op::PutNetwork(n.clone()));
+        n
+    }
+
+    pub fn put_subnet(&mut self, s: Subnet) -> Arc<Subnet> {
+        let s = Arc::new(s);
+        self.w.st.subnets.insert(s.id.clone(), s.clone());
+        self.ops.push(Op::PutSubnet(s.clone()));
+        s
+    }
+
+    pub fn put_port(&mut self, p: Port) -> Arc<Port> {
+        let p = Arc::new(p);
+        self.w.st.ports.insert(p.id.clone(), p.clone());
+        self.ops.push(Op::PutPort(p.clone()));
+        p
+    }
+
+    pub fn put_group(&mut self, g: SecurityGroup) -> Arc<SecurityGroup> {
+        let is_default = self.w.default_groups.get(&g.project_id) == Some(&g.id);
+        let g = Arc::new(g);
+        self.w.st.security_groups.insert(g.id.clone(), g.clone());
+        self.ops.push(Op::PutGroup {
+            group: g.clone(),
+            is_default,
+        });
+        g
+    }
+
+    /// Bumps a resource's parent when a child changes (Neutron bumps a
+    /// group's revision when its rules change).
+    pub fn touch_network(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut Network),
+    ) -> Result<(), ApiError> {
+        let mut n = (*self.network(id)?).clone();
+        f(&mut n);
+        n.std.touch(&self.now);
+        self.put_network(n);
+        Ok(())
+    }
+
+    pub fn add_rule_row(&mut self, rule: &SecurityGroupRule) {
+        self.w
+            .st
+            .rule_owner
+            .insert(rule.id.clone(), rule.security_group_id.clone());
+        self.ops.push(Op::PutRule {
+            rule: Box::new(rule.clone()),
+            fingerprint: super::secgroups::fingerprint(rule),
+        });
+    }
+}
+
+/// Rebuilds the world from the database: the documents plus the indexes
+/// derived from them.
+fn restore(store: &Store, s: &Settings) -> Result<World, NeutronError> {
+    let loaded = store.load()?;
+    let corrupt = |what: String| NeutronError::Store {
+        path: s.database.display().to_string(),
+        reason: what,
+    };
+    let mut w = World::default();
+    for n in loaded.networks {
+        if let (Some(p), Some(vid)) = (&n.physical_network, n.segmentation_id) {
+            w.vlans.insert((p.clone(), vid));
+        } else if let Some(p) = &n.physical_network {
+            w.vlans.insert((p.clone(), 0));
+        }
+        w.st.networks.insert(n.id.clone(), Arc::new(n));
+    }
+    for sn in loaded.subnets {
+        let cidr =
+            Cidr::parse_strict(&sn.cidr).map_err(|e| corrupt(format!("subnet {}: {e}", sn.id)))?;
+        let mut pools = Vec::new();
+        for p in &sn.allocation_pools {
+            let a = super::validate::parse_ip(&p.start).map_err(corrupt)?;
+            let b = super::validate::parse_ip(&p.end).map_err(corrupt)?;
+            pools.push((ip_to_u128(a), ip_to_u128(b)));
+        }
+        pools.sort();
+        w.ipam.insert(sn.id.clone(), SubnetIpam::new(cidr, pools));
+        w.st.subnets.insert(sn.id.clone(), Arc::new(sn));
+    }
+    for p in loaded.ports {
+        let mac = parse_mac(&p.mac_address).map_err(|e| corrupt(format!("port {}: {e}", p.id)))?;
+        w.macs.insert((p.network_id.clone(), mac));
+        for ip in &p.fixed_ips {
+            let a = super::validate::parse_ip(&ip.ip_address).map_err(corrupt)?;
+            match w.ipam.get_mut(&ip.subnet_id) {
+                Some(ipam) => ipam.take(ip_to_u128(a)),
+                None => {
+                    return Err(corrupt(format!(
+                        "port {} has an address on unknown subnet {}",
+                        p.id, ip.subnet_id
+                    )))
+                }
+            }
+        }
+        w.st.ports.insert(p.id.clone(), Arc::new(p));
+    }
+    let mut groups: OrdMap<String, SecurityGroup> = OrdMap::new();
+    for g in loaded.groups {
+        if g.name == "default" {
+            w.default_groups.insert(g.project_id.clone(), g.id.clone());
+        }
+        groups.insert(g.id.clone(), g);
+    }
+    for r in loaded.rules {
+        let Some(g) = groups.get_mut(&r.security_group_id) else {
+            return Err(corrupt(format!(
+                "rule {} of unknown group {}",
+                r.id, r.security_group_id
+            )));
+        };
+        w.st.rule_owner
+            .insert(r.id.clone(), r.security_group_id.clone());
+        g.security_group_rules.push(r);
+    }
+    for (id, g) in groups {
+        w.st.security_groups.insert(id, Arc::new(g));
+    }
+    Ok(w)
+}

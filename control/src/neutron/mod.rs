@@ -1,0 +1,461 @@
+//! A Neutron v2.0-compatible control plane for this switch: networks,
+//! subnets, ports (with IPAM, MACs and port binding for Nova/os-vif) and
+//! security groups, kept in SQLite and served over Neutron's REST API so
+//! python-openstackclient, Nova and os-vif talk to it unchanged.
+//!
+//! Layout: [`model`] (the resources and [`NeutronState`]), [`validate`] and
+//! [`ipam`] (parsing and allocation), `store` (SQLite), `engine` (the single
+//! writer: validate, one transaction, publish) with one module per resource,
+//! `binding`, `api` (axum) and `metrics`.
+//!
+//! Reads never touch SQLite: the committed state lives in memory as
+//! persistent maps (`imbl`) of `Arc`'d resources, so publishing after a
+//! commit and taking a snapshot are O(1), and a list is a walk over a map.
+//!
+//! Where this differs from Neutron (deliberately):
+//! * no Keystone: every caller is admin; a resource's project is the body's
+//!   `project_id`/`tenant_id`, else the `X-Project-Id` header, else "".
+//! * default fixed IPs follow Neutron's IPAM: one address from the first
+//!   IPv4 subnet with room, one from the first IPv6 subnet with room;
+//!   automatic allocation is next-fit in pool order (Neutron picks at
+//!   random); requested addresses may lie outside the pools, as in Neutron.
+//! * a failed binding carries its reason in `binding:vif_details.reason`
+//!   (Neutron only logs it); it is logged too.
+//! * no bulk create, no subnet pools, no SLAAC/DHCPv6 modes, no L3
+//!   (`router:external` true is refused), no extra_dhcp_opts, no QoS/DNS
+//!   attributes: each is a 400 naming the attribute, never silently ignored.
+//! * a subnet's gateway must lie inside its CIDR; MACs must be unicast.
+mod api;
+mod binding;
+mod body;
+mod engine;
+mod error;
+pub mod ipam;
+mod metrics;
+pub mod model;
+mod networks;
+mod ports;
+mod query;
+mod secgroups;
+mod store;
+mod subnets;
+mod time;
+pub mod validate;
+
+pub use api::ApiServer;
+pub use error::{ApiError, NeutronError};
+pub use metrics::{RouteMetrics, LATENCY_BUCKETS_MICROS};
+pub use model::{
+    AddressPair, AllocationPool, Binding, FixedIp, HostRoute, Network, NetworkType, NeutronState,
+    Port, PortStatus, SecurityGroup, SecurityGroupRule, StdAttrs, Subnet,
+};
+
+use error::config_err;
+use ipam::VlanRange;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The `[neutron]` section of the daemon's TOML (and the whole file for
+/// `neutron-server`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeutronConfig {
+    /// Address the API listens on.
+    pub listen: String,
+    /// SQLite database; its directory is created if missing.
+    pub database: PathBuf,
+    /// Required when `listen` is not a loopback address; when set, every
+    /// request but version discovery (`GET /`) needs `X-Auth-Token` equal to it.
+    pub token: Option<String>,
+    /// This compute host's name, matched against `binding:host_id`.
+    pub host: String,
+    /// ML2 syntax: "physnet1:3000:3499" (tenant VLANs), or "physnet2" alone
+    /// (provider networks only).
+    pub network_vlan_ranges: Vec<String>,
+    /// "physnet1:br-phy": physical network -> uplink bridge/port of this switch.
+    pub bridge_mappings: Vec<String>,
+    /// Directory of the vhost-user sockets (os-vif's default).
+    pub vhost_socket_dir: PathBuf,
+    /// MACs are allocated under its first 3 bytes (4 if the 4th is not 00).
+    pub base_mac: String,
+    /// Type of tenant networks (no provider attributes): "vlan" or "local".
+    pub tenant_network_type: String,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
+pub const DEFAULT_DATABASE: &str = "/var/lib/ferroswitch/neutron.db";
+pub const DEFAULT_VHOST_SOCKET_DIR: &str = "/var/run/openvswitch";
+pub const DEFAULT_BASE_MAC: &str = "fa:16:3e:00:00:00";
+
+/// The machine's hostname (what Nova reports as the compute host).
+pub fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+impl Default for NeutronConfig {
+    fn default() -> Self {
+        NeutronConfig {
+            listen: DEFAULT_LISTEN.to_owned(),
+            database: PathBuf::from(DEFAULT_DATABASE),
+            token: None,
+            host: machine_hostname(),
+            network_vlan_ranges: Vec::new(),
+            bridge_mappings: Vec::new(),
+            vhost_socket_dir: PathBuf::from(DEFAULT_VHOST_SOCKET_DIR),
+            base_mac: DEFAULT_BASE_MAC.to_owned(),
+            tenant_network_type: "vlan".to_owned(),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub host: String,
+    pub database: PathBuf,
+    pub vlan_ranges: Vec<VlanRange>,
+    /// Every physnet named in the ranges or the mappings.
+    pub physnets: std::collections::BTreeSet<String>,
+    pub bridge_mappings: BTreeMap<String, String>,
+    pub vhost_socket_dir: PathBuf,
+    pub base_mac: [u8; 6],
+    /// How many leading bytes of base_mac are kept (3 or 4).
+    pub mac_fixed: usize,
+    pub tenant_type: NetworkType,
+}
+
+fn check_physnet(key: &str, p: &str) -> Result<(), NeutronError> {
+    if p.is_empty() || p.len() > 64 || p.chars().any(|c| c.is_whitespace() || c == ':') {
+        return Err(config_err(
+            key,
+            format!("physical network name '{p}' must be 1-64 characters without spaces or ':'"),
+        ));
+    }
+    Ok(())
+}
+
+impl NeutronConfig {
+    /// Parses a TOML document whose top level is this struct.
+    pub fn from_toml(text: &str) -> Result<NeutronConfig, NeutronError> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            config_err(
+                line.map(|l| format!("line {l}"))
+                    .unwrap_or_else(|| "neutron".into()),
+                e.message().to_owned(),
+            )
+        })
+    }
+
+    pub(crate) fn validate(&self) -> Result<Settings, NeutronError> {
+        let listen = resolve_listen(&self.listen)?;
+        if let Some(t) = &self.token {
+            if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(config_err(
+                    "neutron.token",
+                    "must be non-empty printable characters without spaces",
+                ));
+            }
+        } else if !listen.ip().is_loopback() {
+            return Err(config_err(
+                "neutron.token",
+                format!(
+                    "required because neutron.listen {} is not a loopback address (anyone who can reach it could change the network)",
+                    self.listen
+                ),
+            ));
+        }
+        if self.host.is_empty()
+            || self.host.len() > 255
+            || self.host.chars().any(char::is_whitespace)
+        {
+            return Err(config_err(
+                "neutron.host",
+                "must be 1-255 characters without spaces",
+            ));
+        }
+        if self.database.as_os_str().is_empty() {
+            return Err(config_err("neutron.database", "must be a file path"));
+        }
+        let mut vlan_ranges = Vec::new();
+        let mut physnets = std::collections::BTreeSet::new();
+        for (i, r) in self.network_vlan_ranges.iter().enumerate() {
+            let key = format!("neutron.network_vlan_ranges[{i}]");
+            let parts: Vec<&str> = r.split(':').collect();
+            let range = match parts.as_slice() {
+                [p] => {
+                    check_physnet(&key, p)?;
+                    None
+                }
+                [p, lo, hi] => {
+                    check_physnet(&key, p)?;
+                    let parse = |v: &str| {
+                        v.parse::<u16>()
+                            .ok()
+                            .filter(|v| (1..=4094).contains(v))
+                            .ok_or_else(|| {
+                                config_err(&key, format!("'{v}' in '{r}' is not a VLAN id 1-4094"))
+                            })
+                    };
+                    let (lo, hi) = (parse(lo)?, parse(hi)?);
+                    if lo > hi {
+                        return Err(config_err(&key, format!("'{r}': {lo} is above {hi}")));
+                    }
+                    Some((lo, hi))
+                }
+                _ => {
+                    return Err(config_err(
+                        &key,
+                        format!("'{r}' is neither PHYSNET nor PHYSNET:MIN_VID:MAX_VID"),
+                    ))
+                }
+            };
+            physnets.insert(parts[0].to_owned());
+            vlan_ranges.push(VlanRange {
+                physnet: parts[0].to_owned(),
+                range,
+            });
+        }
+        let mut bridge_mappings = BTreeMap::new();
+        for (i, m) in self.bridge_mappings.iter().enumerate() {
+            let key = format!("neutron.bridge_mappings[{i}]");
+            let Some((p, b)) = m.split_once(':') else {
+                return Err(config_err(&key, format!("'{m}' is not PHYSNET:BRIDGE")));
+            };
+            check_physnet(&key, p)?;
+            if b.is_empty() || b.len() > 64 || b.chars().any(|c| c.is_whitespace() || c == ':') {
+                return Err(config_err(
+                    &key,
+                    format!("bridge name '{b}' must be 1-64 characters without spaces or ':'"),
+                ));
+            }
+            if bridge_mappings.insert(p.to_owned(), b.to_owned()).is_some() {
+                return Err(config_err(
+                    &key,
+                    format!("physical network '{p}' is mapped twice"),
+                ));
+            }
+            physnets.insert(p.to_owned());
+        }
+        if self.vhost_socket_dir.as_os_str().is_empty() || !self.vhost_socket_dir.is_absolute() {
+            return Err(config_err(
+                "neutron.vhost_socket_dir",
+                "must be an absolute directory path",
+            ));
+        }
+        let base_mac = validate::parse_unicast_mac(&self.base_mac)
+            .map_err(|e| config_err("neutron.base_mac", e))?;
+        let tenant_type = match self.tenant_network_type.as_str() {
+            "vlan" => NetworkType::Vlan,
+            "local" => NetworkType::Local,
+            other => {
+                return Err(config_err(
+                    "neutron.tenant_network_type",
+                    format!("'{other}' is not supported: use vlan or local"),
+                ))
+            }
+        };
+        if tenant_type == NetworkType::Vlan && !vlan_ranges.iter().any(|r| r.range.is_some()) {
+            tracing::warn!("neutron.network_vlan_ranges has no VLAN range: tenant networks cannot be created, only provider networks");
+        }
+        Ok(Settings {
+            listen,
+            token: self.token.clone(),
+            host: self.host.clone(),
+            database: self.database.clone(),
+            vlan_ranges,
+            physnets,
+            bridge_mappings,
+            vhost_socket_dir: self.vhost_socket_dir.clone(),
+            base_mac,
+            mac_fixed: if base_mac[3] != 0 { 4 } else { 3 },
+            tenant_type,
+        })
+    }
+}
+
+fn resolve_listen(listen: &str) -> Result<SocketAddr, NeutronError> {
+    if let Ok(a) = listen.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let addrs: Vec<SocketAddr> = listen
+        .to_socket_addrs()
+        .map_err(|e| {
+            config_err(
+                "neutron.listen",
+                format!("'{listen}' is not HOST:PORT: {e}"),
+            )
+        })?
+        .collect();
+    // A name is loopback only if everything it resolves to is.
+    match addrs
+        .iter()
+        .find(|a| !a.ip().is_loopback())
+        .or(addrs.first())
+    {
+        Some(a) => Ok(*a),
+        None => Err(config_err(
+            "neutron.listen",
+            format!("'{listen}' resolves to no address"),
+        )),
+    }
+}
+
+/// The Neutron service: state, store and (when [`Neutron::serve`]d) the API.
+/// Cheap to clone; every clone is the same service.
+#[derive(Clone)]
+pub struct Neutron {
+    inner: Arc<engine::Engine>,
+}
+
+impl Neutron {
+    /// Validates the config (errors name the key), opens or creates the
+    /// database and restores everything committed in it.
+    pub fn open(cfg: NeutronConfig) -> Result<Neutron, NeutronError> {
+        let settings = cfg.validate()?;
+        Ok(Neutron {
+            inner: Arc::new(engine::Engine::open(settings)?),
+        })
+    }
+
+    /// The committed state; O(1).
+    pub fn state(&self) -> Arc<NeutronState> {
+        self.inner.state()
+    }
+
+    /// A channel that receives the new state after every committed mutation
+    /// (after the SQLite commit), in commit order. Unbounded: a subscriber
+    /// that stops reading should drop its receiver.
+    pub fn subscribe(&self) -> crossbeam::channel::Receiver<Arc<NeutronState>> {
+        self.inner.subscribe()
+    }
+
+    /// The dataplane's report of a port's status. Persisted and published;
+    /// setting the status it already has changes nothing and notifies no one.
+    pub fn set_port_status(&self, port_id: &str, status: PortStatus) -> Result<(), NeutronError> {
+        self.inner.set_port_status(port_id, status)
+    }
+
+    /// Binds `listen` and serves the API on its own thread (own tokio
+    /// runtime, 2 workers) until [`ApiServer::shutdown`] or drop.
+    pub fn serve(&self) -> Result<ApiServer, NeutronError> {
+        api::serve(self.inner.clone())
+    }
+
+    /// Per (method, route) request counts, errors and latency histograms
+    /// since `open`, sorted by route then method. Routes are templates
+    /// ("/v2.0/ports/{id}"); requests no route matched count as "unmatched".
+    pub fn api_metrics(&self) -> Vec<RouteMetrics> {
+        self.inner.metrics.snapshot()
+    }
+
+    /// SQLite's `integrity_check` plus `foreign_key_check`: "ok" when sound.
+    pub fn check_database(&self) -> Result<String, NeutronError> {
+        self.inner.check_database()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NeutronConfig {
+        NeutronConfig {
+            host: "h1".into(),
+            ..NeutronConfig::default()
+        }
+    }
+
+    fn key_of(r: Result<Settings, NeutronError>) -> String {
+        match r {
+            Err(NeutronError::Config { key, .. }) => key,
+            Err(e) => panic!("not a config error: {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn neutron_is_send_sync() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Neutron>();
+        check::<NeutronState>();
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let s = cfg().validate().unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.base_mac, [0xfa, 0x16, 0x3e, 0, 0, 0]);
+        assert_eq!(s.mac_fixed, 3);
+        assert_eq!(s.tenant_type, NetworkType::Vlan);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = cfg();
+        c.listen = "0.0.0.0:9696".into();
+        assert_eq!(key_of(c.validate()), "neutron.token");
+        c.token = Some("secret".into());
+        assert!(c.validate().is_ok());
+        c.token = Some("".into());
+        assert_eq!(key_of(c.validate()), "neutron.token");
+
+        let mut c = cfg();
+        c.listen = "nonsense".into();
+        assert_eq!(key_of(c.validate()), "neutron.listen");
+
+        let mut c = cfg();
+        c.network_vlan_ranges = vec!["physnet1:100:200".into(), "physnet1:300:4095".into()];
+        assert_eq!(key_of(c.validate()), "neutron.network_vlan_ranges[1]");
+        c.network_vlan_ranges = vec!["physnet1:200:100".into()];
+        assert_eq!(key_of(c.validate()), "neutron.network_vlan_ranges[0]");
+        c.network_vlan_ranges = vec!["physnet1:1".into()];
+        assert_eq!(key_of(c.validate()), "neutron.network_vlan_ranges[0]");
+        c.network_vlan_ranges = vec!["physnet2".into(), "physnet1:10:20".into()];
+        let s = c.validate().unwrap();
+        assert_eq!(s.vlan_ranges[1].range, Some((10, 20)));
+        assert_eq!(s.vlan_ranges[0].range, None);
+
+        let mut c = cfg();
+        c.bridge_mappings = vec!["physnet1:br-phy".into(), "physnet1:br-two".into()];
+        assert_eq!(key_of(c.validate()), "neutron.bridge_mappings[1]");
+        c.bridge_mappings = vec!["physnet1".into()];
+        assert_eq!(key_of(c.validate()), "neutron.bridge_mappings[0]");
+
+        let mut c = cfg();
+        c.base_mac = "01:00:00:00:00:00".into();
+        assert_eq!(key_of(c.validate()), "neutron.base_mac");
+        c.base_mac = "fa:16:3e:4f:00:00".into();
+        assert_eq!(c.validate().unwrap().mac_fixed, 4);
+
+        let mut c = cfg();
+        c.tenant_network_type = "vxlan".into();
+        assert_eq!(key_of(c.validate()), "neutron.tenant_network_type");
+
+        let mut c = cfg();
+        c.vhost_socket_dir = "relative".into();
+        assert_eq!(key_of(c.validate()), "neutron.vhost_socket_dir");
+    }
+
+    #[test]
+    fn toml_refuses_unknown_keys() {
+        let e = NeutronConfig::from_toml("listen = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
+        let c =
+            NeutronConfig::from_toml("host = \"x\"\nnetwork_vlan_ranges = [\"p:1:2\"]\n").unwrap();
+        assert_eq!(c.host, "x");
+        assert_eq!(c.listen, DEFAULT_LISTEN);
+    }
+}

@@ -1,0 +1,337 @@
+//! The Neutron v2.0 resources, serialised with the API reference's field
+//! names (`provider:network_type`, `binding:vif_details`, ...) so the same
+//! JSON is the API body, the SQLite document and what python-openstackclient
+//! reads. `NeutronState` is the committed world the dataplane compiles.
+use imbl::OrdMap;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Standard attributes every Neutron resource with tags carries.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StdAttrs {
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: u64,
+}
+
+impl StdAttrs {
+    pub fn new(description: String, now: &str) -> StdAttrs {
+        StdAttrs {
+            description,
+            tags: Vec::new(),
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            revision_number: 1,
+        }
+    }
+    /// Every committed change bumps the revision (standard-attr-revisions).
+    pub fn touch(&mut self, now: &str) {
+        self.updated_at = now.to_owned();
+        self.revision_number += 1;
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkType {
+    Vlan,
+    Flat,
+    Local,
+}
+
+impl NetworkType {
+    pub fn parse(s: &str) -> Option<NetworkType> {
+        match s {
+            "vlan" => Some(NetworkType::Vlan),
+            "flat" => Some(NetworkType::Flat),
+            "local" => Some(NetworkType::Local),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkType::Vlan => "vlan",
+            NetworkType::Flat => "flat",
+            NetworkType::Local => "local",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub tenant_id: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub shared: bool,
+    pub mtu: u32,
+    #[serde(rename = "provider:network_type")]
+    pub network_type: NetworkType,
+    #[serde(rename = "provider:physical_network")]
+    pub physical_network: Option<String>,
+    #[serde(rename = "provider:segmentation_id")]
+    pub segmentation_id: Option<u16>,
+    #[serde(rename = "router:external")]
+    pub router_external: bool,
+    /// Default for the network's new ports (port-security extension).
+    pub port_security_enabled: bool,
+    /// Subnet ids, in creation order.
+    pub subnets: Vec<String>,
+    pub availability_zone_hints: Vec<String>,
+    pub availability_zones: Vec<String>,
+    pub l2_adjacency: bool,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationPool {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: String,
+    pub nexthop: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    pub name: String,
+    pub network_id: String,
+    pub project_id: String,
+    pub tenant_id: String,
+    pub ip_version: u8,
+    pub cidr: String,
+    pub gateway_ip: Option<String>,
+    pub allocation_pools: Vec<AllocationPool>,
+    pub enable_dhcp: bool,
+    pub dns_nameservers: Vec<String>,
+    pub host_routes: Vec<HostRoute>,
+    pub ipv6_ra_mode: Option<String>,
+    pub ipv6_address_mode: Option<String>,
+    pub subnetpool_id: Option<String>,
+    pub segment_id: Option<String>,
+    pub service_types: Vec<String>,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    /// An address or a CIDR, as given.
+    pub ip_address: String,
+    pub mac_address: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PortStatus {
+    Active,
+    Down,
+    Build,
+    Error,
+}
+
+impl PortStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortStatus::Active => "ACTIVE",
+            PortStatus::Down => "DOWN",
+            PortStatus::Build => "BUILD",
+            PortStatus::Error => "ERROR",
+        }
+    }
+}
+
+/// The vif types this switch hands out (`neutron_lib.api.definitions.portbindings`).
+pub mod vif_type {
+    pub const UNBOUND: &str = "unbound";
+    pub const BINDING_FAILED: &str = "binding_failed";
+    pub const VHOSTUSER: &str = "vhostuser";
+    pub const HW_VEB: &str = "hw_veb";
+    pub const HOSTDEV_PHYSICAL: &str = "hostdev_physical";
+}
+
+/// The port-binding extension's attributes. `vif_type` and `vif_details`
+/// are computed by the switch (see `binding`); a failed binding carries its
+/// reason in `vif_details.reason`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    #[serde(rename = "binding:host_id")]
+    pub host_id: String,
+    #[serde(rename = "binding:vnic_type")]
+    pub vnic_type: String,
+    #[serde(rename = "binding:profile")]
+    pub profile: Map<String, Value>,
+    #[serde(rename = "binding:vif_type")]
+    pub vif_type: String,
+    #[serde(rename = "binding:vif_details")]
+    pub vif_details: Map<String, Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Port {
+    pub id: String,
+    pub name: String,
+    pub network_id: String,
+    pub project_id: String,
+    pub tenant_id: String,
+    pub mac_address: String,
+    pub admin_state_up: bool,
+    pub status: PortStatus,
+    pub device_id: String,
+    pub device_owner: String,
+    pub fixed_ips: Vec<FixedIp>,
+    pub allowed_address_pairs: Vec<AddressPair>,
+    pub security_groups: Vec<String>,
+    pub port_security_enabled: bool,
+    #[serde(flatten)]
+    pub binding: Binding,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupRule {
+    pub id: String,
+    pub security_group_id: String,
+    pub project_id: String,
+    pub tenant_id: String,
+    /// "ingress" or "egress".
+    pub direction: String,
+    /// "IPv4" or "IPv6".
+    pub ethertype: String,
+    /// None: any protocol. Otherwise a name (tcp, udp, icmp, ...) or a
+    /// number 0-255, as given.
+    pub protocol: Option<String>,
+    pub port_range_min: Option<u32>,
+    pub port_range_max: Option<u32>,
+    /// Normalised CIDR.
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<String>,
+    pub description: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub tenant_id: String,
+    pub stateful: bool,
+    /// In creation order.
+    pub security_group_rules: Vec<SecurityGroupRule>,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+/// Everything committed, as persistent maps of shared values: cloning is
+/// O(1) and a mutation copies only the path to what it changed. Maps are
+/// keyed and iterated by id.
+#[derive(Clone, Debug, Default)]
+pub struct NeutronState {
+    /// Bumped by every committed mutation since `Neutron::open` (not
+    /// persisted): equal generations mean equal states.
+    pub generation: u64,
+    pub networks: OrdMap<String, Arc<Network>>,
+    pub subnets: OrdMap<String, Arc<Subnet>>,
+    pub ports: OrdMap<String, Arc<Port>>,
+    /// Each group with its rules.
+    pub security_groups: OrdMap<String, Arc<SecurityGroup>>,
+    /// Rule id -> id of the group holding it.
+    pub rule_owner: OrdMap<String, String>,
+}
+
+impl NeutronState {
+    pub fn rule(&self, id: &str) -> Option<&SecurityGroupRule> {
+        let g = self.security_groups.get(self.rule_owner.get(id)?)?;
+        g.security_group_rules.iter().find(|r| r.id == id)
+    }
+}
+
+/// Serialises as `{"generation": n, "networks": [...], "subnets": [...],
+/// "ports": [...], "security_groups": [...]}` (lists in id order).
+impl Serialize for NeutronState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Values<'a, T>(&'a OrdMap<String, Arc<T>>);
+        impl<T: Serialize> Serialize for Values<'_, T> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.values().map(|v| &**v))
+            }
+        }
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("generation", &self.generation)?;
+        m.serialize_entry("networks", &Values(&self.networks))?;
+        m.serialize_entry("subnets", &Values(&self.subnets))?;
+        m.serialize_entry("ports", &Values(&self.ports))?;
+        m.serialize_entry("security_groups", &Values(&self.security_groups))?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_json_uses_api_reference_names() {
+        let p = Port {
+            id: "p".into(),
+            name: "n".into(),
+            network_id: "net".into(),
+            project_id: "".into(),
+            tenant_id: "".into(),
+            mac_address: "fa:16:3e:00:00:01".into(),
+            admin_state_up: true,
+            status: PortStatus::Down,
+            device_id: "".into(),
+            device_owner: "".into(),
+            fixed_ips: vec![],
+            allowed_address_pairs: vec![],
+            security_groups: vec![],
+            port_security_enabled: true,
+            binding: Binding {
+                host_id: "h".into(),
+                vnic_type: "normal".into(),
+                profile: Map::new(),
+                vif_type: "unbound".into(),
+                vif_details: Map::new(),
+            },
+            std: StdAttrs::new(String::new(), "2024-01-01T00:00:00Z"),
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        for k in [
+            "binding:host_id",
+            "binding:vnic_type",
+            "binding:profile",
+            "binding:vif_type",
+            "binding:vif_details",
+            "revision_number",
+            "created_at",
+            "tags",
+        ] {
+            assert!(v.get(k).is_some(), "{k} missing in {v}");
+        }
+        assert_eq!(v["status"], "DOWN");
+        let back: Port = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+    }
+}

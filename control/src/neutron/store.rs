@@ -1,0 +1,367 @@
+//! Durability: SQLite in WAL mode with `synchronous=FULL`, one transaction
+//! per mutation, committed before the request is answered. Resources are
+//! JSON documents keyed by id; the columns beside them exist so the
+//! database itself enforces the invariants (one MAC per network, one port
+//! per IP, one network per VLAN, foreign keys for "in use"), whatever the
+//! code above it gets wrong.
+use super::error::{ApiError, NeutronError};
+use super::model::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+-- vlan networks: vid 1-4094; flat networks: vid 0 (one per physnet).
+CREATE TABLE IF NOT EXISTS segments (
+    network_id TEXT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE,
+    physnet TEXT NOT NULL,
+    vid INTEGER NOT NULL CHECK (vid BETWEEN 0 AND 4094),
+    UNIQUE (physnet, vid)
+);
+CREATE TABLE IF NOT EXISTS subnets (
+    id TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subnets_network ON subnets(network_id);
+CREATE TABLE IF NOT EXISTS ports (
+    id TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    mac_address TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (network_id, mac_address)
+);
+CREATE TABLE IF NOT EXISTS ip_allocations (
+    subnet_id TEXT NOT NULL REFERENCES subnets(id),
+    ip_address TEXT NOT NULL,
+    port_id TEXT NOT NULL REFERENCES ports(id) ON DELETE CASCADE,
+    PRIMARY KEY (subnet_id, ip_address)
+);
+CREATE INDEX IF NOT EXISTS ip_allocations_port ON ip_allocations(port_id);
+CREATE TABLE IF NOT EXISTS security_groups (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    is_default INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS security_groups_one_default
+    ON security_groups(project_id) WHERE is_default = 1;
+CREATE TABLE IF NOT EXISTS security_group_rules (
+    id TEXT PRIMARY KEY,
+    security_group_id TEXT NOT NULL REFERENCES security_groups(id) ON DELETE CASCADE,
+    remote_group_id TEXT REFERENCES security_groups(id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (security_group_id, fingerprint)
+);
+CREATE INDEX IF NOT EXISTS security_group_rules_remote ON security_group_rules(remote_group_id);
+CREATE TABLE IF NOT EXISTS port_security_groups (
+    port_id TEXT NOT NULL REFERENCES ports(id) ON DELETE CASCADE,
+    security_group_id TEXT NOT NULL REFERENCES security_groups(id),
+    PRIMARY KEY (port_id, security_group_id)
+);
+CREATE INDEX IF NOT EXISTS port_security_groups_group ON port_security_groups(security_group_id);
+";
+
+/// One change, in the order it must reach the database.
+#[derive(Debug, Clone)]
+pub enum Op {
+    PutNetwork(Arc<Network>),
+    /// vid 0 for a flat network.
+    AddSegment {
+        network_id: String,
+        physnet: String,
+        vid: u16,
+    },
+    DeleteNetwork(String),
+    PutSubnet(Arc<Subnet>),
+    DeleteSubnet(String),
+    PutPort(Arc<Port>),
+    DeletePort(String),
+    AddAllocation {
+        subnet_id: String,
+        ip_address: String,
+        port_id: String,
+    },
+    DeleteAllocation {
+        subnet_id: String,
+        ip_address: String,
+    },
+    SetPortGroups {
+        port_id: String,
+        groups: Vec<String>,
+    },
+    /// The group's document is stored without its rules (they have a table).
+    PutGroup {
+        group: Arc<SecurityGroup>,
+        is_default: bool,
+    },
+    DeleteGroup(String),
+    PutRule {
+        rule: Box<SecurityGroupRule>,
+        fingerprint: String,
+    },
+    DeleteRule(String),
+}
+
+/// Everything in the database, for restoring the in-memory world.
+#[derive(Default)]
+pub struct Loaded {
+    pub networks: Vec<Network>,
+    pub subnets: Vec<Subnet>,
+    pub ports: Vec<Port>,
+    /// Groups without rules, then rules in insertion order.
+    pub groups: Vec<SecurityGroup>,
+    pub rules: Vec<SecurityGroupRule>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, NeutronError> {
+        let fail = |reason: String| NeutronError::Store {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail(format!("cannot create directory {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| fail(format!("enabling WAL: {e}")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(format!("journal_mode is {mode}, WAL is required")));
+        }
+        // FULL: the WAL is fsynced at every commit, so an acknowledged
+        // mutation survives power loss, not just a process kill.
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| fail(e.to_string()))?;
+        if version > SCHEMA_VERSION {
+            return Err(fail(format!(
+                "schema version {version} is newer than this program's ({SCHEMA_VERSION})"
+            )));
+        }
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(|e| fail(format!("creating the schema: {e}")))?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn fail(&self, reason: impl Into<String>) -> NeutronError {
+        NeutronError::Store {
+            path: self.path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn load(&self) -> Result<Loaded, NeutronError> {
+        let mut out = Loaded::default();
+        self.load_docs("SELECT doc FROM networks ORDER BY rowid", &mut out.networks)?;
+        self.load_docs("SELECT doc FROM subnets ORDER BY rowid", &mut out.subnets)?;
+        self.load_docs("SELECT doc FROM ports ORDER BY rowid", &mut out.ports)?;
+        self.load_docs(
+            "SELECT doc FROM security_groups ORDER BY rowid",
+            &mut out.groups,
+        )?;
+        self.load_docs(
+            "SELECT doc FROM security_group_rules ORDER BY rowid",
+            &mut out.rules,
+        )?;
+        Ok(out)
+    }
+
+    fn load_docs<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        out: &mut Vec<T>,
+    ) -> Result<(), NeutronError> {
+        let mut st = self
+            .conn
+            .prepare(sql)
+            .map_err(|e| self.fail(e.to_string()))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.fail(e.to_string()))?;
+        for doc in rows {
+            let doc = doc.map_err(|e| self.fail(e.to_string()))?;
+            out.push(
+                serde_json::from_str(&doc)
+                    .map_err(|e| self.fail(format!("corrupt document {doc:.80}: {e}")))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Applies the ops in one transaction and commits (fsync). On any error
+    /// the transaction is rolled back and nothing is changed.
+    pub fn apply(&mut self, ops: &[Op]) -> Result<(), ApiError> {
+        let tx = self.conn.transaction().map_err(db_err)?;
+        for op in ops {
+            apply_one(&tx, op).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// `PRAGMA integrity_check` and `foreign_key_check`: "ok" or the problems.
+    pub fn check(&self) -> Result<String, NeutronError> {
+        let ic: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.fail(e.to_string()))?;
+        let fk: Option<String> = self
+            .conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.fail(e.to_string()))?;
+        Ok(match fk {
+            Some(t) => format!("{ic}; foreign key violation in {t}"),
+            None => ic,
+        })
+    }
+}
+
+/// A database refusal is a conflict the in-memory checks should have
+/// caught; anything else (disk full, I/O) is a 500.
+fn db_err(e: rusqlite::Error) -> ApiError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            ApiError::conflict("Conflict", format!("the database refused the change: {e}"))
+        }
+        _ => ApiError::internal(format!("database error: {e}")),
+    }
+}
+
+fn doc<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn apply_one(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::PutNetwork(n) => {
+            tx.prepare_cached(
+                "INSERT INTO networks (id, doc) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            )?
+            .execute(params![n.id, doc(&**n)?])?;
+        }
+        Op::AddSegment {
+            network_id,
+            physnet,
+            vid,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO segments (network_id, physnet, vid) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![network_id, physnet, vid])?;
+        }
+        Op::DeleteNetwork(id) => {
+            tx.prepare_cached("DELETE FROM networks WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+        Op::PutSubnet(s) => {
+            tx.prepare_cached(
+                "INSERT INTO subnets (id, network_id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            )?
+            .execute(params![s.id, s.network_id, doc(&**s)?])?;
+        }
+        Op::DeleteSubnet(id) => {
+            tx.prepare_cached("DELETE FROM subnets WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+        Op::PutPort(p) => {
+            tx.prepare_cached(
+                "INSERT INTO ports (id, network_id, mac_address, doc) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET mac_address = excluded.mac_address, doc = excluded.doc",
+            )?
+            .execute(params![p.id, p.network_id, p.mac_address, doc(&**p)?])?;
+        }
+        Op::DeletePort(id) => {
+            tx.prepare_cached("DELETE FROM ports WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+        Op::AddAllocation {
+            subnet_id,
+            ip_address,
+            port_id,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![subnet_id, ip_address, port_id])?;
+        }
+        Op::DeleteAllocation {
+            subnet_id,
+            ip_address,
+        } => {
+            tx.prepare_cached(
+                "DELETE FROM ip_allocations WHERE subnet_id = ?1 AND ip_address = ?2",
+            )?
+            .execute(params![subnet_id, ip_address])?;
+        }
+        Op::SetPortGroups { port_id, groups } => {
+            tx.prepare_cached("DELETE FROM port_security_groups WHERE port_id = ?1")?
+                .execute(params![port_id])?;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO port_security_groups (port_id, security_group_id) VALUES (?1, ?2)",
+            )?;
+            for g in groups {
+                ins.execute(params![port_id, g])?;
+            }
+        }
+        Op::PutGroup { group, is_default } => {
+            let mut bare = (**group).clone();
+            bare.security_group_rules.clear();
+            tx.prepare_cached(
+                "INSERT INTO security_groups (id, project_id, is_default, doc) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            )?
+            .execute(params![group.id, group.project_id, *is_default as i64, doc(&bare)?])?;
+        }
+        Op::DeleteGroup(id) => {
+            tx.prepare_cached("DELETE FROM security_groups WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+        Op::PutRule { rule, fingerprint } => {
+            tx.prepare_cached(
+                "INSERT INTO security_group_rules (id, security_group_id, remote_group_id, fingerprint, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            )?
+            .execute(params![
+                rule.id,
+                rule.security_group_id,
+                rule.remote_group_id,
+                fingerprint,
+                doc(&**rule)?
+            ])?;
+        }
+        Op::DeleteRule(id) => {
+            tx.prepare_cached("DELETE FROM security_group_rules WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! Subnets: CIDR, gateway and allocation pools, checked the way Neutron
+//! checks them, and the subnet's allocator.
+use super::body::{string_value, Body, NAME_MAX};
+use super::engine::Tx;
+use super::error::ApiError;
+use super::ipam::{check_pools, default_pools, Range, SubnetIpam};
+use super::model::{AllocationPool, HostRoute, StdAttrs, Subnet};
+use super::networks::check_tags;
+use super::store::Op;
+use super::validate::{check_uuid, ip_to_u128, new_id, parse_ip, Cidr, IpVersion};
+use serde_json::Value;
+use std::sync::Arc;
+
+const READONLY: &[&str] = &["id", "created_at", "updated_at", "revision_number"];
+const MAX_DNS: usize = 5;
+const MAX_ROUTES: usize = 20;
+
+/// A gateway or requested address: inside the CIDR, not the network
+/// address, not the IPv4 broadcast address.
+fn check_host_ip(field: &str, cidr: &Cidr, s: &str) -> Result<u128, ApiError> {
+    let ip = parse_ip(s).map_err(|e| ApiError::bad(field, e))?;
+    if !cidr.contains(ip) {
+        return Err(ApiError::bad(field, format!("{ip} is not inside {cidr}")));
+    }
+    let v = ip_to_u128(ip);
+    if v == cidr.base {
+        return Err(ApiError::bad(
+            field,
+            format!("{ip} is the network address of {cidr}"),
+        ));
+    }
+    if cidr.version == IpVersion::V4 && v == cidr.last() {
+        return Err(ApiError::bad(
+            field,
+            format!("{ip} is the broadcast address of {cidr}"),
+        ));
+    }
+    Ok(v)
+}
+
+fn parse_pools(cidr: &Cidr, items: Vec<Value>) -> Result<Vec<Range>, ApiError> {
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let f = format!("allocation_pools[{i}]");
+        let Value::Object(mut m) = item else {
+            return Err(ApiError::bad(
+                &f,
+                "must be an object {\"start\": IP, \"end\": IP}",
+            ));
+        };
+        let mut get = |k: &str| -> Result<u128, ApiError> {
+            let fk = format!("{f}.{k}");
+            let v = m
+                .remove(k)
+                .ok_or_else(|| ApiError::bad(&fk, "is required"))?;
+            let s = string_value(&fk, v, 64)?;
+            let ip = parse_ip(&s).map_err(|e| ApiError::bad(&fk, e))?;
+            if IpVersion::of(ip) != cidr.version {
+                return Err(ApiError::bad(
+                    &fk,
+                    format!("{ip} is not an IPv{} address", cidr.version.number()),
+                ));
+            }
+            Ok(ip_to_u128(ip))
+        };
+        let (s, e) = (get("start")?, get("end")?);
+        if let Some(k) = m.keys().next() {
+            return Err(ApiError::bad(
+                &f,
+                format!("unknown key '{k}' (only start and end)"),
+            ));
+        }
+        out.push((s, e));
+    }
+    Ok(out)
+}
+
+fn pools_json(cidr: &Cidr, pools: &[Range]) -> Vec<AllocationPool> {
+    pools
+        .iter()
+        .map(|&(s, e)| AllocationPool {
+            start: cidr.ip(s).to_string(),
+            end: cidr.ip(e).to_string(),
+        })
+        .collect()
+}
+
+fn parse_dns(version: IpVersion, items: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if items.len() > MAX_DNS {
+        return Err(ApiError::bad(
+            "dns_nameservers",
+            format!("at most {MAX_DNS} servers"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, s) in items.iter().enumerate() {
+        let f = format!("dns_nameservers[{i}]");
+        let ip = parse_ip(s).map_err(|e| ApiError::bad(&f, e))?;
+        if IpVersion::of(ip) != version {
+            return Err(ApiError::bad(
+                &f,
+                format!("{ip} is not an IPv{} address", version.number()),
+            ));
+        }
+        let ip = ip.to_string();
+        if out.contains(&ip) {
+            return Err(ApiError::bad(&f, format!("{ip} is listed twice")));
+        }
+        out.push(ip);
+    }
+    Ok(out)
+}
+
+fn parse_routes(version: IpVersion, items: Vec<Value>) -> Result<Vec<HostRoute>, ApiError> {
+    if items.len() > MAX_ROUTES {
+        return Err(ApiError::bad(
+            "host_routes",
+            format!("at most {MAX_ROUTES} routes"),
+        ));
+    }
+    let mut out: Vec<HostRoute> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let f = format!("host_routes[{i}]");
+        let Value::Object(mut m) = item else {
+            return Err(ApiError::bad(
+                &f,
+                "must be an object {\"destination\": CIDR, \"nexthop\": IP}",
+            ));
+        };
+        let d = m
+            .remove("destination")
+            .ok_or_else(|| ApiError::bad(&format!("{f}.destination"), "is required"))?;
+        let d = string_value(&format!("{f}.destination"), d, 64)?;
+        let dest =
+            Cidr::parse_strict(&d).map_err(|e| ApiError::bad(&format!("{f}.destination"), e))?;
+        let n = m
+            .remove("nexthop")
+            .ok_or_else(|| ApiError::bad(&format!("{f}.nexthop"), "is required"))?;
+        let n = string_value(&format!("{f}.nexthop"), n, 64)?;
+        let hop = parse_ip(&n).map_err(|e| ApiError::bad(&format!("{f}.nexthop"), e))?;
+        if dest.version != version || IpVersion::of(hop) != version {
+            return Err(ApiError::bad(
+                &f,
+                format!("the route must be IPv{} like the subnet", version.number()),
+            ));
+        }
+        if let Some(k) = m.keys().next() {
+            return Err(ApiError::bad(
+                &f,
+                format!("unknown key '{k}' (only destination and nexthop)"),
+            ));
+        }
+        let r = HostRoute {
+            destination: dest.to_string(),
+            nexthop: hop.to_string(),
+        };
+        if out.contains(&r) {
+            return Err(ApiError::bad(&f, "route listed twice"));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+impl Tx<'_> {
+    pub fn create_subnet(&mut self, mut b: Body) -> Result<Arc<Subnet>, ApiError> {
+        let name = b.string("name", NAME_MAX)?.unwrap_or_default();
+        let description = b.string("description", NAME_MAX)?.unwrap_or_default();
+        let project = b.project(&self.project)?;
+        let network_id = b
+            .string("network_id", 64)?
+            .ok_or_else(|| ApiError::bad("network_id", "is required"))?;
+        check_uuid(&network_id).map_err(|e| ApiError::bad("network_id", e))?;
+        for k in [
+            "subnetpool_id",
+            "prefixlen",
+            "use_default_subnet_pool",
+            "segment_id",
+        ] {
+            match b.take(k) {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+                Some(_) => {
+                    return Err(ApiError::bad(
+                        k,
+                        "subnet pools and segments are not supported; give a cidr",
+                    ))
+                }
+            }
+        }
+        for k in ["ipv6_ra_mode", "ipv6_address_mode"] {
+            if let Some(Some(_)) = b.nullable_string(k, 32)? {
+                return Err(ApiError::bad(
+                    k,
+                    "SLAAC/DHCPv6 modes are not supported; addresses are allocated statically",
+                ));
+            }
+        }
+        let cidr_s = b
+            .string("cidr", 64)?
+            .ok_or_else(|| ApiError::bad("cidr", "is required"))?;
+        let cidr = Cidr::parse_strict(&cidr_s).map_err(|e| ApiError::bad("cidr", e))?;
+        if let Some(v) = b.integer("ip_version", 0, 255)? {
+            if v != cidr.version.number() as i64 {
+                return Err(ApiError::bad(
+                    "ip_version",
+                    format!(
+                        "{v} does not match cidr {cidr} (IPv{})",
+                        cidr.version.number()
+                    ),
+                ));
+            }
+        }
+        let max_prefix = cidr.version.bits() - 2;
+        if cidr.prefix > max_prefix {
+            return Err(ApiError::bad(
+                "cidr",
+                format!(
+                    "/{} leaves no address for ports; use at most /{max_prefix}",
+                    cidr.prefix
+                ),
+            ));
+        }
+        let gateway = match b.nullable_string("gateway_ip", 64)? {
+            None => Some(cidr.base + 1),
+            Some(None) => None,
+            Some(Some(g)) => Some(check_host_ip("gateway_ip", &cidr, &g)?),
+        };
+        let pools = match b.list("allocation_pools")? {
+            None => default_pools(&cidr, gateway),
+            Some(items) => {
+                let p = parse_pools(&cidr, items)?;
+                check_pools(&cidr, gateway, &p).map_err(|(conflict, why)| {
+                    if conflict {
+                        ApiError::conflict(
+                            "GatewayConflictWithAllocationPools",
+                            format!("allocation_pools: {why}"),
+                        )
+                    } else {
+                        ApiError::bad("allocation_pools", why)
+                    }
+                })?
+            }
+        };
+        let enable_dhcp = b.boolean("enable_dhcp")?.unwrap_or(true);
+        let dns = parse_dns(
+            cidr.version,
+            b.string_list("dns_nameservers", 64)?.unwrap_or_default(),
+        )?;
+        let routes = parse_routes(cidr.version, b.list("host_routes")?.unwrap_or_default())?;
+        let service_types = b.string_list("service_types", 255)?.unwrap_or_default();
+        let tags = check_tags("tags", b.string_list("tags", 255)?.unwrap_or_default())?;
+        b.finish("POST", READONLY)?;
+
+        let net = self.network(&network_id).map_err(|e| ApiError {
+            message: format!("network_id: {}", e.message),
+            ..e
+        })?;
+        for sid in &net.subnets {
+            let other = self.subnet(sid)?;
+            if let Ok(oc) = Cidr::parse_strict(&other.cidr) {
+                if oc.overlaps(&cidr) {
+                    return Err(ApiError::bad(
+                        "cidr",
+                        format!("{cidr} overlaps with subnet {sid} ({oc}) of network {network_id}"),
+                    ));
+                }
+            }
+        }
+        let mut std = StdAttrs::new(description, &self.now);
+        std.tags = tags;
+        let sn = Subnet {
+            id: new_id(),
+            name,
+            network_id: network_id.clone(),
+            tenant_id: project.clone(),
+            project_id: project,
+            ip_version: cidr.version.number(),
+            cidr: cidr.to_string(),
+            gateway_ip: gateway.map(|g| cidr.ip(g).to_string()),
+            allocation_pools: pools_json(&cidr, &pools),
+            enable_dhcp,
+            dns_nameservers: dns,
+            host_routes: routes,
+            ipv6_ra_mode: None,
+            ipv6_address_mode: None,
+            subnetpool_id: None,
+            segment_id: None,
+            service_types,
+            std,
+        };
+        self.w
+            .ipam
+            .insert(sn.id.clone(), SubnetIpam::new(cidr, pools));
+        let sn = self.put_subnet(sn);
+        let sid = sn.id.clone();
+        self.touch_network(&network_id, |n| n.subnets.push(sid))?;
+        Ok(sn)
+    }
+
+    pub fn update_subnet(&mut self, id: &str, mut b: Body) -> Result<Arc<Subnet>, ApiError> {
+        let old = self.subnet(id)?;
+        let mut sn = (*old).clone();
+        let mut ipam = self
+            .w
+            .ipam
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::internal(format!("subnet {id} has no allocator")))?;
+        let cidr = *ipam.cidr();
+        if let Some(v) = b.string("name", NAME_MAX)? {
+            sn.name = v;
+        }
+        if let Some(v) = b.string("description", NAME_MAX)? {
+            sn.std.description = v;
+        }
+        if let Some(v) = b.boolean("enable_dhcp")? {
+            sn.enable_dhcp = v;
+        }
+        if let Some(v) = b.string_list("dns_nameservers", 64)? {
+            sn.dns_nameservers = parse_dns(cidr.version, v)?;
+        }
+        if let Some(v) = b.list("host_routes")? {
+            sn.host_routes = parse_routes(cidr.version, v)?;
+        }
+        let mut gateway = match &sn.gateway_ip {
+            Some(g) => Some(check_host_ip("gateway_ip", &cidr, g)?),
+            None => None,
+        };
+        let gw_change = b.nullable_string("gateway_ip", 64)?;
+        if let Some(g) = gw_change {
+            gateway = match g {
+                None => None,
+                Some(g) => {
+                    let v = check_host_ip("gateway_ip", &cidr, &g)?;
+                    if ipam.is_allocated(v) {
+                        return Err(ApiError::conflict(
+                            "GatewayIpInUse",
+                            format!(
+                                "gateway_ip: {} is already used by a port of subnet {id}",
+                                cidr.ip(v)
+                            ),
+                        ));
+                    }
+                    Some(v)
+                }
+            };
+            sn.gateway_ip = gateway.map(|g| cidr.ip(g).to_string());
+        }
+        let new_pools = match b.list("allocation_pools")? {
+            Some(items) => Some(parse_pools(&cidr, items)?),
+            None => None,
+        };
+        let mut readonly = READONLY.to_vec();
+        readonly.extend([
+            "network_id",
+            "cidr",
+            "ip_version",
+            "project_id",
+            "tenant_id",
+            "subnetpool_id",
+            "ipv6_ra_mode",
+            "ipv6_address_mode",
+            "segment_id",
+            "service_types",
+        ]);
+        b.finish("PUT", &readonly)?;
+        let pools = new_pools.unwrap_or_else(|| ipam.pools().to_vec());
+        let pools = check_pools(&cidr, gateway, &pools).map_err(|(conflict, why)| {
+            if conflict {
+                ApiError::conflict(
+                    "GatewayConflictWithAllocationPools",
+                    format!("allocation_pools: {why}"),
+                )
+            } else {
+                ApiError::bad("allocation_pools", why)
+            }
+        })?;
+        sn.allocation_pools = pools_json(&cidr, &pools);
+        if sn == *old {
+            return Ok(old);
+        }
+        ipam.set_pools(pools);
+        self.w.ipam.insert(id.to_owned(), ipam);
+        sn.std.touch(&self.now);
+        Ok(self.put_subnet(sn))
+    }
+
+    pub fn delete_subnet(&mut self, id: &str) -> Result<(), ApiError> {
+        let sn = self.subnet(id)?;
+        let used = self
+            .w
+            .ipam
+            .get(id)
+            .map(|i| i.allocated_count())
+            .unwrap_or(0);
+        if used > 0 {
+            return Err(ApiError::conflict(
+                "SubnetInUse",
+                format!("Unable to complete operation on subnet {id}: {used} address(es) are allocated to ports."),
+            ));
+        }
+        self.w.st.subnets.remove(id);
+        self.w.ipam.remove(id);
+        self.ops.push(Op::DeleteSubnet(id.to_owned()));
+        let sid = id.to_owned();
+        self.touch_network(&sn.network_id, |n| n.subnets.retain(|s| *s != sid))?;
+        Ok(())
+    }
+}
