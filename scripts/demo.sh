@@ -74,6 +74,10 @@ Ferroswitch is running (PID $pid). Try, in another terminal:
   $vswitchctl pmd-stats                          # cycles per packet of the PMD core
   $vswitchctl port add br-int vm3 net_tap0,iface=fsw-tap0 --tag 10   # hot-plug a port
   $vswitchctl port del vm3
+  $vswitchctl network create net1 --provider-network-type vlan --provider-physical-network physnet1 --provider-segment 3001
+  $vswitchctl subnet create s1 --network net1 --subnet-range 10.1.0.0/24
+  $vswitchctl port create vm1-eth0 --network net1    # Neutron API on 127.0.0.1:9696 (openstack client works too)
+  curl -s 127.0.0.1:9108/metrics | head               # Prometheus metrics
 Press Ctrl-C to stop the switch and remove the namespaces.
 MSG
 wait "$pid"

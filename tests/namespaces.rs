@@ -65,6 +65,7 @@ fn ping_crosses_the_switch_between_namespaces() {
         ]));
         assert!(sh(&["ip", "link", "set", &host, "up"]));
     }
+    let api_port = free_port();
     let default = Command::new(bin("vswitchd"))
         .arg("--print-default-config")
         .output()
@@ -81,9 +82,16 @@ fn ping_crosses_the_switch_between_namespaces() {
             "\"--file-prefix\", \"ferroswitch\"",
             &format!("\"--file-prefix\", \"fswt-netns-{id}\""),
         )
-        .replace("127.0.0.1:9108", &format!("127.0.0.1:{}", free_port()));
+        .replace("127.0.0.1:9108", &format!("127.0.0.1:{}", free_port()))
+        .replace("127.0.0.1:9696", &format!("127.0.0.1:{api_port}"))
+        .replace(
+            "/var/lib/ferroswitch/neutron.db",
+            &dir.path("neutron.db").display().to_string(),
+        );
     assert!(
-        cfg.contains(&nss.0[0].1) && cfg.contains("ctl.sock"),
+        cfg.contains(&nss.0[0].1)
+            && cfg.contains("ctl.sock")
+            && cfg.contains(&*dir.path("neutron.db").to_string_lossy()),
         "default config changed shape:\n{cfg}"
     );
     let sw = Switch::start(&dir, &cfg);
@@ -129,5 +137,11 @@ fn ping_crosses_the_switch_between_namespaces() {
         fdb.iter().any(|e| e.port == "vm1") && fdb.iter().any(|e| e.port == "vm2"),
         "{fdb:?}"
     );
+    // The bundled default also serves the Neutron API.
+    let (status, body) = http_get(api_port, "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("v2.0"), "{body}");
+    let nets = ctl_json(&sw, Some(api_port), &["network", "list"]);
+    assert_eq!(nets, serde_json::json!([]));
     assert!(sw.stop().success());
 }
