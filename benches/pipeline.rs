@@ -78,6 +78,7 @@ fn bench(c: &mut Criterion) {
             bridge: 0,
             vlan: vlans[i].clone(),
             queues: Arc::clone(p.queues()),
+            acl: None,
         });
     }
     let (in_port, b_port) = (ports[0].port_id(), ports[1].port_id());

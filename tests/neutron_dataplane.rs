@@ -221,3 +221,83 @@ fn neutron_state_survives_a_restart_and_rebuilds_the_dataplane() {
     assert_eq!(ext, vec![3001, 3002], "{after}");
     assert!(sw.stop().success());
 }
+
+#[test]
+fn a_direct_port_asks_for_its_vf_and_stays_down_when_it_cannot_be_opened() {
+    let _g = serial();
+    let dir = TempDir::new("neutron-vf");
+    let (api, metrics) = (free_port(), free_port());
+    let sw = Switch::start(&dir, &neutron_config(&dir, "neutron-vf", api, metrics));
+    ctl_json(
+        &sw,
+        Some(api),
+        &[
+            "network",
+            "create",
+            "n",
+            "--provider-network-type",
+            "vlan",
+            "--provider-physical-network",
+            "physnet1",
+            "--provider-segment",
+            "3005",
+        ],
+    );
+    ctl_json(
+        &sw,
+        Some(api),
+        &[
+            "subnet",
+            "create",
+            "s",
+            "--network",
+            "n",
+            "--subnet-range",
+            "10.5.0.0/24",
+        ],
+    );
+    let port = ctl_json(
+        &sw,
+        Some(api),
+        &[
+            "port",
+            "create",
+            "sriov",
+            "--network",
+            "n",
+            "--vnic-type",
+            "direct",
+            "--binding-profile",
+            "pci_slot=0000:3b:02.1",
+            "--host",
+            "compute-1",
+        ],
+    );
+    assert_eq!(port["binding:vif_type"], "hw_veb");
+    let id = port["id"].as_str().unwrap().to_owned();
+    // This machine has no such VF (and the EAL runs with --no-pci): the
+    // attach fails, is logged, the port stays DOWN and the switch goes on.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sw.log_text().contains("cannot attach VF") {
+        assert!(
+            Instant::now() < deadline,
+            "no VF attach attempt logged:\n{}",
+            sw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sw.log_text().contains("0000:3b:02.1"));
+    assert_eq!(
+        ctl_json(&sw, Some(api), &["port", "show", &id])["status"],
+        "DOWN"
+    );
+    let names: Vec<String> = ctl_json(&sw, None, &["port", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, vec!["uplink"]);
+    assert!(ctl(&sw, Some(api), &["port", "delete", &id]).0);
+    assert!(sw.stop().success());
+}

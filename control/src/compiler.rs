@@ -12,12 +12,19 @@
 //!   "physnet1:<switch port>") carries each VLAN network of that physnet
 //!   tagged with its segmentation id, translated to and from the local VLAN,
 //!   and a flat network untagged; no other VID passes;
+//! * the security-group rule set of each attached port, remote groups
+//!   expanded to their members' addresses (for the enforcement to come);
+//! * a port bound as `direct` on this host (vif_type hw_veb) asks for its
+//!   SR-IOV VF (`binding:profile.pci_slot`) to be attached as a DPDK port;
 //! * the status each attached Neutron port should have: ACTIVE while its
 //!   switch port's link is up and both it and its network are admin up,
 //!   DOWN otherwise.
-use crate::neutron::model::{NetworkType, NeutronState, PortStatus};
+use crate::neutron::model::{NetworkType, NeutronState, Port, PortStatus};
+use crate::neutron::validate::{parse_mac, Cidr, IpVersion};
+use dataplane::acl::{AclRule, Direction, PortAcl, Prefix};
 use dataplane::vlan::{PortVlan, VlanMode, MAX_VID};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Local VLAN per network, allocated lowest-free and kept while it exists.
 #[derive(Debug, Default, Clone)]
@@ -85,6 +92,10 @@ pub struct Compiled {
     pub port_vlans: BTreeMap<String, PortVlan>,
     /// Neutron port id -> the status it should have (attached ports only).
     pub statuses: BTreeMap<String, PortStatus>,
+    /// Security-group rule sets of attached ports, by switch port name.
+    pub port_acls: BTreeMap<String, Arc<PortAcl>>,
+    /// Neutron ports bound `direct` here: port id -> VF PCI address.
+    pub vf_attachments: BTreeMap<String, String>,
     /// Problems worth a log line (e.g. VID conflicts on an uplink).
     pub warnings: Vec<String>,
 }
@@ -114,6 +125,8 @@ pub fn compile(
         };
         out.port_vlans.insert(sp.name.to_owned(), pv);
         if let Some(p) = port {
+            out.port_acls
+                .insert(sp.name.to_owned(), Arc::new(port_acl(state, p)));
             let up = vlan.is_some() && sp.link_up;
             out.statuses.insert(
                 p.id.clone(),
@@ -125,6 +138,7 @@ pub fn compile(
             );
         }
     }
+    out.vf_attachments = vf_attachments(state);
     // A port that lost its switch port (VM unplugged) goes DOWN.
     for p in state.ports.values() {
         if p.status != PortStatus::Down && !out.statuses.contains_key(&p.id) {
@@ -165,6 +179,149 @@ pub fn compile(
         }
     }
     out
+}
+
+/// Neutron ports bound `direct` on this host (vif_type hw_veb): port id ->
+/// the VF's PCI address from `binding:profile.pci_slot`.
+pub fn vf_attachments(state: &NeutronState) -> BTreeMap<String, String> {
+    state
+        .ports
+        .values()
+        .filter(|p| {
+            p.binding.vif_type == crate::neutron::model::vif_type::HW_VEB && p.admin_state_up
+        })
+        .filter_map(|p| {
+            Some((
+                p.id.clone(),
+                p.binding.profile.get("pci_slot")?.as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The switch port name a VF attachment gets.
+pub fn vf_port_name(neutron_port_id: &str) -> String {
+    format!(
+        "vf-{}",
+        neutron_port_id.get(..11).unwrap_or(neutron_port_id)
+    )
+}
+
+fn prefix(s: &str) -> Option<Prefix> {
+    let c = Cidr::parse_lenient(s).ok()?;
+    Some(Prefix {
+        v6: c.version == IpVersion::V6,
+        base: c.base,
+        len: c.prefix,
+    })
+}
+
+fn protocol_number(p: &str) -> Option<u8> {
+    match p {
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        "icmp" => Some(1),
+        "icmpv6" | "ipv6-icmp" => Some(58),
+        "sctp" => Some(132),
+        other => other.parse().ok(),
+    }
+}
+
+/// The addresses a port may use: fixed IPs and allowed address pairs.
+fn port_prefixes(p: &Port) -> impl Iterator<Item = Prefix> + '_ {
+    p.fixed_ips
+        .iter()
+        .filter_map(|f| prefix(&f.ip_address))
+        .chain(
+            p.allowed_address_pairs
+                .iter()
+                .filter_map(|a| prefix(&a.ip_address)),
+        )
+}
+
+/// A port's security-group rules with remote groups expanded to the
+/// addresses of the group's member ports (a remote group with no member of
+/// the rule's family allows nothing, so the rule is left out).
+fn port_acl(state: &NeutronState, p: &Port) -> PortAcl {
+    let mac = parse_mac(&p.mac_address)
+        .map(|m| m.iter().fold(0u64, |a, &b| (a << 8) | b as u64))
+        .unwrap_or(0);
+    let mut acl = PortAcl {
+        port_security: p.port_security_enabled,
+        ..Default::default()
+    };
+    for f in &p.fixed_ips {
+        if let Some(pre) = prefix(&f.ip_address) {
+            acl.allowed_sources.push((mac, pre));
+        }
+    }
+    for a in &p.allowed_address_pairs {
+        let m = parse_mac(&a.mac_address)
+            .map(|m| m.iter().fold(0u64, |x, &b| (x << 8) | b as u64))
+            .unwrap_or(mac);
+        if let Some(pre) = prefix(&a.ip_address) {
+            acl.allowed_sources.push((m, pre));
+        }
+    }
+    if !p.port_security_enabled {
+        return acl;
+    }
+    for gid in &p.security_groups {
+        let Some(g) = state.security_groups.get(gid) else {
+            continue;
+        };
+        for r in &g.security_group_rules {
+            let direction = if r.direction == "egress" {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            };
+            let v6 = r.ethertype == "IPv6";
+            let protocol = r
+                .protocol
+                .as_deref()
+                .filter(|p| *p != "any")
+                .and_then(protocol_number);
+            let (port_min, port_max) = match protocol {
+                Some(1) | Some(58) => (
+                    r.port_range_min.unwrap_or(255) as u16,
+                    r.port_range_max.unwrap_or(255) as u16,
+                ),
+                _ => (
+                    r.port_range_min.unwrap_or(0) as u16,
+                    r.port_range_max.unwrap_or(65535) as u16,
+                ),
+            };
+            let rule = |remote| AclRule {
+                direction,
+                v6,
+                protocol,
+                port_min,
+                port_max,
+                remote,
+            };
+            match (&r.remote_ip_prefix, &r.remote_group_id) {
+                (Some(pre), _) => {
+                    if let Some(pre) = prefix(pre) {
+                        acl.rules.push(rule(Some(pre)));
+                    }
+                }
+                (None, Some(remote)) => {
+                    let members: BTreeSet<Prefix> = state
+                        .ports
+                        .values()
+                        .filter(|m| m.security_groups.iter().any(|s| s == remote))
+                        .flat_map(|m| port_prefixes(m).collect::<Vec<_>>())
+                        .filter(|pre| pre.v6 == v6)
+                        .collect();
+                    acl.rules
+                        .extend(members.into_iter().map(|pre| rule(Some(pre))));
+                }
+                (None, None) => acl.rules.push(rule(None)),
+            }
+        }
+    }
+    acl
 }
 
 /// `["physnet1:uplink", ...]` as a map; entries were validated by Neutron.

@@ -68,12 +68,18 @@ struct NeutronSide {
     dataplane_latency: Latency,
     /// Generation of the Neutron state last compiled.
     compiled_generation: u64,
+    /// VFs that could not be attached, and when: retried after a while.
+    vf_failures: BTreeMap<String, Instant>,
 }
 
 struct OpenPort {
     cfg: PortConfig,
     bridge: usize,
     vlan: PortVlan,
+    /// Security-group rule set of the attached Neutron port.
+    acl: Option<Arc<dataplane::acl::PortAcl>>,
+    /// Opened by the daemon for a Neutron `direct` port (an SR-IOV VF).
+    neutron_vf: bool,
     eth: EthPort,
     base: PortTotals,
 }
@@ -132,6 +138,7 @@ impl Daemon {
                     latency: Latency::default(),
                     dataplane_latency: Latency::default(),
                     compiled_generation: u64::MAX,
+                    vf_failures: BTreeMap::new(),
                 })
             }
             None => None,
@@ -211,6 +218,7 @@ impl Daemon {
                     })?;
             }
         }
+        daemon.reconcile_vfs();
         daemon.compile_neutron();
         daemon.publish();
         daemon.spawn_workers()?;
@@ -285,6 +293,8 @@ impl Daemon {
                 cfg,
                 bridge,
                 vlan,
+                acl: None,
+                neutron_vf: false,
                 eth,
                 base,
             },
@@ -328,6 +338,7 @@ impl Daemon {
                 bridge: p.bridge,
                 vlan: p.vlan.clone(),
                 queues: Arc::clone(p.eth.queues()),
+                acl: p.acl.clone(),
             });
             for q in 0..p.cfg.rx_queues {
                 let same_port = old
@@ -479,7 +490,81 @@ impl Daemon {
                 }
             }
         }
+        for p in self.ports.values_mut() {
+            let acl = compiled.port_acls.get(&p.cfg.name).cloned();
+            if p.acl != acl {
+                p.acl = acl;
+                changed = true;
+            }
+        }
         changed
+    }
+
+    /// Attaches the SR-IOV VF of every Neutron port bound `direct` here (a
+    /// DPDK ethdev by PCI address, in its network's VLAN via iface_id) and
+    /// detaches those no longer wanted. A VF that cannot be opened is
+    /// logged, its port stays DOWN, and it is retried every 30 s.
+    fn reconcile_vfs(&mut self) {
+        let Some(n) = self.neutron.as_mut() else {
+            return;
+        };
+        let wanted = compiler::vf_attachments(&n.service.state());
+        let stale: Vec<String> = self
+            .ports
+            .values()
+            .filter(|p| {
+                p.neutron_vf
+                    && !p
+                        .cfg
+                        .iface_id
+                        .as_ref()
+                        .is_some_and(|id| wanted.contains_key(id))
+            })
+            .map(|p| p.cfg.name.clone())
+            .collect();
+        for name in stale {
+            match self.del_port(&name) {
+                Ok(_) => info!(port = %name, "VF detached"),
+                Err(e) => warn!(port = %name, "cannot detach VF: {e}"),
+            }
+        }
+        let Some(n) = self.neutron.as_mut() else {
+            return;
+        };
+        n.vf_failures
+            .retain(|id, at| wanted.contains_key(id) && at.elapsed() < Duration::from_secs(30));
+        let todo: Vec<(String, String)> = wanted
+            .into_iter()
+            .filter(|(id, _)| !n.vf_failures.contains_key(id))
+            .filter(|(id, _)| !self.ports.contains_key(&compiler::vf_port_name(id)))
+            .collect();
+        for (id, pci) in todo {
+            let name = compiler::vf_port_name(&id);
+            let cfg = PortConfig {
+                name: name.clone(),
+                devargs: pci.clone(),
+                vlan_mode: None,
+                tag: None,
+                trunks: vec![],
+                vlan_translations: vec![],
+                rx_queues: 1,
+                iface_id: Some(id.clone()),
+            };
+            match self.open_port(0, cfg) {
+                Ok(()) => {
+                    if let Some(p) = self.ports.get_mut(&name) {
+                        p.neutron_vf = true;
+                    }
+                    info!(neutron_port = %id, %pci, port = %name, "VF attached");
+                }
+                Err(e) => {
+                    warn!(neutron_port = %id, %pci, "cannot attach VF: {e}");
+                    if let Some(n) = self.neutron.as_mut() {
+                        n.vf_failures.insert(id, Instant::now());
+                    }
+                }
+            }
+        }
     }
 
     /// Tells Neutron the status each attached port has now (only changes).
@@ -511,6 +596,7 @@ impl Daemon {
     /// A committed Neutron change: compile, publish if the dataplane changes,
     /// record the latency, report port statuses.
     fn on_neutron_update(&mut self, since: Instant) {
+        self.reconcile_vfs();
         let changed = self.compile_neutron();
         if changed {
             self.publish();
@@ -588,6 +674,12 @@ impl Daemon {
                 vlan_translations: p.vlan.translations().to_vec(),
                 rx_queues: p.cfg.rx_queues,
                 iface_id: p.cfg.iface_id.clone(),
+                security: p.acl.as_ref().map(|a| crate::protocol::PortSecurity {
+                    port_security: a.port_security,
+                    allowed_sources: a.allowed_sources.len(),
+                    ingress_rules: a.count(dataplane::acl::Direction::Ingress),
+                    egress_rules: a.count(dataplane::acl::Direction::Egress),
+                }),
                 link_up: p.eth.link_up(),
                 mac: EthernetAddress(p.eth.mac_addr()).to_string(),
             })
@@ -862,7 +954,17 @@ impl Daemon {
             for b in &self.bridges {
                 b.fdb.expire();
             }
-            // Links come and go without a Neutron change.
+            // Links come and go without a Neutron change; failed VFs retry.
+            if self
+                .neutron
+                .as_ref()
+                .is_some_and(|n| !n.vf_failures.is_empty())
+            {
+                self.reconcile_vfs();
+                if self.compile_neutron() {
+                    self.publish();
+                }
+            }
             self.report_neutron_status();
         }
     }

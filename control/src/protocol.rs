@@ -73,8 +73,20 @@ pub struct PortInfo {
     pub rx_queues: u16,
     #[serde(default)]
     pub iface_id: Option<String>,
+    /// Summary of the compiled security-group rule set, for ports attached
+    /// to a Neutron port.
+    #[serde(default)]
+    pub security: Option<PortSecurity>,
     pub link_up: bool,
     pub mac: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortSecurity {
+    pub port_security: bool,
+    pub allowed_sources: usize,
+    pub ingress_rules: usize,
+    pub egress_rules: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! The fast path of Ferroswitch.
 //!
+//! * [`acl`]: compiled security-group rule sets per port.
 //! * [`wire`]: typed zero-copy views over frame bytes that never panic.
 //! * [`flow_key`]: the compact key extracted once per packet.
 //! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
@@ -8,6 +9,7 @@
 //! * [`worker`]: the pinned poll-mode worker loop.
 //! * [`stats`]: single-writer counters the control thread reads.
 //! * [`selfcheck`]: parser invariants shared by proptests and the fuzzer.
+pub mod acl;
 pub mod flow_key;
 pub mod mac_table;
 pub mod selfcheck;

@@ -26,6 +26,8 @@ pub struct PortConf {
     pub bridge: usize,
     pub vlan: PortVlan,
     pub queues: Arc<PortQueues>,
+    /// Security-group rule set of the Neutron port attached here, if any.
+    pub acl: Option<Arc<crate::acl::PortAcl>>,
 }
 
 /// A bridge: its own MAC table and flood domain.
