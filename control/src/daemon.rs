@@ -462,15 +462,7 @@ impl Daemon {
             return false;
         };
         let state = n.service.state();
-        let views: Vec<SwitchPort<'_>> = self
-            .ports
-            .values()
-            .map(|p| SwitchPort {
-                name: &p.cfg.name,
-                iface_id: p.cfg.iface_id.as_deref(),
-                link_up: p.eth.link_up(),
-            })
-            .collect();
+        let views = switch_port_views(&self.ports);
         let compiled = compiler::compile(&state, &views, &n.mappings, &mut n.locals);
         drop(views);
         n.compiled_generation = state.generation;
@@ -573,15 +565,7 @@ impl Daemon {
             return;
         };
         let state = n.service.state();
-        let views: Vec<SwitchPort<'_>> = self
-            .ports
-            .values()
-            .map(|p| SwitchPort {
-                name: &p.cfg.name,
-                iface_id: p.cfg.iface_id.as_deref(),
-                link_up: p.eth.link_up(),
-            })
-            .collect();
+        let views = switch_port_views(&self.ports);
         let compiled = compiler::compile(&state, &views, &n.mappings, &mut n.locals);
         for (id, status) in compiled.statuses {
             if state.ports.get(&id).is_some_and(|p| p.status != status) {
@@ -1065,6 +1049,18 @@ impl Drop for Daemon {
             self.shutdown();
         }
     }
+}
+
+/// The compiler's view of the switch ports.
+fn switch_port_views(ports: &BTreeMap<String, OpenPort>) -> Vec<SwitchPort<'_>> {
+    ports
+        .values()
+        .map(|p| SwitchPort {
+            name: &p.cfg.name,
+            iface_id: p.cfg.iface_id.as_deref(),
+            link_up: p.eth.link_up(),
+        })
+        .collect()
 }
 
 /// A port's row: the switch's own counters plus what the PMD saw missing.
