@@ -8,21 +8,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn neutron_config(dir: &TempDir, tag: &str, api: u16, metrics: u16) -> String {
-    format!(
-        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n\
-         [neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\nhost = \"compute-1\"\n\
-         network_vlan_ranges = [\"physnet1:3000:3099\"]\nbridge_mappings = [\"physnet1:uplink\"]\n\
-         vhost_socket_dir = \"{vhu}\"\n\
-         [[bridges]]\nname = \"br-int\"\n\
-         [[bridges.ports]]\nname = \"uplink\"\ndevargs = \"net_pcap0,tx_pcap={up}\"\n",
-        head = config_head(dir, tag),
-        db = dir.path("neutron.db").display(),
-        vhu = dir.path("vhu").display(),
-        up = dir.path("uplink-tx.pcap").display(),
-    )
-}
-
 fn wait_status(sw: &Switch, api: u16, port: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

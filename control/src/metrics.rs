@@ -71,6 +71,14 @@ impl Latency {
     }
 }
 
+/// A histogram kept elsewhere: `le` bounds (seconds) with cumulative counts.
+pub struct Buckets<'a> {
+    pub bounds: &'a [f64],
+    pub cumulative: &'a [u64],
+    pub count: u64,
+    pub sum: f64,
+}
+
 /// Builds the text exposition format.
 #[derive(Default)]
 pub struct Exposition {
@@ -128,19 +136,10 @@ impl Exposition {
         let _ = writeln!(self.out, "{name}_count{} {}", labels(l), h.count);
     }
 
-    /// A histogram from cumulative bucket counts (`le` bounds in seconds).
-    pub fn histogram_raw(
-        &mut self,
-        name: &str,
-        help: &str,
-        l: &[(&str, &str)],
-        bounds: &[f64],
-        cumulative: &[u64],
-        count: u64,
-        sum: f64,
-    ) {
+    /// A histogram from cumulative bucket counts.
+    pub fn histogram_raw(&mut self, name: &str, help: &str, l: &[(&str, &str)], h: &Buckets<'_>) {
         self.declare(name, "histogram", help);
-        for (b, c) in bounds.iter().zip(cumulative) {
+        for (b, c) in h.bounds.iter().zip(h.cumulative) {
             let le = b.to_string();
             let mut with = l.to_vec();
             with.push(("le", &le));
@@ -148,9 +147,9 @@ impl Exposition {
         }
         let mut with = l.to_vec();
         with.push(("le", "+Inf"));
-        let _ = writeln!(self.out, "{name}_bucket{} {count}", labels(&with));
-        let _ = writeln!(self.out, "{name}_sum{} {sum}", labels(l));
-        let _ = writeln!(self.out, "{name}_count{} {count}", labels(l));
+        let _ = writeln!(self.out, "{name}_bucket{} {}", labels(&with), h.count);
+        let _ = writeln!(self.out, "{name}_sum{} {}", labels(l), h.sum);
+        let _ = writeln!(self.out, "{name}_count{} {}", labels(l), h.count);
     }
 
     /// The Neutron API's per-route request counts, errors and latencies.
@@ -173,14 +172,17 @@ impl Exposition {
                 &l,
                 r.errors,
             );
+            let h = Buckets {
+                bounds: &bounds,
+                cumulative: &r.buckets,
+                count: r.count,
+                sum: r.total_micros as f64 / 1e6,
+            };
             self.histogram_raw(
                 "ferroswitch_api_request_seconds",
                 "Neutron API request latency.",
                 &l,
-                &bounds,
-                &r.buckets,
-                r.count,
-                r.total_micros as f64 / 1e6,
+                &h,
             );
         }
     }

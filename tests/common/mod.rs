@@ -334,3 +334,118 @@ pub fn ctl_json(sw: &Switch, api_port: Option<u16>, args: &[&str]) -> serde_json
     assert!(ok, "vswitchctl {args:?} failed: {err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("vswitchctl {args:?}: {e}: {out}"))
 }
+
+/// A plain HTTP/1.1 request on loopback with an optional JSON body (sent
+/// with `Content-Type: application/json`, `X-Auth-Token: notused`,
+/// `Content-Length` and `Connection: close`); returns (status, body). A
+/// chunked reply is de-chunked; status 0 when the reply is not HTTP.
+pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    try_http(port, method, path, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// As [`http`], but a connection or I/O failure is returned, not a panic
+/// (for requests that may race a dying daemon).
+pub fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nX-Auth-Token: notused\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut payload = raw[split + 4..].to_vec();
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_ascii_lowercase())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        let mut out = Vec::new();
+        let mut rest = &payload[..];
+        loop {
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| bad("truncated chunk size"))?;
+            let size_line = String::from_utf8_lossy(&rest[..eol]).into_owned();
+            let size_hex = size_line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_hex, 16).map_err(|_| bad("bad chunk size"))?;
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            if rest.len() < size + 2 {
+                return Err(bad("truncated chunk"));
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        payload = out;
+    } else if let Some(n) = header("content-length").and_then(|n| n.parse::<usize>().ok()) {
+        if payload.len() < n {
+            return Err(bad("body shorter than Content-Length"));
+        }
+        payload.truncate(n);
+    }
+    Ok((status, String::from_utf8_lossy(&payload).into_owned()))
+}
+
+/// Runs `vswitchctl` as [`ctl`] does; returns (exit code, stdout, stderr).
+pub fn ctl_code(sw: &Switch, api_port: Option<u16>, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin("vswitchctl"));
+    cmd.arg("--socket").arg(&sw.socket);
+    if let Some(p) = api_port {
+        cmd.arg("--api").arg(format!("http://127.0.0.1:{p}"));
+    }
+    let out = cmd.args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A daemon config with the Neutron API on `api`, metrics on `metrics`, a
+/// SQLite file in `dir`, host "compute-1", tenant/provider VLANs
+/// physnet1:3000-3099 and physnet1's uplink: switch port "uplink" of
+/// bridge "br-int" (a net_pcap port writing what it sends to uplink-tx.pcap).
+pub fn neutron_config(dir: &TempDir, tag: &str, api: u16, metrics: u16) -> String {
+    format!(
+        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n\
+         [neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\nhost = \"compute-1\"\n\
+         network_vlan_ranges = [\"physnet1:3000:3099\"]\nbridge_mappings = [\"physnet1:uplink\"]\n\
+         vhost_socket_dir = \"{vhu}\"\n\
+         [[bridges]]\nname = \"br-int\"\n\
+         [[bridges.ports]]\nname = \"uplink\"\ndevargs = \"net_pcap0,tx_pcap={up}\"\n",
+        head = config_head(dir, tag),
+        db = dir.path("neutron.db").display(),
+        vhu = dir.path("vhu").display(),
+        up = dir.path("uplink-tx.pcap").display(),
+    )
+}
