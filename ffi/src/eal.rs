@@ -10,7 +10,8 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 /// Proof that the EAL is up; `rte_eal_cleanup` runs when it is dropped.
 /// Everything that needs the EAL borrows or clones from objects made after it.
 pub struct Eal {
-    _private: (),
+    /// `/var/run/dpdk/<file-prefix>`: removed on drop when DPDK left it empty.
+    runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl Eal {
@@ -43,7 +44,15 @@ impl Eal {
             INITIALISED.store(false, Ordering::SeqCst);
             return Err(DpdkError::from_rte_errno("rte_eal_init"));
         }
-        Ok(Eal { _private: () })
+        // SAFETY: after a successful init DPDK returns a pointer to its own
+        // NUL-terminated runtime directory string (or null).
+        let runtime_dir = unsafe {
+            let p = raw::rte_eal_get_runtime_dir();
+            (!p.is_null()).then(|| {
+                std::path::PathBuf::from(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+            })
+        };
+        Ok(Eal { runtime_dir })
     }
 
     /// The calling thread's lcore id, or `None` for an unregistered thread.
@@ -59,6 +68,24 @@ impl Drop for Eal {
         // SAFETY: every DPDK object is released before the Eal (the daemon
         // drops ports and pools first); cleanup runs once.
         unsafe { raw::rte_eal_cleanup() };
+        // DPDK leaves the directory behind, holding only its telemetry
+        // socket (unlinked at exit, after this). Remove both, but only when
+        // nothing else is there (a secondary process's files stay).
+        if let Some(d) = &self.runtime_dir {
+            let entries: Vec<_> = std::fs::read_dir(d)
+                .map(|r| r.flatten().collect())
+                .unwrap_or_default();
+            if entries.iter().all(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("dpdk_telemetry")
+            }) {
+                entries
+                    .iter()
+                    .for_each(|e| drop(std::fs::remove_file(e.path())));
+                let _ = std::fs::remove_dir(d);
+            }
+        }
     }
 }
 
