@@ -1185,7 +1185,10 @@ fn sigkill_during_creates_loses_nothing_acknowledged() {
 
     // DPDK left its runtime dir behind: remove it (ours, by the prefix
     // config_head gave), and use a new prefix for the restart anyway.
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/fswt-ndapi-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(format!(
+        "/var/run/dpdk/fswt-ndapi-kill-{}",
+        std::process::id()
+    ));
     let cfg2 = neutron_config(&dir, "ndapi-kill2", port, metrics);
     let sw = Switch::start(&dir, &cfg2);
     let nets = ids(&api.get("/v2.0/networks?fields=id")["networks"]);
