@@ -38,9 +38,11 @@ pub enum TagAction {
 pub enum Decision {
     /// To one port, with a tag action.
     Unicast(u16, TagAction),
-    /// To every other member of `vlan` in the bridge.
+    /// To every other member of `vlan` in the bridge; `in_tci` is the
+    /// frame's outer tag as parsed (so flooding does not parse again).
     Flood {
         vlan: u16,
+        in_tci: Option<u16>,
     },
     Drop(DropReason),
 }
@@ -79,10 +81,10 @@ pub fn decide(key: &FlowKey, in_port: &PortConf, snap: &Snapshot, fdb: &MacTable
         fdb.learn(vlan, src, in_port.port_id);
     }
     if !key.dl_dst.is_unicast() {
-        return Decision::Flood { vlan };
+        return Decision::Flood { vlan, in_tci };
     }
     match fdb.lookup(vlan, key.dl_dst.to_u64()) {
-        None => Decision::Flood { vlan },
+        None => Decision::Flood { vlan, in_tci },
         Some(p) if p == in_port.port_id => Decision::Drop(DropReason::NoOutput),
         Some(p) => match snap.port(p).and_then(|o| o.vlan.egress(vlan)) {
             Some(eg) => Decision::Unicast(p, tag_action(in_tci, eg)),
@@ -368,8 +370,8 @@ impl Worker {
                         drop_into(&mut local.trash, m);
                     }
                 }
-                Decision::Flood { vlan } => {
-                    if !self.flood(snap, in_port, bridge.port_mask, vlan, m, local) {
+                Decision::Flood { vlan, in_tci } => {
+                    if !self.flood(snap, in_port, vlan, in_tci, m, local) {
                         dropped += 1;
                     }
                 }
@@ -417,16 +419,14 @@ impl Worker {
         &self,
         snap: &Snapshot,
         in_port: &PortConf,
-        mask: u64,
         vlan: u16,
+        in_tci: Option<u16>,
         m: Mbuf,
         local: &mut WorkerState,
     ) -> bool {
-        let in_tci = FlowKey::extract_l2(m.data(), None)
-            .ok()
-            .and_then(|k| k.has_vlan.then_some(k.vlan_tci));
         let mut targets = [(0u16, TagAction::Keep); MAX_PORTS];
         let mut k = 0;
+        let mask = snap.bridges.get(in_port.bridge).map_or(0, |b| b.port_mask);
         let mut rest = mask & !(1u64 << in_port.port_id);
         while rest != 0 {
             let p = rest.trailing_zeros() as u16;
