@@ -70,6 +70,8 @@ struct NeutronSide {
     compiled_generation: u64,
     /// VFs that could not be attached, and when: retried after a while.
     vf_failures: BTreeMap<String, Instant>,
+    /// The status each attached Neutron port should have, as last compiled.
+    statuses: BTreeMap<String, crate::neutron::model::PortStatus>,
 }
 
 struct OpenPort {
@@ -139,6 +141,7 @@ impl Daemon {
                     dataplane_latency: Latency::default(),
                     compiled_generation: u64::MAX,
                     vf_failures: BTreeMap::new(),
+                    statuses: BTreeMap::new(),
                 })
             }
             None => None,
@@ -466,6 +469,7 @@ impl Daemon {
         let compiled = compiler::compile(&state, &views, &n.mappings, &mut n.locals);
         drop(views);
         n.compiled_generation = state.generation;
+        n.statuses = compiled.statuses;
         for w in &compiled.warnings {
             warn!("neutron: {w}");
         }
@@ -560,17 +564,17 @@ impl Daemon {
     }
 
     /// Tells Neutron the status each attached port has now (only changes).
+    /// Uses the statuses of the last [`Self::compile_neutron`]; call that
+    /// first when the ports or the state may have changed.
     fn report_neutron_status(&mut self) {
         let Some(n) = self.neutron.as_mut() else {
             return;
         };
         let state = n.service.state();
-        let views = switch_port_views(&self.ports);
-        let compiled = compiler::compile(&state, &views, &n.mappings, &mut n.locals);
-        for (id, status) in compiled.statuses {
-            if state.ports.get(&id).is_some_and(|p| p.status != status) {
+        for (id, &status) in &n.statuses {
+            if state.ports.get(id).is_some_and(|p| p.status != status) {
                 info!(neutron_port = %id, status = status.as_str(), "port status");
-                if let Err(e) = n.service.set_port_status(&id, status) {
+                if let Err(e) = n.service.set_port_status(id, status) {
                     warn!(neutron_port = %id, "cannot report status: {e}");
                 }
             }
@@ -945,9 +949,9 @@ impl Daemon {
                 .is_some_and(|n| !n.vf_failures.is_empty())
             {
                 self.reconcile_vfs();
-                if self.compile_neutron() {
-                    self.publish();
-                }
+            }
+            if self.compile_neutron() {
+                self.publish();
             }
             self.report_neutron_status();
         }
