@@ -7,20 +7,6 @@ use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Command;
 
-fn vswitchctl(sw: &Switch, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("vswitchctl"))
-        .arg("--socket")
-        .arg(&sw.socket)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn two_port_config(dir: &TempDir, tag: &str) -> String {
     format!(
         "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_pcap0,tx_pcap={}\"\ntag = 5\n\
@@ -116,13 +102,13 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
     let dir = TempDir::new("ctl");
     let sw = Switch::start(&dir, &two_port_config(&dir, "ctl"));
 
-    let (ok, out, _) = vswitchctl(&sw, &["port", "list"]);
+    let (ok, out, _) = ctl(&sw, None, &["port", "list"]);
     assert!(ok);
     assert!(
         out.contains("p0") && out.contains("access 5") && out.contains("trunk [5, 6]"),
         "{out}"
     );
-    let (ok, out, _) = vswitchctl(&sw, &["port", "stats", "--json"]);
+    let (ok, out, _) = ctl(&sw, None, &["port", "stats", "--json"]);
     assert!(ok);
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     for key in [
@@ -136,7 +122,7 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
     ] {
         assert!(rows[0].get(key).is_some(), "port stats lacks {key}: {out}");
     }
-    let (ok, out, _) = vswitchctl(&sw, &["pmd-stats", "--json"]);
+    let (ok, out, _) = ctl(&sw, None, &["pmd-stats", "--json"]);
     assert!(ok);
     let pmd: serde_json::Value = serde_json::from_str(&out).unwrap();
     for key in [
@@ -149,15 +135,15 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
         assert!(pmd[0].get(key).is_some(), "pmd-stats lacks {key}: {out}");
     }
     assert_eq!(pmd[0]["core"], 1);
-    let (ok, out, _) = vswitchctl(&sw, &["pmd-stats"]);
+    let (ok, out, _) = ctl(&sw, None, &["pmd-stats"]);
     assert!(
         ok && out.contains("avg processing cycles per packet"),
         "{out}"
     );
-    let (ok, out, _) = vswitchctl(&sw, &["fdb", "show"]);
+    let (ok, out, _) = ctl(&sw, None, &["fdb", "show"]);
     assert!(ok && out.contains("MAC"), "{out}");
 
-    let before = vswitchctl(&sw, &["port", "list", "--json"]).1;
+    let before = ctl(&sw, None, &["port", "list", "--json"]).1;
     let bad: &[(&[&str], &str)] = &[
         (
             &["port", "add", "br0", "p2", "net_null2", "--tag", "4095"],
@@ -186,7 +172,7 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
         (&["fdb", "show", "nobr"], "bridge"),
     ];
     for (args, field) in bad {
-        let (ok, _, err) = vswitchctl(&sw, args);
+        let (ok, _, err) = ctl(&sw, None, args);
         assert!(!ok, "{args:?} must fail");
         assert!(
             err.contains(field),
@@ -194,7 +180,7 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
         );
     }
     assert_eq!(
-        vswitchctl(&sw, &["port", "list", "--json"]).1,
+        ctl(&sw, None, &["port", "list", "--json"]).1,
         before,
         "nothing half-applied"
     );
@@ -209,15 +195,16 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
         "{line}"
     );
 
-    let (ok, _, _) = vswitchctl(
+    let (ok, _, _) = ctl(
         &sw,
+        None,
         &["port", "add", "br0", "p2", "net_null2", "--tag", "6"],
     );
     assert!(ok);
-    assert!(vswitchctl(&sw, &["port", "list"]).1.contains("p2"));
-    let (ok, out, _) = vswitchctl(&sw, &["port", "del", "p2"]);
+    assert!(ctl(&sw, None, &["port", "list"]).1.contains("p2"));
+    let (ok, out, _) = ctl(&sw, None, &["port", "del", "p2"]);
     assert!(ok && out.contains("rx_packets"), "{out}");
-    assert_eq!(vswitchctl(&sw, &["port", "list", "--json"]).1, before);
+    assert_eq!(ctl(&sw, None, &["port", "list", "--json"]).1, before);
     assert!(sw.stop().success());
 }
 
