@@ -121,7 +121,9 @@ impl MacTable {
     }
 
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        // A writer reserves before it claims, so the raw count can briefly
+        // read one over the bound.
+        self.len.load(Ordering::Relaxed).min(self.capacity)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -221,19 +223,22 @@ impl MacTable {
 
     #[cold]
     fn insert(&self, b: &Bucket, key: u64, val: u64, now: u32) -> Learned {
-        if self.len.load(Ordering::Relaxed) < self.capacity {
+        // Reserve a unit of the bound before claiming a slot, so racing
+        // writers can never take the table past `capacity`.
+        if self.len.fetch_add(1, Ordering::SeqCst) < self.capacity {
             for i in 0..WAYS {
                 if b.keys[i].load(Ordering::Acquire) == 0
                     && b.keys[i]
-                        .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+                        .compare_exchange(0, key, Ordering::SeqCst, Ordering::Acquire)
                         .is_ok()
                 {
                     b.vals[i].store(val, Ordering::Release);
-                    self.len.fetch_add(1, Ordering::Relaxed);
+                    self.drop_if_duplicate(b, i, key);
                     return Learned::New;
                 }
             }
         }
+        self.len.fetch_sub(1, Ordering::SeqCst);
         // Full table or full bucket: replace the bucket's stalest entry.
         let mut victim = None;
         let mut oldest_age = 0u32;
@@ -259,14 +264,33 @@ impl MacTable {
         // Invalidate first so a concurrent reader of the old key misses.
         b.vals[i].store(0, Ordering::Release);
         if b.keys[i]
-            .compare_exchange(k, key, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(k, key, Ordering::SeqCst, Ordering::Acquire)
             .is_err()
         {
             return Learned::Full;
         }
         b.vals[i].store(val, Ordering::Release);
         self.evictions.fetch_add(1, Ordering::Relaxed);
+        self.drop_if_duplicate(b, i, key);
         Learned::Evicted
+    }
+
+    /// Two writers that learn the same new MAC at once can each claim a slot.
+    /// Every claimant scans the bucket after its claim (SeqCst, so the later
+    /// one sees the earlier) and gives its slot back if it sees a twin. At
+    /// worst both give back and the next frame learns again; never two
+    /// entries for one key.
+    fn drop_if_duplicate(&self, b: &Bucket, mine: usize, key: u64) {
+        let twin = (0..WAYS).any(|j| j != mine && b.keys[j].load(Ordering::SeqCst) == key);
+        if twin {
+            b.vals[mine].store(0, Ordering::Release);
+            if b.keys[mine]
+                .compare_exchange(key, 0, Ordering::SeqCst, Ordering::Acquire)
+                .is_ok()
+            {
+                self.len.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
     }
 
     fn remove_where(&self, mut pred: impl FnMut(u64, u64) -> bool) -> usize {
@@ -512,5 +536,11 @@ mod tests {
         stop.store(true, Ordering::Release);
         assert!(reader.join().unwrap() > 0);
         assert!(t.len() <= 64);
+        // One slot per key, and the count matches the slots.
+        let entries = t.entries();
+        let mut keys: Vec<_> = entries.iter().map(|e| (e.vlan, e.mac)).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), entries.len(), "duplicate keys");
+        assert_eq!(entries.len(), t.len());
     }
 }
