@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
         tx_desc: 512,
     };
     let ports: Vec<EthPort> = (0..3)
-        .map(|i| EthPort::open(&format!("net_null{i}"), setup, &pool).unwrap())
+        .map(|i| EthPort::open(i as u16, &format!("net_null{i}"), setup, &pool).unwrap())
         .collect();
     let fdb = Arc::new(MacTable::new(65_536, 300));
     let vlans = [

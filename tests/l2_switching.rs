@@ -122,6 +122,9 @@ fn learned_mac_goes_to_exactly_one_port() {
     sw.ok(&Request::PortAdd {
         bridge: "br0".into(),
         port: control::config::PortConfig {
+            kind: Default::default(),
+            vhost_server_path: None,
+            iface: None,
             name: "p0".into(),
             devargs,
             vlan_mode: None,
@@ -197,6 +200,9 @@ fn access_trunk_and_native_tagging_on_the_wire() {
     sw.ok(&Request::PortAdd {
         bridge: "br0".into(),
         port: control::config::PortConfig {
+            kind: Default::default(),
+            vhost_server_path: None,
+            iface: None,
             name: "sender".into(),
             devargs: format!(
                 "net_pcap4,rx_pcap={},tx_pcap={}",
@@ -320,6 +326,9 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
         sw.ok(&Request::PortAdd {
             bridge: "br0".into(),
             port: control::config::PortConfig {
+                kind: Default::default(),
+                vhost_server_path: None,
+                iface: None,
                 name: name.clone(),
                 devargs: format!("net_pcap{},tx_pcap=/dev/null", 2 + i % 2),
                 vlan_mode: None,
@@ -440,6 +449,9 @@ fn uplink_translates_provider_vlans_to_local_ones() {
     sw.ok(&Request::PortAdd {
         bridge: "br-int".into(),
         port: control::config::PortConfig {
+            kind: Default::default(),
+            vhost_server_path: None,
+            iface: None,
             name: "vm2".into(),
             devargs: format!(
                 "net_pcap2,rx_pcap={},tx_pcap={}",

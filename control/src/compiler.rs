@@ -14,8 +14,10 @@
 //!   and a flat network untagged; no other VID passes;
 //! * the security-group rule set of each attached port, remote groups
 //!   expanded to their members' addresses (for the enforcement to come);
-//! * a port bound as `direct` on this host (vif_type hw_veb) asks for its
-//!   SR-IOV VF (`binding:profile.pci_slot`) to be attached as a DPDK port;
+//! * a port bound `normal` on this host (vif_type vhostuser) asks for a
+//!   vhost-user client port at its `vhostuser_socket`, one bound `direct`
+//!   (vif_type hw_veb) for its SR-IOV VF (`binding:profile.pci_slot`) as a
+//!   DPDK port ([`attachments`]);
 //! * the status each attached Neutron port should have: ACTIVE while its
 //!   switch port's link is up and both it and its network are admin up,
 //!   DOWN otherwise.
@@ -94,8 +96,6 @@ pub struct Compiled {
     pub statuses: BTreeMap<String, PortStatus>,
     /// Security-group rule sets of attached ports, by switch port name.
     pub port_acls: BTreeMap<String, Arc<PortAcl>>,
-    /// Neutron ports bound `direct` here: port id -> VF PCI address.
-    pub vf_attachments: BTreeMap<String, String>,
     /// Problems worth a log line (e.g. VID conflicts on an uplink).
     pub warnings: Vec<String>,
 }
@@ -138,7 +138,6 @@ pub fn compile(
             );
         }
     }
-    out.vf_attachments = vf_attachments(state);
     // A port that lost its switch port (VM unplugged) goes DOWN.
     for p in state.ports.values() {
         if p.status != PortStatus::Down && !out.statuses.contains_key(&p.id) {
@@ -181,30 +180,65 @@ pub fn compile(
     out
 }
 
-/// Neutron ports bound `direct` on this host (vif_type hw_veb): port id ->
-/// the VF's PCI address from `binding:profile.pci_slot`.
-pub fn vf_attachments(state: &NeutronState) -> BTreeMap<String, String> {
+/// A switch port the daemon opens by itself for a Neutron port bound on
+/// this host, as os-vif plugs one for Nova.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The switch port's name: os-vif's device name ("vhu" / "vf-" + the
+    /// first 11 characters of the port id).
+    pub port_name: String,
+    pub kind: crate::config::PortType,
+    /// The VF's PCI address, or the vhost-user socket path.
+    pub target: String,
+}
+
+impl Attachment {
+    /// The port's config: in its network's VLAN through `iface_id`.
+    pub fn port_config(&self, neutron_port_id: &str) -> crate::config::PortConfig {
+        use crate::config::{PortConfig, PortType};
+        let mut c = PortConfig::dpdk(&self.port_name, "");
+        c.kind = self.kind;
+        match self.kind {
+            PortType::Dpdkvhostuserclient => c.vhost_server_path = Some(self.target.clone()),
+            _ => c.devargs = self.target.clone(),
+        }
+        c.iface_id = Some(neutron_port_id.to_owned());
+        c
+    }
+}
+
+/// The Neutron ports bound on this host that need a switch port of their
+/// own: `normal` ports (vif_type vhostuser) get a vhost-user client port at
+/// `binding:vif_details.vhostuser_socket` (QEMU is the socket's server,
+/// `vhostuser_mode=server`); admin-up `direct` ports (vif_type hw_veb) get
+/// their SR-IOV VF from `binding:profile.pci_slot`. By Neutron port id.
+pub fn attachments(state: &NeutronState) -> BTreeMap<String, Attachment> {
+    use crate::config::PortType;
+    use crate::neutron::model::vif_type;
+    let short = |id: &str| id.get(..11).unwrap_or(id).to_owned();
     state
         .ports
         .values()
-        .filter(|p| {
-            p.binding.vif_type == crate::neutron::model::vif_type::HW_VEB && p.admin_state_up
-        })
         .filter_map(|p| {
-            Some((
-                p.id.clone(),
-                p.binding.profile.get("pci_slot")?.as_str()?.to_owned(),
-            ))
+            let b = &p.binding;
+            let a = if b.vif_type == vif_type::VHOSTUSER {
+                Attachment {
+                    port_name: format!("vhu{}", short(&p.id)),
+                    kind: PortType::Dpdkvhostuserclient,
+                    target: b.vif_details.get("vhostuser_socket")?.as_str()?.to_owned(),
+                }
+            } else if b.vif_type == vif_type::HW_VEB && p.admin_state_up {
+                Attachment {
+                    port_name: format!("vf-{}", short(&p.id)),
+                    kind: PortType::Dpdk,
+                    target: b.profile.get("pci_slot")?.as_str()?.to_owned(),
+                }
+            } else {
+                return None;
+            };
+            Some((p.id.clone(), a))
         })
         .collect()
-}
-
-/// The switch port name a VF attachment gets.
-pub fn vf_port_name(neutron_port_id: &str) -> String {
-    format!(
-        "vf-{}",
-        neutron_port_id.get(..11).unwrap_or(neutron_port_id)
-    )
 }
 
 fn prefix(s: &str) -> Option<Prefix> {

@@ -52,6 +52,10 @@ pub struct DataplaneConfig {
     pub rx_desc: u16,
     #[serde(default = "default_desc")]
     pub tx_desc: u16,
+    /// Where `dpdkvhostuser` (server-mode) ports create their sockets, as
+    /// OVS's `vhost-sock-dir`.
+    #[serde(default = "default_vhost_sock_dir")]
+    pub vhost_sock_dir: String,
 }
 
 fn default_pmd_cores() -> Vec<usize> {
@@ -69,6 +73,9 @@ fn default_mbufs() -> u32 {
 fn default_desc() -> u16 {
     1024
 }
+fn default_vhost_sock_dir() -> String {
+    "/run/ferroswitch".to_owned()
+}
 
 impl Default for DataplaneConfig {
     fn default() -> Self {
@@ -80,6 +87,7 @@ impl Default for DataplaneConfig {
             mbufs: default_mbufs(),
             rx_desc: default_desc(),
             tx_desc: default_desc(),
+            vhost_sock_dir: default_vhost_sock_dir(),
         }
     }
 }
@@ -115,13 +123,104 @@ pub struct BridgeConfig {
     pub ports: Vec<PortConfig>,
 }
 
-/// A port: DPDK devargs (a PCI address for a NIC or SR-IOV VF, or a vdev
-/// string) plus OVS-style VLAN settings.
+/// A port's kind, named as OVS names its interface types.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PortType {
+    /// A DPDK ethdev by `devargs`: PCI NIC, SR-IOV VF or vdev.
+    #[default]
+    Dpdk,
+    /// vhost-user, the VM side owns the socket at `vhost_server_path`.
+    Dpdkvhostuserclient,
+    /// vhost-user, the switch creates `<vhost_sock_dir>/<name>`.
+    Dpdkvhostuser,
+    /// A kernel TAP interface named after the port, for the host's own IP.
+    Internal,
+    /// An existing kernel interface (`iface`, default the port name) through
+    /// DPDK's af_packet PMD.
+    Afpacket,
+}
+
+impl PortType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortType::Dpdk => "dpdk",
+            PortType::Dpdkvhostuserclient => "dpdkvhostuserclient",
+            PortType::Dpdkvhostuser => "dpdkvhostuser",
+            PortType::Internal => "internal",
+            PortType::Afpacket => "afpacket",
+        }
+    }
+
+    pub fn is_vhost(self) -> bool {
+        matches!(
+            self,
+            PortType::Dpdkvhostuserclient | PortType::Dpdkvhostuser
+        )
+    }
+}
+
+impl std::fmt::Display for PortType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PortType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "dpdk" => PortType::Dpdk,
+            "dpdkvhostuserclient" => PortType::Dpdkvhostuserclient,
+            "dpdkvhostuser" => PortType::Dpdkvhostuser,
+            "internal" => PortType::Internal,
+            "afpacket" => PortType::Afpacket,
+            _ => return Err(format!(
+                "{s:?} is not one of dpdk, dpdkvhostuserclient, dpdkvhostuser, internal, afpacket"
+            )),
+        })
+    }
+}
+
+/// What backs a port, resolved from its config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    Eth {
+        devargs: String,
+    },
+    Vhost {
+        path: String,
+        mode: dpdk_sys::vhost::VhostMode,
+    },
+}
+
+impl Device {
+    /// What two ports must not share.
+    pub fn identity(&self) -> String {
+        match self {
+            Device::Eth { devargs } => devargs.split(',').next().unwrap_or("").trim().to_owned(),
+            Device::Vhost { path, .. } => format!("vhost:{path}"),
+        }
+    }
+}
+
+/// A port: its type (a DPDK ethdev by devargs, a vhost-user socket, an
+/// internal TAP or an af_packet interface) plus OVS-style VLAN settings.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
     pub name: String,
+    #[serde(rename = "type", default, skip_serializing_if = "is_dpdk")]
+    pub kind: PortType,
+    /// `dpdk` ports: a PCI address (`0000:3b:00.1`) or a vdev string.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub devargs: String,
+    /// `dpdkvhostuserclient` ports: the socket the VM side listens on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vhost_server_path: Option<String>,
+    /// `afpacket` ports: the kernel interface (default: the port name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan_mode: Option<VlanMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +243,21 @@ fn default_rxq() -> u16 {
     1
 }
 
+fn is_dpdk(t: &PortType) -> bool {
+    *t == PortType::Dpdk
+}
+
+/// A Linux interface name: 1-15 bytes, no '/', whitespace or ':'.
+fn valid_ifname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| {
+            c == '/' || c == ':' || c == ',' || c == '=' || c.is_whitespace() || c.is_control()
+        })
+}
+
 /// A config error: the key it is about and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {reason}")]
@@ -160,6 +274,124 @@ fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 impl PortConfig {
+    /// A plain `dpdk` port on `devargs`.
+    pub fn dpdk(name: &str, devargs: &str) -> PortConfig {
+        PortConfig {
+            name: name.to_owned(),
+            kind: PortType::Dpdk,
+            devargs: devargs.to_owned(),
+            vhost_server_path: None,
+            iface: None,
+            vlan_mode: None,
+            tag: None,
+            trunks: Vec::new(),
+            vlan_translations: Vec::new(),
+            rx_queues: default_rxq(),
+            iface_id: None,
+        }
+    }
+
+    /// The fields each type needs, and none it does not use.
+    fn check_type_fields(&self, key: &str) -> Result<(), ConfigError> {
+        let t = self.kind;
+        let unused = |field: &str| {
+            err(
+                format!("{key}.{field}"),
+                format!("not used by a port of type {t}"),
+            )
+        };
+        if t != PortType::Dpdk && !self.devargs.is_empty() {
+            return Err(unused("devargs"));
+        }
+        if t != PortType::Dpdkvhostuserclient && self.vhost_server_path.is_some() {
+            return Err(unused("vhost_server_path"));
+        }
+        if t != PortType::Afpacket && self.iface.is_some() {
+            return Err(unused("iface"));
+        }
+        match t {
+            PortType::Dpdk => {
+                if self.devargs.trim().is_empty() {
+                    return Err(err(
+                        format!("{key}.devargs"),
+                        "must name a PCI address (0000:3b:00.1) or a vdev (net_pcap0,...)",
+                    ));
+                }
+                if self.devargs.contains('\0') {
+                    return Err(err(format!("{key}.devargs"), "contains a NUL byte"));
+                }
+            }
+            PortType::Dpdkvhostuserclient => {
+                let p = self.vhost_server_path.as_deref().unwrap_or("");
+                if !p.starts_with('/') || p.contains('\0') {
+                    return Err(err(
+                        format!("{key}.vhost_server_path"),
+                        "must be the absolute path of the VM's vhost-user socket",
+                    ));
+                }
+                // sockaddr_un holds 108 bytes with the NUL.
+                if p.len() > 107 {
+                    return Err(err(
+                        format!("{key}.vhost_server_path"),
+                        "longer than a UNIX socket path may be (107 bytes)",
+                    ));
+                }
+            }
+            PortType::Dpdkvhostuser => {}
+            PortType::Internal => {
+                if !valid_ifname(&self.name) {
+                    return Err(err(
+                        format!("{key}.name"),
+                        "an internal port's name is its kernel interface: 1-15 characters, no '/', ':', ',' or '='",
+                    ));
+                }
+            }
+            PortType::Afpacket => {
+                let i = self.iface.as_deref().unwrap_or(&self.name);
+                if !valid_ifname(i) {
+                    return Err(err(
+                        format!("{key}.iface"),
+                        "must be a kernel interface name: 1-15 characters, no '/', ':', ',' or '='",
+                    ));
+                }
+            }
+        }
+        if t.is_vhost() && self.rx_queues > dpdk_sys::ethdev::MAX_QUEUES {
+            return Err(err(format!("{key}.rx_queues"), "too many queues"));
+        }
+        Ok(())
+    }
+
+    /// What backs the port. `sock_dir` is where server-mode vhost sockets go.
+    pub fn device(&self, sock_dir: &str) -> Device {
+        match self.kind {
+            PortType::Dpdk => Device::Eth {
+                devargs: self.devargs.clone(),
+            },
+            PortType::Dpdkvhostuserclient => Device::Vhost {
+                path: self.vhost_server_path.clone().unwrap_or_default(),
+                mode: dpdk_sys::vhost::VhostMode::Client,
+            },
+            PortType::Dpdkvhostuser => Device::Vhost {
+                path: format!("{}/{}", sock_dir.trim_end_matches('/'), self.name),
+                mode: dpdk_sys::vhost::VhostMode::Server,
+            },
+            // A vdev's name picks its driver by prefix; the port name makes
+            // it unique.
+            PortType::Internal => Device::Eth {
+                devargs: format!("net_tap_{n},iface={n}", n = self.name),
+            },
+            PortType::Afpacket => Device::Eth {
+                devargs: format!(
+                    "net_af_packet_{},iface={},qpairs={}",
+                    self.name,
+                    self.iface.as_deref().unwrap_or(&self.name),
+                    self.rx_queues
+                ),
+            },
+        }
+    }
+
     /// Checks the port on its own; `key` prefixes error keys.
     pub fn validate(&self, key: &str) -> Result<PortVlan, ConfigError> {
         if self.name.is_empty()
@@ -174,15 +406,7 @@ impl PortConfig {
                 "must be 1-64 characters without spaces",
             ));
         }
-        if self.devargs.trim().is_empty() {
-            return Err(err(
-                format!("{key}.devargs"),
-                "must name a PCI address (0000:3b:00.1) or a vdev (net_pcap0,...)",
-            ));
-        }
-        if self.devargs.contains('\0') {
-            return Err(err(format!("{key}.devargs"), "contains a NUL byte"));
-        }
+        self.check_type_fields(key)?;
         if self.rx_queues == 0 || self.rx_queues > dpdk_sys::ethdev::MAX_QUEUES {
             return Err(err(
                 format!("{key}.rx_queues"),
@@ -298,6 +522,12 @@ impl Config {
         if !(64..=8192).contains(&d.tx_desc) {
             return Err(err("dataplane.tx_desc", "must be 64-8192"));
         }
+        if !d.vhost_sock_dir.starts_with('/') || d.vhost_sock_dir.len() > 80 {
+            return Err(err(
+                "dataplane.vhost_sock_dir",
+                "must be an absolute directory path of at most 80 bytes",
+            ));
+        }
         if self.control.socket.is_empty() {
             return Err(err("control.socket", "must be a path"));
         }
@@ -336,10 +566,16 @@ impl Config {
                         format!("port {:?} defined twice", p.name),
                     ));
                 }
-                let dev = p.devargs.split(',').next().unwrap_or("").trim();
-                if !devs.insert(dev) {
+                let dev = p.device(&d.vhost_sock_dir).identity();
+                if !devs.insert(dev.clone()) {
+                    let field = match p.kind {
+                        PortType::Dpdk => "devargs",
+                        PortType::Dpdkvhostuserclient => "vhost_server_path",
+                        PortType::Afpacket => "iface",
+                        _ => "name",
+                    };
                     return Err(err(
-                        format!("{pkey}.devargs"),
+                        format!("{pkey}.{field}"),
                         format!("device {dev:?} used by two ports"),
                     ));
                 }

@@ -3,10 +3,12 @@
 //! socket, applies port changes by publishing new snapshots, advances the MAC
 //! tables' clock and ages them out, until SIGINT/SIGTERM.
 use crate::compiler::{self, LocalVlans, SwitchPort};
+use crate::config::PortType;
 use crate::config::{Config, ConfigError, PortConfig};
 use crate::metrics::Latency;
 use crate::neutron::model::NeutronState;
 use crate::neutron::{ApiServer, Neutron};
+use crate::port::{PortDevice, PortState};
 use crate::protocol::{FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, Response};
 use crossbeam::channel::{self, Sender};
 use dataplane::mac_table::MacTable;
@@ -16,7 +18,7 @@ use dataplane::vlan::PortVlan;
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::Worker;
 use dpdk_sys::eal::{Eal, RegisteredThread};
-use dpdk_sys::ethdev::{EthPort, EthStats, PortSetup};
+use dpdk_sys::ethdev::{EthStats, PortSetup};
 use dpdk_sys::mempool::Mempool;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -68,8 +70,9 @@ struct NeutronSide {
     dataplane_latency: Latency,
     /// Generation of the Neutron state last compiled.
     compiled_generation: u64,
-    /// VFs that could not be attached, and when: retried after a while.
-    vf_failures: BTreeMap<String, Instant>,
+    /// Neutron ports whose switch port could not be opened, and when:
+    /// retried after a while.
+    attach_failures: BTreeMap<String, Instant>,
     /// The status each attached Neutron port should have, as last compiled.
     statuses: BTreeMap<String, crate::neutron::model::PortStatus>,
 }
@@ -80,9 +83,12 @@ struct OpenPort {
     vlan: PortVlan,
     /// Security-group rule set of the attached Neutron port.
     acl: Option<Arc<dataplane::acl::PortAcl>>,
-    /// Opened by the daemon for a Neutron `direct` port (an SR-IOV VF).
-    neutron_vf: bool,
-    eth: EthPort,
+    /// Opened by the daemon for a Neutron port bound here (an SR-IOV VF or
+    /// a vhost-user socket), not by config or `port add`.
+    auto_attached: bool,
+    dev: PortDevice,
+    /// As last seen by the control thread (changes are logged).
+    state: PortState,
     base: PortTotals,
 }
 
@@ -140,7 +146,7 @@ impl Daemon {
                     latency: Latency::default(),
                     dataplane_latency: Latency::default(),
                     compiled_generation: u64::MAX,
-                    vf_failures: BTreeMap::new(),
+                    attach_failures: BTreeMap::new(),
                     statuses: BTreeMap::new(),
                 })
             }
@@ -216,12 +222,19 @@ impl Daemon {
                 daemon
                     .open_port(bi, p.clone())
                     .map_err(|e| DaemonError::Dpdk {
-                        key: format!("bridges[{bi}].ports[{pi}].devargs"),
+                        key: format!(
+                            "bridges[{bi}].ports[{pi}].{}",
+                            if p.kind == PortType::Dpdk {
+                                "devargs"
+                            } else {
+                                "type"
+                            }
+                        ),
                         source: e,
                     })?;
             }
         }
-        daemon.reconcile_vfs();
+        daemon.reconcile_attachments();
         daemon.compile_neutron();
         daemon.publish();
         daemon.spawn_workers()?;
@@ -283,13 +296,24 @@ impl Daemon {
             rx_desc: self.cfg.dataplane.rx_desc,
             tx_desc: self.cfg.dataplane.tx_desc,
         };
-        let eth = EthPort::open(&cfg.devargs, setup, &self.pool)?;
-        if eth.port_id() as usize >= MAX_PORTS {
-            let _ = eth.close();
-            return Err(dpdk_sys::DpdkError::new("rte_dev_probe", libc::ENOSPC));
+        // The lowest switch port number not in use.
+        let used = self
+            .ports
+            .values()
+            .fold(0u64, |m, p| m | 1u64 << p.dev.port_id());
+        let number = (!used).trailing_zeros() as u16;
+        if number as usize >= MAX_PORTS {
+            return Err(dpdk_sys::DpdkError {
+                call: "port add",
+                errno: libc::ENOSPC,
+                reason: format!("at most {MAX_PORTS} ports"),
+            });
         }
-        let base = PortTotals::sum(&self.workers, eth.port_id());
-        info!(port = %cfg.name, port_id = eth.port_id(), devargs = %cfg.devargs, vlan_mode = %vlan.mode(), "port added");
+        let device = cfg.device(&self.cfg.dataplane.vhost_sock_dir);
+        let dev = PortDevice::open(number, &device, setup, &self.pool)?;
+        let base = PortTotals::sum(&self.workers, number);
+        let state = dev.state();
+        info!(port = %cfg.name, port_id = number, r#type = %cfg.kind, device = %dev.dpdk_name(), vlan_mode = %vlan.mode(), state = state.as_str(), "port added");
         self.ports.insert(
             cfg.name.clone(),
             OpenPort {
@@ -297,8 +321,9 @@ impl Daemon {
                 bridge,
                 vlan,
                 acl: None,
-                neutron_vf: false,
-                eth,
+                auto_attached: false,
+                dev,
+                state,
                 base,
             },
         );
@@ -331,7 +356,7 @@ impl Daemon {
         let old = self.cell.load_full();
         let mut load = vec![0usize; nworkers];
         for p in self.ports.values() {
-            let id = p.eth.port_id();
+            let id = p.dev.port_id();
             if let Some(b) = snap.bridges.get_mut(p.bridge) {
                 b.port_mask |= 1u64 << id;
             }
@@ -340,13 +365,13 @@ impl Daemon {
                 name: p.cfg.name.clone(),
                 bridge: p.bridge,
                 vlan: p.vlan.clone(),
-                queues: Arc::clone(p.eth.queues()),
+                queues: Arc::clone(p.dev.queues()),
                 acl: p.acl.clone(),
             });
             for q in 0..p.cfg.rx_queues {
                 let same_port = old
                     .port(id)
-                    .is_some_and(|o| Arc::ptr_eq(&o.queues, p.eth.queues()));
+                    .is_some_and(|o| Arc::ptr_eq(&o.queues, p.dev.queues()));
                 let prev = same_port
                     .then(|| old.rx_assignment.iter().position(|v| v.contains(&(id, q))))
                     .flatten();
@@ -379,25 +404,31 @@ impl Daemon {
         if self.ports.contains_key(&cfg.name) {
             return Err(format!("port.name: a port named {:?} exists", cfg.name));
         }
-        let dev = cfg
-            .devargs
-            .split(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned();
+        let sock_dir = &self.cfg.dataplane.vhost_sock_dir;
+        let dev = cfg.device(sock_dir).identity();
         if self
             .ports
             .values()
-            .any(|p| p.cfg.devargs.split(',').next().unwrap_or("").trim() == dev)
+            .any(|p| p.cfg.device(sock_dir).identity() == dev)
         {
-            return Err(format!("port.devargs: device {dev:?} is already a port"));
+            let field = match cfg.kind {
+                PortType::Dpdk => "devargs",
+                PortType::Dpdkvhostuserclient => "vhost_server_path",
+                PortType::Afpacket => "iface",
+                _ => "name",
+            };
+            return Err(format!("port.{field}: device {dev:?} is already a port"));
         }
         if self.ports.len() >= MAX_PORTS {
             return Err(format!("port: at most {MAX_PORTS} ports"));
         }
+        let field = if cfg.kind == PortType::Dpdk {
+            "devargs"
+        } else {
+            "type"
+        };
         self.open_port(bi, cfg)
-            .map_err(|e| format!("port.devargs: {e}"))?;
+            .map_err(|e| format!("port.{field}: {e}"))?;
         self.compile_neutron();
         self.publish();
         self.report_neutron_status();
@@ -423,16 +454,16 @@ impl Daemon {
         self.compile_neutron();
         // Workers drop the port's queues when they adopt this snapshot.
         self.publish();
-        let id = p.eth.port_id();
+        let id = p.dev.port_id();
         if let Some(b) = self.bridges.get(p.bridge) {
             b.fdb.flush_port(id);
         }
         let deadline = Instant::now() + GRACE_TIMEOUT;
         let base = p.base;
-        let hw = p.eth.stats().unwrap_or_default();
-        let mut eth = p.eth;
+        let hw = p.dev.hw_stats();
+        let mut dev = p.dev;
         loop {
-            match eth.close() {
+            match dev.close() {
                 Ok(()) => break,
                 Err((back, e)) => {
                     if Instant::now() >= deadline {
@@ -440,7 +471,7 @@ impl Daemon {
                         std::mem::forget(back);
                         break;
                     }
-                    eth = back;
+                    dev = back;
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -479,7 +510,7 @@ impl Daemon {
                 if p.vlan != vlan {
                     info!(port = %name, vlan_mode = %vlan.mode(), tag = ?vlan.tag(), translations = ?vlan.translations(), "VLAN set by Neutron");
                     if let Some(b) = self.bridges.get(p.bridge) {
-                        b.fdb.flush_port(p.eth.port_id());
+                        b.fdb.flush_port(p.dev.port_id());
                     }
                     p.vlan = vlan;
                     changed = true;
@@ -496,67 +527,56 @@ impl Daemon {
         changed
     }
 
-    /// Attaches the SR-IOV VF of every Neutron port bound `direct` here (a
-    /// DPDK ethdev by PCI address, in its network's VLAN via iface_id) and
-    /// detaches those no longer wanted. A VF that cannot be opened is
-    /// logged, its port stays DOWN, and it is retried every 30 s.
-    fn reconcile_vfs(&mut self) {
+    /// Opens a switch port for every Neutron port bound here that needs one
+    /// (a vhost-user socket, an SR-IOV VF; see [`compiler::attachments`]), in
+    /// its network's VLAN via iface_id, and closes those no longer wanted.
+    /// One that cannot be opened is logged, its port stays DOWN, and it is
+    /// retried every 30 s.
+    fn reconcile_attachments(&mut self) {
         let Some(n) = self.neutron.as_mut() else {
             return;
         };
-        let wanted = compiler::vf_attachments(&n.service.state());
+        let wanted = compiler::attachments(&n.service.state());
         let stale: Vec<String> = self
             .ports
             .values()
             .filter(|p| {
-                p.neutron_vf
-                    && !p
-                        .cfg
-                        .iface_id
-                        .as_ref()
-                        .is_some_and(|id| wanted.contains_key(id))
+                p.auto_attached
+                    && !p.cfg.iface_id.as_ref().is_some_and(|id| {
+                        wanted.get(id).is_some_and(|a| a.port_config(id) == p.cfg)
+                    })
             })
             .map(|p| p.cfg.name.clone())
             .collect();
         for name in stale {
             match self.del_port(&name) {
-                Ok(_) => info!(port = %name, "VF detached"),
-                Err(e) => warn!(port = %name, "cannot detach VF: {e}"),
+                Ok(_) => info!(port = %name, "Neutron port detached"),
+                Err(e) => warn!(port = %name, "cannot detach: {e}"),
             }
         }
         let Some(n) = self.neutron.as_mut() else {
             return;
         };
-        n.vf_failures
+        n.attach_failures
             .retain(|id, at| wanted.contains_key(id) && at.elapsed() < Duration::from_secs(30));
-        let todo: Vec<(String, String)> = wanted
+        let todo: Vec<(String, compiler::Attachment)> = wanted
             .into_iter()
-            .filter(|(id, _)| !n.vf_failures.contains_key(id))
-            .filter(|(id, _)| !self.ports.contains_key(&compiler::vf_port_name(id)))
+            .filter(|(id, _)| !n.attach_failures.contains_key(id))
+            .filter(|(_, a)| !self.ports.contains_key(&a.port_name))
             .collect();
-        for (id, pci) in todo {
-            let name = compiler::vf_port_name(&id);
-            let cfg = PortConfig {
-                name: name.clone(),
-                devargs: pci.clone(),
-                vlan_mode: None,
-                tag: None,
-                trunks: vec![],
-                vlan_translations: vec![],
-                rx_queues: 1,
-                iface_id: Some(id.clone()),
-            };
+        for (id, a) in todo {
+            let cfg = a.port_config(&id);
             match self.open_port(0, cfg) {
                 Ok(()) => {
-                    if let Some(p) = self.ports.get_mut(&name) {
-                        p.neutron_vf = true;
+                    if let Some(p) = self.ports.get_mut(&a.port_name) {
+                        p.auto_attached = true;
                     }
-                    info!(neutron_port = %id, %pci, port = %name, "VF attached");
+                    info!(neutron_port = %id, r#type = %a.kind, target = %a.target, port = %a.port_name, "Neutron port attached");
                 }
                 Err(e) => {
-                    warn!(neutron_port = %id, %pci, "cannot attach VF: {e}");
+                    warn!(neutron_port = %id, r#type = %a.kind, target = %a.target, "cannot attach: {e}");
                     if let Some(n) = self.neutron.as_mut() {
-                        n.vf_failures.insert(id, Instant::now());
+                        n.attach_failures.insert(id, Instant::now());
                     }
                 }
             }
@@ -584,7 +604,7 @@ impl Daemon {
     /// A committed Neutron change: compile, publish if the dataplane changes,
     /// record the latency, report port statuses.
     fn on_neutron_update(&mut self, since: Instant) {
-        self.reconcile_vfs();
+        self.reconcile_attachments();
         let changed = self.compile_neutron();
         if changed {
             self.publish();
@@ -653,9 +673,9 @@ impl Daemon {
             .map(|p| PortInfo {
                 name: p.cfg.name.clone(),
                 bridge: self.bridges[p.bridge].name.clone(),
-                port_id: p.eth.port_id(),
+                port_id: p.dev.port_id(),
                 devargs: p.cfg.devargs.clone(),
-                dpdk_name: p.eth.dpdk_name().to_owned(),
+                dpdk_name: p.dev.dpdk_name().to_owned(),
                 vlan_mode: p.vlan.mode().to_string(),
                 tag: p.vlan.tag(),
                 trunks: p.vlan.trunks().to_vec(),
@@ -668,8 +688,26 @@ impl Daemon {
                     ingress_rules: a.count(dataplane::acl::Direction::Ingress),
                     egress_rules: a.count(dataplane::acl::Direction::Egress),
                 }),
-                link_up: p.eth.link_up(),
-                mac: EthernetAddress(p.eth.mac_addr()).to_string(),
+                link_up: p.dev.state() == PortState::Active,
+                state: p.dev.state().as_str().to_owned(),
+                kind: p.cfg.kind.to_string(),
+                mac: p
+                    .dev
+                    .mac_addr()
+                    .map(|m| EthernetAddress(m).to_string())
+                    .unwrap_or_default(),
+                vhost: p.dev.vhost_status().map(|v| crate::protocol::VhostInfo {
+                    mode: match p.cfg.kind {
+                        PortType::Dpdkvhostuser => "server",
+                        _ => "client",
+                    }
+                    .to_owned(),
+                    attached: v.attached,
+                    queue_pairs: v.queue_pairs,
+                    enabled_queues: v.enabled_queues,
+                    connects: v.connects,
+                    disconnects: v.disconnects,
+                }),
             })
             .collect();
         v.sort_by_key(|p| p.port_id);
@@ -681,9 +719,9 @@ impl Daemon {
             .ports
             .values()
             .map(|p| {
-                let t = PortTotals::sum(&self.workers, p.eth.port_id()).since(p.base);
-                let hw = p.eth.stats().unwrap_or_default();
-                stats_row(&p.cfg.name, p.eth.port_id(), t, hw)
+                let t = PortTotals::sum(&self.workers, p.dev.port_id()).since(p.base);
+                let hw = p.dev.hw_stats();
+                stats_row(&p.cfg.name, p.dev.port_id(), t, hw)
             })
             .collect();
         v.sort_by_key(|r| r.port_id);
@@ -942,18 +980,32 @@ impl Daemon {
             for b in &self.bridges {
                 b.fdb.expire();
             }
-            // Links come and go without a Neutron change; failed VFs retry.
+            self.log_port_states();
+            // Links come and go without a Neutron change; failed attachments retry.
             if self
                 .neutron
                 .as_ref()
-                .is_some_and(|n| !n.vf_failures.is_empty())
+                .is_some_and(|n| !n.attach_failures.is_empty())
             {
-                self.reconcile_vfs();
+                self.reconcile_attachments();
             }
             if self.compile_neutron() {
                 self.publish();
             }
             self.report_neutron_status();
+        }
+    }
+
+    /// Logs every port whose state changed since the last look (a VM's
+    /// vhost-user device coming and going, a link going down).
+    fn log_port_states(&mut self) {
+        for p in self.ports.values_mut() {
+            let now = p.dev.state();
+            if now != p.state {
+                let v = p.dev.vhost_status().unwrap_or_default();
+                info!(port = %p.cfg.name, from = p.state.as_str(), to = now.as_str(), queue_pairs = v.queue_pairs, enabled_queues = v.enabled_queues, "port state");
+                p.state = now;
+            }
         }
     }
 
@@ -1037,7 +1089,7 @@ impl Daemon {
             let _ = h.join();
         }
         for (name, p) in std::mem::take(&mut self.ports) {
-            if let Err((back, e)) = p.eth.close() {
+            if let Err((back, e)) = p.dev.close() {
                 error!(port = %name, "close: {e}");
                 std::mem::forget(back);
             }
@@ -1062,7 +1114,7 @@ fn switch_port_views(ports: &BTreeMap<String, OpenPort>) -> Vec<SwitchPort<'_>> 
         .map(|p| SwitchPort {
             name: &p.cfg.name,
             iface_id: p.cfg.iface_id.as_deref(),
-            link_up: p.eth.link_up(),
+            link_up: p.dev.state() == PortState::Active,
         })
         .collect()
 }

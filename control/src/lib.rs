@@ -1,12 +1,14 @@
 //! Ferroswitch's control plane: the TOML configuration ([`config`]), the
 //! daemon and its control thread ([`daemon`]), and the control-socket
-//! protocol that `vswitchctl` speaks ([`protocol`]).
+//! protocol that `vswitchctl` speaks ([`protocol`]), and what backs a switch
+//! port ([`port`]).
 pub mod api_client;
 pub mod compiler;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
 pub mod neutron;
+pub mod port;
 pub mod protocol;
 
 /// Logs to stderr (colour only on a terminal), filtered by `RUST_LOG`

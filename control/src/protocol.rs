@@ -78,7 +78,29 @@ pub struct PortInfo {
     #[serde(default)]
     pub security: Option<PortSecurity>,
     pub link_up: bool,
+    /// ACTIVE or DOWN (vhost-user: a guest attached with queues enabled).
+    #[serde(default)]
+    pub state: String,
+    /// The OVS interface type: dpdk, dpdkvhostuserclient, dpdkvhostuser,
+    /// internal, afpacket.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// Empty for a vhost-user port (the MAC is the guest's).
     pub mac: String,
+    #[serde(default)]
+    pub vhost: Option<VhostInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VhostInfo {
+    /// Who owns the socket: "client" (the VM does) or "server" (the switch).
+    pub mode: String,
+    /// A guest is attached.
+    pub attached: bool,
+    pub queue_pairs: u16,
+    pub enabled_queues: u32,
+    pub connects: u64,
+    pub disconnects: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

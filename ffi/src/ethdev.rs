@@ -38,14 +38,39 @@ pub struct PortSetup {
 /// no DPDK resource itself, so whichever thread drops it last does no I/O.
 #[derive(Debug)]
 pub struct PortQueues {
+    /// The switch's number for the port (not DPDK's ethdev id).
     port_id: u16,
+    backend: Backend,
     rx_queues: u16,
     tx_queues: u16,
     rx_claims: AtomicU64,
     tx_claims: AtomicU64,
 }
 
+/// Where a port's packets come from and go to: chosen once per burst.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    /// An ethdev: NIC, SR-IOV VF or vdev, by DPDK port id.
+    Eth { dpdk_port: u16 },
+    /// A vhost-user device: its state and the pool guest frames are copied into.
+    Vhost {
+        device: Arc<crate::vhost::VhostDevice>,
+        pool: Arc<Mempool>,
+    },
+}
+
 impl PortQueues {
+    pub(crate) fn new(port_id: u16, backend: Backend, setup: PortSetup) -> PortQueues {
+        PortQueues {
+            port_id,
+            backend,
+            rx_queues: setup.rx_queues,
+            tx_queues: setup.tx_queues,
+            rx_claims: AtomicU64::new(0),
+            tx_claims: AtomicU64::new(0),
+        }
+    }
+
     pub fn port_id(&self) -> u16 {
         self.port_id
     }
@@ -104,8 +129,8 @@ impl RxQueue {
         &self.port
     }
 
-    /// One `rte_eth_rx_burst` into the free tail of `batch`; returns how
-    /// many arrived.
+    /// One `rte_eth_rx_burst` (or vhost dequeue) into the free tail of
+    /// `batch`; returns how many arrived.
     #[inline(always)]
     pub fn rx_burst(&mut self, batch: &mut MbufBatch) -> usize {
         let len = batch.len();
@@ -113,17 +138,21 @@ impl RxQueue {
         if room == 0 {
             return 0;
         }
-        // SAFETY: this handle is the only claim on (port, queue), the port is
-        // started and stays so until every claim is released; slots len..BURST
-        // are empty and DPDK writes at most `room` owned mbuf pointers there.
-        let n = unsafe {
-            raw::rte_eth_rx_burst(
-                self.port.port_id,
-                self.queue,
-                batch.raw_slots().add(len),
-                room as u16,
-            )
-        } as usize;
+        let n = match &self.port.backend {
+            // SAFETY: this handle is the only claim on (port, queue), the port
+            // is started and stays so until every claim is released; slots
+            // len..BURST are empty and DPDK writes at most `room` owned mbuf
+            // pointers there.
+            Backend::Eth { dpdk_port } => usize::from(unsafe {
+                raw::rte_eth_rx_burst(
+                    *dpdk_port,
+                    self.queue,
+                    batch.raw_slots().add(len),
+                    room as u16,
+                )
+            }),
+            Backend::Vhost { device, pool } => device.dequeue(self.queue, pool, batch),
+        };
         batch.set_len(len + n);
         n
     }
@@ -166,13 +195,19 @@ impl TxQueue {
             batch.compact();
         }
         let len = batch.len();
-        // SAFETY: exclusive claim on (port, queue) as for rx; slots 0..len are
-        // owned mbufs (compact). DPDK takes ownership of the first `sent`.
-        let sent = unsafe {
-            raw::rte_eth_tx_burst(self.port.port_id, self.queue, batch.raw_slots(), len as u16)
-        } as usize;
-        let dropped = batch.consumed_front(sent);
-        (sent, dropped)
+        match &self.port.backend {
+            Backend::Eth { dpdk_port } => {
+                // SAFETY: exclusive claim on (port, queue) as for rx; slots
+                // 0..len are owned mbufs (compact). DPDK takes ownership of
+                // the first `sent`.
+                let sent = unsafe {
+                    raw::rte_eth_tx_burst(*dpdk_port, self.queue, batch.raw_slots(), len as u16)
+                } as usize;
+                let dropped = batch.consumed_front(sent);
+                (sent, dropped)
+            }
+            Backend::Vhost { device, .. } => device.enqueue(self.queue, batch),
+        }
     }
 }
 
@@ -189,6 +224,7 @@ impl Drop for TxQueue {
 /// worker holds a queue.
 pub struct EthPort {
     queues: Arc<PortQueues>,
+    dpdk_port: u16,
     name: String,
     devargs: String,
     device: *mut raw::rte_device,
@@ -203,7 +239,13 @@ impl EthPort {
     /// Hot-plugs the device named by `devargs` (PCI address such as
     /// `0000:3b:00.1` for a NIC or SR-IOV VF, or a vdev string such as
     /// `net_pcap0,rx_pcap=a.pcap`), then configures and starts it.
-    pub fn open(devargs: &str, setup: PortSetup, pool: &Mempool) -> Result<EthPort, DpdkError> {
+    /// `number` is the switch's port number, which workers and snapshots use.
+    pub fn open(
+        number: u16,
+        devargs: &str,
+        setup: PortSetup,
+        pool: &Mempool,
+    ) -> Result<EthPort, DpdkError> {
         let c = CString::new(devargs).map_err(|_| DpdkError::new("rte_dev_probe", libc::EINVAL))?;
         // SAFETY: valid C string; DPDK copies what it keeps.
         let ret = unsafe { raw::rte_dev_probe(c.as_ptr()) };
@@ -217,13 +259,12 @@ impl EthPort {
         })?;
         match configure_and_start(port_id, setup, pool) {
             Ok(device) => Ok(EthPort {
-                queues: Arc::new(PortQueues {
-                    port_id,
-                    rx_queues: setup.rx_queues,
-                    tx_queues: setup.tx_queues,
-                    rx_claims: AtomicU64::new(0),
-                    tx_claims: AtomicU64::new(0),
-                }),
+                queues: Arc::new(PortQueues::new(
+                    number,
+                    Backend::Eth { dpdk_port: port_id },
+                    setup,
+                )),
+                dpdk_port: port_id,
                 name: port_name(port_id),
                 devargs: devargs.to_owned(),
                 device,
@@ -236,8 +277,14 @@ impl EthPort {
         }
     }
 
+    /// The switch's port number.
     pub fn port_id(&self) -> u16 {
         self.queues.port_id
+    }
+
+    /// DPDK's ethdev id of the port.
+    pub fn dpdk_port(&self) -> u16 {
+        self.dpdk_port
     }
 
     /// DPDK's name of the device (e.g. `net_pcap0`, `0000:3b:00.1`).
@@ -258,7 +305,7 @@ impl EthPort {
         let mut s = raw::rte_eth_stats::default();
         // SAFETY: valid port id; `s` is a valid out-pointer.
         check("rte_eth_stats_get", unsafe {
-            raw::rte_eth_stats_get(self.port_id(), &mut s)
+            raw::rte_eth_stats_get(self.dpdk_port, &mut s)
         })?;
         Ok(EthStats {
             ipackets: s.ipackets,
@@ -276,14 +323,14 @@ impl EthPort {
     pub fn link_up(&self) -> bool {
         let mut l = raw::rte_eth_link::default();
         // SAFETY: valid port id; `l` is a valid out-pointer.
-        let ret = unsafe { raw::rte_eth_link_get_nowait(self.port_id(), &mut l) };
+        let ret = unsafe { raw::rte_eth_link_get_nowait(self.dpdk_port, &mut l) };
         ret == 0 && l.link_status() as u32 == raw::RTE_ETH_LINK_UP
     }
 
     pub fn mac_addr(&self) -> [u8; 6] {
         let mut a = raw::rte_ether_addr::default();
         // SAFETY: valid port id; `a` is a valid out-pointer.
-        unsafe { raw::rte_eth_macaddr_get(self.port_id(), &mut a) };
+        unsafe { raw::rte_eth_macaddr_get(self.dpdk_port, &mut a) };
         a.addr_bytes
     }
 
@@ -301,7 +348,7 @@ impl EthPort {
             ));
         }
         self.closed = true;
-        detach(self.port_id(), self.device);
+        detach(self.dpdk_port, self.device);
         Ok(())
     }
 }
@@ -310,7 +357,7 @@ impl Drop for EthPort {
     fn drop(&mut self) {
         if !self.closed && self.queues.claims_outstanding() == 0 {
             self.closed = true;
-            detach(self.port_id(), self.device);
+            detach(self.dpdk_port, self.device);
         }
         // With queues still claimed the device is left running: closing it
         // under a polling worker would be unsound. The daemon never does that.

@@ -3,7 +3,8 @@
 //!
 //! Nothing outside this crate needs `unsafe`: the EAL ([`eal`]), packet
 //! buffer pools ([`mempool`]), packet buffers and fixed-size bursts of them
-//! ([`mbuf`]), and ports with their queues ([`ethdev`]).
+//! ([`mbuf`]), ports with their queues ([`ethdev`]) and vhost-user ports
+//! for VMs ([`vhost`]).
 #[allow(
     non_camel_case_types,
     non_snake_case,
@@ -23,6 +24,7 @@ pub mod error;
 pub mod ethdev;
 pub mod mbuf;
 pub mod mempool;
+pub mod vhost;
 
 pub use error::DpdkError;
 

@@ -10,6 +10,12 @@ pub struct Mempool {
     ptr: NonNull<raw::rte_mempool>,
 }
 
+impl std::fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mempool").field("ptr", &self.ptr).finish()
+    }
+}
+
 // SAFETY: DPDK mempools are multi-producer/multi-consumer safe; the pointer
 // stays valid until Drop.
 unsafe impl Send for Mempool {}

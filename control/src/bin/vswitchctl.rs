@@ -3,7 +3,7 @@ use clap::{Parser, Subcommand};
 use control::api_client::{
     ApiArgs, NetworkCmd, Neutron, PortCmd as NeutronPortCmd, SecurityGroupCmd, SubnetCmd,
 };
-use control::config::{PortConfig, DEFAULT_SOCKET};
+use control::config::{PortConfig, PortType, DEFAULT_SOCKET};
 use control::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request};
 use dataplane::vlan::VlanMode;
 use std::time::Duration;
@@ -71,8 +71,17 @@ enum PortCmd {
     Add {
         bridge: String,
         name: String,
-        /// DPDK devargs: a PCI address or a vdev string.
-        devargs: String,
+        /// DPDK devargs (type dpdk): a PCI address or a vdev string.
+        devargs: Option<String>,
+        /// dpdk, dpdkvhostuserclient, dpdkvhostuser, internal or afpacket.
+        #[arg(long = "type", default_value = "dpdk")]
+        kind: PortType,
+        /// dpdkvhostuserclient: the VM's socket (it is the server).
+        #[arg(long)]
+        vhost_server_path: Option<String>,
+        /// afpacket: the kernel interface (default: the port name).
+        #[arg(long)]
+        iface: Option<String>,
         #[arg(long)]
         tag: Option<u16>,
         /// Comma-separated VLAN ids.
@@ -161,6 +170,9 @@ fn main() {
                     bridge,
                     name,
                     devargs,
+                    kind,
+                    vhost_server_path,
+                    iface,
                     tag,
                     trunks,
                     vlan_mode,
@@ -173,7 +185,10 @@ fn main() {
                 bridge,
                 port: PortConfig {
                     name,
-                    devargs,
+                    kind,
+                    devargs: devargs.unwrap_or_default(),
+                    vhost_server_path,
+                    iface,
                     vlan_mode,
                     tag,
                     trunks,
@@ -219,8 +234,8 @@ fn main() {
         "port-list" => {
             let rows: Vec<PortInfo> = serde_json::from_value(r).unwrap_or_default();
             println!(
-                "{:<4} {:<12} {:<10} {:<16} {:<6} {:<17} {:<18} DEVARGS",
-                "ID", "NAME", "BRIDGE", "VLAN", "LINK", "MAC", "DPDK"
+                "{:<4} {:<14} {:<10} {:<19} {:<16} {:<6} {:<17} DEVICE",
+                "ID", "NAME", "BRIDGE", "TYPE", "VLAN", "STATE", "MAC"
             );
             for p in rows {
                 let vlan = match (p.tag, p.trunks.is_empty()) {
@@ -229,16 +244,24 @@ fn main() {
                     (None, true) => format!("{} all", p.vlan_mode),
                     (None, false) => format!("{} {:?}", p.vlan_mode, p.trunks),
                 };
+                let device = match (&p.vhost, p.devargs.is_empty()) {
+                    (Some(v), _) => format!(
+                        "{} ({}, {} queue pairs, {} rings enabled)",
+                        p.dpdk_name, v.mode, v.queue_pairs, v.enabled_queues
+                    ),
+                    (None, true) => p.dpdk_name.clone(),
+                    (None, false) => format!("{} ({})", p.dpdk_name, p.devargs),
+                };
                 println!(
-                    "{:<4} {:<12} {:<10} {:<16} {:<6} {:<17} {:<18} {}",
+                    "{:<4} {:<14} {:<10} {:<19} {:<16} {:<6} {:<17} {}",
                     p.port_id,
                     p.name,
                     p.bridge,
+                    p.kind,
                     vlan,
-                    if p.link_up { "up" } else { "down" },
-                    p.mac,
-                    p.dpdk_name,
-                    p.devargs
+                    p.state,
+                    if p.mac.is_empty() { "-" } else { &p.mac },
+                    device
                 );
             }
         }

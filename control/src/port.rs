@@ -1,0 +1,139 @@
+//! What backs a switch port: a DPDK ethdev (NIC, VF, vdev, internal TAP,
+//! af_packet) or a vhost-user socket, behind one interface for the daemon.
+use crate::config::Device;
+use dpdk_sys::ethdev::{EthPort, EthStats, PortQueues, PortSetup};
+use dpdk_sys::mempool::Mempool;
+use dpdk_sys::vhost::{VhostMode, VhostPort, VhostStatus};
+use dpdk_sys::DpdkError;
+use std::sync::Arc;
+
+pub enum PortDevice {
+    Eth(EthPort),
+    Vhost(VhostPort),
+}
+
+/// A port's operational state, in Neutron's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    /// Link up; for vhost-user: a guest is attached with its queues enabled.
+    Active,
+    Down,
+}
+
+impl PortState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Active => "ACTIVE",
+            PortState::Down => "DOWN",
+        }
+    }
+}
+
+impl PortDevice {
+    /// Opens the device as switch port `number`.
+    pub fn open(
+        number: u16,
+        device: &Device,
+        setup: PortSetup,
+        pool: &Arc<Mempool>,
+    ) -> Result<PortDevice, DpdkError> {
+        Ok(match device {
+            Device::Eth { devargs } => {
+                PortDevice::Eth(EthPort::open(number, devargs, setup, pool)?)
+            }
+            Device::Vhost { path, mode } => {
+                if *mode == VhostMode::Server {
+                    if let Some(dir) = std::path::Path::new(path).parent() {
+                        let _ = std::fs::create_dir_all(dir);
+                    }
+                    remove_stale_socket(path);
+                }
+                PortDevice::Vhost(VhostPort::open(
+                    number,
+                    path,
+                    *mode,
+                    setup,
+                    Arc::clone(pool),
+                )?)
+            }
+        })
+    }
+
+    pub fn port_id(&self) -> u16 {
+        match self {
+            PortDevice::Eth(e) => e.port_id(),
+            PortDevice::Vhost(v) => v.port_id(),
+        }
+    }
+
+    pub fn queues(&self) -> &Arc<PortQueues> {
+        match self {
+            PortDevice::Eth(e) => e.queues(),
+            PortDevice::Vhost(v) => v.queues(),
+        }
+    }
+
+    /// DPDK's device name, or the socket path of a vhost-user port.
+    pub fn dpdk_name(&self) -> &str {
+        match self {
+            PortDevice::Eth(e) => e.dpdk_name(),
+            PortDevice::Vhost(v) => v.path(),
+        }
+    }
+
+    pub fn state(&self) -> PortState {
+        let up = match self {
+            PortDevice::Eth(e) => e.link_up(),
+            PortDevice::Vhost(v) => v.is_ready(),
+        };
+        if up {
+            PortState::Active
+        } else {
+            PortState::Down
+        }
+    }
+
+    pub fn vhost_status(&self) -> Option<VhostStatus> {
+        match self {
+            PortDevice::Eth(_) => None,
+            PortDevice::Vhost(v) => Some(v.status()),
+        }
+    }
+
+    /// The device's MAC, where it has one of its own (a guest's vNIC MAC is
+    /// the guest's business).
+    pub fn mac_addr(&self) -> Option<[u8; 6]> {
+        match self {
+            PortDevice::Eth(e) => Some(e.mac_addr()),
+            PortDevice::Vhost(_) => None,
+        }
+    }
+
+    /// What the PMD counted itself (vhost-user ports: nothing beyond the
+    /// switch's own counters).
+    pub fn hw_stats(&self) -> EthStats {
+        match self {
+            PortDevice::Eth(e) => e.stats().unwrap_or_default(),
+            PortDevice::Vhost(_) => EthStats::default(),
+        }
+    }
+
+    /// Closes the device; fails (giving it back) while a worker still holds
+    /// one of its queues.
+    pub fn close(self) -> Result<(), (PortDevice, DpdkError)> {
+        match self {
+            PortDevice::Eth(e) => e.close().map_err(|(e, err)| (PortDevice::Eth(e), err)),
+            PortDevice::Vhost(v) => v.close().map_err(|(v, err)| (PortDevice::Vhost(v), err)),
+        }
+    }
+}
+
+/// A server-mode socket left by a switch that was killed: nobody listens on
+/// it, and binding would fail with EADDRINUSE.
+fn remove_stale_socket(path: &str) {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+}
