@@ -175,9 +175,11 @@ impl std::str::FromStr for PortType {
             "dpdkvhostuser" => PortType::Dpdkvhostuser,
             "internal" => PortType::Internal,
             "afpacket" => PortType::Afpacket,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{s:?} is not one of dpdk, dpdkvhostuserclient, dpdkvhostuser, internal, afpacket"
-            )),
+            ))
+            }
         })
     }
 }
@@ -672,6 +674,84 @@ mod tests {
             Config::parse(&with_port("vlan_translations = [[3029, 2], [3030, 2]]")).unwrap_err();
         assert_eq!(e.key, "bridges[0].ports[0].vlan_translations", "{e}");
         assert!(e.reason.contains("local VLAN 2 mapped twice"), "{e}");
+    }
+
+    fn port(body: &str) -> String {
+        format!("[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\n{body}\n")
+    }
+
+    #[test]
+    fn port_types_check_their_fields() {
+        let ok = Config::parse(&port(
+            "name = \"vhu0\"\ntype = \"dpdkvhostuserclient\"\nvhost_server_path = \"/run/vm0.sock\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.bridges[0].ports[0].device("/x"),
+            Device::Vhost {
+                path: "/run/vm0.sock".into(),
+                mode: dpdk_sys::vhost::VhostMode::Client
+            }
+        );
+        let srv = Config::parse(&port("name = \"vhs0\"\ntype = \"dpdkvhostuser\"")).unwrap();
+        assert_eq!(
+            srv.bridges[0].ports[0].device("/run/fsw/"),
+            Device::Vhost {
+                path: "/run/fsw/vhs0".into(),
+                mode: dpdk_sys::vhost::VhostMode::Server
+            }
+        );
+        let tap = Config::parse(&port("name = \"br-ex\"\ntype = \"internal\"")).unwrap();
+        assert_eq!(
+            tap.bridges[0].ports[0].device("/x"),
+            Device::Eth {
+                devargs: "net_tap_br-ex,iface=br-ex".into()
+            }
+        );
+        for (body, key) in [
+            (
+                "name = \"v\"\ntype = \"dpdkvhostuserclient\"",
+                "vhost_server_path",
+            ),
+            (
+                "name = \"v\"\ntype = \"dpdkvhostuserclient\"\nvhost_server_path = \"rel.sock\"",
+                "vhost_server_path",
+            ),
+            (
+                "name = \"v\"\ntype = \"dpdkvhostuser\"\ndevargs = \"net_null0\"",
+                "devargs",
+            ),
+            (
+                "name = \"v\"\ndevargs = \"net_null0\"\nvhost_server_path = \"/a\"",
+                "vhost_server_path",
+            ),
+            (
+                "name = \"a-very-long-tap-name\"\ntype = \"internal\"",
+                "name",
+            ),
+            (
+                "name = \"p\"\ntype = \"afpacket\"\niface = \"a/b\"",
+                "iface",
+            ),
+            (
+                "name = \"p\"\ndevargs = \"net_null0\"\niface = \"eth0\"",
+                "iface",
+            ),
+        ] {
+            let e = Config::parse(&port(body)).unwrap_err();
+            assert_eq!(e.key, format!("bridges[0].ports[0].{key}"), "{body}: {e}");
+        }
+        let e = Config::parse(&port("name = \"p\"\ntype = \"vxlan\"")).unwrap_err();
+        assert!(e.reason.contains("unknown variant"), "{e}");
+        // Two ports on one socket.
+        let two = format!(
+            "{}[[bridges.ports]]\nname = \"b\"\ntype = \"dpdkvhostuserclient\"\nvhost_server_path = \"/s\"\n",
+            port("name = \"a\"\ntype = \"dpdkvhostuserclient\"\nvhost_server_path = \"/s\"")
+        );
+        assert_eq!(
+            Config::parse(&two).unwrap_err().key,
+            "bridges[0].ports[1].vhost_server_path"
+        );
     }
 
     #[test]

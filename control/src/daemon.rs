@@ -169,6 +169,16 @@ impl Daemon {
                 }
             }
         }
+        if let Some(ncfg) = &cfg.neutron {
+            // Where the hypervisor creates the sockets of the VMs bound here
+            // (OVS's /var/run/openvswitch); it must exist before they start.
+            std::fs::create_dir_all(&ncfg.vhost_socket_dir).map_err(|e| {
+                DaemonError::Config(ConfigError {
+                    key: "neutron.vhost_socket_dir".into(),
+                    reason: format!("cannot create {}: {e}", ncfg.vhost_socket_dir.display()),
+                })
+            })?;
+        }
         let eal = Arc::new(Eal::init(&cfg.eal_args()).map_err(DaemonError::Eal)?);
         let d = &cfg.dataplane;
         let pool = Arc::new(
@@ -971,6 +981,7 @@ impl Daemon {
     }
 
     fn tick(&mut self, last_expire: &mut Instant) {
+        self.log_port_states();
         let now = self.started.elapsed().as_secs() as u32 + 1;
         for b in &self.bridges {
             b.fdb.set_now(now);
@@ -980,7 +991,6 @@ impl Daemon {
             for b in &self.bridges {
                 b.fdb.expire();
             }
-            self.log_port_states();
             // Links come and go without a Neutron change; failed attachments retry.
             if self
                 .neutron

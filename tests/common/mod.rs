@@ -449,3 +449,125 @@ pub fn neutron_config(dir: &TempDir, tag: &str, api: u16, metrics: u16) -> Strin
         up = dir.path("uplink-tx.pcap").display(),
     )
 }
+
+/// A "VM": a separate `dpdk-testpmd` whose `net_virtio_user` port is a real
+/// vhost-user frontend (the guest's virtio-net driver), forwarding with
+/// macswap so every frame the switch sends it comes back with the MACs
+/// swapped. Stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Vm {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Vm {
+    /// `server`: the VM owns the socket (QEMU's `server=on`, the switch's
+    /// `dpdkvhostuserclient`); else it connects to the switch's socket.
+    pub fn start(dir: &TempDir, tag: &str, socket: &Path, server: bool) -> Vm {
+        let log = dir.path(&format!("vm-{tag}.log"));
+        let vdev = format!(
+            "net_virtio_user0,path={}{}",
+            socket.display(),
+            if server { ",server=1" } else { "" }
+        );
+        // Line-buffered, so the log shows when forwarding starts.
+        let child = Command::new("stdbuf")
+            .args(["-oL", "dpdk-testpmd"])
+            .args(["--lcores", "0@0,1@0", "--no-pci", "--in-memory"])
+            .args(["--single-file-segments", "-m", "256"])
+            .args([
+                "--file-prefix",
+                &format!("fswvm-{tag}-{}", std::process::id()),
+            ])
+            .args(["--vdev", &vdev, "--"])
+            .args([
+                "--forward-mode",
+                "macswap",
+                "--auto-start",
+                "--nb-cores",
+                "1",
+            ])
+            // Keeps testpmd running without a terminal on stdin.
+            .args(["--stats-period", "3600", "--total-num-mbufs", "8192"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn dpdk-testpmd (scripts/setup.sh installs it)");
+        Vm { child, log }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits until the guest side has set its port up and forwards (a
+    /// guest driver resets the device once while it starts: rings the
+    /// switch fills before that are thrown away).
+    pub fn wait_forwarding(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            assert!(
+                !log.contains("No probed ethernet devices"),
+                "the VM's virtio-user port failed:\n{log}"
+            );
+            if log.contains("start packet forwarding") {
+                return;
+            }
+            assert!(self.alive(), "the VM exited:\n{log}");
+            assert!(Instant::now() < deadline, "the VM does not forward:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if !self.alive() {
+            return;
+        }
+        signal(self.child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.alive() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The switch port `name` as `port list` shows it.
+pub fn port_info(sw: &Switch, name: &str) -> control::protocol::PortInfo {
+    let list: Vec<control::protocol::PortInfo> =
+        serde_json::from_value(sw.ok(&Request::PortList)).unwrap();
+    list.into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no port {name}"))
+}
+
+/// Waits until port `name` is in `state` (ACTIVE / DOWN).
+pub fn wait_state(sw: &Switch, name: &str, state: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let p = port_info(sw, name);
+        if p.state == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {name} stays {} (want {state}): {p:?}\n{}",
+            p.state,
+            sw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

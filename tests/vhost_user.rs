@@ -1,0 +1,324 @@
+//! vhost-user ports against a real vhost-user frontend: `dpdk-testpmd` with
+//! `net_virtio_user` in its own process plays the VM (needs hugepages:
+//! scripts/setup.sh reserves them). Frames the switch sends the VM come
+//! back MAC-swapped, so one pcap port checks both directions. Client mode
+//! (the VM owns the socket, OVS's dpdkvhostuserclient), server mode (the
+//! switch does, dpdkvhostuser), port state DOWN -> ACTIVE -> DOWN, restarts
+//! of vswitchd under traffic, and Neutron binding a port to a VM's socket.
+mod common;
+
+use common::*;
+use control::config::PortConfig;
+use control::protocol::Request;
+use std::time::{Duration, Instant};
+
+const N: u32 = 64;
+
+/// Adds a pcap port that replays `N` frames A -> B once and records what
+/// the switch sends it.
+fn add_source(sw: &Switch, dir: &TempDir) {
+    let frames: Vec<Vec<u8>> = (0..N).map(|i| frame(B, A, None, i)).collect();
+    write_pcap(&dir.path("a.pcap"), &frames);
+    sw.ok(&Request::PortAdd {
+        bridge: "br0".into(),
+        port: PortConfig::dpdk(
+            "p0",
+            &format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                dir.path("a.pcap").display(),
+                dir.path("p0-tx.pcap").display()
+            ),
+        ),
+    });
+}
+
+/// Every frame came back from the VM with its MACs swapped, in order.
+fn check_echoes(dir: &TempDir) {
+    let back = read_pcap(&dir.path("p0-tx.pcap"));
+    assert_eq!(back.len(), N as usize, "frames back from the VM");
+    for (i, f) in back.iter().enumerate() {
+        let want = frame(A, B, None, i as u32);
+        assert_eq!(f, &want, "frame {i} as the VM swapped it");
+    }
+}
+
+fn state_lines(sw: &Switch, port: &str) -> Vec<String> {
+    sw.log_text()
+        .lines()
+        .filter(|l| l.contains("port state") && l.contains(&format!("port={port}")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn client_mode_port_switches_both_ways_and_follows_the_vm() {
+    let _g = serial();
+    let dir = TempDir::new("vhost-client");
+    let sock = dir.path("vm0.sock");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"vhu0\"\n\
+         type = \"dpdkvhostuserclient\"\nvhost_server_path = \"{}\"\n",
+        config_head(&dir, "vhost-client"),
+        sock.display()
+    );
+    // The switch first: it keeps trying to connect, the port is DOWN.
+    let sw = Switch::start(&dir, &cfg);
+    let p = port_info(&sw, "vhu0");
+    assert_eq!(
+        (p.state.as_str(), p.kind.as_str()),
+        ("DOWN", "dpdkvhostuserclient")
+    );
+    assert!(p
+        .vhost
+        .as_ref()
+        .is_some_and(|v| !v.attached && v.mode == "client"));
+
+    let mut vm = Vm::start(&dir, "client", &sock, true);
+    vm.wait_forwarding(Duration::from_secs(20));
+    wait_state(&sw, "vhu0", "ACTIVE", Duration::from_secs(20));
+    let v = port_info(&sw, "vhu0").vhost.unwrap();
+    assert!(
+        v.attached && v.queue_pairs >= 1 && v.enabled_queues >= 2,
+        "{v:?}"
+    );
+
+    // p0 -> flood -> VM; VM swaps -> unicast to p0 (A was learned there).
+    add_source(&sw, &dir);
+    sw.wait_for("the VM's answers", |s| {
+        s.iter().any(|p| p.name == "p0" && p.tx_packets >= N as u64)
+    });
+    let vhu = sw.port("vhu0");
+    assert_eq!(
+        (vhu.tx_packets, vhu.rx_packets),
+        (N as u64, N as u64),
+        "{vhu:?}"
+    );
+
+    // The VM goes away: DOWN, and the worker keeps forwarding elsewhere.
+    vm.stop();
+    wait_state(&sw, "vhu0", "DOWN", Duration::from_secs(10));
+    // Logged: up, then down last (a guest driver starting may flap it once).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut lines = state_lines(&sw, "vhu0");
+    while !lines.last().is_some_and(|l| l.contains("to=\"DOWN\"")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        lines = state_lines(&sw, "vhu0");
+    }
+    assert!(
+        lines.len() >= 2
+            && lines[0].contains("to=\"ACTIVE\"")
+            && lines.last().unwrap().contains("to=\"DOWN\""),
+        "state changes logged: {lines:?}"
+    );
+    // It comes back on the same socket: the switch reconnects by itself.
+    let _vm = Vm::start(&dir, "client2", &sock, true);
+    wait_state(&sw, "vhu0", "ACTIVE", Duration::from_secs(20));
+    assert_eq!(port_info(&sw, "vhu0").vhost.unwrap().connects, 2);
+    assert!(sw.stop().success());
+    check_echoes(&dir);
+}
+
+#[test]
+fn server_mode_port_creates_the_socket_and_takes_a_vm() {
+    let _g = serial();
+    let dir = TempDir::new("vhost-server");
+    let sock_dir = dir.path("vhost");
+    // vhost_sock_dir belongs to [dataplane].
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"vhs0\"\ntype = \"dpdkvhostuser\"\n",
+        config_head(&dir, "vhost-server").replacen(
+            "control_core = 0\n",
+            &format!("control_core = 0\nvhost_sock_dir = \"{}\"\n", sock_dir.display()),
+            1
+        )
+    );
+    let sw = Switch::start(&dir, &cfg);
+    let sock = sock_dir.join("vhs0");
+    assert!(sock.exists(), "the switch created {}", sock.display());
+    assert_eq!(port_info(&sw, "vhs0").state, "DOWN");
+
+    let mut vm = Vm::start(&dir, "server", &sock, false);
+    vm.wait_forwarding(Duration::from_secs(20));
+    wait_state(&sw, "vhs0", "ACTIVE", Duration::from_secs(20));
+    assert_eq!(port_info(&sw, "vhs0").vhost.unwrap().mode, "server");
+    add_source(&sw, &dir);
+    sw.wait_for("the VM's answers", |s| {
+        s.iter().any(|p| p.name == "p0" && p.tx_packets >= N as u64)
+    });
+    vm.stop();
+    wait_state(&sw, "vhs0", "DOWN", Duration::from_secs(10));
+    // Another VM connects to the same socket.
+    let mut vm2 = Vm::start(&dir, "server2", &sock, false);
+    wait_state(&sw, "vhs0", "ACTIVE", Duration::from_secs(20));
+    vm2.stop();
+    assert!(sw.stop().success());
+    check_echoes(&dir);
+    assert!(!sock.exists(), "the socket is removed with the port");
+}
+
+/// Client-mode ports under traffic; vswitchd stopped with SIGTERM, then
+/// killed with SIGKILL, and restarted each time. The VM is never touched:
+/// traffic resumes by itself, and the time it takes is reported.
+#[test]
+fn traffic_resumes_after_vswitchd_restarts_without_touching_the_vm() {
+    let _g = serial();
+    let dir = TempDir::new("vhost-restart");
+    let sock = dir.path("vm0.sock");
+    let frames: Vec<Vec<u8>> = (0..N).map(|i| frame(B, A, None, i)).collect();
+    write_pcap(&dir.path("a.pcap"), &frames);
+    // An endless source: the VM's answers come back to p0 (counted, dropped).
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n\
+         [[bridges.ports]]\nname = \"vhu0\"\ntype = \"dpdkvhostuserclient\"\nvhost_server_path = \"{}\"\n\
+         [[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n",
+        config_head(&dir, "vhost-restart"),
+        sock.display(),
+        dir.path("a.pcap").display()
+    );
+    let mut vm = Vm::start(&dir, "restart", &sock, true);
+    let vm_pid = vm.child.id();
+    let mut sw = Switch::start(&dir, &cfg);
+    wait_state(&sw, "vhu0", "ACTIVE", Duration::from_secs(20));
+    sw.wait_for("traffic through the VM", |s| {
+        s.iter().any(|p| p.name == "vhu0" && p.rx_packets > 1000)
+    });
+    for sig in [libc::SIGTERM, libc::SIGKILL] {
+        signal(sw.child.id(), sig);
+        let _ = sw.child.wait();
+        assert!(vm.alive(), "the VM survives the switch");
+        let t0 = Instant::now();
+        sw = Switch::start(&dir, &cfg);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if sw.port("vhu0").rx_packets > 1000 && sw.port("p0").tx_packets > 1000 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "traffic did not resume after {}: {:?}\n{}",
+                if sig == libc::SIGTERM {
+                    "SIGTERM"
+                } else {
+                    "SIGKILL"
+                },
+                sw.stats(),
+                sw.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let took = t0.elapsed();
+        println!(
+            "vhost restart: traffic resumed {:.0} ms after vswitchd was restarted (after {})",
+            took.as_secs_f64() * 1e3,
+            if sig == libc::SIGTERM {
+                "SIGTERM"
+            } else {
+                "SIGKILL"
+            }
+        );
+        assert_eq!(vm.child.id(), vm_pid);
+    }
+    assert!(sw.stop().success());
+    assert!(vm.alive(), "the VM was never restarted");
+}
+
+/// A Neutron port bound `normal` on this host becomes a vhost-user client
+/// port at its `binding:vif_details.vhostuser_socket`, in its network's
+/// local VLAN, with no manual step; its status follows the VM.
+#[test]
+fn neutron_normal_port_becomes_a_vhost_user_port_and_reports_status() {
+    let _g = serial();
+    let dir = TempDir::new("vhost-neutron");
+    let (api, metrics) = (free_port(), free_port());
+    let sw = Switch::start(&dir, &neutron_config(&dir, "vhost-neutron", api, metrics));
+    ctl_json(&sw, Some(api), &["network", "create", "net1"]);
+    ctl_json(
+        &sw,
+        Some(api),
+        &[
+            "subnet",
+            "create",
+            "s1",
+            "--network",
+            "net1",
+            "--subnet-range",
+            "10.0.0.0/24",
+        ],
+    );
+    let port = ctl_json(
+        &sw,
+        Some(api),
+        &[
+            "port",
+            "create",
+            "vm1-eth0",
+            "--network",
+            "net1",
+            "--host",
+            "compute-1",
+        ],
+    );
+    let id = port["id"].as_str().unwrap().to_owned();
+    assert_eq!(port["binding:vif_type"], "vhostuser", "{port}");
+    assert_eq!(port["binding:vif_details"]["vhostuser_mode"], "server");
+    let sock = port["binding:vif_details"]["vhostuser_socket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let name = format!("vhu{}", &id[..11]);
+    // Attached at once, DOWN until a VM is there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        let list: Vec<control::protocol::PortInfo> =
+            serde_json::from_value(sw.ok(&Request::PortList)).unwrap();
+        if let Some(p) = list.into_iter().find(|p| p.name == name) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no switch port {name}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(info.kind, "dpdkvhostuserclient");
+    assert_eq!(info.dpdk_name, sock);
+    assert_eq!(info.iface_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        (info.vlan_mode.as_str(), info.tag),
+        ("access", Some(1)),
+        "{info:?}"
+    );
+    let status = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let p = ctl_json(&sw, Some(api), &["port", "show", &id]);
+            if p["status"] == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Neutron port stays {} (want {want})\n{}",
+                p["status"],
+                sw.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    status("DOWN");
+    let mut vm = Vm::start(&dir, "neutron", std::path::Path::new(&sock), true);
+    vm.wait_forwarding(Duration::from_secs(20));
+    wait_state(&sw, &name, "ACTIVE", Duration::from_secs(20));
+    status("ACTIVE");
+    vm.stop();
+    status("DOWN");
+    // Unbinding (deleting) the Neutron port removes the switch port.
+    ctl(&sw, Some(api), &["port", "delete", &id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: Vec<control::protocol::PortInfo> =
+            serde_json::from_value(sw.ok(&Request::PortList)).unwrap();
+        if !list.iter().any(|p| p.name == name) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "switch port {name} stays");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sw.stop().success());
+}
