@@ -322,3 +322,156 @@ fn neutron_normal_port_becomes_a_vhost_user_port_and_reports_status() {
     }
     assert!(sw.stop().success());
 }
+
+/// Per-stream "TX-packets" of a testpmd log (printed when it stops), by
+/// queue.
+fn vm_tx_per_queue(log: &str) -> Vec<(u16, u64)> {
+    let mut out = Vec::new();
+    let mut queue = None;
+    for line in log.lines() {
+        if let Some(rest) = line.split("TX Port=").nth(1) {
+            queue = rest
+                .split("Queue=")
+                .nth(1)
+                .and_then(|q| q.trim().split_whitespace().next()?.parse().ok());
+        } else if let (Some(q), Some(rest)) = (queue, line.split("TX-packets:").nth(1)) {
+            if let Some(n) = rest.split_whitespace().next().and_then(|n| n.parse().ok()) {
+                out.push((q, n));
+            }
+            queue = None;
+        }
+    }
+    out
+}
+
+/// Two queue pairs: the guest enables four rings and the switch drains
+/// both of its transmit queues (a ring nobody drains stops at its size).
+#[test]
+fn multiqueue_guest_is_drained_on_every_queue() {
+    let _g = serial();
+    let dir = TempDir::new("vhost-mq");
+    let sock = dir.path("vm0.sock");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n\
+         [[bridges.ports]]\nname = \"vhu0\"\ntype = \"dpdkvhostuserclient\"\nvhost_server_path = \"{}\"\nrx_queues = 2\n\
+         [[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_null0\"\n",
+        config_head(&dir, "vhost-mq"),
+        sock.display()
+    );
+    let mut vm = Vm::start_with(&dir, "mq", &sock, true, "txonly", 2);
+    let sw = Switch::start(&dir, &cfg);
+    vm.wait_forwarding(Duration::from_secs(20));
+    wait_state(&sw, "vhu0", "ACTIVE", Duration::from_secs(20));
+    // The second pair is enabled once the guest driver asks for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = port_info(&sw, "vhu0").vhost.unwrap();
+        if (v.queue_pairs, v.enabled_queues) == (2, 4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{v:?}\n{}\n{}",
+            sw.log_text(),
+            std::fs::read_to_string(&vm.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sw.wait_for("frames from both queues", |s| {
+        s.iter().any(|p| p.name == "vhu0" && p.rx_packets > 200_000)
+    });
+    vm.stop();
+    let log = std::fs::read_to_string(&vm.log).unwrap();
+    let per_queue = vm_tx_per_queue(&log);
+    assert_eq!(per_queue.len(), 2, "per-stream stats:\n{log}");
+    for (q, n) in per_queue {
+        assert!(n > 50_000, "queue {q}: only {n} frames left the guest");
+    }
+    let got = sw.port("vhu0").rx_packets;
+    assert!(got > 100_000, "{got}");
+    assert!(sw.stop().success());
+}
+
+/// The VM dies (SIGKILL) while traffic runs to it and through the same
+/// worker between two other ports: that traffic never pauses. A client
+/// that speaks garbage on a server-mode socket is cut off; nothing else
+/// notices.
+#[test]
+fn a_vm_dying_or_a_bad_frontend_never_stalls_other_ports() {
+    let _g = serial();
+    let dir = TempDir::new("vhost-fault");
+    let sock = dir.path("vm0.sock");
+    let sock_dir = dir.path("vhost");
+    let frames: Vec<Vec<u8>> = (0..N).map(|i| frame(BCAST, A, None, i)).collect();
+    write_pcap(&dir.path("bcast.pcap"), &frames);
+    // p0 broadcasts endlessly: to the VM and to p1 alike.
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n\
+         [[bridges.ports]]\nname = \"vhu0\"\ntype = \"dpdkvhostuserclient\"\nvhost_server_path = \"{}\"\n\
+         [[bridges.ports]]\nname = \"vhs0\"\ntype = \"dpdkvhostuser\"\n\
+         [[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n\
+         [[bridges.ports]]\nname = \"p1\"\ndevargs = \"net_null1\"\n",
+        config_head(&dir, "vhost-fault").replacen(
+            "control_core = 0\n",
+            &format!("control_core = 0\nvhost_sock_dir = \"{}\"\n", sock_dir.display()),
+            1
+        ),
+        sock.display(),
+        dir.path("bcast.pcap").display()
+    );
+    let mut vm = Vm::start(&dir, "fault", &sock, true);
+    let sw = Switch::start(&dir, &cfg);
+    vm.wait_forwarding(Duration::from_secs(20));
+    wait_state(&sw, "vhu0", "ACTIVE", Duration::from_secs(20));
+    sw.wait_for("traffic to the VM", |s| {
+        s.iter().any(|p| p.name == "vhu0" && p.tx_packets > 100_000)
+    });
+
+    // Sample p1 while the VM is killed and a bad frontend connects.
+    let sampler = {
+        let socket = sw.socket.clone();
+        std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            let (mut last, mut at) = (0u64, Instant::now());
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                let r =
+                    control::protocol::call(&socket, &Request::PortStats, Duration::from_secs(5))
+                        .unwrap();
+                let rows: Vec<control::protocol::PortStatsRow> =
+                    serde_json::from_value(r.result).unwrap();
+                let tx = rows.iter().find(|p| p.name == "p1").unwrap().tx_packets;
+                if tx > last {
+                    worst = worst.max(at.elapsed());
+                    last = tx;
+                    at = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            worst.max(at.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    signal(vm.child.id(), libc::SIGKILL);
+    let _ = vm.child.wait();
+    {
+        use std::io::Write;
+        let mut bad = std::os::unix::net::UnixStream::connect(sock_dir.join("vhs0")).unwrap();
+        // A vhost-user header claiming a huge payload, then junk.
+        let _ = bad.write_all(&[0xff, 0, 0, 0, 0x01, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]);
+        let _ = bad.write_all(&[0xa5; 4096]);
+    }
+    let worst = sampler.join().unwrap();
+    assert!(
+        worst < Duration::from_millis(250),
+        "p1 stalled for {worst:?} while the VM died"
+    );
+    wait_state(&sw, "vhu0", "DOWN", Duration::from_secs(10));
+    assert_eq!(port_info(&sw, "vhs0").state, "DOWN");
+    // The server socket still takes a proper VM afterwards.
+    let mut vm2 = Vm::start(&dir, "fault2", &sock_dir.join("vhs0"), false);
+    vm2.wait_forwarding(Duration::from_secs(20));
+    wait_state(&sw, "vhs0", "ACTIVE", Duration::from_secs(20));
+    vm2.stop();
+    assert!(sw.stop().success());
+}

@@ -463,12 +463,26 @@ impl Vm {
     /// `server`: the VM owns the socket (QEMU's `server=on`, the switch's
     /// `dpdkvhostuserclient`); else it connects to the switch's socket.
     pub fn start(dir: &TempDir, tag: &str, socket: &Path, server: bool) -> Vm {
+        Vm::start_with(dir, tag, socket, server, "macswap", 1)
+    }
+
+    /// As [`Vm::start`] with a testpmd forwarding mode (macswap, txonly,
+    /// io, ...) and `queues` queue pairs.
+    pub fn start_with(
+        dir: &TempDir,
+        tag: &str,
+        socket: &Path,
+        server: bool,
+        fwd: &str,
+        queues: u16,
+    ) -> Vm {
         let log = dir.path(&format!("vm-{tag}.log"));
         let vdev = format!(
-            "net_virtio_user0,path={}{}",
+            "net_virtio_user0,path={},queues={queues}{}",
             socket.display(),
             if server { ",server=1" } else { "" }
         );
+        let q = queues.to_string();
         // Line-buffered, so the log shows when forwarding starts.
         let child = Command::new("stdbuf")
             .args(["-oL", "dpdk-testpmd"])
@@ -479,13 +493,8 @@ impl Vm {
                 &format!("fswvm-{tag}-{}", std::process::id()),
             ])
             .args(["--vdev", &vdev, "--"])
-            .args([
-                "--forward-mode",
-                "macswap",
-                "--auto-start",
-                "--nb-cores",
-                "1",
-            ])
+            .args(["--forward-mode", fwd, "--auto-start", "--nb-cores", "1"])
+            .args(["--rxq", &q, "--txq", &q])
             // Keeps testpmd running without a terminal on stdin.
             .args(["--stats-period", "3600", "--total-num-mbufs", "8192"])
             .stdin(Stdio::null())
