@@ -8,22 +8,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn wait_status(sw: &Switch, api: u16, port: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let p = ctl_json(sw, Some(api), &["port", "show", port]);
-        if p["status"] == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "port {port} stays {} (want {want})",
-            p["status"]
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn uplink_translations(sw: &Switch) -> serde_json::Value {
     let ports = ctl_json(sw, None, &["port", "list"]);
     ports

@@ -285,29 +285,13 @@ fn neutron_normal_port_becomes_a_vhost_user_port_and_reports_status() {
         ("access", Some(1)),
         "{info:?}"
     );
-    let status = |want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let p = ctl_json(&sw, Some(api), &["port", "show", &id]);
-            if p["status"] == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Neutron port stays {} (want {want})\n{}",
-                p["status"],
-                sw.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    status("DOWN");
+    wait_status(&sw, api, &id, "DOWN");
     let mut vm = Vm::start(&dir, "neutron", std::path::Path::new(&sock), true);
     vm.wait_forwarding(Duration::from_secs(20));
     wait_state(&sw, &name, "ACTIVE", Duration::from_secs(20));
-    status("ACTIVE");
+    wait_status(&sw, api, &id, "ACTIVE");
     vm.stop();
-    status("DOWN");
+    wait_status(&sw, api, &id, "DOWN");
     // Unbinding (deleting) the Neutron port removes the switch port.
     ctl(&sw, Some(api), &["port", "delete", &id]);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -580,3 +580,21 @@ pub fn wait_state(sw: &Switch, name: &str, state: &str, within: Duration) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Waits until the Neutron port `port` has `status` (ACTIVE / DOWN) in the API.
+pub fn wait_status(sw: &Switch, api: u16, port: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let p = ctl_json(sw, Some(api), &["port", "show", port]);
+        if p["status"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Neutron port {port} stays {} (want {want})\n{}",
+            p["status"],
+            sw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
