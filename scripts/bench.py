@@ -3,13 +3,17 @@
 
     python3 scripts/bench.py SCENARIO [options]      (usually via scripts/bench.sh)
 
-Every system under test (ferroswitch, OVS-DPDK, testpmd io) gets the same two
-``net_pcap`` ports (``rx_pcap=FILE,infinite_rx=1``; no tx file, so transmitted
-frames are counted and dropped), its one forwarding thread on core 1 and
-everything else on core 0. Systems run strictly one at a time (a poll-mode
-thread keeps its core at 100 %). Per run: start, warm up (--warmup s), read the
-counters, wait --duration s, read them again, stop; the figures are counter
-deltas over the measured wall-clock window between the two reads:
+Every system under test (ferroswitch, OVS-DPDK, testpmd io) gets the same
+ports: ``net_pcap`` ones (``rx_pcap=FILE,infinite_rx=1``; no tx file, so
+transmitted frames are counted and dropped) and, in the vhost scenarios,
+vhost-user client ports whose other ends are "VMs" (separate ``dpdk-testpmd``
+processes with ``net_virtio_user`` server-mode ports, started afresh before
+every run and stopped after it; see VhostScenario). The switch's one
+forwarding thread runs on core 1, everything else (the VMs included) on core 0.
+Systems run strictly one at a time (a poll-mode thread keeps its core at
+100 %). Per run: start, warm up (--warmup s), read the counters, wait
+--duration s, read them again, stop; the figures are counter deltas over the
+measured wall-clock window between the two reads:
 
   mpps               packets transmitted per second, summed over the scenario's
                      output ports
@@ -17,11 +21,13 @@ deltas over the measured wall-clock window between the two reads:
                      ovs-dpdk:    "avg processing cycles per packet" of the core-1
                                   PMD (dpif-netdev/pmd-stats-show, cleared at the
                                   window start)
-                     testpmd-io:  TSC Hz x window / packets received (its
-                                  forwarding core always polls)
+                     testpmd-io, testpmd-vhost: TSC Hz x window / packets
+                                  received (its forwarding core always polls)
   cycles_per_packet_wall  TSC Hz x window / packets received, for every system
                      (the same yardstick for all: each PMD core polls 100 %)
   tx_ratio           per direction "in->out": tx(out) / rx(in)
+  vm                 (vhost scenarios) the VMs' own port counters over the
+                     window, for spotting a VM-side bottleneck
 
 With --runs N > 1 the runs are interleaved (round robin over the systems, each
 run a fresh start) and the median and range are reported.
@@ -71,7 +77,9 @@ DPDK_RUNTIME_ROOT = Path("/var/run/dpdk")
 OVS_VSWITCHD_DPDK = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
-ALL_SYSTEMS = ["ferroswitch", "ovs-dpdk", "testpmd-io"]
+ALL_SYSTEMS = ["ferroswitch", "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
+VHOST_CLIENT = "dpdkvhostuserclient"   # Port.kind of a vhost-user client port
+VM_MAC_BASE = "fa:16:3e:00:01:"        # MACs of VM ports not given one explicitly
 
 
 # --------------------------------------------------------------------------
@@ -284,7 +292,11 @@ class Ctx:
 @dataclass
 class Port:
     name: str                 # p0, p1, ...
-    devargs: str              # net_pcapN,rx_pcap=...,infinite_rx=1
+    devargs: str              # net_pcapN,rx_pcap=...,infinite_rx=1 ("" for a vhost port)
+    # "dpdk" (a DPDK vdev given by devargs) or VHOST_CLIENT (a vhost-user client
+    # port; vhost_server_path is the socket of the VM, set for every run)
+    kind: str = "dpdk"
+    vhost_server_path: str | None = None
     # OVS-like VLAN mode, all optional (None: plain trunk, the OVS default)
     tag: int | None = None
     trunks: list[int] | None = None
@@ -302,18 +314,27 @@ class Scenario:
     """A traffic + topology definition. Subclass and register in SCENARIOS.
 
     prepare() writes the traffic and returns the ports; ``directions`` lists
-    (in_port, out_port, expected tx/rx ratio). Hooks let a scenario customise
-    each system (OVS flows, ferroswitch config, extra processes); the defaults
-    build one bridge with all ports and the default NORMAL behaviour.
+    (in_port, out_port, expected tx/rx ratio; None: reported, not checked).
+    Hooks let a scenario customise each system (OVS flows, ferroswitch config,
+    extra processes); the defaults build one bridge with all ports and the
+    default NORMAL behaviour.
+
+    Per-run extra processes (e.g. VMs): before_start() runs before the system
+    starts, after_start() once it is up, after_stop() after it has stopped
+    (also on errors and interrupts; it must be idempotent). extra_procs() are
+    watched like the system's own processes; extra_snapshot() is read right
+    after every system snapshot and extra_results() turns two of them into
+    results.
     """
 
     name = ""
-    systems = list(ALL_SYSTEMS)
+    systems = ["ferroswitch", "ovs-dpdk", "testpmd-io"]
+    require_tx = False      # True: no packet transmitted on the output ports is an error
 
     def __init__(self, ctx: Ctx):
         self.ctx = ctx
         self.ports: list[Port] = []
-        self.directions: list[tuple[str, str, float]] = []
+        self.directions: list[tuple[str, str, float | None]] = []
 
     def prepare(self) -> None:
         raise NotImplementedError
@@ -326,14 +347,27 @@ class Scenario:
     def input_ports(self) -> list[str]:
         return sorted({d[0] for d in self.directions})
 
+    # --- per-run hooks (extra processes) ------------------------------------
+    def before_start(self, system: "System") -> None: pass
+    def after_start(self, system: "System") -> None: pass
+    def after_stop(self, system: "System") -> None: pass
+    def extra_procs(self) -> list["Proc"]: return []
+    def extra_snapshot(self) -> dict | None: return None
+    def extra_results(self, e0: dict | None, e1: dict | None) -> dict: return {}
+    def summary_extra(self) -> dict: return {}     # added to the JSON line of every system
+
     # --- per-system hooks ------------------------------------------------
     def ovs_configure(self, ovs: "OvsDpdk") -> None:
         """Create bridges/ports/flows in the private OVS instance."""
         br = ovs.bridge
         ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
         for p in self.ports:
-            cmd = ["add-port", br, p.name, "--", "set", "Interface", p.name, "type=dpdk",
-                   f"options:dpdk-devargs={p.devargs}"]
+            if p.kind == VHOST_CLIENT:
+                cmd = ["add-port", br, p.name, "--", "set", "Interface", p.name,
+                       f"type={VHOST_CLIENT}", f"options:vhost-server-path={p.vhost_server_path}"]
+            else:
+                cmd = ["add-port", br, p.name, "--", "set", "Interface", p.name, "type=dpdk",
+                       f"options:dpdk-devargs={p.devargs}"]
             if p.tag is not None:
                 cmd += ["--", "set", "Port", p.name, f"tag={p.tag}"]
             if p.trunks:
@@ -345,7 +379,11 @@ class Scenario:
     def ferroswitch_bridges(self) -> list[dict]:
         ports = []
         for p in self.ports:
-            d = {"name": p.name, "devargs": p.devargs}
+            if p.kind == VHOST_CLIENT:
+                d = {"name": p.name, "type": VHOST_CLIENT,
+                     "vhost_server_path": p.vhost_server_path}
+            else:
+                d = {"name": p.name, "devargs": p.devargs}
             if p.tag is not None:
                 d["tag"] = p.tag
             if p.trunks:
@@ -354,6 +392,17 @@ class Scenario:
                 d["vlan_mode"] = p.vlan_mode
             ports.append(d)
         return [{"name": "br0", "ports": ports}]
+
+    def testpmd_vdevs(self) -> list[str]:
+        """testpmd-as-the-switch --vdev arguments, in self.ports order (= port ids)."""
+        vdevs, nvhost = [], 0
+        for p in self.ports:
+            if p.kind == VHOST_CLIENT:
+                vdevs.append(f"net_vhost{nvhost},iface={p.vhost_server_path},client=1")
+                nvhost += 1
+            else:
+                vdevs.append(p.devargs)
+        return vdevs
 
     def testpmd_forward_args(self) -> list[str]:
         return ["--forward-mode", "io"]
@@ -383,7 +432,266 @@ class L2Normal(Scenario):
             + (f", VLAN {a.vlan}" if a.vlan is not None else "") + f" -> {tdir}")
 
 
-SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal,)}
+class TestpmdVm:
+    """A "VM": a dpdk-testpmd process whose ports are ``net_virtio_user`` in server
+    mode (the vhost-user frontend, i.e. what a guest's virtio-net driver is).
+
+    Its lcores (main and forwarding) are on CTRL_CORE. --in-memory (no hugepage
+    files; its memory is shared with the switch as memfd descriptors) and
+    --single-file-segments (one region per memseg list, else the backend fails
+    with "Too many memory regions"); --iova-mode va (with PA, large rings fail:
+    the tx header memzone must be physically contiguous). A server-mode port
+    blocks in accept() until the switch connects, and the ports are probed in
+    order, so the socket of port N+1 appears only once port N is connected: the
+    switch's vhost-user client must retry connecting (DPDK's vhost client
+    reconnect does).
+    """
+
+    def __init__(self, name: str, sockets: list[Path], macs: list[str], fwd_args: list[str],
+                 prefix: str, logfile: Path, queue_size: int = 1024):
+        self.name, self.sockets, self.macs = name, sockets, macs
+        self.fwd_args, self.prefix, self.logfile = fwd_args, prefix, logfile
+        self.queue_size = queue_size
+        self.proc: Proc | None = None
+        self.tele: Path | None = None
+
+    def start(self) -> None:
+        argv = ["dpdk-testpmd", "--lcores", f"0@{CTRL_CORE},1@{CTRL_CORE}", "--no-pci",
+                "--in-memory", "--single-file-segments", "--iova-mode", "va", "-m", "128",
+                "--file-prefix", self.prefix]
+        for i, (sock, mac) in enumerate(zip(self.sockets, self.macs)):
+            argv += ["--vdev", f"net_virtio_user{i},path={sock},server=1,"
+                               f"queue_size={self.queue_size},mac={mac}"]
+        # The virtio PMD uses min(--rxd/--txd, queue_size) descriptors; testpmd's
+        # default (0) means 512. Mbufs: every ring full plus caches and bursts.
+        mbufs = max(16384, 2 * len(self.sockets) * self.queue_size + 8192)
+        argv += ["--", *self.fwd_args, "--auto-start", "--nb-cores", "1",
+                 "--rxd", str(self.queue_size), "--txd", str(self.queue_size),
+                 "--total-num-mbufs", str(mbufs)]
+        # Without interactive mode testpmd waits for Enter on stdin: keep a pipe open.
+        self.proc = Proc(self.name, argv, self.logfile, stdin_pipe=True, ctrl_core=True)
+
+    def check_alive(self) -> None:
+        if self.proc and not self.proc.alive():
+            raise BenchError(f"{self.name} (pid {self.proc.pid}) exited with "
+                             f"{self.proc.popen.returncode}:\n{tail(self.logfile)}")
+
+    def wait_listening(self, deadline: float) -> None:
+        """Until the first server socket exists (the later ones follow one by one)."""
+        while not self.sockets[0].exists():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: {self.sockets[0]} did not appear\n{tail(self.logfile)}")
+            time.sleep(0.1)
+
+    def wait_ready(self, deadline: float) -> None:
+        """Until every port is connected (testpmd finished probing: telemetry is up)."""
+        self.tele = wait_testpmd_telemetry(self.prefix, len(self.sockets), deadline,
+                                           self.check_alive)
+        if not self.tele:
+            raise BenchError(f"{self.name}: not all of {[str(x) for x in self.sockets]} connected "
+                             f"(is the switch's vhost-user client up?)\n{tail(self.logfile)}")
+
+    def stats(self) -> list[dict]:
+        replies = telemetry_query(self.tele, *[f"/ethdev/stats,{i}" for i in range(len(self.sockets))])
+        return [{"rx": r["/ethdev/stats"]["ipackets"], "tx": r["/ethdev/stats"]["opackets"]}
+                for r in replies]
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+        remove_dpdk_runtime_dir(self.prefix)
+
+
+class VhostScenario(Scenario):
+    """Base of the vhost-user scenarios: the switch's vhost-user ports are clients
+    of "VMs" (TestpmdVm), started afresh for every run before the switch (fresh
+    sockets in a fresh directory) and stopped after it. Subclasses fill
+    ``self.ports`` (vhost ports with kind=VHOST_CLIENT) and ``self.vm_layout``:
+    (VM name, [switch port of each VM port], [MAC of each VM port], testpmd args).
+    """
+
+    systems = ["ferroswitch", "ovs-dpdk", "testpmd-vhost"]
+    require_tx = True
+    OVS_LOCAL_VLAN = 4094
+    vm_queue_size = 1024    # virtio ring size of the VM ports (QEMU's maximum)
+                            # (with it, --rxd/--txd: testpmd's default would be 512)
+
+    def __init__(self, ctx: Ctx):
+        super().__init__(ctx)
+        self.vm_layout: list[tuple[str, list[str], list[str], list[str]]] = []
+        self.vms: list[TestpmdVm] = []
+        self.sock_dir: Path | None = None
+        self.queue_size = ctx.args.vm_queue_size or self.vm_queue_size
+        if ctx.args.vlan is not None:
+            raise BenchError(f"--vlan does not apply to {self.name} (the ports are access ports)")
+
+    def port(self, name: str) -> Port:
+        return next(p for p in self.ports if p.name == name)
+
+    def summary_extra(self) -> dict:
+        return {"vm_queue_size": self.queue_size}
+
+    def ovs_configure(self, ovs: "OvsDpdk") -> None:
+        super().ovs_configure(ovs)
+        # The bridge's own (LOCAL, TAP) port is a trunk of every VLAN: NORMAL would
+        # flood the never-learned destination there too (one more output per
+        # packet, which the other systems do not have). Park it in an unused VLAN.
+        ovs.vsctl("set", "Port", ovs.bridge, f"tag={self.OVS_LOCAL_VLAN}")
+
+    def before_start(self, system: "System") -> None:
+        self.after_stop(system)
+        self.sock_dir = Path(tempfile.mkdtemp(prefix="fsw-vhu-"))
+        for vm_name, port_names, macs, fwd in self.vm_layout:
+            socks = []
+            for pn in port_names:
+                sock = self.sock_dir / f"{pn}.sock"
+                if len(str(sock)) >= 100:
+                    raise BenchError(f"vhost-user socket path too long: {sock}")
+                self.port(pn).vhost_server_path = str(sock)
+                socks.append(sock)
+            vm = TestpmdVm(vm_name, socks, macs, fwd, f"{system.prefix}-{vm_name}",
+                           system.dir / f"{vm_name}-r{system.run_idx}.log",
+                           self.queue_size)
+            self.vms.append(vm)
+            vm.start()
+        deadline = time.monotonic() + self.ctx.args.start_timeout
+        for vm in self.vms:
+            vm.wait_listening(deadline)
+
+    def after_start(self, system: "System") -> None:
+        deadline = time.monotonic() + self.ctx.args.start_timeout
+        for vm in self.vms:
+            vm.wait_ready(deadline)
+        log(f"VMs connected: {', '.join(vm.name for vm in self.vms)}")
+
+    def after_stop(self, system: "System") -> None:
+        for vm in reversed(list(self.vms)):
+            vm.stop()
+            self.vms.remove(vm)
+        if self.sock_dir:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
+            self.sock_dir = None
+
+    def extra_procs(self) -> list["Proc"]:
+        return [vm.proc for vm in self.vms if vm.proc]
+
+    def extra_snapshot(self) -> dict | None:
+        try:
+            return {vm.name: (time.monotonic(), vm.stats()) for vm in self.vms}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log(f"warning: VM counters unreadable: {exc}")
+            return None
+
+    def extra_results(self, e0, e1) -> dict:
+        if not e0 or not e1:
+            return {}
+        vms = {}
+        for vm_name, port_names, _, _ in self.vm_layout:
+            (t0, st0), (t1, st1) = e0[vm_name], e1[vm_name]
+            ports = {}
+            for i, pn in enumerate(port_names):
+                rx, tx = st1[i]["rx"] - st0[i]["rx"], st1[i]["tx"] - st0[i]["tx"]
+                ports[pn] = {"rx": rx, "tx": tx, "rx_mpps": rnd(rx / (t1 - t0) / 1e6),
+                             "tx_mpps": rnd(tx / (t1 - t0) / 1e6)}
+            vms[vm_name] = {"ports": ports}
+        return {"vm": vms}
+
+
+def _vhost_frames(ctx: Ctx) -> tuple[Path, Path]:
+    """p0.pcap (as l2-normal's) and an empty pcap (a net_pcap port that never receives)."""
+    a = ctx.args
+    tdir = ctx.out / "traffic"
+    tdir.mkdir(parents=True, exist_ok=True)
+    p0, empty = tdir / "p0.pcap", tdir / "empty.pcap"
+    gen_pcap.write_pcap(str(p0), gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size))
+    gen_pcap.write_pcap(str(empty), [])
+    return p0.resolve(), empty.resolve()
+
+
+class PvpVhost(VhostScenario):
+    """Physical-VM-Physical: p0 -> vhu0 -> "VM" -> vhu1 -> p1, one bridge, NORMAL.
+
+    p0: net_pcap replaying --flows UDP frames fa:16:3e:00:00:01 -> :02
+    (rx_pcap, infinite_rx=1); p1: net_pcap whose rx file is empty (it never
+    receives; what it transmits is counted and dropped; net_pcap needs an rx
+    or tx stream). The VM is one testpmd with two virtio-user ports, io
+    forwarding between them (vhu0 -> vhu1; nothing comes back). VLANs, the same
+    for every system that has them (ferroswitch, OVS): p0 and vhu0 access
+    VLAN 100, vhu1 and p1 access VLAN 200, so NORMAL cannot flood p0's frames
+    anywhere but vhu0, nor the VM's anywhere but p1 (:02 is never learned: the
+    frames are flooded, but each VLAN has exactly one other port, which is
+    equivalent to unicast). testpmd-vhost (testpmd as the switch, vhost PMD)
+    has no VLANs: its ports are p0, vhost0, vhost1, p1 in that order, paired
+    (p0,vhost0) and (vhost1,p1) by io forwarding.
+
+    Mpps = packets transmitted on p1 per second. The pcap source never runs
+    dry: the switch takes from p0 what its PMD has time for and drops at vhu0
+    what does not fit into the VM's ring, so the p0->p1 tx/rx ratio is
+    reported, not checked; a run must transmit something on p1. The VM (io
+    forwarding alone on core 0) tops out near 8 Mpps here, which caps the
+    fastest switches.
+    """
+
+    name = "pvp-vhost"
+
+    def prepare(self) -> None:
+        p0, empty = _vhost_frames(self.ctx)
+        self.ports = [Port("p0", f"net_pcap0,rx_pcap={p0},infinite_rx=1", tag=100),
+                      Port("vhu0", "", kind=VHOST_CLIENT, tag=100),
+                      Port("vhu1", "", kind=VHOST_CLIENT, tag=200),
+                      Port("p1", f"net_pcap1,rx_pcap={empty}", tag=200)]
+        self.directions = [("p0", "p1", None)]
+        self.vm_layout = [("vm", ["vhu0", "vhu1"], [VM_MAC_BASE + "01", VM_MAC_BASE + "02"],
+                           ["--forward-mode", "io"])]
+        log(f"traffic: {self.ctx.args.flows} flows, {self.ctx.args.frame_size}-byte frames "
+            f"-> {p0}; VM io-forwards vhu0 -> vhu1")
+
+
+class Vm2VmVhost(VhostScenario):
+    """VM to VM on one host, socket to socket: vm1 -> vhu0 -> switch -> vhu1 -> vm2.
+
+    vm1: testpmd txonly on one virtio-user port (MAC fa:16:3e:00:00:01), one
+    UDP flow 10.0.0.1 -> 10.0.1.1 of --frame-size frames (--txpkts size-4) to
+    fa:16:3e:00:00:02 (--eth-peer); vm2: testpmd rxonly on one virtio-user port
+    with MAC fa:16:3e:00:00:02. Both VMs' lcores share core 0. vhu0 and vhu1 are
+    access ports of VLAN 100 (ferroswitch, OVS). vm2 never sends, so :02 is
+    never learned and the switch floods: to the only other port of the VLAN,
+    i.e. the same as unicast. testpmd-vhost: testpmd io-forwarding between its
+    two vhost ports.
+
+    Mpps = packets the switch transmits to vhu1 per second (what vm2 gets);
+    the vhu0->vhu1 tx/rx ratio is reported, not checked; a run must transmit
+    something on vhu1.
+
+    Both VMs poll on the one core 0, so the kernel runs them in turns of a few
+    ms, never at once: while vm2 waits for the core, vhu1's ring fills and the
+    switch drops; while vm1 waits, nothing comes in. With 1024-entry rings that
+    caps every switch alike at about one ring per turn (~0.13 Mpps here), so
+    the VM rings are 32768 entries (the virtio maximum, --vm-queue-size): then
+    the VMs' turns on core 0 still set the pace (~3.3 Mpps here), for every
+    switch alike: this scenario checks vhost-to-vhost switching works and
+    loses little, it does not rank the switches.
+    The "vm" block of each run shows the VMs' own rates.
+    """
+
+    name = "vm2vm-vhost"
+    vm_queue_size = 32768
+
+    def prepare(self) -> None:
+        fs = self.ctx.args.frame_size
+        self.ports = [Port("vhu0", "", kind=VHOST_CLIENT, tag=100),
+                      Port("vhu1", "", kind=VHOST_CLIENT, tag=100)]
+        self.directions = [("vhu0", "vhu1", None)]
+        self.vm_layout = [
+            ("vm1", ["vhu0"], ["fa:16:3e:00:00:01"],
+             ["--forward-mode", "txonly", "--txpkts", str(fs - gen_pcap.ETH_FCS_LEN),
+              "--eth-peer", "0,fa:16:3e:00:00:02", "--tx-ip", "10.0.0.1,10.0.1.1"]),
+            ("vm2", ["vhu1"], ["fa:16:3e:00:00:02"], ["--forward-mode", "rxonly"])]
+        log(f"traffic: vm1 txonly, one UDP flow of {fs}-byte frames -> vm2 rxonly")
+
+
+SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost)}
 
 
 # --------------------------------------------------------------------------
@@ -419,7 +727,7 @@ class System:
         remove_dpdk_runtime_dir(self.prefix)
 
     def check_alive(self) -> None:
-        for p in self.procs:
+        for p in self.procs + self.scen.extra_procs():
             if not p.alive():
                 raise BenchError(f"{p.name} (pid {p.pid}) exited with {p.popen.returncode}:\n"
                                  f"{tail(p.logfile)}")
@@ -453,7 +761,27 @@ def telemetry_query(sock_path: Path, *cmds: str, timeout: float = 5.0) -> list:
         s.close()
 
 
+def wait_testpmd_telemetry(prefix: str, nports: int, deadline: float, check_alive) -> Path | None:
+    """The telemetry socket of the testpmd with this --file-prefix once it lists
+    >= nports ethdevs (it lands in the runtime dir even with --in-memory), or
+    None at the deadline."""
+    rundir = DPDK_RUNTIME_ROOT / prefix
+    while time.monotonic() < deadline:
+        check_alive()
+        for cand in sorted(rundir.glob("dpdk_telemetry.v2*")):
+            try:
+                stats = telemetry_query(cand, "/ethdev/list")[0]
+                if len(stats.get("/ethdev/list") or []) >= nports:
+                    return cand
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.2)
+    return None
+
+
 class TestpmdIo(System):
+    """testpmd as the switch: io forwarding, default paired port topology."""
+
     name = "testpmd-io"
 
     @classmethod
@@ -463,8 +791,8 @@ class TestpmdIo(System):
     def start(self) -> None:
         argv = ["dpdk-testpmd", "--lcores", f"{CTRL_CORE}@{CTRL_CORE},{FWD_CORE}@{FWD_CORE}",
                 "--no-pci", "--in-memory", "-m", "256", "--file-prefix", self.prefix]
-        for p in self.scen.ports:
-            argv += ["--vdev", p.devargs]
+        for vdev in self.scen.testpmd_vdevs():
+            argv += ["--vdev", vdev]
         argv += ["--", *self.scen.testpmd_forward_args(), "--auto-start", "--nb-cores", "1",
                  "--total-num-mbufs", "32768"]
         self.port_ids = {p.name: i for i, p in enumerate(self.scen.ports)}
@@ -472,25 +800,11 @@ class TestpmdIo(System):
         self.proc = Proc("dpdk-testpmd", argv, self.dir / f"testpmd-r{self.run_idx}.log",
                          stdin_pipe=True)
         self.procs.append(self.proc)
-        # The telemetry socket lands in the runtime dir even with --in-memory.
-        rundir = DPDK_RUNTIME_ROOT / self.prefix
-        deadline = time.monotonic() + 60
-        self.sock = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            for cand in sorted(rundir.glob("dpdk_telemetry.v2*")):
-                try:
-                    stats = telemetry_query(cand, "/ethdev/list")[0]
-                    if len(stats.get("/ethdev/list") or []) >= len(self.port_ids):
-                        self.sock = cand
-                        break
-                except (OSError, ValueError):
-                    pass
-            if self.sock:
-                break
-            time.sleep(0.2)
+        self.sock = wait_testpmd_telemetry(self.prefix, len(self.port_ids),
+                                           time.monotonic() + 60, self.check_alive)
         if not self.sock:
-            raise BenchError(f"testpmd telemetry socket not ready in {rundir}\n{tail(self.proc.logfile)}")
+            raise BenchError(f"testpmd telemetry socket not ready in {DPDK_RUNTIME_ROOT / self.prefix}"
+                             f"\n{tail(self.proc.logfile)}")
         log(f"testpmd up; telemetry {self.sock}")
 
     def snapshot(self) -> Snapshot:
@@ -511,7 +825,19 @@ class TestpmdIo(System):
                 "cycles_per_packet_method": "TSC Hz x window / packets received"}
 
 
+class TestpmdVhost(TestpmdIo):
+    """testpmd as the switch in the vhost scenarios: its vhost-user ports are
+    ``net_vhost`` vdevs in client mode (``iface=SOCK,client=1``, see
+    Scenario.testpmd_vdevs), io forwarding between the pairs (0,1), (2,3)..."""
+
+    name = "testpmd-vhost"
+
+
 # ---- OVS-DPDK ----------------------------------------------------------------
+
+def _int0(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
 
 class OvsDpdk(System):
     name = "ovs-dpdk"
@@ -605,8 +931,9 @@ class OvsDpdk(System):
         log(f"ovs-dpdk up: bridge {self.bridge}, ports {[p.name for p in self.scen.ports]}")
 
     _port_re = re.compile(r"^\s*port \d+: (\S+)")
-    _rx_re = re.compile(r"RX packets:(\d+) errors:(\d+) dropped:(\d+)")
-    _tx_re = re.compile(r"TX packets:(\d+) errors:(\d+) dropped:(\d+)")
+    # "?" where the netdev lacks the counter (vhost-user ports: errors:?)
+    _rx_re = re.compile(r"RX packets:(\d+) errors:(\d+|\?) dropped:(\d+|\?)")
+    _tx_re = re.compile(r"TX packets:(\d+) errors:(\d+|\?) dropped:(\d+|\?)")
 
     def snapshot(self) -> Snapshot:
         t0 = time.monotonic()
@@ -622,9 +949,9 @@ class OvsDpdk(System):
             if cur is None:
                 continue
             if (m := self._rx_re.search(line)):
-                ports[cur].update(rx=int(m.group(1)), rx_dropped=int(m.group(3)))
+                ports[cur].update(rx=int(m.group(1)), rx_dropped=_int0(m.group(3)))
             elif (m := self._tx_re.search(line)):
-                ports[cur].update(tx=int(m.group(1)), tx_dropped=int(m.group(3)))
+                ports[cur].update(tx=int(m.group(1)), tx_dropped=_int0(m.group(3)))
         missing = [p.name for p in self.scen.ports if "rx" not in ports.get(p.name, {})]
         if missing:
             raise BenchError(f"dpctl/show -s lacks ports {missing}:\n{txt}")
@@ -810,7 +1137,8 @@ class Ferroswitch(System):
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-SYSTEMS: dict[str, type[System]] = {c.name: c for c in (Ferroswitch, OvsDpdk, TestpmdIo)}
+SYSTEMS: dict[str, type[System]] = {
+    c.name: c for c in (Ferroswitch, OvsDpdk, TestpmdIo, TestpmdVhost)}
 
 
 # --------------------------------------------------------------------------
@@ -830,14 +1158,18 @@ def measure(system: System) -> dict:
         log(f"WARNING: core {FWD_CORE} is already {busy:.0%} busy: another poll-mode process "
             "may be running; figures will be wrong")
     try:
+        scen.before_start(system)
         system.start()
+        scen.after_start(system)
         log(f"{system.name} run {system.run_idx + 1}: warm-up {a.warmup}s")
         system.sleep(a.warmup)
         system.begin_window()
         s0 = system.snapshot()
+        e0 = scen.extra_snapshot()
         log(f"{system.name} run {system.run_idx + 1}: measuring {a.duration}s")
         system.sleep(a.duration)
         s1 = system.snapshot()
+        e1 = scen.extra_snapshot()
         system.check_alive()
         window = s1.t - s0.t
         delta = {n: {k: s1.ports[n].get(k, 0) - s0.ports.get(n, {}).get(k, 0)
@@ -846,9 +1178,13 @@ def measure(system: System) -> dict:
         tx = sum(delta[p]["tx"] for p in scen.output_ports)
         rx = sum(delta[p]["rx"] for p in scen.input_ports)
         res = system.end_window(s0, s1, rx)
+        res.update(scen.extra_results(e0, e1))
     finally:
-        system.stop()
-        CURRENT.clear()
+        try:
+            system.stop()
+        finally:
+            scen.after_stop(system)   # the VMs etc. go after the switch
+            CURRENT.clear()
     _, hp_free1 = hugepages()
     if hp_free1 < hp_free0:
         log(f"WARNING: {hp_free0 - hp_free1} hugepages not freed after {system.name}")
@@ -861,9 +1197,13 @@ def measure(system: System) -> dict:
            "tx_ratio": ratios, "window_s": rnd(window, 3), "ports": delta}
     run.update({k: v for k, v in res.items() if k != "cycles_per_packet_method"})
     run["cycles_per_packet_method"] = res.get("cycles_per_packet_method")
-    bad = {d: r for d, r in ratios.items() if r is None or abs(r - expected[d]) > 0.02}
+    bad = {d: r for d, r in ratios.items()
+           if expected[d] is not None and (r is None or abs(r - expected[d]) > 0.02)}
     if bad:
         log(f"WARNING: {system.name}: tx/rx per direction {bad} differs from expected {expected}")
+    if scen.require_tx and tx <= 0:
+        raise BenchError(f"no packet transmitted on {scen.output_ports} in the window "
+                         f"(ports {delta})")
     log(f"{system.name} run {system.run_idx + 1}: {run['mpps']} Mpps, "
         f"{run['cycles_per_packet']} cycles/pkt, tx_ratio {ratios}")
     return run
@@ -892,6 +1232,7 @@ def summarize(scen: Scenario, name: str, runs: list[dict], errors: list[str], ct
         line["errors"] = errors
     line.update({"flows": a.flows, "frame_size": a.frame_size, "vlan": a.vlan,
                  "warmup_s": a.warmup, "duration_s": a.duration,
+                 **scen.summary_extra(),
                  "tsc_hz": round(ctx.tsc_hz) if ctx.tsc_hz else None,
                  "logs": str(ctx.out / name)})
     return line
@@ -903,19 +1244,25 @@ def summarize(scen: Scenario, name: str, runs: list[dict], errors: list[str], ct
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="Benchmark ferroswitch against OVS-DPDK and testpmd on pcap ports.",
+        description="Benchmark ferroswitch against OVS-DPDK and testpmd on pcap and vhost-user ports.",
         epilog="Scenarios: " + ", ".join(SCENARIOS),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--flows", type=int, default=1024)
     ap.add_argument("--frame-size", type=int, default=64, help="bytes, including the 4-byte FCS")
     ap.add_argument("--vlan", type=int, default=None, metavar="VID",
-                    help="802.1Q-tag the traffic (ports stay plain trunks)")
+                    help="802.1Q-tag the traffic (ports stay plain trunks; l2-normal only)")
+    ap.add_argument("--vm-queue-size", type=int, default=argparse.SUPPRESS, metavar="N",
+                    help="virtio ring size of the VMs' ports (vhost scenarios; default: "
+                    + "; ".join(f"{n}: {c.vm_queue_size}" for n, c in SCENARIOS.items()
+                                if hasattr(c, "vm_queue_size")) + ")")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     ap.add_argument("--duration", type=float, default=10.0, help="measurement window, seconds")
     ap.add_argument("--runs", type=int, default=1, help=">1: median and range reported")
-    ap.add_argument("--systems", default=",".join(ALL_SYSTEMS),
-                    help="comma-separated subset of " + ",".join(ALL_SYSTEMS))
+    ap.add_argument("--systems", default=argparse.SUPPRESS,
+                    help="comma-separated subset of " + ",".join(ALL_SYSTEMS)
+                    + " (default: the scenario's systems: "
+                    + "; ".join(f"{n}: {','.join(c.systems)}" for n, c in SCENARIOS.items()) + ")")
     ap.add_argument("--out", default=str(REPO_ROOT / "bench-out"))
     ap.add_argument("--build", action="store_true", help="(re)build ferroswitch first")
     ap.add_argument("--build-timeout", type=float, default=1800)
@@ -924,12 +1271,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--lock-timeout", type=float, default=600,
                     help="seconds to wait for another bench run to finish")
     a = ap.parse_args(argv)
-    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    if getattr(a, "systems", None) is None:
+        a.systems = list(SCENARIOS[a.scenario].systems)
+    else:
+        a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
     for s in a.systems:
         if s not in SYSTEMS:
             ap.error(f"unknown system {s!r} (known: {', '.join(SYSTEMS)})")
     if a.runs < 1 or a.warmup < 0 or a.duration <= 0:
         ap.error("--runs >= 1, --warmup >= 0, --duration > 0")
+    a.vm_queue_size = getattr(a, "vm_queue_size", None)
+    if a.vm_queue_size is not None and (a.vm_queue_size < 64 or a.vm_queue_size > 32768
+                                        or a.vm_queue_size & (a.vm_queue_size - 1)):
+        ap.error("--vm-queue-size: a power of 2 in [64, 32768]")
     try:
         gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, vlan=a.vlan)
     except ValueError as exc:
@@ -1029,10 +1383,12 @@ def main(argv=None) -> int:
                 mx = lines.get(x, {}).get("mpps")
                 my = lines.get(y, {}).get("mpps")
                 return rnd(mx / my, 4) if mx is not None and my else None
+            # The scenario's testpmd (testpmd-io or testpmd-vhost) is the baseline.
+            base = next((n for n in scen.systems if n.startswith("testpmd")), "testpmd-io")
             print(json.dumps({"scenario": scen.name, "ratios": {
                 "ferroswitch/ovs-dpdk": ratio("ferroswitch", "ovs-dpdk"),
-                "ferroswitch/testpmd-io": ratio("ferroswitch", "testpmd-io"),
-                "ovs-dpdk/testpmd-io": ratio("ovs-dpdk", "testpmd-io")}}), flush=True)
+                f"ferroswitch/{base}": ratio("ferroswitch", base),
+                f"ovs-dpdk/{base}": ratio("ovs-dpdk", base)}}), flush=True)
             (out / f"{scen.name}-results.jsonl").write_text(
                 "".join(json.dumps(v) + "\n" for v in lines.values()))
     except Interrupted as exc:
@@ -1046,6 +1402,8 @@ def main(argv=None) -> int:
         for s in CURRENT:
             with contextlib.suppress(Exception):
                 s.stop()
+            with contextlib.suppress(Exception):
+                s.scen.after_stop(s)
         Proc.stop_all()
     return rc
 
