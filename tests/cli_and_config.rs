@@ -170,6 +170,36 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
         (&["port", "add", "br0", "p2", "net_bogus0"], "port.devargs"),
         (&["port", "del", "nope"], "name"),
         (&["fdb", "show", "nobr"], "bridge"),
+        (
+            &["port", "add", "br0", "v1", "--type", "dpdkvhostuserclient"],
+            "vhost_server_path",
+        ),
+        (
+            &[
+                "port",
+                "add",
+                "br0",
+                "v1",
+                "--type",
+                "dpdkvhostuserclient",
+                "--vhost-server-path",
+                "relative.sock",
+            ],
+            "vhost_server_path",
+        ),
+        (
+            &[
+                "port",
+                "add",
+                "br0",
+                "v1",
+                "net_null3",
+                "--type",
+                "internal",
+            ],
+            "devargs",
+        ),
+        (&["port", "add", "br0", "v1", "--type", "vxlan"], "type"),
     ];
     for (args, field) in bad {
         let (ok, _, err) = ctl(&sw, None, args);
@@ -205,6 +235,32 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
     let (ok, out, _) = ctl(&sw, None, &["port", "del", "p2"]);
     assert!(ok && out.contains("rx_packets"), "{out}");
     assert_eq!(ctl(&sw, None, &["port", "list", "--json"]).1, before);
+
+    // A server-mode vhost-user port: its socket appears, DOWN until a VM comes.
+    let vhs = format!("fswt-vhs{}", std::process::id());
+    let (ok, _, err) = ctl(
+        &sw,
+        None,
+        &["port", "add", "br0", &vhs, "--type", "dpdkvhostuser"],
+    );
+    assert!(ok, "{err}");
+    let (_, out, _) = ctl(&sw, None, &["port", "list"]);
+    let row = out
+        .lines()
+        .find(|l| l.contains(&vhs))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        row.contains("dpdkvhostuser") && row.contains("DOWN"),
+        "{out}"
+    );
+    let sock = format!("/run/ferroswitch/{vhs}");
+    assert!(std::path::Path::new(&sock).exists(), "{sock}");
+    assert!(ctl(&sw, None, &["port", "del", &vhs]).0);
+    assert!(
+        !std::path::Path::new(&sock).exists(),
+        "{sock} removed with the port"
+    );
     assert!(sw.stop().success());
 }
 
