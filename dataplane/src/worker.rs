@@ -327,16 +327,27 @@ impl Worker {
                 (Some(h), Some(d)) if h == last_hdr => d,
                 _ => {
                     let d = match FlowKey::extract_l2(data, None) {
-                        Ok(key) => decide(&key, in_port, snap, fdb),
+                        Ok(key) => match decide(&key, in_port, snap, fdb) {
+                            // Flooding to one port is sending to it.
+                            Decision::Flood { vlan, in_tci } => {
+                                let set = FloodSet::new(snap, in_port, vlan, in_tci);
+                                match set.targets() {
+                                    [] => Decision::Drop(DropReason::NoOutput),
+                                    &[(p, action)] => Decision::Unicast(p, action),
+                                    _ => Decision::Flood { vlan, in_tci },
+                                }
+                            }
+                            d => d,
+                        },
                         Err(_) => Decision::Drop(DropReason::Malformed),
                     };
                     uniform &= i == 0;
-                    match (hdr, d) {
-                        (Some(h), Decision::Unicast(..) | Decision::Drop(_)) => {
+                    match hdr {
+                        Some(h) => {
                             last_hdr = h;
                             last = Some(d);
                         }
-                        _ => last = None,
+                        None => last = None,
                     }
                     d
                 }
@@ -357,8 +368,10 @@ impl Worker {
             }
         }
 
-        // Phase 2, general case: frame by frame.
+        // Phase 2, general case: frame by frame. Flood targets are worked
+        // out once per (VLAN, tag) in the burst.
         let mut dropped = 0u64;
+        let mut flood_set: Option<FloodSet> = None;
         for (i, mut m) in rx.drain().enumerate() {
             match decisions[i] {
                 Decision::Unicast(p, action) => {
@@ -371,7 +384,11 @@ impl Worker {
                     }
                 }
                 Decision::Flood { vlan, in_tci } => {
-                    if !self.flood(snap, in_port, vlan, in_tci, m, local) {
+                    let set = match flood_set {
+                        Some(ref set) if set.is_for(vlan, in_tci) => set,
+                        _ => flood_set.insert(FloodSet::new(snap, in_port, vlan, in_tci)),
+                    };
+                    if !self.flood(set, m, local) {
                         dropped += 1;
                     }
                 }
@@ -413,31 +430,11 @@ impl Worker {
         }
     }
 
-    /// Sends `m` to every port of the bridge in `vlan` but the input one: a
-    /// copy per extra port, the original to the last. False if nothing went.
-    fn flood(
-        &self,
-        snap: &Snapshot,
-        in_port: &PortConf,
-        vlan: u16,
-        in_tci: Option<u16>,
-        m: Mbuf,
-        local: &mut WorkerState,
-    ) -> bool {
-        let mut targets = [(0u16, TagAction::Keep); MAX_PORTS];
-        let mut k = 0;
-        let mask = snap.bridges.get(in_port.bridge).map_or(0, |b| b.port_mask);
-        let mut rest = mask & !(1u64 << in_port.port_id);
-        while rest != 0 {
-            let p = rest.trailing_zeros() as u16;
-            rest &= rest - 1;
-            if let Some(eg) = snap.port(p).and_then(|o| o.vlan.egress(vlan)) {
-                if k < targets.len() {
-                    targets[k] = (p, tag_action(in_tci, eg));
-                    k += 1;
-                }
-            }
-        }
+    /// Sends `m` to every port of its flood set: a copy per extra port, the
+    /// original to the last. False if nothing went.
+    fn flood(&self, set: &FloodSet, m: Mbuf, local: &mut WorkerState) -> bool {
+        let targets = set.targets();
+        let k = targets.len();
         if k == 0 {
             self.stats.drops.no_output.add(1);
             drop_into(&mut local.trash, m);
@@ -519,6 +516,48 @@ impl Worker {
             pending &= pending - 1;
             self.flush_port(local, p);
         }
+    }
+}
+
+/// The ports a frame flooded in `vlan` goes to, with the tag action each
+/// needs: every port of the bridge in that VLAN but the input one.
+pub struct FloodSet {
+    vlan: u16,
+    in_tci: Option<u16>,
+    targets: [(u16, TagAction); MAX_PORTS],
+    len: usize,
+}
+
+impl FloodSet {
+    #[inline]
+    pub fn new(snap: &Snapshot, in_port: &PortConf, vlan: u16, in_tci: Option<u16>) -> FloodSet {
+        let mut set = FloodSet {
+            vlan,
+            in_tci,
+            targets: [(0u16, TagAction::Keep); MAX_PORTS],
+            len: 0,
+        };
+        let mask = snap.bridges.get(in_port.bridge).map_or(0, |b| b.port_mask);
+        let mut rest = mask & !(1u64 << in_port.port_id);
+        while rest != 0 {
+            let p = rest.trailing_zeros() as u16;
+            rest &= rest - 1;
+            if let Some(eg) = snap.port(p).and_then(|o| o.vlan.egress(vlan)) {
+                if set.len < MAX_PORTS {
+                    set.targets[set.len] = (p, tag_action(in_tci, eg));
+                    set.len += 1;
+                }
+            }
+        }
+        set
+    }
+
+    pub fn targets(&self) -> &[(u16, TagAction)] {
+        &self.targets[..self.len]
+    }
+
+    fn is_for(&self, vlan: u16, in_tci: Option<u16>) -> bool {
+        self.vlan == vlan && self.in_tci == in_tci
     }
 }
 
