@@ -364,6 +364,16 @@ impl PortConfig {
         Ok(())
     }
 
+    /// The key that names the port's device, for errors about the device.
+    pub fn device_key(&self) -> &'static str {
+        match self.kind {
+            PortType::Dpdk => "devargs",
+            PortType::Dpdkvhostuserclient => "vhost_server_path",
+            PortType::Afpacket => "iface",
+            PortType::Dpdkvhostuser | PortType::Internal => "name",
+        }
+    }
+
     /// What backs the port. `sock_dir` is where server-mode vhost sockets go.
     pub fn device(&self, sock_dir: &str) -> Device {
         match self.kind {
@@ -570,14 +580,8 @@ impl Config {
                 }
                 let dev = p.device(&d.vhost_sock_dir).identity();
                 if !devs.insert(dev.clone()) {
-                    let field = match p.kind {
-                        PortType::Dpdk => "devargs",
-                        PortType::Dpdkvhostuserclient => "vhost_server_path",
-                        PortType::Afpacket => "iface",
-                        _ => "name",
-                    };
                     return Err(err(
-                        format!("{pkey}.{field}"),
+                        format!("{pkey}.{}", p.device_key()),
                         format!("device {dev:?} used by two ports"),
                     ));
                 }

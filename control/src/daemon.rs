@@ -232,14 +232,7 @@ impl Daemon {
                 daemon
                     .open_port(bi, p.clone())
                     .map_err(|e| DaemonError::Dpdk {
-                        key: format!(
-                            "bridges[{bi}].ports[{pi}].{}",
-                            if p.kind == PortType::Dpdk {
-                                "devargs"
-                            } else {
-                                "type"
-                            }
-                        ),
+                        key: format!("bridges[{bi}].ports[{pi}].{}", p.device_key()),
                         source: e,
                     })?;
             }
@@ -421,24 +414,17 @@ impl Daemon {
             .values()
             .any(|p| p.cfg.device(sock_dir).identity() == dev)
         {
-            let field = match cfg.kind {
-                PortType::Dpdk => "devargs",
-                PortType::Dpdkvhostuserclient => "vhost_server_path",
-                PortType::Afpacket => "iface",
-                _ => "name",
-            };
-            return Err(format!("port.{field}: device {dev:?} is already a port"));
+            return Err(format!(
+                "port.{}: device {dev:?} is already a port",
+                cfg.device_key()
+            ));
         }
         if self.ports.len() >= MAX_PORTS {
             return Err(format!("port: at most {MAX_PORTS} ports"));
         }
-        let field = if cfg.kind == PortType::Dpdk {
-            "devargs"
-        } else {
-            "type"
-        };
+        let key = cfg.device_key();
         self.open_port(bi, cfg)
-            .map_err(|e| format!("port.{field}: {e}"))?;
+            .map_err(|e| format!("port.{key}: {e}"))?;
         self.compile_neutron();
         self.publish();
         self.report_neutron_status();
