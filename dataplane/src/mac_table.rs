@@ -1,26 +1,33 @@
 //! The NORMAL action's MAC-learning table (the FDB), keyed by (VLAN, MAC).
 //!
-//! Shared by every worker of a bridge with lock-free reads and writes: a
-//! fixed array of 8-way buckets (two cache lines each), every slot a pair of
-//! `AtomicU64` (key, value). A reader validates a hit by re-reading the key
-//! after the value, so a slot being replaced reads as a miss, never as another
-//! MAC's port. Nothing allocates after construction.
+//! Shared by every worker of a bridge: a fixed array of 7-way buckets (two
+//! cache lines each: keys and a sequence word, then values). Each bucket is
+//! a seqlock. Readers never wait: they read the sequence, the slots, the
+//! sequence again, and take a change in between (a writer was in the
+//! bucket) as a miss, which NORMAL handles by flooding. Writers own the
+//! bucket while they change it (the sequence is odd); a worker that finds
+//! another writer there skips the learn (the next frame learns), so no
+//! worker ever waits for another. A (key, value) pair therefore only
+//! changes as a whole: no reader can pair one MAC's key with another's port.
+//! Nothing allocates after construction.
 //!
 //! Bounded: at most `capacity` entries; a new MAC beyond that (or in a full
 //! bucket) evicts the least recently seen entry of its bucket. Aging: an entry
 //! not seen for `aging` seconds reads as a miss and is removed by the control
 //! thread's [`MacTable::expire`] sweep.
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub const DEFAULT_CAPACITY: usize = 65_536;
 pub const DEFAULT_AGING_SECS: u32 = 300;
-const WAYS: usize = 8;
+const WAYS: usize = 7;
 const OCCUPIED: u64 = 1 << 63;
 const VALID: u64 = 1 << 16;
 
 #[repr(C, align(128))]
 struct Bucket {
     keys: [AtomicU64; WAYS],
+    /// Even: stable; odd: a writer is changing the bucket.
+    seq: AtomicU64,
     vals: [AtomicU64; WAYS],
 }
 
@@ -39,6 +46,8 @@ pub enum Learned {
     Evicted,
     /// Not learned: the table is full and the bucket held nothing to evict.
     Full,
+    /// Not learned: another writer was in the bucket (the next frame learns).
+    Skipped,
 }
 
 /// One entry as [`MacTable::entries`] reports it.
@@ -82,6 +91,75 @@ fn val_seen(v: u64) -> u32 {
     (v >> 32) as u32
 }
 
+impl Bucket {
+    /// The value stored for `key`, read without waiting: `None` for a miss,
+    /// `Err(())` when a writer changed the bucket meanwhile.
+    #[inline(always)]
+    fn read(&self, key: u64) -> Result<Option<u64>, ()> {
+        let s1 = self.seq.load(Ordering::Acquire);
+        if s1 & 1 != 0 {
+            return Err(());
+        }
+        let mut found = None;
+        for i in 0..WAYS {
+            if self.keys[i].load(Ordering::Relaxed) == key {
+                found = Some(self.vals[i].load(Ordering::Relaxed));
+                break;
+            }
+        }
+        fence(Ordering::Acquire);
+        if self.seq.load(Ordering::Relaxed) == s1 {
+            Ok(found)
+        } else {
+            Err(())
+        }
+    }
+
+    /// Makes the bucket this writer's, unless another writer has it.
+    #[inline(always)]
+    fn try_lock(&self) -> Option<u64> {
+        let s = self.seq.load(Ordering::Relaxed);
+        if s & 1 != 0
+            || self
+                .seq
+                .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        // The odd sequence is visible before any slot changes.
+        fence(Ordering::Release);
+        Some(s)
+    }
+
+    /// For the control thread: waits out a worker's write (a few ns).
+    fn lock(&self) -> u64 {
+        loop {
+            if let Some(s) = self.try_lock() {
+                return s;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    #[inline(always)]
+    fn unlock(&self, s: u64) {
+        self.seq.store(s + 2, Ordering::Release);
+    }
+
+    fn slot(&self, i: usize) -> (u64, u64) {
+        (
+            self.keys[i].load(Ordering::Relaxed),
+            self.vals[i].load(Ordering::Relaxed),
+        )
+    }
+
+    fn set(&self, i: usize, key: u64, val: u64) {
+        self.keys[i].store(key, Ordering::Relaxed);
+        self.vals[i].store(val, Ordering::Relaxed);
+    }
+}
+
 impl std::fmt::Debug for MacTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MacTable")
@@ -95,12 +173,13 @@ impl std::fmt::Debug for MacTable {
 impl MacTable {
     /// A table bounded to `capacity` entries (at least 8) with `aging_secs`.
     pub fn new(capacity: usize, aging_secs: u32) -> MacTable {
-        let capacity = capacity.max(WAYS);
+        let capacity = capacity.max(8);
         // Twice the slots of the bound keeps buckets from filling early.
         let nbuckets = (capacity * 2).div_ceil(WAYS).next_power_of_two();
         let buckets = (0..nbuckets)
             .map(|_| Bucket {
                 keys: std::array::from_fn(|_| AtomicU64::new(0)),
+                seq: AtomicU64::new(0),
                 vals: std::array::from_fn(|_| AtomicU64::new(0)),
             })
             .collect();
@@ -121,8 +200,8 @@ impl MacTable {
     }
 
     pub fn len(&self) -> usize {
-        // A writer reserves before it claims, so the raw count can briefly
-        // read one over the bound.
+        // A writer reserves before it inserts: the count may read one over
+        // the bound for a moment.
         self.len.load(Ordering::Relaxed).min(self.capacity)
     }
 
@@ -167,21 +246,16 @@ impl MacTable {
         v & VALID != 0 && now.wrapping_sub(val_seen(v)) <= self.aging.load(Ordering::Relaxed)
     }
 
-    /// The port `mac` was last seen on in `vlan`, if known and not aged out.
+    /// The port `mac` was last seen on in `vlan`, if known and not aged out
+    /// (a miss, too, while a writer changes its bucket).
     #[inline]
     pub fn lookup(&self, vlan: u16, mac: u64) -> Option<u16> {
         let key = pack_key(vlan, mac);
-        let b = self.bucket(key);
         let now = self.now();
-        for i in 0..WAYS {
-            if b.keys[i].load(Ordering::Acquire) == key {
-                let v = b.vals[i].load(Ordering::Acquire);
-                if b.keys[i].load(Ordering::Acquire) == key && self.fresh(v, now) {
-                    return Some(val_port(v));
-                }
-            }
+        match self.bucket(key).read(key) {
+            Ok(Some(v)) if self.fresh(v, now) => Some(val_port(v)),
+            _ => None,
         }
-        None
     }
 
     /// Records that `mac` was seen on `port` in `vlan`. Writes only when
@@ -193,127 +267,88 @@ impl MacTable {
         let b = self.bucket(key);
         let now = self.now();
         let new_val = pack_val(port, now);
+        if b.read(key) == Ok(Some(new_val)) {
+            return Learned::Unchanged;
+        }
+        let Some(s) = b.try_lock() else {
+            return Learned::Skipped;
+        };
+        let r = self.learn_locked(b, key, new_val, now);
+        b.unlock(s);
+        r
+    }
+
+    /// `learn` with the bucket held.
+    #[cold]
+    fn learn_locked(&self, b: &Bucket, key: u64, new_val: u64, now: u32) -> Learned {
+        let port = val_port(new_val);
+        let mut empty = None;
         for i in 0..WAYS {
-            if b.keys[i].load(Ordering::Acquire) == key {
-                let v = b.vals[i].load(Ordering::Acquire);
-                if v & VALID != 0 && val_port(v) == port && val_seen(v) == now {
+            let (k, v) = b.slot(i);
+            if k == key {
+                if v == new_val {
                     return Learned::Unchanged;
                 }
-                // CAS, not store: if the slot is being evicted for another
-                // key meanwhile, its value changed and our write must not land.
-                if b.vals[i]
-                    .compare_exchange(v, new_val, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                    || b.keys[i].load(Ordering::Acquire) != key
-                {
-                    return Learned::Unchanged;
-                }
-                if v & VALID != 0 && val_port(v) == port {
-                    return Learned::Refreshed;
-                }
-                if v & VALID != 0 && self.fresh(v, now) {
+                b.set(i, key, new_val);
+                if v & VALID != 0 && val_port(v) != port && self.fresh(v, now) {
                     self.moves.fetch_add(1, Ordering::Relaxed);
                     return Learned::Moved { from: val_port(v) };
                 }
                 return Learned::Refreshed;
             }
-        }
-        self.insert(b, key, new_val, now)
-    }
-
-    #[cold]
-    fn insert(&self, b: &Bucket, key: u64, val: u64, now: u32) -> Learned {
-        // Reserve a unit of the bound before claiming a slot, so racing
-        // writers can never take the table past `capacity`.
-        if self.len.fetch_add(1, Ordering::SeqCst) < self.capacity {
-            for i in 0..WAYS {
-                if b.keys[i].load(Ordering::Acquire) == 0
-                    && b.keys[i]
-                        .compare_exchange(0, key, Ordering::SeqCst, Ordering::Acquire)
-                        .is_ok()
-                {
-                    b.vals[i].store(val, Ordering::Release);
-                    self.drop_if_duplicate(b, i, key);
-                    return Learned::New;
-                }
+            if k == 0 && empty.is_none() {
+                empty = Some(i);
             }
         }
-        self.len.fetch_sub(1, Ordering::SeqCst);
+        // Reserve a unit of the bound first: writers in other buckets race
+        // for it too.
+        if let Some(i) = empty {
+            if self.len.fetch_add(1, Ordering::Relaxed) < self.capacity {
+                b.set(i, key, new_val);
+                return Learned::New;
+            }
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
         // Full table or full bucket: replace the bucket's stalest entry.
         let mut victim = None;
         let mut oldest_age = 0u32;
         for i in 0..WAYS {
-            let k = b.keys[i].load(Ordering::Acquire);
+            let (k, v) = b.slot(i);
             if k == 0 {
                 continue;
             }
-            let v = b.vals[i].load(Ordering::Acquire);
             let age = if v & VALID == 0 {
                 u32::MAX
             } else {
                 now.wrapping_sub(val_seen(v))
             };
             if victim.is_none() || age > oldest_age {
-                victim = Some((i, k));
+                victim = Some(i);
                 oldest_age = age;
             }
         }
-        let Some((i, k)) = victim else {
+        let Some(i) = victim else {
             return Learned::Full;
         };
-        // Invalidate first so a concurrent reader of the old key misses.
-        b.vals[i].store(0, Ordering::Release);
-        if b.keys[i]
-            .compare_exchange(k, key, Ordering::SeqCst, Ordering::Acquire)
-            .is_err()
-        {
-            return Learned::Full;
-        }
-        b.vals[i].store(val, Ordering::Release);
+        b.set(i, key, new_val);
         self.evictions.fetch_add(1, Ordering::Relaxed);
-        self.drop_if_duplicate(b, i, key);
         Learned::Evicted
-    }
-
-    /// Two writers that learn the same new MAC at once can each claim a slot.
-    /// Every claimant scans the bucket after its claim (SeqCst, so the later
-    /// one sees the earlier) and gives its slot back if it sees a twin. At
-    /// worst both give back and the next frame learns again; never two
-    /// entries for one key.
-    fn drop_if_duplicate(&self, b: &Bucket, mine: usize, key: u64) {
-        let twin = (0..WAYS).any(|j| j != mine && b.keys[j].load(Ordering::SeqCst) == key);
-        if twin {
-            b.vals[mine].store(0, Ordering::Release);
-            if b.keys[mine]
-                .compare_exchange(key, 0, Ordering::SeqCst, Ordering::Acquire)
-                .is_ok()
-            {
-                self.len.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
     }
 
     fn remove_where(&self, mut pred: impl FnMut(u64, u64) -> bool) -> usize {
         let mut removed = 0;
         for b in self.buckets.iter() {
+            let s = b.lock();
             for i in 0..WAYS {
-                let k = b.keys[i].load(Ordering::Acquire);
-                if k == 0 {
-                    continue;
-                }
-                let v = b.vals[i].load(Ordering::Acquire);
-                if pred(k, v) {
-                    b.vals[i].store(0, Ordering::Release);
-                    if b.keys[i]
-                        .compare_exchange(k, 0, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
-                        self.len.fetch_sub(1, Ordering::Relaxed);
-                        removed += 1;
-                    }
+                let (k, v) = b.slot(i);
+                if k != 0 && pred(k, v) {
+                    b.set(i, 0, 0);
+                    removed += 1;
                 }
             }
+            b.unlock(s);
         }
+        self.len.fetch_sub(removed, Ordering::Relaxed);
         removed
     }
 
@@ -337,10 +372,12 @@ impl MacTable {
         let now = self.now();
         let mut out = Vec::new();
         for b in self.buckets.iter() {
-            for i in 0..WAYS {
-                let k = b.keys[i].load(Ordering::Acquire);
-                let v = b.vals[i].load(Ordering::Acquire);
-                if k != 0 && b.keys[i].load(Ordering::Acquire) == k && self.fresh(v, now) {
+            // Hold the bucket so the copy is consistent.
+            let s = b.lock();
+            let slots: [(u64, u64); WAYS] = std::array::from_fn(|i| b.slot(i));
+            b.unlock(s);
+            for (k, v) in slots {
+                if k != 0 && self.fresh(v, now) {
                     out.push(MacEntry {
                         vlan: ((k >> 48) & 0x0fff) as u16,
                         mac: k & 0xffff_ffff_ffff,
