@@ -457,6 +457,8 @@ pub fn neutron_config(dir: &TempDir, tag: &str, api: u16, metrics: u16) -> Strin
 pub struct Vm {
     pub child: Child,
     pub log: PathBuf,
+    /// The VM's EAL file prefix: its runtime directory is removed after it.
+    prefix: String,
 }
 
 impl Vm {
@@ -483,15 +485,13 @@ impl Vm {
             if server { ",server=1" } else { "" }
         );
         let q = queues.to_string();
+        let prefix = format!("fswvm-{tag}-{}", std::process::id());
         // Line-buffered, so the log shows when forwarding starts.
         let child = Command::new("stdbuf")
             .args(["-oL", "dpdk-testpmd"])
             .args(["--lcores", "0@0,1@0", "--no-pci", "--in-memory"])
             .args(["--single-file-segments", "-m", "256"])
-            .args([
-                "--file-prefix",
-                &format!("fswvm-{tag}-{}", std::process::id()),
-            ])
+            .args(["--file-prefix", &prefix])
             .args(["--vdev", &vdev, "--"])
             .args(["--forward-mode", fwd, "--auto-start", "--nb-cores", "1"])
             .args(["--rxq", &q, "--txq", &q])
@@ -504,7 +504,7 @@ impl Vm {
             ))
             .spawn()
             .expect("spawn dpdk-testpmd (scripts/setup.sh installs it)");
-        Vm { child, log }
+        Vm { child, log, prefix }
     }
 
     pub fn alive(&mut self) -> bool {
@@ -532,19 +532,20 @@ impl Vm {
     }
 
     pub fn stop(&mut self) {
-        if !self.alive() {
-            return;
-        }
-        signal(self.child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.alive() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return;
+        if self.alive() {
+            signal(self.child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.alive() {
+                if Instant::now() > deadline {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
+        // Even with --in-memory the EAL leaves its (empty) runtime directory.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
     }
 }
 
