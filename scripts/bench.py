@@ -79,7 +79,7 @@ OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
 ALL_SYSTEMS = ["ferroswitch", "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
 VHOST_CLIENT = "dpdkvhostuserclient"   # Port.kind of a vhost-user client port
-VM_MAC_BASE = "fa:16:3e:00:01:"        # MACs of VM ports not given one explicitly
+VM_MAC_BASE = "fa:16:3e:00:01:"        # MAC prefix of the pvp VM's ports
 
 
 # --------------------------------------------------------------------------
@@ -514,8 +514,7 @@ class VhostScenario(Scenario):
     systems = ["ferroswitch", "ovs-dpdk", "testpmd-vhost"]
     require_tx = True
     OVS_LOCAL_VLAN = 4094
-    vm_queue_size = 1024    # virtio ring size of the VM ports (QEMU's maximum)
-                            # (with it, --rxd/--txd: testpmd's default would be 512)
+    vm_queue_size = 1024    # virtio ring size of the VMs' ports (QEMU's maximum), all used
 
     def __init__(self, ctx: Ctx):
         super().__init__(ctx)
