@@ -666,7 +666,8 @@ impl Daemon {
         let mut v: Vec<PortInfo> = self
             .ports
             .values()
-            .map(|p| PortInfo {
+            .map(|p| (p, p.dev.state()))
+            .map(|(p, state)| PortInfo {
                 name: p.cfg.name.clone(),
                 bridge: self.bridges[p.bridge].name.clone(),
                 port_id: p.dev.port_id(),
@@ -684,8 +685,8 @@ impl Daemon {
                     ingress_rules: a.count(dataplane::acl::Direction::Ingress),
                     egress_rules: a.count(dataplane::acl::Direction::Egress),
                 }),
-                link_up: p.dev.state() == PortState::Active,
-                state: p.dev.state().as_str().to_owned(),
+                link_up: state == PortState::Active,
+                state: state.as_str().to_owned(),
                 kind: p.cfg.kind.to_string(),
                 mac: p
                     .dev

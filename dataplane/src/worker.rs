@@ -301,6 +301,8 @@ impl Worker {
         // equal the previous frame's get its decision without a second
         // parse and lookup (the previous frame already learned the source).
         let mut decisions = [Decision::Drop(DropReason::Malformed); BURST];
+        // The flood set of the last multi-port flood decision.
+        let mut flood_set: Option<FloodSet> = None;
         let mut rx_bytes = 0u64;
         let mut last_hdr = 0u128;
         let mut last: Option<Decision> = None;
@@ -331,11 +333,16 @@ impl Worker {
                             // Flooding to one port is sending to it.
                             Decision::Flood { vlan, in_tci } => {
                                 let set = FloodSet::new(snap, in_port, vlan, in_tci);
-                                match set.targets() {
+                                let d = match set.targets() {
                                     [] => Decision::Drop(DropReason::NoOutput),
                                     &[(p, action)] => Decision::Unicast(p, action),
                                     _ => Decision::Flood { vlan, in_tci },
+                                };
+                                // Phase 2 floods with it.
+                                if let Decision::Flood { .. } = d {
+                                    flood_set = Some(set);
                                 }
+                                d
                             }
                             d => d,
                         },
@@ -368,10 +375,9 @@ impl Worker {
             }
         }
 
-        // Phase 2, general case: frame by frame. Flood targets are worked
-        // out once per (VLAN, tag) in the burst.
+        // Phase 2, general case: frame by frame. Flood targets come from
+        // phase 1 (worked out again only when a burst floods in two VLANs).
         let mut dropped = 0u64;
-        let mut flood_set: Option<FloodSet> = None;
         for (i, mut m) in rx.drain().enumerate() {
             match decisions[i] {
                 Decision::Unicast(p, action) => {
