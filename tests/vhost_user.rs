@@ -267,16 +267,7 @@ fn neutron_normal_port_becomes_a_vhost_user_port_and_reports_status() {
         .to_owned();
     let name = format!("vhu{}", &id[..11]);
     // Attached at once, DOWN until a VM is there.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let info = loop {
-        let list: Vec<control::protocol::PortInfo> =
-            serde_json::from_value(sw.ok(&Request::PortList)).unwrap();
-        if let Some(p) = list.into_iter().find(|p| p.name == name) {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no switch port {name}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let info = wait_port(&sw, &name, true).unwrap();
     assert_eq!(info.kind, "dpdkvhostuserclient");
     assert_eq!(info.dpdk_name, sock);
     assert_eq!(info.iface_id.as_deref(), Some(id.as_str()));
@@ -294,16 +285,7 @@ fn neutron_normal_port_becomes_a_vhost_user_port_and_reports_status() {
     wait_status(&sw, api, &id, "DOWN");
     // Unbinding (deleting) the Neutron port removes the switch port.
     ctl(&sw, Some(api), &["port", "delete", &id]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: Vec<control::protocol::PortInfo> =
-            serde_json::from_value(sw.ok(&Request::PortList)).unwrap();
-        if !list.iter().any(|p| p.name == name) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "switch port {name} stays");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_port(&sw, &name, false);
     assert!(sw.stop().success());
 }
 

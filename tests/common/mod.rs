@@ -555,13 +555,34 @@ impl Drop for Vm {
     }
 }
 
-/// The switch port `name` as `port list` shows it.
-pub fn port_info(sw: &Switch, name: &str) -> control::protocol::PortInfo {
+/// The switch port `name` as `port list` shows it, if there is one.
+pub fn find_port(sw: &Switch, name: &str) -> Option<control::protocol::PortInfo> {
     let list: Vec<control::protocol::PortInfo> =
         serde_json::from_value(sw.ok(&Request::PortList)).unwrap();
-    list.into_iter()
-        .find(|p| p.name == name)
-        .unwrap_or_else(|| panic!("no port {name}"))
+    list.into_iter().find(|p| p.name == name)
+}
+
+/// The switch port `name` as `port list` shows it.
+pub fn port_info(sw: &Switch, name: &str) -> control::protocol::PortInfo {
+    find_port(sw, name).unwrap_or_else(|| panic!("no port {name}"))
+}
+
+/// Waits until the switch port `name` exists (`present`) or is gone;
+/// returns it when it exists.
+pub fn wait_port(sw: &Switch, name: &str, present: bool) -> Option<control::protocol::PortInfo> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = find_port(sw, name);
+        if p.is_some() == present {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "switch port {name} {}",
+            if present { "never appears" } else { "stays" }
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until port `name` is in `state` (ACTIVE / DOWN).
