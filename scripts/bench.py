@@ -32,8 +32,21 @@ measured wall-clock window between the two reads:
 With --runs N > 1 the runs are interleaved (round robin over the systems, each
 run a fresh start) and the median and range are reported.
 
-Output (stdout): one JSON line per system, then one line with the ratios.
-Progress goes to stderr, logs of every process to files in --out.
+Traffic (l2-normal, pvp-vhost): --flows UDP frames per direction, frame i with
+source port 1024 + i; --macs N spreads them over N MAC pairs (frame i: pair
+i mod N; pair 0 is fa:16:3e:00:00:01 <-> :02, pair k >= 1 fa:16:3e:0a:HH:LL
+<-> fa:16:3e:0b:HH:LL, see gen_pcap.py); --macs 1 (the default) is the one
+pair of old. With --macs > 1 OVS's bridge gets other_config:mac-table-size
+65536, ferroswitch's default table size (OVS's own default is 8192 MACs).
+vm2vm-vhost sends one flow from testpmd txonly and refuses --macs > 1.
+
+Output (stdout): one JSON line per system (with "flows", "macs", the run
+parameters and "date"), then one line with the Mpps ratios of the medians.
+The system lines also go to <out>/<scenario>-results.jsonl, and a chart of
+them to <out>/<scenario>-results.svg (scripts/bench_chart.py: Mpps and cycles
+per packet per system, the median as a bar, each run as a dot; `python3
+scripts/bench_chart.py RESULTS.jsonl [-o OUT.svg]` redraws it from a results
+file). Progress goes to stderr, logs of every process to files in --out.
 
 TSC frequency: measured by reading the TSC (rdtsc, through a few bytes of
 machine code called via ctypes) against CLOCK_MONOTONIC_RAW over ~0.3 s; if
@@ -68,6 +81,7 @@ from pathlib import Path
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
+import bench_chart  # noqa: E402  (same directory)
 import gen_pcap  # noqa: E402  (same directory)
 
 FWD_CORE = 1          # the one forwarding (PMD) thread
@@ -80,6 +94,10 @@ LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
 ALL_SYSTEMS = ["ferroswitch", "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
 VHOST_CLIENT = "dpdkvhostuserclient"   # Port.kind of a vhost-user client port
 VM_MAC_BASE = "fa:16:3e:00:01:"        # MAC prefix of the pvp VM's ports
+# ferroswitch's default [dataplane] mac_table_size (the bench config keeps the
+# default); with --macs > 1 OVS's bridges get other_config:mac-table-size = this
+# (OVS's own default is 8192), so both switches can hold the same number of MACs
+FSW_MAC_TABLE_SIZE = 65536
 
 
 # --------------------------------------------------------------------------
@@ -287,6 +305,7 @@ class Ctx:
     tsc_hz: float | None
     tsc_src: str
     uid: str                  # unique per bench invocation (pid)
+    date: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 @dataclass
@@ -330,6 +349,8 @@ class Scenario:
     name = ""
     systems = ["ferroswitch", "ovs-dpdk", "testpmd-io"]
     require_tx = False      # True: no packet transmitted on the output ports is an error
+    # --macs N > 1 (N MAC pairs in the generated traffic) makes sense here
+    supports_macs = True
 
     def __init__(self, ctx: Ctx):
         self.ctx = ctx
@@ -361,6 +382,11 @@ class Scenario:
         """Create bridges/ports/flows in the private OVS instance."""
         br = ovs.bridge
         ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+        if self.ctx.args.macs > 1:
+            # OVS learns at most 8192 MACs by default; give it ferroswitch's table size.
+            ovs.vsctl("set", "Bridge", br, f"other_config:mac-table-size={FSW_MAC_TABLE_SIZE}")
+            log(f"OVS bridge {br}: other_config:mac-table-size={FSW_MAC_TABLE_SIZE} "
+                f"(--macs {self.ctx.args.macs})")
         for p in self.ports:
             if p.kind == VHOST_CLIENT:
                 cmd = ["add-port", br, p.name, "--", "set", "Interface", p.name,
@@ -413,6 +439,8 @@ class L2Normal(Scenario):
 
     p0 replays --flows UDP frames fa:16:3e:00:00:01 -> :02, p1 the mirror; a
     correct switch sends everything from p0 to p1 and back (tx/rx = 1.0).
+    With --macs N the frames spread over N MAC pairs (frame i: pair i mod N,
+    gen_pcap.mac_pairs), so the switch learns and looks up 2N MACs.
     """
 
     name = "l2-normal"
@@ -424,12 +452,22 @@ class L2Normal(Scenario):
         for i, rev in ((0, False), (1, True)):
             path = tdir / f"p{i}.pcap"
             frames = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size,
-                                           vlan=a.vlan, reverse=rev)
+                                           vlan=a.vlan, reverse=rev, macs=a.macs)
             gen_pcap.write_pcap(str(path), frames)
             self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
         self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
-        log(f"traffic: {a.flows} flows, {a.frame_size}-byte frames"
+        log(f"traffic: {a.flows} flows, {macs_text(a.macs)}, {a.frame_size}-byte frames"
             + (f", VLAN {a.vlan}" if a.vlan is not None else "") + f" -> {tdir}")
+
+
+def macs_text(macs: int) -> str:
+    """How the traffic's MAC pairs read in the log (and a warning if too many)."""
+    if macs > 1 and 2 * macs > FSW_MAC_TABLE_SIZE:
+        log(f"WARNING: --macs {macs}: {2 * macs} MACs do not fit the switches' MAC tables "
+            f"({FSW_MAC_TABLE_SIZE} entries): entries get evicted, lookups miss and flood")
+    if macs == 1:
+        return "1 MAC pair"
+    return f"{macs} MAC pairs ({2 * macs} MACs)"
 
 
 class TestpmdVm:
@@ -603,7 +641,8 @@ def _vhost_frames(ctx: Ctx) -> tuple[Path, Path]:
     tdir = ctx.out / "traffic"
     tdir.mkdir(parents=True, exist_ok=True)
     p0, empty = tdir / "p0.pcap", tdir / "empty.pcap"
-    gen_pcap.write_pcap(str(p0), gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size))
+    gen_pcap.write_pcap(str(p0), gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size,
+                                                       macs=a.macs))
     gen_pcap.write_pcap(str(empty), [])
     return p0.resolve(), empty.resolve()
 
@@ -612,7 +651,9 @@ class PvpVhost(VhostScenario):
     """Physical-VM-Physical: p0 -> vhu0 -> "VM" -> vhu1 -> p1, one bridge, NORMAL.
 
     p0: net_pcap replaying --flows UDP frames fa:16:3e:00:00:01 -> :02
-    (rx_pcap, infinite_rx=1); p1: net_pcap whose rx file is empty (it never
+    (rx_pcap, infinite_rx=1; with --macs N spread over N MAC pairs as in
+    l2-normal: the switch then learns N sources per VLAN, the destinations are
+    never learned either way); p1: net_pcap whose rx file is empty (it never
     receives; what it transmits is counted and dropped; net_pcap needs an rx
     or tx stream). The VM is one testpmd with two virtio-user ports, io
     forwarding between them (vhu0 -> vhu1; nothing comes back). VLANs, the same
@@ -643,8 +684,8 @@ class PvpVhost(VhostScenario):
         self.directions = [("p0", "p1", None)]
         self.vm_layout = [("vm", ["vhu0", "vhu1"], [VM_MAC_BASE + "01", VM_MAC_BASE + "02"],
                            ["--forward-mode", "io"])]
-        log(f"traffic: {self.ctx.args.flows} flows, {self.ctx.args.frame_size}-byte frames "
-            f"-> {p0}; VM io-forwards vhu0 -> vhu1")
+        log(f"traffic: {self.ctx.args.flows} flows, {macs_text(self.ctx.args.macs)}, "
+            f"{self.ctx.args.frame_size}-byte frames -> {p0}; VM io-forwards vhu0 -> vhu1")
 
 
 class Vm2VmVhost(VhostScenario):
@@ -676,6 +717,7 @@ class Vm2VmVhost(VhostScenario):
 
     name = "vm2vm-vhost"
     vm_queue_size = 32768
+    supports_macs = False   # vm1's testpmd txonly sends one flow between two MACs
 
     def prepare(self) -> None:
         fs = self.ctx.args.frame_size
@@ -1229,8 +1271,9 @@ def summarize(scen: Scenario, name: str, runs: list[dict], errors: list[str], ct
     line["runs"] = runs
     if errors:
         line["errors"] = errors
-    line.update({"flows": a.flows, "frame_size": a.frame_size, "vlan": a.vlan,
-                 "warmup_s": a.warmup, "duration_s": a.duration,
+    line.update({"flows": a.flows, "macs": a.macs, "frame_size": a.frame_size, "vlan": a.vlan,
+                 "warmup_s": a.warmup, "duration_s": a.duration, "runs_requested": a.runs,
+                 "date": ctx.date,
                  **scen.summary_extra(),
                  "tsc_hz": round(ctx.tsc_hz) if ctx.tsc_hz else None,
                  "logs": str(ctx.out / name)})
@@ -1247,7 +1290,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Scenarios: " + ", ".join(SCENARIOS),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
-    ap.add_argument("--flows", type=int, default=1024)
+    ap.add_argument("--flows", type=int, default=1024,
+                    help="UDP flows (frames) per direction (source ports 1024 + i)")
+    ap.add_argument("--macs", type=int, default=1, metavar="N",
+                    help="MAC pairs in the traffic: flow i goes A_k <-> B_k, k = i mod N "
+                    "(2N MACs; pair 0 = fa:16:3e:00:00:01/02, pair k>=1 = fa:16:3e:0a:HH:LL/"
+                    "fa:16:3e:0b:HH:LL, HHLL=k); N <= --flows, N <= 65535; not vm2vm-vhost. "
+                    f"N > 1 also sets OVS's mac-table-size to {FSW_MAC_TABLE_SIZE} "
+                    "(ferroswitch's default)")
     ap.add_argument("--frame-size", type=int, default=64, help="bytes, including the 4-byte FCS")
     ap.add_argument("--vlan", type=int, default=None, metavar="VID",
                     help="802.1Q-tag the traffic (ports stay plain trunks; l2-normal only)")
@@ -1262,7 +1312,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="comma-separated subset of " + ",".join(ALL_SYSTEMS)
                     + " (default: the scenario's systems: "
                     + "; ".join(f"{n}: {','.join(c.systems)}" for n, c in SCENARIOS.items()) + ")")
-    ap.add_argument("--out", default=str(REPO_ROOT / "bench-out"))
+    ap.add_argument("--out", default=str(REPO_ROOT / "bench-out"),
+                    help="directory for the logs, the traffic, <scenario>-results.jsonl and "
+                    "the chart <scenario>-results.svg")
     ap.add_argument("--build", action="store_true", help="(re)build ferroswitch first")
     ap.add_argument("--build-timeout", type=float, default=1800)
     ap.add_argument("--start-timeout", type=float, default=60,
@@ -1283,8 +1335,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     if a.vm_queue_size is not None and (a.vm_queue_size < 64 or a.vm_queue_size > 32768
                                         or a.vm_queue_size & (a.vm_queue_size - 1)):
         ap.error("--vm-queue-size: a power of 2 in [64, 32768]")
+    if a.macs > 1 and not SCENARIOS[a.scenario].supports_macs:
+        ap.error(f"--macs {a.macs}: {a.scenario} does not take --macs > 1 (its traffic is "
+                 "vm1's testpmd txonly: one flow between two fixed MACs)")
     try:
-        gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, vlan=a.vlan)
+        gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, vlan=a.vlan, macs=a.macs)
     except ValueError as exc:
         ap.error(str(exc))
     return a
@@ -1388,8 +1443,19 @@ def main(argv=None) -> int:
                 "ferroswitch/ovs-dpdk": ratio("ferroswitch", "ovs-dpdk"),
                 f"ferroswitch/{base}": ratio("ferroswitch", base),
                 f"ovs-dpdk/{base}": ratio("ovs-dpdk", base)}}), flush=True)
-            (out / f"{scen.name}-results.jsonl").write_text(
-                "".join(json.dumps(v) + "\n" for v in lines.values()))
+            results_file = out / f"{scen.name}-results.jsonl"
+            results_file.write_text("".join(json.dumps(v) + "\n" for v in lines.values()))
+            log(f"results: {results_file}")
+            if not lines:
+                log("no system was measured: no chart")
+            else:
+                try:
+                    svg = bench_chart.write_chart(list(lines.values()),
+                                                  out / f"{scen.name}-results.svg")
+                    log(f"chart: {svg}")
+                except Exception as exc:  # noqa: BLE001  (the results are written already)
+                    log(f"ERROR: chart not drawn: {exc!r}")
+                    rc = 1
     except Interrupted as exc:
         log(f"interrupted ({exc}); cleaning up")
         rc = 130
