@@ -3,8 +3,8 @@
 
     python3 scripts/bench.py SCENARIO [options]      (usually via scripts/bench.sh)
 
-Every system under test (ferroswitch, OVS-DPDK, testpmd io) gets the same
-ports: ``net_pcap`` ones (``rx_pcap=FILE,infinite_rx=1``; no tx file, so
+Every system under test (ferroswitch, OVS-DPDK, testpmd io; with --baseline
+also ferroswitch-baseline) gets the same ports: ``net_pcap`` ones (``rx_pcap=FILE,infinite_rx=1``; no tx file, so
 transmitted frames are counted and dropped) and, in the vhost scenarios,
 vhost-user client ports whose other ends are "VMs" (separate ``dpdk-testpmd``
 processes with ``net_virtio_user`` server-mode ports, started afresh before
@@ -40,8 +40,22 @@ pair of old. With --macs > 1 OVS's bridge gets other_config:mac-table-size
 65536, ferroswitch's default table size (OVS's own default is 8192 MACs).
 vm2vm-vhost sends one flow from testpmd txonly and refuses --macs > 1.
 
+--baseline REV: ferroswitch as built from git revision REV is measured too, as
+system "ferroswitch-baseline", interleaved with the others, configured exactly
+like "ferroswitch" but with its own vswitchd and vswitchctl: REV's commit is
+built once in a temporary git worktree (`cargo build --release --workspace
+--bins`, CARGO_TARGET_DIR=target/bench-baseline/target, shared by all
+baseline builds) and its two binaries are cached in target/bench-baseline/<sha>/
+(a cached commit is not built again). If that build fails the system is
+skipped and the exit status is non-zero. The current tree's binaries come from
+target/release (or $CARGO_TARGET_DIR/release), built with the same cargo
+command if missing or with --build.
+
 Output (stdout): one JSON line per system (with "flows", "macs", the run
-parameters and "date"), then one line with the Mpps ratios of the medians.
+parameters and "date"; ferroswitch-baseline's also "rev", as given, and
+"commit", its full sha), then one line with the ratios of the medians: Mpps
+ratios under "ratios" (with --baseline also "ferroswitch/ferroswitch-baseline"),
+and with --baseline "cycles_per_packet_ratios" {"ferroswitch/ferroswitch-baseline"}.
 The system lines also go to <out>/<scenario>-results.jsonl, and a chart of
 them to <out>/<scenario>-results.svg (scripts/bench_chart.py: Mpps and cycles
 per packet per system, the median as a bar, each run as a dot; `python3
@@ -91,7 +105,11 @@ DPDK_RUNTIME_ROOT = Path("/var/run/dpdk")
 OVS_VSWITCHD_DPDK = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
-ALL_SYSTEMS = ["ferroswitch", "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
+ALL_SYSTEMS = ["ferroswitch", "ferroswitch-baseline", "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
+BASELINE = "ferroswitch-baseline"      # --baseline REV: ferroswitch built from another commit
+# --baseline: per-commit binary caches (<sha>/vswitchd, <sha>/vswitchctl), the
+# cargo target dir all baseline builds share and the (temporary) git worktree
+BASELINE_ROOT = REPO_ROOT / "target" / "bench-baseline"
 VHOST_CLIENT = "dpdkvhostuserclient"   # Port.kind of a vhost-user client port
 VM_MAC_BASE = "fa:16:3e:00:01:"        # MAC prefix of the pvp VM's ports
 # ferroswitch's default [dataplane] mac_table_size (the bench config keeps the
@@ -756,6 +774,11 @@ class System:
         """None if the system can run, else the reason it is skipped."""
         return None
 
+    @classmethod
+    def summary_fields(cls) -> dict:
+        """Added to the system's JSON line right after its name."""
+        return {}
+
     def start(self) -> None: raise NotImplementedError
     def snapshot(self) -> Snapshot: raise NotImplementedError
     def begin_window(self) -> None: pass
@@ -1055,6 +1078,54 @@ def _find_cargo() -> str | None:
          if c.is_file() and os.access(c, os.X_OK)), None)
 
 
+CARGO_BUILD = ["cargo", "build", "--release", "--workspace", "--bins"]
+
+
+def cargo_build(cargo: str, cwd: Path, logfile: Path, timeout: float,
+                env: dict | None = None) -> int | str:
+    """Run CARGO_BUILD in cwd, output to logfile; its exit code or "timeout".
+    Interrupted or timed out: the whole process group (cargo and its rustc
+    children, started in a session of their own) is stopped."""
+    with open(logfile, "wb") as f:
+        f.write(f"# {time.strftime('%F %T')} $ {' '.join(CARGO_BUILD)} (in {cwd})\n".encode())
+        f.flush()
+        p = subprocess.Popen([cargo, *CARGO_BUILD[1:]], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                             stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return "timeout"
+        finally:
+            if p.poll() is None:
+                log(f"stopping cargo build pid {p.pid} and its children")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+
+
+def git(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    return run_cmd(["git", "-C", str(REPO_ROOT), *args], timeout=timeout, check=check)
+
+
+def resolve_rev(rev: str) -> str:
+    """The full sha of commit-ish ``rev`` in this repository (BenchError if none)."""
+    if not rev or rev.startswith("-"):
+        raise BenchError(f"bad revision {rev!r}")
+    if not shutil.which("git"):
+        raise BenchError("git not found")
+    cp = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False, timeout=30)
+    sha = cp.stdout.strip()
+    if cp.returncode != 0 or not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha):
+        raise BenchError(f"{rev!r} is not a commit of {REPO_ROOT} "
+                         f"(git rev-parse --verify {rev}^{{commit}} failed)")
+    return sha
+
+
 class Ferroswitch(System):
     name = "ferroswitch"
     build_failed: str | None = None
@@ -1072,14 +1143,8 @@ class Ferroswitch(System):
             return
         blog = ctx.out / "ferroswitch" / "build.log"
         blog.parent.mkdir(parents=True, exist_ok=True)
-        log(f"building ferroswitch: cargo build --release -p control --bins (log {blog})")
-        with open(blog, "wb") as f:
-            try:
-                rc = subprocess.run([cargo, "build", "--release", "-p", "control", "--bins"],
-                                    cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=f,
-                                    stderr=subprocess.STDOUT, timeout=ctx.args.build_timeout).returncode
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
+        log(f"building ferroswitch: {' '.join(CARGO_BUILD)} (log {blog})")
+        rc = cargo_build(cargo, REPO_ROOT, blog, ctx.args.build_timeout)
         if rc != 0:
             cls.build_failed = f"cargo build failed ({rc}); see {blog}:\n{tail(blog, 15)}"
 
@@ -1091,7 +1156,7 @@ class Ferroswitch(System):
         for b in (vswitchd, vswitchctl):
             if not b.is_file():
                 return (f"{b} is missing (ferroswitch not built yet: "
-                        "`cargo build --release -p control --bins` produced no such binary; "
+                        f"`{' '.join(CARGO_BUILD)}` produced no such binary; "
                         f"build log {ctx.out / 'ferroswitch' / 'build.log'})")
         return None
 
@@ -1118,7 +1183,7 @@ class Ferroswitch(System):
                 raise BenchError(f"vswitchd not up after {self.ctx.args.start_timeout}s "
                                  f"(last vswitchctl: {cp.stderr.strip()})\n{tail(self.proc.logfile)}")
             time.sleep(0.3)
-        log(f"ferroswitch up: {cp.stdout.strip()!r}")
+        log(f"{self.name} up ({self.vswitchd_bin}): {cp.stdout.strip()!r}")
 
     def config_toml(self) -> str:
         def q(s: str) -> str:
@@ -1178,8 +1243,106 @@ class Ferroswitch(System):
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
+class FerroswitchBaseline(Ferroswitch):
+    """Ferroswitch built from another git revision (--baseline REV), configured
+    exactly like ``ferroswitch`` (same generated config, same ports) but run
+    with its own vswitchd and vswitchctl.
+
+    build(): REV's commit is checked out in a detached git worktree
+    (BASELINE_ROOT/worktree), built there with CARGO_BUILD and
+    CARGO_TARGET_DIR=BASELINE_ROOT/target (shared by all baseline builds, so
+    dependencies compile once; the main target/release is never touched), the
+    two binaries are copied to BASELINE_ROOT/<sha>/ and the worktree is removed.
+    A commit whose cache already holds both binaries is not built again.
+    """
+
+    name = BASELINE
+    build_failed: str | None = None
+    rev: str | None = None        # as given to --baseline
+    commit: str | None = None     # its full sha
+
+    @classmethod
+    def cache_dir(cls) -> Path:
+        return BASELINE_ROOT / (cls.commit or "unknown")
+
+    @classmethod
+    def binaries(cls) -> tuple[Path, Path]:
+        d = cls.cache_dir()
+        return d / "vswitchd", d / "vswitchctl"
+
+    @classmethod
+    def summary_fields(cls) -> dict:
+        return {"rev": cls.rev, "commit": cls.commit}
+
+    @classmethod
+    def build(cls, ctx: Ctx) -> None:
+        cls.rev, cls.commit = ctx.args.baseline, ctx.args.baseline_commit
+        if all(b.is_file() for b in cls.binaries()):
+            log(f"{cls.name}: {cls.rev} = {cls.commit}: cached binaries in {cls.cache_dir()}")
+            return
+        cargo = _find_cargo()
+        if not cargo:
+            cls.build_failed = "cargo not found (install Rust with rustup; see scripts/setup.sh)"
+            return
+        blog = ctx.out / cls.name / "build.log"
+        blog.parent.mkdir(parents=True, exist_ok=True)
+        BASELINE_ROOT.mkdir(parents=True, exist_ok=True)
+        wt, tdir = BASELINE_ROOT / "worktree", BASELINE_ROOT / "target"
+        log(f"{cls.name}: building {cls.rev} = {cls.commit} in worktree {wt}: "
+            f"{' '.join(CARGO_BUILD)} with CARGO_TARGET_DIR={tdir} (log {blog}); "
+            "this takes minutes")
+        t0 = time.monotonic()
+        try:
+            cls._remove_worktree(wt)
+            git("worktree", "add", "--detach", str(wt), cls.commit, timeout=600)
+            env = dict(os.environ, CARGO_TARGET_DIR=str(tdir))
+            rc = cargo_build(cargo, wt, blog, ctx.args.build_timeout, env=env)
+            if rc != 0:
+                cls.build_failed = (f"cargo build of {cls.rev} ({cls.commit[:12]}) failed ({rc}); "
+                                    f"see {blog}:\n{tail(blog, 15)}")
+                return
+            built = [tdir / "release" / b.name for b in cls.binaries()]
+            missing = [str(b) for b in built if not b.is_file()]
+            if missing:
+                cls.build_failed = (f"the build of {cls.rev} ({cls.commit[:12]}) produced no "
+                                    f"{', '.join(missing)}; see {blog}")
+                return
+            # Copy into a fresh directory, then rename: a cache dir is complete or absent.
+            tmp = Path(tempfile.mkdtemp(prefix=f".{cls.commit}.", dir=BASELINE_ROOT))
+            try:
+                tmp.chmod(0o755)
+                for b in built:
+                    shutil.copy2(b, tmp / b.name)
+                shutil.rmtree(cls.cache_dir(), ignore_errors=True)
+                os.rename(tmp, cls.cache_dir())
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            log(f"{cls.name}: built {cls.commit[:12]} in {time.monotonic() - t0:.0f} s; "
+                f"binaries cached in {cls.cache_dir()}")
+        except (BenchError, OSError) as exc:
+            cls.build_failed = f"building {cls.rev} ({cls.commit[:12]}) failed: {exc}"
+        finally:
+            cls._remove_worktree(wt)
+
+    @staticmethod
+    def _remove_worktree(wt: Path) -> None:
+        if wt.exists():
+            git("worktree", "remove", "--force", str(wt), check=False)
+            shutil.rmtree(wt, ignore_errors=True)
+        git("worktree", "prune", check=False)
+
+    @classmethod
+    def unavailable(cls, ctx):
+        if cls.build_failed:
+            return cls.build_failed
+        for b in cls.binaries():
+            if not b.is_file():
+                return f"{b} is missing (baseline {cls.rev} not built)"
+        return None
+
+
 SYSTEMS: dict[str, type[System]] = {
-    c.name: c for c in (Ferroswitch, OvsDpdk, TestpmdIo, TestpmdVhost)}
+    c.name: c for c in (Ferroswitch, FerroswitchBaseline, OvsDpdk, TestpmdIo, TestpmdVhost)}
 
 
 # --------------------------------------------------------------------------
@@ -1253,7 +1416,7 @@ def measure(system: System) -> dict:
 def summarize(scen: Scenario, name: str, runs: list[dict], errors: list[str], ctx: Ctx) -> dict:
     a = ctx.args
     ok = [r for r in runs if r]
-    line: dict = {"scenario": scen.name, "system": name}
+    line: dict = {"scenario": scen.name, "system": name, **SYSTEMS[name].summary_fields()}
     mp = [r["mpps"] for r in ok]
     cpp = [r["cycles_per_packet"] for r in ok if r["cycles_per_packet"] is not None]
     cppw = [r["cycles_per_packet_wall"] for r in ok if r["cycles_per_packet_wall"] is not None]
@@ -1311,11 +1474,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--systems", default=argparse.SUPPRESS,
                     help="comma-separated subset of " + ",".join(ALL_SYSTEMS)
                     + " (default: the scenario's systems: "
-                    + "; ".join(f"{n}: {','.join(c.systems)}" for n, c in SCENARIOS.items()) + ")")
+                    + "; ".join(f"{n}: {','.join(c.systems)}" for n, c in SCENARIOS.items())
+                    + f"; {BASELINE} only with --baseline, which adds it after ferroswitch)")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help=f"also measure ferroswitch built from git revision REV (any commit-ish) "
+                    f"as system {BASELINE}, interleaved with the others and configured like "
+                    f"ferroswitch; built once per commit in a git worktree "
+                    f"(CARGO_TARGET_DIR={BASELINE_ROOT.relative_to(REPO_ROOT)}/target), "
+                    f"binaries cached in {BASELINE_ROOT.relative_to(REPO_ROOT)}/<sha>/")
     ap.add_argument("--out", default=str(REPO_ROOT / "bench-out"),
                     help="directory for the logs, the traffic, <scenario>-results.jsonl and "
                     "the chart <scenario>-results.svg")
-    ap.add_argument("--build", action="store_true", help="(re)build ferroswitch first")
+    ap.add_argument("--build", action="store_true",
+                    help="(re)build ferroswitch first (" + " ".join(CARGO_BUILD) + ")")
     ap.add_argument("--build-timeout", type=float, default=1800)
     ap.add_argument("--start-timeout", type=float, default=60,
                     help="seconds to wait for a system to come up")
@@ -1329,6 +1500,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     for s in a.systems:
         if s not in SYSTEMS:
             ap.error(f"unknown system {s!r} (known: {', '.join(SYSTEMS)})")
+    if len(set(a.systems)) != len(a.systems):
+        ap.error(f"--systems lists a system twice: {','.join(a.systems)}")
+    if a.baseline is None:
+        if BASELINE in a.systems:
+            ap.error(f"--systems {BASELINE} needs --baseline REV (the git revision to build)")
+        a.baseline_commit = None
+    else:
+        try:
+            a.baseline_commit = resolve_rev(a.baseline)
+        except BenchError as exc:
+            ap.error(f"--baseline: {exc}")
+        if BASELINE not in a.systems:   # right after ferroswitch (or first)
+            at = a.systems.index("ferroswitch") + 1 if "ferroswitch" in a.systems else 0
+            a.systems.insert(at, BASELINE)
     if a.runs < 1 or a.warmup < 0 or a.duration <= 0:
         ap.error("--runs >= 1, --warmup >= 0, --duration > 0")
     a.vm_queue_size = getattr(a, "vm_queue_size", None)
@@ -1401,18 +1586,24 @@ def main(argv=None) -> int:
             scen.prepare()
 
             systems = []
+            # the baseline goes wherever ferroswitch does
+            scen_systems = scen.systems + ([BASELINE] if "ferroswitch" in scen.systems else [])
             for name in a.systems:
                 cls = SYSTEMS[name]
-                if name not in scen.systems:
+                if name not in scen_systems:
                     log(f"skipping {name}: not part of scenario {scen.name}")
                     continue
                 if cls is Ferroswitch:
                     missing = any(not b.is_file() for b in Ferroswitch.binaries())
                     if a.build or missing:
                         Ferroswitch.build(ctx)
+                elif cls is FerroswitchBaseline:
+                    FerroswitchBaseline.build(ctx)
                 why = cls.unavailable(ctx)
                 if why:
                     log(f"SKIPPING {name}: {why}")
+                    if cls is FerroswitchBaseline:
+                        rc = 1      # asked for explicitly with --baseline
                     continue
                 systems.append(cls)
 
@@ -1433,16 +1624,21 @@ def main(argv=None) -> int:
                 lines[cls.name] = summarize(scen, cls.name, results[cls.name], errors[cls.name], ctx)
                 print(json.dumps(lines[cls.name]), flush=True)
 
-            def ratio(x, y):
-                mx = lines.get(x, {}).get("mpps")
-                my = lines.get(y, {}).get("mpps")
+            def ratio(x, y, key="mpps"):
+                mx = lines.get(x, {}).get(key)
+                my = lines.get(y, {}).get(key)
                 return rnd(mx / my, 4) if mx is not None and my else None
-            # The scenario's testpmd (testpmd-io or testpmd-vhost) is the baseline.
+            # The scenario's testpmd (testpmd-io or testpmd-vhost) is the reference.
             base = next((n for n in scen.systems if n.startswith("testpmd")), "testpmd-io")
-            print(json.dumps({"scenario": scen.name, "ratios": {
+            ratios = {"scenario": scen.name, "ratios": {
                 "ferroswitch/ovs-dpdk": ratio("ferroswitch", "ovs-dpdk"),
                 f"ferroswitch/{base}": ratio("ferroswitch", base),
-                f"ovs-dpdk/{base}": ratio("ovs-dpdk", base)}}), flush=True)
+                f"ovs-dpdk/{base}": ratio("ovs-dpdk", base)}}
+            if a.baseline is not None:
+                ratios["ratios"][f"ferroswitch/{BASELINE}"] = ratio("ferroswitch", BASELINE)
+                ratios["cycles_per_packet_ratios"] = {
+                    f"ferroswitch/{BASELINE}": ratio("ferroswitch", BASELINE, "cycles_per_packet")}
+            print(json.dumps(ratios), flush=True)
             results_file = out / f"{scen.name}-results.jsonl"
             results_file.write_text("".join(json.dumps(v) + "\n" for v in lines.values()))
             log(f"results: {results_file}")
