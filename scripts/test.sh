@@ -7,6 +7,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 bash scripts/setup.sh || { rc=$?; [ "$rc" -eq 2 ] && echo "test: cargo is required" >&2; exit "$rc"; }
+# Lints are tests: formatting, then clippy with warnings as errors (the
+# workspace lints forbid unsafe outside ffi/ and want a SAFETY comment on
+# every unsafe block there).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests run the daemon binaries: build them first.
 cargo build --release --workspace --bins
 # One switch at a time: a PMD thread owns core 1 while a test runs.

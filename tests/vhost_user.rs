@@ -299,7 +299,7 @@ fn vm_tx_per_queue(log: &str) -> Vec<(u16, u64)> {
             queue = rest
                 .split("Queue=")
                 .nth(1)
-                .and_then(|q| q.trim().split_whitespace().next()?.parse().ok());
+                .and_then(|q| q.split_whitespace().next()?.parse().ok());
         } else if let (Some(q), Some(rest)) = (queue, line.split("TX-packets:").nth(1)) {
             if let Some(n) = rest.split_whitespace().next().and_then(|n| n.parse().ok()) {
                 out.push((q, n));

@@ -12,7 +12,10 @@
     dead_code,
     improper_ctypes,
     unnecessary_transmutes,
-    clippy::all
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
 )]
 pub mod raw {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
