@@ -2,11 +2,14 @@
 //! mbufs from a DPDK mempool, `net_null` ports that free what they transmit.
 //! Measures switching (parse, VLAN rules, learning, lookup, tagging,
 //! batching) plus the tx burst; mbuf allocation and filling are set-up, not
-//! timed. Throughput is per frame.
+//! timed. Throughput is per frame. Shapes: one flow, 32 sources, 4096 MAC
+//! pairs (every frame its own pair), broadcast.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dataplane::mac_table::MacTable;
-use dataplane::snapshot::{BridgeConf, PortConf, Snapshot, SnapshotCell};
+use dataplane::port::PortId;
+use dataplane::snapshot::{Snapshot, SnapshotCell};
 use dataplane::stats::WorkerStats;
+use dataplane::view::{PortView, SwitchView};
 use dataplane::vlan::PortVlan;
 use dataplane::worker::Worker;
 use dpdk_sys::eal::Eal;
@@ -37,18 +40,20 @@ fn frame(dst: u64, src: u64, vlan: Option<u16>) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let eal = Eal::init(&[
-        "-l0",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--file-prefix",
-        "fsw-bench-pipeline",
-    ])
-    .expect("EAL");
-    let pool = Arc::new(Mempool::new_pktmbuf("bench", 8191, 256, 2176, -1).unwrap());
+    let eal = Arc::new(
+        Eal::init(&[
+            "-l0",
+            "--no-pci",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-shconf",
+            "--file-prefix",
+            "fsw-bench-pipeline",
+        ])
+        .expect("EAL"),
+    );
+    let pool = Arc::new(Mempool::new_pktmbuf(&eal, "bench", 8191, 256, 2176, -1).unwrap());
     let setup = PortSetup {
         rx_queues: 1,
         tx_queues: 1,
@@ -56,7 +61,10 @@ fn bench(c: &mut Criterion) {
         tx_desc: 512,
     };
     let ports: Vec<EthPort> = (0..3)
-        .map(|i| EthPort::open(i as u16, &format!("net_null{i}"), setup, &pool).unwrap())
+        .map(|i| {
+            let id = PortId::new(i as u16).unwrap();
+            EthPort::open(id, &format!("net_null{i}"), setup, &pool).unwrap()
+        })
         .collect();
     let fdb = Arc::new(MacTable::new(65_536, 300));
     let vlans = [
@@ -64,22 +72,21 @@ fn bench(c: &mut Criterion) {
         PortVlan::new(None, None, &[10]).unwrap(),   // trunk: B lives here
         PortVlan::new(None, Some(10), &[]).unwrap(), // access 10
     ];
-    let mut snap = Snapshot::empty(1);
-    snap.generation = 1;
-    snap.bridges.push(BridgeConf {
-        name: "br0".into(),
-        fdb: Arc::clone(&fdb),
-        port_mask: 0b111,
-    });
+    let mut view = SwitchView::default();
+    let br = view.add_bridge("br0", Arc::clone(&fdb));
     for (i, p) in ports.iter().enumerate() {
-        snap.ports[p.port_id() as usize] = Some(PortConf {
-            port_id: p.port_id(),
+        view.add_port(PortView {
+            id: p.port_id(),
             name: format!("p{i}"),
-            bridge: 0,
+            bridge: br,
             vlan: vlans[i].clone(),
-            queues: Arc::clone(p.queues()),
             acl: None,
-        });
+        })
+        .unwrap();
+    }
+    let mut snap = Snapshot::new(1, view, vec![Vec::new()]);
+    for p in &ports {
+        snap.set_queues(p.port_id(), Arc::clone(p.queues()));
     }
     let (in_port, b_port) = (ports[0].port_id(), ports[1].port_id());
     let snap = Arc::new(snap);
@@ -125,6 +132,33 @@ fn bench(c: &mut Criterion) {
     g.bench_function("unicast_32_sources_2_destinations", |b| {
         b.iter_batched_ref(
             || burst(&many),
+            |rx| worker.process_burst(&snap, in_port, rx, &mut state),
+            BatchSize::NumIterations(64),
+        )
+    });
+    // 4096 MAC pairs (8192 learned MACs), every frame of a burst a pair of
+    // its own, as with many VMs: the MAC table's buckets are spread over
+    // megabytes and no decision can be reused within a burst.
+    let pairs = 4096u64;
+    let many_macs: Vec<Vec<u8>> = (0..pairs)
+        .map(|k| frame(0xfa16_3e0b_0000 + k, 0xfa16_3e0a_0000 + k, None))
+        .collect();
+    for k in 0..pairs {
+        let at = if k % 2 == 0 {
+            b_port
+        } else {
+            ports[2].port_id()
+        };
+        fdb.learn(10, 0xfa16_3e0b_0000 + k, at);
+    }
+    let next = std::cell::Cell::new(0usize);
+    g.bench_function("unicast_4096_mac_pairs", |b| {
+        b.iter_batched_ref(
+            || {
+                let at = next.get();
+                next.set((at + BURST) % many_macs.len());
+                burst(&many_macs[at..at + BURST])
+            },
             |rx| worker.process_burst(&snap, in_port, rx, &mut state),
             BatchSize::NumIterations(64),
         )

@@ -1188,10 +1188,16 @@ class Ferroswitch(System):
     def config_toml(self) -> str:
         def q(s: str) -> str:
             return json.dumps(s)  # a JSON string is a valid TOML basic string
-        eal = ["--no-pci", "--in-memory", "--file-prefix", self.prefix, "-m", "512"]
+        # net_pcap with infinite_rx keeps every frame of its file in mbufs of
+        # the switch's pool: the default pool (16383) unless those and the
+        # rings (8192 is plenty) need more.
+        held = self.ctx.args.flows * sum(1 for p in self.scen.ports if p.kind == "dpdk")
+        mbufs = max(16383, (1 << (held + 8192).bit_length()) - 1)
+        eal = ["--no-pci", "--in-memory", "--file-prefix", self.prefix, "-m", "1024"]
         lines = ["# written by scripts/bench.py", "[eal]",
                  "args = [" + ", ".join(q(a) for a in eal) + "]", "",
-                 "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}", "",
+                 "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}",
+                 f"mbufs = {mbufs}", "",
                  "[control]", f"socket = {q(str(self.sock))}", ""]
         for br in self.scen.ferroswitch_bridges():
             lines += ["[[bridges]]", f"name = {q(br['name'])}", ""]

@@ -588,10 +588,10 @@ impl Config {
                 nports += 1;
             }
         }
-        if nports > dataplane::snapshot::MAX_PORTS {
+        if nports > dataplane::port::MAX_PORTS {
             return Err(err(
                 "bridges",
-                format!("at most {} ports", dataplane::snapshot::MAX_PORTS),
+                format!("at most {} ports", dataplane::port::MAX_PORTS),
             ));
         }
         Ok(())

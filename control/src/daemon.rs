@@ -12,8 +12,10 @@ use crate::port::{PortDevice, PortState};
 use crate::protocol::{FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, Response};
 use crossbeam::channel::{self, Sender};
 use dataplane::mac_table::MacTable;
-use dataplane::snapshot::{BridgeConf, PortConf, Snapshot, SnapshotCell, MAX_PORTS};
+use dataplane::port::{PortMask, MAX_PORTS};
+use dataplane::snapshot::{Snapshot, SnapshotCell};
 use dataplane::stats::{PortTotals, WorkerStats};
+use dataplane::view::{PortView, SwitchView};
 use dataplane::vlan::PortVlan;
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::Worker;
@@ -183,6 +185,7 @@ impl Daemon {
         let d = &cfg.dataplane;
         let pool = Arc::new(
             Mempool::new_pktmbuf(
+                &eal,
                 "fsw_mbufs",
                 d.mbufs,
                 256,
@@ -300,23 +303,19 @@ impl Daemon {
             tx_desc: self.cfg.dataplane.tx_desc,
         };
         // The lowest switch port number not in use.
-        let used = self
-            .ports
-            .values()
-            .fold(0u64, |m, p| m | 1u64 << p.dev.port_id());
-        let number = (!used).trailing_zeros() as u16;
-        if number as usize >= MAX_PORTS {
+        let used: PortMask = self.ports.values().map(|p| p.dev.port_id()).collect();
+        let Some(number) = used.first_free() else {
             return Err(dpdk_sys::DpdkError {
                 call: "port add",
                 errno: libc::ENOSPC,
                 reason: format!("at most {MAX_PORTS} ports"),
             });
-        }
+        };
         let device = cfg.device(&self.cfg.dataplane.vhost_sock_dir);
         let dev = PortDevice::open(number, &device, setup, &self.pool)?;
         let base = PortTotals::sum(&self.workers, number);
         let state = dev.state();
-        info!(port = %cfg.name, port_id = number, r#type = %cfg.kind, device = %dev.dpdk_name(), vlan_mode = %vlan.mode(), state = state.as_str(), "port added");
+        info!(port = %cfg.name, port_id = number.get(), r#type = %cfg.kind, device = %dev.dpdk_name(), vlan_mode = %vlan.mode(), state = state.as_str(), "port added");
         self.ports.insert(
             cfg.name.clone(),
             OpenPort {
@@ -344,44 +343,41 @@ impl Daemon {
     fn publish_since(&mut self, since: Instant) {
         self.generation += 1;
         let nworkers = self.workers.len();
-        let mut snap = Snapshot::empty(nworkers);
-        snap.generation = self.generation;
-        snap.bridges = self
-            .bridges
-            .iter()
-            .map(|b| BridgeConf {
-                name: b.name.clone(),
-                fdb: Arc::clone(&b.fdb),
-                port_mask: 0,
-            })
-            .collect();
+        let mut view = SwitchView::default();
+        for b in &self.bridges {
+            view.add_bridge(b.name.clone(), Arc::clone(&b.fdb));
+        }
         // Keep queues where they are; place new ones on the least loaded worker.
         let old = self.cell.load_full();
         let mut load = vec![0usize; nworkers];
+        let mut assignment = vec![Vec::new(); nworkers];
         for p in self.ports.values() {
             let id = p.dev.port_id();
-            if let Some(b) = snap.bridges.get_mut(p.bridge) {
-                b.port_mask |= 1u64 << id;
-            }
-            snap.ports[id as usize] = Some(PortConf {
-                port_id: id,
+            if let Err(e) = view.add_port(PortView {
+                id,
                 name: p.cfg.name.clone(),
                 bridge: p.bridge,
                 vlan: p.vlan.clone(),
-                queues: Arc::clone(p.dev.queues()),
                 acl: p.acl.clone(),
-            });
+            }) {
+                error!("snapshot: {e}");
+                continue;
+            }
             for q in 0..p.cfg.rx_queues {
                 let same_port = old
-                    .port(id)
-                    .is_some_and(|o| Arc::ptr_eq(&o.queues, p.dev.queues()));
+                    .queues(id)
+                    .is_some_and(|o| Arc::ptr_eq(o, p.dev.queues()));
                 let prev = same_port
                     .then(|| old.rx_assignment.iter().position(|v| v.contains(&(id, q))))
                     .flatten();
                 let w = prev.unwrap_or_else(|| (0..nworkers).min_by_key(|&w| load[w]).unwrap_or(0));
-                snap.rx_assignment[w].push((id, q));
+                assignment[w].push((id, q));
                 load[w] += 1;
             }
+        }
+        let mut snap = Snapshot::new(self.generation, view, assignment);
+        for p in self.ports.values() {
+            snap.set_queues(p.dev.port_id(), Arc::clone(p.dev.queues()));
         }
         drop(old);
         let gen = snap.generation;
@@ -476,12 +472,12 @@ impl Daemon {
         self.report_neutron_status();
         info!(
             port = name,
-            port_id = id,
+            port_id = id.get(),
             rx = t.rx_packets,
             tx = t.tx_packets,
             "port deleted"
         );
-        Ok(stats_row(name, id, t, hw))
+        Ok(stats_row(name, id.get(), t, hw))
     }
 
     /// Compiles the current Neutron state into the ports' VLAN rules; true
@@ -670,7 +666,7 @@ impl Daemon {
             .map(|(p, state)| PortInfo {
                 name: p.cfg.name.clone(),
                 bridge: self.bridges[p.bridge].name.clone(),
-                port_id: p.dev.port_id(),
+                port_id: p.dev.port_id().get(),
                 devargs: p.cfg.devargs.clone(),
                 dpdk_name: p.dev.dpdk_name().to_owned(),
                 vlan_mode: p.vlan.mode().to_string(),
@@ -718,7 +714,7 @@ impl Daemon {
             .map(|p| {
                 let t = PortTotals::sum(&self.workers, p.dev.port_id()).since(p.base);
                 let hw = p.dev.hw_stats();
-                stats_row(&p.cfg.name, p.dev.port_id(), t, hw)
+                stats_row(&p.cfg.name, p.dev.port_id().get(), t, hw)
             })
             .collect();
         v.sort_by_key(|r| r.port_id);
@@ -743,7 +739,7 @@ impl Daemon {
                             .map(|&(p, q)| {
                                 format!(
                                     "{}:{q}",
-                                    snap.port(p).map(|c| c.name.as_str()).unwrap_or("?")
+                                    snap.view.port(p).map(|c| c.name.as_str()).unwrap_or("?")
                                 )
                             })
                             .collect()
@@ -955,6 +951,7 @@ impl Daemon {
                 rows.push(FdbRow {
                     bridge: br.name.clone(),
                     port: snap
+                        .view
                         .port(e.port)
                         .map(|p| p.name.clone())
                         .unwrap_or_else(|| e.port.to_string()),

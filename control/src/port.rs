@@ -32,7 +32,7 @@ impl PortState {
 impl PortDevice {
     /// Opens the device as switch port `number`.
     pub fn open(
-        number: u16,
+        number: dataplane::port::PortId,
         device: &Device,
         setup: PortSetup,
         pool: &Arc<Mempool>,
@@ -59,7 +59,7 @@ impl PortDevice {
         })
     }
 
-    pub fn port_id(&self) -> u16 {
+    pub fn port_id(&self) -> dataplane::port::PortId {
         match self {
             PortDevice::Eth(e) => e.port_id(),
             PortDevice::Vhost(v) => v.port_id(),

@@ -3,8 +3,7 @@
 /// Current TSC value.
 #[inline(always)]
 pub fn tsc() -> u64 {
-    // SAFETY: RDTSC has no memory effects; every x86_64 CPU has it.
-    unsafe { core::arch::x86_64::_rdtsc() }
+    cpu::tsc()
 }
 
 /// TSC ticks per second as the EAL measured it (valid after EAL init).
@@ -16,6 +15,5 @@ pub fn tsc_hz() -> u64 {
 /// Pulls the cache line at `ptr` towards L1; never faults.
 #[inline(always)]
 pub fn prefetch<T>(ptr: *const T) {
-    // SAFETY: prefetch is a hint; an invalid address does not fault.
-    unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(ptr.cast()) }
+    cpu::prefetch_ptr(ptr)
 }

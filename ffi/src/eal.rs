@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
 /// Proof that the EAL is up; `rte_eal_cleanup` runs when it is dropped.
-/// Everything that needs the EAL borrows or clones from objects made after it.
+/// Shared as `Arc<Eal>`: whatever needs the EAL (pools, registered threads)
+/// holds a clone, so cleanup runs after the last of them is gone.
 pub struct Eal {
     /// `/var/run/dpdk/<file-prefix>`: removed on drop when DPDK left it empty.
     runtime_dir: Option<std::path::PathBuf>,
@@ -65,8 +66,9 @@ impl Eal {
 
 impl Drop for Eal {
     fn drop(&mut self) {
-        // SAFETY: every DPDK object is released before the Eal (the daemon
-        // drops ports and pools first); cleanup runs once.
+        // SAFETY: every DPDK object that needs the EAL holds an Arc to it
+        // (pools, and through them ports and queues; registered threads), so
+        // this runs after the last of them; cleanup runs once.
         unsafe { raw::rte_eal_cleanup() };
         // DPDK leaves the directory behind, holding only its telemetry
         // socket (unlinked at exit, after this). Remove both, but only when
@@ -91,13 +93,15 @@ impl Drop for Eal {
 
 /// A non-EAL thread registered with the EAL, so it gets an lcore id and with
 /// it per-lcore mempool caches. Unregisters on drop; not Send (per-thread).
+/// Holds the EAL, which must outlive the registration.
 pub struct RegisteredThread {
     lcore: u32,
+    _eal: std::sync::Arc<Eal>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl RegisteredThread {
-    pub fn register(_eal: &Eal) -> Result<RegisteredThread, DpdkError> {
+    pub fn register(eal: &std::sync::Arc<Eal>) -> Result<RegisteredThread, DpdkError> {
         // SAFETY: registers the calling thread; the EAL is initialised (we hold &Eal).
         let ret = unsafe { raw::rte_thread_register() };
         if ret < 0 {
@@ -105,6 +109,7 @@ impl RegisteredThread {
         }
         Ok(RegisteredThread {
             lcore: Eal::lcore_id().unwrap_or(u32::MAX),
+            _eal: std::sync::Arc::clone(eal),
             _not_send: std::marker::PhantomData,
         })
     }

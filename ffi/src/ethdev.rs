@@ -8,6 +8,7 @@ use crate::BURST;
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use switch_core::port::PortId;
 
 /// Queues per port are tracked in a 64-bit claim mask.
 pub const MAX_QUEUES: u16 = 64;
@@ -34,12 +35,13 @@ pub struct PortSetup {
     pub tx_desc: u16,
 }
 
-/// State shared by a port's owner and the queue handles workers hold. Holds
-/// no DPDK resource itself, so whichever thread drops it last does no I/O.
+/// State shared by a port's owner and the queue handles workers hold. Frees
+/// no DPDK resource itself, so whichever thread drops it last does no I/O;
+/// it holds the pool the device fills, so that outlives every handle.
 #[derive(Debug)]
 pub struct PortQueues {
     /// The switch's number for the port (not DPDK's ethdev id).
-    port_id: u16,
+    port_id: PortId,
     backend: Backend,
     rx_queues: u16,
     tx_queues: u16,
@@ -50,8 +52,13 @@ pub struct PortQueues {
 /// Where a port's packets come from and go to: chosen once per burst.
 #[derive(Debug)]
 pub(crate) enum Backend {
-    /// An ethdev: NIC, SR-IOV VF or vdev, by DPDK port id.
-    Eth { dpdk_port: u16 },
+    /// An ethdev: NIC, SR-IOV VF or vdev, by DPDK port id, and the pool
+    /// its rx queues take buffers from.
+    Eth {
+        dpdk_port: u16,
+        #[allow(dead_code)] // held, not read: the device uses it
+        pool: Arc<Mempool>,
+    },
     /// A vhost-user device: its state and the pool guest frames are copied into.
     Vhost {
         device: Arc<crate::vhost::VhostDevice>,
@@ -60,7 +67,7 @@ pub(crate) enum Backend {
 }
 
 impl PortQueues {
-    pub(crate) fn new(port_id: u16, backend: Backend, setup: PortSetup) -> PortQueues {
+    pub(crate) fn new(port_id: PortId, backend: Backend, setup: PortSetup) -> PortQueues {
         PortQueues {
             port_id,
             backend,
@@ -71,7 +78,7 @@ impl PortQueues {
         }
     }
 
-    pub fn port_id(&self) -> u16 {
+    pub fn port_id(&self) -> PortId {
         self.port_id
     }
     pub fn rx_queues(&self) -> u16 {
@@ -119,7 +126,7 @@ pub struct RxQueue {
 }
 
 impl RxQueue {
-    pub fn port_id(&self) -> u16 {
+    pub fn port_id(&self) -> PortId {
         self.port.port_id
     }
     pub fn queue(&self) -> u16 {
@@ -143,7 +150,7 @@ impl RxQueue {
             // is started and stays so until every claim is released; slots
             // len..BURST are empty and DPDK writes at most `room` owned mbuf
             // pointers there.
-            Backend::Eth { dpdk_port } => usize::from(unsafe {
+            Backend::Eth { dpdk_port, .. } => usize::from(unsafe {
                 raw::rte_eth_rx_burst(
                     *dpdk_port,
                     self.queue,
@@ -174,7 +181,7 @@ pub struct TxQueue {
 }
 
 impl TxQueue {
-    pub fn port_id(&self) -> u16 {
+    pub fn port_id(&self) -> PortId {
         self.port.port_id
     }
     pub fn port_queues(&self) -> &Arc<PortQueues> {
@@ -196,7 +203,7 @@ impl TxQueue {
         }
         let len = batch.len();
         match &self.port.backend {
-            Backend::Eth { dpdk_port } => {
+            Backend::Eth { dpdk_port, .. } => {
                 // SAFETY: exclusive claim on (port, queue) as for rx; slots
                 // 0..len are owned mbufs (compact). DPDK takes ownership of
                 // the first `sent`.
@@ -241,10 +248,10 @@ impl EthPort {
     /// `net_pcap0,rx_pcap=a.pcap`), then configures and starts it.
     /// `number` is the switch's port number, which workers and snapshots use.
     pub fn open(
-        number: u16,
+        number: PortId,
         devargs: &str,
         setup: PortSetup,
-        pool: &Mempool,
+        pool: &Arc<Mempool>,
     ) -> Result<EthPort, DpdkError> {
         let c = CString::new(devargs).map_err(|_| DpdkError::new("rte_dev_probe", libc::EINVAL))?;
         // SAFETY: valid C string; DPDK copies what it keeps.
@@ -261,7 +268,10 @@ impl EthPort {
             Ok(device) => Ok(EthPort {
                 queues: Arc::new(PortQueues::new(
                     number,
-                    Backend::Eth { dpdk_port: port_id },
+                    Backend::Eth {
+                        dpdk_port: port_id,
+                        pool: Arc::clone(pool),
+                    },
                     setup,
                 )),
                 dpdk_port: port_id,
@@ -278,7 +288,7 @@ impl EthPort {
     }
 
     /// The switch's port number.
-    pub fn port_id(&self) -> u16 {
+    pub fn port_id(&self) -> PortId {
         self.queues.port_id
     }
 
@@ -431,8 +441,9 @@ fn configure_and_start(
     // SAFETY: valid port id.
     let socket = unsafe { raw::rte_eth_dev_socket_id(port_id) }.max(0) as u32;
     for q in 0..setup.rx_queues {
-        // SAFETY: configured port, queue in range, pool outlives the port
-        // (the daemon drops pools after ports).
+        // SAFETY: configured port, queue in range; the pool outlives the
+        // device (its PortQueues, held by the EthPort and every queue
+        // handle, holds an Arc to it).
         check("rte_eth_rx_queue_setup", unsafe {
             raw::rte_eth_rx_queue_setup(
                 port_id,

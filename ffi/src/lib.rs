@@ -5,6 +5,12 @@
 //! buffer pools ([`mempool`]), packet buffers and fixed-size bursts of them
 //! ([`mbuf`]), ports with their queues ([`ethdev`]) and vhost-user ports
 //! for VMs ([`vhost`]).
+//!
+//! Lifetimes are in the types, not in drop order: a pool holds the EAL, a
+//! port (and every queue handle of it) holds the pool its device fills, a
+//! registered thread holds the EAL. Whatever order safe code drops them in,
+//! the EAL is cleaned up last, and a pool whose buffers are still out is
+//! never freed (it is leaked instead).
 #[allow(
     non_camel_case_types,
     non_snake_case,
@@ -32,4 +38,4 @@ pub mod vhost;
 pub use error::DpdkError;
 
 /// Packets per rx/tx burst everywhere in the switch.
-pub const BURST: usize = 32;
+pub use switch_core::frame::BURST;

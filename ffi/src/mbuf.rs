@@ -419,3 +419,165 @@ impl Drop for MbufBatch {
         self.clear();
     }
 }
+
+impl switch_core::frame::Frame for Mbuf {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    #[inline(always)]
+    fn data_mut(&mut self) -> Option<&mut [u8]> {
+        Mbuf::data_mut(self)
+    }
+    #[inline(always)]
+    fn pkt_len(&self) -> u32 {
+        Mbuf::pkt_len(self)
+    }
+    #[inline(always)]
+    fn stripped_tci(&self) -> Option<u16> {
+        self.rx_vlan_tci()
+    }
+    #[inline(always)]
+    fn clear_stripped_tci(&mut self) {
+        self.clear_rx_vlan()
+    }
+    #[inline(always)]
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::prepend(self, u16::try_from(n).ok()?)
+    }
+    #[inline(always)]
+    fn adj(&mut self, n: usize) -> bool {
+        u16::try_from(n).is_ok_and(|n| Mbuf::adj(self, n))
+    }
+    #[inline(always)]
+    fn prefetch(&self) {
+        self.prefetch_data()
+    }
+}
+
+impl switch_core::frame::Burst for MbufBatch {
+    type Frame = Mbuf;
+    #[inline(always)]
+    fn len(&self) -> usize {
+        MbufBatch::len(self)
+    }
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<&Mbuf> {
+        MbufBatch::get(self, i)
+    }
+    #[inline(always)]
+    fn get_mut(&mut self, i: usize) -> Option<&mut Mbuf> {
+        MbufBatch::get_mut(self, i)
+    }
+    #[inline(always)]
+    fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        MbufBatch::push(self, m)
+    }
+    #[inline(always)]
+    fn take(&mut self, i: usize) -> Option<Mbuf> {
+        MbufBatch::take(self, i)
+    }
+    #[inline(always)]
+    fn clear(&mut self) -> usize {
+        MbufBatch::clear(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::Eal;
+    use std::sync::Arc;
+
+    /// Every buffer a batch took from the pool goes back, whatever path it
+    /// leaves the batch by. One test: the EAL starts once per process.
+    #[test]
+    fn batch_bookkeeping_returns_every_buffer() {
+        let prefix = format!("fsw-ffi-test-{}", std::process::id());
+        let eal = Arc::new(
+            Eal::init(&[
+                "-l",
+                "0",
+                "--no-pci",
+                "--no-huge",
+                "-m",
+                "64",
+                "--no-shconf",
+                "--no-telemetry",
+                "--file-prefix",
+                &prefix,
+            ])
+            .expect("EAL"),
+        );
+        let pool = Arc::new(Mempool::new_pktmbuf(&eal, "ffi_test", 255, 0, 2176, -1).unwrap());
+        drop(eal); // the pool keeps it alive
+        assert_eq!(pool.in_use(), 0);
+
+        // Bulk alloc fills slots 0..n; clear frees them in one call.
+        let mut b = MbufBatch::new();
+        assert!(b.alloc_bulk_from(&pool, BURST));
+        assert!(b.is_full() && b.is_compact());
+        assert!(!b.alloc_bulk_from(&pool, 1), "only into an empty batch");
+        assert_eq!(pool.in_use(), BURST as u32);
+        assert_eq!(b.clear(), BURST);
+        assert!(b.is_empty());
+        assert_eq!(pool.in_use(), 0);
+
+        // take leaves holes; compact closes them in order; pop skips holes.
+        assert!(b.alloc_bulk_from(&pool, 8));
+        for i in 0..8 {
+            assert!(b.get_mut(i).unwrap().copy_from(&[i as u8; 60]));
+        }
+        let taken = b.take(2).unwrap();
+        assert!(b.take(2).is_none() && b.get(2).is_none());
+        assert!(!b.is_compact());
+        drop(taken); // a single free
+        assert_eq!(pool.in_use(), 7);
+        let last = b.take(7).unwrap();
+        assert_eq!(
+            b.pop().map(|m| m.data()[0]),
+            Some(6),
+            "pop skips the hole at 7"
+        );
+        drop(last);
+        b.compact();
+        assert!(b.is_compact());
+        let order: Vec<u8> = (0..b.len()).map(|i| b.get(i).unwrap().data()[0]).collect();
+        assert_eq!(order, [0, 1, 3, 4, 5]);
+
+        // drain hands out in order; what is left when it stops is freed.
+        let mut d = b.drain();
+        assert_eq!(d.next().map(|m| m.data()[0]), Some(0));
+        drop(d);
+        assert!(b.is_empty());
+        assert_eq!(pool.in_use(), 0);
+
+        // push refuses the 33rd; consumed_front frees the unsent tail.
+        assert!(b.alloc_bulk_from(&pool, BURST));
+        let extra = Mbuf::alloc(&pool).unwrap();
+        assert!(b.push(extra).is_err()); // given back and dropped: freed
+        assert_eq!(b.consumed_front(0), BURST);
+        assert_eq!(pool.in_use(), 0);
+
+        // Frame edits on a real mbuf: room in front, drop from the front.
+        let mut m = Mbuf::alloc(&pool).unwrap();
+        assert!(m.copy_from(&[9; 20]));
+        let room = m.headroom();
+        use switch_core::frame::Frame;
+        assert_eq!(Frame::prepend(&mut m, 4).map(|d| d.len()), Some(24));
+        assert_eq!(m.headroom(), room - 4);
+        assert!(Frame::adj(&mut m, 4));
+        assert!(!Frame::adj(&mut m, 21));
+        assert!(Frame::prepend(&mut m, 1 << 17).is_none());
+        assert_eq!((Frame::pkt_len(&m), Frame::stripped_tci(&m)), (20, None));
+        drop(m);
+
+        // A pool dropped with a buffer out is leaked, not freed under it.
+        let kept = Mbuf::alloc(&pool).unwrap();
+        drop(pool);
+        assert_eq!(kept.data_len(), 0);
+        drop(kept);
+        // The leaked EAL never cleans up after itself: its directory goes here.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    }
+}

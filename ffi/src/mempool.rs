@@ -1,13 +1,18 @@
 //! Pools of packet buffers.
+use crate::eal::Eal;
 use crate::error::DpdkError;
 use crate::raw;
 use std::ffi::CString;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
-/// A packet-buffer pool (`rte_pktmbuf_pool_create`). Thread-safe in DPDK;
-/// freed on drop, which must happen after every mbuf from it was freed.
+/// A packet-buffer pool (`rte_pktmbuf_pool_create`). Thread-safe in DPDK.
+/// Holds the EAL, so the EAL outlives it. Freed on drop only when every
+/// buffer is back; with buffers still out it is leaked instead, so an mbuf
+/// can never point into freed memory, whatever order safe code drops in.
 pub struct Mempool {
     ptr: NonNull<raw::rte_mempool>,
+    _eal: Arc<Eal>,
 }
 
 impl std::fmt::Debug for Mempool {
@@ -25,6 +30,7 @@ unsafe impl Sync for Mempool {}
 impl Mempool {
     /// `n` buffers of `data_room` bytes (plus headroom) with a per-lcore cache of `cache`.
     pub fn new_pktmbuf(
+        eal: &Arc<Eal>,
         name: &str,
         n: u32,
         cache: u32,
@@ -37,7 +43,10 @@ impl Mempool {
         let ptr =
             unsafe { raw::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
         NonNull::new(ptr)
-            .map(|ptr| Mempool { ptr })
+            .map(|ptr| Mempool {
+                ptr,
+                _eal: Arc::clone(eal),
+            })
             .ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create"))
     }
 
@@ -45,10 +54,17 @@ impl Mempool {
         self.ptr.as_ptr()
     }
 
-    /// Buffers currently free in the pool (excluding per-lcore caches).
+    /// Buffers currently free in the pool (per-lcore caches included).
     pub fn available(&self) -> u32 {
         // SAFETY: the pool is valid while self lives.
         unsafe { raw::rte_mempool_avail_count(self.ptr.as_ptr()) }
+    }
+
+    /// Buffers currently out of the pool (held by ports' rings, bursts,
+    /// anyone).
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: the pool is valid while self lives.
+        unsafe { raw::rte_mempool_in_use_count(self.ptr.as_ptr()) }
     }
 
     /// Allocates `n` (at most [`crate::BURST`]) buffers in one call into `out`.
@@ -59,7 +75,17 @@ impl Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // SAFETY: owners drop pools last, after ports are closed and mbufs freed.
+        let out = self.in_use();
+        if out != 0 {
+            // Freeing now would leave those buffers pointing into freed
+            // memory: keep the pool (and through it the EAL) for good.
+            eprintln!("dpdk: mempool dropped with {out} buffers still in use: leaked");
+            std::mem::forget(Arc::clone(&self._eal));
+            return;
+        }
+        // SAFETY: no buffer of the pool is out any more (every port that
+        // filled rings from it holds an Arc to it, so none is open), and
+        // the EAL is alive (we hold it).
         unsafe { raw::rte_mempool_free(self.ptr.as_ptr()) };
     }
 }

@@ -325,7 +325,7 @@ impl VhostPort {
     /// (client) or listening (server). Returns at once: the port is DOWN
     /// until a guest attaches. Guest frames are copied into `pool`.
     pub fn open(
-        number: u16,
+        number: switch_core::port::PortId,
         path: &str,
         mode: VhostMode,
         setup: PortSetup,
@@ -405,7 +405,7 @@ impl VhostPort {
     }
 
     /// The switch's port number.
-    pub fn port_id(&self) -> u16 {
+    pub fn port_id(&self) -> switch_core::port::PortId {
         self.queues.port_id()
     }
 

@@ -1,5 +1,5 @@
 //! Invariant checks over arbitrary bytes, shared by the property tests and
-//! the cargo-fuzz target (`dataplane/fuzz`): every parser of the fast path
+//! the cargo-fuzz target (`dataplane/core/fuzz`): every parser of the fast path
 //! must accept or refuse any input without panicking, and the two flow-key
 //! depths must agree on what they both extract.
 use crate::flow_key::{FlowKey, ParseDepth, ParseError};

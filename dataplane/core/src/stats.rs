@@ -2,7 +2,8 @@
 //!
 //! Single writer: a worker updates with a plain load + store (no locked
 //! instruction), once per burst, on its own cache lines.
-use crate::snapshot::MAX_PORTS;
+use crate::pipeline::BurstCounts;
+use crate::port::{PortId, MAX_PORTS};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[repr(align(64))]
@@ -67,10 +68,29 @@ pub struct WorkerStats {
     pub idle_cycles: Counter,
     pub iterations: Counter,
     pub drops: DropCounters,
-    pub ports: Box<[PortCounters]>,
+    pub ports: Box<[PortCounters; MAX_PORTS]>,
 }
 
 impl WorkerStats {
+    /// A port's counters of this worker.
+    #[inline(always)]
+    pub fn port(&self, p: PortId) -> &PortCounters {
+        &self.ports[p.index()]
+    }
+
+    /// Counts one burst received on `in_port` (a few stores, once per burst).
+    #[inline(always)]
+    pub fn count_burst(&self, in_port: PortId, c: &BurstCounts) {
+        let pc = self.port(in_port);
+        bump(&pc.rx_packets, c.rx_packets);
+        bump(&pc.rx_bytes, c.rx_bytes);
+        bump(&pc.rx_dropped, c.rx_dropped);
+        self.drops.malformed.add(c.malformed);
+        self.drops.vlan_violation.add(c.vlan_violation);
+        self.drops.no_output.add(c.no_output);
+        self.drops.no_mbuf.add(c.no_mbuf);
+    }
+
     pub fn new(core: usize) -> WorkerStats {
         WorkerStats {
             core,
@@ -79,7 +99,7 @@ impl WorkerStats {
             idle_cycles: Counter::default(),
             iterations: Counter::default(),
             drops: DropCounters::default(),
-            ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
+            ports: Box::new(std::array::from_fn(|_| PortCounters::default())),
         }
     }
 }
@@ -96,10 +116,10 @@ pub struct PortTotals {
 }
 
 impl PortTotals {
-    pub fn sum(workers: &[std::sync::Arc<WorkerStats>], port_id: u16) -> PortTotals {
+    pub fn sum(workers: &[std::sync::Arc<WorkerStats>], port: PortId) -> PortTotals {
         let mut t = PortTotals::default();
         for w in workers {
-            if let Some(c) = w.ports.get(port_id as usize) {
+            if let Some(c) = w.ports.get(port.index()) {
                 t.rx_packets += c.rx_packets.load(Ordering::Relaxed);
                 t.rx_bytes += c.rx_bytes.load(Ordering::Relaxed);
                 t.tx_packets += c.tx_packets.load(Ordering::Relaxed);
@@ -111,7 +131,7 @@ impl PortTotals {
         t
     }
 
-    /// Counters since `base` (ports reuse DPDK ids, so the daemon keeps the
+    /// Counters since `base` (ports reuse numbers, so the daemon keeps the
     /// totals at the moment a port was added).
     pub fn since(self, base: PortTotals) -> PortTotals {
         PortTotals {

@@ -343,6 +343,58 @@ impl VlanStack {
     }
 }
 
+/// Bytes of the two MAC addresses, which stay at the front of a frame when
+/// a tag is inserted or removed behind them.
+const ADDRESSES_LEN: usize = 12;
+
+/// Inserts an 802.1Q tag with `tci` behind the MAC addresses. `frame` is
+/// the Ethernet frame with [`HEADER_LEN`] bytes of new room in front of it
+/// (what `prepend(4)` returns): the addresses move into the room and the
+/// tag takes their old place. `Err(Truncated)`, nothing changed, when there
+/// are not even room and addresses.
+#[inline(always)]
+pub fn insert_tag(frame: &mut [u8], tci: Tci) -> Result<()> {
+    if frame.len() < HEADER_LEN + ADDRESSES_LEN + 2 {
+        return Err(WireError::Truncated);
+    }
+    frame.copy_within(HEADER_LEN..HEADER_LEN + ADDRESSES_LEN, 0);
+    let mut eth = super::EthernetFrame::new_unchecked(&mut *frame);
+    eth.set_ethertype(EtherType::VLAN);
+    VlanTag::new_unchecked(&mut frame[super::ethernet::HEADER_LEN..]).set_tci(tci);
+    Ok(())
+}
+
+/// Removes the outer tag of a tagged frame by moving the MAC addresses over
+/// it: afterwards the frame starts [`HEADER_LEN`] bytes later (the caller
+/// drops them, `adj(4)`). `Err`, nothing changed, when the frame has no
+/// whole outer tag.
+#[inline(always)]
+pub fn remove_outer_tag(frame: &mut [u8]) -> Result<()> {
+    let eth = super::EthernetFrame::new_checked(&*frame)?;
+    if !eth.ethertype().is_vlan_tpid() {
+        return Err(WireError::Malformed("no VLAN tag"));
+    }
+    VlanTag::new_checked(eth.payload())?;
+    frame.copy_within(0..ADDRESSES_LEN, HEADER_LEN);
+    Ok(())
+}
+
+/// Rewrites the TCI of a tagged frame's outer tag (its TPID stays).
+#[inline(always)]
+pub fn set_outer_tci(frame: &mut [u8], tci: Tci) -> Result<()> {
+    if !super::EthernetFrame::new_checked(&*frame)?
+        .ethertype()
+        .is_vlan_tpid()
+    {
+        return Err(WireError::Malformed("no VLAN tag"));
+    }
+    let tag = frame
+        .get_mut(super::ethernet::HEADER_LEN..)
+        .ok_or(WireError::Truncated)?;
+    VlanTag::new_checked(tag)?.set_tci(tci);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,5 +570,35 @@ mod tests {
         for len in 22..=f.len() {
             assert!(VlanStack::from_frame(&f[..len], None).is_ok());
         }
+    }
+
+    #[test]
+    fn tag_edits_round_trip() {
+        let untagged: Vec<u8> = (1..=12).chain([0x08, 0x00, 0xaa, 0xbb]).collect();
+        let mut room = vec![0u8; 4];
+        room.extend_from_slice(&untagged);
+        insert_tag(&mut room, Tci::new(100, 5)).unwrap();
+        assert_eq!(&room[..12], &untagged[..12]);
+        assert_eq!(&room[12..16], &[0x81, 0x00, 0xa0, 0x64]);
+        assert_eq!(&room[16..], &untagged[12..]);
+
+        set_outer_tci(&mut room, Tci(0x0fff)).unwrap();
+        assert_eq!(&room[14..16], &[0x0f, 0xff]);
+
+        remove_outer_tag(&mut room).unwrap();
+        assert_eq!(&room[4..], &untagged[..]);
+
+        // Nothing changes on frames that cannot take the edit.
+        let mut short = vec![0u8; 17];
+        assert_eq!(insert_tag(&mut short, Tci(1)), Err(WireError::Truncated));
+        assert!(short.iter().all(|&b| b == 0));
+        let mut plain = untagged.clone();
+        assert!(remove_outer_tag(&mut plain).is_err());
+        assert!(set_outer_tci(&mut plain, Tci(1)).is_err());
+        assert_eq!(plain, untagged);
+        let mut cut = untagged[..12].to_vec();
+        cut.extend_from_slice(&[0x81, 0x00, 0x00]);
+        assert_eq!(remove_outer_tag(&mut cut), Err(WireError::Truncated));
+        assert_eq!(set_outer_tci(&mut cut, Tci(1)), Err(WireError::Truncated));
     }
 }

@@ -1,8 +1,9 @@
 //! The NORMAL action's MAC-learning table (the FDB), keyed by (VLAN, MAC).
 //!
-//! Shared by every worker of a bridge: a fixed array of 7-way buckets (two
-//! cache lines each: keys and a sequence word, then values). Each bucket is
-//! a seqlock. Readers never wait: they read the sequence, the slots, the
+//! Shared by every worker of a bridge: a fixed array of 3-way buckets, each
+//! one cache line (a sequence word, three keys, three values), so a lookup
+//! or a learn touches one line, and a burst prefetches one line per MAC.
+//! Each bucket is a seqlock. Readers never wait: they read the sequence, the slots, the
 //! sequence again, and take a change in between (a writer was in the
 //! bucket) as a miss, which NORMAL handles by flooding. Writers own the
 //! bucket while they change it (the sequence is odd); a worker that finds
@@ -15,21 +16,25 @@
 //! bucket) evicts the least recently seen entry of its bucket. Aging: an entry
 //! not seen for `aging` seconds reads as a miss and is removed by the control
 //! thread's [`MacTable::expire`] sweep.
+use crate::port::PortId;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub const DEFAULT_CAPACITY: usize = 65_536;
 pub const DEFAULT_AGING_SECS: u32 = 300;
-const WAYS: usize = 7;
+const WAYS: usize = 3;
 const OCCUPIED: u64 = 1 << 63;
 const VALID: u64 = 1 << 16;
 
-#[repr(C, align(128))]
+#[repr(C, align(64))]
 struct Bucket {
-    keys: [AtomicU64; WAYS],
     /// Even: stable; odd: a writer is changing the bucket.
     seq: AtomicU64,
+    keys: [AtomicU64; WAYS],
     vals: [AtomicU64; WAYS],
 }
+
+// One cache line per bucket.
+const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
 /// What [`MacTable::learn`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +45,7 @@ pub enum Learned {
     New,
     /// The MAC was known on another port: it moved.
     Moved {
-        from: u16,
+        from: PortId,
     },
     /// A new entry that displaced the bucket's least recently seen one.
     Evicted,
@@ -55,9 +60,19 @@ pub enum Learned {
 pub struct MacEntry {
     pub vlan: u16,
     pub mac: u64,
-    pub port: u16,
+    pub port: PortId,
     /// Seconds since the entry was last seen.
     pub age: u32,
+}
+
+/// A (VLAN, MAC) key with the bucket it hashes to: worked out once per
+/// frame, so a burst can [`MacTable::prefetch`] every bucket it will touch
+/// before it learns and looks up (DPDK's bulk lookups and VPP's
+/// multi-packet loops do the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacKey {
+    key: u64,
+    bucket: usize,
 }
 
 pub struct MacTable {
@@ -77,13 +92,14 @@ fn pack_key(vlan: u16, mac: u64) -> u64 {
 }
 
 #[inline(always)]
-fn pack_val(port: u16, seen: u32) -> u64 {
-    ((seen as u64) << 32) | VALID | port as u64
+fn pack_val(port: PortId, seen: u32) -> u64 {
+    ((seen as u64) << 32) | VALID | port.get() as u64
 }
 
+/// The port of a stored value (only ever a valid [`PortId`]).
 #[inline(always)]
-fn val_port(v: u64) -> u16 {
-    v as u16
+fn val_port(v: u64) -> PortId {
+    PortId::from_index(v as usize)
 }
 
 #[inline(always)]
@@ -176,13 +192,17 @@ impl MacTable {
         let capacity = capacity.max(8);
         // Twice the slots of the bound keeps buckets from filling early.
         let nbuckets = (capacity * 2).div_ceil(WAYS).next_power_of_two();
-        let buckets = (0..nbuckets)
-            .map(|_| Bucket {
-                keys: std::array::from_fn(|_| AtomicU64::new(0)),
-                seq: AtomicU64::new(0),
-                vals: std::array::from_fn(|_| AtomicU64::new(0)),
-            })
-            .collect();
+        // Huge pages where the kernel gives them: lookups land anywhere in
+        // the table, and a TLB miss per lookup would cost more than the
+        // lookup itself.
+        let mut buckets: Vec<Bucket> = Vec::with_capacity(nbuckets);
+        cpu::advise_huge_pages(buckets.spare_capacity_mut());
+        buckets.extend((0..nbuckets).map(|_| Bucket {
+            keys: std::array::from_fn(|_| AtomicU64::new(0)),
+            seq: AtomicU64::new(0),
+            vals: std::array::from_fn(|_| AtomicU64::new(0)),
+        }));
+        let buckets = buckets.into_boxed_slice();
         MacTable {
             buckets,
             mask: nbuckets - 1,
@@ -235,10 +255,28 @@ impl MacTable {
         self.now.store(secs.max(1), Ordering::Relaxed);
     }
 
+    /// The key of `mac` in `vlan` and its bucket (no memory is touched).
     #[inline(always)]
-    fn bucket(&self, key: u64) -> &Bucket {
+    pub fn key(&self, vlan: u16, mac: u64) -> MacKey {
+        let key = pack_key(vlan, mac);
         let h = (key ^ (key >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &self.buckets[(h >> 32) as usize & self.mask]
+        MacKey {
+            key,
+            bucket: (h >> 32) as usize & self.mask,
+        }
+    }
+
+    /// Starts loading `k`'s bucket (one cache line) without waiting.
+    #[inline(always)]
+    pub fn prefetch(&self, k: MacKey) {
+        if let Some(b) = self.buckets.get(k.bucket) {
+            cpu::prefetch(b);
+        }
+    }
+
+    #[inline(always)]
+    fn bucket(&self, k: MacKey) -> &Bucket {
+        &self.buckets[k.bucket & self.mask]
     }
 
     #[inline(always)]
@@ -249,10 +287,15 @@ impl MacTable {
     /// The port `mac` was last seen on in `vlan`, if known and not aged out
     /// (a miss, too, while a writer changes its bucket).
     #[inline]
-    pub fn lookup(&self, vlan: u16, mac: u64) -> Option<u16> {
-        let key = pack_key(vlan, mac);
+    pub fn lookup(&self, vlan: u16, mac: u64) -> Option<PortId> {
+        self.lookup_key(self.key(vlan, mac))
+    }
+
+    /// [`Self::lookup`] of a key already worked out.
+    #[inline(always)]
+    pub fn lookup_key(&self, k: MacKey) -> Option<PortId> {
         let now = self.now();
-        match self.bucket(key).read(key) {
+        match self.bucket(k).read(k.key) {
             Ok(Some(v)) if self.fresh(v, now) => Some(val_port(v)),
             _ => None,
         }
@@ -262,9 +305,15 @@ impl MacTable {
     /// something changed or a second passed, so steady traffic keeps the
     /// bucket's cache lines shared between workers.
     #[inline]
-    pub fn learn(&self, vlan: u16, mac: u64, port: u16) -> Learned {
-        let key = pack_key(vlan, mac);
-        let b = self.bucket(key);
+    pub fn learn(&self, vlan: u16, mac: u64, port: PortId) -> Learned {
+        self.learn_key(self.key(vlan, mac), port)
+    }
+
+    /// [`Self::learn`] of a key already worked out.
+    #[inline(always)]
+    pub fn learn_key(&self, k: MacKey, port: PortId) -> Learned {
+        let key = k.key;
+        let b = self.bucket(k);
         let now = self.now();
         let new_val = pack_val(port, now);
         if b.read(key) == Ok(Some(new_val)) {
@@ -359,7 +408,7 @@ impl MacTable {
     }
 
     /// Forgets every MAC learned on `port` (the port went away).
-    pub fn flush_port(&self, port: u16) -> usize {
+    pub fn flush_port(&self, port: PortId) -> usize {
         self.remove_where(|_, v| v & VALID != 0 && val_port(v) == port)
     }
 
@@ -398,16 +447,20 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap;
 
+    fn p(n: u16) -> PortId {
+        PortId::new(n).unwrap()
+    }
+
     #[test]
     fn learn_lookup_move() {
         let t = MacTable::new(1024, 300);
         assert_eq!(t.lookup(1, 0xaa), None);
-        assert_eq!(t.learn(1, 0xaa, 3), Learned::New);
-        assert_eq!(t.lookup(1, 0xaa), Some(3));
+        assert_eq!(t.learn(1, 0xaa, p(3)), Learned::New);
+        assert_eq!(t.lookup(1, 0xaa), Some(p(3)));
         assert_eq!(t.lookup(2, 0xaa), None, "VLANs are separate");
-        assert_eq!(t.learn(1, 0xaa, 3), Learned::Unchanged);
-        assert_eq!(t.learn(1, 0xaa, 5), Learned::Moved { from: 3 });
-        assert_eq!(t.lookup(1, 0xaa), Some(5));
+        assert_eq!(t.learn(1, 0xaa, p(3)), Learned::Unchanged);
+        assert_eq!(t.learn(1, 0xaa, p(5)), Learned::Moved { from: p(3) });
+        assert_eq!(t.lookup(1, 0xaa), Some(p(5)));
         assert_eq!(t.moves(), 1);
         assert_eq!(t.len(), 1);
     }
@@ -416,15 +469,15 @@ mod tests {
     fn ages_out() {
         let t = MacTable::new(64, 10);
         t.set_now(100);
-        t.learn(0, 1, 1);
+        t.learn(0, 1, p(1));
         t.set_now(110);
-        assert_eq!(t.lookup(0, 1), Some(1));
+        assert_eq!(t.lookup(0, 1), Some(p(1)));
         t.set_now(111);
         assert_eq!(t.lookup(0, 1), None);
         assert_eq!(t.expire(), 1);
         assert!(t.is_empty());
         // Relearning an aged entry is a fresh learn, not a move.
-        t.learn(0, 1, 2);
+        t.learn(0, 1, p(2));
         assert_eq!(t.moves(), 0);
     }
 
@@ -433,24 +486,24 @@ mod tests {
         let t = MacTable::new(16, 300);
         for mac in 0..1000u64 {
             t.set_now(1 + mac as u32);
-            t.learn(0, mac, (mac % 7) as u16);
+            t.learn(0, mac, p((mac % 7) as u16));
             assert!(t.len() <= 16);
         }
         assert_eq!(t.len(), 16);
         assert!(t.evictions() > 0);
         // The most recent MAC always survives.
-        assert_eq!(t.lookup(0, 999), Some((999 % 7) as u16));
+        assert_eq!(t.lookup(0, 999), Some(p(999 % 7)));
     }
 
     #[test]
     fn flush_port_removes_only_that_port() {
         let t = MacTable::new(1024, 300);
         for mac in 0..100u64 {
-            t.learn(0, mac, (mac % 2) as u16);
+            t.learn(0, mac, p((mac % 2) as u16));
         }
-        assert_eq!(t.flush_port(1), 50);
+        assert_eq!(t.flush_port(p(1)), 50);
         assert_eq!(t.len(), 50);
-        assert!((0..100u64).all(|m| t.lookup(0, m) == if m % 2 == 0 { Some(0) } else { None }));
+        assert!((0..100u64).all(|m| t.lookup(0, m) == if m % 2 == 0 { Some(p(0)) } else { None }));
     }
 
     #[derive(Debug, Clone)]
@@ -483,7 +536,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Learn { vlan, mac, port } => {
-                        t.learn(vlan, mac, port);
+                        t.learn(vlan, mac, p(port));
                         reference.insert((vlan, mac), (port, now));
                     }
                     Op::Tick(d) => { now += d; t.set_now(now); }
@@ -491,16 +544,16 @@ mod tests {
                         t.expire();
                         reference.retain(|_, (_, seen)| now - *seen <= aging);
                     }
-                    Op::FlushPort(p) => {
-                        t.flush_port(p);
-                        reference.retain(|_, (port, _)| *port != p);
+                    Op::FlushPort(port) => {
+                        t.flush_port(p(port));
+                        reference.retain(|_, (q, _)| *q != port);
                     }
                 }
                 for vlan in 0..4u16 {
                     for mac in 0..64u64 {
                         let want = reference.get(&(vlan, mac))
                             .filter(|(_, seen)| now - *seen <= aging)
-                            .map(|(p, _)| *p);
+                            .map(|(q, _)| p(*q));
                         prop_assert_eq!(t.lookup(vlan, mac), want, "vlan {} mac {}", vlan, mac);
                     }
                 }
@@ -513,13 +566,13 @@ mod tests {
             let t = MacTable::new(32, 300);
             let mut latest = HashMap::new();
             for (vlan, mac, port) in learns {
-                t.learn(vlan, mac, port);
-                latest.insert((vlan, mac), port);
+                t.learn(vlan, mac, p(port));
+                latest.insert((vlan, mac), p(port));
                 prop_assert!(t.len() <= 32);
             }
             for ((vlan, mac), port) in latest {
-                if let Some(p) = t.lookup(vlan, mac) {
-                    prop_assert_eq!(p, port);
+                if let Some(q) = t.lookup(vlan, mac) {
+                    prop_assert_eq!(q, port);
                 }
             }
         }
@@ -538,7 +591,7 @@ mod tests {
                     for round in 0..20_000u64 {
                         let mac = (round * 7 + w) % 200;
                         let port = (mac % 4) as u16 + if round % 2 == 0 { 0 } else { 4 };
-                        t.learn(0, mac, port);
+                        t.learn(0, mac, p(port));
                     }
                 })
             })
@@ -552,10 +605,10 @@ mod tests {
                 loop {
                     let last = stop.load(Ordering::Acquire);
                     for mac in 0..200u64 {
-                        if let Some(p) = t.lookup(0, mac) {
+                        if let Some(q) = t.lookup(0, mac).map(PortId::get) {
                             assert!(
-                                p == (mac % 4) as u16 || p == (mac % 4) as u16 + 4,
-                                "mac {mac} port {p}"
+                                q == (mac % 4) as u16 || q == (mac % 4) as u16 + 4,
+                                "mac {mac} port {q}"
                             );
                             hits += 1;
                         }

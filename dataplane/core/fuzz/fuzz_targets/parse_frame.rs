@@ -1,10 +1,10 @@
 //! Feeds arbitrary bytes to every parser of the fast path: `FlowKey::extract`
 //! at both depths (with and without a NIC-stripped tag) and every `wire`
 //! view's `new_checked` followed by all its accessors. Nothing may panic, and
-//! the two depths must agree on the L2 fields (`dataplane::selfcheck`).
+//! the two depths must agree on the L2 fields (`switch_core::selfcheck`).
 #![no_main]
 
-use dataplane::selfcheck::{check_flow_key, check_views};
+use switch_core::selfcheck::{check_flow_key, check_views};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

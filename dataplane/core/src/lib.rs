@@ -1,0 +1,32 @@
+//! The switching core of Ferroswitch, with no DPDK dependency: everything
+//! the fast path decides, built and tested on plain memory. The PMD worker
+//! (the `dataplane` crate) moves bursts between DPDK queues and this core
+//! through the [`frame`] traits.
+//!
+//! * [`wire`]: typed zero-copy views over frame bytes that never panic.
+//! * [`flow_key`]: the compact key extracted once per packet.
+//! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
+//! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
+//! * [`acl`]: compiled security-group rule sets per port.
+//! * [`port`]: switch port numbers and sets of them.
+//! * [`frame`]: what the pipeline needs from packet buffers and bursts.
+//! * [`view`]: the snapshot's switching view (ports, bridges).
+//! * [`rcu`]: RCU-style publication of snapshots to the workers.
+//! * [`pipeline`]: the staged burst pipeline: classify, execute, transmit.
+//! * [`stats`]: single-writer counters the control thread reads.
+//! * [`selfcheck`]: parser invariants shared by proptests and the fuzzer.
+pub mod acl;
+pub mod flow_key;
+pub mod frame;
+pub mod mac_table;
+pub mod pipeline;
+pub mod port;
+pub mod rcu;
+pub mod selfcheck;
+pub mod stats;
+pub mod view;
+pub mod vlan;
+pub mod wire;
+
+pub use frame::BURST;
+pub use port::{PortId, PortMask, MAX_PORTS};

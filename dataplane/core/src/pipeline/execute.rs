@@ -1,0 +1,276 @@
+//! Stages 2 and 3: carry a burst's actions out into per-port output
+//! batches, and transmit them.
+use super::{Action, Classified, DropReason, FloodSet, TagAction};
+use crate::frame::{Burst, Frame, FramePool, Transmit};
+use crate::port::{PortId, PortMask, MAX_PORTS};
+use crate::wire::vlan::{insert_tag, remove_outer_tag, set_outer_tci, HEADER_LEN as TAG_LEN};
+use crate::wire::Tci;
+
+/// What one burst did, for the worker's counters (kept once per burst).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BurstCounts {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Received and sent nowhere.
+    pub rx_dropped: u64,
+    pub malformed: u64,
+    pub vlan_violation: u64,
+    pub no_output: u64,
+    /// Flood copies that could not be made.
+    pub no_mbuf: u64,
+}
+
+impl BurstCounts {
+    #[inline(always)]
+    fn dropped(&mut self, reason: DropReason) {
+        self.rx_dropped += 1;
+        match reason {
+            DropReason::Malformed => self.malformed += 1,
+            DropReason::VlanViolation => self.vlan_violation += 1,
+            DropReason::NoOutput => self.no_output += 1,
+        }
+    }
+}
+
+/// A worker's output batches, one per port, plus the frames to release.
+/// Sized once; nothing grows later.
+pub struct Outputs<B: Burst> {
+    batches: Box<[B; MAX_PORTS]>,
+    bytes: [u64; MAX_PORTS],
+    pending: PortMask,
+    discarded: B,
+}
+
+impl<B: Burst> Default for Outputs<B> {
+    fn default() -> Self {
+        Outputs {
+            batches: Box::new(std::array::from_fn(|_| B::default())),
+            bytes: [0; MAX_PORTS],
+            pending: PortMask::EMPTY,
+            discarded: B::default(),
+        }
+    }
+}
+
+impl<B: Burst> Outputs<B> {
+    /// Queues `f` for `port`; a batch that fills up is transmitted at once.
+    #[inline(always)]
+    pub fn enqueue<T: Transmit<B>>(&mut self, port: PortId, f: B::Frame, tx: &mut T) {
+        let i = port.index();
+        self.bytes[i] += u64::from(f.pkt_len());
+        self.pending.insert(port);
+        if let Err(f) = self.batches[i].push(f) {
+            // Cannot happen (a full batch is sent below); never lose it silently.
+            tx.lost(port, 1);
+            self.discard(f);
+        }
+        if self.batches[i].is_full() {
+            self.transmit(port, tx);
+        }
+    }
+
+    /// Sends `port`'s batch now.
+    #[inline(always)]
+    fn transmit<T: Transmit<B>>(&mut self, port: PortId, tx: &mut T) {
+        let i = port.index();
+        self.pending.remove(port);
+        let bytes = std::mem::take(&mut self.bytes[i]);
+        if !self.batches[i].is_empty() {
+            tx.transmit(port, &mut self.batches[i], bytes);
+        }
+    }
+
+    /// Stage 3: every pending batch to its port, once.
+    #[inline(always)]
+    pub fn flush<T: Transmit<B>>(&mut self, tx: &mut T) {
+        let mut pending = self.pending;
+        while let Some(port) = pending.pop_first() {
+            self.transmit(port, tx);
+        }
+    }
+
+    /// Sends `port`'s batch now (before its transmit side goes away).
+    pub fn flush_port<T: Transmit<B>>(&mut self, port: PortId, tx: &mut T) {
+        if self.pending.contains(port) {
+            self.transmit(port, tx);
+        }
+    }
+
+    /// Releases `port`'s queued frames without sending them; how many.
+    pub fn discard_port(&mut self, port: PortId) -> usize {
+        self.pending.remove(port);
+        self.bytes[port.index()] = 0;
+        self.batches[port.index()].clear()
+    }
+
+    /// Ports with frames queued.
+    pub fn pending(&self) -> PortMask {
+        self.pending
+    }
+
+    /// Queues `f` to be released with the burst's other drops.
+    #[inline(always)]
+    pub fn discard(&mut self, f: B::Frame) {
+        if let Err(f) = self.discarded.push(f) {
+            self.discarded.clear();
+            // Room now; were there none, dropping `f` releases it anyway.
+            let _ = self.discarded.push(f);
+        }
+    }
+
+    /// Releases everything discarded (once per burst).
+    #[inline(always)]
+    pub fn release_discarded(&mut self) {
+        if !self.discarded.is_empty() {
+            self.discarded.clear();
+        }
+    }
+}
+
+/// Applies a tag edit to a frame's bytes; false, with the frame unchanged,
+/// when it cannot be made (no headroom, shared buffer, truncated frame).
+#[inline(always)]
+pub fn apply_tag<F: Frame>(f: &mut F, action: TagAction) -> bool {
+    match action {
+        TagAction::Keep => true,
+        TagAction::Set(tci) => f
+            .data_mut()
+            .is_some_and(|d| set_outer_tci(d, Tci(tci)).is_ok()),
+        TagAction::Pop => {
+            f.data_mut().is_some_and(|d| remove_outer_tag(d).is_ok()) && f.adj(TAG_LEN)
+        }
+        TagAction::Push(tci) => {
+            let Some(d) = f.prepend(TAG_LEN) else {
+                return false;
+            };
+            if insert_tag(d, Tci(tci)).is_ok() {
+                return true;
+            }
+            // Undo the room made for the tag.
+            f.adj(TAG_LEN);
+            false
+        }
+    }
+}
+
+/// Stage 2: carries out `classified`'s actions on the burst `rx` it was
+/// made from, into `out`; batches that fill up go through `tx` at once.
+///
+/// Contract: consumes every frame of `rx` (it is empty afterwards): each
+/// goes to one output batch, is copied to several (`pool` makes the
+/// copies; the original goes to the last port), or is released with the
+/// burst's drops. Frames are tag-edited as their action says, a stripped
+/// tag counting as part of the frame. A burst whose frames all go to one
+/// port unchanged moves as a whole, without touching a frame.
+#[inline(always)]
+pub fn execute<B, P, T>(
+    classified: &Classified,
+    rx: &mut B,
+    out: &mut Outputs<B>,
+    pool: &mut P,
+    tx: &mut T,
+) -> BurstCounts
+where
+    B: Burst,
+    P: FramePool<Frame = B::Frame>,
+    T: Transmit<B>,
+{
+    let actions = classified.actions();
+    let mut c = BurstCounts {
+        rx_packets: actions.len() as u64,
+        rx_bytes: classified.rx_bytes(),
+        ..BurstCounts::default()
+    };
+    if let Some(Action::Output(p, TagAction::Keep)) = classified.uniform() {
+        let i = p.index();
+        if out.batches[i].is_empty() && rx.len() == actions.len() {
+            std::mem::swap(&mut out.batches[i], rx);
+            out.bytes[i] += c.rx_bytes;
+            out.pending.insert(p);
+            return c;
+        }
+    }
+    for (i, &action) in actions.iter().enumerate() {
+        let Some(mut f) = rx.take(i) else { continue };
+        match action {
+            Action::Output(p, tag) => {
+                let tag = match f.stripped_tci() {
+                    None => tag,
+                    Some(t) => {
+                        f.clear_stripped_tci();
+                        tag.on_data(Some(t))
+                    }
+                };
+                if apply_tag(&mut f, tag) {
+                    out.enqueue(p, f, tx);
+                } else {
+                    c.dropped(DropReason::Malformed);
+                    out.discard(f);
+                }
+            }
+            Action::Flood(n) => match classified.floods.get(n) {
+                Some(set) => flood(set, f, out, pool, tx, &mut c),
+                None => {
+                    c.dropped(DropReason::NoOutput);
+                    out.discard(f);
+                }
+            },
+            Action::Drop(reason) => {
+                c.dropped(reason);
+                out.discard(f);
+            }
+        }
+    }
+    // Every slot was taken: this only resets the burst.
+    rx.clear();
+    out.release_discarded();
+    c
+}
+
+/// Sends `f` to every port of `set`: a copy per port but the last, which
+/// gets the frame itself.
+#[inline]
+fn flood<B, P, T>(
+    set: &FloodSet,
+    mut f: B::Frame,
+    out: &mut Outputs<B>,
+    pool: &mut P,
+    tx: &mut T,
+    c: &mut BurstCounts,
+) where
+    B: Burst,
+    P: FramePool<Frame = B::Frame>,
+    T: Transmit<B>,
+{
+    let stripped = f.stripped_tci();
+    if stripped.is_some() {
+        f.clear_stripped_tci();
+    }
+    let Some((&(last, last_tag), rest)) = set.targets().split_last() else {
+        c.dropped(DropReason::NoOutput);
+        out.discard(f);
+        return;
+    };
+    for &(p, tag) in rest {
+        match pool.copy_of(&f) {
+            Some(mut copy) => {
+                if apply_tag(&mut copy, tag.on_data(stripped)) {
+                    out.enqueue(p, copy, tx);
+                } else {
+                    c.malformed += 1;
+                    out.discard(copy);
+                }
+            }
+            None => {
+                c.no_mbuf += 1;
+                tx.lost(p, 1);
+            }
+        }
+    }
+    if apply_tag(&mut f, last_tag.on_data(stripped)) {
+        out.enqueue(last, f, tx);
+    } else {
+        c.dropped(DropReason::Malformed);
+        out.discard(f);
+    }
+}

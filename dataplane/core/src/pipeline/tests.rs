@@ -1,0 +1,577 @@
+//! The stages on in-memory frames: hand-picked cases, then property tests
+//! against a reference that decides and edits each frame alone with plain
+//! byte operations.
+use super::*;
+use crate::flow_key::FlowKey;
+use crate::frame::mem::{MemBurst, MemFrame, MemPool};
+use crate::frame::{Burst, Transmit};
+use crate::mac_table::MacTable;
+use crate::port::{PortId, PortMask};
+use crate::view::{PortView, SwitchView};
+use crate::vlan::{PortVlan, VlanMode};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn p(n: u16) -> PortId {
+    PortId::new(n).unwrap()
+}
+
+const A: u64 = 0xfa16_3e00_000a;
+const B: u64 = 0xfa16_3e00_000b;
+const C: u64 = 0xfa16_3e00_000c;
+const BCAST: u64 = 0xffff_ffff_ffff;
+
+fn mac(m: u64) -> [u8; 6] {
+    let b = m.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+/// `dst src [tags] 0x0800 payload`, padded to `len` (at least the header).
+fn frame(dst: u64, src: u64, tags: &[(u16, u16)], len: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&mac(dst));
+    f.extend_from_slice(&mac(src));
+    for &(tpid, tci) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut i = 0u8;
+    while f.len() < len {
+        f.push(i);
+        i = i.wrapping_add(1);
+    }
+    f
+}
+
+/// One bridge: p0 access 10, p1 trunk (10, 20), p2 native-untagged 20 with
+/// trunk 10, p3 access 20, p4 a trunk translating external 3029 <-> 10.
+fn view() -> SwitchView {
+    let mut v = SwitchView::default();
+    let b = v.add_bridge("br0", Arc::new(MacTable::new(4096, 300)));
+    let vlans = [
+        PortVlan::new(None, Some(10), &[]).unwrap(),
+        PortVlan::new(None, None, &[10, 20]).unwrap(),
+        PortVlan::new(Some(VlanMode::NativeUntagged), Some(20), &[10]).unwrap(),
+        PortVlan::new(None, Some(20), &[]).unwrap(),
+        PortVlan::uplink(&[(3029, 10)], None).unwrap(),
+    ];
+    for (i, vlan) in vlans.into_iter().enumerate() {
+        v.add_port(PortView {
+            id: p(i as u16),
+            name: format!("p{i}"),
+            bridge: b,
+            vlan,
+            acl: None,
+        })
+        .unwrap();
+    }
+    v
+}
+
+/// Records every transmitted frame per port, in order.
+#[derive(Default)]
+struct Capture {
+    sent: BTreeMap<u16, Vec<Vec<u8>>>,
+    calls: usize,
+    bytes: u64,
+    lost: u64,
+}
+
+impl Transmit<MemBurst> for Capture {
+    fn transmit(&mut self, port: PortId, batch: &mut MemBurst, bytes: u64) {
+        self.calls += 1;
+        self.bytes += bytes;
+        let v = self.sent.entry(port.get()).or_default();
+        v.extend(batch.frames().map(|f| f.bytes().to_vec()));
+        batch.clear();
+    }
+    fn lost(&mut self, _port: PortId, frames: u64) {
+        self.lost += frames;
+    }
+}
+
+/// All three stages on one burst, as the PMD worker runs them.
+fn run(
+    view: &SwitchView,
+    in_port: u16,
+    frames: Vec<MemFrame>,
+    pool: &mut MemPool,
+    cap: &mut Capture,
+) -> (Vec<Action>, BurstCounts) {
+    let mut rx = MemBurst::from_frames(frames);
+    let mut classified = Classified::default();
+    let mut out = Outputs::<MemBurst>::default();
+    classify(view, p(in_port), &rx, &mut classified);
+    let counts = execute(&classified, &mut rx, &mut out, pool, cap);
+    out.flush(cap);
+    assert!(rx.is_empty(), "execute consumes the burst");
+    assert!(out.pending().is_empty());
+    (classified.actions().to_vec(), counts)
+}
+
+#[test]
+fn access_to_trunk_pushes_and_back_pops() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    // A (on p0, access 10) learns; B is learned on p1 by a tagged frame.
+    run(
+        &v,
+        1,
+        vec![MemFrame::new(&frame(A, B, &[(0x8100, 10)], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    cap = Capture::default();
+    let (actions, counts) = run(
+        &v,
+        0,
+        vec![MemFrame::new(&frame(B, A, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(1), TagAction::Push(10))]);
+    assert_eq!(counts.rx_packets, 1);
+    assert_eq!(cap.sent[&1], [frame(B, A, &[(0x8100, 10)], 64)]);
+    // And back: PCP kept on the way in, the tag popped on the way out.
+    cap = Capture::default();
+    let (actions, _) = run(
+        &v,
+        1,
+        vec![MemFrame::new(&frame(A, B, &[(0x8100, 0xa00a)], 64))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(0), TagAction::Pop)]);
+    assert_eq!(cap.sent[&0], [frame(A, B, &[], 60)]);
+}
+
+#[test]
+fn translation_rewrites_the_outer_tag_and_keeps_pcp() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    run(
+        &v,
+        1,
+        vec![MemFrame::new(&frame(BCAST, B, &[(0x8100, 10)], 64))],
+        &mut pool,
+        &mut cap,
+    );
+    cap = Capture::default();
+    // From the uplink, external 3029 is local VLAN 10: to B on the trunk.
+    let (actions, _) = run(
+        &v,
+        4,
+        vec![MemFrame::new(&frame(B, C, &[(0x8100, 0xebd5)], 64))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(1), TagAction::Set(0xe00a))]);
+    assert_eq!(cap.sent[&1], [frame(B, C, &[(0x8100, 0xe00a)], 64)]);
+    assert_eq!(v.bridge(0).unwrap().fdb.lookup(10, C), Some(p(4)));
+}
+
+#[test]
+fn flood_copies_to_every_member_with_its_tag() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    let (actions, counts) = run(
+        &v,
+        0,
+        vec![MemFrame::new(&frame(BCAST, A, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    assert!(matches!(actions[..], [Action::Flood(0)]));
+    // VLAN 10 members but p0: p1 tagged, p2 tagged (10 is its trunk), p4 as 3029.
+    assert_eq!(cap.sent[&1], [frame(BCAST, A, &[(0x8100, 10)], 64)]);
+    assert_eq!(cap.sent[&2], [frame(BCAST, A, &[(0x8100, 10)], 64)]);
+    assert_eq!(cap.sent[&4], [frame(BCAST, A, &[(0x8100, 3029)], 64)]);
+    assert!(!cap.sent.contains_key(&3) && !cap.sent.contains_key(&0));
+    assert_eq!(pool.copies, 2, "the original goes to the last port");
+    assert_eq!(counts.rx_dropped, 0);
+}
+
+#[test]
+fn a_flood_to_one_port_is_an_output_and_to_none_a_drop() {
+    let mut v = SwitchView::default();
+    let b = v.add_bridge("br0", Arc::new(MacTable::new(64, 300)));
+    for (i, tag) in [(0u16, 7u16), (1, 7), (2, 8)] {
+        v.add_port(PortView {
+            id: p(i),
+            name: format!("p{i}"),
+            bridge: b,
+            vlan: PortVlan::new(None, Some(tag), &[]).unwrap(),
+            acl: None,
+        })
+        .unwrap();
+    }
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    let (actions, _) = run(
+        &v,
+        0,
+        vec![MemFrame::new(&frame(BCAST, A, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(1), TagAction::Keep)]);
+    let (actions, counts) = run(
+        &v,
+        2,
+        vec![MemFrame::new(&frame(BCAST, C, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Drop(DropReason::NoOutput)]);
+    assert_eq!((counts.rx_dropped, counts.no_output), (1, 1));
+    assert_eq!(pool.copies, 0);
+}
+
+#[test]
+fn drops_are_counted_by_reason() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    let frames = vec![
+        MemFrame::new(&frame(B, A, &[(0x8100, 30)], 64)), // p1 does not trunk 30
+        MemFrame::new(&[1, 2, 3]),                        // runt
+        MemFrame::new(&frame(B, A, &[(0x8100, 10), (0x8100, 1), (0x8100, 2)], 64)), // 3 tags
+        MemFrame::new(&frame(A, A, &[(0x8100, 10)], 64)), // to itself: learned on p1
+    ];
+    let (actions, counts) = run(&v, 1, frames, &mut pool, &mut cap);
+    assert_eq!(
+        actions,
+        [
+            Action::Drop(DropReason::VlanViolation),
+            Action::Drop(DropReason::Malformed),
+            Action::Drop(DropReason::Malformed),
+            Action::Drop(DropReason::NoOutput),
+        ]
+    );
+    assert_eq!(
+        counts,
+        BurstCounts {
+            rx_packets: 4,
+            rx_bytes: 64 + 3 + 64 + 64,
+            rx_dropped: 4,
+            malformed: 2,
+            vlan_violation: 1,
+            no_output: 1,
+            no_mbuf: 0
+        }
+    );
+    assert!(cap.sent.is_empty());
+}
+
+#[test]
+fn a_uniform_burst_moves_whole_and_a_full_batch_goes_at_once() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    run(
+        &v,
+        3,
+        vec![MemFrame::new(&frame(BCAST, C, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    let mut rx = MemBurst::from_frames((0..32).map(|i| {
+        let mut f = frame(C, A + (i % 2), &[(0x8100, 20)], 64);
+        f[40] = i as u8;
+        MemFrame::new(&f)
+    }));
+    let mut classified = Classified::default();
+    let mut out = Outputs::<MemBurst>::default();
+    classify(&v, p(1), &rx, &mut classified);
+    assert_eq!(
+        classified.uniform(),
+        Some(Action::Output(p(3), TagAction::Pop))
+    );
+    cap = Capture::default();
+    execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
+    // Popping touches every frame; 32 to one port fill its batch: sent at once.
+    assert_eq!(cap.calls, 1);
+    assert_eq!(cap.sent[&3].len(), 32);
+    assert_eq!(cap.bytes, 32 * 60);
+
+    // Untagged to untagged: the burst itself becomes the output batch.
+    run(
+        &v,
+        2,
+        vec![MemFrame::new(&frame(BCAST, B, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    let mut rx = MemBurst::from_frames((0..5).map(|_| MemFrame::new(&frame(B, C, &[], 60))));
+    classify(&v, p(3), &rx, &mut classified);
+    assert_eq!(
+        classified.uniform(),
+        Some(Action::Output(p(2), TagAction::Keep))
+    );
+    cap = Capture::default();
+    execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
+    assert_eq!(cap.calls, 0, "pending until the flush");
+    assert_eq!(out.pending(), PortMask::from_iter([p(2)]));
+    out.flush(&mut cap);
+    assert_eq!((cap.calls, cap.sent[&2].len(), cap.bytes), (1, 5, 300));
+}
+
+#[test]
+fn a_stripped_tag_counts_as_part_of_the_frame() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    run(
+        &v,
+        2,
+        vec![MemFrame::new(&frame(BCAST, B, &[(0x8100, 10)], 64))],
+        &mut pool,
+        &mut cap,
+    );
+    cap = Capture::default();
+    // From the trunk p1, VLAN 10 with the tag in metadata, to B on p2 (tagged 10): kept.
+    let (actions, _) = run(
+        &v,
+        1,
+        vec![MemFrame::with_stripped(&frame(B, A, &[], 60), 0x200a)],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(2), TagAction::Keep)]);
+    assert_eq!(cap.sent[&2], [frame(B, A, &[(0x8100, 0x200a)], 64)]);
+    // Flooded: each copy gets the tag its port wants; p0 untagged.
+    cap = Capture::default();
+    run(
+        &v,
+        1,
+        vec![MemFrame::with_stripped(&frame(BCAST, A, &[], 60), 0x000a)],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(cap.sent[&0], [frame(BCAST, A, &[], 60)]);
+    assert_eq!(cap.sent[&2], [frame(BCAST, A, &[(0x8100, 10)], 64)]);
+    assert_eq!(cap.sent[&4], [frame(BCAST, A, &[(0x8100, 3029)], 64)]);
+}
+
+#[test]
+fn no_buffer_for_a_copy_is_counted_and_the_rest_still_goes() {
+    let v = view();
+    let mut pool = MemPool {
+        left: Some(1),
+        copies: 0,
+    };
+    let mut cap = Capture::default();
+    let (_, counts) = run(
+        &v,
+        0,
+        vec![MemFrame::new(&frame(BCAST, A, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!((counts.no_mbuf, cap.lost), (1, 1));
+    assert_eq!(cap.sent.values().map(Vec::len).sum::<usize>(), 2);
+}
+
+// ---- property tests against a reference ------------------------------------
+
+/// The fate of one frame as the reference sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    To(Vec<(PortId, TagAction)>),
+    Dropped(DropReason),
+}
+
+/// NORMAL for one frame, alone: parse, VLAN rules, learn, look up, flood
+/// over every other member in port order.
+fn reference_fate(v: &SwitchView, in_port: PortId, f: &MemFrame) -> Fate {
+    let Ok(key) = FlowKey::extract_l2(f.bytes(), f.stripped) else {
+        return Fate::Dropped(DropReason::Malformed);
+    };
+    let port = v.port(in_port).unwrap();
+    let fdb = &v.bridge(port.bridge).unwrap().fdb;
+    let in_tci = key.has_vlan.then_some(key.vlan_tci);
+    let Some(vlan) = port.vlan.ingress(key.has_vlan.then(|| key.vid())) else {
+        return Fate::Dropped(DropReason::VlanViolation);
+    };
+    if key.dl_src.is_unicast() {
+        fdb.learn(vlan, key.dl_src.to_u64(), in_port);
+    }
+    let known = key
+        .dl_dst
+        .is_unicast()
+        .then(|| fdb.lookup(vlan, key.dl_dst.to_u64()))
+        .flatten();
+    let targets: Vec<(PortId, TagAction)> = match known {
+        Some(q) if q == in_port => vec![],
+        Some(q) => v
+            .port(q)
+            .and_then(|o| o.vlan.egress(vlan))
+            .map(|eg| vec![(q, TagAction::for_egress(in_tci, eg))])
+            .unwrap_or_default(),
+        None => v
+            .ports()
+            .filter(|o| o.id != in_port)
+            .filter_map(|o| Some((o.id, TagAction::for_egress(in_tci, o.vlan.egress(vlan)?))))
+            .collect(),
+    };
+    if targets.is_empty() {
+        Fate::Dropped(DropReason::NoOutput)
+    } else {
+        Fate::To(targets)
+    }
+}
+
+/// The bytes a frame leaves with, by plain byte splicing (the stripped tag
+/// first put back where it was).
+fn reference_bytes(f: &MemFrame, action: TagAction) -> Option<Vec<u8>> {
+    let mut b = f.bytes().to_vec();
+    if let Some(t) = f.stripped {
+        b.splice(12..12, [0x81, 0x00, (t >> 8) as u8, t as u8]);
+    }
+    match action {
+        TagAction::Keep => {}
+        TagAction::Pop => {
+            b.drain(12..16);
+        }
+        TagAction::Push(t) => {
+            b.splice(12..12, [0x81, 0x00, (t >> 8) as u8, t as u8]);
+        }
+        TagAction::Set(t) => b.splice(14..16, [(t >> 8) as u8, t as u8]).for_each(drop),
+    }
+    Some(b)
+}
+
+/// One frame of a family: the family fixes the addresses and the outer tag
+/// (the first 16 bytes of a tagged frame), the frame picks what follows
+/// (more tags or none, an EtherType), its length and its payload, so frames
+/// of a burst differ exactly where a decision cache could be fooled.
+fn family_frame(
+    (dst, src, outer): (u64, u64, Option<(u16, u16)>),
+    inner: Vec<(u16, u16)>,
+    len: usize,
+    fill: u8,
+    strip: Option<u16>,
+) -> MemFrame {
+    let mut tags: Vec<(u16, u16)> = outer.into_iter().collect();
+    tags.extend(inner);
+    let mut f = frame(dst, src, &tags, 80);
+    // Runts: cut anywhere, even inside the addresses.
+    f.truncate(len);
+    if let Some(b) = f.get_mut(30) {
+        *b = fill;
+    }
+    match strip {
+        Some(tci) => MemFrame::with_stripped(&f, tci),
+        None => MemFrame::new(&f),
+    }
+}
+
+fn tag_spec() -> impl Strategy<Value = (u16, u16)> {
+    let tpid = prop_oneof![Just(0x8100u16), Just(0x88a8u16), Just(0x9100u16)];
+    let vid = prop_oneof![
+        Just(0u16),
+        Just(10),
+        Just(20),
+        Just(30),
+        Just(3029),
+        Just(4095)
+    ];
+    (tpid, vid, 0u16..8).prop_map(|(t, v, pcp)| (t, (pcp << 13) | v))
+}
+
+fn family_spec() -> impl Strategy<Value = (u64, u64, Option<(u16, u16)>)> {
+    let macs = prop_oneof![
+        Just(A),
+        Just(B),
+        Just(C),
+        Just(BCAST),
+        Just(0x0180_c200_0000),
+        Just(0)
+    ];
+    (macs.clone(), macs, proptest::option::of(tag_spec()))
+}
+
+fn burst_spec() -> impl Strategy<Value = (u16, Vec<MemFrame>)> {
+    let frame_of = |fams: usize| {
+        (
+            0..fams,
+            proptest::collection::vec(tag_spec(), 0..3),
+            prop_oneof![1 => 0usize..24, 4 => 60usize..80],
+            prop_oneof![Just(0u8), any::<u8>()],
+            proptest::option::weighted(0.1, prop_oneof![Just(10u16), Just(0x2014), Just(3029)]),
+            1usize..4,
+        )
+    };
+    (0u16..5, proptest::collection::vec(family_spec(), 1..4))
+        .prop_flat_map(move |(port, fams)| {
+            let n = fams.len();
+            (
+                Just(port),
+                Just(fams),
+                proptest::collection::vec(frame_of(n), 1..16),
+            )
+        })
+        .prop_map(|(port, fams, picks)| {
+            let mut frames = Vec::new();
+            for (fam, inner, len, fill, strip, repeat) in picks {
+                let f = family_frame(fams[fam], inner, len, fill, strip);
+                frames.extend(std::iter::repeat_n(f, repeat));
+            }
+            frames.truncate(crate::frame::BURST);
+            (port, frames)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// classify + execute on whole bursts == the reference deciding and
+    /// editing frame by frame, per port, byte for byte, in order; and both
+    /// tables learn the same.
+    #[test]
+    fn bursts_equal_frame_by_frame(bursts in proptest::collection::vec(burst_spec(), 1..6)) {
+        let v = view();
+        let r = view();
+        let mut pool = MemPool::default();
+        for (in_port, frames) in bursts {
+            let mut want: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
+            let mut fates = Vec::new();
+            for f in &frames {
+                let fate = reference_fate(&r, p(in_port), f);
+                if let Fate::To(targets) = &fate {
+                    for &(q, tag) in targets {
+                        if let Some(b) = reference_bytes(f, tag) {
+                            want.entry(q.get()).or_default().push(b);
+                        }
+                    }
+                }
+                fates.push(fate);
+            }
+            let mut cap = Capture::default();
+            let mut rx = MemBurst::from_frames(frames);
+            let mut classified = Classified::default();
+            let mut out = Outputs::<MemBurst>::default();
+            classify(&v, p(in_port), &rx, &mut classified);
+            let got: Vec<Fate> = classified
+                .actions()
+                .iter()
+                .map(|a| match *a {
+                    Action::Output(q, tag) => Fate::To(vec![(q, tag)]),
+                    Action::Flood(n) => Fate::To(classified.floods.get(n).unwrap().targets().to_vec()),
+                    Action::Drop(d) => Fate::Dropped(d),
+                })
+                .collect();
+            prop_assert_eq!(&got, &fates);
+            for a in classified.actions() {
+                if let Action::Flood(n) = a {
+                    prop_assert!(classified.floods.get(*n).unwrap().targets().len() >= 2);
+                }
+            }
+            let counts = execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
+            out.flush(&mut cap);
+            prop_assert_eq!(&cap.sent, &want);
+            let dropped = fates.iter().filter(|f| matches!(f, Fate::Dropped(_))).count();
+            prop_assert_eq!(counts.rx_dropped as usize, dropped);
+            let (fv, fr) = (&v.bridge(0).unwrap().fdb, &r.bridge(0).unwrap().fdb);
+            prop_assert_eq!(fv.entries(), fr.entries());
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Switch port numbers and sets of them.
+//!
+//! A [`PortId`] is the switch's own number for a port (not a DPDK ethdev id:
+//! a vhost-user port has none), always below [`MAX_PORTS`]. That bound is
+//! part of the type, so arrays of `MAX_PORTS` entries are indexed without a
+//! check or a modulo anywhere on the fast path, and a [`PortMask`] of one
+//! `u64` holds any set of ports.
+
+/// Ports per switch (over all bridges).
+pub const MAX_PORTS: usize = 64;
+
+// A port set is one 64-bit word.
+const _: () = assert!(MAX_PORTS <= u64::BITS as usize);
+// PortId::index masks with MAX_PORTS - 1.
+const _: () = assert!(MAX_PORTS.is_power_of_two());
+
+/// A switch port number, `0..MAX_PORTS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PortId(u8);
+
+impl PortId {
+    /// `None` unless `n < MAX_PORTS`.
+    #[inline(always)]
+    pub const fn new(n: u16) -> Option<PortId> {
+        if (n as usize) < MAX_PORTS {
+            Some(PortId(n as u8))
+        } else {
+            None
+        }
+    }
+
+    /// From a number the caller only ever stored from a valid id (the MAC
+    /// table's packed values): masked into range, never a panic.
+    #[inline(always)]
+    pub(crate) const fn from_index(i: usize) -> PortId {
+        PortId((i & (MAX_PORTS - 1)) as u8)
+    }
+
+    /// The number, for logs, the API and the MAC table.
+    #[inline(always)]
+    pub const fn get(self) -> u16 {
+        self.0 as u16
+    }
+
+    /// An index into a `[T; MAX_PORTS]`; provably in range (the mask is a
+    /// no-op on a valid id), so the compiler drops the bounds check.
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        self.0 as usize & (MAX_PORTS - 1)
+    }
+
+    /// Every port id, ascending.
+    pub fn all() -> impl Iterator<Item = PortId> {
+        (0..MAX_PORTS as u8).map(PortId)
+    }
+}
+
+impl std::fmt::Display for PortId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A set of ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct PortMask(u64);
+
+impl PortMask {
+    pub const EMPTY: PortMask = PortMask(0);
+
+    #[inline(always)]
+    pub const fn bit(p: PortId) -> u64 {
+        1u64 << p.index()
+    }
+
+    #[inline(always)]
+    pub fn insert(&mut self, p: PortId) {
+        self.0 |= Self::bit(p);
+    }
+
+    #[inline(always)]
+    pub fn remove(&mut self, p: PortId) {
+        self.0 &= !Self::bit(p);
+    }
+
+    #[inline(always)]
+    pub const fn contains(self, p: PortId) -> bool {
+        self.0 & Self::bit(p) != 0
+    }
+
+    #[inline(always)]
+    pub const fn without(self, p: PortId) -> PortMask {
+        PortMask(self.0 & !Self::bit(p))
+    }
+
+    #[inline(always)]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub const fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The lowest port not in the set, if any is left.
+    pub fn first_free(self) -> Option<PortId> {
+        PortId::new((!self.0).trailing_zeros() as u16)
+    }
+
+    /// Removes and returns the lowest port of the set.
+    #[inline(always)]
+    pub fn pop_first(&mut self) -> Option<PortId> {
+        if self.0 == 0 {
+            return None;
+        }
+        let p = PortId(self.0.trailing_zeros() as u8);
+        self.0 &= self.0 - 1;
+        Some(p)
+    }
+
+    /// The ports, ascending.
+    #[inline(always)]
+    pub fn iter(self) -> PortMaskIter {
+        PortMaskIter(self)
+    }
+}
+
+impl FromIterator<PortId> for PortMask {
+    fn from_iter<I: IntoIterator<Item = PortId>>(iter: I) -> Self {
+        let mut m = PortMask::EMPTY;
+        iter.into_iter().for_each(|p| m.insert(p));
+        m
+    }
+}
+
+/// Iterator of [`PortMask::iter`].
+pub struct PortMaskIter(PortMask);
+
+impl Iterator for PortMaskIter {
+    type Item = PortId;
+    #[inline(always)]
+    fn next(&mut self) -> Option<PortId> {
+        self.0.pop_first()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn bounds() {
+        assert_eq!(PortId::new(0).map(PortId::get), Some(0));
+        assert_eq!(PortId::new(63).map(PortId::index), Some(63));
+        assert_eq!(PortId::new(64), None);
+        assert_eq!(PortId::new(u16::MAX), None);
+        assert_eq!(PortId::all().count(), MAX_PORTS);
+    }
+
+    proptest! {
+        /// PortMask against a BTreeSet of port numbers.
+        #[test]
+        fn mask_matches_a_set(ops in proptest::collection::vec((any::<bool>(), 0u16..64), 0..200)) {
+            let mut m = PortMask::EMPTY;
+            let mut s = BTreeSet::new();
+            for (add, n) in ops {
+                let p = PortId::new(n).unwrap();
+                if add { m.insert(p); s.insert(n); } else { m.remove(p); s.remove(&n); }
+                prop_assert_eq!(m.len(), s.len());
+                prop_assert_eq!(m.contains(p), s.contains(&n));
+            }
+            let got: Vec<u16> = m.iter().map(PortId::get).collect();
+            let want: Vec<u16> = s.iter().copied().collect();
+            prop_assert_eq!(got, want);
+            let free = (0..64u16).find(|n| !s.contains(n));
+            prop_assert_eq!(m.first_free().map(PortId::get), free);
+        }
+    }
+}

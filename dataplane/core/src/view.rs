@@ -1,0 +1,155 @@
+//! The switching view of a snapshot: every port's VLAN rules and filter,
+//! every bridge's MAC table and members. Immutable once published; what the
+//! pipeline reads per burst. The device side of a snapshot (queues, which
+//! worker polls what) lives with the PMD worker, not here.
+use crate::acl::PortAcl;
+use crate::mac_table::MacTable;
+use crate::port::{PortId, PortMask, MAX_PORTS};
+use crate::vlan::PortVlan;
+use std::sync::Arc;
+
+/// A port as the pipeline sees it.
+#[derive(Debug, Clone)]
+pub struct PortView {
+    pub id: PortId,
+    pub name: String,
+    /// Index of its bridge in [`SwitchView::bridges`].
+    pub bridge: usize,
+    pub vlan: PortVlan,
+    /// Security-group rule set of the Neutron port attached here, if any.
+    pub acl: Option<Arc<PortAcl>>,
+}
+
+/// A bridge: its own MAC table and flood domain.
+#[derive(Debug)]
+pub struct BridgeView {
+    pub name: String,
+    pub fdb: Arc<MacTable>,
+    /// Its ports (filled by [`SwitchView::add_port`]).
+    pub ports: PortMask,
+}
+
+/// Why a view could not take a port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    #[error("port {0}: no bridge number {1}")]
+    NoBridge(String, usize),
+    #[error("port {name}: number {id} is already {other}")]
+    Taken {
+        name: String,
+        id: PortId,
+        other: String,
+    },
+}
+
+/// Every port and bridge at one instant.
+#[derive(Debug)]
+pub struct SwitchView {
+    ports: Box<[Option<PortView>; MAX_PORTS]>,
+    bridges: Vec<BridgeView>,
+}
+
+impl Default for SwitchView {
+    fn default() -> Self {
+        SwitchView {
+            ports: Box::new(std::array::from_fn(|_| None)),
+            bridges: Vec::new(),
+        }
+    }
+}
+
+impl SwitchView {
+    /// Adds a bridge; returns its index.
+    pub fn add_bridge(&mut self, name: impl Into<String>, fdb: Arc<MacTable>) -> usize {
+        self.bridges.push(BridgeView {
+            name: name.into(),
+            fdb,
+            ports: PortMask::EMPTY,
+        });
+        self.bridges.len() - 1
+    }
+
+    /// Adds a port to its bridge.
+    pub fn add_port(&mut self, port: PortView) -> Result<(), ViewError> {
+        let Some(b) = self.bridges.get_mut(port.bridge) else {
+            return Err(ViewError::NoBridge(port.name, port.bridge));
+        };
+        if let Some(other) = &self.ports[port.id.index()] {
+            return Err(ViewError::Taken {
+                name: port.name,
+                id: port.id,
+                other: other.name.clone(),
+            });
+        }
+        b.ports.insert(port.id);
+        let slot = port.id.index();
+        self.ports[slot] = Some(port);
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub fn port(&self, id: PortId) -> Option<&PortView> {
+        self.ports[id.index()].as_ref()
+    }
+
+    #[inline(always)]
+    pub fn bridge(&self, index: usize) -> Option<&BridgeView> {
+        self.bridges.get(index)
+    }
+
+    pub fn bridges(&self) -> &[BridgeView] {
+        &self.bridges
+    }
+
+    /// Every port, by number.
+    pub fn ports(&self) -> impl Iterator<Item = &PortView> {
+        self.ports.iter().flatten()
+    }
+
+    pub fn port_by_name(&self, name: &str) -> Option<&PortView> {
+        self.ports().find(|p| p.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(n: u16, name: &str, bridge: usize) -> PortView {
+        PortView {
+            id: PortId::new(n).unwrap(),
+            name: name.into(),
+            bridge,
+            vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
+            acl: None,
+        }
+    }
+
+    #[test]
+    fn ports_join_their_bridge_once() {
+        let mut v = SwitchView::default();
+        let b0 = v.add_bridge("br0", Arc::new(MacTable::new(64, 300)));
+        let b1 = v.add_bridge("br1", Arc::new(MacTable::new(64, 300)));
+        v.add_port(port(0, "a", b0)).unwrap();
+        v.add_port(port(5, "b", b1)).unwrap();
+        v.add_port(port(63, "c", b0)).unwrap();
+        assert_eq!(
+            v.add_port(port(5, "d", b0)),
+            Err(ViewError::Taken {
+                name: "d".into(),
+                id: PortId::new(5).unwrap(),
+                other: "b".into()
+            })
+        );
+        assert!(matches!(
+            v.add_port(port(6, "e", 7)),
+            Err(ViewError::NoBridge(_, 7))
+        ));
+        let members: Vec<u16> = v.bridges()[b0].ports.iter().map(PortId::get).collect();
+        assert_eq!(members, [0, 63]);
+        assert_eq!(v.port(PortId::new(5).unwrap()).map(|p| p.bridge), Some(b1));
+        assert!(v.port(PortId::new(6).unwrap()).is_none());
+        assert_eq!(v.ports().count(), 3);
+        assert_eq!(v.port_by_name("c").map(|p| p.id.get()), Some(63));
+    }
+}
