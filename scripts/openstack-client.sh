@@ -2,7 +2,7 @@
 # Installs (once) the real python-openstackclient into a virtualenv and prints
 # the path of its `openstack` binary on stdout; everything else goes to
 # stderr. Idempotent and safe to run concurrently (flock). Used by
-# control/tests/neutron_openstack_client.rs to drive the Neutron API with the
+# control/neutron/tests/neutron/openstack_client.rs to drive the Neutron API with the
 # client operators actually use.
 #
 #   OSC_VENV      where the virtualenv lives (default /var/lib/ferroswitch/osc-venv)

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use control::protocol::{FdbRow, PmdStatsRow, PortStatsRow, Request};
+use control_api::protocol::{FdbRow, PmdStatsRow, PortStatsRow, Request};
 
 fn port(name: &str, devargs: &str, vlan: &str) -> String {
     format!("[[bridges.ports]]\nname = \"{name}\"\ndevargs = \"{devargs}\"\n{vlan}\n")
@@ -121,7 +121,7 @@ fn learned_mac_goes_to_exactly_one_port() {
     );
     sw.ok(&Request::PortAdd {
         bridge: "br0".into(),
-        port: control::config::PortConfig {
+        port: control_api::config::PortConfig {
             kind: Default::default(),
             vhost_server_path: None,
             iface: None,
@@ -199,7 +199,7 @@ fn access_trunk_and_native_tagging_on_the_wire() {
     write_pcap(&rx, &[frame(B, A, None, 2), frame(C, A, None, 3)]);
     sw.ok(&Request::PortAdd {
         bridge: "br0".into(),
-        port: control::config::PortConfig {
+        port: control_api::config::PortConfig {
             kind: Default::default(),
             vhost_server_path: None,
             iface: None,
@@ -325,7 +325,7 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
         let name = format!("churn{i}");
         sw.ok(&Request::PortAdd {
             bridge: "br0".into(),
-            port: control::config::PortConfig {
+            port: control_api::config::PortConfig {
                 kind: Default::default(),
                 vhost_server_path: None,
                 iface: None,
@@ -448,7 +448,7 @@ fn uplink_translates_provider_vlans_to_local_ones() {
     write_pcap(&rx, &[frame(B, A, None, 2)]);
     sw.ok(&Request::PortAdd {
         bridge: "br-int".into(),
-        port: control::config::PortConfig {
+        port: control_api::config::PortConfig {
             kind: Default::default(),
             vhost_server_path: None,
             iface: None,

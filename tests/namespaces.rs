@@ -126,8 +126,8 @@ fn ping_crosses_the_switch_between_namespaces() {
         "{stats:?}"
     );
     assert!(stats.iter().all(|p| p.tx_dropped == 0), "{stats:?}");
-    let fdb: Vec<control::protocol::FdbRow> =
-        serde_json::from_value(sw.ok(&control::protocol::Request::FdbShow { bridge: None }))
+    let fdb: Vec<control_api::protocol::FdbRow> =
+        serde_json::from_value(sw.ok(&control_api::protocol::Request::FdbShow { bridge: None }))
             .unwrap();
     assert!(
         fdb.iter().all(|e| e.vlan == 10),
@@ -237,8 +237,8 @@ fn internal_and_afpacket_ports_join_namespaces_and_the_host() {
         let (ok, text) = ping(from, to);
         assert!(ok, "{what}: ping {to} failed:\n{text}\n{}", sw.log_text());
     }
-    let fdb: Vec<control::protocol::FdbRow> =
-        serde_json::from_value(sw.ok(&control::protocol::Request::FdbShow { bridge: None }))
+    let fdb: Vec<control_api::protocol::FdbRow> =
+        serde_json::from_value(sw.ok(&control_api::protocol::Request::FdbShow { bridge: None }))
             .unwrap();
     for port in ["ns1", "ns2", tap.as_str()] {
         assert!(

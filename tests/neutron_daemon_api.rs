@@ -1,6 +1,6 @@
 //! The Neutron API of the running daemon: `vswitchd` with a `[neutron]`
 //! section and its real SQLite file, spoken to over plain HTTP/1.1 and
-//! through `vswitchctl`. Complements control/tests/neutron_api.rs (an
+//! through `vswitchctl`. Complements control/neutron/tests/neutron/api.rs (an
 //! in-process server): here every request crosses the daemon's own API
 //! thread, the state survives the daemon's stop/start and a SIGKILL, and
 //! the dataplane (the uplink's VLAN translations) follows what was restored.
@@ -1249,7 +1249,7 @@ fn sigkill_during_creates_loses_nothing_acknowledged() {
     assert!(sw.stop().success());
 
     // The database itself is sound.
-    let ncfg = control::neutron::NeutronConfig {
+    let ncfg = neutron::NeutronConfig {
         listen: "127.0.0.1:0".into(),
         database: dir.path("neutron.db"),
         host: HOST.into(),
@@ -1258,7 +1258,7 @@ fn sigkill_during_creates_loses_nothing_acknowledged() {
         vhost_socket_dir: dir.path("vhu"),
         ..Default::default()
     };
-    let n = control::neutron::Neutron::open(ncfg).expect("reopen the database");
+    let n = neutron::Neutron::open(ncfg).expect("reopen the database");
     assert_eq!(n.check_database().unwrap(), "ok");
     assert_eq!(n.state().networks.len(), nets.len() + 1);
     eprintln!(

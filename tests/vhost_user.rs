@@ -8,8 +8,8 @@
 mod common;
 
 use common::*;
-use control::config::PortConfig;
-use control::protocol::Request;
+use control_api::config::PortConfig;
+use control_api::protocol::Request;
 use std::time::{Duration, Instant};
 
 const N: u32 = 64;
@@ -401,10 +401,13 @@ fn a_vm_dying_or_a_bad_frontend_never_stalls_other_ports() {
             let (mut last, mut at) = (0u64, Instant::now());
             let end = Instant::now() + Duration::from_secs(3);
             while Instant::now() < end {
-                let r =
-                    control::protocol::call(&socket, &Request::PortStats, Duration::from_secs(5))
-                        .unwrap();
-                let rows: Vec<control::protocol::PortStatsRow> =
+                let r = control_api::protocol::call(
+                    &socket,
+                    &Request::PortStats,
+                    Duration::from_secs(5),
+                )
+                .unwrap();
+                let rows: Vec<control_api::protocol::PortStatsRow> =
                     serde_json::from_value(r.result).unwrap();
                 let tx = rows.iter().find(|p| p.name == "p1").unwrap().tx_packets;
                 if tx > last {

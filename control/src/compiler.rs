@@ -21,10 +21,10 @@
 //! * the status each attached Neutron port should have: ACTIVE while its
 //!   switch port's link is up and both it and its network are admin up,
 //!   DOWN otherwise.
-use crate::neutron::model::{NetworkType, NeutronState, Port, PortStatus};
-use crate::neutron::validate::{parse_mac, Cidr, IpVersion};
 use dataplane::acl::{AclRule, Direction, PortAcl, Prefix};
 use dataplane::vlan::{PortVlan, VlanMode, MAX_VID};
+use neutron::model::{NetworkType, NeutronState, Port, PortStatus, RuleDirection, VifType};
+use neutron::validate::{parse_mac, Cidr, IpVersion};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -187,15 +187,15 @@ pub struct Attachment {
     /// The switch port's name: os-vif's device name ("vhu" / "vf-" + the
     /// first 11 characters of the port id).
     pub port_name: String,
-    pub kind: crate::config::PortType,
+    pub kind: control_api::config::PortType,
     /// The VF's PCI address, or the vhost-user socket path.
     pub target: String,
 }
 
 impl Attachment {
     /// The port's config: in its network's VLAN through `iface_id`.
-    pub fn port_config(&self, neutron_port_id: &str) -> crate::config::PortConfig {
-        use crate::config::{PortConfig, PortType};
+    pub fn port_config(&self, neutron_port_id: &str) -> control_api::config::PortConfig {
+        use control_api::config::{PortConfig, PortType};
         let mut c = PortConfig::dpdk(&self.port_name, "");
         c.kind = self.kind;
         match self.kind {
@@ -213,21 +213,20 @@ impl Attachment {
 /// `vhostuser_mode=server`); admin-up `direct` ports (vif_type hw_veb) get
 /// their SR-IOV VF from `binding:profile.pci_slot`. By Neutron port id.
 pub fn attachments(state: &NeutronState) -> BTreeMap<String, Attachment> {
-    use crate::config::PortType;
-    use crate::neutron::model::vif_type;
+    use control_api::config::PortType;
     let short = |id: &str| id.get(..11).unwrap_or(id).to_owned();
     state
         .ports
         .values()
         .filter_map(|p| {
             let b = &p.binding;
-            let a = if b.vif_type == vif_type::VHOSTUSER {
+            let a = if b.vif_type == VifType::Vhostuser {
                 Attachment {
                     port_name: format!("vhu{}", short(&p.id)),
                     kind: PortType::Dpdkvhostuserclient,
                     target: b.vif_details.get("vhostuser_socket")?.as_str()?.to_owned(),
                 }
-            } else if b.vif_type == vif_type::HW_VEB && p.admin_state_up {
+            } else if b.vif_type == VifType::HwVeb && p.admin_state_up {
                 Attachment {
                     port_name: format!("vf-{}", short(&p.id)),
                     kind: PortType::Dpdk,
@@ -305,12 +304,11 @@ fn port_acl(state: &NeutronState, p: &Port) -> PortAcl {
             continue;
         };
         for r in &g.security_group_rules {
-            let direction = if r.direction == "egress" {
-                Direction::Egress
-            } else {
-                Direction::Ingress
+            let direction = match r.direction {
+                RuleDirection::Egress => Direction::Egress,
+                RuleDirection::Ingress => Direction::Ingress,
             };
-            let v6 = r.ethertype == "IPv6";
+            let v6 = r.ethertype == IpVersion::V6;
             let protocol = r
                 .protocol
                 .as_deref()

@@ -3,13 +3,11 @@
 //! socket, applies port changes by publishing new snapshots, advances the MAC
 //! tables' clock and ages them out, until SIGINT/SIGTERM.
 use crate::compiler::{self, LocalVlans, SwitchPort};
-use crate::config::PortType;
-use crate::config::{Config, ConfigError, PortConfig};
 use crate::metrics::Latency;
-use crate::neutron::model::NeutronState;
-use crate::neutron::{ApiServer, Neutron};
 use crate::port::{PortDevice, PortState};
-use crate::protocol::{FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, Response};
+use control_api::config::PortType;
+use control_api::config::{Config, ConfigError, PortConfig};
+use control_api::protocol::{FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, Response};
 use crossbeam::channel::{self, Sender};
 use dataplane::mac_table::MacTable;
 use dataplane::port::{PortMask, MAX_PORTS};
@@ -22,6 +20,7 @@ use dataplane::worker::Worker;
 use dpdk_sys::eal::{Eal, RegisteredThread};
 use dpdk_sys::ethdev::{EthStats, PortSetup};
 use dpdk_sys::mempool::Mempool;
+use neutron::{ApiServer, Neutron};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -62,7 +61,7 @@ pub enum DaemonError {
 struct NeutronSide {
     service: Neutron,
     api: Option<ApiServer>,
-    updates: channel::Receiver<Arc<NeutronState>>,
+    updates: channel::Receiver<neutron::StateUpdate>,
     mappings: BTreeMap<String, String>,
     locals: LocalVlans,
     /// From a committed change reaching the control thread to its snapshot
@@ -76,7 +75,7 @@ struct NeutronSide {
     /// retried after a while.
     attach_failures: BTreeMap<String, Instant>,
     /// The status each attached Neutron port should have, as last compiled.
-    statuses: BTreeMap<String, crate::neutron::model::PortStatus>,
+    statuses: BTreeMap<String, neutron::model::PortStatus>,
 }
 
 struct OpenPort {
@@ -675,7 +674,7 @@ impl Daemon {
                 vlan_translations: p.vlan.translations().to_vec(),
                 rx_queues: p.cfg.rx_queues,
                 iface_id: p.cfg.iface_id.clone(),
-                security: p.acl.as_ref().map(|a| crate::protocol::PortSecurity {
+                security: p.acl.as_ref().map(|a| control_api::protocol::PortSecurity {
                     port_security: a.port_security,
                     allowed_sources: a.allowed_sources.len(),
                     ingress_rules: a.count(dataplane::acl::Direction::Ingress),
@@ -689,18 +688,21 @@ impl Daemon {
                     .mac_addr()
                     .map(|m| EthernetAddress(m).to_string())
                     .unwrap_or_default(),
-                vhost: p.dev.vhost_status().map(|v| crate::protocol::VhostInfo {
-                    mode: match p.cfg.kind {
-                        PortType::Dpdkvhostuser => "server",
-                        _ => "client",
-                    }
-                    .to_owned(),
-                    attached: v.attached,
-                    queue_pairs: v.queue_pairs,
-                    enabled_queues: v.enabled_queues,
-                    connects: v.connects,
-                    disconnects: v.disconnects,
-                }),
+                vhost: p
+                    .dev
+                    .vhost_status()
+                    .map(|v| control_api::protocol::VhostInfo {
+                        mode: match p.cfg.kind {
+                            PortType::Dpdkvhostuser => "server",
+                            _ => "client",
+                        }
+                        .to_owned(),
+                        attached: v.attached,
+                        queue_pairs: v.queue_pairs,
+                        enabled_queues: v.enabled_queues,
+                        connects: v.connects,
+                        disconnects: v.disconnects,
+                    }),
             })
             .collect();
         v.sort_by_key(|p| p.port_id);

@@ -5,7 +5,7 @@
 //! counters it owns: per-port counters, PMD cycles and drops, FDB sizes,
 //! change-to-dataplane latency and, with the Neutron API on, its request
 //! counts and latencies.
-use crate::protocol::{Request, Response};
+use control_api::protocol::{Request, Response};
 use crossbeam::channel::{self, Sender};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -153,8 +153,8 @@ impl Exposition {
     }
 
     /// The Neutron API's per-route request counts, errors and latencies.
-    pub fn api_routes(&mut self, routes: &[crate::neutron::RouteMetrics]) {
-        let bounds: Vec<f64> = crate::neutron::LATENCY_BUCKETS_MICROS
+    pub fn api_routes(&mut self, routes: &[neutron::RouteMetrics]) {
+        let bounds: Vec<f64> = neutron::LATENCY_BUCKETS_MICROS
             .iter()
             .map(|&m| m as f64 / 1e6)
             .collect();

@@ -1,6 +1,6 @@
 //! What backs a switch port: a DPDK ethdev (NIC, VF, vdev, internal TAP,
 //! af_packet) or a vhost-user socket, behind one interface for the daemon.
-use crate::config::Device;
+use control_api::config::Device;
 use dpdk_sys::ethdev::{EthPort, EthStats, PortQueues, PortSetup};
 use dpdk_sys::mempool::Mempool;
 use dpdk_sys::vhost::{VhostMode, VhostPort, VhostStatus};
@@ -42,7 +42,11 @@ impl PortDevice {
                 PortDevice::Eth(EthPort::open(number, devargs, setup, pool)?)
             }
             Device::Vhost { path, mode } => {
-                if *mode == VhostMode::Server {
+                let mode = match mode {
+                    control_api::config::VhostMode::Client => VhostMode::Client,
+                    control_api::config::VhostMode::Server => VhostMode::Server,
+                };
+                if mode == VhostMode::Server {
                     if let Some(dir) = std::path::Path::new(path).parent() {
                         let _ = std::fs::create_dir_all(dir);
                     }
@@ -51,7 +55,7 @@ impl PortDevice {
                 PortDevice::Vhost(VhostPort::open(
                     number,
                     path,
-                    *mode,
+                    mode,
                     setup,
                     Arc::clone(pool),
                 )?)

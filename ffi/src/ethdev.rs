@@ -11,7 +11,7 @@ use std::sync::Arc;
 use switch_core::port::PortId;
 
 /// Queues per port are tracked in a 64-bit claim mask.
-pub const MAX_QUEUES: u16 = 64;
+pub use switch_core::port::MAX_QUEUES;
 
 /// Counters of a port as its PMD keeps them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

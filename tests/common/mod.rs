@@ -3,7 +3,7 @@
 //! control socket, and read and write pcap files.
 #![allow(dead_code)]
 
-use control::protocol::{call, PortStatsRow, Request, Response};
+use control_api::protocol::{call, PortStatsRow, Request, Response};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -556,20 +556,24 @@ impl Drop for Vm {
 }
 
 /// The switch port `name` as `port list` shows it, if there is one.
-pub fn find_port(sw: &Switch, name: &str) -> Option<control::protocol::PortInfo> {
-    let list: Vec<control::protocol::PortInfo> =
+pub fn find_port(sw: &Switch, name: &str) -> Option<control_api::protocol::PortInfo> {
+    let list: Vec<control_api::protocol::PortInfo> =
         serde_json::from_value(sw.ok(&Request::PortList)).unwrap();
     list.into_iter().find(|p| p.name == name)
 }
 
 /// The switch port `name` as `port list` shows it.
-pub fn port_info(sw: &Switch, name: &str) -> control::protocol::PortInfo {
+pub fn port_info(sw: &Switch, name: &str) -> control_api::protocol::PortInfo {
     find_port(sw, name).unwrap_or_else(|| panic!("no port {name}"))
 }
 
 /// Waits until the switch port `name` exists (`present`) or is gone;
 /// returns it when it exists.
-pub fn wait_port(sw: &Switch, name: &str, present: bool) -> Option<control::protocol::PortInfo> {
+pub fn wait_port(
+    sw: &Switch,
+    name: &str,
+    present: bool,
+) -> Option<control_api::protocol::PortInfo> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let p = find_port(sw, name);

@@ -1,8 +1,8 @@
 //! `vswitchd [--config FILE]`: runs the switch; with no argument, on the
 //! bundled default config.
 use clap::Parser;
-use control::config::{Config, BUNDLED_DEFAULT};
 use control::daemon::Daemon;
+use control_api::config::{Config, BUNDLED_DEFAULT};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ struct Args {
 }
 
 fn main() {
-    control::init_logging();
+    neutron::init_logging();
     let args = Args::parse();
     if args.print_default_config {
         print!("{BUNDLED_DEFAULT}");

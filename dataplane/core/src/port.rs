@@ -9,6 +9,9 @@
 /// Ports per switch (over all bridges).
 pub const MAX_PORTS: usize = 64;
 
+/// Queues per port and direction (workers claim them in 64-bit masks).
+pub const MAX_QUEUES: u16 = 64;
+
 // A port set is one 64-bit word.
 const _: () = assert!(MAX_PORTS <= u64::BITS as usize);
 // PortId::index masks with MAX_PORTS - 1.

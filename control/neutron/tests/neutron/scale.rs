@@ -2,13 +2,11 @@
 //! latency distribution and the time to list everything. Sizes default to
 //! what a debug-build test run affords; the target sizes are
 //!   NEUTRON_SCALE_PORTS=10000 NEUTRON_SCALE_GROUPS=1000 \
-//!   cargo test -p control --release --test neutron_scale -- --nocapture
+//!   cargo test -p neutron --release --test neutron scale -- --nocapture
 //! The bounds asserted are loose (a shared 2-core machine, debug builds);
 //! they catch work that grows with the number of resources per request.
-#[path = "common/mod.rs"]
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,7 @@
 //! names (`provider:network_type`, `binding:vif_details`, ...) so the same
 //! JSON is the API body, the SQLite document and what python-openstackclient
 //! reads. `NeutronState` is the committed world the dataplane compiles.
+use crate::validate::IpVersion;
 use imbl::OrdMap;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -159,12 +160,35 @@ impl PortStatus {
 }
 
 /// The vif types this switch hands out (`neutron_lib.api.definitions.portbindings`).
-pub mod vif_type {
-    pub const UNBOUND: &str = "unbound";
-    pub const BINDING_FAILED: &str = "binding_failed";
-    pub const VHOSTUSER: &str = "vhostuser";
-    pub const HW_VEB: &str = "hw_veb";
-    pub const HOSTDEV_PHYSICAL: &str = "hostdev_physical";
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VifType {
+    Unbound,
+    BindingFailed,
+    /// A vhost-user socket (vnic_type normal with the netdev datapath).
+    Vhostuser,
+    /// An SR-IOV VF (vnic_type direct).
+    HwVeb,
+    /// A whole PCI device (vnic_type direct-physical).
+    HostdevPhysical,
+}
+
+impl VifType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VifType::Unbound => "unbound",
+            VifType::BindingFailed => "binding_failed",
+            VifType::Vhostuser => "vhostuser",
+            VifType::HwVeb => "hw_veb",
+            VifType::HostdevPhysical => "hostdev_physical",
+        }
+    }
+}
+
+impl std::fmt::Display for VifType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The port-binding extension's attributes. `vif_type` and `vif_details`
@@ -179,7 +203,7 @@ pub struct Binding {
     #[serde(rename = "binding:profile")]
     pub profile: Map<String, Value>,
     #[serde(rename = "binding:vif_type")]
-    pub vif_type: String,
+    pub vif_type: VifType,
     #[serde(rename = "binding:vif_details")]
     pub vif_details: Map<String, Value>,
 }
@@ -206,16 +230,39 @@ pub struct Port {
     pub std: StdAttrs,
 }
 
+/// Which traffic a security-group rule lets through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleDirection {
+    /// Towards the port (the VM receives).
+    Ingress,
+    /// From the port (the VM sends).
+    Egress,
+}
+
+impl RuleDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleDirection::Ingress => "ingress",
+            RuleDirection::Egress => "egress",
+        }
+    }
+}
+
+impl std::fmt::Display for RuleDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecurityGroupRule {
     pub id: String,
     pub security_group_id: String,
     pub project_id: String,
     pub tenant_id: String,
-    /// "ingress" or "egress".
-    pub direction: String,
-    /// "IPv4" or "IPv6".
-    pub ethertype: String,
+    pub direction: RuleDirection,
+    pub ethertype: IpVersion,
     /// None: any protocol. Otherwise a name (tcp, udp, icmp, ...) or a
     /// number 0-255, as given.
     pub protocol: Option<String>,
@@ -312,7 +359,7 @@ mod tests {
                 host_id: "h".into(),
                 vnic_type: "normal".into(),
                 profile: Map::new(),
-                vif_type: "unbound".into(),
+                vif_type: VifType::Unbound,
                 vif_details: Map::new(),
             },
             std: StdAttrs::new(String::new(), "2024-01-01T00:00:00Z"),

@@ -1,7 +1,5 @@
-//! Helpers shared by the neutron_* tests (included with `#[path]`; as a
-//! test target of its own it has no tests).
-#![allow(dead_code)]
-use control::neutron::{ApiServer, Neutron, NeutronConfig};
+//! Helpers shared by the Neutron integration tests.
+use neutron::{ApiServer, Neutron, NeutronConfig};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;

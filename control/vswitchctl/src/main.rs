@@ -1,12 +1,14 @@
 //! `vswitchctl`: talks to a running `vswitchd` over its control socket.
+mod neutron_client;
+
 use clap::{Parser, Subcommand};
-use control::api_client::{
-    ApiArgs, NetworkCmd, Neutron, PortCmd as NeutronPortCmd, SecurityGroupCmd, SubnetCmd,
+use control_api::config::{PortConfig, PortType, DEFAULT_SOCKET};
+use control_api::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request};
+use neutron_client::{
+    ApiArgs, NetworkCmd, NeutronCommand, PortCmd as NeutronPortCmd, SecurityGroupCmd, SubnetCmd,
 };
-use control::config::{PortConfig, PortType, DEFAULT_SOCKET};
-use control::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request};
-use dataplane::vlan::VlanMode;
 use std::time::Duration;
+use switch_core::vlan::VlanMode;
 
 #[derive(Parser)]
 #[command(version, about = "Control a running Ferroswitch daemon")]
@@ -132,7 +134,7 @@ fn parse_mode(s: &str) -> Result<VlanMode, String> {
 }
 
 /// Runs a Neutron command against the REST API and exits on error.
-fn neutron(cmd: Neutron, api: &ApiArgs, json: bool) {
+fn neutron(cmd: NeutronCommand, api: &ApiArgs, json: bool) {
     match cmd.run(api, json) {
         Ok(out) => print!("{out}"),
         Err(e) => {
@@ -146,18 +148,22 @@ fn main() {
     let args = Args::parse();
     let json = args.json;
     let (req, kind) = match args.cmd {
-        Cmd::Network { cmd } => return neutron(Neutron::Network(cmd), &args.api, json),
-        Cmd::Subnet { cmd } => return neutron(Neutron::Subnet(cmd), &args.api, json),
-        Cmd::SecurityGroup { cmd } => return neutron(Neutron::SecurityGroup(cmd), &args.api, json),
+        Cmd::Network { cmd } => return neutron(NeutronCommand::Network(cmd), &args.api, json),
+        Cmd::Subnet { cmd } => return neutron(NeutronCommand::Subnet(cmd), &args.api, json),
+        Cmd::SecurityGroup { cmd } => {
+            return neutron(NeutronCommand::SecurityGroup(cmd), &args.api, json)
+        }
         Cmd::Port {
             cmd: PortCmd::Neutron(cmd),
-        } => return neutron(Neutron::Port(cmd), &args.api, json),
+        } => return neutron(NeutronCommand::Port(cmd), &args.api, json),
         Cmd::Port {
             cmd: PortCmd::List {
                 neutron: n,
                 network,
             },
-        } if n || network.is_some() => return neutron(Neutron::PortList(network), &args.api, json),
+        } if n || network.is_some() => {
+            return neutron(NeutronCommand::PortList(network), &args.api, json)
+        }
         Cmd::Port {
             cmd: PortCmd::List { .. },
         } => (Request::PortList, "port-list"),

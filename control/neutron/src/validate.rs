@@ -4,10 +4,13 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// An IP version, as Neutron numbers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// An IP version, as Neutron numbers them; serialised as a rule's
+/// `ethertype` ("IPv4", "IPv6").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IpVersion {
+    #[serde(rename = "IPv4")]
     V4,
+    #[serde(rename = "IPv6")]
     V6,
 }
 

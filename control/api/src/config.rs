@@ -1,8 +1,8 @@
 //! The daemon's TOML configuration, validated before anything starts: every
 //! error names the key and the reason.
-use dataplane::vlan::{PortVlan, VlanMode};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use switch_core::vlan::{PortVlan, VlanMode};
 
 /// The config `vswitchd` runs when given no `--config`.
 pub const BUNDLED_DEFAULT: &str = include_str!("../config/default.toml");
@@ -22,7 +22,7 @@ pub struct Config {
     pub bridges: Vec<BridgeConfig>,
     /// The Neutron-compatible API and its store; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub neutron: Option<crate::neutron::NeutronConfig>,
+    pub neutron: Option<neutron::NeutronConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -62,10 +62,10 @@ fn default_pmd_cores() -> Vec<usize> {
     vec![1]
 }
 fn default_aging() -> u32 {
-    dataplane::mac_table::DEFAULT_AGING_SECS
+    switch_core::mac_table::DEFAULT_AGING_SECS
 }
 fn default_mac_size() -> usize {
-    dataplane::mac_table::DEFAULT_CAPACITY
+    switch_core::mac_table::DEFAULT_CAPACITY
 }
 fn default_mbufs() -> u32 {
     16383
@@ -184,16 +184,20 @@ impl std::str::FromStr for PortType {
     }
 }
 
+/// Who owns a vhost-user port's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VhostMode {
+    /// The VM side (QEMU) owns it; the switch connects and reconnects.
+    Client,
+    /// The switch creates it and the VM connects.
+    Server,
+}
+
 /// What backs a port, resolved from its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Device {
-    Eth {
-        devargs: String,
-    },
-    Vhost {
-        path: String,
-        mode: dpdk_sys::vhost::VhostMode,
-    },
+    Eth { devargs: String },
+    Vhost { path: String, mode: VhostMode },
 }
 
 impl Device {
@@ -358,7 +362,7 @@ impl PortConfig {
                 }
             }
         }
-        if t.is_vhost() && self.rx_queues > dpdk_sys::ethdev::MAX_QUEUES {
+        if t.is_vhost() && self.rx_queues > switch_core::port::MAX_QUEUES {
             return Err(err(format!("{key}.rx_queues"), "too many queues"));
         }
         Ok(())
@@ -382,11 +386,11 @@ impl PortConfig {
             },
             PortType::Dpdkvhostuserclient => Device::Vhost {
                 path: self.vhost_server_path.clone().unwrap_or_default(),
-                mode: dpdk_sys::vhost::VhostMode::Client,
+                mode: VhostMode::Client,
             },
             PortType::Dpdkvhostuser => Device::Vhost {
                 path: format!("{}/{}", sock_dir.trim_end_matches('/'), self.name),
-                mode: dpdk_sys::vhost::VhostMode::Server,
+                mode: VhostMode::Server,
             },
             // A vdev's name picks its driver by prefix; the port name makes
             // it unique.
@@ -419,10 +423,10 @@ impl PortConfig {
             ));
         }
         self.check_type_fields(key)?;
-        if self.rx_queues == 0 || self.rx_queues > dpdk_sys::ethdev::MAX_QUEUES {
+        if self.rx_queues == 0 || self.rx_queues > switch_core::port::MAX_QUEUES {
             return Err(err(
                 format!("{key}.rx_queues"),
-                format!("must be 1-{}", dpdk_sys::ethdev::MAX_QUEUES),
+                format!("must be 1-{}", switch_core::port::MAX_QUEUES),
             ));
         }
         if let Some(id) = &self.iface_id {
@@ -588,10 +592,10 @@ impl Config {
                 nports += 1;
             }
         }
-        if nports > dataplane::port::MAX_PORTS {
+        if nports > switch_core::port::MAX_PORTS {
             return Err(err(
                 "bridges",
-                format!("at most {} ports", dataplane::port::MAX_PORTS),
+                format!("at most {} ports", switch_core::port::MAX_PORTS),
             ));
         }
         Ok(())
@@ -694,7 +698,7 @@ mod tests {
             ok.bridges[0].ports[0].device("/x"),
             Device::Vhost {
                 path: "/run/vm0.sock".into(),
-                mode: dpdk_sys::vhost::VhostMode::Client
+                mode: VhostMode::Client
             }
         );
         let srv = Config::parse(&port("name = \"vhs0\"\ntype = \"dpdkvhostuser\"")).unwrap();
@@ -702,7 +706,7 @@ mod tests {
             srv.bridges[0].ports[0].device("/run/fsw/"),
             Device::Vhost {
                 path: "/run/fsw/vhs0".into(),
-                mode: dpdk_sys::vhost::VhostMode::Server
+                mode: VhostMode::Server
             }
         );
         let tap = Config::parse(&port("name = \"br-ex\"\ntype = \"internal\"")).unwrap();

@@ -4,7 +4,7 @@ use super::binding::{bind, KNOWN_VNIC_TYPES};
 use super::body::{string_value, Body, NAME_MAX};
 use super::engine::Tx;
 use super::error::ApiError;
-use super::model::{vif_type, AddressPair, Binding, FixedIp, Network, Port, PortStatus, StdAttrs};
+use super::model::{AddressPair, Binding, FixedIp, Network, Port, PortStatus, StdAttrs, VifType};
 use super::networks::check_tags;
 use super::store::Op;
 use super::validate::{
@@ -592,8 +592,8 @@ impl Tx<'_> {
         let mut new_mac = old_mac;
         if let Some(m) = mac_req.filter(|m| *m != old_mac) {
             if !matches!(
-                old.binding.vif_type.as_str(),
-                vif_type::UNBOUND | vif_type::BINDING_FAILED
+                old.binding.vif_type,
+                VifType::Unbound | VifType::BindingFailed
             ) {
                 return Err(ApiError::conflict(
                     "PortBound",

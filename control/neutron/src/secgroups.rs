@@ -4,7 +4,7 @@
 use super::body::{Body, NAME_MAX};
 use super::engine::Tx;
 use super::error::ApiError;
-use super::model::{SecurityGroup, SecurityGroupRule, StdAttrs};
+use super::model::{RuleDirection, SecurityGroup, SecurityGroupRule, StdAttrs};
 use super::networks::check_tags;
 use super::store::Op;
 use super::validate::{check_uuid, new_id, Cidr, IpVersion};
@@ -82,7 +82,7 @@ pub fn fingerprint(r: &SecurityGroupRule) -> String {
     format!(
         "{}|{}|{}|{}|{}|{}|{}",
         r.direction,
-        r.ethertype,
+        r.ethertype.ethertype(),
         proto,
         opt(r.port_range_min),
         opt(r.port_range_max),
@@ -96,7 +96,7 @@ impl Tx<'_> {
         &self,
         group: &str,
         project: &str,
-        direction: &str,
+        direction: RuleDirection,
         ethertype: IpVersion,
         remote_group: Option<&str>,
     ) -> SecurityGroupRule {
@@ -105,8 +105,8 @@ impl Tx<'_> {
             security_group_id: group.to_owned(),
             project_id: project.to_owned(),
             tenant_id: project.to_owned(),
-            direction: direction.to_owned(),
-            ethertype: ethertype.ethertype().to_owned(),
+            direction,
+            ethertype,
             protocol: None,
             port_range_min: None,
             port_range_max: None,
@@ -132,12 +132,12 @@ impl Tx<'_> {
         let mut rules = Vec::new();
         if is_default {
             for v in [IpVersion::V4, IpVersion::V6] {
-                rules.push(self.new_rule(&id, project, "ingress", v, Some(&id)));
+                rules.push(self.new_rule(&id, project, RuleDirection::Ingress, v, Some(&id)));
             }
             self.w.default_groups.insert(project.to_owned(), id.clone());
         }
         for v in [IpVersion::V4, IpVersion::V6] {
-            rules.push(self.new_rule(&id, project, "egress", v, None));
+            rules.push(self.new_rule(&id, project, RuleDirection::Egress, v, None));
         }
         let mut std = StdAttrs::new(description, &self.now);
         std.tags = tags;
@@ -285,15 +285,20 @@ impl Tx<'_> {
             .string("security_group_id", 64)?
             .ok_or_else(|| ApiError::bad("security_group_id", "is required"))?;
         check_uuid(&gid).map_err(|e| ApiError::bad("security_group_id", e))?;
-        let direction = b
+        let direction = match b
             .string("direction", 16)?
-            .ok_or_else(|| ApiError::bad("direction", "is required (ingress or egress)"))?;
-        if direction != "ingress" && direction != "egress" {
-            return Err(ApiError::bad(
-                "direction",
-                format!("'{direction}' is not ingress or egress"),
-            ));
-        }
+            .ok_or_else(|| ApiError::bad("direction", "is required (ingress or egress)"))?
+            .as_str()
+        {
+            "ingress" => RuleDirection::Ingress,
+            "egress" => RuleDirection::Egress,
+            other => {
+                return Err(ApiError::bad(
+                    "direction",
+                    format!("'{other}' is not ingress or egress"),
+                ))
+            }
+        };
         let ethertype = match b.string("ethertype", 16)? {
             None => IpVersion::V4,
             Some(e) if e.eq_ignore_ascii_case("ipv4") => IpVersion::V4,
@@ -453,7 +458,7 @@ impl Tx<'_> {
         let mut rule = self.new_rule(
             &gid,
             &g.project_id,
-            &direction,
+            direction,
             ethertype,
             remote_group_id.as_deref(),
         );

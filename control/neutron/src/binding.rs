@@ -6,7 +6,7 @@
 //! Nova checks before it spawns) with the reason in
 //! `binding:vif_details.reason` and in the log: Neutron itself only logs it,
 //! which leaves operators guessing.
-use super::model::{vif_type, Network, NetworkType};
+use super::model::{Network, NetworkType, VifType};
 use super::Settings;
 use serde_json::{json, Map, Value};
 
@@ -52,9 +52,9 @@ pub fn bind(
     vnic_type: &str,
     profile: &Map<String, Value>,
     net: &Network,
-) -> (String, Map<String, Value>) {
+) -> (VifType, Map<String, Value>) {
     if host_id.is_empty() || host_id != s.host {
-        return (vif_type::UNBOUND.to_owned(), Map::new());
+        return (VifType::Unbound, Map::new());
     }
     match try_bind(s, port_id, vnic_type, profile, net) {
         Ok(r) => r,
@@ -62,7 +62,7 @@ pub fn bind(
             tracing::warn!(port = port_id, host = host_id, vnic_type, %reason, "port binding failed");
             let mut d = Map::new();
             d.insert("reason".into(), Value::String(reason));
-            (vif_type::BINDING_FAILED.to_owned(), d)
+            (VifType::BindingFailed, d)
         }
     }
 }
@@ -93,14 +93,14 @@ fn try_bind(
     vnic_type: &str,
     profile: &Map<String, Value>,
     net: &Network,
-) -> Result<(String, Map<String, Value>), String> {
+) -> Result<(VifType, Map<String, Value>), String> {
     match vnic_type {
         "normal" => {
             check_mapping(s, net)?;
             // vhostuser_mode is QEMU's side: "server" means QEMU creates the
             // socket and this switch connects to it as the client.
             Ok((
-                vif_type::VHOSTUSER.to_owned(),
+                VifType::Vhostuser,
                 obj(json!({
                     "vhostuser_socket": vhostuser_socket(s, port_id),
                     "vhostuser_mode": "server",
@@ -134,12 +134,12 @@ fn try_bind(
             };
             check_mapping(s, net)?;
             let vt = if vnic_type == "direct" {
-                vif_type::HW_VEB
+                VifType::HwVeb
             } else {
-                vif_type::HOSTDEV_PHYSICAL
+                VifType::HostdevPhysical
             };
             Ok((
-                vt.to_owned(),
+                vt,
                 obj(json!({"port_filter": false, "vlan": vlan.to_string()})),
             ))
         }

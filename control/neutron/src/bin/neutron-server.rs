@@ -3,7 +3,7 @@
 //! daemon's `[neutron]` section at top level. Prints `listening on ADDR`
 //! once serving; stops cleanly on SIGINT/SIGTERM.
 use clap::Parser;
-use control::neutron::{Neutron, NeutronConfig};
+use neutron::{Neutron, NeutronConfig};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ struct Args {
 }
 
 fn main() {
-    control::init_logging();
+    neutron::init_logging();
     let args = Args::parse();
     let origin = args.config.display().to_string();
     let text = match std::fs::read_to_string(&args.config) {

@@ -2,16 +2,15 @@
 //! scripts/openstack-client.sh) against the API, without Keystone:
 //! `--os-auth-type none --os-endpoint http://127.0.0.1:PORT/`. Fails, never
 //! skips, when the client cannot be installed.
-#[path = "common/mod.rs"]
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn install_client() -> PathBuf {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/openstack-client.sh");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/openstack-client.sh");
     let out = Command::new("bash")
         .arg(&script)
         .output()

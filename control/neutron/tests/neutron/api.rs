@@ -1,11 +1,9 @@
 //! The Neutron API over real HTTP: every resource, every refused input
 //! (with the proof that nothing was persisted), concurrency, restart,
 //! binding and the token.
-#[path = "common/mod.rs"]
-mod common;
 
-use common::*;
-use control::neutron::{Neutron, NeutronConfig, NeutronError, PortStatus};
+use crate::common::*;
+use neutron::{Neutron, NeutronConfig, NeutronError, PortStatus};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -1624,13 +1622,26 @@ fn subscribers_see_every_commit_in_order_and_status_persists() {
     let pid = p["id"].as_str().unwrap();
     // network, subnet, port (+ the default group in the same commit).
     let mut gens = Vec::new();
+    let mut changes = Vec::new();
     for _ in 0..3 {
-        let s = rx
+        let u = rx
             .recv_timeout(Duration::from_secs(5))
             .expect("a state per commit");
-        gens.push(s.generation);
+        gens.push(u.state.generation);
+        changes.push(u.changes);
     }
     assert_eq!(gens, vec![1, 2, 3]);
+    // Each update names what its commit touched, and nothing else.
+    let ids = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+    assert_eq!(ids(&changes[0].networks), [nid.to_string()]);
+    assert!(changes[0].ports.is_empty() && changes[0].subnets.is_empty());
+    assert_eq!(changes[1].subnets.len(), 1);
+    assert_eq!(ids(&changes[2].ports), [pid.to_string()]);
+    let default_group = p["security_groups"][0].as_str().unwrap();
+    assert_eq!(
+        ids(&changes[2].security_groups),
+        [default_group.to_string()]
+    );
     let last = api.neutron.state();
     assert!(last.ports.contains_key(pid));
     assert_eq!(last.ports[pid].status, PortStatus::Down);
@@ -1640,9 +1651,11 @@ fn subscribers_see_every_commit_in_order_and_status_persists() {
     api.neutron
         .set_port_status(pid, PortStatus::Active)
         .unwrap();
-    let s = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!(s.ports[pid].status, PortStatus::Active);
-    assert_eq!(s.ports[pid].std.revision_number, 2);
+    let u = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(u.state.ports[pid].status, PortStatus::Active);
+    assert_eq!(u.state.ports[pid].std.revision_number, 2);
+    assert_eq!(ids(&u.changes.ports), [pid.to_string()]);
+    assert!(u.changes.networks.is_empty() && u.changes.security_groups.is_empty());
     // The same status again is no change and no notification.
     api.neutron
         .set_port_status(pid, PortStatus::Active)
@@ -1657,6 +1670,7 @@ fn subscribers_see_every_commit_in_order_and_status_persists() {
         "ACTIVE"
     );
     // The state carries what the dataplane needs.
+    let s = &u.state;
     let net = &s.networks[&nid];
     assert_eq!(net.segmentation_id, Some(100));
     let port = &s.ports[pid];
@@ -1693,10 +1707,7 @@ fn metrics_count_requests_per_route() {
     assert_eq!(post.count, 3);
     assert_eq!(post.errors, 0);
     assert!(post.total_micros > 0);
-    assert_eq!(
-        post.buckets.len(),
-        control::neutron::LATENCY_BUCKETS_MICROS.len()
-    );
+    assert_eq!(post.buckets.len(), neutron::LATENCY_BUCKETS_MICROS.len());
     assert!(post.buckets.windows(2).all(|w| w[0] <= w[1]));
     let show = find("GET", "/v2.0/ports/{id}");
     assert_eq!((show.count, show.errors), (1, 1));

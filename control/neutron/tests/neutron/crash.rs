@@ -2,11 +2,9 @@
 //! the middle of a stream of port creates, three times. After each restart
 //! every acknowledged create must be there, nothing may be half-written,
 //! and the database and the API must agree.
-#[path = "common/mod.rs"]
-mod common;
 
-use common::*;
-use control::neutron::{Neutron, NeutronConfig};
+use crate::common::*;
+use neutron::{Neutron, NeutronConfig};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

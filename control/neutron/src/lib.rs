@@ -1,4 +1,4 @@
-//! A Neutron v2.0-compatible control plane for this switch: networks,
+//! A Neutron v2.0-compatible control plane for Ferroswitch: networks,
 //! subnets, ports (with IPAM, MACs and port binding for Nova/os-vif) and
 //! security groups, kept in SQLite and served over Neutron's REST API so
 //! python-openstackclient, Nova and os-vif talk to it unchanged.
@@ -47,8 +47,9 @@ pub use error::{ApiError, NeutronError};
 pub use metrics::{RouteMetrics, LATENCY_BUCKETS_MICROS};
 pub use model::{
     AddressPair, AllocationPool, Binding, FixedIp, HostRoute, Network, NetworkType, NeutronState,
-    Port, PortStatus, SecurityGroup, SecurityGroupRule, StdAttrs, Subnet,
+    Port, PortStatus, RuleDirection, SecurityGroup, SecurityGroupRule, StdAttrs, Subnet, VifType,
 };
+pub use validate::IpVersion;
 
 use error::config_err;
 use ipam::VlanRange;
@@ -313,6 +314,41 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr, NeutronError> {
     }
 }
 
+/// The ids of the resources one or more committed mutations created,
+/// changed or deleted, so a subscriber can work in proportion to what
+/// changed instead of walking everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub networks: std::collections::BTreeSet<String>,
+    pub subnets: std::collections::BTreeSet<String>,
+    pub ports: std::collections::BTreeSet<String>,
+    pub security_groups: std::collections::BTreeSet<String>,
+}
+
+impl Changes {
+    /// Adds what `other` touched (updates skipped over are merged).
+    pub fn merge(&mut self, other: Changes) {
+        self.networks.extend(other.networks);
+        self.subnets.extend(other.subnets);
+        self.ports.extend(other.ports);
+        self.security_groups.extend(other.security_groups);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty()
+            && self.subnets.is_empty()
+            && self.ports.is_empty()
+            && self.security_groups.is_empty()
+    }
+}
+
+/// A committed state and what the mutation that made it touched.
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    pub state: Arc<NeutronState>,
+    pub changes: Changes,
+}
+
 /// The Neutron service: state, store and (when [`Neutron::serve`]d) the API.
 /// Cheap to clone; every clone is the same service.
 #[derive(Clone)]
@@ -336,9 +372,10 @@ impl Neutron {
     }
 
     /// A channel that receives the new state after every committed mutation
-    /// (after the SQLite commit), in commit order. Unbounded: a subscriber
-    /// that stops reading should drop its receiver.
-    pub fn subscribe(&self) -> crossbeam::channel::Receiver<Arc<NeutronState>> {
+    /// (after the SQLite commit), in commit order, with what the mutation
+    /// touched. Unbounded: a subscriber that stops reading should drop its
+    /// receiver.
+    pub fn subscribe(&self) -> crossbeam::channel::Receiver<StateUpdate> {
         self.inner.subscribe()
     }
 
@@ -365,6 +402,18 @@ impl Neutron {
     pub fn check_database(&self) -> Result<String, NeutronError> {
         self.inner.check_database()
     }
+}
+
+/// Logs to stderr (colour only on a terminal), filtered by `RUST_LOG`
+/// (default `info`): the set-up of `neutron-server` and `vswitchd`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 #[cfg(test)]

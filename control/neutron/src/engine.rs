@@ -13,6 +13,7 @@ use super::model::{
 use super::store::{Op, Store};
 use super::validate::{ip_to_u128, parse_mac, Cidr};
 use super::Settings;
+use super::{Changes, StateUpdate};
 use arc_swap::ArcSwap;
 use crossbeam::channel::{self, Receiver, Sender};
 use imbl::{OrdMap, OrdSet};
@@ -34,7 +35,7 @@ pub(crate) struct World {
 struct Writer {
     store: Store,
     world: World,
-    subscribers: Vec<Sender<Arc<NeutronState>>>,
+    subscribers: Vec<Sender<StateUpdate>>,
 }
 
 pub(crate) struct Engine {
@@ -90,7 +91,7 @@ impl Engine {
         self.current.load_full()
     }
 
-    pub fn subscribe(&self) -> Receiver<Arc<NeutronState>> {
+    pub fn subscribe(&self) -> Receiver<StateUpdate> {
         let (tx, rx) = channel::unbounded();
         self.lock().subscribers.push(tx);
         rx
@@ -120,13 +121,20 @@ impl Engine {
             return Ok(out);
         }
         w.store.apply(&tx.ops)?;
+        let changes = changes_of(&tx.ops, &w.world.st);
         let mut world = tx.w;
         world.st.generation = w.world.st.generation + 1;
         w.world = world;
         let published = Arc::new(w.world.st.clone());
         self.current.store(published.clone());
         // Still under the writer lock, so subscribers see commit order.
-        w.subscribers.retain(|s| s.send(published.clone()).is_ok());
+        w.subscribers.retain(|s| {
+            s.send(StateUpdate {
+                state: published.clone(),
+                changes: changes.clone(),
+            })
+            .is_ok()
+        });
         Ok(out)
     }
 
@@ -233,6 +241,57 @@ impl Tx<'_> {
             fingerprint: super::secgroups::fingerprint(rule),
         });
     }
+}
+
+/// The resources a mutation's ops touched; `before` is the state it
+/// started from (a deleted rule's group is only known there).
+fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
+    let mut c = Changes::default();
+    for op in ops {
+        match op {
+            Op::PutNetwork(n) => {
+                c.networks.insert(n.id.clone());
+            }
+            Op::AddSegment { network_id, .. } => {
+                c.networks.insert(network_id.clone());
+            }
+            Op::DeleteNetwork(id) => {
+                c.networks.insert(id.clone());
+            }
+            Op::PutSubnet(s) => {
+                c.subnets.insert(s.id.clone());
+            }
+            Op::DeleteSubnet(id) => {
+                c.subnets.insert(id.clone());
+            }
+            Op::PutPort(p) => {
+                c.ports.insert(p.id.clone());
+            }
+            Op::DeletePort(id) => {
+                c.ports.insert(id.clone());
+            }
+            Op::AddAllocation { port_id, .. } | Op::SetPortGroups { port_id, .. } => {
+                c.ports.insert(port_id.clone());
+            }
+            // The port it belonged to is written too (PutPort/DeletePort).
+            Op::DeleteAllocation { .. } => {}
+            Op::PutGroup { group, .. } => {
+                c.security_groups.insert(group.id.clone());
+            }
+            Op::DeleteGroup(id) => {
+                c.security_groups.insert(id.clone());
+            }
+            Op::PutRule { rule, .. } => {
+                c.security_groups.insert(rule.security_group_id.clone());
+            }
+            Op::DeleteRule(id) => {
+                if let Some(g) = before.rule_owner.get(id) {
+                    c.security_groups.insert(g.clone());
+                }
+            }
+        }
+    }
+    c
 }
 
 /// Rebuilds the world from the database: the documents plus the indexes

@@ -29,9 +29,9 @@ pub struct Client {
 
 /// An API or transport error, as the user should read it.
 #[derive(Debug)]
-pub struct ApiError(pub String);
+pub struct ClientError(pub String);
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -48,7 +48,7 @@ impl Client {
         }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ApiError> {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
         let url = format!("{}/v2.0/{path}", self.base);
         let req = self
             .agent
@@ -63,16 +63,16 @@ impl Client {
             Ok(r) if r.status() == 204 => Ok(Value::Null),
             Ok(r) => r
                 .into_json()
-                .map_err(|e| ApiError(format!("{method} {url}: bad JSON: {e}"))),
+                .map_err(|e| ClientError(format!("{method} {url}: bad JSON: {e}"))),
             Err(ureq::Error::Status(code, r)) => {
                 let body: Value = r.into_json().unwrap_or(Value::Null);
                 let msg = body["NeutronError"]["message"]
                     .as_str()
                     .map(str::to_owned)
                     .unwrap_or_else(|| body.to_string());
-                Err(ApiError(format!("{code}: {msg}")))
+                Err(ClientError(format!("{code}: {msg}")))
             }
-            Err(e) => Err(ApiError(format!(
+            Err(e) => Err(ClientError(format!(
                 "{url}: {e} (is vswitchd running with its Neutron API?)"
             ))),
         }
@@ -80,7 +80,7 @@ impl Client {
 
     /// The id of the `kind` resource (plural path, e.g. "networks") named or
     /// identified by `name_or_id`.
-    fn resolve(&self, plural: &str, name_or_id: &str) -> Result<String, ApiError> {
+    fn resolve(&self, plural: &str, name_or_id: &str) -> Result<String, ClientError> {
         let singular = plural
             .trim_end_matches('s')
             .replace("security-group", "security_group");
@@ -98,10 +98,10 @@ impl Client {
         let items = list[&key].as_array().cloned().unwrap_or_default();
         match items.as_slice() {
             [one] => Ok(one["id"].as_str().unwrap_or_default().to_owned()),
-            [] => Err(ApiError(format!(
+            [] => Err(ClientError(format!(
                 "no {singular} named or identified by {name_or_id:?}"
             ))),
-            _ => Err(ApiError(format!(
+            _ => Err(ClientError(format!(
                 "{} {singular}s are named {name_or_id:?}: use the id",
                 items.len()
             ))),
@@ -285,7 +285,7 @@ pub enum RuleCmd {
 }
 
 /// A Neutron command of `vswitchctl`.
-pub enum Neutron {
+pub enum NeutronCommand {
     Network(NetworkCmd),
     Subnet(SubnetCmd),
     Port(PortCmd),
@@ -382,12 +382,12 @@ const PORT_COLS: &[(&str, &str)] = &[
     ("VIF type", "binding:vif_type"),
 ];
 
-impl Neutron {
+impl NeutronCommand {
     /// Runs the command; returns what to print (a table, or the JSON).
-    pub fn run(self, a: &ApiArgs, json: bool) -> Result<String, ApiError> {
+    pub fn run(self, a: &ApiArgs, json: bool) -> Result<String, ClientError> {
         let c = Client::new(a);
         let (result, singular, cols): (Value, &str, &[(&str, &str)]) = match self {
-            Neutron::Network(cmd) => {
+            NeutronCommand::Network(cmd) => {
                 const COLS: &[(&str, &str)] = &[
                     ("ID", "id"),
                     ("Name", "name"),
@@ -439,7 +439,7 @@ impl Neutron {
                     }
                 }
             }
-            Neutron::Subnet(cmd) => {
+            NeutronCommand::Subnet(cmd) => {
                 const COLS: &[(&str, &str)] = &[
                     ("ID", "id"),
                     ("Name", "name"),
@@ -492,14 +492,14 @@ impl Neutron {
                     }
                 }
             }
-            Neutron::PortList(network) => {
+            NeutronCommand::PortList(network) => {
                 let q = match network {
                     Some(n) => format!("ports?network_id={}", c.resolve("networks", &n)?),
                     None => "ports".into(),
                 };
                 (c.call("GET", &q, None)?, "ports", PORT_COLS)
             }
-            Neutron::Port(cmd) => {
+            NeutronCommand::Port(cmd) => {
                 const COLS: &[(&str, &str)] = PORT_COLS;
                 match cmd {
                     PortCmd::Create {
@@ -539,7 +539,7 @@ impl Neutron {
                         if no_security_group {
                             p["security_groups"] = json!([]);
                         } else if !security_group.is_empty() {
-                            let ids: Result<Vec<String>, ApiError> = security_group
+                            let ids: Result<Vec<String>, ClientError> = security_group
                                 .iter()
                                 .map(|g| c.resolve("security-groups", g))
                                 .collect();
@@ -622,7 +622,7 @@ impl Neutron {
                     }
                 }
             }
-            Neutron::SecurityGroup(cmd) => {
+            NeutronCommand::SecurityGroup(cmd) => {
                 const COLS: &[(&str, &str)] = &[
                     ("ID", "id"),
                     ("Name", "name"),
@@ -696,10 +696,10 @@ impl Neutron {
                         if let Some(range) = dst_port {
                             let (lo, hi) = range.split_once(':').unwrap_or((&range, &range));
                             let lo: u32 = lo.parse().map_err(|_| {
-                                ApiError(format!("--dst-port: {range:?} is not PORT or MIN:MAX"))
+                                ClientError(format!("--dst-port: {range:?} is not PORT or MIN:MAX"))
                             })?;
                             let hi: u32 = hi.parse().map_err(|_| {
-                                ApiError(format!("--dst-port: {range:?} is not PORT or MIN:MAX"))
+                                ClientError(format!("--dst-port: {range:?} is not PORT or MIN:MAX"))
                             })?;
                             r["port_range_min"] = json!(lo);
                             r["port_range_max"] = json!(hi);

@@ -189,7 +189,7 @@ impl Listable for Port {
             "port_security_enabled" => Scalar::Bool(self.port_security_enabled),
             "binding:host_id" => Scalar::Str(&self.binding.host_id),
             "binding:vnic_type" => Scalar::Str(&self.binding.vnic_type),
-            "binding:vif_type" => Scalar::Str(&self.binding.vif_type),
+            "binding:vif_type" => Scalar::Str(self.binding.vif_type.as_str()),
             _ => return None,
         })
     }
@@ -282,8 +282,8 @@ impl Listable for SecurityGroupRule {
             "security_group_id" => Scalar::Str(&self.security_group_id),
             "project_id" => Scalar::Str(&self.project_id),
             "tenant_id" => Scalar::Str(&self.tenant_id),
-            "direction" => Scalar::Str(&self.direction),
-            "ethertype" => Scalar::Str(&self.ethertype),
+            "direction" => Scalar::Str(self.direction.as_str()),
+            "ethertype" => Scalar::Str(self.ethertype.ethertype()),
             "protocol" => opt(&self.protocol),
             "port_range_min" => pr(self.port_range_min),
             "port_range_max" => pr(self.port_range_max),
