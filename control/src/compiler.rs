@@ -12,20 +12,31 @@
 //!   "physnet1:<switch port>") carries each VLAN network of that physnet
 //!   tagged with its segmentation id, translated to and from the local VLAN,
 //!   and a flat network untagged; no other VID passes;
-//! * the security-group rule set of each attached port, remote groups
-//!   expanded to their members' addresses (for the enforcement to come);
+//! * the security-group rule set of each attached port; a rule naming a
+//!   remote group points at that group's address set (its members' fixed
+//!   IPs and allowed address pairs, one set per group and family, shared by
+//!   every rule that names it);
 //! * a port bound `normal` on this host (vif_type vhostuser) asks for a
 //!   vhost-user client port at its `vhostuser_socket`, one bound `direct`
 //!   (vif_type hw_veb) for its SR-IOV VF (`binding:profile.pci_slot`) as a
-//!   DPDK port ([`attachments`]);
+//!   DPDK port ([`Attachment`]);
 //! * the status each attached Neutron port should have: ACTIVE while its
 //!   switch port's link is up and both it and its network are admin up,
-//!   DOWN otherwise.
-use dataplane::acl::{AclRule, Direction, PortAcl, Prefix};
+//!   DOWN otherwise; a port that loses its switch port goes DOWN.
+//!
+//! The compiler is incremental: [`NeutronCompiler::absorb`] takes the ids a
+//! commit touched (`neutron::Changes`) and updates its indexes (group
+//! members, address sets, attachments, local VLANs) in proportion to them;
+//! [`NeutronCompiler::compile`] then works only on the switch ports that
+//! attach Neutron ports (at most `MAX_PORTS`), reusing every rule set that
+//! nothing it depends on changed. Nothing walks all Neutron ports after
+//! the first state.
+use dataplane::acl::{AclRule, AddressSet, Direction, PortAcl, Prefix, Remote};
 use dataplane::vlan::{PortVlan, VlanMode, MAX_VID};
 use neutron::model::{NetworkType, NeutronState, Port, PortStatus, RuleDirection, VifType};
-use neutron::validate::{parse_mac, Cidr, IpVersion};
-use std::collections::{BTreeMap, BTreeSet};
+use neutron::validate::{Cidr, IpVersion};
+use neutron::Changes;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Local VLAN per network, allocated lowest-free and kept while it exists.
@@ -36,33 +47,44 @@ pub struct LocalVlans {
 }
 
 impl LocalVlans {
-    /// Allocates for new networks and frees those of deleted ones. Networks
-    /// beyond 4094 get none (their ports stay dead; logged by the caller).
-    fn sync(&mut self, state: &NeutronState) {
-        let gone: Vec<String> = self
-            .by_network
-            .keys()
-            .filter(|id| !state.networks.contains_key(*id))
-            .cloned()
-            .collect();
-        for id in gone {
-            if let Some(v) = self.by_network.remove(&id) {
-                self.used.remove(&v);
+    /// Allocates for new networks and frees those of deleted ones, looking
+    /// only at `networks` (every network when `None`). Networks beyond
+    /// 4094 get none (their ports stay dead).
+    fn sync<'a>(
+        &mut self,
+        state: &NeutronState,
+        networks: Option<impl Iterator<Item = &'a String>>,
+    ) {
+        let ids: Vec<&String> = match networks {
+            Some(ids) => ids.collect(),
+            None => {
+                let gone: Vec<String> = self
+                    .by_network
+                    .keys()
+                    .filter(|id| !state.networks.contains_key(*id))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    self.release(&id);
+                }
+                state.networks.keys().collect()
+            }
+        };
+        for id in ids {
+            if !state.networks.contains_key(id) {
+                self.release(id);
+            } else if !self.by_network.contains_key(id) {
+                if let Some(v) = (1..MAX_VID).find(|v| !self.used.contains(v)) {
+                    self.by_network.insert(id.clone(), v);
+                    self.used.insert(v);
+                }
             }
         }
-        let mut next = 1u16;
-        for id in state.networks.keys() {
-            if self.by_network.contains_key(id) {
-                continue;
-            }
-            while next < MAX_VID && self.used.contains(&next) {
-                next += 1;
-            }
-            if next >= MAX_VID {
-                break;
-            }
-            self.by_network.insert(id.clone(), next);
-            self.used.insert(next);
+    }
+
+    fn release(&mut self, network_id: &str) {
+        if let Some(v) = self.by_network.remove(network_id) {
+            self.used.remove(&v);
         }
     }
 
@@ -88,96 +110,19 @@ pub struct SwitchPort<'a> {
 }
 
 /// What the dataplane and the API should become.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone)]
 pub struct Compiled {
-    /// VLAN rules of every switch port Neutron controls, by port name.
+    /// VLAN rules of every switch port Neutron controls (attached ports and
+    /// uplinks), by port name.
     pub port_vlans: BTreeMap<String, PortVlan>,
-    /// Neutron port id -> the status it should have (attached ports only).
-    pub statuses: BTreeMap<String, PortStatus>,
-    /// Security-group rule sets of attached ports, by switch port name.
+    /// Security-group rule sets of attached ports, by switch port name. The
+    /// same `Arc` as last time when nothing it depends on changed.
     pub port_acls: BTreeMap<String, Arc<PortAcl>>,
+    /// Neutron port id -> the status it should have: attached ports, and
+    /// ports that lost their switch port.
+    pub statuses: BTreeMap<String, PortStatus>,
     /// Problems worth a log line (e.g. VID conflicts on an uplink).
     pub warnings: Vec<String>,
-}
-
-/// Compiles `state` for the given switch ports. `mappings`: physnet ->
-/// uplink switch port name.
-pub fn compile(
-    state: &NeutronState,
-    switch_ports: &[SwitchPort<'_>],
-    mappings: &BTreeMap<String, String>,
-    locals: &mut LocalVlans,
-) -> Compiled {
-    locals.sync(state);
-    let mut out = Compiled::default();
-    for sp in switch_ports {
-        let Some(iface) = sp.iface_id else { continue };
-        let port = state.ports.get(iface);
-        let net = port.and_then(|p| state.networks.get(&p.network_id));
-        let vlan = match (port, net) {
-            (Some(p), Some(n)) if p.admin_state_up && n.admin_state_up => locals.get(&n.id),
-            _ => None,
-        };
-        let pv = match vlan {
-            Some(v) => PortVlan::new(Some(VlanMode::Access), Some(v), &[])
-                .unwrap_or_else(|_| PortVlan::dead()),
-            None => PortVlan::dead(),
-        };
-        out.port_vlans.insert(sp.name.to_owned(), pv);
-        if let Some(p) = port {
-            out.port_acls
-                .insert(sp.name.to_owned(), Arc::new(port_acl(state, p)));
-            let up = vlan.is_some() && sp.link_up;
-            out.statuses.insert(
-                p.id.clone(),
-                if up {
-                    PortStatus::Active
-                } else {
-                    PortStatus::Down
-                },
-            );
-        }
-    }
-    // A port that lost its switch port (VM unplugged) goes DOWN.
-    for p in state.ports.values() {
-        if p.status != PortStatus::Down && !out.statuses.contains_key(&p.id) {
-            out.statuses.insert(p.id.clone(), PortStatus::Down);
-        }
-    }
-    for (physnet, uplink) in mappings {
-        if !switch_ports.iter().any(|p| p.name == uplink) {
-            out.warnings.push(format!(
-                "bridge_mappings: {physnet} maps to {uplink:?}, which is not a switch port"
-            ));
-            continue;
-        }
-        let mut pairs = Vec::new();
-        let mut native = None;
-        for n in state.networks.values() {
-            if n.physical_network.as_deref() != Some(physnet.as_str()) {
-                continue;
-            }
-            let Some(local) = locals.get(&n.id) else {
-                continue;
-            };
-            match (n.network_type, n.segmentation_id) {
-                (NetworkType::Vlan, Some(seg)) => pairs.push((seg, local)),
-                (NetworkType::Flat, _) if native.is_none() => native = Some(local),
-                (NetworkType::Flat, _) => out.warnings.push(format!(
-                    "physnet {physnet}: a second flat network {} ignored",
-                    n.id
-                )),
-                _ => {}
-            }
-        }
-        match PortVlan::uplink(&pairs, native) {
-            Ok(pv) => {
-                out.port_vlans.insert(uplink.clone(), pv);
-            }
-            Err(e) => out.warnings.push(format!("uplink {uplink}: {e}")),
-        }
-    }
-    out
 }
 
 /// A switch port the daemon opens by itself for a Neutron port bound on
@@ -205,58 +150,414 @@ impl Attachment {
         c.iface_id = Some(neutron_port_id.to_owned());
         c
     }
+
+    /// The attachment a Neutron port bound here needs, if any: `normal`
+    /// ports (vif_type vhostuser) get a vhost-user client port at
+    /// `binding:vif_details.vhostuser_socket` (QEMU is the socket's server,
+    /// `vhostuser_mode=server`); admin-up `direct` ports (vif_type hw_veb)
+    /// get their SR-IOV VF from `binding:profile.pci_slot`.
+    pub fn of(p: &Port) -> Option<Attachment> {
+        use control_api::config::PortType;
+        let short = p.id.get(..11).unwrap_or(&p.id);
+        let b = &p.binding;
+        match b.vif_type {
+            VifType::Vhostuser => Some(Attachment {
+                port_name: format!("vhu{short}"),
+                kind: PortType::Dpdkvhostuserclient,
+                target: b.vif_details.get("vhostuser_socket")?.as_str()?.to_owned(),
+            }),
+            VifType::HwVeb if p.admin_state_up => Some(Attachment {
+                port_name: format!("vf-{short}"),
+                kind: PortType::Dpdk,
+                target: b.profile.get("pci_slot")?.as_str()?.to_owned(),
+            }),
+            _ => None,
+        }
+    }
 }
 
-/// The Neutron ports bound on this host that need a switch port of their
-/// own: `normal` ports (vif_type vhostuser) get a vhost-user client port at
-/// `binding:vif_details.vhostuser_socket` (QEMU is the socket's server,
-/// `vhostuser_mode=server`); admin-up `direct` ports (vif_type hw_veb) get
-/// their SR-IOV VF from `binding:profile.pci_slot`. By Neutron port id.
-pub fn attachments(state: &NeutronState) -> BTreeMap<String, Attachment> {
-    use control_api::config::PortType;
-    let short = |id: &str| id.get(..11).unwrap_or(id).to_owned();
-    state
-        .ports
-        .values()
-        .filter_map(|p| {
-            let b = &p.binding;
-            let a = if b.vif_type == VifType::Vhostuser {
-                Attachment {
-                    port_name: format!("vhu{}", short(&p.id)),
-                    kind: PortType::Dpdkvhostuserclient,
-                    target: b.vif_details.get("vhostuser_socket")?.as_str()?.to_owned(),
+/// Which ports are members of which security groups (every Neutron port,
+/// for remote groups), and each group's member addresses per family.
+#[derive(Debug, Default)]
+struct Groups {
+    members: HashMap<String, BTreeSet<String>>,
+    /// A port's groups when it was last seen.
+    of_port: HashMap<String, Vec<String>>,
+    /// (group, IPv6?) -> its members' addresses; built when first asked
+    /// for, dropped when its membership changes.
+    addresses: HashMap<(String, bool), Arc<AddressSet>>,
+}
+
+impl Groups {
+    /// Takes port `id`'s current groups from `state` (none if deleted) and
+    /// returns the groups whose membership or member addresses may have
+    /// changed.
+    fn update_port(&mut self, state: &NeutronState, id: &str) -> Vec<String> {
+        let now: Vec<String> = state
+            .ports
+            .get(id)
+            .map(|p| p.security_groups.clone())
+            .unwrap_or_default();
+        let before = self.of_port.remove(id).unwrap_or_default();
+        for g in &before {
+            if let Some(m) = self.members.get_mut(g) {
+                m.remove(id);
+                if m.is_empty() {
+                    self.members.remove(g);
                 }
-            } else if b.vif_type == VifType::HwVeb && p.admin_state_up {
-                Attachment {
-                    port_name: format!("vf-{}", short(&p.id)),
-                    kind: PortType::Dpdk,
-                    target: b.profile.get("pci_slot")?.as_str()?.to_owned(),
-                }
-            } else {
-                return None;
+            }
+        }
+        for g in &now {
+            self.members
+                .entry(g.clone())
+                .or_default()
+                .insert(id.to_owned());
+        }
+        let mut touched: Vec<String> = before.into_iter().chain(now.iter().cloned()).collect();
+        touched.sort();
+        touched.dedup();
+        for g in &touched {
+            self.addresses.remove(&(g.clone(), false));
+            self.addresses.remove(&(g.clone(), true));
+        }
+        if !now.is_empty() {
+            self.of_port.insert(id.to_owned(), now);
+        }
+        touched
+    }
+
+    fn rebuild(&mut self, state: &NeutronState) {
+        *self = Groups::default();
+        for id in state.ports.keys() {
+            self.update_port(state, id);
+        }
+    }
+
+    /// The addresses of `group`'s members in one family (cached).
+    fn addresses(&mut self, state: &NeutronState, group: &str, v6: bool) -> Arc<AddressSet> {
+        let key = (group.to_owned(), v6);
+        if let Some(a) = self.addresses.get(&key) {
+            return Arc::clone(a);
+        }
+        let members = self.members.get(group);
+        let prefixes = members
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.ports.get(id))
+            .flat_map(|p| port_prefixes(p).collect::<Vec<_>>())
+            .filter(|pre| pre.v6 == v6);
+        let set = Arc::new(AddressSet::new(v6, prefixes));
+        self.addresses.insert(key, Arc::clone(&set));
+        set
+    }
+}
+
+/// A compiled rule set and what it was compiled from.
+#[derive(Debug)]
+struct CachedAcl {
+    acl: Arc<PortAcl>,
+    /// The port's own groups (their rules).
+    groups: BTreeSet<String>,
+    /// Groups its rules name as remote (their members).
+    remote_groups: BTreeSet<String>,
+}
+
+/// The incremental compiler; see the module documentation.
+#[derive(Debug)]
+pub struct NeutronCompiler {
+    /// physnet -> uplink switch port name.
+    mappings: BTreeMap<String, String>,
+    locals: LocalVlans,
+    groups: Groups,
+    /// Rule sets of attached Neutron ports, by Neutron port id.
+    acls: HashMap<String, CachedAcl>,
+    /// The uplinks' VLAN rules (or why there are none), by switch port,
+    /// with the physnet they carry.
+    uplinks: BTreeMap<String, (String, Result<PortVlan, String>)>,
+    uplink_warnings: Vec<String>,
+    /// Neutron ports bound here that need a switch port of their own.
+    attachments: BTreeMap<String, Attachment>,
+    /// Neutron ports attached at the last compile.
+    attached: BTreeSet<String>,
+    /// Every port's status was checked once (ports left ACTIVE by a
+    /// previous run go DOWN until attached again).
+    swept: bool,
+    primed: bool,
+}
+
+impl NeutronCompiler {
+    /// `mappings`: physnet -> uplink switch port name.
+    pub fn new(mappings: BTreeMap<String, String>) -> NeutronCompiler {
+        NeutronCompiler {
+            mappings,
+            locals: LocalVlans::default(),
+            groups: Groups::default(),
+            acls: HashMap::new(),
+            uplinks: BTreeMap::new(),
+            uplink_warnings: Vec::new(),
+            attachments: BTreeMap::new(),
+            attached: BTreeSet::new(),
+            swept: false,
+            primed: false,
+        }
+    }
+
+    pub fn mappings(&self) -> &BTreeMap<String, String> {
+        &self.mappings
+    }
+
+    pub fn local_vlans(&self) -> &LocalVlans {
+        &self.locals
+    }
+
+    /// The Neutron ports bound here that need a switch port of their own,
+    /// by Neutron port id.
+    pub fn attachments(&self) -> &BTreeMap<String, Attachment> {
+        &self.attachments
+    }
+
+    /// Brings the indexes up to `state`: from scratch the first time or
+    /// when `changes` is `None`, else only for what `changes` touched.
+    pub fn absorb(&mut self, state: &NeutronState, changes: Option<&Changes>) {
+        let changes = match changes {
+            Some(c) if self.primed => c,
+            _ => {
+                self.locals.sync(state, None::<std::iter::Empty<&String>>);
+                self.groups.rebuild(state);
+                self.acls.clear();
+                self.attachments = state
+                    .ports
+                    .values()
+                    .filter_map(|p| Some((p.id.clone(), Attachment::of(p)?)))
+                    .collect();
+                self.compile_uplinks(state);
+                self.primed = true;
+                return;
+            }
+        };
+        if !changes.networks.is_empty() {
+            self.locals.sync(state, Some(changes.networks.iter()));
+            self.compile_uplinks(state);
+        }
+        let mut members_changed: BTreeSet<String> = BTreeSet::new();
+        for id in &changes.ports {
+            members_changed.extend(self.groups.update_port(state, id));
+            match state.ports.get(id).and_then(|p| Attachment::of(p)) {
+                Some(a) => self.attachments.insert(id.clone(), a),
+                None => self.attachments.remove(id),
             };
-            Some((p.id.clone(), a))
-        })
-        .collect()
+        }
+        // A group's rules changed, or it went away: its address sets too.
+        for g in &changes.security_groups {
+            self.groups.addresses.remove(&(g.clone(), false));
+            self.groups.addresses.remove(&(g.clone(), true));
+        }
+        self.acls.retain(|port, c| {
+            !changes.ports.contains(port)
+                && c.groups.is_disjoint(&changes.security_groups)
+                && c.remote_groups.is_disjoint(&changes.security_groups)
+                && c.remote_groups.is_disjoint(&members_changed)
+        });
+    }
+
+    /// The dataplane configuration for `switch_ports` from `state` (which
+    /// [`Self::absorb`] has seen): only switch ports attached to Neutron
+    /// ports and the uplinks are looked at.
+    pub fn compile(&mut self, state: &NeutronState, switch_ports: &[SwitchPort<'_>]) -> Compiled {
+        let mut out = Compiled::default();
+        let mut attached = BTreeSet::new();
+        for sp in switch_ports {
+            let Some(iface) = sp.iface_id else { continue };
+            let port = state.ports.get(iface);
+            let net = port.and_then(|p| state.networks.get(&p.network_id));
+            let vlan = match (port, net) {
+                (Some(p), Some(n)) if p.admin_state_up && n.admin_state_up => {
+                    self.locals.get(&n.id)
+                }
+                _ => None,
+            };
+            let pv = match vlan {
+                Some(v) => PortVlan::new(Some(VlanMode::Access), Some(v), &[])
+                    .unwrap_or_else(|_| PortVlan::dead()),
+                None => PortVlan::dead(),
+            };
+            out.port_vlans.insert(sp.name.to_owned(), pv);
+            let Some(p) = port else { continue };
+            out.port_acls
+                .insert(sp.name.to_owned(), self.port_acl(state, p));
+            let up = vlan.is_some() && sp.link_up;
+            let status = if up {
+                PortStatus::Active
+            } else {
+                PortStatus::Down
+            };
+            out.statuses.insert(p.id.clone(), status);
+            attached.insert(p.id.clone());
+        }
+        // Ports that lost their switch port (VM unplugged) go DOWN; the
+        // first time, any port a previous run left up.
+        if !self.swept {
+            self.swept = true;
+            for p in state.ports.values() {
+                if p.status != PortStatus::Down && !attached.contains(&p.id) {
+                    out.statuses.insert(p.id.clone(), PortStatus::Down);
+                }
+            }
+        }
+        for id in self.attached.difference(&attached) {
+            if state.ports.contains_key(id) {
+                out.statuses.insert(id.clone(), PortStatus::Down);
+            }
+        }
+        self.acls.retain(|id, _| attached.contains(id));
+        self.attached = attached;
+        out.warnings.extend(self.uplink_warnings.iter().cloned());
+        for (uplink, (physnet, vlan)) in &self.uplinks {
+            if !switch_ports.iter().any(|p| p.name == uplink) {
+                out.warnings.push(format!(
+                    "bridge_mappings: {physnet} maps to {uplink:?}, which is not a switch port"
+                ));
+                continue;
+            }
+            match vlan {
+                Ok(pv) => {
+                    out.port_vlans.insert(uplink.clone(), pv.clone());
+                }
+                Err(e) => out.warnings.push(format!("uplink {uplink}: {e}")),
+            }
+        }
+        out
+    }
+
+    /// Each uplink's translations, from the networks of its physnet.
+    fn compile_uplinks(&mut self, state: &NeutronState) {
+        self.uplinks.clear();
+        self.uplink_warnings.clear();
+        for (physnet, uplink) in &self.mappings {
+            let mut pairs = Vec::new();
+            let mut native = None;
+            for n in state.networks.values() {
+                if n.physical_network.as_deref() != Some(physnet.as_str()) {
+                    continue;
+                }
+                let Some(local) = self.locals.get(&n.id) else {
+                    continue;
+                };
+                match (n.network_type, n.segmentation_id) {
+                    (NetworkType::Vlan, Some(seg)) => pairs.push((seg, local)),
+                    (NetworkType::Flat, _) if native.is_none() => native = Some(local),
+                    (NetworkType::Flat, _) => self.uplink_warnings.push(format!(
+                        "physnet {physnet}: a second flat network {} ignored",
+                        n.id
+                    )),
+                    _ => {}
+                }
+            }
+            self.uplinks.insert(
+                uplink.clone(),
+                (
+                    physnet.clone(),
+                    PortVlan::uplink(&pairs, native).map_err(|e| e.to_string()),
+                ),
+            );
+        }
+    }
+
+    /// Port `p`'s rule set: the cached one, or compiled now.
+    fn port_acl(&mut self, state: &NeutronState, p: &Port) -> Arc<PortAcl> {
+        if let Some(c) = self.acls.get(&p.id) {
+            return Arc::clone(&c.acl);
+        }
+        let mut acl = PortAcl {
+            port_security: p.port_security_enabled,
+            ..Default::default()
+        };
+        let mac = p.mac().map(mac_u64).unwrap_or(0);
+        for f in &p.fixed_ips {
+            if let Some(pre) = f.address().map(|a| prefix(Cidr::host(a))) {
+                acl.allowed_sources.push((mac, pre));
+            }
+        }
+        for a in &p.allowed_address_pairs {
+            let m = a.mac().map(mac_u64).unwrap_or(mac);
+            if let Some(pre) = a.prefix().map(prefix) {
+                acl.allowed_sources.push((m, pre));
+            }
+        }
+        let mut groups = BTreeSet::new();
+        let mut remote_groups = BTreeSet::new();
+        if p.port_security_enabled {
+            for gid in &p.security_groups {
+                groups.insert(gid.clone());
+                let Some(g) = state.security_groups.get(gid) else {
+                    continue;
+                };
+                for r in &g.security_group_rules {
+                    let direction = match r.direction {
+                        RuleDirection::Egress => Direction::Egress,
+                        RuleDirection::Ingress => Direction::Ingress,
+                    };
+                    let v6 = r.ethertype == IpVersion::V6;
+                    let protocol = r.protocol_number();
+                    let (port_min, port_max) = match protocol {
+                        Some(1) | Some(58) => (
+                            r.port_range_min.unwrap_or(255) as u16,
+                            r.port_range_max.unwrap_or(255) as u16,
+                        ),
+                        _ => (
+                            r.port_range_min.unwrap_or(0) as u16,
+                            r.port_range_max.unwrap_or(65535) as u16,
+                        ),
+                    };
+                    let remote = match (&r.remote_ip_prefix, &r.remote_group_id) {
+                        (Some(_), _) => match r.remote_prefix() {
+                            Some(c) => Remote::Prefix(prefix(c)),
+                            None => continue,
+                        },
+                        (None, Some(remote)) => {
+                            remote_groups.insert(remote.clone());
+                            let set = self.groups.addresses(state, remote, v6);
+                            // No member of the rule's family: it admits nothing.
+                            if set.is_empty() {
+                                continue;
+                            }
+                            Remote::Group(set)
+                        }
+                        (None, None) => Remote::Any,
+                    };
+                    acl.rules.push(AclRule {
+                        direction,
+                        v6,
+                        protocol,
+                        port_min,
+                        port_max,
+                        remote,
+                    });
+                }
+            }
+        }
+        let acl = Arc::new(acl);
+        self.acls.insert(
+            p.id.clone(),
+            CachedAcl {
+                acl: Arc::clone(&acl),
+                groups,
+                remote_groups,
+            },
+        );
+        acl
+    }
 }
 
-fn prefix(s: &str) -> Option<Prefix> {
-    let c = Cidr::parse_lenient(s).ok()?;
-    Some(Prefix {
+fn mac_u64(m: [u8; 6]) -> u64 {
+    m.iter().fold(0u64, |a, &b| (a << 8) | b as u64)
+}
+
+fn prefix(c: Cidr) -> Prefix {
+    Prefix {
         v6: c.version == IpVersion::V6,
         base: c.base,
         len: c.prefix,
-    })
-}
-
-fn protocol_number(p: &str) -> Option<u8> {
-    match p {
-        "tcp" => Some(6),
-        "udp" => Some(17),
-        "icmp" => Some(1),
-        "icmpv6" | "ipv6-icmp" => Some(58),
-        "sctp" => Some(132),
-        other => other.parse().ok(),
     }
 }
 
@@ -264,96 +565,12 @@ fn protocol_number(p: &str) -> Option<u8> {
 fn port_prefixes(p: &Port) -> impl Iterator<Item = Prefix> + '_ {
     p.fixed_ips
         .iter()
-        .filter_map(|f| prefix(&f.ip_address))
+        .filter_map(|f| f.address().map(|a| prefix(Cidr::host(a))))
         .chain(
             p.allowed_address_pairs
                 .iter()
-                .filter_map(|a| prefix(&a.ip_address)),
+                .filter_map(|a| a.prefix().map(prefix)),
         )
-}
-
-/// A port's security-group rules with remote groups expanded to the
-/// addresses of the group's member ports (a remote group with no member of
-/// the rule's family allows nothing, so the rule is left out).
-fn port_acl(state: &NeutronState, p: &Port) -> PortAcl {
-    let mac = parse_mac(&p.mac_address)
-        .map(|m| m.iter().fold(0u64, |a, &b| (a << 8) | b as u64))
-        .unwrap_or(0);
-    let mut acl = PortAcl {
-        port_security: p.port_security_enabled,
-        ..Default::default()
-    };
-    for f in &p.fixed_ips {
-        if let Some(pre) = prefix(&f.ip_address) {
-            acl.allowed_sources.push((mac, pre));
-        }
-    }
-    for a in &p.allowed_address_pairs {
-        let m = parse_mac(&a.mac_address)
-            .map(|m| m.iter().fold(0u64, |x, &b| (x << 8) | b as u64))
-            .unwrap_or(mac);
-        if let Some(pre) = prefix(&a.ip_address) {
-            acl.allowed_sources.push((m, pre));
-        }
-    }
-    if !p.port_security_enabled {
-        return acl;
-    }
-    for gid in &p.security_groups {
-        let Some(g) = state.security_groups.get(gid) else {
-            continue;
-        };
-        for r in &g.security_group_rules {
-            let direction = match r.direction {
-                RuleDirection::Egress => Direction::Egress,
-                RuleDirection::Ingress => Direction::Ingress,
-            };
-            let v6 = r.ethertype == IpVersion::V6;
-            let protocol = r
-                .protocol
-                .as_deref()
-                .filter(|p| *p != "any")
-                .and_then(protocol_number);
-            let (port_min, port_max) = match protocol {
-                Some(1) | Some(58) => (
-                    r.port_range_min.unwrap_or(255) as u16,
-                    r.port_range_max.unwrap_or(255) as u16,
-                ),
-                _ => (
-                    r.port_range_min.unwrap_or(0) as u16,
-                    r.port_range_max.unwrap_or(65535) as u16,
-                ),
-            };
-            let rule = |remote| AclRule {
-                direction,
-                v6,
-                protocol,
-                port_min,
-                port_max,
-                remote,
-            };
-            match (&r.remote_ip_prefix, &r.remote_group_id) {
-                (Some(pre), _) => {
-                    if let Some(pre) = prefix(pre) {
-                        acl.rules.push(rule(Some(pre)));
-                    }
-                }
-                (None, Some(remote)) => {
-                    let members: BTreeSet<Prefix> = state
-                        .ports
-                        .values()
-                        .filter(|m| m.security_groups.iter().any(|s| s == remote))
-                        .flat_map(|m| port_prefixes(m).collect::<Vec<_>>())
-                        .filter(|pre| pre.v6 == v6)
-                        .collect();
-                    acl.rules
-                        .extend(members.into_iter().map(|pre| rule(Some(pre))));
-                }
-                (None, None) => acl.rules.push(rule(None)),
-            }
-        }
-    }
-    acl
 }
 
 /// `["physnet1:uplink", ...]` as a map; entries were validated by Neutron.
@@ -363,4 +580,385 @@ pub fn parse_mappings(mappings: &[String]) -> BTreeMap<String, String> {
         .filter_map(|m| m.split_once(':'))
         .map(|(p, b)| (p.trim().to_owned(), b.trim().to_owned()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The incremental compiler against itself from scratch: after every
+    //! random change, absorbing only what changed must give what a fresh
+    //! compiler gives from the whole state.
+    use super::*;
+    use neutron::model::{
+        AddressPair, Binding, FixedIp, Network, Port, SecurityGroup, SecurityGroupRule, StdAttrs,
+    };
+    use proptest::prelude::*;
+    use serde_json::Map;
+
+    const NETS: usize = 3;
+    const GROUPS: usize = 3;
+    const PORTS: usize = 6;
+
+    fn id(kind: &str, i: usize) -> String {
+        format!("{kind}{i:02}-0000-4000-8000-000000000000")
+    }
+
+    fn network(i: usize, vid: u16) -> Network {
+        Network {
+            id: id("net", i),
+            name: String::new(),
+            project_id: String::new(),
+            tenant_id: String::new(),
+            admin_state_up: true,
+            status: "ACTIVE".into(),
+            shared: false,
+            mtu: 1500,
+            network_type: NetworkType::Vlan,
+            physical_network: Some("physnet1".into()),
+            segmentation_id: Some(vid),
+            router_external: false,
+            port_security_enabled: true,
+            subnets: Vec::new(),
+            availability_zone_hints: Vec::new(),
+            availability_zones: Vec::new(),
+            l2_adjacency: true,
+            std: StdAttrs::new(String::new(), "t"),
+        }
+    }
+
+    fn port(i: usize, net: usize, groups: &[usize], ip: u8, pair: bool, bound: bool) -> Port {
+        let mut details = Map::new();
+        details.insert("vhostuser_socket".into(), format!("/run/vhu{i}").into());
+        Port {
+            id: id("port", i),
+            name: String::new(),
+            network_id: id("net", net),
+            project_id: String::new(),
+            tenant_id: String::new(),
+            mac_address: format!("fa:16:3e:00:00:{i:02x}"),
+            admin_state_up: true,
+            status: PortStatus::Down,
+            device_id: String::new(),
+            device_owner: String::new(),
+            fixed_ips: vec![FixedIp {
+                subnet_id: String::new(),
+                ip_address: format!("10.0.{i}.{ip}"),
+            }],
+            allowed_address_pairs: pair
+                .then(|| AddressPair {
+                    ip_address: format!("fd00::{ip}"),
+                    mac_address: "fa:16:3e:ff:00:01".into(),
+                })
+                .into_iter()
+                .collect(),
+            security_groups: groups.iter().map(|&g| id("sg", g)).collect(),
+            port_security_enabled: true,
+            binding: Binding {
+                host_id: String::new(),
+                vnic_type: "normal".into(),
+                profile: Map::new(),
+                vif_type: if bound {
+                    VifType::Vhostuser
+                } else {
+                    VifType::Unbound
+                },
+                vif_details: details,
+            },
+            std: StdAttrs::new(String::new(), "t"),
+        }
+    }
+
+    fn rule(g: usize, n: usize, v6: bool, remote: Option<usize>, port: u32) -> SecurityGroupRule {
+        SecurityGroupRule {
+            id: format!("rule-{g}-{n}"),
+            security_group_id: id("sg", g),
+            project_id: String::new(),
+            tenant_id: String::new(),
+            direction: if n.is_multiple_of(2) {
+                RuleDirection::Ingress
+            } else {
+                RuleDirection::Egress
+            },
+            ethertype: if v6 { IpVersion::V6 } else { IpVersion::V4 },
+            protocol: Some("tcp".into()),
+            port_range_min: Some(port),
+            port_range_max: Some(port),
+            remote_ip_prefix: None,
+            remote_group_id: remote.map(|r| id("sg", r)),
+            description: String::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            revision_number: 1,
+        }
+    }
+
+    /// One change to the model, or to which switch ports attach what.
+    #[derive(Debug, Clone)]
+    enum Op {
+        PutNetwork {
+            i: usize,
+            vid: u16,
+        },
+        DeleteNetwork(usize),
+        PutPort {
+            i: usize,
+            net: usize,
+            groups: Vec<usize>,
+            ip: u8,
+            pair: bool,
+            bound: bool,
+        },
+        DeletePort(usize),
+        PutRules {
+            g: usize,
+            rules: Vec<(bool, Option<usize>, u32)>,
+        },
+        DeleteGroup(usize),
+        Attach {
+            slot: usize,
+            port: Option<usize>,
+            up: bool,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => (0..NETS, 3000u16..3003).prop_map(|(i, vid)| Op::PutNetwork { i, vid }),
+            1 => (0..NETS).prop_map(Op::DeleteNetwork),
+            3 => (0..PORTS, 0..NETS, proptest::collection::vec(0..GROUPS, 0..3), 1u8..4, any::<bool>(), any::<bool>())
+                .prop_map(|(i, net, groups, ip, pair, bound)| Op::PutPort { i, net, groups, ip, pair, bound }),
+            1 => (0..PORTS).prop_map(Op::DeletePort),
+            2 => (0..GROUPS, proptest::collection::vec((any::<bool>(), proptest::option::of(0..GROUPS), 1u32..4), 0..4))
+                .prop_map(|(g, rules)| Op::PutRules { g, rules }),
+            1 => (0..GROUPS).prop_map(Op::DeleteGroup),
+            2 => (0..4usize, proptest::option::of(0..PORTS), any::<bool>())
+                .prop_map(|(slot, port, up)| Op::Attach { slot, port, up }),
+        ]
+    }
+
+    /// Applies `op`; returns what changed in the model.
+    fn apply(st: &mut NeutronState, slots: &mut [(Option<usize>, bool); 4], op: &Op) -> Changes {
+        let mut c = Changes::default();
+        match op {
+            Op::PutNetwork { i, vid } => {
+                st.networks
+                    .insert(id("net", *i), Arc::new(network(*i, *vid)));
+                c.networks.insert(id("net", *i));
+            }
+            Op::DeleteNetwork(i) => {
+                st.networks.remove(&id("net", *i));
+                c.networks.insert(id("net", *i));
+            }
+            Op::PutPort {
+                i,
+                net,
+                groups,
+                ip,
+                pair,
+                bound,
+            } => {
+                let p = port(*i, *net, groups, *ip, *pair, *bound);
+                st.ports.insert(p.id.clone(), Arc::new(p));
+                c.ports.insert(id("port", *i));
+            }
+            Op::DeletePort(i) => {
+                st.ports.remove(&id("port", *i));
+                c.ports.insert(id("port", *i));
+            }
+            Op::PutRules { g, rules } => {
+                let sg = SecurityGroup {
+                    id: id("sg", *g),
+                    name: String::new(),
+                    project_id: String::new(),
+                    tenant_id: String::new(),
+                    stateful: true,
+                    security_group_rules: rules
+                        .iter()
+                        .enumerate()
+                        .map(|(n, &(v6, remote, port))| rule(*g, n, v6, remote, port))
+                        .collect(),
+                    std: StdAttrs::new(String::new(), "t"),
+                };
+                st.security_groups.insert(sg.id.clone(), Arc::new(sg));
+                c.security_groups.insert(id("sg", *g));
+            }
+            Op::DeleteGroup(g) => {
+                st.security_groups.remove(&id("sg", *g));
+                c.security_groups.insert(id("sg", *g));
+            }
+            Op::Attach { slot, port, up } => slots[*slot] = (*port, *up),
+        }
+        c
+    }
+
+    fn switch_ports<'a>(
+        names: &'a [String],
+        ifaces: &'a [String],
+        slots: &[(Option<usize>, bool); 4],
+    ) -> Vec<SwitchPort<'a>> {
+        let mut v: Vec<SwitchPort<'a>> = slots
+            .iter()
+            .enumerate()
+            .map(|(s, &(port, up))| SwitchPort {
+                name: &names[s],
+                iface_id: port.map(|p| ifaces[p].as_str()),
+                link_up: up,
+            })
+            .collect();
+        v.push(SwitchPort {
+            name: "uplink",
+            iface_id: None,
+            link_up: true,
+        });
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn incremental_equals_from_scratch(ops in proptest::collection::vec(op(), 1..40)) {
+            let mappings: BTreeMap<String, String> =
+                [("physnet1".to_string(), "uplink".to_string())].into();
+            let names: Vec<String> = (0..4).map(|s| format!("sw{s}")).collect();
+            let ifaces: Vec<String> = (0..PORTS).map(|i| id("port", i)).collect();
+            let mut st = NeutronState::default();
+            let mut slots = [(None, false); 4];
+            let mut inc = NeutronCompiler::new(mappings.clone());
+            inc.absorb(&st, None);
+            // Statuses the "daemon" reported back, a change of their own.
+            let mut reported = Changes::default();
+            for op in &ops {
+                let mut changes = apply(&mut st, &mut slots, op);
+                changes.merge(std::mem::take(&mut reported));
+                inc.absorb(&st, Some(&changes));
+                let sw = switch_ports(&names, &ifaces, &slots);
+                let got = inc.compile(&st, &sw);
+                let mut fresh = NeutronCompiler::new(mappings.clone());
+                fresh.absorb(&st, None);
+                let want = fresh.compile(&st, &sw);
+                // Local VLAN numbers are history (allocation order): compare
+                // them as the networks they stand for.
+                let norm = |c: &NeutronCompiler, m: &BTreeMap<String, PortVlan>| {
+                    let net = |v: u16| {
+                        st.networks
+                            .keys()
+                            .find(|n| c.local_vlans().get(n) == Some(v))
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    m.iter()
+                        .map(|(k, pv)| {
+                            let xl: Vec<(u16, String)> =
+                                pv.translations().iter().map(|&(e, l)| (e, net(l))).collect();
+                            (k.clone(), (pv.mode(), pv.tag().map(net), xl))
+                        })
+                        .collect::<BTreeMap<_, _>>()
+                };
+                prop_assert_eq!(norm(&inc, &got.port_vlans), norm(&fresh, &want.port_vlans), "after {:?}", op);
+                let deep = |m: &BTreeMap<String, Arc<PortAcl>>| {
+                    m.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect::<BTreeMap<_, _>>()
+                };
+                prop_assert_eq!(deep(&got.port_acls), deep(&want.port_acls), "after {:?}", op);
+                prop_assert_eq!(inc.attachments(), fresh.attachments());
+                // Attached ports: both say the same.
+                for (k, v) in &got.statuses {
+                    if let Some(w) = want.statuses.get(k) {
+                        prop_assert_eq!(v, w);
+                    }
+                }
+                // Report back as the daemon does; then every port has the
+                // status of its attachment, DOWN when it has none.
+                for (pid, status) in &got.statuses {
+                    if let Some(p) = st.ports.get(pid).filter(|p| p.status != *status) {
+                        let mut p = (**p).clone();
+                        p.status = *status;
+                        st.ports.insert(pid.clone(), Arc::new(p));
+                        reported.ports.insert(pid.clone());
+                    }
+                }
+                for p in st.ports.values() {
+                    let want_status = want.statuses.get(&p.id).copied().unwrap_or(PortStatus::Down);
+                    prop_assert_eq!(p.status, want_status, "port {} after {:?}", p.id, op);
+                }
+                // Local VLANs may differ in number (allocation order is
+                // history), but the same networks have one.
+                let mut a: Vec<&String> = st.networks.keys().filter(|n| inc.local_vlans().get(n).is_some()).collect();
+                let mut b: Vec<&String> = st.networks.keys().filter(|n| fresh.local_vlans().get(n).is_some()).collect();
+                a.sort();
+                b.sort();
+                prop_assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_member_joining_a_remote_group_changes_only_the_rule_sets_that_name_it() {
+        let mappings: BTreeMap<String, String> = BTreeMap::new();
+        let mut st = NeutronState::default();
+        st.networks.insert(id("net", 0), Arc::new(network(0, 3000)));
+        for (g, remote) in [(0, Some(1)), (2, None)] {
+            let sg = SecurityGroup {
+                id: id("sg", g),
+                name: String::new(),
+                project_id: String::new(),
+                tenant_id: String::new(),
+                stateful: true,
+                security_group_rules: vec![rule(g, 0, false, remote, 22)],
+                std: StdAttrs::new(String::new(), "t"),
+            };
+            st.security_groups.insert(sg.id.clone(), Arc::new(sg));
+        }
+        // Port 0 names group 1 as remote; port 1 does not; port 2 is in group 1.
+        for p in [
+            port(0, 0, &[0], 1, false, false),
+            port(1, 0, &[2], 1, false, false),
+        ] {
+            st.ports.insert(p.id.clone(), Arc::new(p));
+        }
+        let ifaces = [id("port", 0), id("port", 1)];
+        let sw = [
+            SwitchPort {
+                name: "a",
+                iface_id: Some(&ifaces[0]),
+                link_up: true,
+            },
+            SwitchPort {
+                name: "b",
+                iface_id: Some(&ifaces[1]),
+                link_up: true,
+            },
+        ];
+        let mut c = NeutronCompiler::new(mappings);
+        c.absorb(&st, None);
+        let first = c.compile(&st, &sw);
+        assert_eq!(
+            first.port_acls["a"].rules.len(),
+            0,
+            "group 1 has no member yet"
+        );
+        let member = port(2, 0, &[1], 7, false, false);
+        st.ports.insert(member.id.clone(), Arc::new(member));
+        c.absorb(
+            &st,
+            Some(&Changes {
+                ports: [id("port", 2)].into(),
+                ..Default::default()
+            }),
+        );
+        let second = c.compile(&st, &sw);
+        assert!(
+            Arc::ptr_eq(&first.port_acls["b"], &second.port_acls["b"]),
+            "b is untouched"
+        );
+        let a = &second.port_acls["a"];
+        assert_eq!(a.rules.len(), 1);
+        match &a.rules[0].remote {
+            Remote::Group(set) => assert!(set.contains(false, 0x0a00_0207)),
+            other => panic!("remote {other:?}"),
+        }
+        assert_eq!(
+            second.statuses.get(&id("port", 0)),
+            Some(&PortStatus::Active)
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! names (`provider:network_type`, `binding:vif_details`, ...) so the same
 //! JSON is the API body, the SQLite document and what python-openstackclient
 //! reads. `NeutronState` is the committed world the dataplane compiles.
-use crate::validate::IpVersion;
+use crate::validate::{parse_mac, Cidr, IpVersion};
 use imbl::OrdMap;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -288,6 +288,47 @@ pub struct SecurityGroup {
     pub security_group_rules: Vec<SecurityGroupRule>,
     #[serde(flatten)]
     pub std: StdAttrs,
+}
+
+// Typed views of the values the API keeps as given, for the dataplane's
+// compiler: it never parses strings of its own.
+
+impl FixedIp {
+    pub fn address(&self) -> Option<std::net::IpAddr> {
+        self.ip_address.parse().ok()
+    }
+}
+
+impl AddressPair {
+    /// The address or CIDR, host bits cleared.
+    pub fn prefix(&self) -> Option<Cidr> {
+        Cidr::parse_lenient(&self.ip_address).ok()
+    }
+
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        parse_mac(&self.mac_address).ok()
+    }
+}
+
+impl Port {
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        parse_mac(&self.mac_address).ok()
+    }
+}
+
+impl SecurityGroupRule {
+    /// The IP protocol number; `None` for any protocol.
+    pub fn protocol_number(&self) -> Option<u8> {
+        self.protocol
+            .as_deref()
+            .filter(|p| *p != "any")
+            .and_then(crate::secgroups::protocol_number)
+    }
+
+    /// `remote_ip_prefix`, parsed.
+    pub fn remote_prefix(&self) -> Option<Cidr> {
+        Cidr::parse_lenient(self.remote_ip_prefix.as_deref()?).ok()
+    }
 }
 
 /// Everything committed, as persistent maps of shared values: cloning is

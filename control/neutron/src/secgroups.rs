@@ -57,7 +57,7 @@ const PROTOCOLS: &[(&str, u8)] = &[
 /// Protocols whose port_range_min/max are L4 ports.
 const PORT_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
 
-fn protocol_number(p: &str) -> Option<u8> {
+pub(crate) fn protocol_number(p: &str) -> Option<u8> {
     PROTOCOLS
         .iter()
         .find(|(n, _)| *n == p)

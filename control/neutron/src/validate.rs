@@ -73,6 +73,16 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// The host route of one address (/32, /128).
+    pub fn host(ip: IpAddr) -> Cidr {
+        let version = IpVersion::of(ip);
+        Cidr {
+            version,
+            base: ip_to_u128(ip),
+            prefix: version.bits(),
+        }
+    }
+
     /// Parses `addr/prefix`, zeroing host bits (security group rules: Neutron
     /// normalises `10.0.0.5/24` to `10.0.0.0/24`). A bare address is a host
     /// route (/32, /128).

@@ -1,8 +1,9 @@
 //! Security-group rule sets as the snapshot carries them for one port,
-//! compiled from Neutron's model: remote groups already expanded to the
-//! member ports' addresses, protocols as numbers, ranges as integers.
+//! compiled from Neutron's model: protocols as numbers, ranges as
+//! integers, a remote group as a shared set of its members' addresses.
 //! The stateful enforcement that reads them comes with its own issue; this
 //! is the compiled form it starts from.
+use std::sync::Arc;
 
 /// An address prefix (IPv4 addresses are held as IPv4-mapped integers of
 /// their own family, never mixed with IPv6).
@@ -28,12 +29,74 @@ impl Prefix {
     }
 }
 
+/// The addresses of a remote group's member ports in one family (their
+/// fixed IPs and allowed address pairs): built once per group and shared by
+/// every rule, of every port, that names the group, so a member joining or
+/// leaving costs one new set, not one per rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AddressSet {
+    v6: bool,
+    /// Sorted, without duplicates.
+    prefixes: Vec<Prefix>,
+}
+
+impl AddressSet {
+    /// The set of `prefixes` of family `v6` (others are left out).
+    pub fn new(v6: bool, prefixes: impl IntoIterator<Item = Prefix>) -> AddressSet {
+        let mut prefixes: Vec<Prefix> = prefixes.into_iter().filter(|p| p.v6 == v6).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        AddressSet { v6, prefixes }
+    }
+
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    pub fn len(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
+    }
+
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.prefixes
+    }
+
+    /// Some member prefix holds `addr`.
+    pub fn contains(&self, v6: bool, addr: u128) -> bool {
+        v6 == self.v6 && self.prefixes.iter().any(|p| p.contains(v6, addr))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Towards the port (the VM receives).
     Ingress,
     /// From the port (the VM sends).
     Egress,
+}
+
+/// Who the peer of an allowed packet may be.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Remote {
+    /// Anywhere.
+    Any,
+    Prefix(Prefix),
+    /// A member of a remote group.
+    Group(Arc<AddressSet>),
+}
+
+impl Remote {
+    pub fn contains(&self, v6: bool, addr: u128) -> bool {
+        match self {
+            Remote::Any => true,
+            Remote::Prefix(p) => p.contains(v6, addr),
+            Remote::Group(g) => g.contains(v6, addr),
+        }
+    }
 }
 
 /// One allow rule.
@@ -47,8 +110,8 @@ pub struct AclRule {
     /// `port_max`, 255 = any); (0, 65535) when unset.
     pub port_min: u16,
     pub port_max: u16,
-    /// The peer's address must fall in this prefix; `None` = anywhere.
-    pub remote: Option<Prefix>,
+    /// Where the peer may be.
+    pub remote: Remote,
 }
 
 /// Everything a port's filter needs.
@@ -94,5 +157,21 @@ mod tests {
             len: 128,
         };
         assert!(host.contains(true, 1) && !host.contains(true, 2));
+    }
+
+    #[test]
+    fn address_sets_hold_one_family_sorted_once() {
+        let h = |base: u128, v6: bool| Prefix {
+            v6,
+            base,
+            len: if v6 { 128 } else { 32 },
+        };
+        let s = AddressSet::new(false, [h(3, false), h(1, false), h(3, false), h(9, true)]);
+        assert_eq!(s.prefixes(), &[h(1, false), h(3, false)]);
+        assert!(s.contains(false, 3) && !s.contains(false, 2) && !s.contains(true, 9));
+        let r = Remote::Group(Arc::new(s));
+        assert!(r.contains(false, 1) && !r.contains(false, 4));
+        assert!(Remote::Any.contains(true, 7));
+        assert!(AddressSet::new(true, [h(1, false)]).is_empty());
     }
 }

@@ -1,0 +1,229 @@
+//! What `/metrics` and `pmd-stats` report: the counters the control thread
+//! reads from the workers, the ports and the MAC tables, and the latencies
+//! it recorded.
+use super::Daemon;
+use crate::metrics::Exposition;
+use control_api::protocol::PmdStatsRow;
+
+impl Daemon {
+    pub(super) fn pmd_stats(&self) -> Vec<PmdStatsRow> {
+        let snap = self.cell.load_full();
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let b = self.pmd_base[i];
+                let packets = w.packets.get() - b.packets;
+                let busy = w.busy_cycles.get() - b.busy;
+                let idle = w.idle_cycles.get() - b.idle;
+                let rx_queues = snap
+                    .rx_assignment
+                    .get(i)
+                    .map(|v| {
+                        v.iter()
+                            .map(|&(p, q)| {
+                                format!(
+                                    "{}:{q}",
+                                    snap.view.port(p).map(|c| c.name.as_str()).unwrap_or("?")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                PmdStatsRow {
+                    core: w.core,
+                    packets,
+                    busy_cycles: busy,
+                    idle_cycles: idle,
+                    cycles_per_packet: if packets > 0 {
+                        busy as f64 / packets as f64
+                    } else {
+                        0.0
+                    },
+                    busy_percent: if busy + idle > 0 {
+                        100.0 * busy as f64 / (busy + idle) as f64
+                    } else {
+                        0.0
+                    },
+                    iterations: w.iterations.get() - b.iterations,
+                    rx_queues,
+                    drops_malformed: w.drops.malformed.get(),
+                    drops_vlan: w.drops.vlan_violation.get(),
+                    drops_no_output: w.drops.no_output.get(),
+                    drops_tx_full: w.drops.tx_full.get(),
+                    drops_no_mbuf: w.drops.no_mbuf.get(),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn metrics(&self) -> String {
+        let mut e = Exposition::default();
+        for p in self.port_stats() {
+            let bridge = self
+                .ports
+                .get(&p.name)
+                .and_then(|o| self.bridges.get(o.bridge))
+                .map(|b| b.name.clone())
+                .unwrap_or_default();
+            let l = [("port", p.name.as_str()), ("bridge", bridge.as_str())];
+            e.counter(
+                "ferroswitch_port_rx_packets_total",
+                "Frames received by the switch on the port.",
+                &l,
+                p.rx_packets,
+            );
+            e.counter(
+                "ferroswitch_port_rx_bytes_total",
+                "Bytes received on the port.",
+                &l,
+                p.rx_bytes,
+            );
+            e.counter(
+                "ferroswitch_port_tx_packets_total",
+                "Frames transmitted on the port.",
+                &l,
+                p.tx_packets,
+            );
+            e.counter(
+                "ferroswitch_port_tx_bytes_total",
+                "Bytes transmitted on the port.",
+                &l,
+                p.tx_bytes,
+            );
+            e.counter(
+                "ferroswitch_port_rx_dropped_total",
+                "Received frames not forwarded (malformed, VLAN, no output).",
+                &l,
+                p.rx_dropped,
+            );
+            e.counter(
+                "ferroswitch_port_tx_dropped_total",
+                "Frames the port did not take.",
+                &l,
+                p.tx_dropped,
+            );
+            e.counter(
+                "ferroswitch_port_rx_missed_total",
+                "Frames the PMD missed (imissed).",
+                &l,
+                p.rx_missed,
+            );
+        }
+        for w in self.pmd_stats() {
+            let core = w.core.to_string();
+            let l = [("core", core.as_str())];
+            e.counter(
+                "ferroswitch_pmd_packets_total",
+                "Frames received by the PMD worker.",
+                &l,
+                w.packets,
+            );
+            e.counter(
+                "ferroswitch_pmd_busy_cycles_total",
+                "TSC cycles of iterations that received frames.",
+                &l,
+                w.busy_cycles,
+            );
+            e.counter(
+                "ferroswitch_pmd_idle_cycles_total",
+                "TSC cycles of iterations that received nothing.",
+                &l,
+                w.idle_cycles,
+            );
+            e.gauge(
+                "ferroswitch_pmd_cycles_per_packet",
+                "Busy cycles per frame since the last pmd-stats-clear.",
+                &l,
+                w.cycles_per_packet,
+            );
+            for (reason, v) in [
+                ("malformed", w.drops_malformed),
+                ("vlan", w.drops_vlan),
+                ("no_output", w.drops_no_output),
+                ("tx_full", w.drops_tx_full),
+                ("no_mbuf", w.drops_no_mbuf),
+            ] {
+                e.counter(
+                    "ferroswitch_pmd_drops_total",
+                    "Frames dropped by the PMD, by reason.",
+                    &[("core", core.as_str()), ("reason", reason)],
+                    v,
+                );
+            }
+        }
+        for b in &self.bridges {
+            let l = [("bridge", b.name.as_str())];
+            e.gauge(
+                "ferroswitch_fdb_entries",
+                "Learned MAC entries.",
+                &l,
+                b.fdb.len() as f64,
+            );
+            e.counter(
+                "ferroswitch_fdb_moves_total",
+                "MACs seen moving to another port.",
+                &l,
+                b.fdb.moves(),
+            );
+            e.counter(
+                "ferroswitch_fdb_evictions_total",
+                "Entries evicted to stay within the bound.",
+                &l,
+                b.fdb.evictions(),
+            );
+        }
+        if let Some(n) = &self.neutron {
+            e.histogram(
+                "ferroswitch_neutron_apply_seconds",
+                "From a committed Neutron change reaching the control thread to its snapshot in use by every worker.",
+                &[],
+                &n.latency,
+            );
+            for (which, h) in [("all", &n.latency), ("dataplane", &n.dataplane_latency)] {
+                for (q, name) in [(0.5, "0.5"), (0.99, "0.99"), (1.0, "1")] {
+                    if let Some(v) = h.quantile(q) {
+                        e.gauge(
+                            "ferroswitch_neutron_apply_quantile_seconds",
+                            "Quantiles of recent Neutron apply latencies: all changes, or those that altered the dataplane.",
+                            &[("changes", which), ("quantile", name)],
+                            v,
+                        );
+                    }
+                }
+                e.gauge(
+                    "ferroswitch_neutron_applied_changes",
+                    "Neutron changes applied: all, or those that altered the dataplane.",
+                    &[("changes", which)],
+                    h.count() as f64,
+                );
+            }
+            e.gauge(
+                "ferroswitch_neutron_local_vlans",
+                "Networks with a local VLAN on this switch.",
+                &[],
+                n.compiler.local_vlans().len() as f64,
+            );
+            e.gauge(
+                "ferroswitch_neutron_attachments_waiting",
+                "Neutron ports bound here still without a switch port of their own.",
+                &[],
+                n.waiting_attachments() as f64,
+            );
+            e.api_routes(&n.service.api_metrics());
+        }
+        e.gauge(
+            "ferroswitch_snapshot_generation",
+            "Generation of the dataplane snapshot in use.",
+            &[],
+            self.generation as f64,
+        );
+        e.histogram(
+            "ferroswitch_config_apply_seconds",
+            "From a configuration change to its snapshot in use by every worker.",
+            &[],
+            &self.apply_latency,
+        );
+        e.finish()
+    }
+}

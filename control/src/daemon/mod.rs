@@ -1,0 +1,451 @@
+//! `vswitchd`: brings up the EAL, the ports and the pinned workers from a
+//! validated [`Config`], then runs the control thread: it serves the control
+//! socket, applies port changes by publishing new snapshots, follows the
+//! Neutron model, advances the MAC tables' clock and ages them out, until
+//! SIGINT/SIGTERM.
+//!
+//! By responsibility: this module is the lifecycle (start, the control
+//! loop, shutdown) and publication; [`ports`] the switch ports;
+//! [`snapshot`] what a snapshot holds (a pure function);
+//! [`neutron_sync`] following Neutron; [`socket`] the control socket;
+//! [`metrics`] what `/metrics` and `pmd-stats` report; [`error`] why
+//! things fail.
+mod error;
+mod metrics;
+mod neutron_sync;
+mod ports;
+pub mod snapshot;
+mod socket;
+
+pub use error::{DaemonError, FdbError, OpenError, PortError, WorkerError};
+
+use crate::compiler;
+use crate::metrics::Latency;
+use control_api::config::Config;
+use control_api::protocol::{Request, Response};
+use crossbeam::channel::{self, Receiver};
+use dataplane::mac_table::MacTable;
+use dataplane::snapshot::{Snapshot, SnapshotCell};
+use dataplane::stats::WorkerStats;
+use dataplane::worker::Worker;
+use dpdk_sys::eal::{Eal, RegisteredThread};
+use dpdk_sys::mempool::Mempool;
+use neutron::{Changes, Neutron};
+use neutron_sync::NeutronSide;
+use ports::OpenPort;
+use socket::Call;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+
+/// How long a change waits for every worker to take its snapshot.
+const GRACE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The control loop's tick: MAC clock, port states.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A bridge: its name and MAC table (its ports are `OpenPort::bridge`).
+pub(super) struct BridgeState {
+    pub name: String,
+    pub fdb: Arc<MacTable>,
+}
+
+/// Worker counters at the last `pmd-stats-clear`.
+#[derive(Clone, Copy, Default)]
+pub(super) struct PmdBase {
+    pub packets: u64,
+    pub busy: u64,
+    pub idle: u64,
+    pub iterations: u64,
+}
+
+pub struct Daemon {
+    cfg: Config,
+    ports: BTreeMap<String, OpenPort>,
+    bridges: Vec<BridgeState>,
+    cell: Arc<SnapshotCell>,
+    workers: Vec<Arc<WorkerStats>>,
+    pmd_base: Vec<PmdBase>,
+    threads: Vec<JoinHandle<()>>,
+    worker_stop: Arc<AtomicBool>,
+    generation: u64,
+    /// Time from the start of a change to the snapshot being in use by
+    /// every worker (build + publish + grace period).
+    apply_latency: Latency,
+    started: Instant,
+    socket_path: PathBuf,
+    neutron: Option<NeutronSide>,
+    // Held for the workers and ports opened later; the types keep DPDK's
+    // lifetimes (a port holds its pool, a pool the EAL).
+    pool: Arc<Mempool>,
+    eal: Arc<Eal>,
+}
+
+impl Daemon {
+    /// Validates, initialises the EAL, opens every port and starts the
+    /// workers. On error nothing keeps running.
+    pub fn start(cfg: Config) -> Result<Daemon, DaemonError> {
+        cfg.validate()?;
+        // The store opens before the EAL: its config errors come first and
+        // nothing has started when they do.
+        let neutron = match &cfg.neutron {
+            Some(ncfg) => {
+                let mappings = compiler::parse_mappings(&ncfg.bridge_mappings);
+                for (physnet, uplink) in &mappings {
+                    if !cfg
+                        .bridges
+                        .iter()
+                        .flat_map(|b| &b.ports)
+                        .any(|p| &p.name == uplink)
+                    {
+                        return Err(DaemonError::Config(control_api::config::ConfigError {
+                            key: "neutron.bridge_mappings".into(),
+                            reason: format!(
+                                "{physnet} maps to {uplink:?}, which is not a port of any bridge"
+                            ),
+                        }));
+                    }
+                }
+                // Where the hypervisor creates the sockets of the VMs bound
+                // here (OVS's /var/run/openvswitch); it must exist first.
+                std::fs::create_dir_all(&ncfg.vhost_socket_dir).map_err(|e| {
+                    DaemonError::Config(control_api::config::ConfigError {
+                        key: "neutron.vhost_socket_dir".into(),
+                        reason: format!("cannot create {}: {e}", ncfg.vhost_socket_dir.display()),
+                    })
+                })?;
+                Some(NeutronSide::new(Neutron::open(ncfg.clone())?, mappings))
+            }
+            None => None,
+        };
+        let eal = Arc::new(Eal::init(&cfg.eal_args()).map_err(DaemonError::Eal)?);
+        let d = &cfg.dataplane;
+        let pool = Arc::new(
+            Mempool::new_pktmbuf(
+                &eal,
+                "fsw_mbufs",
+                d.mbufs,
+                256,
+                dpdk_sys::raw::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+                -1,
+            )
+            .map_err(DaemonError::Pool)?,
+        );
+        let nworkers = d.pmd_cores.len();
+        let bridges: Vec<BridgeState> = cfg
+            .bridges
+            .iter()
+            .map(|b| BridgeState {
+                name: b.name.clone(),
+                fdb: Arc::new(MacTable::new(d.mac_table_size, d.mac_aging_secs)),
+            })
+            .collect();
+        let workers: Vec<Arc<WorkerStats>> = d
+            .pmd_cores
+            .iter()
+            .map(|&c| Arc::new(WorkerStats::new(c)))
+            .collect();
+        let mut daemon = Daemon {
+            ports: BTreeMap::new(),
+            bridges,
+            cell: Arc::new(SnapshotCell::new(Snapshot::empty(nworkers), nworkers)),
+            pmd_base: vec![PmdBase::default(); nworkers],
+            workers,
+            threads: Vec::new(),
+            worker_stop: Arc::new(AtomicBool::new(false)),
+            generation: 0,
+            apply_latency: Latency::default(),
+            started: Instant::now(),
+            socket_path: PathBuf::from(&cfg.control.socket),
+            neutron,
+            pool,
+            eal,
+            cfg,
+        };
+        let bridges_cfg = daemon.cfg.bridges.clone();
+        for (bi, b) in bridges_cfg.iter().enumerate() {
+            for (pi, p) in b.ports.iter().enumerate() {
+                let key = format!("bridges[{bi}].ports[{pi}].{}", p.device_key());
+                daemon
+                    .open_port(bi, p.clone())
+                    .map_err(|source| DaemonError::Port { key, source })?;
+            }
+        }
+        daemon.absorb_neutron(None);
+        daemon.reconcile_attachments(None);
+        daemon.compile_neutron();
+        daemon.publish();
+        daemon.spawn_workers()?;
+        Ok(daemon)
+    }
+
+    fn spawn_workers(&mut self) -> Result<(), WorkerError> {
+        for (i, &core) in self.cfg.dataplane.pmd_cores.iter().enumerate() {
+            // The daemon itself may be confined to the control core (taskset):
+            // pin by id, the kernel refuses a core that does not exist.
+            let core_id = core_affinity::CoreId { id: core };
+            let worker = Worker {
+                index: i,
+                cell: Arc::clone(&self.cell),
+                stats: Arc::clone(&self.workers[i]),
+                pool: Arc::clone(&self.pool),
+                stop: Arc::clone(&self.worker_stop),
+            };
+            let eal = Arc::clone(&self.eal);
+            let (ready_tx, ready_rx) = channel::bounded(1);
+            let h = std::thread::Builder::new()
+                .name(format!("pmd-c{core:02}"))
+                .spawn(move || {
+                    if !core_affinity::set_for_current(core_id) {
+                        let _ = ready_tx.send(Err(WorkerError::Pin(core)));
+                        return;
+                    }
+                    let reg = match RegisteredThread::register(&eal) {
+                        Ok(r) => r,
+                        Err(source) => {
+                            let _ = ready_tx.send(Err(WorkerError::Register { core, source }));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(reg.lcore()));
+                    worker.run();
+                    drop(reg);
+                })
+                .map_err(WorkerError::Spawn)?;
+            match ready_rx.recv() {
+                Ok(Ok(lcore)) => info!(worker = i, core, lcore, "PMD worker started"),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(WorkerError::Died(core)),
+            }
+            self.threads.push(h);
+        }
+        Ok(())
+    }
+
+    /// Builds a snapshot from the current state, publishes it and waits for
+    /// a grace period, after which the previous snapshot is freed here.
+    fn publish(&mut self) {
+        let since = Instant::now();
+        self.generation += 1;
+        let old = self.cell.load_full();
+        let plans: Vec<snapshot::PortPlan<'_>> = self
+            .ports
+            .values()
+            .map(|p| snapshot::PortPlan {
+                id: p.dev.port_id(),
+                name: &p.cfg.name,
+                bridge: p.bridge,
+                vlan: &p.vlan,
+                acl: p.acl.as_ref(),
+                rx_queues: p.cfg.rx_queues,
+                unchanged: old
+                    .queues(p.dev.port_id())
+                    .is_some_and(|q| Arc::ptr_eq(q, p.dev.queues())),
+            })
+            .collect();
+        let bridges: Vec<(&str, &Arc<MacTable>)> = self
+            .bridges
+            .iter()
+            .map(|b| (b.name.as_str(), &b.fdb))
+            .collect();
+        let plan = snapshot::plan(&bridges, &plans, &old.rx_assignment, self.workers.len());
+        drop(old);
+        for e in &plan.refused {
+            error!("snapshot: {e}");
+        }
+        let mut snap = Snapshot::new(self.generation, plan.view, plan.rx_assignment);
+        for p in self.ports.values() {
+            snap.set_queues(p.dev.port_id(), Arc::clone(p.dev.queues()));
+        }
+        let gen = snap.generation;
+        let previous = self.cell.publish(snap);
+        if !self.cell.synchronize(gen, GRACE_TIMEOUT) {
+            warn!(
+                generation = gen,
+                "a worker did not pick up the new snapshot in time"
+            );
+        }
+        self.apply_latency.record(since.elapsed());
+        drop(previous);
+    }
+
+    /// One request of the control socket or of a metrics scrape.
+    fn handle(&mut self, req: Request) -> Response {
+        let json = |v: Result<serde_json::Value, serde_json::Error>| match v {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::err(format!("response: {e}")),
+        };
+        match req {
+            Request::PortList => json(serde_json::to_value(self.port_list())),
+            Request::PortStats => json(serde_json::to_value(self.port_stats())),
+            Request::PortAdd { bridge, port } => match self.add_port(&bridge, port) {
+                Ok(()) => Response::ok(serde_json::Value::Null),
+                Err(e) => Response::err(e.to_string()),
+            },
+            Request::PortDel { name } => match self.del_port(&name) {
+                Ok(last) => json(serde_json::to_value(last)),
+                Err(e) => Response::err(e.to_string()),
+            },
+            Request::FdbShow { bridge } => match self.fdb_rows(bridge.as_deref()) {
+                Ok(rows) => json(serde_json::to_value(rows)),
+                Err(e) => Response::err(e.to_string()),
+            },
+            Request::FdbFlush { bridge } => match self.fdb_flush(bridge.as_deref()) {
+                Ok(n) => Response::ok(serde_json::json!({ "flushed": n })),
+                Err(e) => Response::err(e.to_string()),
+            },
+            Request::PmdStats => json(serde_json::to_value(self.pmd_stats())),
+            Request::Metrics => Response::ok(serde_json::Value::String(self.metrics())),
+            Request::PmdStatsClear => {
+                for (i, w) in self.workers.iter().enumerate() {
+                    self.pmd_base[i] = PmdBase {
+                        packets: w.packets.get(),
+                        busy: w.busy_cycles.get(),
+                        idle: w.idle_cycles.get(),
+                        iterations: w.iterations.get(),
+                    };
+                }
+                Response::ok(serde_json::Value::Null)
+            }
+        }
+    }
+
+    /// Every TICK: port states, the MAC clock; every second: aging,
+    /// attachments to retry, port statuses (links come and go without a
+    /// Neutron change).
+    fn tick(&mut self, last_second: &mut Instant) {
+        self.log_port_states();
+        let now = self.started.elapsed().as_secs() as u32 + 1;
+        for b in &self.bridges {
+            b.fdb.set_now(now);
+        }
+        if last_second.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        *last_second = Instant::now();
+        for b in &self.bridges {
+            b.fdb.expire();
+        }
+        let retry = self.retry_attachments();
+        let room = self.ports.len() < dataplane::port::MAX_PORTS;
+        if retry
+            || (room
+                && self
+                    .neutron
+                    .as_ref()
+                    .is_some_and(|n| n.waiting_attachments() > 0))
+        {
+            self.reconcile_attachments(Some(&Default::default()));
+        }
+        if self.compile_neutron() {
+            self.publish();
+        }
+        self.report_neutron_status();
+    }
+
+    /// Serves the control socket and keeps the tables ticking until `stop`.
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
+        let (tx, rx) = channel::bounded::<Call>(16);
+        let listener = socket::bind_socket(&self.socket_path)?;
+        let sock_stop = Arc::clone(&stop);
+        let metrics_thread = match &self.cfg.control.metrics_listen {
+            Some(addr) => {
+                let parsed = addr.parse().map_err(|source| DaemonError::MetricsAddr {
+                    addr: addr.clone(),
+                    source,
+                })?;
+                let h = crate::metrics::serve(parsed, tx.clone(), Arc::clone(&stop)).map_err(
+                    |source| DaemonError::MetricsBind {
+                        addr: addr.clone(),
+                        source,
+                    },
+                )?;
+                info!(%addr, "Prometheus metrics on /metrics");
+                Some(h)
+            }
+            None => None,
+        };
+        let sock_thread = std::thread::Builder::new()
+            .name("ctl-socket".into())
+            .spawn(move || socket::serve_socket(listener, tx, sock_stop))
+            .map_err(DaemonError::Socket)?;
+        info!(socket = %self.socket_path.display(), ports = self.ports.len(), workers = self.workers.len(), "vswitchd running");
+        if let Some(n) = self.neutron.as_mut() {
+            let api = n.service.serve()?;
+            info!(listen = %api.local_addr(), "Neutron API serving");
+            n.api = Some(api);
+        }
+        self.report_neutron_status();
+        // A receiver that never delivers when Neutron is off.
+        let updates: Receiver<neutron::StateUpdate> = self
+            .neutron
+            .as_ref()
+            .map(|n| n.updates.clone())
+            .unwrap_or_else(channel::never);
+        let mut last_second = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            channel::select! {
+                recv(rx) -> msg => match msg {
+                    Ok((req, reply)) => {
+                        let resp = self.handle(req);
+                        let _ = reply.send(resp);
+                    }
+                    Err(_) => break,
+                },
+                recv(updates) -> msg => {
+                    let since = Instant::now();
+                    if let Ok(first) = msg {
+                        // Only the newest state matters; what the skipped
+                        // ones touched is merged.
+                        let mut changes: Changes = first.changes;
+                        while let Ok(next) = updates.try_recv() {
+                            changes.merge(next.changes);
+                        }
+                        self.on_neutron_update(since, &changes);
+                    }
+                },
+                default(TICK) => {}
+            }
+            self.tick(&mut last_second);
+        }
+        if let Some(api) = self.neutron.as_mut().and_then(|n| n.api.take()) {
+            api.shutdown();
+        }
+        info!("stopping");
+        stop.store(true, Ordering::Relaxed);
+        let _ = sock_thread.join();
+        if let Some(h) = metrics_thread {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.socket_path);
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Stops the workers, then closes every port (their queues are free).
+    pub fn shutdown(&mut self) {
+        self.worker_stop.store(true, Ordering::Relaxed);
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        for (name, p) in std::mem::take(&mut self.ports) {
+            if let Err((back, e)) = p.dev.close() {
+                error!(port = %name, "close: {e}");
+                std::mem::forget(back);
+            }
+        }
+        // The snapshot holds queue handles' shared state only; drop it now.
+        self.cell.publish(Snapshot::empty(0));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() || !self.ports.is_empty() {
+            self.shutdown();
+        }
+    }
+}

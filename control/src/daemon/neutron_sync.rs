@@ -1,0 +1,279 @@
+//! Keeping the switch in step with the Neutron model: each committed change
+//! is absorbed by the incremental compiler, Neutron ports bound here get
+//! (and lose) their own switch ports, the compiled VLAN rules and filters
+//! reach the ports through a new snapshot, and each attached port's status
+//! goes back to Neutron.
+use super::Daemon;
+use crate::compiler::{NeutronCompiler, SwitchPort};
+use crate::metrics::Latency;
+use crate::port::PortState;
+use dataplane::acl::PortAcl;
+use dataplane::port::MAX_PORTS;
+use neutron::model::PortStatus;
+use neutron::{ApiServer, Changes, Neutron, StateUpdate};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// How long an attachment that failed waits before it is tried again.
+const ATTACH_RETRY: Duration = Duration::from_secs(30);
+
+/// The Neutron side of the daemon: the service, its API server, the
+/// compiler and what the synchronisation keeps between changes.
+pub(super) struct NeutronSide {
+    pub service: Neutron,
+    pub api: Option<ApiServer>,
+    pub updates: crossbeam::channel::Receiver<StateUpdate>,
+    pub compiler: NeutronCompiler,
+    /// From a committed change reaching the control thread to its snapshot
+    /// being in use by every worker (or to knowing it changes nothing there).
+    pub latency: Latency,
+    /// The same, for the changes that altered the dataplane.
+    pub dataplane_latency: Latency,
+    /// Neutron ports that want a switch port of their own and have none yet.
+    pending: BTreeSet<String>,
+    /// Those of them whose switch port could not be opened, and when.
+    attach_failures: BTreeMap<String, Instant>,
+    /// Logged that attachments wait for a free switch port.
+    full_logged: bool,
+    /// Statuses compiled and not yet reported.
+    statuses: BTreeMap<String, PortStatus>,
+    /// The compiler's warnings last logged (each is logged once).
+    warnings: Vec<String>,
+}
+
+impl NeutronSide {
+    pub fn new(service: Neutron, mappings: BTreeMap<String, String>) -> NeutronSide {
+        NeutronSide {
+            updates: service.subscribe(),
+            service,
+            api: None,
+            compiler: NeutronCompiler::new(mappings),
+            latency: Latency::default(),
+            dataplane_latency: Latency::default(),
+            pending: BTreeSet::new(),
+            attach_failures: BTreeMap::new(),
+            full_logged: false,
+            statuses: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Attachments waiting (for a free port, or to retry a failure).
+    pub fn waiting_attachments(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// Same rule set: the same compiled value (usually the same `Arc`).
+fn same_acl(a: &Option<Arc<PortAcl>>, b: &Option<Arc<PortAcl>>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y) || x == y,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl Daemon {
+    /// Lets the compiler take in what `changes` touched (everything when
+    /// `None`: the first state).
+    pub(super) fn absorb_neutron(&mut self, changes: Option<&Changes>) {
+        if let Some(n) = self.neutron.as_mut() {
+            let state = n.service.state();
+            n.compiler.absorb(&state, changes);
+        }
+    }
+
+    /// Compiles the Neutron state for the current switch ports into their
+    /// VLAN rules and filters; true when some port changed (the caller
+    /// publishes). Ports whose VLAN changes forget what they learned.
+    pub(super) fn compile_neutron(&mut self) -> bool {
+        let Some(n) = self.neutron.as_mut() else {
+            return false;
+        };
+        let state = n.service.state();
+        let views: Vec<SwitchPort<'_>> = self
+            .ports
+            .values()
+            .map(|p| SwitchPort {
+                name: &p.cfg.name,
+                iface_id: p.cfg.iface_id.as_deref(),
+                link_up: p.dev.state() == PortState::Active,
+            })
+            .collect();
+        let compiled = n.compiler.compile(&state, &views);
+        drop(views);
+        if compiled.warnings != n.warnings {
+            for w in compiled.warnings.iter().filter(|w| !n.warnings.contains(w)) {
+                warn!("neutron: {w}");
+            }
+            n.warnings = compiled.warnings;
+        }
+        n.statuses.extend(compiled.statuses);
+        let mut changed = false;
+        for (name, vlan) in compiled.port_vlans {
+            if let Some(p) = self.ports.get_mut(&name) {
+                if p.vlan != vlan {
+                    info!(port = %name, vlan_mode = %vlan.mode(), tag = ?vlan.tag(), translations = ?vlan.translations(), "VLAN set by Neutron");
+                    if let Some(b) = self.bridges.get(p.bridge) {
+                        b.fdb.flush_port(p.dev.port_id());
+                    }
+                    p.vlan = vlan;
+                    changed = true;
+                }
+            }
+        }
+        for p in self.ports.values_mut() {
+            let acl = compiled.port_acls.get(&p.cfg.name).cloned();
+            if !same_acl(&p.acl, &acl) {
+                p.acl = acl;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Opens a switch port for Neutron ports bound here that need one (a
+    /// vhost-user socket, an SR-IOV VF), in their network's VLAN through
+    /// `iface_id`, and closes those no longer wanted. `changed`: the
+    /// Neutron ports a change touched (`None`: consider all). One that
+    /// cannot be opened is logged, its port stays DOWN, and it is retried
+    /// after a while; while the switch has no free port number the rest
+    /// wait, with one log line.
+    pub(super) fn reconcile_attachments(&mut self, changed: Option<&BTreeSet<String>>) {
+        let Some(n) = self.neutron.as_mut() else {
+            return;
+        };
+        let wanted = n.compiler.attachments();
+        let stale: Vec<String> = self
+            .ports
+            .values()
+            .filter(|p| {
+                p.auto_attached
+                    && !p.cfg.iface_id.as_ref().is_some_and(|id| {
+                        wanted.get(id).is_some_and(|a| a.port_config(id) == p.cfg)
+                    })
+            })
+            .map(|p| p.cfg.name.clone())
+            .collect();
+        match changed {
+            None => n.pending = wanted.keys().cloned().collect(),
+            Some(ids) => {
+                for id in ids {
+                    if wanted.contains_key(id) {
+                        n.pending.insert(id.clone());
+                    } else {
+                        n.pending.remove(id);
+                        n.attach_failures.remove(id);
+                    }
+                }
+            }
+        }
+        for name in stale {
+            match self.del_port(&name) {
+                Ok(_) => info!(port = %name, "Neutron port detached"),
+                Err(e) => warn!(port = %name, "cannot detach: {e}"),
+            }
+        }
+        let Some(n) = self.neutron.as_mut() else {
+            return;
+        };
+        // Already attached (by this daemon, or by a port that names it).
+        let attached: BTreeSet<&str> = self
+            .ports
+            .values()
+            .filter_map(|p| p.cfg.iface_id.as_deref())
+            .collect();
+        n.pending.retain(|id| !attached.contains(id.as_str()));
+        let todo: Vec<(String, crate::compiler::Attachment)> = n
+            .pending
+            .iter()
+            .filter(|id| !n.attach_failures.contains_key(*id))
+            .filter_map(|id| Some((id.clone(), n.compiler.attachments().get(id)?.clone())))
+            .collect();
+        for (id, a) in todo {
+            if self.ports.len() >= MAX_PORTS {
+                let n = self.neutron.as_mut().expect("neutron is on");
+                if !n.full_logged {
+                    warn!(
+                        waiting = n.pending.len(),
+                        "Neutron ports wait for a free switch port (at most {MAX_PORTS})"
+                    );
+                    n.full_logged = true;
+                }
+                return;
+            }
+            let cfg = a.port_config(&id);
+            match self.open_port(0, cfg) {
+                Ok(()) => {
+                    if let Some(p) = self.ports.get_mut(&a.port_name) {
+                        p.auto_attached = true;
+                    }
+                    info!(neutron_port = %id, r#type = %a.kind, target = %a.target, port = %a.port_name, "Neutron port attached");
+                    if let Some(n) = self.neutron.as_mut() {
+                        n.pending.remove(&id);
+                    }
+                }
+                Err(e) => {
+                    warn!(neutron_port = %id, r#type = %a.kind, target = %a.target, "cannot attach: {e}");
+                    if let Some(n) = self.neutron.as_mut() {
+                        n.attach_failures.insert(id, Instant::now());
+                    }
+                }
+            }
+        }
+        if let Some(n) = self.neutron.as_mut() {
+            n.full_logged = false;
+        }
+    }
+
+    /// Attachments whose last failure is old enough are tried again; true
+    /// when there were any.
+    pub(super) fn retry_attachments(&mut self) -> bool {
+        let Some(n) = self.neutron.as_mut() else {
+            return false;
+        };
+        let before = n.attach_failures.len();
+        n.attach_failures
+            .retain(|_, at| at.elapsed() < ATTACH_RETRY);
+        n.attach_failures.len() != before
+    }
+
+    /// Tells Neutron the status of each port compiled since the last report
+    /// (only where it differs from what Neutron has).
+    pub(super) fn report_neutron_status(&mut self) {
+        let Some(n) = self.neutron.as_mut() else {
+            return;
+        };
+        let state = n.service.state();
+        for (id, status) in std::mem::take(&mut n.statuses) {
+            if state.ports.get(&id).is_some_and(|p| p.status != status) {
+                info!(neutron_port = %id, status = status.as_str(), "port status");
+                if let Err(e) = n.service.set_port_status(&id, status) {
+                    warn!(neutron_port = %id, "cannot report status: {e}");
+                }
+            }
+        }
+    }
+
+    /// Committed Neutron changes (`changes`: what they touched, merged):
+    /// absorb, attach and detach, compile, publish if the dataplane
+    /// changes, record the latency, report port statuses.
+    pub(super) fn on_neutron_update(&mut self, since: Instant, changes: &Changes) {
+        self.absorb_neutron(Some(changes));
+        self.reconcile_attachments(Some(&changes.ports));
+        let changed = self.compile_neutron();
+        if changed {
+            self.publish();
+        }
+        if let Some(n) = self.neutron.as_mut() {
+            let took = since.elapsed();
+            n.latency.record(took);
+            if changed {
+                n.dataplane_latency.record(took);
+            }
+        }
+        self.report_neutron_status();
+    }
+}

@@ -1,0 +1,308 @@
+//! The switch ports: opening, adding and deleting them (each change a new
+//! snapshot), and what `port list`, `port stats` and `fdb` report.
+use super::error::{FdbError, OpenError, PortError};
+use super::{Daemon, GRACE_TIMEOUT};
+use crate::port::{PortDevice, PortState};
+use control_api::config::{PortConfig, PortType};
+use control_api::protocol::{FdbRow, PortInfo, PortSecurity, PortStatsRow, VhostInfo};
+use dataplane::acl::{Direction, PortAcl};
+use dataplane::port::PortMask;
+use dataplane::stats::PortTotals;
+use dataplane::vlan::PortVlan;
+use dataplane::wire::EthernetAddress;
+use dpdk_sys::ethdev::{EthStats, PortSetup};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{error, info};
+
+/// A switch port the daemon holds open.
+pub(super) struct OpenPort {
+    pub cfg: PortConfig,
+    pub bridge: usize,
+    pub vlan: PortVlan,
+    /// Security-group rule set of the attached Neutron port.
+    pub acl: Option<Arc<PortAcl>>,
+    /// Opened by the daemon for a Neutron port bound here (an SR-IOV VF or
+    /// a vhost-user socket), not by config or `port add`.
+    pub auto_attached: bool,
+    pub dev: PortDevice,
+    /// As last seen by the control thread (changes are logged).
+    pub state: PortState,
+    /// The counters when the port was added (numbers are reused).
+    pub base: PortTotals,
+}
+
+impl Daemon {
+    /// Opens `cfg`'s device as a port of bridge `bridge`, with the lowest
+    /// free port number. Not yet in a snapshot: the caller publishes.
+    pub(super) fn open_port(&mut self, bridge: usize, cfg: PortConfig) -> Result<(), OpenError> {
+        let vlan = cfg.validate("port")?;
+        let setup = PortSetup {
+            rx_queues: cfg.rx_queues,
+            tx_queues: self.cfg.dataplane.pmd_cores.len() as u16,
+            rx_desc: self.cfg.dataplane.rx_desc,
+            tx_desc: self.cfg.dataplane.tx_desc,
+        };
+        let used: PortMask = self.ports.values().map(|p| p.dev.port_id()).collect();
+        let number = used.first_free().ok_or(OpenError::Full)?;
+        let device = cfg.device(&self.cfg.dataplane.vhost_sock_dir);
+        let dev = PortDevice::open(number, &device, setup, &self.pool)?;
+        let base = PortTotals::sum(&self.workers, number);
+        let state = dev.state();
+        info!(port = %cfg.name, port_id = number.get(), r#type = %cfg.kind, device = %dev.dpdk_name(), vlan_mode = %vlan.mode(), state = state.as_str(), "port added");
+        self.ports.insert(
+            cfg.name.clone(),
+            OpenPort {
+                cfg,
+                bridge,
+                vlan,
+                acl: None,
+                auto_attached: false,
+                dev,
+                state,
+                base,
+            },
+        );
+        Ok(())
+    }
+
+    /// `port add`: checks everything first, then opens the device and
+    /// publishes; on any error nothing changed.
+    pub(super) fn add_port(&mut self, bridge: &str, cfg: PortConfig) -> Result<(), PortError> {
+        cfg.validate("port")?;
+        let bi = self
+            .bridges
+            .iter()
+            .position(|b| b.name == bridge)
+            .ok_or_else(|| PortError::NoBridge(bridge.to_owned()))?;
+        if self.ports.contains_key(&cfg.name) {
+            return Err(PortError::NameTaken(cfg.name));
+        }
+        let sock_dir = &self.cfg.dataplane.vhost_sock_dir;
+        let dev = cfg.device(sock_dir).identity();
+        if self
+            .ports
+            .values()
+            .any(|p| p.cfg.device(sock_dir).identity() == dev)
+        {
+            return Err(PortError::DeviceTaken {
+                key: cfg.device_key(),
+                device: dev,
+            });
+        }
+        let key = cfg.device_key();
+        self.open_port(bi, cfg).map_err(|e| match e {
+            OpenError::Full => PortError::Full,
+            OpenError::Config(e) => PortError::Config(e),
+            OpenError::Device(source) => PortError::Device { key, source },
+        })?;
+        self.compile_neutron();
+        self.publish();
+        self.report_neutron_status();
+        Ok(())
+    }
+
+    /// Removes a port; returns its final counters (complete: every worker
+    /// has finished with it when this returns).
+    pub(super) fn del_port(&mut self, name: &str) -> Result<PortStatsRow, PortError> {
+        if !self.ports.contains_key(name) {
+            return Err(PortError::NoSuchPort(name.to_owned()));
+        }
+        if self
+            .neutron
+            .as_ref()
+            .is_some_and(|n| n.compiler.mappings().values().any(|u| u == name))
+        {
+            return Err(PortError::Uplink(name.to_owned()));
+        }
+        let Some(p) = self.ports.remove(name) else {
+            return Err(PortError::NoSuchPort(name.to_owned()));
+        };
+        self.compile_neutron();
+        // Workers drop the port's queues when they adopt this snapshot.
+        self.publish();
+        let id = p.dev.port_id();
+        if let Some(b) = self.bridges.get(p.bridge) {
+            b.fdb.flush_port(id);
+        }
+        let (base, hw) = (p.base, p.dev.hw_stats());
+        close_device(name, p.dev);
+        let t = PortTotals::sum(&self.workers, id).since(base);
+        self.report_neutron_status();
+        info!(
+            port = name,
+            port_id = id.get(),
+            rx = t.rx_packets,
+            tx = t.tx_packets,
+            "port deleted"
+        );
+        Ok(stats_row(name, id.get(), t, hw))
+    }
+
+    pub(super) fn port_list(&self) -> Vec<PortInfo> {
+        let mut v: Vec<PortInfo> = self
+            .ports
+            .values()
+            .map(|p| {
+                let state = p.dev.state();
+                PortInfo {
+                    name: p.cfg.name.clone(),
+                    bridge: self
+                        .bridges
+                        .get(p.bridge)
+                        .map(|b| b.name.clone())
+                        .unwrap_or_default(),
+                    port_id: p.dev.port_id().get(),
+                    devargs: p.cfg.devargs.clone(),
+                    dpdk_name: p.dev.dpdk_name().to_owned(),
+                    vlan_mode: p.vlan.mode().to_string(),
+                    tag: p.vlan.tag(),
+                    trunks: p.vlan.trunks().to_vec(),
+                    vlan_translations: p.vlan.translations().to_vec(),
+                    rx_queues: p.cfg.rx_queues,
+                    iface_id: p.cfg.iface_id.clone(),
+                    security: p.acl.as_ref().map(|a| PortSecurity {
+                        port_security: a.port_security,
+                        allowed_sources: a.allowed_sources.len(),
+                        ingress_rules: a.count(Direction::Ingress),
+                        egress_rules: a.count(Direction::Egress),
+                    }),
+                    link_up: state == PortState::Active,
+                    state: state.as_str().to_owned(),
+                    kind: p.cfg.kind.to_string(),
+                    mac: p
+                        .dev
+                        .mac_addr()
+                        .map(|m| EthernetAddress(m).to_string())
+                        .unwrap_or_default(),
+                    vhost: p.dev.vhost_status().map(|v| VhostInfo {
+                        mode: match p.cfg.kind {
+                            PortType::Dpdkvhostuser => "server",
+                            _ => "client",
+                        }
+                        .to_owned(),
+                        attached: v.attached,
+                        queue_pairs: v.queue_pairs,
+                        enabled_queues: v.enabled_queues,
+                        connects: v.connects,
+                        disconnects: v.disconnects,
+                    }),
+                }
+            })
+            .collect();
+        v.sort_by_key(|p| p.port_id);
+        v
+    }
+
+    pub(super) fn port_stats(&self) -> Vec<PortStatsRow> {
+        let mut v: Vec<PortStatsRow> = self
+            .ports
+            .values()
+            .map(|p| {
+                let id = p.dev.port_id();
+                let t = PortTotals::sum(&self.workers, id).since(p.base);
+                stats_row(&p.cfg.name, id.get(), t, p.dev.hw_stats())
+            })
+            .collect();
+        v.sort_by_key(|r| r.port_id);
+        v
+    }
+
+    pub(super) fn fdb_rows(&self, bridge: Option<&str>) -> Result<Vec<FdbRow>, FdbError> {
+        self.check_bridge(bridge)?;
+        let snap = self.cell.load_full();
+        let mut rows = Vec::new();
+        for br in self.bridges_named(bridge) {
+            for e in br.fdb.entries() {
+                rows.push(FdbRow {
+                    bridge: br.name.clone(),
+                    port: snap
+                        .view
+                        .port(e.port)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| e.port.to_string()),
+                    vlan: e.vlan,
+                    mac: EthernetAddress::from_u64(e.mac).to_string(),
+                    age: e.age,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// `fdb flush`: how many entries went.
+    pub(super) fn fdb_flush(&self, bridge: Option<&str>) -> Result<usize, FdbError> {
+        self.check_bridge(bridge)?;
+        Ok(self.bridges_named(bridge).map(|b| b.fdb.flush()).sum())
+    }
+
+    fn check_bridge(&self, bridge: Option<&str>) -> Result<(), FdbError> {
+        match bridge {
+            Some(b) if !self.bridges.iter().any(|x| x.name == b) => {
+                Err(FdbError::NoBridge(b.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn bridges_named<'a>(
+        &'a self,
+        bridge: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a super::BridgeState> + 'a {
+        self.bridges
+            .iter()
+            .filter(move |b| bridge.is_none_or(|want| want == b.name))
+    }
+
+    /// Logs every port whose state changed since the last look (a VM's
+    /// vhost-user device coming and going, a link going down).
+    pub(super) fn log_port_states(&mut self) {
+        for p in self.ports.values_mut() {
+            let now = p.dev.state();
+            if now != p.state {
+                let v = p.dev.vhost_status().unwrap_or_default();
+                info!(port = %p.cfg.name, from = p.state.as_str(), to = now.as_str(), queue_pairs = v.queue_pairs, enabled_queues = v.enabled_queues, "port state");
+                p.state = now;
+            }
+        }
+    }
+}
+
+/// Closes a device whose port is in no snapshot any more, waiting out
+/// workers that still hold one of its queues (a grace period at most);
+/// one that stays busy is left open rather than closed under a worker.
+pub(super) fn close_device(name: &str, dev: PortDevice) {
+    let deadline = Instant::now() + GRACE_TIMEOUT;
+    let mut dev = dev;
+    loop {
+        match dev.close() {
+            Ok(()) => return,
+            Err((back, e)) => {
+                if Instant::now() >= deadline {
+                    error!(port = name, "cannot close: {e}; leaving the device open");
+                    std::mem::forget(back);
+                    return;
+                }
+                dev = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// A port's row: the switch's own counters plus what the PMD saw missing.
+pub(super) fn stats_row(name: &str, port_id: u16, t: PortTotals, hw: EthStats) -> PortStatsRow {
+    PortStatsRow {
+        name: name.to_owned(),
+        port_id,
+        rx_packets: t.rx_packets,
+        rx_bytes: t.rx_bytes,
+        tx_packets: t.tx_packets,
+        tx_bytes: t.tx_bytes,
+        rx_dropped: t.rx_dropped,
+        tx_dropped: t.tx_dropped,
+        rx_missed: hw.imissed,
+        rx_errors: hw.ierrors,
+        tx_errors: hw.oerrors,
+    }
+}
