@@ -279,6 +279,9 @@ pub struct NeutronCompiler {
     attachments: BTreeMap<String, Attachment>,
     /// Neutron ports attached at the last compile.
     attached: BTreeSet<String>,
+    /// The `iface_id`s of the switch ports at the last compile (attached or
+    /// waiting for their Neutron port to exist).
+    wired: BTreeSet<String>,
     /// Every port's status was checked once (ports left ACTIVE by a
     /// previous run go DOWN until attached again).
     swept: bool,
@@ -297,6 +300,7 @@ impl NeutronCompiler {
             uplink_warnings: Vec::new(),
             attachments: BTreeMap::new(),
             attached: BTreeSet::new(),
+            wired: BTreeSet::new(),
             swept: false,
             primed: false,
         }
@@ -318,7 +322,9 @@ impl NeutronCompiler {
 
     /// Brings the indexes up to `state`: from scratch the first time or
     /// when `changes` is `None`, else only for what `changes` touched.
-    pub fn absorb(&mut self, state: &NeutronState, changes: Option<&Changes>) {
+    /// Returns whether [`Self::compile`] may now give something else, or
+    /// the attachments changed; when false both can be skipped.
+    pub fn absorb(&mut self, state: &NeutronState, changes: Option<&Changes>) -> bool {
         let changes = match changes {
             Some(c) if self.primed => c,
             _ => {
@@ -332,32 +338,38 @@ impl NeutronCompiler {
                     .collect();
                 self.compile_uplinks(state);
                 self.primed = true;
-                return;
+                return true;
             }
         };
+        let mut dirty = false;
         if !changes.networks.is_empty() {
             self.locals.sync(state, Some(changes.networks.iter()));
             self.compile_uplinks(state);
+            dirty = true;
         }
         let mut members_changed: BTreeSet<String> = BTreeSet::new();
         for id in &changes.ports {
             members_changed.extend(self.groups.update_port(state, id));
-            match state.ports.get(id).and_then(|p| Attachment::of(p)) {
-                Some(a) => self.attachments.insert(id.clone(), a),
+            let now = state.ports.get(id).and_then(|p| Attachment::of(p));
+            let before = match &now {
+                Some(a) => self.attachments.insert(id.clone(), a.clone()),
                 None => self.attachments.remove(id),
             };
+            dirty |= before != now || self.wired.contains(id);
         }
         // A group's rules changed, or it went away: its address sets too.
         for g in &changes.security_groups {
             self.groups.addresses.remove(&(g.clone(), false));
             self.groups.addresses.remove(&(g.clone(), true));
         }
+        let cached = self.acls.len();
         self.acls.retain(|port, c| {
             !changes.ports.contains(port)
                 && c.groups.is_disjoint(&changes.security_groups)
                 && c.remote_groups.is_disjoint(&changes.security_groups)
                 && c.remote_groups.is_disjoint(&members_changed)
         });
+        dirty || self.acls.len() != cached
     }
 
     /// The dataplane configuration for `switch_ports` from `state` (which
@@ -366,6 +378,10 @@ impl NeutronCompiler {
     pub fn compile(&mut self, state: &NeutronState, switch_ports: &[SwitchPort<'_>]) -> Compiled {
         let mut out = Compiled::default();
         let mut attached = BTreeSet::new();
+        self.wired = switch_ports
+            .iter()
+            .filter_map(|p| p.iface_id.map(str::to_owned))
+            .collect();
         for sp in switch_ports {
             let Some(iface) = sp.iface_id else { continue };
             let port = state.ports.get(iface);
@@ -827,12 +843,23 @@ mod tests {
             inc.absorb(&st, None);
             // Statuses the "daemon" reported back, a change of their own.
             let mut reported = Changes::default();
+            let mut last: Option<Compiled> = None;
             for op in &ops {
                 let mut changes = apply(&mut st, &mut slots, op);
                 changes.merge(std::mem::take(&mut reported));
-                inc.absorb(&st, Some(&changes));
+                let attachments = inc.attachments().clone();
+                let dirty = inc.absorb(&st, Some(&changes));
                 let sw = switch_ports(&names, &ifaces, &slots);
                 let got = inc.compile(&st, &sw);
+                // A change the compiler calls clean changes nothing (the
+                // daemon then skips the compile); switch-port changes are
+                // the daemon's own and always compiled.
+                if let (false, false, Some(prev)) = (dirty, matches!(op, Op::Attach { .. }), &last) {
+                    prop_assert_eq!(&got.port_vlans, &prev.port_vlans, "clean {:?}", op);
+                    prop_assert_eq!(&got.port_acls, &prev.port_acls, "clean {:?}", op);
+                    prop_assert_eq!(&attachments, inc.attachments(), "clean {:?}", op);
+                }
+                last = Some(got.clone());
                 let mut fresh = NeutronCompiler::new(mappings.clone());
                 fresh.absorb(&st, None);
                 let want = fresh.compile(&st, &sw);

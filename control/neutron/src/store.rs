@@ -124,6 +124,73 @@ pub struct Loaded {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Copies the WAL back into the database in the background (held for
+    /// its thread, stopped on drop).
+    _checkpointer: Checkpointer,
+}
+
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// WAL frames (pages) beyond which the checkpoint also restarts the WAL.
+const WAL_RESTART_FRAMES: i64 = 4096;
+
+/// A thread with a connection of its own that checkpoints the WAL. SQLite's
+/// automatic checkpoint runs inside a commit, so every few hundred creates
+/// one request paid for copying the WAL into a growing database. Here a
+/// `PASSIVE` checkpoint (which never waits for or blocks the writer) runs
+/// every 200 ms; under a steady stream of commits it cannot finish the
+/// last frames, so the WAL would only grow: past 4096 frames a `RESTART`
+/// checkpoint, which holds the writer for the little left to copy, lets
+/// the next commit start the WAL over (its file cut back to 16 MiB).
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, String> {
+        let conn = Connection::open(path).map_err(|e| e.to_string())?;
+        conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA journal_size_limit=16777216;")
+            .map_err(|e| e.to_string())?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let frames = |mode: &str| {
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                            r.get::<_, i64>(1)
+                        })
+                    };
+                    let done = frames("PASSIVE").and_then(|n| {
+                        if n > WAL_RESTART_FRAMES {
+                            frames("RESTART")
+                        } else {
+                            Ok(n)
+                        }
+                    });
+                    if let Err(e) = done {
+                        tracing::warn!("sqlite checkpoint: {e}");
+                    }
+                }
+            })
+            .map_err(|e| format!("thread: {e}"))?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Store {
@@ -146,7 +213,7 @@ impl Store {
         // FULL: the WAL is fsynced at every commit, so an acknowledged
         // mutation survives power loss, not just a process kill.
         conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=16777216;",
         )
         .map_err(|e| fail(e.to_string()))?;
         let version: i64 = conn
@@ -161,9 +228,12 @@ impl Store {
             "BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(|e| fail(format!("creating the schema: {e}")))?;
+        let checkpointer =
+            Checkpointer::start(path).map_err(|e| fail(format!("checkpoint connection: {e}")))?;
         Ok(Store {
             conn,
             path: path.to_owned(),
+            _checkpointer: checkpointer,
         })
     }
 

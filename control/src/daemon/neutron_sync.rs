@@ -77,11 +77,15 @@ fn same_acl(a: &Option<Arc<PortAcl>>, b: &Option<Arc<PortAcl>>) -> bool {
 
 impl Daemon {
     /// Lets the compiler take in what `changes` touched (everything when
-    /// `None`: the first state).
-    pub(super) fn absorb_neutron(&mut self, changes: Option<&Changes>) {
-        if let Some(n) = self.neutron.as_mut() {
-            let state = n.service.state();
-            n.compiler.absorb(&state, changes);
+    /// `None`: the first state); false when nothing the switch has or
+    /// wants can change.
+    pub(super) fn absorb_neutron(&mut self, changes: Option<&Changes>) -> bool {
+        match self.neutron.as_mut() {
+            Some(n) => {
+                let state = n.service.state();
+                n.compiler.absorb(&state, changes)
+            }
+            None => false,
         }
     }
 
@@ -179,22 +183,19 @@ impl Daemon {
         let Some(n) = self.neutron.as_mut() else {
             return;
         };
-        // Already attached (by this daemon, or by a port that names it).
-        let attached: BTreeSet<&str> = self
-            .ports
-            .values()
-            .filter_map(|p| p.cfg.iface_id.as_deref())
-            .collect();
-        n.pending.retain(|id| !attached.contains(id.as_str()));
-        let todo: Vec<(String, crate::compiler::Attachment)> = n
-            .pending
-            .iter()
-            .filter(|id| !n.attach_failures.contains_key(*id))
-            .filter_map(|id| Some((id.clone(), n.compiler.attachments().get(id)?.clone())))
-            .collect();
-        for (id, a) in todo {
+        // Already attached (by this daemon, or by a port that names it):
+        // at most MAX_PORTS lookups, however many wait.
+        for id in self.ports.values().filter_map(|p| p.cfg.iface_id.as_ref()) {
+            n.pending.remove(id);
+        }
+        loop {
+            let Some(n) = self.neutron.as_mut() else {
+                return;
+            };
+            if n.pending.is_empty() {
+                break;
+            }
             if self.ports.len() >= MAX_PORTS {
-                let n = self.neutron.as_mut().expect("neutron is on");
                 if !n.full_logged {
                     warn!(
                         waiting = n.pending.len(),
@@ -204,6 +205,14 @@ impl Daemon {
                 }
                 return;
             }
+            // The first waiting port that has not just failed (failures
+            // are few: they wait for the retry).
+            let next = n
+                .pending
+                .iter()
+                .filter(|id| !n.attach_failures.contains_key(*id))
+                .find_map(|id| Some((id.clone(), n.compiler.attachments().get(id)?.clone())));
+            let Some((id, a)) = next else { break };
             let cfg = a.port_config(&id);
             match self.open_port(0, cfg) {
                 Ok(()) => {
@@ -261,11 +270,15 @@ impl Daemon {
     /// absorb, attach and detach, compile, publish if the dataplane
     /// changes, record the latency, report port statuses.
     pub(super) fn on_neutron_update(&mut self, since: Instant, changes: &Changes) {
-        self.absorb_neutron(Some(changes));
-        self.reconcile_attachments(Some(&changes.ports));
-        let changed = self.compile_neutron();
-        if changed {
-            self.publish();
+        // Most changes touch nothing this switch has (another host's port,
+        // a group no attached port uses): then there is nothing to do.
+        let mut changed = false;
+        if self.absorb_neutron(Some(changes)) {
+            self.reconcile_attachments(Some(&changes.ports));
+            changed = self.compile_neutron();
+            if changed {
+                self.publish();
+            }
         }
         if let Some(n) = self.neutron.as_mut() {
             let took = since.elapsed();
