@@ -69,14 +69,36 @@ pub struct MacEntry {
 /// frame, so a burst can [`MacTable::prefetch`] every bucket it will touch
 /// before it learns and looks up (DPDK's bulk lookups and VPP's
 /// multi-packet loops do the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MacKey {
+    /// The packed key (never 0: the occupied bit is set); 0 for "no key".
     key: u64,
-    bucket: usize,
+    /// Index of its bucket in `MacTable::buckets` (the table's base added).
+    slot: u32,
+}
+
+impl MacKey {
+    /// No key (a placeholder where a frame has nothing to learn or look up).
+    pub const NONE: MacKey = MacKey { key: 0, slot: 0 };
+
+    #[inline(always)]
+    pub fn is_none(self) -> bool {
+        self.key == 0
+    }
+}
+
+/// The table's clock and aging time, read once per burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    now: u32,
+    aging: u32,
 }
 
 pub struct MacTable {
+    /// `base` unused buckets (so that the table proper starts on a huge
+    /// page boundary), then the table.
     buckets: Box<[Bucket]>,
+    base: usize,
     mask: usize,
     capacity: usize,
     aging: AtomicU32,
@@ -105,6 +127,12 @@ fn val_port(v: u64) -> PortId {
 #[inline(always)]
 fn val_seen(v: u64) -> u32 {
     (v >> 32) as u32
+}
+
+/// A value that holds a port and was seen within the aging time.
+#[inline(always)]
+fn fresh_at(v: u64, clock: Clock) -> bool {
+    v & VALID != 0 && clock.now.wrapping_sub(val_seen(v)) <= clock.aging
 }
 
 impl Bucket {
@@ -187,17 +215,31 @@ impl std::fmt::Debug for MacTable {
 }
 
 impl MacTable {
-    /// A table bounded to `capacity` entries (at least 8) with `aging_secs`.
+    /// A table bounded to `capacity` entries (8 to 2^28) with `aging_secs`.
     pub fn new(capacity: usize, aging_secs: u32) -> MacTable {
-        let capacity = capacity.max(8);
+        // At most 2^28 entries: bucket indexes stay well within u32.
+        let capacity = capacity.clamp(8, 1 << 28);
         // Twice the slots of the bound keeps buckets from filling early.
         let nbuckets = (capacity * 2).div_ceil(WAYS).next_power_of_two();
         // Huge pages where the kernel gives them: lookups land anywhere in
-        // the table, and a TLB miss per lookup would cost more than the
-        // lookup itself.
-        let mut buckets: Vec<Bucket> = Vec::with_capacity(nbuckets);
-        cpu::advise_huge_pages(buckets.spare_capacity_mut());
-        buckets.extend((0..nbuckets).map(|_| Bucket {
+        // the table, and a TLB miss per lookup (under virtualisation a
+        // two-level page walk) costs more than the lookup itself. A table
+        // of 2 MiB or more starts on a 2 MiB boundary: room for that is
+        // reserved in front, and only what the table uses is ever touched.
+        let huge = 2 << 20;
+        let per_page = huge / std::mem::size_of::<Bucket>();
+        let slack = if nbuckets >= per_page { per_page } else { 0 };
+        let mut buckets: Vec<Bucket> = Vec::with_capacity(nbuckets + slack);
+        let misalign = (buckets.as_ptr() as usize) % huge;
+        let base = if slack == 0 || misalign == 0 {
+            0
+        } else {
+            (huge - misalign) / std::mem::size_of::<Bucket>()
+        };
+        if let Some(table) = buckets.spare_capacity_mut().get(base..base + nbuckets) {
+            cpu::advise_huge_pages(table);
+        }
+        buckets.extend((0..base + nbuckets).map(|_| Bucket {
             keys: std::array::from_fn(|_| AtomicU64::new(0)),
             seq: AtomicU64::new(0),
             vals: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -205,6 +247,7 @@ impl MacTable {
         let buckets = buckets.into_boxed_slice();
         MacTable {
             buckets,
+            base,
             mask: nbuckets - 1,
             capacity,
             aging: AtomicU32::new(aging_secs.max(1)),
@@ -255,33 +298,56 @@ impl MacTable {
         self.now.store(secs.max(1), Ordering::Relaxed);
     }
 
+    /// The buckets in use.
+    fn table(&self) -> &[Bucket] {
+        &self.buckets[self.base..]
+    }
+
     /// The key of `mac` in `vlan` and its bucket (no memory is touched).
     #[inline(always)]
     pub fn key(&self, vlan: u16, mac: u64) -> MacKey {
         let key = pack_key(vlan, mac);
         let h = (key ^ (key >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // base + mask < buckets.len() <= u32::MAX buckets of 64 bytes.
         MacKey {
             key,
-            bucket: (h >> 32) as usize & self.mask,
+            slot: (self.base + ((h >> 32) as usize & self.mask)) as u32,
+        }
+    }
+
+    /// The clock and aging time, for [`Self::learn_at`] and
+    /// [`Self::lookup_at`] (a burst reads them once).
+    #[inline(always)]
+    pub fn clock(&self) -> Clock {
+        Clock {
+            now: self.now(),
+            aging: self.aging.load(Ordering::Relaxed),
         }
     }
 
     /// Starts loading `k`'s bucket (one cache line) without waiting.
     #[inline(always)]
     pub fn prefetch(&self, k: MacKey) {
-        if let Some(b) = self.buckets.get(k.bucket) {
+        if let Some(b) = self.buckets.get(k.slot as usize) {
             cpu::prefetch(b);
         }
     }
 
+    /// `k`'s bucket; `None` only for a key of another table.
     #[inline(always)]
-    fn bucket(&self, k: MacKey) -> &Bucket {
-        &self.buckets[k.bucket & self.mask]
+    fn bucket(&self, k: MacKey) -> Option<&Bucket> {
+        self.buckets.get(k.slot as usize)
     }
 
     #[inline(always)]
     fn fresh(&self, v: u64, now: u32) -> bool {
-        v & VALID != 0 && now.wrapping_sub(val_seen(v)) <= self.aging.load(Ordering::Relaxed)
+        fresh_at(
+            v,
+            Clock {
+                now,
+                aging: self.aging.load(Ordering::Relaxed),
+            },
+        )
     }
 
     /// The port `mac` was last seen on in `vlan`, if known and not aged out
@@ -294,9 +360,14 @@ impl MacTable {
     /// [`Self::lookup`] of a key already worked out.
     #[inline(always)]
     pub fn lookup_key(&self, k: MacKey) -> Option<PortId> {
-        let now = self.now();
-        match self.bucket(k).read(k.key) {
-            Ok(Some(v)) if self.fresh(v, now) => Some(val_port(v)),
+        self.lookup_at(k, self.clock())
+    }
+
+    /// [`Self::lookup_key`] with the clock read once per burst.
+    #[inline(always)]
+    pub fn lookup_at(&self, k: MacKey, clock: Clock) -> Option<PortId> {
+        match self.bucket(k)?.read(k.key) {
+            Ok(Some(v)) if fresh_at(v, clock) => Some(val_port(v)),
             _ => None,
         }
     }
@@ -312,9 +383,17 @@ impl MacTable {
     /// [`Self::learn`] of a key already worked out.
     #[inline(always)]
     pub fn learn_key(&self, k: MacKey, port: PortId) -> Learned {
+        self.learn_at(k, port, self.clock())
+    }
+
+    /// [`Self::learn_key`] with the clock read once per burst.
+    #[inline(always)]
+    pub fn learn_at(&self, k: MacKey, port: PortId, clock: Clock) -> Learned {
         let key = k.key;
-        let b = self.bucket(k);
-        let now = self.now();
+        let Some(b) = self.bucket(k) else {
+            return Learned::Skipped;
+        };
+        let now = clock.now;
         let new_val = pack_val(port, now);
         if b.read(key) == Ok(Some(new_val)) {
             return Learned::Unchanged;
@@ -386,7 +465,7 @@ impl MacTable {
 
     fn remove_where(&self, mut pred: impl FnMut(u64, u64) -> bool) -> usize {
         let mut removed = 0;
-        for b in self.buckets.iter() {
+        for b in self.table() {
             let s = b.lock();
             for i in 0..WAYS {
                 let (k, v) = b.slot(i);
@@ -420,7 +499,7 @@ impl MacTable {
     pub fn entries(&self) -> Vec<MacEntry> {
         let now = self.now();
         let mut out = Vec::new();
-        for b in self.buckets.iter() {
+        for b in self.table() {
             // Hold the bucket so the copy is consistent.
             let s = b.lock();
             let slots: [(u64, u64); WAYS] = std::array::from_fn(|i| b.slot(i));

@@ -16,10 +16,8 @@ pub struct Classified {
     /// The flood sets that `Action::Flood(n)` refers to.
     pub floods: FloodSets,
     rx_bytes: u64,
-    /// Every frame got the same action.
-    uniform: bool,
-    /// Some frame's outer tag was stripped by the NIC.
-    stripped: bool,
+    /// The port every frame goes to unchanged, if they all do.
+    whole: Option<PortId>,
 }
 
 impl Default for Classified {
@@ -29,8 +27,7 @@ impl Default for Classified {
             len: 0,
             floods: FloodSets::default(),
             rx_bytes: 0,
-            uniform: false,
-            stripped: false,
+            whole: None,
         }
     }
 }
@@ -48,29 +45,47 @@ impl Classified {
         self.rx_bytes
     }
 
-    /// The action of every frame, when they all have the same one and no
-    /// frame carries a NIC-stripped tag (so the burst can move as a whole).
+    /// The port every frame of the burst goes to unchanged (no tag edit,
+    /// no NIC-stripped tag to put back), when they all do: the burst can
+    /// then move as a whole.
     #[inline(always)]
-    pub fn uniform(&self) -> Option<Action> {
-        (self.uniform && !self.stripped && self.len > 0).then_some(self.actions[0])
+    pub fn moves_whole(&self) -> Option<PortId> {
+        self.whole
     }
 }
 
-/// A frame between the two passes of [`classify`].
-#[derive(Clone, Copy)]
-enum Lane {
+/// What pass 2 does with a frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
     /// Its action is already known (dropped).
     Decided,
     /// Same decision inputs as the frame before it: same action.
     AsPrevious,
-    /// To be learned (`src`, a unicast source) and looked up (`dst`, a
-    /// unicast destination; `None` floods).
-    Lookup {
-        vlan: u16,
-        in_tci: Option<u16>,
-        src: Option<MacKey>,
-        dst: Option<MacKey>,
-    },
+    /// Learn `src`, look up `dst`.
+    Lookup,
+}
+
+/// A frame between the two passes of [`classify`]; small, so the burst's
+/// lanes stay in a few cache lines.
+#[derive(Clone, Copy)]
+struct Lane {
+    step: Step,
+    vlan: u16,
+    in_tci: Option<u16>,
+    /// The unicast source to learn (`MacKey::NONE`: none).
+    src: MacKey,
+    /// The unicast destination to look up (`MacKey::NONE`: flood).
+    dst: MacKey,
+}
+
+impl Lane {
+    const DECIDED: Lane = Lane {
+        step: Step::Decided,
+        vlan: 0,
+        in_tci: None,
+        src: MacKey::NONE,
+        dst: MacKey::NONE,
+    };
 }
 
 /// The bytes an L2 decision depends on, which are exactly the bytes the
@@ -122,8 +137,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     out.len = n;
     out.floods.clear();
     out.rx_bytes = 0;
-    out.uniform = true;
-    out.stripped = false;
+    out.whole = None;
     let Some((port, bridge)) = view
         .port(in_port)
         .and_then(|p| Some((p, view.bridge(p.bridge)?)))
@@ -136,6 +150,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         return;
     };
     let fdb = &*bridge.fdb;
+    let clock = fdb.clock();
     for i in 0..n {
         if let Some(f) = rx.get(i) {
             f.prefetch();
@@ -143,7 +158,8 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     }
 
     // Pass 1: parse, VLAN rules, keys; prefetch every bucket to be touched.
-    let mut lanes = [Lane::Decided; BURST];
+    let mut lanes = [Lane::DECIDED; BURST];
+    let mut stripped_any = false;
     let mut previous = None;
     for (i, lane) in lanes[..n].iter_mut().enumerate() {
         let Some(f) = rx.get(i) else {
@@ -154,12 +170,12 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         out.rx_bytes += u64::from(f.pkt_len());
         let header = header_key(f);
         if header.is_some() && header == previous {
-            *lane = Lane::AsPrevious;
+            lane.step = Step::AsPrevious;
             continue;
         }
         previous = header;
         let stripped = f.stripped_tci();
-        out.stripped |= stripped.is_some();
+        stripped_any |= stripped.is_some();
         let key = match FlowKey::extract_l2(f.data(), stripped) {
             Ok(key) => key,
             Err(_) => {
@@ -172,21 +188,22 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
             out.actions[i] = Action::Drop(DropReason::VlanViolation);
             continue;
         };
-        let src = key
-            .dl_src
-            .is_unicast()
-            .then(|| fdb.key(vlan, key.dl_src.to_u64()));
-        let dst = key
-            .dl_dst
-            .is_unicast()
-            .then(|| fdb.key(vlan, key.dl_dst.to_u64()));
-        if let Some(k) = src {
+        let src = if key.dl_src.is_unicast() {
+            let k = fdb.key(vlan, key.dl_src.to_u64());
             fdb.prefetch(k);
-        }
-        if let Some(k) = dst {
+            k
+        } else {
+            MacKey::NONE
+        };
+        let dst = if key.dl_dst.is_unicast() {
+            let k = fdb.key(vlan, key.dl_dst.to_u64());
             fdb.prefetch(k);
-        }
-        *lane = Lane::Lookup {
+            k
+        } else {
+            MacKey::NONE
+        };
+        *lane = Lane {
+            step: Step::Lookup,
             vlan,
             in_tci,
             src,
@@ -195,33 +212,43 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     }
 
     // Pass 2: learn, look up, resolve floods, in frame order.
+    let mut whole = true;
+    let mut whole_port = None;
     for (i, lane) in lanes[..n].iter().enumerate() {
-        let action = match *lane {
-            Lane::Decided => out.actions[i],
+        let action = match lane.step {
+            Step::Decided => out.actions[i],
             // Never frame 0: it has no previous header.
-            Lane::AsPrevious => out.actions[i.saturating_sub(1)],
-            Lane::Lookup {
-                vlan,
-                in_tci,
-                src,
-                dst,
-            } => {
-                if let Some(k) = src {
-                    fdb.learn_key(k, in_port);
+            Step::AsPrevious => out.actions[i.saturating_sub(1)],
+            Step::Lookup => {
+                if !lane.src.is_none() {
+                    fdb.learn_at(lane.src, in_port, clock);
                 }
-                match dst.and_then(|k| fdb.lookup_key(k)) {
+                let known = if lane.dst.is_none() {
+                    None
+                } else {
+                    fdb.lookup_at(lane.dst, clock)
+                };
+                match known {
                     Some(p) if p == in_port => Action::Drop(DropReason::NoOutput),
-                    Some(p) => match view.port(p).and_then(|o| o.vlan.egress(vlan)) {
-                        Some(eg) => Action::Output(p, TagAction::for_egress(in_tci, eg)),
+                    Some(p) => match view.port(p).and_then(|o| o.vlan.egress(lane.vlan)) {
+                        Some(eg) => Action::Output(p, TagAction::for_egress(lane.in_tci, eg)),
                         None => Action::Drop(DropReason::NoOutput),
                     },
                     None => out
                         .floods
-                        .resolve(view, bridge.ports, in_port, vlan, in_tci),
+                        .resolve(view, bridge.ports, in_port, lane.vlan, lane.in_tci),
                 }
             }
         };
         out.actions[i] = action;
-        out.uniform &= action == out.actions[0];
+        if whole {
+            match action {
+                Action::Output(p, TagAction::Keep) if whole_port.is_none_or(|w| w == p) => {
+                    whole_port = Some(p)
+                }
+                _ => whole = false,
+            }
+        }
     }
+    out.whole = whole_port.filter(|_| whole && !stripped_any);
 }

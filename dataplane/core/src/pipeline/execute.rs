@@ -181,7 +181,7 @@ where
         rx_bytes: classified.rx_bytes(),
         ..BurstCounts::default()
     };
-    if let Some(Action::Output(p, TagAction::Keep)) = classified.uniform() {
+    if let Some(p) = classified.moves_whole() {
         let i = p.index();
         if out.batches[i].is_empty() && rx.len() == actions.len() {
             std::mem::swap(&mut out.batches[i], rx);

@@ -282,10 +282,12 @@ fn a_uniform_burst_moves_whole_and_a_full_batch_goes_at_once() {
     let mut classified = Classified::default();
     let mut out = Outputs::<MemBurst>::default();
     classify(&v, p(1), &rx, &mut classified);
-    assert_eq!(
-        classified.uniform(),
-        Some(Action::Output(p(3), TagAction::Pop))
-    );
+    // Every frame to p3, but each needs its tag popped: not a whole move.
+    assert!(classified
+        .actions()
+        .iter()
+        .all(|a| *a == Action::Output(p(3), TagAction::Pop)));
+    assert_eq!(classified.moves_whole(), None);
     cap = Capture::default();
     execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
     // Popping touches every frame; 32 to one port fill its batch: sent at once.
@@ -303,10 +305,7 @@ fn a_uniform_burst_moves_whole_and_a_full_batch_goes_at_once() {
     );
     let mut rx = MemBurst::from_frames((0..5).map(|_| MemFrame::new(&frame(B, C, &[], 60))));
     classify(&v, p(3), &rx, &mut classified);
-    assert_eq!(
-        classified.uniform(),
-        Some(Action::Output(p(2), TagAction::Keep))
-    );
+    assert_eq!(classified.moves_whole(), Some(p(2)));
     cap = Capture::default();
     execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
     assert_eq!(cap.calls, 0, "pending until the flush");
