@@ -32,7 +32,7 @@
 //! nothing it depends on changed. Nothing walks all Neutron ports after
 //! the first state.
 use dataplane::acl::{AclRule, AddressSet, Direction, PortAcl, Prefix, Remote};
-use dataplane::vlan::{PortVlan, VlanMode, MAX_VID};
+use dataplane::vlan::{PortVlan, VlanConfigError, VlanMode, MAX_VID};
 use neutron::model::{NetworkType, NeutronState, Port, PortStatus, RuleDirection, VifType};
 use neutron::validate::{Cidr, IpVersion};
 use neutron::Changes;
@@ -273,7 +273,7 @@ pub struct NeutronCompiler {
     acls: HashMap<String, CachedAcl>,
     /// The uplinks' VLAN rules (or why there are none), by switch port,
     /// with the physnet they carry.
-    uplinks: BTreeMap<String, (String, Result<PortVlan, String>)>,
+    uplinks: BTreeMap<String, (String, Result<PortVlan, VlanConfigError>)>,
     uplink_warnings: Vec<String>,
     /// Neutron ports bound here that need a switch port of their own.
     attachments: BTreeMap<String, Attachment>,
@@ -471,10 +471,7 @@ impl NeutronCompiler {
             }
             self.uplinks.insert(
                 uplink.clone(),
-                (
-                    physnet.clone(),
-                    PortVlan::uplink(&pairs, native).map_err(|e| e.to_string()),
-                ),
+                (physnet.clone(), PortVlan::uplink(&pairs, native)),
             );
         }
     }

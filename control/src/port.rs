@@ -52,13 +52,7 @@ impl PortDevice {
                     }
                     remove_stale_socket(path);
                 }
-                PortDevice::Vhost(VhostPort::open(
-                    number,
-                    path,
-                    mode,
-                    setup,
-                    Arc::clone(pool),
-                )?)
+                PortDevice::Vhost(VhostPort::open(number, path, mode, setup, pool)?)
             }
         })
     }

@@ -329,7 +329,7 @@ impl VhostPort {
         path: &str,
         mode: VhostMode,
         setup: PortSetup,
-        pool: Arc<Mempool>,
+        pool: &Arc<Mempool>,
     ) -> Result<VhostPort, DpdkError> {
         let cpath = CString::new(path)
             .map_err(|_| DpdkError::new("rte_vhost_driver_register", libc::EINVAL))?;
@@ -391,7 +391,7 @@ impl VhostPort {
             number,
             Backend::Vhost {
                 device: Arc::clone(&device),
-                pool,
+                pool: Arc::clone(pool),
             },
             setup,
         ));

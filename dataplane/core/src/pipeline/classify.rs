@@ -161,10 +161,14 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     let mut lanes = [Lane::DECIDED; BURST];
     let mut stripped_any = false;
     let mut previous = None;
+    // Every frame after the first repeats its predecessor's header (one
+    // flow, or flows between the same two MACs): pass 2 decides one frame.
+    let mut one_header = true;
     for (i, lane) in lanes[..n].iter_mut().enumerate() {
         let Some(f) = rx.get(i) else {
             out.actions[i] = Action::Drop(DropReason::Malformed);
             previous = None;
+            one_header = false;
             continue;
         };
         out.rx_bytes += u64::from(f.pkt_len());
@@ -173,6 +177,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
             lane.step = Step::AsPrevious;
             continue;
         }
+        one_header &= i == 0;
         previous = header;
         let stripped = f.stripped_tci();
         stripped_any |= stripped.is_some();
@@ -214,7 +219,8 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     // Pass 2: learn, look up, resolve floods, in frame order.
     let mut whole = true;
     let mut whole_port = None;
-    for (i, lane) in lanes[..n].iter().enumerate() {
+    let decide = if one_header { n.min(1) } else { n };
+    for (i, lane) in lanes[..decide].iter().enumerate() {
         let action = match lane.step {
             Step::Decided => out.actions[i],
             // Never frame 0: it has no previous header.
@@ -249,6 +255,10 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                 _ => whole = false,
             }
         }
+    }
+    if one_header && n > 1 {
+        let first = out.actions[0];
+        out.actions[1..n].fill(first);
     }
     out.whole = whole_port.filter(|_| whole && !stripped_any);
 }
