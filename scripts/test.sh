@@ -19,3 +19,5 @@ cargo build --profile ci --workspace --bins
 cargo test --profile ci --workspace --lib --bins --tests -- --test-threads=1
 # Every Criterion benchmark once, as a test (the pipeline one runs the EAL).
 cargo test --profile ci -p ferroswitch --benches
+# Coverage-guided fuzzing of the switching core's parsers and pipeline.
+bash scripts/fuzz.sh 15
