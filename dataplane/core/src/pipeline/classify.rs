@@ -12,6 +12,8 @@ use crate::wire::EtherType;
 /// Sized once; reused for every burst.
 pub struct Classified {
     actions: [Action; BURST],
+    /// Pass 1's findings for pass 2 (every frame's lane is written anew).
+    lanes: [Lane; BURST],
     len: usize,
     /// The flood sets that `Action::Flood(n)` refers to.
     pub floods: FloodSets,
@@ -24,6 +26,7 @@ impl Default for Classified {
     fn default() -> Self {
         Classified {
             actions: [Action::Drop(DropReason::Malformed); BURST],
+            lanes: [Lane::DECIDED; BURST],
             len: 0,
             floods: FloodSets::default(),
             rx_bytes: 0,
@@ -93,9 +96,9 @@ impl Lane {
 /// VLAN tag its TCI and the next EtherType (4 more each, 22 at most: a TPID
 /// after two tags is refused there). Whatever follows (the IP header, the
 /// payload, the length) changes nothing, so two frames with equal header
-/// keys get the same decision from the same table. Frames shorter than 22
-/// bytes and frames with a tag stripped by the NIC have no key: each is
-/// decided on its own.
+/// keys get the same decision from the same table. Frames too short to hold
+/// those bytes (16 untagged, 22 tagged) and frames with a tag stripped by
+/// the NIC have no key: each is decided on its own.
 #[inline(always)]
 fn header_key(f: &impl Frame) -> Option<(u128, u64)> {
     if f.stripped_tci().is_some() {
@@ -103,14 +106,16 @@ fn header_key(f: &impl Frame) -> Option<(u128, u64)> {
     }
     let d = f.data();
     let head = *d.first_chunk::<16>()?;
-    let tail = *d.get(14..22)?.first_chunk::<8>()?;
     let is_tpid = |hi: u8, lo: u8| EtherType(u16::from_be_bytes([hi, lo])).is_vlan_tpid();
-    let (a, b) = (u128::from_le_bytes(head), u64::from_le_bytes(tail));
     // In little-endian order byte i of a window is bits 8i..8i+8.
-    Some(if !is_tpid(head[12], head[13]) {
+    let a = u128::from_le_bytes(head);
+    if !is_tpid(head[12], head[13]) {
         // Untagged: bytes 0..14.
-        (a & (u128::MAX >> 16), 0)
-    } else if !is_tpid(tail[2], tail[3]) {
+        return Some((a & (u128::MAX >> 16), 0));
+    }
+    let tail = *d.get(14..22)?.first_chunk::<8>()?;
+    let b = u64::from_le_bytes(tail);
+    Some(if !is_tpid(tail[2], tail[3]) {
         // One tag: bytes 0..18 (16..18 are bytes 2..4 of the tail window).
         (a, b & 0xffff_0000)
     } else {
@@ -158,13 +163,14 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     }
 
     // Pass 1: parse, VLAN rules, keys; prefetch every bucket to be touched.
-    let mut lanes = [Lane::DECIDED; BURST];
     let mut stripped_any = false;
     let mut previous = None;
     // Every frame after the first repeats its predecessor's header (one
     // flow, or flows between the same two MACs): pass 2 decides one frame.
     let mut one_header = true;
-    for (i, lane) in lanes[..n].iter_mut().enumerate() {
+    for (i, lane) in out.lanes[..n].iter_mut().enumerate() {
+        // Dropped unless found otherwise.
+        lane.step = Step::Decided;
         let Some(f) = rx.get(i) else {
             out.actions[i] = Action::Drop(DropReason::Malformed);
             previous = None;
@@ -220,7 +226,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     let mut whole = true;
     let mut whole_port = None;
     let decide = if one_header { n.min(1) } else { n };
-    for (i, lane) in lanes[..decide].iter().enumerate() {
+    for (i, lane) in out.lanes[..decide].iter().enumerate() {
         let action = match lane.step {
             Step::Decided => out.actions[i],
             // Never frame 0: it has no previous header.
