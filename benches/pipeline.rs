@@ -9,7 +9,7 @@ use dataplane::mac_table::MacTable;
 use dataplane::port::PortId;
 use dataplane::snapshot::{Snapshot, SnapshotCell};
 use dataplane::stats::WorkerStats;
-use dataplane::view::{PortView, SwitchView};
+use dataplane::view::{max_frame_len, PortView, SwitchView, DEFAULT_MTU};
 use dataplane::vlan::PortVlan;
 use dataplane::worker::Worker;
 use dpdk_sys::eal::Eal;
@@ -59,6 +59,7 @@ fn bench(c: &mut Criterion) {
         tx_queues: 1,
         rx_desc: 512,
         tx_desc: 512,
+        mtu: 1500,
     };
     let ports: Vec<EthPort> = (0..3)
         .map(|i| {
@@ -81,6 +82,7 @@ fn bench(c: &mut Criterion) {
             bridge: br,
             vlan: vlans[i].clone(),
             acl: None,
+            max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();
     }

@@ -133,6 +133,7 @@ fn learned_mac_goes_to_exactly_one_port() {
             vlan_translations: vec![],
             rx_queues: 1,
             iface_id: None,
+            mtu_request: None,
         },
     });
     sw.wait_for("100 frames from A", |s| {
@@ -215,6 +216,7 @@ fn access_trunk_and_native_tagging_on_the_wire() {
             vlan_translations: vec![],
             rx_queues: 1,
             iface_id: None,
+            mtu_request: None,
         },
     });
     sw.wait_for("A's frames", |s| {
@@ -337,6 +339,7 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
                 vlan_translations: vec![],
                 rx_queues: 1,
                 iface_id: None,
+                mtu_request: None,
             },
         });
         sw.ok(&Request::PortDel { name });
@@ -464,6 +467,7 @@ fn uplink_translates_provider_vlans_to_local_ones() {
             vlan_translations: vec![],
             rx_queues: 1,
             iface_id: None,
+            mtu_request: None,
         },
     });
     sw.wait_for("vm2 frame", |s| {
@@ -483,4 +487,82 @@ fn uplink_translates_provider_vlans_to_local_ones() {
     assert_eq!(up.len(), 1);
     assert_eq!(vid(&up[0]), Some(3029), "local 2 leaves the uplink as 3029");
     assert_eq!(&up[0][..6], &B);
+}
+
+#[test]
+fn jumbo_floods_are_copied_whole_and_frames_over_the_mtu_are_dropped_and_counted() {
+    let _g = serial();
+    let dir = TempDir::new("jumbo");
+    // The pcap PMD chains 2 KiB buffers for a 9,000-byte frame: every flood
+    // copy must carry all of it.
+    let mut jumbo = frame(BCAST, A, None, 1);
+    jumbo.resize(9000, 0x5a);
+    jumbo[8999] = 0xa5;
+    let mid = {
+        let mut f = frame(BCAST, A, None, 2);
+        f.resize(1600, 0x33);
+        f
+    };
+    let stp = {
+        let mut f = frame([0x01, 0x80, 0xc2, 0, 0, 0], C, None, 3);
+        f[12..14].copy_from_slice(&[0x00, 0x26]);
+        f
+    };
+    let lldp = frame([0x01, 0x80, 0xc2, 0, 0, 0x0e], C, None, 4);
+    let to_c = frame(C, B, None, 5); // C was never learned: flooded
+    let frames = vec![jumbo.clone(), mid.clone(), stp, lldp, to_c.clone()];
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}{}",
+        config_head(&dir, "jumbo"),
+        rx_port(&dir, 0, "src", &frames, "tag = 10\nmtu_request = 9000"),
+        tx_port(&dir, 1, "trunk9k", "trunks = [10]\nmtu_request = 9000"),
+        tx_port(&dir, 2, "access9k", "tag = 10\nmtu_request = 9000"),
+        tx_port(&dir, 3, "access1500", "tag = 10"),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("5 frames in", |s| s[0].rx_packets == 5);
+    let small = sw.port("access1500");
+    let pmd: Vec<PmdStatsRow> = serde_json::from_value(sw.ok(&Request::PmdStats)).unwrap();
+    assert!(sw.stop().success());
+
+    let mut tagged = jumbo.clone();
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 10]);
+    let trunk = sent(&dir, "trunk9k");
+    assert_eq!(
+        trunk.iter().map(Vec::len).collect::<Vec<_>>(),
+        [9004, 1604, 64],
+        "jumbo, 1600 and the unknown unicast"
+    );
+    assert_eq!(trunk[0].len(), 9004);
+    assert!(trunk[0] == tagged, "the whole jumbo frame, tagged");
+    assert_eq!(sent(&dir, "access9k"), vec![jumbo, mid, to_c.clone()]);
+    assert_eq!(
+        sent(&dir, "access1500"),
+        vec![to_c],
+        "1,518 bytes at most on a 1,500 MTU"
+    );
+    assert_eq!((small.tx_oversize, small.tx_dropped), (2, 2));
+    assert_eq!(pmd[0].drops_oversize, 2);
+    assert_eq!(pmd[0].drops_link_local, 2, "STP and LLDP: not forwarded");
+    let fdb: Vec<FdbRow> = {
+        // C sent only to link-local addresses: never learned.
+        let dir2 = TempDir::new("jumbo-fdb");
+        let cfg = format!(
+            "{}[[bridges]]\nname = \"br0\"\n{}",
+            config_head(&dir2, "jumbo-fdb"),
+            rx_port(
+                &dir2,
+                0,
+                "src",
+                &[frame([0x01, 0x80, 0xc2, 0, 0, 0], C, None, 6)],
+                ""
+            ),
+        );
+        let sw = Switch::start(&dir2, &cfg);
+        sw.wait_for("1 frame in", |s| s[0].rx_packets == 1);
+        let fdb = serde_json::from_value(sw.ok(&Request::FdbShow { bridge: None })).unwrap();
+        assert!(sw.stop().success());
+        fdb
+    };
+    assert!(fdb.is_empty(), "nothing learned from a BPDU: {fdb:?}");
 }

@@ -61,6 +61,13 @@ impl Transmit<MbufBatch> for TxPorts {
     fn lost(&mut self, port: PortId, frames: u64) {
         bump(&self.stats.port(port).tx_dropped, frames);
     }
+
+    #[inline(always)]
+    fn oversize(&mut self, port: PortId, frames: u64) {
+        let c = self.stats.port(port);
+        bump(&c.tx_dropped, frames);
+        bump(&c.tx_oversize, frames);
+    }
 }
 
 /// Flood copies: fresh mbufs taken from the pool 32 at a time.
@@ -69,20 +76,54 @@ struct MbufCopies {
     pool: Arc<Mempool>,
 }
 
+impl MbufCopies {
+    #[inline(always)]
+    fn fresh(&mut self) -> Option<Mbuf> {
+        match self.spare.pop() {
+            Some(c) => Some(c),
+            None => {
+                self.spare.alloc_bulk_from(&self.pool, BURST);
+                self.spare.pop()
+            }
+        }
+    }
+}
+
 impl FramePool for MbufCopies {
     type Frame = Mbuf;
 
+    /// A copy of the whole frame, however the PMD laid it out: a frame it
+    /// chained (a jumbo frame) is copied into as many fresh buffers as its
+    /// bytes need (a PMD's later segments may have no headroom, so they
+    /// can be longer than a fresh buffer holds).
     #[inline(always)]
     fn copy_of(&mut self, src: &Mbuf) -> Option<Mbuf> {
-        let mut copy = match self.spare.pop() {
-            Some(c) => c,
-            None => {
-                self.spare.alloc_bulk_from(&self.pool, BURST);
-                self.spare.pop()?
+        let mut head = self.fresh()?;
+        if src.nb_segs() == 1 && head.copy_from(src.data()) {
+            return Some(head);
+        }
+        let mut filled = false;
+        for seg in src.segments() {
+            let mut rest = seg;
+            while !rest.is_empty() {
+                rest = if filled {
+                    let mut s = self.fresh()?;
+                    let (chunk, tail) = rest.split_at(rest.len().min(s.room()));
+                    if !s.copy_from(chunk) || !head.append_segment(s) {
+                        return None;
+                    }
+                    tail
+                } else {
+                    let (chunk, tail) = rest.split_at(rest.len().min(head.room()));
+                    if !head.copy_from(chunk) {
+                        return None;
+                    }
+                    filled = true;
+                    tail
+                };
             }
-        };
-        // The first segment (a chained frame's copy is cut there).
-        copy.copy_from(src.data()).then_some(copy)
+        }
+        Some(head)
     }
 }
 
@@ -180,6 +221,7 @@ impl Worker {
     ) {
         classify(&snap.view, in_port, rx, &mut local.classified);
         let counts = execute(
+            &snap.view,
             &local.classified,
             rx,
             &mut local.outputs,

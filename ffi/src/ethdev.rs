@@ -33,6 +33,9 @@ pub struct PortSetup {
     pub tx_queues: u16,
     pub rx_desc: u16,
     pub tx_desc: u16,
+    /// Asked of the device when it supports setting one (NICs, TAP and
+    /// af_packet interfaces); the switch enforces it on transmit anyway.
+    pub mtu: u16,
 }
 
 /// State shared by a port's owner and the queue handles workers hold. Frees
@@ -438,6 +441,11 @@ fn configure_and_start(
     check("rte_eth_dev_configure", unsafe {
         raw::rte_eth_dev_configure(port_id, setup.rx_queues, setup.tx_queues, &conf)
     })?;
+    // SAFETY: valid, configured port.
+    let rc = unsafe { raw::rte_eth_dev_set_mtu(port_id, setup.mtu) };
+    if rc < 0 && rc != -libc::ENOTSUP {
+        return Err(DpdkError::from_ret("rte_eth_dev_set_mtu", rc));
+    }
     // SAFETY: valid port id.
     let socket = unsafe { raw::rte_eth_dev_socket_id(port_id) }.max(0) as u32;
     for q in 0..setup.rx_queues {

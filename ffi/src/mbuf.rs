@@ -139,6 +139,13 @@ impl Mbuf {
         true
     }
 
+    /// Bytes a fresh buffer can hold behind its headroom.
+    #[inline(always)]
+    pub fn room(&self) -> usize {
+        let m = self.m();
+        (m.buf_len as usize).saturating_sub(m.data_off as usize)
+    }
+
     /// Makes this (fresh, single-segment) buffer hold a copy of `src`;
     /// false when it does not fit.
     #[inline]
@@ -160,6 +167,65 @@ impl Mbuf {
         }
     }
 
+    /// How many segments the frame spans (1 unless the PMD chained buffers
+    /// for a frame longer than one).
+    #[inline(always)]
+    pub fn nb_segs(&self) -> u16 {
+        self.m().nb_segs
+    }
+
+    /// The frame's bytes, segment by segment (the first is [`Mbuf::data`]).
+    pub fn segments(&self) -> Segments<'_> {
+        Segments {
+            next: Some(self.ptr),
+            left: self.m().nb_segs,
+            _frame: std::marker::PhantomData,
+        }
+    }
+
+    /// Appends `tail` (a single-segment buffer) as this frame's last
+    /// segment; false, with `tail` freed, when either buffer is shared or
+    /// the chain would outgrow DPDK's counters.
+    pub fn append_segment(&mut self, tail: Mbuf) -> bool {
+        let (tail_len, tail_ok) = {
+            let t = tail.m();
+            (
+                t.data_len,
+                t.nb_segs == 1 && t.refcnt == 1 && t.next.is_null(),
+            )
+        };
+        let m = self.m();
+        let nb_segs = m.nb_segs;
+        if !tail_ok
+            || m.refcnt != 1
+            || nb_segs == u16::MAX
+            || m.pkt_len.checked_add(u32::from(tail_len)).is_none()
+        {
+            return false;
+        }
+        // Walk to the last segment, nb_segs - 1 links at most.
+        let mut last: *mut raw::rte_mbuf = self.ptr.as_ptr();
+        for _ in 1..nb_segs {
+            // SAFETY: `last` is a segment of the chain we own; its `next` is
+            // a valid segment while fewer than nb_segs were walked.
+            let next = unsafe { (*last).next };
+            if next.is_null() {
+                break;
+            }
+            last = next;
+        }
+        let tail_ptr = tail.ptr.as_ptr();
+        std::mem::forget(tail);
+        // SAFETY: `last` is the chain's last segment, owned by us; the tail
+        // buffer is owned (its handle was forgotten) and is now owned by the
+        // chain, freed with it.
+        unsafe { (*last).next = tail_ptr };
+        let m = self.m_mut();
+        m.nb_segs += 1;
+        m.pkt_len += u32::from(tail_len);
+        true
+    }
+
     /// Hints the CPU to fetch the first cache line of the frame.
     #[inline(always)]
     pub fn prefetch_data(&self) {
@@ -171,6 +237,36 @@ impl Mbuf {
     pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
         let mut b = MbufBatch::new();
         b.alloc_bulk_from(pool, 1).then(|| b.take(0)).flatten()
+    }
+}
+
+/// The segments of a frame, in order: see [`Mbuf::segments`].
+pub struct Segments<'a> {
+    next: Option<NonNull<raw::rte_mbuf>>,
+    left: u16,
+    _frame: std::marker::PhantomData<&'a Mbuf>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        let seg = self.next?;
+        self.left -= 1;
+        // SAFETY: `seg` is a segment of the frame borrowed for 'a (the head,
+        // or a `next` link of the chain, which DPDK keeps valid while the
+        // head is owned); its data lies inside its buffer as in `data`.
+        unsafe {
+            let m = seg.as_ref();
+            self.next = NonNull::new(m.next);
+            Some(std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(m.data_off as usize),
+                m.data_len as usize,
+            ))
+        }
     }
 }
 
@@ -571,6 +667,32 @@ mod tests {
         assert!(Frame::prepend(&mut m, 1 << 17).is_none());
         assert_eq!((Frame::pkt_len(&m), Frame::stripped_tci(&m)), (20, None));
         drop(m);
+
+        // Chains: segments in order, lengths summed, freed as one.
+        let mut head = Mbuf::alloc(&pool).unwrap();
+        assert!(head.copy_from(&[1; 100]));
+        for (len, byte) in [(50, 2u8), (7, 3)] {
+            let mut seg = Mbuf::alloc(&pool).unwrap();
+            assert!(seg.copy_from(&vec![byte; len]));
+            assert!(head.append_segment(seg));
+        }
+        assert_eq!(
+            (head.nb_segs(), head.pkt_len(), head.data_len()),
+            (3, 157, 100)
+        );
+        let segs: Vec<(usize, u8)> = head.segments().map(|s| (s.len(), s[0])).collect();
+        assert_eq!(segs, [(100, 1), (50, 2), (7, 3)]);
+        let chained = Mbuf::alloc(&pool).unwrap();
+        let mut other = Mbuf::alloc(&pool).unwrap();
+        assert!(other.append_segment(Mbuf::alloc(&pool).unwrap()));
+        assert!(
+            !head.append_segment(other),
+            "only single segments are appended"
+        );
+        assert_eq!(pool.in_use(), 4);
+        drop(chained);
+        drop(head);
+        assert_eq!(pool.in_use(), 0);
 
         // A pool dropped with a buffer out is leaked, not freed under it.
         let kept = Mbuf::alloc(&pool).unwrap();

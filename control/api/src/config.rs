@@ -119,6 +119,11 @@ impl Default for ControlConfig {
 #[serde(deny_unknown_fields)]
 pub struct BridgeConfig {
     pub name: String,
+    /// Forward frames to link-local control addresses (STP, LACP, LLDP,
+    /// 802.1X, CDP, ...) instead of dropping them: Open vSwitch's
+    /// `other_config:forward-bpdu`, false by default as there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_bpdu: bool,
     #[serde(default)]
     pub ports: Vec<PortConfig>,
 }
@@ -243,7 +248,15 @@ pub struct PortConfig {
     /// `external_ids:iface-id`): its VLAN then comes from Neutron.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iface_id: Option<String>,
+    /// The port's MTU (Open vSwitch's `mtu_request`; default 1500): it sends
+    /// frames up to MTU + 18 bytes and drops longer ones, counting them.
+    /// Applied to the device where the device supports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu_request: Option<u16>,
 }
+
+/// The MTUs a port may ask for: IPv4's minimum to a 9216-byte jumbo frame.
+pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 68..=9216;
 
 fn default_rxq() -> u16 {
     1
@@ -294,7 +307,13 @@ impl PortConfig {
             vlan_translations: Vec::new(),
             rx_queues: default_rxq(),
             iface_id: None,
+            mtu_request: None,
         }
+    }
+
+    /// The MTU the port runs with.
+    pub fn mtu(&self) -> u16 {
+        self.mtu_request.unwrap_or(switch_core::view::DEFAULT_MTU)
     }
 
     /// The fields each type needs, and none it does not use.
@@ -423,6 +442,18 @@ impl PortConfig {
             ));
         }
         self.check_type_fields(key)?;
+        if let Some(m) = self.mtu_request {
+            if !MTU_RANGE.contains(&m) {
+                return Err(err(
+                    format!("{key}.mtu_request"),
+                    format!(
+                        "{m} is not an MTU this switch supports ({}-{})",
+                        MTU_RANGE.start(),
+                        MTU_RANGE.end()
+                    ),
+                ));
+            }
+        }
         if self.rx_queues == 0 || self.rx_queues > switch_core::port::MAX_QUEUES {
             return Err(err(
                 format!("{key}.rx_queues"),

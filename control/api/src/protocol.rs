@@ -121,6 +121,9 @@ pub struct PortStatsRow {
     pub tx_bytes: u64,
     pub rx_dropped: u64,
     pub tx_dropped: u64,
+    /// Of `tx_dropped`: longer than the port's MTU allows.
+    #[serde(default)]
+    pub tx_oversize: u64,
     /// What the PMD itself counted missing/erroneous.
     pub rx_missed: u64,
     pub rx_errors: u64,
@@ -139,7 +142,11 @@ pub struct PmdStatsRow {
     pub rx_queues: Vec<String>,
     pub drops_malformed: u64,
     pub drops_vlan: u64,
+    #[serde(default)]
+    pub drops_link_local: u64,
     pub drops_no_output: u64,
+    #[serde(default)]
+    pub drops_oversize: u64,
     pub drops_tx_full: u64,
     pub drops_no_mbuf: u64,
 }

@@ -49,7 +49,9 @@ impl Daemon {
                     rx_queues,
                     drops_malformed: w.drops.malformed.get(),
                     drops_vlan: w.drops.vlan_violation.get(),
+                    drops_link_local: w.drops.link_local.get(),
                     drops_no_output: w.drops.no_output.get(),
+                    drops_oversize: w.drops.oversize.get(),
                     drops_tx_full: w.drops.tx_full.get(),
                     drops_no_mbuf: w.drops.no_mbuf.get(),
                 }
@@ -104,6 +106,12 @@ impl Daemon {
                 p.tx_dropped,
             );
             e.counter(
+                "ferroswitch_port_tx_oversize_total",
+                "Frames not sent because they were longer than the port's MTU allows.",
+                &l,
+                p.tx_oversize,
+            );
+            e.counter(
                 "ferroswitch_port_rx_missed_total",
                 "Frames the PMD missed (imissed).",
                 &l,
@@ -140,7 +148,9 @@ impl Daemon {
             for (reason, v) in [
                 ("malformed", w.drops_malformed),
                 ("vlan", w.drops_vlan),
+                ("link_local", w.drops_link_local),
                 ("no_output", w.drops_no_output),
+                ("oversize", w.drops_oversize),
                 ("tx_full", w.drops_tx_full),
                 ("no_mbuf", w.drops_no_mbuf),
             ] {

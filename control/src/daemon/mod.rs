@@ -51,6 +51,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub(super) struct BridgeState {
     pub name: String,
     pub fdb: Arc<MacTable>,
+    pub forward_bpdu: bool,
 }
 
 /// Worker counters at the last `pmd-stats-clear`.
@@ -141,6 +142,7 @@ impl Daemon {
             .map(|b| BridgeState {
                 name: b.name.clone(),
                 fdb: Arc::new(MacTable::new(d.mac_table_size, d.mac_aging_secs)),
+                forward_bpdu: b.forward_bpdu,
             })
             .collect();
         let workers: Vec<Arc<WorkerStats>> = d
@@ -241,15 +243,20 @@ impl Daemon {
                 vlan: &p.vlan,
                 acl: p.acl.as_ref(),
                 rx_queues: p.cfg.rx_queues,
+                mtu: p.cfg.mtu(),
                 unchanged: old
                     .queues(p.dev.port_id())
                     .is_some_and(|q| Arc::ptr_eq(q, p.dev.queues())),
             })
             .collect();
-        let bridges: Vec<(&str, &Arc<MacTable>)> = self
+        let bridges: Vec<snapshot::BridgePlan<'_>> = self
             .bridges
             .iter()
-            .map(|b| (b.name.as_str(), &b.fdb))
+            .map(|b| snapshot::BridgePlan {
+                name: &b.name,
+                fdb: &b.fdb,
+                forward_bpdu: b.forward_bpdu,
+            })
             .collect();
         let plan = snapshot::plan(&bridges, &plans, &old.rx_assignment, self.workers.len());
         drop(old);

@@ -42,6 +42,7 @@ impl Daemon {
             tx_queues: self.cfg.dataplane.pmd_cores.len() as u16,
             rx_desc: self.cfg.dataplane.rx_desc,
             tx_desc: self.cfg.dataplane.tx_desc,
+            mtu: cfg.mtu(),
         };
         let used: PortMask = self.ports.values().map(|p| p.dev.port_id()).collect();
         let number = used.first_free().ok_or(OpenError::Full)?;
@@ -301,6 +302,7 @@ pub(super) fn stats_row(name: &str, port_id: u16, t: PortTotals, hw: EthStats) -
         tx_bytes: t.tx_bytes,
         rx_dropped: t.rx_dropped,
         tx_dropped: t.tx_dropped,
+        tx_oversize: t.tx_oversize,
         rx_missed: hw.imissed,
         rx_errors: hw.ierrors,
         tx_errors: hw.oerrors,

@@ -4,9 +4,17 @@
 use dataplane::acl::PortAcl;
 use dataplane::mac_table::MacTable;
 use dataplane::port::PortId;
-use dataplane::view::{PortView, SwitchView, ViewError};
+use dataplane::view::{max_frame_len, PortView, SwitchView, ViewError};
 use dataplane::vlan::PortVlan;
 use std::sync::Arc;
+
+/// A bridge as the snapshot needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgePlan<'a> {
+    pub name: &'a str,
+    pub fdb: &'a Arc<MacTable>,
+    pub forward_bpdu: bool,
+}
 
 /// A port as the snapshot needs it.
 #[derive(Debug, Clone)]
@@ -17,6 +25,7 @@ pub struct PortPlan<'a> {
     pub vlan: &'a PortVlan,
     pub acl: Option<&'a Arc<PortAcl>>,
     pub rx_queues: u16,
+    pub mtu: u16,
     /// The same device as in the previous snapshot: its rx queues stay
     /// with the workers that poll them.
     pub unchanged: bool,
@@ -37,14 +46,15 @@ pub struct Plan {
 /// worker they had in `previous`; every other queue goes to the least
 /// loaded worker at that point (ties: the lowest index), in port order.
 pub fn plan(
-    bridges: &[(&str, &Arc<MacTable>)],
+    bridges: &[BridgePlan<'_>],
     ports: &[PortPlan<'_>],
     previous: &[Vec<(PortId, u16)>],
     workers: usize,
 ) -> Plan {
     let mut view = SwitchView::default();
-    for (name, fdb) in bridges {
-        view.add_bridge(*name, Arc::clone(fdb));
+    for b in bridges {
+        let i = view.add_bridge(b.name, Arc::clone(b.fdb));
+        view.set_forward_bpdu(i, b.forward_bpdu);
     }
     let mut refused = Vec::new();
     let mut placed = Vec::with_capacity(ports.len());
@@ -55,6 +65,7 @@ pub fn plan(
             bridge: p.bridge,
             vlan: p.vlan.clone(),
             acl: p.acl.cloned(),
+            max_frame: max_frame_len(p.mtu),
         }) {
             Ok(()) => placed.push(p),
             Err(e) => refused.push(e),
@@ -122,6 +133,7 @@ mod tests {
             vlan,
             acl: None,
             rx_queues: rxq,
+            mtu: 1500,
             unchanged,
         }
     }
@@ -130,7 +142,11 @@ mod tests {
     fn new_queues_spread_and_kept_ones_stay() {
         let fdb = Arc::new(MacTable::new(64, 300));
         let v = vlan();
-        let bridges = [("br0", &fdb)];
+        let bridges = [BridgePlan {
+            name: "br0",
+            fdb: &fdb,
+            forward_bpdu: false,
+        }];
         let first = plan(
             &bridges,
             &[port(0, "a", &v, 2, false), port(1, "b", &v, 1, false)],
@@ -182,14 +198,27 @@ mod tests {
         let v = vlan();
         // A queue that sat on worker 3 of a 4-worker plan is placed anew.
         let p = plan(
-            &[("br0", &fdb)],
+            &[BridgePlan {
+                name: "br0",
+                fdb: &fdb,
+                forward_bpdu: false,
+            }],
             &[port(0, "a", &v, 1, true), port(0, "dup", &v, 1, false)],
             &[vec![], vec![], vec![], vec![(id(0), 0)]],
             1,
         );
         assert_eq!(p.rx_assignment, vec![vec![(id(0), 0)]]);
         assert_eq!(p.refused.len(), 1, "two ports cannot share a number");
-        let none = plan(&[("br0", &fdb)], &[port(0, "a", &v, 1, false)], &[], 0);
+        let none = plan(
+            &[BridgePlan {
+                name: "br0",
+                fdb: &fdb,
+                forward_bpdu: false,
+            }],
+            &[port(0, "a", &v, 1, false)],
+            &[],
+            0,
+        );
         assert!(none.rx_assignment.is_empty());
         assert!(none.view.port(id(0)).is_some());
     }

@@ -100,6 +100,9 @@ enum PortCmd {
         /// status then follow Neutron.
         #[arg(long)]
         iface_id: Option<String>,
+        /// The port's MTU (default 1500): longer frames are not sent.
+        #[arg(long)]
+        mtu_request: Option<u16>,
     },
     /// Remove a switch port; prints its final counters.
     Del {
@@ -185,6 +188,7 @@ fn main() {
                     vlan_translations,
                     rx_queues,
                     iface_id,
+                    mtu_request,
                 },
         } => (
             Request::PortAdd {
@@ -201,6 +205,7 @@ fn main() {
                     vlan_translations,
                     rx_queues,
                     iface_id,
+                    mtu_request,
                 },
             },
             "",
@@ -280,8 +285,8 @@ fn main() {
                     p.rx_packets, p.rx_bytes, p.rx_dropped, p.rx_missed, p.rx_errors
                 );
                 println!(
-                    "  TX packets:{} bytes:{} dropped:{} errors:{}",
-                    p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_errors
+                    "  TX packets:{} bytes:{} dropped:{} oversize:{} errors:{}",
+                    p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_oversize, p.tx_errors
                 );
             }
         }
@@ -319,10 +324,12 @@ fn main() {
                 println!("  iterations: {}", w.iterations);
                 println!("  rx queues: {}", w.rx_queues.join(" "));
                 println!(
-                    "  drops: malformed {} vlan {} no-output {} tx-full {} no-mbuf {}",
+                    "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} tx-full {} no-mbuf {}",
                     w.drops_malformed,
                     w.drops_vlan,
+                    w.drops_link_local,
                     w.drops_no_output,
+                    w.drops_oversize,
                     w.drops_tx_full,
                     w.drops_no_mbuf
                 );

@@ -82,6 +82,12 @@ pub trait Transmit<B: Burst> {
     /// `frames` meant for `port` could not be made (no buffer for a flood
     /// copy): counted as the port's transmit drops.
     fn lost(&mut self, port: crate::port::PortId, frames: u64);
+    /// `frames` meant for `port` were longer than its MTU allows and were
+    /// dropped: counted as the port's transmit drops (and, where the device
+    /// keeps one, its oversize counter).
+    fn oversize(&mut self, port: crate::port::PortId, frames: u64) {
+        self.lost(port, frames);
+    }
 }
 
 /// Frames and bursts over plain memory: for tests and benchmarks of the

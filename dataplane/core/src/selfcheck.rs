@@ -13,6 +13,19 @@ pub fn check_flow_key(data: &[u8], rx_vlan_tci: Option<u16>) {
     let shallow = FlowKey::extract(data, rx_vlan_tci, ParseDepth::L2);
     let deep = FlowKey::extract(data, rx_vlan_tci, ParseDepth::L4);
     assert_eq!(FlowKey::extract_l2(data, rx_vlan_tci), shallow);
+    // The switching header reads a subset of what the flow key does: where
+    // the key parses, the header does and agrees; a header error is a key
+    // error too.
+    let header = crate::wire::ethernet::SwitchingHeader::parse(data, rx_vlan_tci);
+    match (&header, &shallow) {
+        (Ok(h), Ok(k)) => {
+            assert_eq!((h.dst, h.src), (k.dl_dst, k.dl_src));
+            assert_eq!(h.outer_tci, k.has_vlan.then_some(k.vlan_tci));
+            let _ = (h.dst.is_reserved(), h.src.is_reserved());
+        }
+        (Err(_), k) => assert!(k.is_err(), "{k:?}"),
+        (Ok(_), Err(_)) => {}
+    }
     match (shallow, deep) {
         (Ok(s), Ok(d)) => {
             assert_eq!(

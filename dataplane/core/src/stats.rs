@@ -36,8 +36,11 @@ pub struct PortCounters {
     pub tx_bytes: AtomicU64,
     /// Received and not forwarded: malformed, VLAN violation, no output.
     pub rx_dropped: AtomicU64,
-    /// The PMD did not take them, or a flood copy could not be allocated.
+    /// The PMD did not take them, a flood copy could not be allocated, or
+    /// they were longer than the port's MTU allows.
     pub tx_dropped: AtomicU64,
+    /// Of `tx_dropped`: longer than the port's MTU allows.
+    pub tx_oversize: AtomicU64,
 }
 
 #[inline(always)]
@@ -52,7 +55,9 @@ pub fn bump(c: &AtomicU64, n: u64) {
 pub struct DropCounters {
     pub malformed: Counter,
     pub vlan_violation: Counter,
+    pub link_local: Counter,
     pub no_output: Counter,
+    pub oversize: Counter,
     pub tx_full: Counter,
     pub no_mbuf: Counter,
 }
@@ -87,6 +92,8 @@ impl WorkerStats {
         bump(&pc.rx_dropped, c.rx_dropped);
         self.drops.malformed.add(c.malformed);
         self.drops.vlan_violation.add(c.vlan_violation);
+        self.drops.link_local.add(c.link_local);
+        self.drops.oversize.add(c.oversize);
         self.drops.no_output.add(c.no_output);
         self.drops.no_mbuf.add(c.no_mbuf);
     }
@@ -113,6 +120,8 @@ pub struct PortTotals {
     pub tx_bytes: u64,
     pub rx_dropped: u64,
     pub tx_dropped: u64,
+    #[serde(default)]
+    pub tx_oversize: u64,
 }
 
 impl PortTotals {
@@ -126,6 +135,7 @@ impl PortTotals {
                 t.tx_bytes += c.tx_bytes.load(Ordering::Relaxed);
                 t.rx_dropped += c.rx_dropped.load(Ordering::Relaxed);
                 t.tx_dropped += c.tx_dropped.load(Ordering::Relaxed);
+                t.tx_oversize += c.tx_oversize.load(Ordering::Relaxed);
             }
         }
         t
@@ -141,6 +151,7 @@ impl PortTotals {
             tx_bytes: self.tx_bytes.wrapping_sub(base.tx_bytes),
             rx_dropped: self.rx_dropped.wrapping_sub(base.rx_dropped),
             tx_dropped: self.tx_dropped.wrapping_sub(base.tx_dropped),
+            tx_oversize: self.tx_oversize.wrapping_sub(base.tx_oversize),
         }
     }
 }

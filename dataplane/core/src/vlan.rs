@@ -4,13 +4,19 @@
 //! | mode | ingress untagged | ingress tagged V | egress to VLAN V |
 //! |---|---|---|---|
 //! | access (tag T) | VLAN T | dropped (V≠0) | untagged, only V = T |
-//! | trunk | VLAN 0 if 0 is trunked | V if trunked | tagged (untagged for V = 0) |
+//! | trunk | VLAN 0 if 0 is trunked | V if trunked | tagged (VLAN 0: see below) |
 //! | native-tagged (T) | VLAN T | V if trunked | tagged, for T and trunks |
 //! | native-untagged (T) | VLAN T | V if trunked | untagged for T, tagged for trunks |
 //!
 //! An empty trunk list means every VLAN. A priority tag (VID 0) counts as
-//! untagged. Membership is a 4096-bit map so the per-packet checks are one
-//! load and a bit test.
+//! untagged. VLAN 0 (untagged and priority-tagged frames of trunk ports)
+//! only ever leaves through trunk ports that trunk it, as it came: untagged,
+//! or with its priority tag (as Open vSwitch does). A native port never
+//! carries VLAN 0, even when its trunk list names it: its untagged frames
+//! are its native VLAN (Open vSwitch drops 0 from a native port's trunks
+//! for the same reason). VID 4095 is reserved (802.1Q) and never carried.
+//! Membership is a 4096-bit map so the per-packet checks are one load and a
+//! bit test.
 //!
 //! VLAN translation, as the Neutron OVS agent programs it on the uplink
 //! (`dl_vlan=3029 -> mod_vlan_vid:2` in, the reverse out): a trunk or native
@@ -76,6 +82,11 @@ impl VidSet {
             self.0[vid as usize >> 6] |= 1u64 << (vid & 63);
         }
     }
+    pub fn remove(&mut self, vid: u16) {
+        if vid <= MAX_VID {
+            self.0[vid as usize >> 6] &= !(1u64 << (vid & 63));
+        }
+    }
     #[inline(always)]
     pub fn contains(&self, vid: u16) -> bool {
         vid <= MAX_VID && self.0[(vid as usize >> 6) & 63] & (1u64 << (vid & 63)) != 0
@@ -95,6 +106,9 @@ pub enum Egress {
     Untagged,
     /// Tagged with this VID on the wire (the VLAN itself, or its translation).
     Tagged(u16),
+    /// VLAN 0 out of a trunk: as the frame came, untagged or with its
+    /// priority tag (VID 0).
+    Priority,
 }
 
 /// External <-> local VID maps of a translating port (0 = no mapping).
@@ -178,6 +192,8 @@ impl PortVlan {
             VlanMode::NativeTagged | VlanMode::NativeUntagged => {
                 let t = tag.ok_or(VlanConfigError::MissingTag(mode))?;
                 trunk_set.insert(t);
+                // Untagged frames are the native VLAN's: never VLAN 0.
+                trunk_set.remove(0);
                 let out = (mode == VlanMode::NativeUntagged).then_some(t);
                 (trunk_set.clone(), trunk_set, Some(t), out)
             }
@@ -311,7 +327,10 @@ impl PortVlan {
         if !self.member.contains(vlan) {
             return None;
         }
-        if self.untagged_out == Some(vlan) || vlan == 0 {
+        if vlan == 0 {
+            return Some(Egress::Priority);
+        }
+        if self.untagged_out == Some(vlan) {
             return Some(Egress::Untagged);
         }
         if let Some(x) = &self.xlate {
@@ -352,7 +371,7 @@ mod tests {
         assert_eq!(all.ingress(None), Some(0));
         assert_eq!(all.ingress(Some(7)), Some(7));
         assert_eq!(all.egress(7), Some(Egress::Tagged(7)));
-        assert_eq!(all.egress(0), Some(Egress::Untagged));
+        assert_eq!(all.egress(0), Some(Egress::Priority));
         assert_eq!(all.ingress(Some(4095)), None);
         let some = PortVlan::new(Some(VlanMode::Trunk), None, &[10, 20]).unwrap();
         assert_eq!(some.ingress(None), None, "VLAN 0 not trunked");
@@ -373,6 +392,12 @@ mod tests {
         assert_eq!(nu.egress(5), Some(Egress::Untagged));
         assert_eq!(nu.egress(10), Some(Egress::Tagged(10)));
         assert_eq!(nu.egress(11), None);
+        // VLAN 0 in the trunk list of a native port is ignored.
+        let n0 = PortVlan::new(Some(VlanMode::NativeUntagged), Some(5), &[0, 10]).unwrap();
+        assert_eq!(
+            (n0.egress(0), n0.ingress(None), n0.ingress(Some(0))),
+            (None, Some(5), Some(5))
+        );
     }
 
     #[test]
@@ -482,20 +507,21 @@ mod tests {
             let tag_opt = if mode == VlanMode::Trunk { None } else { Some(tag) };
             let p = PortVlan::new(Some(mode), tag_opt, &trunks).unwrap();
             let trunked = |v: u16| v < 4095 && (trunks.is_empty() || trunks.contains(&v));
+            let native_trunked = |v: u16| v != 0 && trunked(v);
             let want_in = match (mode, vid) {
                 (VlanMode::Access, None | Some(0)) => Some(tag),
                 (VlanMode::Access, Some(_)) => None,
                 (VlanMode::Trunk, None | Some(0)) => trunked(0).then_some(0),
                 (VlanMode::Trunk, Some(v)) => trunked(v).then_some(v),
                 (_, None | Some(0)) => Some(tag),
-                (_, Some(v)) => (v == tag || trunked(v)).then_some(v),
+                (_, Some(v)) => (v == tag || native_trunked(v)).then_some(v),
             };
             prop_assert_eq!(p.ingress(vid), want_in);
             let want_out = match mode {
                 VlanMode::Access => (out == tag).then_some(Egress::Untagged),
-                VlanMode::Trunk => trunked(out).then_some(if out == 0 { Egress::Untagged } else { Egress::Tagged(out) }),
-                VlanMode::NativeTagged => (out == tag || trunked(out)).then_some(if out == 0 { Egress::Untagged } else { Egress::Tagged(out) }),
-                VlanMode::NativeUntagged => (out == tag || trunked(out)).then_some(if out == tag || out == 0 { Egress::Untagged } else { Egress::Tagged(out) }),
+                VlanMode::Trunk => trunked(out).then_some(if out == 0 { Egress::Priority } else { Egress::Tagged(out) }),
+                VlanMode::NativeTagged => (out == tag || native_trunked(out)).then_some(Egress::Tagged(out)),
+                VlanMode::NativeUntagged => (out == tag || native_trunked(out)).then_some(if out == tag { Egress::Untagged } else { Egress::Tagged(out) }),
             };
             prop_assert_eq!(p.egress(out), want_out);
         }

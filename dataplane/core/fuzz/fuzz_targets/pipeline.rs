@@ -13,7 +13,7 @@ use switch_core::frame::{Burst, Transmit};
 use switch_core::mac_table::MacTable;
 use switch_core::pipeline::{classify, execute, Classified, Outputs};
 use switch_core::port::PortId;
-use switch_core::view::{PortView, SwitchView};
+use switch_core::view::{max_frame_len, PortView, SwitchView, DEFAULT_MTU};
 use switch_core::vlan::{PortVlan, VlanMode};
 
 #[derive(Default)]
@@ -49,6 +49,7 @@ fn view() -> SwitchView {
             bridge: b,
             vlan,
             acl: None,
+            max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();
     }
@@ -88,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
         let copies_before = pool.copies;
         classify(&v, PortId::new(u16::from(in_port)).unwrap(), &rx, &mut classified);
         assert_eq!(classified.actions().len(), n);
-        let counts = execute(&classified, &mut rx, &mut out, &mut pool, &mut tx);
+        let counts = execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut tx);
         out.flush(&mut tx);
         assert!(rx.is_empty() && out.pending().is_empty());
         assert_eq!(counts.rx_packets as usize, n);

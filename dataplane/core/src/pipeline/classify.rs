@@ -1,10 +1,10 @@
 //! Stage 1: one resolved action per frame of a burst.
 use super::{Action, DropReason, FloodSets, TagAction};
-use crate::flow_key::FlowKey;
 use crate::frame::{Burst, Frame, BURST};
 use crate::mac_table::MacKey;
 use crate::port::PortId;
 use crate::view::SwitchView;
+use crate::wire::ethernet::{SwitchingHeader, MIN_TAGGED_LEN};
 use crate::wire::EtherType;
 
 /// What [`classify`] found for a burst: an action per frame, the burst's
@@ -49,8 +49,8 @@ impl Classified {
     }
 
     /// The port every frame of the burst goes to unchanged (no tag edit,
-    /// no NIC-stripped tag to put back), when they all do: the burst can
-    /// then move as a whole.
+    /// no NIC-stripped tag to put back, none longer than the port's MTU
+    /// allows), when they all do: the burst can then move as a whole.
     #[inline(always)]
     pub fn moves_whole(&self) -> Option<PortId> {
         self.whole
@@ -92,42 +92,36 @@ impl Lane {
 }
 
 /// The bytes an L2 decision depends on, which are exactly the bytes the
-/// parser reads: the two addresses and the EtherType (14 bytes), then per
-/// VLAN tag its TCI and the next EtherType (4 more each, 22 at most: a TPID
-/// after two tags is refused there). Whatever follows (the IP header, the
-/// payload, the length) changes nothing, so two frames with equal header
-/// keys get the same decision from the same table. Frames too short to hold
-/// those bytes (16 untagged, 22 tagged) and frames with a tag stripped by
-/// the NIC have no key: each is decided on its own.
+/// parser reads: the two addresses and the EtherType (14 bytes), and for a
+/// tagged frame the outer TCI (16). Whatever follows (inner tags, the IP
+/// header, the payload, the length) changes nothing, so two frames with
+/// equal header keys get the same decision from the same table; the
+/// output port's MTU is checked per frame later. Frames that could be
+/// too short to parse (under 16 bytes, or tagged and under 18, where a
+/// partial tag is malformed) and frames with a tag stripped by the NIC have
+/// no key: each is decided on its own.
 #[inline(always)]
-fn header_key(f: &impl Frame) -> Option<(u128, u64)> {
+fn header_key(f: &impl Frame) -> Option<u128> {
     if f.stripped_tci().is_some() {
         return None;
     }
     let d = f.data();
     let head = *d.first_chunk::<16>()?;
-    let is_tpid = |hi: u8, lo: u8| EtherType(u16::from_be_bytes([hi, lo])).is_vlan_tpid();
     // In little-endian order byte i of a window is bits 8i..8i+8.
     let a = u128::from_le_bytes(head);
-    if !is_tpid(head[12], head[13]) {
+    if !EtherType(u16::from_be_bytes([head[12], head[13]])).is_vlan_tpid() {
         // Untagged: bytes 0..14.
-        return Some((a & (u128::MAX >> 16), 0));
+        return Some(a & (u128::MAX >> 16));
     }
-    let tail = *d.get(14..22)?.first_chunk::<8>()?;
-    let b = u64::from_le_bytes(tail);
-    Some(if !is_tpid(tail[2], tail[3]) {
-        // One tag: bytes 0..18 (16..18 are bytes 2..4 of the tail window).
-        (a, b & 0xffff_0000)
-    } else {
-        // Two tags: bytes 0..22.
-        (a, b)
-    })
+    // Tagged: bytes 0..16 of a frame that holds the whole tag.
+    (d.len() >= MIN_TAGGED_LEN).then_some(a)
 }
 
 /// Classifies the burst `rx` that arrived on `in_port`, into `out`.
 ///
-/// Contract: reads the frames and never changes them; learns every unicast
-/// source in the bridge's MAC table; leaves one action per frame in `out`
+/// Contract: reads the frames and never changes them; learns the unicast
+/// source of every frame it admits (parsed, in a VLAN of the port, not to a
+/// link-local address) in the bridge's MAC table; leaves one action per frame in `out`
 /// (frame i's at `out.actions()[i]`) with every flood resolved: a flood
 /// to no port is a drop, to one port an output, to more an
 /// `Action::Flood` of a set in `out.floods`. The actions are exactly those
@@ -164,6 +158,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
 
     // Pass 1: parse, VLAN rules, keys; prefetch every bucket to be touched.
     let mut stripped_any = false;
+    let mut longest = 0u32;
     let mut previous = None;
     // Every frame after the first repeats its predecessor's header (one
     // flow, or flows between the same two MACs): pass 2 decides one frame.
@@ -178,6 +173,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
             continue;
         };
         out.rx_bytes += u64::from(f.pkt_len());
+        longest = longest.max(f.pkt_len());
         let header = header_key(f);
         if header.is_some() && header == previous {
             lane.step = Step::AsPrevious;
@@ -187,27 +183,29 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         previous = header;
         let stripped = f.stripped_tci();
         stripped_any |= stripped.is_some();
-        let key = match FlowKey::extract_l2(f.data(), stripped) {
-            Ok(key) => key,
-            Err(_) => {
-                out.actions[i] = Action::Drop(DropReason::Malformed);
-                continue;
-            }
+        let Ok(h) = SwitchingHeader::parse(f.data(), stripped) else {
+            out.actions[i] = Action::Drop(DropReason::Malformed);
+            continue;
         };
-        let in_tci = key.has_vlan.then_some(key.vlan_tci);
-        let Some(vlan) = port.vlan.ingress(key.has_vlan.then(|| key.vid())) else {
+        let in_tci = h.outer_tci;
+        let Some(vlan) = port.vlan.ingress(in_tci.map(|t| t & 0x0fff)) else {
             out.actions[i] = Action::Drop(DropReason::VlanViolation);
             continue;
         };
-        let src = if key.dl_src.is_unicast() {
-            let k = fdb.key(vlan, key.dl_src.to_u64());
+        // As Open vSwitch: after the VLAN check, before learning.
+        if !bridge.forward_bpdu && h.dst.is_reserved() {
+            out.actions[i] = Action::Drop(DropReason::LinkLocal);
+            continue;
+        }
+        let src = if h.src.is_unicast() {
+            let k = fdb.key(vlan, h.src.to_u64());
             fdb.prefetch(k);
             k
         } else {
             MacKey::NONE
         };
-        let dst = if key.dl_dst.is_unicast() {
-            let k = fdb.key(vlan, key.dl_dst.to_u64());
+        let dst = if h.dst.is_unicast() {
+            let k = fdb.key(vlan, h.dst.to_u64());
             fdb.prefetch(k);
             k
         } else {
@@ -266,5 +264,5 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         let first = out.actions[0];
         out.actions[1..n].fill(first);
     }
-    out.whole = whole_port.filter(|_| whole && !stripped_any);
+    out.whole = whole_port.filter(|&p| whole && !stripped_any && longest <= view.max_frame(p));
 }

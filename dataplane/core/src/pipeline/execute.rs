@@ -3,6 +3,7 @@
 use super::{Action, Classified, DropReason, FloodSet, TagAction};
 use crate::frame::{Burst, Frame, FramePool, Transmit};
 use crate::port::{PortId, PortMask, MAX_PORTS};
+use crate::view::SwitchView;
 use crate::wire::vlan::{insert_tag, remove_outer_tag, set_outer_tci, HEADER_LEN as TAG_LEN};
 use crate::wire::Tci;
 
@@ -15,7 +16,10 @@ pub struct BurstCounts {
     pub rx_dropped: u64,
     pub malformed: u64,
     pub vlan_violation: u64,
+    pub link_local: u64,
     pub no_output: u64,
+    /// Frames (or copies) longer than their output port's MTU allows.
+    pub oversize: u64,
     /// Flood copies that could not be made.
     pub no_mbuf: u64,
 }
@@ -27,6 +31,7 @@ impl BurstCounts {
         match reason {
             DropReason::Malformed => self.malformed += 1,
             DropReason::VlanViolation => self.vlan_violation += 1,
+            DropReason::LinkLocal => self.link_local += 1,
             DropReason::NoOutput => self.no_output += 1,
         }
     }
@@ -154,16 +159,21 @@ pub fn apply_tag<F: Frame>(f: &mut F, action: TagAction) -> bool {
 }
 
 /// Stage 2: carries out `classified`'s actions on the burst `rx` it was
-/// made from, into `out`; batches that fill up go through `tx` at once.
+/// made from (with `view`, the snapshot it was classified in), into `out`;
+/// batches that fill up go through `tx` at once.
 ///
 /// Contract: consumes every frame of `rx` (it is empty afterwards): each
 /// goes to one output batch, is copied to several (`pool` makes the
-/// copies; the original goes to the last port), or is released with the
-/// burst's drops. Frames are tag-edited as their action says, a stripped
-/// tag counting as part of the frame. A burst whose frames all go to one
-/// port unchanged moves as a whole, without touching a frame.
+/// copies, whole, however many segments the frame has; the original goes
+/// to the last port), or is released with the burst's drops. Frames are
+/// tag-edited as their action says, a stripped tag counting as part of the
+/// frame. A frame (or copy) longer than its output port's `max_frame` after
+/// the edit is dropped and counted through `tx.oversize`, never cut. A
+/// burst whose frames all go to one port unchanged moves as a whole,
+/// without touching a frame.
 #[inline(always)]
 pub fn execute<B, P, T>(
+    view: &SwitchView,
     classified: &Classified,
     rx: &mut B,
     out: &mut Outputs<B>,
@@ -201,15 +211,20 @@ where
                         tag.on_data(Some(t))
                     }
                 };
-                if apply_tag(&mut f, tag) {
-                    out.enqueue(p, f, tx);
-                } else {
+                if !apply_tag(&mut f, tag) {
                     c.dropped(DropReason::Malformed);
                     out.discard(f);
+                } else if f.pkt_len() > view.max_frame(p) {
+                    c.oversize += 1;
+                    c.rx_dropped += 1;
+                    tx.oversize(p, 1);
+                    out.discard(f);
+                } else {
+                    out.enqueue(p, f, tx);
                 }
             }
             Action::Flood(n) => match classified.floods.get(n) {
-                Some(set) => flood(set, f, out, pool, tx, &mut c),
+                Some(set) => flood(view, set, f, out, pool, tx, &mut c),
                 None => {
                     c.dropped(DropReason::NoOutput);
                     out.discard(f);
@@ -228,9 +243,10 @@ where
 }
 
 /// Sends `f` to every port of `set`: a copy per port but the last, which
-/// gets the frame itself.
+/// gets the frame itself. A port whose MTU the frame exceeds gets nothing.
 #[inline]
 fn flood<B, P, T>(
+    view: &SwitchView,
     set: &FloodSet,
     mut f: B::Frame,
     out: &mut Outputs<B>,
@@ -251,11 +267,28 @@ fn flood<B, P, T>(
         out.discard(f);
         return;
     };
+    // What a tag edit makes of the length: one tag more or less.
+    let len = f.pkt_len();
+    let fits = |p: PortId, tag: TagAction| {
+        let out_len = match tag.on_data(stripped) {
+            TagAction::Push(_) => len + TAG_LEN as u32,
+            TagAction::Pop => len.saturating_sub(TAG_LEN as u32),
+            TagAction::Keep | TagAction::Set(_) => len,
+        };
+        out_len <= view.max_frame(p)
+    };
+    let mut sent = false;
     for &(p, tag) in rest {
+        if !fits(p, tag) {
+            c.oversize += 1;
+            tx.oversize(p, 1);
+            continue;
+        }
         match pool.copy_of(&f) {
             Some(mut copy) => {
                 if apply_tag(&mut copy, tag.on_data(stripped)) {
                     out.enqueue(p, copy, tx);
+                    sent = true;
                 } else {
                     c.malformed += 1;
                     out.discard(copy);
@@ -267,7 +300,14 @@ fn flood<B, P, T>(
             }
         }
     }
-    if apply_tag(&mut f, last_tag.on_data(stripped)) {
+    if !fits(last, last_tag) {
+        c.oversize += 1;
+        tx.oversize(last, 1);
+        if !sent {
+            c.rx_dropped += 1;
+        }
+        out.discard(f);
+    } else if apply_tag(&mut f, last_tag.on_data(stripped)) {
         out.enqueue(last, f, tx);
     } else {
         c.dropped(DropReason::Malformed);

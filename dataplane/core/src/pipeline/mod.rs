@@ -3,7 +3,9 @@
 //! Per received burst, three stages, each a function with a stated
 //! contract:
 //!
-//! 1. [`classify`]: parse every frame's L2 header, apply the input port's
+//! 1. [`classify`]: parse every frame's L2 header (the addresses and the
+//!    outer tag: further tags are payload, as in Open vSwitch), drop what
+//!    goes to a link-local control address, apply the input port's
 //!    VLAN rules, learn the sources and look up the destinations in the
 //!    bridge's MAC table (keys hashed and buckets prefetched for the whole
 //!    burst first), and resolve one [`Action`] per frame: to one port with
@@ -11,8 +13,9 @@
 //!    drop with a [`DropReason`]. Reads frames, never changes them.
 //! 2. [`execute`]: carry the actions out: tag edits through the `wire`
 //!    views, flood copies from a [`FramePool`](crate::frame::FramePool),
-//!    per-port output batches; a batch that fills up is transmitted at
-//!    once. Consumes the burst.
+//!    the output port's MTU (longer frames are dropped and counted, never
+//!    cut), per-port output batches; a batch that fills up is transmitted
+//!    at once. Consumes the burst.
 //! 3. transmit ([`Outputs::flush`]): every pending output batch goes to its
 //!    port once, through the device's [`Transmit`](crate::frame::Transmit).
 //!
@@ -60,6 +63,8 @@ impl TagAction {
             (None, Egress::Tagged(vid)) => TagAction::Push(vid),
             (Some(tci), Egress::Tagged(vid)) if tci & 0x0fff == vid => TagAction::Keep,
             (Some(tci), Egress::Tagged(vid)) => TagAction::Set((tci & 0xf000) | vid),
+            // VLAN 0 leaves a trunk as it came: untagged or priority-tagged.
+            (_, Egress::Priority) => TagAction::Keep,
         }
     }
 
@@ -84,6 +89,9 @@ pub enum DropReason {
     Malformed,
     /// Its VLAN is not one the input port carries.
     VlanViolation,
+    /// Addressed to a link-local control protocol (STP, LACP, LLDP, ...) on
+    /// a bridge without `forward_bpdu`: neither forwarded nor learned from.
+    LinkLocal,
     /// Nowhere to go: destination learned on the input port, not a member
     /// of the VLAN, or a flood with no other port in it.
     NoOutput,

@@ -2,13 +2,13 @@
 //! against a reference that decides and edits each frame alone with plain
 //! byte operations.
 use super::*;
-use crate::flow_key::FlowKey;
 use crate::frame::mem::{MemBurst, MemFrame, MemPool};
 use crate::frame::{Burst, Transmit};
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask};
-use crate::view::{PortView, SwitchView};
+use crate::view::{max_frame_len, PortView, SwitchView, DEFAULT_MTU};
 use crate::vlan::{PortVlan, VlanMode};
+use crate::wire::ethernet::SwitchingHeader;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,7 +46,8 @@ fn frame(dst: u64, src: u64, tags: &[(u16, u16)], len: usize) -> Vec<u8> {
 }
 
 /// One bridge: p0 access 10, p1 trunk (10, 20), p2 native-untagged 20 with
-/// trunk 10, p3 access 20, p4 a trunk translating external 3029 <-> 10.
+/// trunk 10 and room for 70-byte frames only, p3 access 20, p4 a trunk
+/// translating external 3029 <-> 10.
 fn view() -> SwitchView {
     let mut v = SwitchView::default();
     let b = v.add_bridge("br0", Arc::new(MacTable::new(4096, 300)));
@@ -64,6 +65,11 @@ fn view() -> SwitchView {
             bridge: b,
             vlan,
             acl: None,
+            max_frame: if i == 2 {
+                70
+            } else {
+                max_frame_len(DEFAULT_MTU)
+            },
         })
         .unwrap();
     }
@@ -104,7 +110,7 @@ fn run(
     let mut classified = Classified::default();
     let mut out = Outputs::<MemBurst>::default();
     classify(view, p(in_port), &rx, &mut classified);
-    let counts = execute(&classified, &mut rx, &mut out, pool, cap);
+    let counts = execute(view, &classified, &mut rx, &mut out, pool, cap);
     out.flush(cap);
     assert!(rx.is_empty(), "execute consumes the burst");
     assert!(out.pending().is_empty());
@@ -204,6 +210,7 @@ fn a_flood_to_one_port_is_an_output_and_to_none_a_drop() {
             bridge: b,
             vlan: PortVlan::new(None, Some(tag), &[]).unwrap(),
             acl: None,
+            max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();
     }
@@ -235,7 +242,8 @@ fn drops_are_counted_by_reason() {
     let frames = vec![
         MemFrame::new(&frame(B, A, &[(0x8100, 30)], 64)), // p1 does not trunk 30
         MemFrame::new(&[1, 2, 3]),                        // runt
-        MemFrame::new(&frame(B, A, &[(0x8100, 10), (0x8100, 1), (0x8100, 2)], 64)), // 3 tags
+        MemFrame::new(&frame(B, A, &[(0x8100, 10)], 64)[..17]), // partial tag
+        MemFrame::new(&frame(0x0180_c200_0000, A, &[(0x8100, 10)], 64)), // STP
         MemFrame::new(&frame(A, A, &[(0x8100, 10)], 64)), // to itself: learned on p1
     ];
     let (actions, counts) = run(&v, 1, frames, &mut pool, &mut cap);
@@ -245,22 +253,93 @@ fn drops_are_counted_by_reason() {
             Action::Drop(DropReason::VlanViolation),
             Action::Drop(DropReason::Malformed),
             Action::Drop(DropReason::Malformed),
+            Action::Drop(DropReason::LinkLocal),
             Action::Drop(DropReason::NoOutput),
         ]
     );
     assert_eq!(
         counts,
         BurstCounts {
-            rx_packets: 4,
-            rx_bytes: 64 + 3 + 64 + 64,
-            rx_dropped: 4,
+            rx_packets: 5,
+            rx_bytes: 64 + 3 + 17 + 64 + 64,
+            rx_dropped: 5,
             malformed: 2,
             vlan_violation: 1,
+            link_local: 1,
             no_output: 1,
+            oversize: 0,
             no_mbuf: 0
         }
     );
     assert!(cap.sent.is_empty());
+}
+
+#[test]
+fn inner_tags_are_payload_and_only_the_outer_one_is_edited() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    // Learn B on p0 (access 10).
+    run(
+        &v,
+        0,
+        vec![MemFrame::new(&frame(BCAST, B, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    cap = Capture::default();
+    // S-tag 10 over two C-tags from the trunk: the outer tag goes, the rest
+    // stays as it came.
+    let three = frame(B, A, &[(0x88a8, 10), (0x8100, 7), (0x88a8, 9)], 64);
+    let (actions, _) = run(&v, 1, vec![MemFrame::new(&three)], &mut pool, &mut cap);
+    assert_eq!(actions, [Action::Output(p(0), TagAction::Pop)]);
+    assert_eq!(cap.sent[&0], [frame(B, A, &[(0x8100, 7), (0x88a8, 9)], 60)]);
+}
+
+#[test]
+fn frames_over_the_mtu_are_dropped_per_port_and_never_cut() {
+    let v = view();
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    // A 68-byte broadcast from p0 (VLAN 10): p2 takes 70 bytes, the tag it
+    // needs makes 72.
+    let (_, counts) = run(
+        &v,
+        0,
+        vec![MemFrame::new(&frame(BCAST, A, &[], 68))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(cap.sent[&1].len(), 1);
+    assert_eq!(cap.sent[&4].len(), 1);
+    assert!(!cap.sent.contains_key(&2));
+    assert_eq!((counts.oversize, counts.rx_dropped, cap.lost), (1, 0, 1));
+    // Unicast to p2 only: the frame is dropped, counted once.
+    run(
+        &v,
+        2,
+        vec![MemFrame::new(&frame(BCAST, C, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    cap = Capture::default();
+    let (actions, counts) = run(
+        &v,
+        1,
+        vec![MemFrame::new(&frame(C, A, &[(0x8100, 20)], 76))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(2), TagAction::Pop)]);
+    assert!(cap.sent.is_empty());
+    assert_eq!((counts.oversize, counts.rx_dropped, cap.lost), (1, 1, 1));
+    // 72 bytes with the tag, 68 without: fits once popped.
+    run(
+        &v,
+        1,
+        vec![MemFrame::new(&frame(C, A, &[(0x8100, 20)], 72))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(cap.sent[&2].len(), 1);
 }
 
 #[test]
@@ -289,7 +368,7 @@ fn a_uniform_burst_moves_whole_and_a_full_batch_goes_at_once() {
         .all(|a| *a == Action::Output(p(3), TagAction::Pop)));
     assert_eq!(classified.moves_whole(), None);
     cap = Capture::default();
-    execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
+    execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
     // Popping touches every frame; 32 to one port fill its batch: sent at once.
     assert_eq!(cap.calls, 1);
     assert_eq!(cap.sent[&3].len(), 32);
@@ -307,7 +386,7 @@ fn a_uniform_burst_moves_whole_and_a_full_batch_goes_at_once() {
     classify(&v, p(3), &rx, &mut classified);
     assert_eq!(classified.moves_whole(), Some(p(2)));
     cap = Capture::default();
-    execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
+    execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
     assert_eq!(cap.calls, 0, "pending until the flush");
     assert_eq!(out.pending(), PortMask::from_iter([p(2)]));
     out.flush(&mut cap);
@@ -381,22 +460,26 @@ enum Fate {
 /// NORMAL for one frame, alone: parse, VLAN rules, learn, look up, flood
 /// over every other member in port order.
 fn reference_fate(v: &SwitchView, in_port: PortId, f: &MemFrame) -> Fate {
-    let Ok(key) = FlowKey::extract_l2(f.bytes(), f.stripped) else {
+    let Ok(h) = SwitchingHeader::parse(f.bytes(), f.stripped) else {
         return Fate::Dropped(DropReason::Malformed);
     };
     let port = v.port(in_port).unwrap();
-    let fdb = &v.bridge(port.bridge).unwrap().fdb;
-    let in_tci = key.has_vlan.then_some(key.vlan_tci);
-    let Some(vlan) = port.vlan.ingress(key.has_vlan.then(|| key.vid())) else {
+    let bridge = v.bridge(port.bridge).unwrap();
+    let fdb = &bridge.fdb;
+    let in_tci = h.outer_tci;
+    let Some(vlan) = port.vlan.ingress(in_tci.map(|t| t & 0xfff)) else {
         return Fate::Dropped(DropReason::VlanViolation);
     };
-    if key.dl_src.is_unicast() {
-        fdb.learn(vlan, key.dl_src.to_u64(), in_port);
+    if h.dst.is_reserved() && !bridge.forward_bpdu {
+        return Fate::Dropped(DropReason::LinkLocal);
     }
-    let known = key
-        .dl_dst
+    if h.src.is_unicast() {
+        fdb.learn(vlan, h.src.to_u64(), in_port);
+    }
+    let known = h
+        .dst
         .is_unicast()
-        .then(|| fdb.lookup(vlan, key.dl_dst.to_u64()))
+        .then(|| fdb.lookup(vlan, h.dst.to_u64()))
         .flatten();
     let targets: Vec<(PortId, TagAction)> = match known {
         Some(q) if q == in_port => vec![],
@@ -533,14 +616,24 @@ proptest! {
         for (in_port, frames) in bursts {
             let mut want: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
             let mut fates = Vec::new();
+            let mut sent_nowhere = 0;
             for f in &frames {
                 let fate = reference_fate(&r, p(in_port), f);
-                if let Fate::To(targets) = &fate {
-                    for &(q, tag) in targets {
-                        if let Some(b) = reference_bytes(f, tag) {
-                            want.entry(q.get()).or_default().push(b);
+                match &fate {
+                    Fate::To(targets) => {
+                        let mut sent = false;
+                        for &(q, tag) in targets {
+                            if let Some(b) = reference_bytes(f, tag) {
+                                // Longer than the port's MTU allows: not sent.
+                                if b.len() as u32 <= r.max_frame(q) {
+                                    want.entry(q.get()).or_default().push(b);
+                                    sent = true;
+                                }
+                            }
                         }
+                        sent_nowhere += usize::from(!sent);
                     }
+                    Fate::Dropped(_) => sent_nowhere += 1,
                 }
                 fates.push(fate);
             }
@@ -564,11 +657,10 @@ proptest! {
                     prop_assert!(classified.floods.get(*n).unwrap().targets().len() >= 2);
                 }
             }
-            let counts = execute(&classified, &mut rx, &mut out, &mut pool, &mut cap);
+            let counts = execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
             out.flush(&mut cap);
             prop_assert_eq!(&cap.sent, &want);
-            let dropped = fates.iter().filter(|f| matches!(f, Fate::Dropped(_))).count();
-            prop_assert_eq!(counts.rx_dropped as usize, dropped);
+            prop_assert_eq!(counts.rx_dropped as usize, sent_nowhere);
             let (fv, fr) = (&v.bridge(0).unwrap().fdb, &r.bridge(0).unwrap().fdb);
             prop_assert_eq!(fv.entries(), fr.entries());
         }

@@ -113,9 +113,126 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// What the NORMAL action reads of a frame, as Open vSwitch does: the two
+/// addresses and the outer VLAN tag (TPID 0x8100 or 0x88a8). Tags behind the
+/// outer one are payload: they are carried, never looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchingHeader {
+    pub dst: EthernetAddress,
+    pub src: EthernetAddress,
+    /// The outer tag's TCI: the one the NIC stripped into the packet's
+    /// metadata, else the first tag in the data; `None` when untagged.
+    pub outer_tci: Option<u16>,
+}
+
+/// Shortest frame with a whole outer tag: the addresses, the TPID, the TCI
+/// and the EtherType behind it (Open vSwitch's rule too: a shorter frame
+/// whose EtherType is a TPID carries a partial tag).
+pub const MIN_TAGGED_LEN: usize = HEADER_LEN + 4;
+
+impl SwitchingHeader {
+    /// Parses the header of `frame`, whose outer tag the NIC may have
+    /// `stripped`. Errors: shorter than an Ethernet header, or a partial
+    /// outer tag. Never panics; does not allocate.
+    #[inline(always)]
+    pub fn parse(frame: &[u8], stripped: Option<u16>) -> Result<SwitchingHeader> {
+        let Some((&[d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1], rest)) =
+            frame.split_first_chunk::<HEADER_LEN>()
+        else {
+            return Err(WireError::Truncated);
+        };
+        let outer_tci = match stripped {
+            Some(tci) => Some(tci),
+            None if EtherType(u16::from_be_bytes([t0, t1])).is_vlan_tpid() => match rest {
+                [c0, c1, _, _, ..] => Some(u16::from_be_bytes([*c0, *c1])),
+                _ => return Err(WireError::Malformed("partial VLAN tag")),
+            },
+            None => None,
+        };
+        Ok(SwitchingHeader {
+            dst: EthernetAddress([d0, d1, d2, d3, d4, d5]),
+            src: EthernetAddress([s0, s1, s2, s3, s4, s5]),
+            outer_tci,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switching_header_reads_the_outer_tag_only() {
+        let mut f = FRAME.to_vec();
+        assert_eq!(
+            SwitchingHeader::parse(&f, None).map(|h| (h.dst, h.outer_tci)),
+            Ok((EthernetAddress::BROADCAST, None))
+        );
+        // S-tag 5 over C-tag 7 over C-tag 9: only the S-tag counts.
+        f.splice(
+            12..12,
+            [
+                0x88, 0xa8, 0x00, 0x05, 0x81, 0x00, 0x00, 0x07, 0x81, 0x00, 0x00, 0x09,
+            ],
+        );
+        assert_eq!(SwitchingHeader::parse(&f, None).unwrap().outer_tci, Some(5));
+        assert_eq!(
+            SwitchingHeader::parse(&f[..18], None).unwrap().outer_tci,
+            Some(5)
+        );
+        for len in 14..18 {
+            assert!(
+                SwitchingHeader::parse(&f[..len], None).is_err(),
+                "partial tag, {len}"
+            );
+        }
+        for len in 0..14 {
+            assert_eq!(
+                SwitchingHeader::parse(&f[..len], None),
+                Err(WireError::Truncated)
+            );
+        }
+        // A stripped tag is the outer one, whatever the data holds.
+        assert_eq!(
+            SwitchingHeader::parse(&f[..14], Some(0x2003))
+                .unwrap()
+                .outer_tci,
+            Some(0x2003)
+        );
+    }
+
+    #[test]
+    fn reserved_addresses_are_the_ovs_set() {
+        let reserved = |v: u64| EthernetAddress::from_u64(v).is_reserved();
+        for low in 0..=0xf {
+            assert!(reserved(0x0180_c200_0000 + low), "01:80:c2:00:00:{low:02x}");
+        }
+        for v in [
+            0x00e0_2b00_0000u64,
+            0x00e0_2b00_0004,
+            0x00e0_2b00_0006,
+            0x0100_0c00_0000,
+            0x0100_0ccc_cccc,
+            0x0100_0ccc_cccd,
+            0x0100_0ccd_cdcd,
+            0x0100_0ccc_ccc0,
+            0x0100_0ccc_ccc7,
+        ] {
+            assert!(reserved(v), "{v:012x}");
+        }
+        for v in [
+            0x0180_c200_0010u64,
+            0x0180_c200_0021,
+            0x0100_0ccc_ccc8,
+            0x00e0_2b00_0001,
+            0xffff_ffff_ffff,
+            0x0100_5e00_0001,
+            0x3333_0000_0001,
+            0,
+        ] {
+            assert!(!reserved(v), "{v:012x}");
+        }
+    }
 
     const FRAME: [u8; 18] = [
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // dst

@@ -175,6 +175,28 @@ impl EthernetAddress {
     pub const fn is_zero(&self) -> bool {
         self.to_u64() == 0
     }
+
+    /// A link-local control protocol's address, which a bridge must not
+    /// forward: IEEE 802.1D's reserved group 01:80:c2:00:00:00-0f (STP,
+    /// PAUSE, LACP, 802.1X, LLDP, ...), Extreme's EDP and EAPS, and Cisco's
+    /// ISL, CDP/VTP/DTP/PAgP/UDLD, PVST+, UplinkFast and CFM addresses. The
+    /// same set as Open vSwitch's `eth_addr_is_reserved`, which its NORMAL
+    /// action drops unless the bridge has `forward-bpdu`.
+    #[inline]
+    pub const fn is_reserved(&self) -> bool {
+        let v = self.to_u64();
+        match v >> 24 {
+            0x0180c2 => v & !0xf == 0x0180_c200_0000,
+            0x00e02b => matches!(v, 0x00e0_2b00_0000 | 0x00e0_2b00_0004 | 0x00e0_2b00_0006),
+            0x01000c => {
+                matches!(
+                    v,
+                    0x0100_0c00_0000 | 0x0100_0ccc_cccc | 0x0100_0ccc_cccd | 0x0100_0ccd_cdcd
+                ) || v & !0x7 == 0x0100_0ccc_ccc0
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<[u8; 6]> for EthernetAddress {
