@@ -19,5 +19,8 @@ cargo build --profile ci --workspace --bins
 cargo test --profile ci --workspace --lib --bins --tests -- --test-threads=1
 # Every Criterion benchmark once, as a test (the pipeline one runs the EAL).
 cargo test --profile ci -p ferroswitch --benches
+# The NORMAL action against the real OVS-DPDK, frame for frame (skips, with
+# a message, only where OVS-DPDK cannot run).
+python3 scripts/ovs_diff.py --vswitchd target/ci/vswitchd
 # Coverage-guided fuzzing of the switching core's parsers and pipeline.
 bash scripts/fuzz.sh 15
