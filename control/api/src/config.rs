@@ -679,6 +679,13 @@ mod tests {
         assert!(e.reason.contains("unknown field"), "{e}");
         let e = Config::parse(&with_port("rx_queues = 0")).unwrap_err();
         assert_eq!(e.key, "bridges[0].ports[0].rx_queues");
+        for bad in [0, 67, 9217] {
+            let e = Config::parse(&with_port(&format!("mtu_request = {bad}"))).unwrap_err();
+            assert_eq!(e.key, "bridges[0].ports[0].mtu_request", "{e}");
+        }
+        let ok = Config::parse(&with_port("mtu_request = 9000")).unwrap();
+        assert_eq!(ok.bridges[0].ports[0].mtu(), 9000);
+        assert!(!ok.bridges[0].forward_bpdu, "OVS's default");
         let e = Config::parse("[dataplane]\npmd_cores = [99]\n").unwrap_err();
         assert_eq!(e.key, "dataplane.pmd_cores");
         let e = Config::parse("[dataplane]\nmac_aging_secs = 0\n").unwrap_err();
