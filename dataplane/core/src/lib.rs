@@ -8,6 +8,7 @@
 //! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
 //! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
 //! * [`acl`]: compiled security-group rule sets per port.
+//! * [`conntrack`]: connection tracking (TCP state and windows).
 //! * [`port`]: switch port numbers and sets of them.
 //! * [`frame`]: what the pipeline needs from packet buffers and bursts.
 //! * [`view`]: the snapshot's switching view (ports, bridges).
@@ -16,6 +17,7 @@
 //! * [`stats`]: single-writer counters the control thread reads.
 //! * [`selfcheck`]: parser invariants shared by proptests and the fuzzer.
 pub mod acl;
+pub mod conntrack;
 pub mod flow_key;
 pub mod frame;
 pub mod mac_table;
