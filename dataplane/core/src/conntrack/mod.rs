@@ -5,7 +5,11 @@
 //! * [`tcp`]: TCP's state machine with sequence-window checks.
 //! * [`table`]: the shared, bounded connection table: lock-free lookups,
 //!   per-connection locks, expiry by a sweep.
+//! * [`track`]: OVS's `ct` and `ct(commit)` over the table: a packet's
+//!   `ct_state` (new, est, rel, rpl, inv).
 pub mod table;
 pub mod tcp;
+pub mod track;
 
 pub use table::{Conn, ConnKey, ConnState, ConnTable, InsertError, Timeouts};
+pub use track::{CtPacket, CtState, L4};

@@ -174,6 +174,10 @@ pub enum InsertError {
     /// Another worker added it first: look it up again.
     #[error("connection already tracked")]
     Exists,
+    /// The packet cannot open a connection (not a SYN, an echo reply, an
+    /// ICMP error).
+    #[error("this packet opens no connection")]
+    NotNew,
 }
 
 const WAYS: usize = 7;
@@ -357,7 +361,7 @@ impl ConnTable {
         self.find(key, |_, _| ()).is_some()
     }
 
-    fn find<R>(&self, key: &ConnKey, f: impl FnOnce(Dir, &mut Conn) -> R) -> Option<R> {
+    pub(super) fn find<R>(&self, key: &ConnKey, f: impl FnOnce(Dir, &mut Conn) -> R) -> Option<R> {
         let (b, tag) = self.place(key);
         let mut f = Some(f);
         for bucket in [b, self.next(b)] {
