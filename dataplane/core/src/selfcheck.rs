@@ -39,6 +39,20 @@ pub fn check_flow_key(data: &[u8], rx_vlan_tci: Option<u16>) {
             assert!(usize::from(d.l3_offset) <= data.len());
             assert!(matches!(d.ip_version, 0 | 4 | 6));
             let _ = (d.vid(), d.inner_vid(), d.nw_src_v4(), d.nw_dst_v4());
+            // Connection tracking reads the same addresses, protocol and
+            // ports as the flow key.
+            let l3 = data.get(usize::from(d.l3_offset)..).unwrap_or_default();
+            let ethertype = crate::wire::EtherType(d.dl_type);
+            if let Ok(p) = crate::conntrack::CtPacket::parse(7, ethertype, l3) {
+                assert!(d.ip_version != 0 && !d.is_fragment, "{d:?}");
+                assert_eq!(
+                    (p.key.proto, p.key.src, p.key.dst),
+                    (d.nw_proto, d.nw_src, d.nw_dst)
+                );
+                if matches!(d.nw_proto, 6 | 17) {
+                    assert_eq!((p.key.sport, p.key.dport), (d.tp_src, d.tp_dst));
+                }
+            }
         }
         (Ok(_), Err(e)) => assert!(matches!(e, ParseError::BadL3 | ParseError::BadL4)),
         (Err(e), deep) => assert_eq!(deep, Err(e)),
@@ -47,6 +61,9 @@ pub fn check_flow_key(data: &[u8], rx_vlan_tci: Option<u16>) {
 
 /// Every `wire` view's `new_checked` and all its accessors on `data`.
 pub fn check_views(data: &[u8]) {
+    for ethertype in [crate::wire::EtherType::IPV4, crate::wire::EtherType::IPV6] {
+        let _ = crate::conntrack::CtPacket::parse(0, ethertype, data);
+    }
     if let Ok(f) = EthernetFrame::new_checked(data) {
         let _ = (
             f.dst_addr(),
