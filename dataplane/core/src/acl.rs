@@ -1,8 +1,8 @@
 //! Security-group rule sets as the snapshot carries them for one port,
 //! compiled from Neutron's model: protocols as numbers, ranges as
-//! integers, a remote group as a shared set of its members' addresses.
-//! The stateful enforcement that reads them comes with its own issue; this
-//! is the compiled form it starts from.
+//! integers, a remote group as a shared set of its members' addresses;
+//! and [`RuleIndex`], the form a new connection's packet is decided
+//! against, whose lookup does not walk the port's rules.
 use std::sync::Arc;
 
 /// An address prefix (IPv4 addresses are held as IPv4-mapped integers of
@@ -131,6 +131,178 @@ impl PortAcl {
     }
 }
 
+/// What a rule is checked against: the first packet of a connection, seen
+/// from the port (ingress: the remote is the source; egress: the
+/// destination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleQuery {
+    pub direction: Direction,
+    pub v6: bool,
+    pub protocol: u8,
+    /// TCP/UDP/SCTP/UDP-Lite destination port; ICMP type.
+    pub port: u16,
+    /// ICMP code.
+    pub icmp_code: u8,
+    /// The peer's address.
+    pub remote: u128,
+}
+
+/// IP protocols whose rules carry a destination port range.
+fn has_ports(protocol: u8) -> bool {
+    matches!(protocol, 6 | 17 | 132 | 136)
+}
+
+fn is_icmp(protocol: u8, v6: bool) -> bool {
+    (protocol == 1 && !v6) || (protocol == 58 && v6)
+}
+
+impl AclRule {
+    /// Whether the rule admits `q`, checked field by field (the reference
+    /// the index is tested against, and the check on its candidates).
+    pub fn admits(&self, q: &RuleQuery) -> bool {
+        if self.direction != q.direction || self.v6 != q.v6 {
+            return false;
+        }
+        let fields = match self.protocol {
+            None => true,
+            Some(p) if p != q.protocol => false,
+            Some(p) if has_ports(p) => (self.port_min..=self.port_max).contains(&q.port),
+            Some(p) if is_icmp(p, q.v6) => {
+                (self.port_min == 255 || q.port == self.port_min)
+                    && (self.port_max == 255 || u16::from(q.icmp_code) == self.port_max)
+            }
+            Some(_) => true,
+        };
+        fields && self.remote.contains(q.v6, q.remote)
+    }
+}
+
+/// A port's rules indexed by direction, family, protocol and port: a
+/// lookup finds the rules whose protocol and port range hold the packet by
+/// binary search, then checks only those (remote and ICMP code). Built on
+/// the control thread with the snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleIndex {
+    /// Per (direction, family): `[ingress v4, ingress v6, egress v4, egress v6]`.
+    parts: [Part; 4],
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Part {
+    /// Rules of any protocol, by rule number.
+    any: Vec<u32>,
+    /// Per protocol, sorted by protocol: its rules over the port space.
+    protocols: Vec<(u8, Intervals)>,
+}
+
+/// The port space cut where some rule's range starts or ends; each piece
+/// lists the rules covering it, by rule number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Intervals {
+    /// Sorted starts; piece i covers `starts[i]..starts[i + 1]`.
+    starts: Vec<u16>,
+    rules: Vec<Vec<u32>>,
+}
+
+impl Intervals {
+    fn build(ranges: &[(u32, u16, u16)]) -> Intervals {
+        let mut cuts: Vec<u32> = vec![0];
+        for &(_, lo, hi) in ranges {
+            cuts.push(u32::from(lo));
+            cuts.push(u32::from(hi) + 1);
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts.retain(|&c| c <= 65535);
+        let rules = cuts
+            .iter()
+            .map(|&c| {
+                ranges
+                    .iter()
+                    .filter(|&&(_, lo, hi)| (u32::from(lo)..=u32::from(hi)).contains(&c))
+                    .map(|&(r, _, _)| r)
+                    .collect()
+            })
+            .collect();
+        Intervals {
+            starts: cuts.into_iter().map(|c| c as u16).collect(),
+            rules,
+        }
+    }
+
+    fn at(&self, port: u16) -> &[u32] {
+        let i = self.starts.partition_point(|&s| s <= port);
+        i.checked_sub(1)
+            .and_then(|i| self.rules.get(i))
+            .map_or(&[], |v| &v[..])
+    }
+}
+
+impl RuleIndex {
+    pub fn new(rules: &[AclRule]) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        for (pi, part) in index.parts.iter_mut().enumerate() {
+            let direction = if pi < 2 {
+                Direction::Ingress
+            } else {
+                Direction::Egress
+            };
+            let v6 = pi % 2 == 1;
+            let mine = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.direction == direction && r.v6 == v6);
+            let mut by_proto: std::collections::BTreeMap<u8, Vec<(u32, u16, u16)>> =
+                Default::default();
+            for (i, r) in mine {
+                let i = i as u32;
+                match r.protocol {
+                    None => part.any.push(i),
+                    Some(p) if has_ports(p) => by_proto
+                        .entry(p)
+                        .or_default()
+                        .push((i, r.port_min, r.port_max)),
+                    // ICMP: the type as the port (255: every type).
+                    Some(p) if is_icmp(p, v6) && r.port_min != 255 => by_proto
+                        .entry(p)
+                        .or_default()
+                        .push((i, r.port_min, r.port_min)),
+                    Some(p) => by_proto.entry(p).or_default().push((i, 0, 65535)),
+                }
+            }
+            part.protocols = by_proto
+                .into_iter()
+                .map(|(p, ranges)| (p, Intervals::build(&ranges)))
+                .collect();
+        }
+        index
+    }
+
+    /// The lowest-numbered rule of `rules` (those the index was built
+    /// from) that admits `q`, if any.
+    pub fn lookup(&self, rules: &[AclRule], q: &RuleQuery) -> Option<usize> {
+        let pi = match q.direction {
+            Direction::Ingress => 0,
+            Direction::Egress => 2,
+        } + usize::from(q.v6);
+        let part = &self.parts[pi];
+        let by_port = part
+            .protocols
+            .binary_search_by_key(&q.protocol, |(p, _)| *p)
+            .ok()
+            .map_or(&[][..], |i| part.protocols[i].1.at(q.port));
+        let first = |ids: &[u32]| {
+            ids.iter()
+                .map(|&i| i as usize)
+                .find(|&i| rules.get(i).is_some_and(|r| r.admits(q)))
+        };
+        match (first(&part.any), first(by_port)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +329,117 @@ mod tests {
             len: 128,
         };
         assert!(host.contains(true, 1) && !host.contains(true, 2));
+    }
+
+    fn rule(
+        direction: Direction,
+        v6: bool,
+        protocol: Option<u8>,
+        ports: (u16, u16),
+        remote: Remote,
+    ) -> AclRule {
+        AclRule {
+            direction,
+            v6,
+            protocol,
+            port_min: ports.0,
+            port_max: ports.1,
+            remote,
+        }
+    }
+
+    #[test]
+    fn the_index_finds_the_rule_neutron_would() {
+        use Direction::*;
+        let net10 = Remote::Prefix(Prefix {
+            v6: false,
+            base: 0x0a00_0000,
+            len: 8,
+        });
+        let rules = vec![
+            rule(Ingress, false, Some(6), (22, 22), Remote::Any),
+            rule(Ingress, false, Some(1), (8, 255), net10.clone()),
+            rule(Egress, false, None, (0, 65535), Remote::Any),
+            rule(Ingress, false, Some(17), (5000, 5100), net10),
+        ];
+        let ix = RuleIndex::new(&rules);
+        let q = |direction, protocol, port, icmp_code, remote| RuleQuery {
+            direction,
+            v6: false,
+            protocol,
+            port,
+            icmp_code,
+            remote,
+        };
+        assert_eq!(ix.lookup(&rules, &q(Ingress, 6, 22, 0, 7)), Some(0));
+        assert_eq!(ix.lookup(&rules, &q(Ingress, 6, 23, 0, 7)), None);
+        assert_eq!(
+            ix.lookup(&rules, &q(Ingress, 1, 8, 3, 0x0a01_0101)),
+            Some(1),
+            "echo, any code"
+        );
+        assert_eq!(
+            ix.lookup(&rules, &q(Ingress, 1, 0, 0, 0x0a01_0101)),
+            None,
+            "not echo"
+        );
+        assert_eq!(
+            ix.lookup(&rules, &q(Ingress, 1, 8, 0, 0x0b00_0001)),
+            None,
+            "not from 10/8"
+        );
+        assert_eq!(ix.lookup(&rules, &q(Egress, 47, 0, 0, 1)), Some(2));
+        assert_eq!(
+            ix.lookup(&rules, &q(Ingress, 17, 5100, 0, 0x0a00_0001)),
+            Some(3)
+        );
+        assert_eq!(
+            ix.lookup(&rules, &q(Ingress, 17, 5101, 0, 0x0a00_0001)),
+            None
+        );
+    }
+
+    proptest::proptest! {
+        /// The index answers as checking every rule in order does.
+        #[test]
+        fn the_index_equals_a_scan(
+            specs in proptest::collection::vec((proptest::bool::ANY, proptest::bool::ANY, 0usize..6, 0u16..70, 0u16..70, 0usize..3), 0..24),
+            queries in proptest::collection::vec((proptest::bool::ANY, proptest::bool::ANY, 0usize..6, 0u16..80, 0u8..4, 0u128..8), 1..64),
+        ) {
+            let protos = [None, Some(1u8), Some(6), Some(17), Some(58), Some(47)];
+            let group = Arc::new(AddressSet::new(false, [Prefix { v6: false, base: 2, len: 31 }]));
+            let rules: Vec<AclRule> = specs
+                .iter()
+                .map(|&(ing, v6, p, a, b, remote)| {
+                    let protocol = protos[p];
+                    // ICMP: small types and codes, 255 for any now and then.
+                    let (lo, hi) = match protocol {
+                        Some(1 | 58) => (if a > 60 { 255 } else { a % 4 }, if b > 60 { 255 } else { b % 4 }),
+                        _ => (a.min(b), a.max(b)),
+                    };
+                    let remote = match remote {
+                        0 => Remote::Any,
+                        1 => Remote::Prefix(Prefix { v6, base: 4, len: if v6 { 126 } else { 30 } }),
+                        _ => Remote::Group(Arc::clone(&group)),
+                    };
+                    let direction = if ing { Direction::Ingress } else { Direction::Egress };
+                    rule(direction, v6, protocol, (lo, hi), remote)
+                })
+                .collect();
+            let ix = RuleIndex::new(&rules);
+            for (ing, v6, p, port, code, remote) in queries {
+                let q = RuleQuery {
+                    direction: if ing { Direction::Ingress } else { Direction::Egress },
+                    v6,
+                    protocol: protos[p].unwrap_or(132),
+                    port: if matches!(protos[p], Some(1 | 58)) { port % 4 } else { port },
+                    icmp_code: code,
+                    remote,
+                };
+                let want = rules.iter().position(|r| r.admits(&q));
+                proptest::prop_assert_eq!(ix.lookup(&rules, &q), want, "{:?}", q);
+            }
+        }
     }
 
     #[test]
