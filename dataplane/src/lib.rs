@@ -7,5 +7,5 @@ pub mod snapshot;
 pub mod worker;
 
 pub use switch_core::{
-    acl, flow_key, mac_table, pipeline, port, selfcheck, stats, view, vlan, wire,
+    acl, conntrack, flow_key, mac_table, pipeline, port, selfcheck, stats, view, vlan, wire,
 };

@@ -3,9 +3,9 @@
 //! * **Index**: one-cache-line buckets of seven (tag, entry) pairs, each
 //!   connection indexed twice, under its original key and under the
 //!   reversed one, so either direction finds it in one line; a key whose
-//!   home bucket is full goes to the next bucket, which a lookup reads only
-//!   when the home bucket has keys there (rare: about two keys per bucket
-//!   when the table is full). Readers never wait: a bucket's sequence word tells
+//!   home bucket is full goes to one of the next three, which a lookup reads
+//!   only when keys passed through the home bucket (rare: about two keys
+//!   per bucket when the table is full). Readers never wait: a bucket's sequence word tells
 //!   them when a writer was inside, and they read again. Writers (new
 //!   connections, expiry) take the buckets they change, in index order, by
 //!   setting that word odd.
@@ -181,6 +181,10 @@ pub enum InsertError {
 }
 
 const WAYS: usize = 7;
+/// Buckets after its home where a key may be kept when its home is full.
+const PROBE: usize = 3;
+/// Buckets a writer of one connection may touch: both keys' probe paths.
+const HELD: usize = 2 * (PROBE + 1);
 /// An empty index slot's tag.
 const NO_TAG: u32 = 0;
 const NIL: u32 = u32::MAX;
@@ -195,7 +199,9 @@ struct Bucket {
     tags: [AtomicU32; WAYS],
     /// `slab index << 1 | direction` (1: the reversed key).
     entries: [AtomicU32; WAYS],
-    /// Keys whose home this is, kept in the next bucket (this one was full).
+    /// Keys kept past this bucket whose home is this one or one before it
+    /// (their probe path runs through here): a lookup goes on past a
+    /// bucket only while this is not 0.
     overflow: AtomicU32,
 }
 
@@ -320,6 +326,15 @@ impl ConnTable {
         self.max
     }
 
+    /// Memory the table holds per connection it can track: its slab slot,
+    /// its share of the index, its free-list link (allocated up front).
+    pub fn bytes_per_connection(&self) -> usize {
+        let index = self.buckets.len() * std::mem::size_of::<Bucket>();
+        std::mem::size_of::<Mutex<Option<Conn>>>()
+            + index.div_ceil(self.max)
+            + std::mem::size_of::<AtomicU32>()
+    }
+
     /// Connections tracked now.
     pub fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
@@ -364,7 +379,8 @@ impl ConnTable {
     pub(super) fn find<R>(&self, key: &ConnKey, f: impl FnOnce(Dir, &mut Conn) -> R) -> Option<R> {
         let (b, tag) = self.place(key);
         let mut f = Some(f);
-        for bucket in [b, self.next(b)] {
+        for d in 0..=PROBE {
+            let bucket = self.at(b, d);
             let mut found = [0u32; WAYS];
             let (n, overflow) = self.buckets[bucket].candidates(tag, &mut found);
             for &e in &found[..n] {
@@ -386,23 +402,25 @@ impl ConnTable {
                     return f.take().map(|f| f(dir, c));
                 }
             }
-            if !overflow || bucket != b {
+            if !overflow {
                 break;
             }
         }
         None
     }
 
-    fn next(&self, b: usize) -> usize {
-        (b + 1) & (self.buckets.len() - 1)
+    /// The bucket `d` after `b`.
+    fn at(&self, b: usize, d: usize) -> usize {
+        (b + d) & (self.buckets.len() - 1)
     }
 
     /// The buckets a connection's two keys may be in, sorted, unique.
-    fn buckets_of(&self, b0: usize, b1: usize) -> ([usize; 4], usize) {
-        let mut all = [b0, self.next(b0), b1, self.next(b1)];
+    fn buckets_of(&self, b0: usize, b1: usize) -> ([usize; HELD], usize) {
+        let mut all: [usize; HELD] =
+            std::array::from_fn(|i| self.at(if i <= PROBE { b0 } else { b1 }, i % (PROBE + 1)));
         all.sort_unstable();
         let mut n = 0;
-        for i in 0..4 {
+        for i in 0..HELD {
             if i == 0 || all[i] != all[n - 1] {
                 all[n] = all[i];
                 n += 1;
@@ -434,7 +452,7 @@ impl ConnTable {
         let (b0, t0) = self.place(&key);
         let (b1, t1) = self.place(&rev);
         let (held, n) = self.buckets_of(b0, b1);
-        let guards: [Option<BucketWrite<'_>>; 4] =
+        let guards: [Option<BucketWrite<'_>>; HELD] =
             std::array::from_fn(|i| (i < n).then(|| self.buckets[held[i]].write()));
         // Under the buckets' locks: nobody else can add this key now.
         if self.indexed(b0, t0, &key) || self.indexed(b1, t1, &rev) {
@@ -442,9 +460,10 @@ impl ConnTable {
             undo(self);
             return Err(InsertError::Exists);
         }
-        // Home bucket, else the next one.
+        // Home bucket, else the first of the next ones with room.
         let way = |b: usize, taken: Option<(usize, usize)>| {
-            [b, self.next(b)].into_iter().find_map(|bk| {
+            (0..=PROBE).find_map(|d| {
+                let bk = self.at(b, d);
                 let skip = taken.filter(|&(tb, _)| tb == bk).map(|(_, w)| w);
                 self.buckets[bk].free_way(skip).map(|w| (bk, w))
             })
@@ -470,9 +489,7 @@ impl ConnTable {
         for (home, b, s, t, dir) in [(h0, b0, s0, t0, 0), (h1, b1, s1, t1, 1)] {
             self.buckets[b].entries[s].store(idx << 1 | dir, Ordering::Relaxed);
             self.buckets[b].tags[s].store(t, Ordering::Relaxed);
-            if b != home {
-                self.buckets[home].overflow.fetch_add(1, Ordering::Relaxed);
-            }
+            self.pass_through(home, b, true);
         }
         drop(guards);
         self.counters.created.fetch_add(1, Ordering::Relaxed);
@@ -482,9 +499,22 @@ impl ConnTable {
     /// `key` is in bucket `b` or its overflow already (checked under the
     /// buckets' locks).
     fn indexed(&self, b: usize, tag: u32, key: &ConnKey) -> bool {
-        [b, self.next(b)]
-            .into_iter()
-            .any(|b| self.indexed_in(b, tag, key))
+        (0..=PROBE).any(|d| self.indexed_in(self.at(b, d), tag, key))
+    }
+
+    /// A key homed at `home` and kept in `kept` passes through the buckets
+    /// from `home` up to `kept` (excluded): count it there, or no more.
+    fn pass_through(&self, home: usize, kept: usize, add: bool) {
+        let mut b = home;
+        while b != kept {
+            let o = &self.buckets[b].overflow;
+            if add {
+                o.fetch_add(1, Ordering::Relaxed);
+            } else {
+                o.fetch_sub(1, Ordering::Relaxed);
+            }
+            b = self.at(b, 1);
+        }
     }
 
     fn indexed_in(&self, b: usize, tag: u32, key: &ConnKey) -> bool {
@@ -525,7 +555,7 @@ impl ConnTable {
         let (b1, _) = self.place(&key.reverse());
         let (held, n) = self.buckets_of(b0, b1);
         {
-            let _guards: [Option<BucketWrite<'_>>; 4] =
+            let _guards: [Option<BucketWrite<'_>>; HELD] =
                 std::array::from_fn(|i| (i < n).then(|| self.buckets[held[i]].write()));
             for &b in &held[..n] {
                 let bk = &self.buckets[b];
@@ -534,9 +564,7 @@ impl ConnTable {
                     if t.load(Ordering::Relaxed) != NO_TAG && e >> 1 == idx {
                         t.store(NO_TAG, Ordering::Relaxed);
                         let home = if e & 1 == 0 { b0 } else { b1 };
-                        if b != home {
-                            self.buckets[home].overflow.fetch_sub(1, Ordering::Relaxed);
-                        }
+                        self.pass_through(home, b, false);
                     }
                 }
             }
