@@ -4,7 +4,7 @@
 //! that does not), and the TCP window check alone.
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::conntrack::tcp::{flags, Dir, Segment, TcpConn};
-use dataplane::conntrack::{ConnKey, ConnTable, CtPacket, Timeouts, L4};
+use dataplane::conntrack::{ConnKey, ConnTable, CtPacket, CtSlot, Timeouts, L4};
 
 fn key(i: u32) -> ConnKey {
     let mut src = [0u8; 16];
@@ -43,6 +43,27 @@ fn bench(c: &mut Criterion) {
         );
         // Spread over the table: a different connection each packet.
         let step = (n / 1024).max(1);
+        g.bench_function(
+            format!("track_established_{n}_connections_bursts_of_32"),
+            |b| {
+                b.iter(|| {
+                    let mut est = 0u32;
+                    for burst in 0..32u32 {
+                        let pkts: [CtPacket; 32] = std::array::from_fn(|i| CtPacket {
+                            key: key(((burst * 32 + i as u32) * step) % n),
+                            l4: L4::Udp,
+                        });
+                        let slots: [CtSlot; 32] = std::array::from_fn(|i| t.slot(&pkts[i].key));
+                        slots.iter().for_each(|&s| t.prefetch(s));
+                        for (s, p) in slots.iter().zip(&pkts) {
+                            let st = t.track_at(*s, black_box(p));
+                            est += u32::from(st.has(dataplane::conntrack::CtState::EST));
+                        }
+                    }
+                    est
+                })
+            },
+        );
         g.bench_function(format!("track_established_{n}_connections"), |b| {
             b.iter(|| {
                 let mut est = 0u32;

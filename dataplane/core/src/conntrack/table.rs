@@ -169,6 +169,13 @@ pub struct Conn {
     pub last_seen: u32,
 }
 
+/// A key's place in one table's index (from [`ConnTable::slot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtSlot {
+    bucket: u32,
+    tag: u32,
+}
+
 /// Why a connection could not be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InsertError {
@@ -365,6 +372,25 @@ impl ConnTable {
         (b, tag)
     }
 
+    /// Where `key` lives in the index: hash once per packet, then
+    /// [`prefetch`](Self::prefetch) a whole burst's before looking any up.
+    #[inline]
+    pub fn slot(&self, key: &ConnKey) -> CtSlot {
+        let (b, tag) = self.place(key);
+        CtSlot {
+            bucket: b as u32,
+            tag,
+        }
+    }
+
+    /// Hints the CPU to fetch `s`'s index bucket.
+    #[inline]
+    pub fn prefetch(&self, s: CtSlot) {
+        if let Some(b) = self.buckets.get(s.bucket as usize) {
+            cpu::prefetch(b);
+        }
+    }
+
     /// Runs `f` on the connection `key` belongs to (in either direction),
     /// with the direction `key` is, under the connection's lock; its
     /// `last_seen` is brought to now first. `None`: not tracked.
@@ -381,7 +407,17 @@ impl ConnTable {
     }
 
     pub(super) fn find<R>(&self, key: &ConnKey, f: impl FnOnce(Dir, &mut Conn) -> R) -> Option<R> {
-        let (b, tag) = self.place(key);
+        self.find_at(self.slot(key), key, f)
+    }
+
+    /// [`with_conn`](Self::with_conn) for a key already placed.
+    pub(super) fn find_at<R>(
+        &self,
+        slot: CtSlot,
+        key: &ConnKey,
+        f: impl FnOnce(Dir, &mut Conn) -> R,
+    ) -> Option<R> {
+        let (b, tag) = (slot.bucket as usize & (self.buckets.len() - 1), slot.tag);
         let mut f = Some(f);
         for d in 0..=PROBE {
             let bucket = self.at(b, d);

@@ -3,7 +3,7 @@
 //! allowed. Neutron's firewall is written against these: new connections go
 //! through the rules and are committed if allowed; established and related
 //! ones pass; invalid ones are dropped.
-use super::table::{ConnKey, ConnState, ConnTable, InsertError};
+use super::table::{ConnKey, ConnState, ConnTable, CtSlot, InsertError};
 use super::tcp::{Dir, Segment, TcpConn, Verdict};
 
 /// A packet as connection tracking sees it.
@@ -76,6 +76,12 @@ impl ConnTable {
     /// A connection's packets are `new` until the other side answered, then
     /// `est`, with `rpl` on the answering side's.
     pub fn track(&self, p: &CtPacket) -> CtState {
+        self.track_at(self.slot(&p.key), p)
+    }
+
+    /// [`track`](Self::track) for a packet whose key was placed (and its
+    /// bucket prefetched) with the rest of its burst.
+    pub fn track_at(&self, slot: CtSlot, p: &CtPacket) -> CtState {
         if let L4::IcmpError(quoted) = p.l4 {
             return match self.find_dir(&quoted) {
                 Some(Dir::Original) => CtState::of(CtState::REL | CtState::RPL),
@@ -83,7 +89,9 @@ impl ConnTable {
                 None => CtState::of(CtState::INV),
             };
         }
-        let seen = self.with_conn(&p.key, |dir, c| {
+        let now = self.now();
+        let seen = self.find_at(slot, &p.key, |dir, c| {
+            c.last_seen = now;
             let verdict = match (&mut c.state, p.l4) {
                 (ConnState::Tcp(t), L4::Tcp(seg)) => t.update(dir, &seg),
                 (ConnState::Udp { replied }, L4::Udp) => {
