@@ -131,6 +131,129 @@ impl PortAcl {
     }
 }
 
+/// Why a frame a port sent is not its to send (Neutron's port security,
+/// as its OVS firewall driver enforces it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpoofReason {
+    /// The source MAC is not the port's (nor an allowed pair's).
+    Mac,
+    /// An IPv4 source the port's MAC may not use.
+    Ipv4Source,
+    /// An IPv6 source the port's MAC may not use.
+    Ipv6Source,
+    /// An ARP sender (hardware or protocol address) not the port's.
+    ArpSender,
+    /// A neighbour advertisement for an address not the port's.
+    NeighbourTarget,
+    /// A DHCP or DHCPv6 server's message: VMs do not serve addresses.
+    DhcpServer,
+    /// An IPv6 router advertisement: VMs are not routers.
+    RouterAdvert,
+    /// Neither IPv4, IPv6 nor ARP: nothing else leaves a secured port.
+    Ethertype,
+}
+
+fn addr_of(v6: bool, a: &[u8; 16]) -> u128 {
+    if v6 {
+        u128::from_be_bytes(*a)
+    } else {
+        u128::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
+    }
+}
+
+/// The IPv6 link-local address a MAC gives itself (fe80::/64, EUI-64),
+/// which Neutron allows every port without listing it.
+fn link_local(mac: u64) -> u128 {
+    let m = mac.to_be_bytes();
+    let eui = [m[2] ^ 0x02, m[3], m[4], 0xff, 0xfe, m[5], m[6], m[7]];
+    (0xfe80u128 << 112) | u128::from(u64::from_be_bytes(eui))
+}
+
+impl PortAcl {
+    /// `mac` may send from `addr`.
+    fn may_use(&self, mac: u64, v6: bool, addr: u128) -> bool {
+        (v6 && addr == link_local(mac))
+            || self
+                .allowed_sources
+                .iter()
+                .any(|&(m, p)| m == mac && p.contains(v6, addr))
+    }
+
+    /// Port security of a frame this port sent: `Ok` if it may send it.
+    /// `key` is the frame's flow key at depth L4; `l3` the bytes from its
+    /// L3 header on (for the fields the key does not keep: the ARP sender
+    /// hardware address, a neighbour advertisement's target). A port with
+    /// port security off may send anything.
+    pub fn check_source(
+        &self,
+        key: &crate::flow_key::FlowKey,
+        l3: &[u8],
+    ) -> Result<(), SpoofReason> {
+        use crate::wire::{ArpPacket, EtherType, Ipv6Packet};
+        if !self.port_security {
+            return Ok(());
+        }
+        let mac = key.dl_src.to_u64();
+        if !self.allowed_sources.iter().any(|&(m, _)| m == mac) {
+            return Err(SpoofReason::Mac);
+        }
+        match EtherType(key.dl_type) {
+            EtherType::ARP => {
+                let sha = ArpPacket::new_checked(l3)
+                    .map(|a| a.sha().to_u64())
+                    .map_err(|_| SpoofReason::ArpSender)?;
+                if sha != mac || !self.may_use(mac, false, addr_of(false, &key.nw_src)) {
+                    return Err(SpoofReason::ArpSender);
+                }
+                Ok(())
+            }
+            EtherType::IPV4 => {
+                let (sport, dport) = (key.tp_src, key.tp_dst);
+                if key.nw_proto == 17 && sport == 67 && dport == 68 {
+                    return Err(SpoofReason::DhcpServer);
+                }
+                // A DHCP client has no address yet.
+                let dhcp_client = key.nw_proto == 17 && sport == 68 && dport == 67;
+                if !self.may_use(mac, false, addr_of(false, &key.nw_src)) && !dhcp_client {
+                    return Err(SpoofReason::Ipv4Source);
+                }
+                Ok(())
+            }
+            EtherType::IPV6 => {
+                let icmp6 = key.nw_proto == 58;
+                if icmp6 && key.tp_src == 134 {
+                    return Err(SpoofReason::RouterAdvert);
+                }
+                if key.nw_proto == 17 && key.tp_src == 547 {
+                    return Err(SpoofReason::DhcpServer);
+                }
+                let src = addr_of(true, &key.nw_src);
+                // Duplicate address detection and MLD reports come from ::.
+                let unspecified_ok = icmp6 && matches!(key.tp_src, 135 | 143);
+                if !(self.may_use(mac, true, src) || (src == 0 && unspecified_ok)) {
+                    return Err(SpoofReason::Ipv6Source);
+                }
+                if icmp6 && key.tp_src == 136 {
+                    let target = Ipv6Packet::new_checked(l3)
+                        .ok()
+                        .and_then(|ip| {
+                            let upper = ip.upper_layer().ok()?;
+                            let body = ip.upper_layer_payload(&upper);
+                            let t: [u8; 16] = body.get(8..24)?.try_into().ok()?;
+                            Some(u128::from_be_bytes(t))
+                        })
+                        .ok_or(SpoofReason::NeighbourTarget)?;
+                    if !self.may_use(mac, true, target) {
+                        return Err(SpoofReason::NeighbourTarget);
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(SpoofReason::Ethertype),
+        }
+    }
+}
+
 /// What a rule is checked against: the first packet of a connection, seen
 /// from the port (ingress: the remote is the source; egress: the
 /// destination).
@@ -438,6 +561,202 @@ mod tests {
                 };
                 let want = rules.iter().position(|r| r.admits(&q));
                 proptest::prop_assert_eq!(ix.lookup(&rules, &q), want, "{:?}", q);
+            }
+        }
+    }
+
+    mod spoofing {
+        use super::super::*;
+        use crate::flow_key::{FlowKey, ParseDepth};
+
+        const MAC: u64 = 0xfa16_3e00_0001;
+        const PAIR_MAC: u64 = 0xfa16_3e00_0099;
+
+        fn acl() -> PortAcl {
+            let host4 = |a: u32| Prefix {
+                v6: false,
+                base: u128::from(a),
+                len: 32,
+            };
+            PortAcl {
+                port_security: true,
+                allowed_sources: vec![
+                    (MAC, host4(0x0a00_0005)),
+                    (
+                        MAC,
+                        Prefix {
+                            v6: true,
+                            base: 0xfd00_u128 << 112 | 5,
+                            len: 128,
+                        },
+                    ),
+                    // An allowed address pair: a VIP on another MAC.
+                    (PAIR_MAC, host4(0x0a00_0063)),
+                ],
+                rules: vec![],
+            }
+        }
+
+        fn eth(src: u64, ethertype: u16, l3: &[u8]) -> Vec<u8> {
+            let mut f = vec![0xff; 6];
+            f.extend_from_slice(&src.to_be_bytes()[2..]);
+            f.extend_from_slice(&ethertype.to_be_bytes());
+            f.extend_from_slice(l3);
+            f
+        }
+
+        fn ipv4(src: u32, proto: u8, l4: &[u8]) -> Vec<u8> {
+            let total = 20 + l4.len();
+            let mut p = vec![
+                0x45,
+                0,
+                (total >> 8) as u8,
+                total as u8,
+                0,
+                0,
+                0,
+                0,
+                64,
+                proto,
+                0,
+                0,
+            ];
+            p.extend_from_slice(&src.to_be_bytes());
+            p.extend_from_slice(&[10, 0, 0, 1]);
+            p.extend_from_slice(l4);
+            p
+        }
+
+        fn ipv6(src: u128, next: u8, l4: &[u8]) -> Vec<u8> {
+            let len = l4.len();
+            let mut p = vec![0x60, 0, 0, 0, (len >> 8) as u8, len as u8, next, 255];
+            p.extend_from_slice(&src.to_be_bytes());
+            p.extend_from_slice(&(0xff02u128 << 112 | 1).to_be_bytes());
+            p.extend_from_slice(l4);
+            p
+        }
+
+        fn arp(sha: u64, spa: u32) -> Vec<u8> {
+            let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1];
+            p.extend_from_slice(&sha.to_be_bytes()[2..]);
+            p.extend_from_slice(&spa.to_be_bytes());
+            p.extend_from_slice(&[0; 6]);
+            p.extend_from_slice(&[10, 0, 0, 1]);
+            p
+        }
+
+        fn check(a: &PortAcl, frame: &[u8]) -> Result<(), SpoofReason> {
+            let key = FlowKey::extract(frame, None, ParseDepth::L4).expect("parses");
+            a.check_source(&key, &frame[usize::from(key.l3_offset)..])
+        }
+
+        fn udp(sport: u16, dport: u16) -> Vec<u8> {
+            let mut u = sport.to_be_bytes().to_vec();
+            u.extend_from_slice(&dport.to_be_bytes());
+            u.extend_from_slice(&[0, 8, 0, 0]);
+            u
+        }
+
+        #[test]
+        fn every_spoof_kind_is_refused_and_what_is_allowed_passes() {
+            let a = acl();
+            let lla = link_local(MAC);
+            let na = |target: u128| {
+                let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+                m.extend_from_slice(&target.to_be_bytes());
+                m
+            };
+            let cases: Vec<(Vec<u8>, Result<(), SpoofReason>)> = vec![
+                (
+                    eth(MAC, 0x0800, &ipv4(0x0a00_0005, 17, &udp(5000, 53))),
+                    Ok(()),
+                ),
+                (
+                    eth(
+                        0xfa16_3e00_0002,
+                        0x0800,
+                        &ipv4(0x0a00_0005, 17, &udp(5000, 53)),
+                    ),
+                    Err(SpoofReason::Mac),
+                ),
+                (
+                    eth(MAC, 0x0800, &ipv4(0x0a00_0006, 17, &udp(5000, 53))),
+                    Err(SpoofReason::Ipv4Source),
+                ),
+                (
+                    eth(MAC, 0x0800, &ipv4(0x0a00_0063, 17, &udp(5000, 53))),
+                    Err(SpoofReason::Ipv4Source),
+                ),
+                (
+                    eth(PAIR_MAC, 0x0800, &ipv4(0x0a00_0063, 17, &udp(5000, 53))),
+                    Ok(()),
+                ),
+                (eth(MAC, 0x0800, &ipv4(0, 17, &udp(68, 67))), Ok(())),
+                (
+                    eth(MAC, 0x0800, &ipv4(0x0a00_0005, 17, &udp(67, 68))),
+                    Err(SpoofReason::DhcpServer),
+                ),
+                (eth(MAC, 0x0806, &arp(MAC, 0x0a00_0005)), Ok(())),
+                (
+                    eth(MAC, 0x0806, &arp(MAC, 0x0a00_0007)),
+                    Err(SpoofReason::ArpSender),
+                ),
+                (
+                    eth(MAC, 0x0806, &arp(PAIR_MAC, 0x0a00_0005)),
+                    Err(SpoofReason::ArpSender),
+                ),
+                (
+                    eth(
+                        MAC,
+                        0x86dd,
+                        &ipv6(0xfd00_u128 << 112 | 5, 17, &udp(5000, 53)),
+                    ),
+                    Ok(()),
+                ),
+                (eth(MAC, 0x86dd, &ipv6(lla, 17, &udp(5000, 53))), Ok(())),
+                (
+                    eth(
+                        MAC,
+                        0x86dd,
+                        &ipv6(0xfd00_u128 << 112 | 6, 17, &udp(5000, 53)),
+                    ),
+                    Err(SpoofReason::Ipv6Source),
+                ),
+                (
+                    eth(MAC, 0x86dd, &ipv6(0, 58, &[135, 0, 0, 0, 0, 0, 0, 0])),
+                    Ok(()),
+                ),
+                (
+                    eth(MAC, 0x86dd, &ipv6(lla, 58, &na(0xfd00_u128 << 112 | 5))),
+                    Ok(()),
+                ),
+                (
+                    eth(MAC, 0x86dd, &ipv6(lla, 58, &na(0xfd00_u128 << 112 | 6))),
+                    Err(SpoofReason::NeighbourTarget),
+                ),
+                (
+                    eth(MAC, 0x86dd, &ipv6(lla, 58, &[134, 0, 0, 0, 0, 0, 0, 0])),
+                    Err(SpoofReason::RouterAdvert),
+                ),
+                (
+                    eth(MAC, 0x86dd, &ipv6(lla, 17, &udp(547, 546))),
+                    Err(SpoofReason::DhcpServer),
+                ),
+                (eth(MAC, 0x88cc, &[0; 20]), Err(SpoofReason::Ethertype)),
+            ];
+            for (i, (frame, want)) in cases.iter().enumerate() {
+                assert_eq!(check(&a, frame), *want, "case {i}");
+            }
+            let open = PortAcl {
+                port_security: false,
+                ..acl()
+            };
+            for (frame, _) in &cases {
+                assert_eq!(
+                    check(&open, frame),
+                    Ok(()),
+                    "port security off lets everything out"
+                );
             }
         }
     }
