@@ -549,6 +549,7 @@ impl NeutronCompiler {
                 }
             }
         }
+        acl.index_rules();
         let acl = Arc::new(acl);
         self.acls.insert(
             p.id.clone(),

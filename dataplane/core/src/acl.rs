@@ -123,9 +123,16 @@ pub struct PortAcl {
     /// MAC, plus allowed address pairs.
     pub allowed_sources: Vec<(u64, Prefix)>,
     pub rules: Vec<AclRule>,
+    /// `rules` indexed (see [`PortAcl::index_rules`]).
+    pub index: RuleIndex,
 }
 
 impl PortAcl {
+    /// Builds `index` from `rules`: call once the rules are all in.
+    pub fn index_rules(&mut self) {
+        self.index = RuleIndex::new(&self.rules);
+    }
+
     pub fn count(&self, d: Direction) -> usize {
         self.rules.iter().filter(|r| r.direction == d).count()
     }
@@ -594,6 +601,7 @@ mod tests {
                     (PAIR_MAC, host4(0x0a00_0063)),
                 ],
                 rules: vec![],
+                index: RuleIndex::default(),
             }
         }
 

@@ -66,6 +66,9 @@ pub struct SwitchView {
     /// Every port's `max_frame`, side by side (0: no port): the one field
     /// the execute stage reads per output frame, kept in four cache lines.
     max_frame: [u32; MAX_PORTS],
+    /// Ports with port security on: a burst touching none skips the
+    /// security stage at once.
+    secured: PortMask,
     bridges: Vec<BridgeView>,
 }
 
@@ -74,6 +77,7 @@ impl Default for SwitchView {
         SwitchView {
             ports: Box::new(std::array::from_fn(|_| None)),
             max_frame: [0; MAX_PORTS],
+            secured: PortMask::EMPTY,
             bridges: Vec::new(),
         }
     }
@@ -115,6 +119,9 @@ impl SwitchView {
         b.ports.insert(port.id);
         let slot = port.id.index();
         self.max_frame[slot] = port.max_frame;
+        if port.acl.as_ref().is_some_and(|a| a.port_security) {
+            self.secured.insert(port.id);
+        }
         self.ports[slot] = Some(port);
         Ok(())
     }
@@ -122,6 +129,12 @@ impl SwitchView {
     #[inline(always)]
     pub fn port(&self, id: PortId) -> Option<&PortView> {
         self.ports[id.index()].as_ref()
+    }
+
+    /// Some port has port security on.
+    #[inline(always)]
+    pub fn any_secured(&self) -> bool {
+        !self.secured.is_empty()
     }
 
     /// The longest frame `id` sends (0 when there is no such port).

@@ -48,6 +48,30 @@ impl Classified {
         self.rx_bytes
     }
 
+    /// The VLAN frame `i` was classified into (the zone its connection is
+    /// tracked in); `None` for a frame classify dropped.
+    pub fn vlan_of(&self, i: usize) -> Option<u16> {
+        let mut j = i;
+        loop {
+            let lane = self.lanes[..self.len.min(BURST)].get(j)?;
+            match lane.step {
+                Step::Lookup => return Some(lane.vlan),
+                // Same header as its predecessor: same VLAN.
+                Step::AsPrevious => j = j.checked_sub(1)?,
+                Step::Decided => return None,
+            }
+        }
+    }
+
+    /// Replaces frame `i`'s action (a later stage refining it); the burst
+    /// no longer moves whole.
+    pub(super) fn set_action(&mut self, i: usize, action: Action) {
+        if let Some(a) = self.actions[..self.len.min(BURST)].get_mut(i) {
+            *a = action;
+            self.whole = None;
+        }
+    }
+
     /// The port every frame of the burst goes to unchanged (no tag edit,
     /// no NIC-stripped tag to put back, none longer than the port's MTU
     /// allows), when they all do: the burst can then move as a whole.

@@ -20,6 +20,9 @@ pub struct BurstCounts {
     pub no_output: u64,
     /// Frames (or copies) longer than their output port's MTU allows.
     pub oversize: u64,
+    pub spoofed: u64,
+    pub denied: u64,
+    pub ct_invalid: u64,
     /// Flood copies that could not be made.
     pub no_mbuf: u64,
 }
@@ -33,6 +36,9 @@ impl BurstCounts {
             DropReason::VlanViolation => self.vlan_violation += 1,
             DropReason::LinkLocal => self.link_local += 1,
             DropReason::NoOutput => self.no_output += 1,
+            DropReason::Spoofed => self.spoofed += 1,
+            DropReason::Denied => self.denied += 1,
+            DropReason::CtInvalid => self.ct_invalid += 1,
         }
     }
 }

@@ -64,16 +64,17 @@ impl FloodSet {
     }
 }
 
-/// The flood sets of one burst: at most one per frame.
+/// The flood sets of one burst: at most one per frame from `classify`, and
+/// one more per frame from `filter` (a flood some ports refuse).
 pub struct FloodSets {
-    sets: Box<[FloodSet; BURST]>,
+    sets: Box<[FloodSet; 2 * BURST]>,
     len: usize,
 }
 
 impl Default for FloodSets {
     fn default() -> Self {
         FloodSets {
-            sets: Box::new([FloodSet::default(); BURST]),
+            sets: Box::new([FloodSet::default(); 2 * BURST]),
             len: 0,
         }
     }
@@ -97,7 +98,37 @@ impl FloodSets {
     /// Set `n` of this burst.
     #[inline(always)]
     pub fn get(&self, n: u8) -> Option<&FloodSet> {
-        self.sets[..self.len.min(BURST)].get(n as usize)
+        self.sets[..self.len.min(2 * BURST)].get(n as usize)
+    }
+
+    /// The action of flooding as set `n` does but only to the ports in
+    /// `keep`: a drop (`Denied`) when none is left, an output when one is,
+    /// else a flood through a new set of this burst.
+    pub fn restrict(&mut self, n: u8, keep: PortMask) -> Action {
+        let Some(&set) = self.get(n) else {
+            return Action::Drop(DropReason::NoOutput);
+        };
+        let mut sub = FloodSet { len: 0, ..set };
+        for &(p, tag) in set.targets() {
+            if keep.contains(p) {
+                sub.targets[sub.len] = (p, tag);
+                sub.len += 1;
+            }
+        }
+        match sub.targets() {
+            [] => return Action::Drop(DropReason::Denied),
+            &[(p, tag)] => return Action::Output(p, tag),
+            _ => {}
+        }
+        let Some(slot) = self.sets.get_mut(self.len) else {
+            // Two sets per frame at most: cannot happen.
+            return Action::Drop(DropReason::NoOutput);
+        };
+        // A restricted set is never shared: give it a VLAN no frame has.
+        sub.vlan = u16::MAX;
+        *slot = sub;
+        self.len += 1;
+        Action::Flood((self.len - 1) as u8)
     }
 
     /// The action of flooding a frame of `vlan` (arrived with `in_tci`) from
@@ -113,7 +144,7 @@ impl FloodSets {
         vlan: u16,
         in_tci: Option<u16>,
     ) -> Action {
-        let known = self.sets[..self.len.min(BURST)]
+        let known = self.sets[..self.len.min(2 * BURST)]
             .iter()
             .position(|s| s.is_for(vlan, in_tci));
         let n = match known {
@@ -131,7 +162,7 @@ impl FloodSets {
         match self.sets[n].targets() {
             [] => Action::Drop(DropReason::NoOutput),
             &[(p, tag)] => Action::Output(p, tag),
-            // n < BURST = 32: the cast is lossless.
+            // n < 2 * BURST = 64: the cast is lossless.
             _ => Action::Flood(n as u8),
         }
     }

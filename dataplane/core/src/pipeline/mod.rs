@@ -28,12 +28,14 @@
 //! types and monomorphised for each.
 mod classify;
 mod execute;
+mod filter;
 mod flood;
 #[cfg(test)]
 mod tests;
 
 pub use classify::{classify, Classified};
 pub use execute::{execute, BurstCounts, Outputs};
+pub use filter::{filter, FilterCounts};
 pub use flood::{FloodSet, FloodSets};
 
 use crate::port::PortId;
@@ -95,6 +97,13 @@ pub enum DropReason {
     /// Nowhere to go: destination learned on the input port, not a member
     /// of the VLAN, or a flood with no other port in it.
     NoOutput,
+    /// Port security: not the input port's to send (see `acl::SpoofReason`).
+    Spoofed,
+    /// No security-group rule of the input port (egress) or of every
+    /// output port (ingress) admits this new connection.
+    Denied,
+    /// Connection tracking found it invalid (`ct_state=+inv`).
+    CtInvalid,
 }
 
 /// The resolved fate of one frame.

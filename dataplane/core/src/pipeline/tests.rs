@@ -268,7 +268,8 @@ fn drops_are_counted_by_reason() {
             link_local: 1,
             no_output: 1,
             oversize: 0,
-            no_mbuf: 0
+            no_mbuf: 0,
+            ..BurstCounts::default()
         }
     );
     assert!(cap.sent.is_empty());
@@ -664,5 +665,282 @@ proptest! {
             let (fv, fr) = (&v.bridge(0).unwrap().fdb, &r.bridge(0).unwrap().fdb);
             prop_assert_eq!(fv.entries(), fr.entries());
         }
+    }
+}
+
+// ---- the security stage ------------------------------------------------------
+
+mod security {
+    use super::*;
+    use crate::acl::{AclRule, Direction, PortAcl, Prefix, Remote};
+    use crate::conntrack::{ConnTable, Timeouts};
+
+    const VM_A: u64 = 0xfa16_3e00_00a1;
+    const VM_B: u64 = 0xfa16_3e00_00b1;
+    const OUT: u64 = 0x0200_0000_0001; // a host behind the uplink
+    const IP_A: u32 = 0x0a00_0005;
+    const IP_B: u32 = 0x0a00_0006;
+    const IP_OUT: u32 = 0x0a00_0001;
+
+    fn host(ip: u32) -> Prefix {
+        Prefix {
+            v6: false,
+            base: u128::from(ip),
+            len: 32,
+        }
+    }
+
+    fn rule(direction: Direction, protocol: Option<u8>, ports: (u16, u16)) -> AclRule {
+        AclRule {
+            direction,
+            v6: false,
+            protocol,
+            port_min: ports.0,
+            port_max: ports.1,
+            remote: Remote::Any,
+        }
+    }
+
+    fn acl(mac: u64, ip: u32, rules: Vec<AclRule>) -> Arc<PortAcl> {
+        let mut a = PortAcl {
+            port_security: true,
+            allowed_sources: vec![(mac, host(ip))],
+            rules,
+            ..PortAcl::default()
+        };
+        a.index_rules();
+        Arc::new(a)
+    }
+
+    /// p0: VM A (egress any; ingress TCP 22 and ICMP), p1: the uplink (no
+    /// port security), p2: VM B (egress any; ingress UDP); all access 10.
+    fn view() -> SwitchView {
+        let mut v = SwitchView::default();
+        let b = v.add_bridge("br0", Arc::new(MacTable::new(64, 300)));
+        let acls = [
+            Some(acl(
+                VM_A,
+                IP_A,
+                vec![
+                    rule(Direction::Egress, None, (0, 65535)),
+                    rule(Direction::Ingress, Some(6), (22, 22)),
+                    rule(Direction::Ingress, Some(1), (255, 255)),
+                ],
+            )),
+            None,
+            Some(acl(
+                VM_B,
+                IP_B,
+                vec![
+                    rule(Direction::Egress, None, (0, 65535)),
+                    rule(Direction::Ingress, Some(17), (0, 65535)),
+                ],
+            )),
+        ];
+        for (i, acl) in acls.into_iter().enumerate() {
+            v.add_port(PortView {
+                id: p(i as u16),
+                name: format!("p{i}"),
+                bridge: b,
+                vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
+                acl,
+                max_frame: max_frame_len(DEFAULT_MTU),
+            })
+            .unwrap();
+        }
+        v
+    }
+
+    fn ip_frame(dst_mac: u64, src_mac: u64, src: u32, dst: u32, proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = mac(dst_mac).to_vec();
+        f.extend_from_slice(&mac(src_mac));
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = 20 + l4.len();
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            proto,
+            0,
+            0,
+        ]);
+        f.extend_from_slice(&src.to_be_bytes());
+        f.extend_from_slice(&dst.to_be_bytes());
+        f.extend_from_slice(l4);
+        f
+    }
+
+    fn udp(sport: u16, dport: u16) -> Vec<u8> {
+        let mut u = sport.to_be_bytes().to_vec();
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&[0, 8, 0, 0]);
+        u
+    }
+
+    fn tcp(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+        let mut t = sport.to_be_bytes().to_vec();
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&seq.to_be_bytes());
+        t.extend_from_slice(&ack.to_be_bytes());
+        t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        t
+    }
+
+    /// classify, filter, execute, as the worker will.
+    fn run(
+        v: &SwitchView,
+        ct: &ConnTable,
+        in_port: u16,
+        frame: Vec<u8>,
+    ) -> (Action, BTreeMap<u16, usize>) {
+        let mut rx = MemBurst::from_frames([MemFrame::new(&frame)]);
+        let mut classified = Classified::default();
+        let mut out = Outputs::<MemBurst>::default();
+        let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+        classify(v, p(in_port), &rx, &mut classified);
+        filter(v, ct, p(in_port), &rx, &mut classified);
+        let action = classified.actions()[0];
+        execute(v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
+        out.flush(&mut cap);
+        (
+            action,
+            cap.sent.iter().map(|(k, f)| (*k, f.len())).collect(),
+        )
+    }
+
+    fn sent_to(r: &(Action, BTreeMap<u16, usize>)) -> Vec<u16> {
+        r.1.keys().copied().collect()
+    }
+
+    #[test]
+    fn stateful_groups_and_port_security_on_real_frames() {
+        let v = view();
+        let ct = ConnTable::new(64, Timeouts::default());
+        // Everyone announces itself (ARP passes every port): MACs learned.
+        for (port, m, ip) in [(0, VM_A, IP_A), (1, OUT, IP_OUT), (2, VM_B, IP_B)] {
+            let mut arp = mac(u64::MAX).to_vec();
+            arp.extend_from_slice(&mac(m));
+            arp.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+            arp.extend_from_slice(&mac(m));
+            arp.extend_from_slice(&ip.to_be_bytes());
+            arp.extend_from_slice(&[0; 6]);
+            arp.extend_from_slice(&IP_OUT.to_be_bytes());
+            let r = run(&v, &ct, port, arp);
+            assert_eq!(
+                sent_to(&r).len(),
+                2,
+                "ARP from p{port} floods to both others: {r:?}"
+            );
+        }
+        // A asks the outside (egress any): new, committed, out.
+        let r = run(
+            &v,
+            &ct,
+            0,
+            ip_frame(OUT, VM_A, IP_A, IP_OUT, 17, &udp(5000, 53)),
+        );
+        assert_eq!(sent_to(&r), [1]);
+        assert_eq!(ct.len(), 1);
+        // The answer is established: in, though A admits no UDP.
+        let r = run(
+            &v,
+            &ct,
+            1,
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 17, &udp(53, 5000)),
+        );
+        assert_eq!(sent_to(&r), [0]);
+        // New from outside: TCP 22 admitted, TCP 80 not.
+        let r = run(
+            &v,
+            &ct,
+            1,
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40000, 22, 0x02, 7, 0)),
+        );
+        assert_eq!(sent_to(&r), [0]);
+        let r = run(
+            &v,
+            &ct,
+            1,
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40001, 80, 0x02, 7, 0)),
+        );
+        assert_eq!(r.0, Action::Drop(DropReason::Denied));
+        // A's SYN-ACK on 22 is the reply of an admitted connection.
+        let r = run(
+            &v,
+            &ct,
+            0,
+            ip_frame(OUT, VM_A, IP_A, IP_OUT, 6, &tcp(22, 40000, 0x12, 900, 8)),
+        );
+        assert_eq!(sent_to(&r), [1]);
+        // An ACK of no connection is invalid.
+        let r = run(
+            &v,
+            &ct,
+            1,
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40002, 22, 0x10, 7, 9)),
+        );
+        assert_eq!(r.0, Action::Drop(DropReason::CtInvalid));
+        // A spoofing B's address: dropped before anything else.
+        let r = run(
+            &v,
+            &ct,
+            0,
+            ip_frame(OUT, VM_A, IP_B, IP_OUT, 17, &udp(5000, 53)),
+        );
+        assert_eq!(r.0, Action::Drop(DropReason::Spoofed));
+        // A broadcast UDP from outside: B admits UDP, A does not: B only.
+        let r = run(
+            &v,
+            &ct,
+            1,
+            ip_frame(
+                u64::MAX >> 16,
+                OUT,
+                IP_OUT,
+                0xffff_ffff,
+                17,
+                &udp(6000, 7000),
+            ),
+        );
+        assert_eq!(sent_to(&r), [2], "{r:?}");
+        // A non-IP broadcast from outside reaches no secured port.
+        let mut lldp = mac(u64::MAX >> 16).to_vec();
+        lldp.extend_from_slice(&mac(OUT));
+        lldp.extend_from_slice(&[0x88, 0xb5]);
+        lldp.extend_from_slice(&[0; 46]);
+        let r = run(&v, &ct, 1, lldp);
+        assert_eq!(r.0, Action::Drop(DropReason::Denied));
+    }
+
+    #[test]
+    fn ports_without_security_are_left_alone() {
+        let mut v = SwitchView::default();
+        let b = v.add_bridge("br0", Arc::new(MacTable::new(64, 300)));
+        for i in 0..2u16 {
+            v.add_port(PortView {
+                id: p(i),
+                name: format!("p{i}"),
+                bridge: b,
+                vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
+                acl: None,
+                max_frame: max_frame_len(DEFAULT_MTU),
+            })
+            .unwrap();
+        }
+        let ct = ConnTable::new(4, Timeouts::default());
+        let r = run(
+            &v,
+            &ct,
+            0,
+            ip_frame(OUT, VM_A, IP_B, IP_OUT, 6, &tcp(1, 2, 0x10, 1, 1)),
+        );
+        assert_eq!(sent_to(&r), [1]);
+        assert!(ct.is_empty(), "nothing tracked");
     }
 }

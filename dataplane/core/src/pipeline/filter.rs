@@ -1,0 +1,217 @@
+//! Stage 1b: port security and security groups, between `classify` and
+//! `execute`, as Neutron's OVS firewall driver has them.
+//!
+//! For a frame from a port with port security: its source must be the
+//! port's (`acl::PortAcl::check_source`), then its connection is tracked in
+//! the zone of its VLAN (one per network) and, if new, must be admitted by
+//! an egress rule of the port. For every output port with port security:
+//! ARP passes, other non-IP frames do not; a new connection must be
+//! admitted by one of its ingress rules. Established and related traffic
+//! passes both ways; invalid traffic does not. A new connection admitted
+//! is committed. A flood that some ports refuse goes to the others.
+//!
+//! A frame's connection is tracked once, whatever number of ports it goes
+//! to. Bursts from and to ports without port security pass untouched, at
+//! the cost of one check per burst.
+use super::{Action, Classified, DropReason};
+use crate::acl::{Direction, PortAcl, RuleQuery};
+use crate::conntrack::{ConnTable, CtPacket, CtState, Untracked};
+use crate::flow_key::{FlowKey, ParseDepth};
+use crate::frame::{Burst, Frame, BURST};
+use crate::port::{PortId, PortMask};
+use crate::view::SwitchView;
+use crate::wire::EtherType;
+
+/// What `filter` did to a burst.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FilterCounts {
+    /// New connections committed.
+    pub committed: u64,
+    /// Of them, refused because the table was full.
+    pub table_full: u64,
+}
+
+/// `p`'s filter, if it has port security on.
+fn secured(view: &SwitchView, p: PortId) -> Option<&PortAcl> {
+    view.port(p)
+        .and_then(|v| v.acl.as_deref())
+        .filter(|a| a.port_security)
+}
+
+fn addr(v6: bool, a: &[u8; 16]) -> u128 {
+    if v6 {
+        u128::from_be_bytes(*a)
+    } else {
+        u128::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
+    }
+}
+
+fn query(direction: Direction, key: &FlowKey) -> RuleQuery {
+    let v6 = key.ip_version == 6;
+    RuleQuery {
+        direction,
+        v6,
+        protocol: key.nw_proto,
+        port: key.tp_dst,
+        icmp_code: key.tp_dst as u8,
+        remote: match direction {
+            Direction::Ingress => addr(v6, &key.nw_src),
+            Direction::Egress => addr(v6, &key.nw_dst),
+        },
+    }
+    .with_icmp(key)
+}
+
+impl RuleQuery {
+    /// ICMP rules match type and code; the flow key keeps them in the
+    /// port fields.
+    fn with_icmp(mut self, key: &FlowKey) -> RuleQuery {
+        if matches!((key.nw_proto, self.v6), (1, false) | (58, true)) {
+            self.port = key.tp_src;
+            self.icmp_code = key.tp_dst as u8;
+        }
+        self
+    }
+}
+
+/// Where a frame's connection stands, worked out once.
+enum Conn {
+    /// ARP: no connection; port security checked it.
+    Arp,
+    /// IP without a connection (neighbour discovery, fragments after the
+    /// first): left to the rules' base policy.
+    Untracked(Untracked),
+    Tracked(CtPacket, CtState),
+    /// Neither IP nor ARP.
+    Other,
+}
+
+/// Stage 1b: applies port security and the security groups of `view` to
+/// the burst `rx` from `in_port` that `classify` left in `out`, tracking
+/// connections in `ct`.
+///
+/// Contract: reads the frames and never changes them; only narrows
+/// actions (an output or a flood becomes a drop, or a flood a smaller one),
+/// never widens one; commits the new connections it admits.
+pub fn filter<B: Burst>(
+    view: &SwitchView,
+    ct: &ConnTable,
+    in_port: PortId,
+    rx: &B,
+    out: &mut Classified,
+) -> FilterCounts {
+    let mut counts = FilterCounts::default();
+    let source = secured(view, in_port);
+    if source.is_none() && !view.any_secured() {
+        return counts;
+    }
+    let n = out.actions().len().min(BURST);
+    for i in 0..n {
+        let action = out.actions()[i];
+        let targets: PortMask = match action {
+            Action::Output(p, _) => PortMask::from_iter([p]),
+            Action::Flood(f) => out
+                .floods
+                .get(f)
+                .map(|s| s.targets().iter().map(|&(p, _)| p).collect())
+                .unwrap_or(PortMask::EMPTY),
+            Action::Drop(_) => continue,
+        };
+        let guarded: PortMask = targets
+            .iter()
+            .filter(|&p| secured(view, p).is_some())
+            .collect();
+        if source.is_none() && guarded.is_empty() {
+            continue;
+        }
+        let (Some(f), Some(zone)) = (rx.get(i), out.vlan_of(i)) else {
+            continue;
+        };
+        let data = f.data();
+        let Ok(key) = FlowKey::extract(data, f.stripped_tci(), ParseDepth::L4) else {
+            out.set_action(i, Action::Drop(DropReason::Malformed));
+            continue;
+        };
+        let l3 = data.get(usize::from(key.l3_offset)..).unwrap_or_default();
+        if let Some(acl) = source {
+            if acl.check_source(&key, l3).is_err() {
+                out.set_action(i, Action::Drop(DropReason::Spoofed));
+                continue;
+            }
+        }
+        let conn = match EtherType(key.dl_type) {
+            EtherType::ARP => Conn::Arp,
+            t @ (EtherType::IPV4 | EtherType::IPV6) => match CtPacket::parse(zone, t, l3) {
+                Ok(p) => {
+                    let s = ct.track(&p);
+                    Conn::Tracked(p, s)
+                }
+                Err(why) => Conn::Untracked(why),
+            },
+            _ => Conn::Other,
+        };
+        // May the packet cross the port `acl` guards, in `direction`?
+        let mut commit = false;
+        let mut passes = |acl: &PortAcl, direction: Direction| -> Result<(), DropReason> {
+            match &conn {
+                Conn::Arp => Ok(()),
+                Conn::Other => match direction {
+                    // Checked by port security already.
+                    Direction::Egress => Ok(()),
+                    Direction::Ingress => Err(DropReason::Denied),
+                },
+                Conn::Untracked(Untracked::IcmpInfo) => Ok(()),
+                Conn::Untracked(_) => Err(DropReason::Denied),
+                Conn::Tracked(_, s) if s.has(CtState::INV) => Err(DropReason::CtInvalid),
+                Conn::Tracked(_, s) if s.has(CtState::EST) || s.has(CtState::REL) => Ok(()),
+                Conn::Tracked(..) => {
+                    let q = query(direction, &key);
+                    match acl.index.lookup(&acl.rules, &q) {
+                        Some(_) => {
+                            commit = true;
+                            Ok(())
+                        }
+                        None => Err(DropReason::Denied),
+                    }
+                }
+            }
+        };
+        if let Some(acl) = source {
+            if let Err(why) = passes(acl, Direction::Egress) {
+                out.set_action(i, Action::Drop(why));
+                continue;
+            }
+        }
+        let mut refused = PortMask::EMPTY;
+        let mut why = DropReason::Denied;
+        for p in guarded.iter() {
+            if let Some(acl) = secured(view, p) {
+                if let Err(w) = passes(acl, Direction::Ingress) {
+                    refused.insert(p);
+                    why = w;
+                }
+            }
+        }
+        if commit {
+            if let Conn::Tracked(p, _) = &conn {
+                counts.committed += 1;
+                if ct.commit(p).is_err() {
+                    counts.table_full += 1;
+                }
+            }
+        }
+        if refused.is_empty() {
+            continue;
+        }
+        let keep: PortMask = targets.iter().filter(|&p| !refused.contains(p)).collect();
+        let narrowed = match action {
+            Action::Flood(fi) => match out.floods.restrict(fi, keep) {
+                Action::Drop(_) => Action::Drop(why),
+                a => a,
+            },
+            _ => Action::Drop(why),
+        };
+        out.set_action(i, narrowed);
+    }
+    counts
+}
