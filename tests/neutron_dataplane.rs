@@ -81,7 +81,18 @@ fn provider_network_port_and_iface_id_drive_vlans_and_status() {
     assert_eq!(uplink_translations(&sw), serde_json::json!([[3029, 1]]));
 
     // os-vif's part: a switch port carrying the Neutron port's iface-id.
-    let vm_frames = vec![frame(BCAST, mac.clone().try_into().unwrap(), None, 1)];
+    // It sends from its fixed IP, then from one not its own: port security
+    // lets the first through and drops the second.
+    let ip: std::net::Ipv4Addr = port["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut own = frame(BCAST, mac.clone().try_into().unwrap(), None, 1);
+    own[26..30].copy_from_slice(&ip.octets());
+    let spoofed = frame(BCAST, mac.clone().try_into().unwrap(), None, 2);
+    assert_ne!(&spoofed[26..30], &ip.octets());
+    let vm_frames = vec![own, spoofed];
     write_pcap(&dir.path("vm1-rx.pcap"), &vm_frames);
     let devargs = format!(
         "net_pcap1,rx_pcap={},tx_pcap={}",
@@ -103,9 +114,13 @@ fn provider_network_port_and_iface_id_drive_vlans_and_status() {
     );
     assert!(ok, "{err}");
     wait_status(&sw, api, &port_id, "ACTIVE");
-    sw.wait_for("vm1's frame", |s| {
-        s.iter().any(|p| p.name == "vm1" && p.rx_packets == 1)
+    sw.wait_for("vm1's frames", |s| {
+        s.iter().any(|p| p.name == "vm1" && p.rx_packets == 2)
     });
+    let vm1_stats = sw.port("vm1");
+    assert_eq!(vm1_stats.rx_dropped, 1, "the spoofed frame: {vm1_stats:?}");
+    let pmd = ctl_json(&sw, None, &["pmd-stats"]);
+    assert_eq!(pmd[0]["drops_spoofed"], 1, "{pmd}");
     let list = ctl_json(&sw, None, &["port", "list"]);
     let vm1 = list
         .as_array()
@@ -269,4 +284,215 @@ fn a_direct_port_asks_for_its_vf_and_stays_down_when_it_cannot_be_opened() {
     assert_eq!(names, vec!["uplink"]);
     assert!(ctl(&sw, Some(api), &["port", "delete", &id]).0);
     assert!(sw.stop().success());
+}
+
+/// A frame `dst <- src` of IPv4 `proto` from `sip` to `dip`, with `l4`.
+fn ip4(dst: &[u8], src: &[u8], sip: [u8; 4], dip: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = 20 + l4.len();
+    f.extend_from_slice(&[0x45, 0, 0, total as u8, 0, 0, 0, 0, 64, proto, 0, 0]);
+    f.extend_from_slice(&sip);
+    f.extend_from_slice(&dip);
+    f.extend_from_slice(l4);
+    while f.len() < 60 {
+        f.push(0);
+    }
+    f
+}
+
+fn tcp_seg(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    let mut t = sport.to_be_bytes().to_vec();
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    t
+}
+
+#[test]
+fn a_security_group_holds_on_the_wire_statefully() {
+    let _g = serial();
+    let dir = TempDir::new("neutron-sg");
+    let (api, metrics) = (free_port(), free_port());
+    let sw = Switch::start(&dir, &neutron_config(&dir, "neutron-sg", api, metrics));
+    let a = Some(api);
+    ctl_json(
+        &sw,
+        a,
+        &[
+            "network",
+            "create",
+            "n1",
+            "--provider-network-type",
+            "vlan",
+            "--provider-physical-network",
+            "physnet1",
+            "--provider-segment",
+            "3029",
+        ],
+    );
+    ctl_json(
+        &sw,
+        a,
+        &[
+            "subnet",
+            "create",
+            "s1",
+            "--network",
+            "n1",
+            "--subnet-range",
+            "10.0.0.0/24",
+        ],
+    );
+    ctl_json(&sw, a, &["security-group", "create", "ssh"]);
+    ctl_json(
+        &sw,
+        a,
+        &[
+            "security-group",
+            "rule",
+            "create",
+            "ssh",
+            "--ingress",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "22",
+        ],
+    );
+    let port = ctl_json(
+        &sw,
+        a,
+        &[
+            "port",
+            "create",
+            "vm1-eth0",
+            "--network",
+            "n1",
+            "--host",
+            "compute-1",
+            "--security-group",
+            "ssh",
+        ],
+    );
+    let port_id = port["id"].as_str().unwrap().to_owned();
+    let vm_mac: Vec<u8> = port["mac_address"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let vm_ip: std::net::Ipv4Addr = port["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let vm_ip = vm_ip.octets();
+    let ext_mac = [0x02, 0, 0, 0, 0, 0x50];
+    let ext_ip = [10, 0, 0, 50];
+
+    // The VM asks a DNS question (egress: the group allows all).
+    let question = ip4(
+        &ext_mac,
+        &vm_mac,
+        vm_ip,
+        ext_ip,
+        17,
+        &[0x13, 0x88, 0, 53, 0, 8, 0, 0],
+    );
+    write_pcap(&dir.path("vm-rx.pcap"), &[question]);
+    let devargs = format!(
+        "net_pcap1,rx_pcap={},tx_pcap={}",
+        dir.path("vm-rx.pcap").display(),
+        dir.path("vm-tx.pcap").display()
+    );
+    let (ok, _, err) = ctl(
+        &sw,
+        None,
+        &[
+            "port",
+            "add",
+            "br-int",
+            "vm1",
+            &devargs,
+            "--iface-id",
+            &port_id,
+        ],
+    );
+    assert!(ok, "{err}");
+    wait_status(&sw, api, &port_id, "ACTIVE");
+    sw.wait_for("the question", |s| {
+        s.iter().any(|p| p.name == "vm1" && p.rx_packets == 1)
+    });
+
+    // Then, from a host in the same network (local VLAN 1): the answer,
+    // an SSH SYN, a SYN to port 80, and an ACK of no connection.
+    let from_ext = vec![
+        ip4(
+            &vm_mac,
+            &ext_mac,
+            ext_ip,
+            vm_ip,
+            17,
+            &[0, 53, 0x13, 0x88, 0, 8, 0, 0],
+        ),
+        ip4(
+            &vm_mac,
+            &ext_mac,
+            ext_ip,
+            vm_ip,
+            6,
+            &tcp_seg(40000, 22, 0x02, 1, 0),
+        ),
+        ip4(
+            &vm_mac,
+            &ext_mac,
+            ext_ip,
+            vm_ip,
+            6,
+            &tcp_seg(40001, 80, 0x02, 1, 0),
+        ),
+        ip4(
+            &vm_mac,
+            &ext_mac,
+            ext_ip,
+            vm_ip,
+            6,
+            &tcp_seg(40002, 22, 0x10, 5, 7),
+        ),
+    ];
+    write_pcap(&dir.path("ext-rx.pcap"), &from_ext);
+    let devargs = format!(
+        "net_pcap2,rx_pcap={},tx_pcap={}",
+        dir.path("ext-rx.pcap").display(),
+        dir.path("ext-tx.pcap").display()
+    );
+    let (ok, _, err) = ctl(
+        &sw,
+        None,
+        &["port", "add", "br-int", "ext", &devargs, "--tag", "1"],
+    );
+    assert!(ok, "{err}");
+    sw.wait_for("ext's frames", |s| {
+        s.iter().any(|p| p.name == "ext" && p.rx_packets == 4)
+    });
+    let pmd = ctl_json(&sw, None, &["pmd-stats"]);
+    let (status, body) = http_get(metrics, "/metrics");
+    assert!(sw.stop().success());
+
+    let to_vm = read_pcap(&dir.path("vm-tx.pcap"));
+    assert_eq!(
+        to_vm,
+        from_ext[..2].to_vec(),
+        "the answer and the SSH SYN only"
+    );
+    assert_eq!(pmd[0]["drops_denied"], 1, "port 80: {pmd}");
+    assert_eq!(pmd[0]["drops_ct_invalid"], 1, "the stray ACK: {pmd}");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("ferroswitch_conntrack_connections 2"),
+        "DNS and SSH: {body}"
+    );
 }

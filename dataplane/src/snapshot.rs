@@ -3,6 +3,7 @@
 //! polls which rx queue). Published RCU-style through a [`SnapshotCell`].
 use dpdk_sys::ethdev::PortQueues;
 use std::sync::Arc;
+use switch_core::conntrack::ConnTable;
 use switch_core::port::{PortId, MAX_PORTS};
 use switch_core::rcu::Generation;
 use switch_core::view::SwitchView;
@@ -16,6 +17,9 @@ pub struct Snapshot {
     queues: Box<[Option<Arc<PortQueues>>; MAX_PORTS]>,
     /// Per worker: the (port, rx queue) pairs it polls.
     pub rx_assignment: Vec<Vec<(PortId, u16)>>,
+    /// The connection tracker, shared by every snapshot once some port has
+    /// port security; `None` before: no frame is filtered.
+    pub conntrack: Option<Arc<ConnTable>>,
 }
 
 /// The cell workers load snapshots from.
@@ -37,6 +41,7 @@ impl Snapshot {
             view,
             queues: Box::new(std::array::from_fn(|_| None)),
             rx_assignment,
+            conntrack: None,
         }
     }
 

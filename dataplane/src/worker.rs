@@ -1,6 +1,7 @@
 //! The poll-mode worker: a pinned thread that polls its (port, rx queue)
 //! pairs in bursts of [`BURST`] and hands each burst to the switching
-//! core's pipeline (`switch_core::pipeline`: classify, execute, transmit),
+//! core's pipeline (`switch_core::pipeline`: classify, the security stage
+//! when some port has port security, execute, transmit),
 //! with DPDK's mbufs as the frames, flood copies from the mempool, and the
 //! ports' tx queues as the transmit side. The loop itself only moves
 //! bursts, adopts new snapshots between them and counts cycles.
@@ -15,7 +16,7 @@ use dpdk_sys::mempool::Mempool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switch_core::frame::{FramePool, Transmit, BURST};
-use switch_core::pipeline::{classify, execute, Classified, Outputs};
+use switch_core::pipeline::{classify, execute, filter, Classified, Outputs};
 use switch_core::port::{PortId, MAX_PORTS};
 use switch_core::stats::{bump, WorkerStats};
 
@@ -220,6 +221,10 @@ impl Worker {
         local: &mut WorkerState,
     ) {
         classify(&snap.view, in_port, rx, &mut local.classified);
+        if let Some(ct) = &snap.conntrack {
+            let f = filter(&snap.view, ct, in_port, rx, &mut local.classified);
+            self.stats.count_filter(&f);
+        }
         let counts = execute(
             &snap.view,
             &local.classified,

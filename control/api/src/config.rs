@@ -56,6 +56,15 @@ pub struct DataplaneConfig {
     /// OVS's `vhost-sock-dir`.
     #[serde(default = "default_vhost_sock_dir")]
     pub vhost_sock_dir: String,
+    /// Connections the tracker holds at most (OVS's `ct-maxconns`); its
+    /// table (192 bytes each) is allocated when the first port with port
+    /// security appears. New connections beyond it are dropped, counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    1_000_000
 }
 
 fn default_pmd_cores() -> Vec<usize> {
@@ -88,6 +97,7 @@ impl Default for DataplaneConfig {
             rx_desc: default_desc(),
             tx_desc: default_desc(),
             vhost_sock_dir: default_vhost_sock_dir(),
+            max_connections: default_max_connections(),
         }
     }
 }

@@ -147,6 +147,12 @@ pub struct PmdStatsRow {
     pub drops_no_output: u64,
     #[serde(default)]
     pub drops_oversize: u64,
+    #[serde(default)]
+    pub drops_spoofed: u64,
+    #[serde(default)]
+    pub drops_denied: u64,
+    #[serde(default)]
+    pub drops_ct_invalid: u64,
     pub drops_tx_full: u64,
     pub drops_no_mbuf: u64,
 }

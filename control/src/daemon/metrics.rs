@@ -52,6 +52,9 @@ impl Daemon {
                     drops_link_local: w.drops.link_local.get(),
                     drops_no_output: w.drops.no_output.get(),
                     drops_oversize: w.drops.oversize.get(),
+                    drops_spoofed: w.drops.spoofed.get(),
+                    drops_denied: w.drops.denied.get(),
+                    drops_ct_invalid: w.drops.ct_invalid.get(),
                     drops_tx_full: w.drops.tx_full.get(),
                     drops_no_mbuf: w.drops.no_mbuf.get(),
                 }
@@ -151,6 +154,9 @@ impl Daemon {
                 ("link_local", w.drops_link_local),
                 ("no_output", w.drops_no_output),
                 ("oversize", w.drops_oversize),
+                ("spoofed", w.drops_spoofed),
+                ("denied", w.drops_denied),
+                ("ct_invalid", w.drops_ct_invalid),
                 ("tx_full", w.drops_tx_full),
                 ("no_mbuf", w.drops_no_mbuf),
             ] {
@@ -160,6 +166,34 @@ impl Daemon {
                     &[("core", core.as_str()), ("reason", reason)],
                     v,
                 );
+            }
+        }
+        if let Some(ct) = &self.conntrack {
+            use std::sync::atomic::Ordering::Relaxed;
+            e.gauge(
+                "ferroswitch_conntrack_connections",
+                "Connections tracked now.",
+                &[],
+                ct.len() as f64,
+            );
+            for (what, help, v) in [
+                (
+                    "created",
+                    "Connections committed.",
+                    ct.counters.created.load(Relaxed),
+                ),
+                (
+                    "expired",
+                    "Connections that timed out.",
+                    ct.counters.expired.load(Relaxed),
+                ),
+                (
+                    "refused_full",
+                    "New connections refused: table full.",
+                    ct.counters.refused_full.load(Relaxed),
+                ),
+            ] {
+                e.counter(&format!("ferroswitch_conntrack_{what}_total"), help, &[], v);
             }
         }
         for b in &self.bridges {

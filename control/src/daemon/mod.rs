@@ -79,6 +79,9 @@ pub struct Daemon {
     started: Instant,
     socket_path: PathBuf,
     neutron: Option<NeutronSide>,
+    /// The connection tracker, made when the first port with port security
+    /// appears.
+    conntrack: Option<Arc<dataplane::conntrack::ConnTable>>,
     // Held for the workers and ports opened later; the types keep DPDK's
     // lifetimes (a port holds its pool, a pool the EAL).
     pool: Arc<Mempool>,
@@ -163,6 +166,7 @@ impl Daemon {
             started: Instant::now(),
             socket_path: PathBuf::from(&cfg.control.socket),
             neutron,
+            conntrack: None,
             pool,
             eal,
             cfg,
@@ -263,7 +267,18 @@ impl Daemon {
         for e in &plan.refused {
             error!("snapshot: {e}");
         }
+        if plan.view.any_secured() && self.conntrack.is_none() {
+            let max = self.cfg.dataplane.max_connections;
+            let ct = dataplane::conntrack::ConnTable::new(max, Default::default());
+            info!(
+                max_connections = max,
+                mib = (ct.bytes_per_connection() * max) >> 20,
+                "connection tracker up: a port has port security"
+            );
+            self.conntrack = Some(Arc::new(ct));
+        }
         let mut snap = Snapshot::new(self.generation, plan.view, plan.rx_assignment);
+        snap.conntrack = self.conntrack.clone();
         for p in self.ports.values() {
             snap.set_queues(p.dev.port_id(), Arc::clone(p.dev.queues()));
         }
@@ -329,12 +344,19 @@ impl Daemon {
         for b in &self.bridges {
             b.fdb.set_now(now);
         }
+        if let Some(ct) = &self.conntrack {
+            ct.set_now(now);
+        }
         if last_second.elapsed() < Duration::from_secs(1) {
             return;
         }
         *last_second = Instant::now();
         for b in &self.bridges {
             b.fdb.expire();
+        }
+        if let Some(ct) = &self.conntrack {
+            // The whole table every 30 s at most, a slice per second.
+            ct.sweep((ct.capacity() / 30).max(65_536));
         }
         let retry = self.retry_attachments();
         let room = self.ports.len() < dataplane::port::MAX_PORTS;

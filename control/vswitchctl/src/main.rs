@@ -324,12 +324,15 @@ fn main() {
                 println!("  iterations: {}", w.iterations);
                 println!("  rx queues: {}", w.rx_queues.join(" "));
                 println!(
-                    "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} tx-full {} no-mbuf {}",
+                    "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} spoofed {} denied {} ct-invalid {} tx-full {} no-mbuf {}",
                     w.drops_malformed,
                     w.drops_vlan,
                     w.drops_link_local,
                     w.drops_no_output,
                     w.drops_oversize,
+                    w.drops_spoofed,
+                    w.drops_denied,
+                    w.drops_ct_invalid,
                     w.drops_tx_full,
                     w.drops_no_mbuf
                 );

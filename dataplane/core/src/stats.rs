@@ -2,7 +2,7 @@
 //!
 //! Single writer: a worker updates with a plain load + store (no locked
 //! instruction), once per burst, on its own cache lines.
-use crate::pipeline::BurstCounts;
+use crate::pipeline::{BurstCounts, FilterCounts};
 use crate::port::{PortId, MAX_PORTS};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -58,6 +58,16 @@ pub struct DropCounters {
     pub link_local: Counter,
     pub no_output: Counter,
     pub oversize: Counter,
+    /// Port security: not the input port's to send.
+    pub spoofed: Counter,
+    /// Security groups: a new connection no rule admits.
+    pub denied: Counter,
+    /// Connection tracking: invalid.
+    pub ct_invalid: Counter,
+    /// New connections the tracker had no room for.
+    pub ct_full: Counter,
+    /// New connections committed to the tracker.
+    pub ct_committed: Counter,
     pub tx_full: Counter,
     pub no_mbuf: Counter,
 }
@@ -94,8 +104,18 @@ impl WorkerStats {
         self.drops.vlan_violation.add(c.vlan_violation);
         self.drops.link_local.add(c.link_local);
         self.drops.oversize.add(c.oversize);
+        self.drops.spoofed.add(c.spoofed);
+        self.drops.denied.add(c.denied);
+        self.drops.ct_invalid.add(c.ct_invalid);
         self.drops.no_output.add(c.no_output);
         self.drops.no_mbuf.add(c.no_mbuf);
+    }
+
+    /// Counts what the security stage did to one burst.
+    #[inline(always)]
+    pub fn count_filter(&self, f: &FilterCounts) {
+        self.drops.ct_committed.add(f.committed);
+        self.drops.ct_full.add(f.table_full);
     }
 
     pub fn new(core: usize) -> WorkerStats {

@@ -299,6 +299,16 @@ pub struct ConnTable {
     pub counters: TableCounters,
 }
 
+impl std::fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("connections", &self.len())
+            .field("capacity", &self.max)
+            .field("buckets", &self.buckets.len())
+            .finish()
+    }
+}
+
 fn lock(m: &Mutex<Option<Conn>>) -> MutexGuard<'_, Option<Conn>> {
     // A worker that panicked while holding one leaves valid data behind.
     m.lock().unwrap_or_else(|e| e.into_inner())
