@@ -1,5 +1,6 @@
-//! Arbitrary bursts through the pipeline's stages (classify, execute,
-//! transmit) on in-memory frames, over a bridge with every VLAN mode: the
+//! Arbitrary bursts through the pipeline's stages (classify, the security
+//! stage, execute, transmit) on in-memory frames, over a bridge with every
+//! VLAN mode and two ports with port security and a security group: the
 //! input is cut into up to 32 frames (a length byte, then the bytes; some
 //! with a NIC-stripped tag). Nothing may panic, every frame must be
 //! accounted for (sent, copied or dropped and counted), and nothing may be
@@ -8,10 +9,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
+use switch_core::acl::{AclRule, Direction, PortAcl, Prefix, Remote};
+use switch_core::conntrack::{ConnTable, Timeouts};
 use switch_core::frame::mem::{MemBurst, MemFrame, MemPool};
 use switch_core::frame::{Burst, Transmit};
 use switch_core::mac_table::MacTable;
-use switch_core::pipeline::{classify, execute, Classified, Outputs};
+use switch_core::pipeline::{classify, execute, filter, Classified, Outputs};
 use switch_core::port::PortId;
 use switch_core::view::{max_frame_len, PortView, SwitchView, DEFAULT_MTU};
 use switch_core::vlan::{PortVlan, VlanMode};
@@ -48,7 +51,41 @@ fn view() -> SwitchView {
             name: format!("p{i}"),
             bridge: b,
             vlan,
-            acl: None,
+            // p0 and p2: VMs with port security, SSH in, anything out.
+            acl: (i % 2 == 0 && i < 4).then(|| {
+                let mut a = PortAcl {
+                    port_security: true,
+                    allowed_sources: vec![(
+                        0xfa16_3e00_0000 | i as u64,
+                        Prefix {
+                            v6: false,
+                            base: 0x0a00_0005 + i as u128,
+                            len: 32,
+                        },
+                    )],
+                    rules: vec![
+                        AclRule {
+                            direction: Direction::Egress,
+                            v6: false,
+                            protocol: None,
+                            port_min: 0,
+                            port_max: 65535,
+                            remote: Remote::Any,
+                        },
+                        AclRule {
+                            direction: Direction::Ingress,
+                            v6: false,
+                            protocol: Some(6),
+                            port_min: 22,
+                            port_max: 22,
+                            remote: Remote::Any,
+                        },
+                    ],
+                    ..PortAcl::default()
+                };
+                a.index_rules();
+                Arc::new(a)
+            }),
             max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();
@@ -61,6 +98,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let v = view();
+    let ct = ConnTable::new(64, Timeouts::default());
     let mut pool = MemPool {
         left: Some(usize::from(first >> 3)),
         copies: 0,
@@ -87,7 +125,9 @@ fuzz_target!(|data: &[u8]| {
         let mut out = Outputs::<MemBurst>::default();
         let mut tx = Count::default();
         let copies_before = pool.copies;
-        classify(&v, PortId::new(u16::from(in_port)).unwrap(), &rx, &mut classified);
+        let port = PortId::new(u16::from(in_port)).unwrap();
+        classify(&v, port, &rx, &mut classified);
+        filter(&v, &ct, port, &rx, &mut classified);
         assert_eq!(classified.actions().len(), n);
         let counts = execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut tx);
         out.flush(&mut tx);
@@ -97,6 +137,10 @@ fuzz_target!(|data: &[u8]| {
         // add frames (a copy that could not be tagged is discarded).
         let kept = n - counts.rx_dropped as usize;
         let copies = pool.copies - copies_before;
-        assert!(tx.sent >= kept && tx.sent <= kept + copies, "{} {kept} {copies}", tx.sent);
+        assert!(
+            tx.sent >= kept && tx.sent <= kept + copies,
+            "{} {kept} {copies}",
+            tx.sent
+        );
     }
 });
