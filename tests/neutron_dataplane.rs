@@ -480,6 +480,35 @@ fn a_security_group_holds_on_the_wire_statefully() {
     });
     let pmd = ctl_json(&sw, None, &["pmd-stats"]);
     let (status, body) = http_get(metrics, "/metrics");
+    let stats = ctl_json(&sw, None, &["conntrack", "stats"]);
+    assert_eq!(
+        (stats["enabled"].as_bool(), stats["connections"].as_u64()),
+        (Some(true), Some(2)),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["per_state"]["REPLIED"], 1,
+        "the DNS exchange: {stats}"
+    );
+    assert_eq!(stats["per_state"]["SYNSENT"], 1, "the SSH SYN: {stats}");
+    assert_eq!(stats["per_zone"]["1"], 2, "{stats}");
+    let dump = ctl_json(&sw, None, &["conntrack", "dump", "--zone", "1"]);
+    let ssh = dump
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["proto"] == 6)
+        .expect("the SSH connection");
+    assert_eq!(
+        (ssh["src"].as_str(), ssh["dport"].as_u64()),
+        (Some("10.0.0.50"), Some(22)),
+        "{dump}"
+    );
+    assert_eq!(
+        ctl_json(&sw, None, &["conntrack", "flush", "--zone", "2"])["flushed"],
+        0
+    );
+    assert_eq!(ctl_json(&sw, None, &["conntrack", "flush"])["flushed"], 2);
     assert!(sw.stop().success());
 
     let to_vm = read_pcap(&dir.path("vm-tx.pcap"));

@@ -30,6 +30,43 @@ pub enum Request {
     PmdStatsClear,
     /// Prometheus text exposition (what `GET /metrics` serves).
     Metrics,
+    /// Tracked connections (of one zone).
+    ConntrackDump {
+        zone: Option<u16>,
+    },
+    ConntrackFlush {
+        zone: Option<u16>,
+    },
+    ConntrackStats,
+}
+
+/// One tracked connection, as `conntrack dump` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnRow {
+    pub zone: u16,
+    pub proto: u8,
+    pub src: String,
+    pub dst: String,
+    pub sport: u16,
+    pub dport: u16,
+    /// TCP's state, or `UNREPLIED` / `REPLIED`.
+    pub state: String,
+    /// Seconds since its last packet.
+    pub idle: u32,
+}
+
+/// `conntrack stats`: counts per zone and per state, and the table's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ConntrackStats {
+    pub enabled: bool,
+    pub connections: usize,
+    pub max_connections: usize,
+    pub per_zone: std::collections::BTreeMap<u16, usize>,
+    pub per_state: std::collections::BTreeMap<String, usize>,
+    pub created: u64,
+    pub expired: u64,
+    pub refused_full: u64,
+    pub invalid: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

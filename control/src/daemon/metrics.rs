@@ -271,3 +271,71 @@ impl Daemon {
         e.finish()
     }
 }
+
+impl Daemon {
+    /// `conntrack dump`: every tracked connection (of `zone`).
+    pub(super) fn conntrack_rows(&self, zone: Option<u16>) -> Vec<control_api::protocol::ConnRow> {
+        let Some(ct) = &self.conntrack else {
+            return Vec::new();
+        };
+        let now = ct.now();
+        ct.snapshot(zone)
+            .into_iter()
+            .map(|c| {
+                let v6 = c.key.src[4..].iter().any(|&b| b != 0)
+                    || c.key.dst[4..].iter().any(|&b| b != 0);
+                let addr = |a: [u8; 16]| {
+                    if v6 {
+                        std::net::Ipv6Addr::from(a).to_string()
+                    } else {
+                        std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string()
+                    }
+                };
+                control_api::protocol::ConnRow {
+                    zone: c.key.zone,
+                    proto: c.key.proto,
+                    src: addr(c.key.src),
+                    dst: addr(c.key.dst),
+                    sport: c.key.sport,
+                    dport: c.key.dport,
+                    state: conn_state_name(&c.state),
+                    idle: now.wrapping_sub(c.last_seen),
+                }
+            })
+            .collect()
+    }
+
+    /// `conntrack stats`.
+    pub(super) fn conntrack_stats(&self) -> control_api::protocol::ConntrackStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(ct) = &self.conntrack else {
+            return Default::default();
+        };
+        let mut s = control_api::protocol::ConntrackStats {
+            enabled: true,
+            connections: ct.len(),
+            max_connections: ct.capacity(),
+            created: ct.counters.created.load(Relaxed),
+            expired: ct.counters.expired.load(Relaxed),
+            refused_full: ct.counters.refused_full.load(Relaxed),
+            invalid: self.workers.iter().map(|w| w.drops.ct_invalid.get()).sum(),
+            ..Default::default()
+        };
+        for c in ct.snapshot(None) {
+            *s.per_zone.entry(c.key.zone).or_default() += 1;
+            *s.per_state.entry(conn_state_name(&c.state)).or_default() += 1;
+        }
+        s
+    }
+}
+
+fn conn_state_name(s: &dataplane::conntrack::ConnState) -> String {
+    use dataplane::conntrack::ConnState;
+    match s {
+        ConnState::Tcp(t) => format!("{:?}", t.state()).to_uppercase(),
+        ConnState::Udp { replied: false } | ConnState::Icmp { replied: false } => {
+            "UNREPLIED".into()
+        }
+        ConnState::Udp { replied: true } | ConnState::Icmp { replied: true } => "REPLIED".into(),
+    }
+}

@@ -320,6 +320,14 @@ impl Daemon {
                 Err(e) => Response::err(e.to_string()),
             },
             Request::PmdStats => json(serde_json::to_value(self.pmd_stats())),
+            Request::ConntrackDump { zone } => {
+                json(serde_json::to_value(self.conntrack_rows(zone)))
+            }
+            Request::ConntrackFlush { zone } => {
+                let n = self.conntrack.as_ref().map_or(0, |ct| ct.flush(zone));
+                Response::ok(serde_json::json!({ "flushed": n }))
+            }
+            Request::ConntrackStats => json(serde_json::to_value(self.conntrack_stats())),
             Request::Metrics => Response::ok(serde_json::Value::String(self.metrics())),
             Request::PmdStatsClear => {
                 for (i, w) in self.workers.iter().enumerate() {

@@ -38,6 +38,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: FdbCmd,
     },
+    /// Connection tracking (ports with port security), like
+    /// `ovs-appctl dpctl/dump-conntrack`.
+    Conntrack {
+        #[command(subcommand)]
+        cmd: ConntrackCmd,
+    },
     /// Per-PMD counters, like `ovs-appctl dpif-netdev/pmd-stats-show`.
     PmdStats,
     /// Zero the PMD counters (like `dpif-netdev/pmd-stats-clear`).
@@ -110,6 +116,22 @@ enum PortCmd {
     },
     #[command(flatten)]
     Neutron(NeutronPortCmd),
+}
+
+#[derive(Subcommand)]
+enum ConntrackCmd {
+    /// Every tracked connection (of one zone: a network's local VLAN).
+    Dump {
+        #[arg(long)]
+        zone: Option<u16>,
+    },
+    /// Forget every connection (of one zone).
+    Flush {
+        #[arg(long)]
+        zone: Option<u16>,
+    },
+    /// Counts per zone and per state, creations, expiries, refusals.
+    Stats,
 }
 
 #[derive(Subcommand)]
@@ -219,6 +241,15 @@ fn main() {
         Cmd::Fdb {
             cmd: FdbCmd::Flush { bridge },
         } => (Request::FdbFlush { bridge }, ""),
+        Cmd::Conntrack {
+            cmd: ConntrackCmd::Dump { zone },
+        } => (Request::ConntrackDump { zone }, "conntrack"),
+        Cmd::Conntrack {
+            cmd: ConntrackCmd::Flush { zone },
+        } => (Request::ConntrackFlush { zone }, ""),
+        Cmd::Conntrack {
+            cmd: ConntrackCmd::Stats,
+        } => (Request::ConntrackStats, ""),
         Cmd::PmdStats => (Request::PmdStats, "pmd"),
         Cmd::PmdStatsClear => (Request::PmdStatsClear, ""),
     };
@@ -287,6 +318,16 @@ fn main() {
                 println!(
                     "  TX packets:{} bytes:{} dropped:{} oversize:{} errors:{}",
                     p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_oversize, p.tx_errors
+                );
+            }
+        }
+        "conntrack" => {
+            let rows: Vec<control_api::protocol::ConnRow> =
+                serde_json::from_value(r).unwrap_or_default();
+            for c in rows {
+                println!(
+                    "zone={} proto={} src={} dst={} sport={} dport={} state={} idle={}s",
+                    c.zone, c.proto, c.src, c.dst, c.sport, c.dport, c.state, c.idle
                 );
             }
         }
