@@ -13,6 +13,7 @@ fn key(i: u32) -> ConnKey {
     dst[..4].copy_from_slice(&[10, 255, 0, 1]);
     ConnKey {
         zone: 2,
+        v6: false,
         proto: 17,
         src,
         dst,

@@ -347,7 +347,7 @@ fn a_security_group_holds_on_the_wire_statefully() {
         ],
     );
     ctl_json(&sw, a, &["security-group", "create", "ssh"]);
-    ctl_json(
+    let ssh_rule = ctl_json(
         &sw,
         a,
         &[
@@ -508,7 +508,19 @@ fn a_security_group_holds_on_the_wire_statefully() {
         ctl_json(&sw, None, &["conntrack", "flush", "--zone", "2"])["flushed"],
         0
     );
-    assert_eq!(ctl_json(&sw, None, &["conntrack", "flush"])["flushed"], 2);
+    // The SSH rule goes: its connection is cut at once, DNS's stays.
+    let rid = ssh_rule["id"].as_str().unwrap();
+    assert!(ctl(&sw, a, &["security-group", "rule", "delete", rid]).0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let st = ctl_json(&sw, None, &["conntrack", "stats"]);
+        if st["connections"] == 1 && st["per_state"]["REPLIED"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "SSH not cut: {st}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ctl_json(&sw, None, &["conntrack", "flush"])["flushed"], 1);
     assert!(sw.stop().success());
 
     let to_vm = read_pcap(&dir.path("vm-tx.pcap"));

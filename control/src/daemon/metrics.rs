@@ -282,8 +282,7 @@ impl Daemon {
         ct.snapshot(zone)
             .into_iter()
             .map(|c| {
-                let v6 = c.key.src[4..].iter().any(|&b| b != 0)
-                    || c.key.dst[4..].iter().any(|&b| b != 0);
+                let v6 = c.key.v6;
                 let addr = |a: [u8; 16]| {
                     if v6 {
                         std::net::Ipv6Addr::from(a).to_string()

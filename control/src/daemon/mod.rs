@@ -263,6 +263,16 @@ impl Daemon {
             })
             .collect();
         let plan = snapshot::plan(&bridges, &plans, &old.rx_assignment, self.workers.len());
+        // New rules (a rule gone, groups or addresses changed) may cut
+        // tracked connections once workers use them.
+        let rules_changed = dataplane::port::PortId::all().any(|id| {
+            let acl = |v: &dataplane::view::SwitchView| v.port(id).and_then(|p| p.acl.clone());
+            match (acl(&old.view), acl(&plan.view)) {
+                (None, None) => false,
+                (Some(a), Some(b)) => !Arc::ptr_eq(&a, &b),
+                _ => true,
+            }
+        });
         drop(old);
         for e in &plan.refused {
             error!("snapshot: {e}");
@@ -291,6 +301,18 @@ impl Daemon {
             );
         }
         self.apply_latency.record(since.elapsed());
+        if rules_changed {
+            if let Some(ct) = &self.conntrack {
+                let view = &self.cell.load_full().view;
+                let cut = dataplane::pipeline::revalidate(view, ct);
+                if cut > 0 {
+                    info!(
+                        connections = cut,
+                        "cut connections the new rules no longer admit"
+                    );
+                }
+            }
+        }
         drop(previous);
     }
 

@@ -91,6 +91,7 @@ impl CtPacket {
         };
         let mut key = ConnKey {
             zone,
+            v6: ethertype == EtherType::IPV6,
             proto: proto.0,
             src,
             dst,
@@ -210,6 +211,7 @@ fn quoted_key(zone: u16, q: &[u8], v6: bool) -> Option<ConnKey> {
     };
     Some(ConnKey {
         zone,
+        v6,
         proto,
         src,
         dst,

@@ -28,6 +28,8 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ConnKey {
     pub zone: u16,
+    /// IPv6 (else IPv4, in the first four bytes of the addresses).
+    pub v6: bool,
     pub proto: u8,
     pub src: [u8; 16],
     pub dst: [u8; 16],
@@ -62,7 +64,8 @@ impl ConnKey {
         let head = u64::from(self.zone)
             | u64::from(self.proto) << 16
             | u64::from(self.sport) << 24
-            | u64::from(self.dport) << 40;
+            | u64::from(self.dport) << 40
+            | u64::from(self.v6) << 56;
         let mut h = 0u64;
         for w in [
             head,
@@ -645,6 +648,14 @@ impl ConnTable {
         gone
     }
 
+    /// Removes every connection `gone` says should go; returns how many
+    /// (control path: walks the slab).
+    pub fn remove_where(&self, mut gone: impl FnMut(&Conn) -> bool) -> usize {
+        (0..self.max as u32)
+            .filter(|&i| self.remove_if(i, &mut gone))
+            .count()
+    }
+
     /// Removes every connection (of `zone`, if given); returns how many.
     pub fn flush(&self, zone: Option<u16>) -> usize {
         (0..self.max as u32)
@@ -715,6 +726,7 @@ mod tests {
         dst[..4].copy_from_slice(&[10, 1, 0, 1]);
         ConnKey {
             zone,
+            v6: false,
             proto: 17,
             src,
             dst,

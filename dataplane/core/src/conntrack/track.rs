@@ -163,6 +163,7 @@ mod tests {
         dst[..4].copy_from_slice(&[10, 0, 0, 2]);
         ConnKey {
             zone: 2,
+            v6: false,
             proto,
             src,
             dst,

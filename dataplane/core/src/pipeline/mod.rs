@@ -35,7 +35,7 @@ mod tests;
 
 pub use classify::{classify, Classified};
 pub use execute::{execute, BurstCounts, Outputs};
-pub use filter::{filter, FilterCounts};
+pub use filter::{filter, revalidate, FilterCounts};
 pub use flood::{FloodSet, FloodSets};
 
 use crate::port::PortId;

@@ -919,6 +919,72 @@ mod security {
     }
 
     #[test]
+    fn a_rule_removed_cuts_the_connections_it_admitted() {
+        let v = view();
+        let ct = ConnTable::new(64, Timeouts::default());
+        let r = run(
+            &v,
+            &ct,
+            0,
+            ip_frame(OUT, VM_A, IP_A, IP_OUT, 17, &udp(5000, 53)),
+        );
+        assert_eq!(
+            sent_to(&r),
+            [1, 2],
+            "OUT unknown: the question floods, B admits UDP"
+        );
+        let r = run(
+            &v,
+            &ct,
+            1,
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40000, 22, 0x02, 7, 0)),
+        );
+        assert_eq!(sent_to(&r), [0]);
+        assert_eq!(ct.len(), 2);
+        assert_eq!(
+            crate::pipeline::revalidate(&v, &ct),
+            0,
+            "the same rules keep both"
+        );
+        // A's SSH rule goes: its connection is cut, the DNS one stays.
+        let mut w = SwitchView::default();
+        let b = w.add_bridge("br0", Arc::clone(&v.bridge(0).unwrap().fdb));
+        for port in v.ports() {
+            let acl = if port.id == p(0) {
+                Some(acl(
+                    VM_A,
+                    IP_A,
+                    vec![rule(Direction::Egress, None, (0, 65535))],
+                ))
+            } else {
+                port.acl.clone()
+            };
+            w.add_port(PortView {
+                acl,
+                bridge: b,
+                ..port.clone()
+            })
+            .unwrap();
+        }
+        assert_eq!(crate::pipeline::revalidate(&w, &ct), 1);
+        assert_eq!(
+            ct.snapshot(None)
+                .iter()
+                .map(|c| c.key.proto)
+                .collect::<Vec<_>>(),
+            [17]
+        );
+        // Its next segment has no connection: invalid.
+        let r = run(
+            &w,
+            &ct,
+            1,
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40000, 22, 0x10, 8, 901)),
+        );
+        assert_eq!(r.0, Action::Drop(DropReason::CtInvalid));
+    }
+
+    #[test]
     fn ports_without_security_are_left_alone() {
         let mut v = SwitchView::default();
         let b = v.add_bridge("br0", Arc::new(MacTable::new(64, 300)));
