@@ -119,6 +119,18 @@ fn provider_network_port_and_iface_id_drive_vlans_and_status() {
     });
     let vm1_stats = sw.port("vm1");
     assert_eq!(vm1_stats.rx_dropped, 1, "the spoofed frame: {vm1_stats:?}");
+    assert_eq!(
+        vm1_stats.spoofed.iter().collect::<Vec<_>>(),
+        [(&"ipv4_source".to_owned(), &1)],
+        "counted on its port, by reason"
+    );
+    let (_, body) = http_get(metrics, "/metrics");
+    assert!(
+        body.contains(
+            r#"ferroswitch_port_spoofed_total{port="vm1",bridge="br-int",reason="ipv4_source"} 1"#
+        ),
+        "{body}"
+    );
     let pmd = ctl_json(&sw, None, &["pmd-stats"]);
     assert_eq!(pmd[0]["drops_spoofed"], 1, "{pmd}");
     let list = ctl_json(&sw, None, &["port", "list"]);

@@ -223,7 +223,7 @@ impl Worker {
         classify(&snap.view, in_port, rx, &mut local.classified);
         if let Some(ct) = &snap.conntrack {
             let f = filter(&snap.view, ct, in_port, rx, &mut local.classified);
-            self.stats.count_filter(&f);
+            self.stats.count_filter(in_port, &f);
         }
         let counts = execute(
             &snap.view,

@@ -161,6 +161,10 @@ pub struct PortStatsRow {
     /// Of `tx_dropped`: longer than the port's MTU allows.
     #[serde(default)]
     pub tx_oversize: u64,
+    /// Of `rx_dropped`: not the port's to send (port security), by reason
+    /// (`mac`, `ipv4_source`, ...); reasons never seen are left out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub spoofed: std::collections::BTreeMap<String, u64>,
     /// What the PMD itself counted missing/erroneous.
     pub rx_missed: u64,
     pub rx_errors: u64,

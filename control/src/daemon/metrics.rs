@@ -114,6 +114,18 @@ impl Daemon {
                 &l,
                 p.tx_oversize,
             );
+            for (reason, &n) in &p.spoofed {
+                e.counter(
+                    "ferroswitch_port_spoofed_total",
+                    "Frames port security dropped, by reason.",
+                    &[
+                        ("port", p.name.as_str()),
+                        ("bridge", bridge.as_str()),
+                        ("reason", reason.as_str()),
+                    ],
+                    n,
+                );
+            }
             e.counter(
                 "ferroswitch_port_rx_missed_total",
                 "Frames the PMD missed (imissed).",

@@ -303,6 +303,11 @@ pub(super) fn stats_row(name: &str, port_id: u16, t: PortTotals, hw: EthStats) -
         rx_dropped: t.rx_dropped,
         tx_dropped: t.tx_dropped,
         tx_oversize: t.tx_oversize,
+        spoofed: dataplane::acl::SpoofReason::ALL
+            .iter()
+            .filter(|r| t.spoofed[r.index()] > 0)
+            .map(|r| (r.name().to_owned(), t.spoofed[r.index()]))
+            .collect(),
         rx_missed: hw.imissed,
         rx_errors: hw.ierrors,
         tx_errors: hw.oerrors,

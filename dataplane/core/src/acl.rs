@@ -160,6 +160,38 @@ pub enum SpoofReason {
     Ethertype,
 }
 
+impl SpoofReason {
+    pub const ALL: [SpoofReason; 8] = [
+        SpoofReason::Mac,
+        SpoofReason::Ipv4Source,
+        SpoofReason::Ipv6Source,
+        SpoofReason::ArpSender,
+        SpoofReason::NeighbourTarget,
+        SpoofReason::DhcpServer,
+        SpoofReason::RouterAdvert,
+        SpoofReason::Ethertype,
+    ];
+
+    /// Its place in [`SpoofReason::ALL`] (and in per-reason counters).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name counters and metrics use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SpoofReason::Mac => "mac",
+            SpoofReason::Ipv4Source => "ipv4_source",
+            SpoofReason::Ipv6Source => "ipv6_source",
+            SpoofReason::ArpSender => "arp_sender",
+            SpoofReason::NeighbourTarget => "nd_target",
+            SpoofReason::DhcpServer => "dhcp_server",
+            SpoofReason::RouterAdvert => "router_advert",
+            SpoofReason::Ethertype => "ethertype",
+        }
+    }
+}
+
 fn addr_of(v6: bool, a: &[u8; 16]) -> u128 {
     if v6 {
         u128::from_be_bytes(*a)

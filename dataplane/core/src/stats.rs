@@ -41,6 +41,8 @@ pub struct PortCounters {
     pub tx_dropped: AtomicU64,
     /// Of `tx_dropped`: longer than the port's MTU allows.
     pub tx_oversize: AtomicU64,
+    /// Received and dropped by port security, by `SpoofReason::index`.
+    pub spoofed: [AtomicU64; 8],
 }
 
 #[inline(always)]
@@ -111,11 +113,15 @@ impl WorkerStats {
         self.drops.no_mbuf.add(c.no_mbuf);
     }
 
-    /// Counts what the security stage did to one burst.
+    /// Counts what the security stage did to one burst from `in_port`.
     #[inline(always)]
-    pub fn count_filter(&self, f: &FilterCounts) {
+    pub fn count_filter(&self, in_port: PortId, f: &FilterCounts) {
         self.drops.ct_committed.add(f.committed);
         self.drops.ct_full.add(f.table_full);
+        let pc = self.port(in_port);
+        for (c, &n) in pc.spoofed.iter().zip(&f.spoofed) {
+            bump(c, n);
+        }
     }
 
     pub fn new(core: usize) -> WorkerStats {
@@ -142,6 +148,9 @@ pub struct PortTotals {
     pub tx_dropped: u64,
     #[serde(default)]
     pub tx_oversize: u64,
+    /// Port security drops by `SpoofReason::index`.
+    #[serde(default)]
+    pub spoofed: [u64; 8],
 }
 
 impl PortTotals {
@@ -156,6 +165,9 @@ impl PortTotals {
                 t.rx_dropped += c.rx_dropped.load(Ordering::Relaxed);
                 t.tx_dropped += c.tx_dropped.load(Ordering::Relaxed);
                 t.tx_oversize += c.tx_oversize.load(Ordering::Relaxed);
+                for (s, a) in t.spoofed.iter_mut().zip(&c.spoofed) {
+                    *s += a.load(Ordering::Relaxed);
+                }
             }
         }
         t
@@ -172,6 +184,7 @@ impl PortTotals {
             rx_dropped: self.rx_dropped.wrapping_sub(base.rx_dropped),
             tx_dropped: self.tx_dropped.wrapping_sub(base.tx_dropped),
             tx_oversize: self.tx_oversize.wrapping_sub(base.tx_oversize),
+            spoofed: std::array::from_fn(|i| self.spoofed[i].wrapping_sub(base.spoofed[i])),
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct FilterCounts {
     pub committed: u64,
     /// Of them, refused because the table was full.
     pub table_full: u64,
+    /// Frames the input port may not send, by `SpoofReason::index`.
+    pub spoofed: [u64; 8],
 }
 
 /// `p`'s filter, if it has port security on.
@@ -134,7 +136,8 @@ pub fn filter<B: Burst>(
         };
         let l3 = data.get(usize::from(key.l3_offset)..).unwrap_or_default();
         if let Some(acl) = source {
-            if acl.check_source(&key, l3).is_err() {
+            if let Err(why) = acl.check_source(&key, l3) {
+                counts.spoofed[why.index()] += 1;
                 out.set_action(i, Action::Drop(DropReason::Spoofed));
                 continue;
             }
