@@ -11,11 +11,12 @@
 //! is committed. A flood that some ports refuse goes to the others.
 //!
 //! A frame's connection is tracked once, whatever number of ports it goes
-//! to. Bursts from and to ports without port security pass untouched, at
+//! to; a burst's connection keys are placed and their index buckets
+//! prefetched before any is looked up. Bursts from and to ports without port security pass untouched, at
 //! the cost of one check per burst.
 use super::{Action, Classified, DropReason};
 use crate::acl::{Direction, PortAcl, RuleQuery};
-use crate::conntrack::{ConnTable, CtPacket, CtState, Untracked};
+use crate::conntrack::{ConnTable, CtPacket, CtSlot, CtState, Untracked};
 use crate::flow_key::{FlowKey, ParseDepth};
 use crate::frame::{Burst, Frame, BURST};
 use crate::port::{PortId, PortMask};
@@ -76,6 +77,23 @@ impl RuleQuery {
     }
 }
 
+/// A frame between the two passes of [`filter`].
+struct Pending {
+    action: Action,
+    targets: PortMask,
+    guarded: PortMask,
+    key: FlowKey,
+    kind: Kind,
+}
+
+enum Kind {
+    Arp,
+    Other,
+    Untracked(Untracked),
+    /// Its connection's key, placed in the table (bucket prefetched).
+    Ip(CtPacket, CtSlot),
+}
+
 /// Where a frame's connection stands, worked out once.
 enum Conn {
     /// ARP: no connection; port security checked it.
@@ -108,7 +126,10 @@ pub fn filter<B: Burst>(
         return counts;
     }
     let n = out.actions().len().min(BURST);
-    for i in 0..n {
+    // Pass 1: parse, port security, connection keys placed and their index
+    // buckets prefetched for the whole burst (as classify does for MACs).
+    let mut pending: [Option<Pending>; BURST] = [const { None }; BURST];
+    for (i, slot) in pending.iter_mut().enumerate().take(n) {
         let action = out.actions()[i];
         let targets: PortMask = match action {
             Action::Output(p, _) => PortMask::from_iter([p]),
@@ -142,16 +163,47 @@ pub fn filter<B: Burst>(
                 continue;
             }
         }
-        let conn = match EtherType(key.dl_type) {
-            EtherType::ARP => Conn::Arp,
+        let kind = match EtherType(key.dl_type) {
+            EtherType::ARP => Kind::Arp,
             t @ (EtherType::IPV4 | EtherType::IPV6) => match CtPacket::parse(zone, t, l3) {
                 Ok(p) => {
-                    let s = ct.track(&p);
-                    Conn::Tracked(p, s)
+                    let at = ct.slot(&p.key);
+                    ct.prefetch(at);
+                    Kind::Ip(p, at)
                 }
-                Err(why) => Conn::Untracked(why),
+                Err(why) => Kind::Untracked(why),
             },
-            _ => Conn::Other,
+            _ => Kind::Other,
+        };
+        *slot = Some(Pending {
+            action,
+            targets,
+            guarded,
+            key,
+            kind,
+        });
+    }
+
+    // Pass 2: track, decide, commit, in frame order.
+    for (i, slot) in pending.iter_mut().enumerate().take(n) {
+        let Some(Pending {
+            action,
+            targets,
+            guarded,
+            key,
+            kind,
+        }) = slot.take()
+        else {
+            continue;
+        };
+        let conn = match kind {
+            Kind::Arp => Conn::Arp,
+            Kind::Other => Conn::Other,
+            Kind::Untracked(why) => Conn::Untracked(why),
+            Kind::Ip(p, at) => {
+                let s = ct.track_at(at, &p);
+                Conn::Tracked(p, s)
+            }
         };
         // May the packet cross the port `acl` guards, in `direction`?
         let mut commit = false;

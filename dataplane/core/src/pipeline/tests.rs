@@ -984,6 +984,49 @@ mod security {
         assert_eq!(r.0, Action::Drop(DropReason::CtInvalid));
     }
 
+    /// A burst is decided as its frames one at a time (the second pass
+    /// tracks and commits in frame order).
+    #[test]
+    fn a_burst_decides_as_its_frames_one_by_one() {
+        let frames = [
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40000, 22, 0x02, 7, 0)),
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40001, 80, 0x02, 7, 0)),
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40000, 22, 0x02, 7, 0)),
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 1, &[8, 0, 0, 0, 0, 9, 0, 1]),
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 17, &udp(1, 2)),
+            ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40003, 22, 0x10, 1, 1)),
+        ];
+        let one_by_one: Vec<Action> = {
+            let v = view();
+            let ct = ConnTable::new(64, Timeouts::default());
+            frames
+                .iter()
+                .map(|f| run(&v, &ct, 1, f.clone()).0)
+                .collect()
+        };
+        let v = view();
+        let ct = ConnTable::new(64, Timeouts::default());
+        let rx = MemBurst::from_frames(frames.iter().map(|f| MemFrame::new(f)));
+        let mut classified = Classified::default();
+        classify(&v, p(1), &rx, &mut classified);
+        filter(&v, &ct, p(1), &rx, &mut classified);
+        assert_eq!(classified.actions(), &one_by_one[..]);
+        assert!(
+            matches!(
+                one_by_one[..],
+                [
+                    Action::Flood(_) | Action::Output(..),
+                    Action::Drop(DropReason::Denied),
+                    Action::Flood(_) | Action::Output(..),
+                    Action::Flood(_) | Action::Output(..),
+                    _,
+                    Action::Drop(DropReason::CtInvalid),
+                ]
+            ),
+            "{one_by_one:?}"
+        );
+    }
+
     #[test]
     fn ports_without_security_are_left_alone() {
         let mut v = SwitchView::default();
