@@ -192,7 +192,9 @@ impl SpoofReason {
     }
 }
 
-fn addr_of(v6: bool, a: &[u8; 16]) -> u128 {
+/// An address as the rules compare it: IPv4 from the first four bytes of
+/// the 16 the flow key and the connection key hold.
+pub(crate) fn addr_of(v6: bool, a: &[u8; 16]) -> u128 {
     if v6 {
         u128::from_be_bytes(*a)
     } else {
@@ -209,6 +211,14 @@ fn link_local(mac: u64) -> u128 {
 }
 
 impl PortAcl {
+    /// One of the port's addresses (fixed IPs and allowed pairs) holds
+    /// `addr`, whatever MAC it goes with.
+    pub fn owns(&self, v6: bool, addr: u128) -> bool {
+        self.allowed_sources
+            .iter()
+            .any(|&(_, p)| p.contains(v6, addr))
+    }
+
     /// `mac` may send from `addr`.
     fn may_use(&self, mac: u64, v6: bool, addr: u128) -> bool {
         (v6 && addr == link_local(mac))
@@ -314,7 +324,7 @@ fn has_ports(protocol: u8) -> bool {
     matches!(protocol, 6 | 17 | 132 | 136)
 }
 
-fn is_icmp(protocol: u8, v6: bool) -> bool {
+pub(crate) fn is_icmp(protocol: u8, v6: bool) -> bool {
     (protocol == 1 && !v6) || (protocol == 58 && v6)
 }
 

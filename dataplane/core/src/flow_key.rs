@@ -121,7 +121,7 @@ type L4Input<'a> = (IpProtocol, &'a [u8], bool);
 
 /// An IPv4 address in the 16-byte `nw_src`/`nw_dst` layout.
 #[inline(always)]
-const fn ipv4_in_16([a, b, c, d]: [u8; 4]) -> [u8; 16] {
+pub(crate) const fn ipv4_in_16([a, b, c, d]: [u8; 4]) -> [u8; 16] {
     [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 }
 

@@ -5,6 +5,7 @@
 use super::table::ConnKey;
 use super::tcp::Segment;
 use super::track::{CtPacket, L4};
+use crate::flow_key::ipv4_in_16;
 use crate::wire::{EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
 /// Why a packet is not tracked.
@@ -35,12 +36,6 @@ const ICMP6_ECHO_REQUEST: u8 = 128;
 const ICMP6_ECHO_REPLY: u8 = 129;
 /// Destination unreachable, packet too big, time exceeded, parameter problem.
 const ICMP6_ERRORS: [u8; 4] = [1, 2, 3, 4];
-
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut x = [0u8; 16];
-    x[..4].copy_from_slice(&a);
-    x
-}
 
 /// The TCP window-scale option (kind 3), if the options hold one.
 fn wscale(mut opts: &[u8]) -> Option<u8> {
@@ -75,7 +70,12 @@ impl CtPacket {
                 let l4 = l3
                     .get(ip.header_len()..usize::from(ip.total_len()))
                     .unwrap_or_default();
-                (ip.protocol(), v4(ip.src_addr()), v4(ip.dst_addr()), l4)
+                (
+                    ip.protocol(),
+                    ipv4_in_16(ip.src_addr()),
+                    ipv4_in_16(ip.dst_addr()),
+                    l4,
+                )
             }
             EtherType::IPV6 => {
                 let ip = Ipv6Packet::new_checked(l3).map_err(|_| Untracked::Malformed("IPv6"))?;
@@ -192,7 +192,7 @@ fn quoted_key(zone: u16, q: &[u8], v6: bool) -> Option<ConnKey> {
         let mut dst = [0u8; 4];
         src.copy_from_slice(&h[12..16]);
         dst.copy_from_slice(&h[16..20]);
-        (h[9], v4(src), v4(dst), q.get(ihl..)?)
+        (h[9], ipv4_in_16(src), ipv4_in_16(dst), q.get(ihl..)?)
     };
     let (sport, dport) = match IpProtocol(proto) {
         IpProtocol::TCP | IpProtocol::UDP => {

@@ -484,6 +484,17 @@ impl ConnTable {
 
     /// Starts tracking `state` under `key` (its original direction).
     pub fn insert(&self, key: ConnKey, state: ConnState) -> Result<(), InsertError> {
+        self.insert_at(self.slot(&key), key, state)
+    }
+
+    /// [`insert`](Self::insert) for a key already placed (`slot` is
+    /// `self.slot(&key)`), so a packet's key is hashed once.
+    pub(super) fn insert_at(
+        &self,
+        slot: CtSlot,
+        key: ConnKey,
+        state: ConnState,
+    ) -> Result<(), InsertError> {
         if self.live.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.live.fetch_sub(1, Ordering::Relaxed);
             if self.contains(&key) {
@@ -502,7 +513,7 @@ impl ConnTable {
             t.live.fetch_sub(1, Ordering::Relaxed);
         };
         let rev = key.reverse();
-        let (b0, t0) = self.place(&key);
+        let (b0, t0) = (slot.bucket as usize & (self.buckets.len() - 1), slot.tag);
         let (b1, t1) = self.place(&rev);
         let (held, n) = self.buckets_of(b0, b1);
         let guards: [Option<BucketWrite<'_>>; HELD] =
@@ -658,9 +669,7 @@ impl ConnTable {
 
     /// Removes every connection (of `zone`, if given); returns how many.
     pub fn flush(&self, zone: Option<u16>) -> usize {
-        (0..self.max as u32)
-            .filter(|&i| self.remove_if(i, |c| zone.is_none_or(|z| c.key.zone == z)))
-            .count()
+        self.remove_where(|c| zone.is_none_or(|z| c.key.zone == z))
     }
 
     /// A copy of every connection (of `zone`, if given), for dumps and

@@ -125,6 +125,11 @@ impl ConnTable {
     /// OVS's `ct(commit)` for a `new` packet the policy allowed: starts
     /// tracking its connection (nothing to do if another worker did first).
     pub fn commit(&self, p: &CtPacket) -> Result<(), InsertError> {
+        self.commit_at(self.slot(&p.key), p)
+    }
+
+    /// [`commit`](Self::commit) for a packet whose key was placed already.
+    pub fn commit_at(&self, slot: CtSlot, p: &CtPacket) -> Result<(), InsertError> {
         let state = match p.l4 {
             L4::Tcp(seg) => ConnState::Tcp(TcpConn::new(&seg).map_err(|_| InsertError::NotNew)?),
             L4::Udp => ConnState::Udp { replied: false },
@@ -132,7 +137,7 @@ impl ConnTable {
             // Nothing opens a connection with these: tracked or invalid.
             L4::IcmpEchoReply | L4::IcmpError(_) => return Err(InsertError::NotNew),
         };
-        match self.insert(p.key, state) {
+        match self.insert_at(slot, p.key, state) {
             Err(InsertError::Exists) => Ok(()),
             r => r,
         }

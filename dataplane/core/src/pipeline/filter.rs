@@ -12,10 +12,10 @@
 //!
 //! A frame's connection is tracked once, whatever number of ports it goes
 //! to; a burst's connection keys are placed and their index buckets
-//! prefetched before any is looked up. Bursts from and to ports without port security pass untouched, at
-//! the cost of one check per burst.
+//! prefetched before any is looked up. Bursts from and to ports without
+//! port security pass untouched, at the cost of one check per burst.
 use super::{Action, Classified, DropReason};
-use crate::acl::{Direction, PortAcl, RuleQuery};
+use crate::acl::{addr_of, is_icmp, Direction, PortAcl, RuleQuery};
 use crate::conntrack::{ConnTable, CtPacket, CtSlot, CtState, Untracked};
 use crate::flow_key::{FlowKey, ParseDepth};
 use crate::frame::{Burst, Frame, BURST};
@@ -41,39 +41,25 @@ fn secured(view: &SwitchView, p: PortId) -> Option<&PortAcl> {
         .filter(|a| a.port_security)
 }
 
-fn addr(v6: bool, a: &[u8; 16]) -> u128 {
-    if v6 {
-        u128::from_be_bytes(*a)
-    } else {
-        u128::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
-    }
-}
-
+/// What the rules check of a new connection's packet crossing a port in
+/// `direction`: ICMP's type and code sit in the flow key's port fields.
 fn query(direction: Direction, key: &FlowKey) -> RuleQuery {
     let v6 = key.ip_version == 6;
+    let (port, icmp_code) = if is_icmp(key.nw_proto, v6) {
+        (key.tp_src, key.tp_dst as u8)
+    } else {
+        (key.tp_dst, 0)
+    };
     RuleQuery {
         direction,
         v6,
         protocol: key.nw_proto,
-        port: key.tp_dst,
-        icmp_code: key.tp_dst as u8,
+        port,
+        icmp_code,
         remote: match direction {
-            Direction::Ingress => addr(v6, &key.nw_src),
-            Direction::Egress => addr(v6, &key.nw_dst),
+            Direction::Ingress => addr_of(v6, &key.nw_src),
+            Direction::Egress => addr_of(v6, &key.nw_dst),
         },
-    }
-    .with_icmp(key)
-}
-
-impl RuleQuery {
-    /// ICMP rules match type and code; the flow key keeps them in the
-    /// port fields.
-    fn with_icmp(mut self, key: &FlowKey) -> RuleQuery {
-        if matches!((key.nw_proto, self.v6), (1, false) | (58, true)) {
-            self.port = key.tp_src;
-            self.icmp_code = key.tp_dst as u8;
-        }
-        self
     }
 }
 
@@ -86,24 +72,17 @@ struct Pending {
     kind: Kind,
 }
 
+/// What a frame is to the firewall.
 enum Kind {
-    Arp,
-    Other,
-    Untracked(Untracked),
-    /// Its connection's key, placed in the table (bucket prefetched).
-    Ip(CtPacket, CtSlot),
-}
-
-/// Where a frame's connection stands, worked out once.
-enum Conn {
     /// ARP: no connection; port security checked it.
     Arp,
+    /// Neither IP nor ARP.
+    Other,
     /// IP without a connection (neighbour discovery, fragments after the
     /// first): left to the rules' base policy.
     Untracked(Untracked),
-    Tracked(CtPacket, CtState),
-    /// Neither IP nor ARP.
-    Other,
+    /// Its connection's key, placed in the table (bucket prefetched).
+    Ip(CtPacket, CtSlot),
 }
 
 /// Stage 1b: applies port security and the security groups of `view` to
@@ -196,30 +175,25 @@ pub fn filter<B: Burst>(
         else {
             continue;
         };
-        let conn = match kind {
-            Kind::Arp => Conn::Arp,
-            Kind::Other => Conn::Other,
-            Kind::Untracked(why) => Conn::Untracked(why),
-            Kind::Ip(p, at) => {
-                let s = ct.track_at(at, &p);
-                Conn::Tracked(p, s)
-            }
+        let state = match &kind {
+            Kind::Ip(p, at) => ct.track_at(*at, p),
+            _ => CtState::default(),
         };
         // May the packet cross the port `acl` guards, in `direction`?
         let mut commit = false;
         let mut passes = |acl: &PortAcl, direction: Direction| -> Result<(), DropReason> {
-            match &conn {
-                Conn::Arp => Ok(()),
-                Conn::Other => match direction {
+            match &kind {
+                Kind::Arp => Ok(()),
+                Kind::Other => match direction {
                     // Checked by port security already.
                     Direction::Egress => Ok(()),
                     Direction::Ingress => Err(DropReason::Denied),
                 },
-                Conn::Untracked(Untracked::IcmpInfo) => Ok(()),
-                Conn::Untracked(_) => Err(DropReason::Denied),
-                Conn::Tracked(_, s) if s.has(CtState::INV) => Err(DropReason::CtInvalid),
-                Conn::Tracked(_, s) if s.has(CtState::EST) || s.has(CtState::REL) => Ok(()),
-                Conn::Tracked(..) => {
+                Kind::Untracked(Untracked::IcmpInfo) => Ok(()),
+                Kind::Untracked(_) => Err(DropReason::Denied),
+                Kind::Ip(..) if state.has(CtState::INV) => Err(DropReason::CtInvalid),
+                Kind::Ip(..) if state.has(CtState::EST) || state.has(CtState::REL) => Ok(()),
+                Kind::Ip(..) => {
                     let q = query(direction, &key);
                     match acl.index.lookup(&acl.rules, &q) {
                         Some(_) => {
@@ -248,9 +222,9 @@ pub fn filter<B: Burst>(
             }
         }
         if commit {
-            if let Conn::Tracked(p, _) = &conn {
+            if let Kind::Ip(p, at) = &kind {
                 counts.committed += 1;
-                if ct.commit(p).is_err() {
+                if ct.commit_at(*at, p).is_err() {
                     counts.table_full += 1;
                 }
             }
@@ -280,53 +254,45 @@ pub fn filter<B: Burst>(
 /// in.
 pub fn revalidate(view: &SwitchView, ct: &ConnTable) -> usize {
     use crate::conntrack::ConnState;
-    let secured: Vec<&crate::view::PortView> = view
+    let secured: Vec<(&crate::vlan::PortVlan, &PortAcl)> = view
         .ports()
-        .filter(|p| p.acl.as_ref().is_some_and(|a| a.port_security))
+        .filter_map(|p| Some((&p.vlan, secured(view, p.id)?)))
         .collect();
     if secured.is_empty() || ct.is_empty() {
         return 0;
     }
     ct.remove_where(|c| {
         let k = &c.key;
-        let (src, dst) = (addr(k.v6, &k.src), addr(k.v6, &k.dst));
+        let (src, dst) = (addr_of(k.v6, &k.src), addr_of(k.v6, &k.dst));
         // ICMP echo: the request's type; TCP/UDP: the destination port.
-        let (port, code) = match c.state {
-            ConnState::Icmp { .. } => (if k.v6 { 128 } else { 8 }, 0),
-            _ => (k.dport, 0),
-        };
-        let q = |direction, remote| RuleQuery {
-            direction,
-            v6: k.v6,
-            protocol: k.proto,
-            port,
-            icmp_code: code,
-            remote,
-        };
-        let owns = |acl: &PortAcl, a: u128| {
-            acl.allowed_sources
-                .iter()
-                .any(|&(_, p)| p.contains(k.v6, a))
-        };
-        let still = secured.iter().all(|p| {
-            let Some(acl) = p.acl.as_deref() else {
-                return true;
-            };
-            if !p.vlan.is_member(k.zone) {
-                return true;
+        let port = match c.state {
+            ConnState::Icmp { .. } => {
+                if k.v6 {
+                    128
+                } else {
+                    8
+                }
             }
-            let out_ok = !owns(acl, src)
-                || acl
-                    .index
-                    .lookup(&acl.rules, &q(Direction::Egress, dst))
-                    .is_some();
-            let in_ok = !owns(acl, dst)
-                || acl
-                    .index
-                    .lookup(&acl.rules, &q(Direction::Ingress, src))
-                    .is_some();
-            out_ok && in_ok
-        });
-        !still
+            _ => k.dport,
+        };
+        let admits = |acl: &PortAcl, direction, remote| {
+            let q = RuleQuery {
+                direction,
+                v6: k.v6,
+                protocol: k.proto,
+                port,
+                icmp_code: 0,
+                remote,
+            };
+            acl.index.lookup(&acl.rules, &q).is_some()
+        };
+        // Cut when a secured port of its zone that sends it (owns its
+        // source) no longer lets it out, or one that receives it no longer
+        // lets it in.
+        secured.iter().any(|&(vlan, acl)| {
+            vlan.is_member(k.zone)
+                && ((acl.owns(k.v6, src) && !admits(acl, Direction::Egress, dst))
+                    || (acl.owns(k.v6, dst) && !admits(acl, Direction::Ingress, src)))
+        })
     })
 }
