@@ -103,25 +103,16 @@ impl FramePool for MbufCopies {
         if src.nb_segs() == 1 && head.copy_from(src.data()) {
             return Some(head);
         }
-        let mut filled = false;
-        for seg in src.segments() {
-            let mut rest = seg;
-            while !rest.is_empty() {
-                rest = if filled {
-                    let mut s = self.fresh()?;
-                    let (chunk, tail) = rest.split_at(rest.len().min(s.room()));
-                    if !s.copy_from(chunk) || !head.append_segment(s) {
-                        return None;
-                    }
-                    tail
-                } else {
-                    let (chunk, tail) = rest.split_at(rest.len().min(head.room()));
-                    if !head.copy_from(chunk) {
-                        return None;
-                    }
-                    filled = true;
-                    tail
-                };
+        // Fresh buffers come from one pool: each holds `room` bytes.
+        let room = head.room().max(1);
+        let mut chunks = src.segments().flat_map(|seg| seg.chunks(room));
+        if !head.copy_from(chunks.next().unwrap_or_default()) {
+            return None;
+        }
+        for chunk in chunks {
+            let mut s = self.fresh()?;
+            if !s.copy_from(chunk) || !head.append_segment(s) {
+                return None;
             }
         }
         Some(head)
