@@ -19,6 +19,30 @@ fn uplink_translations(sw: &Switch) -> serde_json::Value {
         .clone()
 }
 
+/// Adds switch port `name` on `net_pcap{idx}` to br-int: it receives
+/// `frames` (from `<name>-rx.pcap`) and writes what it sends to
+/// `<name>-tx.pcap`; `extra` are more `port add` arguments.
+fn add_pcap_port(
+    sw: &Switch,
+    dir: &TempDir,
+    idx: u32,
+    name: &str,
+    frames: &[Vec<u8>],
+    extra: &[&str],
+) {
+    let rx = dir.path(&format!("{name}-rx.pcap"));
+    write_pcap(&rx, frames);
+    let devargs = format!(
+        "net_pcap{idx},rx_pcap={},tx_pcap={}",
+        rx.display(),
+        dir.path(&format!("{name}-tx.pcap")).display()
+    );
+    let mut args = vec!["port", "add", "br-int", name, &devargs];
+    args.extend_from_slice(extra);
+    let (ok, _, err) = ctl(sw, None, &args);
+    assert!(ok, "{err}");
+}
+
 #[test]
 fn provider_network_port_and_iface_id_drive_vlans_and_status() {
     let _g = serial();
@@ -92,27 +116,14 @@ fn provider_network_port_and_iface_id_drive_vlans_and_status() {
     own[26..30].copy_from_slice(&ip.octets());
     let spoofed = frame(BCAST, mac.clone().try_into().unwrap(), None, 2);
     assert_ne!(&spoofed[26..30], &ip.octets());
-    let vm_frames = vec![own, spoofed];
-    write_pcap(&dir.path("vm1-rx.pcap"), &vm_frames);
-    let devargs = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("vm1-rx.pcap").display(),
-        dir.path("vm1-tx.pcap").display()
-    );
-    let (ok, _, err) = ctl(
+    add_pcap_port(
         &sw,
-        None,
-        &[
-            "port",
-            "add",
-            "br-int",
-            "vm1",
-            &devargs,
-            "--iface-id",
-            &port_id,
-        ],
+        &dir,
+        1,
+        "vm1",
+        &[own, spoofed],
+        &["--iface-id", &port_id],
     );
-    assert!(ok, "{err}");
     wait_status(&sw, api, &port_id, "ACTIVE");
     sw.wait_for("vm1's frames", |s| {
         s.iter().any(|p| p.name == "vm1" && p.rx_packets == 2)
@@ -414,26 +425,7 @@ fn a_security_group_holds_on_the_wire_statefully() {
         17,
         &[0x13, 0x88, 0, 53, 0, 8, 0, 0],
     );
-    write_pcap(&dir.path("vm-rx.pcap"), &[question]);
-    let devargs = format!(
-        "net_pcap1,rx_pcap={},tx_pcap={}",
-        dir.path("vm-rx.pcap").display(),
-        dir.path("vm-tx.pcap").display()
-    );
-    let (ok, _, err) = ctl(
-        &sw,
-        None,
-        &[
-            "port",
-            "add",
-            "br-int",
-            "vm1",
-            &devargs,
-            "--iface-id",
-            &port_id,
-        ],
-    );
-    assert!(ok, "{err}");
+    add_pcap_port(&sw, &dir, 1, "vm1", &[question], &["--iface-id", &port_id]);
     wait_status(&sw, api, &port_id, "ACTIVE");
     sw.wait_for("the question", |s| {
         s.iter().any(|p| p.name == "vm1" && p.rx_packets == 1)
@@ -475,18 +467,7 @@ fn a_security_group_holds_on_the_wire_statefully() {
             &tcp_seg(40002, 22, 0x10, 5, 7),
         ),
     ];
-    write_pcap(&dir.path("ext-rx.pcap"), &from_ext);
-    let devargs = format!(
-        "net_pcap2,rx_pcap={},tx_pcap={}",
-        dir.path("ext-rx.pcap").display(),
-        dir.path("ext-tx.pcap").display()
-    );
-    let (ok, _, err) = ctl(
-        &sw,
-        None,
-        &["port", "add", "br-int", "ext", &devargs, "--tag", "1"],
-    );
-    assert!(ok, "{err}");
+    add_pcap_port(&sw, &dir, 2, "ext", &from_ext, &["--tag", "1"]);
     sw.wait_for("ext's frames", |s| {
         s.iter().any(|p| p.name == "ext" && p.rx_packets == 4)
     });
@@ -535,7 +516,7 @@ fn a_security_group_holds_on_the_wire_statefully() {
     assert_eq!(ctl_json(&sw, None, &["conntrack", "flush"])["flushed"], 1);
     assert!(sw.stop().success());
 
-    let to_vm = read_pcap(&dir.path("vm-tx.pcap"));
+    let to_vm = read_pcap(&dir.path("vm1-tx.pcap"));
     assert_eq!(
         to_vm,
         from_ext[..2].to_vec(),
