@@ -30,7 +30,6 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -224,7 +223,6 @@ def make_corpus() -> Corpus:
     fams = [(BCAST, vm(4, 2), [(0x8100, 10)]), (UNKNOWN, vm(4, 3), [(0x88a8, 20)]),
             (BCAST, vm(4, 4), []), (mac("01:80:c2:00:00:00"), vm(4, 5), [(0x8100, 10)])]
     inner_variants = [[], [(0x8100, 7)], [(0x8100, 7), (0x8100, 8)], [(0x88a8, 9)]]
-    k = 0
     for rnd in range(3):
         for fi, (d, s, outer) in enumerate(fams):
             for vi, inner in enumerate(inner_variants):
@@ -233,7 +231,6 @@ def make_corpus() -> Corpus:
                         length = 16
                     c.to_file(lambda i, d=d, s=s, t=outer + inner, n=length: build(d, s, t, n, i),
                               f"p4 family {fi} inner {vi} len {length} round {rnd}")
-                    k += 1
     return c
 
 
@@ -329,8 +326,6 @@ def devargs(i: int, out: Path, rx_file: Path) -> str:
 
 
 class FerroswitchRun:
-    name = "ferroswitch"
-
     def __init__(self, vswitchd: Path, out: Path, rx_file: Path, forward_bpdu: bool):
         self.vswitchd, self.out, self.rx_file = vswitchd, out, rx_file
         self.forward_bpdu = forward_bpdu
@@ -369,8 +364,6 @@ class FerroswitchRun:
 
 
 class OvsRun:
-    name = "ovs-dpdk"
-
     def __init__(self, out: Path, rx_file: Path, forward_bpdu: bool):
         self.out, self.forward_bpdu = out, forward_bpdu
         # OVS polls a new port's rx queue before its bridge port exists, and
