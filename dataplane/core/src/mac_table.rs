@@ -16,6 +16,7 @@
 //! bucket) evicts the least recently seen entry of its bucket. Aging: an entry
 //! not seen for `aging` seconds reads as a miss and is removed by the control
 //! thread's [`MacTable::expire`] sweep.
+use crate::huge::HugeSlice;
 use crate::port::PortId;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -73,7 +74,7 @@ pub struct MacEntry {
 pub struct MacKey {
     /// The packed key (never 0: the occupied bit is set); 0 for "no key".
     key: u64,
-    /// Index of its bucket in `MacTable::buckets` (the table's base added).
+    /// Index of its bucket in `MacTable::buckets.with_base()`.
     slot: u32,
 }
 
@@ -95,10 +96,8 @@ pub struct Clock {
 }
 
 pub struct MacTable {
-    /// `base` unused buckets (so that the table proper starts on a huge
-    /// page boundary), then the table.
-    buckets: Box<[Bucket]>,
-    base: usize,
+    /// On huge pages; `MacKey::slot` indexes `buckets.with_base()`.
+    buckets: HugeSlice<Bucket>,
     mask: usize,
     capacity: usize,
     aging: AtomicU32,
@@ -222,32 +221,14 @@ impl MacTable {
         // Twice the slots of the bound keeps buckets from filling early.
         let nbuckets = (capacity * 2).div_ceil(WAYS).next_power_of_two();
         // Huge pages where the kernel gives them: lookups land anywhere in
-        // the table, and a TLB miss per lookup (under virtualisation a
-        // two-level page walk) costs more than the lookup itself. A table
-        // of 2 MiB or more starts on a 2 MiB boundary: room for that is
-        // reserved in front, and only what the table uses is ever touched.
-        let huge = 2 << 20;
-        let per_page = huge / std::mem::size_of::<Bucket>();
-        let slack = if nbuckets >= per_page { per_page } else { 0 };
-        let mut buckets: Vec<Bucket> = Vec::with_capacity(nbuckets + slack);
-        let misalign = (buckets.as_ptr() as usize) % huge;
-        let base = if slack == 0 || misalign == 0 {
-            0
-        } else {
-            (huge - misalign) / std::mem::size_of::<Bucket>()
-        };
-        if let Some(table) = buckets.spare_capacity_mut().get(base..base + nbuckets) {
-            cpu::advise_huge_pages(table);
-        }
-        buckets.extend((0..base + nbuckets).map(|_| Bucket {
+        // the table (see `huge`).
+        let buckets = HugeSlice::new(nbuckets, |_| Bucket {
             keys: std::array::from_fn(|_| AtomicU64::new(0)),
             seq: AtomicU64::new(0),
             vals: std::array::from_fn(|_| AtomicU64::new(0)),
-        }));
-        let buckets = buckets.into_boxed_slice();
+        });
         MacTable {
             buckets,
-            base,
             mask: nbuckets - 1,
             capacity,
             aging: AtomicU32::new(aging_secs.max(1)),
@@ -300,7 +281,7 @@ impl MacTable {
 
     /// The buckets in use.
     fn table(&self) -> &[Bucket] {
-        &self.buckets[self.base..]
+        &self.buckets
     }
 
     /// The key of `mac` in `vlan` and its bucket (no memory is touched).
@@ -311,7 +292,7 @@ impl MacTable {
         // base + mask < buckets.len() <= u32::MAX buckets of 64 bytes.
         MacKey {
             key,
-            slot: (self.base + ((h >> 32) as usize & self.mask)) as u32,
+            slot: (self.buckets.base() + ((h >> 32) as usize & self.mask)) as u32,
         }
     }
 
@@ -328,7 +309,7 @@ impl MacTable {
     /// Starts loading `k`'s bucket (one cache line) without waiting.
     #[inline(always)]
     pub fn prefetch(&self, k: MacKey) {
-        if let Some(b) = self.buckets.get(k.slot as usize) {
+        if let Some(b) = self.buckets.with_base().get(k.slot as usize) {
             cpu::prefetch(b);
         }
     }
@@ -336,7 +317,7 @@ impl MacTable {
     /// `k`'s bucket; `None` only for a key of another table.
     #[inline(always)]
     fn bucket(&self, k: MacKey) -> Option<&Bucket> {
-        self.buckets.get(k.slot as usize)
+        self.buckets.with_base().get(k.slot as usize)
     }
 
     #[inline(always)]
