@@ -15,6 +15,7 @@ use dpdk_sys::mbuf::{Mbuf, MbufBatch};
 use dpdk_sys::mempool::Mempool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use switch_core::conntrack::ConnCache;
 use switch_core::frame::{FramePool, Transmit, BURST};
 use switch_core::pipeline::{classify, execute, filter, Classified, Outputs};
 use switch_core::port::{PortId, MAX_PORTS};
@@ -127,6 +128,8 @@ pub struct WorkerState {
     classified: Classified,
     outputs: Outputs<MbufBatch>,
     copies: MbufCopies,
+    /// Where the connections this worker saw last live in the tracker.
+    ct_cache: ConnCache,
 }
 
 /// One pinned poll-mode worker.
@@ -192,6 +195,7 @@ impl Worker {
                 stats: Arc::clone(&self.stats),
             },
             classified: Classified::default(),
+            ct_cache: ConnCache::new(),
             outputs: Outputs::default(),
             copies: MbufCopies {
                 spare: MbufBatch::new(),
@@ -213,7 +217,14 @@ impl Worker {
     ) {
         classify(&snap.view, in_port, rx, &mut local.classified);
         if let Some(ct) = &snap.conntrack {
-            let f = filter(&snap.view, ct, in_port, rx, &mut local.classified);
+            let f = filter(
+                &snap.view,
+                ct,
+                &mut local.ct_cache,
+                in_port,
+                rx,
+                &mut local.classified,
+            );
             self.stats.count_filter(in_port, &f);
         }
         let counts = execute(

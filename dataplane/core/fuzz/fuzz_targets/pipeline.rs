@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use switch_core::acl::{AclRule, Direction, PortAcl, Prefix, Remote};
-use switch_core::conntrack::{ConnTable, Timeouts};
+use switch_core::conntrack::{ConnCache, ConnTable, Timeouts};
 use switch_core::frame::mem::{MemBurst, MemFrame, MemPool};
 use switch_core::frame::{Burst, Transmit};
 use switch_core::mac_table::MacTable;
@@ -99,6 +99,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let v = view();
     let ct = ConnTable::new(64, Timeouts::default());
+    let mut cache = ConnCache::new();
     let mut pool = MemPool {
         left: Some(usize::from(first >> 3)),
         copies: 0,
@@ -127,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
         let copies_before = pool.copies;
         let port = PortId::new(u16::from(in_port)).unwrap();
         classify(&v, port, &rx, &mut classified);
-        filter(&v, &ct, port, &rx, &mut classified);
+        filter(&v, &ct, &mut cache, port, &rx, &mut classified);
         assert_eq!(classified.actions().len(), n);
         let counts = execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut tx);
         out.flush(&mut tx);

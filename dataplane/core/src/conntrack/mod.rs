@@ -14,5 +14,5 @@ pub mod tcp;
 pub mod track;
 
 pub use packet::Untracked;
-pub use table::{Conn, ConnKey, ConnState, ConnTable, CtSlot, InsertError, Timeouts};
+pub use table::{Conn, ConnCache, ConnKey, ConnState, ConnTable, CtSlot, InsertError, Timeouts};
 pub use track::{CtPacket, CtState, L4};

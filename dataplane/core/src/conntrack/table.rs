@@ -15,10 +15,17 @@
 //!   arrive on two workers at once. There is no table-wide lock.
 //! * **Bounded**: at most `max_connections`; when full, a new connection is
 //!   refused and counted, and established ones are never disturbed.
+//! * **Per-worker cache**: a [`ConnCache`] remembers, per worker, which
+//!   slab slot the keys it saw last live in. A hit goes straight to the
+//!   connection (its key compared under its lock) and never touches the
+//!   index, whose lines for a million connections spread over hundreds of
+//!   megabytes: a TLB miss each, and under virtualisation a two-level
+//!   page walk. A stale entry only costs a miss.
 //! * **Time**: the control thread drives the table's clock (seconds) and
 //!   sweeps a slice of the slab at a time, expiring what outlived its
 //!   state's timeout; workers never read the time.
 use super::tcp::{Dir, TcpConn, TcpState};
+use crate::huge::HugeSlice;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -179,6 +186,57 @@ pub struct CtSlot {
     tag: u32,
 }
 
+/// A worker's cache of where the connections it saw last live: direct
+/// mapped by a key's hash, each entry the key's tag and its index entry
+/// (slab slot and direction). Small enough to stay in the worker's L2 and
+/// TLB. Never trusted: a hit is checked against the connection's key.
+pub struct ConnCache {
+    entries: Box<[u64]>,
+}
+
+impl ConnCache {
+    /// Entries (a power of two): 8,192 is 64 KiB, enough for the busy
+    /// connections of a burst stream without crowding the worker's L2.
+    pub const ENTRIES: usize = 8192;
+
+    pub fn new() -> ConnCache {
+        ConnCache {
+            entries: vec![0; Self::ENTRIES].into_boxed_slice(),
+        }
+    }
+
+    fn index(s: CtSlot) -> usize {
+        s.bucket as usize & (Self::ENTRIES - 1)
+    }
+
+    /// The index entry cached for `s` (tag checked), if any.
+    #[inline]
+    fn get(&self, s: CtSlot) -> Option<u32> {
+        let e = *self.entries.get(Self::index(s))?;
+        (e >> 32 == u64::from(s.tag)).then_some(e as u32)
+    }
+
+    #[inline]
+    fn put(&mut self, s: CtSlot, entry: u32) {
+        if let Some(e) = self.entries.get_mut(Self::index(s)) {
+            *e = u64::from(s.tag) << 32 | u64::from(entry);
+        }
+    }
+}
+
+impl Default for ConnCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for ConnCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.entries.iter().filter(|&&e| e != 0).count();
+        f.debug_struct("ConnCache").field("used", &used).finish()
+    }
+}
+
 /// Why a connection could not be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InsertError {
@@ -287,12 +345,14 @@ pub struct TableCounters {
 
 /// The shared connection table.
 pub struct ConnTable {
-    buckets: Box<[Bucket]>,
-    slab: Box<[Mutex<Option<Conn>>]>,
+    /// Index and slab on huge pages: every packet touches a random bucket
+    /// and a random slot of tables of hundreds of megabytes.
+    buckets: HugeSlice<Bucket>,
+    slab: HugeSlice<Mutex<Option<Conn>>>,
     /// Free slab slots: a stack, its head `index | tag << 32` (the tag
     /// defeats ABA), `next` links per slot.
     free_head: AtomicU64,
-    free_next: Box<[AtomicU32]>,
+    free_next: HugeSlice<AtomicU32>,
     live: AtomicUsize,
     max: usize,
     clock: AtomicU32,
@@ -329,12 +389,12 @@ impl ConnTable {
     fn with_buckets(max: usize, nbuckets: usize, timeouts: Timeouts) -> ConnTable {
         let max = max.clamp(1, (u32::MAX >> 2) as usize);
         let nbuckets = nbuckets.next_power_of_two().max(2);
-        let free_next: Box<[AtomicU32]> = (0..max)
-            .map(|i| AtomicU32::new(if i + 1 < max { i as u32 + 1 } else { NIL }))
-            .collect();
+        let free_next = HugeSlice::new(max, |i| {
+            AtomicU32::new(if i + 1 < max { i as u32 + 1 } else { NIL })
+        });
         ConnTable {
-            buckets: (0..nbuckets).map(|_| Bucket::default()).collect(),
-            slab: (0..max).map(|_| Mutex::new(None)).collect(),
+            buckets: HugeSlice::new(nbuckets, |_| Bucket::default()),
+            slab: HugeSlice::new(max, |_| Mutex::new(None)),
             free_head: AtomicU64::new(0),
             free_next,
             live: AtomicUsize::new(0),
@@ -404,6 +464,16 @@ impl ConnTable {
         }
     }
 
+    /// Hints the CPU to fetch what a lookup of `s` through `cache` reads
+    /// first: the connection when the cache knows it, else the bucket.
+    #[inline]
+    pub fn prefetch_cached(&self, cache: &ConnCache, s: CtSlot) {
+        match cache.get(s).and_then(|e| self.slab.get((e >> 1) as usize)) {
+            Some(conn) => cpu::prefetch(conn),
+            None => self.prefetch(s),
+        }
+    }
+
     /// Runs `f` on the connection `key` belongs to (in either direction),
     /// with the direction `key` is, under the connection's lock; its
     /// `last_seen` is brought to now first. `None`: not tracked.
@@ -430,6 +500,55 @@ impl ConnTable {
         key: &ConnKey,
         f: impl FnOnce(Dir, &mut Conn) -> R,
     ) -> Option<R> {
+        self.find_cached(None, slot, key, f)
+    }
+
+    /// Runs `f` on the connection of `key` under its lock, if `e` (an
+    /// index entry: slab slot and direction) is it; else hands `f` back.
+    fn try_entry<R, F: FnOnce(Dir, &mut Conn) -> R>(
+        &self,
+        e: u32,
+        key: &ConnKey,
+        f: F,
+    ) -> Result<R, F> {
+        let dir = if e & 1 == 0 {
+            Dir::Original
+        } else {
+            Dir::Reply
+        };
+        let Some(slot) = self.slab.get((e >> 1) as usize) else {
+            return Err(f);
+        };
+        let mut g = lock(slot);
+        match g.as_mut() {
+            Some(c)
+                if match dir {
+                    Dir::Original => c.key == *key,
+                    Dir::Reply => c.key.reverse() == *key,
+                } =>
+            {
+                Ok(f(dir, c))
+            }
+            _ => Err(f),
+        }
+    }
+
+    /// [`find_at`](Self::find_at) through a worker's `cache`: a hit skips
+    /// the index; what the index finds is remembered.
+    pub(super) fn find_cached<R>(
+        &self,
+        mut cache: Option<&mut ConnCache>,
+        slot: CtSlot,
+        key: &ConnKey,
+        f: impl FnOnce(Dir, &mut Conn) -> R,
+    ) -> Option<R> {
+        let mut f = f;
+        if let Some(e) = cache.as_deref().and_then(|c| c.get(slot)) {
+            match self.try_entry(e, key, f) {
+                Ok(r) => return Some(r),
+                Err(back) => f = back,
+            }
+        }
         let (b, tag) = (slot.bucket as usize & (self.buckets.len() - 1), slot.tag);
         let mut f = Some(f);
         for d in 0..=PROBE {
@@ -437,22 +556,15 @@ impl ConnTable {
             let mut found = [0u32; WAYS];
             let (n, overflow) = self.buckets[bucket].candidates(tag, &mut found);
             for &e in &found[..n] {
-                let dir = if e & 1 == 0 {
-                    Dir::Original
-                } else {
-                    Dir::Reply
-                };
-                let Some(slot) = self.slab.get((e >> 1) as usize) else {
-                    continue;
-                };
-                let mut g = lock(slot);
-                let Some(c) = g.as_mut() else { continue };
-                let matches = match dir {
-                    Dir::Original => c.key == *key,
-                    Dir::Reply => c.key.reverse() == *key,
-                };
-                if matches {
-                    return f.take().map(|f| f(dir, c));
+                let g = f.take()?;
+                match self.try_entry(e, key, g) {
+                    Ok(r) => {
+                        if let Some(c) = cache.as_deref_mut() {
+                            c.put(slot, e);
+                        }
+                        return Some(r);
+                    }
+                    Err(back) => f = Some(back),
                 }
             }
             if !overflow {
@@ -822,7 +934,8 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u16, u16),
-        Touch(u16, u16, bool),
+        /// Zone, key, reply direction, through the worker cache.
+        Touch(u16, u16, bool, bool),
         Advance(u32),
         Sweep,
         Flush(Option<u16>),
@@ -833,7 +946,8 @@ mod tests {
         proptest::collection::vec(
             prop_oneof![
                 4 => k.clone().prop_map(|(z, n)| Op::Insert(z, n)),
-                4 => (k, any::<bool>()).prop_map(|((z, n), r)| Op::Touch(z, n, r)),
+                4 => (k, any::<bool>(), any::<bool>())
+                    .prop_map(|((z, n), r, c)| Op::Touch(z, n, r, c)),
                 2 => (0u32..40).prop_map(Op::Advance),
                 1 => Just(Op::Sweep),
                 1 => proptest::option::of(0u16..3).prop_map(Op::Flush),
@@ -844,7 +958,9 @@ mod tests {
 
     proptest! {
         /// The table against a map of the same connections: lookups in
-        /// either direction, refusals when full, expiry and flushes agree.
+        /// either direction, refusals when full, expiry and flushes agree;
+        /// lookups through a worker's cache, which outlives the connections
+        /// it remembers (their slots reused by others), agree too.
         #[test]
         fn table_equals_a_map(ops in ops(), cap in 1usize..40, nbuckets in prop_oneof![Just(2usize), Just(4), Just(64)]) {
             // Few buckets: keys overflow into the next bucket, and come back.
@@ -852,6 +968,7 @@ mod tests {
             // original key -> (last seen, replied)
             let mut m: HashMap<ConnKey, (u32, bool)> = HashMap::new();
             let mut now = 0u32;
+            let mut cache = ConnCache::new();
             let timeout = |replied: bool| if replied { 30 } else { 60 };
             for op in ops {
                 match op {
@@ -870,7 +987,7 @@ mod tests {
                             prop_assert_eq!(got, Err(InsertError::Full));
                         }
                     }
-                    Op::Touch(z, n, reverse) => {
+                    Op::Touch(z, n, reverse, cached) => {
                         let k = if reverse { key(z, n).reverse() } else { key(z, n) };
                         let want = if let Some(e) = m.get_mut(&k) {
                             e.0 = now;
@@ -882,12 +999,18 @@ mod tests {
                         } else {
                             None
                         };
-                        let got = t.with_conn(&k, |d, c| {
+                        let touch = |d, c: &mut Conn| {
+                            c.last_seen = now;
                             if d == Dir::Reply {
                                 c.state = ConnState::Udp { replied: true };
                             }
                             d
-                        });
+                        };
+                        let got = if cached {
+                            t.find_cached(Some(&mut cache), t.slot(&k), &k, touch)
+                        } else {
+                            t.find(&k, touch)
+                        };
                         prop_assert_eq!(got, want);
                     }
                     Op::Advance(s) => {

@@ -3,7 +3,7 @@
 //! allowed. Neutron's firewall is written against these: new connections go
 //! through the rules and are committed if allowed; established and related
 //! ones pass; invalid ones are dropped.
-use super::table::{ConnKey, ConnState, ConnTable, CtSlot, InsertError};
+use super::table::{ConnCache, ConnKey, ConnState, ConnTable, CtSlot, InsertError};
 use super::tcp::{Dir, Segment, TcpConn, Verdict};
 
 /// A packet as connection tracking sees it.
@@ -82,6 +82,16 @@ impl ConnTable {
     /// [`track`](Self::track) for a packet whose key was placed (and its
     /// bucket prefetched) with the rest of its burst.
     pub fn track_at(&self, slot: CtSlot, p: &CtPacket) -> CtState {
+        self.track_in(None, slot, p)
+    }
+
+    /// [`track_at`](Self::track_at) through a worker's cache of where its
+    /// connections live (see [`ConnCache`]).
+    pub fn track_cached(&self, cache: &mut ConnCache, slot: CtSlot, p: &CtPacket) -> CtState {
+        self.track_in(Some(cache), slot, p)
+    }
+
+    fn track_in(&self, cache: Option<&mut ConnCache>, slot: CtSlot, p: &CtPacket) -> CtState {
         if let L4::IcmpError(quoted) = p.l4 {
             return match self.find_dir(&quoted) {
                 Some(Dir::Original) => CtState::of(CtState::REL | CtState::RPL),
@@ -90,7 +100,7 @@ impl ConnTable {
             };
         }
         let now = self.now();
-        let seen = self.find_at(slot, &p.key, |dir, c| {
+        let seen = self.find_cached(cache, slot, &p.key, |dir, c| {
             c.last_seen = now;
             let verdict = match (&mut c.state, p.l4) {
                 (ConnState::Tcp(t), L4::Tcp(seg)) => t.update(dir, &seg),

@@ -11,12 +11,12 @@
 //! is committed. A flood that some ports refuse goes to the others.
 //!
 //! A frame's connection is tracked once, whatever number of ports it goes
-//! to; a burst's connection keys are placed and their index buckets
-//! prefetched before any is looked up. Bursts from and to ports without
+//! to; a burst's connection keys are placed and their connections (through
+//! the worker's cache) or index buckets prefetched before any is looked up. Bursts from and to ports without
 //! port security pass untouched, at the cost of one check per burst.
 use super::{Action, Classified, DropReason};
 use crate::acl::{addr_of, is_icmp, Direction, PortAcl, RuleQuery};
-use crate::conntrack::{ConnTable, CtPacket, CtSlot, CtState, Untracked};
+use crate::conntrack::{ConnCache, ConnTable, CtPacket, CtSlot, CtState, Untracked};
 use crate::flow_key::{FlowKey, ParseDepth};
 use crate::frame::{Burst, Frame, BURST};
 use crate::port::{PortId, PortMask};
@@ -87,7 +87,7 @@ enum Kind {
 
 /// Stage 1b: applies port security and the security groups of `view` to
 /// the burst `rx` from `in_port` that `classify` left in `out`, tracking
-/// connections in `ct`.
+/// connections in `ct` through the worker's `cache` of them.
 ///
 /// Contract: reads the frames and never changes them; only narrows
 /// actions (an output or a flood becomes a drop, or a flood a smaller one),
@@ -95,6 +95,7 @@ enum Kind {
 pub fn filter<B: Burst>(
     view: &SwitchView,
     ct: &ConnTable,
+    cache: &mut ConnCache,
     in_port: PortId,
     rx: &B,
     out: &mut Classified,
@@ -147,7 +148,7 @@ pub fn filter<B: Burst>(
             t @ (EtherType::IPV4 | EtherType::IPV6) => match CtPacket::parse(zone, t, l3) {
                 Ok(p) => {
                     let at = ct.slot(&p.key);
-                    ct.prefetch(at);
+                    ct.prefetch_cached(cache, at);
                     Kind::Ip(p, at)
                 }
                 Err(why) => Kind::Untracked(why),
@@ -176,7 +177,7 @@ pub fn filter<B: Burst>(
             continue;
         };
         let state = match &kind {
-            Kind::Ip(p, at) => ct.track_at(*at, p),
+            Kind::Ip(p, at) => ct.track_cached(cache, *at, p),
             _ => CtState::default(),
         };
         // May the packet cross the port `acl` guards, in `direction`?

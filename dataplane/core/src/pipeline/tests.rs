@@ -673,7 +673,7 @@ proptest! {
 mod security {
     use super::*;
     use crate::acl::{AclRule, Direction, PortAcl, Prefix, Remote};
-    use crate::conntrack::{ConnTable, Timeouts};
+    use crate::conntrack::{ConnCache, ConnTable, Timeouts};
 
     const VM_A: u64 = 0xfa16_3e00_00a1;
     const VM_B: u64 = 0xfa16_3e00_00b1;
@@ -804,7 +804,14 @@ mod security {
         let mut out = Outputs::<MemBurst>::default();
         let (mut pool, mut cap) = (MemPool::default(), Capture::default());
         classify(v, p(in_port), &rx, &mut classified);
-        filter(v, ct, p(in_port), &rx, &mut classified);
+        filter(
+            v,
+            ct,
+            &mut ConnCache::new(),
+            p(in_port),
+            &rx,
+            &mut classified,
+        );
         let action = classified.actions()[0];
         execute(v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
         out.flush(&mut cap);
@@ -1009,7 +1016,7 @@ mod security {
         let rx = MemBurst::from_frames(frames.iter().map(|f| MemFrame::new(f)));
         let mut classified = Classified::default();
         classify(&v, p(1), &rx, &mut classified);
-        filter(&v, &ct, p(1), &rx, &mut classified);
+        filter(&v, &ct, &mut ConnCache::new(), p(1), &rx, &mut classified);
         assert_eq!(classified.actions(), &one_by_one[..]);
         assert!(
             matches!(
