@@ -97,6 +97,7 @@ REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
 import bench_chart  # noqa: E402  (same directory)
 import gen_pcap  # noqa: E402  (same directory)
+import neutron_traffic  # noqa: E402  (same directory)
 
 FWD_CORE = 1          # the one forwarding (PMD) thread
 CTRL_CORE = 0         # everything else
@@ -105,7 +106,8 @@ DPDK_RUNTIME_ROOT = Path("/var/run/dpdk")
 OVS_VSWITCHD_DPDK = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
-ALL_SYSTEMS = ["ferroswitch", "ferroswitch-baseline", "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
+ALL_SYSTEMS = ["ferroswitch", "ferroswitch-baseline", "ferroswitch-l2", "ovs-dpdk", "testpmd-io",
+               "testpmd-vhost"]
 BASELINE = "ferroswitch-baseline"      # --baseline REV: ferroswitch built from another commit
 # --baseline: per-commit binary caches (<sha>/vswitchd, <sha>/vswitchctl), the
 # cargo target dir all baseline builds share and the (temporary) git worktree
@@ -231,6 +233,47 @@ def hugepages() -> tuple[int, int]:
             elif line.startswith("HugePages_Free:"):
                 free = int(line.split()[1])
     return total, free
+
+
+# Bytes of hugepage memory one mbuf of ferroswitch's pool takes (2176-byte
+# data room, the rte_mbuf header, the mempool's object header), rounded up.
+MBUF_FOOTPRINT = 2560
+
+
+def eal_memory_mb(mbufs: int) -> int:
+    """ferroswitch's EAL -m: its mbuf pool plus room for rings, tables, stacks."""
+    return max(1024, mbufs * MBUF_FOOTPRINT // (1 << 20) + 512)
+
+
+HUGEPAGES_SYSCTL = Path("/proc/sys/vm/nr_hugepages")
+_hugepages_restore: list[int] = []    # the count to go back to at exit, if raised
+
+
+def ensure_hugepages(mb: int) -> None:
+    """At least `mb` MiB of free 2 MiB hugepages, raising nr_hugepages if
+    needed (restored by restore_hugepages() at exit). A scenario whose ports
+    hold a million frames needs several GiB; the default set-up has 3."""
+    total, free = hugepages()
+    need = -(-mb // 2)
+    if free >= need:
+        return
+    want = total + need - free
+    log(f"hugepages: {free} free of {total}, {need} needed: nr_hugepages -> {want}")
+    if not _hugepages_restore:
+        _hugepages_restore.append(total)
+    HUGEPAGES_SYSCTL.write_text(f"{want}\n")
+    total, free = hugepages()
+    if free < need:
+        raise BenchError(f"only {free} free 2 MiB hugepages after asking for {want} "
+                         f"({need} needed): not enough free memory")
+
+
+def restore_hugepages() -> None:
+    if _hugepages_restore:
+        n = _hugepages_restore.pop()
+        log(f"hugepages: nr_hugepages back to {n}")
+        with contextlib.suppress(OSError):
+            HUGEPAGES_SYSCTL.write_text(f"{n}\n")
 
 
 def core_busy_fraction(core: int, interval: float = 0.5) -> float:
@@ -394,6 +437,15 @@ class Scenario:
     def extra_snapshot(self) -> dict | None: return None
     def extra_results(self, e0: dict | None, e1: dict | None) -> dict: return {}
     def summary_extra(self) -> dict: return {}     # added to the JSON line of every system
+    def window_results(self, system: "System") -> dict: return {}   # read right after the window
+
+    def frames_held(self) -> int:
+        """Frames the switch's pool holds for the ports' infinite_rx replay."""
+        return self.ctx.args.flows * sum(1 for p in self.ports if p.kind == "dpdk")
+
+    def ferroswitch_config_extra(self, system: "Ferroswitch") -> list[str]:
+        """More TOML lines for ferroswitch's config (e.g. a [neutron] section)."""
+        return []
 
     # --- per-system hooks ------------------------------------------------
     def ovs_configure(self, ovs: "OvsDpdk") -> None:
@@ -420,7 +472,7 @@ class Scenario:
                 cmd += ["--", "set", "Port", p.name, f"vlan_mode={p.vlan_mode}"]
             ovs.vsctl(*cmd, timeout=60)
 
-    def ferroswitch_bridges(self) -> list[dict]:
+    def ferroswitch_bridges(self, system: "Ferroswitch | None" = None) -> list[dict]:
         ports = []
         for p in self.ports:
             if p.kind == VHOST_CLIENT:
@@ -750,7 +802,264 @@ class Vm2VmVhost(VhostScenario):
         log(f"traffic: vm1 txonly, one UDP flow of {fs}-byte frames -> vm2 rxonly")
 
 
-SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost)}
+# The flows Neutron's OVS agent and its native (conntrack) firewall driver
+# write for one VM port and one provider network, as docs
+# NEUTRON-OVS-FLOWS.md (shared/docs) lists them: {lv} local VLAN, {pv}
+# provider VLAN, {mac}/{ip} the VM port's. Ofports: br-int VM = 1,
+# int-br-phy = 2; br-phy NIC = 1, phy-br-int = 2.
+NEUTRON_OVS_FLOWS = {
+    "br-phy": """
+table=0,priority=4,in_port=2,dl_vlan={lv},actions=mod_vlan_vid:{pv},NORMAL
+table=0,priority=2,in_port=2,actions=drop
+table=0,priority=1,actions=NORMAL
+""",
+    "br-int vlan": """
+table=0,priority=3,in_port=2,dl_vlan={pv},actions=mod_vlan_vid:{lv},NORMAL
+table=0,priority=2,in_port=2,actions=drop
+table=0,priority=1,actions=NORMAL
+""",
+    "br-int common": """
+table=0,priority=3,in_port=2,dl_vlan={pv},actions=mod_vlan_vid:{lv},resubmit(,60)
+table=0,priority=2,in_port=2,actions=drop
+table=0,priority=0,actions=resubmit(,60)
+table=60,priority=100,in_port=1,actions=load:1->NXM_NX_REG5[],load:{lv}->NXM_NX_REG6[],resubmit(,71)
+table=60,priority=90,dl_vlan={lv},dl_dst={mac},actions=load:1->NXM_NX_REG5[],load:{lv}->NXM_NX_REG6[],strip_vlan,resubmit(,81)
+table=60,priority=3,actions=NORMAL
+table=71,priority=95,arp,reg5=1,in_port=1,dl_src={mac},arp_spa={ip},actions=resubmit(,94)
+table=71,priority=80,udp,reg5=1,in_port=1,tp_src=68,tp_dst=67,actions=resubmit(,73)
+table=71,priority=70,udp,reg5=1,in_port=1,tp_src=67,tp_dst=68,actions=resubmit(,93)
+table=71,priority=10,reg5=1,in_port=1,actions=resubmit(,93)
+table=71,priority=0,actions=drop
+table=91,priority=1,actions=resubmit(,94)
+table=93,priority=0,actions=drop
+table=94,priority=1,actions=NORMAL
+""",
+    "br-int portsec": """
+table=71,priority=65,ip,reg5=1,in_port=1,dl_src={mac},nw_src={ip},actions=resubmit(,73)
+table=73,priority=80,reg5=1,actions=resubmit(,91)
+table=73,priority=0,actions=drop
+table=81,priority=1,reg5=1,actions=output:1
+""",
+    "br-int sg": """
+table=71,priority=65,ct_state=-trk,ip,reg5=1,in_port=1,dl_src={mac},nw_src={ip},actions=ct(table=72,zone=NXM_NX_REG6[0..15])
+table=72,priority=77,ct_state=+est-rel-rpl,ip,reg5=1,actions=resubmit(,73)
+table=72,priority=77,ct_state=+new-est,ip,reg5=1,actions=resubmit(,73)
+table=72,priority=50,ct_state=+inv+trk,actions=resubmit(,93)
+table=72,priority=50,ct_mark=0x1,reg5=1,actions=resubmit(,93)
+table=72,priority=50,ct_state=+est-rel+rpl,ct_zone={lv},ct_mark=0,reg5=1,actions=resubmit(,91)
+table=72,priority=50,ct_state=-new-est+rel-inv,ct_zone={lv},ct_mark=0,reg5=1,actions=resubmit(,91)
+table=72,priority=40,ct_state=-est,reg5=1,actions=resubmit(,93)
+table=72,priority=40,ct_state=+est,ip,reg5=1,actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(load:1->NXM_NX_CT_MARK[]))
+table=72,priority=0,actions=drop
+table=73,priority=100,reg6={lv},dl_dst={mac},actions=load:1->NXM_NX_REG5[],resubmit(,81)
+table=73,priority=90,ct_state=+new-est,ip,reg5=1,actions=ct(commit,zone=NXM_NX_REG6[0..15]),resubmit(,91)
+table=73,priority=80,reg5=1,actions=resubmit(,91)
+table=73,priority=0,actions=drop
+table=81,priority=100,arp,reg5=1,actions=output:1
+table=81,priority=95,ct_state=-trk,ip,reg5=1,actions=ct(table=82,zone=NXM_NX_REG6[0..15])
+table=81,priority=80,ct_state=+trk,reg5=1,actions=resubmit(,82)
+table=81,priority=0,actions=drop
+table=82,priority=77,ct_state=+new-est,tcp,reg5=1,tp_dst=22,actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:1
+table=82,priority=77,ct_state=+est-rel-rpl,tcp,reg5=1,tp_dst=22,actions=output:1
+table=82,priority=77,ct_state=+new-est,icmp,reg5=1,actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:1
+table=82,priority=77,ct_state=+est-rel-rpl,icmp,reg5=1,actions=output:1
+table=82,priority=50,ct_state=+inv+trk,actions=resubmit(,93)
+table=82,priority=50,ct_mark=0x1,reg5=1,actions=resubmit(,93)
+table=82,priority=50,ct_state=+est-rel+rpl,ct_zone={lv},ct_mark=0,reg5=1,actions=output:1
+table=82,priority=50,ct_state=-new-est+rel-inv,ct_zone={lv},ct_mark=0,reg5=1,actions=output:1
+table=82,priority=40,ct_state=-est,reg5=1,actions=resubmit(,93)
+table=82,priority=40,ct_state=+est,ip,reg5=1,actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(load:1->NXM_NX_CT_MARK[]))
+table=82,priority=0,actions=drop
+""",
+}
+# Which br-int blocks each variant adds up (br-phy is the same for all).
+NEUTRON_VARIANTS = {
+    "sg": ["br-int common", "br-int sg"],         # port security + stateful security group
+    "portsec": ["br-int common", "br-int portsec"],   # OVS only: no ferroswitch equivalent
+    "vlan": ["br-int vlan"],                      # VLAN translation only
+}
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Neutron(Scenario):
+    """PEERS.md's `neutron` scenario: a VM port and a provider NIC under
+    Neutron's pipeline, traffic from scripts/neutron_traffic.py (its
+    docstring lists every frame and its fate).
+
+    p0 is the VM port (untagged), p1 the provider NIC (VLAN 3029, a local VLAN
+    inside). --variant sg (default): the VM's Neutron port has port security
+    and the group "egress any, ingress TCP 22 and ICMP", a correct switch
+    forwards p0->p1 0.9125 and p1->p0 0.900 (with --connections 1024);
+    --variant vlan: port security off, VLAN translation only, everything
+    passes. --variant portsec is OVS's anti-spoofing without conntrack
+    (PEERS.md's middle row), measured for OVS only.
+
+    ovs-dpdk: br-int (fail_mode=secure; p0 = ofport 1 with tag=2, patch
+    int-br-phy = 2) and br-phy (p1 = 1, patch phy-br-int = 2) programmed with
+    exactly NEUTRON_OVS_FLOWS for the variant (written to <out>/ovs-dpdk/).
+    ferroswitch (and ferroswitch-baseline): its Neutron API, on a fresh SQLite
+    file per run, gets a provider VLAN network on physnet1 (bridge_mappings:
+    p1 is the uplink), a subnet, the group and the VM's port with the
+    traffic's MAC and IP, through `vswitchctl`; then p0 is added with the
+    port's iface-id (os-vif's way), so no frame crosses before the policy is
+    in place. ferroswitch-l2: the same ports as plain L2 ports, no Neutron
+    (p0 access VLAN 1, p1 trunk translating 3029 <-> 1): what
+    port_security_enabled=false must cost no more than.
+    """
+
+    name = "neutron"
+    systems = ["ferroswitch", "ferroswitch-l2", "ovs-dpdk"]
+    require_tx = True
+    supports_macs = False
+    ovs_local_vlan = 2
+    fsw_local_vlan = 1        # the first local VLAN ferroswitch's Neutron service hands out
+
+    def prepare(self) -> None:
+        a = self.ctx.args
+        tdir = self.ctx.out / "traffic"
+        tdir.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        frames = neutron_traffic.build(a.connections)
+        self.held = 0
+        for i, fr in enumerate(frames):
+            path = tdir / f"p{i}.pcap"
+            gen_pcap.write_pcap(str(path), fr)
+            self.held += len(fr)
+            self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
+        if a.variant == "sg":
+            r01, r10 = neutron_traffic.expected_ratios(a.connections)
+        else:
+            r01 = r10 = 1.0
+        self.directions = [("p0", "p1", rnd(r01, 4)), ("p1", "p0", rnd(r10, 4))]
+        log(f"traffic: neutron, {a.connections} UDP connections, {len(frames[0])} + "
+            f"{len(frames[1])} frames, variant {a.variant} -> {tdir} "
+            f"({time.monotonic() - t0:.1f} s)")
+
+    def frames_held(self) -> int:
+        return self.held
+
+    def summary_extra(self) -> dict:
+        return {"variant": self.ctx.args.variant, "connections": self.ctx.args.connections}
+
+    # --- OVS-DPDK: the agent's bridges and flows -----------------------------
+    def ovs_configure(self, ovs: "OvsDpdk") -> None:
+        a = self.ctx.args
+        br_int, br_phy = ovs.bridge + "i", ovs.bridge + "p"
+        ovs.bridges = [br_int, br_phy]
+        for br in (br_int, br_phy):
+            ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev",
+                      "fail_mode=secure")
+        p0, p1 = self.ports
+        for br, port, ofport, extra in ((br_int, p0, 1, ["--", "set", "Port", "p0",
+                                                        f"tag={self.ovs_local_vlan}"]),
+                                        (br_phy, p1, 1, [])):
+            ovs.vsctl("add-port", br, port.name, "--", "set", "Interface", port.name,
+                      "type=dpdk", f"options:dpdk-devargs={port.devargs}",
+                      f"ofport_request={ofport}", *extra, timeout=60)
+        for br, name, peer in ((br_int, "int-br-phy", "phy-br-int"),
+                               (br_phy, "phy-br-int", "int-br-phy")):
+            ovs.vsctl("add-port", br, name, "--", "set", "Interface", name, "type=patch",
+                      f"options:peer={peer}", "ofport_request=2")
+        subst = {"lv": self.ovs_local_vlan, "pv": neutron_traffic.PROVIDER_VLAN,
+                 "mac": neutron_traffic.VM_MAC, "ip": neutron_traffic.VM_IP}
+        for br, blocks in ((br_phy, ["br-phy"]), (br_int, NEUTRON_VARIANTS[a.variant])):
+            text = "".join(NEUTRON_OVS_FLOWS[b] for b in blocks).format(**subst)
+            path = ovs.logdir / f"flows-{br}.txt"
+            path.write_text(text.lstrip())
+            ovs.ofctl("del-flows", br)
+            ovs.ofctl("add-flows", br, str(path))
+            dump = ovs.ofctl("dump-flows", br, "--no-stats").stdout
+            (ovs.logdir / f"dump-flows-{br}.txt").write_text(dump)
+            want = len(text.split())
+            got = sum(1 for line in dump.splitlines() if "actions=" in line)
+            if got != want:
+                raise BenchError(f"OVS {br}: {got} flows installed, {want} written ({path})")
+        log(f"OVS: {br_int} (p0 tag={self.ovs_local_vlan}) and {br_phy} (p1), "
+            f"Neutron flows of variant {a.variant}")
+
+    # --- ferroswitch: the Neutron model through its own API ---------------
+    def ferroswitch_config_extra(self, system: "Ferroswitch") -> list[str]:
+        if system.plain_l2:
+            return []
+        system.api = f"http://127.0.0.1:{free_tcp_port()}"
+        db = system.dir / f"neutron-r{system.run_idx}.db"
+        for f in system.dir.glob(db.name + "*"):
+            f.unlink()
+        return ["[neutron]", f"listen = {json.dumps(system.api.removeprefix('http://'))}",
+                f"database = {json.dumps(str(db))}",
+                'network_vlan_ranges = ["physnet1:3000:3099"]',
+                'bridge_mappings = ["physnet1:p1"]', ""]
+
+    def ferroswitch_bridges(self, system: "Ferroswitch | None" = None) -> list[dict]:
+        p0, p1 = self.ports
+        if system is not None and system.plain_l2:
+            lv = self.fsw_local_vlan
+            return [{"name": "br-int", "ports": [
+                {"name": "p0", "devargs": p0.devargs, "tag": lv},
+                {"name": "p1", "devargs": p1.devargs, "trunks": [lv],
+                 "vlan_translations": [[neutron_traffic.PROVIDER_VLAN, lv]]}]}]
+        # p0 comes once Neutron holds its port (after_start)
+        return [{"name": "br-int", "ports": [{"name": "p1", "devargs": p1.devargs}]}]
+
+    def after_start(self, system: "System") -> None:
+        if not isinstance(system, Ferroswitch) or system.plain_l2:
+            return
+        a = self.ctx.args
+
+        def neutron(*args) -> dict:
+            out = system.ctl(*args, "--api", system.api, "--json", timeout=30).stdout
+            return json.loads(out) if out.strip() else {}
+        t0 = time.monotonic()
+        neutron("network", "create", "provider", "--provider-network-type", "vlan",
+                "--provider-physical-network", "physnet1",
+                "--provider-segment", str(neutron_traffic.PROVIDER_VLAN))
+        neutron("subnet", "create", "provider-v4", "--network", "provider",
+                "--subnet-range", neutron_traffic.SUBNET)
+        port_args = ["port", "create", "vm1-eth0", "--network", "provider",
+                     "--mac-address", neutron_traffic.VM_MAC,
+                     "--fixed-ip", f"subnet=provider-v4,ip-address={neutron_traffic.VM_IP}"]
+        if a.variant == "sg":
+            # A new group allows all egress (IPv4 and IPv6), as Neutron's do.
+            neutron("security-group", "create", "bench")
+            neutron("security-group", "rule", "create", "bench", "--ingress",
+                    "--protocol", "tcp", "--dst-port", "22")
+            neutron("security-group", "rule", "create", "bench", "--ingress",
+                    "--protocol", "icmp")
+            port_args += ["--security-group", "bench"]
+        else:
+            port_args += ["--disable-port-security", "--no-security-group"]
+        port = neutron(*port_args)
+        system.ctl("port", "add", "br-int", "p0", self.ports[0].devargs,
+                   "--iface-id", port["id"], timeout=60)
+        deadline = time.monotonic() + 30
+        while (status := neutron("port", "show", port["id"]).get("status")) != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise BenchError(f"Neutron port {port['id']} is {status}, not ACTIVE, 30 s "
+                                 f"after p0 was added\n{tail(system.proc.logfile)}")
+            time.sleep(0.2)
+        log(f"{system.name}: Neutron network, subnet, "
+            + ("group, " if a.variant == "sg" else "")
+            + f"port {port['id']} ACTIVE on p0 ({time.monotonic() - t0:.1f} s)")
+
+    def window_results(self, system: "System") -> dict:
+        """How many connections each tracker holds at the end of the window."""
+        if isinstance(system, Ferroswitch) and not system.plain_l2:
+            st = json.loads(system.ctl("conntrack", "stats", "--json").stdout)
+            return {"conntrack": {k: st.get(k) for k in (
+                "connections", "max_connections", "per_state", "refused_full", "invalid")}}
+        if isinstance(system, OvsDpdk):
+            txt = system.appctl("dpctl/ct-stats-show")
+            m = re.search(r"Total:\s*(\d+)", txt)
+            return {"conntrack": {"connections": int(m.group(1)) if m else 0}}
+        return {}
+
+
+SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost, Neutron)}
 
 
 # --------------------------------------------------------------------------
@@ -929,6 +1238,7 @@ class OvsDpdk(System):
         self.db_sock = self.rundir / "db.sock"
         self.ctl = self.rundir / "ovs-vswitchd.ctl"
         self.bridge = f"fswbr{os.getpid() % 100000}"   # kernel TAP name, <= 15 chars
+        self.bridges = [self.bridge]     # every bridge the scenario names (TAP clean-up)
         self.env = dict(os.environ, OVS_RUNDIR=str(self.rundir), OVS_DBDIR=str(self.rundir),
                         OVS_LOGDIR=str(self.logdir), OVS_SYSCONFDIR=str(self.rundir))
         self.bridges_created = False
@@ -937,6 +1247,9 @@ class OvsDpdk(System):
     def vsctl(self, *args, timeout: float = 30, check: bool = True):
         return run_cmd(["ovs-vsctl", f"--db=unix:{self.db_sock}", f"--timeout={int(timeout)}",
                         *args], timeout=timeout + 5, env=self.env, check=check)
+
+    def ofctl(self, *args, timeout: float = 30):
+        return run_cmd(["ovs-ofctl", *args], timeout=timeout, env=self.env)
 
     def appctl(self, *args, timeout: float = 15):
         return run_cmd(["ovs-appctl", "-t", str(self.ctl), f"--timeout={int(timeout)}", *args],
@@ -1060,9 +1373,10 @@ class OvsDpdk(System):
             log(f"warning: bridge removal failed: {exc}")
         finally:
             super().stop()
-            # A TAP left over by a killed vswitchd: remove the one we named.
-            if Path(f"/sys/class/net/{self.bridge}").exists():
-                run_cmd(["ip", "link", "del", self.bridge], check=False)
+            # A TAP left over by a killed vswitchd: remove the ones we named.
+            for br in self.bridges:
+                if Path(f"/sys/class/net/{br}").exists():
+                    run_cmd(["ip", "link", "del", br], check=False)
             shutil.rmtree(self.rundir, ignore_errors=True)
 
 
@@ -1129,6 +1443,7 @@ def resolve_rev(rev: str) -> str:
 class Ferroswitch(System):
     name = "ferroswitch"
     build_failed: str | None = None
+    plain_l2 = False          # ferroswitch-l2: the scenario's plain-L2 configuration
 
     @classmethod
     def binaries(cls) -> tuple[Path, Path]:
@@ -1170,6 +1485,7 @@ class Ferroswitch(System):
             self.sock.unlink()
         cfg = self.dir / f"vswitchd-r{self.run_idx}.toml"
         cfg.write_text(self.config_toml())
+        ensure_hugepages(self.eal_mb + 64)
         self.proc = Proc("vswitchd", [str(self.vswitchd_bin), "--config", str(cfg)],
                          self.dir / f"vswitchd-r{self.run_idx}.log", cwd=str(REPO_ROOT))
         self.procs.append(self.proc)
@@ -1191,15 +1507,19 @@ class Ferroswitch(System):
         # net_pcap with infinite_rx keeps every frame of its file in mbufs of
         # the switch's pool: the default pool (16383) unless those and the
         # rings (8192 is plenty) need more.
-        held = self.ctx.args.flows * sum(1 for p in self.scen.ports if p.kind == "dpdk")
+        held = self.scen.frames_held()
         mbufs = max(16383, (1 << (held + 8192).bit_length()) - 1)
-        eal = ["--no-pci", "--in-memory", "--file-prefix", self.prefix, "-m", "1024"]
+        self.eal_mb = eal_memory_mb(mbufs)
+        eal = ["--no-pci", "--in-memory", "--file-prefix", self.prefix, "-m", str(self.eal_mb)]
         lines = ["# written by scripts/bench.py", "[eal]",
                  "args = [" + ", ".join(q(a) for a in eal) + "]", "",
                  "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}",
-                 f"mbufs = {mbufs}", "",
-                 "[control]", f"socket = {q(str(self.sock))}", ""]
-        for br in self.scen.ferroswitch_bridges():
+                 f"mbufs = {mbufs}"]
+        if getattr(self.ctx.args, "max_connections", None):
+            lines.append(f"max_connections = {self.ctx.args.max_connections}")
+        lines += ["", "[control]", f"socket = {q(str(self.sock))}", ""]
+        lines += self.scen.ferroswitch_config_extra(self)
+        for br in self.scen.ferroswitch_bridges(self):
             lines += ["[[bridges]]", f"name = {q(br['name'])}", ""]
             for p in br["ports"]:
                 lines.append("[[bridges.ports]]")
@@ -1347,8 +1667,18 @@ class FerroswitchBaseline(Ferroswitch):
         return None
 
 
+class FerroswitchL2(Ferroswitch):
+    """The current ferroswitch with the scenario's ports configured as plain
+    L2 ports (no Neutron, no port security): the neutron scenario's yardstick
+    for a port with port_security_enabled=false."""
+
+    name = "ferroswitch-l2"
+    plain_l2 = True
+
+
 SYSTEMS: dict[str, type[System]] = {
-    c.name: c for c in (Ferroswitch, FerroswitchBaseline, OvsDpdk, TestpmdIo, TestpmdVhost)}
+    c.name: c for c in (Ferroswitch, FerroswitchBaseline, FerroswitchL2, OvsDpdk, TestpmdIo,
+                        TestpmdVhost)}
 
 
 # --------------------------------------------------------------------------
@@ -1389,6 +1719,7 @@ def measure(system: System) -> dict:
         rx = sum(delta[p]["rx"] for p in scen.input_ports)
         res = system.end_window(s0, s1, rx)
         res.update(scen.extra_results(e0, e1))
+        res.update(scen.window_results(system))
     finally:
         try:
             system.stop()
@@ -1474,6 +1805,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="virtio ring size of the VMs' ports (vhost scenarios; default: "
                     + "; ".join(f"{n}: {c.vm_queue_size}" for n, c in SCENARIOS.items()
                                 if hasattr(c, "vm_queue_size")) + ")")
+    ap.add_argument("--variant", choices=sorted(NEUTRON_VARIANTS), default="sg",
+                    help="neutron: sg = port security + the stateful security group, vlan = "
+                    "VLAN translation only (port security off), portsec = OVS's anti-spoofing "
+                    "without conntrack (OVS only)")
+    ap.add_argument("--connections", type=int, default=1024, metavar="N",
+                    help="neutron: UDP egress connections in the traffic (PEERS.md: 1024; "
+                    "the tracker then holds N + 128)")
+    ap.add_argument("--max-connections", type=int, default=None, metavar="N",
+                    help="neutron: ferroswitch's [dataplane] max_connections (its default: "
+                    "1,000,000)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     ap.add_argument("--duration", type=float, default=10.0, help="measurement window, seconds")
     ap.add_argument("--runs", type=int, default=1, help=">1: median and range reported")
@@ -1501,6 +1842,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     if getattr(a, "systems", None) is None:
         a.systems = list(SCENARIOS[a.scenario].systems)
+        if a.scenario == "neutron":
+            a.systems = {"sg": ["ferroswitch", "ovs-dpdk"], "portsec": ["ovs-dpdk"],
+                         "vlan": ["ferroswitch", "ferroswitch-l2", "ovs-dpdk"]}[a.variant]
     else:
         a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
     for s in a.systems:
@@ -1526,9 +1870,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     if a.vm_queue_size is not None and (a.vm_queue_size < 64 or a.vm_queue_size > 32768
                                         or a.vm_queue_size & (a.vm_queue_size - 1)):
         ap.error("--vm-queue-size: a power of 2 in [64, 32768]")
+    if a.scenario != "neutron" and (a.variant != "sg" or a.connections != 1024):
+        ap.error("--variant and --connections are options of the neutron scenario")
+    if a.scenario == "neutron":
+        if not 1 <= a.connections <= neutron_traffic.MAX_CONNECTIONS:
+            ap.error(f"--connections: 1 to {neutron_traffic.MAX_CONNECTIONS}")
+        if a.variant == "portsec" and any(s.startswith("ferroswitch") for s in a.systems):
+            ap.error("--variant portsec is OVS's flow set only (ferroswitch's port security "
+                     "always comes with its security groups): --systems ovs-dpdk")
     if a.macs > 1 and not SCENARIOS[a.scenario].supports_macs:
         ap.error(f"--macs {a.macs}: {a.scenario} does not take --macs > 1 (its traffic is "
-                 "vm1's testpmd txonly: one flow between two fixed MACs)")
+                 + ("vm1's testpmd txonly: one flow between two fixed MACs)"
+                    if a.scenario == "vm2vm-vhost" else "fixed: scripts/neutron_traffic.py)"))
     try:
         gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, vlan=a.vlan, macs=a.macs)
     except ValueError as exc:
@@ -1599,7 +1952,7 @@ def main(argv=None) -> int:
                 if name not in scen_systems:
                     log(f"skipping {name}: not part of scenario {scen.name}")
                     continue
-                if cls is Ferroswitch:
+                if cls in (Ferroswitch, FerroswitchL2):
                     missing = any(not b.is_file() for b in Ferroswitch.binaries())
                     if a.build or missing:
                         Ferroswitch.build(ctx)
@@ -1640,6 +1993,8 @@ def main(argv=None) -> int:
                 "ferroswitch/ovs-dpdk": ratio("ferroswitch", "ovs-dpdk"),
                 f"ferroswitch/{base}": ratio("ferroswitch", base),
                 f"ovs-dpdk/{base}": ratio("ovs-dpdk", base)}}
+            if "ferroswitch-l2" in lines:
+                ratios["ratios"]["ferroswitch/ferroswitch-l2"] = ratio("ferroswitch", "ferroswitch-l2")
             if a.baseline is not None:
                 ratios["ratios"][f"ferroswitch/{BASELINE}"] = ratio("ferroswitch", BASELINE)
                 ratios["cycles_per_packet_ratios"] = {
@@ -1672,6 +2027,7 @@ def main(argv=None) -> int:
             with contextlib.suppress(Exception):
                 s.scen.after_stop(s)
         Proc.stop_all()
+        restore_hugepages()
     return rc
 
 
