@@ -7,7 +7,6 @@
 //! * [`flow_key`]: the compact key extracted once per packet.
 //! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
 //! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
-//! * [`huge`]: big tables on (transparent) huge pages.
 //! * [`acl`]: compiled security-group rule sets per port.
 //! * [`conntrack`]: connection tracking (TCP state and windows).
 //! * [`port`]: switch port numbers and sets of them.
@@ -21,7 +20,6 @@ pub mod acl;
 pub mod conntrack;
 pub mod flow_key;
 pub mod frame;
-pub mod huge;
 pub mod mac_table;
 pub mod pipeline;
 pub mod port;

@@ -16,8 +16,8 @@
 //! bucket) evicts the least recently seen entry of its bucket. Aging: an entry
 //! not seen for `aging` seconds reads as a miss and is removed by the control
 //! thread's [`MacTable::expire`] sweep.
-use crate::huge::HugeSlice;
 use crate::port::PortId;
+use cpu::HugeSlice;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub const DEFAULT_CAPACITY: usize = 65_536;
@@ -74,7 +74,7 @@ pub struct MacEntry {
 pub struct MacKey {
     /// The packed key (never 0: the occupied bit is set); 0 for "no key".
     key: u64,
-    /// Index of its bucket in `MacTable::buckets.with_base()`.
+    /// Index of its bucket in `MacTable::buckets`.
     slot: u32,
 }
 
@@ -96,7 +96,7 @@ pub struct Clock {
 }
 
 pub struct MacTable {
-    /// On huge pages; `MacKey::slot` indexes `buckets.with_base()`.
+    /// On huge pages.
     buckets: HugeSlice<Bucket>,
     mask: usize,
     capacity: usize,
@@ -221,7 +221,7 @@ impl MacTable {
         // Twice the slots of the bound keeps buckets from filling early.
         let nbuckets = (capacity * 2).div_ceil(WAYS).next_power_of_two();
         // Huge pages where the kernel gives them: lookups land anywhere in
-        // the table (see `huge`).
+        // the table (see `cpu::huge`).
         let buckets = HugeSlice::new(nbuckets, |_| Bucket {
             keys: std::array::from_fn(|_| AtomicU64::new(0)),
             seq: AtomicU64::new(0),
@@ -289,10 +289,10 @@ impl MacTable {
     pub fn key(&self, vlan: u16, mac: u64) -> MacKey {
         let key = pack_key(vlan, mac);
         let h = (key ^ (key >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // base + mask < buckets.len() <= u32::MAX buckets of 64 bytes.
+        // mask < buckets.len() <= 2^28 buckets.
         MacKey {
             key,
-            slot: (self.buckets.base() + ((h >> 32) as usize & self.mask)) as u32,
+            slot: ((h >> 32) as usize & self.mask) as u32,
         }
     }
 
@@ -309,7 +309,7 @@ impl MacTable {
     /// Starts loading `k`'s bucket (one cache line) without waiting.
     #[inline(always)]
     pub fn prefetch(&self, k: MacKey) {
-        if let Some(b) = self.buckets.with_base().get(k.slot as usize) {
+        if let Some(b) = self.buckets.get(k.slot as usize) {
             cpu::prefetch(b);
         }
     }
@@ -317,7 +317,7 @@ impl MacTable {
     /// `k`'s bucket; `None` only for a key of another table.
     #[inline(always)]
     fn bucket(&self, k: MacKey) -> Option<&Bucket> {
-        self.buckets.with_base().get(k.slot as usize)
+        self.buckets.get(k.slot as usize)
     }
 
     #[inline(always)]

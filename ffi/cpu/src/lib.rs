@@ -4,6 +4,9 @@
 //! On other architectures both are harmless stand-ins, so the crates above
 //! build and test anywhere.
 
+pub mod huge;
+pub use huge::HugeSlice;
+
 /// Asks the CPU to bring the cache line holding `value` towards L1, without
 /// waiting for it. Never faults and never changes what a program computes.
 #[inline(always)]

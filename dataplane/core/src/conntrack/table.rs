@@ -25,7 +25,7 @@
 //!   sweeps a slice of the slab at a time, expiring what outlived its
 //!   state's timeout; workers never read the time.
 use super::tcp::{Dir, TcpConn, TcpState};
-use crate::huge::HugeSlice;
+use cpu::HugeSlice;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -56,6 +56,7 @@ impl ConnKey {
         }
     }
 
+    #[inline]
     fn hash(&self) -> u64 {
         // Five 64-bit words, each mixed in with a multiply (FxHash's step),
         // then a final avalanche: a handful of cycles, where hashing byte
@@ -437,6 +438,7 @@ impl ConnTable {
         self.clock.store(secs, Ordering::Relaxed);
     }
 
+    #[inline]
     fn place(&self, key: &ConnKey) -> (usize, u32) {
         let h = key.hash();
         let b = (h as usize) & (self.buckets.len() - 1);
@@ -503,38 +505,26 @@ impl ConnTable {
         self.find_cached(None, slot, key, f)
     }
 
-    /// Runs `f` on the connection of `key` under its lock, if `e` (an
-    /// index entry: slab slot and direction) is it; else hands `f` back.
-    fn try_entry<R, F: FnOnce(Dir, &mut Conn) -> R>(
-        &self,
-        e: u32,
-        key: &ConnKey,
-        f: F,
-    ) -> Result<R, F> {
+    /// The connection of index entry `e` (slab slot and direction), locked,
+    /// if it is `key`'s.
+    #[inline(always)]
+    fn lock_entry(&self, e: u32, key: &ConnKey) -> Option<(Dir, MutexGuard<'_, Option<Conn>>)> {
         let dir = if e & 1 == 0 {
             Dir::Original
         } else {
             Dir::Reply
         };
-        let Some(slot) = self.slab.get((e >> 1) as usize) else {
-            return Err(f);
-        };
-        let mut g = lock(slot);
-        match g.as_mut() {
-            Some(c)
-                if match dir {
-                    Dir::Original => c.key == *key,
-                    Dir::Reply => c.key.reverse() == *key,
-                } =>
-            {
-                Ok(f(dir, c))
-            }
-            _ => Err(f),
-        }
+        let g = lock(self.slab.get((e >> 1) as usize)?);
+        let matches = g.as_ref().is_some_and(|c| match dir {
+            Dir::Original => c.key == *key,
+            Dir::Reply => c.key.reverse() == *key,
+        });
+        matches.then_some((dir, g))
     }
 
     /// [`find_at`](Self::find_at) through a worker's `cache`: a hit skips
     /// the index; what the index finds is remembered.
+    #[inline]
     pub(super) fn find_cached<R>(
         &self,
         mut cache: Option<&mut ConnCache>,
@@ -542,29 +532,22 @@ impl ConnTable {
         key: &ConnKey,
         f: impl FnOnce(Dir, &mut Conn) -> R,
     ) -> Option<R> {
-        let mut f = f;
         if let Some(e) = cache.as_deref().and_then(|c| c.get(slot)) {
-            match self.try_entry(e, key, f) {
-                Ok(r) => return Some(r),
-                Err(back) => f = back,
+            if let Some((dir, mut g)) = self.lock_entry(e, key) {
+                return g.as_mut().map(|c| f(dir, c));
             }
         }
         let (b, tag) = (slot.bucket as usize & (self.buckets.len() - 1), slot.tag);
-        let mut f = Some(f);
         for d in 0..=PROBE {
             let bucket = self.at(b, d);
             let mut found = [0u32; WAYS];
             let (n, overflow) = self.buckets[bucket].candidates(tag, &mut found);
             for &e in &found[..n] {
-                let g = f.take()?;
-                match self.try_entry(e, key, g) {
-                    Ok(r) => {
-                        if let Some(c) = cache.as_deref_mut() {
-                            c.put(slot, e);
-                        }
-                        return Some(r);
+                if let Some((dir, mut g)) = self.lock_entry(e, key) {
+                    if let Some(c) = cache.as_deref_mut() {
+                        c.put(slot, e);
                     }
-                    Err(back) => f = Some(back),
+                    return g.as_mut().map(|c| f(dir, c));
                 }
             }
             if !overflow {
