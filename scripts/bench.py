@@ -1514,10 +1514,10 @@ class Ferroswitch(System):
         lines = ["# written by scripts/bench.py", "[eal]",
                  "args = [" + ", ".join(q(a) for a in eal) + "]", "",
                  "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}",
-                 f"mbufs = {mbufs}"]
+                 f"mbufs = {mbufs}", "",
+                 "[control]", f"socket = {q(str(self.sock))}", ""]
         if getattr(self.ctx.args, "max_connections", None):
-            lines.append(f"max_connections = {self.ctx.args.max_connections}")
-        lines += ["", "[control]", f"socket = {q(str(self.sock))}", ""]
+            lines += ["[conntrack]", f"max_connections = {self.ctx.args.max_connections}", ""]
         lines += self.scen.ferroswitch_config_extra(self)
         for br in self.scen.ferroswitch_bridges(self):
             lines += ["[[bridges]]", f"name = {q(br['name'])}", ""]
@@ -1813,7 +1813,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="neutron: UDP egress connections in the traffic (PEERS.md: 1024; "
                     "the tracker then holds N + 128)")
     ap.add_argument("--max-connections", type=int, default=None, metavar="N",
-                    help="neutron: ferroswitch's [dataplane] max_connections (its default: "
+                    help="neutron: ferroswitch's [conntrack] max_connections (its default: "
                     "1,000,000)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     ap.add_argument("--duration", type=float, default=10.0, help="measurement window, seconds")

@@ -18,6 +18,9 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     #[serde(default)]
     pub control: ControlConfig,
+    /// The connection tracker of the security-group stage.
+    #[serde(default)]
+    pub conntrack: ConntrackConfig,
     #[serde(default)]
     pub bridges: Vec<BridgeConfig>,
     /// The Neutron-compatible API and its store; off when absent.
@@ -56,16 +59,115 @@ pub struct DataplaneConfig {
     /// OVS's `vhost-sock-dir`.
     #[serde(default = "default_vhost_sock_dir")]
     pub vhost_sock_dir: String,
+}
+
+/// `[conntrack]`: the connection tracker, created when the first port with
+/// port security appears.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConntrackConfig {
     /// Connections the tracker holds at most (OVS's `ct-maxconns`); its
-    /// table (192 bytes each) is allocated when the first port with port
-    /// security appears. New connections beyond it are dropped, counted.
+    /// table (192 bytes each) is allocated up front. New connections beyond
+    /// it are dropped and counted; established ones are never disturbed.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Seconds a connection in each state lives without a packet.
+    #[serde(default)]
+    pub timeouts: ConntrackTimeouts,
+}
+
+/// Per-state timeouts in seconds, OVS userspace conntrack's defaults
+/// (`tcp_closing` covers FIN_WAIT, CLOSE_WAIT and LAST_ACK).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConntrackTimeouts {
+    pub tcp_syn_sent: u32,
+    pub tcp_syn_recv: u32,
+    pub tcp_established: u32,
+    pub tcp_closing: u32,
+    pub tcp_time_wait: u32,
+    pub tcp_closed: u32,
+    pub udp_first: u32,
+    pub udp_multiple: u32,
+    pub icmp_first: u32,
+    pub icmp_reply: u32,
+}
+
+impl ConntrackTimeouts {
+    /// (key, seconds) of every timeout, for validation and messages.
+    fn fields(&self) -> [(&'static str, u32); 10] {
+        [
+            ("tcp_syn_sent", self.tcp_syn_sent),
+            ("tcp_syn_recv", self.tcp_syn_recv),
+            ("tcp_established", self.tcp_established),
+            ("tcp_closing", self.tcp_closing),
+            ("tcp_time_wait", self.tcp_time_wait),
+            ("tcp_closed", self.tcp_closed),
+            ("udp_first", self.udp_first),
+            ("udp_multiple", self.udp_multiple),
+            ("icmp_first", self.icmp_first),
+            ("icmp_reply", self.icmp_reply),
+        ]
+    }
+}
+
+impl Default for ConntrackTimeouts {
+    fn default() -> Self {
+        switch_core::conntrack::Timeouts::default().into()
+    }
+}
+
+impl From<switch_core::conntrack::Timeouts> for ConntrackTimeouts {
+    fn from(t: switch_core::conntrack::Timeouts) -> Self {
+        ConntrackTimeouts {
+            tcp_syn_sent: t.tcp_syn_sent,
+            tcp_syn_recv: t.tcp_syn_recv,
+            tcp_established: t.tcp_established,
+            tcp_closing: t.tcp_closing,
+            tcp_time_wait: t.tcp_time_wait,
+            tcp_closed: t.tcp_closed,
+            udp_first: t.udp_first,
+            udp_multiple: t.udp_multiple,
+            icmp_first: t.icmp_first,
+            icmp_reply: t.icmp_reply,
+        }
+    }
+}
+
+impl From<ConntrackTimeouts> for switch_core::conntrack::Timeouts {
+    fn from(t: ConntrackTimeouts) -> Self {
+        switch_core::conntrack::Timeouts {
+            tcp_syn_sent: t.tcp_syn_sent,
+            tcp_syn_recv: t.tcp_syn_recv,
+            tcp_established: t.tcp_established,
+            tcp_closing: t.tcp_closing,
+            tcp_time_wait: t.tcp_time_wait,
+            tcp_closed: t.tcp_closed,
+            udp_first: t.udp_first,
+            udp_multiple: t.udp_multiple,
+            icmp_first: t.icmp_first,
+            icmp_reply: t.icmp_reply,
+        }
+    }
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max_connections: default_max_connections(),
+            timeouts: ConntrackTimeouts::default(),
+        }
+    }
 }
 
 fn default_max_connections() -> usize {
     1_000_000
 }
+
+/// The most connections a tracker can index (slab slots are 30-bit).
+pub const MAX_CONNECTIONS: usize = (u32::MAX >> 2) as usize;
+/// The longest timeout: past it the table's clock (seconds) could wrap.
+pub const MAX_TIMEOUT_SECS: u32 = 1 << 30;
 
 fn default_pmd_cores() -> Vec<usize> {
     vec![1]
@@ -97,7 +199,6 @@ impl Default for DataplaneConfig {
             rx_desc: default_desc(),
             tx_desc: default_desc(),
             vhost_sock_dir: default_vhost_sock_dir(),
-            max_connections: default_max_connections(),
         }
     }
 }
@@ -585,6 +686,21 @@ impl Config {
                 "must be an absolute directory path of at most 80 bytes",
             ));
         }
+        let ct = &self.conntrack;
+        if !(1..=MAX_CONNECTIONS).contains(&ct.max_connections) {
+            return Err(err(
+                "conntrack.max_connections",
+                format!("must be 1-{MAX_CONNECTIONS}"),
+            ));
+        }
+        for (name, secs) in ct.timeouts.fields() {
+            if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+                return Err(err(
+                    format!("conntrack.timeouts.{name}"),
+                    format!("{secs} s: must be 1-{MAX_TIMEOUT_SECS} seconds"),
+                ));
+            }
+        }
         if self.control.socket.is_empty() {
             return Err(err("control.socket", "must be a path"));
         }
@@ -720,6 +836,31 @@ mod tests {
             .unwrap_err()
             .key
             .starts_with("line"));
+    }
+
+    #[test]
+    fn conntrack_limits_and_timeouts_are_checked() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.conntrack.max_connections, 1_000_000);
+        assert_eq!(c.conntrack.timeouts.udp_first, 60, "OVS's default");
+        let c = Config::parse(
+            "[conntrack]\nmax_connections = 5000\n[conntrack.timeouts]\nudp_first = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.conntrack.max_connections, c.conntrack.timeouts.udp_first),
+            (5000, 5)
+        );
+        assert_eq!(
+            c.conntrack.timeouts.tcp_established,
+            switch_core::conntrack::Timeouts::default().tcp_established,
+            "the others keep their defaults"
+        );
+        let e = Config::parse("[conntrack]\nmax_connections = 0\n").unwrap_err();
+        assert_eq!(e.key, "conntrack.max_connections", "{e}");
+        let e = Config::parse("[conntrack.timeouts]\ntcp_time_wait = 0\n").unwrap_err();
+        assert_eq!(e.key, "conntrack.timeouts.tcp_time_wait", "{e}");
+        assert!(Config::parse("[conntrack.timeouts]\nudp_single = 3\n").is_err());
     }
 
     #[test]

@@ -278,8 +278,8 @@ impl Daemon {
             error!("snapshot: {e}");
         }
         if plan.view.any_secured() && self.conntrack.is_none() {
-            let max = self.cfg.dataplane.max_connections;
-            let ct = dataplane::conntrack::ConnTable::new(max, Default::default());
+            let max = self.cfg.conntrack.max_connections;
+            let ct = dataplane::conntrack::ConnTable::new(max, self.cfg.conntrack.timeouts.into());
             info!(
                 max_connections = max,
                 mib = (ct.bytes_per_connection() * max) >> 20,
