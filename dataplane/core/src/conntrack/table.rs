@@ -476,6 +476,27 @@ impl ConnTable {
         }
     }
 
+    /// The second step of a burst's lookups, once `s`'s bucket has had time
+    /// to arrive ([`prefetch_cached`](Self::prefetch_cached) asked for it):
+    /// prefetches the connection its first key with `s`'s tag points to,
+    /// so the two memory accesses of a lookup overlap across the burst
+    /// instead of following each other per packet. Nothing to do when the
+    /// cache knew the connection (prefetched already).
+    #[inline]
+    pub fn prefetch_conn(&self, cache: &ConnCache, s: CtSlot) {
+        if cache.get(s).is_some() {
+            return;
+        }
+        let b = s.bucket as usize & (self.buckets.len() - 1);
+        let mut found = [0u32; WAYS];
+        let (n, _) = self.buckets[b].candidates(s.tag, &mut found);
+        if n > 0 {
+            if let Some(conn) = self.slab.get((found[0] >> 1) as usize) {
+                cpu::prefetch(conn);
+            }
+        }
+    }
+
     /// Runs `f` on the connection `key` belongs to (in either direction),
     /// with the direction `key` is, under the connection's lock; its
     /// `last_seen` is brought to now first. `None`: not tracked.

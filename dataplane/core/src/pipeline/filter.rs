@@ -15,8 +15,8 @@
 //! the worker's cache) or index buckets prefetched before any is looked up. Bursts from and to ports without
 //! port security pass untouched, at the cost of one check per burst.
 use super::{Action, Classified, DropReason};
-use crate::acl::{addr_of, is_icmp, Direction, PortAcl, RuleQuery};
-use crate::conntrack::{ConnCache, ConnTable, CtPacket, CtSlot, CtState, Untracked};
+use crate::acl::{addr_of, Direction, PortAcl, RuleQuery};
+use crate::conntrack::{ConnCache, ConnTable, CtPacket, CtSlot, CtState, Untracked, L4};
 use crate::flow_key::{FlowKey, ParseDepth};
 use crate::frame::{Burst, Frame, BURST};
 use crate::port::{PortId, PortMask};
@@ -42,23 +42,25 @@ fn secured(view: &SwitchView, p: PortId) -> Option<&PortAcl> {
 }
 
 /// What the rules check of a new connection's packet crossing a port in
-/// `direction`: ICMP's type and code sit in the flow key's port fields.
-fn query(direction: Direction, key: &FlowKey) -> RuleQuery {
-    let v6 = key.ip_version == 6;
-    let (port, icmp_code) = if is_icmp(key.nw_proto, v6) {
-        (key.tp_src, key.tp_dst as u8)
-    } else {
-        (key.tp_dst, 0)
+/// `direction`. Only a TCP SYN, a UDP (or other port-less) packet and an
+/// ICMP echo request open connections: the echo's type goes where a
+/// rule's port range is checked, its code (0) beside it.
+fn query(direction: Direction, p: &CtPacket) -> RuleQuery {
+    let k = &p.key;
+    let port = match p.l4 {
+        L4::IcmpEchoRequest if k.v6 => 128,
+        L4::IcmpEchoRequest => 8,
+        _ => k.dport,
     };
     RuleQuery {
         direction,
-        v6,
-        protocol: key.nw_proto,
+        v6: k.v6,
+        protocol: k.proto,
         port,
-        icmp_code,
+        icmp_code: 0,
         remote: match direction {
-            Direction::Ingress => addr_of(v6, &key.nw_src),
-            Direction::Egress => addr_of(v6, &key.nw_dst),
+            Direction::Ingress => addr_of(k.v6, &k.src),
+            Direction::Egress => addr_of(k.v6, &k.dst),
         },
     }
 }
@@ -68,7 +70,6 @@ struct Pending {
     action: Action,
     targets: PortMask,
     guarded: PortMask,
-    key: FlowKey,
     kind: Kind,
 }
 
@@ -159,9 +160,16 @@ pub fn filter<B: Burst>(
             action,
             targets,
             guarded,
-            key,
             kind,
         });
+    }
+
+    // Pass 1b: the buckets are arriving; prefetch the connections they
+    // point to (the cache's hits were prefetched in pass 1).
+    for p in pending.iter().take(n).flatten() {
+        if let Kind::Ip(_, at) = &p.kind {
+            ct.prefetch_conn(cache, *at);
+        }
     }
 
     // Pass 2: track, decide, commit, in frame order.
@@ -170,7 +178,6 @@ pub fn filter<B: Burst>(
             action,
             targets,
             guarded,
-            key,
             kind,
         }) = slot.take()
         else {
@@ -194,8 +201,8 @@ pub fn filter<B: Burst>(
                 Kind::Untracked(_) => Err(DropReason::Denied),
                 Kind::Ip(..) if state.has(CtState::INV) => Err(DropReason::CtInvalid),
                 Kind::Ip(..) if state.has(CtState::EST) || state.has(CtState::REL) => Ok(()),
-                Kind::Ip(..) => {
-                    let q = query(direction, &key);
+                Kind::Ip(p, _) => {
+                    let q = query(direction, p);
                     match acl.index.lookup(&acl.rules, &q) {
                         Some(_) => {
                             commit = true;
