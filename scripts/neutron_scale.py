@@ -9,9 +9,18 @@ in --out, one PMD on core 1 and a net_pcap uplink, then over HTTP on loopback:
   2. creates one provider VLAN network with a /16 subnet;
   3. creates --ports ports (each in one of the groups), timing every request;
   4. lists all ports (GET /v2.0/ports), 5 times;
-  5. reads the change-to-dataplane latency (commit reaching the control
-     thread -> snapshot in use by every worker) from /metrics;
-  6. reads vswitchd's resident memory (VmRSS).
+  5. with --local-ports N (default 24): N of the ports are this host's VMs,
+     attached to switch ports (net_null, os-vif's iface-id) before the
+     others are created, with port security and the group "local" whose
+     rule admits TCP 22 from the members of the group "fleet"; every port
+     created joins "fleet" too, so each create changes the remote group of
+     every local port's rules (a membership change that reaches many
+     ports); then --rule-changes rules are added to and removed from
+     "local" (a rule change that reaches every local port);
+  6. reads the change-to-dataplane latency (commit reaching the control
+     thread -> snapshot in use by every worker) from /metrics, for all
+     changes and for those that changed the dataplane;
+  7. reads vswitchd's resident memory (VmRSS).
 Prints one JSON line with the figures. Python 3 standard library only.
 """
 import argparse
@@ -68,6 +77,10 @@ def main():
     ap.add_argument("--groups", type=int, default=1000)
     ap.add_argument("--rules", type=int, default=10)
     ap.add_argument("--networks", type=int, default=100, help="extra VLAN networks (dataplane changes)")
+    ap.add_argument("--local-ports", type=int, default=24,
+                    help="ports of this host attached to the switch (at most 30: DPDK's 32 ports)")
+    ap.add_argument("--rule-changes", type=int, default=100,
+                    help="rules added to and removed from the local ports' group")
     ap.add_argument("--out", default=str(ROOT / "bench-out" / "neutron-scale"))
     args = ap.parse_args()
 
@@ -143,21 +156,47 @@ devargs = "net_pcap0,tx_pcap=/dev/null"
                                                             "provider:segmentation_id": 3500}})
         net_id = net["network"]["id"]
         api.call("POST", "subnets", {"subnet": {"network_id": net_id, "cidr": "10.0.0.0/16", "ip_version": 4}})
+        fleet = api.call("POST", "security-groups", {"security_group": {"name": "fleet"}})[0]["security_group"]["id"]
+        local = api.call("POST", "security-groups", {"security_group": {"name": "local"}})[0]["security_group"]["id"]
+        api.call("POST", "security-group-rules", {"security_group_rule": {
+            "security_group_id": local, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+            "port_range_min": 22, "port_range_max": 22, "remote_group_id": fleet}})
+        vswitchctl = ROOT / "target" / "release" / "vswitchctl"
+        for i in range(args.local_ports):
+            body, _ = api.call("POST", "ports", {"port": {"network_id": net_id, "name": f"local{i}",
+                                                           "security_groups": [local, fleet]}})
+            cp = subprocess.run([str(vswitchctl), "--socket", str(out / "ctl.sock"), "port", "add", "br-int",
+                                 f"vm{i}", f"net_null{i + 1},no-rx=1", "--iface-id", body["port"]["id"]],
+                                capture_output=True, text=True, timeout=60)
+            if cp.returncode != 0:
+                raise SystemExit(f"port add vm{i}: {cp.stderr}")
+        if args.local_ports:
+            print(f"[scale] {args.local_ports} local ports attached", file=sys.stderr)
         t0 = time.time()
         port_lat = []
         for i in range(args.ports):
+            sgs = ([groups[i % len(groups)]] if groups else []) + ([fleet] if args.local_ports else [])
             _, dt = api.call("POST", "ports", {"port": {"network_id": net_id, "name": f"p{i}",
-                                                         "security_groups": [groups[i % len(groups)]] if groups else [],
+                                                         "security_groups": sgs,
                                                          "binding:host_id": "compute-1"}})
             port_lat.append(dt)
             if i and i % 2000 == 0:
                 print(f"[scale] {i} ports, last p99 so far {pct(port_lat, 0.99) * 1e3:.2f} ms", file=sys.stderr)
         print(f"[scale] {args.ports} ports in {time.time() - t0:.1f}s", file=sys.stderr)
 
+        change_lat = []
+        for r in range(args.rule_changes if args.local_ports else 0):
+            body, dt = api.call("POST", "security-group-rules", {"security_group_rule": {
+                "security_group_id": local, "direction": "ingress", "ethertype": "IPv4", "protocol": "udp",
+                "port_range_min": 2000 + r, "port_range_max": 2000 + r}})
+            change_lat.append(dt)
+            _, dt = api.call("DELETE", f"security-group-rules/{body['security_group_rule']['id']}")
+            change_lat.append(dt)
+
         list_times = []
         for _ in range(5):
             body, dt = api.call("GET", "ports")
-            assert len(body["ports"]) == args.ports, len(body["ports"])
+            assert len(body["ports"]) == args.ports + args.local_ports, len(body["ports"])
             list_times.append(dt)
 
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).read().decode()
@@ -184,6 +223,10 @@ devargs = "net_pcap0,tx_pcap=/dev/null"
             "port_create_p99_ms_by_2000": [round(pct(port_lat[i:i + 2000], 0.99) * 1e3, 3)
                                            for i in range(0, len(port_lat), 2000)],
             "rule_create_ms": {"p50": round(pct(rule_lat, 0.5) * 1e3, 3), "p99": round(pct(rule_lat, 0.99) * 1e3, 3)} if rule_lat else None,
+            "local_ports": args.local_ports,
+            "local_rule_change_ms": {"p50": round(pct(change_lat, 0.5) * 1e3, 3),
+                                     "p99": round(pct(change_lat, 0.99) * 1e3, 3),
+                                     "changes": len(change_lat)} if change_lat else None,
             "list_all_ports_ms": {"median": round(statistics.median(list_times) * 1e3, 1), "max": round(max(list_times) * 1e3, 1)},
             "change_to_dataplane_ms": {
                 which: {"p50": round(q.get((which, "0.5"), float("nan")) * 1e3, 3),

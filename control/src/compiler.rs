@@ -177,50 +177,89 @@ impl Attachment {
 }
 
 /// Which ports are members of which security groups (every Neutron port,
-/// for remote groups), and each group's member addresses per family.
+/// for remote groups), and each group's member addresses, kept up to date
+/// port by port: a port that joins, leaves or changes its addresses costs
+/// in proportion to its own groups and addresses, not to the groups' size.
 #[derive(Debug, Default)]
 struct Groups {
-    members: HashMap<String, BTreeSet<String>>,
-    /// A port's groups when it was last seen.
-    of_port: HashMap<String, Vec<String>>,
-    /// (group, IPv6?) -> its members' addresses; built when first asked
-    /// for, dropped when its membership changes.
+    /// A port's groups and addresses when it was last seen.
+    of_port: HashMap<String, (Vec<String>, Vec<Prefix>)>,
+    /// Group -> the addresses of its members, each with how many members
+    /// have it (two ports may share one through allowed address pairs).
+    prefixes: HashMap<String, BTreeMap<Prefix, u32>>,
+    /// (group, IPv6?) -> its members' addresses as the rules use them;
+    /// built when first asked for, dropped when they change.
     addresses: HashMap<(String, bool), Arc<AddressSet>>,
 }
 
 impl Groups {
-    /// Takes port `id`'s current groups from `state` (none if deleted) and
-    /// returns the groups whose membership or member addresses may have
-    /// changed.
+    /// Takes port `id`'s current groups and addresses from `state` (none
+    /// if deleted) and returns the groups whose member addresses changed.
     fn update_port(&mut self, state: &NeutronState, id: &str) -> Vec<String> {
-        let now: Vec<String> = state
+        let now: (Vec<String>, Vec<Prefix>) = state
             .ports
             .get(id)
-            .map(|p| p.security_groups.clone())
+            .map(|p| {
+                let mut pre: Vec<Prefix> = port_prefixes(p).collect();
+                pre.sort_unstable();
+                // A group named twice is one membership.
+                let mut groups = p.security_groups.clone();
+                groups.sort();
+                groups.dedup();
+                (groups, pre)
+            })
             .unwrap_or_default();
         let before = self.of_port.remove(id).unwrap_or_default();
-        for g in &before {
-            if let Some(m) = self.members.get_mut(g) {
-                m.remove(id);
-                if m.is_empty() {
-                    self.members.remove(g);
+        // Same addresses: only the groups joined or left change.
+        let touched: Vec<String> = if before.1 == now.1 {
+            let mut t: Vec<String> = before
+                .0
+                .iter()
+                .filter(|g| !now.0.contains(g))
+                .chain(now.0.iter().filter(|g| !before.0.contains(g)))
+                .cloned()
+                .collect();
+            t.sort();
+            t.dedup();
+            t
+        } else {
+            let mut t: Vec<String> = before.0.iter().chain(&now.0).cloned().collect();
+            t.sort();
+            t.dedup();
+            t
+        };
+        for g in &before.0 {
+            if !touched.contains(g) {
+                continue;
+            }
+            if let Some(set) = self.prefixes.get_mut(g) {
+                for pre in &before.1 {
+                    if let Some(n) = set.get_mut(pre) {
+                        *n -= 1;
+                        if *n == 0 {
+                            set.remove(pre);
+                        }
+                    }
+                }
+                if set.is_empty() {
+                    self.prefixes.remove(g);
                 }
             }
         }
-        for g in &now {
-            self.members
-                .entry(g.clone())
-                .or_default()
-                .insert(id.to_owned());
+        for g in &now.0 {
+            if !touched.contains(g) {
+                continue;
+            }
+            let set = self.prefixes.entry(g.clone()).or_default();
+            for pre in &now.1 {
+                *set.entry(*pre).or_default() += 1;
+            }
         }
-        let mut touched: Vec<String> = before.into_iter().chain(now.iter().cloned()).collect();
-        touched.sort();
-        touched.dedup();
         for g in &touched {
             self.addresses.remove(&(g.clone(), false));
             self.addresses.remove(&(g.clone(), true));
         }
-        if !now.is_empty() {
+        if !now.0.is_empty() {
             self.of_port.insert(id.to_owned(), now);
         }
         touched
@@ -234,18 +273,16 @@ impl Groups {
     }
 
     /// The addresses of `group`'s members in one family (cached).
-    fn addresses(&mut self, state: &NeutronState, group: &str, v6: bool) -> Arc<AddressSet> {
+    fn addresses(&mut self, group: &str, v6: bool) -> Arc<AddressSet> {
         let key = (group.to_owned(), v6);
         if let Some(a) = self.addresses.get(&key) {
             return Arc::clone(a);
         }
-        let members = self.members.get(group);
-        let prefixes = members
+        let prefixes = self
+            .prefixes
+            .get(group)
             .into_iter()
-            .flatten()
-            .filter_map(|id| state.ports.get(id))
-            .flat_map(|p| port_prefixes(p).collect::<Vec<_>>())
-            .filter(|pre| pre.v6 == v6);
+            .flat_map(|set| set.keys().copied());
         let set = Arc::new(AddressSet::new(v6, prefixes));
         self.addresses.insert(key, Arc::clone(&set));
         set
@@ -529,7 +566,7 @@ impl NeutronCompiler {
                         },
                         (None, Some(remote)) => {
                             remote_groups.insert(remote.clone());
-                            let set = self.groups.addresses(state, remote, v6);
+                            let set = self.groups.addresses(remote, v6);
                             // No member of the rule's family: it admits nothing.
                             if set.is_empty() {
                                 continue;
