@@ -252,3 +252,216 @@ fn internal_and_afpacket_ports_join_namespaces_and_the_host() {
         "the TAP goes with the switch"
     );
 }
+
+/// Runs `code` with python3 inside namespace `ns` (or on the host).
+fn python_in(ns: &str, code: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, "python3", "-c", code]);
+    c
+}
+
+/// A TCP connection from namespace `ns` to `ip:port`: the first line the
+/// server sends, or why it failed (2 s to connect).
+fn tcp_connect(ns: &str, ip: &str, port: u16) -> Result<String, String> {
+    let code = format!(
+        "import socket\n\
+         s = socket.create_connection(('{ip}', {port}), timeout=2)\n\
+         print(s.makefile().readline().strip())"
+    );
+    let out = python_in(ns, &code).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_owned())
+    }
+}
+
+/// The server of [`tcp_connect`]: listens on TCP 22 and 80 of every address
+/// of its namespace and answers each connection with `ok-PORT`. Stopped
+/// (by its PID) on drop.
+struct TcpServers(std::process::Child);
+
+impl TcpServers {
+    fn start(ns: &str) -> TcpServers {
+        use std::io::BufRead;
+        let code = "import socket, threading\n\
+                    def serve(port):\n\
+                    \x20   s = socket.socket()\n\
+                    \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                    \x20   s.bind(('0.0.0.0', port))\n\
+                    \x20   s.listen(16)\n\
+                    \x20   while True:\n\
+                    \x20       c, _ = s.accept()\n\
+                    \x20       c.sendall(b'ok-%d\\n' % port)\n\
+                    \x20       c.close()\n\
+                    for p in (22, 80):\n\
+                    \x20   threading.Thread(target=serve, args=(p,), daemon=True).start()\n\
+                    print('ready', flush=True)\n\
+                    threading.Event().wait()\n";
+        let mut child = python_in(ns, code)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the TCP servers in {ns} did not start"
+        );
+        TcpServers(child)
+    }
+}
+
+impl Drop for TcpServers {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue 11: a security group holds for real TCP. Two namespaces are VMs
+/// on `afpacket` ports attached to Neutron ports (os-vif's iface-id) whose
+/// group admits ingress TCP 22 only: a connection to port 22 is made in
+/// both directions of initiation, one to port 80 (where a server listens
+/// too) and a ping are not, and the denied SYNs are counted.
+#[test]
+fn a_security_group_holds_for_real_tcp_between_namespaces() {
+    let _g = serial();
+    let dir = TempDir::new("sg-tcp");
+    let id = std::process::id() % 100_000;
+    let api = free_port();
+    let cfg = format!(
+        "{head}[neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\n\
+         network_vlan_ranges = [\"physnet1:3000:3099\"]\n\
+         [[bridges]]\nname = \"br-int\"\n",
+        head = config_head(&dir, "sg-tcp"),
+        db = dir.path("neutron.db").display(),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    let a = Some(api);
+    ctl_json(&sw, a, &["network", "create", "n1"]);
+    ctl_json(
+        &sw,
+        a,
+        &[
+            "subnet",
+            "create",
+            "s1",
+            "--network",
+            "n1",
+            "--subnet-range",
+            "10.96.0.0/24",
+        ],
+    );
+    ctl_json(&sw, a, &["security-group", "create", "ssh"]);
+    ctl_json(
+        &sw,
+        a,
+        &[
+            "security-group",
+            "rule",
+            "create",
+            "ssh",
+            "--ingress",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "22",
+        ],
+    );
+    let mut nss = Namespaces(Vec::new());
+    let mut vms = Vec::new();
+    for i in 1..=2 {
+        let ip = format!("10.96.0.{}", 10 + i);
+        let port = ctl_json(
+            &sw,
+            a,
+            &[
+                "port",
+                "create",
+                &format!("vm{i}-eth0"),
+                "--network",
+                "n1",
+                "--fixed-ip",
+                &format!("subnet=s1,ip-address={ip}"),
+                "--security-group",
+                "ssh",
+            ],
+        );
+        let mac = port["mac_address"].as_str().unwrap().to_owned();
+        let (ns, host) = (format!("fswt{id}s{i}"), format!("fswt{id}t{i}"));
+        namespace_with_veth(&mut nss, &ns, &host, &format!("{ip}/24"));
+        // The VM's NIC has its Neutron port's MAC; checksums are filled
+        // in before the frame leaves it (af_packet hands the switch what
+        // the namespace's stack wrote: with veth offloads, no checksum).
+        for cmd in [
+            vec!["ip", "link", "set", "eth0", "down"],
+            vec!["ip", "link", "set", "eth0", "address", &mac],
+            vec!["ip", "link", "set", "eth0", "up"],
+            vec!["ethtool", "-K", "eth0", "tx", "off"],
+            vec!["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+        ] {
+            let mut full = vec!["ip", "netns", "exec", &ns];
+            full.extend(cmd.iter().copied());
+            assert!(sh(&full), "{full:?}");
+        }
+        let (ok, _, err) = ctl(
+            &sw,
+            None,
+            &[
+                "port",
+                "add",
+                "br-int",
+                &format!("vm{i}"),
+                "--type",
+                "afpacket",
+                "--iface",
+                &host,
+                "--iface-id",
+                port["id"].as_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{err}");
+        wait_status(&sw, api, port["id"].as_str().unwrap(), "ACTIVE");
+        vms.push((ns, ip));
+    }
+    let _servers: Vec<TcpServers> = vms.iter().map(|(ns, _)| TcpServers::start(ns)).collect();
+
+    for (from, to) in [(0, 1), (1, 0)] {
+        let ((ns, _), (_, ip)) = (&vms[from], &vms[to]);
+        assert_eq!(
+            tcp_connect(ns, ip, 22),
+            Ok("ok-22".to_owned()),
+            "vm{} -> vm{}:22\n{}",
+            from + 1,
+            to + 1,
+            sw.log_text()
+        );
+        let closed = tcp_connect(ns, ip, 80);
+        assert!(
+            closed.as_ref().is_err_and(|e| e.contains("timed out")),
+            "vm{} -> vm{}:80 must time out (SYN dropped), got {closed:?}",
+            from + 1,
+            to + 1
+        );
+        assert!(!ping(Some(ns), ip).0, "ICMP is not admitted");
+    }
+    let pmd = ctl_json(&sw, None, &["pmd-stats"]);
+    let denied = pmd[0]["drops_denied"].as_u64().unwrap();
+    // At least the two first SYNs to port 80 and the two first pings.
+    assert!(denied >= 4, "{pmd}");
+    let ct = ctl_json(&sw, None, &["conntrack", "stats"]);
+    assert!(
+        ct["per_state"]["TIMEWAIT"].as_u64() >= Some(2),
+        "both SSH connections were tracked to their close: {ct}"
+    );
+    assert!(sw.stop().success());
+}
