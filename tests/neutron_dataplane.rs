@@ -501,6 +501,44 @@ fn a_security_group_holds_on_the_wire_statefully() {
         ctl_json(&sw, None, &["conntrack", "flush", "--zone", "2"])["flushed"],
         0
     );
+    // `trace` tells what a new SSH and a new web connection from ext would
+    // meet, from the live configuration, and changes nothing.
+    let vm_mac_s = port["mac_address"].as_str().unwrap();
+    let vm_ip_s = port["fixed_ips"][0]["ip_address"].as_str().unwrap();
+    let trace = |dport: u16| {
+        let flow = format!(
+            "in_port=ext,tcp,dl_src=02:00:00:00:00:50,dl_dst={vm_mac_s},\
+             nw_src=10.0.0.50,nw_dst={vm_ip_s},tp_src=41000,tp_dst={dport}"
+        );
+        let (ok, out, err) = ctl(&sw, None, &["trace", "br-int", &flow]);
+        assert!(ok, "{err}");
+        out
+    };
+    let ssh_trace = trace(22);
+    assert!(
+        ssh_trace.contains("ingress of vm1: new connection admitted by rule")
+            && ssh_trace.contains("tcp port 22")
+            && ssh_trace.trim_end().ends_with("=> output: vm1"),
+        "{ssh_trace}"
+    );
+    let web_trace = trace(80);
+    assert!(
+        web_trace.contains("ingress of vm1: no rule admits it")
+            && web_trace
+                .trim_end()
+                .ends_with("=> drop: denied by every output port's ingress rules"),
+        "{web_trace}"
+    );
+    assert_eq!(
+        ctl_json(&sw, None, &["conntrack", "stats"])["connections"],
+        2,
+        "trace tracks nothing"
+    );
+    let (ok, _, err) = ctl(&sw, None, &["trace", "br-int", "tcp,tp_dst=22"]);
+    assert!(!ok && err.contains("in_port"), "{err}");
+    let (ok, _, err) = ctl(&sw, None, &["trace", "br-int", "in_port=nope"]);
+    assert!(!ok && err.contains("no port named"), "{err}");
+
     // The SSH rule goes: its connection is cut at once, DNS's stays.
     let rid = ssh_rule["id"].as_str().unwrap();
     assert!(ctl(&sw, a, &["security-group", "rule", "delete", rid]).0);

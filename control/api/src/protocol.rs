@@ -38,6 +38,14 @@ pub enum Request {
         zone: Option<u16>,
     },
     ConntrackStats,
+    /// What the pipeline would do with `frame` (hex) arriving on port
+    /// `in_port` of `bridge`, step by step, against the running
+    /// configuration; nothing is learned, tracked or sent.
+    Trace {
+        bridge: String,
+        in_port: String,
+        frame: String,
+    },
 }
 
 /// One tracked connection, as `conntrack dump` shows it.

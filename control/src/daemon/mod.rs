@@ -350,6 +350,14 @@ impl Daemon {
                 Response::ok(serde_json::json!({ "flushed": n }))
             }
             Request::ConntrackStats => json(serde_json::to_value(self.conntrack_stats())),
+            Request::Trace {
+                bridge,
+                in_port,
+                frame,
+            } => match self.trace(&bridge, &in_port, &frame) {
+                Ok(lines) => json(serde_json::to_value(lines)),
+                Err(e) => Response::err(e),
+            },
             Request::Metrics => Response::ok(serde_json::Value::String(self.metrics())),
             Request::PmdStatsClear => {
                 for (i, w) in self.workers.iter().enumerate() {

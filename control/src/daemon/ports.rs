@@ -231,6 +231,37 @@ impl Daemon {
         Ok(rows)
     }
 
+    /// `trace`: the steps the hex `frame` would take from `in_port` of
+    /// `bridge` in the running snapshot.
+    pub(super) fn trace(
+        &self,
+        bridge: &str,
+        in_port: &str,
+        frame: &str,
+    ) -> Result<Vec<String>, String> {
+        let bytes = parse_hex(frame).ok_or_else(|| {
+            "frame: not an even number of hexadecimal digits (spaces and colons allowed)".to_owned()
+        })?;
+        let snap = self.cell.load_full();
+        let port = snap
+            .view
+            .port_by_name(in_port)
+            .ok_or_else(|| format!("in_port: no port named {in_port:?}"))?;
+        let on = snap.view.bridge(port.bridge).map(|b| b.name.as_str());
+        if on != Some(bridge) {
+            return Err(format!(
+                "in_port: {in_port:?} is on bridge {}, not {bridge:?}",
+                on.unwrap_or("?")
+            ));
+        }
+        Ok(dataplane::pipeline::trace(
+            &snap.view,
+            self.conntrack.as_deref(),
+            port.id,
+            &bytes,
+        ))
+    }
+
     /// `fdb flush`: how many entries went.
     pub(super) fn fdb_flush(&self, bridge: Option<&str>) -> Result<usize, FdbError> {
         self.check_bridge(bridge)?;
@@ -312,4 +343,17 @@ pub(super) fn stats_row(name: &str, port_id: u16, t: PortTotals, hw: EthStats) -
         rx_errors: hw.ierrors,
         tx_errors: hw.oerrors,
     }
+}
+
+/// Bytes from hex digits, ignoring spaces and colons.
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b':' | b'\n' | b'\t'))
+        .map(|b| (b as char).to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    if !digits.len().is_multiple_of(2) || digits.is_empty() {
+        return None;
+    }
+    Some(digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
 }

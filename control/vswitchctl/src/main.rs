@@ -1,4 +1,5 @@
 //! `vswitchctl`: talks to a running `vswitchd` over its control socket.
+mod flow;
 mod neutron_client;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,25 @@ enum Cmd {
     Conntrack {
         #[command(subcommand)]
         cmd: ConntrackCmd,
+    },
+    /// What the switch would do with a frame, step by step, like
+    /// `ovs-appctl ofproto/trace`: the VLAN decision, port security, the
+    /// connection state, the security-group rule that admits it or why it
+    /// is dropped, the MAC-table decision and the output. Runs against the
+    /// running configuration; nothing is learned, tracked or sent.
+    /// Example: trace br-int 'in_port=vm1,tcp,dl_src=fa:16:3e:00:00:01,nw_src=10.0.0.5,nw_dst=10.0.0.6,tp_dst=22'
+    Trace {
+        bridge: String,
+        /// in_port=NAME and OVS flow fields: dl_src, dl_dst, dl_vlan,
+        /// ip|ipv6|arp|tcp|udp|icmp|tcp6|udp6|icmp6, dl_type, nw_proto,
+        /// nw_src, nw_dst, ipv6_src, ipv6_dst, tp_src, tp_dst, icmp_type,
+        /// icmp_code, icmp_id, tcp_flags (e.g. syn+ack; TCP defaults to
+        /// syn), arp_op, arp_spa, arp_tpa, arp_sha, arp_tha.
+        flow: String,
+        /// The frame as hex digits instead (the flow then needs only
+        /// in_port).
+        #[arg(long)]
+        hex: Option<String>,
     },
     /// Per-PMD counters, like `ovs-appctl dpif-netdev/pmd-stats-show`.
     PmdStats,
@@ -250,6 +270,22 @@ fn main() {
         Cmd::Conntrack {
             cmd: ConntrackCmd::Stats,
         } => (Request::ConntrackStats, ""),
+        Cmd::Trace { bridge, flow, hex } => {
+            let parsed = flow::parse(&flow).unwrap_or_else(|e| {
+                eprintln!("vswitchctl: trace: {e}");
+                std::process::exit(2);
+            });
+            let frame =
+                hex.unwrap_or_else(|| parsed.frame.iter().map(|b| format!("{b:02x}")).collect());
+            (
+                Request::Trace {
+                    bridge,
+                    in_port: parsed.in_port,
+                    frame,
+                },
+                "trace",
+            )
+        }
         Cmd::PmdStats => (Request::PmdStats, "pmd"),
         Cmd::PmdStatsClear => (Request::PmdStatsClear, ""),
     };
@@ -329,6 +365,12 @@ fn main() {
                     "zone={} proto={} src={} dst={} sport={} dport={} state={} idle={}s",
                     c.zone, c.proto, c.src, c.dst, c.sport, c.dport, c.state, c.idle
                 );
+            }
+        }
+        "trace" => {
+            let lines: Vec<String> = serde_json::from_value(r).unwrap_or_default();
+            for l in lines {
+                println!("{l}");
             }
         }
         "fdb" => {

@@ -93,43 +93,33 @@ impl ConnTable {
 
     fn track_in(&self, cache: Option<&mut ConnCache>, slot: CtSlot, p: &CtPacket) -> CtState {
         if let L4::IcmpError(quoted) = p.l4 {
-            return match self.find_dir(&quoted) {
-                Some(Dir::Original) => CtState::of(CtState::REL | CtState::RPL),
-                Some(Dir::Reply) => CtState::of(CtState::REL),
-                None => CtState::of(CtState::INV),
-            };
+            return self.related(&quoted);
         }
         let now = self.now();
         let seen = self.find_cached(cache, slot, &p.key, |dir, c| {
             c.last_seen = now;
-            let verdict = match (&mut c.state, p.l4) {
-                (ConnState::Tcp(t), L4::Tcp(seg)) => t.update(dir, &seg),
-                (ConnState::Udp { replied }, L4::Udp) => {
-                    *replied |= dir == Dir::Reply;
-                    Verdict::Valid
-                }
-                (ConnState::Icmp { .. }, L4::IcmpEchoRequest) if dir == Dir::Original => {
-                    Verdict::Valid
-                }
-                (ConnState::Icmp { replied }, L4::IcmpEchoReply) if dir == Dir::Reply => {
-                    *replied = true;
-                    Verdict::Valid
-                }
-                _ => Verdict::Invalid("not this connection's kind of packet"),
-            };
-            match verdict {
-                Verdict::Invalid(_) => CtState::of(CtState::INV),
-                Verdict::Reopened => CtState::of(CtState::NEW),
-                Verdict::Valid if dir == Dir::Reply => CtState::of(CtState::EST | CtState::RPL),
-                Verdict::Valid if c.state.is_established() => CtState::of(CtState::EST),
-                Verdict::Valid => CtState::of(CtState::NEW),
-            }
+            advance(dir, c, p)
         });
-        seen.unwrap_or_else(|| match p.l4 {
-            L4::Tcp(seg) if TcpConn::new(&seg).is_ok() => CtState::of(CtState::NEW),
-            L4::Udp | L4::IcmpEchoRequest => CtState::of(CtState::NEW),
-            _ => CtState::of(CtState::INV),
-        })
+        seen.unwrap_or_else(|| untracked_state(p))
+    }
+
+    /// The state `p` would get, without changing anything (for `trace`):
+    /// its connection's state is moved on a copy.
+    pub fn peek(&self, p: &CtPacket) -> CtState {
+        if let L4::IcmpError(quoted) = p.l4 {
+            return self.related(&quoted);
+        }
+        self.find(&p.key, |dir, c| advance(dir, &mut c.clone(), p))
+            .unwrap_or_else(|| untracked_state(p))
+    }
+
+    /// An ICMP error quoting `quoted`: related to its connection, if any.
+    fn related(&self, quoted: &ConnKey) -> CtState {
+        match self.find_dir(quoted) {
+            Some(Dir::Original) => CtState::of(CtState::REL | CtState::RPL),
+            Some(Dir::Reply) => CtState::of(CtState::REL),
+            None => CtState::of(CtState::INV),
+        }
     }
 
     /// OVS's `ct(commit)` for a `new` packet the policy allowed: starts
@@ -156,6 +146,41 @@ impl ConnTable {
     /// The direction `key` has in its connection, without touching it.
     fn find_dir(&self, key: &ConnKey) -> Option<Dir> {
         self.find(key, |d, _| d)
+    }
+}
+
+/// Moves connection `c` on with its packet `p`, seen in direction `dir`;
+/// the packet's state.
+fn advance(dir: Dir, c: &mut super::table::Conn, p: &CtPacket) -> CtState {
+    let verdict = match (&mut c.state, p.l4) {
+        (ConnState::Tcp(t), L4::Tcp(seg)) => t.update(dir, &seg),
+        (ConnState::Udp { replied }, L4::Udp) => {
+            *replied |= dir == Dir::Reply;
+            Verdict::Valid
+        }
+        (ConnState::Icmp { .. }, L4::IcmpEchoRequest) if dir == Dir::Original => Verdict::Valid,
+        (ConnState::Icmp { replied }, L4::IcmpEchoReply) if dir == Dir::Reply => {
+            *replied = true;
+            Verdict::Valid
+        }
+        _ => Verdict::Invalid("not this connection's kind of packet"),
+    };
+    match verdict {
+        Verdict::Invalid(_) => CtState::of(CtState::INV),
+        Verdict::Reopened => CtState::of(CtState::NEW),
+        Verdict::Valid if dir == Dir::Reply => CtState::of(CtState::EST | CtState::RPL),
+        Verdict::Valid if c.state.is_established() => CtState::of(CtState::EST),
+        Verdict::Valid => CtState::of(CtState::NEW),
+    }
+}
+
+/// The state of a packet of no tracked connection: `new` if it could open
+/// one, `invalid` otherwise.
+fn untracked_state(p: &CtPacket) -> CtState {
+    match p.l4 {
+        L4::Tcp(seg) if TcpConn::new(&seg).is_ok() => CtState::of(CtState::NEW),
+        L4::Udp | L4::IcmpEchoRequest => CtState::of(CtState::NEW),
+        _ => CtState::of(CtState::INV),
     }
 }
 

@@ -35,7 +35,7 @@ pub struct FilterCounts {
 }
 
 /// `p`'s filter, if it has port security on.
-fn secured(view: &SwitchView, p: PortId) -> Option<&PortAcl> {
+pub(crate) fn secured(view: &SwitchView, p: PortId) -> Option<&PortAcl> {
     view.port(p)
         .and_then(|v| v.acl.as_deref())
         .filter(|a| a.port_security)
@@ -71,10 +71,13 @@ struct Pending {
     targets: PortMask,
     guarded: PortMask,
     kind: Kind,
+    /// An IP frame's key placed in the table (its line prefetched).
+    at: Option<CtSlot>,
 }
 
 /// What a frame is to the firewall.
-enum Kind {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
     /// ARP: no connection; port security checked it.
     Arp,
     /// Neither IP nor ARP.
@@ -82,8 +85,63 @@ enum Kind {
     /// IP without a connection (neighbour discovery, fragments after the
     /// first): left to the rules' base policy.
     Untracked(Untracked),
-    /// Its connection's key, placed in the table (bucket prefetched).
-    Ip(CtPacket, CtSlot),
+    /// Its connection's key.
+    Ip(CtPacket),
+}
+
+impl Kind {
+    /// The kind of a frame of EtherType `dl_type` whose L3 bytes are `l3`,
+    /// its connection in `zone`.
+    pub(crate) fn of(dl_type: u16, zone: u16, l3: &[u8]) -> Kind {
+        match EtherType(dl_type) {
+            EtherType::ARP => Kind::Arp,
+            t @ (EtherType::IPV4 | EtherType::IPV6) => match CtPacket::parse(zone, t, l3) {
+                Ok(p) => Kind::Ip(p),
+                Err(why) => Kind::Untracked(why),
+            },
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// Why a frame may cross a port with port security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    Arp,
+    /// Not IP, going out: port security checked it already.
+    NonIpOut,
+    /// ICMP that opens nothing (neighbour discovery and the like).
+    IcmpInfo,
+    /// Established or related to a tracked connection.
+    Tracked,
+    /// A new connection this rule (an index into the port's rules) admits.
+    Rule(usize),
+}
+
+/// May a frame of `kind` in connection state `state` cross the port `acl`
+/// guards in `direction`?
+pub(crate) fn admit(
+    acl: &PortAcl,
+    direction: Direction,
+    kind: &Kind,
+    state: CtState,
+) -> Result<Admitted, DropReason> {
+    match kind {
+        Kind::Arp => Ok(Admitted::Arp),
+        Kind::Other => match direction {
+            Direction::Egress => Ok(Admitted::NonIpOut),
+            Direction::Ingress => Err(DropReason::Denied),
+        },
+        Kind::Untracked(Untracked::IcmpInfo) => Ok(Admitted::IcmpInfo),
+        Kind::Untracked(_) => Err(DropReason::Denied),
+        Kind::Ip(_) if state.has(CtState::INV) => Err(DropReason::CtInvalid),
+        Kind::Ip(_) if state.has(CtState::EST) || state.has(CtState::REL) => Ok(Admitted::Tracked),
+        Kind::Ip(p) => acl
+            .index
+            .lookup(&acl.rules, &query(direction, p))
+            .map(Admitted::Rule)
+            .ok_or(DropReason::Denied),
+    }
 }
 
 /// Stage 1b: applies port security and the security groups of `view` to
@@ -144,32 +202,28 @@ pub fn filter<B: Burst>(
                 continue;
             }
         }
-        let kind = match EtherType(key.dl_type) {
-            EtherType::ARP => Kind::Arp,
-            t @ (EtherType::IPV4 | EtherType::IPV6) => match CtPacket::parse(zone, t, l3) {
-                Ok(p) => {
-                    let at = ct.slot(&p.key);
-                    ct.prefetch_cached(cache, at);
-                    Kind::Ip(p, at)
-                }
-                Err(why) => Kind::Untracked(why),
-            },
-            _ => Kind::Other,
+        let kind = Kind::of(key.dl_type, zone, l3);
+        let at = match &kind {
+            Kind::Ip(p) => {
+                let at = ct.slot(&p.key);
+                ct.prefetch_cached(cache, at);
+                Some(at)
+            }
+            _ => None,
         };
         *slot = Some(Pending {
             action,
             targets,
             guarded,
             kind,
+            at,
         });
     }
 
     // Pass 1b: the buckets are arriving; prefetch the connections they
     // point to (the cache's hits were prefetched in pass 1).
-    for p in pending.iter().take(n).flatten() {
-        if let Kind::Ip(_, at) = &p.kind {
-            ct.prefetch_conn(cache, *at);
-        }
+    for at in pending.iter().take(n).flatten().filter_map(|p| p.at) {
+        ct.prefetch_conn(cache, at);
     }
 
     // Pass 2: track, decide, commit, in frame order.
@@ -179,39 +233,21 @@ pub fn filter<B: Burst>(
             targets,
             guarded,
             kind,
+            at,
         }) = slot.take()
         else {
             continue;
         };
-        let state = match &kind {
-            Kind::Ip(p, at) => ct.track_cached(cache, *at, p),
+        let state = match (&kind, at) {
+            (Kind::Ip(p), Some(at)) => ct.track_cached(cache, at, p),
             _ => CtState::default(),
         };
-        // May the packet cross the port `acl` guards, in `direction`?
+        // A new connection a rule admitted is committed.
         let mut commit = false;
-        let mut passes = |acl: &PortAcl, direction: Direction| -> Result<(), DropReason> {
-            match &kind {
-                Kind::Arp => Ok(()),
-                Kind::Other => match direction {
-                    // Checked by port security already.
-                    Direction::Egress => Ok(()),
-                    Direction::Ingress => Err(DropReason::Denied),
-                },
-                Kind::Untracked(Untracked::IcmpInfo) => Ok(()),
-                Kind::Untracked(_) => Err(DropReason::Denied),
-                Kind::Ip(..) if state.has(CtState::INV) => Err(DropReason::CtInvalid),
-                Kind::Ip(..) if state.has(CtState::EST) || state.has(CtState::REL) => Ok(()),
-                Kind::Ip(p, _) => {
-                    let q = query(direction, p);
-                    match acl.index.lookup(&acl.rules, &q) {
-                        Some(_) => {
-                            commit = true;
-                            Ok(())
-                        }
-                        None => Err(DropReason::Denied),
-                    }
-                }
-            }
+        let mut passes = |acl: &PortAcl, direction| {
+            let a = admit(acl, direction, &kind, state)?;
+            commit |= matches!(a, Admitted::Rule(_));
+            Ok::<_, DropReason>(())
         };
         if let Some(acl) = source {
             if let Err(why) = passes(acl, Direction::Egress) {
@@ -230,9 +266,9 @@ pub fn filter<B: Burst>(
             }
         }
         if commit {
-            if let Kind::Ip(p, at) = &kind {
+            if let (Kind::Ip(p), Some(at)) = (&kind, at) {
                 counts.committed += 1;
-                if ct.commit_at(*at, p).is_err() {
+                if ct.commit_at(at, p).is_err() {
                     counts.table_full += 1;
                 }
             }

@@ -32,11 +32,13 @@ mod filter;
 mod flood;
 #[cfg(test)]
 mod tests;
+mod trace;
 
 pub use classify::{classify, Classified};
 pub use execute::{execute, BurstCounts, Outputs};
 pub use filter::{filter, revalidate, FilterCounts};
 pub use flood::{FloodSet, FloodSets};
+pub use trace::trace;
 
 use crate::port::PortId;
 use crate::vlan::Egress;

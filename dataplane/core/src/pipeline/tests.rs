@@ -1059,4 +1059,55 @@ mod security {
         assert_eq!(sent_to(&r), [1]);
         assert!(ct.is_empty(), "nothing tracked");
     }
+
+    /// `trace` tells each step and changes nothing: no MAC learned, no
+    /// connection tracked or committed.
+    #[test]
+    fn trace_explains_without_side_effects() {
+        use crate::pipeline::trace;
+        let v = view();
+        let ct = ConnTable::new(64, Timeouts::default());
+        let syn = |dport| ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40000, dport, 0x02, 1, 0));
+        let ssh = trace(&v, Some(&ct), p(1), &syn(22));
+        let text = ssh.join("\n");
+        assert!(text.contains("vlan: untagged -> VLAN 10"), "{text}");
+        assert!(text.contains("ct_state=+new|+trk"), "{text}");
+        assert!(
+            text.contains("ingress of p0: new connection admitted by rule #1: IPv4 tcp port 22"),
+            "{text}"
+        );
+        assert!(text.contains("would be committed"), "{text}");
+        assert_eq!(ssh.last().unwrap(), "=> output: p0", "{text}");
+        let web = trace(&v, Some(&ct), p(1), &syn(80)).join("\n");
+        assert!(web.contains("ingress of p0: no rule admits it"), "{web}");
+        assert!(
+            web.ends_with("=> drop: denied by every output port's ingress rules"),
+            "{web}"
+        );
+        let spoofed = ip_frame(OUT, VM_A, IP_B, IP_OUT, 17, &udp(5000, 53));
+        let sp = trace(&v, Some(&ct), p(0), &spoofed).join("\n");
+        assert!(sp.contains("not its to send (ipv4_source)"), "{sp}");
+        assert!(sp.ends_with("=> drop: spoofed"), "{sp}");
+        assert_eq!(ct.len(), 0, "nothing tracked");
+        assert!(v.bridge(0).unwrap().fdb.is_empty(), "nothing learned");
+        // The real pipeline agrees with what trace said.
+        assert_eq!(
+            run(&v, &ct, 1, syn(22)).0,
+            Action::Output(p(0), TagAction::Keep)
+        );
+        assert!(matches!(
+            run(&v, &ct, 1, syn(80)).0,
+            Action::Drop(DropReason::Denied)
+        ));
+        // Its answer is now a reply of a tracked connection, for trace too.
+        assert_eq!(ct.len(), 1);
+        let synack = ip_frame(OUT, VM_A, IP_A, IP_OUT, 6, &tcp(22, 40000, 0x12, 7, 2));
+        let answer = trace(&v, Some(&ct), p(0), &synack).join("\n");
+        assert!(answer.contains("ct_state=+est|+rpl|+trk"), "{answer}");
+        assert!(
+            answer.contains("passes (established or related connection)"),
+            "{answer}"
+        );
+        assert_eq!(ct.len(), 1);
+    }
 }

@@ -1,0 +1,246 @@
+//! `vswitchctl trace`: what the pipeline would do with one frame, step by
+//! step, as `ovs-appctl ofproto/trace` tells it: the VLAN decision, port
+//! security, the connection state, the security-group rule that admits the
+//! frame or the reason it is dropped, the MAC-table decision and the
+//! output. It reads a snapshot's view and the connection tracker and
+//! changes neither: nothing is learned, tracked, committed or sent.
+//! Control path only (it allocates its report).
+use super::filter::{admit, secured, Admitted, Kind};
+use super::{Action, DropReason, FloodSets, TagAction};
+use crate::acl::{AclRule, Direction, PortAcl, Prefix, Remote};
+use crate::conntrack::{ConnTable, CtState};
+use crate::flow_key::{FlowKey, ParseDepth};
+use crate::port::PortId;
+use crate::view::SwitchView;
+use crate::wire::ethernet::SwitchingHeader;
+
+/// The steps `frame`, arriving on `in_port`, would take; the last line
+/// says where it goes or why it is dropped.
+pub fn trace(
+    view: &SwitchView,
+    ct: Option<&ConnTable>,
+    in_port: PortId,
+    frame: &[u8],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let end = |out: &mut Vec<String>, why: &str| out.push(format!("=> drop: {why}"));
+    let Some((port, bridge)) = view
+        .port(in_port)
+        .and_then(|p| Some((p, view.bridge(p.bridge)?)))
+    else {
+        end(&mut out, "no such port in the running configuration");
+        return out;
+    };
+    out.push(format!(
+        "bridge {}, in_port {} ({} bytes)",
+        bridge.name,
+        port.name,
+        frame.len()
+    ));
+    let Ok(h) = SwitchingHeader::parse(frame, None) else {
+        end(&mut out, "malformed L2 header");
+        return out;
+    };
+    out.push(format!("frame: {} -> {}", h.src, h.dst));
+
+    // 1. VLAN
+    let in_vid = h.outer_tci.map(|t| t & 0x0fff);
+    let tag = in_vid.map_or("untagged".to_owned(), |v| format!("tag {v}"));
+    let Some(vlan) = port.vlan.ingress(in_vid) else {
+        out.push(format!("vlan: {tag} is not carried by {}", port.name));
+        end(&mut out, "vlan");
+        return out;
+    };
+    out.push(format!("vlan: {tag} -> VLAN {vlan}"));
+    if !bridge.forward_bpdu && h.dst.is_reserved() {
+        end(&mut out, "link-local destination (forward_bpdu is off)");
+        return out;
+    }
+
+    // 2. MAC table (looked up, not learned)
+    let fdb = &*bridge.fdb;
+    let known = if h.dst.is_unicast() {
+        fdb.lookup(vlan, h.dst.to_u64())
+    } else {
+        None
+    };
+    let mut floods = FloodSets::default();
+    let action = match known {
+        Some(p) if p == in_port => Action::Drop(DropReason::NoOutput),
+        Some(p) => match view.port(p).and_then(|o| o.vlan.egress(vlan)) {
+            Some(eg) => Action::Output(p, TagAction::for_egress(h.outer_tci, eg)),
+            None => Action::Drop(DropReason::NoOutput),
+        },
+        None => floods.resolve(view, bridge.ports, in_port, vlan, h.outer_tci),
+    };
+    let name = |p: PortId| {
+        view.port(p)
+            .map_or(format!("port {p:?}"), |v| v.name.clone())
+    };
+    out.push(match known {
+        Some(p) => format!("mac table: {} in VLAN {vlan} is on {}", h.dst, name(p)),
+        None if h.dst.is_unicast() => {
+            format!("mac table: {} in VLAN {vlan} is unknown: flood", h.dst)
+        }
+        None => format!("mac table: {} is multicast: flood", h.dst),
+    });
+    let targets: Vec<(PortId, TagAction)> = match action {
+        Action::Output(p, t) => vec![(p, t)],
+        Action::Flood(f) => floods
+            .get(f)
+            .map(|s| s.targets().to_vec())
+            .unwrap_or_default(),
+        Action::Drop(_) => Vec::new(),
+    };
+    if targets.is_empty() {
+        end(&mut out, "no output port in the VLAN but the input port");
+        return out;
+    }
+
+    // 3. Port security and security groups
+    let source = secured(view, in_port);
+    let guarded: Vec<(PortId, &PortAcl)> = targets
+        .iter()
+        .filter_map(|&(p, _)| Some((p, secured(view, p)?)))
+        .collect();
+    let mut allowed: Vec<(PortId, TagAction)> = targets.clone();
+    if source.is_some() || !guarded.is_empty() {
+        let Ok(key) = FlowKey::extract(frame, None, ParseDepth::L4) else {
+            end(&mut out, "malformed (L3/L4 headers)");
+            return out;
+        };
+        let l3 = frame.get(usize::from(key.l3_offset)..).unwrap_or_default();
+        if let Some(acl) = source {
+            if let Err(why) = acl.check_source(&key, l3) {
+                out.push(format!(
+                    "port security of {}: not its to send ({})",
+                    port.name,
+                    why.name()
+                ));
+                end(&mut out, "spoofed");
+                return out;
+            }
+            out.push(format!(
+                "port security of {}: source is the port's",
+                port.name
+            ));
+        }
+        let kind = Kind::of(key.dl_type, vlan, l3);
+        let state = match (&kind, ct) {
+            (Kind::Ip(p), Some(ct)) => ct.peek(p),
+            _ => CtState::default(),
+        };
+        out.push(match &kind {
+            Kind::Ip(_) if ct.is_some() => format!("conntrack zone {vlan}: ct_state={state}"),
+            Kind::Ip(_) => "conntrack: no tracker yet (ct_state=+new)".to_owned(),
+            Kind::Arp => "conntrack: ARP, not tracked".to_owned(),
+            Kind::Untracked(why) => format!("conntrack: not tracked ({why:?})"),
+            Kind::Other => "conntrack: neither IP nor ARP".to_owned(),
+        });
+        let mut commit = false;
+        let mut say = |out: &mut Vec<String>, who: &str, acl: &PortAcl, d: Direction| {
+            let r = admit(acl, d, &kind, state);
+            let dir = match d {
+                Direction::Ingress => "ingress",
+                Direction::Egress => "egress",
+            };
+            out.push(match r {
+                Ok(Admitted::Rule(i)) => {
+                    commit = true;
+                    let rule = acl.rules.get(i).map_or("?".to_owned(), describe);
+                    format!("{dir} of {who}: new connection admitted by rule #{i}: {rule}")
+                }
+                Ok(a) => format!("{dir} of {who}: passes ({})", admitted(a)),
+                Err(DropReason::CtInvalid) => format!("{dir} of {who}: invalid (ct_state=+inv)"),
+                Err(_) => format!("{dir} of {who}: no rule admits it"),
+            });
+            r.is_ok()
+        };
+        if let Some(acl) = source {
+            if !say(&mut out, &port.name, acl, Direction::Egress) {
+                end(&mut out, "denied by the input port's egress rules");
+                return out;
+            }
+        }
+        for (p, acl) in &guarded {
+            if !say(&mut out, &name(*p), acl, Direction::Ingress) {
+                allowed.retain(|&(q, _)| q != *p);
+            }
+        }
+        if commit {
+            out.push("conntrack: the connection would be committed (ct(commit))".to_owned());
+        }
+        if allowed.is_empty() {
+            end(&mut out, "denied by every output port's ingress rules");
+            return out;
+        }
+    }
+
+    // 4. Output
+    let outputs: Vec<String> = allowed
+        .iter()
+        .map(|&(p, t)| {
+            let edit = match t {
+                TagAction::Keep => String::new(),
+                TagAction::Pop => " (tag removed)".to_owned(),
+                TagAction::Push(tci) => format!(" (tag {} pushed)", tci & 0x0fff),
+                TagAction::Set(tci) => format!(" (tag set to {})", tci & 0x0fff),
+            };
+            format!("{}{edit}", name(p))
+        })
+        .collect();
+    out.push(format!("=> output: {}", outputs.join(", ")));
+    out
+}
+
+fn prefix(p: &Prefix) -> String {
+    if p.v6 {
+        format!("{}/{}", std::net::Ipv6Addr::from(p.base), p.len)
+    } else {
+        format!("{}/{}", std::net::Ipv4Addr::from(p.base as u32), p.len)
+    }
+}
+
+fn admitted(a: Admitted) -> &'static str {
+    match a {
+        Admitted::Arp => "ARP",
+        Admitted::NonIpOut => "not IP, checked by port security",
+        Admitted::IcmpInfo => "ICMP that opens no connection",
+        Admitted::Tracked => "established or related connection",
+        Admitted::Rule(_) => "a rule",
+    }
+}
+
+/// A rule as Neutron shows it: direction, ethertype, protocol, ports or
+/// ICMP type/code, remote.
+fn describe(r: &AclRule) -> String {
+    let proto = match (r.protocol, r.v6) {
+        (None, _) => "any".to_owned(),
+        (Some(1), false) | (Some(58), true) => "icmp".to_owned(),
+        (Some(6), _) => "tcp".to_owned(),
+        (Some(17), _) => "udp".to_owned(),
+        (Some(p), _) => format!("protocol {p}"),
+    };
+    let icmp = matches!((r.protocol, r.v6), (Some(1), false) | (Some(58), true));
+    let ports = match (icmp, r.port_min, r.port_max) {
+        (true, 255, _) => String::new(),
+        (true, t, 255) => format!(" type {t}"),
+        (true, t, c) => format!(" type {t} code {c}"),
+        (false, 0, 65535) => String::new(),
+        (false, a, b) if a == b => format!(" port {a}"),
+        (false, a, b) => format!(" ports {a}-{b}"),
+    };
+    let remote = match &r.remote {
+        Remote::Any => "anywhere".to_owned(),
+        Remote::Prefix(p) => prefix(p),
+        Remote::Group(set) => format!("a remote group of {} addresses", set.len()),
+    };
+    let dir = match r.direction {
+        Direction::Ingress => "ingress from",
+        Direction::Egress => "egress to",
+    };
+    format!(
+        "{} {proto}{ports}, {dir} {remote}",
+        if r.v6 { "IPv6" } else { "IPv4" }
+    )
+}
