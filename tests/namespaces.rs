@@ -361,22 +361,7 @@ fn a_security_group_holds_for_real_tcp_between_namespaces() {
             "10.96.0.0/24",
         ],
     );
-    ctl_json(&sw, a, &["security-group", "create", "ssh"]);
-    ctl_json(
-        &sw,
-        a,
-        &[
-            "security-group",
-            "rule",
-            "create",
-            "ssh",
-            "--ingress",
-            "--protocol",
-            "tcp",
-            "--dst-port",
-            "22",
-        ],
-    );
+    ssh_only_group(&sw, api);
     let mut nss = Namespaces(Vec::new());
     let mut vms = Vec::new();
     for i in 1..=2 {

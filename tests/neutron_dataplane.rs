@@ -369,22 +369,7 @@ fn a_security_group_holds_on_the_wire_statefully() {
             "10.0.0.0/24",
         ],
     );
-    ctl_json(&sw, a, &["security-group", "create", "ssh"]);
-    let ssh_rule = ctl_json(
-        &sw,
-        a,
-        &[
-            "security-group",
-            "rule",
-            "create",
-            "ssh",
-            "--ingress",
-            "--protocol",
-            "tcp",
-            "--dst-port",
-            "22",
-        ],
-    );
+    let ssh_rule = ssh_only_group(&sw, api);
     let port = ctl_json(
         &sw,
         a,

@@ -624,3 +624,24 @@ pub fn wait_status(sw: &Switch, api: u16, port: &str, want: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Creates security group "ssh" whose one rule admits ingress TCP 22 from
+/// anywhere (a new group allows all egress too); returns the rule.
+pub fn ssh_only_group(sw: &Switch, api: u16) -> serde_json::Value {
+    ctl_json(sw, Some(api), &["security-group", "create", "ssh"]);
+    ctl_json(
+        sw,
+        Some(api),
+        &[
+            "security-group",
+            "rule",
+            "create",
+            "ssh",
+            "--ingress",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "22",
+        ],
+    )
+}

@@ -73,89 +73,14 @@ pub struct ConntrackConfig {
     pub max_connections: usize,
     /// Seconds a connection in each state lives without a packet.
     #[serde(default)]
-    pub timeouts: ConntrackTimeouts,
-}
-
-/// Per-state timeouts in seconds, OVS userspace conntrack's defaults
-/// (`tcp_closing` covers FIN_WAIT, CLOSE_WAIT and LAST_ACK).
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConntrackTimeouts {
-    pub tcp_syn_sent: u32,
-    pub tcp_syn_recv: u32,
-    pub tcp_established: u32,
-    pub tcp_closing: u32,
-    pub tcp_time_wait: u32,
-    pub tcp_closed: u32,
-    pub udp_first: u32,
-    pub udp_multiple: u32,
-    pub icmp_first: u32,
-    pub icmp_reply: u32,
-}
-
-impl ConntrackTimeouts {
-    /// (key, seconds) of every timeout, for validation and messages.
-    fn fields(&self) -> [(&'static str, u32); 10] {
-        [
-            ("tcp_syn_sent", self.tcp_syn_sent),
-            ("tcp_syn_recv", self.tcp_syn_recv),
-            ("tcp_established", self.tcp_established),
-            ("tcp_closing", self.tcp_closing),
-            ("tcp_time_wait", self.tcp_time_wait),
-            ("tcp_closed", self.tcp_closed),
-            ("udp_first", self.udp_first),
-            ("udp_multiple", self.udp_multiple),
-            ("icmp_first", self.icmp_first),
-            ("icmp_reply", self.icmp_reply),
-        ]
-    }
-}
-
-impl Default for ConntrackTimeouts {
-    fn default() -> Self {
-        switch_core::conntrack::Timeouts::default().into()
-    }
-}
-
-impl From<switch_core::conntrack::Timeouts> for ConntrackTimeouts {
-    fn from(t: switch_core::conntrack::Timeouts) -> Self {
-        ConntrackTimeouts {
-            tcp_syn_sent: t.tcp_syn_sent,
-            tcp_syn_recv: t.tcp_syn_recv,
-            tcp_established: t.tcp_established,
-            tcp_closing: t.tcp_closing,
-            tcp_time_wait: t.tcp_time_wait,
-            tcp_closed: t.tcp_closed,
-            udp_first: t.udp_first,
-            udp_multiple: t.udp_multiple,
-            icmp_first: t.icmp_first,
-            icmp_reply: t.icmp_reply,
-        }
-    }
-}
-
-impl From<ConntrackTimeouts> for switch_core::conntrack::Timeouts {
-    fn from(t: ConntrackTimeouts) -> Self {
-        switch_core::conntrack::Timeouts {
-            tcp_syn_sent: t.tcp_syn_sent,
-            tcp_syn_recv: t.tcp_syn_recv,
-            tcp_established: t.tcp_established,
-            tcp_closing: t.tcp_closing,
-            tcp_time_wait: t.tcp_time_wait,
-            tcp_closed: t.tcp_closed,
-            udp_first: t.udp_first,
-            udp_multiple: t.udp_multiple,
-            icmp_first: t.icmp_first,
-            icmp_reply: t.icmp_reply,
-        }
-    }
+    pub timeouts: switch_core::conntrack::Timeouts,
 }
 
 impl Default for ConntrackConfig {
     fn default() -> Self {
         ConntrackConfig {
             max_connections: default_max_connections(),
-            timeouts: ConntrackTimeouts::default(),
+            timeouts: Default::default(),
         }
     }
 }
@@ -693,7 +618,7 @@ impl Config {
                 format!("must be 1-{MAX_CONNECTIONS}"),
             ));
         }
-        for (name, secs) in ct.timeouts.fields() {
+        for (name, secs) in ct.timeouts.named() {
             if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
                 return Err(err(
                     format!("conntrack.timeouts.{name}"),

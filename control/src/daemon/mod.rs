@@ -279,7 +279,7 @@ impl Daemon {
         }
         if plan.view.any_secured() && self.conntrack.is_none() {
             let max = self.cfg.conntrack.max_connections;
-            let ct = dataplane::conntrack::ConnTable::new(max, self.cfg.conntrack.timeouts.into());
+            let ct = dataplane::conntrack::ConnTable::new(max, self.cfg.conntrack.timeouts);
             info!(
                 max_connections = max,
                 mib = (ct.bytes_per_connection() * max) >> 20,

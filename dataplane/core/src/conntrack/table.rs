@@ -125,8 +125,11 @@ impl ConnState {
     }
 }
 
-/// Per-state timeouts in seconds; the defaults are Open vSwitch's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Per-state timeouts in seconds; the defaults are Open vSwitch's
+/// (`tcp_closing` covers FIN_WAIT, CLOSE_WAIT and LAST_ACK). As the
+/// config's `[conntrack.timeouts]`, where a key left out keeps its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     pub tcp_syn_sent: u32,
     pub tcp_syn_recv: u32,
@@ -158,6 +161,22 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
+    /// Every timeout with its name, for checking and messages.
+    pub fn named(&self) -> [(&'static str, u32); 10] {
+        [
+            ("tcp_syn_sent", self.tcp_syn_sent),
+            ("tcp_syn_recv", self.tcp_syn_recv),
+            ("tcp_established", self.tcp_established),
+            ("tcp_closing", self.tcp_closing),
+            ("tcp_time_wait", self.tcp_time_wait),
+            ("tcp_closed", self.tcp_closed),
+            ("udp_first", self.udp_first),
+            ("udp_multiple", self.udp_multiple),
+            ("icmp_first", self.icmp_first),
+            ("icmp_reply", self.icmp_reply),
+        ]
+    }
+
     fn tcp(&self, s: TcpState) -> u32 {
         match s {
             TcpState::SynSent => self.tcp_syn_sent,
