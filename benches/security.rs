@@ -14,6 +14,7 @@ use dataplane::pipeline::{classify, filter, Classified};
 use dataplane::port::PortId;
 use dataplane::view::{max_frame_len, PortView, SwitchView, DEFAULT_MTU};
 use dataplane::vlan::PortVlan;
+use dataplane::wire::EthernetAddress;
 use std::sync::Arc;
 
 const VM_MAC: u64 = 0xfa16_3e11_0001;
@@ -22,8 +23,7 @@ const VM_IP: u32 = 0x0a00_000a;
 const SERVER_IP: u32 = 0xac10_0001;
 
 fn mac(m: u64) -> [u8; 6] {
-    let b = m.to_be_bytes();
-    [b[2], b[3], b[4], b[5], b[6], b[7]]
+    EthernetAddress::from_u64(m).0
 }
 
 fn udp_frame(dst: u64, src: u64, sip: u32, dip: u32, sport: u16, dport: u16) -> Vec<u8> {
