@@ -106,8 +106,8 @@ DPDK_RUNTIME_ROOT = Path("/var/run/dpdk")
 OVS_VSWITCHD_DPDK = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
-ALL_SYSTEMS = ["ferroswitch", "ferroswitch-baseline", "ferroswitch-l2", "ovs-dpdk", "testpmd-io",
-               "testpmd-vhost"]
+ALL_SYSTEMS = ["ferroswitch", "ferroswitch-baseline", "ferroswitch-l2", "ferroswitch-full",
+               "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
 BASELINE = "ferroswitch-baseline"      # --baseline REV: ferroswitch built from another commit
 # --baseline: per-commit binary caches (<sha>/vswitchd, <sha>/vswitchctl), the
 # cargo target dir all baseline builds share and the (temporary) git worktree
@@ -437,6 +437,32 @@ class Scenario:
     def extra_snapshot(self) -> dict | None: return None
     def extra_results(self, e0: dict | None, e1: dict | None) -> dict: return {}
     def summary_extra(self) -> dict: return {}     # added to the JSON line of every system
+    def fill_tracker(self, system: "Ferroswitch", neutron) -> None:
+        """ferroswitch-full: a second VM of the network, in the same group,
+        replays fill.pcap once (net_pcap without infinite_rx) before p0
+        comes: its connections stay tracked (60 s unanswered) while the
+        scenario runs, so the tracker holds --fill-to connections."""
+        t0 = time.monotonic()
+        filler = neutron("port", "create", "filler-eth0", "--network", "provider",
+                         "--mac-address", neutron_traffic.FILLER_MAC,
+                         "--fixed-ip",
+                         f"subnet=provider-v4,ip-address={neutron_traffic.FILLER_IP}",
+                         "--security-group", "bench")
+        system.ctl("port", "add", "br-int", "p2",
+                   f"net_pcap2,rx_pcap={self.fill_pcap.resolve()}",
+                   "--iface-id", filler["id"], timeout=60)
+        deadline = time.monotonic() + 120
+        while True:
+            n = json.loads(system.ctl("conntrack", "stats", "--json").stdout)["connections"]
+            if n >= self.fill:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"the tracker holds {n} connections, not {self.fill}, "
+                                 "120 s after the filler started")
+            time.sleep(0.5)
+        log(f"{system.name}: tracker filled with {n} connections "
+            f"({time.monotonic() - t0:.1f} s)")
+
     def window_results(self, system: "System") -> dict: return {}   # read right after the window
 
     def frames_held(self) -> int:
@@ -909,11 +935,15 @@ class Neutron(Scenario):
     port's iface-id (os-vif's way), so no frame crosses before the policy is
     in place. ferroswitch-l2: the same ports as plain L2 ports, no Neutron
     (p0 access VLAN 1, p1 trunk translating 3029 <-> 1): what
-    port_security_enabled=false must cost no more than.
+    port_security_enabled=false must cost no more than. ferroswitch-full:
+    as ferroswitch, but first a second VM port of the group (p2, net_pcap
+    replaying fill.pcap once) opens connections until the tracker holds
+    --fill-to (default 1,000,000) with the scenario's own; the same traffic
+    is then measured among a million tracked connections.
     """
 
     name = "neutron"
-    systems = ["ferroswitch", "ferroswitch-l2", "ovs-dpdk"]
+    systems = ["ferroswitch", "ferroswitch-l2", "ferroswitch-full", "ovs-dpdk"]
     require_tx = True
     supports_macs = False
     ovs_local_vlan = 2
@@ -939,12 +969,21 @@ class Neutron(Scenario):
         log(f"traffic: neutron, {a.connections} UDP connections, {len(frames[0])} + "
             f"{len(frames[1])} frames, variant {a.variant} -> {tdir} "
             f"({time.monotonic() - t0:.1f} s)")
+        # ferroswitch-full: a second VM fills the tracker up to --fill-to.
+        self.fill = max(0, a.fill_to - (a.connections + 128))
+        self.fill_pcap = tdir / "fill.pcap"
+        if "ferroswitch-full" in a.systems:
+            if a.variant != "sg":
+                raise BenchError("ferroswitch-full needs --variant sg (a tracker to fill)")
+            gen_pcap.write_pcap(str(self.fill_pcap), neutron_traffic.fill(self.fill))
+            log(f"traffic: {self.fill} filler connections -> {self.fill_pcap}")
 
     def frames_held(self) -> int:
         return self.held
 
     def summary_extra(self) -> dict:
-        return {"variant": self.ctx.args.variant, "connections": self.ctx.args.connections}
+        return {"variant": self.ctx.args.variant, "connections": self.ctx.args.connections,
+                "fill_to": self.ctx.args.fill_to}
 
     # --- OVS-DPDK: the agent's bridges and flows -----------------------------
     def ovs_configure(self, ovs: "OvsDpdk") -> None:
@@ -1033,6 +1072,8 @@ class Neutron(Scenario):
             port_args += ["--security-group", "bench"]
         else:
             port_args += ["--disable-port-security", "--no-security-group"]
+        if system.fill:
+            self.fill_tracker(system, neutron)
         port = neutron(*port_args)
         system.ctl("port", "add", "br-int", "p0", self.ports[0].devargs,
                    "--iface-id", port["id"], timeout=60)
@@ -1444,6 +1485,7 @@ class Ferroswitch(System):
     name = "ferroswitch"
     build_failed: str | None = None
     plain_l2 = False          # ferroswitch-l2: the scenario's plain-L2 configuration
+    fill = False              # ferroswitch-full: the tracker filled first
 
     @classmethod
     def binaries(cls) -> tuple[Path, Path]:
@@ -1667,6 +1709,16 @@ class FerroswitchBaseline(Ferroswitch):
         return None
 
 
+class FerroswitchFull(Ferroswitch):
+    """The current ferroswitch in the neutron scenario with its tracker
+    filled to --fill-to connections by a second VM before the traffic
+    starts (same traffic, same ports measured): the scenario's own
+    connections stay a few thousand among a million."""
+
+    name = "ferroswitch-full"
+    fill = True
+
+
 class FerroswitchL2(Ferroswitch):
     """The current ferroswitch with the scenario's ports configured as plain
     L2 ports (no Neutron, no port security): the neutron scenario's yardstick
@@ -1677,8 +1729,8 @@ class FerroswitchL2(Ferroswitch):
 
 
 SYSTEMS: dict[str, type[System]] = {
-    c.name: c for c in (Ferroswitch, FerroswitchBaseline, FerroswitchL2, OvsDpdk, TestpmdIo,
-                        TestpmdVhost)}
+    c.name: c for c in (Ferroswitch, FerroswitchBaseline, FerroswitchL2, FerroswitchFull,
+                        OvsDpdk, TestpmdIo, TestpmdVhost)}
 
 
 # --------------------------------------------------------------------------
@@ -1812,6 +1864,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--connections", type=int, default=1024, metavar="N",
                     help="neutron: UDP egress connections in the traffic (PEERS.md: 1024; "
                     "the tracker then holds N + 128)")
+    ap.add_argument("--fill-to", type=int, default=1_000_000, metavar="N",
+                    help="neutron, system ferroswitch-full: connections in its tracker while the "
+                    "scenario runs (a second VM opens the difference first)")
     ap.add_argument("--max-connections", type=int, default=None, metavar="N",
                     help="neutron: ferroswitch's [conntrack] max_connections (its default: "
                     "1,000,000)")
@@ -1952,7 +2007,7 @@ def main(argv=None) -> int:
                 if name not in scen_systems:
                     log(f"skipping {name}: not part of scenario {scen.name}")
                     continue
-                if cls in (Ferroswitch, FerroswitchL2):
+                if cls in (Ferroswitch, FerroswitchL2, FerroswitchFull):
                     missing = any(not b.is_file() for b in Ferroswitch.binaries())
                     if a.build or missing:
                         Ferroswitch.build(ctx)
@@ -1993,8 +2048,11 @@ def main(argv=None) -> int:
                 "ferroswitch/ovs-dpdk": ratio("ferroswitch", "ovs-dpdk"),
                 f"ferroswitch/{base}": ratio("ferroswitch", base),
                 f"ovs-dpdk/{base}": ratio("ovs-dpdk", base)}}
-            if "ferroswitch-l2" in lines:
+            if "ferroswitch-l2" in lines:   # port_security=false against plain L2 ports
                 ratios["ratios"]["ferroswitch/ferroswitch-l2"] = ratio("ferroswitch", "ferroswitch-l2")
+            if "ferroswitch-full" in lines:  # what a full tracker keeps
+                ratios["ratios"]["ferroswitch-full/ferroswitch"] = ratio("ferroswitch-full",
+                                                                         "ferroswitch")
             if a.baseline is not None:
                 ratios["ratios"][f"ferroswitch/{BASELINE}"] = ratio("ferroswitch", BASELINE)
                 ratios["cycles_per_packet_ratios"] = {

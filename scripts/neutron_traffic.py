@@ -155,6 +155,25 @@ def build(connections: int = 1024, seed: int = 1) -> tuple[list[bytes], list[byt
     return p0, p1
 
 
+FILLER_MAC = "fa:16:3e:11:00:02"   # a second VM of the network, only to fill the tracker
+FILLER_IP = "10.0.0.11"
+FILLER_SERVER_NET = (172, 20)
+
+
+def fill(connections: int) -> list[bytes]:
+    """One UDP frame from the filler VM per connection (server i // 64512 + 1
+    of 172.20.0.0/16, source port 1024 + i % 64512): replayed once, it leaves
+    that many unanswered connections in the tracker (60 s each, OVS's
+    udp_first) beside the scenario's own."""
+    if not 0 <= connections <= MAX_CONNECTIONS:
+        raise ValueError(f"fill connections must be in [0, {MAX_CONNECTIONS}]")
+    smac, sip, gw = parse_mac(FILLER_MAC), parse_ipv4(FILLER_IP), parse_mac(GW_MAC)
+    a, b = FILLER_SERVER_NET
+    return [udp(smac, gw, sip, bytes((a, b, 0, i // SPORTS + 1)), 1024 + i % SPORTS,
+                UDP_SERVER_PORT, None, i)
+            for i in range(connections)]
+
+
 def expected_ratios(connections: int = 1024) -> tuple[float, float]:
     """(p1.tx/p0.rx, p0.tx/p1.rx) of a correct switch with the security group."""
     return (connections + 144) / (connections + 256), (connections + 128) / (connections + 256)
