@@ -553,3 +553,246 @@ fn a_security_group_holds_on_the_wire_statefully() {
         "DNS and SSH: {body}"
     );
 }
+
+/// An Ethernet frame `dst src type payload`, padded to 60 bytes.
+fn eth(dst: &[u8], src: &[u8], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+fn ip6(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, next: u8, l4: &[u8]) -> Vec<u8> {
+    let len = l4.len() as u16;
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&len.to_be_bytes());
+    p.extend_from_slice(&[next, 255]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(l4);
+    p
+}
+
+fn udp_hdr(sport: u16, dport: u16) -> Vec<u8> {
+    let mut u = sport.to_be_bytes().to_vec();
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&[0, 8, 0, 0]);
+    u
+}
+
+fn mac_of(port: &serde_json::Value) -> Vec<u8> {
+    port["mac_address"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect()
+}
+
+/// The fixed IP of `port` in the family `v6`.
+fn fixed_ip(port: &serde_json::Value, v6: bool) -> std::net::IpAddr {
+    port["fixed_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["ip_address"].as_str().unwrap().parse().unwrap())
+        .find(|a: &std::net::IpAddr| a.is_ipv6() == v6)
+        .unwrap()
+}
+
+/// Issue 11, port security end to end: a VM port sends one frame of
+/// every spoof kind through a real (pcap) port; each is dropped and
+/// counted per reason, what is its own (its addresses, an allowed address
+/// pair) passes; the same frames from a port with port security off all
+/// pass.
+#[test]
+fn every_spoof_kind_is_dropped_and_counted_on_a_real_port() {
+    let _g = serial();
+    let dir = TempDir::new("neutron-spoof");
+    let (api, metrics) = (free_port(), free_port());
+    let sw = Switch::start(&dir, &neutron_config(&dir, "neutron-spoof", api, metrics));
+    let a = Some(api);
+    ctl_json(&sw, a, &["network", "create", "n1"]);
+    for (name, cidr) in [("v4", "10.0.0.0/24"), ("v6", "fd00::/64")] {
+        ctl_json(
+            &sw,
+            a,
+            &[
+                "subnet",
+                "create",
+                name,
+                "--network",
+                "n1",
+                "--subnet-range",
+                cidr,
+            ],
+        );
+    }
+    let pair_mac = "fa:16:3e:99:00:01";
+    let vm = ctl_json(
+        &sw,
+        a,
+        &[
+            "port",
+            "create",
+            "vm1-eth0",
+            "--network",
+            "n1",
+            "--allowed-address",
+            &format!("ip-address=10.0.0.99,mac-address={pair_mac}"),
+        ],
+    );
+    let open = ctl_json(
+        &sw,
+        a,
+        &[
+            "port",
+            "create",
+            "vm2-eth0",
+            "--network",
+            "n1",
+            "--disable-port-security",
+            "--no-security-group",
+        ],
+    );
+    let mac = mac_of(&vm);
+    let std::net::IpAddr::V4(v4) = fixed_ip(&vm, false) else {
+        unreachable!()
+    };
+    let std::net::IpAddr::V6(v6) = fixed_ip(&vm, true) else {
+        unreachable!()
+    };
+    let v4 = v4.octets();
+    let other_v6: std::net::Ipv6Addr = "fd00::abcd".parse().unwrap();
+    let lla: std::net::Ipv6Addr = {
+        let mut o = [0u8; 16];
+        o[..2].copy_from_slice(&[0xfe, 0x80]);
+        o[8..11].copy_from_slice(&[mac[0] ^ 2, mac[1], mac[2]]);
+        o[11..13].copy_from_slice(&[0xff, 0xfe]);
+        o[13..].copy_from_slice(&mac[3..]);
+        o.into()
+    };
+    let all_nodes: std::net::Ipv6Addr = "ff02::1".parse().unwrap();
+    let ext = [0x02, 0, 0, 0, 0, 0x50];
+    let pair: Vec<u8> = pair_mac
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let arp = |sha: &[u8], spa: [u8; 4]| {
+        let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        p.extend_from_slice(sha);
+        p.extend_from_slice(&spa);
+        p.extend_from_slice(&[0; 6]);
+        p.extend_from_slice(&[10, 0, 0, 1]);
+        eth(&[0xff; 6], sha, 0x0806, &p)
+    };
+    let na = |target: std::net::Ipv6Addr| {
+        let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+        m.extend_from_slice(&target.octets());
+        eth(&ext, &mac, 0x86dd, &ip6(lla, all_nodes, 58, &m))
+    };
+    let own = vec![
+        ip4(&ext, &mac, v4, [10, 0, 0, 50], 17, &udp_hdr(5000, 53)),
+        ip4(
+            &ext,
+            &pair,
+            [10, 0, 0, 99],
+            [10, 0, 0, 50],
+            17,
+            &udp_hdr(5001, 53),
+        ),
+        eth(
+            &ext,
+            &mac,
+            0x86dd,
+            &ip6(v6, other_v6, 17, &udp_hdr(5002, 53)),
+        ),
+        arp(&mac, v4),
+        na(v6),
+    ];
+    let spoofed = vec![
+        (
+            ip4(
+                &ext,
+                &[0xfa, 0x16, 0x3e, 1, 2, 3],
+                v4,
+                [10, 0, 0, 50],
+                17,
+                &udp_hdr(1, 53),
+            ),
+            "mac",
+        ),
+        (
+            ip4(
+                &ext,
+                &mac,
+                [10, 0, 0, 77],
+                [10, 0, 0, 50],
+                17,
+                &udp_hdr(2, 53),
+            ),
+            "ipv4_source",
+        ),
+        (
+            eth(&ext, &mac, 0x86dd, &ip6(other_v6, v6, 17, &udp_hdr(3, 53))),
+            "ipv6_source",
+        ),
+        (arp(&mac, [10, 0, 0, 77]), "arp_sender"),
+        (na(other_v6), "nd_target"),
+        (
+            ip4(&ext, &mac, v4, [10, 0, 0, 50], 17, &udp_hdr(67, 68)),
+            "dhcp_server",
+        ),
+        (
+            eth(
+                &ext,
+                &mac,
+                0x86dd,
+                &ip6(lla, all_nodes, 17, &udp_hdr(547, 546)),
+            ),
+            "dhcp_server",
+        ),
+        (
+            eth(
+                &ext,
+                &mac,
+                0x86dd,
+                &ip6(lla, all_nodes, 58, &[134, 0, 0, 0, 0, 0, 0, 0]),
+            ),
+            "router_advert",
+        ),
+        (eth(&ext, &mac, 0x88b5, &[0; 46]), "ethertype"),
+    ];
+    let mut frames = own.clone();
+    frames.extend(spoofed.iter().map(|(f, _)| f.clone()));
+    let n = frames.len() as u64;
+    let vm_id = vm["id"].as_str().unwrap();
+    add_pcap_port(&sw, &dir, 1, "vm1", &frames, &["--iface-id", vm_id]);
+    wait_status(&sw, api, vm_id, "ACTIVE");
+    sw.wait_for("vm1's frames", |s| {
+        s.iter().any(|p| p.name == "vm1" && p.rx_packets == n)
+    });
+    let vm1 = sw.port("vm1");
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for (_, reason) in &spoofed {
+        *want.entry((*reason).to_owned()).or_default() += 1;
+    }
+    assert_eq!(vm1.spoofed, want, "every kind counted under its reason");
+    assert_eq!(vm1.rx_dropped, spoofed.len() as u64, "{vm1:?}");
+
+    // A port with port security off sends the same frames: all pass.
+    let open_id = open["id"].as_str().unwrap();
+    add_pcap_port(&sw, &dir, 3, "vm2", &frames, &["--iface-id", open_id]);
+    wait_status(&sw, api, open_id, "ACTIVE");
+    sw.wait_for("vm2's frames", |s| {
+        s.iter().any(|p| p.name == "vm2" && p.rx_packets == n)
+    });
+    let vm2 = sw.port("vm2");
+    assert_eq!((vm2.rx_dropped, vm2.spoofed.len()), (0, 0), "{vm2:?}");
+    assert!(sw.stop().success());
+    // What reached the uplink: vm1's own frames, then all of vm2's.
+    let up = read_pcap(&dir.path("uplink-tx.pcap"));
+    assert_eq!(up.len() as u64, own.len() as u64 + n, "{}", up.len());
+}
