@@ -1015,3 +1015,90 @@ fn every_rule_field_and_remote_group_membership_on_real_ports() {
     );
     assert!(sw.stop().success());
 }
+
+/// Issue 12, finding 1: with a `[neutron]` section and no bridge for its
+/// ports, binding a port to this host attached it to a bridge that did
+/// not exist (and once crashed the metrics and port-list paths). The
+/// config now names the bridge (`neutron.integration_bridge`, as OVS's
+/// agent does): without it the config is refused before anything starts;
+/// with it, a bound port joins that bridge and every reader still answers.
+#[test]
+fn bound_ports_join_the_integration_bridge_and_a_config_without_it_is_refused() {
+    let _g = serial();
+    let dir = TempDir::new("neutron-intbr");
+    let (api, metrics) = (free_port(), free_port());
+    let neutron = format!(
+        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n\
+         [neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\nhost = \"compute-1\"\n\
+         vhost_socket_dir = \"{vhu}\"\n",
+        head = config_head(&dir, "neutron-intbr"),
+        db = dir.path("neutron.db").display(),
+        vhu = dir.path("vhu").display(),
+    );
+    let path = dir.path("no-bridge.toml");
+    std::fs::write(&path, &neutron).unwrap();
+    for check in [true, false] {
+        let mut cmd = std::process::Command::new(bin("vswitchd"));
+        cmd.arg("--config").arg(&path);
+        if check {
+            cmd.arg("--check");
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--check {check}: {err}");
+        assert!(
+            err.contains("neutron.integration_bridge") && err.contains("\"br-int\""),
+            "{err}"
+        );
+        assert!(
+            !err.contains("EAL:"),
+            "refused before the EAL starts: {err}"
+        );
+    }
+
+    let cfg = format!("{neutron}integration_bridge = \"br0\"\n[[bridges]]\nname = \"br0\"\n");
+    let sw = Switch::start(&dir, &cfg);
+    let a = Some(api);
+    ctl_json(
+        &sw,
+        a,
+        &[
+            "network",
+            "create",
+            "n1",
+            "--provider-network-type",
+            "local",
+        ],
+    );
+    let port = ctl_json(
+        &sw,
+        a,
+        &[
+            "port",
+            "create",
+            "p1",
+            "--network",
+            "n1",
+            "--host",
+            "compute-1",
+        ],
+    );
+    assert_eq!(port["binding:vif_type"], "vhostuser", "{port}");
+    let mut list = serde_json::Value::Null;
+    for _ in 0..100 {
+        list = ctl_json(&sw, None, &["port", "list"]);
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let attached = &list.as_array().unwrap()[0];
+    assert_eq!(
+        (attached["type"].as_str(), attached["bridge"].as_str()),
+        (Some("dpdkvhostuserclient"), Some("br0")),
+        "{list}"
+    );
+    let (status, _) = http_get(metrics, "/metrics");
+    assert_eq!(status, 200);
+    assert!(sw.stop().success());
+}

@@ -611,6 +611,18 @@ impl Config {
                 "must be an absolute directory path of at most 80 bytes",
             ));
         }
+        if let Some(n) = &self.neutron {
+            if !self.bridges.iter().any(|b| b.name == n.integration_bridge) {
+                return Err(err(
+                    "neutron.integration_bridge",
+                    format!(
+                        "no [[bridges]] entry is named {:?}: the Neutron ports bound to this \
+                         host attach to it",
+                        n.integration_bridge
+                    ),
+                ));
+            }
+        }
         let ct = &self.conntrack;
         if !(1..=MAX_CONNECTIONS).contains(&ct.max_connections) {
             return Err(err(
@@ -761,6 +773,18 @@ mod tests {
             .unwrap_err()
             .key
             .starts_with("line"));
+    }
+
+    /// Issue 12, finding 1: with a [neutron] section and no bridge for
+    /// its ports, a binding attached a port to a bridge that did not exist.
+    #[test]
+    fn neutron_needs_its_integration_bridge() {
+        let e = Config::parse("[neutron]\n").unwrap_err();
+        assert_eq!(e.key, "neutron.integration_bridge", "{e}");
+        assert!(e.reason.contains("\"br-int\""), "{e}");
+        assert!(Config::parse("[neutron]\n[[bridges]]\nname = \"br-int\"\n").is_ok());
+        let c = "[neutron]\nintegration_bridge = \"br0\"\n[[bridges]]\nname = \"br0\"\n";
+        assert!(Config::parse(c).is_ok());
     }
 
     #[test]

@@ -84,12 +84,17 @@ pub struct NeutronConfig {
     pub base_mac: String,
     /// Type of tenant networks (no provider attributes): "vlan" or "local".
     pub tenant_network_type: String,
+    /// The switch bridge the Neutron ports bound to this host attach to
+    /// (OVS agent's `integration_bridge`); the daemon refuses a config
+    /// without a bridge of this name.
+    pub integration_bridge: String,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
 pub const DEFAULT_DATABASE: &str = "/var/lib/ferroswitch/neutron.db";
 pub const DEFAULT_VHOST_SOCKET_DIR: &str = "/var/run/openvswitch";
 pub const DEFAULT_BASE_MAC: &str = "fa:16:3e:00:00:00";
+pub const DEFAULT_INTEGRATION_BRIDGE: &str = "br-int";
 
 /// The machine's hostname (what Nova reports as the compute host).
 pub fn machine_hostname() -> String {
@@ -113,6 +118,7 @@ impl Default for NeutronConfig {
             vhost_socket_dir: PathBuf::from(DEFAULT_VHOST_SOCKET_DIR),
             base_mac: DEFAULT_BASE_MAC.to_owned(),
             tenant_network_type: "vlan".to_owned(),
+            integration_bridge: DEFAULT_INTEGRATION_BRIDGE.to_owned(),
         }
     }
 }

@@ -58,6 +58,9 @@ pub enum OpenError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Device(#[from] DpdkError),
+    /// The integration bridge the port should join does not exist.
+    #[error("neutron.integration_bridge: no bridge named {0:?}")]
+    NoBridge(String),
 }
 
 /// Why a port change (`port add`, `port del`) was refused; nothing of it

@@ -214,7 +214,20 @@ impl Daemon {
                 .find_map(|id| Some((id.clone(), n.compiler.attachments().get(id)?.clone())));
             let Some((id, a)) = next else { break };
             let cfg = a.port_config(&id);
-            match self.open_port(0, cfg) {
+            // The config names the bridge (checked at start to exist).
+            let wanted = self
+                .cfg
+                .neutron
+                .as_ref()
+                .map_or(neutron::DEFAULT_INTEGRATION_BRIDGE, |c| {
+                    c.integration_bridge.as_str()
+                });
+            let bridge = self.bridges.iter().position(|b| b.name == wanted);
+            let opened = match bridge {
+                Some(bi) => self.open_port(bi, cfg),
+                None => Err(super::error::OpenError::NoBridge(wanted.to_owned())),
+            };
+            match opened {
                 Ok(()) => {
                     if let Some(p) = self.ports.get_mut(&a.port_name) {
                         p.auto_attached = true;

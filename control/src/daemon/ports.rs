@@ -96,6 +96,7 @@ impl Daemon {
             OpenError::Full => PortError::Full,
             OpenError::Config(e) => PortError::Config(e),
             OpenError::Device(source) => PortError::Device { key, source },
+            OpenError::NoBridge(name) => PortError::NoBridge(name),
         })?;
         self.compile_neutron();
         self.publish();

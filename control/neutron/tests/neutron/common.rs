@@ -37,6 +37,7 @@ pub fn config(dir: &TempDir) -> NeutronConfig {
         vhost_socket_dir: "/var/run/openvswitch".into(),
         base_mac: "fa:16:3e:00:00:00".into(),
         tenant_network_type: "vlan".into(),
+        ..NeutronConfig::default()
     }
 }
 
