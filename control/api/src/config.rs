@@ -89,6 +89,9 @@ fn default_max_connections() -> usize {
     1_000_000
 }
 
+/// The longest kernel interface name (IFNAMSIZ less its NUL).
+pub const IFNAME_MAX: usize = 15;
+
 /// The most connections a tracker can index (slab slots are 30-bit).
 pub const MAX_CONNECTIONS: usize = (u32::MAX >> 2) as usize;
 /// The longest timeout: past it the table's clock (seconds) could wrap.
@@ -477,6 +480,25 @@ impl PortConfig {
                 "must be 1-64 characters without spaces",
             ));
         }
+        // A name becomes a file (a dpdkvhostuser socket in vhost_sock_dir)
+        // or a kernel interface (an internal port's TAP): never a path.
+        if self.name.contains('/') || self.name == "." || self.name == ".." {
+            return Err(err(
+                format!("{key}.name"),
+                format!(
+                    "{:?} would be a path: a port name has no '/' and is not '.' or '..'",
+                    self.name
+                ),
+            ));
+        }
+        if self.kind == PortType::Internal && self.name.len() > IFNAME_MAX {
+            return Err(err(
+                format!("{key}.name"),
+                format!(
+                    "an internal port's name is its kernel interface's: at most {IFNAME_MAX} bytes"
+                ),
+            ));
+        }
         self.check_type_fields(key)?;
         if let Some(m) = self.mtu_request {
             if !MTU_RANGE.contains(&m) {
@@ -773,6 +795,31 @@ mod tests {
             .unwrap_err()
             .key
             .starts_with("line"));
+    }
+
+    /// Issue 12, finding 6: `port add br0 ../escape --type dpdkvhostuser`
+    /// made a socket outside vhost_sock_dir, `sub/dir/deep` directories.
+    #[test]
+    fn port_names_are_never_paths() {
+        for (name, kind) in [
+            ("../escape", "dpdkvhostuser"),
+            ("sub/dir/deep", "dpdkvhostuser"),
+            ("..", "dpdkvhostuser"),
+            (".", "dpdk"),
+            ("a-very-long-tap-name", "internal"),
+        ] {
+            let extra = format!("type = \"{kind}\"");
+            let cfg = with_port(&extra).replace("name = \"p0\"", &format!("name = {name:?}"));
+            let cfg = if kind == "dpdk" {
+                cfg
+            } else {
+                cfg.replace("devargs = \"net_null0\"\n", "")
+            };
+            let e = Config::parse(&cfg).unwrap_err();
+            assert_eq!(e.key, "bridges[0].ports[0].name", "{name}: {e}");
+        }
+        let ok = with_port("").replace("name = \"p0\"", "name = \"vhu..1\"");
+        assert!(Config::parse(&ok).is_ok(), "dots inside a name are fine");
     }
 
     /// Issue 12, finding 1: with a [neutron] section and no bridge for
