@@ -37,7 +37,8 @@ fn bad_config_is_refused_naming_the_key_and_nothing_starts() {
     let cases = [
         ("tag = 5000", "bridges[0].ports[1].tag"),
         ("trunks = [9999]", "bridges[0].ports[1].trunks"),
-        ("vlan_mode = \"sideways\"", "line"),
+        ("vlan_mode = \"sideways\"", "bridges[0].ports[1].vlan_mode"),
+        ("tag = \"ten\"", "bridges[0].ports[1].tag"),
         ("colour = \"red\"", "unknown field"),
         ("rx_queues = 0", "bridges[0].ports[1].rx_queues"),
     ];

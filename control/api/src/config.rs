@@ -567,15 +567,23 @@ fn online_cpus() -> usize {
 
 impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            let key = e.span().map(|s| {
-                // Name the line the parser stopped at.
-                let line = text[..s.start.min(text.len())].lines().count().max(1);
-                format!("line {line}")
-            });
+        // A value of the wrong type is named by its key (the path serde
+        // was at); a syntax error by its line.
+        let de = toml::Deserializer::new(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let key = if path.is_empty() || path == "." {
+                inner.span().map(|s| {
+                    let line = text[..s.start.min(text.len())].lines().count().max(1);
+                    format!("line {line}")
+                })
+            } else {
+                Some(path)
+            };
             err(
                 key.unwrap_or_else(|| "config".into()),
-                e.message().to_owned(),
+                inner.message().to_owned(),
             )
         })?;
         cfg.validate()?;
@@ -791,6 +799,23 @@ mod tests {
             Config::parse(&dup).unwrap_err().key,
             "bridges[0].ports[1].devargs"
         );
+        assert!(Config::parse("not toml [")
+            .unwrap_err()
+            .key
+            .starts_with("line"));
+    }
+
+    /// Issue 12, finding 8: a value of the wrong type named a line, not
+    /// its key.
+    #[test]
+    fn type_errors_name_the_key() {
+        let e = Config::parse(&with_port("tag = \"ten\"")).unwrap_err();
+        assert_eq!(e.key, "bridges[0].ports[0].tag", "{e}");
+        assert!(e.reason.contains("\"ten\""), "{e}");
+        let e = Config::parse("[dataplane]\nmac_aging_secs = -1\n").unwrap_err();
+        assert_eq!(e.key, "dataplane.mac_aging_secs", "{e}");
+        let e = Config::parse("[conntrack.timeouts]\nudp_first = \"long\"\n").unwrap_err();
+        assert_eq!(e.key, "conntrack.timeouts.udp_first", "{e}");
         assert!(Config::parse("not toml [")
             .unwrap_err()
             .key
