@@ -642,6 +642,26 @@ impl Config {
             ));
         }
         if let Some(n) = &self.neutron {
+            n.check().map_err(|e| match e {
+                neutron::NeutronError::Config { key, reason } => err(key, reason),
+                other => err("neutron", other.to_string()),
+            })?;
+            for m in &n.bridge_mappings {
+                let Some((physnet, uplink)) = m.split_once(':') else {
+                    continue; // its syntax is checked above
+                };
+                if !self
+                    .bridges
+                    .iter()
+                    .flat_map(|b| &b.ports)
+                    .any(|p| p.name == uplink)
+                {
+                    return Err(err(
+                        "neutron.bridge_mappings",
+                        format!("{physnet} maps to {uplink:?}, which is not a port of any bridge"),
+                    ));
+                }
+            }
             if !self.bridges.iter().any(|b| b.name == n.integration_bridge) {
                 return Err(err(
                     "neutron.integration_bridge",
@@ -803,6 +823,32 @@ mod tests {
             .unwrap_err()
             .key
             .starts_with("line"));
+    }
+
+    /// Issue 12, finding 7: `--check` passed five `[neutron]` sections
+    /// that start refused.
+    #[test]
+    fn the_neutron_section_is_checked_with_the_rest() {
+        let bridge = "[[bridges]]\nname = \"br-int\"\n";
+        for (neutron, key) in [
+            ("listen = \"0.0.0.0:9696\"", "neutron.token"),
+            (
+                "network_vlan_ranges = [\"physnet1:3499:3000\"]",
+                "neutron.network_vlan_ranges[0]",
+            ),
+            (
+                "network_vlan_ranges = [\"physnet1:4000:5000\"]",
+                "neutron.network_vlan_ranges[0]",
+            ),
+            ("base_mac = \"zz:16:3e:00:00:00\"", "neutron.base_mac"),
+            (
+                "bridge_mappings = [\"physnet1:missing\"]",
+                "neutron.bridge_mappings",
+            ),
+        ] {
+            let e = Config::parse(&format!("[neutron]\n{neutron}\n{bridge}")).unwrap_err();
+            assert!(e.key.starts_with(key), "{neutron}: {e}");
+        }
     }
 
     /// Issue 12, finding 8: a value of the wrong type named a line, not

@@ -166,6 +166,12 @@ impl NeutronConfig {
         })
     }
 
+    /// Every check the service makes of its configuration before it
+    /// opens anything (`vswitchd --check` runs it too).
+    pub fn check(&self) -> Result<(), NeutronError> {
+        self.validate().map(|_| ())
+    }
+
     pub(crate) fn validate(&self) -> Result<Settings, NeutronError> {
         let listen = resolve_listen(&self.listen)?;
         if let Some(t) = &self.token {

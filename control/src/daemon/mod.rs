@@ -97,22 +97,8 @@ impl Daemon {
         // nothing has started when they do.
         let neutron = match &cfg.neutron {
             Some(ncfg) => {
+                // Config::validate checked that every uplink is a port.
                 let mappings = compiler::parse_mappings(&ncfg.bridge_mappings);
-                for (physnet, uplink) in &mappings {
-                    if !cfg
-                        .bridges
-                        .iter()
-                        .flat_map(|b| &b.ports)
-                        .any(|p| &p.name == uplink)
-                    {
-                        return Err(DaemonError::Config(control_api::config::ConfigError {
-                            key: "neutron.bridge_mappings".into(),
-                            reason: format!(
-                                "{physnet} maps to {uplink:?}, which is not a port of any bridge"
-                            ),
-                        }));
-                    }
-                }
                 // Where the hypervisor creates the sockets of the VMs bound
                 // here (OVS's /var/run/openvswitch); it must exist first.
                 std::fs::create_dir_all(&ncfg.vhost_socket_dir).map_err(|e| {
