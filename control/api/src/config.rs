@@ -692,12 +692,24 @@ impl Config {
             return Err(err("control.socket", "must be a path"));
         }
         if let Some(m) = &self.control.metrics_listen {
-            m.parse::<std::net::SocketAddr>().map_err(|e| {
+            let addr = m.parse::<std::net::SocketAddr>().map_err(|e| {
                 err(
                     "control.metrics_listen",
                     format!("{m:?} is not host:port ({e})"),
                 )
             })?;
+            // /metrics has no credentials: like the API without a token,
+            // it stays on loopback (a scraper elsewhere goes through a proxy
+            // that authenticates).
+            if !addr.ip().is_loopback() {
+                return Err(err(
+                    "control.metrics_listen",
+                    format!(
+                        "{m} is not a loopback address: /metrics takes no token, so it \
+                         listens on loopback only (put an authenticating proxy in front)"
+                    ),
+                ));
+            }
         }
         if self.eal.args.iter().any(|a| a.contains('\0')) {
             return Err(err("eal.args", "an argument contains a NUL byte"));
@@ -823,6 +835,21 @@ mod tests {
             .unwrap_err()
             .key
             .starts_with("line"));
+    }
+
+    /// Issue 12, finding 5: /metrics, which takes no token, could listen
+    /// on any address.
+    #[test]
+    fn metrics_stay_on_loopback() {
+        for addr in ["0.0.0.0:9108", "192.0.2.1:9108", "[::]:9108"] {
+            let e =
+                Config::parse(&format!("[control]\nmetrics_listen = \"{addr}\"\n")).unwrap_err();
+            assert_eq!(e.key, "control.metrics_listen", "{addr}: {e}");
+        }
+        for addr in ["127.0.0.1:9108", "[::1]:9108"] {
+            let cfg = format!("[control]\nmetrics_listen = \"{addr}\"\n");
+            assert!(Config::parse(&cfg).is_ok(), "{addr}");
+        }
     }
 
     /// Issue 12, finding 7: `--check` passed five `[neutron]` sections
