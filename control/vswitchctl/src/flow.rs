@@ -4,6 +4,7 @@
 //! segment's flags: SYN (a new connection's first packet) unless
 //! `tcp_flags` says otherwise. Errors name the field and why.
 use std::net::{Ipv4Addr, Ipv6Addr};
+use switch_core::wire::EthernetAddress;
 
 /// A parsed flow: the input port and the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,15 +46,9 @@ fn bad(field: &str, why: impl std::fmt::Display) -> String {
 }
 
 fn mac(field: &str, v: &str) -> Result<[u8; 6], String> {
-    let parts: Vec<&str> = v.split(':').collect();
-    let bytes: Option<Vec<u8>> = parts
-        .iter()
-        .map(|p| u8::from_str_radix(p, 16).ok())
-        .collect();
-    match bytes {
-        Some(b) if b.len() == 6 => Ok([b[0], b[1], b[2], b[3], b[4], b[5]]),
-        _ => Err(bad(field, format!("{v:?} is not a MAC address"))),
-    }
+    v.parse::<EthernetAddress>()
+        .map(|m| m.0)
+        .map_err(|_| bad(field, format!("{v:?} is not a MAC address")))
 }
 
 fn number<T: TryFrom<u64>>(field: &str, v: &str) -> Result<T, String> {

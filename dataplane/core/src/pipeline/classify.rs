@@ -2,7 +2,7 @@
 use super::{Action, DropReason, FloodSets, TagAction};
 use crate::frame::{Burst, Frame, BURST};
 use crate::mac_table::MacKey;
-use crate::port::PortId;
+use crate::port::{PortId, PortMask};
 use crate::view::SwitchView;
 use crate::wire::ethernet::{SwitchingHeader, MIN_TAGGED_LEN};
 use crate::wire::EtherType;
@@ -141,6 +141,30 @@ fn header_key(f: &impl Frame) -> Option<u128> {
     (d.len() >= MIN_TAGGED_LEN).then_some(a)
 }
 
+/// Where a frame in `vlan` from `in_port` goes once the MAC table said
+/// where its destination is (`known`) or that it does not know: to that
+/// port, tagged as it wants the VLAN; nowhere if that is the input port or
+/// not in the VLAN; else a flood over `members` (resolved into `floods`).
+#[inline(always)]
+pub(super) fn forward(
+    view: &SwitchView,
+    floods: &mut FloodSets,
+    members: PortMask,
+    in_port: PortId,
+    known: Option<PortId>,
+    vlan: u16,
+    in_tci: Option<u16>,
+) -> Action {
+    match known {
+        Some(p) if p == in_port => Action::Drop(DropReason::NoOutput),
+        Some(p) => match view.port(p).and_then(|o| o.vlan.egress(vlan)) {
+            Some(eg) => Action::Output(p, TagAction::for_egress(in_tci, eg)),
+            None => Action::Drop(DropReason::NoOutput),
+        },
+        None => floods.resolve(view, members, in_port, vlan, in_tci),
+    }
+}
+
 /// Classifies the burst `rx` that arrived on `in_port`, into `out`.
 ///
 /// Contract: reads the frames and never changes them; learns the unicast
@@ -262,16 +286,15 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                 } else {
                     fdb.lookup_at(lane.dst, clock)
                 };
-                match known {
-                    Some(p) if p == in_port => Action::Drop(DropReason::NoOutput),
-                    Some(p) => match view.port(p).and_then(|o| o.vlan.egress(lane.vlan)) {
-                        Some(eg) => Action::Output(p, TagAction::for_egress(lane.in_tci, eg)),
-                        None => Action::Drop(DropReason::NoOutput),
-                    },
-                    None => out
-                        .floods
-                        .resolve(view, bridge.ports, in_port, lane.vlan, lane.in_tci),
-                }
+                forward(
+                    view,
+                    &mut out.floods,
+                    bridge.ports,
+                    in_port,
+                    known,
+                    lane.vlan,
+                    lane.in_tci,
+                )
             }
         };
         out.actions[i] = action;

@@ -5,9 +5,10 @@
 //! output. It reads a snapshot's view and the connection tracker and
 //! changes neither: nothing is learned, tracked, committed or sent.
 //! Control path only (it allocates its report).
+use super::classify::forward;
 use super::filter::{admit, secured, Admitted, Kind};
 use super::{Action, DropReason, FloodSets, TagAction};
-use crate::acl::{AclRule, Direction, PortAcl, Prefix, Remote};
+use crate::acl::{is_icmp, AclRule, Direction, PortAcl, Prefix, Remote};
 use crate::conntrack::{ConnTable, CtState};
 use crate::flow_key::{FlowKey, ParseDepth};
 use crate::port::PortId;
@@ -65,14 +66,15 @@ pub fn trace(
         None
     };
     let mut floods = FloodSets::default();
-    let action = match known {
-        Some(p) if p == in_port => Action::Drop(DropReason::NoOutput),
-        Some(p) => match view.port(p).and_then(|o| o.vlan.egress(vlan)) {
-            Some(eg) => Action::Output(p, TagAction::for_egress(h.outer_tci, eg)),
-            None => Action::Drop(DropReason::NoOutput),
-        },
-        None => floods.resolve(view, bridge.ports, in_port, vlan, h.outer_tci),
-    };
+    let action = forward(
+        view,
+        &mut floods,
+        bridge.ports,
+        in_port,
+        known,
+        vlan,
+        h.outer_tci,
+    );
     let name = |p: PortId| {
         view.port(p)
             .map_or(format!("port {p:?}"), |v| v.name.clone())
@@ -214,14 +216,14 @@ fn admitted(a: Admitted) -> &'static str {
 /// A rule as Neutron shows it: direction, ethertype, protocol, ports or
 /// ICMP type/code, remote.
 fn describe(r: &AclRule) -> String {
-    let proto = match (r.protocol, r.v6) {
-        (None, _) => "any".to_owned(),
-        (Some(1), false) | (Some(58), true) => "icmp".to_owned(),
-        (Some(6), _) => "tcp".to_owned(),
-        (Some(17), _) => "udp".to_owned(),
-        (Some(p), _) => format!("protocol {p}"),
+    let icmp = r.protocol.is_some_and(|p| is_icmp(p, r.v6));
+    let proto = match r.protocol {
+        None => "any".to_owned(),
+        Some(_) if icmp => "icmp".to_owned(),
+        Some(6) => "tcp".to_owned(),
+        Some(17) => "udp".to_owned(),
+        Some(p) => format!("protocol {p}"),
     };
-    let icmp = matches!((r.protocol, r.v6), (Some(1), false) | (Some(58), true));
     let ports = match (icmp, r.port_min, r.port_max) {
         (true, 255, _) => String::new(),
         (true, t, 255) => format!(" type {t}"),
