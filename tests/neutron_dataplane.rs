@@ -554,6 +554,27 @@ fn a_security_group_holds_on_the_wire_statefully() {
     );
 }
 
+/// Network "n1" (a tenant VLAN) with subnets "v4" (10.0.0.0/24) and "v6"
+/// (fd00::/64).
+fn dual_stack_network(sw: &Switch, api: u16) {
+    ctl_json(sw, Some(api), &["network", "create", "n1"]);
+    for (name, cidr) in [("v4", "10.0.0.0/24"), ("v6", "fd00::/64")] {
+        ctl_json(
+            sw,
+            Some(api),
+            &[
+                "subnet",
+                "create",
+                name,
+                "--network",
+                "n1",
+                "--subnet-range",
+                cidr,
+            ],
+        );
+    }
+}
+
 /// An Ethernet frame `dst src type payload`, padded to 60 bytes.
 fn eth(dst: &[u8], src: &[u8], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = dst.to_vec();
@@ -614,22 +635,7 @@ fn every_spoof_kind_is_dropped_and_counted_on_a_real_port() {
     let (api, metrics) = (free_port(), free_port());
     let sw = Switch::start(&dir, &neutron_config(&dir, "neutron-spoof", api, metrics));
     let a = Some(api);
-    ctl_json(&sw, a, &["network", "create", "n1"]);
-    for (name, cidr) in [("v4", "10.0.0.0/24"), ("v6", "fd00::/64")] {
-        ctl_json(
-            &sw,
-            a,
-            &[
-                "subnet",
-                "create",
-                name,
-                "--network",
-                "n1",
-                "--subnet-range",
-                cidr,
-            ],
-        );
-    }
+    dual_stack_network(&sw, api);
     let pair_mac = "fa:16:3e:99:00:01";
     let vm = ctl_json(
         &sw,
@@ -811,22 +817,7 @@ fn every_rule_field_and_remote_group_membership_on_real_ports() {
     let (api, metrics) = (free_port(), free_port());
     let sw = Switch::start(&dir, &neutron_config(&dir, "neutron-fields", api, metrics));
     let a = Some(api);
-    ctl_json(&sw, a, &["network", "create", "n1"]);
-    for (name, cidr) in [("v4", "10.0.0.0/24"), ("v6", "fd00::/64")] {
-        ctl_json(
-            &sw,
-            a,
-            &[
-                "subnet",
-                "create",
-                name,
-                "--network",
-                "n1",
-                "--subnet-range",
-                cidr,
-            ],
-        );
-    }
+    dual_stack_network(&sw, api);
     ctl_json(&sw, a, &["security-group", "create", "peers"]);
     let fields = ctl_json(&sw, a, &["security-group", "create", "fields"]);
     for rule in [
