@@ -58,13 +58,35 @@ impl Drop for ApiServer {
     }
 }
 
-pub(crate) fn serve(engine: Arc<Engine>) -> Result<ApiServer, NeutronError> {
+/// Binds the API's address (before anything else starts, so a taken port
+/// is found first).
+pub(crate) fn bind(engine: &Engine) -> Result<std::net::TcpListener, NeutronError> {
     let listen = engine.s.listen;
+    let fail = |e: std::io::Error| NeutronError::Serve {
+        addr: listen.to_string(),
+        reason: e.to_string(),
+    };
+    let l = std::net::TcpListener::bind(listen).map_err(fail)?;
+    l.set_nonblocking(true).map_err(fail)?;
+    Ok(l)
+}
+
+pub(crate) fn serve(
+    engine: Arc<Engine>,
+    std_listener: std::net::TcpListener,
+) -> Result<ApiServer, NeutronError> {
+    let listen = engine.s.listen;
+    let limits = httpd::Limits {
+        max_connections: engine.s.max_connections,
+        header_timeout: engine.s.request_timeout,
+        body_timeout: engine.s.request_timeout,
+        grace: GRACE,
+        ..httpd::Limits::default()
+    };
     let fail = |reason: String| NeutronError::Serve {
         addr: listen.to_string(),
         reason,
     };
-    let std_listener = std::net::TcpListener::bind(listen).map_err(|e| fail(e.to_string()))?;
     std_listener
         .set_nonblocking(true)
         .map_err(|e| fail(e.to_string()))?;
@@ -90,17 +112,12 @@ pub(crate) fn serve(engine: Arc<Engine>) -> Result<ApiServer, NeutronError> {
                     }
                 };
                 let app = Router::new().fallback(handle).with_state(engine);
-                let mut graceful = stop_rx.clone();
-                let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = graceful.wait_for(|v| *v).await;
-                });
-                let task = tokio::spawn(async move { server.await });
                 let mut stop = stop_rx;
                 // A dropped sender means stop as well.
-                let _ = stop.wait_for(|v| *v).await;
-                if tokio::time::timeout(GRACE, task).await.is_err() {
-                    tracing::warn!("neutron API: requests still running after {GRACE:?}, closing");
-                }
+                let stopped = async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                };
+                httpd::serve(listener, app, limits, stopped).await;
             });
             rt.shutdown_timeout(GRACE);
         })
@@ -155,15 +172,14 @@ async fn handle(State(engine): State<Arc<Engine>>, req: axum::extract::Request) 
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let (route, resp) = match axum::body::to_bytes(body, MAX_BODY).await {
-        Err(_) => (
-            "unmatched".to_owned(),
-            err_resp(&ApiError::new(
-                413,
-                "HTTPRequestEntityTooLarge",
-                format!("request body: larger than {MAX_BODY} bytes"),
-            )),
-        ),
+    let read = match check_request_headers(&parts.headers) {
+        Err(e) => Err(e),
+        Ok(()) => httpd::read_body(&parts.extensions, body, MAX_BODY)
+            .await
+            .map_err(|e| body_error(&e)),
+    };
+    let (route, resp) = match read {
+        Err(e) => ("unmatched".to_owned(), err_resp(&e)),
         Ok(bytes) => {
             let req = ApiRequest {
                 method: method.clone(),
@@ -197,6 +213,58 @@ async fn handle(State(engine): State<Arc<Engine>>, req: axum::extract::Request) 
         );
     }
     r
+}
+
+/// The longest `X-Project-Id` (Neutron's `project_id` is 255 characters).
+const MAX_PROJECT_ID: usize = 255;
+
+/// What is wrong with a request before its body is read: a body that is not
+/// JSON (Neutron answers 415) or a project id longer than Neutron stores.
+fn check_request_headers(h: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    if let Some(ct) = h.get(header::CONTENT_TYPE) {
+        let media = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media != "application/json" {
+            return Err(ApiError::new(
+                415,
+                "HTTPUnsupportedMediaType",
+                format!(
+                    "Content-Type: {:?} is not supported, send application/json",
+                    String::from_utf8_lossy(ct.as_bytes())
+                ),
+            ));
+        }
+    }
+    if let Some(p) = h.get("x-project-id") {
+        let ok = p
+            .to_str()
+            .is_ok_and(|s| !s.is_empty() && s.chars().count() <= MAX_PROJECT_ID);
+        if !ok {
+            return Err(ApiError::new(
+                400,
+                "HTTPBadRequest",
+                format!("X-Project-Id: must be 1-{MAX_PROJECT_ID} printable ASCII characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A body that could not be read: too large (413), cut or badly chunked
+/// (400), too slow (408).
+fn body_error(e: &httpd::BodyError) -> ApiError {
+    let (status, kind) = match e {
+        httpd::BodyError::TooLarge(_) => (413, "HTTPRequestEntityTooLarge"),
+        httpd::BodyError::Malformed(_) => (400, "HTTPBadRequest"),
+        httpd::BodyError::TimedOut(_) => (408, "HTTPRequestTimeout"),
+    };
+    ApiError::new(status, kind, format!("request body: {e}"))
 }
 
 fn err_resp(e: &ApiError) -> Resp {
@@ -603,6 +671,12 @@ impl Tx<'_> {
             f(&mut t)?;
             t.sort();
             t.dedup();
+            if t.len() > crate::MAX_TAGS {
+                return Err(ApiError::bad(
+                    "tags",
+                    format!("at most {} tags per resource", crate::MAX_TAGS),
+                ));
+            }
             let changed = t != std.tags;
             if changed {
                 std.tags = t;

@@ -88,6 +88,17 @@ pub struct NeutronConfig {
     /// (OVS agent's `integration_bridge`); the daemon refuses a config
     /// without a bridge of this name.
     pub integration_bridge: String,
+    /// API connections served at once; at the limit a new one closes the
+    /// oldest idle one. The daemon keeps it below its file-descriptor limit.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's head, and again its body;
+    /// an idle keep-alive connection is closed after it too.
+    pub request_timeout_secs: u64,
+    /// Neutron's `max_fixed_ips_per_port`.
+    pub max_fixed_ips_per_port: usize,
+    /// Allocation pools per subnet. Neutron sets no limit; without one a
+    /// single request could make every later allocation scan thousands.
+    pub max_allocation_pools: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
@@ -95,6 +106,13 @@ pub const DEFAULT_DATABASE: &str = "/var/lib/ferroswitch/neutron.db";
 pub const DEFAULT_VHOST_SOCKET_DIR: &str = "/var/run/openvswitch";
 pub const DEFAULT_BASE_MAC: &str = "fa:16:3e:00:00:00";
 pub const DEFAULT_INTEGRATION_BRIDGE: &str = "br-int";
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
+/// Neutron's default `max_fixed_ips_per_port`.
+pub const DEFAULT_MAX_FIXED_IPS_PER_PORT: usize = 5;
+pub const DEFAULT_MAX_ALLOCATION_POOLS: usize = 64;
+/// Tags per resource: Neutron's `MAX_TAGS`, not configurable there either.
+pub const MAX_TAGS: usize = 50;
 
 /// The machine's hostname (what Nova reports as the compute host).
 pub fn machine_hostname() -> String {
@@ -119,6 +137,10 @@ impl Default for NeutronConfig {
             base_mac: DEFAULT_BASE_MAC.to_owned(),
             tenant_network_type: "vlan".to_owned(),
             integration_bridge: DEFAULT_INTEGRATION_BRIDGE.to_owned(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            max_fixed_ips_per_port: DEFAULT_MAX_FIXED_IPS_PER_PORT,
+            max_allocation_pools: DEFAULT_MAX_ALLOCATION_POOLS,
         }
     }
 }
@@ -139,6 +161,10 @@ pub(crate) struct Settings {
     /// How many leading bytes of base_mac are kept (3 or 4).
     pub mac_fixed: usize,
     pub tenant_type: NetworkType,
+    pub max_connections: usize,
+    pub request_timeout: std::time::Duration,
+    pub max_fixed_ips_per_port: usize,
+    pub max_allocation_pools: usize,
 }
 
 fn check_physnet(key: &str, p: &str) -> Result<(), NeutronError> {
@@ -280,6 +306,28 @@ impl NeutronConfig {
                 ))
             }
         };
+        for (key, v, max) in [
+            ("neutron.max_connections", self.max_connections, 1_000_000),
+            (
+                "neutron.request_timeout_secs",
+                self.request_timeout_secs as usize,
+                3600,
+            ),
+            (
+                "neutron.max_fixed_ips_per_port",
+                self.max_fixed_ips_per_port,
+                1024,
+            ),
+            (
+                "neutron.max_allocation_pools",
+                self.max_allocation_pools,
+                1024,
+            ),
+        ] {
+            if v == 0 || v > max {
+                return Err(config_err(key, format!("{v} is not 1-{max}")));
+            }
+        }
         if tenant_type == NetworkType::Vlan && !vlan_ranges.iter().any(|r| r.range.is_some()) {
             tracing::warn!("neutron.network_vlan_ranges has no VLAN range: tenant networks cannot be created, only provider networks");
         }
@@ -295,6 +343,10 @@ impl NeutronConfig {
             base_mac,
             mac_fixed: if base_mac[3] != 0 { 4 } else { 3 },
             tenant_type,
+            max_connections: self.max_connections,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            max_fixed_ips_per_port: self.max_fixed_ips_per_port,
+            max_allocation_pools: self.max_allocation_pools,
         })
     }
 }
@@ -378,6 +430,33 @@ impl Neutron {
         })
     }
 
+    /// Answers one request in process as the REST API would, without HTTP
+    /// (for tests and fuzzing): `path` may carry a `?query`. Returns the
+    /// status and the JSON body.
+    pub fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        project: Option<&str>,
+    ) -> (u16, Vec<u8>) {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_owned())),
+            None => (path, None),
+        };
+        let req = api::ApiRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query,
+            body: body.to_vec(),
+            token: self.inner.s.token.clone(),
+            host: None,
+            project: project.map(str::to_owned),
+        };
+        let (_, resp) = api::dispatch(&self.inner, req);
+        (resp.status, resp.body)
+    }
+
     /// The committed state; O(1).
     pub fn state(&self) -> Arc<NeutronState> {
         self.inner.state()
@@ -400,7 +479,18 @@ impl Neutron {
     /// Binds `listen` and serves the API on its own thread (own tokio
     /// runtime, 2 workers) until [`ApiServer::shutdown`] or drop.
     pub fn serve(&self) -> Result<ApiServer, NeutronError> {
-        api::serve(self.inner.clone())
+        self.serve_on(self.bind()?)
+    }
+
+    /// Binds `listen` without serving yet (the daemon binds every listener
+    /// before it touches a device).
+    pub fn bind(&self) -> Result<std::net::TcpListener, NeutronError> {
+        api::bind(&self.inner)
+    }
+
+    /// Serves the API on a listener from [`Neutron::bind`].
+    pub fn serve_on(&self, listener: std::net::TcpListener) -> Result<ApiServer, NeutronError> {
+        api::serve(self.inner.clone(), listener)
     }
 
     /// Per (method, route) request counts, errors and latency histograms

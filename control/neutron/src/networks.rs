@@ -24,6 +24,16 @@ const READONLY: &[&str] = &[
 
 /// Tags are a set of short strings (standard-attr-tag); kept sorted.
 pub fn check_tags(field: &str, tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if tags.len() > crate::MAX_TAGS {
+        return Err(ApiError::bad(
+            field,
+            format!(
+                "{} tags: at most {} per resource",
+                tags.len(),
+                crate::MAX_TAGS
+            ),
+        ));
+    }
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
         check_tag(field, &t)?;

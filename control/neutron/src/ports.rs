@@ -34,7 +34,17 @@ struct ReqIp {
     ip: Option<std::net::IpAddr>,
 }
 
-fn parse_fixed_ips(items: Vec<Value>) -> Result<Vec<ReqIp>, ApiError> {
+fn parse_fixed_ips(items: Vec<Value>, max: usize) -> Result<Vec<ReqIp>, ApiError> {
+    if items.len() > max {
+        // Neutron's wording (FixedIpsTooMany... is its exception's name).
+        return Err(ApiError::bad(
+            "fixed_ips",
+            format!(
+                "Exceeded maximum amount of fixed ips per port ({} given, neutron.max_fixed_ips_per_port is {max}).",
+                items.len()
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let field = format!("fixed_ips[{i}]");
@@ -440,7 +450,7 @@ impl Tx<'_> {
             None => None,
         };
         let fixed_req = match b.list("fixed_ips")? {
-            Some(items) => Some(parse_fixed_ips(items)?),
+            Some(items) => Some(parse_fixed_ips(items, self.s.max_fixed_ips_per_port)?),
             None => None,
         };
         let sg_req = b.string_list("security_groups", 64)?;
@@ -566,7 +576,7 @@ impl Tx<'_> {
             None => None,
         };
         let fixed_req = match b.list("fixed_ips")? {
-            Some(items) => Some(parse_fixed_ips(items)?),
+            Some(items) => Some(parse_fixed_ips(items, self.s.max_fixed_ips_per_port)?),
             None => None,
         };
         let sg_req = b.string_list("security_groups", 64)?;

@@ -38,7 +38,16 @@ fn check_host_ip(field: &str, cidr: &Cidr, s: &str) -> Result<u128, ApiError> {
     Ok(v)
 }
 
-fn parse_pools(cidr: &Cidr, items: Vec<Value>) -> Result<Vec<Range>, ApiError> {
+fn parse_pools(cidr: &Cidr, items: Vec<Value>, max: usize) -> Result<Vec<Range>, ApiError> {
+    if items.len() > max {
+        return Err(ApiError::bad(
+            "allocation_pools",
+            format!(
+                "{} pools: at most {max} (neutron.max_allocation_pools)",
+                items.len()
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let f = format!("allocation_pools[{i}]");
@@ -228,7 +237,7 @@ impl Tx<'_> {
         let pools = match b.list("allocation_pools")? {
             None => default_pools(&cidr, gateway),
             Some(items) => {
-                let p = parse_pools(&cidr, items)?;
+                let p = parse_pools(&cidr, items, self.s.max_allocation_pools)?;
                 check_pools(&cidr, gateway, &p).map_err(|(conflict, why)| {
                     if conflict {
                         ApiError::conflict(
@@ -347,7 +356,7 @@ impl Tx<'_> {
             sn.gateway_ip = gateway.map(|g| cidr.ip(g).to_string());
         }
         let new_pools = match b.list("allocation_pools")? {
-            Some(items) => Some(parse_pools(&cidr, items)?),
+            Some(items) => Some(parse_pools(&cidr, items, self.s.max_allocation_pools)?),
             None => None,
         };
         let mut readonly = READONLY.to_vec();
