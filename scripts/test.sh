@@ -22,5 +22,5 @@ cargo test --profile ci -p ferroswitch --benches
 # The NORMAL action against the real OVS-DPDK, frame for frame (skips, with
 # a message, only where OVS-DPDK cannot run).
 python3 scripts/ovs_diff.py --vswitchd target/ci/vswitchd
-# Coverage-guided fuzzing of the switching core's parsers and pipeline.
+# Coverage-guided fuzzing: the switching core, control-socket requests, API bodies.
 bash scripts/fuzz.sh 15
