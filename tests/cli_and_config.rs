@@ -325,3 +325,74 @@ fn prometheus_metrics_report_ports_pmds_and_config_latency() {
     assert_eq!(http_get(port, "/nope").0, 404);
     assert!(sw.stop().success());
 }
+
+/// Runs `vswitchd --config` on `cfg`; (exit code, stderr).
+fn run_config(dir: &TempDir, cfg: &str) -> (Option<i32>, String) {
+    let path = dir.path("c.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let out = Command::new(bin("vswitchd"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn listeners_are_bound_before_devices_and_probe_errors_say_what_is_wrong() {
+    let _g = serial();
+    let dir = TempDir::new("listen-first");
+    // A taken metrics address is found before the EAL or any port starts.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = format!(
+        "{}metrics_listen = \"127.0.0.1:{port}\"\n[[bridges]]\nname = \"br0\"\n\
+         [[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_null0\"\n",
+        config_head(&dir, "listen-first")
+    );
+    let (code, err) = run_config(&dir, &cfg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("control.metrics_listen"), "{err}");
+    assert!(!err.contains("EAL:"), "the EAL started first: {err}");
+    assert!(!dir.path("ctl.sock").exists(), "the socket was left behind");
+    drop(taken);
+
+    // A vdev no driver takes: say so, not DPDK's "Bad address".
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_nosuchdriver0\"\n",
+        config_head(&dir, "listen-first")
+    );
+    let (code, err) = run_config(&dir, &cfg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("bridges[0].ports[0].devargs")
+            && err.contains("no DPDK driver took \"net_nosuchdriver0\""),
+        "{err}"
+    );
+
+    // One port limit, stated the same way everywhere: 33 ethdevs are refused
+    // by --check already.
+    let mut cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n",
+        config_head(&dir, "listen-first")
+    );
+    for i in 0..33 {
+        cfg += &format!("[[bridges.ports]]\nname = \"p{i}\"\ndevargs = \"net_null{i}\"\n");
+    }
+    let path = dir.path("c.toml");
+    std::fs::write(&path, &cfg).unwrap();
+    let out = Command::new(bin("vswitchd"))
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(control_api::config::PORT_LIMIT),
+        "33 ethdev ports: {err}"
+    );
+}

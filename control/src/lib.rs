@@ -7,4 +7,5 @@
 pub mod compiler;
 pub mod daemon;
 pub mod metrics;
+pub mod perms;
 pub mod port;

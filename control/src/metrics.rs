@@ -8,7 +8,6 @@
 use control_api::protocol::{Request, Response};
 use crossbeam::channel::{self, Sender};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -192,14 +191,23 @@ impl Exposition {
     }
 }
 
-/// Serves `GET /metrics` on `addr` until `stop`; each scrape is answered by
+/// Scrapers need a connection or two; the rest of the descriptors are the
+/// API's and the control socket's.
+pub const METRICS_LIMITS: httpd::Limits = httpd::Limits {
+    max_connections: 64,
+    header_timeout: Duration::from_secs(10),
+    body_timeout: Duration::from_secs(10),
+    admit_wait: Duration::from_secs(1),
+    grace: Duration::from_secs(2),
+};
+
+/// Serves `GET /metrics` on `listener` until `stop`; each scrape is answered by
 /// the control thread through `tx`.
 pub fn serve(
-    addr: SocketAddr,
+    listener: std::net::TcpListener,
     tx: Sender<(Request, Sender<Response>)>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("metrics-http".into())
@@ -256,12 +264,7 @@ pub fn serve(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 };
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("metrics server: {e}");
-                }
+                httpd::serve(listener, app, METRICS_LIMITS, shutdown).await;
             });
         })
 }

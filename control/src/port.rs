@@ -36,6 +36,7 @@ impl PortDevice {
         device: &Device,
         setup: PortSetup,
         pool: &Arc<Mempool>,
+        vhost_gid: Option<u32>,
     ) -> Result<PortDevice, DpdkError> {
         Ok(match device {
             Device::Eth { devargs } => {
@@ -47,12 +48,24 @@ impl PortDevice {
                     control_api::config::VhostMode::Server => VhostMode::Server,
                 };
                 if mode == VhostMode::Server {
-                    if let Some(dir) = std::path::Path::new(path).parent() {
-                        let _ = std::fs::create_dir_all(dir);
-                    }
+                    // The directory (vhost_sock_dir, 0750/0770) was set up
+                    // at start; its mode covers the moment before ours.
                     remove_stale_socket(path);
                 }
-                PortDevice::Vhost(VhostPort::open(number, path, mode, setup, pool)?)
+                let port = VhostPort::open(number, path, mode, setup, pool)?;
+                if mode == VhostMode::Server {
+                    // DPDK bound it with the umask's mode: only the
+                    // daemon's user and the group may be its guest.
+                    // A socket that stays open to everyone is not opened.
+                    crate::perms::own_socket(std::path::Path::new(path), vhost_gid).map_err(
+                        |e| DpdkError {
+                            call: "chmod",
+                            errno: e.raw_os_error().unwrap_or(libc::EPERM),
+                            reason: format!("cannot set {path}'s mode and group: {e}"),
+                        },
+                    )?;
+                }
+                PortDevice::Vhost(port)
             }
         })
     }

@@ -260,7 +260,9 @@ impl EthPort {
         // SAFETY: valid C string; DPDK copies what it keeps.
         let ret = unsafe { raw::rte_dev_probe(c.as_ptr()) };
         if ret < 0 && ret != -libc::EEXIST {
-            return Err(DpdkError::from_ret("rte_dev_probe", ret));
+            let mut e = DpdkError::from_ret("rte_dev_probe", ret);
+            e.reason = probe_failure(devargs, &e.reason);
+            return Err(e);
         }
         let port_id = find_port(devargs).ok_or_else(|| DpdkError {
             call: "rte_eth_dev_get_port_by_name",
@@ -374,6 +376,25 @@ impl Drop for EthPort {
         }
         // With queues still claimed the device is left running: closing it
         // under a polling worker would be unsound. The daemon never does that.
+    }
+}
+
+/// What a failed probe means: DPDK's own errno (EFAULT, "Bad address",
+/// for a vdev no driver takes) says nothing about the devargs.
+fn probe_failure(devargs: &str, reason: &str) -> String {
+    let name = devargs.split(',').next().unwrap_or(devargs).trim();
+    let pci = name.contains(':') && name.contains('.');
+    if pci {
+        format!(
+            "no DPDK driver took PCI device {name} ({reason}): is it bound to vfio-pci \
+             (dpdk-devbind.py), or to a bifurcated driver such as mlx5?"
+        )
+    } else {
+        format!(
+            "no DPDK driver took {name:?} with these arguments ({reason}): a virtual \
+             device's name starts with its driver's (net_ring0, net_pcap0, net_null0, \
+             net_tap0, net_af_packet0, virtio_user0) and takes only that driver's arguments"
+        )
     }
 }
 

@@ -69,10 +69,25 @@ pub fn config_head(dir: &TempDir, tag: &str) -> String {
 
 impl Switch {
     pub fn start(dir: &TempDir, config: &str) -> Switch {
+        Switch::start_with(dir, config, &[], &dir.path("ctl.sock"))
+    }
+
+    /// As [`Switch::start`], with `vswitchd` run by the command `wrapper`
+    /// (`["prlimit", "--nofile=1024:1024"]`, a shell setting the umask) and
+    /// its control socket at `socket`.
+    pub fn start_with(dir: &TempDir, config: &str, wrapper: &[&str], socket: &Path) -> Switch {
         let cfg = dir.path("vswitchd.toml");
         std::fs::write(&cfg, config).unwrap();
         let log = dir.path("vswitchd.log");
-        let child = Command::new(bin("vswitchd"))
+        let mut cmd = match wrapper {
+            [] => Command::new(bin("vswitchd")),
+            [first, rest @ ..] => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("vswitchd"));
+                c
+            }
+        };
+        let child = cmd
             .arg("--config")
             .arg(&cfg)
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -83,7 +98,7 @@ impl Switch {
             .expect("spawn vswitchd");
         let mut sw = Switch {
             child,
-            socket: dir.path("ctl.sock"),
+            socket: socket.to_owned(),
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(20);

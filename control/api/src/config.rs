@@ -59,6 +59,12 @@ pub struct DataplaneConfig {
     /// OVS's `vhost-sock-dir`.
     #[serde(default = "default_vhost_sock_dir")]
     pub vhost_sock_dir: String,
+    /// The group that may reach the vhost-user sockets (QEMU's, e.g.
+    /// `kvm` or `libvirt-qemu`): `vhost_sock_dir` and the Neutron
+    /// `vhost_socket_dir` become 0770 and the sockets 0660 of this group.
+    /// Absent: 0750/0660 of the daemon's own group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vhost_sock_group: Option<String>,
 }
 
 /// `[conntrack]`: the connection tracker, created when the first port with
@@ -88,6 +94,23 @@ impl Default for ConntrackConfig {
 fn default_max_connections() -> usize {
     1_000_000
 }
+
+/// The id of group `name` (or of a number), as the system's group database
+/// (NSS) knows it.
+pub fn group_id(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no group is named {name:?}")),
+        Err(e) => Err(format!("looking up group {name:?}: {e}")),
+    }
+}
+
+/// The switch's port limit, as every refusal states it.
+pub const PORT_LIMIT: &str = "at most 64 ports, of which at most 32 DPDK ethdevs \
+    (dpdk, internal, afpacket; vhost-user ports do not count)";
 
 /// The longest kernel interface name (IFNAMSIZ less its NUL).
 pub const IFNAME_MAX: usize = 15;
@@ -127,6 +150,7 @@ impl Default for DataplaneConfig {
             rx_desc: default_desc(),
             tx_desc: default_desc(),
             vhost_sock_dir: default_vhost_sock_dir(),
+            vhost_sock_group: None,
         }
     }
 }
@@ -139,6 +163,10 @@ pub struct ControlConfig {
     /// `host:port` for Prometheus' `GET /metrics`; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    /// The group whose members may use the control socket (0660, owned by
+    /// the daemon's user and this group). Absent: the daemon's own group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_group: Option<String>,
 }
 
 fn default_socket() -> String {
@@ -150,6 +178,7 @@ impl Default for ControlConfig {
         ControlConfig {
             socket: default_socket(),
             metrics_listen: None,
+            socket_group: None,
         }
     }
 }
@@ -688,8 +717,22 @@ impl Config {
                 ));
             }
         }
-        if self.control.socket.is_empty() {
-            return Err(err("control.socket", "must be a path"));
+        if !self.control.socket.starts_with('/') || self.control.socket.len() > 100 {
+            return Err(err(
+                "control.socket",
+                "must be an absolute path of at most 100 bytes (a unix socket's limit)",
+            ));
+        }
+        for (key, group) in [
+            ("control.socket_group", &self.control.socket_group),
+            (
+                "dataplane.vhost_sock_group",
+                &self.dataplane.vhost_sock_group,
+            ),
+        ] {
+            if let Some(g) = group {
+                group_id(g).map_err(|reason| err(key, reason))?;
+            }
         }
         if let Some(m) = &self.control.metrics_listen {
             let addr = m.parse::<std::net::SocketAddr>().map_err(|e| {
@@ -718,6 +761,7 @@ impl Config {
         let mut port_names = HashSet::new();
         let mut devs = HashSet::new();
         let mut nports = 0;
+        let mut nethdevs = 0;
         for (bi, b) in self.bridges.iter().enumerate() {
             let bkey = format!("bridges[{bi}]");
             if b.name.is_empty() {
@@ -746,13 +790,13 @@ impl Config {
                     ));
                 }
                 nports += 1;
+                if !p.kind.is_vhost() {
+                    nethdevs += 1;
+                }
             }
         }
-        if nports > switch_core::port::MAX_PORTS {
-            return Err(err(
-                "bridges",
-                format!("at most {} ports", switch_core::port::MAX_PORTS),
-            ));
+        if nports > switch_core::port::MAX_PORTS || nethdevs > switch_core::port::MAX_ETHDEV_PORTS {
+            return Err(err("bridges", PORT_LIMIT));
         }
         Ok(())
     }

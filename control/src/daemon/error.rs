@@ -2,7 +2,7 @@
 //! names what it is about: a configuration key at start, a request field
 //! for a change.
 use control_api::config::ConfigError;
-use dataplane::port::MAX_PORTS;
+use control_api::config::PORT_LIMIT;
 use dpdk_sys::DpdkError;
 
 /// Why the daemon could not start. Nothing keeps running after one.
@@ -52,7 +52,7 @@ pub enum WorkerError {
 /// Why a device could not become a switch port.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("at most {MAX_PORTS} ports")]
+    #[error("{PORT_LIMIT}")]
     Full,
     #[error("{0}")]
     Config(#[from] ConfigError),
@@ -75,7 +75,7 @@ pub enum PortError {
     NameTaken(String),
     #[error("port.{key}: device {device:?} is already a port")]
     DeviceTaken { key: &'static str, device: String },
-    #[error("port: at most {MAX_PORTS} ports")]
+    #[error("port: {PORT_LIMIT}")]
     Full,
     #[error("port.{key}: {source}")]
     Device {

@@ -11,6 +11,7 @@
 //! [`metrics`] what `/metrics` and `pmd-stats` report; [`error`] why
 //! things fail.
 mod error;
+mod limits;
 mod metrics;
 mod neutron_sync;
 mod ports;
@@ -21,6 +22,7 @@ pub use error::{DaemonError, FdbError, OpenError, PortError, WorkerError};
 
 use crate::compiler;
 use crate::metrics::Latency;
+use crate::perms;
 use control_api::config::Config;
 use control_api::protocol::{Request, Response};
 use crossbeam::channel::{self, Receiver};
@@ -78,6 +80,10 @@ pub struct Daemon {
     apply_latency: Latency,
     started: Instant,
     socket_path: PathBuf,
+    /// Bound at start, before the EAL; served by `run`.
+    listeners: Option<Listeners>,
+    /// The group of the vhost-user sockets (`dataplane.vhost_sock_group`).
+    vhost_gid: Option<u32>,
     neutron: Option<NeutronSide>,
     /// The connection tracker, made when the first port with port security
     /// appears.
@@ -88,28 +94,111 @@ pub struct Daemon {
     eal: Arc<Eal>,
 }
 
+/// The listeners `start` binds and `run` serves.
+struct Listeners {
+    control: std::os::unix::net::UnixListener,
+    /// Removes the socket's file when the daemon stops or fails to start.
+    control_file: socket::SocketFile,
+    metrics: Option<std::net::TcpListener>,
+    api: Option<std::net::TcpListener>,
+}
+
+/// The id of a configured group (checked by `Config::validate`).
+fn group(key: &str, name: &Option<String>) -> Result<Option<u32>, DaemonError> {
+    name.as_deref()
+        .map(|g| {
+            control_api::config::group_id(g).map_err(|reason| {
+                DaemonError::Config(control_api::config::ConfigError {
+                    key: key.into(),
+                    reason,
+                })
+            })
+        })
+        .transpose()
+}
+
 impl Daemon {
     /// Validates, initialises the EAL, opens every port and starts the
     /// workers. On error nothing keeps running.
     pub fn start(cfg: Config) -> Result<Daemon, DaemonError> {
         cfg.validate()?;
+        let socket_gid = group("control.socket_group", &cfg.control.socket_group)?;
+        let vhost_gid = group(
+            "dataplane.vhost_sock_group",
+            &cfg.dataplane.vhost_sock_group,
+        )?;
+        let api_connections = limits::descriptor_budget(cfg.neutron.as_ref())?;
+        // The vhost-user directories get their modes before any socket is
+        // made in them (DPDK binds with the umask's mode).
+        let vhost_dir_mode = if vhost_gid.is_some() {
+            perms::DIR_SHARED
+        } else {
+            perms::DIR_PRIVATE
+        };
+        let config_err = |key: &str, reason: String| {
+            DaemonError::Config(control_api::config::ConfigError {
+                key: key.into(),
+                reason,
+            })
+        };
+        let sock_dir = std::path::Path::new(&cfg.dataplane.vhost_sock_dir);
+        perms::own_dir(sock_dir, vhost_dir_mode, vhost_gid).map_err(|e| {
+            config_err(
+                "dataplane.vhost_sock_dir",
+                format!("cannot create or set up {}: {e}", sock_dir.display()),
+            )
+        })?;
+        // Every listener is bound before the EAL and the ports start: a
+        // taken address is found while nothing runs.
+        let (control, control_file) =
+            socket::bind_socket(std::path::Path::new(&cfg.control.socket), socket_gid)?;
+        let metrics = match &cfg.control.metrics_listen {
+            Some(addr) => {
+                let parsed: std::net::SocketAddr =
+                    addr.parse().map_err(|source| DaemonError::MetricsAddr {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                let l = std::net::TcpListener::bind(parsed)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|source| DaemonError::MetricsBind {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                Some(l)
+            }
+            None => None,
+        };
         // The store opens before the EAL: its config errors come first and
         // nothing has started when they do.
-        let neutron = match &cfg.neutron {
+        let (neutron, api) = match &cfg.neutron {
             Some(ncfg) => {
                 // Config::validate checked that every uplink is a port.
                 let mappings = compiler::parse_mappings(&ncfg.bridge_mappings);
                 // Where the hypervisor creates the sockets of the VMs bound
                 // here (OVS's /var/run/openvswitch); it must exist first.
-                std::fs::create_dir_all(&ncfg.vhost_socket_dir).map_err(|e| {
-                    DaemonError::Config(control_api::config::ConfigError {
-                        key: "neutron.vhost_socket_dir".into(),
-                        reason: format!("cannot create {}: {e}", ncfg.vhost_socket_dir.display()),
-                    })
+                perms::own_dir(&ncfg.vhost_socket_dir, vhost_dir_mode, vhost_gid).map_err(|e| {
+                    config_err(
+                        "neutron.vhost_socket_dir",
+                        format!(
+                            "cannot create or set up {}: {e}",
+                            ncfg.vhost_socket_dir.display()
+                        ),
+                    )
                 })?;
-                Some(NeutronSide::new(Neutron::open(ncfg.clone())?, mappings))
+                let mut ncfg = ncfg.clone();
+                ncfg.max_connections = api_connections;
+                let service = Neutron::open(ncfg)?;
+                let api = service.bind()?;
+                (Some(NeutronSide::new(service, mappings)), Some(api))
             }
-            None => None,
+            None => (None, None),
+        };
+        let listeners = Listeners {
+            control,
+            control_file,
+            metrics,
+            api,
         };
         let eal = Arc::new(Eal::init(&cfg.eal_args()).map_err(DaemonError::Eal)?);
         let d = &cfg.dataplane;
@@ -151,6 +240,8 @@ impl Daemon {
             apply_latency: Latency::default(),
             started: Instant::now(),
             socket_path: PathBuf::from(&cfg.control.socket),
+            listeners: Some(listeners),
+            vhost_gid,
             neutron,
             conntrack: None,
             pool,
@@ -402,32 +493,35 @@ impl Daemon {
     /// Serves the control socket and keeps the tables ticking until `stop`.
     pub fn run(mut self, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
         let (tx, rx) = channel::bounded::<Call>(16);
-        let listener = socket::bind_socket(&self.socket_path)?;
+        let Some(listeners) = self.listeners.take() else {
+            return Err(DaemonError::Socket(std::io::Error::other(
+                "the daemon runs once",
+            )));
+        };
+        let listener = listeners.control;
+        let _socket_file = listeners.control_file;
         let sock_stop = Arc::clone(&stop);
-        let metrics_thread = match &self.cfg.control.metrics_listen {
-            Some(addr) => {
-                let parsed = addr.parse().map_err(|source| DaemonError::MetricsAddr {
-                    addr: addr.clone(),
-                    source,
-                })?;
-                let h = crate::metrics::serve(parsed, tx.clone(), Arc::clone(&stop)).map_err(
-                    |source| DaemonError::MetricsBind {
-                        addr: addr.clone(),
-                        source,
-                    },
-                )?;
+        let metrics_thread = match (listeners.metrics, &self.cfg.control.metrics_listen) {
+            (Some(l), Some(addr)) => {
+                let h =
+                    crate::metrics::serve(l, tx.clone(), Arc::clone(&stop)).map_err(|source| {
+                        DaemonError::MetricsBind {
+                            addr: addr.clone(),
+                            source,
+                        }
+                    })?;
                 info!(%addr, "Prometheus metrics on /metrics");
                 Some(h)
             }
-            None => None,
+            _ => None,
         };
         let sock_thread = std::thread::Builder::new()
             .name("ctl-socket".into())
             .spawn(move || socket::serve_socket(listener, tx, sock_stop))
             .map_err(DaemonError::Socket)?;
         info!(socket = %self.socket_path.display(), ports = self.ports.len(), workers = self.workers.len(), "vswitchd running");
-        if let Some(n) = self.neutron.as_mut() {
-            let api = n.service.serve()?;
+        if let (Some(n), Some(l)) = (self.neutron.as_mut(), listeners.api) {
+            let api = n.service.serve_on(l)?;
             info!(listen = %api.local_addr(), "Neutron API serving");
             n.api = Some(api);
         }
@@ -473,7 +567,6 @@ impl Daemon {
         if let Some(h) = metrics_thread {
             let _ = h.join();
         }
-        let _ = std::fs::remove_file(&self.socket_path);
         self.shutdown();
         Ok(())
     }

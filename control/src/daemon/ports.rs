@@ -3,10 +3,13 @@
 use super::error::{FdbError, OpenError, PortError};
 use super::{Daemon, GRACE_TIMEOUT};
 use crate::port::{PortDevice, PortState};
-use control_api::config::{PortConfig, PortType};
+use control_api::config::{Device, PortConfig, PortType};
 use control_api::protocol::{FdbRow, PortInfo, PortSecurity, PortStatsRow, VhostInfo};
 use dataplane::acl::{Direction, PortAcl};
-use dataplane::port::PortMask;
+use dataplane::port::{PortMask, MAX_ETHDEV_PORTS};
+
+// The switch's ethdev limit is DPDK's.
+const _: () = assert!(MAX_ETHDEV_PORTS == dpdk_sys::raw::RTE_MAX_ETHPORTS as usize);
 use dataplane::stats::PortTotals;
 use dataplane::vlan::PortVlan;
 use dataplane::wire::EthernetAddress;
@@ -47,7 +50,15 @@ impl Daemon {
         let used: PortMask = self.ports.values().map(|p| p.dev.port_id()).collect();
         let number = used.first_free().ok_or(OpenError::Full)?;
         let device = cfg.device(&self.cfg.dataplane.vhost_sock_dir);
-        let dev = PortDevice::open(number, &device, setup, &self.pool)?;
+        let ethdevs = self
+            .ports
+            .values()
+            .filter(|p| matches!(p.dev, PortDevice::Eth(_)))
+            .count();
+        if matches!(device, Device::Eth { .. }) && ethdevs >= MAX_ETHDEV_PORTS {
+            return Err(OpenError::Full);
+        }
+        let dev = PortDevice::open(number, &device, setup, &self.pool, self.vhost_gid)?;
         let base = PortTotals::sum(&self.workers, number);
         let state = dev.state();
         info!(port = %cfg.name, port_id = number.get(), r#type = %cfg.kind, device = %dev.dpdk_name(), vlan_mode = %vlan.mode(), state = state.as_str(), "port added");

@@ -9,6 +9,11 @@
 /// Ports per switch (over all bridges).
 pub const MAX_PORTS: usize = 64;
 
+/// Of them, ports that are DPDK ethdevs (`dpdk`, `internal`, `afpacket`):
+/// `RTE_MAX_ETHPORTS` of Debian's DPDK build (the daemon asserts they
+/// agree). vhost-user ports are not ethdevs and do not count.
+pub const MAX_ETHDEV_PORTS: usize = 32;
+
 /// Queues per port and direction (workers claim them in 64-bit masks).
 pub const MAX_QUEUES: u16 = 64;
 
