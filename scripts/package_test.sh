@@ -404,14 +404,16 @@ grep -q '^reserve-hugepages: ' <<<"$journal" || fail "no reserve-hugepages line 
 grep -q 'vswitchd running' <<<"$journal" || fail "no 'vswitchd running' in the journal"
 ok "journal: $(grep '^reserve-hugepages: ' <<<"$journal" | tail -n 1); 'vswitchd running'"
 
-[ "$(sd stat -c '%U:%G %a' /run/ferroswitch)" = "ferroswitch:ferroswitch 750" ] \
-    || fail "/run/ferroswitch is $(sd stat -c '%U:%G %a' /run/ferroswitch), want ferroswitch:ferroswitch 750"
+[ "$(sd stat -c '%U:%G %a' /run/ferroswitch)" = "ferroswitch:ferroswitch 755" ] \
+    || fail "/run/ferroswitch is $(sd stat -c '%U:%G %a' /run/ferroswitch), want ferroswitch:ferroswitch 755"
+sock_mode="$(sd stat -c '%U %a' "$SOCK")"
+[[ "$sock_mode" == "ferroswitch "?[0-7]0 ]] || fail "the control socket is '$sock_mode': others may connect"
 if sd setpriv --reuid=nobody --regid=nogroup --clear-groups \
     /usr/bin/vswitchctl --socket "$SOCK" port list >"$work/nobody.out" 2>&1; then
     fail "user nobody can use the control socket"
 fi
 grep -q 'Permission denied' "$work/nobody.out" || { cat "$work/nobody.out" >&2; fail "nobody was refused for another reason"; }
-ok "control socket: /run/ferroswitch ferroswitch:ferroswitch 0750; user nobody is refused"
+ok "control socket: $SOCK owner ferroswitch, mode $(cut -d' ' -f2 <<<"$sock_mode"), in /run/ferroswitch (0755); user nobody is refused"
 [ "$(sd stat -c %U /var/lib/ferroswitch/neutron.db)" = ferroswitch ] \
     || fail "the Neutron store is not in /var/lib/ferroswitch, owned by ferroswitch"
 ok "Neutron store /var/lib/ferroswitch/neutron.db, owned by ferroswitch"
