@@ -445,6 +445,15 @@ ctl port del "$TAP" >/dev/null || fail "vswitchctl port del $TAP failed"
 ! ip link show "$TAP" >/dev/null 2>&1 || fail "the TAP $TAP is still there after port del"
 ok "internal port $TAP: the TAP appears, and goes with port del"
 
+# A vhost-user port whose socket the switch creates (a VM would connect):
+# the vhost PMD works in the sandbox, its socket lands in the packaged
+# vhost_sock_dir.
+ctl port add br-int vhu0 --type dpdkvhostuser --tag 10 >/dev/null \
+    || fail_unit "vswitchctl port add vhu0 --type dpdkvhostuser failed"
+sd test -S /run/ferroswitch/vhost-user/vhu0 || fail "no vhost-user socket /run/ferroswitch/vhost-user/vhu0"
+ctl port del vhu0 >/dev/null || fail "vswitchctl port del vhu0 failed"
+ok "dpdkvhostuser port vhu0: socket /run/ferroswitch/vhost-user/vhu0 created, port deleted"
+
 # --------------------------------------------------------- Restart=on-failure --
 sd kill -KILL "$pid"
 new=""
