@@ -407,13 +407,15 @@ ok "journal: $(grep '^reserve-hugepages: ' <<<"$journal" | tail -n 1); 'vswitchd
 [ "$(sd stat -c '%U:%G %a' /run/ferroswitch)" = "ferroswitch:ferroswitch 755" ] \
     || fail "/run/ferroswitch is $(sd stat -c '%U:%G %a' /run/ferroswitch), want ferroswitch:ferroswitch 755"
 sock_mode="$(sd stat -c '%U %a' "$SOCK")"
-[[ "$sock_mode" == "ferroswitch "?[0-7]0 ]] || fail "the control socket is '$sock_mode': others may connect"
+[ "$sock_mode" = "ferroswitch 660" ] || fail "the control socket is '$sock_mode', want ferroswitch 660"
+[ "$(sd stat -c '%U:%G %a' /run/ferroswitch/vhost-user)" = "ferroswitch:ferroswitch 750" ] \
+    || fail "/run/ferroswitch/vhost-user is $(sd stat -c '%U:%G %a' /run/ferroswitch/vhost-user), want ferroswitch:ferroswitch 750"
 if sd setpriv --reuid=nobody --regid=nogroup --clear-groups \
     /usr/bin/vswitchctl --socket "$SOCK" port list >"$work/nobody.out" 2>&1; then
     fail "user nobody can use the control socket"
 fi
 grep -q 'Permission denied' "$work/nobody.out" || { cat "$work/nobody.out" >&2; fail "nobody was refused for another reason"; }
-ok "control socket: $SOCK owner ferroswitch, mode $(cut -d' ' -f2 <<<"$sock_mode"), in /run/ferroswitch (0755); user nobody is refused"
+ok "control socket: $SOCK ferroswitch 0660, /run/ferroswitch/vhost-user 0750, in /run/ferroswitch (0755); user nobody is refused"
 [ "$(sd stat -c %U /var/lib/ferroswitch/neutron.db)" = ferroswitch ] \
     || fail "the Neutron store is not in /var/lib/ferroswitch, owned by ferroswitch"
 ok "Neutron store /var/lib/ferroswitch/neutron.db, owned by ferroswitch"
@@ -451,8 +453,10 @@ ok "internal port $TAP: the TAP appears, and goes with port del"
 ctl port add br-int vhu0 --type dpdkvhostuser --tag 10 >/dev/null \
     || fail_unit "vswitchctl port add vhu0 --type dpdkvhostuser failed"
 sd test -S /run/ferroswitch/vhost-user/vhu0 || fail "no vhost-user socket /run/ferroswitch/vhost-user/vhu0"
+vhu_mode="$(sd stat -c '%U:%G %a' /run/ferroswitch/vhost-user/vhu0)"
+[ "$vhu_mode" = "ferroswitch:ferroswitch 660" ] || fail "vhu0's socket is $vhu_mode, want ferroswitch:ferroswitch 660"
 ctl port del vhu0 >/dev/null || fail "vswitchctl port del vhu0 failed"
-ok "dpdkvhostuser port vhu0: socket /run/ferroswitch/vhost-user/vhu0 created, port deleted"
+ok "dpdkvhostuser port vhu0: socket /run/ferroswitch/vhost-user/vhu0 created ($vhu_mode), port deleted"
 
 # --------------------------------------------------------- Restart=on-failure --
 sd kill -KILL "$pid"

@@ -22,5 +22,9 @@ cargo test --profile ci -p ferroswitch --benches
 # The NORMAL action against the real OVS-DPDK, frame for frame (skips, with
 # a message, only where OVS-DPDK cannot run).
 python3 scripts/ovs_diff.py --vswitchd target/ci/vswitchd
+# The Debian package and its systemd unit, installed, run (as the user
+# ferroswitch with two capabilities, under a real systemd), forwarding the
+# demo topology, and purged; packages the binaries built above.
+FSW_PKG_SKIP_BUILD=1 bash scripts/package_test.sh
 # Coverage-guided fuzzing: the switching core, control-socket requests, API bodies.
 bash scripts/fuzz.sh 15
