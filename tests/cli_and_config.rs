@@ -47,15 +47,8 @@ fn bad_config_is_refused_naming_the_key_and_nothing_starts() {
             "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"ok\"\ndevargs = \"net_null0\"\n[[bridges.ports]]\nname = \"bad\"\ndevargs = \"net_null1\"\n{extra}\n",
             config_head(&dir, "badcfg")
         );
-        let path = dir.path("bad.toml");
-        std::fs::write(&path, cfg).unwrap();
-        let out = Command::new(bin("vswitchd"))
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        let (code, err) = run_config(&dir, &cfg, &[]);
+        assert_eq!(code, Some(2), "{extra}: {err}");
         assert!(err.contains(want), "{extra}: expected {want:?} in {err}");
         assert!(
             !err.contains("EAL:"),
@@ -81,15 +74,8 @@ fn a_device_that_cannot_be_opened_stops_startup_with_its_key() {
         config_head(&dir, "baddev"),
         dir.path("does-not-exist.pcap").display()
     );
-    let path = dir.path("c.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let out = Command::new(bin("vswitchd"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = run_config(&dir, &cfg, &[]);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("bridges[0].ports[0].devargs: rte_dev_probe failed"),
         "{err}"
@@ -326,11 +312,12 @@ fn prometheus_metrics_report_ports_pmds_and_config_latency() {
     assert!(sw.stop().success());
 }
 
-/// Runs `vswitchd --config` on `cfg`; (exit code, stderr).
-fn run_config(dir: &TempDir, cfg: &str) -> (Option<i32>, String) {
+/// Runs `vswitchd [args] --config` on `cfg`; (exit code, stderr).
+fn run_config(dir: &TempDir, cfg: &str, args: &[&str]) -> (Option<i32>, String) {
     let path = dir.path("c.toml");
     std::fs::write(&path, cfg).unwrap();
     let out = Command::new(bin("vswitchd"))
+        .args(args)
         .arg("--config")
         .arg(&path)
         .output()
@@ -353,7 +340,7 @@ fn listeners_are_bound_before_devices_and_probe_errors_say_what_is_wrong() {
          [[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_null0\"\n",
         config_head(&dir, "listen-first")
     );
-    let (code, err) = run_config(&dir, &cfg);
+    let (code, err) = run_config(&dir, &cfg, &[]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("control.metrics_listen"), "{err}");
     assert!(!err.contains("EAL:"), "the EAL started first: {err}");
@@ -365,7 +352,7 @@ fn listeners_are_bound_before_devices_and_probe_errors_say_what_is_wrong() {
         "{}[[bridges]]\nname = \"br0\"\n[[bridges.ports]]\nname = \"p0\"\ndevargs = \"net_nosuchdriver0\"\n",
         config_head(&dir, "listen-first")
     );
-    let (code, err) = run_config(&dir, &cfg);
+    let (code, err) = run_config(&dir, &cfg, &[]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("bridges[0].ports[0].devargs")
@@ -382,15 +369,8 @@ fn listeners_are_bound_before_devices_and_probe_errors_say_what_is_wrong() {
     for i in 0..33 {
         cfg += &format!("[[bridges.ports]]\nname = \"p{i}\"\ndevargs = \"net_null{i}\"\n");
     }
-    let path = dir.path("c.toml");
-    std::fs::write(&path, &cfg).unwrap();
-    let out = Command::new(bin("vswitchd"))
-        .args(["--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, err) = run_config(&dir, &cfg, &["--check"]);
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains(control_api::config::PORT_LIMIT),
         "33 ethdev ports: {err}"
