@@ -137,14 +137,25 @@ fn http_abuse_leaves_api_metrics_and_control_socket_answering() {
         "[neutron]\n",
         "[neutron]\nmax_connections = 64\nrequest_timeout_secs = 2\n",
     );
-    // The daemon's descriptor limit is the one the issue found exhausted.
+    // Started with the soft descriptor limit the issue found exhausted
+    // (1,024); the daemon raises it to the hard one.
     let mut sw = Switch::start_with(
         &dir,
         &cfg,
-        &["prlimit", "--nofile=1024:1024"],
+        &["prlimit", "--nofile=1024:2048"],
         &dir.path("ctl.sock"),
     );
     let pid = sw.child.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        nofile.split_whitespace().nth(3),
+        Some("2048"),
+        "soft RLIMIT_NOFILE not raised: {nofile}"
+    );
     all_answer(&mut sw, api, metrics, "start");
 
     // Malformed requests each get a 4xx (or a close), never a crash.
