@@ -396,6 +396,10 @@ fn route_of(segs: &[&str]) -> String {
         ["v2.0"] => "/v2.0/".into(),
         ["v2.0", "extensions"] => "/v2.0/extensions".into(),
         ["v2.0", "extensions", _] => "/v2.0/extensions/{alias}".into(),
+        ["v2.0", "quotas"] => "/v2.0/quotas".into(),
+        ["v2.0", "quotas", _] => "/v2.0/quotas/{project_id}".into(),
+        ["v2.0", "quotas", _, "default"] => "/v2.0/quotas/{project_id}/default".into(),
+        ["v2.0", "quotas", _, "details"] => "/v2.0/quotas/{project_id}/details".into(),
         ["v2.0", c, rest @ ..] if Coll::parse(c).is_some() => match rest {
             [] => format!("/v2.0/{c}"),
             [_] => format!("/v2.0/{c}/{{id}}"),
@@ -479,6 +483,7 @@ fn route_request(
                     )
                 })
         }
+        ["v2.0", "quotas", rest @ ..] => quotas_route(e, m, rest, &r.body, route),
         ["v2.0", c, rest @ ..] => {
             let Some(coll) = Coll::parse(c) else {
                 return Err(unmatched(&r.path));
@@ -530,6 +535,8 @@ fn extensions() -> Vec<Value> {
         ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
         ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
         ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+        ("quotas", "Quota management support", "Expose functions for quotas management per project"),
+        ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
     ];
     EXT.iter()
         .map(|(alias, name, desc)| {
@@ -590,13 +597,103 @@ fn show(e: &Engine, c: Coll, id: &str, q: &Query) -> Result<Resp, ApiError> {
 }
 
 fn create(e: &Engine, c: Coll, body: &[u8], project: &str) -> Result<Resp, ApiError> {
-    let b = Body::parse(body, c.singular(), c.plural())?;
-    match c {
-        Coll::Networks => wrap(201, c, &*e.mutate(project, |tx| tx.create_network(b))?, &[]),
-        Coll::Subnets => wrap(201, c, &*e.mutate(project, |tx| tx.create_subnet(b))?, &[]),
-        Coll::Ports => wrap(201, c, &*e.mutate(project, |tx| tx.create_port(b))?, &[]),
-        Coll::Groups => wrap(201, c, &*e.mutate(project, |tx| tx.create_group(b))?, &[]),
-        Coll::Rules => wrap(201, c, &e.mutate(project, |tx| tx.create_rule(b))?, &[]),
+    let (bodies, bulk) = Body::parse_create(body, c.singular(), c.plural())?;
+    // One mutation: a bulk create is all or nothing, and the quota is
+    // checked against what it created, before anything commits.
+    let created: Vec<Value> = e.mutate(project, |tx| {
+        let mut out = Vec::with_capacity(bodies.len());
+        let mut projects = std::collections::BTreeSet::new();
+        for b in bodies {
+            let (project, v) = match c {
+                Coll::Networks => {
+                    let n = tx.create_network(b)?;
+                    (n.project_id.clone(), serde_json::to_value(&*n))
+                }
+                Coll::Subnets => {
+                    let n = tx.create_subnet(b)?;
+                    (n.project_id.clone(), serde_json::to_value(&*n))
+                }
+                Coll::Ports => {
+                    let n = tx.create_port(b)?;
+                    (n.project_id.clone(), serde_json::to_value(&*n))
+                }
+                Coll::Groups => {
+                    let n = tx.create_group(b)?;
+                    (n.project_id.clone(), serde_json::to_value(&*n))
+                }
+                Coll::Rules => {
+                    let n = tx.create_rule(b)?;
+                    (n.project_id.clone(), serde_json::to_value(&n))
+                }
+            };
+            projects.insert(project);
+            out.push(v.map_err(|e| ApiError::internal(format!("serialising: {e}")))?);
+        }
+        tx.enforce_quota(c.singular(), projects.iter().map(String::as_str))?;
+        Ok(out)
+    })?;
+    if bulk {
+        Ok(Resp::json(201, &json!({ c.plural(): created })))
+    } else {
+        let one = created.into_iter().next().unwrap_or_default();
+        wrap(201, c, &one, &[])
+    }
+}
+
+/// `/v2.0/quotas[/{project}[/default|/details]]` (quotas, quota_details).
+fn quotas_route(
+    e: &Engine,
+    m: &str,
+    rest: &[&str],
+    body: &[u8],
+    route: &str,
+) -> Result<Resp, ApiError> {
+    use super::quotas;
+    let st = e.state();
+    let quota = |limits: std::collections::BTreeMap<&str, i64>| json!({ "quota": limits });
+    match (m, rest) {
+        ("GET", []) => {
+            let all: Vec<Value> = st
+                .quotas
+                .keys()
+                .map(|p| {
+                    let mut v = json!(quotas::limits(&st, p));
+                    v["project_id"] = json!(p);
+                    v["tenant_id"] = json!(p);
+                    v
+                })
+                .collect();
+            Ok(Resp::json(200, &json!({ "quotas": all })))
+        }
+        ("GET", [p]) => Ok(Resp::json(200, &quota(quotas::limits(&st, p)))),
+        ("GET", [_, "default"]) => Ok(Resp::json(200, &quota(quotas::defaults()))),
+        ("GET", [p, "details"]) => {
+            let details: serde_json::Map<String, Value> = quotas::limits(&st, p)
+                .into_iter()
+                .map(|(r, limit)| {
+                    let used = quotas::used(&st, p, r);
+                    (
+                        r.to_owned(),
+                        json!({"limit": limit, "used": used, "reserved": 0}),
+                    )
+                })
+                .collect();
+            Ok(Resp::json(200, &json!({ "quota": details })))
+        }
+        ("PUT", [p]) => {
+            let b = Body::parse(body, "quota", "quotas")?;
+            let limits = e.mutate(p, |tx| tx.set_quotas(p, b.into_map()))?;
+            Ok(Resp::json(200, &quota(limits)))
+        }
+        ("DELETE", [p]) => {
+            e.mutate(p, |tx| {
+                tx.delete_quotas(p);
+                Ok(())
+            })?;
+            Ok(Resp::empty(204))
+        }
+        (_, [] | [_] | [_, "default" | "details"]) => Err(method_not_allowed(m, route)),
+        _ => Err(unmatched(&format!("/v2.0/quotas/{}", rest.join("/")))),
     }
 }
 

@@ -54,6 +54,46 @@ impl Body {
         }
     }
 
+    /// A create body: `{"port": {...}}`, or a bulk `{"ports": [{...}, ...]}`
+    /// (created all or none). Returns the objects and whether it was bulk.
+    pub fn parse_create(
+        bytes: &[u8],
+        res: &'static str,
+        plural: &str,
+    ) -> Result<(Vec<Body>, bool), ApiError> {
+        let mut top = parse_object(bytes)?;
+        if !top.contains_key(plural) || top.contains_key(res) {
+            return Body::parse(bytes, res, plural).map(|b| (vec![b], false));
+        }
+        let list = top.remove(plural).unwrap_or_default();
+        if let Some(k) = top.keys().next() {
+            return Err(unrecognized(&[k.as_str()]));
+        }
+        let Value::Array(items) = list else {
+            return Err(ApiError::bad(plural, "must be a list of objects"));
+        };
+        if items.is_empty() {
+            return Err(ApiError::bad(plural, "must not be empty"));
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Object(map) => Ok(Body { map }),
+                _ => Err(ApiError::bad(
+                    &format!("{plural}[{i}]"),
+                    "must be a JSON object",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|b| (b, true))
+    }
+
+    /// What is left of the body.
+    pub fn into_map(self) -> Map<String, Value> {
+        self.map
+    }
+
     pub fn from_map(map: Map<String, Value>) -> Body {
         Body { map }
     }

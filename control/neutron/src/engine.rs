@@ -284,6 +284,7 @@ fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
             Op::PutRule { rule, .. } => {
                 c.security_groups.insert(rule.security_group_id.clone());
             }
+            Op::SetQuotas { .. } => {}
             Op::DeleteRule(id) => {
                 if let Some(g) = before.rule_owner.get(id) {
                     c.security_groups.insert(g.clone());
@@ -361,6 +362,14 @@ fn restore(store: &Store, s: &Settings) -> Result<World, NeutronError> {
     }
     for (id, g) in groups {
         w.st.security_groups.insert(id, Arc::new(g));
+    }
+    let mut quotas: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
+        Default::default();
+    for (project, resource, limit) in loaded.quotas {
+        quotas.entry(project).or_default().insert(resource, limit);
+    }
+    for (project, limits) in quotas {
+        w.st.quotas.insert(project, Arc::new(limits));
     }
     Ok(w)
 }

@@ -36,6 +36,7 @@ pub mod model;
 mod networks;
 mod ports;
 mod query;
+mod quotas;
 mod secgroups;
 mod store;
 mod subnets;

@@ -346,6 +346,8 @@ pub struct NeutronState {
     pub security_groups: OrdMap<String, Arc<SecurityGroup>>,
     /// Rule id -> id of the group holding it.
     pub rule_owner: OrdMap<String, String>,
+    /// Project -> the quota limits set for it (the rest are the defaults).
+    pub quotas: OrdMap<String, Arc<std::collections::BTreeMap<String, i64>>>,
 }
 
 impl NeutronState {

@@ -67,6 +67,12 @@ CREATE TABLE IF NOT EXISTS port_security_groups (
     PRIMARY KEY (port_id, security_group_id)
 );
 CREATE INDEX IF NOT EXISTS port_security_groups_group ON port_security_groups(security_group_id);
+CREATE TABLE IF NOT EXISTS quotas (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    hard_limit INTEGER NOT NULL CHECK (hard_limit >= -1),
+    PRIMARY KEY (project_id, resource)
+);
 ";
 
 /// One change, in the order it must reach the database.
@@ -108,6 +114,11 @@ pub enum Op {
         fingerprint: String,
     },
     DeleteRule(String),
+    /// A project's quota limits, replacing what it had (none: defaults).
+    SetQuotas {
+        project: String,
+        limits: std::collections::BTreeMap<String, i64>,
+    },
 }
 
 /// Everything in the database, for restoring the in-memory world.
@@ -119,6 +130,8 @@ pub struct Loaded {
     /// Groups without rules, then rules in insertion order.
     pub groups: Vec<SecurityGroup>,
     pub rules: Vec<SecurityGroupRule>,
+    /// (project, resource, limit).
+    pub quotas: Vec<(String, String, i64)>,
 }
 
 pub struct Store {
@@ -257,6 +270,16 @@ impl Store {
             "SELECT doc FROM security_group_rules ORDER BY rowid",
             &mut out.rules,
         )?;
+        let mut st = self
+            .conn
+            .prepare("SELECT project_id, resource, hard_limit FROM quotas")
+            .map_err(|e| self.fail(e.to_string()))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.fail(e.to_string()))?;
+        for row in rows {
+            out.quotas.push(row.map_err(|e| self.fail(e.to_string()))?);
+        }
         Ok(out)
     }
 
@@ -431,6 +454,16 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
         Op::DeleteRule(id) => {
             tx.prepare_cached("DELETE FROM security_group_rules WHERE id = ?1")?
                 .execute(params![id])?;
+        }
+        Op::SetQuotas { project, limits } => {
+            tx.prepare_cached("DELETE FROM quotas WHERE project_id = ?1")?
+                .execute(params![project])?;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO quotas (project_id, resource, hard_limit) VALUES (?1, ?2, ?3)",
+            )?;
+            for (r, l) in limits {
+                ins.execute(params![project, r, l])?;
+            }
         }
     }
     Ok(())

@@ -9,4 +9,5 @@ mod common;
 mod api;
 mod crash;
 mod openstack_client;
+mod quotas;
 mod scale;
