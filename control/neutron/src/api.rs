@@ -548,15 +548,39 @@ fn extensions() -> Vec<Value> {
 
 fn list_coll(e: &Engine, c: Coll, q: &Query, url: &str) -> Result<Resp, ApiError> {
     let st = e.state();
+    let nf = |id: &str| c.not_found(id);
     let body = match c {
-        Coll::Networks => list(c.plural(), st.networks.values().map(|v| &**v), q, url)?,
-        Coll::Subnets => list(c.plural(), st.subnets.values().map(|v| &**v), q, url)?,
-        Coll::Ports => list(c.plural(), st.ports.values().map(|v| &**v), q, url)?,
+        Coll::Networks => list(
+            c.plural(),
+            st.networks.values().map(|v| &**v),
+            q,
+            url,
+            &|id| st.networks.get(id).map(|v| &**v),
+            &nf,
+        )?,
+        Coll::Subnets => list(
+            c.plural(),
+            st.subnets.values().map(|v| &**v),
+            q,
+            url,
+            &|id| st.subnets.get(id).map(|v| &**v),
+            &nf,
+        )?,
+        Coll::Ports => list(
+            c.plural(),
+            st.ports.values().map(|v| &**v),
+            q,
+            url,
+            &|id| st.ports.get(id).map(|v| &**v),
+            &nf,
+        )?,
         Coll::Groups => list(
             c.plural(),
             st.security_groups.values().map(|v| &**v),
             q,
             url,
+            &|id| st.security_groups.get(id).map(|v| &**v),
+            &nf,
         )?,
         Coll::Rules => list(
             c.plural(),
@@ -565,6 +589,8 @@ fn list_coll(e: &Engine, c: Coll, q: &Query, url: &str) -> Result<Resp, ApiError
                 .flat_map(|g| g.security_group_rules.iter()),
             q,
             url,
+            &|id| st.rule(id),
+            &nf,
         )?,
     };
     Ok(Resp { status: 200, body })

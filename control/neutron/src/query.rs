@@ -444,6 +444,8 @@ pub fn list<'a, T: Listable + 'a>(
     items: impl Iterator<Item = &'a T>,
     q: &Query,
     self_url: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a T>,
+    not_found: &dyn Fn(&str) -> ApiError,
 ) -> Result<Vec<u8>, ApiError> {
     // Group the filters by key, refusing what is not an attribute.
     let mut filters: Vec<(&str, Vec<String>)> = Vec::new();
@@ -486,54 +488,67 @@ pub fn list<'a, T: Listable + 'a>(
     };
     let mut selected: Vec<&T> = items.filter(|i| matches(i)).collect();
 
+    // Neutron's words and types (api_common.get_sorts, get_limit_and_marker).
+    let http_bad = |msg: String| ApiError::new(400, "HTTPBadRequest", msg);
     let keys = q.all("sort_key");
     let dirs = q.all("sort_dir");
+    if keys.len() != dirs.len() {
+        return Err(http_bad(
+            "The number of sort_keys and sort_dirs must be same".into(),
+        ));
+    }
     for k in &keys {
         if !T::filter_keys().contains(&k.as_str())
             || k == "fixed_ips"
             || k == "security_groups"
             || k == "subnets"
         {
-            return Err(ApiError::bad(
-                "sort_key",
-                format!("'{k}' is not a sortable attribute of {plural}"),
-            ));
+            return Err(http_bad(format!(
+                "{k} is an invalid attribute for sort_key"
+            )));
         }
     }
     for d in &dirs {
         if d != "asc" && d != "desc" {
-            return Err(ApiError::bad(
-                "sort_dir",
-                format!("'{d}' is not asc or desc"),
-            ));
+            return Err(http_bad(format!(
+                "{d} is an invalid attribute for sort_dir, valid sort dir is asc or desc"
+            )));
         }
     }
-    if !keys.is_empty() {
-        selected.sort_by(|a, b| {
-            for (i, k) in keys.iter().enumerate() {
-                let o = a.attr(k).partial_cmp(&b.attr(k)).unwrap_or(Ordering::Equal);
-                let o = if dirs.get(i).map(String::as_str) == Some("desc") {
-                    o.reverse()
-                } else {
-                    o
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
+    // The sort keys, then the id (the order without keys).
+    let order = |a: &T, b: &T| {
+        for (i, k) in keys.iter().enumerate() {
+            let o = a.attr(k).partial_cmp(&b.attr(k)).unwrap_or(Ordering::Equal);
+            let o = if dirs.get(i).map(String::as_str) == Some("desc") {
+                o.reverse()
+            } else {
+                o
+            };
+            if o != Ordering::Equal {
+                return o;
             }
-            a.id().cmp(b.id())
-        });
-    }
-    if q.first("page_reverse")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
+        }
+        a.id().cmp(b.id())
+    };
+    selected.sort_by(|a, b| order(a, b));
+    // page_reverse: the page before the marker, still in ascending order.
+    let reverse = q
+        .first("page_reverse")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if reverse {
         selected.reverse();
     }
     if let Some(m) = q.first("marker") {
-        let pos = selected.iter().position(|i| i.id() == m).ok_or_else(|| {
-            ApiError::bad("marker", format!("'{m}' is not the id of a listed item"))
-        })?;
-        selected.drain(..=pos);
+        // The marker is looked up as the resource (Neutron's NotFound; it
+        // need not match the filters), then the page starts after it in
+        // the sort order.
+        let marker = lookup(m).ok_or_else(|| not_found(m))?;
+        let after = if reverse {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        };
+        selected.retain(|i| order(i, marker) == after);
     }
     let limit = match q.first("limit") {
         None => None,
@@ -541,16 +556,21 @@ pub fn list<'a, T: Listable + 'a>(
             Ok(0) => None,
             Ok(n) => Some(n),
             Err(_) => {
-                return Err(ApiError::bad(
-                    "limit",
-                    format!("'{l}' is not a non-negative integer"),
+                return Err(ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!(
+                        "Bad limit request: Limit must be an integer 0 or greater and not '{l}'."
+                    ),
                 ))
             }
         },
     };
-    let more = limit.is_some_and(|l| selected.len() > l);
     if let Some(l) = limit {
         selected.truncate(l);
+    }
+    if reverse {
+        selected.reverse();
     }
     let fields = q.fields();
     let mut out =
@@ -565,18 +585,38 @@ pub fn list<'a, T: Listable + 'a>(
         write_item(&mut out, *item, &fields)?;
     }
     out.push(b']');
-    if let (true, Some(last)) = (more, selected.last()) {
-        let mut qs: Vec<String> = q
-            .pairs
-            .iter()
-            .filter(|(k, _)| k != "marker")
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-            .collect();
-        qs.push(format!("marker={}", percent_encode(last.id())));
-        let link =
-            serde_json::json!([{"rel": "next", "href": format!("{self_url}?{}", qs.join("&"))}]);
-        out.extend_from_slice(format!(",\"{plural}_links\":").as_bytes());
-        serde_json::to_writer(&mut out, &link).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(l) = limit {
+        // Neutron's links (api_common.get_pagination_links): "next" unless
+        // a forward page came out short, "previous" unless a reverse one
+        // did; each restarts from this page's edge.
+        let short = selected.len() < l;
+        let href = |marker: Option<&str>, back: bool| {
+            let mut qs: Vec<String> = q
+                .pairs
+                .iter()
+                .filter(|(k, _)| k != "marker" && k != "page_reverse")
+                .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+                .collect();
+            if let Some(m) = marker {
+                qs.push(format!("marker={}", percent_encode(m)));
+            }
+            if back {
+                qs.push("page_reverse=True".into());
+            }
+            format!("{self_url}?{}", qs.join("&"))
+        };
+        let mut links = Vec::new();
+        if !short || reverse {
+            links.push(serde_json::json!({"rel": "next", "href": href(selected.last().map(|i| i.id()), false)}));
+        }
+        if !short || !reverse {
+            links.push(serde_json::json!({"rel": "previous", "href": href(selected.first().map(|i| i.id()), true)}));
+        }
+        if !links.is_empty() {
+            out.extend_from_slice(format!(",\"{plural}_links\":").as_bytes());
+            serde_json::to_writer(&mut out, &links)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
     }
     out.push(b'}');
     Ok(out)

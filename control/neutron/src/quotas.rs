@@ -3,7 +3,9 @@
 //! set, enforced when the API creates (inside the creating mutation, so
 //! concurrent creates cannot overshoot). The default security group and
 //! its rules, which the service makes itself, are never refused, as in
-//! Neutron.
+//! Neutron. Resources of no project (a request without `X-Project-Id` or
+//! `project_id`, which Neutron without Keystone refuses outright) count
+//! against no quota.
 use super::engine::Tx;
 use super::error::ApiError;
 use super::model::NeutronState;
@@ -102,7 +104,7 @@ impl Tx<'_> {
         resource: &str,
         projects: impl IntoIterator<Item = &'p str>,
     ) -> Result<(), ApiError> {
-        for p in projects {
+        for p in projects.into_iter().filter(|p| !p.is_empty()) {
             let limit = limits(&self.w.st, p)[resource];
             if limit >= 0 && used(&self.w.st, p, resource) > limit {
                 return Err(over_quota(resource));

@@ -1217,7 +1217,7 @@ fn refused_requests_persist_nothing() {
         ("POST", "/v2.0/networks".into(), "".into(), "empty"),
         ("POST", "/v2.0/networks".into(), r#"{"network": {"name": "x", "flavour": "y"}}"#.into(), "flavour"),
         ("POST", "/v2.0/networks".into(), r#"{"network": {"name": "x"}, "extra": 1}"#.into(), "extra"),
-        ("POST", "/v2.0/networks".into(), r#"{"networks": [{"name": "x"}]}"#.into(), "networks"),
+        ("POST", "/v2.0/networks".into(), r#"{"networks": [{"name": "x"}, {"name": 5}]}"#.into(), "name"),
         ("POST", "/v2.0/networks".into(), r#"{"network": {"provider:network_type": "vlan", "provider:physical_network": "physnet1", "provider:segmentation_id": 5000}}"#.into(), "provider:segmentation_id"),
         ("POST", "/v2.0/subnets".into(), format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.1.0.0/16", "ip_version": 4, "allocation_pools": [{{"start": "10.1.0.1", "end": "10.2.0.1"}}]}}}}"#), "allocation_pools"),
         ("POST", "/v2.0/subnets".into(), format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "300.1.0.0/16", "ip_version": 4}}}}"#), "cidr"),

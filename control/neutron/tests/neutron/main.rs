@@ -9,5 +9,6 @@ mod common;
 mod api;
 mod crash;
 mod openstack_client;
+mod paging;
 mod quotas;
 mod scale;
