@@ -101,6 +101,11 @@ fn try_bind(
             // socket and this switch connects to it as the client.
             Ok((
                 VifType::Vhostuser,
+                // port_filter: true, because this switch does filter (port
+                // security and security groups, stateful): Neutron's OVS
+                // driver says false for vhost-user, where iptables could not.
+                // bridge_name is what os-vif plugs into; bound_drivers names
+                // the mechanism driver Neutron would have used.
                 obj(json!({
                     "vhostuser_socket": vhostuser_socket(s, port_id),
                     "vhostuser_mode": "server",
@@ -108,6 +113,9 @@ fn try_bind(
                     "port_filter": true,
                     "datapath_type": "netdev",
                     "ovs_hybrid_plug": false,
+                    "bridge_name": s.integration_bridge,
+                    "connectivity": "l2",
+                    "bound_drivers": {"0": "openvswitch"},
                 })),
             ))
         }
@@ -140,7 +148,8 @@ fn try_bind(
             };
             Ok((
                 vt,
-                obj(json!({"port_filter": false, "vlan": vlan.to_string()})),
+                obj(json!({"port_filter": false, "vlan": vlan.to_string(),
+                    "connectivity": "l2", "bound_drivers": {"0": "sriovnicswitch"}})),
             ))
         }
         other => Err(format!(

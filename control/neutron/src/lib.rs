@@ -162,6 +162,8 @@ pub(crate) struct Settings {
     /// How many leading bytes of base_mac are kept (3 or 4).
     pub mac_fixed: usize,
     pub tenant_type: NetworkType,
+    /// The bridge ports bound here join (`binding:vif_details.bridge_name`).
+    pub integration_bridge: String,
     pub max_connections: usize,
     pub request_timeout: std::time::Duration,
     pub max_fixed_ips_per_port: usize,
@@ -344,6 +346,7 @@ impl NeutronConfig {
             base_mac,
             mac_fixed: if base_mac[3] != 0 { 4 } else { 3 },
             tenant_type,
+            integration_bridge: self.integration_bridge.clone(),
             max_connections: self.max_connections,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             max_fixed_ips_per_port: self.max_fixed_ips_per_port,

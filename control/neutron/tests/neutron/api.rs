@@ -1458,7 +1458,8 @@ fn port_binding_for_nova_and_os_vif() {
     assert_eq!(
         p["binding:vif_details"],
         json!({"vhostuser_socket": format!("/var/run/openvswitch/vhu{}", &id[..11]), "vhostuser_mode": "server",
-            "vhostuser_ovs_plug": true, "port_filter": true, "datapath_type": "netdev", "ovs_hybrid_plug": false})
+            "vhostuser_ovs_plug": true, "port_filter": true, "datapath_type": "netdev", "ovs_hybrid_plug": false,
+            "bridge_name": "br-int", "connectivity": "l2", "bound_drivers": {"0": "openvswitch"}})
     );
     // Unbind, rebind elsewhere.
     let (_, u) = api.call(
@@ -1494,7 +1495,8 @@ fn port_binding_for_nova_and_os_vif() {
     assert_eq!(d["binding:vif_type"], "hw_veb");
     assert_eq!(
         d["binding:vif_details"],
-        json!({"port_filter": false, "vlan": seg.to_string()})
+        json!({"port_filter": false, "vlan": seg.to_string(), "connectivity": "l2",
+            "bound_drivers": {"0": "sriovnicswitch"}})
     );
     assert_eq!(
         d["binding:profile"],
