@@ -196,10 +196,13 @@ impl Body {
     /// POST/PUT"), anything else as unrecognized.
     pub fn finish(self, method: &str, readonly: &[&str]) -> Result<(), ApiError> {
         if let Some(k) = self.map.keys().find(|k| readonly.contains(&k.as_str())) {
-            return Err(ApiError::bad(
-                k,
-                format!("attribute '{k}' is read-only and not allowed in {method}"),
-            ));
+            // Neutron's words (neutron_lib.api.attributes).
+            let msg = if method == "PUT" {
+                format!("Cannot update read-only attribute {k}")
+            } else {
+                format!("Attribute '{k}' not allowed in {method}")
+            };
+            return Err(ApiError::new(400, "HTTPBadRequest", msg));
         }
         if self.map.is_empty() {
             return Ok(());
@@ -303,7 +306,8 @@ mod tests {
         assert!(e.message.contains("'nmae'"), "{}", e.message);
         let b = Body::parse(br#"{"network": {"status": "x"}}"#, "network", "networks").unwrap();
         let e = b.finish("POST", &["status"]).unwrap_err();
-        assert!(e.message.contains("status") && e.message.contains("read-only"));
+        assert_eq!(e.message, "Attribute 'status' not allowed in POST");
+        assert_eq!(e.kind, "HTTPBadRequest");
     }
 
     #[test]

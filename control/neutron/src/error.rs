@@ -29,6 +29,16 @@ impl ApiError {
         )
     }
 
+    /// 400 as Neutron's attribute validation raises it (webob's
+    /// HTTPBadRequest): "Invalid input for FIELD. Reason: WHY."
+    pub fn bad_attr(field: &str, reason: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            400,
+            "HTTPBadRequest",
+            format!("Invalid input for {field}. Reason: {reason}."),
+        )
+    }
+
     pub fn not_found(kind: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(404, kind, message)
     }

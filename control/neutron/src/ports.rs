@@ -125,7 +125,7 @@ fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, Ap
             Some(v) => {
                 let f = format!("{field}.mac_address");
                 let s = string_value(&f, v, 32)?;
-                format_mac(&parse_unicast_mac(&s).map_err(|e| ApiError::bad(&f, e))?)
+                format_mac(&parse_unicast_mac(&s).map_err(|e| ApiError::bad_attr(&f, e))?)
             }
         };
         if let Some(k) = m.keys().next() {
@@ -446,7 +446,9 @@ impl Tx<'_> {
         let device_id = b.string("device_id", NAME_MAX)?.unwrap_or_default();
         let device_owner = b.string("device_owner", NAME_MAX)?.unwrap_or_default();
         let mac_req = match b.nullable_string("mac_address", 32)?.flatten() {
-            Some(m) => Some(parse_unicast_mac(&m).map_err(|e| ApiError::bad("mac_address", e))?),
+            Some(m) => {
+                Some(parse_unicast_mac(&m).map_err(|e| ApiError::bad_attr("mac_address", e))?)
+            }
             None => None,
         };
         let fixed_req = match b.list("fixed_ips")? {
@@ -572,7 +574,9 @@ impl Tx<'_> {
             p.device_owner = v;
         }
         let mac_req = match b.nullable_string("mac_address", 32)?.flatten() {
-            Some(m) => Some(parse_unicast_mac(&m).map_err(|e| ApiError::bad("mac_address", e))?),
+            Some(m) => {
+                Some(parse_unicast_mac(&m).map_err(|e| ApiError::bad_attr("mac_address", e))?)
+            }
             None => None,
         };
         let fixed_req = match b.list("fixed_ips")? {

@@ -353,11 +353,30 @@ impl Tx<'_> {
             }
         };
         let num = protocol.as_deref().and_then(protocol_number);
+        // Neutron's exception types (neutron.extensions.securitygroup):
+        // clients branch on them.
+        let sg_err = |kind: &str, msg: String| ApiError::new(400, kind, msg);
         if ethertype == IpVersion::V4 && num == Some(58) {
-            return Err(ApiError::bad("protocol", "ICMPv6 needs ethertype IPv6"));
+            return Err(sg_err(
+                "SecurityGroupEthertypeConflictWithProtocol",
+                format!(
+                    "Invalid ethertype IPv4 for protocol {}.",
+                    protocol.as_deref().unwrap_or("ipv6-icmp")
+                ),
+            ));
         }
-        let mut min = b.integer("port_range_min", 0, 65535)?.map(|v| v as u32);
-        let mut max = b.integer("port_range_max", 0, 65535)?.map(|v| v as u32);
+        let port_value = |f: &str, b: &mut Body| -> Result<Option<u32>, ApiError> {
+            match b.integer(f, i64::MIN, i64::MAX)? {
+                None => Ok(None),
+                Some(v) if (0..=65535).contains(&v) => Ok(Some(v as u32)),
+                Some(v) => Err(sg_err(
+                    "SecurityGroupInvalidPortValue",
+                    format!("Invalid value for port {v}."),
+                )),
+            }
+        };
+        let min = port_value("port_range_min", &mut b)?;
+        let mut max = port_value("port_range_max", &mut b)?;
         match num {
             Some(n) if PORT_PROTOCOLS.contains(&n) => {
                 if min.is_none() && max.is_some() {
@@ -369,41 +388,57 @@ impl Tx<'_> {
                 if min.is_some() && max.is_none() {
                     max = min;
                 }
-                for (f, v) in [("port_range_min", min), ("port_range_max", max)] {
+                for v in [min, max] {
                     if v == Some(0) {
-                        return Err(ApiError::bad(f, "port 0 is not valid; ports are 1-65535"));
+                        return Err(sg_err(
+                            "SecurityGroupInvalidPortValue",
+                            "Invalid value for port 0.".into(),
+                        ));
                     }
                 }
                 if let (Some(a), Some(z)) = (min, max) {
                     if a > z {
-                        return Err(ApiError::bad(
-                            "port_range_min",
-                            format!("{a} is above port_range_max {z}"),
+                        return Err(sg_err(
+                            "SecurityGroupInvalidPortRange",
+                            "For TCP/UDP protocols, port_range_min must be <= port_range_max"
+                                .into(),
                         ));
                     }
                 }
             }
             Some(1) | Some(58) => {
                 if min.is_none() && max.is_some() {
-                    return Err(ApiError::bad(
-                        "port_range_min",
-                        "the ICMP type is required when the ICMP code (port_range_max) is given",
+                    return Err(sg_err(
+                        "SecurityGroupMissingIcmpType",
+                        format!(
+                            "ICMP code (port-range-max) {} is provided but ICMP type (port-range-min) is missing.",
+                            max.unwrap_or_default()
+                        ),
                     ));
                 }
-                for (f, v) in [("port_range_min", min), ("port_range_max", max)] {
+                for (field, attr, v) in [
+                    ("type", "port_range_min", min),
+                    ("code", "port_range_max", max),
+                ] {
                     if let Some(v) = v.filter(|v| *v > 255) {
-                        return Err(ApiError::bad(f, format!("ICMP type/code {v} is over 255")));
+                        return Err(sg_err(
+                            "SecurityGroupInvalidIcmpValue",
+                            format!(
+                                "Invalid value for ICMP {field} ({attr}) {v}. It must be 0 to 255."
+                            ),
+                        ));
                     }
                 }
             }
             _ => {
-                for (f, v) in [("port_range_min", &mut min), ("port_range_max", &mut max)] {
-                    if v.is_some() {
-                        return Err(ApiError::bad(
-                            f,
-                            "only tcp, udp, dccp, sctp, udplite (ports) and icmp/icmpv6 (type/code) rules take a port range",
-                        ));
-                    }
+                if min.is_some() || max.is_some() {
+                    return Err(sg_err(
+                        "SecurityGroupInvalidProtocolForPortRange",
+                        format!(
+                            "Invalid protocol {} for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.",
+                            protocol.as_deref().unwrap_or("None")
+                        ),
+                    ));
                 }
             }
         }
@@ -413,11 +448,10 @@ impl Tx<'_> {
                 let c =
                     Cidr::parse_lenient(&p).map_err(|e| ApiError::bad("remote_ip_prefix", e))?;
                 if c.version != ethertype {
-                    return Err(ApiError::bad(
-                        "remote_ip_prefix",
+                    return Err(sg_err(
+                        "SecurityGroupRuleParameterConflict",
                         format!(
-                            "{c} is IPv{} but ethertype is {}",
-                            c.version.number(),
+                            "Conflicting value ethertype {} for CIDR {p}",
                             ethertype.ethertype()
                         ),
                     ));
@@ -433,9 +467,10 @@ impl Tx<'_> {
             ));
         }
         if remote_group_id.is_some() && remote_ip_prefix.is_some() {
-            return Err(ApiError::bad(
-                "remote_group_id",
-                "only one of remote_ip_prefix and remote_group_id may be given",
+            return Err(ApiError::new(
+                400,
+                "SecurityGroupRemoteGroupAndRemoteIpPrefix",
+                "Only remote_ip_prefix or remote_group_id may be provided.",
             ));
         }
         if let Some(r) = &remote_group_id {

@@ -209,6 +209,12 @@ impl Tx<'_> {
             .ok_or_else(|| ApiError::bad("cidr", "is required"))?;
         let cidr = Cidr::parse_strict(&cidr_s).map_err(|e| ApiError::bad("cidr", e))?;
         if let Some(v) = b.integer("ip_version", 0, 255)? {
+            if v != 4 && v != 6 {
+                return Err(ApiError::bad_attr(
+                    "ip_version",
+                    format!("{v} is not in [4, 6]"),
+                ));
+            }
             if v != cidr.version.number() as i64 {
                 return Err(ApiError::bad(
                     "ip_version",
