@@ -322,7 +322,10 @@ fn restore(store: &Store, s: &Settings) -> Result<World, NeutronError> {
             pools.push((ip_to_u128(a), ip_to_u128(b)));
         }
         pools.sort();
-        w.ipam.insert(sn.id.clone(), SubnetIpam::new(cidr, pools));
+        w.ipam.insert(
+            sn.id.clone(),
+            SubnetIpam::new(cidr, pools).with_auto(sn.is_auto_address()),
+        );
         w.st.subnets.insert(sn.id.clone(), Arc::new(sn));
     }
     for p in loaded.ports {

@@ -12,6 +12,8 @@ pub type Range = (u128, u128);
 /// Neutron's default pools: the whole CIDR minus the network address, the
 /// IPv4 broadcast address and the gateway (`neutron.ipam.utils.generate_pools`).
 pub fn default_pools(cidr: &Cidr, gateway: Option<u128>) -> Vec<Range> {
+    // IPv6 keeps the subnet-router anycast address (the network address)
+    // out, as IPv4 keeps its network address; Neutron's gateway default.
     let first = cidr.base + 1;
     let last = if cidr.version == IpVersion::V4 {
         cidr.last().saturating_sub(1)
@@ -104,6 +106,25 @@ pub struct SubnetIpam {
     /// Allocated addresses that lie inside the pools.
     in_pools: u128,
     cursor: u128,
+    /// SLAAC or DHCPv6-stateless: a port's address here is its EUI-64,
+    /// computed from its MAC, never allocated from the pools.
+    auto: bool,
+}
+
+/// The EUI-64 address of `mac` in a /64: the MAC with ff:fe in its middle
+/// and the universal/local bit flipped (RFC 4291, appendix A).
+pub fn eui64(cidr: &Cidr, mac: [u8; 6]) -> u128 {
+    let iid = u64::from_be_bytes([
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ]);
+    cidr.base | iid as u128
 }
 
 impl SubnetIpam {
@@ -117,7 +138,18 @@ impl SubnetIpam {
             allocated: OrdSet::new(),
             in_pools: 0,
             cursor,
+            auto: false,
         }
+    }
+
+    /// Marks the subnet as auto-addressed (SLAAC, DHCPv6-stateless).
+    pub fn with_auto(mut self, auto: bool) -> SubnetIpam {
+        self.auto = auto;
+        self
+    }
+
+    pub fn is_auto(&self) -> bool {
+        self.auto
     }
 
     pub fn cidr(&self) -> &Cidr {
@@ -130,7 +162,7 @@ impl SubnetIpam {
 
     /// Replaces the pools (subnet update), keeping the allocations.
     pub fn set_pools(&mut self, pools: Vec<Range>) {
-        let mut next = SubnetIpam::new(self.cidr, pools);
+        let mut next = SubnetIpam::new(self.cidr, pools).with_auto(self.auto);
         for &ip in self.allocated.iter() {
             next.take(ip);
         }

@@ -316,6 +316,16 @@ impl Port {
     }
 }
 
+impl Subnet {
+    /// SLAAC or DHCPv6-stateless: ports get their EUI-64 address here.
+    pub fn is_auto_address(&self) -> bool {
+        matches!(
+            self.ipv6_address_mode.as_deref(),
+            Some("slaac" | "dhcpv6-stateless")
+        )
+    }
+}
+
 impl SecurityGroupRule {
     /// The IP protocol number; `None` for any protocol.
     pub fn protocol_number(&self) -> Option<u8> {

@@ -4,6 +4,7 @@ use super::binding::{bind, KNOWN_VNIC_TYPES};
 use super::body::{string_value, Body, NAME_MAX};
 use super::engine::Tx;
 use super::error::ApiError;
+use super::ipam::eui64;
 use super::model::{AddressPair, Binding, FixedIp, Network, Port, PortStatus, StdAttrs, VifType};
 use super::networks::check_tags;
 use super::store::Op;
@@ -203,15 +204,28 @@ impl Tx<'_> {
     fn assign_ips(
         &mut self,
         net: &Network,
+        mac: [u8; 6],
         device_owner: &str,
         requested: Option<Vec<ReqIp>>,
         existing: &[FixedIp],
     ) -> Result<(Vec<FixedIp>, Vec<FixedIp>, Vec<FixedIp>), ApiError> {
         let mut result: Vec<Option<FixedIp>> = Vec::new();
         let mut kept = vec![false; existing.len()];
-        let Some(requested) = requested else {
+        // SLAAC/DHCPv6-stateless subnets: the port's EUI-64 address on each
+        // (never on a router port), whatever else it asks for.
+        let auto_subnets: Vec<String> = if is_router_port(device_owner) {
+            Vec::new()
+        } else {
+            net.subnets
+                .iter()
+                .filter(|s| self.w.ipam.get(*s).is_some_and(|i| i.is_auto()))
+                .cloned()
+                .collect()
+        };
+        let Some(mut requested) = requested else {
             // Neutron's default: one address from the first IPv4 subnet with
-            // room and one from the first IPv6 subnet with room.
+            // room, one from the first stateful IPv6 subnet with room, and
+            // the EUI-64 address on every auto-address subnet.
             let mut added = Vec::new();
             for version in [IpVersion::V4, IpVersion::V6] {
                 let subnets: Vec<String> = net
@@ -221,7 +235,7 @@ impl Tx<'_> {
                         self.w
                             .ipam
                             .get(*s)
-                            .is_some_and(|i| i.cidr().version == version)
+                            .is_some_and(|i| i.cidr().version == version && !i.is_auto())
                     })
                     .cloned()
                     .collect();
@@ -252,8 +266,28 @@ impl Tx<'_> {
                     ));
                 }
             }
+            for sid in auto_subnets {
+                added.push(self.take_eui64(&sid, mac)?);
+            }
             return Ok((added.clone(), Vec::new(), added));
         };
+        // Auto-address subnets the request does not name: kept when the
+        // port has its address there, added on create (Neutron's rule).
+        for sid in &auto_subnets {
+            if requested
+                .iter()
+                .any(|r| r.subnet_id.as_deref() == Some(sid))
+            {
+                continue;
+            }
+            if existing.is_empty() || existing.iter().any(|f| f.subnet_id == *sid) {
+                requested.push(ReqIp {
+                    field: "fixed_ips".into(),
+                    subnet_id: Some(sid.clone()),
+                    ip: None,
+                });
+            }
+        }
         // Resolve each entry's subnet first.
         let mut resolved: Vec<(ReqIp, String)> = Vec::new();
         for r in requested {
@@ -336,6 +370,14 @@ impl Tx<'_> {
                 .ok_or_else(|| ApiError::internal("allocator missing"))?;
             let cidr = *ipam.cidr();
             let v = match r.ip {
+                Some(ip) if ipam.is_auto() => {
+                    return Err(ApiError::new(
+                        400,
+                        "InvalidInput",
+                        format!("Invalid input for operation: IPv6 address {ip} cannot be directly assigned to a port on subnet {sid} as the subnet is configured for automatic addresses."),
+                    ));
+                }
+                None if ipam.is_auto() => eui64(&cidr, mac),
                 Some(ip) => {
                     let f = format!("{}.ip_address", r.field);
                     if !cidr.contains(ip) {
@@ -386,7 +428,7 @@ impl Tx<'_> {
                     )
                 })?,
             };
-            if r.ip.is_some() {
+            if r.ip.is_some() || ipam.is_auto() {
                 ipam.take(v);
             } else {
                 ipam.take_next(v);
@@ -416,6 +458,21 @@ impl Tx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Takes `mac`'s EUI-64 address on auto-address subnet `sid`.
+    fn take_eui64(&mut self, sid: &str, mac: [u8; 6]) -> Result<FixedIp, ApiError> {
+        let ipam = self
+            .w
+            .ipam
+            .get_mut(sid)
+            .ok_or_else(|| ApiError::internal("allocator missing"))?;
+        let v = eui64(ipam.cidr(), mac);
+        ipam.take(v);
+        Ok(FixedIp {
+            subnet_id: sid.to_owned(),
+            ip_address: ipam.cidr().ip(v).to_string(),
+        })
     }
 
     fn record_ips(&mut self, port_id: &str, released: &[FixedIp], added: &[FixedIp]) {
@@ -496,7 +553,7 @@ impl Tx<'_> {
                 "allowed_address_pairs: port security must be enabled to use address pairs",
             ));
         }
-        let (fixed_ips, _, added) = self.assign_ips(&net, &device_owner, fixed_req, &[])?;
+        let (fixed_ips, _, added) = self.assign_ips(&net, mac, &device_owner, fixed_req, &[])?;
         let security_groups = match sg_req {
             Some(ids) => {
                 let ids = self.check_groups(&ids)?;
@@ -626,14 +683,38 @@ impl Tx<'_> {
         if let Some(items) = pairs_req {
             p.allowed_address_pairs = parse_pairs(items, &p.mac_address)?;
         }
-        let (released, added) = if fixed_req.is_some() {
-            let (ips, released, added) =
-                self.assign_ips(&net, &p.device_owner.clone(), fixed_req, &old.fixed_ips)?;
+        let (mut released, mut added) = if fixed_req.is_some() {
+            let (ips, released, added) = self.assign_ips(
+                &net,
+                new_mac,
+                &p.device_owner.clone(),
+                fixed_req,
+                &old.fixed_ips,
+            )?;
             p.fixed_ips = ips;
             (released, added)
         } else {
             (Vec::new(), Vec::new())
         };
+        if new_mac != old_mac {
+            // A new MAC is a new EUI-64 address on each auto-address subnet.
+            for i in 0..p.fixed_ips.len() {
+                let sid = p.fixed_ips[i].subnet_id.clone();
+                if !self.w.ipam.get(&sid).is_some_and(|a| a.is_auto()) {
+                    continue;
+                }
+                let old_ip = p.fixed_ips[i].clone();
+                if let (Some(ipam), Ok(ip)) =
+                    (self.w.ipam.get_mut(&sid), parse_ip(&old_ip.ip_address))
+                {
+                    ipam.release(ip_to_u128(ip));
+                }
+                let new_ip = self.take_eui64(&sid, new_mac)?;
+                released.push(old_ip);
+                added.push(new_ip.clone());
+                p.fixed_ips[i] = new_ip;
+            }
+        }
         if let Some(ids) = &sg_req {
             let ids = self.check_groups(ids)?;
             if !ids.is_empty() && (!p.port_security_enabled || p.fixed_ips.is_empty()) {

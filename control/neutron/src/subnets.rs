@@ -3,8 +3,8 @@
 use super::body::{string_value, Body, NAME_MAX};
 use super::engine::Tx;
 use super::error::ApiError;
-use super::ipam::{check_pools, default_pools, Range, SubnetIpam};
-use super::model::{AllocationPool, HostRoute, StdAttrs, Subnet};
+use super::ipam::{check_pools, default_pools, eui64, Range, SubnetIpam};
+use super::model::{AllocationPool, FixedIp, HostRoute, Port, StdAttrs, Subnet};
 use super::networks::check_tags;
 use super::store::Op;
 use super::validate::{check_uuid, ip_to_u128, new_id, parse_ip, Cidr, IpVersion};
@@ -13,16 +13,31 @@ use std::sync::Arc;
 
 const READONLY: &[&str] = &["id", "created_at", "updated_at", "revision_number"];
 const MAX_DNS: usize = 5;
+/// `ipv6_ra_mode` and `ipv6_address_mode` values.
+const IPV6_MODES: [&str; 3] = ["dhcpv6-stateful", "dhcpv6-stateless", "slaac"];
 const MAX_ROUTES: usize = 20;
 
-/// A gateway or requested address: inside the CIDR, not the network
-/// address, not the IPv4 broadcast address.
+/// A gateway, as Neutron takes it: any address of the subnet's version,
+/// also outside the CIDR (a router reached by a host route); inside it not
+/// the IPv4 network or broadcast address (IPv6's network address is the
+/// subnet-router anycast address, the default gateway).
 fn check_host_ip(field: &str, cidr: &Cidr, s: &str) -> Result<u128, ApiError> {
     let ip = parse_ip(s).map_err(|e| ApiError::bad(field, e))?;
-    if !cidr.contains(ip) {
-        return Err(ApiError::bad(field, format!("{ip} is not inside {cidr}")));
-    }
     let v = ip_to_u128(ip);
+    let version = if ip.is_ipv4() {
+        IpVersion::V4
+    } else {
+        IpVersion::V6
+    };
+    if version != cidr.version {
+        return Err(ApiError::bad(
+            field,
+            format!("{ip} is not an IPv{} address", cidr.version.number()),
+        ));
+    }
+    if !cidr.contains(ip) || cidr.version == IpVersion::V6 {
+        return Ok(v);
+    }
     if v == cidr.base {
         return Err(ApiError::bad(
             field,
@@ -196,14 +211,19 @@ impl Tx<'_> {
                 }
             }
         }
-        for k in ["ipv6_ra_mode", "ipv6_address_mode"] {
-            if let Some(Some(_)) = b.nullable_string(k, 32)? {
-                return Err(ApiError::bad(
-                    k,
-                    "SLAAC/DHCPv6 modes are not supported; addresses are allocated statically",
-                ));
+        let mut modes = [None, None];
+        for (slot, k) in modes.iter_mut().zip(["ipv6_ra_mode", "ipv6_address_mode"]) {
+            if let Some(m) = b.nullable_string(k, 32)?.flatten() {
+                if !IPV6_MODES.contains(&m.as_str()) {
+                    return Err(ApiError::bad_attr(
+                        k,
+                        format!("'{m}' is not in {IPV6_MODES:?}"),
+                    ));
+                }
+                *slot = Some(m);
             }
         }
+        let [ra_mode, address_mode] = modes;
         let cidr_s = b
             .string("cidr", 64)?
             .ok_or_else(|| ApiError::bad("cidr", "is required"))?;
@@ -235,7 +255,33 @@ impl Tx<'_> {
                 ),
             ));
         }
+        let invalid = |msg: String| {
+            ApiError::new(
+                400,
+                "InvalidInput",
+                format!("Invalid input for operation: {msg}."),
+            )
+        };
+        if ra_mode.is_some() || address_mode.is_some() {
+            if cidr.version == IpVersion::V4 {
+                return Err(invalid(
+                    "ipv6_ra_mode or ipv6_address_mode cannot be set when ip_version is 4".into(),
+                ));
+            }
+            if let (Some(ra), Some(addr)) = (&ra_mode, &address_mode) {
+                if ra != addr {
+                    return Err(invalid(format!("ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{addr}' is not valid. If both attributes are set, they must be the same value")));
+                }
+            }
+        }
+        let auto = matches!(address_mode.as_deref(), Some("slaac" | "dhcpv6-stateless"));
+        if auto && cidr.prefix != 64 {
+            return Err(invalid(format!("Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64")));
+        }
         let gateway = match b.nullable_string("gateway_ip", 64)? {
+            // Neutron's defaults: the first host of an IPv4 subnet, the
+            // subnet-router anycast address of an IPv6 one.
+            None if cidr.version == IpVersion::V6 => Some(cidr.base),
             None => Some(cidr.base + 1),
             Some(None) => None,
             Some(Some(g)) => Some(check_host_ip("gateway_ip", &cidr, &g)?),
@@ -257,6 +303,12 @@ impl Tx<'_> {
             }
         };
         let enable_dhcp = b.boolean("enable_dhcp")?.unwrap_or(true);
+        if !enable_dhcp && (ra_mode.is_some() || address_mode.is_some()) {
+            return Err(invalid(
+                "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False"
+                    .into(),
+            ));
+        }
         let dns = parse_dns(
             cidr.version,
             b.string_list("dns_nameservers", 64)?.unwrap_or_default(),
@@ -296,8 +348,8 @@ impl Tx<'_> {
             enable_dhcp,
             dns_nameservers: dns,
             host_routes: routes,
-            ipv6_ra_mode: None,
-            ipv6_address_mode: None,
+            ipv6_ra_mode: ra_mode,
+            ipv6_address_mode: address_mode,
             subnetpool_id: None,
             segment_id: None,
             service_types,
@@ -305,10 +357,13 @@ impl Tx<'_> {
         };
         self.w
             .ipam
-            .insert(sn.id.clone(), SubnetIpam::new(cidr, pools));
+            .insert(sn.id.clone(), SubnetIpam::new(cidr, pools).with_auto(auto));
         let sn = self.put_subnet(sn);
         let sid = sn.id.clone();
         self.touch_network(&network_id, |n| n.subnets.push(sid))?;
+        if auto {
+            self.add_auto_addresses(&sn, &cidr)?;
+        }
         Ok(sn)
     }
 
@@ -400,8 +455,71 @@ impl Tx<'_> {
         Ok(self.put_subnet(sn))
     }
 
+    /// A new SLAAC/DHCPv6-stateless subnet: every port of its network (but
+    /// router ports) gets its EUI-64 address there, as Neutron adds them.
+    fn add_auto_addresses(&mut self, sn: &Subnet, cidr: &Cidr) -> Result<(), ApiError> {
+        let ports: Vec<Arc<Port>> = self
+            .w
+            .st
+            .ports
+            .values()
+            .filter(|p| {
+                p.network_id == sn.network_id && !p.device_owner.starts_with("network:router")
+            })
+            .cloned()
+            .collect();
+        for p in ports {
+            let Some(mac) = p.mac() else { continue };
+            let v = eui64(cidr, mac);
+            if let Some(ipam) = self.w.ipam.get_mut(&sn.id) {
+                ipam.take(v);
+            }
+            let f = FixedIp {
+                subnet_id: sn.id.clone(),
+                ip_address: cidr.ip(v).to_string(),
+            };
+            self.ops.push(Op::AddAllocation {
+                subnet_id: f.subnet_id.clone(),
+                ip_address: f.ip_address.clone(),
+                port_id: p.id.clone(),
+            });
+            let mut p = (*p).clone();
+            p.fixed_ips.push(f);
+            p.std.touch(&self.now);
+            self.put_port(p);
+        }
+        Ok(())
+    }
+
     pub fn delete_subnet(&mut self, id: &str) -> Result<(), ApiError> {
         let sn = self.subnet(id)?;
+        if sn.is_auto_address() {
+            // Auto addresses go with their subnet (Neutron removes them).
+            let ports: Vec<Arc<Port>> = self
+                .w
+                .st
+                .ports
+                .values()
+                .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == id))
+                .cloned()
+                .collect();
+            for p in ports {
+                let mut p = (*p).clone();
+                for f in p.fixed_ips.iter().filter(|f| f.subnet_id == id) {
+                    self.ops.push(Op::DeleteAllocation {
+                        subnet_id: f.subnet_id.clone(),
+                        ip_address: f.ip_address.clone(),
+                    });
+                    if let (Some(ipam), Ok(ip)) = (self.w.ipam.get_mut(id), parse_ip(&f.ip_address))
+                    {
+                        ipam.release(ip_to_u128(ip));
+                    }
+                }
+                p.fixed_ips.retain(|f| f.subnet_id != id);
+                p.std.touch(&self.now);
+                self.put_port(p);
+            }
+        }
         let used = self
             .w
             .ipam

@@ -355,7 +355,7 @@ fn subnets_pools_and_gateways() {
         (format!(r#"{{"subnet": {{"network_id": "{nid}", "ip_version": 4}}}}"#), "cidr", 400),
         (format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.2.0.0/24", "ip_version": 6}}}}"#), "ip_version", 400),
         (format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.0.0.128/25", "ip_version": 4}}}}"#), "overlaps", 400),
-        (format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.2.0.0/24", "gateway_ip": "10.3.0.1"}}}}"#), "gateway_ip", 400),
+        (format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.2.0.0/24", "gateway_ip": "2001:db8::1"}}}}"#), "gateway_ip", 400),
         (format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.2.0.0/24", "gateway_ip": "10.2.0.255"}}}}"#), "gateway_ip", 400),
         (format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.2.0.0/24", "gateway_ip": "10.2.0.300"}}}}"#), "gateway_ip", 400),
         (format!(r#"{{"subnet": {{"network_id": "{nid}", "cidr": "10.2.0.0/24", "allocation_pools": [{{"start": "10.2.1.1", "end": "10.2.1.9"}}]}}}}"#), "allocation_pools", 400),

@@ -8,6 +8,7 @@ mod common;
 
 mod api;
 mod crash;
+mod ipv6;
 mod openstack_client;
 mod paging;
 mod quotas;
