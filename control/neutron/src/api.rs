@@ -535,6 +535,7 @@ fn extensions() -> Vec<Value> {
         ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
         ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
         ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+        ("external-net", "Neutron external network", "Adds external network attribute to network resource."),
         ("quotas", "Quota management support", "Expose functions for quotas management per project"),
         ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
     ];

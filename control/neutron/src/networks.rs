@@ -210,12 +210,9 @@ impl Tx<'_> {
         let admin_state_up = b.boolean("admin_state_up")?.unwrap_or(true);
         let shared = b.boolean("shared")?.unwrap_or(false);
         let port_security_enabled = b.boolean("port_security_enabled")?.unwrap_or(true);
-        if b.boolean("router:external")? == Some(true) {
-            return Err(ApiError::bad(
-                "router:external",
-                "external networks need an L3 service, which this switch does not provide",
-            ));
-        }
+        // external-net (ML2 has it): a model attribute here; routing to
+        // and from it needs an L3 service, which comes later.
+        let router_external = b.boolean("router:external")?.unwrap_or(false);
         let mtu = b
             .integer("mtu", 68, 9216)?
             .map(|m| m as u32)
@@ -246,7 +243,7 @@ impl Tx<'_> {
             network_type,
             physical_network: physical_network.clone(),
             segmentation_id,
-            router_external: false,
+            router_external,
             port_security_enabled,
             subnets: Vec::new(),
             availability_zone_hints: az_hints,
@@ -288,11 +285,8 @@ impl Tx<'_> {
         if let Some(v) = b.integer("mtu", 68, 9216)? {
             n.mtu = v as u32;
         }
-        if b.boolean("router:external")? == Some(true) {
-            return Err(ApiError::bad(
-                "router:external",
-                "external networks need an L3 service, which this switch does not provide",
-            ));
+        if let Some(v) = b.boolean("router:external")? {
+            n.router_external = v;
         }
         for k in [
             "provider:network_type",

@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod attributes;
 mod crash;
 mod ipv6;
 mod openstack_client;
