@@ -671,7 +671,8 @@ mod tests {
             subnets: Vec::new(),
             availability_zone_hints: Vec::new(),
             availability_zones: Vec::new(),
-            l2_adjacency: true,
+            ipv4_address_scope: None,
+            ipv6_address_scope: None,
             std: StdAttrs::new(String::new(), "t"),
         }
     }
@@ -703,6 +704,7 @@ mod tests {
                 .collect(),
             security_groups: groups.iter().map(|&g| id("sg", g)).collect(),
             port_security_enabled: true,
+            extra_dhcp_opts: Vec::new(),
             binding: Binding {
                 host_id: String::new(),
                 vnic_type: "normal".into(),
@@ -734,8 +736,12 @@ mod tests {
             port_range_min: Some(port),
             port_range_max: Some(port),
             remote_ip_prefix: None,
+            normalized_cidr: None,
             remote_group_id: remote.map(|r| id("sg", r)),
-            description: String::new(),
+            remote_address_group_id: None,
+            belongs_to_default_sg: false,
+            standard_attr_id: n as u64 + 1,
+            description: None,
             created_at: String::new(),
             updated_at: String::new(),
             revision_number: 1,
@@ -822,6 +828,7 @@ mod tests {
                     project_id: String::new(),
                     tenant_id: String::new(),
                     stateful: true,
+                    shared: false,
                     security_group_rules: rules
                         .iter()
                         .enumerate()
@@ -965,6 +972,7 @@ mod tests {
                 project_id: String::new(),
                 tenant_id: String::new(),
                 stateful: true,
+                shared: false,
                 security_group_rules: vec![rule(g, 0, false, remote, 22)],
                 std: StdAttrs::new(String::new(), "t"),
             };

@@ -30,6 +30,17 @@ pub(crate) struct World {
     pub vlans: OrdSet<(String, u16)>,
     /// project -> its "default" security group.
     pub default_groups: OrdMap<String, String>,
+    /// The next security-group rule's `standard_attr_id`.
+    pub next_std_attr: u64,
+}
+
+impl World {
+    pub fn next_standard_attr_id(&mut self) -> u64 {
+        self.next_std_attr = self.next_std_attr.max(1);
+        let id = self.next_std_attr;
+        self.next_std_attr += 1;
+        id
+    }
 }
 
 struct Writer {
@@ -362,6 +373,29 @@ fn restore(store: &Store, s: &Settings) -> Result<World, NeutronError> {
         w.st.rule_owner
             .insert(r.id.clone(), r.security_group_id.clone());
         g.security_group_rules.push(r);
+    }
+    // Documents written before these attributes existed get them now.
+    w.next_std_attr = groups
+        .values()
+        .flat_map(|g| g.security_group_rules.iter())
+        .map(|r| r.standard_attr_id + 1)
+        .max()
+        .unwrap_or(1);
+    let ids: Vec<String> = groups.keys().cloned().collect();
+    for id in ids {
+        let Some(g) = groups.get_mut(&id) else {
+            continue;
+        };
+        let is_default = w.default_groups.get(&g.project_id) == Some(&id);
+        for r in g.security_group_rules.iter_mut() {
+            if r.standard_attr_id == 0 {
+                r.standard_attr_id = w.next_standard_attr_id();
+                r.belongs_to_default_sg = is_default;
+                if r.normalized_cidr.is_none() {
+                    r.normalized_cidr = r.remote_prefix().map(|c| c.to_string());
+                }
+            }
+        }
     }
     for (id, g) in groups {
         w.st.security_groups.insert(id, Arc::new(g));

@@ -21,10 +21,11 @@
 //!   random); requested addresses may lie outside the pools, as in Neutron.
 //! * a failed binding carries its reason in `binding:vif_details.reason`
 //!   (Neutron only logs it); it is logged too.
-//! * no bulk create, no subnet pools, no SLAAC/DHCPv6 modes, no L3
-//!   (`router:external` true is refused), no extra_dhcp_opts, no QoS/DNS
-//!   attributes: each is a 400 naming the attribute, never silently ignored.
-//! * a subnet's gateway must lie inside its CIDR; MACs must be unicast.
+//! * no subnet pools, segments, address scopes (their network attributes
+//!   are null), RBAC sharing of groups, QoS or DNS attributes: each is a
+//!   400 naming the attribute, never silently ignored. `router:external`
+//!   is a model attribute until an L3 service exists. docs/NEUTRON.md
+//!   lists every difference from Neutron 29.0.0.
 mod api;
 mod binding;
 mod body;

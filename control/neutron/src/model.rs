@@ -86,7 +86,12 @@ pub struct Network {
     pub subnets: Vec<String>,
     pub availability_zone_hints: Vec<String>,
     pub availability_zones: Vec<String>,
-    pub l2_adjacency: bool,
+    /// The address-scope extension's attributes: no address scopes exist
+    /// here, so always null (they are shown because clients read them).
+    #[serde(default)]
+    pub ipv4_address_scope: Option<String>,
+    #[serde(default)]
+    pub ipv6_address_scope: Option<String>,
     #[serde(flatten)]
     pub std: StdAttrs,
 }
@@ -120,8 +125,13 @@ pub struct Subnet {
     pub ipv6_ra_mode: Option<String>,
     pub ipv6_address_mode: Option<String>,
     pub subnetpool_id: Option<String>,
+    /// No segments extension: never shown.
+    #[serde(default, skip_serializing)]
     pub segment_id: Option<String>,
     pub service_types: Vec<String>,
+    /// The network's `router:external`, kept in step with it.
+    #[serde(rename = "router:external", default)]
+    pub router_external: bool,
     #[serde(flatten)]
     pub std: StdAttrs,
 }
@@ -224,10 +234,22 @@ pub struct Port {
     pub allowed_address_pairs: Vec<AddressPair>,
     pub security_groups: Vec<String>,
     pub port_security_enabled: bool,
+    /// The extra_dhcp_opt extension: stored and shown (the switch's own
+    /// DHCP server will serve them).
+    #[serde(default)]
+    pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
     #[serde(flatten)]
     pub binding: Binding,
     #[serde(flatten)]
     pub std: StdAttrs,
+}
+
+/// One DHCP option of a port (`extra_dhcp_opts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraDhcpOpt {
+    pub opt_name: String,
+    pub opt_value: Option<String>,
+    pub ip_version: u8,
 }
 
 /// Which traffic a security-group rule lets through.
@@ -268,10 +290,23 @@ pub struct SecurityGroupRule {
     pub protocol: Option<String>,
     pub port_range_min: Option<u32>,
     pub port_range_max: Option<u32>,
-    /// Normalised CIDR.
+    /// As given (`10.0.0.5/24` stays); `normalized_cidr` has the host bits
+    /// cleared.
     pub remote_ip_prefix: Option<String>,
+    #[serde(default)]
+    pub normalized_cidr: Option<String>,
     pub remote_group_id: Option<String>,
-    pub description: String,
+    /// Address groups do not exist here: always null.
+    #[serde(default)]
+    pub remote_address_group_id: Option<String>,
+    /// The rule belongs to its project's default group.
+    #[serde(default)]
+    pub belongs_to_default_sg: bool,
+    /// Unique among rules; Neutron's standard-attribute id.
+    #[serde(default)]
+    pub standard_attr_id: u64,
+    /// Null for the rules a group is created with, as Neutron.
+    pub description: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub revision_number: u64,
@@ -284,6 +319,9 @@ pub struct SecurityGroup {
     pub project_id: String,
     pub tenant_id: String,
     pub stateful: bool,
+    /// RBAC sharing does not exist here: always false.
+    #[serde(default)]
+    pub shared: bool,
     /// In creation order.
     pub security_group_rules: Vec<SecurityGroupRule>,
     #[serde(flatten)]
@@ -408,6 +446,7 @@ mod tests {
             allowed_address_pairs: vec![],
             security_groups: vec![],
             port_security_enabled: true,
+            extra_dhcp_opts: vec![],
             binding: Binding {
                 host_id: "h".into(),
                 vnic_type: "normal".into(),

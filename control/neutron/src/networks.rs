@@ -19,7 +19,6 @@ const READONLY: &[&str] = &[
     "updated_at",
     "revision_number",
     "availability_zones",
-    "l2_adjacency",
 ];
 
 /// Tags are a set of short strings (standard-attr-tag); kept sorted.
@@ -248,7 +247,8 @@ impl Tx<'_> {
             subnets: Vec::new(),
             availability_zone_hints: az_hints,
             availability_zones: Vec::new(),
-            l2_adjacency: true,
+            ipv4_address_scope: None,
+            ipv6_address_scope: None,
             std,
         };
         let n = self.put_network(n);
@@ -286,7 +286,15 @@ impl Tx<'_> {
             n.mtu = v as u32;
         }
         if let Some(v) = b.boolean("router:external")? {
-            n.router_external = v;
+            if v != n.router_external {
+                n.router_external = v;
+                // The subnets show their network's value.
+                for sid in n.subnets.clone() {
+                    let mut sn = (*self.subnet(&sid)?).clone();
+                    sn.router_external = v;
+                    self.put_subnet(sn);
+                }
+            }
         }
         for k in [
             "provider:network_type",

@@ -5,7 +5,9 @@ use super::body::{string_value, Body, NAME_MAX};
 use super::engine::Tx;
 use super::error::ApiError;
 use super::ipam::eui64;
-use super::model::{AddressPair, Binding, FixedIp, Network, Port, PortStatus, StdAttrs, VifType};
+use super::model::{
+    AddressPair, Binding, ExtraDhcpOpt, FixedIp, Network, Port, PortStatus, StdAttrs, VifType,
+};
 use super::networks::check_tags;
 use super::store::Op;
 use super::validate::{
@@ -91,6 +93,74 @@ fn parse_fixed_ips(items: Vec<Value>, max: usize) -> Result<Vec<ReqIp>, ApiError
         });
     }
     Ok(out)
+}
+
+/// `extra_dhcp_opts`: `[{"opt_name", "opt_value", "ip_version"}]`; a null
+/// value removes the option on update (Neutron's semantics).
+fn parse_dhcp_opts(items: Vec<Value>) -> Result<Vec<(ExtraDhcpOpt, bool)>, ApiError> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let f = format!("extra_dhcp_opts[{i}]");
+        let Value::Object(mut m) = item else {
+            return Err(ApiError::bad_attr(
+                &f,
+                "must be an object {\"opt_name\", \"opt_value\"}",
+            ));
+        };
+        let name = match m.remove("opt_name") {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => s,
+            _ => {
+                return Err(ApiError::bad_attr(
+                    &format!("{f}.opt_name"),
+                    "must be a string of 1-64 characters",
+                ))
+            }
+        };
+        let (value, remove) = match m.remove("opt_value") {
+            None | Some(Value::Null) => (None, true),
+            Some(Value::String(s)) if s.len() <= 255 => (Some(s), false),
+            _ => {
+                return Err(ApiError::bad_attr(
+                    &format!("{f}.opt_value"),
+                    "must be a string of at most 255 characters or null",
+                ))
+            }
+        };
+        let ip_version = match m.remove("ip_version") {
+            None | Some(Value::Null) => 4,
+            Some(v) if v == 4 || v == "4" => 4,
+            Some(v) if v == 6 || v == "6" => 6,
+            Some(v) => {
+                return Err(ApiError::bad_attr(
+                    &format!("{f}.ip_version"),
+                    format!("{v} is not in [4, 6]"),
+                ))
+            }
+        };
+        if let Some(k) = m.keys().next() {
+            return Err(super::body::unrecognized(&[k.as_str()]));
+        }
+        out.push((
+            ExtraDhcpOpt {
+                opt_name: name,
+                opt_value: value,
+                ip_version,
+            },
+            remove,
+        ));
+    }
+    Ok(out)
+}
+
+/// Applies requested options to `opts`: replaced by (name, version), a
+/// null value removing one.
+fn merge_dhcp_opts(opts: &mut Vec<ExtraDhcpOpt>, req: Vec<(ExtraDhcpOpt, bool)>) {
+    for (o, remove) in req {
+        opts.retain(|x| !(x.opt_name == o.opt_name && x.ip_version == o.ip_version));
+        if !remove {
+            opts.push(o);
+        }
+    }
 }
 
 fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, ApiError> {
@@ -515,6 +585,10 @@ impl Tx<'_> {
         let sg_req = b.string_list("security_groups", 64)?;
         let port_sec_req = b.boolean("port_security_enabled")?;
         let pairs_req = b.list("allowed_address_pairs")?;
+        let dhcp_req = match b.list("extra_dhcp_opts")? {
+            Some(items) => Some(parse_dhcp_opts(items)?),
+            None => None,
+        };
         let host_id = b
             .nullable_string("binding:host_id", NAME_MAX)?
             .flatten()
@@ -590,6 +664,11 @@ impl Tx<'_> {
             allowed_address_pairs: pairs,
             security_groups: security_groups.clone(),
             port_security_enabled,
+            extra_dhcp_opts: {
+                let mut opts = Vec::new();
+                merge_dhcp_opts(&mut opts, dhcp_req.unwrap_or_default());
+                opts
+            },
             binding: Binding {
                 host_id,
                 vnic_type,
@@ -645,6 +724,10 @@ impl Tx<'_> {
             p.port_security_enabled = v;
         }
         let pairs_req = b.list("allowed_address_pairs")?;
+        let dhcp_req = match b.list("extra_dhcp_opts")? {
+            Some(items) => Some(parse_dhcp_opts(items)?),
+            None => None,
+        };
         if let Some(h) = b.nullable_string("binding:host_id", NAME_MAX)? {
             p.binding.host_id = h.unwrap_or_default();
         }
@@ -679,6 +762,9 @@ impl Tx<'_> {
             }
             new_mac = m;
             p.mac_address = format_mac(&m);
+        }
+        if let Some(req) = dhcp_req {
+            merge_dhcp_opts(&mut p.extra_dhcp_opts, req);
         }
         if let Some(items) = pairs_req {
             p.allowed_address_pairs = parse_pairs(items, &p.mac_address)?;

@@ -74,7 +74,11 @@ pub fn fingerprint(r: &SecurityGroupRule) -> String {
         .and_then(protocol_number)
         .map(|n| n.to_string())
         .unwrap_or_default();
-    let prefix = match r.remote_ip_prefix.as_deref() {
+    let prefix = match r
+        .normalized_cidr
+        .as_deref()
+        .or(r.remote_ip_prefix.as_deref())
+    {
         Some("0.0.0.0/0") | Some("::/0") | None => "",
         Some(p) => p,
     };
@@ -93,7 +97,7 @@ pub fn fingerprint(r: &SecurityGroupRule) -> String {
 
 impl Tx<'_> {
     fn new_rule(
-        &self,
+        &mut self,
         group: &str,
         project: &str,
         direction: RuleDirection,
@@ -111,8 +115,13 @@ impl Tx<'_> {
             port_range_min: None,
             port_range_max: None,
             remote_ip_prefix: None,
+            normalized_cidr: None,
             remote_group_id: remote_group.map(str::to_owned),
-            description: String::new(),
+            remote_address_group_id: None,
+            belongs_to_default_sg: self.w.default_groups.get(project).map(String::as_str)
+                == Some(group),
+            standard_attr_id: self.w.next_standard_attr_id(),
+            description: None,
             created_at: self.now.clone(),
             updated_at: self.now.clone(),
             revision_number: 1,
@@ -131,10 +140,10 @@ impl Tx<'_> {
         let id = new_id();
         let mut rules = Vec::new();
         if is_default {
+            self.w.default_groups.insert(project.to_owned(), id.clone());
             for v in [IpVersion::V4, IpVersion::V6] {
                 rules.push(self.new_rule(&id, project, RuleDirection::Ingress, v, Some(&id)));
             }
-            self.w.default_groups.insert(project.to_owned(), id.clone());
         }
         for v in [IpVersion::V4, IpVersion::V6] {
             rules.push(self.new_rule(&id, project, RuleDirection::Egress, v, None));
@@ -147,6 +156,7 @@ impl Tx<'_> {
             project_id: project.to_owned(),
             tenant_id: project.to_owned(),
             stateful,
+            shared: false,
             security_group_rules: rules,
             std,
         });
@@ -456,7 +466,7 @@ impl Tx<'_> {
                         ),
                     ));
                 }
-                Some(c.to_string())
+                Some((p, c.to_string()))
             }
         };
         let remote_group_id = b.nullable_string("remote_group_id", 64)?.flatten();
@@ -500,8 +510,9 @@ impl Tx<'_> {
         rule.protocol = protocol;
         rule.port_range_min = min;
         rule.port_range_max = max;
-        rule.remote_ip_prefix = remote_ip_prefix;
-        rule.description = description;
+        rule.normalized_cidr = remote_ip_prefix.as_ref().map(|(_, c)| c.clone());
+        rule.remote_ip_prefix = remote_ip_prefix.map(|(given, _)| given);
+        rule.description = Some(description);
         let fp = fingerprint(&rule);
         if let Some(dup) = g.security_group_rules.iter().find(|r| fingerprint(r) == fp) {
             return Err(ApiError::conflict(
@@ -555,9 +566,9 @@ impl Tx<'_> {
         b.finish("PUT", &readonly)?;
         let mut g = (*g).clone();
         match d {
-            Some(d) if d != g.security_group_rules[i].description => {
+            Some(d) if Some(&d) != g.security_group_rules[i].description.as_ref() => {
                 let r = &mut g.security_group_rules[i];
-                r.description = d;
+                r.description = Some(d);
                 r.updated_at = self.now.clone();
                 r.revision_number += 1;
                 let r = r.clone();

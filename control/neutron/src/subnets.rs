@@ -353,6 +353,7 @@ impl Tx<'_> {
             subnetpool_id: None,
             segment_id: None,
             service_types,
+            router_external: net.router_external,
             std,
         };
         self.w

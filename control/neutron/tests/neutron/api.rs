@@ -690,7 +690,9 @@ fn ports_addresses_macs_and_security() {
             "binding:vif_type",
         ),
         (
-            format!(r#"{{"port": {{"network_id": "{nid}", "extra_dhcp_opts": []}}}}"#),
+            format!(
+                r#"{{"port": {{"network_id": "{nid}", "extra_dhcp_opts": [{{"opt_value": "x"}}]}}}}"#
+            ),
             "HTTPBadRequest",
             400,
             "extra_dhcp_opts",
@@ -887,7 +889,9 @@ fn security_groups_and_rules() {
 
     let r = api.create("security-group-rules", "security_group_rule", json!({"security_group_id": gid, "direction": "ingress",
         "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "192.168.1.7/24"}));
-    assert_eq!(r["remote_ip_prefix"], "192.168.1.0/24");
+    // Kept as given, as Neutron keeps it; normalized_cidr has the network.
+    assert_eq!(r["remote_ip_prefix"], "192.168.1.7/24");
+    assert_eq!(r["normalized_cidr"], "192.168.1.0/24");
     assert_eq!(r["ethertype"], "IPv4");
     let rid = r["id"].as_str().unwrap().to_owned();
     let e = api.fails("POST", "/v2.0/security-group-rules", Some(&json!({"security_group_rule": {"security_group_id": gid, "direction": "ingress",
