@@ -491,7 +491,24 @@ fn route_request(
             let q = Query::parse(r.query.as_deref())?;
             let project = r.project.as_deref().unwrap_or("");
             match (m, rest) {
-                ("GET", []) => list_coll(e, coll, &q, &format!("{base}/v2.0/{}", coll.path())),
+                ("GET", []) => {
+                    if coll == Coll::Groups && !project.is_empty() {
+                        // Listing groups makes the caller's default group,
+                        // as Neutron does.
+                        let st = e.state();
+                        let has = st
+                            .security_groups
+                            .values()
+                            .any(|g| g.project_id == project && g.name == "default");
+                        if !has {
+                            e.mutate(project, |tx| {
+                                tx.default_group(project);
+                                Ok(())
+                            })?;
+                        }
+                    }
+                    list_coll(e, coll, &q, &format!("{base}/v2.0/{}", coll.path()))
+                }
                 ("POST", []) => create(e, coll, &r.body, project),
                 ("GET", [id]) => show(e, coll, id, &q),
                 ("PUT", [id]) => update(e, coll, id, &r.body, project),

@@ -114,7 +114,6 @@ fn try_bind(
                     "datapath_type": "netdev",
                     "ovs_hybrid_plug": false,
                     "bridge_name": s.integration_bridge,
-                    "connectivity": "l2",
                     "bound_drivers": {"0": "openvswitch"},
                 })),
             ))

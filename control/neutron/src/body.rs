@@ -37,20 +37,24 @@ impl Body {
     pub fn parse(bytes: &[u8], res: &'static str, plural: &str) -> Result<Body, ApiError> {
         let mut top = parse_object(bytes)?;
         if top.contains_key(plural) && !top.contains_key(res) {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 plural,
                 "bulk requests are not supported; send one object per request",
             ));
         }
         let inner = top.remove(res).ok_or_else(|| {
-            ApiError::bad(res, format!("the body must be {{\"{res}\": {{...}}}}"))
+            ApiError::new(
+                400,
+                "HTTPBadRequest",
+                format!("Unable to find '{res}' in request body"),
+            )
         })?;
         if let Some(k) = top.keys().next() {
             return Err(unrecognized(&[k.as_str()]));
         }
         match inner {
             Value::Object(map) => Ok(Body { map }),
-            _ => Err(ApiError::bad(res, "must be a JSON object")),
+            _ => Err(ApiError::bad_attr(res, "must be a JSON object")),
         }
     }
 
@@ -70,17 +74,17 @@ impl Body {
             return Err(unrecognized(&[k.as_str()]));
         }
         let Value::Array(items) = list else {
-            return Err(ApiError::bad(plural, "must be a list of objects"));
+            return Err(ApiError::bad_attr(plural, "must be a list of objects"));
         };
         if items.is_empty() {
-            return Err(ApiError::bad(plural, "must not be empty"));
+            return Err(ApiError::bad_attr(plural, "must not be empty"));
         }
         items
             .into_iter()
             .enumerate()
             .map(|(i, v)| match v {
                 Value::Object(map) => Ok(Body { map }),
-                _ => Err(ApiError::bad(
+                _ => Err(ApiError::bad_attr(
                     &format!("{plural}[{i}]"),
                     "must be a JSON object",
                 )),
@@ -146,7 +150,7 @@ impl Body {
         match self.take(key) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
-            Some(other) => Err(ApiError::bad(
+            Some(other) => Err(ApiError::bad_attr(
                 key,
                 format!("must be a list, not {}", kind(&other)),
             )),
@@ -170,7 +174,7 @@ impl Body {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
             Some(Value::Null) => Ok(Some(Map::new())),
-            Some(other) => Err(ApiError::bad(
+            Some(other) => Err(ApiError::bad_attr(
                 key,
                 format!("must be a JSON object, not {}", kind(&other)),
             )),
@@ -183,7 +187,7 @@ impl Body {
         let p = self.string("project_id", NAME_MAX)?;
         let t = self.string("tenant_id", NAME_MAX)?;
         match (p, t) {
-            (Some(p), Some(t)) if p != t => Err(ApiError::bad(
+            (Some(p), Some(t)) if p != t => Err(ApiError::bad_attr(
                 "tenant_id",
                 format!("'{t}' differs from project_id '{p}'"),
             )),
@@ -236,7 +240,7 @@ pub fn string_value(key: &str, v: Value, max: usize) -> Result<String, ApiError>
     match v {
         Value::String(s) => {
             if s.chars().count() > max {
-                Err(ApiError::bad(
+                Err(ApiError::bad_attr(
                     key,
                     format!(
                         "'{}...' is longer than {max} characters",
@@ -244,12 +248,12 @@ pub fn string_value(key: &str, v: Value, max: usize) -> Result<String, ApiError>
                     ),
                 ))
             } else if s.contains('\0') {
-                Err(ApiError::bad(key, "contains a NUL character"))
+                Err(ApiError::bad_attr(key, "contains a NUL character"))
             } else {
                 Ok(s)
             }
         }
-        other => Err(ApiError::bad(
+        other => Err(ApiError::bad_attr(
             key,
             format!("must be a string, not {}", kind(&other)),
         )),
@@ -265,7 +269,7 @@ pub fn bool_value(key: &str, v: &Value) -> Result<bool, ApiError> {
         Value::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => Ok(false),
         Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
         Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
-        other => Err(ApiError::bad(
+        other => Err(ApiError::bad_attr(
             key,
             format!("'{other}' is not a valid boolean value"),
         )),
@@ -280,11 +284,11 @@ pub fn int_value(key: &str, v: &Value, lo: i64, hi: i64) -> Result<i64, ApiError
     };
     match n {
         Some(n) if (lo..=hi).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::bad(
+        Some(n) => Err(ApiError::bad_attr(
             key,
             format!("{n} is not in the range {lo}-{hi}"),
         )),
-        None => Err(ApiError::bad(key, format!("'{v}' is not an integer"))),
+        None => Err(ApiError::bad_attr(key, format!("'{v}' is not an integer"))),
     }
 }
 

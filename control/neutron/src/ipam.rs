@@ -2,6 +2,7 @@
 //! a mutation clones the writer's world in O(1), changes the clone, and only
 //! replaces the committed world once SQLite has committed, so a failed
 //! request leaves no trace in memory either.
+use super::error::ApiError;
 use super::validate::{Cidr, IpVersion};
 use imbl::OrdSet;
 use std::sync::Arc;
@@ -40,38 +41,44 @@ pub fn default_pools(cidr: &Cidr, gateway: Option<u128>) -> Vec<Range> {
 
 /// Checks requested pools: inside the CIDR, not the network or broadcast
 /// address, start <= end, pairwise disjoint, and not containing the gateway.
-/// Returns them sorted. Errors are (is_conflict, reason).
+/// Returns them sorted. Errors are Neutron's, with its types.
 pub fn check_pools(
     cidr: &Cidr,
     gateway: Option<u128>,
     pools: &[Range],
-) -> Result<Vec<Range>, (bool, String)> {
+) -> Result<Vec<Range>, ApiError> {
     let mut sorted = pools.to_vec();
+    let invalid = |ss, es| {
+        ApiError::new(
+            400,
+            "InvalidAllocationPool",
+            format!("The allocation pool {{'start': '{ss}', 'end': '{es}'}} is not valid."),
+        )
+    };
     for &(s, e) in pools {
         let (ss, es) = (cidr.ip(s), cidr.ip(e));
         if s > e {
-            return Err((false, format!("pool {ss}-{es}: start is after end")));
+            return Err(invalid(ss, es));
         }
         if !cidr.contains_u128(s) || !cidr.contains_u128(e) {
-            return Err((false, format!("pool {ss}-{es} is not inside {cidr}")));
-        }
-        if s == cidr.base {
-            return Err((
-                false,
-                format!("pool {ss}-{es} contains the network address {ss}"),
+            return Err(ApiError::new(
+                400,
+                "OutOfBoundsAllocationPool",
+                format!("The allocation pool {ss}-{es} spans beyond the subnet cidr {cidr}."),
             ));
         }
-        if cidr.version == IpVersion::V4 && e == cidr.last() {
-            return Err((
-                false,
-                format!("pool {ss}-{es} contains the broadcast address {es}"),
-            ));
+        // The network and IPv4 broadcast addresses are never a host's.
+        if s == cidr.base || (cidr.version == IpVersion::V4 && e == cidr.last()) {
+            return Err(invalid(ss, es));
         }
         if let Some(g) = gateway {
             if g >= s && g <= e {
-                return Err((
-                    true,
-                    format!("pool {ss}-{es} contains the gateway_ip {}", cidr.ip(g)),
+                return Err(ApiError::conflict(
+                    "GatewayConflictWithAllocationPools",
+                    format!(
+                        "Gateway ip {} conflicts with allocation pool {ss}-{es}.",
+                        cidr.ip(g)
+                    ),
                 ));
             }
         }
@@ -79,10 +86,10 @@ pub fn check_pools(
     sorted.sort();
     for w in sorted.windows(2) {
         if w[1].0 <= w[0].1 {
-            return Err((
-                false,
+            return Err(ApiError::conflict(
+                "OverlappingAllocationPools",
                 format!(
-                    "pools {}-{} and {}-{} overlap",
+                    "Found overlapping allocation pools: {}-{} and {}-{} for subnet {cidr}.",
                     cidr.ip(w[0].0),
                     cidr.ip(w[0].1),
                     cidr.ip(w[1].0),
@@ -329,15 +336,18 @@ mod tests {
         let gw = Some(ip("10.0.0.1"));
         assert!(check_pools(&c, gw, &[(ip("10.0.0.10"), ip("10.0.0.20"))]).is_ok());
         let e = check_pools(&c, gw, &[(ip("10.0.0.20"), ip("10.0.0.10"))]).unwrap_err();
-        assert!(e.1.contains("start is after end"));
+        assert_eq!(e.kind, "InvalidAllocationPool");
         let e = check_pools(&c, gw, &[(ip("10.0.0.10"), ip("10.0.1.20"))]).unwrap_err();
-        assert!(e.1.contains("not inside"));
+        assert_eq!(e.kind, "OutOfBoundsAllocationPool");
         let e = check_pools(&c, gw, &[(ip("10.0.0.0"), ip("10.0.0.5"))]).unwrap_err();
-        assert!(e.1.contains("network address"));
+        assert_eq!(e.kind, "InvalidAllocationPool");
         let e = check_pools(&c, gw, &[(ip("10.0.0.250"), ip("10.0.0.255"))]).unwrap_err();
-        assert!(e.1.contains("broadcast"));
+        assert_eq!(e.kind, "InvalidAllocationPool");
         let e = check_pools(&c, gw, &[(ip("10.0.0.1"), ip("10.0.0.5"))]).unwrap_err();
-        assert!(e.0 && e.1.contains("gateway_ip"));
+        assert_eq!(
+            (e.status, e.kind.as_str()),
+            (409, "GatewayConflictWithAllocationPools")
+        );
         let e = check_pools(
             &c,
             gw,
@@ -347,7 +357,7 @@ mod tests {
             ],
         )
         .unwrap_err();
-        assert!(e.1.contains("overlap"));
+        assert_eq!(e.kind, "OverlappingAllocationPools");
     }
 
     #[test]

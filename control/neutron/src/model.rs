@@ -302,8 +302,10 @@ pub struct SecurityGroupRule {
     /// The rule belongs to its project's default group.
     #[serde(default)]
     pub belongs_to_default_sg: bool,
-    /// Unique among rules; Neutron's standard-attribute id.
-    #[serde(default)]
+    /// Unique among rules; Neutron's standard-attribute id. Neutron shows
+    /// it (with `tags`) only on the rules inside a group, so it is not
+    /// serialised here (the store keeps it beside the document).
+    #[serde(default, skip_serializing)]
     pub standard_attr_id: u64,
     /// Null for the rules a group is created with, as Neutron.
     pub description: Option<String>,
@@ -323,9 +325,27 @@ pub struct SecurityGroup {
     #[serde(default)]
     pub shared: bool,
     /// In creation order.
+    #[serde(serialize_with = "nested_rules")]
     pub security_group_rules: Vec<SecurityGroupRule>,
     #[serde(flatten)]
     pub std: StdAttrs,
+}
+
+/// A group's rules as Neutron shows them inside the group: with their
+/// `standard_attr_id` and `tags`.
+fn nested_rules<S: Serializer>(rules: &[SecurityGroupRule], s: S) -> Result<S::Ok, S::Error> {
+    struct Nested<'a>(&'a SecurityGroupRule);
+    impl Serialize for Nested<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut v = serde_json::to_value(self.0).map_err(serde::ser::Error::custom)?;
+            if let Value::Object(m) = &mut v {
+                m.insert("standard_attr_id".into(), self.0.standard_attr_id.into());
+                m.insert("tags".into(), Value::Array(Vec::new()));
+            }
+            v.serialize(s)
+        }
+    }
+    s.collect_seq(rules.iter().map(Nested))
 }
 
 // Typed views of the values the API keeps as given, for the dataplane's

@@ -252,6 +252,10 @@ impl Tx<'_> {
             std,
         };
         let n = self.put_network(n);
+        // Neutron makes the project's default group with its first network.
+        if !n.project_id.is_empty() {
+            self.default_group(&n.project_id);
+        }
         if let Some(p) = physical_network {
             let vid = segmentation_id.unwrap_or(0);
             self.w.vlans.insert((p.clone(), vid));

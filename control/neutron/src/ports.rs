@@ -40,7 +40,7 @@ struct ReqIp {
 fn parse_fixed_ips(items: Vec<Value>, max: usize) -> Result<Vec<ReqIp>, ApiError> {
     if items.len() > max {
         // Neutron's wording (FixedIpsTooMany... is its exception's name).
-        return Err(ApiError::bad(
+        return Err(ApiError::bad_attr(
             "fixed_ips",
             format!(
                 "Exceeded maximum amount of fixed ips per port ({} given, neutron.max_fixed_ips_per_port is {max}).",
@@ -52,7 +52,7 @@ fn parse_fixed_ips(items: Vec<Value>, max: usize) -> Result<Vec<ReqIp>, ApiError
     for (i, item) in items.into_iter().enumerate() {
         let field = format!("fixed_ips[{i}]");
         let Value::Object(mut m) = item else {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &field,
                 "must be an object {\"subnet_id\", \"ip_address\"}",
             ));
@@ -62,7 +62,7 @@ fn parse_fixed_ips(items: Vec<Value>, max: usize) -> Result<Vec<ReqIp>, ApiError
             Some(v) => {
                 let f = format!("{field}.subnet_id");
                 let s = string_value(&f, v, 64)?;
-                check_uuid(&s).map_err(|e| ApiError::bad(&f, e))?;
+                check_uuid(&s).map_err(|e| ApiError::bad_attr(&f, e))?;
                 Some(s)
             }
         };
@@ -71,17 +71,17 @@ fn parse_fixed_ips(items: Vec<Value>, max: usize) -> Result<Vec<ReqIp>, ApiError
             Some(v) => {
                 let f = format!("{field}.ip_address");
                 let s = string_value(&f, v, 64)?;
-                Some(parse_ip(&s).map_err(|e| ApiError::bad(&f, e))?)
+                Some(parse_ip(&s).map_err(|e| ApiError::bad_attr(&f, e))?)
             }
         };
         if let Some(k) = m.keys().next() {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &format!("{field}.{k}"),
                 "unknown key (only subnet_id and ip_address)",
             ));
         }
         if subnet_id.is_none() && ip.is_none() {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &field,
                 "needs a subnet_id, an ip_address or both",
             ));
@@ -165,7 +165,7 @@ fn merge_dhcp_opts(opts: &mut Vec<ExtraDhcpOpt>, req: Vec<(ExtraDhcpOpt, bool)>)
 
 fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, ApiError> {
     if items.len() > MAX_ADDRESS_PAIRS {
-        return Err(ApiError::bad(
+        return Err(ApiError::bad_attr(
             "allowed_address_pairs",
             format!("at most {MAX_ADDRESS_PAIRS} pairs"),
         ));
@@ -174,7 +174,7 @@ fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, Ap
     for (i, item) in items.into_iter().enumerate() {
         let field = format!("allowed_address_pairs[{i}]");
         let Value::Object(mut m) = item else {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &field,
                 "must be an object {\"ip_address\", \"mac_address\"}",
             ));
@@ -182,14 +182,16 @@ fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, Ap
         let f = format!("{field}.ip_address");
         let ip = m
             .remove("ip_address")
-            .ok_or_else(|| ApiError::bad(&f, "is required"))?;
+            .ok_or_else(|| ApiError::bad_attr(&f, "is required"))?;
         let ip = string_value(&f, ip, 64)?;
         let ip = if ip.contains('/') {
             Cidr::parse_strict(&ip)
-                .map_err(|e| ApiError::bad(&f, e))?
+                .map_err(|e| ApiError::bad_attr(&f, e))?
                 .to_string()
         } else {
-            parse_ip(&ip).map_err(|e| ApiError::bad(&f, e))?.to_string()
+            parse_ip(&ip)
+                .map_err(|e| ApiError::bad_attr(&f, e))?
+                .to_string()
         };
         let mac = match m.remove("mac_address") {
             None | Some(Value::Null) => port_mac.to_owned(),
@@ -200,7 +202,7 @@ fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, Ap
             }
         };
         if let Some(k) = m.keys().next() {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &format!("{field}.{k}"),
                 "unknown key (only ip_address and mac_address)",
             ));
@@ -210,7 +212,7 @@ fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, Ap
             mac_address: mac,
         };
         if out.contains(&pair) {
-            return Err(ApiError::bad(&field, "duplicate address pair"));
+            return Err(ApiError::bad_attr(&field, "duplicate address pair"));
         }
         out.push(pair);
     }
@@ -221,7 +223,7 @@ fn parse_vnic_type(v: String) -> Result<String, ApiError> {
     if KNOWN_VNIC_TYPES.contains(&v.as_str()) {
         Ok(v)
     } else {
-        Err(ApiError::bad(
+        Err(ApiError::bad_attr(
             "binding:vnic_type",
             format!("'{v}' is not one of {}", KNOWN_VNIC_TYPES.join(", ")),
         ))
@@ -381,9 +383,10 @@ impl Tx<'_> {
                     .find(|s| self.w.ipam.get(*s).is_some_and(|i| i.cidr().contains(ip)))
                     .cloned()
                     .ok_or_else(|| {
-                        ApiError::bad(
-                            &format!("{}.ip_address", r.field),
-                            format!("{ip} is not in any subnet of network {}", net.id),
+                        ApiError::new(
+                            400,
+                            "InvalidIpForNetwork",
+                            format!("IP address {ip} is not a valid IP for any of the subnets on the specified network."),
                         )
                     })?,
                 (None, None) => unreachable!("parse_fixed_ips refuses empty entries"),
@@ -619,7 +622,10 @@ impl Tx<'_> {
             None => self.random_mac(&network_id)?,
         };
         let mac_s = format_mac(&mac);
-        let port_security_enabled = port_sec_req.unwrap_or(net.port_security_enabled);
+        // Network-owned ports (DHCP, routers) are trusted: no port security
+        // unless asked for, as Neutron.
+        let port_security_enabled = port_sec_req
+            .unwrap_or(net.port_security_enabled && !device_owner.starts_with("network:"));
         let pairs = parse_pairs(pairs_req.unwrap_or_default(), &mac_s)?;
         if !port_security_enabled && !pairs.is_empty() {
             return Err(ApiError::conflict(
@@ -640,7 +646,7 @@ impl Tx<'_> {
                 }
                 ids
             }
-            None if port_security_enabled && !fixed_ips.is_empty() => {
+            None if port_security_enabled => {
                 vec![self.default_group(&project)]
             }
             None => Vec::new(),

@@ -124,7 +124,7 @@ impl Tx<'_> {
             description: None,
             created_at: self.now.clone(),
             updated_at: self.now.clone(),
-            revision_number: 1,
+            revision_number: 0,
         }
     }
 
@@ -303,9 +303,9 @@ impl Tx<'_> {
             "ingress" => RuleDirection::Ingress,
             "egress" => RuleDirection::Egress,
             other => {
-                return Err(ApiError::bad(
+                return Err(ApiError::bad_attr(
                     "direction",
-                    format!("'{other}' is not ingress or egress"),
+                    format!("{other} is not in valid_values"),
                 ))
             }
         };
@@ -314,9 +314,10 @@ impl Tx<'_> {
             Some(e) if e.eq_ignore_ascii_case("ipv4") => IpVersion::V4,
             Some(e) if e.eq_ignore_ascii_case("ipv6") => IpVersion::V6,
             Some(e) => {
-                return Err(ApiError::bad(
-                    "ethertype",
-                    format!("'{e}' is not IPv4 or IPv6"),
+                return Err(ApiError::new(
+                    400,
+                    "SecurityGroupRuleInvalidEtherType",
+                    format!("Security group rule for ethertype '{e}' not supported. Allowed values are ['IPv4', 'IPv6']."),
                 ))
             }
         };
@@ -340,22 +341,26 @@ impl Tx<'_> {
                 match p.parse::<u16>() {
                     Ok(n) if n <= 255 => Some(n.to_string()),
                     _ => {
-                        return Err(ApiError::bad(
-                            "protocol",
-                            format!("{p} is not a protocol number 0-255"),
+                        return Err(ApiError::new(
+                            400,
+                            "SecurityGroupRuleInvalidProtocol",
+                            format!("Security group rule protocol {p} not supported. Only protocol values and integer representations [0 to 255] are supported."),
                         ))
                     }
                 }
             }
+            // Neutron stores the alias icmpv6 as ipv6-icmp.
+            Some("icmpv6") => Some("ipv6-icmp".to_owned()),
             Some(p) if protocol_number(p).is_some() => Some(p.to_owned()),
             Some(p) => {
-                return Err(ApiError::bad(
-                    "protocol",
+                return Err(ApiError::new(
+                    400,
+                    "SecurityGroupRuleInvalidProtocol",
                     format!(
-                        "'{p}' is not a protocol name ({}) or a number 0-255",
+                        "Security group rule protocol {p} not supported. Only protocol values (None, 'any', {}) and integer representations [0 to 255] are supported.",
                         PROTOCOLS
                             .iter()
-                            .map(|(n, _)| *n)
+                            .map(|(n, _)| format!("'{n}'"))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
@@ -385,7 +390,7 @@ impl Tx<'_> {
                 )),
             }
         };
-        let min = port_value("port_range_min", &mut b)?;
+        let mut min = port_value("port_range_min", &mut b)?;
         let mut max = port_value("port_range_max", &mut b)?;
         match num {
             Some(n) if PORT_PROTOCOLS.contains(&n) => {
@@ -414,6 +419,10 @@ impl Tx<'_> {
                                 .into(),
                         ));
                     }
+                    // The whole range is no range (Neutron stores nulls).
+                    if (a, z) == (1, 65535) {
+                        (min, max) = (None, None);
+                    }
                 }
             }
             Some(1) | Some(58) => {
@@ -440,23 +449,30 @@ impl Tx<'_> {
                     }
                 }
             }
-            _ => {
-                if min.is_some() || max.is_some() {
-                    return Err(sg_err(
-                        "SecurityGroupInvalidProtocolForPortRange",
-                        format!(
-                            "Invalid protocol {} for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.",
-                            protocol.as_deref().unwrap_or("None")
-                        ),
-                    ));
-                }
+            None if min.is_some() || max.is_some() => {
+                return Err(sg_err(
+                    "SecurityGroupProtocolRequiredWithPorts",
+                    "Must also specify protocol if port range is given.".into(),
+                ));
             }
+            Some(n) if min.is_some() || max.is_some() => {
+                return Err(sg_err(
+                    "SecurityGroupInvalidProtocolForPort",
+                    format!("Ports cannot be specified for protocol {n}. Ports are only supported for DCCP, SCTP, TCP, UDP, UDPLITE."),
+                ));
+            }
+            _ => {}
         }
         let remote_ip_prefix = match b.nullable_string("remote_ip_prefix", 64)?.flatten() {
             None => None,
             Some(p) => {
-                let c =
-                    Cidr::parse_lenient(&p).map_err(|e| ApiError::bad("remote_ip_prefix", e))?;
+                let c = Cidr::parse_lenient(&p).map_err(|_| {
+                    ApiError::new(
+                        400,
+                        "InvalidCIDR",
+                        format!("Invalid CIDR {p} given as IP prefix."),
+                    )
+                })?;
                 if c.version != ethertype {
                     return Err(sg_err(
                         "SecurityGroupRuleParameterConflict",
@@ -479,8 +495,8 @@ impl Tx<'_> {
         if remote_group_id.is_some() && remote_ip_prefix.is_some() {
             return Err(ApiError::new(
                 400,
-                "SecurityGroupRemoteGroupAndRemoteIpPrefix",
-                "Only remote_ip_prefix or remote_group_id may be provided.",
+                "SecurityGroupMultipleRemoteEntites",
+                "Only one of remote_ip_prefix or remote_group_id or remote_address_group_id may be provided.",
             ));
         }
         if let Some(r) = &remote_group_id {

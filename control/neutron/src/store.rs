@@ -266,10 +266,23 @@ impl Store {
             "SELECT doc FROM security_groups ORDER BY rowid",
             &mut out.groups,
         )?;
+        // A rule's standard_attr_id is stored beside its API document
+        // (which does not show it).
+        let mut docs: Vec<serde_json::Value> = Vec::new();
         self.load_docs(
             "SELECT doc FROM security_group_rules ORDER BY rowid",
-            &mut out.rules,
+            &mut docs,
         )?;
+        for v in docs {
+            let sa = v
+                .get("standard_attr_id")
+                .and_then(|x| x.as_u64())
+                .unwrap_or(0);
+            let mut r: SecurityGroupRule = serde_json::from_value(v)
+                .map_err(|e| self.fail(format!("corrupt rule document: {e}")))?;
+            r.standard_attr_id = sa;
+            out.rules.push(r);
+        }
         let mut st = self
             .conn
             .prepare("SELECT project_id, resource, hard_limit FROM quotas")
@@ -348,6 +361,17 @@ fn db_err(e: rusqlite::Error) -> ApiError {
 
 fn doc<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// A rule's document with its standard_attr_id, which the API shows only
+/// inside groups.
+fn rule_doc(rule: &SecurityGroupRule) -> rusqlite::Result<String> {
+    let mut v = serde_json::to_value(rule)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("standard_attr_id".into(), rule.standard_attr_id.into());
+    }
+    Ok(v.to_string())
 }
 
 fn apply_one(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
@@ -448,7 +472,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                 rule.security_group_id,
                 rule.remote_group_id,
                 fingerprint,
-                doc(&**rule)?
+                rule_doc(rule)?
             ])?;
         }
         Op::DeleteRule(id) => {

@@ -111,7 +111,7 @@ fn pools_json(cidr: &Cidr, pools: &[Range]) -> Vec<AllocationPool> {
 
 fn parse_dns(version: IpVersion, items: Vec<String>) -> Result<Vec<String>, ApiError> {
     if items.len() > MAX_DNS {
-        return Err(ApiError::bad(
+        return Err(ApiError::bad_attr(
             "dns_nameservers",
             format!("at most {MAX_DNS} servers"),
         ));
@@ -119,16 +119,16 @@ fn parse_dns(version: IpVersion, items: Vec<String>) -> Result<Vec<String>, ApiE
     let mut out: Vec<String> = Vec::new();
     for (i, s) in items.iter().enumerate() {
         let f = format!("dns_nameservers[{i}]");
-        let ip = parse_ip(s).map_err(|e| ApiError::bad(&f, e))?;
+        let ip = parse_ip(s).map_err(|e| ApiError::bad_attr(&f, e))?;
         if IpVersion::of(ip) != version {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &f,
                 format!("{ip} is not an IPv{} address", version.number()),
             ));
         }
         let ip = ip.to_string();
         if out.contains(&ip) {
-            return Err(ApiError::bad(&f, format!("{ip} is listed twice")));
+            return Err(ApiError::bad_attr(&f, format!("{ip} is listed twice")));
         }
         out.push(ip);
     }
@@ -137,7 +137,7 @@ fn parse_dns(version: IpVersion, items: Vec<String>) -> Result<Vec<String>, ApiE
 
 fn parse_routes(version: IpVersion, items: Vec<Value>) -> Result<Vec<HostRoute>, ApiError> {
     if items.len() > MAX_ROUTES {
-        return Err(ApiError::bad(
+        return Err(ApiError::bad_attr(
             "host_routes",
             format!("at most {MAX_ROUTES} routes"),
         ));
@@ -146,30 +146,30 @@ fn parse_routes(version: IpVersion, items: Vec<Value>) -> Result<Vec<HostRoute>,
     for (i, item) in items.into_iter().enumerate() {
         let f = format!("host_routes[{i}]");
         let Value::Object(mut m) = item else {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &f,
                 "must be an object {\"destination\": CIDR, \"nexthop\": IP}",
             ));
         };
         let d = m
             .remove("destination")
-            .ok_or_else(|| ApiError::bad(&format!("{f}.destination"), "is required"))?;
+            .ok_or_else(|| ApiError::bad_attr(&format!("{f}.destination"), "is required"))?;
         let d = string_value(&format!("{f}.destination"), d, 64)?;
-        let dest =
-            Cidr::parse_strict(&d).map_err(|e| ApiError::bad(&format!("{f}.destination"), e))?;
+        let dest = Cidr::parse_strict(&d)
+            .map_err(|e| ApiError::bad_attr(&format!("{f}.destination"), e))?;
         let n = m
             .remove("nexthop")
-            .ok_or_else(|| ApiError::bad(&format!("{f}.nexthop"), "is required"))?;
+            .ok_or_else(|| ApiError::bad_attr(&format!("{f}.nexthop"), "is required"))?;
         let n = string_value(&format!("{f}.nexthop"), n, 64)?;
-        let hop = parse_ip(&n).map_err(|e| ApiError::bad(&format!("{f}.nexthop"), e))?;
+        let hop = parse_ip(&n).map_err(|e| ApiError::bad_attr(&format!("{f}.nexthop"), e))?;
         if dest.version != version || IpVersion::of(hop) != version {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &f,
                 format!("the route must be IPv{} like the subnet", version.number()),
             ));
         }
         if let Some(k) = m.keys().next() {
-            return Err(ApiError::bad(
+            return Err(ApiError::bad_attr(
                 &f,
                 format!("unknown key '{k}' (only destination and nexthop)"),
             ));
@@ -179,7 +179,7 @@ fn parse_routes(version: IpVersion, items: Vec<Value>) -> Result<Vec<HostRoute>,
             nexthop: hop.to_string(),
         };
         if out.contains(&r) {
-            return Err(ApiError::bad(&f, "route listed twice"));
+            return Err(ApiError::bad_attr(&f, "route listed twice"));
         }
         out.push(r);
     }
@@ -290,16 +290,7 @@ impl Tx<'_> {
             None => default_pools(&cidr, gateway),
             Some(items) => {
                 let p = parse_pools(&cidr, items, self.s.max_allocation_pools)?;
-                check_pools(&cidr, gateway, &p).map_err(|(conflict, why)| {
-                    if conflict {
-                        ApiError::conflict(
-                            "GatewayConflictWithAllocationPools",
-                            format!("allocation_pools: {why}"),
-                        )
-                    } else {
-                        ApiError::bad("allocation_pools", why)
-                    }
-                })?
+                check_pools(&cidr, gateway, &p)?
             }
         };
         let enable_dhcp = b.boolean("enable_dhcp")?.unwrap_or(true);
@@ -334,6 +325,9 @@ impl Tx<'_> {
             }
         }
         let mut std = StdAttrs::new(description, &self.now);
+        // Neutron's subnets start at revision 0 (networks and ports are
+        // bumped once by their creation's second step).
+        std.revision_number = 0;
         std.tags = tags;
         let sn = Subnet {
             id: new_id(),
@@ -436,16 +430,7 @@ impl Tx<'_> {
         ]);
         b.finish("PUT", &readonly)?;
         let pools = new_pools.unwrap_or_else(|| ipam.pools().to_vec());
-        let pools = check_pools(&cidr, gateway, &pools).map_err(|(conflict, why)| {
-            if conflict {
-                ApiError::conflict(
-                    "GatewayConflictWithAllocationPools",
-                    format!("allocation_pools: {why}"),
-                )
-            } else {
-                ApiError::bad("allocation_pools", why)
-            }
-        })?;
+        let pools = check_pools(&cidr, gateway, &pools)?;
         sn.allocation_pools = pools_json(&cidr, &pools);
         if sn == *old {
             return Ok(old);
