@@ -457,13 +457,14 @@ fn every_resource_crud_through_the_daemon() {
         api.get(&format!("/v2.0/ports?network_id={nid}&fields=id"))["ports"],
         json!([{"id": pid}])
     );
-    // Another port, not bound here: unbound, the next address.
+    // Another port, for a host with no switch of ours: binding_failed, the
+    // next address.
     let q = api.create(
         "ports",
         "port",
         json!({"network_id": nid, "binding:host_id": "compute-9"}),
     );
-    assert_eq!(q["binding:vif_type"], "unbound");
+    assert_eq!(q["binding:vif_type"], "binding_failed");
     let qip = s(&q["fixed_ips"][0]["ip_address"]);
     assert!(host_in("10.20.0.0/24", &qip) && qip != ip, "{q}");
     assert_ne!(q["mac_address"], p["mac_address"]);

@@ -43,8 +43,8 @@ pub fn vhostuser_socket(s: &Settings, port_id: &str) -> String {
     )
 }
 
-/// (vif_type, vif_details) for a port. `host_id` empty or another host:
-/// "unbound" (no agent of ours runs there).
+/// (vif_type, vif_details) for a port. `host_id` empty: "unbound"; another
+/// host: "binding_failed" (no switch of ours runs there).
 pub fn bind(
     s: &Settings,
     port_id: &str,
@@ -53,8 +53,13 @@ pub fn bind(
     profile: &Map<String, Value>,
     net: &Network,
 ) -> (VifType, Map<String, Value>) {
-    if host_id.is_empty() || host_id != s.host {
+    if host_id.is_empty() {
         return (VifType::Unbound, Map::new());
+    }
+    if host_id != s.host {
+        // No switch of ours runs there: as ML2 with no live agent on the
+        // host, the binding fails.
+        return (VifType::BindingFailed, Map::new());
     }
     match try_bind(s, port_id, vnic_type, profile, net) {
         Ok(r) => r,

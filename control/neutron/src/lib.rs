@@ -96,6 +96,8 @@ pub struct NeutronConfig {
     /// Seconds a client has to send a request's head, and again its body;
     /// an idle keep-alive connection is closed after it too.
     pub request_timeout_secs: u64,
+    /// Neutron's `global_physnet_mtu`: the largest network MTU.
+    pub global_physnet_mtu: u32,
     /// Neutron's `max_fixed_ips_per_port`.
     pub max_fixed_ips_per_port: usize,
     /// Allocation pools per subnet. Neutron sets no limit; without one a
@@ -141,6 +143,7 @@ impl Default for NeutronConfig {
             integration_bridge: DEFAULT_INTEGRATION_BRIDGE.to_owned(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            global_physnet_mtu: 1500,
             max_fixed_ips_per_port: DEFAULT_MAX_FIXED_IPS_PER_PORT,
             max_allocation_pools: DEFAULT_MAX_ALLOCATION_POOLS,
         }
@@ -167,6 +170,7 @@ pub(crate) struct Settings {
     pub integration_bridge: String,
     pub max_connections: usize,
     pub request_timeout: std::time::Duration,
+    pub global_physnet_mtu: u32,
     pub max_fixed_ips_per_port: usize,
     pub max_allocation_pools: usize,
 }
@@ -313,6 +317,11 @@ impl NeutronConfig {
         for (key, v, max) in [
             ("neutron.max_connections", self.max_connections, 1_000_000),
             (
+                "neutron.global_physnet_mtu",
+                self.global_physnet_mtu as usize,
+                9216,
+            ),
+            (
                 "neutron.request_timeout_secs",
                 self.request_timeout_secs as usize,
                 3600,
@@ -350,6 +359,7 @@ impl NeutronConfig {
             integration_bridge: self.integration_bridge.clone(),
             max_connections: self.max_connections,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            global_physnet_mtu: self.global_physnet_mtu,
             max_fixed_ips_per_port: self.max_fixed_ips_per_port,
             max_allocation_pools: self.max_allocation_pools,
         })

@@ -202,6 +202,19 @@ impl Tx<'_> {
         }
     }
 
+    /// Neutron's limit: no network MTU above the physical networks'.
+    fn check_mtu(&self, mtu: u32) -> Result<(), ApiError> {
+        let max = self.s.global_physnet_mtu;
+        if mtu > max {
+            return Err(ApiError::new(
+                400,
+                "InvalidInput",
+                format!("Invalid input for operation: Requested MTU is too big, maximum is {max}."),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn create_network(&mut self, mut b: Body) -> Result<Arc<Network>, ApiError> {
         let name = b.string("name", NAME_MAX)?.unwrap_or_default();
         let description = b.string("description", NAME_MAX)?.unwrap_or_default();
@@ -215,7 +228,8 @@ impl Tx<'_> {
         let mtu = b
             .integer("mtu", 68, 9216)?
             .map(|m| m as u32)
-            .unwrap_or(DEFAULT_MTU);
+            .unwrap_or(DEFAULT_MTU.min(self.s.global_physnet_mtu));
+        self.check_mtu(mtu)?;
         let az_hints = b
             .string_list("availability_zone_hints", NAME_MAX)?
             .unwrap_or_default();
@@ -287,6 +301,7 @@ impl Tx<'_> {
             n.port_security_enabled = v;
         }
         if let Some(v) = b.integer("mtu", 68, 9216)? {
+            self.check_mtu(v as u32)?;
             n.mtu = v as u32;
         }
         if let Some(v) = b.boolean("router:external")? {

@@ -184,15 +184,20 @@ fn parse_pairs(items: Vec<Value>, port_mac: &str) -> Result<Vec<AddressPair>, Ap
             .remove("ip_address")
             .ok_or_else(|| ApiError::bad_attr(&f, "is required"))?;
         let ip = string_value(&f, ip, 64)?;
-        let ip = if ip.contains('/') {
-            Cidr::parse_strict(&ip)
-                .map_err(|e| ApiError::bad_attr(&f, e))?
-                .to_string()
+        let (ip, multicast) = if ip.contains('/') {
+            let c = Cidr::parse_strict(&ip).map_err(|e| ApiError::bad_attr(&f, e))?;
+            (c.to_string(), c.ip(c.base).is_multicast())
         } else {
-            parse_ip(&ip)
-                .map_err(|e| ApiError::bad_attr(&f, e))?
-                .to_string()
+            let a = parse_ip(&ip).map_err(|e| ApiError::bad_attr(&f, e))?;
+            (a.to_string(), a.is_multicast())
         };
+        if multicast {
+            // aap-reject-multicast, as Neutron 29.
+            return Err(ApiError::bad_attr(
+                "allowed_address_pairs",
+                format!("Multicast IP {ip} is not allowed as an allowed address pair"),
+            ));
+        }
         let mac = match m.remove("mac_address") {
             None | Some(Value::Null) => port_mac.to_owned(),
             Some(v) => {
@@ -529,6 +534,16 @@ impl Tx<'_> {
             if !out.contains(id) {
                 out.push(id.clone());
             }
+        }
+        let stateful: BTreeSet<bool> = out
+            .iter()
+            .filter_map(|id| self.w.st.security_groups.get(id).map(|g| g.stateful))
+            .collect();
+        if stateful.len() > 1 {
+            return Err(ApiError::conflict(
+                "SecurityGroupConflict",
+                "Error Cannot apply both stateful and stateless security groups on the same port at the same time while attempting the operation.",
+            ));
         }
         Ok(out)
     }

@@ -227,7 +227,15 @@ impl Tx<'_> {
         let cidr_s = b
             .string("cidr", 64)?
             .ok_or_else(|| ApiError::bad("cidr", "is required"))?;
-        let cidr = Cidr::parse_strict(&cidr_s).map_err(|e| ApiError::bad("cidr", e))?;
+        // Host bits are cleared, as Neutron does ("10.3.0.5/24" is
+        // 10.3.0.0/24); an address without a prefix is refused.
+        if !cidr_s.contains('/') {
+            return Err(ApiError::bad_attr(
+                "cidr",
+                format!("'{cidr_s}' is not a valid IP subnet"),
+            ));
+        }
+        let cidr = Cidr::parse_lenient(&cidr_s).map_err(|e| ApiError::bad_attr("cidr", e))?;
         if let Some(v) = b.integer("ip_version", 0, 255)? {
             if v != 4 && v != 6 {
                 return Err(ApiError::bad_attr(

@@ -266,7 +266,7 @@ fn openstack_client_networks_subnets_ports_security_groups() {
     let p1b = os.json(&["port", "show", "p1b"]);
     assert_eq!(p1b["id"], p1_id.as_str());
     assert_eq!(p1b["binding_host_id"], "compute-2");
-    assert_eq!(p1b["binding_vif_type"], "unbound");
+    assert_eq!(p1b["binding_vif_type"], "binding_failed");
     // The server's own state agrees with what the client saw.
     let st = api.neutron.state();
     assert_eq!(st.ports[&p1_id].name, "p1b");
