@@ -97,7 +97,7 @@ def build():
     H("net-create-prov-vlan", "POST", "/v2.0/networks",
       net("prov-vlan", **{"provider:network_type": "vlan",
                           "provider:physical_network": "physnet1",
-                          "provider:segmentation_id": 3001}),
+                          "provider:segmentation_id": 3101}),
       reg="net:prov", rev=True, what="provider VLAN network")
     H("net-create-flat", "POST", "/v2.0/networks",
       net("flat", **{"provider:network_type": "flat",
@@ -109,7 +109,7 @@ def build():
       net("external", **{"router:external": True,
                          "provider:network_type": "vlan",
                          "provider:physical_network": "physnet1",
-                         "provider:segmentation_id": 3005}),
+                         "provider:segmentation_id": 3105}),
       reg="net:ext", what="router:external")
     H("net-create-shared", "POST", "/v2.0/networks",
       net("shared", shared=True), reg="net:shared")
@@ -134,7 +134,7 @@ def build():
     H("net-update-mtu", "PUT", "/v2.0/networks/@{net:mtu}",
       {"network": {"mtu": 1300}})
     H("net-update-segid", "PUT", "/v2.0/networks/@{net:flat}",
-      {"network": {"provider:segmentation_id": 3010}},
+      {"network": {"provider:segmentation_id": 3110}},
       what="segmentation id on a flat network")
     H("net-update-shared", "PUT", "/v2.0/networks/@{net:local}",
       {"network": {"shared": True}})
@@ -173,14 +173,14 @@ def build():
     H("net-err-vlan-in-use", "POST", "/v2.0/networks",
       net("dup", **{"provider:network_type": "vlan",
                     "provider:physical_network": "physnet1",
-                    "provider:segmentation_id": 3001}))
+                    "provider:segmentation_id": 3101}))
     H("net-err-flat-in-use", "POST", "/v2.0/networks",
       net("dupflat", **{"provider:network_type": "flat",
                         "provider:physical_network": "physnet1"}))
     H("net-err-physnet", "POST", "/v2.0/networks",
       net("bad", **{"provider:network_type": "vlan",
                     "provider:physical_network": "physnet9",
-                    "provider:segmentation_id": 3002}))
+                    "provider:segmentation_id": 3102}))
     H("net-err-type", "POST", "/v2.0/networks",
       net("bad", **{"provider:network_type": "vxlan"}))
     H("net-err-unknown-attr", "POST", "/v2.0/networks",
@@ -727,7 +727,7 @@ def build():
     # ----------------------------------------------------- openstack client
     C("cli-network-create", "network", "create", "cli-net",
       "--provider-network-type", "vlan", "--provider-physical-network",
-      "physnet1", "--provider-segment", "3020", "--mtu", "1450",
+      "physnet1", "--provider-segment", "3120", "--mtu", "1450",
       reg="net:cli")
     C("cli-network-show", "network", "show", "@{net:prov}")
     C("cli-network-set", "network", "set", "--name", "cli-net-2",

@@ -483,7 +483,14 @@ fn route_request(
                     )
                 })
         }
-        ["v2.0", "quotas", rest @ ..] => quotas_route(e, m, rest, &r.body, route),
+        ["v2.0", "quotas", rest @ ..] => quotas_route(
+            e,
+            m,
+            rest,
+            &r.body,
+            route,
+            r.project.as_deref().unwrap_or(""),
+        ),
         ["v2.0", c, rest @ ..] => {
             let Some(coll) = Coll::parse(c) else {
                 return Err(unmatched(&r.path));
@@ -691,11 +698,14 @@ fn quotas_route(
     rest: &[&str],
     body: &[u8],
     route: &str,
+    caller: &str,
 ) -> Result<Resp, ApiError> {
     use super::quotas;
     let st = e.state();
     let quota = |limits: std::collections::BTreeMap<&str, i64>| json!({ "quota": limits });
     match (m, rest) {
+        // The caller's own project (Neutron's quotas/tenant).
+        ("GET", ["tenant"]) => Ok(Resp::json(200, &json!({"tenant": {"tenant_id": caller}}))),
         ("GET", []) => {
             let all: Vec<Value> = st
                 .quotas
@@ -876,6 +886,17 @@ fn tags_all(
             let tags = top
                 .remove("tags")
                 .ok_or_else(|| ApiError::bad("tags", "the body must be {\"tags\": [...]}"))?;
+            if !tags.is_array() {
+                let shown = tags
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| tags.to_string());
+                return Err(ApiError::new(
+                    400,
+                    "InvalidInput",
+                    format!("Invalid input for operation: '{shown}' is not a list."),
+                ));
+            }
             if let Some(k) = top.keys().next() {
                 return Err(super::body::unrecognized(&[k.as_str()]));
             }

@@ -269,9 +269,17 @@ pub fn bool_value(key: &str, v: &Value) -> Result<bool, ApiError> {
         Value::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => Ok(false),
         Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
         Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
-        other => Err(ApiError::bad_attr(
-            key,
-            format!("'{other}' is not a valid boolean value"),
+        // Neutron's convert_to_boolean raises InvalidInput.
+        other => Err(ApiError::new(
+            400,
+            "InvalidInput",
+            format!(
+                "Invalid input for operation: '{}' cannot be converted to boolean ({key}).",
+                other
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| other.to_string())
+            ),
         )),
     }
 }

@@ -88,9 +88,9 @@ fn limit_value(resource: &str, v: &Value) -> Result<i64, ApiError> {
     };
     match n {
         Some(n) if n >= -1 => Ok(n),
-        Some(n) => Err(ApiError::bad(
+        Some(n) => Err(ApiError::bad_attr(
             resource,
-            format!("'{n}' should be greater than or equal to -1"),
+            format!("'{n}' is too small - must be at least '-1'"),
         )),
         None => Err(ApiError::bad(resource, format!("'{v}' is not an integer"))),
     }
@@ -117,8 +117,14 @@ impl Tx<'_> {
     pub fn set_quotas(
         &mut self,
         project: &str,
-        body: Map<String, Value>,
+        mut body: Map<String, Value>,
     ) -> Result<BTreeMap<&'static str, i64>, ApiError> {
+        // check_limit: refuse a limit below what the project already has;
+        // force: the default (no check).
+        let check_limit = body
+            .remove("check_limit")
+            .is_some_and(|v| super::body::bool_value("check_limit", &v).unwrap_or(false));
+        body.remove("force");
         let unknown: Vec<&str> = body
             .keys()
             .map(String::as_str)
@@ -135,7 +141,15 @@ impl Tx<'_> {
             .map(|o| (**o).clone())
             .unwrap_or_default();
         for (r, v) in &body {
-            own.insert(r.clone(), limit_value(r, v)?);
+            let limit = limit_value(r, v)?;
+            let used = used(&self.w.st, project, r);
+            if check_limit && limit >= 0 && limit < used {
+                return Err(ApiError::conflict(
+                    "InvalidQuotaValue",
+                    format!("Change would make usage less than 0 for the following resources: ['{r}']. Quota limit {limit} for {r} must be greater than or equal to already used and reserved {used}."),
+                ));
+            }
+            own.insert(r.clone(), limit);
         }
         self.put_quotas(project, own);
         Ok(limits(&self.w.st, project))

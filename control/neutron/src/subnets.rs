@@ -235,7 +235,13 @@ impl Tx<'_> {
                 format!("'{cidr_s}' is not a valid IP subnet"),
             ));
         }
-        let cidr = Cidr::parse_lenient(&cidr_s).map_err(|e| ApiError::bad_attr("cidr", e))?;
+        let cidr = Cidr::parse_lenient(&cidr_s).map_err(|_| {
+            ApiError::new(
+                400,
+                "InvalidInput",
+                format!("Invalid input for operation: {cidr_s} is not in a CIDR format (cidr)."),
+            )
+        })?;
         if let Some(v) = b.integer("ip_version", 0, 255)? {
             if v != 4 && v != 6 {
                 return Err(ApiError::bad_attr(
