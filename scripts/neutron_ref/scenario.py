@@ -301,7 +301,7 @@ def build():
       reg="port:p1", rev=True,
       what="allocated IPv4 + SLAAC address, default SG")
     H("port-create-fixed-ip", "POST", "/v2.0/ports",
-      port("p2", "@{net:prov}", fixed_ips=[{"ip_address": "10.0.0.50"}]),
+      port("p2", "@{net:prov}", fixed_ips=[{"ip_address": "10.0.0.150"}]),
       reg="port:p2")
     H("port-create-subnet-only", "POST", "/v2.0/ports",
       port("p3", "@{net:prov}", fixed_ips=[{"subnet_id": "@{sub:v4a}"}],
@@ -375,8 +375,8 @@ def build():
     H("port-update-name", "PUT", "/v2.0/ports/@{port:p1}",
       {"port": {"name": "p1-renamed", "admin_state_up": False}}, rev=True)
     H("port-update-fixed-ips", "PUT", "/v2.0/ports/@{port:p2}",
-      {"port": {"fixed_ips": [{"ip_address": "10.0.0.51"},
-                              {"ip_address": "10.0.0.52"}]}})
+      {"port": {"fixed_ips": [{"ip_address": "10.0.0.151"},
+                              {"ip_address": "10.0.0.152"}]}})
     H("port-update-aap-clear", "PUT", "/v2.0/ports/@{port:aap}",
       {"port": {"allowed_address_pairs": []}})
     H("port-update-sg-clear", "PUT", "/v2.0/ports/@{port:p3}",
@@ -407,10 +407,10 @@ def build():
       "&fields=name")
     H("port-list-mac", "GET", "/v2.0/ports?mac_address=fa:16:3e:00:00:33"
       "&fields=name")
-    H("port-list-ip", "GET", "/v2.0/ports?fixed_ips=ip_address%3D10.0.0.51"
+    H("port-list-ip", "GET", "/v2.0/ports?fixed_ips=ip_address%3D10.0.0.151"
       "&fields=name")
     H("port-list-ip-substr", "GET", "/v2.0/ports?fixed_ips=ip_address_"
-      "substr%3D10.0.0.5&fields=name")
+      "substr%3D.151&fields=name")
     H("port-list-subnet", "GET", "/v2.0/ports?fixed_ips=subnet_id%3D"
       "@{sub:v6stateful}&fields=name")
     H("port-list-status", "GET", "/v2.0/ports?status=DOWN&fields=name")
@@ -423,7 +423,7 @@ def build():
     H("port-err-ip-outside", "POST", "/v2.0/ports",
       port("bad", "@{net:prov}", fixed_ips=[{"ip_address": "10.7.0.5"}]))
     H("port-err-ip-in-use", "POST", "/v2.0/ports",
-      port("bad", "@{net:prov}", fixed_ips=[{"ip_address": "10.0.0.51"}]))
+      port("bad", "@{net:prov}", fixed_ips=[{"ip_address": "10.0.0.151"}]))
     H("port-err-mac-in-use", "POST", "/v2.0/ports",
       port("bad", "@{net:prov}", mac_address="fa:16:3e:00:00:33"))
     H("port-err-mac-bad", "POST", "/v2.0/ports",

@@ -341,8 +341,6 @@ fn nested_rules<S: Serializer>(rules: &[SecurityGroupRule], s: S) -> Result<S::O
             if let Value::Object(m) = &mut v {
                 m.insert("standard_attr_id".into(), self.0.standard_attr_id.into());
                 m.insert("tags".into(), Value::Array(Vec::new()));
-                // Neutron leaves it unset on the rules inside a group.
-                m.insert("belongs_to_default_sg".into(), Value::Null);
             }
             v.serialize(s)
         }

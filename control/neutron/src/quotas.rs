@@ -144,9 +144,10 @@ impl Tx<'_> {
             let limit = limit_value(r, v)?;
             let used = used(&self.w.st, project, r);
             if check_limit && limit >= 0 && limit < used {
-                return Err(ApiError::conflict(
-                    "InvalidQuotaValue",
-                    format!("Change would make usage less than 0 for the following resources: ['{r}']. Quota limit {limit} for {r} must be greater than or equal to already used and reserved {used}."),
+                return Err(ApiError::new(
+                    400,
+                    "HTTPBadRequest",
+                    format!("Quota limit {limit} for {r} must be greater than or equal to already used {used}"),
                 ));
             }
             own.insert(r.clone(), limit);
