@@ -1,21 +1,9 @@
 //! Attributes and rules as Neutron 29 has them: router:external (a model
 //! attribute until an L3 service exists), the MTU limit, unaligned CIDRs,
 //! stateful and stateless groups on one port, other hosts' bindings.
-use super::common::{config, TempDir};
+use super::common::{config, ok, TempDir};
 use neutron::Neutron;
 use serde_json::{json, Value};
-
-fn ok(n: &Neutron, method: &str, path: &str, body: Value, status: u16) -> Value {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let (st, out) = n.handle(method, path, &bytes, Some("p"));
-    let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
-    assert_eq!(st, status, "{method} {path} {body}: {v}");
-    v
-}
 
 #[test]
 fn external_networks_are_accepted_and_updatable() {

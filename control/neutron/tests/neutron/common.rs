@@ -149,3 +149,23 @@ pub fn reopened_state(cfg: &NeutronConfig) -> Value {
     assert_eq!(n.check_database().unwrap(), "ok");
     state_json(&n)
 }
+
+/// One request answered in process (`Neutron::handle`) as project `p`
+/// (`proj-a` for the quota tests); the status and the parsed body (Null
+/// when empty).
+pub fn call_as(n: &Neutron, project: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let (st, out) = n.handle(method, path, &bytes, Some(project));
+    (st, serde_json::from_slice(&out).unwrap_or(Value::Null))
+}
+
+/// As [`call_as`] for project `p`, expecting `status`; the body.
+pub fn ok(n: &Neutron, method: &str, path: &str, body: Value, status: u16) -> Value {
+    let (st, v) = call_as(n, "p", method, path, body.clone());
+    assert_eq!(st, status, "{method} {path} {body}: {v}");
+    v
+}

@@ -3,25 +3,9 @@
 //! computed from the MAC (for ports made before and after the subnet,
 //! following a MAC change, gone with the subnet), and a gateway outside
 //! the CIDR.
-use super::common::{config, TempDir};
+use super::common::{call_as, config, ok, TempDir};
 use neutron::Neutron;
 use serde_json::{json, Value};
-
-fn call(n: &Neutron, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let (st, out) = n.handle(method, path, &body, Some("p"));
-    (st, serde_json::from_slice(&out).unwrap_or(Value::Null))
-}
-
-fn ok(n: &Neutron, method: &str, path: &str, body: Value, status: u16) -> Value {
-    let (st, v) = call(n, method, path, body.clone());
-    assert_eq!(st, status, "{method} {path} {body}: {v}");
-    v
-}
 
 fn ips(port: &Value) -> Vec<String> {
     port["fixed_ips"]
@@ -97,8 +81,9 @@ fn ipv6_defaults_slaac_and_eui64_addresses() {
     assert_eq!(p["port"]["security_groups"].as_array().unwrap().len(), 1);
     let pid = p["port"]["id"].as_str().unwrap().to_owned();
     // An address cannot be asked for on an auto-address subnet.
-    let (st, v) = call(
+    let (st, v) = call_as(
         &n,
+        "p",
         "POST",
         "/v2.0/ports",
         json!({"port": {"network_id": nid,
@@ -150,7 +135,7 @@ fn ipv6_defaults_slaac_and_eui64_addresses() {
             "HTTPBadRequest",
         ),
     ] {
-        let (st, v) = call(&n, "POST", "/v2.0/subnets", json!({ "subnet": body }));
+        let (st, v) = call_as(&n, "p", "POST", "/v2.0/subnets", json!({ "subnet": body }));
         assert_eq!(
             (st, v["NeutronError"]["type"].as_str()),
             (400, Some(kind)),

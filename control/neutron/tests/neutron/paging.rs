@@ -1,13 +1,8 @@
 //! Pagination as Neutron's api_common does it: next and previous links,
 //! page_reverse, the marker looked up as the resource, and its errors.
-use super::common::{config, TempDir};
+use super::common::{call_as, config, TempDir};
 use neutron::Neutron;
 use serde_json::Value;
-
-fn get(n: &Neutron, path: &str) -> (u16, Value) {
-    let (st, out) = n.handle("GET", path, b"", Some("p"));
-    (st, serde_json::from_slice(&out).unwrap())
-}
 
 fn names(v: &Value) -> Vec<String> {
     v["networks"]
@@ -39,18 +34,24 @@ fn pages_link_both_ways_and_markers_are_resources() {
         let (st, _) = n.handle("POST", "/v2.0/networks", body.as_bytes(), Some("p"));
         assert_eq!(st, 201);
     }
-    let (st, p1) = get(&n, "/v2.0/networks?limit=2&sort_key=name&sort_dir=asc");
+    let (st, p1) = call_as(
+        &n,
+        "p",
+        "GET",
+        "/v2.0/networks?limit=2&sort_key=name&sort_dir=asc",
+        Value::Null,
+    );
     assert_eq!(st, 200, "{p1}");
     assert_eq!(names(&p1), ["a", "b"]);
     assert!(link(&p1, "previous").is_some(), "{p1}");
-    let (_, p2) = get(&n, &link(&p1, "next").unwrap());
+    let (_, p2) = call_as(&n, "p", "GET", &link(&p1, "next").unwrap(), Value::Null);
     assert_eq!(names(&p2), ["c", "d"]);
     // A full last page still links to a next one, which is empty.
-    let (_, p3) = get(&n, &link(&p2, "next").unwrap());
+    let (_, p3) = call_as(&n, "p", "GET", &link(&p2, "next").unwrap(), Value::Null);
     assert_eq!(names(&p3), Vec::<String>::new());
     assert!(link(&p3, "next").is_none(), "{p3}");
     // Back from the second page: the page before its first item, in order.
-    let (_, back) = get(&n, &link(&p2, "previous").unwrap());
+    let (_, back) = call_as(&n, "p", "GET", &link(&p2, "previous").unwrap(), Value::Null);
     assert_eq!(names(&back), ["a", "b"], "{back}");
     // Errors, typed as Neutron types them.
     for (path, status, kind) in [
@@ -67,7 +68,7 @@ fn pages_link_both_ways_and_markers_are_resources() {
         ),
         ("/v2.0/networks?limit=abc", 400, "BadRequest"),
     ] {
-        let (st, v) = get(&n, path);
+        let (st, v) = call_as(&n, "p", "GET", path, Value::Null);
         assert_eq!(
             (st, v["NeutronError"]["type"].as_str()),
             (status, Some(kind)),

@@ -1,19 +1,13 @@
 //! Quotas and bulk creation, in process (`Neutron::handle`) on a real
 //! SQLite file: limits shown, set, enforced (all or nothing for a bulk),
 //! reset, and kept across a restart.
-use super::common::{config, TempDir};
-use neutron::Neutron;
-use serde_json::{json, Value};
+use super::common::{call_as, config, TempDir};
 
 fn call(n: &Neutron, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let (st, out) = n.handle(method, path, &body, Some("proj-a"));
-    (st, serde_json::from_slice(&out).unwrap_or(Value::Null))
+    call_as(n, "proj-a", method, path, body)
 }
+use neutron::Neutron;
+use serde_json::{json, Value};
 
 fn count(n: &Neutron, coll: &str) -> usize {
     let (st, v) = call(n, "GET", &format!("/v2.0/{coll}"), Value::Null);
