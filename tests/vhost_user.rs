@@ -444,3 +444,138 @@ fn a_vm_dying_or_a_bad_frontend_never_stalls_other_ports() {
     vm2.stop();
     assert!(sw.stop().success());
 }
+
+/// One request as Nova sends it: its project in `X-Project-Id` (what
+/// keystonemiddleware sets from Nova's token), JSON in and out.
+fn nova(
+    api: u16,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", api)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{api}\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nX-Project-Id: {NOVA_PROJECT}\r\nUser-Agent: python-neutronclient\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+const NOVA_PROJECT: &str = "6f1c2e3d4b5a69788796a5b4c3d2e1f0";
+
+/// What Nova and os-vif do to boot a server on this host and delete it,
+/// request for request: read the port quota, create the port with the
+/// server's device_id, bind it to this host (Nova's port update), read the
+/// binding details os-vif plugs with, QEMU opens the vhost-user socket as
+/// its server, the port goes ACTIVE (Nova's network-vif-plugged), and on
+/// server delete the port is deleted and the switch port goes with it.
+#[test]
+fn a_server_boots_and_is_deleted_the_way_nova_and_os_vif_do_it() {
+    let _g = serial();
+    let dir = TempDir::new("vhost-nova");
+    let (api, metrics) = (free_port(), free_port());
+    let sw = Switch::start(&dir, &neutron_config(&dir, "vhost-nova", api, metrics));
+    let (st, net) = nova(
+        api,
+        "POST",
+        "/v2.0/networks",
+        Some(serde_json::json!({"network": {"name": "private"}})),
+    );
+    assert_eq!(st, 201, "{net}");
+    let net_id = net["network"]["id"].as_str().unwrap().to_owned();
+    let (st, sub) = nova(
+        api,
+        "POST",
+        "/v2.0/subnets",
+        Some(serde_json::json!({"subnet": {
+        "network_id": net_id, "cidr": "10.50.0.0/24", "ip_version": 4}})),
+    );
+    assert_eq!(st, 201, "{sub}");
+    // Nova checks the port quota before it creates ports.
+    let (st, q) = nova(
+        api,
+        "GET",
+        &format!("/v2.0/quotas/{NOVA_PROJECT}/details.json"),
+        None,
+    );
+    assert_eq!(st, 200, "{q}");
+    assert_eq!(q["quota"]["port"]["limit"], 500);
+    assert_eq!(q["quota"]["port"]["used"], 0);
+    // The port, created unbound with the server's device_id.
+    let server = "0f0e0d0c-0b0a-4908-8706-050403020100";
+    let (st, p) = nova(
+        api,
+        "POST",
+        "/v2.0/ports",
+        Some(serde_json::json!({"port": {
+        "network_id": net_id, "device_id": server, "device_owner": "compute:nova",
+        "project_id": NOVA_PROJECT, "admin_state_up": true}})),
+    );
+    assert_eq!(st, 201, "{p}");
+    let id = p["port"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(p["port"]["binding:vif_type"], "unbound");
+    assert_eq!(
+        p["port"]["security_groups"].as_array().unwrap().len(),
+        1,
+        "the project's default group"
+    );
+    // Bound to this host, as Nova's compute does before it plugs.
+    let (st, p) = nova(
+        api,
+        "PUT",
+        &format!("/v2.0/ports/{id}"),
+        Some(serde_json::json!({"port": {
+        "binding:host_id": "compute-1", "device_owner": "compute:nova", "binding:profile": {}}})),
+    );
+    assert_eq!(st, 200, "{p}");
+    let d = &p["port"]["binding:vif_details"];
+    assert_eq!(p["port"]["binding:vif_type"], "vhostuser", "{p}");
+    assert_eq!(d["vhostuser_mode"], "server");
+    assert_eq!(d["bridge_name"], "br-int");
+    assert_eq!(d["datapath_type"], "netdev");
+    assert_eq!(p["port"]["status"], "DOWN");
+    let sock = d["vhostuser_socket"].as_str().unwrap().to_owned();
+    // The port list Nova uses to build the server's network info.
+    let (st, l) = nova(api, "GET", &format!("/v2.0/ports?device_id={server}"), None);
+    assert_eq!((st, l["ports"].as_array().unwrap().len()), (200, 1), "{l}");
+    // QEMU (here testpmd's virtio-user) creates the socket; the switch
+    // connects, and Neutron reports ACTIVE.
+    let name = format!("vhu{}", &id[..11]);
+    wait_port(&sw, &name, true);
+    let mut vm = Vm::start(&dir, "nova", std::path::Path::new(&sock), true);
+    vm.wait_forwarding(Duration::from_secs(20));
+    wait_status(&sw, api, &id, "ACTIVE");
+    let (_, q) = nova(
+        api,
+        "GET",
+        &format!("/v2.0/quotas/{NOVA_PROJECT}/details.json"),
+        None,
+    );
+    assert_eq!(q["quota"]["port"]["used"], 1);
+    // Server delete: Nova deletes the port it created; the switch port goes.
+    vm.stop();
+    let (st, _) = nova(api, "DELETE", &format!("/v2.0/ports/{id}"), None);
+    assert_eq!(st, 204);
+    wait_port(&sw, &name, false);
+    let (st, _) = nova(api, "GET", &format!("/v2.0/ports/{id}"), None);
+    assert_eq!(st, 404);
+    assert!(sw.stop().success());
+}
