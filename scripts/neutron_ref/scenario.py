@@ -780,10 +780,16 @@ def build():
       "--long")
     C("cli-sg-rule-bad", "security", "group", "rule", "create",
       "--protocol", "tcp", "--dst-port", "30:20", "@{sg:cli}")
-    C("cli-quota-show", "quota", "show", "--network", PROJECT,
-      what="needs Keystone to resolve the project")
-    C("cli-quota-set", "quota", "set", "--networks", "30", PROJECT,
-      json=False, what="needs Keystone to resolve the project")
+    # The client resolves the project through the identity API first; with
+    # identity v3 and one endpoint it asks that endpoint's /v2.0/projects.
+    C("cli-quota-show", "--os-identity-api-version", "3", "quota", "show",
+      "--network", PROJECT,
+      what="the project looked up at the one endpoint (identity v3)")
+    C("cli-quota-set", "--os-identity-api-version", "3", "quota", "set",
+      "--networks", "30", PROJECT, json=False,
+      what="the project looked up at the one endpoint (identity v3)")
+    C("cli-quota-show-after", "--os-identity-api-version", "3", "quota",
+      "show", "--network", PROJECT, what="the limit just set")
     C("cli-port-delete", "port", "delete", "@{port:cli}", json=False)
     C("cli-sg-delete", "security", "group", "delete", "@{sg:cli}",
       json=False)

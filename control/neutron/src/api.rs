@@ -396,6 +396,8 @@ fn route_of(segs: &[&str]) -> String {
         ["v2.0"] => "/v2.0/".into(),
         ["v2.0", "extensions"] => "/v2.0/extensions".into(),
         ["v2.0", "extensions", _] => "/v2.0/extensions/{alias}".into(),
+        ["v2.0", "projects"] => "/v2.0/projects".into(),
+        ["v2.0", "projects", _] => "/v2.0/projects/{id}".into(),
         ["v2.0", "quotas"] => "/v2.0/quotas".into(),
         ["v2.0", "quotas", _] => "/v2.0/quotas/{project_id}".into(),
         ["v2.0", "quotas", _, "default"] => "/v2.0/quotas/{project_id}/default".into(),
@@ -482,6 +484,38 @@ fn route_request(
                         format!("Extension with alias {alias} does not exist"),
                     )
                 })
+        }
+        // Keystone's project lookup, which the openstack client sends to the
+        // one endpoint it has when run without Keystone: without Keystone a
+        // project is the id the caller names (X-Project-Id), so every
+        // well-formed id names itself.
+        ["v2.0", "projects"] | ["v2.0", "projects", _] => {
+            if m != "GET" {
+                return Err(method_not_allowed(m, route));
+            }
+            let q = Query::parse(r.query.as_deref())?;
+            let project = |id: &str| {
+                json!({"id": id, "name": id, "domain_id": "default", "description": "",
+                    "enabled": true, "is_domain": false, "parent_id": "default", "tags": [],
+                    "options": {}, "links": {"self": format!("{base}/v2.0/projects/{id}")}})
+            };
+            let valid = |id: &str| !id.is_empty() && id.len() <= MAX_PROJECT_ID;
+            match segs {
+                [_, _, id] if valid(id) => Ok(Resp::json(200, &json!({"project": project(id)}))),
+                [_, _, id] => Err(ApiError::not_found(
+                    "ProjectNotFound",
+                    format!("Could not find project: {id}."),
+                )),
+                _ => {
+                    let named: Vec<Value> = q
+                        .first("name")
+                        .filter(|n| valid(n))
+                        .map(project)
+                        .into_iter()
+                        .collect();
+                    Ok(Resp::json(200, &json!({ "projects": named })))
+                }
+            }
         }
         ["v2.0", "quotas", rest @ ..] => quotas_route(
             e,

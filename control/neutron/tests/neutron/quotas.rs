@@ -142,3 +142,28 @@ fn a_bulk_create_is_all_or_nothing() {
         assert_eq!(st, 400, "{bad}: {v}");
     }
 }
+
+/// The project lookup the openstack client makes before `quota show/set`
+/// when it has no Keystone: every well-formed id names itself.
+#[test]
+fn projects_are_looked_up_by_id_and_name() {
+    let dir = TempDir::new("projects");
+    let n = Neutron::open(config(&dir)).unwrap();
+    let (st, v) = call(&n, "GET", "/v2.0/projects/proj-b", Value::Null);
+    assert_eq!(
+        (st, v["project"]["id"].as_str()),
+        (200, Some("proj-b")),
+        "{v}"
+    );
+    let (st, v) = call(&n, "GET", "/v2.0/projects?name=proj-b", Value::Null);
+    assert_eq!(st, 200);
+    assert_eq!(v["projects"][0]["name"], "proj-b", "{v}");
+    let long = "x".repeat(300);
+    let (st, v) = call(&n, "GET", &format!("/v2.0/projects/{long}"), Value::Null);
+    assert_eq!(
+        (st, v["NeutronError"]["type"].as_str()),
+        (404, Some("ProjectNotFound"))
+    );
+    let (st, _) = call(&n, "DELETE", "/v2.0/projects/proj-b", Value::Null);
+    assert_eq!(st, 405);
+}
