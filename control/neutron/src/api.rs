@@ -572,35 +572,40 @@ fn unmatched(path: &str) -> ApiError {
     )
 }
 
+/// The extensions whose attributes and behaviour are implemented, with
+/// Neutron 29.0.0's names, descriptions and dates (extra_dhcp_opt waits for
+/// the switch's DHCP server, which will serve the options).
 fn extensions() -> Vec<Value> {
-    const EXT: &[(&str, &str, &str)] = &[
-        ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
-        ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
-        ("security-group", "security-group", "The security groups extension."),
-        ("port-security", "Port Security", "Provides port security"),
-        ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
-        ("standard-attr-tag", "Tag support for resources with standard attribute", "Enables to set tag on resources with standard attribute."),
-        ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
-        ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
-        ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
-        ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
-        ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
-        ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
-        ("l2_adjacency", "L2 network adjacency", "Display whether a network is L2-adjacent."),
-        ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
-        ("port-security-groups-filtering", "Port filtering on security groups", "Provides security groups filtering when listing ports"),
-        ("ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"),
-        ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
-        ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
-        ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
-        ("external-net", "Neutron external network", "Adds external network attribute to network resource."),
-        ("quotas", "Quota management support", "Expose functions for quotas management per project"),
-        ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
+    const EXT: &[(&str, &str, &str, &str)] = &[
+        ("binding", "Port Binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00"),
+        ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks", "2012-09-07T10:00:00-00:00"),
+        ("security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00"),
+        ("port-security", "Port Security", "Provides port security", "2012-07-23T10:00:00-00:00"),
+        ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00"),
+        ("standard-attr-tag", "Tag support for resources with standard attribute: port, subnet, subnetpool, network, router, floatingip, policy, security_group, trunk, network_segment_range", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00"),
+        ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00"),
+        ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00"),
+        ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00"),
+        ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09"),
+        ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00"),
+        ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource.", "2017-07-12T00:00:00-00:00"),
+        ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not", "2019-11-26T09:00:00-00:00"),
+        ("port-security-groups-filtering", "Port filtering on security groups", "Provides security groups filtering when listing ports", "2018-01-09T09:00:00-00:00"),
+        ("ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00"),
+        ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters.", "2018-07-04T10:00:00-00:00"),
+        ("pagination", "Pagination support", "Extension that indicates that pagination is enabled.", "2016-06-12T00:00:00-00:00"),
+        ("sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"),
+        ("external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00"),
+        ("quotas", "Quota management support", "Expose functions for quotas management per project", "2012-07-29T10:00:00-00:00"),
+        ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00"),
+        ("quota-check-limit", "Quota engine limit check", "Support for checking the resource usage before applying a new quota limit", "2021-09-08T16:00:00-00:00"),
+        ("security-groups-normalized-cidr", "Normalized CIDR field for security group rules", "Add new field with normalized remote_ip_prefix cidr in SG rule", "2020-07-28T10:00:00-00:00"),
+        ("aap-reject-multicast", "Allowed address pairs reject multicast extension", "Reject multicast addresses in Allowed Address Pairs", "2026-04-01T00:00:00-00:00"),
     ];
     EXT.iter()
-        .map(|(alias, name, desc)| {
+        .map(|(alias, name, desc, updated)| {
             json!({"alias": alias, "name": name, "description": desc,
-                "updated": "2024-01-01T00:00:00-00:00", "links": []})
+                "updated": updated, "links": []})
         })
         .collect()
 }
