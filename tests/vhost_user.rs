@@ -445,37 +445,20 @@ fn a_vm_dying_or_a_bad_frontend_never_stalls_other_ports() {
     assert!(sw.stop().success());
 }
 
-/// One request as Nova sends it: its project in `X-Project-Id` (what
-/// keystonemiddleware sets from Nova's token), JSON in and out.
+/// One request as Nova sends it: its project in `X-Project-Id`, JSON in
+/// and out.
 fn nova(
     api: u16,
     method: &str,
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", api)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{api}\r\nContent-Type: application/json\r\n\
-         Accept: application/json\r\nX-Project-Id: {NOVA_PROJECT}\r\nUser-Agent: python-neutronclient\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let body = body.map(|b| b.to_string());
+    let (status, text) = try_http_as(api, Some(NOVA_PROJECT), method, path, body.as_deref())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     (
         status,
-        serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
 }
 

@@ -366,14 +366,29 @@ pub fn try_http(
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    try_http_as(port, None, method, path, body)
+}
+
+/// As [`try_http`], as project `project` (`X-Project-Id`, what
+/// keystonemiddleware sets from a token) when given.
+pub fn try_http_as(
+    port: u16,
+    project: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or("");
+    let project = project
+        .map(|p| format!("X-Project-Id: {p}\r\n"))
+        .unwrap_or_default();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Accept: application/json\r\nX-Auth-Token: notused\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Accept: application/json\r\nX-Auth-Token: notused\r\n{project}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes())?;
