@@ -27,23 +27,9 @@ if [[ -f "$MARKER" && -x "$VENV/bin/openstack" ]]; then
     exit 0
 fi
 
-PY="${PYTHON:-python3}"
-command -v "$PY" >/dev/null || { log "python3 not found"; exit 1; }
-if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
-    # Debian splits venv/ensurepip into python3-venv.
-    log "installing python3-venv"
-    if command -v apt-get >/dev/null; then
-        apt-get install -y python3-venv >&2 || { apt-get update >&2 && apt-get install -y python3-venv >&2; }
-    else
-        log "python3 lacks venv/ensurepip and apt-get is not available"
-        exit 1
-    fi
-fi
-
-# A venv without the marker is a half-finished install: start over.
-rm -rf "$VENV"
-log "creating $VENV"
-"$PY" -m venv "$VENV" >&2
+# shellcheck source=lib/venv.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/venv.sh"
+fresh_venv "$VENV"
 log "installing python-openstackclient==$VERSION from PyPI"
 "$VENV/bin/pip" install --disable-pip-version-check --no-input -q "python-openstackclient==$VERSION" >&2
 "$VENV/bin/openstack" --version >&2
