@@ -21,7 +21,7 @@ const MAX_ROUTES: usize = 20;
 /// also outside the CIDR (a router reached by a host route); inside it not
 /// the IPv4 network or broadcast address (IPv6's network address is the
 /// subnet-router anycast address, the default gateway).
-fn check_host_ip(field: &str, cidr: &Cidr, s: &str) -> Result<u128, ApiError> {
+fn check_gateway(field: &str, cidr: &Cidr, s: &str) -> Result<u128, ApiError> {
     let ip = parse_ip(s).map_err(|e| ApiError::bad(field, e))?;
     let v = ip_to_u128(ip);
     let version = if ip.is_ipv4() {
@@ -298,7 +298,7 @@ impl Tx<'_> {
             None if cidr.version == IpVersion::V6 => Some(cidr.base),
             None => Some(cidr.base + 1),
             Some(None) => None,
-            Some(Some(g)) => Some(check_host_ip("gateway_ip", &cidr, &g)?),
+            Some(Some(g)) => Some(check_gateway("gateway_ip", &cidr, &g)?),
         };
         let pools = match b.list("allocation_pools")? {
             None => default_pools(&cidr, gateway),
@@ -402,7 +402,7 @@ impl Tx<'_> {
             sn.host_routes = parse_routes(cidr.version, v)?;
         }
         let mut gateway = match &sn.gateway_ip {
-            Some(g) => Some(check_host_ip("gateway_ip", &cidr, g)?),
+            Some(g) => Some(check_gateway("gateway_ip", &cidr, g)?),
             None => None,
         };
         let gw_change = b.nullable_string("gateway_ip", 64)?;
@@ -410,7 +410,7 @@ impl Tx<'_> {
             gateway = match g {
                 None => None,
                 Some(g) => {
-                    let v = check_host_ip("gateway_ip", &cidr, &g)?;
+                    let v = check_gateway("gateway_ip", &cidr, &g)?;
                     if ipam.is_allocated(v) {
                         return Err(ApiError::conflict(
                             "GatewayIpInUse",
