@@ -82,6 +82,7 @@ fn bench(c: &mut Criterion) {
             bridge: br,
             vlan: vlans[i].clone(),
             acl: None,
+            dhcp: None,
             max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();

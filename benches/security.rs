@@ -79,6 +79,7 @@ fn view() -> SwitchView {
             bridge: b,
             vlan: PortVlan::new(None, Some(1), &[]).unwrap(),
             acl,
+            dhcp: None,
             max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();

@@ -450,3 +450,281 @@ fn a_security_group_holds_for_real_tcp_between_namespaces() {
     );
     assert!(sw.stop().success());
 }
+
+/// Runs busybox's DHCP client in `ns` once (`-q`: quit when bound, `-R`:
+/// release on quit when `release`), with a script that prints each lease;
+/// returns whether it got one and what it printed.
+fn udhcpc(dir: &TempDir, ns: &str, release: bool) -> (bool, String) {
+    let script = dhcp_script(dir);
+    let mut args = vec!["netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0"];
+    args.extend(["-f", "-q", "-n", "-t", "3", "-T", "1", "-s", &script]);
+    if release {
+        args.push("-R");
+    }
+    let out = Command::new("ip").args(&args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A udhcpc script that applies nothing and prints the lease on one line.
+fn dhcp_script(dir: &TempDir) -> String {
+    let path = dir.path("udhcpc.sh");
+    if !path.exists() {
+        std::fs::write(
+            &path,
+            "#!/bin/sh\ncase \"$1\" in bound|renew) echo \"LEASE $1 ip=$ip mask=$mask router=$router \
+             dns=$dns domain=$domain mtu=$mtu lease=$lease serverid=$serverid staticroutes=$staticroutes\";; \
+             *) echo \"EVENT $1\";; esac\n",
+        )
+        .unwrap();
+        sh(&["chmod", "755", path.to_str().unwrap()]);
+    }
+    path.display().to_string()
+}
+
+fn lease_field<'a>(out: &'a str, key: &str) -> &'a str {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("LEASE"))
+        .unwrap_or("");
+    // The routes are last and hold spaces.
+    if key == "staticroutes" {
+        return line.split_once("staticroutes=").map_or("", |(_, r)| r);
+    }
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or("")
+}
+
+/// The switch's own DHCP server, from the Neutron model, to a real DHCP
+/// client (busybox udhcpc) in a namespace on an `afpacket` port: the
+/// port's address and the subnet's options; nothing for another MAC or a
+/// subnet without DHCP; the same address after a release; a changed fixed
+/// IP at the next renewal (unicast to the server, whose ARP it answers).
+#[test]
+fn the_switch_answers_dhcp_from_the_neutron_model() {
+    let _g = serial();
+    let dir = TempDir::new("dhcp-ns");
+    let id = std::process::id() % 100_000;
+    let (api, metrics) = (free_port(), free_port());
+    let cfg = format!(
+        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n[neutron]\nlisten = \"127.0.0.1:{api}\"\n\
+         database = \"{db}\"\nnetwork_vlan_ranges = [\"physnet1:3000:3099\"]\n\
+         dhcp_lease_secs = 600\ndns_domain = \"example.test\"\n\
+         [[bridges]]\nname = \"br-int\"\n",
+        head = config_head(&dir, "dhcp-ns"),
+        db = dir.path("neutron.db").display(),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    let a = Some(api);
+    let net = ctl_json(&sw, a, &["network", "create", "n1"]);
+    let net_id = net["id"].as_str().unwrap();
+    let (st, sub) = http(
+        api,
+        "POST",
+        "/v2.0/subnets",
+        Some(&format!(
+            r#"{{"subnet": {{"name": "s1", "network_id": "{net_id}", "cidr": "10.97.0.0/24", "ip_version": 4,
+            "gateway_ip": "10.97.0.1", "dns_nameservers": ["10.97.0.53"],
+            "host_routes": [{{"destination": "192.168.50.0/24", "nexthop": "10.97.0.254"}}]}}}}"#
+        )),
+    );
+    assert_eq!(st, 201, "{sub}");
+    let sub: serde_json::Value = serde_json::from_str(&sub).unwrap();
+    let sub_id = sub["subnet"]["id"].as_str().unwrap().to_owned();
+    // The DHCP port holds the server's address, as a DHCP agent's would.
+    let (_, ports) = http(api, "GET", "/v2.0/ports?device_owner=network:dhcp", None);
+    let ports: serde_json::Value = serde_json::from_str(&ports).unwrap();
+    let dhcp_port = &ports["ports"][0];
+    assert_eq!(dhcp_port["network_id"], net_id, "{ports}");
+    let server_ip = dhcp_port["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = ctl_json(
+        &sw,
+        a,
+        &[
+            "port",
+            "create",
+            "vm1-eth0",
+            "--network",
+            "n1",
+            "--fixed-ip",
+            "subnet=s1,ip-address=10.97.0.21",
+        ],
+    );
+    let _ = &sub_id;
+    let port_id = port["id"].as_str().unwrap().to_owned();
+    let mac = port["mac_address"].as_str().unwrap().to_owned();
+    let mut nss = Namespaces(Vec::new());
+    let (ns, host) = (format!("fswd{id}s1"), format!("fswd{id}t1"));
+    namespace_with_veth(&mut nss, &ns, &host, "127.0.0.2/8");
+    let in_ns = |cmd: &[&str]| {
+        let mut full = vec!["ip", "netns", "exec", &ns];
+        full.extend(cmd.iter().copied());
+        assert!(sh(&full), "{full:?}");
+    };
+    in_ns(&["ip", "addr", "flush", "dev", "eth0"]);
+    in_ns(&["ip", "link", "set", "eth0", "address", &mac]);
+    let (ok, _, err) = ctl(
+        &sw,
+        None,
+        &[
+            "port",
+            "add",
+            "br-int",
+            "vm1",
+            "--type",
+            "afpacket",
+            "--iface",
+            &host,
+            "--iface-id",
+            &port_id,
+        ],
+    );
+    assert!(ok, "{err}");
+    wait_status(&sw, api, &port_id, "ACTIVE");
+    wait_for_log(&sw, "DHCP served by the switch");
+
+    let t0 = std::time::Instant::now();
+    let (ok, out) = udhcpc(&dir, &ns, false);
+    let took = t0.elapsed();
+    assert!(ok, "no lease:\n{out}\n{:?}", sw.port("vm1"));
+    assert_eq!(lease_field(&out, "ip"), "10.97.0.21", "{out}");
+    assert_eq!(lease_field(&out, "mask"), "24", "{out}");
+    assert_eq!(lease_field(&out, "router"), "10.97.0.1", "{out}");
+    assert_eq!(lease_field(&out, "dns"), "10.97.0.53", "{out}");
+    assert_eq!(lease_field(&out, "domain"), "example.test", "{out}");
+    assert_eq!(lease_field(&out, "mtu"), "1500", "{out}");
+    assert_eq!(lease_field(&out, "lease"), "600", "{out}");
+    assert_eq!(lease_field(&out, "serverid"), server_ip, "{out}");
+    assert_eq!(
+        lease_field(&out, "staticroutes"),
+        "192.168.50.0/24 10.97.0.254 0.0.0.0/0 10.97.0.1",
+        "{out}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "lease after {took:?}"
+    );
+    eprintln!("lease in {took:?}");
+
+    // Released, then asked again: the same address.
+    let (ok, out) = udhcpc(&dir, &ns, true);
+    assert!(ok, "{out}");
+    let (ok, out) = udhcpc(&dir, &ns, false);
+    assert!(ok && lease_field(&out, "ip") == "10.97.0.21", "{out}");
+
+    // Another MAC on the port: no answer, and counted.
+    in_ns(&["ip", "link", "set", "eth0", "address", "02:00:00:00:09:99"]);
+    let (ok, out) = udhcpc(&dir, &ns, false);
+    assert!(!ok, "a foreign MAC got a lease:\n{out}");
+    in_ns(&["ip", "link", "set", "eth0", "address", &mac]);
+    let row = sw.port("vm1");
+    assert!(
+        row.dhcp["offers"] >= 3 && row.dhcp["acks"] >= 3,
+        "{:?}",
+        row.dhcp
+    );
+    assert!(row.dhcp["unanswered"] >= 3, "{:?}", row.dhcp);
+    let (_, text) = http_get(metrics, "/metrics");
+    assert!(
+        text.contains("ferroswitch_port_dhcp_total{port=\"vm1\",bridge=\"br-int\",type=\"acks\"}"),
+        "{text}"
+    );
+
+    // A fixed IP changed through the API: a renewal (udhcpc's SIGUSR1)
+    // gets a NAK, and the client the new address at once.
+    let mut client = Command::new("ip")
+        .args([
+            "netns", "exec", &ns, "busybox", "udhcpc", "-i", "eth0", "-f",
+        ])
+        .args(["-t", "3", "-T", "1", "-A", "1", "-s", &dhcp_script(&dir)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = client.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let next_lease = |within: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(within);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) if l.starts_with("LEASE") => return Some(l),
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        None
+    };
+    let first = next_lease(5);
+    let (st, body) = http(
+        api,
+        "PUT",
+        &format!("/v2.0/ports/{port_id}"),
+        Some(&format!(
+            r#"{{"port": {{"fixed_ips": [{{"subnet_id": "{sub_id}", "ip_address": "10.97.0.77"}}]}}}}"#
+        )),
+    );
+    assert_eq!(st, 200, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    signal(client.id(), libc::SIGUSR1);
+    let second = next_lease(10);
+    signal(client.id(), libc::SIGTERM);
+    let _ = client.wait();
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.contains("ip=10.97.0.21")),
+        "{first:?}"
+    );
+    assert!(
+        second
+            .as_deref()
+            .is_some_and(|l| l.contains("ip=10.97.0.77")),
+        "renewal after the change: {second:?}; counters {:?}",
+        sw.port("vm1").dhcp
+    );
+    assert!(sw.port("vm1").dhcp["naks"] >= 1);
+
+    // DHCP switched off on the subnet: no answer, and no DHCP port.
+    let (st, body) = http(
+        api,
+        "PUT",
+        &format!("/v2.0/subnets/{sub_id}"),
+        Some(r#"{"subnet": {"enable_dhcp": false}}"#),
+    );
+    assert_eq!(st, 200, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ok, out) = udhcpc(&dir, &ns, false);
+    assert!(!ok, "a lease without DHCP:\n{out}");
+    let (_, ports) = http(api, "GET", "/v2.0/ports?device_owner=network:dhcp", None);
+    assert!(ports.contains("\"ports\":[]"), "{ports}");
+    drop(nss);
+    assert!(sw.stop().success());
+}
+
+fn wait_for_log(sw: &Switch, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !sw.log_text().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in the log:\n{}",
+            sw.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

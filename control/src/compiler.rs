@@ -20,6 +20,9 @@
 //!   vhost-user client port at its `vhostuser_socket`, one bound `direct`
 //!   (vif_type hw_veb) for its SR-IOV VF (`binding:profile.pci_slot`) as a
 //!   DPDK port ([`Attachment`]);
+//! * the switch's DHCP server for each attached port with an IPv4 address
+//!   on a subnet with DHCP enabled: its address, the subnet's options and
+//!   the network's `network:dhcp` port as the server ([`DhcpSettings`]);
 //! * the status each attached Neutron port should have: ACTIVE while its
 //!   switch port's link is up and both it and its network are admin up,
 //!   DOWN otherwise; a port that loses its switch port goes DOWN.
@@ -32,7 +35,9 @@
 //! nothing it depends on changed. Nothing walks all Neutron ports after
 //! the first state.
 use dataplane::acl::{AclRule, AddressSet, Direction, PortAcl, Prefix, Remote};
+use dataplane::dhcp::{DhcpConfig, DhcpOptions};
 use dataplane::vlan::{PortVlan, VlanConfigError, VlanMode, MAX_VID};
+use neutron::dhcp::DHCP_OWNER;
 use neutron::model::{NetworkType, NeutronState, Port, PortStatus, RuleDirection, VifType};
 use neutron::validate::{Cidr, IpVersion};
 use neutron::Changes;
@@ -121,8 +126,87 @@ pub struct Compiled {
     /// Neutron port id -> the status it should have: attached ports, and
     /// ports that lost their switch port.
     pub statuses: BTreeMap<String, PortStatus>,
+    /// The switch's DHCP server of attached ports, by switch port name
+    /// (compiled anew each time: compare by value).
+    pub port_dhcp: BTreeMap<String, Arc<DhcpConfig>>,
     /// Problems worth a log line (e.g. VID conflicts on an uplink).
     pub warnings: Vec<String>,
+}
+
+/// What the switch's DHCP server hands out beyond the Neutron model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpSettings {
+    /// Serve DHCP at all (`neutron.dhcp`).
+    pub enabled: bool,
+    pub lease_secs: u32,
+    /// `neutron.dns_domain` (option 15; empty: not sent).
+    pub domain: String,
+}
+
+impl Default for DhcpSettings {
+    fn default() -> Self {
+        DhcpSettings {
+            enabled: true,
+            lease_secs: neutron::DEFAULT_DHCP_LEASE_SECS,
+            domain: neutron::DEFAULT_DNS_DOMAIN.to_owned(),
+        }
+    }
+}
+
+fn v4(s: &str) -> Option<[u8; 4]> {
+    match s.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) => Some(a.octets()),
+        std::net::IpAddr::V6(_) => None,
+    }
+}
+
+/// Port `p`'s DHCP server on `state`'s model, when it has one: its first
+/// IPv4 address on a subnet with DHCP enabled where the network's DHCP
+/// port `dhcp` has an address too (the server identifier).
+fn dhcp_config(
+    state: &NeutronState,
+    p: &Port,
+    dhcp: &Port,
+    settings: &DhcpSettings,
+) -> Option<DhcpConfig> {
+    let net = state.networks.get(&p.network_id)?;
+    p.fixed_ips.iter().find_map(|f| {
+        let sn = state.subnets.get(&f.subnet_id)?;
+        if !sn.enable_dhcp || sn.ip_version != 4 {
+            return None;
+        }
+        let server = dhcp
+            .fixed_ips
+            .iter()
+            .find(|d| d.subnet_id == sn.id)
+            .and_then(|d| v4(&d.ip_address))?;
+        let cidr = Cidr::parse_strict(&sn.cidr).ok()?;
+        let options = DhcpOptions {
+            prefix_len: cidr.prefix,
+            router: sn.gateway_ip.as_deref().and_then(v4),
+            dns: sn.dns_nameservers.iter().filter_map(|d| v4(d)).collect(),
+            domain: settings.domain.trim_end_matches('.').to_owned(),
+            mtu: u16::try_from(net.mtu).unwrap_or(0),
+            routes: sn
+                .host_routes
+                .iter()
+                .filter_map(|r| {
+                    let c = Cidr::parse_strict(&r.destination).ok()?;
+                    let base = u32::try_from(c.base).ok()?.to_be_bytes();
+                    Some((base, c.prefix, v4(&r.nexthop)?))
+                })
+                .collect(),
+            hostname: None,
+        };
+        Some(DhcpConfig::new(
+            p.mac()?,
+            v4(&f.ip_address)?,
+            server,
+            dhcp.mac()?,
+            settings.lease_secs,
+            &options,
+        ))
+    })
 }
 
 /// A switch port the daemon opens by itself for a Neutron port bound on
@@ -319,6 +403,10 @@ pub struct NeutronCompiler {
     /// The `iface_id`s of the switch ports at the last compile (attached or
     /// waiting for their Neutron port to exist).
     wired: BTreeSet<String>,
+    /// The switch's DHCP server settings.
+    dhcp: DhcpSettings,
+    /// network id -> its `network:dhcp` port's id.
+    dhcp_ports: BTreeMap<String, String>,
     /// Every port's status was checked once (ports left ACTIVE by a
     /// previous run go DOWN until attached again).
     swept: bool,
@@ -338,9 +426,17 @@ impl NeutronCompiler {
             attachments: BTreeMap::new(),
             attached: BTreeSet::new(),
             wired: BTreeSet::new(),
+            dhcp: DhcpSettings::default(),
+            dhcp_ports: BTreeMap::new(),
             swept: false,
             primed: false,
         }
+    }
+
+    /// With the switch's DHCP server set up as `settings` say.
+    pub fn with_dhcp(mut self, settings: DhcpSettings) -> NeutronCompiler {
+        self.dhcp = settings;
+        self
     }
 
     pub fn mappings(&self) -> &BTreeMap<String, String> {
@@ -373,6 +469,12 @@ impl NeutronCompiler {
                     .values()
                     .filter_map(|p| Some((p.id.clone(), Attachment::of(p)?)))
                     .collect();
+                self.dhcp_ports = state
+                    .ports
+                    .values()
+                    .filter(|p| p.device_owner == DHCP_OWNER)
+                    .map(|p| (p.network_id.clone(), p.id.clone()))
+                    .collect();
                 self.compile_uplinks(state);
                 self.primed = true;
                 return true;
@@ -384,8 +486,21 @@ impl NeutronCompiler {
             self.compile_uplinks(state);
             dirty = true;
         }
+        // A subnet's options, or a DHCP port, change what DHCP answers.
+        dirty |= !changes.subnets.is_empty();
         let mut members_changed: BTreeSet<String> = BTreeSet::new();
         for id in &changes.ports {
+            match state.ports.get(id).filter(|p| p.device_owner == DHCP_OWNER) {
+                Some(p) => {
+                    self.dhcp_ports.insert(p.network_id.clone(), id.clone());
+                    dirty = true;
+                }
+                None => {
+                    let before = self.dhcp_ports.len();
+                    self.dhcp_ports.retain(|_, p| p != id);
+                    dirty |= before != self.dhcp_ports.len();
+                }
+            }
             members_changed.extend(self.groups.update_port(state, id));
             let now = state.ports.get(id).and_then(|p| Attachment::of(p));
             let before = match &now {
@@ -438,6 +553,15 @@ impl NeutronCompiler {
             let Some(p) = port else { continue };
             out.port_acls
                 .insert(sp.name.to_owned(), self.port_acl(state, p));
+            let server = self
+                .dhcp_ports
+                .get(&p.network_id)
+                .and_then(|id| state.ports.get(id));
+            if let (Some(_), Some(dp), true) = (vlan, server, self.dhcp.enabled) {
+                if let Some(c) = dhcp_config(state, p, dp, &self.dhcp) {
+                    out.port_dhcp.insert(sp.name.to_owned(), Arc::new(c));
+                }
+            }
             let up = vlan.is_some() && sp.link_up;
             let status = if up {
                 PortStatus::Active

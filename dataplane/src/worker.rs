@@ -1,6 +1,7 @@
 //! The poll-mode worker: a pinned thread that polls its (port, rx queue)
 //! pairs in bursts of [`BURST`] and hands each burst to the switching
-//! core's pipeline (`switch_core::pipeline`: classify, the security stage
+//! core's pipeline (`switch_core::pipeline`: classify, the switch's DHCP
+//! server for ports that have one, the security stage
 //! when some port has port security, execute, transmit),
 //! with DPDK's mbufs as the frames, flood copies from the mempool, and the
 //! ports' tx queues as the transmit side. The loop itself only moves
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switch_core::conntrack::ConnCache;
 use switch_core::frame::{FramePool, Transmit, BURST};
-use switch_core::pipeline::{classify, execute, filter, Classified, Outputs};
+use switch_core::pipeline::{classify, execute, filter, serve, Classified, Outputs};
 use switch_core::port::{PortId, MAX_PORTS};
 use switch_core::stats::{bump, WorkerStats};
 
@@ -216,6 +217,9 @@ impl Worker {
         local: &mut WorkerState,
     ) {
         classify(&snap.view, in_port, rx, &mut local.classified);
+        if let Some(s) = serve(&snap.view, in_port, rx, &mut local.classified) {
+            self.stats.count_serve(in_port, &s);
+        }
         if let Some(ct) = &snap.conntrack {
             let f = filter(
                 &snap.view,

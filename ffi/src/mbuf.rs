@@ -139,6 +139,24 @@ impl Mbuf {
         true
     }
 
+    /// Sets a one-segment buffer's data length to `len` (as
+    /// `rte_pktmbuf_append`/`rte_pktmbuf_trim` would) and returns its data;
+    /// `None`, with nothing changed, when shared, chained, or when `len`
+    /// bytes do not fit behind `data_off`.
+    #[inline(always)]
+    pub fn resize(&mut self, len: u16) -> Option<&mut [u8]> {
+        let m = self.m_mut();
+        if m.refcnt != 1
+            || m.nb_segs != 1
+            || u32::from(m.data_off) + u32::from(len) > u32::from(m.buf_len)
+        {
+            return None;
+        }
+        m.data_len = len;
+        m.pkt_len = u32::from(len);
+        self.data_mut()
+    }
+
     /// Bytes a fresh buffer can hold behind its headroom.
     #[inline(always)]
     pub fn room(&self) -> usize {
@@ -544,6 +562,10 @@ impl switch_core::frame::Frame for Mbuf {
     #[inline(always)]
     fn adj(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| Mbuf::adj(self, n))
+    }
+    #[inline(always)]
+    fn resize(&mut self, len: usize) -> Option<&mut [u8]> {
+        Mbuf::resize(self, u16::try_from(len).ok()?)
     }
     #[inline(always)]
     fn prefetch(&self) {

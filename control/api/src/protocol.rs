@@ -173,6 +173,10 @@ pub struct PortStatsRow {
     /// (`mac`, `ipv4_source`, ...); reasons never seen are left out.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub spoofed: std::collections::BTreeMap<String, u64>,
+    /// The switch's DHCP server on this port: `requests`, `offers`,
+    /// `acks`, `naks`, `unanswered`; empty for a port never served.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dhcp: std::collections::BTreeMap<String, u64>,
     /// What the PMD itself counted missing/erroneous.
     pub rx_missed: u64,
     pub rx_errors: u64,

@@ -29,6 +29,7 @@
 mod api;
 mod binding;
 mod body;
+pub mod dhcp;
 mod engine;
 mod error;
 pub mod ipam;
@@ -103,6 +104,16 @@ pub struct NeutronConfig {
     /// Allocation pools per subnet. Neutron sets no limit; without one a
     /// single request could make every later allocation scan thousands.
     pub max_allocation_pools: usize,
+    /// The switch answers DHCP itself (as OVN's native DHCP) for every
+    /// port on a subnet with `enable_dhcp`; each such network gets a
+    /// `network:dhcp` port holding the server's address, as Neutron's DHCP
+    /// agent creates one. Off: no DHCP port, no answers (run a DHCP agent).
+    pub dhcp: bool,
+    /// Lease time the switch's DHCP server gives, in seconds (the DHCP
+    /// agent's `dhcp_lease_duration`).
+    pub dhcp_lease_secs: u32,
+    /// Domain name sent to VMs by DHCP (Neutron's `dns_domain`).
+    pub dns_domain: String,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
@@ -115,6 +126,9 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 /// Neutron's default `max_fixed_ips_per_port`.
 pub const DEFAULT_MAX_FIXED_IPS_PER_PORT: usize = 5;
 pub const DEFAULT_MAX_ALLOCATION_POOLS: usize = 64;
+/// Neutron's default `dhcp_lease_duration` and `dns_domain`.
+pub const DEFAULT_DHCP_LEASE_SECS: u32 = 86_400;
+pub const DEFAULT_DNS_DOMAIN: &str = "openstacklocal";
 /// Tags per resource: Neutron's `MAX_TAGS`, not configurable there either.
 pub const MAX_TAGS: usize = 50;
 
@@ -146,6 +160,9 @@ impl Default for NeutronConfig {
             global_physnet_mtu: 1500,
             max_fixed_ips_per_port: DEFAULT_MAX_FIXED_IPS_PER_PORT,
             max_allocation_pools: DEFAULT_MAX_ALLOCATION_POOLS,
+            dhcp: true,
+            dhcp_lease_secs: DEFAULT_DHCP_LEASE_SECS,
+            dns_domain: DEFAULT_DNS_DOMAIN.to_owned(),
         }
     }
 }
@@ -173,6 +190,8 @@ pub(crate) struct Settings {
     pub global_physnet_mtu: u32,
     pub max_fixed_ips_per_port: usize,
     pub max_allocation_pools: usize,
+    /// `dhcp`: network:dhcp ports are kept for the switch's DHCP server.
+    pub native_dhcp: bool,
 }
 
 fn check_physnet(key: &str, p: &str) -> Result<(), NeutronError> {
@@ -341,6 +360,14 @@ impl NeutronConfig {
                 return Err(config_err(key, format!("{v} is not 1-{max}")));
             }
         }
+        if self.dhcp_lease_secs < 60 {
+            return Err(config_err(
+                "neutron.dhcp_lease_secs",
+                format!("{} is below 60 seconds", self.dhcp_lease_secs),
+            ));
+        }
+        validate::check_domain(&self.dns_domain)
+            .map_err(|e| config_err("neutron.dns_domain", e))?;
         if tenant_type == NetworkType::Vlan && !vlan_ranges.iter().any(|r| r.range.is_some()) {
             tracing::warn!("neutron.network_vlan_ranges has no VLAN range: tenant networks cannot be created, only provider networks");
         }
@@ -362,6 +389,7 @@ impl NeutronConfig {
             global_physnet_mtu: self.global_physnet_mtu,
             max_fixed_ips_per_port: self.max_fixed_ips_per_port,
             max_allocation_pools: self.max_allocation_pools,
+            native_dhcp: self.dhcp,
         })
     }
 }

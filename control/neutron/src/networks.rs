@@ -337,18 +337,25 @@ impl Tx<'_> {
     /// Deletes a network without ports, with its subnets (as Neutron does).
     pub fn delete_network(&mut self, id: &str) -> Result<(), ApiError> {
         let n = self.network(id)?;
+        // The DHCP port goes with its network (Neutron deletes the ports
+        // the network owns, never counts them as in use).
+        let dhcp = self.dhcp_port(id);
         let in_use = self
             .w
             .st
             .ports
             .values()
             .filter(|p| p.network_id == id)
-            .count();
+            .count()
+            - usize::from(dhcp.is_some());
         if in_use > 0 {
             return Err(ApiError::conflict(
                 "NetworkInUse",
                 format!("Unable to complete operation on network {id}. There are {in_use} port(s) still in use on the network."),
             ));
+        }
+        if let Some(p) = dhcp {
+            self.delete_port(&p.id)?;
         }
         for sid in &n.subnets {
             self.w.st.subnets.remove(sid);

@@ -373,6 +373,7 @@ impl Tx<'_> {
         if auto {
             self.add_auto_addresses(&sn, &cidr)?;
         }
+        self.sync_dhcp_port(&network_id, None)?;
         Ok(sn)
     }
 
@@ -452,7 +453,13 @@ impl Tx<'_> {
         ipam.set_pools(pools);
         self.w.ipam.insert(id.to_owned(), ipam);
         sn.std.touch(&self.now);
-        Ok(self.put_subnet(sn))
+        let dhcp_changed = sn.enable_dhcp != old.enable_dhcp;
+        let net = sn.network_id.clone();
+        let sn = self.put_subnet(sn);
+        if dhcp_changed {
+            self.sync_dhcp_port(&net, None)?;
+        }
+        Ok(sn)
     }
 
     /// A new SLAAC/DHCPv6-stateless subnet: every port of its network (but
@@ -493,6 +500,9 @@ impl Tx<'_> {
 
     pub fn delete_subnet(&mut self, id: &str) -> Result<(), ApiError> {
         let sn = self.subnet(id)?;
+        // The DHCP port's address there goes first (Neutron removes
+        // network-owned ports' addresses with the subnet).
+        self.sync_dhcp_port(&sn.network_id, Some(id))?;
         if sn.is_auto_address() {
             // Auto addresses go with their subnet (Neutron removes them).
             let ports: Vec<Arc<Port>> = self

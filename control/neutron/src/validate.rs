@@ -262,6 +262,33 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// A DNS domain as DHCP hands it out: dot-separated labels of 1-63 letters,
+/// digits and hyphens (not at either end), 253 characters at most; a
+/// trailing dot is allowed. Empty: none.
+pub fn check_domain(d: &str) -> Result<(), String> {
+    let name = d.strip_suffix('.').unwrap_or(d);
+    if d.is_empty() {
+        return Ok(());
+    }
+    if name.len() > 253 {
+        return Err(format!("'{d}' is longer than 253 characters"));
+    }
+    for label in name.split('.') {
+        let ok = (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(format!(
+                "'{d}' is not a domain name: label '{label}' must be 1-63 letters, digits or inner hyphens"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,3 +414,4 @@ mod tests {
         }
     }
 }
+

@@ -126,6 +126,18 @@ impl Daemon {
                     n,
                 );
             }
+            for (kind, &n) in &p.dhcp {
+                e.counter(
+                    "ferroswitch_port_dhcp_total",
+                    "DHCP messages the switch's server got from the port (requests) and what it answered (offers, acks, naks) or left unanswered.",
+                    &[
+                        ("port", p.name.as_str()),
+                        ("bridge", bridge.as_str()),
+                        ("type", kind.as_str()),
+                    ],
+                    n,
+                );
+            }
             e.counter(
                 "ferroswitch_port_rx_missed_total",
                 "Frames the PMD missed (imissed).",

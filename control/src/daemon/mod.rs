@@ -188,9 +188,14 @@ impl Daemon {
                 })?;
                 let mut ncfg = ncfg.clone();
                 ncfg.max_connections = api_connections;
+                let dhcp = compiler::DhcpSettings {
+                    enabled: ncfg.dhcp,
+                    lease_secs: ncfg.dhcp_lease_secs,
+                    domain: ncfg.dns_domain.clone(),
+                };
                 let service = Neutron::open(ncfg)?;
                 let api = service.bind()?;
-                (Some(NeutronSide::new(service, mappings)), Some(api))
+                (Some(NeutronSide::new(service, mappings, dhcp)), Some(api))
             }
             None => (None, None),
         };
@@ -323,6 +328,7 @@ impl Daemon {
                 bridge: p.bridge,
                 vlan: &p.vlan,
                 acl: p.acl.as_ref(),
+                dhcp: p.dhcp.as_ref(),
                 rx_queues: p.cfg.rx_queues,
                 mtu: p.cfg.mtu(),
                 unchanged: old

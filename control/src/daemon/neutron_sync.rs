@@ -4,7 +4,7 @@
 //! reach the ports through a new snapshot, and each attached port's status
 //! goes back to Neutron.
 use super::Daemon;
-use crate::compiler::{NeutronCompiler, SwitchPort};
+use crate::compiler::{DhcpSettings, NeutronCompiler, SwitchPort};
 use crate::metrics::Latency;
 use crate::port::PortState;
 use dataplane::acl::PortAcl;
@@ -44,12 +44,16 @@ pub(super) struct NeutronSide {
 }
 
 impl NeutronSide {
-    pub fn new(service: Neutron, mappings: BTreeMap<String, String>) -> NeutronSide {
+    pub fn new(
+        service: Neutron,
+        mappings: BTreeMap<String, String>,
+        dhcp: DhcpSettings,
+    ) -> NeutronSide {
         NeutronSide {
             updates: service.subscribe(),
             service,
             api: None,
-            compiler: NeutronCompiler::new(mappings),
+            compiler: NeutronCompiler::new(mappings).with_dhcp(dhcp),
             latency: Latency::default(),
             dataplane_latency: Latency::default(),
             pending: BTreeSet::new(),
@@ -132,6 +136,14 @@ impl Daemon {
             let acl = compiled.port_acls.get(&p.cfg.name).cloned();
             if !same_acl(&p.acl, &acl) {
                 p.acl = acl;
+                changed = true;
+            }
+            let dhcp = compiled.port_dhcp.get(&p.cfg.name);
+            if p.dhcp.as_deref() != dhcp.map(|d| &**d) {
+                if let Some(d) = dhcp {
+                    info!(port = %p.cfg.name, address = %std::net::Ipv4Addr::from(d.client_ip), server = %std::net::Ipv4Addr::from(d.server_ip), "DHCP served by the switch");
+                }
+                p.dhcp = dhcp.cloned();
                 changed = true;
             }
         }

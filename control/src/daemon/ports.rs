@@ -25,6 +25,8 @@ pub(super) struct OpenPort {
     pub vlan: PortVlan,
     /// Security-group rule set of the attached Neutron port.
     pub acl: Option<Arc<PortAcl>>,
+    /// The switch's DHCP server for the attached Neutron port.
+    pub dhcp: Option<Arc<dataplane::dhcp::DhcpConfig>>,
     /// Opened by the daemon for a Neutron port bound here (an SR-IOV VF or
     /// a vhost-user socket), not by config or `port add`.
     pub auto_attached: bool,
@@ -69,6 +71,7 @@ impl Daemon {
                 bridge,
                 vlan,
                 acl: None,
+                dhcp: None,
                 auto_attached: false,
                 dev,
                 state,
@@ -351,6 +354,14 @@ pub(super) fn stats_row(name: &str, port_id: u16, t: PortTotals, hw: EthStats) -
             .filter(|r| t.spoofed[r.index()] > 0)
             .map(|r| (r.name().to_owned(), t.spoofed[r.index()]))
             .collect(),
+        dhcp: if t.dhcp.iter().all(|&n| n == 0) {
+            Default::default()
+        } else {
+            dataplane::dhcp::DhcpCounter::ALL
+                .iter()
+                .map(|c| (c.name().to_owned(), t.dhcp[c.index()]))
+                .collect()
+        },
         rx_missed: hw.imissed,
         rx_errors: hw.ierrors,
         tx_errors: hw.oerrors,

@@ -24,6 +24,7 @@ pub struct PortPlan<'a> {
     pub bridge: usize,
     pub vlan: &'a PortVlan,
     pub acl: Option<&'a Arc<PortAcl>>,
+    pub dhcp: Option<&'a Arc<dataplane::dhcp::DhcpConfig>>,
     pub rx_queues: u16,
     pub mtu: u16,
     /// The same device as in the previous snapshot: its rx queues stay
@@ -65,6 +66,7 @@ pub fn plan(
             bridge: p.bridge,
             vlan: p.vlan.clone(),
             acl: p.acl.cloned(),
+            dhcp: p.dhcp.cloned(),
             max_frame: max_frame_len(p.mtu),
         }) {
             Ok(()) => placed.push(p),
@@ -132,6 +134,7 @@ mod tests {
             bridge: 0,
             vlan,
             acl: None,
+            dhcp: None,
             rx_queues: rxq,
             mtu: 1500,
             unchanged,

@@ -355,6 +355,17 @@ fn main() {
                     "  TX packets:{} bytes:{} dropped:{} oversize:{} errors:{}",
                     p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_oversize, p.tx_errors
                 );
+                if !p.dhcp.is_empty() {
+                    let n = |k: &str| p.dhcp.get(k).copied().unwrap_or(0);
+                    println!(
+                        "  DHCP requests:{} offers:{} acks:{} naks:{} unanswered:{}",
+                        n("requests"),
+                        n("offers"),
+                        n("acks"),
+                        n("naks"),
+                        n("unanswered")
+                    );
+                }
             }
         }
         "conntrack" => {

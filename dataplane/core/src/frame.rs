@@ -31,6 +31,11 @@ pub trait Frame {
     /// Drops `n` bytes from the front; false, with nothing changed, when the
     /// first segment is shorter or the buffer shared.
     fn adj(&mut self, n: usize) -> bool;
+    /// Sets the length of a frame held in one segment to `len` bytes (the
+    /// bytes past the old end are not cleared) and returns its data;
+    /// `None`, with nothing changed, when the buffer is shared, chained,
+    /// or has no room for `len` bytes behind its start.
+    fn resize(&mut self, len: usize) -> Option<&mut [u8]>;
     /// A hint to start loading the first bytes of the data.
     #[inline(always)]
     fn prefetch(&self) {}
@@ -155,6 +160,13 @@ pub mod mem {
                 return None;
             }
             self.start -= n;
+            self.data_mut()
+        }
+        fn resize(&mut self, len: usize) -> Option<&mut [u8]> {
+            if self.shared {
+                return None;
+            }
+            self.buf.resize(self.start + len, 0);
             self.data_mut()
         }
         fn adj(&mut self, n: usize) -> bool {

@@ -2,7 +2,7 @@
 //!
 //! Single writer: a worker updates with a plain load + store (no locked
 //! instruction), once per burst, on its own cache lines.
-use crate::pipeline::{BurstCounts, FilterCounts};
+use crate::pipeline::{BurstCounts, FilterCounts, ServeCounts};
 use crate::port::{PortId, MAX_PORTS};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,6 +43,8 @@ pub struct PortCounters {
     pub tx_oversize: AtomicU64,
     /// Received and dropped by port security, by `SpoofReason::index`.
     pub spoofed: [AtomicU64; 8],
+    /// The switch's DHCP server on this port, by `DhcpCounter::index`.
+    pub dhcp: [AtomicU64; crate::dhcp::DhcpCounter::COUNT],
 }
 
 #[inline(always)]
@@ -124,6 +126,15 @@ impl WorkerStats {
         }
     }
 
+    /// Counts what the switch's services answered in one burst from `in_port`.
+    #[inline(always)]
+    pub fn count_serve(&self, in_port: PortId, s: &ServeCounts) {
+        let pc = self.port(in_port);
+        for (c, &n) in pc.dhcp.iter().zip(&s.dhcp) {
+            bump(c, n);
+        }
+    }
+
     pub fn new(core: usize) -> WorkerStats {
         WorkerStats {
             core,
@@ -151,6 +162,9 @@ pub struct PortTotals {
     /// Port security drops by `SpoofReason::index`.
     #[serde(default)]
     pub spoofed: [u64; 8],
+    /// DHCP server counters by `DhcpCounter::index`.
+    #[serde(default)]
+    pub dhcp: [u64; crate::dhcp::DhcpCounter::COUNT],
 }
 
 impl PortTotals {
@@ -166,6 +180,9 @@ impl PortTotals {
                 t.tx_dropped += c.tx_dropped.load(Ordering::Relaxed);
                 t.tx_oversize += c.tx_oversize.load(Ordering::Relaxed);
                 for (s, a) in t.spoofed.iter_mut().zip(&c.spoofed) {
+                    *s += a.load(Ordering::Relaxed);
+                }
+                for (s, a) in t.dhcp.iter_mut().zip(&c.dhcp) {
                     *s += a.load(Ordering::Relaxed);
                 }
             }
@@ -185,6 +202,7 @@ impl PortTotals {
             tx_dropped: self.tx_dropped.wrapping_sub(base.tx_dropped),
             tx_oversize: self.tx_oversize.wrapping_sub(base.tx_oversize),
             spoofed: std::array::from_fn(|i| self.spoofed[i].wrapping_sub(base.spoofed[i])),
+            dhcp: std::array::from_fn(|i| self.dhcp[i].wrapping_sub(base.dhcp[i])),
         }
     }
 }

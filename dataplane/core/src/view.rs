@@ -3,6 +3,7 @@
 //! pipeline reads per burst. The device side of a snapshot (queues, which
 //! worker polls what) lives with the PMD worker, not here.
 use crate::acl::PortAcl;
+use crate::dhcp::DhcpConfig;
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
@@ -18,6 +19,9 @@ pub struct PortView {
     pub vlan: PortVlan,
     /// Security-group rule set of the Neutron port attached here, if any.
     pub acl: Option<Arc<PortAcl>>,
+    /// The switch's DHCP server for the Neutron port attached here, when
+    /// its subnet has DHCP enabled (`pipeline::serve` answers it).
+    pub dhcp: Option<Arc<DhcpConfig>>,
     /// Longest frame this port sends, in bytes without the FCS (see
     /// [`max_frame_len`]); longer ones are dropped and counted, never cut.
     pub max_frame: u32,
@@ -173,6 +177,7 @@ mod tests {
             bridge,
             vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
             acl: None,
+            dhcp: None,
             max_frame: max_frame_len(DEFAULT_MTU),
         }
     }

@@ -1,7 +1,8 @@
 //! `neutron-server --config FILE`: the Neutron API and its SQLite store
 //! without the dataplane, like OpenStack's neutron-server. The file is the
 //! daemon's `[neutron]` section at top level. Prints `listening on ADDR`
-//! once serving; stops cleanly on SIGINT/SIGTERM.
+//! once serving; stops cleanly on SIGINT/SIGTERM. Without a dataplane
+//! there is no DHCP server, so `dhcp` is always off here.
 use clap::Parser;
 use neutron::{Neutron, NeutronConfig};
 use std::io::Write;
@@ -32,7 +33,8 @@ fn main() {
         }
     };
     let cfg = match NeutronConfig::from_toml(&text) {
-        Ok(c) => c,
+        // No dataplane, so no DHCP server: no network:dhcp ports either.
+        Ok(c) => NeutronConfig { dhcp: false, ..c },
         Err(e) => {
             eprintln!("neutron-server: {origin}: {e}");
             std::process::exit(2);

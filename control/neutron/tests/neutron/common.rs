@@ -37,6 +37,9 @@ pub fn config(dir: &TempDir) -> NeutronConfig {
         vhost_socket_dir: "/var/run/openvswitch".into(),
         base_mac: "fa:16:3e:00:00:00".into(),
         tenant_network_type: "vlan".into(),
+        // These tests hold the API to a Neutron without a DHCP agent (as
+        // scripts/neutron_diff.py does); the DHCP port: `dhcp.rs`.
+        dhcp: false,
         ..NeutronConfig::default()
     }
 }

@@ -9,6 +9,7 @@ mod common;
 mod api;
 mod attributes;
 mod crash;
+mod dhcp;
 mod ipv6;
 mod openstack_client;
 mod paging;

@@ -208,38 +208,43 @@ where
     }
     for (i, &action) in actions.iter().enumerate() {
         let Some(mut f) = rx.take(i) else { continue };
-        match action {
-            Action::Output(p, tag) => {
-                let tag = match f.stripped_tci() {
-                    None => tag,
-                    Some(t) => {
-                        f.clear_stripped_tci();
-                        tag.on_data(Some(t))
+        let (p, tag) = match action {
+            Action::Output(p, tag) => (p, tag),
+            // The switch's answer leaves the port it came from as it is.
+            Action::Answer(p) => (p, TagAction::Keep),
+            Action::Flood(n) => {
+                match classified.floods.get(n) {
+                    Some(set) => flood(view, set, f, out, pool, tx, &mut c),
+                    None => {
+                        c.dropped(DropReason::NoOutput);
+                        out.discard(f);
                     }
-                };
-                if !apply_tag(&mut f, tag) {
-                    c.dropped(DropReason::Malformed);
-                    out.discard(f);
-                } else if f.pkt_len() > view.max_frame(p) {
-                    c.oversize += 1;
-                    c.rx_dropped += 1;
-                    tx.oversize(p, 1);
-                    out.discard(f);
-                } else {
-                    out.enqueue(p, f, tx);
                 }
+                continue;
             }
-            Action::Flood(n) => match classified.floods.get(n) {
-                Some(set) => flood(view, set, f, out, pool, tx, &mut c),
-                None => {
-                    c.dropped(DropReason::NoOutput);
-                    out.discard(f);
-                }
-            },
             Action::Drop(reason) => {
                 c.dropped(reason);
                 out.discard(f);
+                continue;
             }
+        };
+        let tag = match f.stripped_tci() {
+            None => tag,
+            Some(t) => {
+                f.clear_stripped_tci();
+                tag.on_data(Some(t))
+            }
+        };
+        if !apply_tag(&mut f, tag) {
+            c.dropped(DropReason::Malformed);
+            out.discard(f);
+        } else if f.pkt_len() > view.max_frame(p) {
+            c.oversize += 1;
+            c.rx_dropped += 1;
+            tx.oversize(p, 1);
+            out.discard(f);
+        } else {
+            out.enqueue(p, f, tx);
         }
     }
     // Every slot was taken: this only resets the burst.

@@ -177,7 +177,8 @@ pub fn filter<B: Burst>(
                 .get(f)
                 .map(|s| s.targets().iter().map(|&(p, _)| p).collect())
                 .unwrap_or(PortMask::EMPTY),
-            Action::Drop(_) => continue,
+            // Dropped, or answered by the switch: nothing crosses a port.
+            Action::Drop(_) | Action::Answer(_) => continue,
         };
         let guarded: PortMask = targets
             .iter()

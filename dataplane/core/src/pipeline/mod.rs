@@ -19,9 +19,10 @@
 //! 3. transmit ([`Outputs::flush`]): every pending output batch goes to its
 //!    port once, through the device's [`Transmit`](crate::frame::Transmit).
 //!
-//! The security-group and flow-table stages slot in between 1 and 2: they
-//! refine or replace the actions `classify` resolved, before anything is
-//! carried out.
+//! Between 1 and 2, [`serve`] turns what a port sends the switch's own
+//! DHCP server into the answer (`Action::Answer`), and the security stage
+//! ([`filter`]) and, later, the flow tables refine or replace the actions
+//! `classify` resolved, before anything is carried out.
 //!
 //! No stage allocates, locks, makes a system call or dispatches
 //! dynamically per frame: the stages are generic over the device's frame
@@ -30,6 +31,7 @@ mod classify;
 mod execute;
 mod filter;
 mod flood;
+mod serve;
 #[cfg(test)]
 mod tests;
 mod trace;
@@ -38,6 +40,7 @@ pub use classify::{classify, Classified};
 pub use execute::{execute, BurstCounts, Outputs};
 pub use filter::{filter, revalidate, FilterCounts};
 pub use flood::{FloodSet, FloodSets};
+pub use serve::{serve, ServeCounts};
 pub use trace::trace;
 
 use crate::port::PortId;
@@ -116,4 +119,8 @@ pub enum Action {
     /// To every port of flood set `n` of the burst (two or more ports).
     Flood(u8),
     Drop(DropReason),
+    /// The switch answered the frame itself (its DHCP server): rewritten
+    /// into the answer, it goes back out of this port, the one it came
+    /// from, as it is. No later stage looks at it.
+    Answer(PortId),
 }

@@ -65,6 +65,7 @@ fn view() -> SwitchView {
             bridge: b,
             vlan,
             acl: None,
+            dhcp: None,
             max_frame: if i == 2 {
                 70
             } else {
@@ -110,11 +111,84 @@ fn run(
     let mut classified = Classified::default();
     let mut out = Outputs::<MemBurst>::default();
     classify(view, p(in_port), &rx, &mut classified);
+    serve(view, p(in_port), &mut rx, &mut classified);
     let counts = execute(view, &classified, &mut rx, &mut out, pool, cap);
     out.flush(cap);
     assert!(rx.is_empty(), "execute consumes the burst");
     assert!(out.pending().is_empty());
     (classified.actions().to_vec(), counts)
+}
+
+#[test]
+fn the_dhcp_server_answers_its_port_and_nothing_leaves_the_switch() {
+    use crate::dhcp::tests::request;
+    use crate::dhcp::{DhcpConfig, DhcpOptions};
+    use crate::wire::dhcpv4::{DhcpPacket, MessageType};
+    let server_mac = [0xfa, 0x16, 0x3e, 0, 0, 0x99];
+    let cfg = DhcpConfig::new(
+        mac(A),
+        [10, 0, 0, 5],
+        [10, 0, 0, 2],
+        server_mac,
+        3600,
+        &DhcpOptions {
+            prefix_len: 24,
+            router: Some([10, 0, 0, 1]),
+            mtu: 1500,
+            ..DhcpOptions::default()
+        },
+    );
+    let mut v = SwitchView::default();
+    let b = v.add_bridge("br0", Arc::new(MacTable::new(4096, 300)));
+    for i in 0..3u16 {
+        v.add_port(PortView {
+            id: p(i),
+            name: format!("p{i}"),
+            bridge: b,
+            vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
+            acl: None,
+            dhcp: (i == 0).then(|| Arc::new(cfg.clone())),
+            max_frame: max_frame_len(DEFAULT_MTU),
+        })
+        .unwrap();
+    }
+    let mut pool = MemPool::default();
+    let mut cap = Capture::default();
+    let discover = request(mac(A), 1, [0; 4], &[]);
+    let foreign = request(mac(C), 1, [0; 4], &[]);
+    let release = request(mac(A), 7, [10, 0, 0, 5], &[]);
+    let plain = frame(BCAST, A, &[], 64);
+    let burst = [&discover, &foreign, &plain, &release, &discover]
+        .map(|f| MemFrame::new(f))
+        .to_vec();
+    let mut rx = MemBurst::from_frames(burst);
+    let mut classified = Classified::default();
+    classify(&v, p(0), &rx, &mut classified);
+    let counts = serve(&v, p(0), &mut rx, &mut classified).expect("p0 has a server");
+    assert_eq!(
+        counts.dhcp,
+        [4, 2, 0, 0, 2],
+        "requests offers acks naks unanswered"
+    );
+    let mut out = Outputs::<MemBurst>::default();
+    execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
+    out.flush(&mut cap);
+    // Two offers back to p0; the plain broadcast floods; nothing else leaves.
+    let to_p0 = &cap.sent[&0];
+    assert_eq!(to_p0.len(), 2);
+    for f in to_p0 {
+        assert_eq!(&f[0..12], &[mac(A), server_mac].concat()[..]);
+        let m = DhcpPacket::new_checked(&f[42..]).unwrap();
+        assert_eq!(m.message_type(), Some(MessageType::Offer));
+    }
+    assert_eq!(cap.sent[&1], vec![plain.clone()]);
+    assert_eq!(cap.sent[&2], vec![plain.clone()]);
+    // A port without a server: its DHCP floods like any broadcast.
+    let mut rx = MemBurst::from_frames([MemFrame::new(&discover)]);
+    let mut classified = Classified::default();
+    classify(&v, p(1), &rx, &mut classified);
+    assert_eq!(serve(&v, p(1), &mut rx, &mut classified), None);
+    assert!(matches!(classified.actions()[0], Action::Flood(_)));
 }
 
 #[test]
@@ -210,6 +284,7 @@ fn a_flood_to_one_port_is_an_output_and_to_none_a_drop() {
             bridge: b,
             vlan: PortVlan::new(None, Some(tag), &[]).unwrap(),
             acl: None,
+            dhcp: None,
             max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();
@@ -650,6 +725,7 @@ proptest! {
                     Action::Output(q, tag) => Fate::To(vec![(q, tag)]),
                     Action::Flood(n) => Fate::To(classified.floods.get(n).unwrap().targets().to_vec()),
                     Action::Drop(d) => Fate::Dropped(d),
+                    Action::Answer(q) => Fate::To(vec![(q, TagAction::Keep)]),
                 })
                 .collect();
             prop_assert_eq!(&got, &fates);
@@ -744,6 +820,7 @@ mod security {
                 bridge: b,
                 vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
                 acl,
+                dhcp: None,
                 max_frame: max_frame_len(DEFAULT_MTU),
             })
             .unwrap();
@@ -968,6 +1045,7 @@ mod security {
             };
             w.add_port(PortView {
                 acl,
+                dhcp: None,
                 bridge: b,
                 ..port.clone()
             })
@@ -1045,6 +1123,7 @@ mod security {
                 bridge: b,
                 vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
                 acl: None,
+                dhcp: None,
                 max_frame: max_frame_len(DEFAULT_MTU),
             })
             .unwrap();

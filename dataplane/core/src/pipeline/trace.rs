@@ -92,7 +92,7 @@ pub fn trace(
             .get(f)
             .map(|s| s.targets().to_vec())
             .unwrap_or_default(),
-        Action::Drop(_) => Vec::new(),
+        Action::Drop(_) | Action::Answer(_) => Vec::new(),
     };
     if targets.is_empty() {
         end(&mut out, "no output port in the VLAN but the input port");

@@ -21,6 +21,7 @@ use core::fmt;
 use core::str::FromStr;
 
 pub mod arp;
+pub mod dhcpv4;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;

@@ -1,0 +1,79 @@
+//! Stage 1a: the switch's own services, between `classify` and the
+//! security stage. Today one: the DHCPv4 server of a port whose Neutron
+//! subnet has DHCP enabled (`view::PortView::dhcp`). Every DHCP message a
+//! served port sends the server (IPv4, UDP to port 67) stays in the switch:
+//! it is rewritten in place into the answer, which goes back out of the
+//! same port (`Action::Answer`), or, when there is nothing to answer (a
+//! RELEASE, another MAC, another server), dropped as having no output. A
+//! port without a server costs one check per burst; a served port's frames
+//! cost a few byte reads each. An ARP request from the port for the
+//! server's address is answered too, as the DHCP agent's port would, so a
+//! client can renew its lease by unicast.
+use super::{Action, Classified, DropReason};
+use crate::dhcp::{self, DhcpCounter, Unanswered};
+use crate::frame::{Burst, Frame, BURST};
+use crate::port::PortId;
+use crate::view::SwitchView;
+
+/// What [`serve`] did to a burst.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ServeCounts {
+    /// By [`DhcpCounter::index`].
+    pub dhcp: [u64; DhcpCounter::COUNT],
+}
+
+/// Stage 1a: answers what the burst `rx` from `in_port` asks the switch's
+/// DHCP server, if the port has one; `None` (nothing done) otherwise.
+///
+/// Contract: touches only frames to the server that `classify` did not
+/// drop (but for having no other port to go to): each becomes its answer (`Action::Answer(in_port)`) or is dropped
+/// (`DropReason::NoOutput`). Other frames and actions are left as they are.
+pub fn serve<B: Burst>(
+    view: &SwitchView,
+    in_port: PortId,
+    rx: &mut B,
+    out: &mut Classified,
+) -> Option<ServeCounts> {
+    let cfg = view.port(in_port)?.dhcp.as_deref()?;
+    let mut counts = ServeCounts::default();
+    let n = out.actions().len().min(BURST);
+    for i in 0..n {
+        // Malformed, outside the port's VLANs, link-local: not served. A
+        // frame with nowhere else to go (the only port of its VLAN) is.
+        if matches!(out.actions()[i], Action::Drop(r) if r != DropReason::NoOutput) {
+            continue;
+        }
+        let Some(f) = rx.get_mut(i) else { continue };
+        let Some(l3) = dhcp::to_server(f.data()) else {
+            // ARP for the server's address (a unicast renewal needs it).
+            if f.data_mut().is_some_and(|d| dhcp::answer_arp(cfg, d)) {
+                out.set_action(i, Action::Answer(in_port));
+            }
+            continue;
+        };
+        counts.dhcp[DhcpCounter::Requests.index()] += 1;
+        let answered = dhcp::parse(f.data(), l3).and_then(|req| {
+            let kind = dhcp::decide(cfg, &req)?;
+            let buf = f
+                .resize(l3 + cfg.max_reply_len())
+                .ok_or(Unanswered::Malformed)?;
+            let len = dhcp::write_reply(cfg, &req, kind, buf, l3)?;
+            f.resize(len).ok_or(Unanswered::Malformed)?;
+            Ok(kind)
+        });
+        let (counter, action) = match answered {
+            Ok(kind) => (
+                match kind {
+                    crate::wire::dhcpv4::MessageType::Offer => DhcpCounter::Offers,
+                    crate::wire::dhcpv4::MessageType::Nak => DhcpCounter::Naks,
+                    _ => DhcpCounter::Acks,
+                },
+                Action::Answer(in_port),
+            ),
+            Err(_) => (DhcpCounter::Unanswered, Action::Drop(DropReason::NoOutput)),
+        };
+        counts.dhcp[counter.index()] += 1;
+        out.set_action(i, action);
+    }
+    Some(counts)
+}
