@@ -1,4 +1,4 @@
-//! Arbitrary bursts through the pipeline's stages (classify, the security
+//! Arbitrary bursts through the pipeline's stages (classify, DHCP, the security
 //! stage, execute, transmit) on in-memory frames, over a bridge with every
 //! VLAN mode and two ports with port security and a security group: the
 //! input is cut into up to 32 frames (a length byte, then the bytes; some
@@ -10,11 +10,12 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use switch_core::acl::{AclRule, Direction, PortAcl, Prefix, Remote};
+use switch_core::dhcp::{DhcpConfig, DhcpOptions};
 use switch_core::conntrack::{ConnCache, ConnTable, Timeouts};
 use switch_core::frame::mem::{MemBurst, MemFrame, MemPool};
 use switch_core::frame::{Burst, Transmit};
 use switch_core::mac_table::MacTable;
-use switch_core::pipeline::{classify, execute, filter, Classified, Outputs};
+use switch_core::pipeline::{classify, execute, filter, serve, Classified, Outputs};
 use switch_core::port::PortId;
 use switch_core::view::{max_frame_len, PortView, SwitchView, DEFAULT_MTU};
 use switch_core::vlan::{PortVlan, VlanMode};
@@ -86,6 +87,21 @@ fn view() -> SwitchView {
                 a.index_rules();
                 Arc::new(a)
             }),
+            // p0: served by the switch's DHCP server.
+            dhcp: (i == 0).then(|| {
+                Arc::new(DhcpConfig::new(
+                    [0xfa, 0x16, 0x3e, 0, 0, 0],
+                    [10, 0, 0, 5],
+                    [10, 0, 0, 2],
+                    [0xfa, 0x16, 0x3e, 0, 0, 2],
+                    3600,
+                    &DhcpOptions {
+                        prefix_len: 24,
+                        router: Some([10, 0, 0, 1]),
+                        ..DhcpOptions::default()
+                    },
+                ))
+            }),
             max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();
@@ -128,6 +144,7 @@ fuzz_target!(|data: &[u8]| {
         let copies_before = pool.copies;
         let port = PortId::new(u16::from(in_port)).unwrap();
         classify(&v, port, &rx, &mut classified);
+        serve(&v, port, &mut rx, &mut classified);
         filter(&v, &ct, &mut cache, port, &rx, &mut classified);
         assert_eq!(classified.actions().len(), n);
         let counts = execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut tx);

@@ -1,0 +1,60 @@
+//! Feeds arbitrary frames to the switch's DHCP server as `pipeline::serve`
+//! does: the DHCP message view and its options, the request parser, the
+//! decision, the answer written in place, and the ARP responder. Nothing may
+//! panic, and every answer must be a DHCP reply that parses back, of the
+//! length the server promised at most.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use switch_core::dhcp::{self, DhcpConfig, DhcpOptions};
+use switch_core::wire::dhcpv4::DhcpPacket;
+
+fuzz_target!(|data: &[u8]| {
+    // The first six bytes double as the port's MAC, so requests can match.
+    let Some(mac) = data.first_chunk::<6>().copied() else {
+        return;
+    };
+    let frame = &data[6..];
+    if let Ok(m) = DhcpPacket::new_checked(frame) {
+        let _ = (m.xid(), m.flags(), m.chaddr(), m.message_type());
+        for (_, d) in m.options() {
+            assert!(d.len() <= frame.len());
+        }
+    }
+    let cfg = DhcpConfig::new(
+        mac,
+        [10, 0, 0, 5],
+        [10, 0, 0, 2],
+        [2, 0, 0, 0, 0, 2],
+        3600,
+        &DhcpOptions {
+            prefix_len: 24,
+            router: Some([10, 0, 0, 1]),
+            dns: vec![[10, 0, 0, 53]],
+            domain: "example.test".into(),
+            mtu: 1500,
+            routes: vec![([192, 168, 0, 0], 16, [10, 0, 0, 254])],
+            hostname: Some("vm".into()),
+        },
+    );
+    let mut buf = frame.to_vec();
+    let _ = dhcp::answer_arp(&cfg, &mut buf);
+    assert_eq!(buf.len(), frame.len(), "ARP is answered in place");
+    let Some(l3) = dhcp::to_server(frame) else {
+        return;
+    };
+    let Ok(req) = dhcp::parse(frame, l3) else {
+        return;
+    };
+    let Ok(kind) = dhcp::decide(&cfg, &req) else {
+        return;
+    };
+    let mut buf = frame.to_vec();
+    buf.resize(l3 + cfg.max_reply_len(), 0);
+    let len = dhcp::write_reply(&cfg, &req, kind, &mut buf, l3).expect("room was made");
+    assert!(len <= l3 + cfg.max_reply_len());
+    let udp = &buf[l3 + 20..len];
+    let m = DhcpPacket::new_checked(&udp[8..]).expect("the answer parses");
+    assert_eq!(m.message_type(), Some(kind));
+    assert_eq!(m.xid(), req.xid);
+});
