@@ -3,6 +3,8 @@
 //! control socket, and read and write pcap files.
 #![allow(dead_code)]
 
+pub mod guest;
+
 use control_api::protocol::{call, PortStatsRow, Request, Response};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
