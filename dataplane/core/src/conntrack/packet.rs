@@ -155,8 +155,7 @@ fn icmp(
     };
     let id = u16::from_be_bytes([i0, i1]);
     if ty == request || ty == reply {
-        key.sport = id;
-        key.dport = id;
+        (key.sport, key.dport) = echo_ports(ty == request, id);
         return Ok(if ty == request {
             L4::IcmpEchoRequest
         } else {
@@ -170,6 +169,20 @@ fn icmp(
     quoted_key(key.zone, quoted, v6)
         .map(L4::IcmpError)
         .ok_or(Untracked::Malformed(what))
+}
+
+/// An echo's identifier where a key has ports: a request's as its source
+/// port, a reply's as its destination, so a reply's key is its request's
+/// reversed, and a request the other way with the same identifier (two
+/// hosts pinging each other with one id) is a connection of its own, not
+/// the first one's reply direction (the type is part of Linux's and OVS's
+/// ICMP tuple for the same reason).
+fn echo_ports(request: bool, id: u16) -> (u16, u16) {
+    if request {
+        (id, 0)
+    } else {
+        (0, id)
+    }
 }
 
 /// The key of the packet an ICMP error quotes (its IP header and at least
@@ -205,7 +218,12 @@ fn quoted_key(zone: u16, q: &[u8], v6: bool) -> Option<ConnKey> {
         IpProtocol::ICMP | IpProtocol::ICMPV6 => {
             let p = l4.get(..6)?;
             let id = u16::from_be_bytes([p[4], p[5]]);
-            (id, id)
+            // Echo request 8 / 128, reply 0 / 129.
+            match (v6, p[0]) {
+                (false, 8) | (true, 128) => echo_ports(true, id),
+                (false, 0) | (true, 129) => echo_ports(false, id),
+                _ => (id, id),
+            }
         }
         _ => (0, 0),
     };
@@ -289,12 +307,28 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_is_its_request_reversed_and_a_request_back_is_another_echo() {
+        let key = |ty: u8, from, to| {
+            let echo = [ty, 0, 0, 0, 0, 101, 0, 1];
+            CtPacket::parse(1, EtherType::IPV4, &ipv4(1, from, to, &echo))
+                .unwrap()
+                .key
+        };
+        let a_to_b = key(8, A, B);
+        assert_eq!(key(0, B, A).reverse(), a_to_b, "B's reply");
+        // B pings A with the same identifier (two busybox guests whose
+        // ping both ran as PID 101): not A's echo's reply direction.
+        assert_ne!(key(8, B, A), a_to_b.reverse());
+        assert_ne!(key(8, B, A), a_to_b);
+    }
+
+    #[test]
     fn icmp_echo_and_errors_quote_their_packet() {
         let echo = [8, 0, 0, 0, 0x12, 0x34, 0, 1];
         let p = CtPacket::parse(1, EtherType::IPV4, &ipv4(1, A, B, &echo)).unwrap();
         assert_eq!(
             (p.key.sport, p.key.dport, p.l4),
-            (0x1234, 0x1234, L4::IcmpEchoRequest)
+            (0x1234, 0, L4::IcmpEchoRequest)
         );
         // B's router: port unreachable about A's UDP to B:53.
         let udp = ipv4(17, A, B, &[0x13, 0x88, 0, 53, 0, 8, 0, 0]);
@@ -325,7 +359,7 @@ mod tests {
         assert_eq!((p.key.src, p.key.sport, p.key.dport), (a, 80, 8080));
         let echo = [129, 0, 0, 0, 0, 9, 0, 1];
         let p = CtPacket::parse(3, EtherType::IPV6, &ipv6(58, a, b, &echo)).unwrap();
-        assert_eq!((p.key.sport, p.l4), (9, L4::IcmpEchoReply));
+        assert_eq!((p.key.dport, p.l4), (9, L4::IcmpEchoReply));
         let ns = [135, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(
             CtPacket::parse(3, EtherType::IPV6, &ipv6(58, a, b, &ns)),
