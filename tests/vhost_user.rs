@@ -570,7 +570,7 @@ fn a_server_boots_and_is_deleted_the_way_nova_and_os_vif_do_it() {
 /// groups and stream TCP with iperf3 for 10 s. Boot times and throughput
 /// are printed (`--nocapture`).
 #[test]
-fn real_linux_guests_on_neutron_ports_ping_and_stream_tcp() {
+fn real_linux_guests_get_addresses_by_dhcp_ping_stream_tcp_and_stay_isolated() {
     use common::guest::Guest;
     let _g = serial();
     let t0 = Instant::now();
@@ -591,37 +591,56 @@ fn real_linux_guests_on_neutron_ports_ping_and_stream_tcp() {
             "10.0.0.0/24",
         ],
     );
+    // A third guest on a network of its own.
+    ctl_json(&sw, Some(api), &["network", "create", "net2"]);
+    ctl_json(
+        &sw,
+        Some(api),
+        &[
+            "subnet",
+            "create",
+            "s2",
+            "--network",
+            "net2",
+            "--subnet-range",
+            "10.1.0.0/24",
+        ],
+    );
     // (switch port, socket, MAC, fixed IP) of each guest's port.
-    let ports: Vec<(String, String, String, String)> = ["vm1-eth0", "vm2-eth0"]
-        .iter()
-        .map(|name| {
-            let p = ctl_json(
-                &sw,
-                Some(api),
-                &[
-                    "port",
-                    "create",
-                    name,
-                    "--network",
-                    "net1",
-                    "--host",
-                    "compute-1",
-                ],
-            );
-            let id = p["id"].as_str().expect("port id");
-            let field = |v: &serde_json::Value| {
-                v.as_str()
-                    .unwrap_or_else(|| panic!("port {name} lacks a field: {p}"))
-                    .to_owned()
-            };
-            (
-                format!("vhu{}", &id[..11]),
-                field(&p["binding:vif_details"]["vhostuser_socket"]),
-                field(&p["mac_address"]),
-                field(&p["fixed_ips"][0]["ip_address"]),
-            )
-        })
-        .collect();
+    let ports: Vec<(String, String, String, String)> = [
+        ("vm1-eth0", "net1"),
+        ("vm2-eth0", "net1"),
+        ("vm3-eth0", "net2"),
+    ]
+    .iter()
+    .map(|&(name, net)| {
+        let p = ctl_json(
+            &sw,
+            Some(api),
+            &[
+                "port",
+                "create",
+                name,
+                "--network",
+                net,
+                "--host",
+                "compute-1",
+            ],
+        );
+        let id = p["id"].as_str().expect("port id");
+        let field = |v: &serde_json::Value| {
+            v.as_str()
+                .unwrap_or_else(|| panic!("port {name} lacks a field: {p}"))
+                .to_owned()
+        };
+        (
+            format!("vhu{}", &id[..11]),
+            field(&p["binding:vif_details"]["vhostuser_socket"]),
+            field(&p["mac_address"]),
+            field(&p["fixed_ips"][0]["ip_address"]),
+        )
+    })
+    .collect();
     for (name, ..) in &ports {
         wait_port(&sw, name, true);
     }
@@ -658,24 +677,71 @@ fn real_linux_guests_on_neutron_ports_ping_and_stream_tcp() {
     for (name, ..) in &ports {
         wait_state(&sw, name, "ACTIVE", Duration::from_secs(20));
     }
+    // Each guest asks for its address by DHCP (the switch's own server,
+    // from the Neutron model); the lease is printed on the console with
+    // the guest's uptime, and the uptime before the client started is
+    // printed first: a lease within 2 s, guest time.
     for (g, (_, _, _, ip)) in guests.iter_mut().zip(&ports) {
         let (st, out) = g.run(
-            &format!("ip addr add {ip}/24 dev eth0"),
-            Duration::from_secs(10),
+            "cut -d' ' -f1 /proc/uptime; udhcpc -i eth0 -n -q -t 5 -T 1 -O mtu -O staticroutes",
+            Duration::from_secs(30),
         );
-        assert_eq!(st, 0, "guest {}: {out}", g.tag);
+        assert_eq!(
+            st,
+            0,
+            "guest {}: no lease:\n{out}\n{}",
+            g.tag,
+            sw.log_text()
+        );
+        let lease = out
+            .lines()
+            .find(|l| l.starts_with("FSW-LEASE"))
+            .unwrap_or_else(|| panic!("guest {}: no FSW-LEASE line:\n{out}", g.tag));
+        let field = |k: &str| {
+            lease
+                .split(' ')
+                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                .unwrap_or("")
+                .to_owned()
+        };
+        let net = if ip.starts_with("10.0.0.") {
+            "10.0.0"
+        } else {
+            "10.1.0"
+        };
+        assert_eq!(field("ip"), *ip, "guest {}: {lease}", g.tag);
+        assert_eq!(field("mask"), "24", "{lease}");
+        assert_eq!(field("router"), format!("{net}.1"), "{lease}");
+        assert_eq!(field("mtu"), "1500", "{lease}");
+        assert_eq!(
+            field("serverid"),
+            format!("{net}.2"),
+            "the network:dhcp port: {lease}"
+        );
+        let before: f64 = out
+            .lines()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no uptime before udhcpc:\n{out}"));
+        let at: f64 = field("uptime")
+            .parse()
+            .unwrap_or_else(|_| panic!("{lease}"));
+        println!(
+            "guest {}: {lease} ({:.2} s after udhcpc started, guest time)",
+            g.tag,
+            at - before
+        );
+        assert!(
+            at - before < 2.0,
+            "guest {}: lease after {:.2} s",
+            g.tag,
+            at - before
+        );
     }
     let (ip1, ip2) = (ports[0].3.clone(), ports[1].3.clone());
     for (g, peer) in [(0, &ip2), (1, &ip1)] {
-        if g == 1 {
-            // Both guests ran the same commands, so both pings have the
-            // same PID, which busybox uses as the ICMP echo id. The
-            // switch's conntrack keys an echo by addresses and id without
-            // its type, so vm2's request would be taken for a reply of
-            // vm1's connection, in the wrong direction, and dropped as
-            // invalid (Linux and OVS key the type too). Start afresh.
-            ctl(&sw, None, &["conntrack", "flush"]);
-        }
+        // Both guests ran the same commands, so both pings have the same
+        // PID, which busybox uses as the ICMP echo id: vm2's request must
+        // be an echo of its own, not the reply direction of vm1's.
         let t = Instant::now();
         let (st, out) = guests[g].run(&format!("ping -c 3 -W 2 {peer}"), Duration::from_secs(20));
         assert!(
@@ -730,6 +796,18 @@ fn real_linux_guests_on_neutron_ports_ping_and_stream_tcp() {
         "switch counters: {a:?} {b:?}"
     );
 
+    // vm3, on the other network, reaches neither and hears nothing of
+    // theirs: what the switch sent it is its own DHCP answers.
+    for peer in [&ip1, &ip2] {
+        let (st, out) = guests[2].run(&format!("ping -c 2 -W 1 {peer}"), Duration::from_secs(20));
+        assert_ne!(st, 0, "vm3 reached {peer}:\n{out}");
+    }
+    let c = sw.port(&ports[2].0);
+    assert_eq!(
+        c.tx_packets,
+        c.dhcp["offers"] + c.dhcp["acks"],
+        "vm3's port sent more than its DHCP answers: {c:?}"
+    );
     let t = Instant::now();
     for mut g in guests {
         g.stop();
