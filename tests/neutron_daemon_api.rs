@@ -14,6 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `common::neutron_config` without the switch's DHCP server: these tests
+/// count ports and addresses as a Neutron without a DHCP agent has them
+/// (the `network:dhcp` port is tested in control/neutron/tests/neutron/dhcp.rs
+/// and tests/namespaces.rs).
+fn api_config(dir: &TempDir, tag: &str, api: u16, metrics: u16) -> String {
+    neutron_config(dir, tag, api, metrics).replacen("[neutron]\n", "[neutron]\ndhcp = false\n", 1)
+}
+
 const HOST: &str = "compute-1";
 const UNKNOWN: &str = "0c0d4dd4-0000-4000-8000-000000000000";
 
@@ -198,7 +206,7 @@ fn every_resource_crud_through_the_daemon() {
     let started = Instant::now();
     let dir = TempDir::new("ndapi-crud");
     let (port, metrics) = (free_port(), free_port());
-    let sw = Switch::start(&dir, &neutron_config(&dir, "ndapi-crud", port, metrics));
+    let sw = Switch::start(&dir, &api_config(&dir, "ndapi-crud", port, metrics));
     let api = Api(port);
 
     // Version discovery through the daemon.
@@ -543,7 +551,7 @@ fn every_bad_input_is_refused_naming_the_field_and_nothing_is_persisted() {
     let started = Instant::now();
     let dir = TempDir::new("ndapi-bad");
     let (port, metrics) = (free_port(), free_port());
-    let cfg = neutron_config(&dir, "ndapi-bad", port, metrics);
+    let cfg = api_config(&dir, "ndapi-bad", port, metrics);
     let sw = Switch::start(&dir, &cfg);
     let api = Api(port);
 
@@ -823,7 +831,7 @@ fn security_group_commands_of_vswitchctl() {
     let started = Instant::now();
     let dir = TempDir::new("ndapi-sgctl");
     let (port, metrics) = (free_port(), free_port());
-    let sw = Switch::start(&dir, &neutron_config(&dir, "ndapi-sgctl", port, metrics));
+    let sw = Switch::start(&dir, &api_config(&dir, "ndapi-sgctl", port, metrics));
     let api = Some(port);
 
     let g = ctl_json(
@@ -1092,7 +1100,7 @@ fn sigkill_during_creates_loses_nothing_acknowledged() {
     let started = Instant::now();
     let dir = TempDir::new("ndapi-kill");
     let (port, metrics) = (free_port(), free_port());
-    let mut sw = Switch::start(&dir, &neutron_config(&dir, "ndapi-kill", port, metrics));
+    let mut sw = Switch::start(&dir, &api_config(&dir, "ndapi-kill", port, metrics));
     let api = Api(port);
     let base = api.create("networks", "network", json!({"name": "base"}));
     let base_id = s(&base["id"]);
@@ -1182,7 +1190,7 @@ fn sigkill_during_creates_loses_nothing_acknowledged() {
         "/var/run/dpdk/fswt-ndapi-kill-{}",
         std::process::id()
     ));
-    let cfg2 = neutron_config(&dir, "ndapi-kill2", port, metrics);
+    let cfg2 = api_config(&dir, "ndapi-kill2", port, metrics);
     let sw = Switch::start(&dir, &cfg2);
     let nets = ids(&api.get("/v2.0/networks?fields=id")["networks"]);
     let ports = ids(&api.get("/v2.0/ports?fields=id")["ports"]);

@@ -501,7 +501,9 @@ fn a_server_boots_and_is_deleted_the_way_nova_and_os_vif_do_it() {
     );
     assert_eq!(st, 200, "{q}");
     assert_eq!(q["quota"]["port"]["limit"], 500);
-    assert_eq!(q["quota"]["port"]["used"], 0);
+    // The network's DHCP port (the switch's DHCP server) counts, as a DHCP
+    // agent's port does in Neutron.
+    assert_eq!(q["quota"]["port"]["used"], 1);
     // The port, created unbound with the server's device_id.
     let server = "0f0e0d0c-0b0a-4908-8706-050403020100";
     let (st, p) = nova(
@@ -552,7 +554,7 @@ fn a_server_boots_and_is_deleted_the_way_nova_and_os_vif_do_it() {
         &format!("/v2.0/quotas/{NOVA_PROJECT}/details.json"),
         None,
     );
-    assert_eq!(q["quota"]["port"]["used"], 1);
+    assert_eq!(q["quota"]["port"]["used"], 2);
     // Server delete: Nova deletes the port it created; the switch port goes.
     vm.stop();
     let (st, _) = nova(api, "DELETE", &format!("/v2.0/ports/{id}"), None);
