@@ -7,11 +7,13 @@
 //! REQUEST for it is acknowledged and one for anything else refused, and a
 //! RELEASE changes nothing (the next DISCOVER gets the same address).
 
+use crate::wire::arp::{ArpOperation, ArpPacket};
 use crate::wire::dhcpv4::{
     opt, DhcpPacket, MessageType, BOOTREPLY, BOOTREQUEST, CLIENT_PORT, FLAG_BROADCAST,
     MAGIC_COOKIE, MIN_MESSAGE_LEN, OPTIONS_OFFSET, SERVER_PORT,
 };
-use crate::wire::{checksum, EtherType, IpProtocol};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::{ipv4_l4_checksum, EtherType, IpProtocol};
 
 /// What a port's DHCP server knows: fixed per snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,15 @@ impl DhcpCounter {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The counter of an answer of kind `kind` (OFFER, NAK, else ACK).
+    pub fn answered(kind: MessageType) -> DhcpCounter {
+        match kind {
+            MessageType::Offer => DhcpCounter::Offers,
+            MessageType::Nak => DhcpCounter::Naks,
+            _ => DhcpCounter::Acks,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -190,64 +201,62 @@ pub struct Request {
     pub server_id: Option<[u8; 4]>,
 }
 
-/// Where the IPv4 header starts in a frame to the DHCP server (14, or 18
-/// behind one tag), when it is one: IPv4, not fragmented, UDP to port 67.
-/// The only per-frame check on a served port's bursts: a few bytes read.
-#[inline(always)]
-pub fn to_server(frame: &[u8]) -> Option<usize> {
-    let at = |i: usize| frame.get(i).copied();
-    let mut l3 = 14;
-    let mut ethertype = u16::from_be_bytes([at(12)?, at(13)?]);
-    if EtherType(ethertype).is_vlan_tpid() {
-        l3 = 18;
-        ethertype = u16::from_be_bytes([at(16)?, at(17)?]);
-    }
-    if EtherType(ethertype) != EtherType::IPV4 || IpProtocol(at(l3 + 9)?) != IpProtocol::UDP {
-        return None;
-    }
-    let ihl = usize::from(at(l3)? & 0x0f) * 4;
-    // Fragment offset or more fragments: not a whole datagram.
-    if u16::from_be_bytes([at(l3 + 6)?, at(l3 + 7)?]) & 0x3fff != 0 {
-        return None;
-    }
-    let dport = u16::from_be_bytes([at(l3 + ihl + 2)?, at(l3 + ihl + 3)?]);
-    (dport == SERVER_PORT).then_some(l3)
+/// What a frame from a served port is to the server, from a few bytes read
+/// once per frame (the only per-frame cost of a served port's bursts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToServer {
+    /// A whole IPv4 UDP datagram to port 67 whose IPv4 header starts here
+    /// (14, or 18 behind one tag).
+    Dhcp(usize),
+    /// An ARP packet starting here: maybe a question about the server.
+    Arp(usize),
 }
 
-/// Answers, in place, an ARP request from the port's own MAC for the
-/// server's address (a client renewing its lease unicasts to the server, as
-/// it would to a DHCP agent's port): true when `frame` is one and now holds
-/// the reply, false (frame untouched) otherwise.
-pub fn answer_arp(cfg: &DhcpConfig, frame: &mut [u8]) -> bool {
+/// Sorts a frame: DHCP to a server, ARP, or neither (`None`).
+#[inline(always)]
+pub fn to_server(frame: &[u8]) -> Option<ToServer> {
+    let at = |i: usize| frame.get(i).copied();
     let mut l3 = 14;
-    let ethertype =
-        |f: &[u8], at: usize| f.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let Some(mut t) = ethertype(frame, 12) else {
-        return false;
-    };
-    if EtherType(t).is_vlan_tpid() {
+    let mut ethertype = EtherType(u16::from_be_bytes([at(12)?, at(13)?]));
+    if ethertype.is_vlan_tpid() {
         l3 = 18;
-        let Some(inner) = ethertype(frame, 16) else {
-            return false;
-        };
-        t = inner;
+        ethertype = EtherType(u16::from_be_bytes([at(16)?, at(17)?]));
     }
-    let Some(arp) = frame.get(l3..l3 + 28) else {
+    match ethertype {
+        EtherType::ARP => Some(ToServer::Arp(l3)),
+        EtherType::IPV4 if IpProtocol(at(l3 + 9)?) == IpProtocol::UDP => {
+            let ihl = usize::from(at(l3)? & 0x0f) * 4;
+            // Fragment offset or more fragments: not a whole datagram.
+            if u16::from_be_bytes([at(l3 + 6)?, at(l3 + 7)?]) & 0x3fff != 0 {
+                return None;
+            }
+            let dport = u16::from_be_bytes([at(l3 + ihl + 2)?, at(l3 + ihl + 3)?]);
+            (dport == SERVER_PORT).then_some(ToServer::Dhcp(l3))
+        }
+        _ => None,
+    }
+}
+
+/// Answers, in place, the ARP packet at `l3` (as [`to_server`] found it) if
+/// it is a request from the port's own MAC for the server's address (a
+/// client renewing its lease unicasts to the server, as it would to a DHCP
+/// agent's port): true when `frame` now holds the reply, false (frame
+/// untouched) otherwise.
+pub fn answer_arp(cfg: &DhcpConfig, frame: &mut [u8], l3: usize) -> bool {
+    let Some(arp) = frame.get(l3..).and_then(|b| ArpPacket::new_checked(b).ok()) else {
         return false;
     };
-    // Ethernet/IPv4 request, from the port's MAC, for the server.
-    if EtherType(t) != EtherType::ARP
-        || arp[0..8] != [0, 1, 8, 0, 6, 4, 0, 1]
-        || arp[8..14] != cfg.client_mac
+    if arp.op() != ArpOperation::REQUEST
+        || arp.sha().0 != cfg.client_mac
         || frame[6..12] != cfg.client_mac
-        || arp[24..28] != cfg.server_ip
+        || arp.tpa() != cfg.server_ip
     {
         return false;
     }
-    let mut sender = [0u8; 10];
-    sender.copy_from_slice(&arp[8..18]);
+    // The sender's MAC and address become the target's.
+    let sender: [u8; 10] = std::array::from_fn(|i| frame[l3 + 8 + i]);
     let arp = &mut frame[l3..l3 + 28];
-    arp[7] = 2;
+    arp[6..8].copy_from_slice(&ArpOperation::REPLY.0.to_be_bytes());
     arp[8..14].copy_from_slice(&cfg.server_mac);
     arp[14..18].copy_from_slice(&cfg.server_ip);
     arp[18..28].copy_from_slice(&sender);
@@ -384,7 +393,7 @@ pub fn write_reply(
         put(&cfg.options);
     }
     let dhcp_len = at.max(MIN_MESSAGE_LEN);
-    // UDP, checksummed over the pseudo-header.
+    // UDP (its checksum last, over the pseudo-header).
     let udp_len = (UDP_HEADER + dhcp_len) as u16;
     udp[0..2].copy_from_slice(&SERVER_PORT.to_be_bytes());
     udp[2..4].copy_from_slice(&CLIENT_PORT.to_be_bytes());
@@ -397,42 +406,20 @@ pub fn write_reply(
     ip[9] = IpProtocol::UDP.0;
     ip[12..16].copy_from_slice(&cfg.server_ip);
     ip[16..20].copy_from_slice(&dst_ip);
-    let c = checksum(ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut pseudo = [0u8; 12];
-    pseudo[0..4].copy_from_slice(&cfg.server_ip);
-    pseudo[4..8].copy_from_slice(&dst_ip);
-    pseudo[9] = IpProtocol::UDP.0;
-    pseudo[10..12].copy_from_slice(&udp_len.to_be_bytes());
-    let c = udp_checksum(&pseudo, udp, &m[..dhcp_len]);
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    Ipv4Packet::new_unchecked(&mut *ip).fill_checksum();
+    let segment = &mut body[IPV4_HEADER..IPV4_HEADER + usize::from(udp_len)];
+    let c = ipv4_l4_checksum(cfg.server_ip, dst_ip, IpProtocol::UDP, segment);
+    segment[6..8].copy_from_slice(&c.to_be_bytes());
     // Ethernet: to the client from the DHCP port; a tag stays as it came.
     frame[0..6].copy_from_slice(&dst_mac);
     frame[6..12].copy_from_slice(&cfg.server_mac);
     Ok(l2 + usize::from(total))
 }
 
-/// The UDP checksum over the pseudo-header, the header and the data (0 is
-/// sent as 0xffff).
-fn udp_checksum(pseudo: &[u8; 12], header: &[u8], data: &[u8]) -> u16 {
-    // Sum the three parts as one: each has an even length but the data.
-    let fold = |mut s: u32| {
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s
-    };
-    let partial = |b: &[u8]| u32::from(!checksum(b));
-    let s = fold(partial(pseudo) + partial(header) + partial(data));
-    match !(s as u16) {
-        0 => 0xffff,
-        c => c,
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wire::checksum;
     use crate::wire::dhcpv4::DhcpPacket;
 
     const VM: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 1];
@@ -489,7 +476,9 @@ pub(crate) mod tests {
     }
 
     fn answer(cfg: &DhcpConfig, mut f: Vec<u8>) -> Result<Vec<u8>, Unanswered> {
-        let l3 = to_server(&f).ok_or(Unanswered::Unexpected)?;
+        let Some(ToServer::Dhcp(l3)) = to_server(&f) else {
+            return Err(Unanswered::Unexpected);
+        };
         let req = parse(&f, l3)?;
         let kind = decide(cfg, &req)?;
         f.resize(l3 + cfg.max_reply_len(), 0);
@@ -600,7 +589,8 @@ pub(crate) mod tests {
             f
         };
         let mut f = request(VM, [10, 0, 0, 2]);
-        assert!(answer_arp(&c, &mut f));
+        assert_eq!(to_server(&f), Some(ToServer::Arp(14)));
+        assert!(answer_arp(&c, &mut f, 14));
         assert_eq!(&f[0..6], &VM);
         assert_eq!(&f[6..12], &DHCP_MAC);
         assert_eq!(&f[20..22], &[0, 2], "a reply");
@@ -614,7 +604,7 @@ pub(crate) mod tests {
             request(VM, [10, 0, 0, 2])[..30].to_vec(),
         ] {
             let before = other.clone();
-            assert!(!answer_arp(&c, &mut other));
+            assert!(!answer_arp(&c, &mut other, 14));
             assert_eq!(other, before);
         }
     }
@@ -622,7 +612,7 @@ pub(crate) mod tests {
     #[test]
     fn only_whole_udp_datagrams_to_port_67_go_to_the_server() {
         let f = request(VM, 1, [0; 4], &[]);
-        assert_eq!(to_server(&f), Some(14));
+        assert_eq!(to_server(&f), Some(ToServer::Dhcp(14)));
         let mut other = f.clone();
         other[14 + 20 + 3] = 53;
         assert_eq!(to_server(&other), None);
@@ -632,9 +622,9 @@ pub(crate) mod tests {
         let mut tagged = f[..12].to_vec();
         tagged.extend_from_slice(&[0x81, 0, 0, 5]);
         tagged.extend_from_slice(&f[12..]);
-        assert_eq!(to_server(&tagged), Some(18));
+        assert_eq!(to_server(&tagged), Some(ToServer::Dhcp(18)));
         for n in 0..f.len() {
-            if let Some(l3) = to_server(&f[..n]) {
+            if let Some(ToServer::Dhcp(l3)) = to_server(&f[..n]) {
                 let _ = parse(&f[..n], l3);
             }
         }
@@ -654,7 +644,7 @@ pub(crate) mod tests {
             f[42..42 + n].copy_from_slice(&bytes[..n]);
             f[42] = BOOTREQUEST;
             let _ = answer(&c, f);
-            if let Some(l3) = to_server(&bytes) {
+            if let Some(ToServer::Dhcp(l3)) = to_server(&bytes) {
                 let _ = parse(&bytes, l3);
             }
         }

@@ -37,11 +37,15 @@ fuzz_target!(|data: &[u8]| {
             hostname: Some("vm".into()),
         },
     );
-    let mut buf = frame.to_vec();
-    let _ = dhcp::answer_arp(&cfg, &mut buf);
-    assert_eq!(buf.len(), frame.len(), "ARP is answered in place");
-    let Some(l3) = dhcp::to_server(frame) else {
-        return;
+    let l3 = match dhcp::to_server(frame) {
+        Some(dhcp::ToServer::Dhcp(l3)) => l3,
+        Some(dhcp::ToServer::Arp(l3)) => {
+            let mut buf = frame.to_vec();
+            let _ = dhcp::answer_arp(&cfg, &mut buf, l3);
+            assert_eq!(buf.len(), frame.len(), "ARP is answered in place");
+            return;
+        }
+        None => return,
     };
     let Ok(req) = dhcp::parse(frame, l3) else {
         return;

@@ -10,7 +10,7 @@
 //! server's address is answered too, as the DHCP agent's port would, so a
 //! client can renew its lease by unicast.
 use super::{Action, Classified, DropReason};
-use crate::dhcp::{self, DhcpCounter, Unanswered};
+use crate::dhcp::{self, DhcpCounter, ToServer, Unanswered};
 use crate::frame::{Burst, Frame, BURST};
 use crate::port::PortId;
 use crate::view::SwitchView;
@@ -44,12 +44,16 @@ pub fn serve<B: Burst>(
             continue;
         }
         let Some(f) = rx.get_mut(i) else { continue };
-        let Some(l3) = dhcp::to_server(f.data()) else {
+        let l3 = match dhcp::to_server(f.data()) {
+            None => continue,
             // ARP for the server's address (a unicast renewal needs it).
-            if f.data_mut().is_some_and(|d| dhcp::answer_arp(cfg, d)) {
-                out.set_action(i, Action::Answer(in_port));
+            Some(ToServer::Arp(l3)) => {
+                if f.data_mut().is_some_and(|d| dhcp::answer_arp(cfg, d, l3)) {
+                    out.set_action(i, Action::Answer(in_port));
+                }
+                continue;
             }
-            continue;
+            Some(ToServer::Dhcp(l3)) => l3,
         };
         counts.dhcp[DhcpCounter::Requests.index()] += 1;
         let answered = dhcp::parse(f.data(), l3).and_then(|req| {
@@ -62,14 +66,7 @@ pub fn serve<B: Burst>(
             Ok(kind)
         });
         let (counter, action) = match answered {
-            Ok(kind) => (
-                match kind {
-                    crate::wire::dhcpv4::MessageType::Offer => DhcpCounter::Offers,
-                    crate::wire::dhcpv4::MessageType::Nak => DhcpCounter::Naks,
-                    _ => DhcpCounter::Acks,
-                },
-                Action::Answer(in_port),
-            ),
+            Ok(kind) => (DhcpCounter::answered(kind), Action::Answer(in_port)),
             Err(_) => (DhcpCounter::Unanswered, Action::Drop(DropReason::NoOutput)),
         };
         counts.dhcp[counter.index()] += 1;

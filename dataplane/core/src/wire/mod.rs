@@ -79,13 +79,11 @@ fn read_array<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
     out
 }
 
-/// The Internet checksum (RFC 1071) of `data`: the one's complement of the
-/// one's complement sum of its 16-bit big-endian words (an odd trailing byte
-/// is padded with zero).
-///
-/// Computing it over a header whose checksum field is correct yields `0`.
+/// The one's complement sum (RFC 1071) of `data`'s 16-bit big-endian words,
+/// unfolded (an odd trailing byte is padded with zero): sums of several
+/// parts add up before [`fold`] makes a checksum of them.
 #[inline]
-pub fn checksum(data: &[u8]) -> u16 {
+pub fn sum16(data: &[u8]) -> u64 {
     // A u64 accumulator cannot overflow for any slice that fits in memory
     // (2^47 words of 0xffff).
     let mut sum: u64 = 0;
@@ -96,11 +94,40 @@ pub fn checksum(data: &[u8]) -> u16 {
     if let [last] = words.remainder() {
         sum += u64::from(*last) << 8;
     }
+    sum
+}
+
+/// The checksum of an unfolded [`sum16`] (or of several added up): the one's
+/// complement of the sum folded to 16 bits.
+#[inline]
+pub fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     // `sum <= 0xffff` here, so the conversion is lossless.
     !(sum as u16)
+}
+
+/// The Internet checksum (RFC 1071) of `data`: the one's complement of the
+/// one's complement sum of its 16-bit big-endian words (an odd trailing byte
+/// is padded with zero).
+///
+/// Computing it over a header whose checksum field is correct yields `0`.
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    fold(sum16(data))
+}
+
+/// The checksum of a TCP or UDP `segment` (header, checksum field zero, and
+/// data) carried in IPv4 from `src` to `dst`: over the pseudo-header and the
+/// segment (RFC 768, RFC 9293). A UDP checksum of 0 is sent as 0xffff.
+#[inline]
+pub fn ipv4_l4_checksum(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, segment: &[u8]) -> u16 {
+    let pseudo = sum16(&src) + sum16(&dst) + u64::from(proto.0) + segment.len() as u64;
+    match fold(pseudo + sum16(segment)) {
+        0 if proto == IpProtocol::UDP => 0xffff,
+        c => c,
+    }
 }
 
 /// A 48-bit IEEE 802 MAC address.
@@ -496,6 +523,20 @@ mod tests {
         assert_eq!(checksum(&[]), 0xffff);
         // Odd length: trailing byte is the high byte of a zero-padded word.
         assert_eq!(checksum(&[0x12]), !0x1200);
+    }
+
+    #[test]
+    fn a_filled_in_l4_checksum_verifies_to_zero() {
+        // UDP 68 -> 67, 4 bytes of data, odd-length data too.
+        for data in [&[1u8, 2, 3, 4][..], &[9, 8, 7]] {
+            let mut seg = vec![0, 68, 0, 67, 0, 8 + data.len() as u8, 0, 0];
+            seg.extend_from_slice(data);
+            let (src, dst) = ([10, 0, 0, 2], [10, 0, 0, 5]);
+            let c = ipv4_l4_checksum(src, dst, IpProtocol::UDP, &seg);
+            seg[6..8].copy_from_slice(&c.to_be_bytes());
+            let pseudo = sum16(&src) + sum16(&dst) + 17 + seg.len() as u64;
+            assert_eq!(fold(pseudo + sum16(&seg)), 0);
+        }
     }
 
     /// Builds every view over `data` with `new_checked`; when that succeeds,
