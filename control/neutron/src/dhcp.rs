@@ -65,32 +65,30 @@ impl Tx<'_> {
             (Some(p), true) => self.delete_port(&p.id),
             (None, false) => self.create_dhcp_port(&net, &wanted),
             (Some(p), false) => {
-                let mut fixed: Vec<Value> = Vec::new();
-                for f in &p.fixed_ips {
-                    // Addresses on subnets it no longer serves go (an
-                    // automatic IPv6 address stays with its subnet).
-                    let keep = wanted.contains(&f.subnet_id)
-                        || (Some(f.subnet_id.as_str()) != leaving
+                // Addresses on subnets it no longer serves go; an automatic
+                // IPv6 address stays with its subnet (`wanted` has no
+                // subnet that is `leaving`).
+                let keeps = |sid: &String| {
+                    wanted.contains(sid)
+                        || (Some(sid.as_str()) != leaving
                             && self
                                 .w
                                 .st
                                 .subnets
-                                .get(&f.subnet_id)
-                                .is_some_and(|s| s.ip_version == 6));
-                    if keep {
-                        fixed.push(json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}));
-                    }
-                }
-                for s in &wanted {
-                    if !p.fixed_ips.iter().any(|f| &f.subnet_id == s) {
-                        fixed.push(json!({ "subnet_id": s }));
-                    }
-                }
-                if fixed.len() == p.fixed_ips.len()
-                    && p.fixed_ips.iter().all(|f| wanted.contains(&f.subnet_id))
-                {
+                                .get(sid)
+                                .is_some_and(|s| s.ip_version == 6))
+                };
+                let kept = p.fixed_ips.iter().filter(|f| keeps(&f.subnet_id));
+                let added = wanted
+                    .iter()
+                    .filter(|s| !p.fixed_ips.iter().any(|f| &f.subnet_id == *s));
+                if kept.clone().count() == p.fixed_ips.len() && added.clone().next().is_none() {
                     return Ok(());
                 }
+                let fixed: Vec<Value> = kept
+                    .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+                    .chain(added.map(|s| json!({ "subnet_id": s })))
+                    .collect();
                 let mut m = Map::new();
                 m.insert("fixed_ips".into(), Value::Array(fixed));
                 self.update_port(&p.id, Body::from_map(m)).map(|_| ())
