@@ -42,28 +42,9 @@ say() { echo "guest-image: $*" >&2; }
 # ---------------------------------------------------------------- packages --
 PACKAGES=(qemu-system-x86 busybox-static iperf3 cpio)
 
-pkg_installed() {
-    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
-}
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-    pkg_installed "$p" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_install() {
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1
-    }
-    aptlog="$(mktemp /tmp/fsw-guest-apt.XXXXXX.log)"
-    # The package lists are usually fresh enough: update only when needed.
-    if ! apt_install; then
-        apt-get update -qq >>"$aptlog" 2>&1 || { tail -n 30 "$aptlog" >&2; die "apt-get update failed"; }
-        apt_install || { tail -n 30 "$aptlog" >&2; die "apt-get install ${missing[*]} failed (log: $aptlog)"; }
-    fi
-    rm -f "$aptlog"
-fi
+# shellcheck source=lib/packages.sh
+source "$(dirname "$SELF")/lib/packages.sh"
+ensure_packages guest-image "${PACKAGES[@]}"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing after install"
 
 # ------------------------------------------------------------------- cache --

@@ -4,7 +4,8 @@
 # Idempotent: safe to run any number of times. Quiet unless something is
 # missing or fails.
 #   * installs the packages the build and the benchmark harness need (only the
-#     missing ones; one `apt-get update` when something is missing);
+#     missing ones, through scripts/lib/packages.sh; `apt-get update` only
+#     when an install fails);
 #   * never starts or enables the system Open vSwitch service: while apt runs,
 #     a temporary /usr/sbin/policy-rc.d (exit 101) is put in place unless one
 #     already exists. The benchmark runs its own private OVS instance (private
@@ -33,47 +34,9 @@ die()  { echo "setup: ERROR: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (hugepages, package install)"
 
 # ---------------------------------------------------------------- packages --
-pkg_installed() {
-    # "install ok installed" is the only state we accept.
-    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
-}
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-    pkg_installed "$p" || missing+=("$p")
-done
-
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "setup: installing missing packages: ${missing[*]}" >&2
-    command -v apt-get >/dev/null || die "apt-get not found (this script targets Debian 12)"
-    aptlog="$(mktemp /tmp/fsw-setup-apt.XXXXXX.log)"
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    cleanup_policy() {
-        if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
-    }
-    trap cleanup_policy EXIT
-    if [ ! -e "$policy" ]; then
-        # Keep maintainer scripts from starting services (openvswitch-switch).
-        printf '#!/bin/sh\n# temporary, created by ferroswitch scripts/setup.sh\nexit 101\n' >"$policy"
-        chmod 0755 "$policy"
-        created_policy=1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get update -qq >>"$aptlog" 2>&1; then
-        tail -n 30 "$aptlog" >&2; die "apt-get update failed (log: $aptlog)"
-    fi
-    if ! apt-get install -y -qq --no-install-recommends \
-            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-            "${missing[@]}" >>"$aptlog" 2>&1; then
-        tail -n 30 "$aptlog" >&2; die "apt-get install failed (log: $aptlog)"
-    fi
-    cleanup_policy; created_policy=0; trap - EXIT
-    rm -f "$aptlog"
-    for p in "${missing[@]}"; do
-        pkg_installed "$p" || die "package $p still not installed"
-    done
-fi
+# shellcheck source=lib/packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+ensure_packages setup "${PACKAGES[@]}"
 
 [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ] \
     || die "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk missing (openvswitch-switch-dpdk)"
