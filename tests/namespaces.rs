@@ -484,21 +484,6 @@ fn dhcp_script(dir: &TempDir) -> String {
     path.display().to_string()
 }
 
-fn lease_field<'a>(out: &'a str, key: &str) -> &'a str {
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("LEASE"))
-        .unwrap_or("");
-    // The routes are last and hold spaces.
-    if key == "staticroutes" {
-        return line.split_once("staticroutes=").map_or("", |(_, r)| r);
-    }
-    line.split(' ')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or("")
-}
-
 /// The switch's own DHCP server, from the Neutron model, to a real DHCP
 /// client (busybox udhcpc) in a namespace on an `afpacket` port: the
 /// port's address and the subnet's options; nothing for another MAC or a
@@ -588,22 +573,29 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
     );
     assert!(ok, "{err}");
     wait_status(&sw, api, &port_id, "ACTIVE");
-    wait_for_log(&sw, "DHCP served by the switch");
+    sw.wait_log(
+        "DHCP served by the switch",
+        std::time::Duration::from_secs(5),
+    );
 
     let t0 = std::time::Instant::now();
     let (ok, out) = udhcpc(&dir, &ns, false);
     let took = t0.elapsed();
     assert!(ok, "no lease:\n{out}\n{:?}", sw.port("vm1"));
-    assert_eq!(lease_field(&out, "ip"), "10.97.0.21", "{out}");
-    assert_eq!(lease_field(&out, "mask"), "24", "{out}");
-    assert_eq!(lease_field(&out, "router"), "10.97.0.1", "{out}");
-    assert_eq!(lease_field(&out, "dns"), "10.97.0.53", "{out}");
-    assert_eq!(lease_field(&out, "domain"), "example.test", "{out}");
-    assert_eq!(lease_field(&out, "mtu"), "1500", "{out}");
-    assert_eq!(lease_field(&out, "lease"), "600", "{out}");
-    assert_eq!(lease_field(&out, "serverid"), server_ip, "{out}");
+    assert_eq!(lease_field(&out, "LEASE", "ip"), "10.97.0.21", "{out}");
+    assert_eq!(lease_field(&out, "LEASE", "mask"), "24", "{out}");
+    assert_eq!(lease_field(&out, "LEASE", "router"), "10.97.0.1", "{out}");
+    assert_eq!(lease_field(&out, "LEASE", "dns"), "10.97.0.53", "{out}");
     assert_eq!(
-        lease_field(&out, "staticroutes"),
+        lease_field(&out, "LEASE", "domain"),
+        "example.test",
+        "{out}"
+    );
+    assert_eq!(lease_field(&out, "LEASE", "mtu"), "1500", "{out}");
+    assert_eq!(lease_field(&out, "LEASE", "lease"), "600", "{out}");
+    assert_eq!(lease_field(&out, "LEASE", "serverid"), server_ip, "{out}");
+    assert_eq!(
+        lease_field(&out, "LEASE", "staticroutes"),
         "192.168.50.0/24 10.97.0.254 0.0.0.0/0 10.97.0.1",
         "{out}"
     );
@@ -617,7 +609,10 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
     let (ok, out) = udhcpc(&dir, &ns, true);
     assert!(ok, "{out}");
     let (ok, out) = udhcpc(&dir, &ns, false);
-    assert!(ok && lease_field(&out, "ip") == "10.97.0.21", "{out}");
+    assert!(
+        ok && lease_field(&out, "LEASE", "ip") == "10.97.0.21",
+        "{out}"
+    );
 
     // Another MAC on the port: no answer, and counted.
     in_ns(&["ip", "link", "set", "eth0", "address", "02:00:00:00:09:99"]);
@@ -715,16 +710,4 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
     assert!(ports.contains("\"ports\":[]"), "{ports}");
     drop(nss);
     assert!(sw.stop().success());
-}
-
-fn wait_for_log(sw: &Switch, needle: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !sw.log_text().contains(needle) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {needle:?} in the log:\n{}",
-            sw.log_text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }

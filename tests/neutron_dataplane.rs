@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn uplink_translations(sw: &Switch) -> serde_json::Value {
     let ports = ctl_json(sw, None, &["port", "list"]);
@@ -284,15 +284,7 @@ fn a_direct_port_asks_for_its_vf_and_stays_down_when_it_cannot_be_opened() {
     let id = port["id"].as_str().unwrap().to_owned();
     // This machine has no such VF (and the EAL runs with --no-pci): the
     // attach fails, is logged, the port stays DOWN and the switch goes on.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sw.log_text().contains("cannot attach") {
-        assert!(
-            Instant::now() < deadline,
-            "no VF attach attempt logged:\n{}",
-            sw.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sw.wait_log("cannot attach", Duration::from_secs(10));
     assert!(sw.log_text().contains("0000:3b:02.1"));
     assert_eq!(
         ctl_json(&sw, Some(api), &["port", "show", &id])["status"],

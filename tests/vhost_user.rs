@@ -699,13 +699,7 @@ fn real_linux_guests_get_addresses_by_dhcp_ping_stream_tcp_and_stay_isolated() {
             .lines()
             .find(|l| l.starts_with("FSW-LEASE"))
             .unwrap_or_else(|| panic!("guest {}: no FSW-LEASE line:\n{out}", g.tag));
-        let field = |k: &str| {
-            lease
-                .split(' ')
-                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
-                .unwrap_or("")
-                .to_owned()
-        };
+        let field = |k: &str| lease_field(lease, "FSW-LEASE", k).to_owned();
         let net = if ip.starts_with("10.0.0.") {
             "10.0.0"
         } else {

@@ -129,6 +129,19 @@ impl Switch {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the daemon's log holds `needle`, `within` at most.
+    pub fn wait_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn request(&self, req: &Request) -> Response {
         call(&self.socket, req, Duration::from_secs(30)).expect("control socket")
     }
@@ -676,4 +689,18 @@ pub fn ssh_only_group(sw: &Switch, api: u16) -> serde_json::Value {
             "22",
         ],
     )
+}
+
+/// The value of `key` in the last line of `out` that starts with `tag`,
+/// a line of `key=value` words as the DHCP clients' scripts print a lease
+/// ("LEASE ip=... mask=... staticroutes=<routes, last>"): `staticroutes`
+/// runs to the end of the line, since it holds spaces.
+pub fn lease_field<'a>(out: &'a str, tag: &str, key: &str) -> &'a str {
+    let line = out.lines().rev().find(|l| l.starts_with(tag)).unwrap_or("");
+    if key == "staticroutes" {
+        return line.split_once("staticroutes=").map_or("", |(_, r)| r);
+    }
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or("")
 }
