@@ -347,20 +347,7 @@ fn a_security_group_holds_for_real_tcp_between_namespaces() {
     );
     let sw = Switch::start(&dir, &cfg);
     let a = Some(api);
-    ctl_json(&sw, a, &["network", "create", "n1"]);
-    ctl_json(
-        &sw,
-        a,
-        &[
-            "subnet",
-            "create",
-            "s1",
-            "--network",
-            "n1",
-            "--subnet-range",
-            "10.96.0.0/24",
-        ],
-    );
+    network_with_subnet(&sw, a, "n1", "s1", "10.96.0.0/24");
     ssh_only_group(&sw, api);
     let mut nss = Namespaces(Vec::new());
     let mut vms = Vec::new();

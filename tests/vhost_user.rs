@@ -231,20 +231,7 @@ fn neutron_normal_port_becomes_a_vhost_user_port_and_reports_status() {
     let dir = TempDir::new("vhost-neutron");
     let (api, metrics) = (free_port(), free_port());
     let sw = Switch::start(&dir, &neutron_config(&dir, "vhost-neutron", api, metrics));
-    ctl_json(&sw, Some(api), &["network", "create", "net1"]);
-    ctl_json(
-        &sw,
-        Some(api),
-        &[
-            "subnet",
-            "create",
-            "s1",
-            "--network",
-            "net1",
-            "--subnet-range",
-            "10.0.0.0/24",
-        ],
-    );
+    network_with_subnet(&sw, Some(api), "net1", "s1", "10.0.0.0/24");
     let port = ctl_json(
         &sw,
         Some(api),
@@ -579,35 +566,9 @@ fn real_linux_guests_get_addresses_by_dhcp_ping_stream_tcp_and_stay_isolated() {
     let dir = TempDir::new("vhost-guests");
     let (api, metrics) = (free_port(), free_port());
     let sw = Switch::start(&dir, &neutron_config(&dir, "vhost-guests", api, metrics));
-    ctl_json(&sw, Some(api), &["network", "create", "net1"]);
-    ctl_json(
-        &sw,
-        Some(api),
-        &[
-            "subnet",
-            "create",
-            "s1",
-            "--network",
-            "net1",
-            "--subnet-range",
-            "10.0.0.0/24",
-        ],
-    );
+    network_with_subnet(&sw, Some(api), "net1", "s1", "10.0.0.0/24");
     // A third guest on a network of its own.
-    ctl_json(&sw, Some(api), &["network", "create", "net2"]);
-    ctl_json(
-        &sw,
-        Some(api),
-        &[
-            "subnet",
-            "create",
-            "s2",
-            "--network",
-            "net2",
-            "--subnet-range",
-            "10.1.0.0/24",
-        ],
-    );
+    network_with_subnet(&sw, Some(api), "net2", "s2", "10.1.0.0/24");
     // (switch port, socket, MAC, fixed IP) of each guest's port.
     let ports: Vec<(String, String, String, String)> = [
         ("vm1-eth0", "net1"),

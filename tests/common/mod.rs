@@ -704,3 +704,22 @@ pub fn lease_field<'a>(out: &'a str, tag: &str, key: &str) -> &'a str {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
         .unwrap_or("")
 }
+
+/// Creates network `net` and its IPv4 subnet `subnet` of `cidr` through
+/// `vswitchctl` (the Neutron API at `api`, or the config's).
+pub fn network_with_subnet(sw: &Switch, api: Option<u16>, net: &str, subnet: &str, cidr: &str) {
+    ctl_json(sw, api, &["network", "create", net]);
+    ctl_json(
+        sw,
+        api,
+        &[
+            "subnet",
+            "create",
+            subnet,
+            "--network",
+            net,
+            "--subnet-range",
+            cidr,
+        ],
+    );
+}
