@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Ferroswitch on its bundled default config, with real frames:
 # two network namespaces (fsw-ns1 10.99.0.1, fsw-ns2 10.99.0.2) whose veth
-# host ends (fsw-h1, fsw-h2) are ports of the switch (DPDK af_packet PMD) in
+# host ends (fsw-h1, fsw-h2) are ports of the switch (afpacket: packet sockets) in
 # access VLAN 10. Installs what is missing, builds, checks that ping crosses
 # the switch, then keeps the switch in the foreground until Ctrl-C.
 # Safe to run twice: it re-creates its namespaces and removes them on exit.

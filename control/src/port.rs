@@ -1,8 +1,10 @@
-//! What backs a switch port: a DPDK ethdev (NIC, VF, vdev, internal TAP,
-//! af_packet) or a vhost-user socket, behind one interface for the daemon.
+//! What backs a switch port: a DPDK ethdev (NIC, VF, vdev, internal TAP),
+//! a vhost-user socket or a packet socket (afpacket), behind one interface
+//! for the daemon.
 use control_api::config::Device;
 use dpdk_sys::ethdev::{EthPort, EthStats, PortQueues, PortSetup};
 use dpdk_sys::mempool::Mempool;
+use dpdk_sys::packet::PacketPort;
 use dpdk_sys::vhost::{VhostMode, VhostPort, VhostStatus};
 use dpdk_sys::DpdkError;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 pub enum PortDevice {
     Eth(EthPort),
     Vhost(VhostPort),
+    Packet(PacketPort),
 }
 
 /// A port's operational state, in Neutron's words.
@@ -67,6 +70,9 @@ impl PortDevice {
                 }
                 PortDevice::Vhost(port)
             }
+            Device::Packet { iface } => {
+                PortDevice::Packet(PacketPort::open(number, iface, setup, pool)?)
+            }
         })
     }
 
@@ -74,6 +80,7 @@ impl PortDevice {
         match self {
             PortDevice::Eth(e) => e.port_id(),
             PortDevice::Vhost(v) => v.port_id(),
+            PortDevice::Packet(p) => p.port_id(),
         }
     }
 
@@ -81,14 +88,17 @@ impl PortDevice {
         match self {
             PortDevice::Eth(e) => e.queues(),
             PortDevice::Vhost(v) => v.queues(),
+            PortDevice::Packet(p) => p.queues(),
         }
     }
 
-    /// DPDK's device name, or the socket path of a vhost-user port.
+    /// DPDK's device name, the socket path of a vhost-user port, or the
+    /// kernel interface of an afpacket port.
     pub fn dpdk_name(&self) -> &str {
         match self {
             PortDevice::Eth(e) => e.dpdk_name(),
             PortDevice::Vhost(v) => v.path(),
+            PortDevice::Packet(p) => p.socket().iface(),
         }
     }
 
@@ -96,6 +106,7 @@ impl PortDevice {
         let up = match self {
             PortDevice::Eth(e) => e.link_up(),
             PortDevice::Vhost(v) => v.is_ready(),
+            PortDevice::Packet(p) => p.socket().link_up(),
         };
         if up {
             PortState::Active
@@ -106,7 +117,7 @@ impl PortDevice {
 
     pub fn vhost_status(&self) -> Option<VhostStatus> {
         match self {
-            PortDevice::Eth(_) => None,
+            PortDevice::Eth(_) | PortDevice::Packet(_) => None,
             PortDevice::Vhost(v) => Some(v.status()),
         }
     }
@@ -117,6 +128,7 @@ impl PortDevice {
         match self {
             PortDevice::Eth(e) => Some(e.mac_addr()),
             PortDevice::Vhost(_) => None,
+            PortDevice::Packet(p) => p.socket().mac_addr(),
         }
     }
 
@@ -126,6 +138,16 @@ impl PortDevice {
         match self {
             PortDevice::Eth(e) => e.stats().unwrap_or_default(),
             PortDevice::Vhost(_) => EthStats::default(),
+            PortDevice::Packet(p) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let s = p.socket();
+                EthStats {
+                    imissed: s.rx_dropped.load(Relaxed),
+                    ierrors: u64::from(s.rx_errors.load(Relaxed)),
+                    oerrors: s.tx_errors.load(Relaxed),
+                    ..EthStats::default()
+                }
+            }
         }
     }
 
@@ -135,6 +157,7 @@ impl PortDevice {
         match self {
             PortDevice::Eth(e) => e.close().map_err(|(e, err)| (PortDevice::Eth(e), err)),
             PortDevice::Vhost(v) => v.close().map_err(|(v, err)| (PortDevice::Vhost(v), err)),
+            PortDevice::Packet(p) => p.close().map_err(|(p, err)| (PortDevice::Packet(p), err)),
         }
     }
 }

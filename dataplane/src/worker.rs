@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switch_core::conntrack::ConnCache;
 use switch_core::frame::{FramePool, Transmit, BURST};
+use switch_core::offload::{self, Offload};
 use switch_core::pipeline::{classify, execute, filter, serve, Classified, Outputs};
 use switch_core::port::{PortId, MAX_PORTS};
 use switch_core::stats::{bump, WorkerStats};
@@ -27,6 +28,101 @@ use switch_core::stats::{bump, WorkerStats};
 struct TxPorts {
     queues: Box<[Option<TxQueue>; MAX_PORTS]>,
     stats: Arc<WorkerStats>,
+    /// Buffers for segments cut in software, and one frame made contiguous.
+    segments: MbufCopies,
+    scratch: Vec<u8>,
+}
+
+/// The longest frame a packet socket or guest hands over with offloads.
+const MAX_OFFLOAD_FRAME: usize = 65_536 + 256;
+
+impl TxPorts {
+    /// Sends `batch` out of `tx`, a device that takes no offloads, with
+    /// every partial checksum finished and every TCP segment still to cut
+    /// cut (in frame order; a batch that fills up goes at once). What
+    /// cannot be finished (not TCP/UDP over IP, no buffer) is dropped.
+    /// Returns (frames sent, bytes sent, frames dropped).
+    fn send_finished(
+        tx: &mut TxQueue,
+        batch: &mut MbufBatch,
+        segments: &mut MbufCopies,
+        scratch: &mut Vec<u8>,
+    ) -> (u64, u64, u64) {
+        let mut out = MbufBatch::new();
+        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        // Frames that could not be finished (dropped here, not by the device).
+        let mut unfinished = 0u64;
+        let mut send = |out: &mut MbufBatch| {
+            let b: u64 = (0..out.len())
+                .filter_map(|i| out.get(i))
+                .map(|m| u64::from(m.pkt_len()))
+                .sum();
+            let n = out.len();
+            let (s, d) = tx.tx_burst(out);
+            sent += s as u64;
+            bytes += if s == n {
+                b
+            } else {
+                b * s as u64 / n.max(1) as u64
+            };
+            dropped += d as u64;
+        };
+        let mut push = |m: Mbuf, out: &mut MbufBatch| {
+            if let Err(m) = out.push(m) {
+                send(out);
+                let _ = out.push(m);
+            }
+        };
+        for mut m in batch.drain() {
+            let o = m.offload();
+            if o.is_none() {
+                push(m, &mut out);
+                continue;
+            }
+            if o.tcp_mss == 0 && m.nb_segs() == 1 {
+                if m.data_mut().is_some_and(offload::finish_checksum) {
+                    m.set_offload(Offload::NONE);
+                    push(m, &mut out);
+                } else {
+                    unfinished += 1;
+                }
+                continue;
+            }
+            // Cut (or, for a chained frame with a partial checksum only,
+            // finish as one segment) from a contiguous copy.
+            scratch.clear();
+            m.segments().for_each(|seg| scratch.extend_from_slice(seg));
+            let mss = if o.tcp_mss == 0 { u16::MAX } else { o.tcp_mss };
+            let mut lost = false;
+            let cut = offload::segment_tcp(scratch, mss, |h, p, _| {
+                let seg = segments.fresh().and_then(|mut s| {
+                    let ok = s.copy_from(h)
+                        && s.resize((h.len() + p.len()) as u16).is_some_and(|d| {
+                            d[h.len()..].copy_from_slice(p);
+                            true
+                        });
+                    ok.then_some(s)
+                });
+                match seg {
+                    Some(s) => {
+                        push(s, &mut out);
+                        true
+                    }
+                    None => {
+                        lost = true;
+                        false
+                    }
+                }
+            });
+            if cut.is_none() || lost {
+                unfinished += 1;
+            }
+        }
+        if !out.is_empty() {
+            send(&mut out);
+        }
+        (sent, bytes, dropped + unfinished)
+    }
 }
 
 impl Transmit<MbufBatch> for TxPorts {
@@ -35,6 +131,19 @@ impl Transmit<MbufBatch> for TxPorts {
         let c = self.stats.port(port);
         let len = batch.len();
         match self.queues[port.index()].as_mut() {
+            // A frame with offloads left (from a packet socket) going to a
+            // device that takes none: finished in software. One flag test
+            // per frame otherwise.
+            Some(tx)
+                if !tx.takes_offloads()
+                    && (0..len).any(|i| batch.get(i).is_some_and(|m| !m.offload().is_none())) =>
+            {
+                let (sent, sent_bytes, dropped) =
+                    Self::send_finished(tx, batch, &mut self.segments, &mut self.scratch);
+                bump(&c.tx_packets, sent);
+                bump(&c.tx_bytes, sent_bytes);
+                bump(&c.tx_dropped, dropped);
+            }
             Some(tx) => {
                 let (sent, dropped) = tx.tx_burst(batch);
                 bump(&c.tx_packets, sent as u64);
@@ -103,6 +212,7 @@ impl FramePool for MbufCopies {
     fn copy_of(&mut self, src: &Mbuf) -> Option<Mbuf> {
         let mut head = self.fresh()?;
         if src.nb_segs() == 1 && head.copy_from(src.data()) {
+            head.set_offload(src.offload());
             return Some(head);
         }
         // Fresh buffers come from one pool: each holds `room` bytes.
@@ -117,6 +227,7 @@ impl FramePool for MbufCopies {
                 return None;
             }
         }
+        head.set_offload(src.offload());
         Some(head)
     }
 }
@@ -194,6 +305,11 @@ impl Worker {
             tx: TxPorts {
                 queues: Box::new(std::array::from_fn(|_| None)),
                 stats: Arc::clone(&self.stats),
+                segments: MbufCopies {
+                    spare: MbufBatch::new(),
+                    pool: Arc::clone(&self.pool),
+                },
+                scratch: Vec::with_capacity(MAX_OFFLOAD_FRAME),
             },
             classified: Classified::default(),
             ct_cache: ConnCache::new(),

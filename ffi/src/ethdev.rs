@@ -67,6 +67,12 @@ pub(crate) enum Backend {
         device: Arc<crate::vhost::VhostDevice>,
         pool: Arc<Mempool>,
     },
+    /// A packet socket with virtio-net headers (`afpacket` ports) and the
+    /// pool its frames are copied into.
+    Packet {
+        socket: Arc<crate::packet::PacketSocket>,
+        pool: Arc<Mempool>,
+    },
 }
 
 impl PortQueues {
@@ -107,6 +113,14 @@ impl PortQueues {
             port: Arc::clone(self),
             queue: q,
         })
+    }
+
+    /// The device takes frames with offloads left to finish (a packet
+    /// socket hands them to the kernel with their virtio-net header); for
+    /// any other, the switch finishes them first.
+    #[inline(always)]
+    pub fn takes_offloads(&self) -> bool {
+        matches!(self.backend, Backend::Packet { .. })
     }
 
     /// Queue handles still held by workers.
@@ -162,6 +176,7 @@ impl RxQueue {
                 )
             }),
             Backend::Vhost { device, pool } => device.dequeue(self.queue, pool, batch),
+            Backend::Packet { socket, pool } => socket.receive(pool, batch),
         };
         batch.set_len(len + n);
         n
@@ -217,7 +232,14 @@ impl TxQueue {
                 (sent, dropped)
             }
             Backend::Vhost { device, .. } => device.enqueue(self.queue, batch),
+            Backend::Packet { socket, .. } => socket.send(batch),
         }
+    }
+
+    /// The device takes frames with offloads left to finish.
+    #[inline(always)]
+    pub fn takes_offloads(&self) -> bool {
+        self.port.takes_offloads()
     }
 }
 

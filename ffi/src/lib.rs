@@ -33,6 +33,7 @@ pub mod error;
 pub mod ethdev;
 pub mod mbuf;
 pub mod mempool;
+pub mod packet;
 pub mod vhost;
 
 pub use error::DpdkError;

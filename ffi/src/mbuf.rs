@@ -5,8 +5,16 @@ use crate::mempool::Mempool;
 use crate::raw;
 use crate::BURST;
 use std::ptr::NonNull;
+use switch_core::offload::Offload;
 
 const RX_VLAN_STRIPPED: u64 = raw::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
+const TX_TCP_SEG: u64 = raw::RTE_MBUF_F_TX_TCP_SEG;
+/// "An L4 checksum is pending" (DPDK's TCP checksum request: the switch
+/// finishes it itself or hands it to a packet socket, never to a PMD).
+const TX_L4_CKSUM: u64 = raw::RTE_MBUF_F_TX_TCP_CKSUM;
+const OFFLOAD_FLAGS: u64 = TX_TCP_SEG | raw::RTE_MBUF_F_TX_L4_MASK;
+/// `tso_segsz` in `tx_offload` (after l2_len 7, l3_len 9, l4_len 8 bits).
+const TSO_SEGSZ_SHIFT: u32 = 24;
 
 /// One packet buffer, owned: freed on drop (one FFI call; the fast path frees
 /// in bulk through [`MbufBatch`] instead). Single-segment view of the data.
@@ -102,6 +110,53 @@ impl Mbuf {
     #[inline(always)]
     pub fn clear_rx_vlan(&mut self) {
         self.m_mut().ol_flags &= !(RX_VLAN_STRIPPED | raw::RTE_MBUF_F_RX_VLAN as u64);
+    }
+
+    /// Records a tag the receiving side took out of the data (as a NIC
+    /// that strips tags does).
+    #[inline(always)]
+    pub fn set_rx_vlan(&mut self, tci: u16) {
+        let m = self.m_mut();
+        m.vlan_tci = tci;
+        m.ol_flags |= RX_VLAN_STRIPPED | raw::RTE_MBUF_F_RX_VLAN as u64;
+    }
+
+    /// What is left to finish of the frame's checksum or segmentation, kept
+    /// in DPDK's own transmit-offload flags and `tso_segsz`. Only the flag
+    /// word (first cache line) is read for a frame without offloads.
+    #[inline(always)]
+    pub fn offload(&self) -> Offload {
+        let m = self.m();
+        if m.ol_flags & OFFLOAD_FLAGS == 0 {
+            return Offload::NONE;
+        }
+        let tcp_mss = if m.ol_flags & TX_TCP_SEG != 0 {
+            // SAFETY: every variant of this union is plain integers.
+            (unsafe { m.__bindgen_anon_3.tx_offload } >> TSO_SEGSZ_SHIFT) as u16
+        } else {
+            0
+        };
+        Offload {
+            partial_checksum: true,
+            tcp_mss,
+        }
+    }
+
+    /// Records what is left to finish (`Offload::NONE`: nothing).
+    #[inline(always)]
+    pub fn set_offload(&mut self, o: Offload) {
+        let m = self.m_mut();
+        m.ol_flags &= !OFFLOAD_FLAGS;
+        if o.partial_checksum || o.tcp_mss > 0 {
+            m.ol_flags |= TX_L4_CKSUM;
+        }
+        if o.tcp_mss > 0 {
+            m.ol_flags |= TX_TCP_SEG;
+            // SAFETY: as in `offload`; only the tso_segsz bits change.
+            let t = unsafe { m.__bindgen_anon_3.tx_offload };
+            let t = (t & !(0xffff << TSO_SEGSZ_SHIFT)) | (u64::from(o.tcp_mss) << TSO_SEGSZ_SHIFT);
+            m.__bindgen_anon_3.tx_offload = t;
+        }
     }
 
     /// Free bytes in front of the data.
@@ -566,6 +621,14 @@ impl switch_core::frame::Frame for Mbuf {
     #[inline(always)]
     fn resize(&mut self, len: usize) -> Option<&mut [u8]> {
         Mbuf::resize(self, u16::try_from(len).ok()?)
+    }
+    #[inline(always)]
+    fn offload(&self) -> Offload {
+        Mbuf::offload(self)
+    }
+    #[inline(always)]
+    fn set_offload(&mut self, o: Offload) {
+        Mbuf::set_offload(self, o)
     }
     #[inline(always)]
     fn prefetch(&self) {

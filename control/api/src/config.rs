@@ -110,7 +110,7 @@ pub fn group_id(name: &str) -> Result<u32, String> {
 
 /// The switch's port limit, as every refusal states it.
 pub const PORT_LIMIT: &str = "at most 64 ports, of which at most 32 DPDK ethdevs \
-    (dpdk, internal, afpacket; vhost-user ports do not count)";
+    (dpdk, internal; vhost-user and afpacket ports do not count)";
 
 /// The longest kernel interface name (IFNAMSIZ less its NUL).
 pub const IFNAME_MAX: usize = 15;
@@ -210,7 +210,7 @@ pub enum PortType {
     /// A kernel TAP interface named after the port, for the host's own IP.
     Internal,
     /// An existing kernel interface (`iface`, default the port name) through
-    /// DPDK's af_packet PMD.
+    /// a packet socket with virtio-net headers (`dpdk_sys::packet`).
     Afpacket,
 }
 
@@ -230,6 +230,11 @@ impl PortType {
             self,
             PortType::Dpdkvhostuserclient | PortType::Dpdkvhostuser
         )
+    }
+
+    /// Backed by a DPDK ethdev (counted against `RTE_MAX_ETHPORTS`).
+    pub fn is_ethdev(self) -> bool {
+        matches!(self, PortType::Dpdk | PortType::Internal)
     }
 }
 
@@ -269,8 +274,17 @@ pub enum VhostMode {
 /// What backs a port, resolved from its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Device {
-    Eth { devargs: String },
-    Vhost { path: String, mode: VhostMode },
+    Eth {
+        devargs: String,
+    },
+    Vhost {
+        path: String,
+        mode: VhostMode,
+    },
+    /// A packet socket with virtio-net headers on a kernel interface.
+    Packet {
+        iface: String,
+    },
 }
 
 impl Device {
@@ -279,12 +293,14 @@ impl Device {
         match self {
             Device::Eth { devargs } => devargs.split(',').next().unwrap_or("").trim().to_owned(),
             Device::Vhost { path, .. } => format!("vhost:{path}"),
+            Device::Packet { iface } => format!("afpacket:{iface}"),
         }
     }
 }
 
 /// A port: its type (a DPDK ethdev by devargs, a vhost-user socket, an
-/// internal TAP or an af_packet interface) plus OVS-style VLAN settings.
+/// internal TAP or a kernel interface by packet socket) plus OVS-style VLAN
+/// settings.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
@@ -484,13 +500,8 @@ impl PortConfig {
             PortType::Internal => Device::Eth {
                 devargs: format!("net_tap_{n},iface={n}", n = self.name),
             },
-            PortType::Afpacket => Device::Eth {
-                devargs: format!(
-                    "net_af_packet_{},iface={},qpairs={}",
-                    self.name,
-                    self.iface.as_deref().unwrap_or(&self.name),
-                    self.rx_queues
-                ),
+            PortType::Afpacket => Device::Packet {
+                iface: self.iface.as_deref().unwrap_or(&self.name).to_owned(),
             },
         }
     }
@@ -790,7 +801,7 @@ impl Config {
                     ));
                 }
                 nports += 1;
-                if !p.kind.is_vhost() {
+                if p.kind.is_ethdev() {
                     nethdevs += 1;
                 }
             }

@@ -36,6 +36,11 @@ pub trait Frame {
     /// `None`, with nothing changed, when the buffer is shared, chained,
     /// or has no room for `len` bytes behind its start.
     fn resize(&mut self, len: usize) -> Option<&mut [u8]>;
+    /// What is left to finish of its checksum or segmentation
+    /// (`offload`); none for a frame every byte of which is final.
+    fn offload(&self) -> crate::offload::Offload;
+    /// Records what is left to finish (`Offload::NONE`: nothing).
+    fn set_offload(&mut self, o: crate::offload::Offload);
     /// A hint to start loading the first bytes of the data.
     #[inline(always)]
     fn prefetch(&self) {}
@@ -112,6 +117,8 @@ pub mod mem {
         pub stripped: Option<u16>,
         /// Shared with another owner: writes are refused.
         pub shared: bool,
+        /// What is left to finish (an input with offloads set it).
+        pub offload: crate::offload::Offload,
     }
 
     impl MemFrame {
@@ -123,6 +130,7 @@ pub mod mem {
                 start: HEADROOM,
                 stripped: None,
                 shared: false,
+                offload: crate::offload::Offload::NONE,
             }
         }
 
@@ -161,6 +169,12 @@ pub mod mem {
             }
             self.start -= n;
             self.data_mut()
+        }
+        fn offload(&self) -> crate::offload::Offload {
+            self.offload
+        }
+        fn set_offload(&mut self, o: crate::offload::Offload) {
+            self.offload = o;
         }
         fn resize(&mut self, len: usize) -> Option<&mut [u8]> {
             if self.shared {

@@ -6,6 +6,7 @@
 //! * [`wire`]: typed zero-copy views over frame bytes that never panic.
 //! * [`flow_key`]: the compact key extracted once per packet.
 //! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
+//! * [`offload`]: checksum and TCP segmentation offloads finished in software.
 //! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
 //! * [`acl`]: compiled security-group rule sets per port.
 //! * [`conntrack`]: connection tracking (TCP state and windows).
@@ -23,6 +24,7 @@ pub mod dhcp;
 pub mod flow_key;
 pub mod frame;
 pub mod mac_table;
+pub mod offload;
 pub mod pipeline;
 pub mod port;
 pub mod rcu;

@@ -2,6 +2,7 @@
 //! batches, and transmit them.
 use super::{Action, Classified, DropReason, FloodSet, TagAction};
 use crate::frame::{Burst, Frame, FramePool, Transmit};
+use crate::offload::wire_len;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::view::SwitchView;
 use crate::wire::vlan::{insert_tag, remove_outer_tag, set_outer_tci, HEADER_LEN as TAG_LEN};
@@ -238,7 +239,7 @@ where
         if !apply_tag(&mut f, tag) {
             c.dropped(DropReason::Malformed);
             out.discard(f);
-        } else if f.pkt_len() > view.max_frame(p) {
+        } else if wire_len(f.data(), f.pkt_len(), f.offload()) > view.max_frame(p) {
             c.oversize += 1;
             c.rx_dropped += 1;
             tx.oversize(p, 1);
@@ -278,8 +279,9 @@ fn flood<B, P, T>(
         out.discard(f);
         return;
     };
-    // What a tag edit makes of the length: one tag more or less.
-    let len = f.pkt_len();
+    // What a tag edit makes of the length: one tag more or less (of each
+    // segment's, for a TCP segment still to be cut).
+    let len = wire_len(f.data(), f.pkt_len(), f.offload());
     let fits = |p: PortId, tag: TagAction| {
         let out_len = match tag.on_data(stripped) {
             TagAction::Push(_) => len + TAG_LEN as u32,

@@ -63,6 +63,8 @@ pub fn serve<B: Burst>(
                 .ok_or(Unanswered::Malformed)?;
             let len = dhcp::write_reply(cfg, &req, kind, buf, l3)?;
             f.resize(len).ok_or(Unanswered::Malformed)?;
+            // The answer's checksums are whole, whatever the request's were.
+            f.set_offload(crate::offload::Offload::NONE);
             Ok(kind)
         });
         let (counter, action) = match answered {

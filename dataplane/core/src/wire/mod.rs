@@ -543,6 +543,7 @@ mod tests {
     /// calls every accessor (the contract: none may panic).
     fn exercise_all_views(data: &[u8]) {
         crate::selfcheck::check_views(data);
+        crate::selfcheck::check_offloads(data);
     }
 
     proptest! {
