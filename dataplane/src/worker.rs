@@ -31,6 +31,9 @@ struct TxPorts {
     /// Buffers for segments cut in software, and one frame made contiguous.
     segments: MbufCopies,
     scratch: Vec<u8>,
+    /// The burst being sent came from a device that hands over frames with
+    /// offloads left (a packet socket): only then are frames looked at.
+    offloads_in: bool,
 }
 
 /// The longest frame a packet socket or guest hands over with offloads.
@@ -132,10 +135,11 @@ impl Transmit<MbufBatch> for TxPorts {
         let len = batch.len();
         match self.queues[port.index()].as_mut() {
             // A frame with offloads left (from a packet socket) going to a
-            // device that takes none: finished in software. One flag test
-            // per frame otherwise.
+            // device that takes none: finished in software. Bursts from
+            // other devices cost one test per transmit.
             Some(tx)
-                if !tx.takes_offloads()
+                if self.offloads_in
+                    && !tx.carries_offloads()
                     && (0..len).any(|i| batch.get(i).is_some_and(|m| !m.offload().is_none())) =>
             {
                 let (sent, sent_bytes, dropped) =
@@ -278,6 +282,7 @@ impl Worker {
                 }
                 got += n;
                 let in_port = local.rx[qi].port_id();
+                local.tx.offloads_in = local.rx[qi].port_queues().carries_offloads();
                 self.process_burst(&snap, in_port, &mut rx_batch, &mut local);
             }
             let t1 = cpu::tsc();
@@ -310,6 +315,7 @@ impl Worker {
                     pool: Arc::clone(&self.pool),
                 },
                 scratch: Vec::with_capacity(MAX_OFFLOAD_FRAME),
+                offloads_in: false,
             },
             classified: Classified::default(),
             ct_cache: ConnCache::new(),

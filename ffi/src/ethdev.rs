@@ -115,11 +115,11 @@ impl PortQueues {
         })
     }
 
-    /// The device takes frames with offloads left to finish (a packet
-    /// socket hands them to the kernel with their virtio-net header); for
-    /// any other, the switch finishes them first.
+    /// The device's frames may arrive with offloads left to finish, and it
+    /// takes them so (a packet socket: the virtio-net header says what is
+    /// left, both ways); for any other, the switch finishes them first.
     #[inline(always)]
-    pub fn takes_offloads(&self) -> bool {
+    pub fn carries_offloads(&self) -> bool {
         matches!(self.backend, Backend::Packet { .. })
     }
 
@@ -236,10 +236,10 @@ impl TxQueue {
         }
     }
 
-    /// The device takes frames with offloads left to finish.
+    /// See [`PortQueues::carries_offloads`].
     #[inline(always)]
-    pub fn takes_offloads(&self) -> bool {
-        self.port.takes_offloads()
+    pub fn carries_offloads(&self) -> bool {
+        self.port.carries_offloads()
     }
 }
 
