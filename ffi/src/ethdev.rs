@@ -123,6 +123,19 @@ impl PortQueues {
         matches!(self.backend, Backend::Packet { .. })
     }
 
+    /// `Err` (EBUSY, as `call` would fail) while a worker still holds one
+    /// of the port's queues: what every port's `close` checks first.
+    pub(crate) fn check_unclaimed(&self, call: &'static str) -> Result<(), DpdkError> {
+        if self.claims_outstanding() == 0 {
+            return Ok(());
+        }
+        Err(DpdkError {
+            call,
+            errno: libc::EBUSY,
+            reason: "a worker still polls one of the port's queues".into(),
+        })
+    }
+
     /// Queue handles still held by workers.
     pub fn claims_outstanding(&self) -> u32 {
         self.rx_claims.load(Ordering::Acquire).count_ones()
@@ -374,15 +387,8 @@ impl EthPort {
     /// Stops, closes and detaches the device. Fails (and keeps the port)
     /// while a worker still holds one of its queues.
     pub fn close(mut self) -> Result<(), (EthPort, DpdkError)> {
-        if self.queues.claims_outstanding() != 0 {
-            return Err((
-                self,
-                DpdkError {
-                    call: "rte_eth_dev_close",
-                    errno: libc::EBUSY,
-                    reason: "a worker still polls one of the port's queues".into(),
-                },
-            ));
+        if let Err(e) = self.queues.check_unclaimed("rte_eth_dev_close") {
+            return Err((self, e));
         }
         self.closed = true;
         detach(self.dpdk_port, self.device);

@@ -501,16 +501,9 @@ impl PacketPort {
     /// Closes the socket. Fails (and keeps the port) while a worker still
     /// holds one of its queues.
     pub fn close(self) -> Result<(), (PacketPort, DpdkError)> {
-        if self.queues.claims_outstanding() != 0 {
-            return Err((
-                self,
-                DpdkError {
-                    call: "close",
-                    errno: libc::EBUSY,
-                    reason: "a worker still polls one of the port's queues".into(),
-                },
-            ));
+        match self.queues.check_unclaimed("close") {
+            Ok(()) => Ok(()),
+            Err(e) => Err((self, e)),
         }
-        Ok(())
     }
 }

@@ -432,15 +432,8 @@ impl VhostPort {
     /// Unregisters the socket (detaching a guest still attached). Fails (and
     /// keeps the port) while a worker still holds one of its queues.
     pub fn close(mut self) -> Result<(), (VhostPort, DpdkError)> {
-        if self.queues.claims_outstanding() != 0 {
-            return Err((
-                self,
-                DpdkError {
-                    call: "rte_vhost_driver_unregister",
-                    errno: libc::EBUSY,
-                    reason: "a worker still polls one of the port's queues".into(),
-                },
-            ));
+        if let Err(e) = self.queues.check_unclaimed("rte_vhost_driver_unregister") {
+            return Err((self, e));
         }
         self.unregister();
         Ok(())
