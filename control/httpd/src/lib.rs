@@ -11,6 +11,11 @@
 //!   request, not being answered), as nginx reuses its keep-alive
 //!   connections. Silent clients cannot lock a new client out; a request
 //!   being answered is never cut.
+//! - the accept loop never waits for room: a connection over the limit
+//!   waits in its own task (at most `max_connections` of them, then new
+//!   ones are closed), so a burst of hundreds of silent clients is evicted
+//!   in one round instead of one eviction after another in front of the
+//!   next client.
 use axum::body::{Body, Bytes};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
@@ -56,6 +61,8 @@ impl Default for Limits {
 struct ConnState {
     /// Not inside a handler (or inside [`read_body`]): may be closed for room.
     idle: AtomicBool,
+    /// Chosen to make room and not yet closed: not chosen twice.
+    evicting: AtomicBool,
     /// Milliseconds since the server's start at the last change of `idle`.
     since_ms: AtomicU64,
     evict: Notify,
@@ -98,10 +105,11 @@ impl Registry {
         };
         let victim = m
             .values()
-            .filter(|c| c.idle.load(Ordering::Relaxed))
+            .filter(|c| c.idle.load(Ordering::Relaxed) && !c.evicting.load(Ordering::Relaxed))
             .min_by_key(|c| c.since_ms.load(Ordering::Relaxed));
         match victim {
             Some(c) => {
+                c.evicting.store(true, Ordering::Relaxed);
                 // Stored as a permit if the task is not waiting yet.
                 c.evict.notify_one();
                 true
@@ -126,6 +134,9 @@ pub async fn serve<S>(
 {
     let epoch = Instant::now();
     let room = Arc::new(Semaphore::new(limits.max_connections));
+    // Connections over the limit waiting for room: bounded as well, so
+    // the descriptors a flood of clients can hold are.
+    let waiting = Arc::new(Semaphore::new(limits.max_connections));
     let registry = Arc::new(Registry::default());
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -143,20 +154,26 @@ pub async fn serve<S>(
                 }
             },
         };
-        let permit = match room.clone().try_acquire_owned() {
-            Ok(p) => p,
+        // Room now, or a place among the connections waiting for it; when
+        // even those are full the accept loop waits (a bounded time) for a
+        // place, which holds back a flood without closing the next client.
+        let admission = match room.clone().try_acquire_owned() {
+            Ok(p) => Admission::Now(p),
             Err(_) => {
-                let evicted = registry.evict_oldest_idle();
-                let wait = if evicted {
-                    limits.admit_wait.max(Duration::from_millis(100))
-                } else {
-                    limits.admit_wait
+                let place = match waiting.clone().try_acquire_owned() {
+                    Ok(place) => Ok(place),
+                    Err(_) => {
+                        tokio::time::timeout(limits.admit_wait, waiting.clone().acquire_owned())
+                            .await
+                            .map_err(|_| ())
+                            .and_then(|r| r.map_err(|_| ()))
+                    }
                 };
-                match tokio::time::timeout(wait, room.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => p,
-                    _ => {
+                match place {
+                    Ok(place) => Admission::Wait(place),
+                    Err(()) => {
                         tracing::debug!(
-                            "{} connections, all busy: closing a new one",
+                            "{} connections and as many waiting: closing a new one",
                             registry.len()
                         );
                         continue;
@@ -164,60 +181,140 @@ pub async fn serve<S>(
                 }
             }
         };
-        let _ = stream.set_nodelay(true);
         let id = next_id;
         next_id += 1;
-        let state = Arc::new(ConnState {
-            idle: AtomicBool::new(true),
-            since_ms: AtomicU64::new(epoch.elapsed().as_millis() as u64),
-            evict: Notify::new(),
-            body_timeout: limits.body_timeout,
-            epoch,
-        });
-        registry.insert(id, state.clone());
         let registry = registry.clone();
         let router = router.clone();
-        let mut closing = closing_rx.clone();
+        let room = room.clone();
+        let closing = closing_rx.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let in_handler = state.clone();
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    let st = in_handler.clone();
-                    st.set_idle(false);
-                    req.extensions_mut().insert(Conn(st.clone()));
-                    let router = router.clone();
-                    async move {
-                        let resp = router.oneshot(req.map(Body::new)).await;
-                        st.set_idle(true);
-                        resp
+            let permit = match admission {
+                Admission::Now(p) => p,
+                Admission::Wait(place) => {
+                    let got = wait_for_room(&room, &registry, limits.admit_wait).await;
+                    drop(place);
+                    match got {
+                        Some(p) => p,
+                        None => {
+                            tracing::debug!("all connections busy: closing a new one");
+                            return;
+                        }
                     }
-                },
-            );
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .max_header_size(MAX_HEADER_BYTES)
-                .max_buf_size(64 * 1024);
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                // Dropping the connection closes its socket.
-                _ = state.evict.notified() => {}
-                _ = async { let _ = closing.wait_for(|v| *v).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(limits.grace, conn).await;
                 }
-            }
-            registry.remove(id);
+            };
+            serve_connection(
+                stream, id, permit, &registry, router, limits, epoch, closing,
+            )
+            .await;
         });
     }
     let _ = closing_tx.send(true);
     // Every connection task returns its permit when it ends.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(limits.grace, room.acquire_many(all)).await;
+}
+
+/// How an accepted connection gets its room.
+enum Admission {
+    Now(tokio::sync::OwnedSemaphorePermit),
+    /// A place among the connections waiting for room.
+    Wait(tokio::sync::OwnedSemaphorePermit),
+}
+
+/// Room for a connection over the limit: it asks one idle connection to
+/// close (again every 10 ms while none is left to ask: those chosen for
+/// earlier waiters may still be closing) and waits at most `within`, at
+/// least 100 ms once it has asked one.
+async fn wait_for_room(
+    room: &Arc<Semaphore>,
+    registry: &Registry,
+    within: Duration,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let started = tokio::time::Instant::now();
+    let acquire = room.clone().acquire_owned();
+    tokio::pin!(acquire);
+    let mut evicted = false;
+    loop {
+        if !evicted {
+            evicted = registry.evict_oldest_idle();
+        }
+        let deadline = started
+            + if evicted {
+                within.max(Duration::from_millis(100))
+            } else {
+                within
+            };
+        tokio::select! {
+            p = &mut acquire => return p.ok(),
+            _ = tokio::time::sleep_until(deadline) => return None,
+            _ = tokio::time::sleep(Duration::from_millis(10)), if !evicted => {}
+        }
+    }
+}
+
+/// Serves one admitted connection until it ends, is evicted while idle or
+/// the server closes; `permit` is its room.
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    id: u64,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    registry: &Registry,
+    router: axum::Router,
+    limits: Limits,
+    epoch: Instant,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
+    let _permit = permit;
+    let _ = stream.set_nodelay(true);
+    let state = Arc::new(ConnState {
+        idle: AtomicBool::new(true),
+        evicting: AtomicBool::new(false),
+        since_ms: AtomicU64::new(epoch.elapsed().as_millis() as u64),
+        evict: Notify::new(),
+        body_timeout: limits.body_timeout,
+        epoch,
+    });
+    registry.insert(id, state.clone());
+    let in_handler = state.clone();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        let st = in_handler.clone();
+        st.set_idle(false);
+        req.extensions_mut().insert(Conn(st.clone()));
+        let router = router.clone();
+        async move {
+            let resp = router.oneshot(req.map(Body::new)).await;
+            st.set_idle(true);
+            resp
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(64 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            // Dropping the connection closes its socket; one that became
+            // busy since it was chosen finishes its request.
+            _ = state.evict.notified() => {
+                if state.idle.load(Ordering::Relaxed) {
+                    break;
+                }
+                state.evicting.store(false, Ordering::Relaxed);
+            }
+            _ = async { let _ = closing.wait_for(|v| *v).await; } => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(limits.grace, conn.as_mut()).await;
+                break;
+            }
+        }
+    }
+    registry.remove(id);
 }
 
 /// Why a request body was not read.
