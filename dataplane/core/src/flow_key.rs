@@ -161,9 +161,22 @@ impl FlowKey {
     /// `extract(frame, rx_vlan_tci, ParseDepth::L4)`.
     #[inline]
     fn extract_l4(frame: &[u8], rx_vlan_tci: Option<u16>) -> Result<FlowKey, ParseError> {
+        Self::extract_l4_chained(frame, frame.len(), rx_vlan_tci)
+    }
+
+    /// `extract(…, ParseDepth::L4)` of a frame of `frame_len` bytes whose
+    /// first bytes are `first` (the headers; the rest in chained buffers,
+    /// as a 64 KB TSO segment or a jumbo frame arrives): IP lengths are
+    /// checked against the whole frame.
+    #[inline]
+    pub fn extract_l4_chained(
+        first: &[u8],
+        frame_len: usize,
+        rx_vlan_tci: Option<u16>,
+    ) -> Result<FlowKey, ParseError> {
         let mut key = FlowKey::default();
-        let l3 = key.parse_l2(frame, rx_vlan_tci)?;
-        key.parse_l3(l3)?;
+        let l3 = key.parse_l2(first, rx_vlan_tci)?;
+        key.parse_l3(l3, frame_len.saturating_sub(first.len()))?;
         Ok(key)
     }
 
@@ -226,11 +239,12 @@ impl FlowKey {
 
     /// Fills the L3 fields, then the L4 ones. The L4 parser has a single
     /// call site (shared by IPv4 and IPv6) to keep the code small.
+    /// `beyond`: bytes of the frame after `l3` (in chained buffers).
     #[inline(always)]
-    fn parse_l3(&mut self, l3: &[u8]) -> Result<(), ParseError> {
+    fn parse_l3(&mut self, l3: &[u8], beyond: usize) -> Result<(), ParseError> {
         let l4 = match EtherType(self.dl_type) {
-            EtherType::IPV4 => self.parse_ipv4(l3)?,
-            EtherType::IPV6 => self.parse_ipv6(l3)?,
+            EtherType::IPV4 => self.parse_ipv4(l3, beyond)?,
+            EtherType::IPV6 => self.parse_ipv6(l3, beyond)?,
             EtherType::ARP => {
                 self.parse_arp(l3)?;
                 None
@@ -243,11 +257,18 @@ impl FlowKey {
         }
     }
 
-    /// Returns the upper-layer protocol, its bytes and whether more fragments
-    /// follow; `None` for a later fragment (no L4 header).
+    /// Returns the upper-layer protocol, its bytes (those in `l3`) and
+    /// whether more of them follow (fragments, or chained buffers); `None`
+    /// for a later fragment (no L4 header).
     #[inline(always)]
-    fn parse_ipv4<'a>(&mut self, l3: &'a [u8]) -> Result<Option<L4Input<'a>>, ParseError> {
-        let ip = Ipv4Packet::new_checked(l3).map_err(|_| ParseError::BadL3)?;
+    fn parse_ipv4<'a>(
+        &mut self,
+        l3: &'a [u8],
+        beyond: usize,
+    ) -> Result<Option<L4Input<'a>>, ParseError> {
+        let ip = Ipv4Packet::new_unchecked(l3);
+        ip.check_prefix_len(l3.len() + beyond)
+            .map_err(|_| ParseError::BadL3)?;
         let proto = ip.protocol();
         self.ip_version = 4;
         self.nw_proto = proto.0;
@@ -258,16 +279,23 @@ impl FlowKey {
             return Ok(None);
         }
         // `ip.payload()`, but borrowed from `l3` rather than from `ip`.
+        let total = usize::from(ip.total_len());
         let l4 = l3
-            .get(ip.header_len()..usize::from(ip.total_len()))
+            .get(ip.header_len()..total.min(l3.len()))
             .unwrap_or_default();
-        Ok(Some((proto, l4, ip.more_frags())))
+        Ok(Some((proto, l4, ip.more_frags() || total > l3.len())))
     }
 
     /// Same contract as [`parse_ipv4`](Self::parse_ipv4).
     #[inline(always)]
-    fn parse_ipv6<'a>(&mut self, l3: &'a [u8]) -> Result<Option<L4Input<'a>>, ParseError> {
-        let ip = Ipv6Packet::new_checked(l3).map_err(|_| ParseError::BadL3)?;
+    fn parse_ipv6<'a>(
+        &mut self,
+        l3: &'a [u8],
+        beyond: usize,
+    ) -> Result<Option<L4Input<'a>>, ParseError> {
+        let ip = Ipv6Packet::new_unchecked(l3);
+        ip.check_prefix_len(l3.len() + beyond)
+            .map_err(|_| ParseError::BadL3)?;
         let upper = ip.upper_layer().map_err(|_| ParseError::BadL3)?;
         self.ip_version = 6;
         self.nw_proto = upper.protocol.0;
@@ -280,8 +308,12 @@ impl FlowKey {
         // From the upper-layer header to the end of the IPv6 payload
         // (Ethernet padding excluded), borrowed from `l3`.
         let end = crate::wire::ipv6::HEADER_LEN + usize::from(ip.payload_len());
-        let l4 = l3.get(upper.offset..end).unwrap_or_default();
-        Ok(Some((upper.protocol, l4, upper.more_frags)))
+        let l4 = l3.get(upper.offset..end.min(l3.len())).unwrap_or_default();
+        Ok(Some((
+            upper.protocol,
+            l4,
+            upper.more_frags || end > l3.len(),
+        )))
     }
 
     #[inline(always)]
@@ -295,7 +327,8 @@ impl FlowKey {
     }
 
     /// `l4`: the IP payload from the upper-layer header on. `partial`: a first
-    /// fragment with more to come, so UDP's length may exceed `l4`.
+    /// fragment with more to come, or a frame whose rest is in chained
+    /// buffers, so UDP's length may exceed `l4`.
     #[inline(always)]
     fn parse_l4(&mut self, proto: IpProtocol, l4: &[u8], partial: bool) -> Result<(), ParseError> {
         let ip_version = self.ip_version;
@@ -1353,6 +1386,42 @@ mod tests {
             prop_assert_eq!(FlowKey::extract(&frame, rx, ParseDepth::L4), Ok(expected));
             prop_assert_eq!(FlowKey::extract(&frame, rx, ParseDepth::L2), Ok(l2_only(&expected)));
             prop_assert_eq!(FlowKey::extract_l2(&frame, rx), Ok(l2_only(&expected)));
+        }
+
+        /// A well-formed frame whose bytes after any point past its L4
+        /// header sit in other buffers (a chained mbuf) gives the key the
+        /// whole frame gives; the same prefix without the whole length is
+        /// a truncated frame.
+        #[test]
+        fn chained_frames_parse_as_whole_ones(
+            spec in frame_spec(),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let (frame, rx, expected, unpadded) = build(&spec);
+            let whole = FlowKey::extract(&frame, rx, ParseDepth::L4);
+            prop_assert_eq!(whole, Ok(expected));
+            // Past the headers the parser reads: IP (with IPv6's extension
+            // headers), then TCP's with its options, or 8 bytes of UDP/ICMP.
+            let l3 = usize::from(expected.l3_offset);
+            let l4 = match expected.ip_version {
+                4 => l3 + usize::from(frame[l3] & 0x0f) * 4,
+                6 => l3 + Ipv6Packet::new_checked(&frame[l3..unpadded])
+                    .ok()
+                    .and_then(|ip| ip.upper_layer().ok())
+                    .map_or(0, |u| u.offset),
+                _ => unpadded,
+            };
+            let l4_header = match expected.nw_proto {
+                _ if expected.ip_version == 0 || expected.is_fragment => 0,
+                6 => frame.get(l4 + 12).map_or(0, |b| usize::from(b >> 4) * 4),
+                _ => 8,
+            };
+            let headers = (l4 + l4_header).min(unpadded);
+            let len = headers + cut.index(frame.len() - headers + 1);
+            prop_assert_eq!(
+                FlowKey::extract_l4_chained(&frame[..len], frame.len(), rx),
+                whole
+            );
         }
 
         /// Cutting a well-formed frame anywhere gives the error of the layer

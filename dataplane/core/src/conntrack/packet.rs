@@ -61,31 +61,56 @@ fn wscale(mut opts: &[u8]) -> Option<u8> {
 impl CtPacket {
     /// Parses the L3 packet `l3` (of EtherType `ethertype`) seen in `zone`.
     pub fn parse(zone: u16, ethertype: EtherType, l3: &[u8]) -> Result<CtPacket, Untracked> {
-        let (proto, src, dst, l4) = match ethertype {
+        Self::parse_prefix(zone, ethertype, l3, l3.len())
+    }
+
+    /// [`parse`](Self::parse) of a packet of `whole` bytes whose first are
+    /// `l3` (the rest in chained buffers): lengths, and a TCP segment's
+    /// length, are the whole packet's.
+    pub fn parse_prefix(
+        zone: u16,
+        ethertype: EtherType,
+        l3: &[u8],
+        whole: usize,
+    ) -> Result<CtPacket, Untracked> {
+        // The L4 bytes in `l3`, and how many the L4 packet has in all.
+        let (proto, src, dst, l4, l4_whole) = match ethertype {
             EtherType::IPV4 => {
-                let ip = Ipv4Packet::new_checked(l3).map_err(|_| Untracked::Malformed("IPv4"))?;
+                let ip = Ipv4Packet::new_unchecked(l3);
+                ip.check_prefix_len(whole)
+                    .map_err(|_| Untracked::Malformed("IPv4"))?;
                 if ip.is_later_fragment() {
                     return Err(Untracked::Fragment);
                 }
+                let total = usize::from(ip.total_len());
                 let l4 = l3
-                    .get(ip.header_len()..usize::from(ip.total_len()))
+                    .get(ip.header_len()..total.min(l3.len()))
                     .unwrap_or_default();
                 (
                     ip.protocol(),
                     ipv4_in_16(ip.src_addr()),
                     ipv4_in_16(ip.dst_addr()),
                     l4,
+                    total - ip.header_len(),
                 )
             }
             EtherType::IPV6 => {
-                let ip = Ipv6Packet::new_checked(l3).map_err(|_| Untracked::Malformed("IPv6"))?;
+                let ip = Ipv6Packet::new_unchecked(l3);
+                ip.check_prefix_len(whole)
+                    .map_err(|_| Untracked::Malformed("IPv6"))?;
                 let upper = ip.upper_layer().map_err(|_| Untracked::Malformed("IPv6"))?;
                 if upper.is_later_fragment() {
                     return Err(Untracked::Fragment);
                 }
                 let end = crate::wire::ipv6::HEADER_LEN + usize::from(ip.payload_len());
-                let l4 = l3.get(upper.offset..end).unwrap_or_default();
-                (upper.protocol, ip.src_addr(), ip.dst_addr(), l4)
+                let l4 = l3.get(upper.offset..end.min(l3.len())).unwrap_or_default();
+                (
+                    upper.protocol,
+                    ip.src_addr(),
+                    ip.dst_addr(),
+                    l4,
+                    end.saturating_sub(upper.offset),
+                )
             }
             _ => return Err(Untracked::NotIp),
         };
@@ -110,7 +135,7 @@ impl CtPacket {
                     ack: tcp.ack_number(),
                     window: tcp.window_len(),
                     wscale: wscale(tcp.options()),
-                    len: l4.len().saturating_sub(tcp.header_len()) as u32,
+                    len: l4_whole.saturating_sub(tcp.header_len()) as u32,
                 })
             }
             IpProtocol::UDP => {
@@ -276,6 +301,32 @@ mod tests {
 
     const A: [u8; 4] = [10, 0, 0, 1];
     const B: [u8; 4] = [10, 0, 0, 2];
+
+    /// A 64 KB TSO segment arrives in chained buffers: its first holds the
+    /// headers; its length is the whole segment's.
+    #[test]
+    fn a_chained_segment_is_as_long_as_the_whole() {
+        let mut tcp = vec![
+            0x9c, 0x40, 0, 22, 0, 0, 0, 100, 0, 0, 0, 0, 0x50, ACK, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        tcp.resize(20 + 60_000, 0xab);
+        for whole in [ipv4(6, A, B, &tcp), ipv6(6, [1; 16], [2; 16], &tcp)] {
+            let t = if whole[0] >> 4 == 4 {
+                EtherType::IPV4
+            } else {
+                EtherType::IPV6
+            };
+            let full = CtPacket::parse(5, t, &whole).unwrap();
+            let first = CtPacket::parse_prefix(5, t, &whole[..2000], whole.len()).unwrap();
+            assert_eq!(first.key, full.key);
+            let (L4::Tcp(a), L4::Tcp(b)) = (full.l4, first.l4) else {
+                panic!()
+            };
+            assert_eq!((a.len, b.len), (60_000, 60_000));
+            // Without the rest, the same bytes are a truncated packet.
+            assert!(CtPacket::parse(5, t, &whole[..2000]).is_err());
+        }
+    }
 
     #[test]
     fn tcp_with_window_scale_and_payload() {

@@ -17,7 +17,7 @@
 use super::{Action, Classified, DropReason};
 use crate::acl::{addr_of, Direction, PortAcl, RuleQuery};
 use crate::conntrack::{ConnCache, ConnTable, CtPacket, CtSlot, CtState, Untracked, L4};
-use crate::flow_key::{FlowKey, ParseDepth};
+use crate::flow_key::FlowKey;
 use crate::frame::{Burst, Frame, BURST};
 use crate::port::{PortId, PortMask};
 use crate::view::SwitchView;
@@ -90,15 +90,18 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    /// The kind of a frame of EtherType `dl_type` whose L3 bytes are `l3`,
-    /// its connection in `zone`.
-    pub(crate) fn of(dl_type: u16, zone: u16, l3: &[u8]) -> Kind {
+    /// The kind of a frame of EtherType `dl_type` whose L3 bytes are `l3`
+    /// (of `l3_whole` in all: the rest may be in chained buffers), its
+    /// connection in `zone`.
+    pub(crate) fn of(dl_type: u16, zone: u16, l3: &[u8], l3_whole: usize) -> Kind {
         match EtherType(dl_type) {
             EtherType::ARP => Kind::Arp,
-            t @ (EtherType::IPV4 | EtherType::IPV6) => match CtPacket::parse(zone, t, l3) {
-                Ok(p) => Kind::Ip(p),
-                Err(why) => Kind::Untracked(why),
-            },
+            t @ (EtherType::IPV4 | EtherType::IPV6) => {
+                match CtPacket::parse_prefix(zone, t, l3, l3_whole) {
+                    Ok(p) => Kind::Ip(p),
+                    Err(why) => Kind::Untracked(why),
+                }
+            }
             _ => Kind::Other,
         }
     }
@@ -191,7 +194,8 @@ pub fn filter<B: Burst>(
             continue;
         };
         let data = f.data();
-        let Ok(key) = FlowKey::extract(data, f.stripped_tci(), ParseDepth::L4) else {
+        let frame_len = f.pkt_len() as usize;
+        let Ok(key) = FlowKey::extract_l4_chained(data, frame_len, f.stripped_tci()) else {
             out.set_action(i, Action::Drop(DropReason::Malformed));
             continue;
         };
@@ -203,7 +207,8 @@ pub fn filter<B: Burst>(
                 continue;
             }
         }
-        let kind = Kind::of(key.dl_type, zone, l3);
+        let l3_whole = frame_len.saturating_sub(usize::from(key.l3_offset));
+        let kind = Kind::of(key.dl_type, zone, l3, l3_whole);
         let at = match &kind {
             Kind::Ip(p) => {
                 let at = ct.slot(&p.key);

@@ -127,7 +127,7 @@ pub fn trace(
                 port.name
             ));
         }
-        let kind = Kind::of(key.dl_type, vlan, l3);
+        let kind = Kind::of(key.dl_type, vlan, l3, l3.len());
         let state = match (&kind, ct) {
             (Kind::Ip(p), Some(ct)) => ct.peek(p),
             _ => CtState::default(),

@@ -54,6 +54,15 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// * version not 4, IHL below 5, `total_len` below the header: `Malformed`.
     #[inline]
     pub fn check_len(&self) -> Result<()> {
+        self.check_prefix_len(self.buffer.as_ref().len())
+    }
+
+    /// The same checks for a buffer that holds the first bytes of a packet
+    /// of `whole` bytes (a frame in chained buffers, whose first holds the
+    /// headers): the header must be in the buffer, `total_len` within
+    /// `whole`. [`payload`](Self::payload) is then the part in the buffer.
+    #[inline]
+    pub fn check_prefix_len(&self, whole: usize) -> Result<()> {
         let data = self.buffer.as_ref();
         let Some(&[ver_ihl, _, len_hi, len_lo]) = data.first_chunk::<4>() else {
             return Err(WireError::Truncated);
@@ -74,7 +83,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
                 "IPv4 total length below header length",
             ));
         }
-        if data.len() < total_len {
+        if data.len() < header_len || whole.max(data.len()) < total_len {
             return Err(WireError::Truncated);
         }
         Ok(())
@@ -208,8 +217,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// The payload: bytes `header_len..total_len` (padding excluded).
     #[inline(always)]
     pub fn payload(&self) -> &[u8] {
-        let total = usize::from(self.total_len());
-        &self.buffer.as_ref()[self.header_len()..total]
+        let data = self.buffer.as_ref();
+        let total = usize::from(self.total_len()).min(data.len());
+        &data[self.header_len()..total]
     }
 }
 

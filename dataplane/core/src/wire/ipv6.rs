@@ -87,6 +87,15 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// `Malformed` if the version is not 6.
     #[inline]
     pub fn check_len(&self) -> Result<()> {
+        self.check_prefix_len(self.buffer.as_ref().len())
+    }
+
+    /// The same checks for a buffer that holds the first bytes of a packet
+    /// of `whole` bytes (a frame in chained buffers): the fixed header must
+    /// be in the buffer, `payload_len` within `whole`.
+    /// [`payload`](Self::payload) is then the part in the buffer.
+    #[inline]
+    pub fn check_prefix_len(&self, whole: usize) -> Result<()> {
         let data = self.buffer.as_ref();
         if data.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -94,7 +103,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         if data[field::VER_TC_FLOW] >> 4 != 6 {
             return Err(WireError::Malformed("IP version is not 6"));
         }
-        if data.len() - HEADER_LEN < usize::from(read_u16(data, field::PAYLOAD_LEN)) {
+        if whole.max(data.len()) - HEADER_LEN < usize::from(read_u16(data, field::PAYLOAD_LEN)) {
             return Err(WireError::Truncated);
         }
         Ok(())
@@ -167,8 +176,9 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// padding excluded).
     #[inline(always)]
     pub fn payload(&self) -> &[u8] {
-        let end = HEADER_LEN + usize::from(self.payload_len());
-        &self.buffer.as_ref()[HEADER_LEN..end]
+        let data = self.buffer.as_ref();
+        let end = (HEADER_LEN + usize::from(self.payload_len())).min(data.len());
+        &data[HEADER_LEN..end]
     }
 
     /// Skips hop-by-hop, routing, destination-options and fragment extension
