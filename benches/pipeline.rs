@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
         rx_desc: 512,
         tx_desc: 512,
         mtu: 1500,
+        offloads: false,
     };
     let ports: Vec<EthPort> = (0..3)
         .map(|i| {

@@ -107,7 +107,7 @@ OVS_VSWITCHD_DPDK = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOCK_FILE = "/run/lock/ferroswitch-bench.lock"
 ALL_SYSTEMS = ["ferroswitch", "ferroswitch-baseline", "ferroswitch-l2", "ferroswitch-full",
-               "ovs-dpdk", "testpmd-io", "testpmd-vhost"]
+               "ferroswitch-no-tso", "ovs-dpdk", "ovs-dpdk-tso", "testpmd-io", "testpmd-vhost"]
 BASELINE = "ferroswitch-baseline"      # --baseline REV: ferroswitch built from another commit
 # --baseline: per-commit binary caches (<sha>/vswitchd, <sha>/vswitchctl), the
 # cargo target dir all baseline builds share and the (temporary) git worktree
@@ -628,7 +628,8 @@ class TestpmdVm:
 
     def stats(self) -> list[dict]:
         replies = telemetry_query(self.tele, *[f"/ethdev/stats,{i}" for i in range(len(self.sockets))])
-        return [{"rx": r["/ethdev/stats"]["ipackets"], "tx": r["/ethdev/stats"]["opackets"]}
+        return [{"rx": r["/ethdev/stats"]["ipackets"], "tx": r["/ethdev/stats"]["opackets"],
+                 "rx_bytes": r["/ethdev/stats"]["ibytes"]}
                 for r in replies]
 
     def stop(self) -> None:
@@ -826,6 +827,145 @@ class Vm2VmVhost(VhostScenario):
               "--eth-peer", "0,fa:16:3e:00:00:02", "--tx-ip", "10.0.0.1,10.0.1.1"]),
             ("vm2", ["vhu1"], ["fa:16:3e:00:00:02"], ["--forward-mode", "rxonly"])]
         log(f"traffic: vm1 txonly, one UDP flow of {fs}-byte frames -> vm2 rxonly")
+
+
+class TsoGen:
+    """The sending "VM" of vm-tso: fsw-tsogen (benches/tools/tsogen.rs) on one
+    net_virtio_user port in server mode, on CTRL_CORE. It streams one TCP/IPv4
+    flow: 64 KB TSO segments (MSS 1448, partial checksum) when the switch
+    offers the guest checksum offload and TSO, else MSS-sized frames with full
+    checksums, as a Linux guest does with and without them."""
+
+    def __init__(self, socket_path: Path, mac: str, dst_mac: str, prefix: str,
+                 logfile: Path, seconds: float):
+        self.socket, self.mac, self.dst_mac = socket_path, mac, dst_mac
+        self.prefix, self.logfile, self.seconds = prefix, logfile, seconds
+        self.proc: Proc | None = None
+        self.name = "gen"
+
+    def start(self) -> None:
+        exe = _target_dir() / "fsw-tsogen"
+        if not exe.is_file():
+            raise BenchError(f"{exe} is missing (built with the ferroswitch binaries)")
+        self.proc = Proc(self.name, [str(exe), "--socket", str(self.socket), "--mac", self.mac,
+                                     "--dst-mac", self.dst_mac, "--seconds", str(self.seconds),
+                                     "--file-prefix", self.prefix, "--core", str(CTRL_CORE)],
+                         self.logfile, ctrl_core=True)
+
+    def check_alive(self) -> None:
+        if self.proc and not self.proc.alive():
+            raise BenchError(f"fsw-tsogen (pid {self.proc.pid}) exited with "
+                             f"{self.proc.popen.returncode}:\n{tail(self.logfile)}")
+
+    def wait_listening(self, deadline: float) -> None:
+        while not self.socket.exists():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"fsw-tsogen: {self.socket} did not appear\n{tail(self.logfile)}")
+            time.sleep(0.1)
+
+    def wait_ready(self, deadline: float) -> None:
+        while "connected on" not in self.logfile.read_text(errors="replace"):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"fsw-tsogen: the switch did not connect\n{tail(self.logfile)}")
+            time.sleep(0.1)
+
+    def offloads(self) -> bool | None:
+        text = self.logfile.read_text(errors="replace")
+        if "offloads on" in text:
+            return True
+        return False if "offloads off" in text else None
+
+    def stats(self) -> list[dict]:
+        return [{"rx": 0, "tx": 0, "rx_bytes": 0}]
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+        remove_dpdk_runtime_dir(self.prefix)
+
+
+class VmTso(VhostScenario):
+    """Guest offloads, guest to guest: gen -> vhu0 -> switch -> vhu1 -> rx.
+
+    gen: fsw-tsogen (TsoGen), one TCP stream of 64 KB TSO segments with
+    checksum-offload metadata when the switch offers a guest offloads, else
+    MSS-sized (1,448-byte payload) frames it checksums itself. rx: testpmd
+    rxonly on one virtio-user port with --enable-lro (its virtio PMD then
+    negotiates the guest-side TSO features, as a Linux guest's driver does).
+    vhu0 and vhu1 are access ports of VLAN 100; rx never sends, so the switch
+    floods to the VLAN's one other port (= unicast).
+
+    The figure is goodput: TCP payload bytes rx received per second, in
+    Gbit/s (its ibytes minus 54 header bytes per frame it was handed).
+    Systems: ferroswitch (userspace_tso on, the default), ferroswitch-no-tso
+    (off), ovs-dpdk (no userspace-tso-enable) and ovs-dpdk-tso (with it), one
+    PMD core each. Both "VMs" share core 0.
+    """
+
+    name = "vm-tso"
+    systems = ["ferroswitch", "ferroswitch-no-tso", "ovs-dpdk", "ovs-dpdk-tso"]
+    supports_macs = False
+
+    def prepare(self) -> None:
+        self.ports = [Port("vhu0", "", kind=VHOST_CLIENT, tag=100),
+                      Port("vhu1", "", kind=VHOST_CLIENT, tag=100)]
+        self.directions = [("vhu0", "vhu1", None)]
+        self.vm_layout = [("rx", ["vhu1"], ["fa:16:3e:00:00:02"],
+                           ["--forward-mode", "rxonly", "--enable-lro"])]
+        self.gen: TsoGen | None = None
+        log("traffic: fsw-tsogen, one TCP stream (64 KB TSO segments when offered, else "
+            "MSS-sized frames) -> testpmd rxonly with LRO")
+
+    def before_start(self, system: "System") -> None:
+        super().before_start(system)
+        sock = self.sock_dir / "vhu0.sock"
+        self.port("vhu0").vhost_server_path = str(sock)
+        a = self.ctx.args
+        self.gen = TsoGen(sock, "fa:16:3e:00:00:01", "fa:16:3e:00:00:02",
+                          f"{system.prefix}-gen", system.dir / f"gen-r{system.run_idx}.log",
+                          a.warmup + a.duration + a.start_timeout + 30)
+        self.gen.start()
+        self.gen.wait_listening(time.monotonic() + a.start_timeout)
+
+    def after_start(self, system: "System") -> None:
+        super().after_start(system)
+        self.gen.wait_ready(time.monotonic() + self.ctx.args.start_timeout)
+        log(f"fsw-tsogen connected: offloads {'on' if self.gen.offloads() else 'off'}")
+
+    def after_stop(self, system: "System") -> None:
+        if getattr(self, "gen", None):
+            self.gen.stop()
+            self.gen = None
+        super().after_stop(system)
+
+    def extra_procs(self) -> list["Proc"]:
+        procs = super().extra_procs()
+        if getattr(self, "gen", None) and self.gen.proc:
+            procs.append(self.gen.proc)
+        return procs
+
+    def ferroswitch_bridges(self, system: "Ferroswitch | None" = None) -> list[dict]:
+        brs = super().ferroswitch_bridges(system)
+        if system is not None and getattr(system, "userspace_tso", True) is False:
+            for br in brs:
+                br["userspace_tso"] = False
+        return brs
+
+    def extra_results(self, e0, e1) -> dict:
+        res = super().extra_results(e0, e1)
+        if not e0 or not e1:
+            return res
+        (t0, st0), (t1, st1) = e0["rx"], e1["rx"]
+        pkts = st1[0]["rx"] - st0[0]["rx"]
+        nbytes = st1[0]["rx_bytes"] - st0[0]["rx_bytes"]
+        window = t1 - t0
+        res["goodput_gbps"] = rnd((nbytes - 54 * pkts) * 8 / window / 1e9)
+        res["rx_frames_per_s"] = rnd(pkts / window)
+        res["rx_avg_frame_bytes"] = rnd(nbytes / pkts, 1) if pkts else None
+        res["gen_offloads"] = self.gen.offloads() if getattr(self, "gen", None) else None
+        return res
 
 
 # The flows Neutron's OVS agent and its native (conntrack) firewall driver
@@ -1100,7 +1240,8 @@ class Neutron(Scenario):
         return {}
 
 
-SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost, Neutron)}
+SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost, VmTso,
+                                                            Neutron)}
 
 
 # --------------------------------------------------------------------------
@@ -1255,6 +1396,7 @@ def _int0(text: str) -> int:
 
 class OvsDpdk(System):
     name = "ovs-dpdk"
+    userspace_tso = False     # other_config:userspace-tso-enable (OVS's default: false)
 
     @classmethod
     def unavailable(cls, ctx):
@@ -1316,7 +1458,8 @@ class OvsDpdk(System):
                    f'other_config:dpdk-extra="--no-pci --file-prefix={self.prefix}"',
                    "other_config:dpdk-socket-mem=1024",
                    f"other_config:pmd-cpu-mask={1 << FWD_CORE:#x}",
-                   f"other_config:dpdk-lcore-mask={1 << CTRL_CORE:#x}")
+                   f"other_config:dpdk-lcore-mask={1 << CTRL_CORE:#x}",
+                   f"other_config:userspace-tso-enable={str(self.userspace_tso).lower()}")
         # Foreground, pinned to the control core; the PMD thread pins itself to core 1.
         self.vswitchd = Proc("ovs-vswitchd-dpdk", [
             OVS_VSWITCHD_DPDK, f"unix:{self.db_sock}",
@@ -1419,6 +1562,15 @@ class OvsDpdk(System):
                 if Path(f"/sys/class/net/{br}").exists():
                     run_cmd(["ip", "link", "del", br], check=False)
             shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+class OvsDpdkTso(OvsDpdk):
+    """OVS-DPDK with other_config:userspace-tso-enable=true (vm-tso): its
+    vhost-user ports offer guests checksum offload and TSO and pass their TSO
+    segments on (set before DPDK initialises, as OVS requires)."""
+
+    name = "ovs-dpdk-tso"
+    userspace_tso = True
 
 
 # ---- ferroswitch ---------------------------------------------------------------
@@ -1562,7 +1714,9 @@ class Ferroswitch(System):
             lines += ["[conntrack]", f"max_connections = {self.ctx.args.max_connections}", ""]
         lines += self.scen.ferroswitch_config_extra(self)
         for br in self.scen.ferroswitch_bridges(self):
-            lines += ["[[bridges]]", f"name = {q(br['name'])}", ""]
+            lines += ["[[bridges]]", f"name = {q(br['name'])}"]
+            lines += [f"{k} = {json.dumps(v)}" for k, v in br.items() if k not in ("name", "ports")]
+            lines.append("")
             for p in br["ports"]:
                 lines.append("[[bridges.ports]]")
                 for k, v in p.items():
@@ -1709,6 +1863,15 @@ class FerroswitchBaseline(Ferroswitch):
         return None
 
 
+class FerroswitchNoTso(Ferroswitch):
+    """The current ferroswitch with its bridge's userspace_tso off (vm-tso):
+    guests are offered no checksum offload or TSO, as under OVS-DPDK without
+    userspace-tso-enable."""
+
+    name = "ferroswitch-no-tso"
+    userspace_tso = False
+
+
 class FerroswitchFull(Ferroswitch):
     """The current ferroswitch in the neutron scenario with its tracker
     filled to --fill-to connections by a second VM before the traffic
@@ -1730,7 +1893,7 @@ class FerroswitchL2(Ferroswitch):
 
 SYSTEMS: dict[str, type[System]] = {
     c.name: c for c in (Ferroswitch, FerroswitchBaseline, FerroswitchL2, FerroswitchFull,
-                        OvsDpdk, TestpmdIo, TestpmdVhost)}
+                        FerroswitchNoTso, OvsDpdk, OvsDpdkTso, TestpmdIo, TestpmdVhost)}
 
 
 # --------------------------------------------------------------------------

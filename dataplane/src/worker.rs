@@ -32,7 +32,8 @@ struct TxPorts {
     segments: MbufCopies,
     scratch: Vec<u8>,
     /// The burst being sent came from a device that hands over frames with
-    /// offloads left (a packet socket): only then are frames looked at.
+    /// offloads left (a packet socket, a guest that negotiated them): only
+    /// then are frames looked at.
     offloads_in: bool,
 }
 
@@ -134,19 +135,29 @@ impl Transmit<MbufBatch> for TxPorts {
         let c = self.stats.port(port);
         let len = batch.len();
         match self.queues[port.index()].as_mut() {
-            // A frame with offloads left (from a packet socket) going to a
-            // device that takes none: finished in software. Bursts from
-            // other devices cost one test per transmit.
+            // Frames with offloads left (from a packet socket or a guest
+            // that hands them) going to a device that takes none: finished
+            // in software. Bursts from other devices cost one test per
+            // transmit.
             Some(tx)
                 if self.offloads_in
-                    && !tx.carries_offloads()
                     && (0..len).any(|i| batch.get(i).is_some_and(|m| !m.offload().is_none())) =>
             {
-                let (sent, sent_bytes, dropped) =
-                    Self::send_finished(tx, batch, &mut self.segments, &mut self.scratch);
-                bump(&c.tx_packets, sent);
-                bump(&c.tx_bytes, sent_bytes);
-                bump(&c.tx_dropped, dropped);
+                if tx.takes_offloads() {
+                    tx.prepare_offloads(batch);
+                    let refused = (len - batch.len()) as u64;
+                    let (sent, dropped) = tx.tx_burst(batch);
+                    let dropped = dropped as u64 + refused;
+                    bump(&c.tx_packets, sent as u64);
+                    bump(&c.tx_bytes, bytes * sent as u64 / len.max(1) as u64);
+                    bump(&c.tx_dropped, dropped);
+                } else {
+                    let (sent, sent_bytes, dropped) =
+                        Self::send_finished(tx, batch, &mut self.segments, &mut self.scratch);
+                    bump(&c.tx_packets, sent);
+                    bump(&c.tx_bytes, sent_bytes);
+                    bump(&c.tx_dropped, dropped);
+                }
             }
             Some(tx) => {
                 let (sent, dropped) = tx.tx_burst(batch);
@@ -282,7 +293,7 @@ impl Worker {
                 }
                 got += n;
                 let in_port = local.rx[qi].port_id();
-                local.tx.offloads_in = local.rx[qi].port_queues().carries_offloads();
+                local.tx.offloads_in = local.rx[qi].port_queues().hands_offloads();
                 self.process_burst(&snap, in_port, &mut rx_batch, &mut local);
             }
             let t1 = cpu::tsc();

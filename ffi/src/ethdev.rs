@@ -36,7 +36,22 @@ pub struct PortSetup {
     /// Asked of the device when it supports setting one (NICs, TAP and
     /// af_packet interfaces); the switch enforces it on transmit anyway.
     pub mtu: u16,
+    /// Checksum and TCP segmentation offloads (OVS's `userspace-tso-enable`):
+    /// a guest may hand over and be handed partial checksums and TCP
+    /// segments up to 64 KB; a NIC that can finish them on transmit is
+    /// handed them. Off: every frame leaves finished.
+    pub offloads: bool,
 }
+
+/// The transmit offloads an ethdev must have all of to be handed frames
+/// with offloads left: TCP segmentation, TCP and UDP checksums, and the
+/// chained mbufs a 64 KB segment comes in.
+/// (`rte_ethdev.h` defines the bits with `RTE_BIT64`, which bindgen cannot
+/// expand: UDP_CKSUM 2, TCP_CKSUM 3, TCP_TSO 5, MULTI_SEGS 15.)
+const ETH_TX_OFFLOADS: u64 = 1 << 2 | 1 << 3 | 1 << 5 | 1 << 15;
+/// IPv4 header checksums (IPV4_CKSUM, bit 1), taken with those when the
+/// device has it: TSO then fills each segment's IP checksum.
+const ETH_TX_IPV4_CKSUM: u64 = 1 << 1;
 
 /// State shared by a port's owner and the queue handles workers hold. Frees
 /// no DPDK resource itself, so whichever thread drops it last does no I/O;
@@ -61,6 +76,10 @@ pub(crate) enum Backend {
         dpdk_port: u16,
         #[allow(dead_code)] // held, not read: the device uses it
         pool: Arc<Mempool>,
+        /// Configured with [`ETH_TX_OFFLOADS`].
+        offloads: bool,
+        /// ... and with [`ETH_TX_IPV4_CKSUM`].
+        ip_checksum: bool,
     },
     /// A vhost-user device: its state and the pool guest frames are copied into.
     Vhost {
@@ -115,12 +134,29 @@ impl PortQueues {
         })
     }
 
-    /// The device's frames may arrive with offloads left to finish, and it
-    /// takes them so (a packet socket: the virtio-net header says what is
-    /// left, both ways); for any other, the switch finishes them first.
+    /// Frames from the device may have offloads left to finish: a packet
+    /// socket's (the virtio-net header says so) and a guest's that
+    /// negotiated checksum offload. Read once per burst.
     #[inline(always)]
-    pub fn carries_offloads(&self) -> bool {
-        matches!(self.backend, Backend::Packet { .. })
+    pub fn hands_offloads(&self) -> bool {
+        match &self.backend {
+            Backend::Packet { .. } => true,
+            Backend::Vhost { device, .. } => device.hands_offloads(),
+            Backend::Eth { .. } => false,
+        }
+    }
+
+    /// The device takes frames with offloads left and finishes them (or has
+    /// them finished): a packet socket, a guest that negotiated checksum
+    /// and TSO offloads on its receive side, a NIC configured with
+    /// [`ETH_TX_OFFLOADS`]. Any other is sent frames the switch finished.
+    #[inline(always)]
+    pub fn takes_offloads(&self) -> bool {
+        match &self.backend {
+            Backend::Packet { .. } => true,
+            Backend::Vhost { device, .. } => device.takes_offloads(),
+            Backend::Eth { offloads, .. } => *offloads,
+        }
     }
 
     /// `Err` (EBUSY, as `call` would fail) while a worker still holds one
@@ -249,10 +285,52 @@ impl TxQueue {
         }
     }
 
-    /// See [`PortQueues::carries_offloads`].
+    /// See [`PortQueues::takes_offloads`].
     #[inline(always)]
-    pub fn carries_offloads(&self) -> bool {
-        self.port.carries_offloads()
+    pub fn takes_offloads(&self) -> bool {
+        self.port.takes_offloads()
+    }
+
+    /// Readies the frames of `batch` that have offloads left for a device
+    /// that [takes them](Self::takes_offloads): a guest's or a NIC's reads
+    /// them from mbuf fields ([`Mbuf::prepare_tx_offload`]), and a NIC has
+    /// its driver's `rte_eth_tx_prepare` fix up the headers it needs (the
+    /// pseudo-header sum without the length, for TSO); a frame the driver
+    /// refuses is dropped (counted by the caller as the batch shrinks). A
+    /// packet socket writes its own header from the frame.
+    ///
+    /// [`Mbuf::prepare_tx_offload`]: crate::mbuf::Mbuf::prepare_tx_offload
+    #[inline]
+    pub fn prepare_offloads(&mut self, batch: &mut MbufBatch) {
+        let (nic, ip_checksum) = match &self.port.backend {
+            Backend::Packet { .. } => return,
+            Backend::Vhost { .. } => (None, false),
+            Backend::Eth {
+                dpdk_port,
+                ip_checksum,
+                ..
+            } => (Some(*dpdk_port), *ip_checksum),
+        };
+        if !batch.is_compact() {
+            batch.compact();
+        }
+        for i in 0..batch.len() {
+            if let Some(m) = batch.get_mut(i) {
+                m.prepare_tx_offload(ip_checksum);
+            }
+        }
+        if let Some(dpdk_port) = nic {
+            let len = batch.len();
+            // SAFETY: exclusive claim on (port, queue) as for tx_burst;
+            // slots 0..len are owned mbufs (compact); the driver only
+            // rewrites headers of the frames it returns as prepared.
+            let ok = usize::from(unsafe {
+                raw::rte_eth_tx_prepare(dpdk_port, self.queue, batch.raw_slots(), len as u16)
+            });
+            while batch.len() > ok {
+                drop(batch.pop());
+            }
+        }
     }
 }
 
@@ -305,12 +383,14 @@ impl EthPort {
             reason: format!("no ethdev appeared for devargs {devargs:?}"),
         })?;
         match configure_and_start(port_id, setup, pool) {
-            Ok(device) => Ok(EthPort {
+            Ok((device, offloads)) => Ok(EthPort {
                 queues: Arc::new(PortQueues::new(
                     number,
                     Backend::Eth {
                         dpdk_port: port_id,
                         pool: Arc::clone(pool),
+                        offloads: offloads != 0,
+                        ip_checksum: offloads & ETH_TX_IPV4_CKSUM != 0,
                     },
                     setup,
                 )),
@@ -461,11 +541,14 @@ fn port_name(port_id: u16) -> String {
         .into_owned()
 }
 
+/// Configures and starts the port; its device, and the transmit offloads
+/// it was configured with: [`ETH_TX_OFFLOADS`] (asked for and all
+/// supported) and [`ETH_TX_IPV4_CKSUM`] if supported too, or none.
 fn configure_and_start(
     port_id: u16,
     setup: PortSetup,
     pool: &Mempool,
-) -> Result<*mut raw::rte_device, DpdkError> {
+) -> Result<(*mut raw::rte_device, u64), DpdkError> {
     let mut info = raw::rte_eth_dev_info::default();
     // SAFETY: valid port id; `info` is a valid out-pointer.
     check("rte_eth_dev_info_get", unsafe {
@@ -485,8 +568,15 @@ fn configure_and_start(
             ),
         });
     }
-    let conf = raw::rte_eth_conf::default();
-    // SAFETY: valid port id and configuration struct (all defaults).
+    let mut conf = raw::rte_eth_conf::default();
+    let offloads = if setup.offloads && info.tx_offload_capa & ETH_TX_OFFLOADS == ETH_TX_OFFLOADS {
+        ETH_TX_OFFLOADS | info.tx_offload_capa & ETH_TX_IPV4_CKSUM
+    } else {
+        0
+    };
+    conf.txmode.offloads = offloads;
+    // SAFETY: valid port id and configuration struct (defaults, and tx
+    // offloads the device reported).
     check("rte_eth_dev_configure", unsafe {
         raw::rte_eth_dev_configure(port_id, setup.rx_queues, setup.tx_queues, &conf)
     })?;
@@ -525,7 +615,7 @@ fn configure_and_start(
     // A switch port sees every frame; PMDs without the notion refuse harmlessly.
     // SAFETY: valid, started port.
     unsafe { raw::rte_eth_promiscuous_enable(port_id) };
-    Ok(info.device)
+    Ok((info.device, offloads))
 }
 
 fn detach(port_id: u16, device: *mut raw::rte_device) {

@@ -5,7 +5,8 @@ use crate::mempool::Mempool;
 use crate::raw;
 use crate::BURST;
 use std::ptr::NonNull;
-use switch_core::offload::Offload;
+use switch_core::offload::{self, Offload};
+use switch_core::wire::IpProtocol;
 
 const RX_VLAN_STRIPPED: u64 = raw::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
 const TX_TCP_SEG: u64 = raw::RTE_MBUF_F_TX_TCP_SEG;
@@ -15,6 +16,11 @@ const TX_L4_CKSUM: u64 = raw::RTE_MBUF_F_TX_TCP_CKSUM;
 const OFFLOAD_FLAGS: u64 = TX_TCP_SEG | raw::RTE_MBUF_F_TX_L4_MASK;
 /// `tso_segsz` in `tx_offload` (after l2_len 7, l3_len 9, l4_len 8 bits).
 const TSO_SEGSZ_SHIFT: u32 = 24;
+const L3_LEN_SHIFT: u32 = 7;
+const L4_LEN_SHIFT: u32 = 16;
+/// The flags a device that takes offloads reads besides [`OFFLOAD_FLAGS`].
+const TX_L3_FLAGS: u64 =
+    raw::RTE_MBUF_F_TX_IPV4 | raw::RTE_MBUF_F_TX_IPV6 | raw::RTE_MBUF_F_TX_IP_CKSUM;
 
 /// One packet buffer, owned: freed on drop (one FFI call; the fast path frees
 /// in bulk through [`MbufBatch`] instead). Single-segment view of the data.
@@ -157,6 +163,64 @@ impl Mbuf {
             let t = (t & !(0xffff << TSO_SEGSZ_SHIFT)) | (u64::from(o.tcp_mss) << TSO_SEGSZ_SHIFT);
             m.__bindgen_anon_3.tx_offload = t;
         }
+    }
+
+    /// Spells out what is left to finish the way a device that takes
+    /// offloads (a vhost-user guest, a NIC with TSO) reads it: the exact L4
+    /// checksum flag, IPv4 or IPv6, and the header lengths, from the frame as
+    /// it leaves (a tag may have been pushed or popped since it arrived).
+    /// A frame whose headers do not allow it has its offloads dropped and
+    /// goes as it is (false), as a packet socket sends one.
+    ///
+    /// `ip_checksum`: an IPv4 segment to cut also asks for its IP header
+    /// checksum (a NIC's TSO or DPDK's GSO fills it per segment; a guest
+    /// needs none, the header it gets is whole).
+    #[inline]
+    pub fn prepare_tx_offload(&mut self, ip_checksum: bool) -> bool {
+        let o = self.offload();
+        if o.is_none() {
+            return true;
+        }
+        let frame = self.data();
+        let Some(at) = offload::layers(frame) else {
+            self.set_offload(Offload::NONE);
+            return false;
+        };
+        let tcp = at.proto == IpProtocol::TCP;
+        let l4_len = if tcp {
+            frame
+                .get(at.l4 + 12)
+                .map_or(20, |b| usize::from(b >> 4) * 4)
+        } else {
+            8
+        };
+        let m = self.m_mut();
+        m.ol_flags &= !(OFFLOAD_FLAGS | TX_L3_FLAGS);
+        m.ol_flags |= if tcp {
+            raw::RTE_MBUF_F_TX_TCP_CKSUM
+        } else {
+            raw::RTE_MBUF_F_TX_UDP_CKSUM
+        };
+        m.ol_flags |= if at.v6 {
+            raw::RTE_MBUF_F_TX_IPV6
+        } else {
+            raw::RTE_MBUF_F_TX_IPV4
+        };
+        let mss = if tcp { o.tcp_mss } else { 0 };
+        if mss > 0 {
+            m.ol_flags |= TX_TCP_SEG;
+            if ip_checksum && !at.v6 {
+                m.ol_flags |= raw::RTE_MBUF_F_TX_IP_CKSUM;
+            }
+        }
+        // l2_len 7 bits, l3_len 9, l4_len 8: `layers` stops at two tags and
+        // a 60-byte IPv4 header, a TCP header is at most 60 bytes.
+        let t = at.l3 as u64
+            | ((at.l4 - at.l3) as u64) << L3_LEN_SHIFT
+            | (l4_len as u64) << L4_LEN_SHIFT
+            | u64::from(mss) << TSO_SEGSZ_SHIFT;
+        m.__bindgen_anon_3.tx_offload = t;
+        true
     }
 
     /// Free bytes in front of the data.

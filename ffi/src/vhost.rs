@@ -34,26 +34,37 @@ pub enum VhostMode {
     Server,
 }
 
-/// Virtio-net feature bits (virtio spec 5.1.3) the switch turns off.
+/// Virtio-net feature bits (virtio spec 5.1.3) the switch looks at.
 mod virtio_net {
     pub const F_CSUM: u32 = 0;
+    pub const F_GUEST_CSUM: u32 = 1;
+    pub const F_GUEST_TSO4: u32 = 7;
+    pub const F_GUEST_TSO6: u32 = 8;
     pub const F_HOST_TSO4: u32 = 11;
     pub const F_HOST_TSO6: u32 = 12;
     pub const F_HOST_ECN: u32 = 13;
     pub const F_HOST_UFO: u32 = 14;
 }
 
-/// Guest-to-switch offloads the switch does not finish in software: a guest
-/// that negotiated them could hand over frames with a partial checksum or
-/// 64 KiB TSO frames that a plain NIC or pcap port would send out unfinished.
-/// The same set OVS-DPDK disables without `userspace-tso-enable`. Mergeable
+/// Guest-to-switch offloads the switch never takes: UDP fragmentation
+/// (it cuts TCP only) and ECN on TSO. What OVS-DPDK turns off with
+/// `userspace-tso-enable`.
+pub const DISABLED_FEATURES: u64 = 1 << virtio_net::F_HOST_ECN | 1 << virtio_net::F_HOST_UFO;
+
+/// ... and without offloads (`PortSetup::offloads` off) also the checksum
+/// offload and TSO, which depend on it: every frame from the guest comes
+/// finished, as OVS-DPDK has it without `userspace-tso-enable`. Mergeable
 /// rx buffers, multiqueue, indirect descriptors, event index and the
-/// guest-side (switch-to-guest) offloads stay on.
-pub const DISABLED_FEATURES: u64 = 1 << virtio_net::F_CSUM
+/// guest-side (switch-to-guest) features stay on.
+pub const DISABLED_WITHOUT_OFFLOADS: u64 = DISABLED_FEATURES
+    | 1 << virtio_net::F_CSUM
     | 1 << virtio_net::F_HOST_TSO4
-    | 1 << virtio_net::F_HOST_TSO6
-    | 1 << virtio_net::F_HOST_ECN
-    | 1 << virtio_net::F_HOST_UFO;
+    | 1 << virtio_net::F_HOST_TSO6;
+
+/// What a guest must have negotiated to be handed partial checksums and
+/// TCP segments of up to 64 KB over IPv4 and IPv6.
+const GUEST_OFFLOADS: u64 =
+    1 << virtio_net::F_GUEST_CSUM | 1 << virtio_net::F_GUEST_TSO4 | 1 << virtio_net::F_GUEST_TSO6;
 
 /// A flag on its own cache line: one per queue handle, written by one worker.
 #[repr(align(64))]
@@ -70,6 +81,10 @@ pub struct VhostDevice {
     enabled: AtomicU64,
     /// Queue pairs the guest set up.
     pairs: AtomicU16,
+    /// The port passes offloads (`PortSetup::offloads`).
+    offloads: bool,
+    /// Features the attached guest negotiated (0 while none is).
+    features: AtomicU64,
     /// Raised by a worker around each burst: rx queue q at q, tx queue q at
     /// MAX_QUEUES + q.
     busy: Box<[BusyFlag]>,
@@ -78,12 +93,14 @@ pub struct VhostDevice {
 }
 
 impl VhostDevice {
-    fn new(path: CString) -> VhostDevice {
+    fn new(path: CString, offloads: bool) -> VhostDevice {
         VhostDevice {
             path,
             vid: AtomicI32::new(-1),
             enabled: AtomicU64::new(0),
             pairs: AtomicU16::new(0),
+            offloads,
+            features: AtomicU64::new(0),
             busy: (0..2 * MAX_QUEUES as usize)
                 .map(|_| BusyFlag::default())
                 .collect(),
@@ -168,6 +185,21 @@ impl VhostDevice {
         (sent, len - sent)
     }
 
+    /// The guest may hand over partial checksums and TSO segments (it
+    /// negotiated checksum offload, which the port offers only with
+    /// offloads on).
+    #[inline(always)]
+    pub fn hands_offloads(&self) -> bool {
+        self.offloads && self.features.load(Ordering::Relaxed) & 1 << virtio_net::F_CSUM != 0
+    }
+
+    /// The guest takes partial checksums and TSO segments (it negotiated
+    /// them on its receive side, and the port passes offloads).
+    #[inline(always)]
+    pub fn takes_offloads(&self) -> bool {
+        self.offloads && self.features.load(Ordering::Relaxed) & GUEST_OFFLOADS == GUEST_OFFLOADS
+    }
+
     /// A guest is attached and has enabled at least one of its transmit and
     /// one of its receive rings: the port is ACTIVE.
     pub fn is_ready(&self) -> bool {
@@ -238,6 +270,12 @@ unsafe extern "C" fn on_new_device(vid: c_int) -> c_int {
     }
     dev.pairs
         .store((vrings / 2).min(MAX_QUEUES), Ordering::Release);
+    let mut features = 0u64;
+    // SAFETY: as above; `features` is a valid out-pointer.
+    if unsafe { raw::rte_vhost_get_negotiated_features(vid, &mut features) } != 0 {
+        features = 0;
+    }
+    dev.features.store(features, Ordering::Release);
     dev.connects.fetch_add(1, Ordering::Relaxed);
     dev.vid.store(vid, Ordering::SeqCst);
     0
@@ -259,6 +297,7 @@ unsafe extern "C" fn on_destroy_device(vid: c_int) {
         }
     }
     dev.pairs.store(0, Ordering::Release);
+    dev.features.store(0, Ordering::Release);
     dev.disconnects.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -351,7 +390,7 @@ impl VhostPort {
                 reason: format!("{path} is already a port of this switch"),
             });
         }
-        let device = Arc::new(VhostDevice::new(cpath.clone()));
+        let device = Arc::new(VhostDevice::new(cpath.clone(), setup.offloads));
         devices().push(Arc::clone(&device));
         let flags = match mode {
             VhostMode::Client => raw::RTE_VHOST_USER_CLIENT,
@@ -370,9 +409,13 @@ impl VhostPort {
         if ret != 0 {
             return Err(fail("rte_vhost_driver_register", ret, false));
         }
+        let disabled = if setup.offloads {
+            DISABLED_FEATURES
+        } else {
+            DISABLED_WITHOUT_OFFLOADS
+        };
         // SAFETY: registered path; the feature mask is plain data.
-        let ret =
-            unsafe { raw::rte_vhost_driver_disable_features(cpath.as_ptr(), DISABLED_FEATURES) };
+        let ret = unsafe { raw::rte_vhost_driver_disable_features(cpath.as_ptr(), disabled) };
         if ret != 0 {
             return Err(fail("rte_vhost_driver_disable_features", ret, true));
         }

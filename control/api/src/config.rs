@@ -129,6 +129,9 @@ fn default_aging() -> u32 {
 fn default_mac_size() -> usize {
     switch_core::mac_table::DEFAULT_CAPACITY
 }
+fn default_true() -> bool {
+    true
+}
 fn default_mbufs() -> u32 {
     16383
 }
@@ -192,6 +195,13 @@ pub struct BridgeConfig {
     /// `other_config:forward-bpdu`, false by default as there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forward_bpdu: bool,
+    /// Checksum and TCP segmentation offloads between guests, packet
+    /// sockets and NICs that support them (OVS's `userspace-tso-enable`):
+    /// a guest's 64 KB TCP segments and partial checksums pass whole to
+    /// ports that take them and are finished in software for the others.
+    /// Off: vhost-user guests are offered neither, as in OVS without it.
+    #[serde(default = "default_true")]
+    pub userspace_tso: bool,
     #[serde(default)]
     pub ports: Vec<PortConfig>,
 }

@@ -54,6 +54,8 @@ pub(super) struct BridgeState {
     pub name: String,
     pub fdb: Arc<MacTable>,
     pub forward_bpdu: bool,
+    /// `userspace_tso`: the bridge's ports are opened with offloads.
+    pub userspace_tso: bool,
 }
 
 /// Worker counters at the last `pmd-stats-clear`.
@@ -226,6 +228,7 @@ impl Daemon {
                 name: b.name.clone(),
                 fdb: Arc::new(MacTable::new(d.mac_table_size, d.mac_aging_secs)),
                 forward_bpdu: b.forward_bpdu,
+                userspace_tso: b.userspace_tso,
             })
             .collect();
         let workers: Vec<Arc<WorkerStats>> = d
