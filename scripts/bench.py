@@ -582,23 +582,24 @@ class TestpmdVm:
     """
 
     def __init__(self, name: str, sockets: list[Path], macs: list[str], fwd_args: list[str],
-                 prefix: str, logfile: Path, queue_size: int = 1024):
+                 prefix: str, logfile: Path, queue_size: int = 1024, mem_mb: int = 128,
+                 mbufs: int | None = None):
         self.name, self.sockets, self.macs = name, sockets, macs
         self.fwd_args, self.prefix, self.logfile = fwd_args, prefix, logfile
-        self.queue_size = queue_size
+        self.queue_size, self.mem_mb, self.mbufs = queue_size, mem_mb, mbufs
         self.proc: Proc | None = None
         self.tele: Path | None = None
 
     def start(self) -> None:
         argv = ["dpdk-testpmd", "--lcores", f"0@{CTRL_CORE},1@{CTRL_CORE}", "--no-pci",
-                "--in-memory", "--single-file-segments", "--iova-mode", "va", "-m", "128",
+                "--in-memory", "--single-file-segments", "--iova-mode", "va", "-m", str(self.mem_mb),
                 "--file-prefix", self.prefix]
         for i, (sock, mac) in enumerate(zip(self.sockets, self.macs)):
             argv += ["--vdev", f"net_virtio_user{i},path={sock},server=1,"
                                f"queue_size={self.queue_size},mac={mac}"]
         # The virtio PMD uses min(--rxd/--txd, queue_size) descriptors; testpmd's
         # default (0) means 512. Mbufs: every ring full plus caches and bursts.
-        mbufs = max(16384, 2 * len(self.sockets) * self.queue_size + 8192)
+        mbufs = self.mbufs or max(16384, 2 * len(self.sockets) * self.queue_size + 8192)
         argv += ["--", *self.fwd_args, "--auto-start", "--nb-cores", "1",
                  "--rxd", str(self.queue_size), "--txd", str(self.queue_size),
                  "--total-num-mbufs", str(mbufs)]
@@ -650,6 +651,8 @@ class VhostScenario(Scenario):
     require_tx = True
     OVS_LOCAL_VLAN = 4094
     vm_queue_size = 1024    # virtio ring size of the VMs' ports (QEMU's maximum), all used
+    vm_mem_mb = 128         # each VM's EAL memory (-m)
+    vm_mbufs: int | None = None   # each VM's --total-num-mbufs (None: enough for its rings)
 
     def __init__(self, ctx: Ctx):
         super().__init__(ctx)
@@ -686,7 +689,7 @@ class VhostScenario(Scenario):
                 socks.append(sock)
             vm = TestpmdVm(vm_name, socks, macs, fwd, f"{system.prefix}-{vm_name}",
                            system.dir / f"{vm_name}-r{system.run_idx}.log",
-                           self.queue_size)
+                           self.queue_size, self.vm_mem_mb, self.vm_mbufs)
             self.vms.append(vm)
             vm.start()
         deadline = time.monotonic() + self.ctx.args.start_timeout
@@ -892,8 +895,9 @@ class VmTso(VhostScenario):
     gen: fsw-tsogen (TsoGen), one TCP stream of 64 KB TSO segments with
     checksum-offload metadata when the switch offers a guest offloads, else
     MSS-sized (1,448-byte payload) frames it checksums itself. rx: testpmd
-    rxonly on one virtio-user port with --enable-lro (its virtio PMD then
-    negotiates the guest-side TSO features, as a Linux guest's driver does).
+    rxonly on one virtio-user port with the TCP/UDP checksum and LRO receive
+    offloads (its virtio PMD then negotiates the guest-side checksum and TSO
+    features, as a Linux guest's driver does).
     vhu0 and vhu1 are access ports of VLAN 100; rx never sends, so the switch
     floods to the VLAN's one other port (= unicast).
 
@@ -907,13 +911,21 @@ class VmTso(VhostScenario):
     name = "vm-tso"
     systems = ["ferroswitch", "ferroswitch-no-tso", "ovs-dpdk", "ovs-dpdk-tso"]
     supports_macs = False
+    vm_mem_mb = 512         # 4,096 buffers of 64 KB
+    vm_mbufs = 4096
 
     def prepare(self) -> None:
         self.ports = [Port("vhu0", "", kind=VHOST_CLIENT, tag=100),
                       Port("vhu1", "", kind=VHOST_CLIENT, tag=100)]
         self.directions = [("vhu0", "vhu1", None)]
+        # TCP and UDP checksum (0x0c) and LRO (0x10) on receive, and 64 KB
+        # buffers, as a Linux guest's virtio-net posts large receive buffers
+        # when it negotiated TSO (without mergeable buffers, 64 KB ones): a
+        # segment fills one (2 KB ones take 33, 16 KB ones 4, and the
+        # receiving VM, not the switch, sets the pace).
         self.vm_layout = [("rx", ["vhu1"], ["fa:16:3e:00:00:02"],
-                           ["--forward-mode", "rxonly", "--enable-lro"])]
+                           ["--forward-mode", "rxonly", "--rx-offloads", "0x1c",
+                            "--mbuf-size", "65535"])]
         self.gen: TsoGen | None = None
         log("traffic: fsw-tsogen, one TCP stream (64 KB TSO segments when offered, else "
             "MSS-sized frames) -> testpmd rxonly with LRO")
@@ -1636,6 +1648,7 @@ def resolve_rev(rev: str) -> str:
 class Ferroswitch(System):
     name = "ferroswitch"
     build_failed: str | None = None
+    built = False             # built in this run already (--build builds once)
     plain_l2 = False          # ferroswitch-l2: the scenario's plain-L2 configuration
     fill = False              # ferroswitch-full: the tracker filled first
 
@@ -1654,6 +1667,7 @@ class Ferroswitch(System):
         blog.parent.mkdir(parents=True, exist_ok=True)
         log(f"building ferroswitch: {' '.join(CARGO_BUILD)} (log {blog})")
         rc = cargo_build(cargo, REPO_ROOT, blog, ctx.args.build_timeout)
+        Ferroswitch.built = True
         if rc != 0:
             cls.build_failed = f"cargo build failed ({rc}); see {blog}:\n{tail(blog, 15)}"
 
@@ -1982,6 +1996,13 @@ def summarize(scen: Scenario, name: str, runs: list[dict], errors: list[str], ct
         line["mpps_range"] = [min(mp), max(mp)]
         line["cycles_per_packet_range"] = [min(cpp), max(cpp)] if cpp else None
     line["rx_mpps"] = rnd(median([r["rx_mpps"] for r in ok]))
+    # Scenario figures besides Mpps (vm-tso: goodput), as medians.
+    for k in ("goodput_gbps",):
+        xs = [r[k] for r in ok if r.get(k) is not None]
+        if xs:
+            line[k] = rnd(median(xs))
+            if len(xs) > 1:
+                line[f"{k}_range"] = [min(xs), max(xs)]
     line["cycles_per_packet_wall"] = rnd(median(cppw), 1)
     line["runs"] = runs
     if errors:
@@ -2170,9 +2191,11 @@ def main(argv=None) -> int:
                 if name not in scen_systems:
                     log(f"skipping {name}: not part of scenario {scen.name}")
                     continue
-                if cls in (Ferroswitch, FerroswitchL2, FerroswitchFull):
-                    missing = any(not b.is_file() for b in Ferroswitch.binaries())
-                    if a.build or missing:
+                # vm-tso's guest, fsw-tsogen, is built with ferroswitch's binaries.
+                tsogen_missing = scen.name == VmTso.name and not (_target_dir() / "fsw-tsogen").is_file()
+                if cls in (Ferroswitch, FerroswitchL2, FerroswitchFull, FerroswitchNoTso) or tsogen_missing:
+                    missing = any(not b.is_file() for b in Ferroswitch.binaries()) or tsogen_missing
+                    if (a.build and not Ferroswitch.built) or missing:
                         Ferroswitch.build(ctx)
                 elif cls is FerroswitchBaseline:
                     FerroswitchBaseline.build(ctx)

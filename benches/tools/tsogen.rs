@@ -13,7 +13,8 @@
 //!
 //! The stream is a ring of `--ring` segments with consecutive sequence
 //! numbers, sent over and over (frames are copied into fresh buffers, as a
-//! guest's kernel copies into its virtqueue). At the end it prints one JSON
+//! guest's kernel copies into its virtqueue; what the virtqueue has no room
+//! for is kept and sent first next time, never copied again). At the end it prints one JSON
 //! line: whether offloads were used, segments, frames and payload bytes
 //! sent, and the rate.
 use dpdk_sys::eal::Eal;
@@ -276,12 +277,14 @@ fn main() {
     let mut next = 0usize;
     let mut batch = MbufBatch::new();
     let mut rx = MbufBatch::new();
+    // The template each frame of the batch was made from.
+    let mut made_from = [0usize; dpdk_sys::BURST];
     'send: while Instant::now() < deadline {
         // Nothing is expected back; what comes is dropped.
         rxq.rx_burst(&mut rx);
         rx.clear();
-        // The template each frame of the batch was made from.
-        let mut made_from = [0usize; dpdk_sys::BURST];
+        // Fill the batch up (frames the ring did not take stay in it, in
+        // order, and go first next time).
         while !batch.is_full() {
             if a.count > 0 && segments + batch.len() as u64 >= a.count {
                 break;
@@ -298,17 +301,13 @@ fn main() {
             next = (next + 1) % templates.len();
         }
         txq.prepare_offloads(&mut batch);
-        let queued = batch.len();
-        let (sent, _) = txq.tx_burst(&mut batch);
+        let sent = txq.tx_burst_keep(&mut batch);
         for &t in &made_from[..sent] {
             segments += 1;
             frames += per_template[t];
             payload += (templates[t].0.len() - 54) as u64;
         }
-        // What the ring did not take is sent again (the stream stays whole).
-        if sent < queued {
-            next = made_from[sent];
-        }
+        made_from.copy_within(sent.., 0);
         if a.count > 0 && segments >= a.count {
             break 'send;
         }

@@ -39,6 +39,7 @@ impl PortDevice {
         device: &Device,
         setup: PortSetup,
         pool: &Arc<Mempool>,
+        tso_pool: Option<&Arc<Mempool>>,
         vhost_gid: Option<u32>,
     ) -> Result<PortDevice, DpdkError> {
         Ok(match device {
@@ -55,7 +56,7 @@ impl PortDevice {
                     // at start; its mode covers the moment before ours.
                     remove_stale_socket(path);
                 }
-                let port = VhostPort::open(number, path, mode, setup, pool)?;
+                let port = VhostPort::open(number, path, mode, setup, pool, tso_pool)?;
                 if mode == VhostMode::Server {
                     // DPDK bound it with the umask's mode: only the
                     // daemon's user and the group may be its guest.

@@ -597,6 +597,18 @@ impl MbufBatch {
         rest
     }
 
+    /// After a transmit took the first `n` mbufs: the rest move to the
+    /// front and stay in the batch (nothing is freed).
+    pub(crate) fn keep_after(&mut self, n: usize) {
+        let len = self.len;
+        let n = n.min(len);
+        // SAFETY: slots 0..n are `Option<Mbuf>` whose mbufs now belong to
+        // DPDK: zeroing them (all-zero is `None`) forgets them without Drop.
+        unsafe { std::ptr::write_bytes(self.slots.as_mut_ptr(), 0, n) };
+        self.slots[..len].rotate_left(n);
+        self.len = len - n;
+    }
+
     /// Closes gaps left by `take` so slots `0..len` are all full (needed
     /// before handing the array to tx burst).
     #[inline]

@@ -65,7 +65,14 @@ impl Daemon {
         if matches!(device, Device::Eth { .. }) && ethdevs >= MAX_ETHDEV_PORTS {
             return Err(OpenError::Full);
         }
-        let dev = PortDevice::open(number, &device, setup, &self.pool, self.vhost_gid)?;
+        let dev = PortDevice::open(
+            number,
+            &device,
+            setup,
+            &self.pool,
+            self.tso_pool.as_ref(),
+            self.vhost_gid,
+        )?;
         let base = PortTotals::sum(&self.workers, number);
         let state = dev.state();
         info!(port = %cfg.name, port_id = number.get(), r#type = %cfg.kind, device = %dev.dpdk_name(), vlan_mode = %vlan.mode(), state = state.as_str(), "port added");
