@@ -24,7 +24,7 @@ VERBOSE="${FSW_SETUP_VERBOSE:-0}"
 
 PACKAGES=(
     libdpdk-dev dpdk-dev clang libclang-dev pkg-config libpcap-dev
-    openvswitch-switch-dpdk iproute2 iputils-ping tcpdump python3 python3-venv ethtool iperf3
+    openvswitch-switch-dpdk iproute2 iputils-ping tcpdump python3 python3-venv ethtool iperf3 isc-dhcp-client
 )
 
 say()  { [ "$VERBOSE" = 1 ] && echo "setup: $*" >&2 || true; }

@@ -779,3 +779,199 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
     drop(nss);
     assert!(sw.stop().success());
 }
+
+/// dhclient's `-6` run in namespace `ns` until its script prints a line
+/// starting with `want` (or 20 s pass): that line, or what it printed.
+/// `stateless`: an information request (`-S`), else a lease (SOLICIT).
+fn dhclient6(dir: &TempDir, ns: &str, stateless: bool, want: &str) -> Result<String, String> {
+    let script = dir.path("dhclient6.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"DHCP6 $reason ip=$new_ip6_address/$new_ip6_prefixlen \
+         dns=$new_dhcp6_name_servers domain=$new_dhcp6_domain_search life=$new_max_life\"\nexit 0\n",
+    )
+    .unwrap();
+    sh(&["chmod", "755", script.to_str().unwrap()]);
+    let tag = if stateless { "s" } else { "a" };
+    let lf = dir.path(&format!("dhclient6-{ns}-{tag}.leases"));
+    let pf = dir.path(&format!("dhclient6-{ns}-{tag}.pid"));
+    let _ = std::fs::remove_file(&lf);
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "dhclient", "-6", "-d", "-v"]);
+    if stateless {
+        cmd.arg("-S");
+    }
+    cmd.args(["-lf", lf.to_str().unwrap(), "-pf", pf.to_str().unwrap()])
+        .args(["-sf", script.to_str().unwrap(), "eth0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd
+        .spawn()
+        .expect("dhclient (scripts/setup.sh installs it)");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut got = Err(String::new());
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if l.starts_with(want) => {
+                got = Ok(l);
+                break;
+            }
+            Ok(l) => {
+                if let Err(seen) = &mut got {
+                    seen.push_str(&l);
+                    seen.push('\n');
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    signal(child.id(), libc::SIGTERM);
+    let _ = child.wait();
+    got
+}
+
+/// The switch's own DHCPv6 server to a real client (ISC dhclient -6) in
+/// namespaces on `afpacket` ports: on a `dhcpv6-stateful` subnet the port's
+/// fixed address and the subnet's DNS server and the domain; on a
+/// `dhcpv6-stateless` one the options without an address. The server is
+/// the network's DHCP port (its link-local address and DUID).
+#[test]
+fn the_switch_answers_dhcpv6_stateful_and_stateless() {
+    let _g = serial();
+    let dir = TempDir::new("dhcp6-ns");
+    let id = std::process::id() % 100_000;
+    let (api, metrics) = (free_port(), free_port());
+    let cfg = format!(
+        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n[neutron]\nlisten = \"127.0.0.1:{api}\"\n\
+         database = \"{db}\"\nnetwork_vlan_ranges = [\"physnet1:3000:3099\"]\n\
+         dhcp_lease_secs = 600\ndns_domain = \"example.test\"\n\
+         [[bridges]]\nname = \"br-int\"\n",
+        head = config_head(&dir, "dhcp6-ns"),
+        db = dir.path("neutron.db").display(),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    let a = Some(api);
+    let mut nss = Namespaces(Vec::new());
+    let mut plug = |i: u32, mode: &str, cidr: &str, fixed: Option<&str>| -> String {
+        let net = ctl_json(&sw, a, &["network", "create", &format!("n{i}")]);
+        let net_id = net["id"].as_str().unwrap().to_owned();
+        let dns = cidr.replace("::/64", "::53");
+        let (st, sub) = http(
+            api,
+            "POST",
+            "/v2.0/subnets",
+            Some(&format!(
+                r#"{{"subnet": {{"name": "s{i}", "network_id": "{net_id}", "cidr": "{cidr}",
+                "ip_version": 6, "ipv6_address_mode": "{mode}", "dns_nameservers": ["{dns}"]}}}}"#
+            )),
+        );
+        assert_eq!(st, 201, "{sub}");
+        let mut args = vec![
+            "port".to_owned(),
+            "create".to_owned(),
+            format!("vm{i}-eth0"),
+            "--network".to_owned(),
+            format!("n{i}"),
+        ];
+        if let Some(ip) = fixed {
+            args.extend([
+                "--fixed-ip".to_owned(),
+                format!("subnet=s{i},ip-address={ip}"),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let port = ctl_json(&sw, a, &args);
+        let port_id = port["id"].as_str().unwrap().to_owned();
+        let mac = port["mac_address"].as_str().unwrap().to_owned();
+        let (ns, host) = (format!("fswd{id}v{i}"), format!("fswd{id}w{i}"));
+        namespace_with_veth(&mut nss, &ns, &host, "127.0.0.2/8");
+        // The port's MAC, and a link-local address of it used at once.
+        for cmd in [
+            vec!["ip", "link", "set", "eth0", "down"],
+            vec!["ip", "link", "set", "eth0", "address", &mac],
+            vec!["sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"],
+            vec!["ip", "link", "set", "eth0", "up"],
+        ] {
+            let mut full = vec!["ip", "netns", "exec", &ns];
+            full.extend(cmd);
+            assert!(sh(&full), "{full:?}");
+        }
+        let (ok, _, err) = ctl(
+            &sw,
+            None,
+            &[
+                "port",
+                "add",
+                "br-int",
+                &format!("vm{i}"),
+                "--type",
+                "afpacket",
+                "--iface",
+                &host,
+                "--iface-id",
+                &port_id,
+            ],
+        );
+        assert!(ok, "{err}");
+        wait_status(&sw, api, &port_id, "ACTIVE");
+        ns
+    };
+    let ns1 = plug(1, "dhcpv6-stateful", "fd00:97::/64", Some("fd00:97::21"));
+    let ns2 = plug(2, "dhcpv6-stateless", "fd00:98::/64", None);
+    // The DHCP ports: one per network, as a DHCP agent keeps.
+    let (_, ports) = http(api, "GET", "/v2.0/ports?device_owner=network:dhcp", None);
+    let ports: serde_json::Value = serde_json::from_str(&ports).unwrap();
+    assert_eq!(ports["ports"].as_array().map(Vec::len), Some(2), "{ports}");
+
+    let t0 = std::time::Instant::now();
+    let lease = dhclient6(&dir, &ns1, false, "DHCP6 BOUND6");
+    let took = t0.elapsed();
+    let lease = lease.unwrap_or_else(|seen| {
+        panic!(
+            "no DHCPv6 lease; counters {:?}; dhclient's script:\n{seen}",
+            sw.port("vm1").dhcp
+        )
+    });
+    assert!(lease.contains("ip=fd00:97::21/"), "{lease}");
+    assert!(lease.contains("dns=fd00:97::53"), "{lease}");
+    assert!(lease.contains("domain=example.test"), "{lease}");
+    assert!(lease.contains("life=600"), "{lease}");
+    eprintln!("DHCPv6 lease in {took:?}: {lease}");
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "lease after {took:?}"
+    );
+    let row = sw.port("vm1");
+    assert!(
+        row.dhcp["offers"] >= 1 && row.dhcp["acks"] >= 1,
+        "ADVERTISE and REPLY: {:?}",
+        row.dhcp
+    );
+
+    // dhclient 4.4 runs its script with RENEW6 for an information reply.
+    let info = dhclient6(&dir, &ns2, true, "DHCP6 ").unwrap_or_else(|seen| {
+        panic!(
+            "no information reply; counters {:?}; dhclient's script:\n{seen}",
+            sw.port("vm2").dhcp
+        )
+    });
+    assert!(info.contains("dns=fd00:98::53"), "{info}");
+    assert!(info.contains("domain=example.test"), "{info}");
+    assert!(
+        info.contains("ip=/"),
+        "no address on a stateless subnet: {info}"
+    );
+    drop(nss);
+    assert!(sw.stop().success());
+}

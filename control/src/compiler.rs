@@ -35,7 +35,8 @@
 //! nothing it depends on changed. Nothing walks all Neutron ports after
 //! the first state.
 use dataplane::acl::{AclRule, AddressSet, Direction, PortAcl, Prefix, Remote};
-use dataplane::dhcp::{DhcpConfig, DhcpOptions};
+use dataplane::dhcp::{DhcpConfig, DhcpOptions, DhcpServer};
+use dataplane::dhcp6::Dhcp6Config;
 use dataplane::vlan::{PortVlan, VlanConfigError, VlanMode, MAX_VID};
 use neutron::dhcp::DHCP_OWNER;
 use neutron::model::{NetworkType, NeutronState, Port, PortStatus, RuleDirection, VifType};
@@ -128,7 +129,7 @@ pub struct Compiled {
     pub statuses: BTreeMap<String, PortStatus>,
     /// The switch's DHCP server of attached ports, by switch port name
     /// (compiled anew each time: compare by value).
-    pub port_dhcp: BTreeMap<String, Arc<DhcpConfig>>,
+    pub port_dhcp: BTreeMap<String, Arc<DhcpServer>>,
     /// Problems worth a log line (e.g. VID conflicts on an uplink).
     pub warnings: Vec<String>,
 }
@@ -151,6 +152,52 @@ impl Default for DhcpSettings {
             domain: neutron::DEFAULT_DNS_DOMAIN.to_owned(),
         }
     }
+}
+
+fn v6(s: &str) -> Option<[u8; 16]> {
+    match s.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V6(a) => Some(a.octets()),
+        std::net::IpAddr::V4(_) => None,
+    }
+}
+
+/// Port `p`'s DHCPv6 server on `state`'s model, when it has one: on the
+/// first IPv6 subnet of its network with DHCP enabled and an address mode
+/// of `dhcpv6-stateful` (its fixed address there, and the options) or
+/// `dhcpv6-stateless` (the options only); the network's DHCP port `dhcp`
+/// is the server (its MAC, its link-local address).
+fn dhcp6_config(
+    state: &NeutronState,
+    p: &Port,
+    dhcp: &Port,
+    settings: &DhcpSettings,
+) -> Option<Dhcp6Config> {
+    let net = state.networks.get(&p.network_id)?;
+    net.subnets.iter().find_map(|sid| {
+        let sn = state.subnets.get(sid)?;
+        if !sn.enable_dhcp || sn.ip_version != 6 {
+            return None;
+        }
+        let address = match sn.ipv6_address_mode.as_deref() {
+            Some("dhcpv6-stateful") => Some(
+                p.fixed_ips
+                    .iter()
+                    .find(|f| f.subnet_id == sn.id)
+                    .and_then(|f| v6(&f.ip_address))?,
+            ),
+            Some("dhcpv6-stateless") => None,
+            _ => return None,
+        };
+        let dns: Vec<[u8; 16]> = sn.dns_nameservers.iter().filter_map(|d| v6(d)).collect();
+        Some(Dhcp6Config::new(
+            p.mac()?,
+            address,
+            dhcp.mac()?,
+            settings.lease_secs,
+            &dns,
+            &settings.domain,
+        ))
+    })
 }
 
 fn v4(s: &str) -> Option<[u8; 4]> {
@@ -558,8 +605,12 @@ impl NeutronCompiler {
                 .get(&p.network_id)
                 .and_then(|id| state.ports.get(id));
             if let (Some(_), Some(dp), true) = (vlan, server, self.dhcp.enabled) {
-                if let Some(c) = dhcp_config(state, p, dp, &self.dhcp) {
-                    out.port_dhcp.insert(sp.name.to_owned(), Arc::new(c));
+                let servers = DhcpServer {
+                    v4: dhcp_config(state, p, dp, &self.dhcp),
+                    v6: dhcp6_config(state, p, dp, &self.dhcp),
+                };
+                if servers.v4.is_some() || servers.v6.is_some() {
+                    out.port_dhcp.insert(sp.name.to_owned(), Arc::new(servers));
                 }
             }
             let up = vlan.is_some() && sp.link_up;

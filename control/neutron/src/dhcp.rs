@@ -21,9 +21,16 @@ pub fn dhcp_device_id(host: &str, network_id: &str) -> String {
     format!("dhcp{h}-{network_id}")
 }
 
-/// Whether the switch serves DHCP on subnet `s` (DHCPv4 only for now).
+/// Whether the switch serves DHCP on subnet `s`: IPv4 with DHCP enabled,
+/// IPv6 with DHCP enabled and a `dhcpv6-stateful` or `dhcpv6-stateless`
+/// address mode (as Neutron's DHCP agent has a port on those).
 fn served(s: &crate::model::Subnet) -> bool {
-    s.enable_dhcp && s.ip_version == 4
+    s.enable_dhcp
+        && (s.ip_version == 4
+            || matches!(
+                s.ipv6_address_mode.as_deref(),
+                Some("dhcpv6-stateful" | "dhcpv6-stateless")
+            ))
 }
 
 impl Tx<'_> {

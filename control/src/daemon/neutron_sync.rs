@@ -140,8 +140,14 @@ impl Daemon {
             }
             let dhcp = compiled.port_dhcp.get(&p.cfg.name);
             if p.dhcp.as_deref() != dhcp.map(|d| &**d) {
-                if let Some(d) = dhcp {
+                if let Some(d) = dhcp.and_then(|d| d.v4.as_ref()) {
                     info!(port = %p.cfg.name, address = %std::net::Ipv4Addr::from(d.client_ip), server = %std::net::Ipv4Addr::from(d.server_ip), "DHCP served by the switch");
+                }
+                if let Some(d) = dhcp.and_then(|d| d.v6.as_ref()) {
+                    let address = d.address.map_or("none (stateless)".to_owned(), |a| {
+                        std::net::Ipv6Addr::from(a).to_string()
+                    });
+                    info!(port = %p.cfg.name, %address, server = %std::net::Ipv6Addr::from(d.server_ip), "DHCPv6 served by the switch");
                 }
                 p.dhcp = dhcp.cloned();
                 changed = true;

@@ -26,7 +26,7 @@ pub(super) struct OpenPort {
     /// Security-group rule set of the attached Neutron port.
     pub acl: Option<Arc<PortAcl>>,
     /// The switch's DHCP server for the attached Neutron port.
-    pub dhcp: Option<Arc<dataplane::dhcp::DhcpConfig>>,
+    pub dhcp: Option<Arc<dataplane::dhcp::DhcpServer>>,
     /// Opened by the daemon for a Neutron port bound here (an SR-IOV VF or
     /// a vhost-user socket), not by config or `port add`.
     pub auto_attached: bool,

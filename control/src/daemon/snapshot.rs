@@ -24,7 +24,7 @@ pub struct PortPlan<'a> {
     pub bridge: usize,
     pub vlan: &'a PortVlan,
     pub acl: Option<&'a Arc<PortAcl>>,
-    pub dhcp: Option<&'a Arc<dataplane::dhcp::DhcpConfig>>,
+    pub dhcp: Option<&'a Arc<dataplane::dhcp::DhcpServer>>,
     pub rx_queues: u16,
     pub mtu: u16,
     /// The same device as in the previous snapshot: its rx queues stay

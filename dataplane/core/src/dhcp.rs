@@ -31,6 +31,14 @@ pub struct DhcpConfig {
     options: Vec<u8>,
 }
 
+/// A port's DHCP servers: DHCPv4 on its IPv4 subnet with DHCP, DHCPv6 on
+/// its `dhcpv6-stateful` or `dhcpv6-stateless` IPv6 subnet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DhcpServer {
+    pub v4: Option<DhcpConfig>,
+    pub v6: Option<crate::dhcp6::Dhcp6Config>,
+}
+
 /// A subnet's and a port's options, as the Neutron model has them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DhcpOptions {

@@ -10,7 +10,8 @@
 //! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
 //! * [`acl`]: compiled security-group rule sets per port.
 //! * [`conntrack`]: connection tracking (TCP state and windows).
-//! * [`dhcp`]: the switch's own DHCPv4 server for Neutron ports.
+//! * [`dhcp`], [`dhcp6`]: the switch's own DHCPv4 and DHCPv6 servers for
+//!   Neutron ports.
 //! * [`port`]: switch port numbers and sets of them.
 //! * [`frame`]: what the pipeline needs from packet buffers and bursts.
 //! * [`view`]: the snapshot's switching view (ports, bridges).
@@ -21,6 +22,7 @@
 pub mod acl;
 pub mod conntrack;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod flow_key;
 pub mod frame;
 pub mod mac_table;

@@ -3,7 +3,7 @@
 //! pipeline reads per burst. The device side of a snapshot (queues, which
 //! worker polls what) lives with the PMD worker, not here.
 use crate::acl::PortAcl;
-use crate::dhcp::DhcpConfig;
+use crate::dhcp::DhcpServer;
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
@@ -21,7 +21,7 @@ pub struct PortView {
     pub acl: Option<Arc<PortAcl>>,
     /// The switch's DHCP server for the Neutron port attached here, when
     /// its subnet has DHCP enabled (`pipeline::serve` answers it).
-    pub dhcp: Option<Arc<DhcpConfig>>,
+    pub dhcp: Option<Arc<DhcpServer>>,
     /// Longest frame this port sends, in bytes without the FCS (see
     /// [`max_frame_len`]); longer ones are dropped and counted, never cut.
     pub max_frame: u32,

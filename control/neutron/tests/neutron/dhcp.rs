@@ -143,3 +143,62 @@ fn each_network_with_dhcp_has_one_dhcp_port_kept_in_line_with_its_subnets() {
     .unwrap();
     assert!(dhcp_ports(&n).is_empty());
 }
+
+/// IPv6: the DHCP port has an address on `dhcpv6-stateful` subnets (from
+/// the pool, as any port's) and `dhcpv6-stateless` ones (the automatic
+/// one), as a DHCP agent's port has; a SLAAC-only subnet (no DHCPv6)
+/// gives it none and makes none.
+#[test]
+fn the_dhcp_port_follows_dhcpv6_subnets_and_not_slaac_ones() {
+    let dir = TempDir::new("dhcp6-port");
+    let n = Neutron::open(NeutronConfig {
+        dhcp: true,
+        ..config(&dir)
+    })
+    .unwrap();
+    let net = ok(
+        &n,
+        "POST",
+        "/v2.0/networks",
+        json!({"network": {"name": "d6"}}),
+        201,
+    );
+    let nid = net["network"]["id"].as_str().unwrap().to_owned();
+    let subnet = |cidr: &str, mode: &str| {
+        ok(
+            &n,
+            "POST",
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": nid, "ip_version": 6, "cidr": cidr,
+                              "ipv6_address_mode": mode, "ipv6_ra_mode": mode}}),
+            201,
+        )["subnet"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let _slaac = subnet("fd00:70:1::/64", "slaac");
+    assert!(dhcp_ports(&n).is_empty(), "SLAAC alone needs no DHCP port");
+    let stateful = subnet("fd00:70::/64", "dhcpv6-stateful");
+    let ports = dhcp_ports(&n);
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    let on_stateful: Vec<&Value> = ports[0]["fixed_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["subnet_id"] == stateful.as_str())
+        .collect();
+    assert_eq!(on_stateful.len(), 1, "{ports:?}");
+    // Neutron's IPv6 gateway is the subnet-router anycast address (::):
+    // the pool, and the first free address, start at ::1.
+    assert_eq!(
+        on_stateful[0]["ip_address"], "fd00:70::1",
+        "the first free address"
+    );
+    let stateless = subnet("fd00:70:2::/64", "dhcpv6-stateless");
+    assert!(
+        subnet_ids(&dhcp_ports(&n)[0]).contains(&stateless),
+        "{:?}",
+        dhcp_ports(&n)
+    );
+}

@@ -2,7 +2,8 @@
 //! does: the DHCP message view and its options, the request parser, the
 //! decision, the answer written in place, and the ARP responder. Nothing may
 //! panic, and every answer must be a DHCP reply that parses back, of the
-//! length the server promised at most.
+//! length the server promised at most. The DHCPv6 server gets the same
+//! bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -37,6 +38,30 @@ fuzz_target!(|data: &[u8]| {
             hostname: Some("vm".into()),
         },
     );
+    let cfg6 = switch_core::dhcp6::Dhcp6Config::new(
+        mac,
+        (mac[0] & 1 == 0).then_some([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]),
+        [2, 0, 0, 0, 0, 2],
+        3600,
+        &[[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53]],
+        "example.test",
+    );
+    if let Some(l3) = switch_core::dhcp6::to_server(frame) {
+        use switch_core::dhcp6;
+        if let Ok(req) = dhcp6::parse(&cfg6, frame, l3) {
+            if let Ok(kind) = dhcp6::decide(&cfg6, &req) {
+                let mut buf = frame.to_vec();
+                buf.resize(l3 + cfg6.max_reply_len(), 0);
+                let len = dhcp6::write_reply(&cfg6, &req, kind, &mut buf, l3).expect("room was made");
+                assert!(len <= l3 + cfg6.max_reply_len());
+                let m = switch_core::wire::dhcpv6::Dhcpv6Packet::new_checked(&buf[l3 + 48..len])
+                    .expect("the answer parses");
+                assert_eq!(m.msg_type(), kind);
+                assert_eq!(m.transaction_id(), req.xid);
+            }
+        }
+        return;
+    }
     let l3 = match dhcp::to_server(frame) {
         Some(dhcp::ToServer::Dhcp(l3)) => l3,
         Some(dhcp::ToServer::Arp(l3)) => {

@@ -87,9 +87,10 @@ fn view() -> SwitchView {
                 a.index_rules();
                 Arc::new(a)
             }),
-            // p0: served by the switch's DHCP server.
+            // p0: served by the switch's DHCPv4 and DHCPv6 servers.
             dhcp: (i == 0).then(|| {
-                Arc::new(DhcpConfig::new(
+                Arc::new(switch_core::dhcp::DhcpServer {
+                    v4: Some(DhcpConfig::new(
                     [0xfa, 0x16, 0x3e, 0, 0, 0],
                     [10, 0, 0, 5],
                     [10, 0, 0, 2],
@@ -100,7 +101,16 @@ fn view() -> SwitchView {
                         router: Some([10, 0, 0, 1]),
                         ..DhcpOptions::default()
                     },
-                ))
+                    )),
+                    v6: Some(switch_core::dhcp6::Dhcp6Config::new(
+                        [0xfa, 0x16, 0x3e, 0, 0, 0],
+                        Some([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]),
+                        [0xfa, 0x16, 0x3e, 0, 0, 2],
+                        3600,
+                        &[],
+                        "example.test",
+                    )),
+                })
             }),
             max_frame: max_frame_len(DEFAULT_MTU),
         })

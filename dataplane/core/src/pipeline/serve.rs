@@ -1,7 +1,8 @@
 //! Stage 1a: the switch's own services, between `classify` and the
-//! security stage. Today one: the DHCPv4 server of a port whose Neutron
-//! subnet has DHCP enabled (`view::PortView::dhcp`). Every DHCP message a
-//! served port sends the server (IPv4, UDP to port 67) stays in the switch:
+//! security stage. Today one: the DHCPv4 and DHCPv6 servers of a port whose
+//! Neutron subnets have DHCP enabled (`view::PortView::dhcp`). Every DHCP
+//! message a served port sends the server (IPv4 UDP to port 67, IPv6 UDP
+//! to port 547) stays in the switch:
 //! it is rewritten in place into the answer, which goes back out of the
 //! same port (`Action::Answer`), or, when there is nothing to answer (a
 //! RELEASE, another MAC, another server), dropped as having no output. A
@@ -11,9 +12,11 @@
 //! client can renew its lease by unicast.
 use super::{Action, Classified, DropReason};
 use crate::dhcp::{self, DhcpCounter, ToServer, Unanswered};
+use crate::dhcp6;
 use crate::frame::{Burst, Frame, BURST};
 use crate::port::PortId;
 use crate::view::SwitchView;
+use crate::wire::dhcpv6::msg;
 
 /// What [`serve`] did to a burst.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +37,7 @@ pub fn serve<B: Burst>(
     rx: &mut B,
     out: &mut Classified,
 ) -> Option<ServeCounts> {
-    let cfg = view.port(in_port)?.dhcp.as_deref()?;
+    let servers = view.port(in_port)?.dhcp.as_deref()?;
     let mut counts = ServeCounts::default();
     let n = out.actions().len().min(BURST);
     for i in 0..n {
@@ -44,31 +47,57 @@ pub fn serve<B: Burst>(
             continue;
         }
         let Some(f) = rx.get_mut(i) else { continue };
-        let l3 = match dhcp::to_server(f.data()) {
-            None => continue,
-            // ARP for the server's address (a unicast renewal needs it).
-            Some(ToServer::Arp(l3)) => {
-                if f.data_mut().is_some_and(|d| dhcp::answer_arp(cfg, d, l3)) {
-                    out.set_action(i, Action::Answer(in_port));
-                }
-                continue;
+        let answered = match (&servers.v4, &servers.v6) {
+            (Some(cfg), _) if dhcp::to_server(f.data()).is_some() => {
+                let l3 = match dhcp::to_server(f.data()) {
+                    Some(ToServer::Dhcp(l3)) => l3,
+                    // ARP for the server's address (a unicast renewal needs it).
+                    Some(ToServer::Arp(l3)) => {
+                        if f.data_mut().is_some_and(|d| dhcp::answer_arp(cfg, d, l3)) {
+                            out.set_action(i, Action::Answer(in_port));
+                        }
+                        continue;
+                    }
+                    None => continue,
+                };
+                counts.dhcp[DhcpCounter::Requests.index()] += 1;
+                dhcp::parse(f.data(), l3).and_then(|req| {
+                    let kind = dhcp::decide(cfg, &req)?;
+                    let buf = f
+                        .resize(l3 + cfg.max_reply_len())
+                        .ok_or(Unanswered::Malformed)?;
+                    let len = dhcp::write_reply(cfg, &req, kind, buf, l3)?;
+                    f.resize(len).ok_or(Unanswered::Malformed)?;
+                    Ok(DhcpCounter::answered(kind))
+                })
             }
-            Some(ToServer::Dhcp(l3)) => l3,
+            (_, Some(cfg)) => {
+                let Some(l3) = dhcp6::to_server(f.data()) else {
+                    continue;
+                };
+                counts.dhcp[DhcpCounter::Requests.index()] += 1;
+                dhcp6::parse(cfg, f.data(), l3).and_then(|req| {
+                    let kind = dhcp6::decide(cfg, &req)?;
+                    let buf = f
+                        .resize(l3 + cfg.max_reply_len())
+                        .ok_or(Unanswered::Malformed)?;
+                    let len = dhcp6::write_reply(cfg, &req, kind, buf, l3)?;
+                    f.resize(len).ok_or(Unanswered::Malformed)?;
+                    Ok(if kind == msg::ADVERTISE {
+                        DhcpCounter::Offers
+                    } else {
+                        DhcpCounter::Acks
+                    })
+                })
+            }
+            _ => continue,
         };
-        counts.dhcp[DhcpCounter::Requests.index()] += 1;
-        let answered = dhcp::parse(f.data(), l3).and_then(|req| {
-            let kind = dhcp::decide(cfg, &req)?;
-            let buf = f
-                .resize(l3 + cfg.max_reply_len())
-                .ok_or(Unanswered::Malformed)?;
-            let len = dhcp::write_reply(cfg, &req, kind, buf, l3)?;
-            f.resize(len).ok_or(Unanswered::Malformed)?;
-            // The answer's checksums are whole, whatever the request's were.
-            f.set_offload(crate::offload::Offload::NONE);
-            Ok(kind)
-        });
         let (counter, action) = match answered {
-            Ok(kind) => (DhcpCounter::answered(kind), Action::Answer(in_port)),
+            Ok(counter) => {
+                // The answer's checksums are whole, whatever the request's were.
+                f.set_offload(crate::offload::Offload::NONE);
+                (counter, Action::Answer(in_port))
+            }
             Err(_) => (DhcpCounter::Unanswered, Action::Drop(DropReason::NoOutput)),
         };
         counts.dhcp[counter.index()] += 1;

@@ -147,7 +147,12 @@ fn the_dhcp_server_answers_its_port_and_nothing_leaves_the_switch() {
             bridge: b,
             vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
             acl: None,
-            dhcp: (i == 0).then(|| Arc::new(cfg.clone())),
+            dhcp: (i == 0).then(|| {
+                Arc::new(crate::dhcp::DhcpServer {
+                    v4: Some(cfg.clone()),
+                    v6: None,
+                })
+            }),
             max_frame: max_frame_len(DEFAULT_MTU),
         })
         .unwrap();

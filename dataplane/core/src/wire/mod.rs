@@ -22,6 +22,7 @@ use core::str::FromStr;
 
 pub mod arp;
 pub mod dhcpv4;
+pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
@@ -123,6 +124,18 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// segment (RFC 768, RFC 9293). A UDP checksum of 0 is sent as 0xffff.
 #[inline]
 pub fn ipv4_l4_checksum(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, segment: &[u8]) -> u16 {
+    let pseudo = sum16(&src) + sum16(&dst) + u64::from(proto.0) + segment.len() as u64;
+    match fold(pseudo + sum16(segment)) {
+        0 if proto == IpProtocol::UDP => 0xffff,
+        c => c,
+    }
+}
+
+/// The checksum of a TCP or UDP `segment` (checksum field zero) carried in
+/// IPv6 from `src` to `dst` (RFC 8200 8.1; UDP's is mandatory there, and 0
+/// is sent as 0xffff).
+#[inline]
+pub fn ipv6_l4_checksum(src: [u8; 16], dst: [u8; 16], proto: IpProtocol, segment: &[u8]) -> u16 {
     let pseudo = sum16(&src) + sum16(&dst) + u64::from(proto.0) + segment.len() as u64;
     match fold(pseudo + sum16(segment)) {
         0 if proto == IpProtocol::UDP => 0xffff,
