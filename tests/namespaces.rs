@@ -522,6 +522,81 @@ fn a_security_group_holds_for_real_tcp_between_namespaces() {
 /// Runs busybox's DHCP client in `ns` once (`-q`: quit when bound, `-R`:
 /// release on quit when `release`), with a script that prints each lease;
 /// returns whether it got one and what it printed.
+/// The lines `child` prints on its (piped) standard output, as they come.
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    rx
+}
+
+/// A switch with the Neutron API, a bridge `br-int` and DHCP leases of
+/// 600 s in domain `example.test`; its API and metrics ports.
+fn dhcp_switch(dir: &TempDir, tag: &str) -> (Switch, u16, u16) {
+    let (api, metrics) = (free_port(), free_port());
+    let cfg = format!(
+        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n[neutron]\nlisten = \"127.0.0.1:{api}\"\n\
+         database = \"{db}\"\nnetwork_vlan_ranges = [\"physnet1:3000:3099\"]\n\
+         dhcp_lease_secs = 600\ndns_domain = \"example.test\"\n\
+         [[bridges]]\nname = \"br-int\"\n",
+        head = config_head(dir, tag),
+        db = dir.path("neutron.db").display(),
+    );
+    (Switch::start(dir, &cfg), api, metrics)
+}
+
+/// Namespace `ns` whose eth0 has Neutron port `port_id`'s MAC (and the
+/// link-local address of it, without waiting for DAD), its veth peer
+/// `host` the switch's `afpacket` port `name` attached to that port;
+/// returns once the port is ACTIVE.
+#[allow(clippy::too_many_arguments)]
+fn namespace_on_port(
+    sw: &Switch,
+    api: u16,
+    nss: &mut Namespaces,
+    ns: &str,
+    host: &str,
+    name: &str,
+    port_id: &str,
+    mac: &str,
+) {
+    namespace_with_veth(nss, ns, host, "127.0.0.2/8");
+    for cmd in [
+        vec!["ip", "addr", "flush", "dev", "eth0"],
+        vec!["ip", "link", "set", "eth0", "down"],
+        vec!["ip", "link", "set", "eth0", "address", mac],
+        vec!["sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"],
+        vec!["ip", "link", "set", "eth0", "up"],
+    ] {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend(cmd);
+        assert!(sh(&full), "{full:?}");
+    }
+    let args = [
+        "port",
+        "add",
+        "br-int",
+        name,
+        "--type",
+        "afpacket",
+        "--iface",
+        host,
+        "--iface-id",
+        port_id,
+    ];
+    let (ok, _, err) = ctl(sw, None, &args);
+    assert!(ok, "{err}");
+    wait_status(sw, api, port_id, "ACTIVE");
+}
+
 fn udhcpc(dir: &TempDir, ns: &str, release: bool) -> (bool, String) {
     let script = dhcp_script(dir);
     let mut args = vec!["netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0"];
@@ -562,16 +637,7 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
     let _g = serial();
     let dir = TempDir::new("dhcp-ns");
     let id = std::process::id() % 100_000;
-    let (api, metrics) = (free_port(), free_port());
-    let cfg = format!(
-        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n[neutron]\nlisten = \"127.0.0.1:{api}\"\n\
-         database = \"{db}\"\nnetwork_vlan_ranges = [\"physnet1:3000:3099\"]\n\
-         dhcp_lease_secs = 600\ndns_domain = \"example.test\"\n\
-         [[bridges]]\nname = \"br-int\"\n",
-        head = config_head(&dir, "dhcp-ns"),
-        db = dir.path("neutron.db").display(),
-    );
-    let sw = Switch::start(&dir, &cfg);
+    let (sw, api, metrics) = dhcp_switch(&dir, "dhcp-ns");
     let a = Some(api);
     let net = ctl_json(&sw, a, &["network", "create", "n1"]);
     let net_id = net["id"].as_str().unwrap();
@@ -615,32 +681,12 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
     let mac = port["mac_address"].as_str().unwrap().to_owned();
     let mut nss = Namespaces(Vec::new());
     let (ns, host) = (format!("fswd{id}s1"), format!("fswd{id}t1"));
-    namespace_with_veth(&mut nss, &ns, &host, "127.0.0.2/8");
+    namespace_on_port(&sw, api, &mut nss, &ns, &host, "vm1", &port_id, &mac);
     let in_ns = |cmd: &[&str]| {
         let mut full = vec!["ip", "netns", "exec", &ns];
         full.extend(cmd.iter().copied());
         assert!(sh(&full), "{full:?}");
     };
-    in_ns(&["ip", "addr", "flush", "dev", "eth0"]);
-    in_ns(&["ip", "link", "set", "eth0", "address", &mac]);
-    let (ok, _, err) = ctl(
-        &sw,
-        None,
-        &[
-            "port",
-            "add",
-            "br-int",
-            "vm1",
-            "--type",
-            "afpacket",
-            "--iface",
-            &host,
-            "--iface-id",
-            &port_id,
-        ],
-    );
-    assert!(ok, "{err}");
-    wait_status(&sw, api, &port_id, "ACTIVE");
     sw.wait_log(
         "DHCP served by the switch",
         std::time::Duration::from_secs(5),
@@ -711,17 +757,7 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = client.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
-    });
+    let rx = stdout_lines(&mut client);
     let next_lease = |within: u64| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(within);
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -808,17 +844,7 @@ fn dhclient6(dir: &TempDir, ns: &str, stateless: bool, want: &str) -> Result<Str
     let mut child = cmd
         .spawn()
         .expect("dhclient (scripts/setup.sh installs it)");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
-    });
+    let rx = stdout_lines(&mut child);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut got = Err(String::new());
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -851,16 +877,7 @@ fn the_switch_answers_dhcpv6_stateful_and_stateless() {
     let _g = serial();
     let dir = TempDir::new("dhcp6-ns");
     let id = std::process::id() % 100_000;
-    let (api, metrics) = (free_port(), free_port());
-    let cfg = format!(
-        "{head}metrics_listen = \"127.0.0.1:{metrics}\"\n[neutron]\nlisten = \"127.0.0.1:{api}\"\n\
-         database = \"{db}\"\nnetwork_vlan_ranges = [\"physnet1:3000:3099\"]\n\
-         dhcp_lease_secs = 600\ndns_domain = \"example.test\"\n\
-         [[bridges]]\nname = \"br-int\"\n",
-        head = config_head(&dir, "dhcp6-ns"),
-        db = dir.path("neutron.db").display(),
-    );
-    let sw = Switch::start(&dir, &cfg);
+    let (sw, api, _) = dhcp_switch(&dir, "dhcp6-ns");
     let a = Some(api);
     let mut nss = Namespaces(Vec::new());
     let mut plug = |i: u32, mode: &str, cidr: &str, fixed: Option<&str>| -> String {
@@ -895,36 +912,16 @@ fn the_switch_answers_dhcpv6_stateful_and_stateless() {
         let port_id = port["id"].as_str().unwrap().to_owned();
         let mac = port["mac_address"].as_str().unwrap().to_owned();
         let (ns, host) = (format!("fswd{id}v{i}"), format!("fswd{id}w{i}"));
-        namespace_with_veth(&mut nss, &ns, &host, "127.0.0.2/8");
-        // The port's MAC, and a link-local address of it used at once.
-        for cmd in [
-            vec!["ip", "link", "set", "eth0", "down"],
-            vec!["ip", "link", "set", "eth0", "address", &mac],
-            vec!["sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"],
-            vec!["ip", "link", "set", "eth0", "up"],
-        ] {
-            let mut full = vec!["ip", "netns", "exec", &ns];
-            full.extend(cmd);
-            assert!(sh(&full), "{full:?}");
-        }
-        let (ok, _, err) = ctl(
+        namespace_on_port(
             &sw,
-            None,
-            &[
-                "port",
-                "add",
-                "br-int",
-                &format!("vm{i}"),
-                "--type",
-                "afpacket",
-                "--iface",
-                &host,
-                "--iface-id",
-                &port_id,
-            ],
+            api,
+            &mut nss,
+            &ns,
+            &host,
+            &format!("vm{i}"),
+            &port_id,
+            &mac,
         );
-        assert!(ok, "{err}");
-        wait_status(&sw, api, &port_id, "ACTIVE");
         ns
     };
     let ns1 = plug(1, "dhcpv6-stateful", "fd00:97::/64", Some("fd00:97::21"));

@@ -220,16 +220,24 @@ pub enum ToServer {
     Arp(usize),
 }
 
+/// Where a frame's L3 header starts (14, or 18 behind one tag: a DHCP
+/// client's frames carry at most the tag of an access port's trunk), and
+/// its EtherType.
+#[inline(always)]
+pub(crate) fn l3_behind_one_tag(frame: &[u8]) -> Option<(usize, EtherType)> {
+    let at = |i: usize| frame.get(i).copied();
+    let ethertype = EtherType(u16::from_be_bytes([at(12)?, at(13)?]));
+    if ethertype.is_vlan_tpid() {
+        return Some((18, EtherType(u16::from_be_bytes([at(16)?, at(17)?]))));
+    }
+    Some((14, ethertype))
+}
+
 /// Sorts a frame: DHCP to a server, ARP, or neither (`None`).
 #[inline(always)]
 pub fn to_server(frame: &[u8]) -> Option<ToServer> {
     let at = |i: usize| frame.get(i).copied();
-    let mut l3 = 14;
-    let mut ethertype = EtherType(u16::from_be_bytes([at(12)?, at(13)?]));
-    if ethertype.is_vlan_tpid() {
-        l3 = 18;
-        ethertype = EtherType(u16::from_be_bytes([at(16)?, at(17)?]));
-    }
+    let (l3, ethertype) = l3_behind_one_tag(frame)?;
     match ethertype {
         EtherType::ARP => Some(ToServer::Arp(l3)),
         EtherType::IPV4 if IpProtocol(at(l3 + 9)?) == IpProtocol::UDP => {

@@ -142,12 +142,7 @@ impl Request6 {
 #[inline(always)]
 pub fn to_server(frame: &[u8]) -> Option<usize> {
     let at = |i: usize| frame.get(i).copied();
-    let mut l3 = 14;
-    let mut ethertype = EtherType(u16::from_be_bytes([at(12)?, at(13)?]));
-    if ethertype.is_vlan_tpid() {
-        l3 = 18;
-        ethertype = EtherType(u16::from_be_bytes([at(16)?, at(17)?]));
-    }
+    let (l3, ethertype) = crate::dhcp::l3_behind_one_tag(frame)?;
     if ethertype != EtherType::IPV6 || IpProtocol(at(l3 + 6)?) != IpProtocol::UDP {
         return None;
     }
@@ -404,6 +399,14 @@ mod tests {
         vec![0, 3, 0, 1, 0xfa, 0x16, 0x3e, 0, 0, 1]
     }
 
+    /// SOLICIT for an address.
+    fn solicit() -> Vec<u8> {
+        request(
+            msg::SOLICIT,
+            &[(opt::CLIENTID, duid()), (opt::IA_NA, ia_na(None))],
+        )
+    }
+
     fn ia_na(asked: Option<[u8; 16]>) -> Vec<u8> {
         let mut d = vec![0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0];
         if let Some(a) = asked {
@@ -453,14 +456,7 @@ mod tests {
     #[test]
     fn stateful_solicit_request_renew_release() {
         let c = cfg(true);
-        let (t, o) = answer(
-            &c,
-            request(
-                msg::SOLICIT,
-                &[(opt::CLIENTID, duid()), (opt::IA_NA, ia_na(None))],
-            ),
-        )
-        .unwrap();
+        let (t, o) = answer(&c, solicit()).unwrap();
         assert_eq!(t, msg::ADVERTISE);
         assert_eq!(find(&o, opt::PREFERENCE), Some(&vec![255]));
         assert_eq!(find(&o, opt::CLIENTID), Some(&duid()));
@@ -550,14 +546,7 @@ mod tests {
         assert_eq!(t, msg::REPLY);
         assert!(find(&o, opt::IA_NA).is_none());
         assert!(find(&o, opt::DNS_SERVERS).is_some());
-        let (t, o) = answer(
-            &c,
-            request(
-                msg::SOLICIT,
-                &[(opt::CLIENTID, duid()), (opt::IA_NA, ia_na(None))],
-            ),
-        )
-        .unwrap();
+        let (t, o) = answer(&c, solicit()).unwrap();
         assert_eq!(t, msg::ADVERTISE);
         let ia = find(&o, opt::IA_NA).unwrap();
         assert_eq!(ia[12..18], [0, 13, 0, 2, 0, status::NO_ADDRS_AVAIL as u8]);

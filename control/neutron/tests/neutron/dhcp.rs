@@ -18,6 +18,25 @@ fn dhcp_ports(n: &Neutron) -> Vec<Value> {
     l["ports"].as_array().unwrap().clone()
 }
 
+/// A Neutron with the switch's DHCP (its `network:dhcp` ports) and one
+/// network, `name`: the service and the network's id.
+fn with_network(dir: &TempDir, name: &str) -> (Neutron, String) {
+    let n = Neutron::open(NeutronConfig {
+        dhcp: true,
+        ..config(dir)
+    })
+    .unwrap();
+    let net = ok(
+        &n,
+        "POST",
+        "/v2.0/networks",
+        json!({"network": {"name": name}}),
+        201,
+    );
+    let id = net["network"]["id"].as_str().unwrap().to_owned();
+    (n, id)
+}
+
 fn subnet_ids(p: &Value) -> Vec<String> {
     p["fixed_ips"]
         .as_array()
@@ -30,19 +49,7 @@ fn subnet_ids(p: &Value) -> Vec<String> {
 #[test]
 fn each_network_with_dhcp_has_one_dhcp_port_kept_in_line_with_its_subnets() {
     let dir = TempDir::new("dhcp-port");
-    let n = Neutron::open(NeutronConfig {
-        dhcp: true,
-        ..config(&dir)
-    })
-    .unwrap();
-    let net = ok(
-        &n,
-        "POST",
-        "/v2.0/networks",
-        json!({"network": {"name": "d"}}),
-        201,
-    );
-    let nid = net["network"]["id"].as_str().unwrap().to_owned();
+    let (n, nid) = with_network(&dir, "d");
     let subnet = |cidr: &str, dhcp: bool| {
         ok(
             &n,
@@ -151,19 +158,7 @@ fn each_network_with_dhcp_has_one_dhcp_port_kept_in_line_with_its_subnets() {
 #[test]
 fn the_dhcp_port_follows_dhcpv6_subnets_and_not_slaac_ones() {
     let dir = TempDir::new("dhcp6-port");
-    let n = Neutron::open(NeutronConfig {
-        dhcp: true,
-        ..config(&dir)
-    })
-    .unwrap();
-    let net = ok(
-        &n,
-        "POST",
-        "/v2.0/networks",
-        json!({"network": {"name": "d6"}}),
-        201,
-    );
-    let nid = net["network"]["id"].as_str().unwrap().to_owned();
+    let (n, nid) = with_network(&dir, "d6");
     let subnet = |cidr: &str, mode: &str| {
         ok(
             &n,
