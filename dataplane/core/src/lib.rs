@@ -5,6 +5,9 @@
 //!
 //! * [`wire`]: typed zero-copy views over frame bytes that never panic.
 //! * [`flow_key`]: the compact key extracted once per packet.
+//! * [`flow_table`]: OpenFlow-style flows in `ovs-ofctl`'s language, and the
+//!   reference lookup the classifier will be held to (not in the pipeline
+//!   yet).
 //! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
 //! * [`offload`]: checksum and TCP segmentation offloads finished in software.
 //! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
@@ -24,6 +27,7 @@ pub mod conntrack;
 pub mod dhcp;
 pub mod dhcp6;
 pub mod flow_key;
+pub mod flow_table;
 pub mod frame;
 pub mod mac_table;
 pub mod offload;

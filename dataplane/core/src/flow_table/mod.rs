@@ -1,0 +1,269 @@
+//! OpenFlow-style flows, as `ovs-ofctl` writes them (issue 15, its first
+//! part): a flow has a table, a priority, a cookie, timeouts, a match over
+//! a packet's fields (masks where OpenFlow has them) and actions.
+//!
+//! What is here: the flow as data ([`Flow`], [`Match`], [`Action`]), its
+//! text form both ways ([`ofctl`]), and the meaning of a match on a
+//! packet's [`FlowKey`] with the reference lookup ([`lookup_linear`]: the
+//! highest-priority flow of a table that matches) that the classifier and
+//! its caches must agree with. Not yet: tables in the pipeline, the
+//! classifier itself, management commands.
+
+pub mod ofctl;
+
+use crate::flow_key::FlowKey;
+use crate::wire::{EtherType, EthernetAddress};
+
+/// OpenFlow's default priority.
+pub const DEFAULT_PRIORITY: u16 = 32_768;
+/// Tables 0..=253, as OVS has them.
+pub const MAX_TABLE: u8 = 253;
+
+/// A switch port in a flow: by OpenFlow number or by name (resolved by the
+/// control plane before the flow reaches a table).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+/// `dl_vlan`: untagged (`0xffff` in OpenFlow), or a VLAN id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VlanMatch {
+    None,
+    Vid(u16),
+}
+
+/// A value and the mask of the bits that must equal it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Masked<T> {
+    pub value: T,
+    pub mask: T,
+}
+
+/// What a flow matches; `None`: any value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Match {
+    pub in_port: Option<PortRef>,
+    pub dl_src: Option<Masked<EthernetAddress>>,
+    pub dl_dst: Option<Masked<EthernetAddress>>,
+    pub dl_vlan: Option<VlanMatch>,
+    pub dl_vlan_pcp: Option<u8>,
+    pub dl_type: Option<u16>,
+    /// IPv4 source (ARP: sender protocol address).
+    pub nw_src: Option<Masked<[u8; 4]>>,
+    /// IPv4 destination (ARP: target protocol address).
+    pub nw_dst: Option<Masked<[u8; 4]>>,
+    /// IP protocol (ARP: opcode).
+    pub nw_proto: Option<u8>,
+    pub tp_src: Option<Masked<u16>>,
+    pub tp_dst: Option<Masked<u16>>,
+}
+
+/// What a flow does with a packet it matches, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    Output(PortRef),
+    /// Back out of the port it came in on.
+    InPort,
+    /// The switch's L2 behaviour (MAC learning, VLANs).
+    Normal,
+    /// Every port of the bridge but the input one and those with flooding off.
+    Flood,
+    /// Every port of the bridge but the input one.
+    All,
+    /// Sets the VLAN id, pushing a tag if the frame has none.
+    ModVlanVid(u16),
+    ModVlanPcp(u8),
+    StripVlan,
+    ModDlSrc(EthernetAddress),
+    ModDlDst(EthernetAddress),
+    /// Looks the packet up in table T and runs that flow's actions here.
+    Resubmit(u8),
+    /// Continues in table T (a later one) with what it has.
+    GotoTable(u8),
+}
+
+/// One flow. No actions: the packet is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub table: u8,
+    pub priority: u16,
+    pub cookie: u64,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub m: Match,
+    pub actions: Vec<Action>,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow {
+            table: 0,
+            priority: DEFAULT_PRIORITY,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            m: Match::default(),
+            actions: Vec::new(),
+        }
+    }
+}
+
+impl Flow {
+    /// The flow every bridge starts with, as in OVS: `priority=0
+    /// actions=NORMAL`.
+    pub fn default_normal() -> Flow {
+        Flow {
+            priority: 0,
+            actions: vec![Action::Normal],
+            ..Flow::default()
+        }
+    }
+}
+
+fn masked_eq<const N: usize>(v: [u8; N], m: &Masked<[u8; N]>) -> bool {
+    (0..N).all(|i| v[i] & m.mask[i] == m.value[i] & m.mask[i])
+}
+
+fn first4(a: [u8; 16]) -> [u8; 4] {
+    [a[0], a[1], a[2], a[3]]
+}
+
+impl Match {
+    /// Whether a packet with `key` that came in on port `in_port` matches.
+    /// A port given by name matches nothing (names are resolved first).
+    pub fn matches(&self, in_port: u16, key: &FlowKey) -> bool {
+        let port_ok = match &self.in_port {
+            None => true,
+            Some(PortRef::Number(n)) => *n == in_port,
+            Some(PortRef::Name(_)) => false,
+        };
+        let vlan_ok = match self.dl_vlan {
+            None => true,
+            Some(VlanMatch::None) => !key.has_vlan,
+            Some(VlanMatch::Vid(v)) => key.has_vlan && key.vlan_tci & 0x0fff == v,
+        };
+        let ip_or_arp = key.ip_version == 4 || EtherType(key.dl_type) == EtherType::ARP;
+        port_ok
+            && vlan_ok
+            && self
+                .dl_vlan_pcp
+                .is_none_or(|p| key.has_vlan && (key.vlan_tci >> 13) as u8 == p)
+            && self.dl_src.is_none_or(|m| {
+                masked_eq(
+                    key.dl_src.0,
+                    &Masked {
+                        value: m.value.0,
+                        mask: m.mask.0,
+                    },
+                )
+            })
+            && self.dl_dst.is_none_or(|m| {
+                masked_eq(
+                    key.dl_dst.0,
+                    &Masked {
+                        value: m.value.0,
+                        mask: m.mask.0,
+                    },
+                )
+            })
+            && self.dl_type.is_none_or(|t| key.dl_type == t)
+            && self
+                .nw_src
+                .is_none_or(|m| ip_or_arp && masked_eq(first4(key.nw_src), &m))
+            && self
+                .nw_dst
+                .is_none_or(|m| ip_or_arp && masked_eq(first4(key.nw_dst), &m))
+            && self.nw_proto.is_none_or(|p| key.nw_proto == p)
+            && self
+                .tp_src
+                .is_none_or(|m| !key.is_fragment && key.tp_src & m.mask == m.value & m.mask)
+            && self
+                .tp_dst
+                .is_none_or(|m| !key.is_fragment && key.tp_dst & m.mask == m.value & m.mask)
+    }
+}
+
+/// The reference lookup: of table `table`'s flows in `flows`, the one of
+/// highest priority that matches (the first of them in `flows` on a tie,
+/// which OpenFlow leaves undefined). The classifier is checked against it.
+pub fn lookup_linear<'a>(
+    flows: &'a [Flow],
+    table: u8,
+    in_port: u16,
+    key: &FlowKey,
+) -> Option<&'a Flow> {
+    let mut best: Option<&Flow> = None;
+    for f in flows
+        .iter()
+        .filter(|f| f.table == table && f.m.matches(in_port, key))
+    {
+        if best.is_none_or(|b| f.priority > b.priority) {
+            best = Some(f);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow_key::{FlowKey, ParseDepth};
+
+    fn key(frame: &[u8]) -> FlowKey {
+        FlowKey::extract(frame, None, ParseDepth::L4).unwrap()
+    }
+
+    /// An untagged or tagged TCP/IPv4 frame 10.0.0.1:1000 -> 10.0.0.2:22.
+    fn tcp(vid: Option<u16>) -> Vec<u8> {
+        let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1];
+        if let Some(v) = vid {
+            f.extend_from_slice(&[0x81, 0, (v >> 8) as u8, v as u8]);
+        }
+        f.extend_from_slice(&[0x08, 0, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0x03, 0xe8, 0, 22, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0]);
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn the_seed_example_decides_as_ovs_does() {
+        // ../shared/seeds: VLAN 2 inside, 3029 on the wire, from port 1.
+        let flows: Vec<Flow> = [
+            "priority=4,in_port=1,dl_vlan=2,actions=mod_vlan_vid:3029,NORMAL",
+            "priority=2,in_port=1,actions=drop",
+            "priority=1,actions=NORMAL",
+        ]
+        .iter()
+        .map(|s| ofctl::parse_flow(s).unwrap())
+        .collect();
+        let on = |port, vid| lookup_linear(&flows, 0, port, &key(&tcp(vid))).map(|f| f.priority);
+        assert_eq!(on(1, Some(2)), Some(4));
+        assert_eq!(on(1, Some(3)), Some(2));
+        assert_eq!(on(1, None), Some(2));
+        assert_eq!(on(2, Some(2)), Some(1));
+        assert_eq!(
+            lookup_linear(&flows, 0, 1, &key(&tcp(Some(2))))
+                .unwrap()
+                .actions,
+            vec![Action::ModVlanVid(3029), Action::Normal]
+        );
+    }
+
+    #[test]
+    fn masks_prefixes_and_transport_ports() {
+        let k = key(&tcp(None));
+        let m = |s: &str| ofctl::parse_flow(s).unwrap().m.matches(7, &k);
+        assert!(m("tcp,nw_src=10.0.0.0/24,tp_dst=22,actions=drop"));
+        assert!(!m("tcp,nw_src=10.0.1.0/24,actions=drop"));
+        assert!(m("ip,nw_dst=10.0.0.2,actions=drop"));
+        assert!(m("tcp,tp_src=0x0300/0xff00,actions=drop"));
+        assert!(!m("udp,actions=drop"));
+        assert!(m("dl_src=00:00:00:00:00:00/01:00:00:00:00:00,actions=drop"));
+        assert!(m("dl_vlan=0xffff,actions=drop"));
+        assert!(!m("dl_vlan=5,actions=drop"));
+        assert!(!m("in_port=8,actions=drop"));
+    }
+}
