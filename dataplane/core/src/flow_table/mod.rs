@@ -6,9 +6,11 @@
 //! text form both ways ([`ofctl`]), and the meaning of a match on a
 //! packet's [`FlowKey`] with the reference lookup ([`lookup_linear`]: the
 //! highest-priority flow of a table that matches) that the classifier and
-//! its caches must agree with. Not yet: tables in the pipeline, the
-//! classifier itself, management commands.
+//! its caches must agree with, and the classifier ([`classifier`]: tuple
+//! space search, property-tested against it). Not yet: the caches, tables
+//! in the pipeline, management commands.
 
+pub mod classifier;
 pub mod ofctl;
 
 use crate::flow_key::FlowKey;
