@@ -181,6 +181,47 @@ struct Subtable {
     best: FieldsMap<(u16, usize)>,
 }
 
+/// Entries of an [`ExactCache`] (a power of two).
+pub const EXACT_CACHE_ENTRIES: usize = 8192;
+
+#[derive(Debug, Clone, Copy)]
+struct CacheEntry {
+    /// The [`Classifier`]'s id (0: empty).
+    classifier: u64,
+    table: u8,
+    fields: Fields,
+    flow: Option<u32>,
+}
+
+/// A worker's exact-match cache: the decisions of the packets it saw
+/// last, by all their fields, one entry per hash slot (a new packet
+/// replaces the one there). Owned by one worker: no lock; sized once.
+#[derive(Debug)]
+pub struct ExactCache {
+    entries: Box<[CacheEntry]>,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl Default for ExactCache {
+    fn default() -> Self {
+        ExactCache {
+            entries: vec![
+                CacheEntry {
+                    classifier: 0,
+                    table: 0,
+                    fields: [0; LEN],
+                    flow: None,
+                };
+                EXACT_CACHE_ENTRIES
+            ]
+            .into_boxed_slice(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+}
+
 /// One table's subtables, highest `max_priority` first.
 #[derive(Debug, Default)]
 struct Table {
@@ -191,7 +232,12 @@ struct Table {
 #[derive(Debug, Default)]
 pub struct Classifier {
     tables: Vec<Table>,
+    /// Unique to this build: what a cached decision was made by.
+    id: u64,
 }
+
+/// Ids of classifiers built so far (0 is never one: an empty cache entry).
+static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Classifier {
     /// Indexes `flows` (their positions are what lookups return).
@@ -225,6 +271,7 @@ impl Classifier {
             }
         }
         Classifier {
+            id: BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             tables: tables
                 .into_iter()
                 .map(|mut subtables| {
@@ -239,8 +286,42 @@ impl Classifier {
     /// return for the same list.
     #[inline]
     pub fn lookup(&self, table: u8, in_port: u16, key: &FlowKey) -> Option<usize> {
-        let t = self.tables.get(usize::from(table))?;
+        self.lookup_fields(table, &packet_fields(in_port, key))
+    }
+
+    /// [`lookup`](Self::lookup), answered from `cache` when it holds this
+    /// packet's decision for this classifier (a new classifier, a new
+    /// snapshot's, finds none of the old ones), else looked up and kept.
+    #[inline]
+    pub fn lookup_cached(
+        &self,
+        cache: &mut ExactCache,
+        table: u8,
+        in_port: u16,
+        key: &FlowKey,
+    ) -> Option<usize> {
         let fields = packet_fields(in_port, key);
+        let mut h = FieldsHasher::default();
+        h.write(&fields);
+        h.add(u64::from(table));
+        let slot = &mut cache.entries[h.finish() as usize & (EXACT_CACHE_ENTRIES - 1)];
+        if slot.classifier == self.id && slot.table == table && slot.fields == fields {
+            cache.hits += 1;
+            return slot.flow.map(|i| i as usize);
+        }
+        let found = self.lookup_fields(table, &fields);
+        *slot = CacheEntry {
+            classifier: self.id,
+            table,
+            fields,
+            flow: found.and_then(|i| u32::try_from(i).ok()),
+        };
+        cache.misses += 1;
+        found
+    }
+
+    fn lookup_fields(&self, table: u8, fields: &Fields) -> Option<usize> {
+        let t = self.tables.get(usize::from(table))?;
         let mut found: Option<(u16, usize)> = None;
         for s in &t.subtables {
             if found.is_some_and(|(p, _)| s.max_priority < p) {
@@ -414,9 +495,10 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// The classifier decides as the linear scan does: random flow
-        /// lists (overlapping matches, equal priorities, three tables),
-        /// changed by random removals and additions between packets.
+        /// The classifier, and the classifier behind an exact-match cache,
+        /// decide as the linear scan does: random flow lists (overlapping
+        /// matches, equal priorities, three tables), changed by random
+        /// removals and additions between packets.
         #[test]
         fn the_classifier_agrees_with_a_linear_scan(
             flows in proptest::collection::vec(arb_flow(), 0..24),
@@ -425,14 +507,22 @@ mod tests {
             packets in proptest::collection::vec(arb_packet(), 1..12),
         ) {
             let mut flows = flows;
+            // One cache across both rounds: the second classifier must not
+            // be answered with the first one's decisions.
+            let mut cache = ExactCache::default();
             for round in 0..2 {
                 let c = Classifier::new(&flows);
-                for (port, key) in &packets {
+                // Each packet twice: a miss, then (mostly) a hit.
+                for (port, key) in packets.iter().chain(&packets) {
                     for table in 0..3u8 {
                         let want = lookup_linear(&flows, table, *port, key)
                             .map(|f| f as *const Flow as usize);
                         let got = c.lookup(table, *port, key).map(|i| &flows[i] as *const Flow as usize);
                         prop_assert_eq!(got, want, "round {} table {} port {} key {:?}", round, table, port, key);
+                        let cached = c
+                            .lookup_cached(&mut cache, table, *port, key)
+                            .map(|i| &flows[i] as *const Flow as usize);
+                        prop_assert_eq!(cached, want, "cached: round {} table {}", round, table);
                     }
                 }
                 // The next snapshot: some flows gone, some new.
