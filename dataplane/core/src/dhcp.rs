@@ -103,6 +103,16 @@ impl DhcpCounter {
         }
     }
 
+    /// The counter of a DHCPv6 answer of type `kind` (ADVERTISE an offer,
+    /// REPLY an ack).
+    pub fn answered6(kind: u8) -> DhcpCounter {
+        if kind == crate::wire::dhcpv6::msg::ADVERTISE {
+            DhcpCounter::Offers
+        } else {
+            DhcpCounter::Acks
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DhcpCounter::Requests => "requests",

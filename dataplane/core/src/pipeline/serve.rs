@@ -16,7 +16,6 @@ use crate::dhcp6;
 use crate::frame::{Burst, Frame, BURST};
 use crate::port::PortId;
 use crate::view::SwitchView;
-use crate::wire::dhcpv6::msg;
 
 /// What [`serve`] did to a burst.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,50 +46,47 @@ pub fn serve<B: Burst>(
             continue;
         }
         let Some(f) = rx.get_mut(i) else { continue };
-        let answered = match (&servers.v4, &servers.v6) {
-            (Some(cfg), _) if dhcp::to_server(f.data()).is_some() => {
-                let l3 = match dhcp::to_server(f.data()) {
-                    Some(ToServer::Dhcp(l3)) => l3,
-                    // ARP for the server's address (a unicast renewal needs it).
-                    Some(ToServer::Arp(l3)) => {
-                        if f.data_mut().is_some_and(|d| dhcp::answer_arp(cfg, d, l3)) {
-                            out.set_action(i, Action::Answer(in_port));
-                        }
-                        continue;
-                    }
-                    None => continue,
-                };
+        // Each frame is sorted once: DHCPv4 or ARP to the v4 server, else
+        // DHCPv6 to the v6 one, else not for the switch.
+        let v4 = servers
+            .v4
+            .as_ref()
+            .and_then(|cfg| Some((cfg, dhcp::to_server(f.data())?)));
+        let answered = match v4 {
+            // ARP for the server's address (a unicast renewal needs it).
+            Some((cfg, ToServer::Arp(l3))) => {
+                if f.data_mut().is_some_and(|d| dhcp::answer_arp(cfg, d, l3)) {
+                    out.set_action(i, Action::Answer(in_port));
+                }
+                continue;
+            }
+            Some((cfg, ToServer::Dhcp(l3))) => {
                 counts.dhcp[DhcpCounter::Requests.index()] += 1;
                 dhcp::parse(f.data(), l3).and_then(|req| {
                     let kind = dhcp::decide(cfg, &req)?;
-                    let buf = f
-                        .resize(l3 + cfg.max_reply_len())
-                        .ok_or(Unanswered::Malformed)?;
-                    let len = dhcp::write_reply(cfg, &req, kind, buf, l3)?;
-                    f.resize(len).ok_or(Unanswered::Malformed)?;
+                    rewrite(f, l3 + cfg.max_reply_len(), |buf| {
+                        dhcp::write_reply(cfg, &req, kind, buf, l3)
+                    })?;
                     Ok(DhcpCounter::answered(kind))
                 })
             }
-            (_, Some(cfg)) => {
-                let Some(l3) = dhcp6::to_server(f.data()) else {
+            None => {
+                let Some((cfg, l3)) = servers
+                    .v6
+                    .as_ref()
+                    .and_then(|cfg| Some((cfg, dhcp6::to_server(f.data())?)))
+                else {
                     continue;
                 };
                 counts.dhcp[DhcpCounter::Requests.index()] += 1;
                 dhcp6::parse(cfg, f.data(), l3).and_then(|req| {
                     let kind = dhcp6::decide(cfg, &req)?;
-                    let buf = f
-                        .resize(l3 + cfg.max_reply_len())
-                        .ok_or(Unanswered::Malformed)?;
-                    let len = dhcp6::write_reply(cfg, &req, kind, buf, l3)?;
-                    f.resize(len).ok_or(Unanswered::Malformed)?;
-                    Ok(if kind == msg::ADVERTISE {
-                        DhcpCounter::Offers
-                    } else {
-                        DhcpCounter::Acks
-                    })
+                    rewrite(f, l3 + cfg.max_reply_len(), |buf| {
+                        dhcp6::write_reply(cfg, &req, kind, buf, l3)
+                    })?;
+                    Ok(DhcpCounter::answered6(kind))
                 })
             }
-            _ => continue,
         };
         let (counter, action) = match answered {
             Ok(counter) => {
@@ -104,4 +100,17 @@ pub fn serve<B: Burst>(
         out.set_action(i, action);
     }
     Some(counts)
+}
+
+/// Grows `f` to `room` bytes, lets `write` put the answer there (its
+/// length returned) and cuts `f` to it.
+fn rewrite<F: Frame>(
+    f: &mut F,
+    room: usize,
+    write: impl FnOnce(&mut [u8]) -> Result<usize, Unanswered>,
+) -> Result<(), Unanswered> {
+    let buf = f.resize(room).ok_or(Unanswered::Malformed)?;
+    let len = write(buf)?;
+    f.resize(len).ok_or(Unanswered::Malformed)?;
+    Ok(())
 }
