@@ -48,11 +48,7 @@ impl Daemon {
             rx_desc: self.cfg.dataplane.rx_desc,
             tx_desc: self.cfg.dataplane.tx_desc,
             mtu: cfg.mtu(),
-            // DPDK 22.11's net_tap (internal ports) says it takes TSO but
-            // cuts segments the kernel drops (TCP from a namespace to the
-            // host stalled at 39 KB in 2 s): the switch finishes them.
-            offloads: self.bridges.get(bridge).is_some_and(|b| b.userspace_tso)
-                && cfg.kind != PortType::Internal,
+            offloads: self.bridges.get(bridge).is_some_and(|b| b.userspace_tso),
         };
         let used: PortMask = self.ports.values().map(|p| p.dev.port_id()).collect();
         let number = used.first_free().ok_or(OpenError::Full)?;
