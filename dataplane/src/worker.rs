@@ -37,6 +37,18 @@ struct TxPorts {
     offloads_in: bool,
 }
 
+/// Bytes sent of a batch of `of` frames and `bytes` bytes of which the
+/// device took the first `sent`: the bytes of a dropped tail are not
+/// known any more, so the sent share (exact when nothing was dropped).
+#[inline(always)]
+fn sent_share(bytes: u64, sent: usize, of: usize) -> u64 {
+    if sent == of {
+        bytes
+    } else {
+        bytes * sent as u64 / of.max(1) as u64
+    }
+}
+
 /// The longest frame a packet socket or guest hands over with offloads.
 const MAX_OFFLOAD_FRAME: usize = 65_536 + 256;
 
@@ -64,11 +76,7 @@ impl TxPorts {
             let n = out.len();
             let (s, d) = tx.tx_burst(out);
             sent += s as u64;
-            bytes += if s == n {
-                b
-            } else {
-                b * s as u64 / n.max(1) as u64
-            };
+            bytes += sent_share(b, s, n);
             dropped += d as u64;
         };
         let mut push = |m: Mbuf, out: &mut MbufBatch| {
@@ -135,45 +143,31 @@ impl Transmit<MbufBatch> for TxPorts {
         let c = self.stats.port(port);
         let len = batch.len();
         match self.queues[port.index()].as_mut() {
-            // Frames with offloads left (from a packet socket or a guest
-            // that hands them) going to a device that takes none: finished
-            // in software. Bursts from other devices cost one test per
-            // transmit.
-            Some(tx)
-                if self.offloads_in
-                    && (0..len).any(|i| batch.get(i).is_some_and(|m| !m.offload().is_none())) =>
-            {
-                if tx.takes_offloads() {
-                    tx.prepare_offloads(batch);
-                    let refused = (len - batch.len()) as u64;
-                    let (sent, dropped) = tx.tx_burst(batch);
-                    let dropped = dropped as u64 + refused;
-                    bump(&c.tx_packets, sent as u64);
-                    bump(&c.tx_bytes, bytes * sent as u64 / len.max(1) as u64);
-                    bump(&c.tx_dropped, dropped);
-                } else {
-                    let (sent, sent_bytes, dropped) =
-                        Self::send_finished(tx, batch, &mut self.segments, &mut self.scratch);
-                    bump(&c.tx_packets, sent);
-                    bump(&c.tx_bytes, sent_bytes);
-                    bump(&c.tx_dropped, dropped);
-                }
-            }
             Some(tx) => {
+                // Frames with offloads left (from a packet socket or a guest
+                // that hands them) are readied for a device that takes them
+                // and finished in software for any other. Bursts from other
+                // devices cost one test per transmit.
+                let mut refused = 0;
+                if self.offloads_in
+                    && (0..len).any(|i| batch.get(i).is_some_and(|m| !m.offload().is_none()))
+                {
+                    if !tx.takes_offloads() {
+                        let (sent, sent_bytes, dropped) =
+                            Self::send_finished(tx, batch, &mut self.segments, &mut self.scratch);
+                        bump(&c.tx_packets, sent);
+                        bump(&c.tx_bytes, sent_bytes);
+                        bump(&c.tx_dropped, dropped);
+                        return;
+                    }
+                    tx.prepare_offloads(batch);
+                    refused = len - batch.len();
+                }
                 let (sent, dropped) = tx.tx_burst(batch);
                 bump(&c.tx_packets, sent as u64);
-                // Bytes of a dropped tail are not known any more: count the
-                // sent share (exact when nothing was dropped).
-                bump(
-                    &c.tx_bytes,
-                    if sent == len {
-                        bytes
-                    } else {
-                        bytes * sent as u64 / len.max(1) as u64
-                    },
-                );
-                if dropped > 0 {
-                    bump(&c.tx_dropped, dropped as u64);
+                bump(&c.tx_bytes, sent_share(bytes, sent, len));
+                if dropped + refused > 0 {
+                    bump(&c.tx_dropped, (dropped + refused) as u64);
                     self.stats.drops.tx_full.add(dropped as u64);
                 }
             }

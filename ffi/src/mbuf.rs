@@ -170,21 +170,21 @@ impl Mbuf {
     /// checksum flag, IPv4 or IPv6, and the header lengths, from the frame as
     /// it leaves (a tag may have been pushed or popped since it arrived).
     /// A frame whose headers do not allow it has its offloads dropped and
-    /// goes as it is (false), as a packet socket sends one.
+    /// goes as it is, as a packet socket sends one.
     ///
     /// `ip_checksum`: an IPv4 segment to cut also asks for its IP header
     /// checksum (a NIC's TSO or DPDK's GSO fills it per segment; a guest
     /// needs none, the header it gets is whole).
     #[inline]
-    pub fn prepare_tx_offload(&mut self, ip_checksum: bool) -> bool {
+    pub fn prepare_tx_offload(&mut self, ip_checksum: bool) {
         let o = self.offload();
         if o.is_none() {
-            return true;
+            return;
         }
         let frame = self.data();
         let Some(at) = offload::layers(frame) else {
             self.set_offload(Offload::NONE);
-            return false;
+            return;
         };
         let tcp = at.proto == IpProtocol::TCP;
         let l4_len = if tcp {
@@ -220,7 +220,6 @@ impl Mbuf {
             | (l4_len as u64) << L4_LEN_SHIFT
             | u64::from(mss) << TSO_SEGSZ_SHIFT;
         m.__bindgen_anon_3.tx_offload = t;
-        true
     }
 
     /// Free bytes in front of the data.
