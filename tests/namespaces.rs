@@ -676,7 +676,6 @@ fn the_switch_answers_dhcp_from_the_neutron_model() {
             "subnet=s1,ip-address=10.97.0.21",
         ],
     );
-    let _ = &sub_id;
     let port_id = port["id"].as_str().unwrap().to_owned();
     let mac = port["mac_address"].as_str().unwrap().to_owned();
     let mut nss = Namespaces(Vec::new());

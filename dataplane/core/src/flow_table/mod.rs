@@ -124,12 +124,11 @@ impl Flow {
     }
 }
 
-fn masked_eq<const N: usize>(v: [u8; N], m: &Masked<[u8; N]>) -> bool {
-    (0..N).all(|i| v[i] & m.mask[i] == m.value[i] & m.mask[i])
-}
-
-fn first4(a: [u8; 16]) -> [u8; 4] {
-    [a[0], a[1], a[2], a[3]]
+/// The bits of `v` under `mask` are those of `value`.
+fn masked_eq(v: &[u8], value: &[u8], mask: &[u8]) -> bool {
+    v.iter()
+        .zip(value.iter().zip(mask))
+        .all(|(v, (x, m))| v & m == x & m)
 }
 
 impl Match {
@@ -152,31 +151,19 @@ impl Match {
             && self
                 .dl_vlan_pcp
                 .is_none_or(|p| key.has_vlan && (key.vlan_tci >> 13) as u8 == p)
-            && self.dl_src.is_none_or(|m| {
-                masked_eq(
-                    key.dl_src.0,
-                    &Masked {
-                        value: m.value.0,
-                        mask: m.mask.0,
-                    },
-                )
-            })
-            && self.dl_dst.is_none_or(|m| {
-                masked_eq(
-                    key.dl_dst.0,
-                    &Masked {
-                        value: m.value.0,
-                        mask: m.mask.0,
-                    },
-                )
-            })
+            && self
+                .dl_src
+                .is_none_or(|m| masked_eq(&key.dl_src.0, &m.value.0, &m.mask.0))
+            && self
+                .dl_dst
+                .is_none_or(|m| masked_eq(&key.dl_dst.0, &m.value.0, &m.mask.0))
             && self.dl_type.is_none_or(|t| key.dl_type == t)
             && self
                 .nw_src
-                .is_none_or(|m| ip_or_arp && masked_eq(first4(key.nw_src), &m))
+                .is_none_or(|m| ip_or_arp && masked_eq(&key.nw_src[..4], &m.value, &m.mask))
             && self
                 .nw_dst
-                .is_none_or(|m| ip_or_arp && masked_eq(first4(key.nw_dst), &m))
+                .is_none_or(|m| ip_or_arp && masked_eq(&key.nw_dst[..4], &m.value, &m.mask))
             && self.nw_proto.is_none_or(|p| key.nw_proto == p)
             && self
                 .tp_src
