@@ -1723,7 +1723,8 @@ class Ferroswitch(System):
                  "args = [" + ", ".join(q(a) for a in eal) + "]", "",
                  "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}",
                  f"mbufs = {mbufs}", "",
-                 "[control]", f"socket = {q(str(self.sock))}", ""]
+                 "[control]", f"socket = {q(str(self.sock))}",
+                 f"state_dir = {q(str(self.sock.parent / 'state'))}", ""]
         if getattr(self.ctx.args, "max_connections", None):
             lines += ["[conntrack]", f"max_connections = {self.ctx.args.max_connections}", ""]
         lines += self.scen.ferroswitch_config_extra(self)

@@ -140,6 +140,7 @@ vhost_sock_dir = "{work}/vhost"
 
 [control]
 socket = "{work}/ctl.sock"
+state_dir = "{work}/state"
 
 [neutron]
 listen = "127.0.0.1:{port}"

@@ -102,6 +102,7 @@ pmd_cores = [1]
 control_core = 0
 [control]
 socket = "{out}/ctl.sock"
+state_dir = "{out}/state"
 metrics_listen = "127.0.0.1:{metrics_port}"
 [neutron]
 listen = "127.0.0.1:{api_port}"

@@ -337,7 +337,7 @@ class FerroswitchRun:
         lines = ["[eal]", 'args = ["--no-pci", "--no-huge", "-m", "512", "--no-shconf", '
                  f'"--file-prefix", "fswdiff-{os.getpid()}"]',
                  "[dataplane]", "pmd_cores = [1]", "control_core = 0",
-                 "[control]", f"socket = {q(sock)}",
+                 "[control]", f"socket = {q(sock)}", f"state_dir = {q(os.path.dirname(sock) + '/state')}",
                  "[[bridges]]", 'name = "br0"', f"forward_bpdu = {str(self.forward_bpdu).lower()}"]
         for i, (name, _, toml, mtu) in enumerate(PORTS):
             lines += ["[[bridges.ports]]", f"name = {q(name)}",

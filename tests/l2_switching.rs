@@ -566,3 +566,291 @@ fn jumbo_floods_are_copied_whole_and_frames_over_the_mtu_are_dropped_and_counted
     };
     assert!(fdb.is_empty(), "nothing learned from a BPDU: {fdb:?}");
 }
+
+/// Runs `vswitchctl` and asserts it succeeded; its standard output.
+fn ctl_ok(sw: &Switch, args: &[&str]) -> String {
+    let (ok, out, err) = ctl(sw, None, args);
+    assert!(ok, "vswitchctl {args:?}: {err}");
+    out
+}
+
+/// A port of `name` that reads `frames` from a pcap file and writes what
+/// it sends to another, added while the switch runs (after the flows
+/// are in place: its frames start flowing at once).
+fn add_rx_port(sw: &Switch, dir: &TempDir, idx: u32, bridge: &str, name: &str, frames: &[Vec<u8>]) {
+    let rx = dir.path(&format!("{name}-rx.pcap"));
+    write_pcap(&rx, frames);
+    let tx = dir.path(&format!("{name}-tx.pcap"));
+    let devargs = format!(
+        "net_pcap{idx},rx_pcap={},tx_pcap={}",
+        rx.display(),
+        tx.display()
+    );
+    ctl_ok(sw, &["port", "add", bridge, name, &devargs]);
+}
+
+/// The packet count `dump-flows` shows on the line containing `needle`.
+fn n_packets(dump: &str, needle: &str) -> u64 {
+    let line = dump
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no flow with {needle:?} in:\n{dump}"));
+    let v = line.split("n_packets=").nth(1).unwrap_or_default();
+    v.split(',').next().unwrap_or_default().parse().unwrap()
+}
+
+#[test]
+fn the_seed_flows_translate_internal_vlan_2_to_physnet_vlan_3029_on_the_wire() {
+    // ../shared/seeds/001 section 2.3, verbatim but for the port: the
+    // patch port from br-int is `phy` here (OpenFlow port 2), the uplink
+    // `eth1` (port 1).
+    let _g = serial();
+    let dir = TempDir::new("seedflows");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br-eth1\"\n{}",
+        config_head(&dir, "seedflows"),
+        tx_port(&dir, 0, "eth1", ""),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    for f in [
+        "priority=4,in_port=2,dl_vlan=2,actions=mod_vlan_vid:3029,NORMAL",
+        "priority=2,in_port=2,actions=drop",
+        "priority=1,actions=NORMAL",
+    ] {
+        ctl_ok(&sw, &["add-flow", "br-eth1", f]);
+    }
+    let mut frames: Vec<Vec<u8>> = (0..6).map(|i| frame(C, A, Some(2), i)).collect();
+    frames.extend((6..9).map(|i| frame(C, A, Some(5), i)));
+    frames.extend((9..11).map(|i| frame(C, A, None, i)));
+    add_rx_port(&sw, &dir, 1, "br-eth1", "phy", &frames);
+    sw.wait_for("11 frames in", |s| {
+        s.iter().any(|p| p.name == "phy" && p.rx_packets == 11)
+    });
+    let dump = ctl_ok(&sw, &["dump-flows", "br-eth1"]);
+    let pmd: Vec<PmdStatsRow> = serde_json::from_value(sw.ok(&Request::PmdStats)).unwrap();
+    let trace = ctl_ok(&sw, &["trace", "br-eth1", "in_port=phy,dl_vlan=2,udp"]);
+    assert!(
+        trace.contains("flow table 0: cookie=0x0, priority=4,in_port=2,dl_vlan=2 actions=mod_vlan_vid:3029,NORMAL"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("    mod_vlan_vid:3029\n    NORMAL\nNORMAL:\n"),
+        "{trace}"
+    );
+    assert!(trace.contains("vlan: tag 3029 -> VLAN 3029"), "{trace}");
+    let trace = ctl_ok(&sw, &["trace", "br-eth1", "in_port=phy,dl_vlan=5,udp"]);
+    assert!(
+        trace.contains("priority=2,in_port=2 actions=drop"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("=> drop: the flow tables send it nowhere"),
+        "{trace}"
+    );
+    assert!(sw.stop().success());
+
+    let out = sent(&dir, "eth1");
+    assert_eq!(out.len(), 6, "only VLAN 2 from phy crosses");
+    for (o, f) in out.iter().zip(&frames) {
+        assert_eq!(vid(o), Some(3029));
+        // Only the VID changed.
+        assert_eq!(o[..14], f[..14]);
+        assert_eq!(o[14] & 0xf0, f[14] & 0xf0);
+        assert_eq!(o[16..], f[16..]);
+    }
+    assert_eq!(n_packets(&dump, "priority=4"), 6, "{dump}");
+    assert_eq!(n_packets(&dump, "priority=2"), 5, "{dump}");
+    assert_eq!(n_packets(&dump, "priority=1"), 0, "{dump}");
+    assert_eq!(pmd.iter().map(|w| w.drops_flow).sum::<u64>(), 5);
+}
+
+#[test]
+fn every_flow_action_on_the_wire() {
+    let _g = serial();
+    let dir = TempDir::new("flowacts");
+    // o1, o2, o3 are OpenFlow ports 1-3; `in` (added later) is 4.
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}",
+        config_head(&dir, "flowacts"),
+        tx_port(&dir, 0, "o1", ""),
+        tx_port(&dir, 1, "o2", ""),
+        tx_port(&dir, 2, "o3", ""),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    let flows = dir.path("flows.txt");
+    std::fs::write(
+        &flows,
+        "# one flow per line, as ovs-ofctl add-flows\n\
+         in_port=4,dl_dst=00:00:00:00:00:01,actions=output:o1\n\
+         in_port=4,dl_dst=00:00:00:00:00:02,actions=mod_dl_src:02:00:00:00:00:aa,mod_dl_dst:02:00:00:00:00:bb,output:2\n\
+         in_port=4,dl_dst=00:00:00:00:00:03,actions=output:1,mod_vlan_vid:7,output:2,strip_vlan,output:3\n\
+         in_port=4,dl_dst=00:00:00:00:00:04,actions=resubmit(,1),output:3\n\
+         table=1,actions=mod_vlan_pcp:5,output:1\n\
+         in_port=4,dl_dst=00:00:00:00:00:05,actions=goto_table:2\n\
+         table=2,actions=FLOOD\n\
+         in_port=4,dl_dst=00:00:00:00:00:06,actions=drop\n\
+         in_port=4,dl_dst=00:00:00:00:00:07,actions=in_port\n\
+         in_port=4,dl_dst=00:00:00:00:00:08,actions=output:4\n\
+         in_port=4,dl_dst=00:00:00:00:00:09,actions=ALL\n\
+         priority=40000,udp,in_port=4,dl_dst=00:00:00:00:00:0a,nw_dst=10.0.1.0/24,tp_dst=5001,actions=output:3\n\
+         priority=40000,udp,in_port=4,dl_dst=00:00:00:00:00:0a,nw_dst=10.0.2.0/24,actions=output:1\n\
+         priority=1,in_port=4,actions=output:2\n",
+    )
+    .unwrap();
+    // Without the default flow: a frame no flow matches is dropped.
+    ctl_ok(&sw, &["del-flows", "br0"]);
+    ctl_ok(&sw, &["add-flows", "br0", &flows.display().to_string()]);
+    let dst = |n: u8| [0, 0, 0, 0, 0, n];
+    let frames: Vec<Vec<u8>> = (1..=11)
+        .map(|n| frame(dst(n), A, None, u32::from(n)))
+        .collect();
+    add_rx_port(&sw, &dir, 3, "br0", "in", &frames);
+    sw.wait_for("11 frames in", |s| {
+        s.iter().any(|p| p.name == "in" && p.rx_packets == 11)
+    });
+    let tables = ctl_ok(&sw, &["dump-tables", "br0"]);
+    assert!(sw.stop().success());
+
+    let (o1, o2, o3, back) = (
+        sent(&dir, "o1"),
+        sent(&dir, "o2"),
+        sent(&dir, "o3"),
+        sent(&dir, "in"),
+    );
+    let dsts = |v: &[Vec<u8>]| v.iter().map(|f| f[5]).collect::<Vec<u8>>();
+    // 1: output by name; 3: the first copy, before the tag; 4: PCP 5 from
+    // table 1; 5 (FLOOD) and 9 (ALL): every port but the input one.
+    assert_eq!(dsts(&o1), [1, 3, 4, 5, 9], "o1");
+    // 2: rewritten; 3: tagged 7; 5, 9; 11: the fallback.
+    assert_eq!(dsts(&o2)[..], [0xbb, 3, 5, 9, 11], "o2");
+    // 3: tag stripped again; 4: after the resubmit; 5, 9; 10: the
+    // udp/nw_dst/tp_dst flow.
+    assert_eq!(dsts(&o3), [3, 4, 5, 9, 10], "o3");
+    // 7 (in_port) only: output:4 to the input port goes nowhere.
+    assert_eq!(dsts(&back), [7], "in");
+
+    let f = |n: u8| &frames[usize::from(n) - 1];
+    assert_eq!(o1[0], *f(1), "output: unchanged");
+    assert_eq!(o2[0][..6], [2, 0, 0, 0, 0, 0xbb]);
+    assert_eq!(o2[0][6..12], [2, 0, 0, 0, 0, 0xaa]);
+    assert_eq!(o2[0][12..], f(2)[12..]);
+    assert_eq!(o1[1], *f(3), "the copy before mod_vlan_vid");
+    assert_eq!(
+        o2[1][12..16],
+        [0x81, 0x00, 0x00, 0x07],
+        "mod_vlan_vid pushes a tag"
+    );
+    assert_eq!(o2[1][16..], f(3)[12..]);
+    assert_eq!(o3[0], *f(3), "strip_vlan takes it off again");
+    for o in [&o1[2], &o3[1]] {
+        assert_eq!(
+            o[12..16],
+            [0x81, 0x00, 0xa0, 0x00],
+            "mod_vlan_pcp: PCP 5, VID 0"
+        );
+        assert_eq!(o[16..], f(4)[12..]);
+    }
+    assert_eq!(back[0], *f(7));
+    assert!(
+        tables.contains("0: active=12, lookup=11, matched=11"),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("1: active=1, lookup=1, matched=1"),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("2: active=1, lookup=1, matched=1"),
+        "{tables}"
+    );
+}
+
+#[test]
+fn flows_survive_a_restart_but_volatile_ones_do_not_and_bad_flows_are_refused_whole() {
+    let _g = serial();
+    let dir = TempDir::new("flowkeep");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}",
+        config_head(&dir, "flowkeep"),
+        tx_port(&dir, 0, "vnf1", ""),
+        tx_port(&dir, 1, "vnf2", ""),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    ctl_ok(
+        &sw,
+        &[
+            "add-flow",
+            "br0",
+            "priority=10,in_port=vnf1,actions=output:vnf2",
+        ],
+    );
+    ctl_ok(
+        &sw,
+        &[
+            "add-flow",
+            "br0",
+            "priority=10,in_port=vnf2,actions=output:vnf1",
+        ],
+    );
+    ctl_ok(
+        &sw,
+        &[
+            "add-flow",
+            "br0",
+            "--volatile",
+            "priority=5,arp,actions=FLOOD",
+        ],
+    );
+    // Refused whole: line 2 is bad, line 1 is not added either.
+    let bad = dir.path("bad.txt");
+    std::fs::write(
+        &bad,
+        "priority=9,actions=drop\nin_port=vnf1,actions=output:vnf2,bogus\n",
+    )
+    .unwrap();
+    let (ok, _, err) = ctl(&sw, None, &["add-flows", "br0", &bad.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("line 2: at byte 33: unknown action"), "{err}");
+    let (ok, _, err) = ctl(&sw, None, &["add-flow", "br0", "in_port=nope,actions=drop"]);
+    assert!(!ok && err.contains("\"nope\""), "{err}");
+    let (ok, _, err) = ctl(&sw, None, &["add-flow", "nobr", "actions=drop"]);
+    assert!(!ok && err.contains("bridge"), "{err}");
+    let before = ctl_ok(&sw, &["dump-flows", "br0"]);
+    assert_eq!(before.lines().count(), 4, "{before}");
+    // Every dumped line reads back as the same flow (add-flow replaces it).
+    for line in before.lines() {
+        ctl_ok(&sw, &["add-flow", "br0", "--volatile", line]);
+    }
+    assert_eq!(ctl_ok(&sw, &["dump-flows", "br0"]).lines().count(), 4);
+    // Put the persistent ones back as persistent.
+    for line in before.lines().filter(|l| !l.contains("arp")) {
+        ctl_ok(&sw, &["add-flow", "br0", line]);
+    }
+    // mod-flows and del-flows --strict.
+    ctl_ok(&sw, &["mod-flows", "br0", "in_port=vnf2,actions=drop"]);
+    assert!(sw.stop().success());
+
+    let sw = Switch::start(&dir, &cfg);
+    let after = ctl_ok(&sw, &["dump-flows", "br0"]);
+    assert_eq!(
+        after.lines().count(),
+        3,
+        "the volatile flow is gone:\n{after}"
+    );
+    assert!(
+        after.contains("priority=10,in_port=vnf1 actions=output:vnf2"),
+        "{after}"
+    );
+    assert!(
+        after.contains("priority=10,in_port=vnf2 actions=drop"),
+        "{after}"
+    );
+    assert!(after.contains("priority=0 actions=NORMAL"), "{after}");
+    ctl_ok(
+        &sw,
+        &["del-flows", "br0", "--strict", "priority=10,in_port=vnf2"],
+    );
+    let last = ctl_ok(&sw, &["dump-flows", "br0", "in_port=vnf1"]);
+    assert_eq!(last.lines().count(), 1, "{last}");
+    assert!(sw.stop().success());
+}

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use switch_core::conntrack::ConnCache;
 use switch_core::frame::{FramePool, Transmit, BURST};
 use switch_core::offload::{self, Offload};
-use switch_core::pipeline::{classify, execute, filter, serve, Classified, Outputs};
+use switch_core::pipeline::{
+    classify, execute, filter, flows, serve, BurstCounts, Classified, FlowScratch, Outputs,
+};
 use switch_core::port::{PortId, MAX_PORTS};
 use switch_core::stats::{bump, WorkerStats};
 
@@ -251,6 +253,10 @@ pub struct WorkerState {
     copies: MbufCopies,
     /// Where the connections this worker saw last live in the tracker.
     ct_cache: ConnCache,
+    /// The flow stage's exact-match cache and scratch.
+    flow_scratch: FlowScratch,
+    /// Frames the flow tables emitted to NORMAL, for the L2 stages.
+    normal: MbufBatch,
 }
 
 /// One pinned poll-mode worker.
@@ -324,6 +330,8 @@ impl Worker {
             },
             classified: Classified::default(),
             ct_cache: ConnCache::new(),
+            flow_scratch: FlowScratch::default(),
+            normal: MbufBatch::new(),
             outputs: Outputs::default(),
             copies: MbufCopies {
                 spare: MbufBatch::new(),
@@ -343,6 +351,30 @@ impl Worker {
         rx: &mut MbufBatch,
         local: &mut WorkerState,
     ) {
+        // A bridge with flows of its own: the flow tables first; what they
+        // emit to NORMAL goes on through the L2 stages, counted once.
+        let mut received = None;
+        if let Some(tables) = snap.view.flows_of(in_port) {
+            let c = flows(
+                &snap.view,
+                tables,
+                &mut local.flow_scratch,
+                self.index,
+                in_port,
+                rx,
+                &mut local.normal,
+                &mut local.outputs,
+                &mut local.copies,
+                &mut local.tx,
+            );
+            std::mem::swap(rx, &mut local.normal);
+            if rx.is_empty() {
+                local.outputs.flush(&mut local.tx);
+                self.stats.count_burst(in_port, &c);
+                return;
+            }
+            received = Some(c);
+        }
         classify(&snap.view, in_port, rx, &mut local.classified);
         if let Some(s) = serve(&snap.view, in_port, rx, &mut local.classified) {
             self.stats.count_serve(in_port, &s);
@@ -367,7 +399,22 @@ impl Worker {
             &mut local.tx,
         );
         local.outputs.flush(&mut local.tx);
-        self.stats.count_burst(in_port, &counts);
+        match received {
+            None => self.stats.count_burst(in_port, &counts),
+            Some(c) => {
+                // Received as the flow stage counted them (before edits);
+                // the L2 stages add their drops.
+                self.stats.count_burst(in_port, &c);
+                self.stats.count_burst(
+                    in_port,
+                    &BurstCounts {
+                        rx_packets: 0,
+                        rx_bytes: 0,
+                        ..counts
+                    },
+                );
+            }
+        }
     }
 
     /// Takes the queue handles the snapshot assigns to this worker and

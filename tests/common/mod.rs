@@ -63,9 +63,10 @@ pub fn config_head(dir: &TempDir, tag: &str) -> String {
     format!(
         "[eal]\nargs = [\"--no-pci\", \"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--file-prefix\", \"fswt-{tag}-{pid}\"]\n\
          [dataplane]\npmd_cores = [1]\ncontrol_core = 0\n\
-         [control]\nsocket = \"{sock}\"\n",
+         [control]\nsocket = \"{sock}\"\nstate_dir = \"{state}\"\n",
         pid = std::process::id(),
-        sock = dir.path("ctl.sock").display()
+        sock = dir.path("ctl.sock").display(),
+        state = dir.path("state").display()
     )
 }
 

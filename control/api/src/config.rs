@@ -170,10 +170,22 @@ pub struct ControlConfig {
     /// the daemon's user and this group). Absent: the daemon's own group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket_group: Option<String>,
+    /// Where state the daemon keeps across restarts lives: the flows
+    /// added with `vswitchctl` (`flows/BRIDGE.flows`), as OVS keeps them
+    /// in its database.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
 }
 
 fn default_socket() -> String {
     DEFAULT_SOCKET.to_owned()
+}
+
+/// Where the daemon's state lives unless `control.state_dir` says.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferroswitch";
+
+fn default_state_dir() -> String {
+    DEFAULT_STATE_DIR.to_owned()
 }
 
 impl Default for ControlConfig {
@@ -182,6 +194,7 @@ impl Default for ControlConfig {
             socket: default_socket(),
             metrics_listen: None,
             socket_group: None,
+            state_dir: default_state_dir(),
         }
     }
 }
@@ -667,6 +680,9 @@ impl Config {
                 ),
             ));
         }
+        if self.control.state_dir.is_empty() {
+            return Err(err("control.state_dir", "must not be empty"));
+        }
         if d.pmd_cores.len() > 64 {
             return Err(err("dataplane.pmd_cores", "at most 64 workers"));
         }
@@ -787,6 +803,13 @@ impl Config {
             let bkey = format!("bridges[{bi}]");
             if b.name.is_empty() {
                 return Err(err(format!("{bkey}.name"), "must not be empty"));
+            }
+            // The name is part of the file its flows persist in.
+            if b.name.contains('/') || b.name.starts_with('.') || b.name.len() > 64 {
+                return Err(err(
+                    format!("{bkey}.name"),
+                    "at most 64 characters, no '/', not starting with '.'",
+                ));
             }
             if !bridge_names.insert(b.name.as_str()) {
                 return Err(err(

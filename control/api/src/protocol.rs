@@ -46,6 +46,57 @@ pub enum Request {
         in_port: String,
         frame: String,
     },
+    /// `add-flow` / `add-flows`: flows in `ovs-ofctl` syntax, one an
+    /// entry (blank and `#` lines skipped, counted for error positions);
+    /// all or none are added, in one snapshot.
+    FlowAdd {
+        bridge: String,
+        flows: Vec<String>,
+        /// Not kept across a restart of the daemon.
+        #[serde(default)]
+        volatile: bool,
+    },
+    /// `replace-flows`: the bridge's flows become exactly these, at once.
+    FlowReplace {
+        bridge: String,
+        flows: Vec<String>,
+        #[serde(default)]
+        volatile: bool,
+    },
+    /// `del-flows`: the flows a match selects (every flow without one).
+    FlowDel {
+        bridge: String,
+        #[serde(default)]
+        pattern: Option<String>,
+        #[serde(default)]
+        strict: bool,
+    },
+    /// `mod-flows`: new actions for the flows a match selects.
+    FlowMod {
+        bridge: String,
+        flow: String,
+        #[serde(default)]
+        strict: bool,
+    },
+    /// `dump-flows`: lines in `ovs-ofctl dump-flows`' layout.
+    FlowDump {
+        bridge: String,
+        #[serde(default)]
+        pattern: Option<String>,
+    },
+    /// `dump-tables`: per table, flows, lookups and matches.
+    FlowTables {
+        bridge: String,
+    },
+}
+
+/// One table, as `dump-tables` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableRow {
+    pub table: u8,
+    pub active: usize,
+    pub lookups: u64,
+    pub matched: u64,
 }
 
 /// One tracked connection, as `conntrack dump` shows it.
@@ -108,6 +159,9 @@ pub struct PortInfo {
     pub name: String,
     pub bridge: String,
     pub port_id: u16,
+    /// Its OpenFlow number in flows (`in_port=`, `output:`): port_id + 1.
+    #[serde(default)]
+    pub ofport: u16,
     pub devargs: String,
     pub dpdk_name: String,
     pub vlan_mode: String,
@@ -206,6 +260,9 @@ pub struct PmdStatsRow {
     pub drops_denied: u64,
     #[serde(default)]
     pub drops_ct_invalid: u64,
+    /// Sent nowhere by the flow tables.
+    #[serde(default)]
+    pub drops_flow: u64,
     pub drops_tx_full: u64,
     pub drops_no_mbuf: u64,
 }

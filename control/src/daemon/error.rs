@@ -34,6 +34,8 @@ pub enum DaemonError {
     Worker(#[from] WorkerError),
     #[error(transparent)]
     Neutron(#[from] neutron::NeutronError),
+    #[error("control.{0}")]
+    Flows(#[from] super::flows::FlowError),
 }
 
 /// Why a PMD worker did not start.

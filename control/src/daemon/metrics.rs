@@ -55,6 +55,7 @@ impl Daemon {
                     drops_spoofed: w.drops.spoofed.get(),
                     drops_denied: w.drops.denied.get(),
                     drops_ct_invalid: w.drops.ct_invalid.get(),
+                    drops_flow: w.drops.flow_drop.get(),
                     drops_tx_full: w.drops.tx_full.get(),
                     drops_no_mbuf: w.drops.no_mbuf.get(),
                 }
@@ -181,6 +182,7 @@ impl Daemon {
                 ("spoofed", w.drops_spoofed),
                 ("denied", w.drops_denied),
                 ("ct_invalid", w.drops_ct_invalid),
+                ("flow", w.drops_flow),
                 ("tx_full", w.drops_tx_full),
                 ("no_mbuf", w.drops_no_mbuf),
             ] {

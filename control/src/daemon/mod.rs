@@ -11,6 +11,7 @@
 //! [`metrics`] what `/metrics` and `pmd-stats` report; [`error`] why
 //! things fail.
 mod error;
+mod flows;
 mod limits;
 mod metrics;
 mod neutron_sync;
@@ -56,6 +57,8 @@ pub(super) struct BridgeState {
     pub forward_bpdu: bool,
     /// `userspace_tso`: the bridge's ports are opened with offloads.
     pub userspace_tso: bool,
+    /// Its flow tables.
+    pub(super) flows: flows::BridgeFlows,
 }
 
 /// Buffers of the pool guests' TSO segments are copied into.
@@ -245,16 +248,20 @@ impl Daemon {
             None
         };
         let nworkers = d.pmd_cores.len();
-        let bridges: Vec<BridgeState> = cfg
-            .bridges
-            .iter()
-            .map(|b| BridgeState {
+        let mut bridges: Vec<BridgeState> = Vec::with_capacity(cfg.bridges.len());
+        for b in &cfg.bridges {
+            let persisted = flows::load(&flows::flows_file(&cfg.control.state_dir, &b.name))?;
+            if let Some(f) = &persisted {
+                info!(bridge = %b.name, flows = f.len(), "flows restored");
+            }
+            bridges.push(BridgeState {
                 name: b.name.clone(),
                 fdb: Arc::new(MacTable::new(d.mac_table_size, d.mac_aging_secs)),
                 forward_bpdu: b.forward_bpdu,
                 userspace_tso: b.userspace_tso,
-            })
-            .collect();
+                flows: flows::BridgeFlows::new(persisted),
+            });
+        }
         let workers: Vec<Arc<WorkerStats>> = d
             .pmd_cores
             .iter()
@@ -398,7 +405,19 @@ impl Daemon {
             );
             self.conntrack = Some(Arc::new(ct));
         }
-        let mut snap = Snapshot::new(self.generation, plan.view, plan.rx_assignment);
+        let mut view = plan.view;
+        let mut retired = Vec::new();
+        for bi in 0..self.bridges.len() {
+            let ports = self.bridge_ports(bi);
+            let rx = self.bridge_rx(bi);
+            let workers = self.workers.len();
+            let (tables, old) = self.bridges[bi].flows.tables(&ports, workers, rx);
+            view.set_flows(bi, tables);
+            if let Some(old) = old {
+                retired.push((bi, old));
+            }
+        }
+        let mut snap = Snapshot::new(self.generation, view, plan.rx_assignment);
         snap.conntrack = self.conntrack.clone();
         for p in self.ports.values() {
             snap.set_queues(p.dev.port_id(), Arc::clone(p.dev.queues()));
@@ -412,6 +431,10 @@ impl Daemon {
             );
         }
         self.apply_latency.record(since.elapsed());
+        // No worker counts into replaced flow tables any more.
+        for (bi, old) in retired {
+            self.bridges[bi].flows.retire(&old);
+        }
         if rules_changed {
             if let Some(ct) = &self.conntrack {
                 let view = &self.cell.load_full().view;
@@ -429,6 +452,10 @@ impl Daemon {
 
     /// One request of the control socket or of a metrics scrape.
     fn handle(&mut self, req: Request) -> Response {
+        let json_or_err = |v: Result<serde_json::Value, flows::FlowError>| match v {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::err(e.to_string()),
+        };
         let json = |v: Result<serde_json::Value, serde_json::Error>| match v {
             Ok(v) => Response::ok(v),
             Err(e) => Response::err(format!("response: {e}")),
@@ -469,6 +496,36 @@ impl Daemon {
                 Ok(lines) => json(serde_json::to_value(lines)),
                 Err(e) => Response::err(e),
             },
+            Request::FlowAdd {
+                bridge,
+                flows,
+                volatile,
+            } => json_or_err(self.flow_add(&bridge, &flows, volatile, false)),
+            Request::FlowReplace {
+                bridge,
+                flows,
+                volatile,
+            } => json_or_err(self.flow_add(&bridge, &flows, volatile, true)),
+            Request::FlowDel {
+                bridge,
+                pattern,
+                strict,
+            } => json_or_err(self.flow_del(&bridge, pattern.as_deref(), strict)),
+            Request::FlowMod {
+                bridge,
+                flow,
+                strict,
+            } => json_or_err(self.flow_mod(&bridge, &flow, strict)),
+            Request::FlowDump { bridge, pattern } => {
+                match self.flow_dump(&bridge, pattern.as_deref()) {
+                    Ok(lines) => json(serde_json::to_value(lines)),
+                    Err(e) => Response::err(e.to_string()),
+                }
+            }
+            Request::FlowTables { bridge } => match self.flow_tables(&bridge) {
+                Ok(rows) => json(serde_json::to_value(rows)),
+                Err(e) => Response::err(e.to_string()),
+            },
             Request::Metrics => Response::ok(serde_json::Value::String(self.metrics())),
             Request::PmdStatsClear => {
                 for (i, w) in self.workers.iter().enumerate() {
@@ -503,6 +560,7 @@ impl Daemon {
         for b in &self.bridges {
             b.fdb.expire();
         }
+        self.expire_flows();
         if let Some(ct) = &self.conntrack {
             // The whole table every 30 s at most, a slice per second.
             ct.sweep((ct.capacity() / 30).max(65_536));

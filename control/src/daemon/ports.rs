@@ -177,6 +177,7 @@ impl Daemon {
                         .map(|b| b.name.clone())
                         .unwrap_or_default(),
                     port_id: p.dev.port_id().get(),
+                    ofport: dataplane::flow_table::program::ofport(p.dev.port_id()),
                     devargs: p.cfg.devargs.clone(),
                     dpdk_name: p.dev.dpdk_name().to_owned(),
                     vlan_mode: p.vlan.mode().to_string(),
@@ -277,11 +278,13 @@ impl Daemon {
                 on.unwrap_or("?")
             ));
         }
+        let flows = &self.bridges[port.bridge].flows;
         Ok(dataplane::pipeline::trace(
             &snap.view,
             self.conntrack.as_deref(),
             port.id,
             &bytes,
+            &|id| flows.describe(id),
         ))
     }
 

@@ -27,7 +27,8 @@ pub const MAX_CLIENTS: usize = 64;
 /// From connecting to the end of the request line.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
 /// The longest request line.
-pub const MAX_REQUEST: usize = 1 << 20;
+/// (32 MiB: `add-flows` of 100,000 flows is one request.)
+pub const MAX_REQUEST: usize = 32 << 20;
 /// How long the control thread may take to answer.
 const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a client may take to read its answer.

@@ -4,7 +4,7 @@ mod neutron_client;
 
 use clap::{Parser, Subcommand};
 use control_api::config::{PortConfig, PortType, DEFAULT_SOCKET};
-use control_api::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request};
+use control_api::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, TableRow};
 use neutron_client::{
     ApiArgs, NetworkCmd, NeutronCommand, PortCmd as NeutronPortCmd, SecurityGroupCmd, SubnetCmd,
 };
@@ -64,6 +64,59 @@ enum Cmd {
         #[arg(long)]
         hex: Option<String>,
     },
+    /// Add one flow, as `ovs-ofctl add-flow`: a flow with the same table,
+    /// priority and match replaces it. Ports by name or OpenFlow number
+    /// (`port list` shows OFPORT).
+    /// Example: add-flow br-int 'priority=4,in_port=phy,dl_vlan=2,actions=mod_vlan_vid:3029,NORMAL'
+    AddFlow {
+        bridge: String,
+        flow: String,
+        /// Not kept across a restart of the daemon.
+        #[arg(long)]
+        volatile: bool,
+    },
+    /// Add the flows of FILE (`-`: standard input), one a line, all or
+    /// none, in one snapshot (`ovs-ofctl add-flows`).
+    AddFlows {
+        bridge: String,
+        file: String,
+        #[arg(long)]
+        volatile: bool,
+    },
+    /// Make FILE's flows the bridge's flows, at once: flows already there
+    /// unchanged keep their counters (`ovs-ofctl replace-flows --bundle`).
+    ReplaceFlows {
+        bridge: String,
+        file: String,
+        #[arg(long)]
+        volatile: bool,
+    },
+    /// Delete the flows MATCH selects: those at least as narrow, or with
+    /// --strict the one with exactly this match and priority. No MATCH:
+    /// every flow (the bridge then drops everything, as OVS's does).
+    DelFlows {
+        bridge: String,
+        #[arg(name = "MATCH")]
+        pattern: Option<String>,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Give the flows FLOW's match selects FLOW's actions (counters kept).
+    ModFlows {
+        bridge: String,
+        flow: String,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// The flows (those MATCH selects), with their counters, in
+    /// `ovs-ofctl dump-flows`' layout; each line can be added back.
+    DumpFlows {
+        bridge: String,
+        #[arg(name = "MATCH")]
+        pattern: Option<String>,
+    },
+    /// Per flow table: active flows, lookups, matches.
+    DumpTables { bridge: String },
     /// Per-PMD counters, like `ovs-appctl dpif-netdev/pmd-stats-show`.
     PmdStats,
     /// Zero the PMD counters (like `dpif-netdev/pmd-stats-clear`).
@@ -178,6 +231,22 @@ fn parse_mode(s: &str) -> Result<VlanMode, String> {
     }
 }
 
+/// The lines of `file` (`-`: standard input), numbered as in the file.
+fn read_lines(file: &str) -> Vec<String> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    match text {
+        Ok(t) => t.lines().map(str::to_owned).collect(),
+        Err(e) => {
+            eprintln!("vswitchctl: {file}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Runs a Neutron command against the REST API and exits on error.
 fn neutron(cmd: NeutronCommand, api: &ApiArgs, json: bool) {
     match cmd.run(api, json) {
@@ -286,6 +355,68 @@ fn main() {
                 "trace",
             )
         }
+        Cmd::AddFlow {
+            bridge,
+            flow,
+            volatile,
+        } => (
+            Request::FlowAdd {
+                bridge,
+                flows: vec![flow],
+                volatile,
+            },
+            "",
+        ),
+        Cmd::AddFlows {
+            bridge,
+            file,
+            volatile,
+        } => (
+            Request::FlowAdd {
+                bridge,
+                flows: read_lines(&file),
+                volatile,
+            },
+            "",
+        ),
+        Cmd::ReplaceFlows {
+            bridge,
+            file,
+            volatile,
+        } => (
+            Request::FlowReplace {
+                bridge,
+                flows: read_lines(&file),
+                volatile,
+            },
+            "",
+        ),
+        Cmd::DelFlows {
+            bridge,
+            pattern,
+            strict,
+        } => (
+            Request::FlowDel {
+                bridge,
+                pattern,
+                strict,
+            },
+            "",
+        ),
+        Cmd::ModFlows {
+            bridge,
+            flow,
+            strict,
+        } => (
+            Request::FlowMod {
+                bridge,
+                flow,
+                strict,
+            },
+            "",
+        ),
+        Cmd::DumpFlows { bridge, pattern } => (Request::FlowDump { bridge, pattern }, "flows"),
+        Cmd::DumpTables { bridge } => (Request::FlowTables { bridge }, "tables"),
         Cmd::PmdStats => (Request::PmdStats, "pmd"),
         Cmd::PmdStatsClear => (Request::PmdStatsClear, ""),
     };
@@ -309,11 +440,26 @@ fn main() {
     }
     let r = resp.result;
     match kind {
+        "flows" => {
+            let lines: Vec<String> = serde_json::from_value(r).unwrap_or_default();
+            for l in lines {
+                println!("{l}");
+            }
+        }
+        "tables" => {
+            let rows: Vec<TableRow> = serde_json::from_value(r).unwrap_or_default();
+            for t in rows {
+                println!(
+                    "  {}: active={}, lookup={}, matched={}",
+                    t.table, t.active, t.lookups, t.matched
+                );
+            }
+        }
         "port-list" => {
             let rows: Vec<PortInfo> = serde_json::from_value(r).unwrap_or_default();
             println!(
-                "{:<4} {:<14} {:<10} {:<19} {:<16} {:<6} {:<17} DEVICE",
-                "ID", "NAME", "BRIDGE", "TYPE", "VLAN", "STATE", "MAC"
+                "{:<4} {:<6} {:<14} {:<10} {:<19} {:<16} {:<6} {:<17} DEVICE",
+                "ID", "OFPORT", "NAME", "BRIDGE", "TYPE", "VLAN", "STATE", "MAC"
             );
             for p in rows {
                 let vlan = match (p.tag, p.trunks.is_empty()) {
@@ -331,8 +477,9 @@ fn main() {
                     (None, false) => format!("{} ({})", p.dpdk_name, p.devargs),
                 };
                 println!(
-                    "{:<4} {:<14} {:<10} {:<19} {:<16} {:<6} {:<17} {}",
+                    "{:<4} {:<6} {:<14} {:<10} {:<19} {:<16} {:<6} {:<17} {}",
                     p.port_id,
+                    p.ofport,
                     p.name,
                     p.bridge,
                     p.kind,
@@ -418,7 +565,7 @@ fn main() {
                 println!("  iterations: {}", w.iterations);
                 println!("  rx queues: {}", w.rx_queues.join(" "));
                 println!(
-                    "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} spoofed {} denied {} ct-invalid {} tx-full {} no-mbuf {}",
+                    "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} spoofed {} denied {} ct-invalid {} flow {} tx-full {} no-mbuf {}",
                     w.drops_malformed,
                     w.drops_vlan,
                     w.drops_link_local,
@@ -427,6 +574,7 @@ fn main() {
                     w.drops_spoofed,
                     w.drops_denied,
                     w.drops_ct_invalid,
+                    w.drops_flow,
                     w.drops_tx_full,
                     w.drops_no_mbuf
                 );

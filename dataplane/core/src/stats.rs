@@ -68,6 +68,8 @@ pub struct DropCounters {
     pub denied: Counter,
     /// Connection tracking: invalid.
     pub ct_invalid: Counter,
+    /// Sent nowhere by the flow tables.
+    pub flow_drop: Counter,
     /// New connections the tracker had no room for.
     pub ct_full: Counter,
     /// New connections committed to the tracker.
@@ -111,6 +113,7 @@ impl WorkerStats {
         self.drops.spoofed.add(c.spoofed);
         self.drops.denied.add(c.denied);
         self.drops.ct_invalid.add(c.ct_invalid);
+        self.drops.flow_drop.add(c.flow_drop);
         self.drops.no_output.add(c.no_output);
         self.drops.no_mbuf.add(c.no_mbuf);
     }

@@ -4,6 +4,7 @@
 //! worker polls what) lives with the PMD worker, not here.
 use crate::acl::PortAcl;
 use crate::dhcp::DhcpServer;
+use crate::flow_table::program::FlowTables;
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
@@ -48,6 +49,10 @@ pub struct BridgeView {
     /// ([`EthernetAddress::is_reserved`](crate::wire::EthernetAddress::is_reserved))
     /// like any multicast, instead of dropping them (OVS's `forward-bpdu`).
     pub forward_bpdu: bool,
+    /// Its flow tables, when it has flows other than the default
+    /// `priority=0 actions=NORMAL` (which is what `None` means: the flow
+    /// stage is skipped).
+    pub flows: Option<Arc<FlowTables>>,
 }
 
 /// Why a view could not take a port.
@@ -95,6 +100,7 @@ impl SwitchView {
             fdb,
             ports: PortMask::EMPTY,
             forward_bpdu: false,
+            flows: None,
         });
         self.bridges.len() - 1
     }
@@ -106,6 +112,22 @@ impl SwitchView {
             .get_mut(index)
             .map(|b| b.forward_bpdu = on)
             .is_some()
+    }
+
+    /// Gives bridge `index` its flow tables (`None`: only NORMAL); false if
+    /// there is no such bridge.
+    pub fn set_flows(&mut self, index: usize, flows: Option<Arc<FlowTables>>) -> bool {
+        self.bridges
+            .get_mut(index)
+            .map(|b| b.flows = flows)
+            .is_some()
+    }
+
+    /// The flow tables of `in_port`'s bridge, if it has some.
+    #[inline(always)]
+    pub fn flows_of(&self, in_port: PortId) -> Option<&FlowTables> {
+        let p = self.port(in_port)?;
+        self.bridges.get(p.bridge)?.flows.as_deref()
     }
 
     /// Adds a port to its bridge.

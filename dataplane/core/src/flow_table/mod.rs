@@ -12,6 +12,7 @@
 
 pub mod classifier;
 pub mod ofctl;
+pub mod program;
 
 use crate::flow_key::FlowKey;
 use crate::wire::{EtherType, EthernetAddress};

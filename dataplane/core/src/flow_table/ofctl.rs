@@ -149,25 +149,132 @@ fn pieces(s: &str, base: usize) -> Vec<(usize, &str)> {
     out
 }
 
+/// What selects flows in `del-flows`, `dump-flows` and `mod-flows`: a
+/// match, and the table, priority and cookie when given (absent: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pattern {
+    pub table: Option<u8>,
+    pub priority: Option<u16>,
+    /// `cookie=V/M`: the cookie's bits under M equal V's.
+    pub cookie: Option<(u64, u64)>,
+    pub m: Match,
+}
+
+impl Pattern {
+    /// Whether the pattern selects `f`. Strict (`--strict`): the same
+    /// match and priority (the default priority when none is given).
+    /// Otherwise every field of the pattern must be in `f`'s match, as
+    /// narrow or narrower and agreeing on the pattern's bits (a pattern
+    /// without fields selects every flow), as OpenFlow's non-strict
+    /// modify and delete do. Table and cookie, when given, select too.
+    pub fn selects(&self, f: &Flow, strict: bool) -> bool {
+        if self.table.is_some_and(|t| t != f.table)
+            || self.cookie.is_some_and(|(v, m)| f.cookie & m != v)
+        {
+            return false;
+        }
+        if strict {
+            return f.priority == self.priority.unwrap_or(super::DEFAULT_PRIORITY) && f.m == self.m;
+        }
+        fn exact<T: PartialEq>(p: &Option<T>, f: &Option<T>) -> bool {
+            p.as_ref().is_none_or(|p| f.as_ref() == Some(p))
+        }
+        fn masked<const N: usize>(
+            p: Option<([u8; N], [u8; N])>,
+            f: Option<([u8; N], [u8; N])>,
+        ) -> bool {
+            match (p, f) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some((pv, pm)), Some((fv, fm))) => {
+                    (0..N).all(|i| fm[i] & pm[i] == pm[i] && fv[i] & pm[i] == pv[i] & pm[i])
+                }
+            }
+        }
+        let mac = |m: &Option<Masked<EthernetAddress>>| m.map(|m| (m.value.0, m.mask.0));
+        let tp = |m: &Option<Masked<u16>>| m.map(|m| (m.value.to_be_bytes(), m.mask.to_be_bytes()));
+        let ip = |m: &Option<Masked<[u8; 4]>>| m.map(|m| (m.value, m.mask));
+        let (p, q) = (&self.m, &f.m);
+        exact(&p.in_port, &q.in_port)
+            && exact(&p.dl_vlan, &q.dl_vlan)
+            && exact(&p.dl_vlan_pcp, &q.dl_vlan_pcp)
+            && exact(&p.dl_type, &q.dl_type)
+            && exact(&p.nw_proto, &q.nw_proto)
+            && masked(mac(&p.dl_src), mac(&q.dl_src))
+            && masked(mac(&p.dl_dst), mac(&q.dl_dst))
+            && masked(ip(&p.nw_src), ip(&q.nw_src))
+            && masked(ip(&p.nw_dst), ip(&q.nw_dst))
+            && masked(tp(&p.tp_src), tp(&q.tp_src))
+            && masked(tp(&p.tp_dst), tp(&q.tp_dst))
+    }
+}
+
+/// The fields before `actions=`, read.
+struct Head {
+    pattern: Pattern,
+    idle: Option<u16>,
+    hard: Option<u16>,
+    /// Where `cookie` was given with a mask (which only a pattern takes).
+    cookie_mask_at: Option<usize>,
+}
+
+/// Where `actions=` (or `action=`) starts, and where its value does.
+fn actions_at(text: &str) -> Option<(usize, usize)> {
+    let lower = text.to_ascii_lowercase();
+    let i = lower.find("actions=").or_else(|| lower.find("action="))?;
+    let eq = text[i..].find('=').map_or(i, |e| i + e + 1);
+    Some((i, eq))
+}
+
 /// Reads one flow in `ovs-ofctl add-flow`'s syntax.
 pub fn parse_flow(text: &str) -> Result<Flow, OfctlError> {
-    let lower = text.to_ascii_lowercase();
-    let (head, actions_at) = match lower.find("actions=").or_else(|| lower.find("action=")) {
-        Some(i) => (&text[..i], Some(i)),
-        None => (text, None),
-    };
-    let Some(actions_at) = actions_at else {
+    let Some((head_end, eq)) = actions_at(text) else {
         return err(
             text.len(),
             "no actions= (a flow needs actions=, or actions=drop)",
         );
     };
-    let eq = text[actions_at..]
-        .find('=')
-        .map_or(actions_at, |e| actions_at + e + 1);
-    let mut f = Flow::default();
+    let h = parse_head(&text[..head_end])?;
+    if let Some(at) = h.cookie_mask_at {
+        return err(at, "cookie: a mask selects flows; a new flow takes a value");
+    }
+    let p = h.pattern;
+    let table = p.table.unwrap_or(0);
+    Ok(Flow {
+        table,
+        priority: p.priority.unwrap_or(super::DEFAULT_PRIORITY),
+        cookie: p.cookie.map_or(0, |(v, _)| v),
+        idle_timeout: h.idle.unwrap_or(0),
+        hard_timeout: h.hard.unwrap_or(0),
+        m: p.m,
+        actions: parse_actions(&text[eq..], eq, table)?,
+    })
+}
+
+/// Reads what `del-flows` and `dump-flows` take: fields as in a flow,
+/// without actions.
+pub fn parse_pattern(text: &str) -> Result<Pattern, OfctlError> {
+    if let Some((at, _)) = actions_at(text) {
+        return err(at, "actions= has no place here");
+    }
+    Ok(parse_head(text)?.pattern)
+}
+
+/// Reads what `mod-flows` takes: the flows to change (a pattern) and the
+/// actions they get.
+pub fn parse_flow_mod(text: &str) -> Result<(Pattern, Vec<Action>), OfctlError> {
+    let Some((head_end, eq)) = actions_at(text) else {
+        return err(text.len(), "no actions= (the actions the flows get)");
+    };
+    let p = parse_head(&text[..head_end])?.pattern;
+    let actions = parse_actions(&text[eq..], eq, p.table.unwrap_or(0))?;
+    Ok((p, actions))
+}
+
+fn parse_head(head: &str) -> Result<Head, OfctlError> {
     let mut m = Match::default();
     let (mut table, mut priority, mut cookie) = (None, None, None);
+    let mut cookie_mask_at = None;
     let (mut idle, mut hard) = (None, None);
     // Where the fields with prerequisites were given (for the error).
     let (mut nw_at, mut proto_at, mut tp_at) = (None, None, None);
@@ -215,8 +322,21 @@ pub fn parse_flow(text: &str) -> Result<Flow, OfctlError> {
                 once(&mut priority, at, "priority", v as u16)?;
             }
             "cookie" => {
-                let v = number(at, "cookie", need()?, u64::MAX)?;
-                once(&mut cookie, at, "cookie", v)?;
+                let v = need()?;
+                let (v, mask) = match v.split_once('/') {
+                    Some((v, m)) => {
+                        cookie_mask_at = Some(at);
+                        let m = if m == "-1" {
+                            u64::MAX
+                        } else {
+                            number(at, "cookie", m, u64::MAX)?
+                        };
+                        (v, m)
+                    }
+                    None => (v, u64::MAX),
+                };
+                let v = number(at, "cookie", v, u64::MAX)?;
+                once(&mut cookie, at, "cookie", (v & mask, mask))?;
             }
             "idle_timeout" => {
                 let v = number(at, "idle_timeout", need()?, 0xffff)?;
@@ -303,14 +423,17 @@ pub fn parse_flow(text: &str) -> Result<Flow, OfctlError> {
     if let (Some(at), false) = (tp_at, ip && matches!(m.nw_proto, Some(6 | 17 | 132))) {
         return err(at, "tp_src and tp_dst need tcp, udp or sctp");
     }
-    f.table = table.unwrap_or(0);
-    f.priority = priority.unwrap_or(super::DEFAULT_PRIORITY);
-    f.cookie = cookie.unwrap_or(0);
-    f.idle_timeout = idle.unwrap_or(0);
-    f.hard_timeout = hard.unwrap_or(0);
-    f.m = m;
-    f.actions = parse_actions(&text[eq..], eq, f.table)?;
-    Ok(f)
+    Ok(Head {
+        pattern: Pattern {
+            table,
+            priority,
+            cookie,
+            m,
+        },
+        idle,
+        hard,
+        cookie_mask_at,
+    })
 }
 
 /// The actions of a flow in table `table`, `text` starting at byte `base`.
@@ -418,6 +541,44 @@ pub fn format_flow(f: &Flow) -> String {
     if f.hard_timeout != 0 {
         head.push(format!("hard_timeout={}", f.hard_timeout));
     }
+    finish_flow(head, f)
+}
+
+/// A flow's counters, as `dump-flows` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FlowCounters {
+    /// Seconds since the flow was added.
+    pub duration: f64,
+    pub n_packets: u64,
+    pub n_bytes: u64,
+    /// Whole seconds since a packet last matched (or since it was added).
+    pub idle_age: u64,
+}
+
+/// A flow as `ovs-ofctl dump-flows` prints it: ` cookie=0x0,
+/// duration=1.234s, table=0, n_packets=0, n_bytes=0, idle_age=1,
+/// priority=4,in_port=1 actions=NORMAL`; [`parse_flow`] reads it back to
+/// the same flow (the counters are ignored).
+pub fn format_dump(f: &Flow, c: &FlowCounters) -> String {
+    let mut head = vec![
+        format!("cookie={:#x}", f.cookie),
+        format!("duration={:.3}s", c.duration),
+        format!("table={}", f.table),
+        format!("n_packets={}", c.n_packets),
+        format!("n_bytes={}", c.n_bytes),
+    ];
+    if f.idle_timeout != 0 {
+        head.push(format!("idle_timeout={}", f.idle_timeout));
+    }
+    if f.hard_timeout != 0 {
+        head.push(format!("hard_timeout={}", f.hard_timeout));
+    }
+    head.push(format!("idle_age={}", c.idle_age));
+    format!(" {}", finish_flow(head, f))
+}
+
+/// `head`, then the priority and match, then the actions.
+fn finish_flow(head: Vec<String>, f: &Flow) -> String {
     let mut m = String::new();
     if f.priority != super::DEFAULT_PRIORITY {
         write!(m, ",priority={}", f.priority).ok();

@@ -24,13 +24,15 @@ pub struct BurstCounts {
     pub spoofed: u64,
     pub denied: u64,
     pub ct_invalid: u64,
+    /// Sent nowhere by the flow tables.
+    pub flow_drop: u64,
     /// Flood copies that could not be made.
     pub no_mbuf: u64,
 }
 
 impl BurstCounts {
     #[inline(always)]
-    fn dropped(&mut self, reason: DropReason) {
+    pub(super) fn dropped(&mut self, reason: DropReason) {
         self.rx_dropped += 1;
         match reason {
             DropReason::Malformed => self.malformed += 1,
@@ -40,6 +42,7 @@ impl BurstCounts {
             DropReason::Spoofed => self.spoofed += 1,
             DropReason::Denied => self.denied += 1,
             DropReason::CtInvalid => self.ct_invalid += 1,
+            DropReason::FlowTable => self.flow_drop += 1,
         }
     }
 }

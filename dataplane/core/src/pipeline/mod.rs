@@ -31,6 +31,7 @@ mod classify;
 mod execute;
 mod filter;
 mod flood;
+mod flows;
 mod serve;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ pub use classify::{classify, Classified};
 pub use execute::{execute, BurstCounts, Outputs};
 pub use filter::{filter, revalidate, FilterCounts};
 pub use flood::{FloodSet, FloodSets};
+pub use flows::{flows, FlowScratch};
 pub use serve::{serve, ServeCounts};
 pub use trace::trace;
 
@@ -109,6 +111,9 @@ pub enum DropReason {
     Denied,
     /// Connection tracking found it invalid (`ct_state=+inv`).
     CtInvalid,
+    /// The flow tables sent it nowhere: a flow without actions (`drop`),
+    /// no flow matched, or its outputs went to no port.
+    FlowTable,
 }
 
 /// The resolved fate of one frame.

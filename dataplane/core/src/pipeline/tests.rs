@@ -1152,7 +1152,7 @@ mod security {
         let v = view();
         let ct = ConnTable::new(64, Timeouts::default());
         let syn = |dport| ip_frame(VM_A, OUT, IP_OUT, IP_A, 6, &tcp(40000, dport, 0x02, 1, 0));
-        let ssh = trace(&v, Some(&ct), p(1), &syn(22));
+        let ssh = trace(&v, Some(&ct), p(1), &syn(22), &|_| None);
         let text = ssh.join("\n");
         assert!(text.contains("vlan: untagged -> VLAN 10"), "{text}");
         assert!(text.contains("ct_state=+new|+trk"), "{text}");
@@ -1162,14 +1162,14 @@ mod security {
         );
         assert!(text.contains("would be committed"), "{text}");
         assert_eq!(ssh.last().unwrap(), "=> output: p0", "{text}");
-        let web = trace(&v, Some(&ct), p(1), &syn(80)).join("\n");
+        let web = trace(&v, Some(&ct), p(1), &syn(80), &|_| None).join("\n");
         assert!(web.contains("ingress of p0: no rule admits it"), "{web}");
         assert!(
             web.ends_with("=> drop: denied by every output port's ingress rules"),
             "{web}"
         );
         let spoofed = ip_frame(OUT, VM_A, IP_B, IP_OUT, 17, &udp(5000, 53));
-        let sp = trace(&v, Some(&ct), p(0), &spoofed).join("\n");
+        let sp = trace(&v, Some(&ct), p(0), &spoofed, &|_| None).join("\n");
         assert!(sp.contains("not its to send (ipv4_source)"), "{sp}");
         assert!(sp.ends_with("=> drop: spoofed"), "{sp}");
         assert_eq!(ct.len(), 0, "nothing tracked");
@@ -1186,7 +1186,7 @@ mod security {
         // Its answer is now a reply of a tracked connection, for trace too.
         assert_eq!(ct.len(), 1);
         let synack = ip_frame(OUT, VM_A, IP_A, IP_OUT, 6, &tcp(22, 40000, 0x12, 7, 2));
-        let answer = trace(&v, Some(&ct), p(0), &synack).join("\n");
+        let answer = trace(&v, Some(&ct), p(0), &synack, &|_| None).join("\n");
         assert!(answer.contains("ct_state=+est|+rpl|+trk"), "{answer}");
         assert!(
             answer.contains("passes (established or related connection)"),

@@ -11,17 +11,117 @@ use super::{Action, DropReason, FloodSets, TagAction};
 use crate::acl::{is_icmp, AclRule, Direction, PortAcl, Prefix, Remote};
 use crate::conntrack::{ConnTable, CtState};
 use crate::flow_key::{FlowKey, ParseDepth};
+use crate::flow_table::program::{Edit, Emit, FlowId, FlowTables, Op, TraceStep};
+use crate::frame::mem::MemFrame;
+use crate::frame::Frame;
 use crate::port::PortId;
 use crate::view::SwitchView;
 use crate::wire::ethernet::SwitchingHeader;
 
+/// The flow tables' part of a trace: each lookup, the flow it found, the
+/// actions; the frame as it goes on to NORMAL, or `None` when the
+/// tables decide its fate alone (the last line says what it is).
+fn trace_flows(
+    view: &SwitchView,
+    tables: &FlowTables,
+    in_port: PortId,
+    frame: &[u8],
+    describe: &dyn Fn(FlowId) -> Option<String>,
+    out: &mut Vec<String>,
+) -> Option<Vec<u8>> {
+    let key =
+        FlowKey::extract(frame, None, ParseDepth::L4).or_else(|_| FlowKey::extract_l2(frame, None));
+    let Ok(key) = key else {
+        out.push("=> drop: malformed L2 header".to_owned());
+        return None;
+    };
+    let name = |p: PortId| {
+        view.port(p)
+            .map_or(format!("port {}", p.get()), |v| v.name.clone())
+    };
+    let (steps, t) = tables.trace(in_port, &key);
+    for s in steps {
+        out.push(match s {
+            TraceStep::Table { table, depth, flow } => {
+                let pad = "  ".repeat(depth);
+                match flow {
+                    Some((_, id)) => format!(
+                        "{pad}flow table {table}: {}",
+                        describe(id).unwrap_or_else(|| format!("flow {id}"))
+                    ),
+                    None => format!("{pad}flow table {table}: no flow matches"),
+                }
+            }
+            TraceStep::Op(Op::Edit(e)) => format!(
+                "    {}",
+                match e {
+                    Edit::SetVid(v) => format!("mod_vlan_vid:{v}"),
+                    Edit::SetPcp(p) => format!("mod_vlan_pcp:{p}"),
+                    Edit::StripVlan => "strip_vlan".to_owned(),
+                    Edit::SetDlSrc(a) => format!("mod_dl_src:{a}"),
+                    Edit::SetDlDst(a) => format!("mod_dl_dst:{a}"),
+                }
+            ),
+            TraceStep::Op(Op::Emit(e)) => format!(
+                "    {}",
+                match e {
+                    Emit::Port(p) => format!("output:{}", name(p)),
+                    Emit::InPort => "in_port".to_owned(),
+                    Emit::Normal => "NORMAL".to_owned(),
+                    Emit::Flood => "FLOOD".to_owned(),
+                    Emit::All => "ALL".to_owned(),
+                }
+            ),
+            TraceStep::Nowhere => "    output to a port not on the bridge: nothing".to_owned(),
+            TraceStep::TooDeep => "    resubmits nested too deep".to_owned(),
+        });
+    }
+    if t.overflow {
+        out.push("=> drop: the flow tables ran out of room (resubmits or actions)".to_owned());
+        return None;
+    }
+    let members = view
+        .port(in_port)
+        .and_then(|p| view.bridge(p.bridge))
+        .map(|b| b.ports)
+        .unwrap_or_default();
+    let mut f = MemFrame::new(frame);
+    let mut normal = None;
+    let mut sent = Vec::new();
+    for &op in t.ops() {
+        match op {
+            Op::Edit(e) => {
+                if !super::flows::apply_edit(&mut f, e) {
+                    out.push("=> drop: an edit cannot be made on this frame".to_owned());
+                    return None;
+                }
+            }
+            Op::Emit(Emit::Normal) => normal = Some(f.data().to_vec()),
+            Op::Emit(e) => {
+                if let Some(ports) = super::flows::targets(e, in_port, members) {
+                    sent.extend(ports.iter().map(name));
+                }
+            }
+        }
+    }
+    if !sent.is_empty() {
+        out.push(format!("=> output to {}", sent.join(", ")));
+    }
+    if normal.is_none() && sent.is_empty() {
+        out.push("=> drop: the flow tables send it nowhere".to_owned());
+    }
+    normal
+}
+
 /// The steps `frame`, arriving on `in_port`, would take; the last line
-/// says where it goes or why it is dropped.
+/// says where it goes or why it is dropped. `describe` gives a flow's
+/// text (`dump-flows`' match and actions) by its id.
 pub fn trace(
     view: &SwitchView,
     ct: Option<&ConnTable>,
     in_port: PortId,
     frame: &[u8],
+    flow_text: &dyn Fn(FlowId) -> Option<String>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let end = |out: &mut Vec<String>, why: &str| out.push(format!("=> drop: {why}"));
@@ -38,6 +138,18 @@ pub fn trace(
         port.name,
         frame.len()
     ));
+    let edited;
+    let mut frame = frame;
+    if let Some(tables) = view.flows_of(in_port) {
+        match trace_flows(view, tables, in_port, frame, flow_text, &mut out) {
+            Some(normal) => {
+                edited = normal;
+                frame = &edited;
+                out.push("NORMAL:".to_owned());
+            }
+            None => return out,
+        }
+    }
     let Ok(h) = SwitchingHeader::parse(frame, None) else {
         end(&mut out, "malformed L2 header");
         return out;

@@ -1,0 +1,541 @@
+//! A bridge's flow tables as the fast path runs them: the flows' matches
+//! in a [`Classifier`], their actions with port names resolved to switch
+//! ports, and per-worker counters. Built whole by the control thread for a
+//! snapshot; the workers only read it (and write their own counters).
+//!
+//! [`FlowTables::translate`] runs a packet through the tables: the flow of
+//! table 0 that matches, its actions in order, `resubmit` as a call into
+//! another table (then on with the rest), `goto_table` as a jump. What it
+//! leaves is a short program of header edits and emissions
+//! ([`Translation`]): an emission sends the packet as the edits before it
+//! made it. The pipeline's flow stage carries it out on the frame.
+
+use super::classifier::{Classifier, ExactCache};
+use super::{Action, Flow, Match, PortRef, MAX_TABLE};
+use crate::flow_key::FlowKey;
+use crate::port::PortId;
+use crate::wire::EthernetAddress;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A flow's identity for the control plane: stable across snapshots, so
+/// counters carry over when the tables are rebuilt.
+pub type FlowId = u64;
+
+/// The OpenFlow number of switch port `p` (OVS numbers ports from 1).
+#[inline(always)]
+pub const fn ofport(p: PortId) -> u16 {
+    p.get() + 1
+}
+
+/// The switch port of OpenFlow number `n`.
+pub fn port_of(n: u16) -> Option<PortId> {
+    n.checked_sub(1).and_then(PortId::new)
+}
+
+/// How deep resubmits may nest (Open vSwitch's limit).
+pub const MAX_DEPTH: usize = 64;
+/// Edits and emissions one packet's translation may hold.
+pub const MAX_OPS: usize = 32;
+/// Flows one packet's translation may go through (counted per flow).
+pub const MAX_HITS: usize = 16;
+
+/// A header edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// Sets the outer tag's VID (PCP and DEI kept), or pushes a tag with
+    /// this VID and PCP 0 on an untagged frame.
+    SetVid(u16),
+    /// Sets the outer tag's PCP, or pushes a tag with VID 0.
+    SetPcp(u8),
+    /// Removes the outer tag, if there is one.
+    StripVlan,
+    SetDlSrc(EthernetAddress),
+    SetDlDst(EthernetAddress),
+}
+
+/// Where an emission sends the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    Port(PortId),
+    InPort,
+    /// The bridge's L2 switching (VLANs, MAC learning).
+    Normal,
+    /// Every port of the bridge but the input one.
+    Flood,
+    /// Every port of the bridge but the input one (no port has flooding
+    /// turned off, so the same set as `Flood`).
+    All,
+}
+
+/// One step of a translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Edit(Edit),
+    Emit(Emit),
+}
+
+/// An action as the fast path runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Op(Op),
+    /// An output to a port that is not on the bridge (now): nothing.
+    Nowhere,
+    Resubmit(u8),
+    Goto(u8),
+}
+
+/// A step of a traced translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceStep {
+    /// A lookup in `table` (`depth` resubmits deep): the flow found (its
+    /// position and id), if any.
+    Table {
+        table: u8,
+        depth: usize,
+        flow: Option<(usize, FlowId)>,
+    },
+    Op(Op),
+    /// An output to a port not on the bridge.
+    Nowhere,
+    /// Resubmits nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+/// What [`FlowTables::translate`] made of one packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Translation {
+    ops: [Op; MAX_OPS],
+    len: usize,
+    hits: [u32; MAX_HITS],
+    n_hits: usize,
+    /// More ops or hits than fit, or resubmits nested deeper than
+    /// [`MAX_DEPTH`]: the packet is dropped (as OVS drops a translation
+    /// that runs out of room).
+    pub overflow: bool,
+}
+
+impl Default for Translation {
+    fn default() -> Self {
+        Translation {
+            ops: [Op::Emit(Emit::Normal); MAX_OPS],
+            len: 0,
+            hits: [0; MAX_HITS],
+            n_hits: 0,
+            overflow: false,
+        }
+    }
+}
+
+impl Translation {
+    /// The edits and emissions, in order.
+    #[inline(always)]
+    pub fn ops(&self) -> &[Op] {
+        &self.ops[..self.len.min(MAX_OPS)]
+    }
+
+    /// The flows the packet went through, in order.
+    #[inline(always)]
+    pub fn hits(&self) -> &[u32] {
+        &self.hits[..self.n_hits.min(MAX_HITS)]
+    }
+
+    #[inline(always)]
+    fn push(&mut self, op: Op) {
+        match self.ops.get_mut(self.len) {
+            Some(slot) => {
+                *slot = op;
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    #[inline(always)]
+    fn hit(&mut self, flow: u32) {
+        match self.hits.get_mut(self.n_hits) {
+            Some(slot) => {
+                *slot = flow;
+                self.n_hits += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
+/// What an edit makes of a packet's key, so later lookups see it.
+#[inline(always)]
+pub fn edit_key(key: &mut FlowKey, e: Edit) {
+    match e {
+        Edit::SetVid(vid) => {
+            if key.has_vlan {
+                key.vlan_tci = (key.vlan_tci & 0xf000) | (vid & 0x0fff);
+            } else {
+                key.has_inner_vlan = false;
+                key.has_vlan = true;
+                key.vlan_tci = vid & 0x0fff;
+            }
+        }
+        Edit::SetPcp(pcp) => {
+            if key.has_vlan {
+                key.vlan_tci = (key.vlan_tci & 0x1fff) | (u16::from(pcp & 7) << 13);
+            } else {
+                key.has_vlan = true;
+                key.vlan_tci = u16::from(pcp & 7) << 13;
+            }
+        }
+        Edit::StripVlan => {
+            if key.has_vlan {
+                key.has_vlan = key.has_inner_vlan;
+                key.vlan_tci = if key.has_inner_vlan {
+                    key.inner_vlan_tci
+                } else {
+                    0
+                };
+                key.has_inner_vlan = false;
+                key.inner_vlan_tci = 0;
+            }
+        }
+        Edit::SetDlSrc(a) => key.dl_src = a,
+        Edit::SetDlDst(a) => key.dl_dst = a,
+    }
+}
+
+/// Per-worker counters of one table: lookups and lookups that matched.
+const TABLES: usize = MAX_TABLE as usize + 1;
+
+/// A bridge's flow tables, ready for the fast path.
+#[derive(Debug)]
+pub struct FlowTables {
+    classifier: Classifier,
+    /// Flow i's steps are `steps[spans[i].0 .. spans[i].1]`.
+    spans: Vec<(u32, u32)>,
+    steps: Vec<Step>,
+    ids: Vec<FlowId>,
+    workers: usize,
+    /// Per worker, per flow: packets, bytes.
+    counters: Box<[AtomicU64]>,
+    /// Per worker, per table: lookups, matches.
+    table_counters: Box<[AtomicU64]>,
+}
+
+/// A single writer's counter bump: a plain load and store, no locked
+/// instruction (each worker writes only its own counters).
+#[inline(always)]
+fn add(c: Option<&AtomicU64>, n: u64) {
+    if let Some(c) = c {
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+}
+
+impl FlowTables {
+    /// Builds the tables of `flows` (with their ids), resolving ports
+    /// through `port` to the bridge's (a port it does not know matches
+    /// nothing and outputs nowhere), with counters for `workers` workers.
+    pub fn build<'a>(
+        flows: impl IntoIterator<Item = (FlowId, &'a Flow)>,
+        port: impl Fn(&PortRef) -> Option<PortId>,
+        workers: usize,
+    ) -> FlowTables {
+        let resolve = &port;
+        let mut resolved: Vec<Flow> = Vec::new();
+        let mut spans = Vec::new();
+        let mut steps = Vec::new();
+        let mut ids = Vec::new();
+        for (id, f) in flows {
+            let m = match &f.m.in_port {
+                Some(r @ PortRef::Name(_)) => match port(r) {
+                    Some(p) => Match {
+                        in_port: Some(PortRef::Number(ofport(p))),
+                        ..f.m.clone()
+                    },
+                    None => f.m.clone(),
+                },
+                _ => f.m.clone(),
+            };
+            // The classifier reads only tables, priorities and matches.
+            resolved.push(Flow {
+                table: f.table,
+                priority: f.priority,
+                m,
+                ..Flow::default()
+            });
+            let start = steps.len() as u32;
+            for a in &f.actions {
+                steps.push(match a {
+                    Action::Output(p) => match resolve(p) {
+                        Some(p) => Step::Op(Op::Emit(Emit::Port(p))),
+                        None => Step::Nowhere,
+                    },
+                    Action::InPort => Step::Op(Op::Emit(Emit::InPort)),
+                    Action::Normal => Step::Op(Op::Emit(Emit::Normal)),
+                    Action::Flood => Step::Op(Op::Emit(Emit::Flood)),
+                    Action::All => Step::Op(Op::Emit(Emit::All)),
+                    Action::ModVlanVid(v) => Step::Op(Op::Edit(Edit::SetVid(*v))),
+                    Action::ModVlanPcp(p) => Step::Op(Op::Edit(Edit::SetPcp(*p))),
+                    Action::StripVlan => Step::Op(Op::Edit(Edit::StripVlan)),
+                    Action::ModDlSrc(a) => Step::Op(Op::Edit(Edit::SetDlSrc(*a))),
+                    Action::ModDlDst(a) => Step::Op(Op::Edit(Edit::SetDlDst(*a))),
+                    Action::Resubmit(t) => Step::Resubmit(*t),
+                    Action::GotoTable(t) => Step::Goto(*t),
+                });
+            }
+            spans.push((start, steps.len() as u32));
+            ids.push(id);
+        }
+        let n = resolved.len();
+        FlowTables {
+            classifier: Classifier::new(&resolved),
+            spans,
+            steps,
+            ids,
+            workers,
+            counters: (0..workers * n * 2).map(|_| AtomicU64::new(0)).collect(),
+            table_counters: (0..workers * TABLES * 2)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// Flows in the tables.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The id of flow `i` (what a translation's hits refer to).
+    pub fn id(&self, i: usize) -> Option<FlowId> {
+        self.ids.get(i).copied()
+    }
+
+    /// Runs a packet with `key` that came in on `in_port` through the
+    /// tables, from table 0, into `t`; lookups go through `cache`.
+    #[inline]
+    pub fn translate(
+        &self,
+        cache: &mut ExactCache,
+        worker: usize,
+        in_port: PortId,
+        key: &FlowKey,
+        t: &mut Translation,
+    ) {
+        t.len = 0;
+        t.n_hits = 0;
+        t.overflow = false;
+        let mut key = *key;
+        let of = ofport(in_port);
+        let mut lookup = |table: u8, key: &FlowKey| {
+            let tc = (worker * TABLES + usize::from(table)) * 2;
+            add(self.table_counters.get(tc), 1);
+            let found = self.classifier.lookup_cached(cache, table, of, key);
+            add(self.table_counters.get(tc + 1), u64::from(found.is_some()));
+            found
+        };
+        self.run_table(&mut lookup, &mut |_| {}, 0, &mut key, t, 0);
+    }
+
+    /// What [`translate`](Self::translate) does with the packet, step by
+    /// step, without the caches or counters (`vswitchctl trace`).
+    pub fn trace(&self, in_port: PortId, key: &FlowKey) -> (Vec<TraceStep>, Translation) {
+        let mut t = Translation::default();
+        let mut key = *key;
+        let of = ofport(in_port);
+        let mut steps = Vec::new();
+        let mut lookup = |table: u8, key: &FlowKey| self.classifier.lookup(table, of, key);
+        self.run_table(&mut lookup, &mut |s| steps.push(s), 0, &mut key, &mut t, 0);
+        (steps, t)
+    }
+
+    /// One table's lookup and the matching flow's actions, into `t`;
+    /// every step told to `observe` (a no-op on the fast path).
+    fn run_table(
+        &self,
+        lookup: &mut impl FnMut(u8, &FlowKey) -> Option<usize>,
+        observe: &mut impl FnMut(TraceStep),
+        table: u8,
+        key: &mut FlowKey,
+        t: &mut Translation,
+        depth: usize,
+    ) {
+        if depth >= MAX_DEPTH {
+            t.overflow = true;
+            observe(TraceStep::TooDeep);
+            return;
+        }
+        // A miss: nothing happens (OpenFlow 1.3's table-miss drop in table
+        // 0; after a resubmit, the caller goes on).
+        let found = lookup(table, key);
+        observe(TraceStep::Table {
+            table,
+            depth,
+            flow: found.and_then(|i| Some((i, self.id(i)?))),
+        });
+        let Some(i) = found else {
+            return;
+        };
+        t.hit(i as u32);
+        let Some(&(a, b)) = self.spans.get(i) else {
+            return;
+        };
+        let steps = self.steps.get(a as usize..b as usize).unwrap_or_default();
+        for &s in steps {
+            match s {
+                Step::Op(op) => {
+                    if let Op::Edit(e) = op {
+                        edit_key(key, e);
+                    }
+                    observe(TraceStep::Op(op));
+                    t.push(op);
+                }
+                Step::Nowhere => observe(TraceStep::Nowhere),
+                Step::Resubmit(next) => self.run_table(lookup, observe, next, key, t, depth + 1),
+                Step::Goto(next) => {
+                    self.run_table(lookup, observe, next, key, t, depth + 1);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counts a packet of `bytes` through `hits` for `worker`.
+    #[inline(always)]
+    pub fn count(&self, worker: usize, hits: &[u32], bytes: u64) {
+        let n = self.ids.len();
+        for &i in hits {
+            let c = (worker * n + i as usize) * 2;
+            add(self.counters.get(c), 1);
+            add(self.counters.get(c + 1), bytes);
+        }
+    }
+
+    /// Flow `i`'s packets and bytes over every worker.
+    pub fn counters(&self, i: usize) -> (u64, u64) {
+        let n = self.ids.len();
+        (0..self.workers).fold((0, 0), |(p, b), w| {
+            let c = (w * n + i) * 2;
+            let get = |j: usize| {
+                self.counters
+                    .get(j)
+                    .map_or(0, |x| x.load(Ordering::Relaxed))
+            };
+            (p + get(c), b + get(c + 1))
+        })
+    }
+
+    /// Table `t`'s lookups and matches over every worker.
+    pub fn table_counters(&self, table: u8) -> (u64, u64) {
+        (0..self.workers).fold((0, 0), |(l, m), w| {
+            let c = (w * TABLES + usize::from(table)) * 2;
+            let get = |j: usize| {
+                self.table_counters
+                    .get(j)
+                    .map_or(0, |x| x.load(Ordering::Relaxed))
+            };
+            (l + get(c), m + get(c + 1))
+        })
+    }
+
+    /// Subtables of `table`.
+    pub fn subtables(&self, table: u8) -> usize {
+        self.classifier.subtables(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow_key::ParseDepth;
+    use crate::flow_table::ofctl::parse_flow;
+
+    fn p(n: u16) -> PortId {
+        PortId::new(n).unwrap()
+    }
+
+    fn tables(lines: &[&str]) -> (Vec<Flow>, FlowTables) {
+        let flows: Vec<Flow> = lines.iter().map(|l| parse_flow(l).unwrap()).collect();
+        let names = |r: &PortRef| match r {
+            PortRef::Name(n) if n == "vm1" => Some(p(0)),
+            PortRef::Name(n) if n == "vm2" => Some(p(1)),
+            PortRef::Number(n @ 1..=2) => port_of(*n),
+            _ => None,
+        };
+        let t = FlowTables::build(
+            flows.iter().enumerate().map(|(i, f)| (i as u64, f)),
+            names,
+            1,
+        );
+        (flows, t)
+    }
+
+    fn tagged(vid: u16) -> FlowKey {
+        let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x81, 0];
+        f.extend_from_slice(&vid.to_be_bytes());
+        f.extend_from_slice(&[0x88, 0xb5, 0, 0]);
+        FlowKey::extract(&f, None, ParseDepth::L4).unwrap()
+    }
+
+    #[test]
+    fn resubmit_is_a_call_and_goto_a_jump_and_edits_are_seen_by_later_lookups() {
+        let (_, t) = tables(&[
+            "table=0,in_port=vm1,actions=mod_vlan_vid:7,resubmit(,1),output:vm2",
+            "table=1,dl_vlan=7,actions=mod_dl_dst:00:00:00:00:00:09,goto_table:2",
+            "table=1,priority=1,actions=drop",
+            "table=2,actions=NORMAL",
+        ]);
+        let mut cache = ExactCache::default();
+        let mut tr = Translation::default();
+        t.translate(&mut cache, 0, p(0), &tagged(2), &mut tr);
+        assert_eq!(
+            tr.ops(),
+            [
+                Op::Edit(Edit::SetVid(7)),
+                Op::Edit(Edit::SetDlDst("00:00:00:00:00:09".parse().unwrap())),
+                Op::Emit(Emit::Normal),
+                Op::Emit(Emit::Port(p(1))),
+            ]
+        );
+        assert_eq!(tr.hits(), [0, 1, 3]);
+        t.count(0, tr.hits(), 60);
+        assert_eq!(t.counters(1), (1, 60));
+        assert_eq!(t.table_counters(1), (1, 1));
+        // From another port: table 0 misses, nothing at all.
+        t.translate(&mut cache, 0, p(1), &tagged(2), &mut tr);
+        assert!(tr.ops().is_empty() && tr.hits().is_empty());
+        assert_eq!(t.table_counters(0), (2, 1));
+    }
+
+    #[test]
+    fn endless_resubmits_overflow_instead_of_recursing_forever() {
+        let (_, t) = tables(&["actions=resubmit(,0)"]);
+        let mut tr = Translation::default();
+        t.translate(&mut ExactCache::default(), 0, p(0), &tagged(1), &mut tr);
+        assert!(tr.overflow);
+    }
+
+    #[test]
+    fn unknown_port_names_match_nothing_and_output_nowhere() {
+        let (_, t) = tables(&[
+            "in_port=nope,actions=NORMAL",
+            "actions=output:gone,output:2",
+        ]);
+        let mut tr = Translation::default();
+        t.translate(&mut ExactCache::default(), 0, p(0), &tagged(1), &mut tr);
+        assert_eq!(tr.hits(), [1]);
+        assert_eq!(tr.ops(), [Op::Emit(Emit::Port(p(1)))]);
+    }
+
+    #[test]
+    fn key_edits_follow_the_tags() {
+        let mut k = tagged(5);
+        edit_key(&mut k, Edit::SetPcp(3));
+        assert_eq!(k.vlan_tci, 0x6005);
+        edit_key(&mut k, Edit::SetVid(9));
+        assert_eq!(k.vlan_tci, 0x6009);
+        edit_key(&mut k, Edit::StripVlan);
+        assert!(!k.has_vlan);
+        edit_key(&mut k, Edit::SetVid(4));
+        assert_eq!((k.has_vlan, k.vlan_tci), (true, 4));
+    }
+}
