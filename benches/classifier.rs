@@ -9,7 +9,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::flow_key::FlowKey;
 use dataplane::wire::EthernetAddress;
-use switch_core::flow_table::classifier::{Classifier, ExactCache};
+use switch_core::flow_table::classifier::{Classifier, FlowCache};
 use switch_core::flow_table::{Action, Flow, Masked, Match, PortRef};
 
 /// A small deterministic generator (xorshift), so every run has the same
@@ -121,7 +121,7 @@ fn bench(c: &mut Criterion) {
             })
         });
         // The same packets again and again: every lookup an exact-match hit.
-        let mut cache = ExactCache::default();
+        let mut cache = FlowCache::default();
         g.bench_function(format!("lookup_cached_{n}_rules_1024_flows"), |b| {
             b.iter(|| {
                 let mut acc = 0usize;

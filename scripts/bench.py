@@ -80,6 +80,7 @@ import fcntl
 import json
 import mmap
 import os
+import random
 import re
 import shutil
 import signal
@@ -1252,8 +1253,170 @@ class Neutron(Scenario):
         return {}
 
 
+def flow_traffic(flows: int, frame_size: int, reverse: bool) -> list[bytes]:
+    """`flows` distinct UDP 5-tuples between fa:16:3e:00:00:01 (10.0.0.0/16
+    side) and :02 (10.0.1.1:5001): flow i comes from 10.0.(i >> 14).1, port
+    1024 + (i & 0x3fff), so a million flows need 64 source addresses."""
+    a_mac, b_mac = gen_pcap.mac_pairs(1)[0]
+    dip = gen_pcap.parse_ipv4("10.0.1.1")
+    record_len = frame_size - gen_pcap.ETH_FCS_LEN
+    frames = []
+    for i in range(flows):
+        sip = bytes([10, 0, 2 + (i >> 14) // 256, (i >> 14) % 256])
+        sport = 1024 + (i & 0x3FFF)
+        if reverse:
+            frames.append(gen_pcap.udp_frame(b_mac, a_mac, dip, sip, 5001, sport, record_len,
+                                             ip_id=i & 0xFFFF))
+        else:
+            frames.append(gen_pcap.udp_frame(a_mac, b_mac, sip, dip, sport, 5001, record_len,
+                                             ip_id=i & 0xFFFF))
+    return frames
+
+
+def flow_rules(rules: int, seed: int = 15) -> list[str]:
+    """`rules` flows in ovs-ofctl syntax, the same for both switches: the
+    two that carry the traffic (p0 -> p1 and back, priority 10) and a
+    default drop, and the rest ACL-like rules at higher priorities that the
+    traffic never matches (its sources are in 10.0.0.0/8, theirs in
+    172.16.0.0/12): 5-tuples with /16, /24 or /32 prefixes on each address,
+    TCP or UDP, with or without a destination port (18 masks), and every
+    tenth a MAC rule (dl_src). So a lookup must search every subtable whose
+    rules outrank the traffic's. `rules` = 1: one flow, `udp,actions=FLOOD`
+    (the other port of a two-port bridge)."""
+    if rules < 1:
+        raise BenchError("--rules must be at least 1")
+    if rules == 1:
+        return ["priority=10,udp,actions=FLOOD"]
+    if rules < 3:
+        raise BenchError("--rules: 1, or at least 3 (the two forwarding flows and the default)")
+    rng = random.Random(seed)
+    out = ["priority=10,udp,in_port=1,nw_dst=10.0.1.0/24,actions=output:2",
+           "priority=10,udp,in_port=2,nw_dst=10.0.0.0/16,actions=output:1",
+           "priority=0,actions=drop"]
+    seen = set()
+    while len(out) < rules:
+        prio = rng.randrange(100, 30000)
+        if len(out) % 10 == 9:
+            mac = "02:%02x:%02x:%02x:%02x:%02x" % tuple(rng.randrange(256) for _ in range(5))
+            key = (prio, mac)
+            line = f"priority={prio},dl_src={mac},actions=drop"
+        else:
+            def prefix() -> str:
+                length = rng.choice((16, 24, 32))
+                addr = (172 << 24) | (16 << 16) | rng.randrange(1 << 20)
+                addr &= (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+                return f"{addr >> 24}.{addr >> 16 & 255}.{addr >> 8 & 255}.{addr & 255}/{length}"
+            proto = rng.choice(("tcp", "udp"))
+            src, dst = prefix(), prefix()
+            port = f",tp_dst={rng.randrange(1, 65536)}" if rng.random() < 0.5 else ""
+            key = (prio, proto, src, dst, port)
+            line = f"priority={prio},{proto},nw_src={src},nw_dst={dst}{port},actions=drop"
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident set (VmRSS), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Flows(Scenario):
+    """OpenFlow tables on two pcap ports (issue 15): --rules flows
+    (flow_rules: ACL-like 5-tuple rules with prefixes, MAC rules, the two
+    forwarding flows, a default drop) and --flows distinct UDP flows
+    (flow_traffic) each way; a correct switch sends everything from p0 to
+    p1 and back (tx/rx = 1.0).
+
+    Both switches get the same flow text (<out>/traffic/flows.txt), OVS
+    through `ovs-ofctl del-flows` + `add-flows`, ferroswitch through
+    `vswitchctl del-flows` + `add-flows --volatile` on a bridge whose ports
+    are added after the flows (so no frame crosses before). Each run
+    records the wall time of that add-flows (`install_s`) and what it added
+    to the switch process's resident memory (`rss_per_rule_bytes`).
+    """
+
+    name = "flows"
+    systems = ["ferroswitch", "ovs-dpdk"]
+    require_tx = True
+    supports_macs = False
+
+    def prepare(self) -> None:
+        a = self.ctx.args
+        tdir = self.ctx.out / "traffic"
+        tdir.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        for i, rev in ((0, False), (1, True)):
+            path = tdir / f"p{i}.pcap"
+            gen_pcap.write_pcap(str(path), flow_traffic(a.flows, a.frame_size, rev))
+            self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
+        self.flows_file = tdir / "flows.txt"
+        self.rules = flow_rules(a.rules)
+        self.flows_file.write_text("\n".join(self.rules) + "\n")
+        self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
+        log(f"traffic: {a.flows} UDP flows each way, {a.frame_size}-byte frames; "
+            f"{len(self.rules)} rules -> {tdir} ({time.monotonic() - t0:.1f} s)")
+
+    def summary_extra(self) -> dict:
+        return {"rules": self.ctx.args.rules}
+
+    def ovs_configure(self, ovs: "OvsDpdk") -> None:
+        br = ovs.bridge
+        ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+        for i, p in enumerate(self.ports):
+            ovs.vsctl("add-port", br, p.name, "--", "set", "Interface", p.name, "type=dpdk",
+                      f"options:dpdk-devargs={p.devargs}", f"ofport_request={i + 1}", timeout=60)
+        ovs.ofctl("del-flows", br)
+        pid = ovs.vswitchd.pid
+        rss0 = rss_kib(pid)
+        t0 = time.monotonic()
+        ovs.ofctl("add-flows", br, str(self.flows_file), timeout=1800)
+        ovs.flow_install_s = time.monotonic() - t0
+        time.sleep(1)
+        ovs.flow_rss_kib = rss_kib(pid) - rss0
+        got = sum(1 for line in ovs.ofctl("dump-flows", br, "--no-stats", timeout=600)
+                  .stdout.splitlines() if "actions=" in line)
+        if got != len(self.rules):
+            raise BenchError(f"OVS {br}: {got} flows installed, {len(self.rules)} written")
+        log(f"OVS: {got} flows in {ovs.flow_install_s:.2f} s")
+
+    def ferroswitch_bridges(self, system: "Ferroswitch | None" = None) -> list[dict]:
+        # p0 and p1 come after the flows (after_start): ports 1 and 2.
+        return [{"name": "br0", "ports": []}]
+
+    def after_start(self, system: "System") -> None:
+        if not isinstance(system, Ferroswitch):
+            return
+        system.ctl("del-flows", "br0")
+        pid = system.proc.pid
+        rss0 = rss_kib(pid)
+        t0 = time.monotonic()
+        system.ctl("add-flows", "br0", str(self.flows_file), "--volatile", timeout=1800)
+        system.flow_install_s = time.monotonic() - t0
+        time.sleep(1)
+        system.flow_rss_kib = rss_kib(pid) - rss0
+        n = len(json.loads(system.ctl("dump-flows", "br0", "--json", timeout=600).stdout))
+        if n != len(self.rules):
+            raise BenchError(f"ferroswitch br0: {n} flows installed, {len(self.rules)} written")
+        for p in self.ports:
+            system.ctl("port", "add", "br0", p.name, p.devargs, timeout=60)
+        log(f"{system.name}: {n} flows in {system.flow_install_s:.2f} s, then p0 and p1")
+
+    def window_results(self, system: "System") -> dict:
+        install = getattr(system, "flow_install_s", None)
+        rss = getattr(system, "flow_rss_kib", None)
+        return {"install_s": rnd(install, 3),
+                "rss_per_rule_bytes": rnd(rss * 1024 / len(self.rules), 1)
+                if rss is not None else None}
+
+
 SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost, VmTso,
-                                                            Neutron)}
+                                                            Neutron, Flows)}
 
 
 # --------------------------------------------------------------------------
@@ -1691,6 +1854,9 @@ class Ferroswitch(System):
             self.sock = self._tmp / "vswitchd.sock"
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()
+        # Flows a run keeps (vswitchctl without --volatile) stay its own.
+        self.state_dir = self.dir / f"state-r{self.run_idx}"
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         cfg = self.dir / f"vswitchd-r{self.run_idx}.toml"
         cfg.write_text(self.config_toml())
         ensure_hugepages(self.eal_mb + 64)
@@ -1724,7 +1890,7 @@ class Ferroswitch(System):
                  "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}",
                  f"mbufs = {mbufs}", "",
                  "[control]", f"socket = {q(str(self.sock))}",
-                 f"state_dir = {q(str(self.sock.parent / 'state'))}", ""]
+                 f"state_dir = {q(str(self.state_dir))}", ""]
         if getattr(self.ctx.args, "max_connections", None):
             lines += ["[conntrack]", f"max_connections = {self.ctx.args.max_connections}", ""]
         lines += self.scen.ferroswitch_config_extra(self)
@@ -2055,6 +2221,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-connections", type=int, default=None, metavar="N",
                     help="neutron: ferroswitch's [conntrack] max_connections (its default: "
                     "1,000,000)")
+    ap.add_argument("--rules", type=int, default=100, metavar="N",
+                    help="flows: flow-table rules (flow_rules: 1, or 3 and more)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     ap.add_argument("--duration", type=float, default=10.0, help="measurement window, seconds")
     ap.add_argument("--runs", type=int, default=1, help=">1: median and range reported")

@@ -367,6 +367,16 @@ impl Worker {
                 &mut local.copies,
                 &mut local.tx,
             );
+            let cache = &mut local.flow_scratch.cache;
+            self.stats
+                .flow_cache_hits
+                .add(std::mem::take(&mut cache.hits));
+            self.stats
+                .flow_megaflow_hits
+                .add(std::mem::take(&mut cache.mega_hits));
+            self.stats
+                .flow_cache_misses
+                .add(std::mem::take(&mut cache.misses));
             std::mem::swap(rx, &mut local.normal);
             if rx.is_empty() {
                 local.outputs.flush(&mut local.tx);

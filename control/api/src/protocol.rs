@@ -246,6 +246,14 @@ pub struct PmdStatsRow {
     pub cycles_per_packet: f64,
     pub busy_percent: f64,
     pub iterations: u64,
+    /// Flow-table lookups the exact-match cache answered, the megaflow
+    /// cache answered, and the classifier answered.
+    #[serde(default)]
+    pub flow_cache_hits: u64,
+    #[serde(default)]
+    pub flow_megaflow_hits: u64,
+    #[serde(default)]
+    pub flow_cache_misses: u64,
     pub rx_queues: Vec<String>,
     pub drops_malformed: u64,
     pub drops_vlan: u64,

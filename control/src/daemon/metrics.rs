@@ -46,6 +46,9 @@ impl Daemon {
                         0.0
                     },
                     iterations: w.iterations.get() - b.iterations,
+                    flow_cache_hits: w.flow_cache_hits.get(),
+                    flow_megaflow_hits: w.flow_megaflow_hits.get(),
+                    flow_cache_misses: w.flow_cache_misses.get(),
                     rx_queues,
                     drops_malformed: w.drops.malformed.get(),
                     drops_vlan: w.drops.vlan_violation.get(),

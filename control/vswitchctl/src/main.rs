@@ -563,6 +563,19 @@ fn main() {
                     w.cycles_per_packet
                 );
                 println!("  iterations: {}", w.iterations);
+                let lookups = w.flow_cache_hits + w.flow_megaflow_hits + w.flow_cache_misses;
+                if lookups > 0 {
+                    let pct = |n: u64| 100.0 * n as f64 / lookups as f64;
+                    println!(
+                        "  flow lookups: exact-match hits {} ({:.2}%), megaflow hits {} ({:.2}%), classifier {} ({:.2}%)",
+                        w.flow_cache_hits,
+                        pct(w.flow_cache_hits),
+                        w.flow_megaflow_hits,
+                        pct(w.flow_megaflow_hits),
+                        w.flow_cache_misses,
+                        pct(w.flow_cache_misses)
+                    );
+                }
                 println!("  rx queues: {}", w.rx_queues.join(" "));
                 println!(
                     "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} spoofed {} denied {} ct-invalid {} flow {} tx-full {} no-mbuf {}",

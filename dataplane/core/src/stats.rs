@@ -88,6 +88,11 @@ pub struct WorkerStats {
     pub busy_cycles: Counter,
     pub idle_cycles: Counter,
     pub iterations: Counter,
+    /// Flow-table lookups answered by the exact-match cache, by the
+    /// megaflow cache, and by the classifier.
+    pub flow_cache_hits: Counter,
+    pub flow_megaflow_hits: Counter,
+    pub flow_cache_misses: Counter,
     pub drops: DropCounters,
     pub ports: Box<[PortCounters; MAX_PORTS]>,
 }
@@ -145,6 +150,9 @@ impl WorkerStats {
             busy_cycles: Counter::default(),
             idle_cycles: Counter::default(),
             iterations: Counter::default(),
+            flow_cache_hits: Counter::default(),
+            flow_megaflow_hits: Counter::default(),
+            flow_cache_misses: Counter::default(),
             drops: DropCounters::default(),
             ports: Box::new(std::array::from_fn(|_| PortCounters::default())),
         }

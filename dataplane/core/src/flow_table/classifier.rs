@@ -41,6 +41,17 @@ mod at {
 const IP_OR_ARP: u8 = 1;
 const NOT_LATER_FRAGMENT: u8 = 2;
 
+/// `a == b`, in three loads each instead of a call to `memcmp`.
+#[inline(always)]
+fn same(a: &Fields, b: &Fields) -> bool {
+    let word = |f: &Fields, at: usize| {
+        let mut w = [0u8; 16];
+        w.copy_from_slice(&f[at..at + 16]);
+        u128::from_ne_bytes(w)
+    };
+    word(a, 0) == word(b, 0) && word(a, 16) == word(b, 16) && a[32..] == b[32..]
+}
+
 /// A packet's fields in the layout.
 fn packet_fields(in_port: u16, key: &FlowKey) -> Fields {
     let mut f = [0u8; LEN];
@@ -143,9 +154,18 @@ impl FieldsHasher {
 }
 
 impl Hasher for FieldsHasher {
+    /// The words' product chain leaves its low bits depending on little
+    /// more than the inputs' low bits, and both the exact-match cache and
+    /// the hash maps index by the low bits: they are mixed in from the
+    /// high ones first (MurmurHash3's 64-bit finaliser).
     #[inline(always)]
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
     #[inline(always)]
     fn write(&mut self, bytes: &[u8]) {
@@ -181,7 +201,7 @@ struct Subtable {
     best: FieldsMap<(u16, usize)>,
 }
 
-/// Entries of an [`ExactCache`] (a power of two).
+/// Entries of an [`FlowCache`] (a power of two).
 pub const EXACT_CACHE_ENTRIES: usize = 8192;
 
 #[derive(Debug, Clone, Copy)]
@@ -193,32 +213,210 @@ struct CacheEntry {
     flow: Option<u32>,
 }
 
+const EMPTY_ENTRY: CacheEntry = CacheEntry {
+    classifier: 0,
+    table: 0,
+    fields: [0; LEN],
+    flow: None,
+};
+
+/// Two entries side by side: the two places a packet's decision may be
+/// (one line pair to fetch).
+#[derive(Debug, Clone, Copy)]
+#[repr(align(128))]
+struct CacheBucket([CacheEntry; 2]);
+
 /// A worker's exact-match cache: the decisions of the packets it saw
-/// last, by all their fields, one entry per hash slot (a new packet
-/// replaces the one there). Owned by one worker: no lock; sized once.
+/// last, by all their fields, two ways per hash bucket (a new packet
+/// replaces the older-looking one, as Open vSwitch's EMC does with its
+/// two places). Owned by one worker: no lock; sized once.
 #[derive(Debug)]
-pub struct ExactCache {
-    entries: Box<[CacheEntry]>,
+pub struct FlowCache {
+    buckets: Box<[CacheBucket]>,
+    mega: MegaflowCache,
+    /// Lookups the exact-match cache answered, the megaflow cache
+    /// answered, and neither (the classifier did).
     pub hits: u64,
+    pub mega_hits: u64,
     pub misses: u64,
 }
 
-impl Default for ExactCache {
+impl Default for FlowCache {
     fn default() -> Self {
-        ExactCache {
-            entries: vec![
-                CacheEntry {
-                    classifier: 0,
-                    table: 0,
-                    fields: [0; LEN],
-                    flow: None,
-                };
-                EXACT_CACHE_ENTRIES
-            ]
-            .into_boxed_slice(),
+        FlowCache {
+            buckets: vec![CacheBucket([EMPTY_ENTRY; 2]); EXACT_CACHE_ENTRIES / 2]
+                .into_boxed_slice(),
+            mega: MegaflowCache::default(),
             hits: 0,
+            mega_hits: 0,
             misses: 0,
         }
+    }
+}
+
+impl FlowCache {
+    /// Starts fetching the bucket `p` lives in (a burst places every
+    /// packet before it looks any up).
+    #[inline(always)]
+    pub fn prefetch(&self, p: &PacketFields) {
+        if let Some(b) = self.buckets.get(p.bucket()) {
+            cpu::prefetch(b);
+        }
+    }
+}
+
+/// Entries of a [`MegaflowCache`] (a power of two), and the masks it
+/// holds at most.
+pub const MEGAFLOW_ENTRIES: usize = 8192;
+pub const MEGAFLOW_MASKS: usize = 16;
+
+/// A wildcarded decision: the packet fields under one of the cache's
+/// masks, and the flow.
+#[derive(Debug, Clone, Copy)]
+struct MegaEntry {
+    classifier: u64,
+    table: u8,
+    mask: u8,
+    fields: Fields,
+    flow: Option<u32>,
+}
+
+const EMPTY_MEGA: MegaEntry = MegaEntry {
+    classifier: 0,
+    table: 0,
+    mask: 0,
+    fields: [0; LEN],
+    flow: None,
+};
+
+/// A worker's megaflow cache, as Open vSwitch's datapath classifier
+/// keeps them: each classifier answer is kept with the fields that
+/// answer really depended on (the masks of the subtables the lookup
+/// searched), so every packet that agrees on those (flows that differ
+/// only in a source port nobody matches, say) is answered from it. A few
+/// masks, searched in the order they came, each a hash probe into one
+/// fixed table of two-way buckets. Masks and entries belong to one
+/// classifier: a new one starts the cache afresh. Sized once.
+#[derive(Debug)]
+struct MegaflowCache {
+    classifier: u64,
+    masks: [Fields; MEGAFLOW_MASKS],
+    n_masks: usize,
+    buckets: Box<[[MegaEntry; 2]]>,
+}
+
+impl Default for MegaflowCache {
+    fn default() -> Self {
+        MegaflowCache {
+            classifier: 0,
+            masks: [[0; LEN]; MEGAFLOW_MASKS],
+            n_masks: 0,
+            buckets: vec![[EMPTY_MEGA; 2]; MEGAFLOW_ENTRIES / 2].into_boxed_slice(),
+        }
+    }
+}
+
+/// `fields` under `mask`, and their hash with the table and mask number.
+#[inline(always)]
+fn masked_hash(table: u8, m: usize, fields: &Fields, mask: &Fields) -> (Fields, u64) {
+    let masked: Fields = std::array::from_fn(|i| fields[i] & mask[i]);
+    let mut h = FieldsHasher::default();
+    h.write(&masked);
+    h.add(u64::from(table) | (m as u64) << 8);
+    (masked, h.finish())
+}
+
+impl MegaflowCache {
+    /// The answer kept for `p` by classifier `id`, if any.
+    #[inline]
+    fn lookup(&self, id: u64, p: &PacketFields) -> Option<Option<usize>> {
+        if self.classifier != id {
+            return None;
+        }
+        for (m, mask) in self.masks[..self.n_masks.min(MEGAFLOW_MASKS)]
+            .iter()
+            .enumerate()
+        {
+            let (masked, h) = masked_hash(p.table, m, &p.fields, mask);
+            let b = self.buckets.get(h as usize & (MEGAFLOW_ENTRIES / 2 - 1))?;
+            for e in b {
+                if e.classifier == id
+                    && e.table == p.table
+                    && usize::from(e.mask) == m
+                    && same(&e.fields, &masked)
+                {
+                    return Some(e.flow.map(|i| i as usize));
+                }
+            }
+        }
+        None
+    }
+
+    /// Keeps `found`, classifier `id`'s answer for `p`, for every packet
+    /// that agrees with it under `seen`.
+    fn insert(&mut self, id: u64, p: &PacketFields, seen: &Fields, found: Option<usize>) {
+        if self.classifier != id {
+            self.classifier = id;
+            self.n_masks = 0;
+        }
+        let n = self.n_masks.min(MEGAFLOW_MASKS);
+        let m = match self.masks[..n].iter().position(|k| k == seen) {
+            Some(m) => m,
+            // Full: this answer is not kept (the classifier answers again).
+            None if n == MEGAFLOW_MASKS => return,
+            None => {
+                self.masks[n] = *seen;
+                self.n_masks = n + 1;
+                n
+            }
+        };
+        let (masked, h) = masked_hash(p.table, m, &p.fields, seen);
+        let Some(b) = self
+            .buckets
+            .get_mut(h as usize & (MEGAFLOW_ENTRIES / 2 - 1))
+        else {
+            return;
+        };
+        let way = match (b[0].classifier == id, b[1].classifier == id) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => (h >> 63) as usize,
+        };
+        b[way] = MegaEntry {
+            classifier: id,
+            table: p.table,
+            mask: m as u8,
+            fields: masked,
+            flow: found.and_then(|i| u32::try_from(i).ok()),
+        };
+    }
+}
+
+/// A packet's fields for one table's lookup, and their hash.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketFields {
+    table: u8,
+    fields: Fields,
+    hash: u64,
+}
+
+impl PacketFields {
+    #[inline(always)]
+    pub fn new(table: u8, in_port: u16, key: &FlowKey) -> PacketFields {
+        let fields = packet_fields(in_port, key);
+        let mut h = FieldsHasher::default();
+        h.write(&fields);
+        h.add(u64::from(table));
+        PacketFields {
+            table,
+            fields,
+            hash: h.finish(),
+        }
+    }
+
+    #[inline(always)]
+    fn bucket(&self) -> usize {
+        self.hash as usize & (EXACT_CACHE_ENTRIES / 2 - 1)
     }
 }
 
@@ -295,37 +493,73 @@ impl Classifier {
     #[inline]
     pub fn lookup_cached(
         &self,
-        cache: &mut ExactCache,
+        cache: &mut FlowCache,
         table: u8,
         in_port: u16,
         key: &FlowKey,
     ) -> Option<usize> {
-        let fields = packet_fields(in_port, key);
-        let mut h = FieldsHasher::default();
-        h.write(&fields);
-        h.add(u64::from(table));
-        let slot = &mut cache.entries[h.finish() as usize & (EXACT_CACHE_ENTRIES - 1)];
-        if slot.classifier == self.id && slot.table == table && slot.fields == fields {
-            cache.hits += 1;
-            return slot.flow.map(|i| i as usize);
+        self.lookup_placed(cache, &PacketFields::new(table, in_port, key))
+    }
+
+    /// [`lookup_cached`](Self::lookup_cached) of fields already placed:
+    /// the exact-match cache, then the megaflow cache, then the
+    /// classifier; what a later level answers is kept in the earlier ones.
+    #[inline]
+    pub fn lookup_placed(&self, cache: &mut FlowCache, p: &PacketFields) -> Option<usize> {
+        let Some(bucket) = cache.buckets.get_mut(p.bucket()) else {
+            return self.lookup_fields(p.table, &p.fields);
+        };
+        let live = |e: &CacheEntry| e.classifier == self.id;
+        for e in &bucket.0 {
+            if live(e) && e.table == p.table && same(&e.fields, &p.fields) {
+                cache.hits += 1;
+                return e.flow.map(|i| i as usize);
+            }
         }
-        let found = self.lookup_fields(table, &fields);
-        *slot = CacheEntry {
+        let found = match cache.mega.lookup(self.id, p) {
+            Some(found) => {
+                cache.mega_hits += 1;
+                found
+            }
+            None => {
+                let mut seen = [0u8; LEN];
+                let found = self.lookup_wildcards(p.table, &p.fields, &mut seen);
+                cache.mega.insert(self.id, p, &seen, found);
+                cache.misses += 1;
+                found
+            }
+        };
+        // An empty or stale place first; else the one a hash bit picks.
+        let way = match (live(&bucket.0[0]), live(&bucket.0[1])) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => (p.hash >> 63) as usize,
+        };
+        bucket.0[way] = CacheEntry {
             classifier: self.id,
-            table,
-            fields,
+            table: p.table,
+            fields: p.fields,
             flow: found.and_then(|i| u32::try_from(i).ok()),
         };
-        cache.misses += 1;
         found
     }
 
     fn lookup_fields(&self, table: u8, fields: &Fields) -> Option<usize> {
+        self.lookup_wildcards(table, fields, &mut [0; LEN])
+    }
+
+    /// The lookup, adding to `seen` the mask of every subtable it looked
+    /// in: any packet whose fields agree with these under `seen` gets the
+    /// same answer (the megaflow of the answer).
+    fn lookup_wildcards(&self, table: u8, fields: &Fields, seen: &mut Fields) -> Option<usize> {
         let t = self.tables.get(usize::from(table))?;
         let mut found: Option<(u16, usize)> = None;
         for s in &t.subtables {
             if found.is_some_and(|(p, _)| s.max_priority < p) {
                 break;
+            }
+            for (w, m) in seen.iter_mut().zip(&s.mask) {
+                *w |= m;
             }
             let masked: Fields = std::array::from_fn(|i| fields[i] & s.mask[i]);
             if let Some(&(p, i)) = s.best.get(&masked) {
@@ -509,7 +743,7 @@ mod tests {
             let mut flows = flows;
             // One cache across both rounds: the second classifier must not
             // be answered with the first one's decisions.
-            let mut cache = ExactCache::default();
+            let mut cache = FlowCache::default();
             for round in 0..2 {
                 let c = Classifier::new(&flows);
                 // Each packet twice: a miss, then (mostly) a hit.

@@ -10,7 +10,7 @@
 //! ([`Translation`]): an emission sends the packet as the edits before it
 //! made it. The pipeline's flow stage carries it out on the frame.
 
-use super::classifier::{Classifier, ExactCache};
+use super::classifier::{Classifier, FlowCache, PacketFields};
 use super::{Action, Flow, Match, PortRef, MAX_TABLE};
 use crate::flow_key::FlowKey;
 use crate::port::PortId;
@@ -310,15 +310,26 @@ impl FlowTables {
         self.ids.get(i).copied()
     }
 
+    /// Where a packet's first lookup (table 0) will look, to prefetch it
+    /// with the rest of its burst's.
+    #[inline(always)]
+    pub fn place(&self, cache: &FlowCache, in_port: PortId, key: &FlowKey) -> PacketFields {
+        let p = PacketFields::new(0, ofport(in_port), key);
+        cache.prefetch(&p);
+        p
+    }
+
     /// Runs a packet with `key` that came in on `in_port` through the
-    /// tables, from table 0, into `t`; lookups go through `cache`.
+    /// tables, from table 0 (its fields there `first`, from
+    /// [`place`](Self::place)), into `t`; lookups go through `cache`.
     #[inline]
     pub fn translate(
         &self,
-        cache: &mut ExactCache,
+        cache: &mut FlowCache,
         worker: usize,
         in_port: PortId,
         key: &FlowKey,
+        first: &PacketFields,
         t: &mut Translation,
     ) {
         t.len = 0;
@@ -326,10 +337,14 @@ impl FlowTables {
         t.overflow = false;
         let mut key = *key;
         let of = ofport(in_port);
+        let mut placed = Some(first);
         let mut lookup = |table: u8, key: &FlowKey| {
             let tc = (worker * TABLES + usize::from(table)) * 2;
             add(self.table_counters.get(tc), 1);
-            let found = self.classifier.lookup_cached(cache, table, of, key);
+            let found = match placed.take() {
+                Some(p) => self.classifier.lookup_placed(cache, p),
+                None => self.classifier.lookup_cached(cache, table, of, key),
+            };
             add(self.table_counters.get(tc + 1), u64::from(found.is_some()));
             found
         };
@@ -484,9 +499,11 @@ mod tests {
             "table=1,priority=1,actions=drop",
             "table=2,actions=NORMAL",
         ]);
-        let mut cache = ExactCache::default();
+        let mut cache = FlowCache::default();
         let mut tr = Translation::default();
-        t.translate(&mut cache, 0, p(0), &tagged(2), &mut tr);
+        let k = tagged(2);
+        let first = t.place(&cache, p(0), &k);
+        t.translate(&mut cache, 0, p(0), &k, &first, &mut tr);
         assert_eq!(
             tr.ops(),
             [
@@ -501,7 +518,8 @@ mod tests {
         assert_eq!(t.counters(1), (1, 60));
         assert_eq!(t.table_counters(1), (1, 1));
         // From another port: table 0 misses, nothing at all.
-        t.translate(&mut cache, 0, p(1), &tagged(2), &mut tr);
+        let first = t.place(&cache, p(1), &k);
+        t.translate(&mut cache, 0, p(1), &k, &first, &mut tr);
         assert!(tr.ops().is_empty() && tr.hits().is_empty());
         assert_eq!(t.table_counters(0), (2, 1));
     }
@@ -510,7 +528,9 @@ mod tests {
     fn endless_resubmits_overflow_instead_of_recursing_forever() {
         let (_, t) = tables(&["actions=resubmit(,0)"]);
         let mut tr = Translation::default();
-        t.translate(&mut ExactCache::default(), 0, p(0), &tagged(1), &mut tr);
+        let (mut c, k) = (FlowCache::default(), tagged(1));
+        let first = t.place(&c, p(0), &k);
+        t.translate(&mut c, 0, p(0), &k, &first, &mut tr);
         assert!(tr.overflow);
     }
 
@@ -521,7 +541,9 @@ mod tests {
             "actions=output:gone,output:2",
         ]);
         let mut tr = Translation::default();
-        t.translate(&mut ExactCache::default(), 0, p(0), &tagged(1), &mut tr);
+        let (mut c, k) = (FlowCache::default(), tagged(1));
+        let first = t.place(&c, p(0), &k);
+        t.translate(&mut c, 0, p(0), &k, &first, &mut tr);
         assert_eq!(tr.hits(), [1]);
         assert_eq!(tr.ops(), [Op::Emit(Emit::Port(p(1)))]);
     }

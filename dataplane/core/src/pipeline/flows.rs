@@ -15,7 +15,7 @@
 use super::execute::{apply_tag, BurstCounts};
 use super::{DropReason, Outputs, TagAction};
 use crate::flow_key::FlowKey;
-use crate::flow_table::classifier::ExactCache;
+use crate::flow_table::classifier::{FlowCache, PacketFields};
 use crate::flow_table::program::{Edit, Emit, FlowTables, Op, Translation};
 use crate::frame::{Burst, Frame, FramePool, Transmit, BURST};
 use crate::offload::wire_len;
@@ -25,12 +25,26 @@ use crate::wire::ethernet::SwitchingHeader;
 use crate::wire::vlan::set_outer_tci;
 use crate::wire::Tci;
 
-/// A worker's state for the flow stage: its exact-match cache and a
-/// translation to fill. Sized once.
-#[derive(Default)]
+/// A worker's state for the flow stage: its exact-match cache, a
+/// translation to fill and each frame's key between the two passes.
+/// Sized once.
 pub struct FlowScratch {
-    pub cache: ExactCache,
+    pub cache: FlowCache,
     translation: Translation,
+    /// Frame i's key and first lookup's fields, when it parsed (`ready`).
+    keys: Box<[FlowKey; BURST]>,
+    placed: Box<[Option<PacketFields>; BURST]>,
+}
+
+impl Default for FlowScratch {
+    fn default() -> Self {
+        FlowScratch {
+            cache: FlowCache::default(),
+            translation: Translation::default(),
+            keys: Box::new([FlowKey::default(); BURST]),
+            placed: Box::new([None; BURST]),
+        }
+    }
 }
 
 /// Carries out one edit on a frame's bytes; false if it cannot be made.
@@ -124,33 +138,47 @@ where
             f.prefetch();
         }
     }
-    for i in 0..n {
-        let Some(mut f) = rx.take(i) else { continue };
-        let len = f.pkt_len();
-        c.rx_bytes += u64::from(len);
+    // Pass 1: every frame's key, and its first lookup's cache bucket
+    // prefetched, before any lookup.
+    for (i, (key, placed)) in scratch.keys[..n]
+        .iter_mut()
+        .zip(scratch.placed[..n].iter_mut())
+        .enumerate()
+    {
+        *placed = None;
+        let Some(f) = rx.get_mut(i) else { continue };
         // A tag the NIC stripped is part of the frame the flows see.
         if let Some(t) = f.stripped_tci() {
             f.clear_stripped_tci();
-            if !apply_tag(&mut f, TagAction::Push(t)) {
-                c.dropped(DropReason::Malformed);
-                out.discard(f);
+            if !apply_tag(f, TagAction::Push(t)) {
                 continue;
             }
         }
         // As far as the frame parses: a bad L3 header still has L2 fields.
-        let key = match FlowKey::extract_l4_chained(f.data(), f.pkt_len() as usize, None) {
-            Ok(k) => k,
-            Err(_) => match FlowKey::extract_l2(f.data(), None) {
-                Ok(k) => k,
-                Err(_) => {
-                    c.dropped(DropReason::Malformed);
-                    out.discard(f);
-                    continue;
-                }
-            },
+        let parsed = FlowKey::extract_l4_chained(f.data(), f.pkt_len() as usize, None)
+            .or_else(|_| FlowKey::extract_l2(f.data(), None));
+        if let Ok(k) = parsed {
+            *key = k;
+            *placed = Some(tables.place(&scratch.cache, in_port, key));
+        }
+    }
+    // Pass 2: translate and carry out, in frame order.
+    let FlowScratch {
+        cache,
+        translation: t,
+        keys,
+        placed,
+    } = scratch;
+    for i in 0..n {
+        let Some(mut f) = rx.take(i) else { continue };
+        let len = f.pkt_len();
+        c.rx_bytes += u64::from(len);
+        let (Some(key), Some(Some(placed))) = (keys.get(i), placed.get(i)) else {
+            c.dropped(DropReason::Malformed);
+            out.discard(f);
+            continue;
         };
-        let t = &mut scratch.translation;
-        tables.translate(&mut scratch.cache, worker, in_port, &key, t);
+        tables.translate(cache, worker, in_port, key, placed, t);
         tables.count(worker, t.hits(), u64::from(len));
         if t.overflow {
             c.dropped(DropReason::FlowTable);
