@@ -2290,6 +2290,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error(f"--macs {a.macs}: {a.scenario} does not take --macs > 1 (its traffic is "
                  + ("vm1's testpmd txonly: one flow between two fixed MACs)"
                     if a.scenario == "vm2vm-vhost" else "fixed: scripts/neutron_traffic.py)"))
+    if a.scenario == "flows":
+        # flow_traffic spreads flows over source addresses too.
+        if not 1 <= a.flows <= 1 << 22:
+            ap.error("--flows: 1 to 4194304 for the flows scenario")
+        return a
     try:
         gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, vlan=a.vlan, macs=a.macs)
     except ValueError as exc:

@@ -255,6 +255,13 @@ impl Default for FlowCache {
 }
 
 impl FlowCache {
+    /// Drops every exact-match entry (the megaflow cache stays), so tests
+    /// reach the megaflow cache.
+    #[cfg(test)]
+    fn forget_exact(&mut self) {
+        self.buckets.iter_mut().for_each(|b| *b = CacheBucket([EMPTY_ENTRY; 2]));
+    }
+
     /// Starts fetching the bucket `p` lives in (a burst places every
     /// packet before it looks any up).
     #[inline(always)]
@@ -729,8 +736,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// The classifier, and the classifier behind an exact-match cache,
-        /// decide as the linear scan does: random flow lists (overlapping
+        /// The classifier, and the classifier behind its caches (exact
+        /// match, and megaflow once the exact entries are gone), decide
+        /// as the linear scan does: random flow lists (overlapping
         /// matches, equal priorities, three tables), changed by random
         /// removals and additions between packets.
         #[test]
@@ -746,8 +754,13 @@ mod tests {
             let mut cache = FlowCache::default();
             for round in 0..2 {
                 let c = Classifier::new(&flows);
-                // Each packet twice: a miss, then (mostly) a hit.
-                for (port, key) in packets.iter().chain(&packets) {
+                // Each packet three times: a miss, then (mostly) an exact
+                // hit, then with the exact entries gone, the megaflow
+                // cache's answer (or a miss).
+                for (pass, (port, key)) in packets.iter().chain(&packets).chain(&packets).enumerate() {
+                    if pass == 2 * packets.len() {
+                        cache.forget_exact();
+                    }
                     for table in 0..3u8 {
                         let want = lookup_linear(&flows, table, *port, key)
                             .map(|f| f as *const Flow as usize);

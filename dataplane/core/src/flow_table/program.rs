@@ -38,6 +38,10 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_OPS: usize = 32;
 /// Flows one packet's translation may go through (counted per flow).
 pub const MAX_HITS: usize = 16;
+/// Lookups one packet's translation may make (a flow may resubmit many
+/// times: without a bound, `resubmit(,0),resubmit(,0)` doubles the work
+/// per level; Open vSwitch bounds resubmits too).
+pub const MAX_LOOKUPS: usize = 64;
 
 /// A header edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +101,8 @@ pub enum TraceStep {
     Op(Op),
     /// An output to a port not on the bridge.
     Nowhere,
-    /// Resubmits nested deeper than [`MAX_DEPTH`].
+    /// Resubmits nested deeper than [`MAX_DEPTH`], or more lookups than
+    /// [`MAX_LOOKUPS`].
     TooDeep,
 }
 
@@ -108,9 +113,10 @@ pub struct Translation {
     len: usize,
     hits: [u32; MAX_HITS],
     n_hits: usize,
-    /// More ops or hits than fit, or resubmits nested deeper than
-    /// [`MAX_DEPTH`]: the packet is dropped (as OVS drops a translation
-    /// that runs out of room).
+    lookups: usize,
+    /// More ops, hits or lookups than fit, or resubmits nested deeper
+    /// than [`MAX_DEPTH`]: the translation stops there and the packet is
+    /// dropped (as OVS drops a translation that runs out of room).
     pub overflow: bool,
 }
 
@@ -121,6 +127,7 @@ impl Default for Translation {
             len: 0,
             hits: [0; MAX_HITS],
             n_hits: 0,
+            lookups: 0,
             overflow: false,
         }
     }
@@ -334,6 +341,7 @@ impl FlowTables {
     ) {
         t.len = 0;
         t.n_hits = 0;
+        t.lookups = 0;
         t.overflow = false;
         let mut key = *key;
         let of = ofport(in_port);
@@ -374,11 +382,15 @@ impl FlowTables {
         t: &mut Translation,
         depth: usize,
     ) {
-        if depth >= MAX_DEPTH {
+        if t.overflow {
+            return;
+        }
+        if depth >= MAX_DEPTH || t.lookups >= MAX_LOOKUPS {
             t.overflow = true;
             observe(TraceStep::TooDeep);
             return;
         }
+        t.lookups += 1;
         // A miss: nothing happens (OpenFlow 1.3's table-miss drop in table
         // 0; after a resubmit, the caller goes on).
         let found = lookup(table, key);
@@ -396,6 +408,9 @@ impl FlowTables {
         };
         let steps = self.steps.get(a as usize..b as usize).unwrap_or_default();
         for &s in steps {
+            if t.overflow {
+                return;
+            }
             match s {
                 Step::Op(op) => {
                     if let Op::Edit(e) = op {
@@ -525,6 +540,17 @@ mod tests {
     }
 
     #[test]
+    fn doubling_resubmits_stop_at_the_lookup_bound() {
+        let (_, t) = tables(&["actions=resubmit(,0),resubmit(,0),NORMAL"]);
+        let mut tr = Translation::default();
+        let (mut c, k) = (FlowCache::default(), tagged(1));
+        let first = t.place(&c, p(0), &k);
+        t.translate(&mut c, 0, p(0), &k, &first, &mut tr);
+        assert!(tr.overflow);
+        assert!(tr.lookups <= MAX_LOOKUPS);
+    }
+
+    #[test]
     fn endless_resubmits_overflow_instead_of_recursing_forever() {
         let (_, t) = tables(&["actions=resubmit(,0)"]);
         let mut tr = Translation::default();
@@ -559,5 +585,192 @@ mod tests {
         assert!(!k.has_vlan);
         edit_key(&mut k, Edit::SetVid(4));
         assert_eq!((k.has_vlan, k.vlan_tci), (true, 4));
+    }
+
+    mod reference {
+        use super::super::*;
+        use crate::flow_table::{lookup_linear, Masked, VlanMatch};
+        use proptest::prelude::*;
+
+        /// The translation by the book: `lookup_linear` per table,
+        /// actions in order, resubmit as a call, goto as a jump.
+        struct Reference<'a> {
+            flows: &'a [Flow],
+            in_port: u16,
+            members: &'a [PortId],
+            ops: Vec<Op>,
+            hits: Vec<usize>,
+            lookups: usize,
+            overflow: bool,
+        }
+
+        impl Reference<'_> {
+            fn run(&mut self, table: u8, key: &mut FlowKey, depth: usize) {
+                if self.overflow {
+                    return;
+                }
+                if depth >= MAX_DEPTH || self.lookups >= MAX_LOOKUPS {
+                    self.overflow = true;
+                    return;
+                }
+                self.lookups += 1;
+                let Some(f) = lookup_linear(self.flows, table, self.in_port, key) else {
+                    return;
+                };
+                let i = self.flows.iter().position(|g| std::ptr::eq(g, f)).unwrap();
+                if self.hits.len() < MAX_HITS {
+                    self.hits.push(i);
+                } else {
+                    self.overflow = true;
+                }
+                for a in &f.actions {
+                    if self.overflow {
+                        return;
+                    }
+                    let op = match a {
+                        Action::Output(PortRef::Number(n)) => match port_of(*n) {
+                            Some(p) if self.members.contains(&p) => Op::Emit(Emit::Port(p)),
+                            _ => continue,
+                        },
+                        Action::Output(PortRef::Name(_)) => continue,
+                        Action::InPort => Op::Emit(Emit::InPort),
+                        Action::Normal => Op::Emit(Emit::Normal),
+                        Action::Flood => Op::Emit(Emit::Flood),
+                        Action::All => Op::Emit(Emit::All),
+                        Action::ModVlanVid(v) => Op::Edit(Edit::SetVid(*v)),
+                        Action::ModVlanPcp(p) => Op::Edit(Edit::SetPcp(*p)),
+                        Action::StripVlan => Op::Edit(Edit::StripVlan),
+                        Action::ModDlSrc(a) => Op::Edit(Edit::SetDlSrc(*a)),
+                        Action::ModDlDst(a) => Op::Edit(Edit::SetDlDst(*a)),
+                        Action::Resubmit(t) => {
+                            self.run(*t, key, depth + 1);
+                            continue;
+                        }
+                        Action::GotoTable(t) => {
+                            self.run(*t, key, depth + 1);
+                            return;
+                        }
+                    };
+                    if let Op::Edit(e) = op {
+                        edit_key(key, e);
+                    }
+                    if self.ops.len() < MAX_OPS {
+                        self.ops.push(op);
+                    } else {
+                        self.overflow = true;
+                    }
+                }
+            }
+        }
+
+        fn mac() -> impl Strategy<Value = EthernetAddress> {
+            (0u8..3).prop_map(|i| EthernetAddress([2, 0, 0, 0, 0, i]))
+        }
+
+        fn arb_action(table: u8) -> impl Strategy<Value = Action> {
+            prop_oneof![
+                (1u16..5).prop_map(|n| Action::Output(PortRef::Number(n))),
+                Just(Action::InPort),
+                Just(Action::Normal),
+                Just(Action::Flood),
+                (1u16..3).prop_map(Action::ModVlanVid),
+                (0u8..8).prop_map(Action::ModVlanPcp),
+                Just(Action::StripVlan),
+                mac().prop_map(Action::ModDlDst),
+                (0u8..3).prop_map(Action::Resubmit),
+                (table + 1..4).prop_map(Action::GotoTable),
+            ]
+        }
+
+        fn arb_flow() -> impl Strategy<Value = Flow> {
+            (0u8..3).prop_flat_map(|table| {
+                (
+                    0u16..4,
+                    proptest::option::of((1u16..4).prop_map(PortRef::Number)),
+                    proptest::option::of(prop_oneof![
+                        Just(VlanMatch::None),
+                        (1u16..3).prop_map(VlanMatch::Vid)
+                    ]),
+                    proptest::option::of(mac().prop_map(|m| Masked {
+                        value: m,
+                        mask: EthernetAddress([0xff; 6]),
+                    })),
+                    proptest::collection::vec(arb_action(table), 0..4),
+                )
+                    .prop_map(move |(priority, in_port, dl_vlan, dl_dst, actions)| Flow {
+                        table,
+                        priority,
+                        m: Match {
+                            in_port,
+                            dl_vlan,
+                            dl_dst,
+                            ..Match::default()
+                        },
+                        actions,
+                        ..Flow::default()
+                    })
+            })
+        }
+
+        fn arb_key() -> impl Strategy<Value = FlowKey> {
+            (mac(), proptest::option::of(1u16..3)).prop_map(|(dst, vid)| FlowKey {
+                dl_dst: dst,
+                has_vlan: vid.is_some(),
+                vlan_tci: vid.unwrap_or(0),
+                dl_type: 0x88b5,
+                ..FlowKey::default()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Translations through the tables and their caches are the
+            /// book's: every edit, emission and flow in order, across
+            /// resubmits (also to the same table: loops run out of depth),
+            /// goto_table, outputs to ports not on the bridge, and a
+            /// snapshot's new tables between packets.
+            #[test]
+            fn translations_follow_the_reference(
+                flows in proptest::collection::vec(arb_flow(), 0..16),
+                more in proptest::collection::vec(arb_flow(), 0..4),
+                packets in proptest::collection::vec((0u16..3, arb_key()), 1..8),
+            ) {
+                let members = [PortId::new(0).unwrap(), PortId::new(1).unwrap(), PortId::new(2).unwrap()];
+                let mut flows = flows;
+                let mut cache = FlowCache::default();
+                for _round in 0..2 {
+                    let t = FlowTables::build(
+                        flows.iter().enumerate().map(|(i, f)| (i as u64, f)),
+                        |r: &PortRef| match r {
+                            PortRef::Number(n) => port_of(*n).filter(|p| members.contains(p)),
+                            PortRef::Name(_) => None,
+                        },
+                        1,
+                    );
+                    for (port, key) in packets.iter().chain(&packets) {
+                        let in_port = PortId::new(*port).unwrap();
+                        let mut r = Reference {
+                            flows: &flows,
+                            in_port: ofport(in_port),
+                            members: &members,
+                            ops: Vec::new(),
+                            hits: Vec::new(),
+                            lookups: 0,
+                            overflow: false,
+                        };
+                        r.run(0, &mut key.clone(), 0);
+                        let mut got = Translation::default();
+                        let first = t.place(&cache, in_port, key);
+                        t.translate(&mut cache, 0, in_port, key, &first, &mut got);
+                        prop_assert_eq!(got.ops(), &r.ops[..]);
+                        let hits: Vec<usize> = got.hits().iter().map(|&h| h as usize).collect();
+                        prop_assert_eq!(hits, r.hits);
+                        prop_assert_eq!(got.overflow, r.overflow);
+                    }
+                    flows.extend(more.iter().cloned());
+                }
+            }
+        }
     }
 }
