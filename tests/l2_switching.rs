@@ -854,3 +854,86 @@ fn flows_survive_a_restart_but_volatile_ones_do_not_and_bad_flows_are_refused_wh
     assert_eq!(last.lines().count(), 1, "{last}");
     assert!(sw.stop().success());
 }
+
+#[test]
+fn ten_thousand_flow_changes_a_second_under_load_lose_and_misdirect_nothing() {
+    // p0 replays its frames forever into `in_port=p0,actions=output:p1`,
+    // while 1,000 other flows (UDP to ports the traffic does not use, at a
+    // higher priority, out to p2) are added and deleted ten times a second.
+    let _g = serial();
+    let dir = TempDir::new("flowload");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}",
+        config_head(&dir, "flowload"),
+        port("p1", "net_null1,no-rx=1", ""),
+        port("p2", "net_null2,no-rx=1", ""),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    ctl_ok(&sw, &["del-flows", "br0"]);
+    ctl_ok(
+        &sw,
+        &[
+            "add-flow",
+            "br0",
+            "priority=100,in_port=3,actions=output:p1",
+        ],
+    );
+    let frames: Vec<Vec<u8>> = (0..64).map(|i| frame(C, A, None, i)).collect();
+    let rx = dir.path("p0-rx.pcap");
+    write_pcap(&rx, &frames);
+    let devargs = format!("net_pcap0,rx_pcap={},infinite_rx=1", rx.display());
+    ctl_ok(&sw, &["port", "add", "br0", "p0", &devargs]);
+    sw.wait_for("traffic", |s| {
+        s.iter().any(|p| p.name == "p1" && p.tx_packets > 10_000)
+    });
+
+    let churn = dir.path("churn.txt");
+    let t0 = std::time::Instant::now();
+    let mut changes = 0u64;
+    let mut round = 0u32;
+    while t0.elapsed() < std::time::Duration::from_secs(3) {
+        let lines: String = (0..1000)
+            .map(|i| {
+                format!(
+                    "priority=200,udp,in_port=p0,tp_dst={},actions=output:p2\n",
+                    10_000 + i + round % 7
+                )
+            })
+            .collect();
+        std::fs::write(&churn, lines).unwrap();
+        ctl_ok(
+            &sw,
+            &[
+                "add-flows",
+                "br0",
+                "--volatile",
+                &churn.display().to_string(),
+            ],
+        );
+        let out = ctl_ok(&sw, &["del-flows", "br0", "--json", "udp"]);
+        assert!(out.contains("\"deleted\":1000"), "{out}");
+        changes += 2000;
+        round += 1;
+    }
+    let rate = changes as f64 / t0.elapsed().as_secs_f64();
+    // Stop the traffic: p0's final counters, then p1's and p2's.
+    let (ok, last, err) = ctl(&sw, None, &["port", "del", "p0", "--json"]);
+    assert!(ok, "{err}");
+    let last: PortStatsRow = serde_json::from_str(&last).unwrap();
+    let p1 = sw.port("p1");
+    let p2 = sw.port("p2");
+    let pmd: Vec<PmdStatsRow> = serde_json::from_value(sw.ok(&Request::PmdStats)).unwrap();
+    assert!(sw.stop().success());
+
+    eprintln!(
+        "{rate:.0} flow changes/s; p0 received {}, p1 sent {}",
+        last.rx_packets, p1.tx_packets
+    );
+    assert!(rate >= 10_000.0, "{rate:.0} flow changes a second");
+    assert!(last.rx_packets > 0);
+    assert_eq!(last.rx_dropped, 0, "nothing dropped on the way in");
+    assert_eq!(p1.tx_packets, last.rx_packets, "every frame reached p1");
+    assert_eq!(p1.tx_dropped, 0);
+    assert_eq!(p2.tx_packets, 0, "nothing misdirected");
+    assert_eq!(pmd.iter().map(|w| w.drops_flow).sum::<u64>(), 0, "{pmd:?}");
+}

@@ -259,7 +259,9 @@ impl FlowCache {
     /// reach the megaflow cache.
     #[cfg(test)]
     fn forget_exact(&mut self) {
-        self.buckets.iter_mut().for_each(|b| *b = CacheBucket([EMPTY_ENTRY; 2]));
+        self.buckets
+            .iter_mut()
+            .for_each(|b| *b = CacheBucket([EMPTY_ENTRY; 2]));
     }
 
     /// Starts fetching the bucket `p` lives in (a burst places every

@@ -697,18 +697,20 @@ mod tests {
                     })),
                     proptest::collection::vec(arb_action(table), 0..4),
                 )
-                    .prop_map(move |(priority, in_port, dl_vlan, dl_dst, actions)| Flow {
-                        table,
-                        priority,
-                        m: Match {
-                            in_port,
-                            dl_vlan,
-                            dl_dst,
-                            ..Match::default()
+                    .prop_map(
+                        move |(priority, in_port, dl_vlan, dl_dst, actions)| Flow {
+                            table,
+                            priority,
+                            m: Match {
+                                in_port,
+                                dl_vlan,
+                                dl_dst,
+                                ..Match::default()
+                            },
+                            actions,
+                            ..Flow::default()
                         },
-                        actions,
-                        ..Flow::default()
-                    })
+                    )
             })
         }
 
