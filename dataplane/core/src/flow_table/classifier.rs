@@ -190,6 +190,18 @@ impl Hasher for FieldsHasher {
 
 type FieldsMap<V> = HashMap<Fields, V, BuildHasherDefault<FieldsHasher>>;
 
+/// Which bytes of the layout each lookup stage covers, as Open vSwitch's
+/// staged lookup has them: in_port and L2; then L3 (and the flags); then
+/// L4. Each stage's mask includes the stages before it.
+fn stage_masks(mask: &Fields) -> [Fields; 2] {
+    let mut l2 = [0u8; LEN];
+    l2[..at::NW_SRC].copy_from_slice(&mask[..at::NW_SRC]);
+    let mut l3 = l2;
+    l3[at::NW_SRC..at::TP_SRC].copy_from_slice(&mask[at::NW_SRC..at::TP_SRC]);
+    l3[at::FLAGS..].copy_from_slice(&mask[at::FLAGS..]);
+    [l2, l3]
+}
+
 /// The flows of one mask in one table.
 #[derive(Debug)]
 struct Subtable {
@@ -199,6 +211,12 @@ struct Subtable {
     /// Masked fields -> the best flow with them: (priority, index in the
     /// flow list); later ones of the same values can never win.
     best: FieldsMap<(u16, usize)>,
+    /// The staged lookup: the mask up to L2 and up to L3 (`None` where the
+    /// stage adds no bit to the one before), and the values its flows
+    /// have under each. A packet whose L2 (or L3) values no flow has is
+    /// answered there, and the megaflow of the answer does not depend on
+    /// the later stages' fields (a UDP port nobody's addresses reach).
+    stages: [Option<(Fields, FieldsMap<()>)>; 2],
 }
 
 /// Entries of an [`FlowCache`] (a power of two).
@@ -462,15 +480,24 @@ impl Classifier {
             let s = match subs.iter().position(|s| s.mask == mask) {
                 Some(s) => s,
                 None => {
+                    let [l2, l3] = stage_masks(&mask);
+                    let stage = |m: Fields, before: Option<&Fields>| {
+                        (m != mask && m != [0; LEN] && before != Some(&m))
+                            .then(|| (m, FieldsMap::default()))
+                    };
                     subs.push(Subtable {
                         mask,
                         max_priority: 0,
                         best: FieldsMap::default(),
+                        stages: [stage(l2, None), stage(l3, Some(&l2))],
                     });
                     subs.len() - 1
                 }
             };
             let sub = &mut subs[s];
+            for (m, set) in sub.stages.iter_mut().flatten() {
+                set.insert(std::array::from_fn(|i| value[i] & m[i]), ());
+            }
             sub.max_priority = sub.max_priority.max(f.priority);
             let e = sub.best.entry(value).or_insert((f.priority, i));
             if f.priority > e.0 {
@@ -566,6 +593,22 @@ impl Classifier {
         for s in &t.subtables {
             if found.is_some_and(|(p, _)| s.max_priority < p) {
                 break;
+            }
+            let mut absent = false;
+            for (m, set) in s.stages.iter().flatten() {
+                let masked: Fields = std::array::from_fn(|i| fields[i] & m[i]);
+                if !set.contains_key(&masked) {
+                    // No flow here has these values: the later stages'
+                    // fields do not matter to this subtable's answer.
+                    for (w, b) in seen.iter_mut().zip(m) {
+                        *w |= b;
+                    }
+                    absent = true;
+                    break;
+                }
+            }
+            if absent {
+                continue;
             }
             for (w, m) in seen.iter_mut().zip(&s.mask) {
                 *w |= m;
