@@ -694,19 +694,20 @@ fn every_flow_action_on_the_wire() {
          in_port=4,dl_dst=00:00:00:00:00:09,actions=ALL\n\
          priority=40000,udp,in_port=4,dl_dst=00:00:00:00:00:0a,nw_dst=10.0.1.0/24,tp_dst=5001,actions=output:3\n\
          priority=40000,udp,in_port=4,dl_dst=00:00:00:00:00:0a,nw_dst=10.0.2.0/24,actions=output:1\n\
-         priority=1,in_port=4,actions=output:2\n",
+         priority=1,in_port=4,actions=output:2\n\
+         in_port=4,dl_dst=00:00:00:00:00:0c,actions=mod_nw_src:192.168.9.9,mod_nw_dst:172.16.0.1,mod_tp_src:4000,mod_tp_dst:80,mod_nw_tos:184,dec_ttl,output:o3\n",
     )
     .unwrap();
     // Without the default flow: a frame no flow matches is dropped.
     ctl_ok(&sw, &["del-flows", "br0"]);
     ctl_ok(&sw, &["add-flows", "br0", &flows.display().to_string()]);
     let dst = |n: u8| [0, 0, 0, 0, 0, n];
-    let frames: Vec<Vec<u8>> = (1..=11)
+    let frames: Vec<Vec<u8>> = (1..=12)
         .map(|n| frame(dst(n), A, None, u32::from(n)))
         .collect();
     add_rx_port(&sw, &dir, 3, "br0", "in", &frames);
-    sw.wait_for("11 frames in", |s| {
-        s.iter().any(|p| p.name == "in" && p.rx_packets == 11)
+    sw.wait_for("12 frames in", |s| {
+        s.iter().any(|p| p.name == "in" && p.rx_packets == 12)
     });
     let tables = ctl_ok(&sw, &["dump-tables", "br0"]);
     assert!(sw.stop().success());
@@ -725,7 +726,7 @@ fn every_flow_action_on_the_wire() {
     assert_eq!(dsts(&o2)[..], [0xbb, 3, 5, 9, 11], "o2");
     // 3: tag stripped again; 4: after the resubmit; 5, 9; 10: the
     // udp/nw_dst/tp_dst flow.
-    assert_eq!(dsts(&o3), [3, 4, 5, 9, 10], "o3");
+    assert_eq!(dsts(&o3), [3, 4, 5, 9, 10, 12], "o3");
     // 7 (in_port) only: output:4 to the input port goes nowhere.
     assert_eq!(dsts(&back), [7], "in");
 
@@ -751,8 +752,30 @@ fn every_flow_action_on_the_wire() {
         assert_eq!(o[16..], f(4)[12..]);
     }
     assert_eq!(back[0], *f(7));
+    // 12: the L3/L4 rewrites, the IP checksum still valid (the UDP one
+    // was none and stays none; TCP's: the stage's unit tests).
+    let r = &o3[5];
+    assert_eq!(r[14 + 1], 184, "mod_nw_tos");
+    assert_eq!(r[14 + 8], 63, "dec_ttl");
+    assert_eq!(
+        r[26..34],
+        [192, 168, 9, 9, 172, 16, 0, 1],
+        "mod_nw_src, mod_nw_dst"
+    );
+    assert_eq!(r[34..38], [0x0f, 0xa0, 0, 80], "mod_tp_src, mod_tp_dst");
+    assert_eq!(r[40..42], [0, 0]);
+    assert_eq!(r[38..], f(12)[38..]);
+    let ip_sum = r[14..34]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    assert_eq!(
+        (ip_sum & 0xffff) + (ip_sum >> 16),
+        0xffff,
+        "IP header checksum"
+    );
     assert!(
-        tables.contains("0: active=12, lookup=11, matched=11"),
+        tables.contains("0: active=13, lookup=12, matched=12"),
         "{tables}"
     );
     assert!(

@@ -81,6 +81,18 @@ pub enum Action {
     StripVlan,
     ModDlSrc(EthernetAddress),
     ModDlDst(EthernetAddress),
+    /// IPv4 source or destination address (checksums updated; nothing
+    /// for other packets).
+    ModNwSrc([u8; 4]),
+    ModNwDst([u8; 4]),
+    /// The IPv4 TOS byte's DSCP bits (a multiple of 4; ECN kept).
+    ModNwTos(u8),
+    /// TCP or UDP source or destination port (checksum updated).
+    ModTpSrc(u16),
+    ModTpDst(u16),
+    /// Decrements the IPv4 TTL or IPv6 hop limit; a packet whose TTL
+    /// would reach 0 is dropped.
+    DecTtl,
     /// Looks the packet up in table T and runs that flow's actions here.
     Resubmit(u8),
     /// Continues in table T (a later one) with what it has.

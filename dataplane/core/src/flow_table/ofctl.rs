@@ -463,6 +463,21 @@ fn parse_actions(text: &str, base: usize, table: u8) -> Result<Vec<Action>, Ofct
             "strip_vlan" | "pop_vlan" => Action::StripVlan,
             "mod_dl_src" => Action::ModDlSrc(mac(at, &name, need()?)?),
             "mod_dl_dst" => Action::ModDlDst(mac(at, &name, need()?)?),
+            "mod_nw_src" => Action::ModNwSrc(ipv4(at, &name, need()?)?),
+            "mod_nw_dst" => Action::ModNwDst(ipv4(at, &name, need()?)?),
+            "mod_nw_tos" => {
+                let v = number(at, &name, need()?, 255)? as u8;
+                if v & 3 != 0 {
+                    return err(
+                        at,
+                        format!("mod_nw_tos:{v}: the DSCP bits only (a multiple of 4)"),
+                    );
+                }
+                Action::ModNwTos(v)
+            }
+            "mod_tp_src" => Action::ModTpSrc(number(at, &name, need()?, 0xffff)? as u16),
+            "mod_tp_dst" => Action::ModTpDst(number(at, &name, need()?, 0xffff)? as u16),
+            "dec_ttl" => Action::DecTtl,
             "goto_table" => {
                 let t = number(at, &name, need()?, u64::from(MAX_TABLE))? as u8;
                 if t <= table {
@@ -687,6 +702,16 @@ pub fn format_actions(actions: &[Action]) -> String {
             Action::StripVlan => out.push_str("strip_vlan"),
             Action::ModDlSrc(m) => write!(out, "mod_dl_src:{m}").unwrap_or(()),
             Action::ModDlDst(m) => write!(out, "mod_dl_dst:{m}").unwrap_or(()),
+            Action::ModNwSrc(a) => {
+                write!(out, "mod_nw_src:{}", std::net::Ipv4Addr::from(*a)).unwrap_or(())
+            }
+            Action::ModNwDst(a) => {
+                write!(out, "mod_nw_dst:{}", std::net::Ipv4Addr::from(*a)).unwrap_or(())
+            }
+            Action::ModNwTos(t) => write!(out, "mod_nw_tos:{t}").unwrap_or(()),
+            Action::ModTpSrc(p) => write!(out, "mod_tp_src:{p}").unwrap_or(()),
+            Action::ModTpDst(p) => write!(out, "mod_tp_dst:{p}").unwrap_or(()),
+            Action::DecTtl => out.push_str("dec_ttl"),
             Action::Resubmit(t) => write!(out, "resubmit(,{t})").unwrap_or(()),
             Action::GotoTable(t) => write!(out, "goto_table:{t}").unwrap_or(()),
         }
@@ -818,6 +843,12 @@ mod tests {
             Just(Action::StripVlan),
             any::<[u8; 6]>().prop_map(|m| Action::ModDlSrc(EthernetAddress(m))),
             any::<[u8; 6]>().prop_map(|m| Action::ModDlDst(EthernetAddress(m))),
+            any::<[u8; 4]>().prop_map(Action::ModNwSrc),
+            any::<[u8; 4]>().prop_map(Action::ModNwDst),
+            (0u8..64).prop_map(|d| Action::ModNwTos(d << 2)),
+            any::<u16>().prop_map(Action::ModTpSrc),
+            any::<u16>().prop_map(Action::ModTpDst),
+            Just(Action::DecTtl),
             (0u8..=253).prop_map(Action::Resubmit),
         ];
         (
@@ -896,6 +927,26 @@ mod tests {
             let back = parse_flow(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
             prop_assert_eq!(&back, &f, "{}", text);
             prop_assert_eq!(format_flow(&back), text);
+        }
+
+        /// What `dump-flows` prints, counters and all, is the same flow to
+        /// `add-flow`; and the flow's own match, as a pattern, selects it.
+        #[test]
+        fn dumped_flows_read_back_and_select_themselves(
+            f in arb_flow(),
+            n_packets in any::<u64>(),
+            idle_age in 0u64..100_000,
+        ) {
+            let c = FlowCounters { duration: 12.5, n_packets, n_bytes: n_packets.wrapping_mul(60), idle_age };
+            let text = format_dump(&f, &c);
+            let back = parse_flow(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(&back, &f, "{}", text);
+            let plain = format_flow(&f);
+            let head = plain.split("actions=").next().unwrap_or_default();
+            let p = parse_pattern(head).map_err(|e| TestCaseError::fail(format!("{head}: {e}")))?;
+            prop_assert!(p.selects(&f, false), "{}", head);
+            let strict = Pattern { priority: Some(f.priority), ..p };
+            prop_assert!(strict.selects(&f, true), "{}", head);
         }
 
         /// Any text: a flow or an error whose position lies in the text.

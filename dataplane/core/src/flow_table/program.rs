@@ -55,6 +55,17 @@ pub enum Edit {
     StripVlan,
     SetDlSrc(EthernetAddress),
     SetDlDst(EthernetAddress),
+    /// IPv4 addresses, with the IP and TCP/UDP checksums.
+    SetNwSrc([u8; 4]),
+    SetNwDst([u8; 4]),
+    /// The IPv4 DSCP bits (the TOS byte's upper six).
+    SetNwTos(u8),
+    /// TCP or UDP ports, with the checksum.
+    SetTpSrc(u16),
+    SetTpDst(u16),
+    /// IPv4 TTL or IPv6 hop limit down by one; a packet at 1 or 0 is
+    /// dropped.
+    DecTtl,
 }
 
 /// Where an emission sends the packet.
@@ -169,6 +180,11 @@ impl Translation {
     }
 }
 
+/// A TCP or UDP packet with its ports (not a later fragment).
+fn has_ports(key: &FlowKey) -> bool {
+    key.ip_version != 0 && matches!(key.nw_proto, 6 | 17) && !key.is_fragment
+}
+
 /// What an edit makes of a packet's key, so later lookups see it.
 #[inline(always)]
 pub fn edit_key(key: &mut FlowKey, e: Edit) {
@@ -190,20 +206,24 @@ pub fn edit_key(key: &mut FlowKey, e: Edit) {
                 key.vlan_tci = u16::from(pcp & 7) << 13;
             }
         }
-        Edit::StripVlan => {
-            if key.has_vlan {
-                key.has_vlan = key.has_inner_vlan;
-                key.vlan_tci = if key.has_inner_vlan {
-                    key.inner_vlan_tci
-                } else {
-                    0
-                };
-                key.has_inner_vlan = false;
-                key.inner_vlan_tci = 0;
-            }
+        Edit::StripVlan if key.has_vlan => {
+            key.has_vlan = key.has_inner_vlan;
+            key.vlan_tci = if key.has_inner_vlan {
+                key.inner_vlan_tci
+            } else {
+                0
+            };
+            key.has_inner_vlan = false;
+            key.inner_vlan_tci = 0;
         }
         Edit::SetDlSrc(a) => key.dl_src = a,
         Edit::SetDlDst(a) => key.dl_dst = a,
+        Edit::SetNwSrc(a) if key.ip_version == 4 => key.nw_src[..4].copy_from_slice(&a),
+        Edit::SetNwDst(a) if key.ip_version == 4 => key.nw_dst[..4].copy_from_slice(&a),
+        Edit::SetTpSrc(p) if has_ports(key) => key.tp_src = p,
+        Edit::SetTpDst(p) if has_ports(key) => key.tp_dst = p,
+        // Fields no lookup reads (or packets they do not apply to).
+        _ => {}
     }
 }
 
@@ -282,6 +302,12 @@ impl FlowTables {
                     Action::StripVlan => Step::Op(Op::Edit(Edit::StripVlan)),
                     Action::ModDlSrc(a) => Step::Op(Op::Edit(Edit::SetDlSrc(*a))),
                     Action::ModDlDst(a) => Step::Op(Op::Edit(Edit::SetDlDst(*a))),
+                    Action::ModNwSrc(a) => Step::Op(Op::Edit(Edit::SetNwSrc(*a))),
+                    Action::ModNwDst(a) => Step::Op(Op::Edit(Edit::SetNwDst(*a))),
+                    Action::ModNwTos(t) => Step::Op(Op::Edit(Edit::SetNwTos(*t))),
+                    Action::ModTpSrc(p) => Step::Op(Op::Edit(Edit::SetTpSrc(*p))),
+                    Action::ModTpDst(p) => Step::Op(Op::Edit(Edit::SetTpDst(*p))),
+                    Action::DecTtl => Step::Op(Op::Edit(Edit::DecTtl)),
                     Action::Resubmit(t) => Step::Resubmit(*t),
                     Action::GotoTable(t) => Step::Goto(*t),
                 });
@@ -642,6 +668,12 @@ mod tests {
                         Action::StripVlan => Op::Edit(Edit::StripVlan),
                         Action::ModDlSrc(a) => Op::Edit(Edit::SetDlSrc(*a)),
                         Action::ModDlDst(a) => Op::Edit(Edit::SetDlDst(*a)),
+                        Action::ModNwSrc(a) => Op::Edit(Edit::SetNwSrc(*a)),
+                        Action::ModNwDst(a) => Op::Edit(Edit::SetNwDst(*a)),
+                        Action::ModNwTos(t) => Op::Edit(Edit::SetNwTos(*t)),
+                        Action::ModTpSrc(p) => Op::Edit(Edit::SetTpSrc(*p)),
+                        Action::ModTpDst(p) => Op::Edit(Edit::SetTpDst(*p)),
+                        Action::DecTtl => Op::Edit(Edit::DecTtl),
                         Action::Resubmit(t) => {
                             self.run(*t, key, depth + 1);
                             continue;
@@ -677,6 +709,9 @@ mod tests {
                 (0u8..8).prop_map(Action::ModVlanPcp),
                 Just(Action::StripVlan),
                 mac().prop_map(Action::ModDlDst),
+                Just(Action::ModNwSrc([10, 0, 0, 9])),
+                (1u16..3).prop_map(Action::ModTpDst),
+                Just(Action::DecTtl),
                 (0u8..3).prop_map(Action::Resubmit),
                 (table + 1..4).prop_map(Action::GotoTable),
             ]

@@ -23,7 +23,7 @@ use crate::port::{PortId, PortMask};
 use crate::view::SwitchView;
 use crate::wire::ethernet::SwitchingHeader;
 use crate::wire::vlan::set_outer_tci;
-use crate::wire::Tci;
+use crate::wire::{checksum_adjust, EtherType, Tci};
 
 /// A worker's state for the flow stage: its exact-match cache, a
 /// translation to fill and each frame's key between the two passes.
@@ -47,9 +47,145 @@ impl Default for FlowScratch {
     }
 }
 
+/// Where a TCP or UDP header keeps its checksum; `None` for other
+/// protocols.
+fn l4_checksum_at(proto: u8) -> Option<usize> {
+    match proto {
+        6 => Some(16),
+        17 => Some(6),
+        _ => None,
+    }
+}
+
+/// Updates the TCP/UDP checksum at `at` of `l4` for `old` words becoming
+/// `new`. A partial checksum (offloaded: the pseudo-header sum, not
+/// complemented) takes the change as it is; a UDP checksum of 0 (none)
+/// stays 0, and a computed 0 is sent as 0xffff.
+fn adjust_l4(l4: &mut [u8], at: usize, udp: bool, partial: bool, old: &[u8], new: &[u8]) {
+    let Some(field) = l4.get_mut(at..at + 2) else {
+        return;
+    };
+    let sum = u16::from_be_bytes([field[0], field[1]]);
+    let next = if partial {
+        !checksum_adjust(!sum, old, new)
+    } else if udp && sum == 0 {
+        return;
+    } else {
+        match checksum_adjust(sum, old, new) {
+            0 if udp => 0xffff,
+            c => c,
+        }
+    };
+    field.copy_from_slice(&next.to_be_bytes());
+}
+
+/// Carries out an IPv4 edit on the header `ip` (and what follows it);
+/// false if it cannot be made (a TTL at its end, a header cut short).
+fn edit_ipv4(ip: &mut [u8], e: Edit, partial: bool) -> bool {
+    let ihl = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+    if ihl < 20 || ip.len() < ihl {
+        return false;
+    }
+    let ip_sum = |ip: &mut [u8], old: &[u8], new: &[u8]| {
+        let c = checksum_adjust(u16::from_be_bytes([ip[10], ip[11]]), old, new);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    };
+    let proto = ip[9];
+    // A later fragment carries no L4 header.
+    let l4_here = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
+    match e {
+        Edit::SetNwSrc(a) | Edit::SetNwDst(a) => {
+            let at = if matches!(e, Edit::SetNwSrc(_)) {
+                12
+            } else {
+                16
+            };
+            let mut old = [0u8; 4];
+            old.copy_from_slice(&ip[at..at + 4]);
+            ip_sum(ip, &old, &a);
+            ip[at..at + 4].copy_from_slice(&a);
+            // The addresses are in the TCP/UDP pseudo-header.
+            if let (true, Some(c)) = (l4_here, l4_checksum_at(proto)) {
+                adjust_l4(&mut ip[ihl..], c, proto == 17, partial, &old, &a);
+            }
+            true
+        }
+        Edit::SetNwTos(tos) => {
+            let old = [ip[0], ip[1]];
+            let new = [ip[0], (tos & 0xfc) | (ip[1] & 3)];
+            ip_sum(ip, &old, &new);
+            ip[1] = new[1];
+            true
+        }
+        Edit::SetTpSrc(port) | Edit::SetTpDst(port) => {
+            let Some(c) = l4_checksum_at(proto).filter(|_| l4_here) else {
+                return true;
+            };
+            let at = ihl + if matches!(e, Edit::SetTpSrc(_)) { 0 } else { 2 };
+            let Some(old) = ip.get(at..at + 2).map(|o| [o[0], o[1]]) else {
+                return false;
+            };
+            let new = port.to_be_bytes();
+            ip[at..at + 2].copy_from_slice(&new);
+            // Ports are not in the pseudo-header: a partial sum is
+            // finished over them later.
+            if !partial {
+                adjust_l4(&mut ip[ihl..], c, proto == 17, false, &old, &new);
+            }
+            true
+        }
+        Edit::DecTtl => {
+            if ip[8] <= 1 {
+                return false;
+            }
+            let old = [ip[8], ip[9]];
+            let new = [ip[8] - 1, ip[9]];
+            ip_sum(ip, &old, &new);
+            ip[8] = new[0];
+            true
+        }
+        _ => true,
+    }
+}
+
+/// Carries out an L3/L4 edit: on IPv4 (and an IPv6 hop limit); nothing
+/// for other packets. False if it cannot be made.
+fn edit_l3<F: Frame>(f: &mut F, e: Edit) -> bool {
+    let Ok(k) = FlowKey::extract_l2(f.data(), None) else {
+        return false;
+    };
+    let partial = !f.offload().is_none();
+    let at = usize::from(k.l3_offset);
+    let Some(l3) = f.data_mut().and_then(|d| d.get_mut(at..)) else {
+        return false;
+    };
+    match EtherType(k.dl_type) {
+        EtherType::IPV4 => edit_ipv4(l3, e, partial),
+        EtherType::IPV6 if e == Edit::DecTtl => match l3.get_mut(7) {
+            Some(hop) if *hop > 1 => {
+                *hop -= 1;
+                true
+            }
+            _ => false,
+        },
+        _ => true,
+    }
+}
+
 /// Carries out one edit on a frame's bytes; false if it cannot be made.
 #[inline]
 pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
+    if matches!(
+        e,
+        Edit::SetNwSrc(_)
+            | Edit::SetNwDst(_)
+            | Edit::SetNwTos(_)
+            | Edit::SetTpSrc(_)
+            | Edit::SetTpDst(_)
+            | Edit::DecTtl
+    ) {
+        return edit_l3(f, e);
+    }
     let tci = match SwitchingHeader::parse(f.data(), None) {
         Ok(h) => h.outer_tci,
         Err(_) => return false,
@@ -79,6 +215,8 @@ pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
             }
             None => false,
         }),
+        // The L3/L4 edits went above.
+        _ => true,
     }
 }
 
@@ -192,12 +330,12 @@ where
             continue;
         };
         let mut sent = false;
-        let mut broken = false;
+        let mut broken = None;
         for &op in &ops[..last] {
             match op {
                 Op::Edit(e) => {
                     if !apply_edit(&mut f, e) {
-                        broken = true;
+                        broken = Some(e);
                         break;
                     }
                 }
@@ -211,8 +349,14 @@ where
                 },
             }
         }
-        if broken {
-            c.dropped(DropReason::Malformed);
+        if let Some(e) = broken {
+            // A TTL at its end is the flow's drop; anything else a frame
+            // the edit could not be made on.
+            c.dropped(if e == Edit::DecTtl {
+                DropReason::FlowTable
+            } else {
+                DropReason::Malformed
+            });
             out.discard(f);
             continue;
         }
@@ -287,4 +431,105 @@ where
     }
     out.enqueue(last, f, tx);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::mem::MemFrame;
+    use crate::wire::{checksum, ipv4_l4_checksum, IpProtocol};
+
+    /// An IPv4 frame of `proto` (TCP or UDP) 10.0.0.1:1000 -> 10.0.0.2:80
+    /// with valid checksums (a UDP one of 0 when `udp_sum` is false).
+    fn frame(proto: u8, udp_sum: bool) -> Vec<u8> {
+        let l4_len = if proto == 6 { 20 } else { 8 } + 6;
+        let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0];
+        let total = (20 + l4_len) as u16;
+        f.extend_from_slice(&[0x45, 0x10]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        let c = checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        let mut l4 = vec![0x03, 0xe8, 0, 80];
+        if proto == 6 {
+            l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        } else {
+            l4.extend_from_slice(&(l4_len as u16).to_be_bytes());
+            l4.extend_from_slice(&[0, 0]);
+        }
+        l4.extend_from_slice(b"hello!");
+        let at = if proto == 6 { 16 } else { 6 };
+        if proto == 6 || udp_sum {
+            let c = ipv4_l4_checksum([10, 0, 0, 1], [10, 0, 0, 2], IpProtocol(proto), &l4);
+            l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        f.extend_from_slice(&l4);
+        f
+    }
+
+    /// The IP header's checksum and the TCP/UDP one hold.
+    fn sums_hold(f: &[u8]) -> bool {
+        let ip = &f[14..34];
+        let l4 = &f[34..];
+        let (src, dst) = (
+            [ip[12], ip[13], ip[14], ip[15]],
+            [ip[16], ip[17], ip[18], ip[19]],
+        );
+        let at = if ip[9] == 6 { 16 } else { 6 };
+        let mut zeroed = l4.to_vec();
+        let given = u16::from_be_bytes([l4[at], l4[at + 1]]);
+        zeroed[at..at + 2].copy_from_slice(&[0, 0]);
+        let want = ipv4_l4_checksum(src, dst, IpProtocol(ip[9]), &zeroed);
+        checksum(ip) == 0 && (given == want || (ip[9] == 17 && given == 0))
+    }
+
+    #[test]
+    fn l3_and_l4_rewrites_keep_every_checksum_valid() {
+        for (proto, udp_sum) in [(6, true), (17, true), (17, false)] {
+            for e in [
+                Edit::SetNwSrc([192, 168, 1, 7]),
+                Edit::SetNwDst([172, 16, 255, 254]),
+                Edit::SetNwTos(0xb8),
+                Edit::SetTpSrc(40000),
+                Edit::SetTpDst(8080),
+                Edit::DecTtl,
+            ] {
+                let mut f = MemFrame::new(&frame(proto, udp_sum));
+                assert!(apply_edit(&mut f, e), "{e:?}");
+                let b = f.bytes();
+                assert!(sums_hold(b), "{e:?} on proto {proto}");
+                match e {
+                    Edit::SetNwSrc(a) => assert_eq!(b[26..30], a),
+                    Edit::SetNwDst(a) => assert_eq!(b[30..34], a),
+                    Edit::SetNwTos(t) => assert_eq!(b[15], t),
+                    Edit::SetTpSrc(p) => assert_eq!(b[34..36], p.to_be_bytes()),
+                    Edit::SetTpDst(p) => assert_eq!(b[36..38], p.to_be_bytes()),
+                    Edit::DecTtl => assert_eq!(b[22], 63),
+                    _ => {}
+                }
+                if proto == 17 && !udp_sum {
+                    assert_eq!(b[40..42], [0, 0], "no UDP checksum stays none");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_ttl_at_its_end_cannot_be_decremented_and_other_packets_are_left_alone() {
+        let mut bytes = frame(6, true);
+        bytes[22] = 1;
+        let mut f = MemFrame::new(&bytes);
+        assert!(!apply_edit(&mut f, Edit::DecTtl));
+        // ARP: nothing to rewrite, nothing refused.
+        let arp = [
+            vec![0xff; 6],
+            vec![0, 0, 0, 0, 0, 1],
+            vec![0x08, 0x06],
+            vec![0; 28],
+        ]
+        .concat();
+        let mut f = MemFrame::new(&arp);
+        assert!(apply_edit(&mut f, Edit::SetNwSrc([1, 2, 3, 4])));
+        assert_eq!(f.bytes(), &arp[..]);
+    }
 }

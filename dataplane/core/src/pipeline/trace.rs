@@ -60,6 +60,12 @@ fn trace_flows(
                     Edit::StripVlan => "strip_vlan".to_owned(),
                     Edit::SetDlSrc(a) => format!("mod_dl_src:{a}"),
                     Edit::SetDlDst(a) => format!("mod_dl_dst:{a}"),
+                    Edit::SetNwSrc(a) => format!("mod_nw_src:{}", std::net::Ipv4Addr::from(a)),
+                    Edit::SetNwDst(a) => format!("mod_nw_dst:{}", std::net::Ipv4Addr::from(a)),
+                    Edit::SetNwTos(t) => format!("mod_nw_tos:{t}"),
+                    Edit::SetTpSrc(p) => format!("mod_tp_src:{p}"),
+                    Edit::SetTpDst(p) => format!("mod_tp_dst:{p}"),
+                    Edit::DecTtl => "dec_ttl".to_owned(),
                 }
             ),
             TraceStep::Op(Op::Emit(e)) => format!(

@@ -119,6 +119,19 @@ pub fn checksum(data: &[u8]) -> u16 {
     fold(sum16(data))
 }
 
+/// A checksum `sum` (as it sits in a header) after the 16-bit words `old`
+/// covered were replaced by `new` (the same length, even): RFC 1624's
+/// HC' = ~(~HC + ~m + m'), so a rewrite need not read the data again.
+#[inline]
+pub fn checksum_adjust(sum: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut acc = u64::from(!sum);
+    for (o, n) in old.chunks(2).zip(new.chunks(2)) {
+        let word = |c: &[u8]| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        acc += u64::from(!(word(o) as u16)) + word(n);
+    }
+    fold(acc)
+}
+
 /// The checksum of a TCP or UDP `segment` (header, checksum field zero, and
 /// data) carried in IPv4 from `src` to `dst`: over the pseudo-header and the
 /// segment (RFC 768, RFC 9293). A UDP checksum of 0 is sent as 0xffff.
@@ -526,6 +539,20 @@ mod tests {
         let de = "not a mac".into_deserializer();
         let bad: core::result::Result<EthernetAddress, Error> = EthernetAddress::deserialize(de);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn an_adjusted_checksum_is_the_recomputed_one() {
+        let mut h = [
+            0x45u8, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 1, 1,
+        ];
+        let c = checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let new = [192u8, 168, 7, 9];
+        let adjusted = checksum_adjust(c, &h[12..16], &new);
+        h[12..16].copy_from_slice(&new);
+        h[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(adjusted, checksum(&h));
     }
 
     #[test]
