@@ -1866,7 +1866,12 @@ class Ferroswitch(System):
         deadline = time.monotonic() + self.ctx.args.start_timeout
         while True:
             self.check_alive()
-            cp = self.ctl("port", "list", check=False, timeout=5)
+            try:
+                cp = self.ctl("port", "list", check=False, timeout=5)
+            except BenchError as exc:
+                # The socket is bound before the EAL: a big pool (a million
+                # frames held) takes longer than one try to set up.
+                cp = subprocess.CompletedProcess([], 1, "", str(exc))
             if cp.returncode == 0:
                 break
             if time.monotonic() > deadline:
