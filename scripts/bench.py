@@ -1894,8 +1894,12 @@ class Ferroswitch(System):
                  "args = [" + ", ".join(q(a) for a in eal) + "]", "",
                  "[dataplane]", f"pmd_cores = [{FWD_CORE}]", f"control_core = {CTRL_CORE}",
                  f"mbufs = {mbufs}", "",
-                 "[control]", f"socket = {q(str(self.sock))}",
-                 f"state_dir = {q(str(self.state_dir))}", ""]
+                 "[control]", f"socket = {q(str(self.sock))}"]
+        # Builds before control.state_dir (a --baseline) refuse the key;
+        # a build that has it names it somewhere in its binary.
+        if b"state_dir" in Path(self.vswitchd_bin).read_bytes():
+            lines.append(f"state_dir = {q(str(self.state_dir))}")
+        lines.append("")
         if getattr(self.ctx.args, "max_connections", None):
             lines += ["[conntrack]", f"max_connections = {self.ctx.args.max_connections}", ""]
         lines += self.scen.ferroswitch_config_extra(self)
