@@ -255,6 +255,22 @@ mod tests {
     }
 
     #[test]
+    fn icmp_type_and_code_match_where_the_ports_are() {
+        let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0];
+        f.extend_from_slice(&[
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+        let k = key(&f);
+        let m = |s: &str| ofctl::parse_flow(s).unwrap().m.matches(1, &k);
+        assert!(m("icmp,icmp_type=8,icmp_code=0,actions=drop"));
+        assert!(!m("icmp,icmp_type=0,actions=drop"));
+        assert!(ofctl::parse_flow("udp,icmp_type=8,actions=drop").is_err());
+        let f = ofctl::parse_flow("icmp,icmp_type=8,actions=drop").unwrap();
+        assert_eq!(ofctl::format_flow(&f), "icmp,icmp_type=8 actions=drop");
+    }
+
+    #[test]
     fn masks_prefixes_and_transport_ports() {
         let k = key(&tcp(None));
         let m = |s: &str| ofctl::parse_flow(s).unwrap().m.matches(7, &k);

@@ -278,6 +278,8 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
     let (mut idle, mut hard) = (None, None);
     // Where the fields with prerequisites were given (for the error).
     let (mut nw_at, mut proto_at, mut tp_at) = (None, None, None);
+    // Where icmp_type or icmp_code was given (they need icmp or icmp6).
+    let mut icmp_at = None;
     for (at, piece) in pieces(head, 0) {
         let (key, value) = match piece.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
@@ -404,6 +406,25 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
                 tp_at.get_or_insert(at);
                 once(&mut m.tp_dst, at, "tp_dst", u16_masked(at, &key, need()?)?)?
             }
+            // ICMP's type and code sit where the ports are, as in OVS.
+            "icmp_type" | "icmpv6_type" => {
+                icmp_at.get_or_insert(at);
+                let v = number(at, &key, need()?, 0xff)? as u16;
+                let exact = Masked {
+                    value: v,
+                    mask: 0xffff,
+                };
+                once(&mut m.tp_src, at, "icmp_type", exact)?
+            }
+            "icmp_code" | "icmpv6_code" => {
+                icmp_at.get_or_insert(at);
+                let v = number(at, &key, need()?, 0xff)? as u16;
+                let exact = Masked {
+                    value: v,
+                    mask: 0xffff,
+                };
+                once(&mut m.tp_dst, at, "icmp_code", exact)?
+            }
             _ => return err(at, format!("unknown field {key:?}")),
         }
     }
@@ -422,6 +443,10 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
     }
     if let (Some(at), false) = (tp_at, ip && matches!(m.nw_proto, Some(6 | 17 | 132))) {
         return err(at, "tp_src and tp_dst need tcp, udp or sctp");
+    }
+    let icmp = (ip4 && m.nw_proto == Some(1)) || (ip && !ip4 && m.nw_proto == Some(58));
+    if let (Some(at), false) = (icmp_at, icmp) {
+        return err(at, "icmp_type and icmp_code need icmp or icmp6");
     }
     Ok(Head {
         pattern: Pattern {
@@ -653,7 +678,16 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
         };
         write!(m, ",{field}={p}").ok();
     }
-    for (field, v) in [("tp_src", &x.tp_src), ("tp_dst", &x.tp_dst)] {
+    let icmp = matches!(
+        (x.dl_type, x.nw_proto),
+        (Some(0x0800), Some(1)) | (Some(0x86dd), Some(58))
+    );
+    let (src_name, dst_name) = if icmp {
+        ("icmp_type", "icmp_code")
+    } else {
+        ("tp_src", "tp_dst")
+    };
+    for (field, v) in [(src_name, &x.tp_src), (dst_name, &x.tp_dst)] {
         if let Some(v) = v {
             if v.mask == 0xffff {
                 write!(m, ",{field}={}", v.value).ok();
@@ -889,6 +923,19 @@ mod tests {
                 )| {
                     let ip4_or_arp = matches!(dl_type, Some(0x0800 | 0x0806));
                     let l4 = matches!(nw_proto, Some(6 | 17)) && dl_type != Some(0x0806);
+                    // ICMP's type and code: exact, one byte each.
+                    let icmp = dl_type == Some(0x0800) && nw_proto == Some(1);
+                    let icmp_field = |t: Option<Masked<u16>>| {
+                        t.map(|t| Masked {
+                            value: t.value & 0xff,
+                            mask: 0xffff,
+                        })
+                    };
+                    let (tp_src, tp_dst) = if icmp {
+                        (icmp_field(tp_src), icmp_field(tp_dst))
+                    } else {
+                        (tp_src, tp_dst)
+                    };
                     if let Some(g) = goto {
                         actions.push(Action::GotoTable(table + g));
                     }
@@ -908,8 +955,8 @@ mod tests {
                             nw_src: nw_src.filter(|_| ip4_or_arp),
                             nw_dst: nw_dst.filter(|_| ip4_or_arp),
                             nw_proto,
-                            tp_src: tp_src.filter(|_| l4),
-                            tp_dst: tp_dst.filter(|_| l4),
+                            tp_src: tp_src.filter(|_| l4 || icmp),
+                            tp_dst: tp_dst.filter(|_| l4 || icmp),
                         },
                         actions,
                     }
