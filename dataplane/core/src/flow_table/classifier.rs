@@ -112,6 +112,16 @@ fn match_fields(m: &Match) -> Option<(Fields, Fields)> {
         Some(p) if p > 7 => return None,
         Some(p) => put(at::PCP, &[0x8 | p], &[0x0f]),
     }
+    // OVS's TCI: the present bit and the VID in the VLAN field, the PCP
+    // in the PCP byte (an untagged packet has 0 in both).
+    if let Some(t) = m.vlan_tci {
+        put(
+            at::VLAN,
+            &(t.value & 0x1fff).to_be_bytes(),
+            &(t.mask & 0x1fff).to_be_bytes(),
+        );
+        put(at::PCP, &[(t.value >> 13) as u8], &[(t.mask >> 13) as u8]);
+    }
     if let Some(t) = m.dl_type {
         put(at::DL_TYPE, &t.to_be_bytes(), &[0xff; 2]);
     }
@@ -691,6 +701,13 @@ mod tests {
                     (1u16..3).prop_map(VlanMatch::Vid)
                 ]),
                 proptest::option::of(0u8..2),
+                proptest::option::of(prop_oneof![
+                    Just((0x0000u16, 0x1fffu16)),
+                    Just((0x1000, 0x1000)),
+                    Just((0x1001, 0x1fff)),
+                    Just((0x3000, 0xf000)),
+                    Just((0x2000, 0xe000)),
+                ]),
             ),
             (
                 proptest::option::of(prop_oneof![Just(0x0800u16), Just(0x0806), Just(0x86dd)]),
@@ -703,7 +720,7 @@ mod tests {
         )
             .prop_map(
                 |(
-                    (in_port, dl_src, dl_dst, dl_vlan, dl_vlan_pcp),
+                    (in_port, dl_src, dl_dst, dl_vlan, dl_vlan_pcp, tci),
                     (dl_type, nw_src, nw_dst, nw_proto, tp_src, tp_dst),
                 )| Match {
                     in_port,
@@ -711,6 +728,10 @@ mod tests {
                     dl_dst,
                     dl_vlan,
                     dl_vlan_pcp,
+                    // Alone, as the parser insists.
+                    vlan_tci: tci
+                        .filter(|_| dl_vlan.is_none() && dl_vlan_pcp.is_none())
+                        .map(|(value, mask)| Masked { value, mask }),
                     dl_type,
                     nw_src,
                     nw_dst,

@@ -52,6 +52,10 @@ pub struct Match {
     pub dl_dst: Option<Masked<EthernetAddress>>,
     pub dl_vlan: Option<VlanMatch>,
     pub dl_vlan_pcp: Option<u8>,
+    /// The TCI as OVS reads it: bit 12 (the CFI's place) says a tag is
+    /// present, then the VID and the PCP; 0 for an untagged packet.
+    /// Not together with `dl_vlan` or `dl_vlan_pcp`.
+    pub vlan_tci: Option<Masked<u16>>,
     pub dl_type: Option<u16>,
     /// IPv4 source (ARP: sender protocol address).
     pub nw_src: Option<Masked<[u8; 4]>>,
@@ -159,7 +163,16 @@ impl Match {
             Some(VlanMatch::Vid(v)) => key.has_vlan && key.vlan_tci & 0x0fff == v,
         };
         let ip_or_arp = key.ip_version == 4 || EtherType(key.dl_type) == EtherType::ARP;
+        // The DEI bit's place says "tagged", as in OVS.
+        let tci = if key.has_vlan {
+            key.vlan_tci | 0x1000
+        } else {
+            0
+        };
         port_ok
+            && self
+                .vlan_tci
+                .is_none_or(|m| tci & m.mask == m.value & m.mask)
             && vlan_ok
             && self
                 .dl_vlan_pcp
@@ -252,6 +265,18 @@ mod tests {
                 .actions,
             vec![Action::ModVlanVid(3029), Action::Normal]
         );
+    }
+
+    #[test]
+    fn vlan_tci_reads_the_tag_as_ovs_does() {
+        let (untagged, tagged) = (key(&tcp(None)), key(&tcp(Some(5))));
+        let m = |s: &str, k: &FlowKey| ofctl::parse_flow(s).unwrap().m.matches(1, k);
+        assert!(m("vlan_tci=0x0000/0x1fff,actions=drop", &untagged));
+        assert!(!m("vlan_tci=0x0000/0x1fff,actions=drop", &tagged));
+        assert!(m("vlan_tci=0x1000/0x1000,actions=drop", &tagged));
+        assert!(m("vlan_tci=0x1005/0x1fff,actions=drop", &tagged));
+        assert!(!m("vlan_tci=0x1006/0x1fff,actions=drop", &tagged));
+        assert!(ofctl::parse_flow("dl_vlan=5,vlan_tci=0x1005,actions=drop").is_err());
     }
 
     #[test]

@@ -193,11 +193,13 @@ impl Pattern {
         }
         let mac = |m: &Option<Masked<EthernetAddress>>| m.map(|m| (m.value.0, m.mask.0));
         let tp = |m: &Option<Masked<u16>>| m.map(|m| (m.value.to_be_bytes(), m.mask.to_be_bytes()));
+        let tci = tp;
         let ip = |m: &Option<Masked<[u8; 4]>>| m.map(|m| (m.value, m.mask));
         let (p, q) = (&self.m, &f.m);
         exact(&p.in_port, &q.in_port)
             && exact(&p.dl_vlan, &q.dl_vlan)
             && exact(&p.dl_vlan_pcp, &q.dl_vlan_pcp)
+            && masked(tci(&p.vlan_tci), tci(&q.vlan_tci))
             && exact(&p.dl_type, &q.dl_type)
             && exact(&p.nw_proto, &q.nw_proto)
             && masked(mac(&p.dl_src), mac(&q.dl_src))
@@ -280,6 +282,7 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
     let (mut nw_at, mut proto_at, mut tp_at) = (None, None, None);
     // Where icmp_type or icmp_code was given (they need icmp or icmp6).
     let mut icmp_at = None;
+    let mut vlan_tci_at = None;
     for (at, piece) in pieces(head, 0) {
         let (key, value) = match piece.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
@@ -381,6 +384,15 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
                 let v = number(at, "dl_vlan_pcp", need()?, 7)?;
                 once(&mut m.dl_vlan_pcp, at, "dl_vlan_pcp", v as u8)?;
             }
+            "vlan_tci" => {
+                vlan_tci_at.get_or_insert(at);
+                once(
+                    &mut m.vlan_tci,
+                    at,
+                    "vlan_tci",
+                    u16_masked(at, "vlan_tci", need()?)?,
+                )?
+            }
             "dl_type" => {
                 let v = number(at, "dl_type", need()?, 0xffff)?;
                 once(&mut m.dl_type, at, "dl_type", v as u16)?;
@@ -443,6 +455,9 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
     }
     if let (Some(at), false) = (tp_at, ip && matches!(m.nw_proto, Some(6 | 17 | 132))) {
         return err(at, "tp_src and tp_dst need tcp, udp or sctp");
+    }
+    if let (Some(at), true) = (vlan_tci_at, m.dl_vlan.is_some() || m.dl_vlan_pcp.is_some()) {
+        return err(at, "vlan_tci: give it or dl_vlan/dl_vlan_pcp, not both");
     }
     let icmp = (ip4 && m.nw_proto == Some(1)) || (ip && !ip4 && m.nw_proto == Some(58));
     if let (Some(at), false) = (icmp_at, icmp) {
@@ -651,6 +666,11 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
     }
     if let Some(p) = x.dl_vlan_pcp {
         write!(m, ",dl_vlan_pcp={p}").ok();
+    }
+    match x.vlan_tci {
+        Some(t) if t.mask == 0xffff => write!(m, ",vlan_tci={:#06x}", t.value).unwrap_or(()),
+        Some(t) => write!(m, ",vlan_tci={:#06x}/{:#06x}", t.value, t.mask).unwrap_or(()),
+        None => {}
     }
     for (field, v) in [("dl_src", &x.dl_src), ("dl_dst", &x.dl_dst)] {
         if let Some(v) = v {
@@ -902,6 +922,7 @@ mod tests {
                     (0u16..4096).prop_map(VlanMatch::Vid)
                 ]),
                 proptest::option::of(0u8..8),
+                proptest::option::of((any::<u16>(), any::<u16>())),
             ),
             (
                 proto,
@@ -916,7 +937,7 @@ mod tests {
             .prop_map(
                 |(
                     (table, priority, cookie, idle, hard),
-                    (in_port, dl_src, dl_dst, dl_vlan, pcp),
+                    (in_port, dl_src, dl_dst, dl_vlan, pcp, tci),
                     ((dl_type, nw_proto), nw_src, nw_dst, tp_src, tp_dst),
                     mut actions,
                     goto,
@@ -951,6 +972,12 @@ mod tests {
                             dl_dst,
                             dl_vlan,
                             dl_vlan_pcp: pcp,
+                            vlan_tci: tci.filter(|_| dl_vlan.is_none() && pcp.is_none()).map(
+                                |(v, mask)| Masked {
+                                    value: v & mask,
+                                    mask,
+                                },
+                            ),
                             dl_type,
                             nw_src: nw_src.filter(|_| ip4_or_arp),
                             nw_dst: nw_dst.filter(|_| ip4_or_arp),
