@@ -237,6 +237,8 @@ struct CacheEntry {
     /// The [`Classifier`]'s id (0: empty).
     classifier: u64,
     table: u8,
+    /// The megaflow mask the answer holds under ([`NO_MASK`]: unknown).
+    mask: u8,
     fields: Fields,
     flow: Option<u32>,
 }
@@ -244,6 +246,7 @@ struct CacheEntry {
 const EMPTY_ENTRY: CacheEntry = CacheEntry {
     classifier: 0,
     table: 0,
+    mask: NO_MASK,
     fields: [0; LEN],
     flow: None,
 };
@@ -366,7 +369,7 @@ fn masked_hash(table: u8, m: usize, fields: &Fields, mask: &Fields) -> (Fields, 
 impl MegaflowCache {
     /// The answer kept for `p` by classifier `id`, if any.
     #[inline]
-    fn lookup(&self, id: u64, p: &PacketFields) -> Option<Option<usize>> {
+    fn lookup(&self, id: u64, p: &PacketFields) -> Option<(Option<usize>, u8)> {
         if self.classifier != id {
             return None;
         }
@@ -382,7 +385,7 @@ impl MegaflowCache {
                     && usize::from(e.mask) == m
                     && same(&e.fields, &masked)
                 {
-                    return Some(e.flow.map(|i| i as usize));
+                    return Some((e.flow.map(|i| i as usize), m as u8));
                 }
             }
         }
@@ -391,7 +394,7 @@ impl MegaflowCache {
 
     /// Keeps `found`, classifier `id`'s answer for `p`, for every packet
     /// that agrees with it under `seen`.
-    fn insert(&mut self, id: u64, p: &PacketFields, seen: &Fields, found: Option<usize>) {
+    fn insert(&mut self, id: u64, p: &PacketFields, seen: &Fields, found: Option<usize>) -> u8 {
         if self.classifier != id {
             self.classifier = id;
             self.n_masks = 0;
@@ -400,7 +403,7 @@ impl MegaflowCache {
         let m = match self.masks[..n].iter().position(|k| k == seen) {
             Some(m) => m,
             // Full: this answer is not kept (the classifier answers again).
-            None if n == MEGAFLOW_MASKS => return,
+            None if n == MEGAFLOW_MASKS => return NO_MASK,
             None => {
                 self.masks[n] = *seen;
                 self.n_masks = n + 1;
@@ -412,7 +415,7 @@ impl MegaflowCache {
             .buckets
             .get_mut(h as usize & (MEGAFLOW_ENTRIES / 2 - 1))
         else {
-            return;
+            return NO_MASK;
         };
         let way = match (b[0].classifier == id, b[1].classifier == id) {
             (false, _) => 0,
@@ -426,6 +429,56 @@ impl MegaflowCache {
             fields: masked,
             flow: found.and_then(|i| u32::try_from(i).ok()),
         };
+        m as u8
+    }
+}
+
+/// No megaflow mask is known for an answer.
+pub const NO_MASK: u8 = u8::MAX;
+
+/// The megaflow one packet's answer held under: any packet that agrees
+/// with it there gets the same answer from the same classifier.
+#[derive(Debug, Clone, Copy)]
+pub struct Megaflow {
+    classifier: u64,
+    table: u8,
+    mask: u8,
+    masked: Fields,
+}
+
+impl FlowCache {
+    /// The megaflow of `p`'s answer by classifier `id`, under mask `m` (as
+    /// [`Classifier::lookup_masked`] said); `None` if the mask is not known.
+    #[inline]
+    pub fn megaflow(&self, id: u64, p: &PacketFields, m: u8) -> Option<Megaflow> {
+        let mask = self.mega.mask(id, m)?;
+        Some(Megaflow {
+            classifier: id,
+            table: p.table,
+            mask: m,
+            masked: std::array::from_fn(|i| p.fields[i] & mask[i]),
+        })
+    }
+
+    /// Whether `p` falls in `mf` (so its answer is `mf`'s).
+    #[inline]
+    pub fn covers(&self, mf: &Megaflow, p: &PacketFields) -> bool {
+        let Some(mask) = self.mega.mask(mf.classifier, mf.mask) else {
+            return false;
+        };
+        let masked: Fields = std::array::from_fn(|i| p.fields[i] & mask[i]);
+        p.table == mf.table && same(&masked, &mf.masked)
+    }
+}
+
+impl MegaflowCache {
+    /// Mask `m` of classifier `id`'s megaflows, if the cache holds it.
+    #[inline(always)]
+    fn mask(&self, id: u64, m: u8) -> Option<&Fields> {
+        if self.classifier != id {
+            return None;
+        }
+        self.masks[..self.n_masks.min(MEGAFLOW_MASKS)].get(usize::from(m))
     }
 }
 
@@ -552,27 +605,34 @@ impl Classifier {
     /// classifier; what a later level answers is kept in the earlier ones.
     #[inline]
     pub fn lookup_placed(&self, cache: &mut FlowCache, p: &PacketFields) -> Option<usize> {
+        self.lookup_masked(cache, p).0
+    }
+
+    /// [`lookup_placed`](Self::lookup_placed), and the megaflow mask its
+    /// answer holds under ([`NO_MASK`] if the cache had no room for it).
+    #[inline]
+    pub fn lookup_masked(&self, cache: &mut FlowCache, p: &PacketFields) -> (Option<usize>, u8) {
         let Some(bucket) = cache.buckets.get_mut(p.bucket()) else {
-            return self.lookup_fields(p.table, &p.fields);
+            return (self.lookup_fields(p.table, &p.fields), NO_MASK);
         };
         let live = |e: &CacheEntry| e.classifier == self.id;
         for e in &bucket.0 {
             if live(e) && e.table == p.table && same(&e.fields, &p.fields) {
                 cache.hits += 1;
-                return e.flow.map(|i| i as usize);
+                return (e.flow.map(|i| i as usize), e.mask);
             }
         }
-        let found = match cache.mega.lookup(self.id, p) {
-            Some(found) => {
+        let (found, mask) = match cache.mega.lookup(self.id, p) {
+            Some(answer) => {
                 cache.mega_hits += 1;
-                found
+                answer
             }
             None => {
                 let mut seen = [0u8; LEN];
                 let found = self.lookup_wildcards(p.table, &p.fields, &mut seen);
-                cache.mega.insert(self.id, p, &seen, found);
+                let m = cache.mega.insert(self.id, p, &seen, found);
                 cache.misses += 1;
-                found
+                (found, m)
             }
         };
         // An empty or stale place first; else the one a hash bit picks.
@@ -584,10 +644,16 @@ impl Classifier {
         bucket.0[way] = CacheEntry {
             classifier: self.id,
             table: p.table,
+            mask,
             fields: p.fields,
             flow: found.and_then(|i| u32::try_from(i).ok()),
         };
-        found
+        (found, mask)
+    }
+
+    /// This build's id (what cached answers are tied to).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     fn lookup_fields(&self, table: u8, fields: &Fields) -> Option<usize> {

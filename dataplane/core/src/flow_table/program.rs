@@ -10,7 +10,7 @@
 //! ([`Translation`]): an emission sends the packet as the edits before it
 //! made it. The pipeline's flow stage carries it out on the frame.
 
-use super::classifier::{Classifier, FlowCache, PacketFields};
+use super::classifier::{Classifier, FlowCache, PacketFields, NO_MASK};
 use super::{Action, Flow, Match, PortRef, MAX_TABLE};
 use crate::flow_key::FlowKey;
 use crate::port::PortId;
@@ -125,6 +125,8 @@ pub struct Translation {
     hits: [u32; MAX_HITS],
     n_hits: usize,
     lookups: usize,
+    /// The megaflow mask of the first lookup's answer.
+    first_mask: u8,
     /// More ops, hits or lookups than fit, or resubmits nested deeper
     /// than [`MAX_DEPTH`]: the translation stops there and the packet is
     /// dropped (as OVS drops a translation that runs out of room).
@@ -139,6 +141,7 @@ impl Default for Translation {
             hits: [0; MAX_HITS],
             n_hits: 0,
             lookups: 0,
+            first_mask: NO_MASK,
             overflow: false,
         }
     }
@@ -155,6 +158,15 @@ impl Translation {
     #[inline(always)]
     pub fn hits(&self) -> &[u32] {
         &self.hits[..self.n_hits.min(MAX_HITS)]
+    }
+
+    /// When the translation made one lookup and nothing else decided it:
+    /// the megaflow mask of that lookup's answer. Any packet in the same
+    /// megaflow translates the same.
+    #[inline(always)]
+    pub fn single_lookup(&self) -> Option<u8> {
+        (self.lookups == 1 && !self.overflow && self.first_mask != NO_MASK)
+            .then_some(self.first_mask)
     }
 
     #[inline(always)]
@@ -372,17 +384,23 @@ impl FlowTables {
         let mut key = *key;
         let of = ofport(in_port);
         let mut placed = Some(first);
+        let mut first_mask = NO_MASK;
         let mut lookup = |table: u8, key: &FlowKey| {
             let tc = (worker * TABLES + usize::from(table)) * 2;
             add(self.table_counters.get(tc), 1);
             let found = match placed.take() {
-                Some(p) => self.classifier.lookup_placed(cache, p),
+                Some(p) => {
+                    let (found, mask) = self.classifier.lookup_masked(cache, p);
+                    first_mask = mask;
+                    found
+                }
                 None => self.classifier.lookup_cached(cache, table, of, key),
             };
             add(self.table_counters.get(tc + 1), u64::from(found.is_some()));
             found
         };
         self.run_table(&mut lookup, &mut |_| {}, 0, &mut key, t, 0);
+        t.first_mask = first_mask;
     }
 
     /// What [`translate`](Self::translate) does with the packet, step by
@@ -453,6 +471,20 @@ impl FlowTables {
                 }
             }
         }
+    }
+
+    /// Counts table 0's lookup for a packet whose translation was its
+    /// predecessor's (the same megaflow): `matched` if it found a flow.
+    #[inline(always)]
+    pub fn count_reused(&self, worker: usize, matched: bool) {
+        let tc = worker * TABLES * 2;
+        add(self.table_counters.get(tc), 1);
+        add(self.table_counters.get(tc + 1), u64::from(matched));
+    }
+
+    /// The classifier's build id (what cached answers are tied to).
+    pub fn classifier_id(&self) -> u64 {
+        self.classifier.id()
     }
 
     /// Counts a packet of `bytes` through `hits` for `worker`.

@@ -15,7 +15,7 @@
 use super::execute::{apply_tag, BurstCounts};
 use super::{DropReason, Outputs, TagAction};
 use crate::flow_key::FlowKey;
-use crate::flow_table::classifier::{FlowCache, PacketFields};
+use crate::flow_table::classifier::{FlowCache, Megaflow, PacketFields};
 use crate::flow_table::program::{Edit, Emit, FlowTables, Op, Translation};
 use crate::frame::{Burst, Frame, FramePool, Transmit, BURST};
 use crate::offload::wire_len;
@@ -307,6 +307,7 @@ where
         keys,
         placed,
     } = scratch;
+    let mut prev: Option<Megaflow> = None;
     for i in 0..n {
         let Some(mut f) = rx.take(i) else { continue };
         let len = f.pkt_len();
@@ -316,7 +317,18 @@ where
             out.discard(f);
             continue;
         };
-        tables.translate(cache, worker, in_port, key, placed, t);
+        // A frame in the megaflow its predecessor's one lookup was
+        // answered under translates as that one did: no lookup, no
+        // translation (frames of one aggregate come in runs).
+        if prev.is_some_and(|mf| cache.covers(&mf, placed)) {
+            tables.count_reused(worker, !t.hits().is_empty());
+            cache.mega_hits += 1;
+        } else {
+            tables.translate(cache, worker, in_port, key, placed, t);
+            prev = t
+                .single_lookup()
+                .and_then(|m| cache.megaflow(tables.classifier_id(), placed, m));
+        }
         tables.count(worker, t.hits(), u64::from(len));
         if t.overflow {
             c.dropped(DropReason::FlowTable);
