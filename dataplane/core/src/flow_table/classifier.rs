@@ -52,6 +52,20 @@ fn same(a: &Fields, b: &Fields) -> bool {
     word(a, 0) == word(b, 0) && word(a, 16) == word(b, 16) && a[32..] == b[32..]
 }
 
+/// `fields & mask == masked`, a word at a time.
+#[inline(always)]
+fn masked_same(fields: &Fields, mask: &Fields, masked: &Fields) -> bool {
+    let word = |f: &Fields, at: usize| {
+        let mut w = [0u8; 16];
+        w.copy_from_slice(&f[at..at + 16]);
+        u128::from_ne_bytes(w)
+    };
+    let tail = |f: &Fields| u16::from_ne_bytes([f[32], f[33]]);
+    word(fields, 0) & word(mask, 0) == word(masked, 0)
+        && word(fields, 16) & word(mask, 16) == word(masked, 16)
+        && tail(fields) & tail(mask) == tail(masked)
+}
+
 /// A packet's fields in the layout.
 fn packet_fields(in_port: u16, key: &FlowKey) -> Fields {
     let mut f = [0u8; LEN];
@@ -466,8 +480,7 @@ impl FlowCache {
         let Some(mask) = self.mega.mask(mf.classifier, mf.mask) else {
             return false;
         };
-        let masked: Fields = std::array::from_fn(|i| p.fields[i] & mask[i]);
-        p.table == mf.table && same(&masked, &mf.masked)
+        p.table == mf.table && masked_same(&p.fields, mask, &mf.masked)
     }
 }
 

@@ -31,8 +31,8 @@ use crate::wire::{checksum_adjust, EtherType, Tci};
 pub struct FlowScratch {
     pub cache: FlowCache,
     translation: Translation,
-    /// Frame i's key and first lookup's fields, when it parsed (`ready`).
-    keys: Box<[FlowKey; BURST]>,
+    /// Frame i's first lookup's fields, when it parsed (its key is parsed
+    /// again only if its translation is not its predecessor's).
     placed: Box<[Option<PacketFields>; BURST]>,
 }
 
@@ -41,7 +41,6 @@ impl Default for FlowScratch {
         FlowScratch {
             cache: FlowCache::default(),
             translation: Translation::default(),
-            keys: Box::new([FlowKey::default(); BURST]),
             placed: Box::new([None; BURST]),
         }
     }
@@ -220,6 +219,15 @@ pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
     }
 }
 
+/// A frame's key as far as it parses: a bad L3 header still has L2
+/// fields; `None` only for a frame too short for an Ethernet header.
+#[inline(always)]
+fn key_of<F: Frame>(f: &F) -> Option<FlowKey> {
+    FlowKey::extract_l4_chained(f.data(), f.pkt_len() as usize, None)
+        .or_else(|_| FlowKey::extract_l2(f.data(), None))
+        .ok()
+}
+
 /// What an emission reaches: the ports it sends to directly, or NORMAL.
 #[inline(always)]
 pub(super) fn targets(emit: Emit, in_port: PortId, members: PortMask) -> Option<PortMask> {
@@ -276,13 +284,9 @@ where
             f.prefetch();
         }
     }
-    // Pass 1: every frame's key, and its first lookup's cache bucket
-    // prefetched, before any lookup.
-    for (i, (key, placed)) in scratch.keys[..n]
-        .iter_mut()
-        .zip(scratch.placed[..n].iter_mut())
-        .enumerate()
-    {
+    // Pass 1: every frame's lookup fields, and its first lookup's cache
+    // bucket prefetched, before any lookup.
+    for (i, placed) in scratch.placed[..n].iter_mut().enumerate() {
         *placed = None;
         let Some(f) = rx.get_mut(i) else { continue };
         // A tag the NIC stripped is part of the frame the flows see.
@@ -292,19 +296,14 @@ where
                 continue;
             }
         }
-        // As far as the frame parses: a bad L3 header still has L2 fields.
-        let parsed = FlowKey::extract_l4_chained(f.data(), f.pkt_len() as usize, None)
-            .or_else(|_| FlowKey::extract_l2(f.data(), None));
-        if let Ok(k) = parsed {
-            *key = k;
-            *placed = Some(tables.place(&scratch.cache, in_port, key));
+        if let Some(key) = key_of(f) {
+            *placed = Some(tables.place(&scratch.cache, in_port, &key));
         }
     }
     // Pass 2: translate and carry out, in frame order.
     let FlowScratch {
         cache,
         translation: t,
-        keys,
         placed,
     } = scratch;
     let mut prev: Option<Megaflow> = None;
@@ -312,7 +311,7 @@ where
         let Some(mut f) = rx.take(i) else { continue };
         let len = f.pkt_len();
         c.rx_bytes += u64::from(len);
-        let (Some(key), Some(Some(placed))) = (keys.get(i), placed.get(i)) else {
+        let Some(Some(placed)) = placed.get(i) else {
             c.dropped(DropReason::Malformed);
             out.discard(f);
             continue;
@@ -324,7 +323,12 @@ where
             tables.count_reused(worker, !t.hits().is_empty());
             cache.mega_hits += 1;
         } else {
-            tables.translate(cache, worker, in_port, key, placed, t);
+            let Some(key) = key_of(&f) else {
+                c.dropped(DropReason::Malformed);
+                out.discard(f);
+                continue;
+            };
+            tables.translate(cache, worker, in_port, &key, placed, t);
             prev = t
                 .single_lookup()
                 .and_then(|m| cache.megaflow(tables.classifier_id(), placed, m));
