@@ -419,23 +419,18 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
                 once(&mut m.tp_dst, at, "tp_dst", u16_masked(at, &key, need()?)?)?
             }
             // ICMP's type and code sit where the ports are, as in OVS.
-            "icmp_type" | "icmpv6_type" => {
+            "icmp_type" | "icmpv6_type" | "icmp_code" | "icmpv6_code" => {
                 icmp_at.get_or_insert(at);
-                let v = number(at, &key, need()?, 0xff)? as u16;
                 let exact = Masked {
-                    value: v,
+                    value: number(at, &key, need()?, 0xff)? as u16,
                     mask: 0xffff,
                 };
-                once(&mut m.tp_src, at, "icmp_type", exact)?
-            }
-            "icmp_code" | "icmpv6_code" => {
-                icmp_at.get_or_insert(at);
-                let v = number(at, &key, need()?, 0xff)? as u16;
-                let exact = Masked {
-                    value: v,
-                    mask: 0xffff,
+                let (slot, field) = if key.ends_with("type") {
+                    (&mut m.tp_src, "icmp_type")
+                } else {
+                    (&mut m.tp_dst, "icmp_code")
                 };
-                once(&mut m.tp_dst, at, "icmp_code", exact)?
+                once(slot, at, field, exact)?
             }
             _ => return err(at, format!("unknown field {key:?}")),
         }
