@@ -41,8 +41,8 @@ pub(crate) struct BridgeFlows {
     live: Option<Arc<FlowTables>>,
     live_pos: HashMap<FlowId, usize>,
     built_for: Vec<(String, PortId)>,
-    built: bool,
-    /// Flows changed since the tables were built.
+    /// Flows changed since the tables were built (true until the first
+    /// build).
     dirty: bool,
     /// Per table: lookups and matches of tables already replaced.
     table_base: Vec<(u64, u64)>,
@@ -115,13 +115,12 @@ impl BridgeFlows {
             live: None,
             live_pos: HashMap::new(),
             built_for: Vec::new(),
-            built: false,
             dirty: true,
             table_base: vec![(0, 0); usize::from(MAX_TABLE) + 1],
             rx_mark: None,
         };
         let flows = persisted.unwrap_or_else(|| vec![Flow::default_normal()]);
-        b.insert(flows, false);
+        b.add(flows, false);
         b
     }
 
@@ -144,7 +143,7 @@ impl BridgeFlows {
     /// Adds `flows`: one with the same table, priority and match as a flow
     /// there replaces it (counters start again), as OpenFlow's add does.
     /// Returns (added, replaced).
-    fn insert(&mut self, flows: Vec<Flow>, volatile: bool) -> (usize, usize) {
+    pub fn add(&mut self, flows: Vec<Flow>, volatile: bool) -> (usize, usize) {
         let mut at: HashMap<(u8, u16, dataplane::flow_table::Match), usize> = self
             .records
             .iter()
@@ -178,30 +177,20 @@ impl BridgeFlows {
         ports: &[(String, PortId)],
         bridge: &str,
     ) -> Result<(), FlowError> {
-        let known = |r: &PortRef| match r {
-            PortRef::Number(_) => true,
-            PortRef::Name(n) => ports.iter().any(|(p, _)| p == n),
-        };
         for f in flows {
-            let named =
-                f.m.in_port
-                    .iter()
-                    .chain(f.actions.iter().filter_map(|a| match a {
-                        Action::Output(p) => Some(p),
-                        _ => None,
-                    }));
-            for r in named {
-                if !known(r) {
-                    let PortRef::Name(n) = r else { continue };
-                    return Err(FlowError::NoPort(n.clone(), bridge.to_owned()));
+            let outputs = f.actions.iter().filter_map(|a| match a {
+                Action::Output(p) => Some(p),
+                _ => None,
+            });
+            for r in f.m.in_port.iter().chain(outputs) {
+                if let PortRef::Name(n) = r {
+                    if !ports.iter().any(|(p, _)| p == n) {
+                        return Err(FlowError::NoPort(n.clone(), bridge.to_owned()));
+                    }
                 }
             }
         }
         Ok(())
-    }
-
-    pub fn add(&mut self, flows: Vec<Flow>, volatile: bool) -> (usize, usize) {
-        self.insert(flows, volatile)
     }
 
     /// Replaces every flow with `flows` at once (`replace-flows`): flows
@@ -276,7 +265,7 @@ impl BridgeFlows {
         workers: usize,
         rx: (u64, u64),
     ) -> (Option<Arc<FlowTables>>, Option<Arc<FlowTables>>) {
-        if self.built && !self.dirty && self.built_for == ports {
+        if !self.dirty && self.built_for == ports {
             return (self.live.clone(), None);
         }
         let by_name: HashMap<&str, PortId> = ports.iter().map(|(n, p)| (n.as_str(), *p)).collect();
@@ -313,7 +302,6 @@ impl BridgeFlows {
             .map(|(i, r)| (r.id, i))
             .collect();
         self.built_for = ports.to_vec();
-        self.built = true;
         self.dirty = false;
         let old = std::mem::replace(&mut self.live, new.clone());
         (new, old)
@@ -368,16 +356,23 @@ impl BridgeFlows {
         (p, b)
     }
 
+    /// Flow `i`'s counters, noting `now` as its last use if they moved
+    /// since they were last read (idle timeouts, `idle_age`).
+    fn read_counters(&mut self, i: usize, rx: (u64, u64), now: Instant) -> (u64, u64) {
+        let (p, b) = self.counters(i, rx);
+        let r = &mut self.records[i];
+        if p != r.seen {
+            r.seen = p;
+            r.used = now;
+        }
+        (p, b)
+    }
+
     /// Notes which flows counted packets since the last call; removes
     /// those whose idle or hard timeout has passed. How many went.
     pub fn expire(&mut self, now: Instant, rx: (u64, u64)) -> usize {
         for i in 0..self.records.len() {
-            let (p, _) = self.counters(i, rx);
-            let r = &mut self.records[i];
-            if p != r.seen {
-                r.seen = p;
-                r.used = now;
-            }
+            self.read_counters(i, rx, now);
         }
         let before = self.records.len();
         self.records.retain(|r| {
@@ -413,12 +408,8 @@ impl BridgeFlows {
         order
             .into_iter()
             .map(|i| {
-                let (n_packets, n_bytes) = self.counters(i, rx);
-                let r = &mut self.records[i];
-                if n_packets != r.seen {
-                    r.seen = n_packets;
-                    r.used = now;
-                }
+                let (n_packets, n_bytes) = self.read_counters(i, rx, now);
+                let r = &self.records[i];
                 let c = FlowCounters {
                     duration: now.duration_since(r.added).as_secs_f64(),
                     n_packets,
@@ -564,24 +555,32 @@ impl super::Daemon {
         let bi = self.bridge_index(bridge)?;
         let before = self.bridges[bi].flows.checkpoint();
         let out = change(&mut self.bridges[bi].flows);
-        let path = flows_file(&self.cfg.control.state_dir, bridge);
-        let text = self.bridges[bi].flows.persistent_text();
+        if let Err(e) = self.persist(bi) {
+            self.bridges[bi].flows.restore(before);
+            return Err(e);
+        }
+        self.publish();
+        Ok(out)
+    }
+
+    /// Writes bridge `bi`'s persistent flows to its file, unless the file
+    /// holds them already.
+    fn persist(&self, bi: usize) -> Result<(), FlowError> {
+        let b = &self.bridges[bi];
+        let path = flows_file(&self.cfg.control.state_dir, &b.name);
+        let text = b.flows.persistent_text();
         let unchanged_on_disk = match std::fs::read_to_string(&path) {
             Ok(old) => old == text,
             // Nothing kept yet and nothing to keep but the default flow.
             Err(_) => text == "priority=0 actions=NORMAL\n",
         };
-        if !unchanged_on_disk {
-            if let Err(source) = write_atomically(&path, &text) {
-                self.bridges[bi].flows.restore(before);
-                return Err(FlowError::Persist {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
+        if unchanged_on_disk {
+            return Ok(());
         }
-        self.publish();
-        Ok(out)
+        write_atomically(&path, &text).map_err(|source| FlowError::Persist {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     pub(super) fn flow_add(
@@ -681,10 +680,8 @@ impl super::Daemon {
             let rx = self.bridge_rx(bi);
             let n = self.bridges[bi].flows.expire(now, rx);
             if n > 0 {
-                let path = flows_file(&self.cfg.control.state_dir, &self.bridges[bi].name);
-                let text = self.bridges[bi].flows.persistent_text();
-                if let Err(e) = write_atomically(&path, &text) {
-                    tracing::warn!(path = %path.display(), "flows not kept: {e}");
+                if let Err(e) = self.persist(bi) {
+                    tracing::warn!("timed-out flows not kept: {e}");
                 }
             }
             gone += n;

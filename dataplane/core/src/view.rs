@@ -123,11 +123,16 @@ impl SwitchView {
             .is_some()
     }
 
+    /// The bridge of port `id`.
+    #[inline(always)]
+    pub fn bridge_of(&self, id: PortId) -> Option<&BridgeView> {
+        self.bridges.get(self.port(id)?.bridge)
+    }
+
     /// The flow tables of `in_port`'s bridge, if it has some.
     #[inline(always)]
     pub fn flows_of(&self, in_port: PortId) -> Option<&FlowTables> {
-        let p = self.port(in_port)?;
-        self.bridges.get(p.bridge)?.flows.as_deref()
+        self.bridge_of(in_port)?.flows.as_deref()
     }
 
     /// Adds a port to its bridge.

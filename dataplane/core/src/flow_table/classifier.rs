@@ -41,29 +41,29 @@ mod at {
 const IP_OR_ARP: u8 = 1;
 const NOT_LATER_FRAGMENT: u8 = 2;
 
-/// `a == b`, in three loads each instead of a call to `memcmp`.
+/// The layout as two 16-byte words and the last two bytes: comparisons
+/// in three loads instead of a call to `memcmp`.
 #[inline(always)]
-fn same(a: &Fields, b: &Fields) -> bool {
-    let word = |f: &Fields, at: usize| {
+fn words(f: &Fields) -> (u128, u128, u16) {
+    let word = |at: usize| {
         let mut w = [0u8; 16];
         w.copy_from_slice(&f[at..at + 16]);
         u128::from_ne_bytes(w)
     };
-    word(a, 0) == word(b, 0) && word(a, 16) == word(b, 16) && a[32..] == b[32..]
+    (word(0), word(16), u16::from_ne_bytes([f[32], f[33]]))
 }
 
-/// `fields & mask == masked`, a word at a time.
+/// `a == b`.
+#[inline(always)]
+fn same(a: &Fields, b: &Fields) -> bool {
+    words(a) == words(b)
+}
+
+/// `fields & mask == masked`.
 #[inline(always)]
 fn masked_same(fields: &Fields, mask: &Fields, masked: &Fields) -> bool {
-    let word = |f: &Fields, at: usize| {
-        let mut w = [0u8; 16];
-        w.copy_from_slice(&f[at..at + 16]);
-        u128::from_ne_bytes(w)
-    };
-    let tail = |f: &Fields| u16::from_ne_bytes([f[32], f[33]]);
-    word(fields, 0) & word(mask, 0) == word(masked, 0)
-        && word(fields, 16) & word(mask, 16) == word(masked, 16)
-        && tail(fields) & tail(mask) == tail(masked)
+    let ((f0, f1, f2), (m0, m1, m2)) = (words(fields), words(mask));
+    (f0 & m0, f1 & m1, f2 & m2) == words(masked)
 }
 
 /// A packet's fields in the layout.
@@ -309,6 +309,18 @@ impl FlowCache {
             .for_each(|b| *b = CacheBucket([EMPTY_ENTRY; 2]));
     }
 
+    /// The megaflow of `p`'s answer by classifier `id`, under mask `m` (as
+    /// [`Classifier::lookup_masked`] said); `None` if the mask is not known.
+    #[inline]
+    pub fn megaflow(&self, id: u64, p: &PacketFields, m: u8) -> Option<Megaflow> {
+        let mask = *self.mega.mask(id, m)?;
+        Some(Megaflow {
+            table: p.table,
+            mask,
+            masked: std::array::from_fn(|i| p.fields[i] & mask[i]),
+        })
+    }
+
     /// Starts fetching the bucket `p` lives in (a burst places every
     /// packet before it looks any up).
     #[inline(always)]
@@ -381,6 +393,15 @@ fn masked_hash(table: u8, m: usize, fields: &Fields, mask: &Fields) -> (Fields, 
 }
 
 impl MegaflowCache {
+    /// Mask `m` of classifier `id`'s megaflows, if the cache holds it.
+    #[inline(always)]
+    fn mask(&self, id: u64, m: u8) -> Option<&Fields> {
+        if self.classifier != id {
+            return None;
+        }
+        self.masks[..self.n_masks.min(MEGAFLOW_MASKS)].get(usize::from(m))
+    }
+
     /// The answer kept for `p` by classifier `id`, if any.
     #[inline]
     fn lookup(&self, id: u64, p: &PacketFields) -> Option<(Option<usize>, u8)> {
@@ -454,44 +475,16 @@ pub const NO_MASK: u8 = u8::MAX;
 /// with it there gets the same answer from the same classifier.
 #[derive(Debug, Clone, Copy)]
 pub struct Megaflow {
-    classifier: u64,
     table: u8,
-    mask: u8,
+    mask: Fields,
     masked: Fields,
 }
 
-impl FlowCache {
-    /// The megaflow of `p`'s answer by classifier `id`, under mask `m` (as
-    /// [`Classifier::lookup_masked`] said); `None` if the mask is not known.
-    #[inline]
-    pub fn megaflow(&self, id: u64, p: &PacketFields, m: u8) -> Option<Megaflow> {
-        let mask = self.mega.mask(id, m)?;
-        Some(Megaflow {
-            classifier: id,
-            table: p.table,
-            mask: m,
-            masked: std::array::from_fn(|i| p.fields[i] & mask[i]),
-        })
-    }
-
-    /// Whether `p` falls in `mf` (so its answer is `mf`'s).
-    #[inline]
-    pub fn covers(&self, mf: &Megaflow, p: &PacketFields) -> bool {
-        let Some(mask) = self.mega.mask(mf.classifier, mf.mask) else {
-            return false;
-        };
-        p.table == mf.table && masked_same(&p.fields, mask, &mf.masked)
-    }
-}
-
-impl MegaflowCache {
-    /// Mask `m` of classifier `id`'s megaflows, if the cache holds it.
+impl Megaflow {
+    /// Whether `p` falls in the megaflow (so its answer is the same).
     #[inline(always)]
-    fn mask(&self, id: u64, m: u8) -> Option<&Fields> {
-        if self.classifier != id {
-            return None;
-        }
-        self.masks[..self.n_masks.min(MEGAFLOW_MASKS)].get(usize::from(m))
+    pub fn covers(&self, p: &PacketFields) -> bool {
+        p.table == self.table && masked_same(&p.fields, &self.mask, &self.masked)
     }
 }
 

@@ -102,12 +102,11 @@ enum Step {
 /// A step of a traced translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceStep {
-    /// A lookup in `table` (`depth` resubmits deep): the flow found (its
-    /// position and id), if any.
+    /// A lookup in `table` (`depth` resubmits deep): the flow found, if any.
     Table {
         table: u8,
         depth: usize,
-        flow: Option<(usize, FlowId)>,
+        flow: Option<FlowId>,
     },
     Op(Op),
     /// An output to a port not on the bridge.
@@ -275,7 +274,6 @@ impl FlowTables {
         port: impl Fn(&PortRef) -> Option<PortId>,
         workers: usize,
     ) -> FlowTables {
-        let resolve = &port;
         let mut resolved: Vec<Flow> = Vec::new();
         let mut spans = Vec::new();
         let mut steps = Vec::new();
@@ -301,7 +299,7 @@ impl FlowTables {
             let start = steps.len() as u32;
             for a in &f.actions {
                 steps.push(match a {
-                    Action::Output(p) => match resolve(p) {
+                    Action::Output(p) => match port(p) {
                         Some(p) => Step::Op(Op::Emit(Emit::Port(p))),
                         None => Step::Nowhere,
                     },
@@ -364,16 +362,17 @@ impl FlowTables {
         p
     }
 
-    /// Runs a packet with `key` that came in on `in_port` through the
-    /// tables, from table 0 (its fields there `first`, from
-    /// [`place`](Self::place)), into `t`; lookups go through `cache`.
+    /// Runs a packet with `key` (edited as its actions say) that came in
+    /// on `in_port` through the tables, from table 0 (its fields there
+    /// `first`, from [`place`](Self::place)), into `t`; lookups go through
+    /// `cache`.
     #[inline]
     pub fn translate(
         &self,
         cache: &mut FlowCache,
         worker: usize,
         in_port: PortId,
-        key: &FlowKey,
+        mut key: FlowKey,
         first: &PacketFields,
         t: &mut Translation,
     ) {
@@ -381,13 +380,10 @@ impl FlowTables {
         t.n_hits = 0;
         t.lookups = 0;
         t.overflow = false;
-        let mut key = *key;
         let of = ofport(in_port);
         let mut placed = Some(first);
         let mut first_mask = NO_MASK;
         let mut lookup = |table: u8, key: &FlowKey| {
-            let tc = (worker * TABLES + usize::from(table)) * 2;
-            add(self.table_counters.get(tc), 1);
             let found = match placed.take() {
                 Some(p) => {
                     let (found, mask) = self.classifier.lookup_masked(cache, p);
@@ -396,7 +392,7 @@ impl FlowTables {
                 }
                 None => self.classifier.lookup_cached(cache, table, of, key),
             };
-            add(self.table_counters.get(tc + 1), u64::from(found.is_some()));
+            self.count_lookup(worker, table, found.is_some());
             found
         };
         self.run_table(&mut lookup, &mut |_| {}, 0, &mut key, t, 0);
@@ -441,7 +437,7 @@ impl FlowTables {
         observe(TraceStep::Table {
             table,
             depth,
-            flow: found.and_then(|i| Some((i, self.id(i)?))),
+            flow: found.and_then(|i| self.id(i)),
         });
         let Some(i) = found else {
             return;
@@ -473,11 +469,12 @@ impl FlowTables {
         }
     }
 
-    /// Counts table 0's lookup for a packet whose translation was its
-    /// predecessor's (the same megaflow): `matched` if it found a flow.
+    /// Counts a lookup of `worker` in `table` (`matched`: it found a
+    /// flow); a packet that reuses its predecessor's translation counts
+    /// its table-0 lookup here too.
     #[inline(always)]
-    pub fn count_reused(&self, worker: usize, matched: bool) {
-        let tc = worker * TABLES * 2;
+    pub fn count_lookup(&self, worker: usize, table: u8, matched: bool) {
+        let tc = (worker * TABLES + usize::from(table)) * 2;
         add(self.table_counters.get(tc), 1);
         add(self.table_counters.get(tc + 1), u64::from(matched));
     }
@@ -523,11 +520,6 @@ impl FlowTables {
             };
             (l + get(c), m + get(c + 1))
         })
-    }
-
-    /// Subtables of `table`.
-    pub fn subtables(&self, table: u8) -> usize {
-        self.classifier.subtables(table)
     }
 }
 
@@ -576,7 +568,7 @@ mod tests {
         let mut tr = Translation::default();
         let k = tagged(2);
         let first = t.place(&cache, p(0), &k);
-        t.translate(&mut cache, 0, p(0), &k, &first, &mut tr);
+        t.translate(&mut cache, 0, p(0), k, &first, &mut tr);
         assert_eq!(
             tr.ops(),
             [
@@ -592,7 +584,7 @@ mod tests {
         assert_eq!(t.table_counters(1), (1, 1));
         // From another port: table 0 misses, nothing at all.
         let first = t.place(&cache, p(1), &k);
-        t.translate(&mut cache, 0, p(1), &k, &first, &mut tr);
+        t.translate(&mut cache, 0, p(1), k, &first, &mut tr);
         assert!(tr.ops().is_empty() && tr.hits().is_empty());
         assert_eq!(t.table_counters(0), (2, 1));
     }
@@ -603,7 +595,7 @@ mod tests {
         let mut tr = Translation::default();
         let (mut c, k) = (FlowCache::default(), tagged(1));
         let first = t.place(&c, p(0), &k);
-        t.translate(&mut c, 0, p(0), &k, &first, &mut tr);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
         assert!(tr.overflow);
         assert!(tr.lookups <= MAX_LOOKUPS);
     }
@@ -614,7 +606,7 @@ mod tests {
         let mut tr = Translation::default();
         let (mut c, k) = (FlowCache::default(), tagged(1));
         let first = t.place(&c, p(0), &k);
-        t.translate(&mut c, 0, p(0), &k, &first, &mut tr);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
         assert!(tr.overflow);
     }
 
@@ -627,7 +619,7 @@ mod tests {
         let mut tr = Translation::default();
         let (mut c, k) = (FlowCache::default(), tagged(1));
         let first = t.place(&c, p(0), &k);
-        t.translate(&mut c, 0, p(0), &k, &first, &mut tr);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
         assert_eq!(tr.hits(), [1]);
         assert_eq!(tr.ops(), [Op::Emit(Emit::Port(p(1)))]);
     }
@@ -831,7 +823,7 @@ mod tests {
                         r.run(0, &mut key.clone(), 0);
                         let mut got = Translation::default();
                         let first = t.place(&cache, in_port, key);
-                        t.translate(&mut cache, 0, in_port, key, &first, &mut got);
+                        t.translate(&mut cache, 0, in_port, *key, &first, &mut got);
                         prop_assert_eq!(got.ops(), &r.ops[..]);
                         let hits: Vec<usize> = got.hits().iter().map(|&h| h as usize).collect();
                         prop_assert_eq!(hits, r.hits);

@@ -171,58 +171,55 @@ fn edit_l3<F: Frame>(f: &mut F, e: Edit) -> bool {
     }
 }
 
+/// Writes `bytes` at `at` in the frame; false if it is too short.
+fn set_bytes<F: Frame>(f: &mut F, at: usize, bytes: &[u8]) -> bool {
+    f.data_mut()
+        .and_then(|d| d.get_mut(at..at + bytes.len()))
+        .map(|x| x.copy_from_slice(bytes))
+        .is_some()
+}
+
+/// Carries out a VLAN edit on a frame whose outer TCI is `tci`.
+fn edit_vlan<F: Frame>(f: &mut F, e: Edit, tci: Option<u16>) -> bool {
+    let set = |f: &mut F, t: u16| {
+        f.data_mut()
+            .is_some_and(|d| set_outer_tci(d, Tci(t)).is_ok())
+    };
+    match (e, tci) {
+        (Edit::SetVid(vid), Some(t)) => set(f, (t & 0xf000) | (vid & 0x0fff)),
+        (Edit::SetVid(vid), None) => apply_tag(f, TagAction::Push(vid & 0x0fff)),
+        (Edit::SetPcp(pcp), Some(t)) => set(f, (t & 0x1fff) | (u16::from(pcp & 7) << 13)),
+        (Edit::SetPcp(pcp), None) => apply_tag(f, TagAction::Push(u16::from(pcp & 7) << 13)),
+        (Edit::StripVlan, Some(_)) => apply_tag(f, TagAction::Pop),
+        _ => true,
+    }
+}
+
 /// Carries out one edit on a frame's bytes; false if it cannot be made.
 #[inline]
 pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
-    if matches!(
-        e,
+    match e {
+        Edit::SetVid(_) | Edit::SetPcp(_) | Edit::StripVlan => {
+            match SwitchingHeader::parse(f.data(), None) {
+                Ok(h) => edit_vlan(f, e, h.outer_tci),
+                Err(_) => false,
+            }
+        }
+        Edit::SetDlDst(a) => set_bytes(f, 0, &a.0),
+        Edit::SetDlSrc(a) => set_bytes(f, 6, &a.0),
         Edit::SetNwSrc(_)
-            | Edit::SetNwDst(_)
-            | Edit::SetNwTos(_)
-            | Edit::SetTpSrc(_)
-            | Edit::SetTpDst(_)
-            | Edit::DecTtl
-    ) {
-        return edit_l3(f, e);
-    }
-    let tci = match SwitchingHeader::parse(f.data(), None) {
-        Ok(h) => h.outer_tci,
-        Err(_) => return false,
-    };
-    match (e, tci) {
-        (Edit::SetVid(vid), Some(t)) => f
-            .data_mut()
-            .is_some_and(|d| set_outer_tci(d, Tci((t & 0xf000) | (vid & 0x0fff))).is_ok()),
-        (Edit::SetVid(vid), None) => apply_tag(f, TagAction::Push(vid & 0x0fff)),
-        (Edit::SetPcp(pcp), Some(t)) => f.data_mut().is_some_and(|d| {
-            set_outer_tci(d, Tci((t & 0x1fff) | (u16::from(pcp & 7) << 13))).is_ok()
-        }),
-        (Edit::SetPcp(pcp), None) => apply_tag(f, TagAction::Push(u16::from(pcp & 7) << 13)),
-        (Edit::StripVlan, Some(_)) => apply_tag(f, TagAction::Pop),
-        (Edit::StripVlan, None) => true,
-        (Edit::SetDlDst(a), _) => f.data_mut().is_some_and(|d| match d.get_mut(0..6) {
-            Some(x) => {
-                x.copy_from_slice(&a.0);
-                true
-            }
-            None => false,
-        }),
-        (Edit::SetDlSrc(a), _) => f.data_mut().is_some_and(|d| match d.get_mut(6..12) {
-            Some(x) => {
-                x.copy_from_slice(&a.0);
-                true
-            }
-            None => false,
-        }),
-        // The L3/L4 edits went above.
-        _ => true,
+        | Edit::SetNwDst(_)
+        | Edit::SetNwTos(_)
+        | Edit::SetTpSrc(_)
+        | Edit::SetTpDst(_)
+        | Edit::DecTtl => edit_l3(f, e),
     }
 }
 
 /// A frame's key as far as it parses: a bad L3 header still has L2
 /// fields; `None` only for a frame too short for an Ethernet header.
 #[inline(always)]
-fn key_of<F: Frame>(f: &F) -> Option<FlowKey> {
+pub(super) fn key_of<F: Frame>(f: &F) -> Option<FlowKey> {
     FlowKey::extract_l4_chained(f.data(), f.pkt_len() as usize, None)
         .or_else(|_| FlowKey::extract_l2(f.data(), None))
         .ok()
@@ -275,10 +272,7 @@ where
         rx_packets: n as u64,
         ..BurstCounts::default()
     };
-    let members = view
-        .port(in_port)
-        .and_then(|p| view.bridge(p.bridge))
-        .map_or(PortMask::EMPTY, |b| b.ports);
+    let members = view.bridge_of(in_port).map_or(PortMask::EMPTY, |b| b.ports);
     for i in 0..n {
         if let Some(f) = rx.get(i) {
             f.prefetch();
@@ -319,8 +313,8 @@ where
         // A frame in the megaflow its predecessor's one lookup was
         // answered under translates as that one did: no lookup, no
         // translation (frames of one aggregate come in runs).
-        if prev.is_some_and(|mf| cache.covers(&mf, placed)) {
-            tables.count_reused(worker, !t.hits().is_empty());
+        if prev.is_some_and(|mf| mf.covers(placed)) {
+            tables.count_lookup(worker, 0, !t.hits().is_empty());
             cache.mega_hits += 1;
         } else {
             let Some(key) = key_of(&f) else {
@@ -328,7 +322,7 @@ where
                 out.discard(f);
                 continue;
             };
-            tables.translate(cache, worker, in_port, &key, placed, t);
+            tables.translate(cache, worker, in_port, key, placed, t);
             prev = t
                 .single_lookup()
                 .and_then(|m| cache.megaflow(tables.classifier_id(), placed, m));

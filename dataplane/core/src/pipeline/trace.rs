@@ -29,9 +29,8 @@ fn trace_flows(
     describe: &dyn Fn(FlowId) -> Option<String>,
     out: &mut Vec<String>,
 ) -> Option<Vec<u8>> {
-    let key =
-        FlowKey::extract(frame, None, ParseDepth::L4).or_else(|_| FlowKey::extract_l2(frame, None));
-    let Ok(key) = key else {
+    let mut f = MemFrame::new(frame);
+    let Some(key) = super::flows::key_of(&f) else {
         out.push("=> drop: malformed L2 header".to_owned());
         return None;
     };
@@ -45,7 +44,7 @@ fn trace_flows(
             TraceStep::Table { table, depth, flow } => {
                 let pad = "  ".repeat(depth);
                 match flow {
-                    Some((_, id)) => format!(
+                    Some(id) => format!(
                         "{pad}flow table {table}: {}",
                         describe(id).unwrap_or_else(|| format!("flow {id}"))
                     ),
@@ -86,12 +85,7 @@ fn trace_flows(
         out.push("=> drop: the flow tables ran out of room (resubmits or actions)".to_owned());
         return None;
     }
-    let members = view
-        .port(in_port)
-        .and_then(|p| view.bridge(p.bridge))
-        .map(|b| b.ports)
-        .unwrap_or_default();
-    let mut f = MemFrame::new(frame);
+    let members = view.bridge_of(in_port).map(|b| b.ports).unwrap_or_default();
     let mut normal = None;
     let mut sent = Vec::new();
     for &op in t.ops() {
