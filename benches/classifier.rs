@@ -10,7 +10,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use dataplane::flow_key::FlowKey;
 use dataplane::wire::EthernetAddress;
 use switch_core::flow_table::classifier::{Classifier, FlowCache};
-use switch_core::flow_table::{Action, Flow, Masked, Match, PortRef};
+use switch_core::flow_table::{Action, Flow, Masked, Match, PortRef, Registers};
 
 /// A small deterministic generator (xorshift), so every run has the same
 /// rules and packets.
@@ -115,7 +115,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut acc = 0usize;
                 for k in &pkts {
-                    acc += cls.lookup(0, 1, black_box(k)).unwrap_or(0);
+                    acc += cls
+                        .lookup(0, 1, black_box(k), &Registers::default())
+                        .unwrap_or(0);
                 }
                 acc
             })
@@ -127,7 +129,7 @@ fn bench(c: &mut Criterion) {
                 let mut acc = 0usize;
                 for k in &pkts {
                     acc += cls
-                        .lookup_cached(&mut cache, 0, 1, black_box(k))
+                        .lookup_cached(&mut cache, 0, 1, black_box(k), &Registers::default())
                         .unwrap_or(0);
                 }
                 acc

@@ -788,6 +788,134 @@ fn every_flow_action_on_the_wire() {
     );
 }
 
+/// A frame to `dst` from `A` with EtherType `ethertype` and `payload`,
+/// padded to 60 bytes.
+fn raw_frame(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&A);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+/// The IPv4 header checksum of `ip` checks.
+fn ipv4_checksum_ok(ip: &[u8]) -> bool {
+    let sum = ip[..20]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    (sum & 0xffff) + (sum >> 16) == 0xffff
+}
+
+#[test]
+fn registers_pushed_tags_set_field_and_the_newer_matches_on_the_wire() {
+    let _g = serial();
+    let dir = TempDir::new("flownew");
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}",
+        config_head(&dir, "flownew"),
+        tx_port(&dir, 0, "o1", ""),
+        tx_port(&dir, 1, "o2", ""),
+        tx_port(&dir, 2, "o3", ""),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    let flows = dir.path("flows.txt");
+    std::fs::write(
+        &flows,
+        "in_port=4,dl_dst=00:00:00:00:00:01,actions=push_vlan:0x88a8,set_field:4101->vlan_vid,output:o1\n\
+         in_port=4,dl_dst=00:00:00:00:00:02,actions=load:0x2a->NXM_NX_REG3[],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG4[0..15],resubmit(,3)\n\
+         table=3,reg3=0x2a,reg4=0xa/0xffff,actions=move:NXM_NX_REG3[0..7]->NXM_OF_ETH_DST[0..7],output:o2\n\
+         table=3,priority=1,actions=output:o3\n\
+         ip,in_port=4,dl_dst=00:00:00:00:00:03,nw_ttl=64,actions=set_field:7->nw_ttl,set_field:10->ip_dscp,output:o3\n\
+         priority=40000,ip,in_port=4,dl_dst=00:00:00:00:00:03,nw_ttl=63,actions=drop\n\
+         ipv6,in_port=4,dl_dst=00:00:00:00:00:04,ipv6_dst=2001:db8::/32,ipv6_label=0x12345,actions=dec_ttl,set_field:46->ip_dscp,output:o1\n\
+         arp,in_port=4,dl_dst=00:00:00:00:00:05,arp_sha=fa:16:3e:00:00:0a,actions=output:o2\n\
+         arp,in_port=4,dl_dst=00:00:00:00:00:05,arp_sha=fa:16:3e:00:00:0b,actions=output:o1\n\
+         tcp,in_port=4,dl_dst=00:00:00:00:00:06,tcp_flags=+syn-ack,actions=output:o3\n\
+         tcp,in_port=4,dl_dst=00:00:00:00:00:06,tcp_flags=+syn+ack,actions=output:o1\n\
+         priority=1,in_port=4,actions=drop\n",
+    )
+    .unwrap();
+    ctl_ok(&sw, &["del-flows", "br0"]);
+    ctl_ok(&sw, &["add-flows", "br0", &flows.display().to_string()]);
+    let dst = |n: u8| [0, 0, 0, 0, 0, n];
+    // IPv6/UDP, traffic class 0, flow label 0x12345, hop limit 64.
+    let mut v6 = vec![0x60, 0x01, 0x23, 0x45, 0, 8, 17, 64];
+    v6.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    v6.extend_from_slice(&[0x04, 0x00, 0x13, 0x89, 0, 8, 0, 0]);
+    // An ARP request from A, and a TCP SYN.
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&A);
+    arp.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+    let mut syn = vec![
+        0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    syn.extend_from_slice(&[
+        0x04, 0x00, 0, 22, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+    ]);
+    syn.extend_from_slice(&[0, 0, 0, 0]);
+    let frames = vec![
+        frame(dst(1), A, Some(7), 1),
+        frame(dst(2), A, None, 2),
+        frame(dst(3), A, None, 3),
+        raw_frame(dst(4), 0x86dd, &v6),
+        raw_frame(dst(5), 0x0806, &arp),
+        raw_frame(dst(6), 0x0800, &syn),
+    ];
+    add_rx_port(&sw, &dir, 3, "br0", "in", &frames);
+    sw.wait_for("6 frames in", |s| {
+        s.iter().any(|p| p.name == "in" && p.rx_packets == 6)
+    });
+    let dump = ctl_ok(&sw, &["dump-flows", "br0"]);
+    assert!(sw.stop().success());
+    let (o1, o2, o3) = (sent(&dir, "o1"), sent(&dir, "o2"), sent(&dir, "o3"));
+    let dsts = |v: &[Vec<u8>]| v.iter().map(|f| f[5]).collect::<Vec<u8>>();
+    assert_eq!(dsts(&o1), [1, 4], "o1");
+    assert_eq!(dsts(&o2), [0x2a, 5], "o2");
+    assert_eq!(dsts(&o3), [3, 6], "o3");
+
+    // push_vlan:0x88a8 covers the C-tag (VID 7, copied), then the outer
+    // VID becomes 5.
+    assert_eq!(
+        o1[0][12..20],
+        [0x88, 0xa8, 0, 5, 0x81, 0, 0, 7],
+        "push_vlan"
+    );
+    assert_eq!(o1[0][20..], frames[0][16..]);
+    // The registers: 0x2a loaded, A's low 16 bits moved and matched, then
+    // moved into the destination's low byte.
+    assert_eq!(o2[0][..6], [0, 0, 0, 0, 0, 0x2a], "move from a register");
+    assert_eq!(o2[0][6..], frames[1][6..]);
+    // set_field on TTL and DSCP, the IP checksum still right.
+    let ip = &o3[0][14..34];
+    assert_eq!((ip[1], ip[8]), (10 << 2, 7), "set_field nw_ttl, ip_dscp");
+    assert!(ipv4_checksum_ok(ip), "IPv4 checksum after set_field");
+    assert_eq!(o3[0][34..], frames[2][34..]);
+    // IPv6: the hop limit down by one, the traffic class's DSCP set, the
+    // flow label kept.
+    assert_eq!(
+        o1[1][14..22],
+        [0x6b, 0x81, 0x23, 0x45, 0, 8, 17, 63],
+        "IPv6 dec_ttl, DSCP"
+    );
+    assert_eq!(o1[1][22..], frames[3][22..]);
+    // arp_sha and tcp_flags chose; frames untouched.
+    assert_eq!(o2[1], frames[4]);
+    assert_eq!(o3[1], frames[5]);
+    // dump-flows prints them as ovs-ofctl does.
+    for needle in [
+        "actions=push_vlan:0x88a8,set_field:4101->vlan_vid,output:o1",
+        "table=3, n_packets=1, n_bytes=60, idle_age=",
+        "reg3=0x2a,reg4=0xa/0xffff actions=move:NXM_NX_REG3[0..7]->NXM_OF_ETH_DST[0..7],output:o2",
+        "ipv6_dst=2001:db8::/32,ipv6_label=0x12345 actions=dec_ttl",
+        "tcp_flags=+syn-ack actions=output:o3",
+    ] {
+        assert!(dump.contains(needle), "{needle} in\n{dump}");
+    }
+}
+
 #[test]
 fn flows_survive_a_restart_but_volatile_ones_do_not_and_bad_flows_are_refused_whole() {
     let _g = serial();

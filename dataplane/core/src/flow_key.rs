@@ -80,6 +80,18 @@ pub struct FlowKey {
     pub tp_dst: u16,
     /// TCP flags byte (FIN..CWR).
     pub tcp_flags: u8,
+    /// IPv4 TOS byte or IPv6 traffic class (DSCP and ECN); 0 for others.
+    pub nw_tos: u8,
+    /// IPv4 TTL or IPv6 hop limit; 0 for others.
+    pub nw_ttl: u8,
+    /// IPv6 flow label (20 bits); 0 for others.
+    pub ipv6_label: u32,
+    /// ARP sender and target hardware addresses; zero for others.
+    pub arp_sha: EthernetAddress,
+    pub arp_tha: EthernetAddress,
+    /// The target address of an ICMPv6 neighbour solicitation or
+    /// advertisement; zero for others.
+    pub nd_target: [u8; 16],
     /// Non-first fragment: no L4 fields.
     pub is_fragment: bool,
     /// Byte offset of the L3 header in the frame (after the VLAN tags left in
@@ -272,6 +284,8 @@ impl FlowKey {
         let proto = ip.protocol();
         self.ip_version = 4;
         self.nw_proto = proto.0;
+        self.nw_tos = (ip.dscp() << 2) | ip.ecn();
+        self.nw_ttl = ip.ttl();
         self.nw_src = ipv4_in_16(ip.src_addr());
         self.nw_dst = ipv4_in_16(ip.dst_addr());
         if ip.is_later_fragment() {
@@ -299,6 +313,9 @@ impl FlowKey {
         let upper = ip.upper_layer().map_err(|_| ParseError::BadL3)?;
         self.ip_version = 6;
         self.nw_proto = upper.protocol.0;
+        self.nw_tos = ip.traffic_class();
+        self.nw_ttl = ip.hop_limit();
+        self.ipv6_label = ip.flow_label();
         self.nw_src = ip.src_addr();
         self.nw_dst = ip.dst_addr();
         if upper.is_later_fragment() {
@@ -323,6 +340,8 @@ impl FlowKey {
         self.nw_proto = op_low;
         self.nw_src = ipv4_in_16(arp.spa());
         self.nw_dst = ipv4_in_16(arp.tpa());
+        self.arp_sha = arp.sha();
+        self.arp_tha = arp.tha();
         Ok(())
     }
 
@@ -358,6 +377,14 @@ impl FlowKey {
                 let icmp = Icmpv6Packet::new_checked(l4).map_err(|_| ParseError::BadL4)?;
                 self.tp_src = u16::from(icmp.msg_type().0);
                 self.tp_dst = u16::from(icmp.msg_code());
+                // Neighbour solicitation or advertisement: the target
+                // address follows the header (none if cut short, as OVS
+                // leaves it).
+                if matches!(icmp.msg_type().0, 135 | 136) && icmp.msg_code() == 0 {
+                    if let Some(t) = icmp.payload().first_chunk::<16>() {
+                        self.nd_target = *t;
+                    }
+                }
             }
             _ => {}
         }
@@ -423,7 +450,7 @@ mod tests {
         payload: &[u8],
     ) -> Vec<u8> {
         let hlen = 20 + opt_words * 4;
-        let mut p = vec![0x40 | u8::try_from(hlen / 4).unwrap(), 0];
+        let mut p = vec![0x40 | u8::try_from(hlen / 4).unwrap(), IP4_TOS];
         p.extend_from_slice(&be16(hlen + payload.len()));
         p.extend_from_slice(&[0xbe, 0xef]);
         p.extend_from_slice(&frag.to_be_bytes());
@@ -437,8 +464,15 @@ mod tests {
         p
     }
 
+    /// IPv4's TOS byte (DSCP 11, ECN 2), IPv6's traffic class and flow
+    /// label in the frames built here.
+    const IP4_TOS: u8 = 0x2e;
+    const IP6_CLASS: u8 = 0xb8;
+    const IP6_LABEL: u32 = 0x1_2345;
+
     fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x60, 0, 0, 0];
+        let first = 0x6000_0000 | u32::from(IP6_CLASS) << 20 | IP6_LABEL;
+        let mut p = first.to_be_bytes().to_vec();
         p.extend_from_slice(&be16(payload.len()));
         p.extend_from_slice(&[next, 64]);
         p.extend_from_slice(&src);
@@ -550,6 +584,8 @@ mod tests {
             nw_dst: v4(IP4_B),
             tp_src: 1234,
             tp_dst: 53,
+            nw_tos: IP4_TOS,
+            nw_ttl: 64,
             l3_offset: 14,
             ..FlowKey::default()
         };
@@ -616,6 +652,12 @@ mod tests {
             tp_src: 443,
             tp_dst: 50000,
             tcp_flags: 0x18,
+            nw_tos: IP6_CLASS,
+            nw_ttl: 64,
+            ipv6_label: IP6_LABEL,
+            arp_sha: EthernetAddress([0; 6]),
+            arp_tha: EthernetAddress([0; 6]),
+            nd_target: [0; 16],
             is_fragment: false,
             l3_offset: 22,
         };
@@ -886,6 +928,10 @@ mod tests {
         assert_eq!(key.ip_version, 0);
         assert_eq!(key.nw_src, v4(IP4_A));
         assert_eq!(key.nw_dst, v4(IP4_B));
+        assert_eq!(
+            (key.arp_sha, key.arp_tha),
+            (EthernetAddress(MAC_A), EthernetAddress([0; 6]))
+        );
         assert_eq!((key.tp_src, key.tp_dst), (0, 0));
         assert!(key.dl_dst.is_broadcast());
         for len in 18..f.len() {
@@ -907,6 +953,7 @@ mod tests {
         ]);
         let key = l4(&f).unwrap();
         assert_eq!((key.nw_proto, key.tp_src, key.tp_dst), (1, 8, 0));
+        assert_eq!((key.nw_tos, key.nw_ttl, key.ipv6_label), (0x2e, 64, 0));
 
         let f = cat(&[
             &eth(MAC_B, MAC_A, &[], 0x0800),
@@ -920,6 +967,17 @@ mod tests {
         ]);
         let key = l4(&f).unwrap();
         assert_eq!((key.nw_proto, key.tp_src, key.tp_dst), (58, 135, 0));
+        assert_eq!(key.nd_target, IP6_B);
+        assert_eq!(
+            (key.nw_tos, key.nw_ttl, key.ipv6_label),
+            (0xb8, 64, 0x1_2345)
+        );
+        // A solicitation cut before its target has none.
+        let f = cat(&[
+            &eth(MAC_B, MAC_A, &[], 0x86dd),
+            &ipv6(IP6_A, IP6_B, 58, &icmp(135, 0, [0; 4], &IP6_B[..8])),
+        ]);
+        assert_eq!(l4(&f).unwrap().nd_target, [0; 16]);
 
         // ICMPv6's protocol number inside IPv4 (and ICMP inside IPv6) is
         // just a protocol number: no L4 fields.
@@ -1229,6 +1287,7 @@ mod tests {
                 let (proto, l4_bytes, tp_src, tp_dst, flags) = build_l4(l4, 4, first);
                 key.ip_version = 4;
                 key.nw_proto = proto;
+                (key.nw_tos, key.nw_ttl) = (IP4_TOS, 64);
                 key.nw_src = v4(*src);
                 key.nw_dst = v4(*dst);
                 if later {
@@ -1292,12 +1351,24 @@ mod tests {
                 payload.extend_from_slice(&l4_bytes);
                 key.ip_version = 6;
                 key.nw_proto = upper;
+                (key.nw_tos, key.nw_ttl, key.ipv6_label) = (IP6_CLASS, 64, IP6_LABEL);
                 key.nw_src = *src;
                 key.nw_dst = *dst;
                 if later {
                     key.is_fragment = true;
                 } else {
                     (key.tp_src, key.tp_dst, key.tcp_flags) = (tp_src, tp_dst, flags);
+                    if let L4Spec::Icmp {
+                        ty: 135 | 136,
+                        code: 0,
+                        data,
+                        ..
+                    } = l4
+                    {
+                        if let Some(t) = data.first_chunk::<16>() {
+                            key.nd_target = *t;
+                        }
+                    }
                 }
                 (0x86dd, ipv6(*src, *dst, kinds[0], &payload))
             }
@@ -1311,6 +1382,7 @@ mod tests {
                 key.nw_proto = op.to_be_bytes()[1];
                 key.nw_src = v4(*spa);
                 key.nw_dst = v4(*tpa);
+                (key.arp_sha, key.arp_tha) = (EthernetAddress(*sha), EthernetAddress(*tha));
                 (0x0806, arp(*op, *sha, *spa, *tha, *tpa))
             }
             L3Spec::Other { ethertype, data } => (*ethertype, data.clone()),

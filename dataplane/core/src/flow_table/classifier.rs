@@ -9,19 +9,29 @@
 //! It gives exactly [`lookup_linear`](super::lookup_linear)'s answer: the
 //! highest priority, the first flow of the list among equals (property
 //! test below).
+//!
+//! Width: the fields most tables match (in_port, L2, the IPv4 5-tuple)
+//! fill the layout's first [`NARROW`] bytes; a classifier none of whose
+//! flows looks further keys, hashes and compares those bytes only, and
+//! its caches never touch the rest. Flows on the other fields (TOS, TTL,
+//! TCP flags, ARP hardware addresses, IPv6, ND, registers, metadata) make
+//! the whole classifier wide, every lookup over all [`LEN`] bytes.
 
-use super::{Flow, Match, PortRef, VlanMatch};
+use super::{Flow, Match, PortRef, Registers, VlanMatch, REGISTERS};
 use crate::flow_key::FlowKey;
 use crate::wire::EtherType;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// The fields a match looks at, in one fixed layout (a "miniflow"):
-/// in_port 2, dl_src 6, dl_dst 6, vlan 2 (0x1000: tagged, and the VID),
-/// pcp 1 (0x8: tagged, and the PCP), dl_type 2, nw_src 4, nw_dst 4,
-/// nw_proto 1, tp_src 2, tp_dst 2, flags 1 (bit 0: IPv4 or ARP, bit 1: not
-/// a later fragment).
-const LEN: usize = 34;
+/// The fields a match looks at, in one fixed layout (a "miniflow"). The
+/// narrow part: in_port 2, dl_src 6, dl_dst 6, vlan 2 (OVS's TCI: PCP,
+/// 0x1000 for a tag, VID), dl_type 2, nw_proto 1, flags 1, nw_src 4,
+/// nw_dst 4 (IPv4 or ARP), tp_src 2, tp_dst 2. The wide part: nw_tos 1,
+/// nw_ttl 1, tcp_flags 2, ipv6_label 4, arp_sha 6 (+2), arp_tha 6 (+2),
+/// ipv6_src 16, ipv6_dst 16, nd_target 16, metadata 8, reg0..reg7 4 each.
+const LEN: usize = 144;
+/// Bytes of the narrow part.
+const NARROW: usize = 32;
 type Fields = [u8; LEN];
 
 mod at {
@@ -29,53 +39,88 @@ mod at {
     pub const DL_SRC: usize = 2;
     pub const DL_DST: usize = 8;
     pub const VLAN: usize = 14;
-    pub const PCP: usize = 16;
-    pub const DL_TYPE: usize = 17;
-    pub const NW_SRC: usize = 19;
-    pub const NW_DST: usize = 23;
-    pub const NW_PROTO: usize = 27;
+    pub const DL_TYPE: usize = 16;
+    pub const NW_PROTO: usize = 18;
+    pub const FLAGS: usize = 19;
+    pub const NW_SRC: usize = 20;
+    pub const NW_DST: usize = 24;
     pub const TP_SRC: usize = 28;
     pub const TP_DST: usize = 30;
-    pub const FLAGS: usize = 32;
+    pub const NW_TOS: usize = 32;
+    pub const NW_TTL: usize = 33;
+    pub const TCP_FLAGS: usize = 34;
+    pub const IPV6_LABEL: usize = 36;
+    pub const ARP_SHA: usize = 40;
+    pub const ARP_THA: usize = 48;
+    pub const IPV6_SRC: usize = 56;
+    pub const IPV6_DST: usize = 72;
+    pub const ND_TARGET: usize = 88;
+    pub const METADATA: usize = 104;
+    pub const REGS: usize = 112;
 }
 const IP_OR_ARP: u8 = 1;
 const NOT_LATER_FRAGMENT: u8 = 2;
+const IP: u8 = 4;
 
-/// The layout as two 16-byte words and the last two bytes: comparisons
-/// in three loads instead of a call to `memcmp`.
+/// Which lookup stage each byte of the layout belongs to, as Open
+/// vSwitch's staged lookup has them: 0, in_port, L2 and the pipeline's
+/// registers; 1, L3 (and the flags); 2, L4.
+const STAGE: [u8; LEN] = {
+    let mut s = [0u8; LEN];
+    let mut i = 0;
+    while i < LEN {
+        s[i] = match i {
+            at::NW_PROTO..at::TP_SRC => 1,
+            at::TP_SRC..at::NW_TOS => 2,
+            at::NW_TOS..at::TCP_FLAGS => 1,
+            at::TCP_FLAGS..at::IPV6_LABEL => 2,
+            at::IPV6_LABEL..at::ND_TARGET => 1,
+            at::ND_TARGET..at::METADATA => 2,
+            _ => 0,
+        };
+        i += 1;
+    }
+    s
+};
+
+/// The layout as 16-byte words: the narrow part is the first two.
 #[inline(always)]
-fn words(f: &Fields) -> (u128, u128, u16) {
-    let word = |at: usize| {
-        let mut w = [0u8; 16];
-        w.copy_from_slice(&f[at..at + 16]);
-        u128::from_ne_bytes(w)
-    };
-    (word(0), word(16), u16::from_ne_bytes([f[32], f[33]]))
+fn word(f: &Fields, i: usize) -> u128 {
+    let mut w = [0u8; 16];
+    if let Some(b) = f.get(i * 16..i * 16 + 16) {
+        w.copy_from_slice(b);
+    }
+    u128::from_ne_bytes(w)
 }
 
-/// `a == b`.
+/// `fields & mask == masked` (over the narrow part only, unless `wide`).
 #[inline(always)]
-fn same(a: &Fields, b: &Fields) -> bool {
-    words(a) == words(b)
+fn masked_same(fields: &Fields, mask: &Fields, masked: &Fields, wide: bool) -> bool {
+    let words = if wide { LEN / 16 } else { NARROW / 16 };
+    (0..words).all(|i| word(fields, i) & word(mask, i) == word(masked, i))
 }
 
-/// `fields & mask == masked`.
+/// `fields & mask` (the wide part zero unless `wide`).
 #[inline(always)]
-fn masked_same(fields: &Fields, mask: &Fields, masked: &Fields) -> bool {
-    let ((f0, f1, f2), (m0, m1, m2)) = (words(fields), words(mask));
-    (f0 & m0, f1 & m1, f2 & m2) == words(masked)
+fn masked(fields: &Fields, mask: &Fields, wide: bool) -> Fields {
+    let mut m = [0u8; LEN];
+    let n = if wide { LEN } else { NARROW };
+    for ((o, f), k) in m[..n].iter_mut().zip(fields).zip(mask) {
+        *o = f & k;
+    }
+    m
 }
 
-/// A packet's fields in the layout.
-fn packet_fields(in_port: u16, key: &FlowKey) -> Fields {
+/// A packet's fields in the layout (the wide part left zero unless
+/// `wide`).
+#[inline(always)]
+fn packet_fields(in_port: u16, key: &FlowKey, regs: &Registers, wide: bool) -> Fields {
     let mut f = [0u8; LEN];
     f[at::IN_PORT..at::IN_PORT + 2].copy_from_slice(&in_port.to_be_bytes());
     f[at::DL_SRC..at::DL_SRC + 6].copy_from_slice(&key.dl_src.0);
     f[at::DL_DST..at::DL_DST + 6].copy_from_slice(&key.dl_dst.0);
     if key.has_vlan {
-        let vlan = 0x1000 | (key.vlan_tci & 0x0fff);
-        f[at::VLAN..at::VLAN + 2].copy_from_slice(&vlan.to_be_bytes());
-        f[at::PCP] = 0x8 | (key.vlan_tci >> 13) as u8;
+        f[at::VLAN..at::VLAN + 2].copy_from_slice(&(key.vlan_tci | 0x1000).to_be_bytes());
     }
     f[at::DL_TYPE..at::DL_TYPE + 2].copy_from_slice(&key.dl_type.to_be_bytes());
     f[at::NW_SRC..at::NW_SRC + 4].copy_from_slice(&key.nw_src[..4]);
@@ -89,7 +134,27 @@ fn packet_fields(in_port: u16, key: &FlowKey) -> Fields {
             0
         } else {
             NOT_LATER_FRAGMENT
-        };
+        }
+        | if key.ip_version != 0 { IP } else { 0 };
+    if wide {
+        f[at::NW_TOS] = key.nw_tos;
+        f[at::NW_TTL] = key.nw_ttl;
+        f[at::TCP_FLAGS..at::TCP_FLAGS + 2]
+            .copy_from_slice(&u16::from(key.tcp_flags).to_be_bytes());
+        f[at::IPV6_LABEL..at::IPV6_LABEL + 4].copy_from_slice(&key.ipv6_label.to_be_bytes());
+        f[at::ARP_SHA..at::ARP_SHA + 6].copy_from_slice(&key.arp_sha.0);
+        f[at::ARP_THA..at::ARP_THA + 6].copy_from_slice(&key.arp_tha.0);
+        if key.ip_version == 6 {
+            f[at::IPV6_SRC..at::IPV6_SRC + 16].copy_from_slice(&key.nw_src);
+            f[at::IPV6_DST..at::IPV6_DST + 16].copy_from_slice(&key.nw_dst);
+        }
+        f[at::ND_TARGET..at::ND_TARGET + 16].copy_from_slice(&key.nd_target);
+        f[at::METADATA..at::METADATA + 8].copy_from_slice(&regs.metadata.to_be_bytes());
+        for (r, v) in regs.reg.iter().enumerate() {
+            let o = at::REGS + 4 * r;
+            f[o..o + 4].copy_from_slice(&v.to_be_bytes());
+        }
+    }
     f
 }
 
@@ -97,8 +162,12 @@ fn packet_fields(in_port: u16, key: &FlowKey) -> Fields {
 /// meet (a port still given by name).
 fn match_fields(m: &Match) -> Option<(Fields, Fields)> {
     let (mut v, mut k) = ([0u8; LEN], [0u8; LEN]);
+    // Two fields that want different values of the same bits (dl_vlan=0xffff
+    // and dl_vlan_pcp=3, say): a match nothing meets.
+    let mut contradiction = false;
     let mut put = |off: usize, value: &[u8], mask: &[u8]| {
         for i in 0..value.len() {
+            contradiction |= k[off + i] & mask[i] & (v[off + i] ^ value[i]) != 0;
             v[off + i] |= value[i] & mask[i];
             k[off + i] |= mask[i];
         }
@@ -124,17 +193,10 @@ fn match_fields(m: &Match) -> Option<(Fields, Fields)> {
     match m.dl_vlan_pcp {
         None => {}
         Some(p) if p > 7 => return None,
-        Some(p) => put(at::PCP, &[0x8 | p], &[0x0f]),
+        Some(p) => put(at::VLAN, &[0x10 | p << 5, 0], &[0xf0, 0]),
     }
-    // OVS's TCI: the present bit and the VID in the VLAN field, the PCP
-    // in the PCP byte (an untagged packet has 0 in both).
     if let Some(t) = m.vlan_tci {
-        put(
-            at::VLAN,
-            &(t.value & 0x1fff).to_be_bytes(),
-            &(t.mask & 0x1fff).to_be_bytes(),
-        );
-        put(at::PCP, &[(t.value >> 13) as u8], &[(t.mask >> 13) as u8]);
+        put(at::VLAN, &t.value.to_be_bytes(), &t.mask.to_be_bytes());
     }
     if let Some(t) = m.dl_type {
         put(at::DL_TYPE, &t.to_be_bytes(), &[0xff; 2]);
@@ -158,7 +220,56 @@ fn match_fields(m: &Match) -> Option<(Fields, Fields)> {
         put(at::TP_DST, &x.value.to_be_bytes(), &x.mask.to_be_bytes());
         put(at::FLAGS, &[NOT_LATER_FRAGMENT], &[NOT_LATER_FRAGMENT]);
     }
-    Some((v, k))
+    if let Some(x) = m.nw_tos {
+        put(at::NW_TOS, &[x.value], &[x.mask]);
+        put(at::FLAGS, &[IP], &[IP]);
+    }
+    if let Some(t) = m.nw_ttl {
+        put(at::NW_TTL, &[t], &[0xff]);
+        put(at::FLAGS, &[IP], &[IP]);
+    }
+    if let Some(x) = m.tcp_flags {
+        // The key has the eight flag bits FIN..CWR; no packet has more.
+        if x.value & x.mask > 0xff {
+            return None;
+        }
+        put(at::TCP_FLAGS, &x.value.to_be_bytes(), &x.mask.to_be_bytes());
+    }
+    if let Some(x) = m.ipv6_label {
+        put(
+            at::IPV6_LABEL,
+            &x.value.to_be_bytes(),
+            &x.mask.to_be_bytes(),
+        );
+    }
+    if let Some(x) = &m.arp_sha {
+        put(at::ARP_SHA, &x.value.0, &x.mask.0);
+    }
+    if let Some(x) = &m.arp_tha {
+        put(at::ARP_THA, &x.value.0, &x.mask.0);
+    }
+    if let Some(x) = &m.ipv6_src {
+        put(at::IPV6_SRC, &x.value, &x.mask);
+    }
+    if let Some(x) = &m.ipv6_dst {
+        put(at::IPV6_DST, &x.value, &x.mask);
+    }
+    if let Some(x) = &m.nd_target {
+        put(at::ND_TARGET, &x.value, &x.mask);
+    }
+    if let Some(x) = m.metadata {
+        put(at::METADATA, &x.value.to_be_bytes(), &x.mask.to_be_bytes());
+    }
+    for (r, x) in m.regs.iter().enumerate().take(REGISTERS) {
+        if let Some(x) = x {
+            put(
+                at::REGS + 4 * r,
+                &x.value.to_be_bytes(),
+                &x.mask.to_be_bytes(),
+            );
+        }
+    }
+    (!contradiction).then_some((v, k))
 }
 
 /// A multiply-rotate hash over 8-byte words (FxHash's recipe): no state
@@ -212,40 +323,172 @@ impl Hasher for FieldsHasher {
     }
 }
 
-type FieldsMap<V> = HashMap<Fields, V, BuildHasherDefault<FieldsHasher>>;
-
-/// Which bytes of the layout each lookup stage covers, as Open vSwitch's
-/// staged lookup has them: in_port and L2; then L3 (and the flags); then
-/// L4. Each stage's mask includes the stages before it.
-fn stage_masks(mask: &Fields) -> [Fields; 2] {
-    let mut l2 = [0u8; LEN];
-    l2[..at::NW_SRC].copy_from_slice(&mask[..at::NW_SRC]);
-    let mut l3 = l2;
-    l3[at::NW_SRC..at::TP_SRC].copy_from_slice(&mask[at::NW_SRC..at::TP_SRC]);
-    l3[at::FLAGS..].copy_from_slice(&mask[at::FLAGS..]);
-    [l2, l3]
+/// The hash of the layout's first `n` bytes and `extra`.
+#[inline(always)]
+fn hash(f: &Fields, wide: bool, extra: u64) -> u64 {
+    let mut h = FieldsHasher::default();
+    h.write(if wide { &f[..] } else { &f[..NARROW] });
+    h.add(extra);
+    h.finish()
 }
 
-/// The flows of one mask in one table.
+/// Maps keyed by a layout's first `W` bytes.
+type FieldsMap<const W: usize, V> = HashMap<[u8; W], V, BuildHasherDefault<FieldsHasher>>;
+
+/// The first `W` bytes of `f`.
+#[inline(always)]
+fn prefix<const W: usize>(f: &Fields) -> [u8; W] {
+    let mut p = [0u8; W];
+    let n = W.min(LEN);
+    p[..n].copy_from_slice(&f[..n]);
+    p
+}
+
+/// A mask's parts up to stage 0 and up to stage 1 (the staged lookup).
+fn stage_masks<const W: usize>(mask: &[u8; W]) -> [[u8; W]; 2] {
+    let upto = |s: u8| std::array::from_fn(|i| if STAGE[i] <= s { mask[i] } else { 0 });
+    [upto(0), upto(1)]
+}
+
+/// The flows of one mask in one table, over a layout's first `W` bytes.
 #[derive(Debug)]
-struct Subtable {
-    mask: Fields,
+struct Subtable<const W: usize> {
+    mask: [u8; W],
     /// The highest priority of its flows: where the search may stop.
     max_priority: u16,
     /// Masked fields -> the best flow with them: (priority, index in the
     /// flow list); later ones of the same values can never win.
-    best: FieldsMap<(u16, usize)>,
+    best: FieldsMap<W, (u16, usize)>,
     /// The staged lookup: the mask up to L2 and up to L3 (`None` where the
     /// stage adds no bit to the one before), and the values its flows
     /// have under each. A packet whose L2 (or L3) values no flow has is
     /// answered there, and the megaflow of the answer does not depend on
     /// the later stages' fields (a UDP port nobody's addresses reach).
-    stages: [Option<(Fields, FieldsMap<()>)>; 2],
+    stages: [Option<([u8; W], FieldsMap<W, ()>)>; 2],
+}
+
+/// One table's subtables, highest `max_priority` first.
+#[derive(Debug)]
+struct Table<const W: usize> {
+    subtables: Vec<Subtable<W>>,
+}
+
+impl<const W: usize> Default for Table<W> {
+    fn default() -> Self {
+        Table {
+            subtables: Vec::new(),
+        }
+    }
+}
+
+/// Indexes `flows` (value and mask, by table) over the first `W` bytes.
+fn build_tables<const W: usize>(
+    flows: &[Flow],
+    matches: &[Option<(Fields, Fields)>],
+) -> Vec<Table<W>> {
+    let mut tables: Vec<Vec<Subtable<W>>> = Vec::new();
+    for (i, (f, m)) in flows.iter().zip(matches).enumerate() {
+        let Some((value, mask)) = m else {
+            continue;
+        };
+        let (value, mask) = (prefix::<W>(value), prefix::<W>(mask));
+        let t = usize::from(f.table);
+        if tables.len() <= t {
+            tables.resize_with(t + 1, Vec::new);
+        }
+        let subs = &mut tables[t];
+        let s = match subs.iter().position(|s| s.mask == mask) {
+            Some(s) => s,
+            None => {
+                let [l2, l3] = stage_masks(&mask);
+                let stage = |m: [u8; W], before: Option<&[u8; W]>| {
+                    (m != mask && m != [0; W] && before != Some(&m))
+                        .then(|| (m, FieldsMap::default()))
+                };
+                subs.push(Subtable {
+                    mask,
+                    max_priority: 0,
+                    best: FieldsMap::default(),
+                    stages: [stage(l2, None), stage(l3, Some(&l2))],
+                });
+                subs.len() - 1
+            }
+        };
+        let sub = &mut subs[s];
+        for (m, set) in sub.stages.iter_mut().flatten() {
+            set.insert(std::array::from_fn(|i| value[i] & m[i]), ());
+        }
+        sub.max_priority = sub.max_priority.max(f.priority);
+        let e = sub.best.entry(value).or_insert((f.priority, i));
+        if f.priority > e.0 {
+            *e = (f.priority, i);
+        }
+    }
+    tables
+        .into_iter()
+        .map(|mut subtables| {
+            subtables.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
+            Table { subtables }
+        })
+        .collect()
+}
+
+/// The lookup in `tables`, adding to `seen` the mask of every subtable
+/// it looked in: any packet whose fields agree with these under `seen`
+/// gets the same answer (the megaflow of the answer).
+#[inline]
+fn lookup_in<const W: usize>(
+    tables: &[Table<W>],
+    table: u8,
+    fields: &Fields,
+    seen: &mut Fields,
+) -> Option<usize> {
+    let t = tables.get(usize::from(table))?;
+    let fields = prefix::<W>(fields);
+    let mut found: Option<(u16, usize)> = None;
+    for s in &t.subtables {
+        if found.is_some_and(|(p, _)| s.max_priority < p) {
+            break;
+        }
+        let mut absent = false;
+        for (m, set) in s.stages.iter().flatten() {
+            let masked: [u8; W] = std::array::from_fn(|i| fields[i] & m[i]);
+            if !set.contains_key(&masked) {
+                // No flow here has these values: the later stages'
+                // fields do not matter to this subtable's answer.
+                for (w, b) in seen.iter_mut().zip(m) {
+                    *w |= b;
+                }
+                absent = true;
+                break;
+            }
+        }
+        if absent {
+            continue;
+        }
+        for (w, m) in seen.iter_mut().zip(&s.mask) {
+            *w |= m;
+        }
+        let masked: [u8; W] = std::array::from_fn(|i| fields[i] & s.mask[i]);
+        if let Some(&(p, i)) = s.best.get(&masked) {
+            let better = match found {
+                None => true,
+                Some((bp, bi)) => p > bp || (p == bp && i < bi),
+            };
+            if better {
+                found = Some((p, i));
+            }
+        }
+    }
+    found.map(|(_, i)| i)
 }
 
 /// Entries of an [`FlowCache`] (a power of two).
 pub const EXACT_CACHE_ENTRIES: usize = 8192;
 
+/// The narrow part of a cached answer's fields, and the answer; the wide
+/// part, for wide classifiers, sits in an array of its own, so a narrow
+/// classifier's cache lookups touch only these.
 #[derive(Debug, Clone, Copy)]
 struct CacheEntry {
     /// The [`Classifier`]'s id (0: empty).
@@ -253,7 +496,7 @@ struct CacheEntry {
     table: u8,
     /// The megaflow mask the answer holds under ([`NO_MASK`]: unknown).
     mask: u8,
-    fields: Fields,
+    head: [u8; NARROW],
     flow: Option<u32>,
 }
 
@@ -261,9 +504,18 @@ const EMPTY_ENTRY: CacheEntry = CacheEntry {
     classifier: 0,
     table: 0,
     mask: NO_MASK,
-    fields: [0; LEN],
+    head: [0; NARROW],
     flow: None,
 };
+
+/// The wide part of a cached answer's fields.
+type Tail = [u8; LEN - NARROW];
+
+/// The narrow part of `f`.
+#[inline(always)]
+fn head(f: &Fields) -> [u8; NARROW] {
+    prefix::<NARROW>(f)
+}
 
 /// Two entries side by side: the two places a packet's decision may be
 /// (one line pair to fetch).
@@ -278,6 +530,8 @@ struct CacheBucket([CacheEntry; 2]);
 #[derive(Debug)]
 pub struct FlowCache {
     buckets: Box<[CacheBucket]>,
+    /// The wide parts of the buckets' entries.
+    tails: Box<[[Tail; 2]]>,
     mega: MegaflowCache,
     /// Lookups the exact-match cache answered, the megaflow cache
     /// answered, and neither (the classifier did).
@@ -291,6 +545,7 @@ impl Default for FlowCache {
         FlowCache {
             buckets: vec![CacheBucket([EMPTY_ENTRY; 2]); EXACT_CACHE_ENTRIES / 2]
                 .into_boxed_slice(),
+            tails: vec![[[0; LEN - NARROW]; 2]; EXACT_CACHE_ENTRIES / 2].into_boxed_slice(),
             mega: MegaflowCache::default(),
             hits: 0,
             mega_hits: 0,
@@ -316,8 +571,9 @@ impl FlowCache {
         let mask = *self.mega.mask(id, m)?;
         Some(Megaflow {
             table: p.table,
+            wide: p.wide,
             mask,
-            masked: std::array::from_fn(|i| p.fields[i] & mask[i]),
+            masked: masked(&p.fields, &mask, p.wide),
         })
     }
 
@@ -337,13 +593,14 @@ pub const MEGAFLOW_ENTRIES: usize = 8192;
 pub const MEGAFLOW_MASKS: usize = 16;
 
 /// A wildcarded decision: the packet fields under one of the cache's
-/// masks, and the flow.
+/// masks (their narrow part; the wide part apart, as in the exact-match
+/// cache), and the flow.
 #[derive(Debug, Clone, Copy)]
 struct MegaEntry {
     classifier: u64,
     table: u8,
     mask: u8,
-    fields: Fields,
+    head: [u8; NARROW],
     flow: Option<u32>,
 }
 
@@ -351,7 +608,7 @@ const EMPTY_MEGA: MegaEntry = MegaEntry {
     classifier: 0,
     table: 0,
     mask: 0,
-    fields: [0; LEN],
+    head: [0; NARROW],
     flow: None,
 };
 
@@ -369,6 +626,7 @@ struct MegaflowCache {
     masks: [Fields; MEGAFLOW_MASKS],
     n_masks: usize,
     buckets: Box<[[MegaEntry; 2]]>,
+    tails: Box<[[Tail; 2]]>,
 }
 
 impl Default for MegaflowCache {
@@ -378,18 +636,17 @@ impl Default for MegaflowCache {
             masks: [[0; LEN]; MEGAFLOW_MASKS],
             n_masks: 0,
             buckets: vec![[EMPTY_MEGA; 2]; MEGAFLOW_ENTRIES / 2].into_boxed_slice(),
+            tails: vec![[[0; LEN - NARROW]; 2]; MEGAFLOW_ENTRIES / 2].into_boxed_slice(),
         }
     }
 }
 
 /// `fields` under `mask`, and their hash with the table and mask number.
 #[inline(always)]
-fn masked_hash(table: u8, m: usize, fields: &Fields, mask: &Fields) -> (Fields, u64) {
-    let masked: Fields = std::array::from_fn(|i| fields[i] & mask[i]);
-    let mut h = FieldsHasher::default();
-    h.write(&masked);
-    h.add(u64::from(table) | (m as u64) << 8);
-    (masked, h.finish())
+fn masked_hash(table: u8, m: usize, p: &PacketFields, mask: &Fields) -> (Fields, u64) {
+    let masked = masked(&p.fields, mask, p.wide);
+    let h = hash(&masked, p.wide, u64::from(table) | (m as u64) << 8);
+    (masked, h)
 }
 
 impl MegaflowCache {
@@ -412,13 +669,15 @@ impl MegaflowCache {
             .iter()
             .enumerate()
         {
-            let (masked, h) = masked_hash(p.table, m, &p.fields, mask);
-            let b = self.buckets.get(h as usize & (MEGAFLOW_ENTRIES / 2 - 1))?;
-            for e in b {
+            let (masked, h) = masked_hash(p.table, m, p, mask);
+            let b = h as usize & (MEGAFLOW_ENTRIES / 2 - 1);
+            let (bucket, tails) = (self.buckets.get(b)?, self.tails.get(b)?);
+            for (e, t) in bucket.iter().zip(tails) {
                 if e.classifier == id
                     && e.table == p.table
                     && usize::from(e.mask) == m
-                    && same(&e.fields, &masked)
+                    && e.head == head(&masked)
+                    && (!p.wide || t[..] == masked[NARROW..])
                 {
                     return Some((e.flow.map(|i| i as usize), m as u8));
                 }
@@ -445,25 +704,26 @@ impl MegaflowCache {
                 n
             }
         };
-        let (masked, h) = masked_hash(p.table, m, &p.fields, seen);
-        let Some(b) = self
-            .buckets
-            .get_mut(h as usize & (MEGAFLOW_ENTRIES / 2 - 1))
-        else {
+        let (masked, h) = masked_hash(p.table, m, p, seen);
+        let b = h as usize & (MEGAFLOW_ENTRIES / 2 - 1);
+        let (Some(bucket), Some(tails)) = (self.buckets.get_mut(b), self.tails.get_mut(b)) else {
             return NO_MASK;
         };
-        let way = match (b[0].classifier == id, b[1].classifier == id) {
+        let way = match (bucket[0].classifier == id, bucket[1].classifier == id) {
             (false, _) => 0,
             (true, false) => 1,
             (true, true) => (h >> 63) as usize,
         };
-        b[way] = MegaEntry {
+        bucket[way] = MegaEntry {
             classifier: id,
             table: p.table,
             mask: m as u8,
-            fields: masked,
+            head: head(&masked),
             flow: found.and_then(|i| u32::try_from(i).ok()),
         };
+        if p.wide {
+            tails[way].copy_from_slice(&masked[NARROW..]);
+        }
         m as u8
     }
 }
@@ -476,6 +736,7 @@ pub const NO_MASK: u8 = u8::MAX;
 #[derive(Debug, Clone, Copy)]
 pub struct Megaflow {
     table: u8,
+    wide: bool,
     mask: Fields,
     masked: Fields,
 }
@@ -484,7 +745,9 @@ impl Megaflow {
     /// Whether `p` falls in the megaflow (so its answer is the same).
     #[inline(always)]
     pub fn covers(&self, p: &PacketFields) -> bool {
-        p.table == self.table && masked_same(&p.fields, &self.mask, &self.masked)
+        p.table == self.table
+            && p.wide == self.wide
+            && masked_same(&p.fields, &self.mask, &self.masked, self.wide)
     }
 }
 
@@ -492,42 +755,39 @@ impl Megaflow {
 #[derive(Debug, Clone, Copy)]
 pub struct PacketFields {
     table: u8,
+    /// Whether the wide part is filled in (the classifier it is for is
+    /// wide).
+    wide: bool,
     fields: Fields,
     hash: u64,
 }
 
 impl PacketFields {
     #[inline(always)]
-    pub fn new(table: u8, in_port: u16, key: &FlowKey) -> PacketFields {
-        let fields = packet_fields(in_port, key);
-        let mut h = FieldsHasher::default();
-        h.write(&fields);
-        h.add(u64::from(table));
-        PacketFields {
-            table,
-            fields,
-            hash: h.finish(),
-        }
-    }
-
-    #[inline(always)]
     fn bucket(&self) -> usize {
         self.hash as usize & (EXACT_CACHE_ENTRIES / 2 - 1)
     }
 }
 
-/// One table's subtables, highest `max_priority` first.
-#[derive(Debug, Default)]
-struct Table {
-    subtables: Vec<Subtable>,
-}
-
 /// All tables of a flow list, ready for lookups.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Classifier {
-    tables: Vec<Table>,
+    tables: Tables,
     /// Unique to this build: what a cached decision was made by.
     id: u64,
+}
+
+/// The tables over the narrow part of the layout, or over all of it.
+#[derive(Debug)]
+enum Tables {
+    Narrow(Vec<Table<NARROW>>),
+    Wide(Vec<Table<LEN>>),
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier::new(&[])
+    }
 }
 
 /// Ids of classifiers built so far (0 is never one: an empty cache entry).
@@ -536,60 +796,51 @@ static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 impl Classifier {
     /// Indexes `flows` (their positions are what lookups return).
     pub fn new(flows: &[Flow]) -> Classifier {
-        let mut tables: Vec<Vec<Subtable>> = Vec::new();
-        for (i, f) in flows.iter().enumerate() {
-            let Some((value, mask)) = match_fields(&f.m) else {
-                continue;
-            };
-            let t = usize::from(f.table);
-            if tables.len() <= t {
-                tables.resize_with(t + 1, Vec::new);
-            }
-            let subs = &mut tables[t];
-            let s = match subs.iter().position(|s| s.mask == mask) {
-                Some(s) => s,
-                None => {
-                    let [l2, l3] = stage_masks(&mask);
-                    let stage = |m: Fields, before: Option<&Fields>| {
-                        (m != mask && m != [0; LEN] && before != Some(&m))
-                            .then(|| (m, FieldsMap::default()))
-                    };
-                    subs.push(Subtable {
-                        mask,
-                        max_priority: 0,
-                        best: FieldsMap::default(),
-                        stages: [stage(l2, None), stage(l3, Some(&l2))],
-                    });
-                    subs.len() - 1
-                }
-            };
-            let sub = &mut subs[s];
-            for (m, set) in sub.stages.iter_mut().flatten() {
-                set.insert(std::array::from_fn(|i| value[i] & m[i]), ());
-            }
-            sub.max_priority = sub.max_priority.max(f.priority);
-            let e = sub.best.entry(value).or_insert((f.priority, i));
-            if f.priority > e.0 {
-                *e = (f.priority, i);
-            }
-        }
+        let matches: Vec<_> = flows.iter().map(|f| match_fields(&f.m)).collect();
+        let wide = matches
+            .iter()
+            .flatten()
+            .any(|(_, mask)| mask[NARROW..].iter().any(|&b| b != 0));
         Classifier {
             id: BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-            tables: tables
-                .into_iter()
-                .map(|mut subtables| {
-                    subtables.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
-                    Table { subtables }
-                })
-                .collect(),
+            tables: if wide {
+                Tables::Wide(build_tables(flows, &matches))
+            } else {
+                Tables::Narrow(build_tables(flows, &matches))
+            },
+        }
+    }
+
+    /// Whether its flows look beyond the narrow part of the layout.
+    pub fn is_wide(&self) -> bool {
+        matches!(self.tables, Tables::Wide(_))
+    }
+
+    /// A packet's fields for a lookup in `table` by this classifier.
+    #[inline(always)]
+    pub fn place(&self, table: u8, in_port: u16, key: &FlowKey, regs: &Registers) -> PacketFields {
+        let wide = self.is_wide();
+        let fields = packet_fields(in_port, key, regs, wide);
+        PacketFields {
+            table,
+            wide,
+            hash: hash(&fields, wide, u64::from(table)),
+            fields,
         }
     }
 
     /// The index of the flow [`lookup_linear`](super::lookup_linear) would
     /// return for the same list.
     #[inline]
-    pub fn lookup(&self, table: u8, in_port: u16, key: &FlowKey) -> Option<usize> {
-        self.lookup_fields(table, &packet_fields(in_port, key))
+    pub fn lookup(
+        &self,
+        table: u8,
+        in_port: u16,
+        key: &FlowKey,
+        regs: &Registers,
+    ) -> Option<usize> {
+        let p = self.place(table, in_port, key, regs);
+        self.lookup_wildcards(table, &p.fields, &mut [0; LEN])
     }
 
     /// [`lookup`](Self::lookup), answered from `cache` when it holds this
@@ -602,8 +853,9 @@ impl Classifier {
         table: u8,
         in_port: u16,
         key: &FlowKey,
+        regs: &Registers,
     ) -> Option<usize> {
-        self.lookup_placed(cache, &PacketFields::new(table, in_port, key))
+        self.lookup_placed(cache, &self.place(table, in_port, key, regs))
     }
 
     /// [`lookup_cached`](Self::lookup_cached) of fields already placed:
@@ -618,12 +870,22 @@ impl Classifier {
     /// answer holds under ([`NO_MASK`] if the cache had no room for it).
     #[inline]
     pub fn lookup_masked(&self, cache: &mut FlowCache, p: &PacketFields) -> (Option<usize>, u8) {
-        let Some(bucket) = cache.buckets.get_mut(p.bucket()) else {
-            return (self.lookup_fields(p.table, &p.fields), NO_MASK);
+        let b = p.bucket();
+        let (Some(bucket), Some(tails)) = (cache.buckets.get_mut(b), cache.tails.get_mut(b)) else {
+            return (
+                self.lookup_wildcards(p.table, &p.fields, &mut [0; LEN]),
+                NO_MASK,
+            );
         };
         let live = |e: &CacheEntry| e.classifier == self.id;
-        for e in &bucket.0 {
-            if live(e) && e.table == p.table && same(&e.fields, &p.fields) {
+        let wide = p.wide;
+        let h = head(&p.fields);
+        for (e, et) in bucket.0.iter().zip(tails.iter()) {
+            if live(e)
+                && e.table == p.table
+                && e.head == h
+                && (!wide || et[..] == p.fields[NARROW..])
+            {
                 cache.hits += 1;
                 return (e.flow.map(|i| i as usize), e.mask);
             }
@@ -651,9 +913,12 @@ impl Classifier {
             classifier: self.id,
             table: p.table,
             mask,
-            fields: p.fields,
+            head: h,
             flow: found.and_then(|i| u32::try_from(i).ok()),
         };
+        if wide {
+            tails[way].copy_from_slice(&p.fields[NARROW..]);
+        }
         (found, mask)
     }
 
@@ -662,58 +927,22 @@ impl Classifier {
         self.id
     }
 
-    fn lookup_fields(&self, table: u8, fields: &Fields) -> Option<usize> {
-        self.lookup_wildcards(table, fields, &mut [0; LEN])
+    /// Subtables of `table` (a measure of the lookup's work).
+    pub fn subtables(&self, table: u8) -> usize {
+        let n = |t: Option<usize>| t.unwrap_or(0);
+        match &self.tables {
+            Tables::Narrow(t) => n(t.get(usize::from(table)).map(|t| t.subtables.len())),
+            Tables::Wide(t) => n(t.get(usize::from(table)).map(|t| t.subtables.len())),
+        }
     }
 
     /// The lookup, adding to `seen` the mask of every subtable it looked
-    /// in: any packet whose fields agree with these under `seen` gets the
-    /// same answer (the megaflow of the answer).
+    /// in (see [`lookup_in`]).
     fn lookup_wildcards(&self, table: u8, fields: &Fields, seen: &mut Fields) -> Option<usize> {
-        let t = self.tables.get(usize::from(table))?;
-        let mut found: Option<(u16, usize)> = None;
-        for s in &t.subtables {
-            if found.is_some_and(|(p, _)| s.max_priority < p) {
-                break;
-            }
-            let mut absent = false;
-            for (m, set) in s.stages.iter().flatten() {
-                let masked: Fields = std::array::from_fn(|i| fields[i] & m[i]);
-                if !set.contains_key(&masked) {
-                    // No flow here has these values: the later stages'
-                    // fields do not matter to this subtable's answer.
-                    for (w, b) in seen.iter_mut().zip(m) {
-                        *w |= b;
-                    }
-                    absent = true;
-                    break;
-                }
-            }
-            if absent {
-                continue;
-            }
-            for (w, m) in seen.iter_mut().zip(&s.mask) {
-                *w |= m;
-            }
-            let masked: Fields = std::array::from_fn(|i| fields[i] & s.mask[i]);
-            if let Some(&(p, i)) = s.best.get(&masked) {
-                let better = match found {
-                    None => true,
-                    Some((bp, bi)) => p > bp || (p == bp && i < bi),
-                };
-                if better {
-                    found = Some((p, i));
-                }
-            }
+        match &self.tables {
+            Tables::Narrow(t) => lookup_in(t, table, fields, seen),
+            Tables::Wide(t) => lookup_in(t, table, fields, seen),
         }
-        found.map(|(_, i)| i)
-    }
-
-    /// Subtables of `table` (a measure of the lookup's work).
-    pub fn subtables(&self, table: u8) -> usize {
-        self.tables
-            .get(usize::from(table))
-            .map_or(0, |t| t.subtables.len())
     }
 }
 
@@ -810,21 +1039,102 @@ mod tests {
                     nw_proto,
                     tp_src,
                     tp_dst,
+                    ..Match::default()
+                },
+            )
+    }
+
+    fn masked<T: Copy + std::fmt::Debug>(
+        values: impl Strategy<Value = T>,
+        masks: impl Strategy<Value = T>,
+    ) -> impl Strategy<Value = Masked<T>> {
+        (values, masks).prop_map(|(value, mask)| Masked { value, mask })
+    }
+
+    fn ip6() -> impl Strategy<Value = [u8; 16]> {
+        (0u8..2, 0u8..3).prop_map(|(a, b)| {
+            let mut x = [0u8; 16];
+            (x[0], x[1], x[7], x[15]) = (0x20, 0x01, a, b);
+            x
+        })
+    }
+
+    fn some<T: std::fmt::Debug + 'static>(p: BoxedStrategy<T>) -> impl Strategy<Value = Option<T>> {
+        proptest::option::weighted(0.15, p)
+    }
+
+    /// The fields of the wide part, each present now and then.
+    fn arb_wide(m: Match) -> impl Strategy<Value = Match> {
+        let ip6_masks = prop_oneof![
+            Just([0xff; 16]),
+            Just(std::array::from_fn(|i| if i < 8 { 0xff } else { 0 }))
+        ];
+        (
+            (
+                some(
+                    masked(
+                        prop_oneof![Just(0x2cu8), Just(0), Just(1)],
+                        prop_oneof![Just(0xfcu8), Just(0x03)],
+                    )
+                    .boxed(),
+                ),
+                some((63u8..65).boxed()),
+                some(
+                    masked(
+                        prop_oneof![Just(0x02u16), Just(0x10), Just(0)],
+                        prop_oneof![Just(0x02u16), Just(0x12), Just(0xff)],
+                    )
+                    .boxed(),
+                ),
+                some(mac_m().boxed()),
+                some(mac_m().boxed()),
+            ),
+            (
+                some(masked(ip6(), ip6_masks.clone()).boxed()),
+                some(masked(ip6(), ip6_masks).boxed()),
+                some(masked(0u32..2, prop_oneof![Just(0xf_ffffu32), Just(1)]).boxed()),
+                some(masked(ip6(), Just([0xff; 16])).boxed()),
+                some(masked(0u32..3, prop_oneof![Just(u32::MAX), Just(1)]).boxed()),
+                some(masked(0u32..3, prop_oneof![Just(u32::MAX), Just(2)]).boxed()),
+                some(masked(0u64..2, prop_oneof![Just(u64::MAX), Just(1)]).boxed()),
+            ),
+        )
+            .prop_map(
+                move |((tos, ttl, flags, sha, tha), (s6, d6, label, nd, r0, r5, meta))| {
+                    let mut m = m.clone();
+                    (m.nw_tos, m.nw_ttl, m.tcp_flags, m.arp_sha, m.arp_tha) =
+                        (tos, ttl, flags, sha, tha);
+                    (m.ipv6_src, m.ipv6_dst, m.ipv6_label, m.nd_target) = (s6, d6, label, nd);
+                    (m.regs[0], m.regs[5], m.metadata) = (r0, r5, meta);
+                    m
                 },
             )
     }
 
     fn arb_flow() -> impl Strategy<Value = Flow> {
-        (0u8..3, 0u16..6, arb_match()).prop_map(|(table, priority, m)| Flow {
-            table,
-            priority,
-            m,
-            actions: vec![Action::Normal],
-            ..Flow::default()
+        (0u8..3, 0u16..6, arb_match().prop_flat_map(arb_wide)).prop_map(|(table, priority, m)| {
+            Flow {
+                table,
+                priority,
+                m,
+                actions: vec![Action::Normal],
+                ..Flow::default()
+            }
         })
     }
 
-    fn arb_packet() -> impl Strategy<Value = (u16, FlowKey)> {
+    /// `flows` with no field of the wide part (a narrow classifier).
+    fn narrowed(flows: &mut [Flow]) {
+        for f in flows {
+            let m = &mut f.m;
+            (m.nw_tos, m.nw_ttl, m.tcp_flags, m.arp_sha, m.arp_tha) =
+                (None, None, None, None, None);
+            (m.ipv6_src, m.ipv6_dst, m.ipv6_label, m.nd_target) = (None, None, None, None);
+            (m.regs, m.metadata) = ([None; REGISTERS], None);
+        }
+    }
+
+    fn arb_packet() -> impl Strategy<Value = (u16, FlowKey, Registers)> {
         (
             0u16..3,
             (mac(), mac(), proptest::option::of((1u16..3, 0u16..2))),
@@ -839,9 +1149,22 @@ mod tests {
                 20u16..24,
                 any::<bool>(),
             ),
+            (
+                prop_oneof![Just(0x2cu8), Just(0), Just(1), Just(0x2d)],
+                63u8..65,
+                prop_oneof![Just(0x02u8), Just(0x10), Just(0x12), Just(0)],
+                (mac(), mac(), ip6(), ip6(), 0u32..2, ip6()),
+                (0u32..3, 0u32..3, 0u64..2),
+            ),
         )
             .prop_map(
-                |(port, (src, dst, vlan), (dl_type, s, d), (proto, sp, dp, frag))| {
+                |(
+                    port,
+                    (src, dst, vlan),
+                    (dl_type, s, d),
+                    (proto, sp, dp, frag),
+                    (tos, ttl, flags, (sha, tha, s6, d6, label, nd), (r0, r5, meta)),
+                )| {
                     let mut k = FlowKey {
                         dl_src: EthernetAddress(src),
                         dl_dst: EthernetAddress(dst),
@@ -866,7 +1189,28 @@ mod tests {
                             (k.tp_src, k.tp_dst) = (sp, dp);
                         }
                     }
-                    (port, k)
+                    // The extra fields where a real packet has them.
+                    if k.ip_version != 0 {
+                        (k.nw_tos, k.nw_ttl) = (tos, ttl);
+                        if proto == 6 && !frag {
+                            k.tcp_flags = flags;
+                        }
+                    }
+                    if k.ip_version == 6 {
+                        (k.nw_src, k.nw_dst, k.ipv6_label) = (s6, d6, label);
+                        if proto == 58 || ttl == 64 {
+                            k.nd_target = nd;
+                        }
+                    }
+                    if dl_type == 0x0806 {
+                        (k.arp_sha, k.arp_tha) = (EthernetAddress(sha), EthernetAddress(tha));
+                    }
+                    let mut regs = Registers {
+                        metadata: meta,
+                        ..Registers::default()
+                    };
+                    (regs.reg[0], regs.reg[5]) = (r0, r5);
+                    (port, k, regs)
                 },
             )
     }
@@ -881,12 +1225,18 @@ mod tests {
         /// removals and additions between packets.
         #[test]
         fn the_classifier_agrees_with_a_linear_scan(
+            narrow in any::<bool>(),
             flows in proptest::collection::vec(arb_flow(), 0..24),
             added in proptest::collection::vec(arb_flow(), 0..6),
             removed in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
             packets in proptest::collection::vec(arb_packet(), 1..12),
         ) {
             let mut flows = flows;
+            let mut added = added;
+            if narrow {
+                narrowed(&mut flows);
+                narrowed(&mut added);
+            }
             // One cache across both rounds: the second classifier must not
             // be answered with the first one's decisions.
             let mut cache = FlowCache::default();
@@ -895,17 +1245,18 @@ mod tests {
                 // Each packet three times: a miss, then (mostly) an exact
                 // hit, then with the exact entries gone, the megaflow
                 // cache's answer (or a miss).
-                for (pass, (port, key)) in packets.iter().chain(&packets).chain(&packets).enumerate() {
+                prop_assert!(!(narrow && c.is_wide()));
+                for (pass, (port, key, regs)) in packets.iter().chain(&packets).chain(&packets).enumerate() {
                     if pass == 2 * packets.len() {
                         cache.forget_exact();
                     }
                     for table in 0..3u8 {
-                        let want = lookup_linear(&flows, table, *port, key)
+                        let want = lookup_linear(&flows, table, *port, key, regs)
                             .map(|f| f as *const Flow as usize);
-                        let got = c.lookup(table, *port, key).map(|i| &flows[i] as *const Flow as usize);
+                        let got = c.lookup(table, *port, key, regs).map(|i| &flows[i] as *const Flow as usize);
                         prop_assert_eq!(got, want, "round {} table {} port {} key {:?}", round, table, port, key);
                         let cached = c
-                            .lookup_cached(&mut cache, table, *port, key)
+                            .lookup_cached(&mut cache, table, *port, key, regs)
                             .map(|i| &flows[i] as *const Flow as usize);
                         prop_assert_eq!(cached, want, "cached: round {} table {}", round, table);
                     }

@@ -65,6 +65,36 @@ pub struct Match {
     pub nw_proto: Option<u8>,
     pub tp_src: Option<Masked<u16>>,
     pub tp_dst: Option<Masked<u16>>,
+    /// The IP TOS byte / IPv6 traffic class: its DSCP bits (`nw_tos`,
+    /// `ip_dscp`) and its ECN bits (`nw_ecn`), each matched only where a
+    /// mask bit says.
+    pub nw_tos: Option<Masked<u8>>,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub nw_ttl: Option<u8>,
+    /// TCP flags, FIN (0x001) to CWR (0x080).
+    pub tcp_flags: Option<Masked<u16>>,
+    pub arp_sha: Option<Masked<EthernetAddress>>,
+    pub arp_tha: Option<Masked<EthernetAddress>>,
+    pub ipv6_src: Option<Masked<[u8; 16]>>,
+    pub ipv6_dst: Option<Masked<[u8; 16]>>,
+    /// The IPv6 flow label (20 bits).
+    pub ipv6_label: Option<Masked<u32>>,
+    /// An ICMPv6 neighbour solicitation's or advertisement's target.
+    pub nd_target: Option<Masked<[u8; 16]>>,
+    /// Registers and metadata: the pipeline's scratch fields, 0 when a
+    /// packet enters table 0, set by `load`, `set_field` and `move`.
+    pub regs: [Option<Masked<u32>>; REGISTERS],
+    pub metadata: Option<Masked<u64>>,
+}
+
+/// Registers `reg0` to `reg7`, as OVS has them.
+pub const REGISTERS: usize = 8;
+
+/// A packet's registers and metadata on its way through the tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Registers {
+    pub reg: [u32; REGISTERS],
+    pub metadata: u64,
 }
 
 /// What a flow does with a packet it matches, in order.
@@ -97,10 +127,145 @@ pub enum Action {
     /// Decrements the IPv4 TTL or IPv6 hop limit; a packet whose TTL
     /// would reach 0 is dropped.
     DecTtl,
+    /// Pushes a new outer VLAN tag with this TPID (0x8100 or 0x88a8), its
+    /// VID and PCP those of the tag it covers (0 on an untagged frame).
+    PushVlan(u16),
+    /// Writes `value` into bits `dst.ofs ..` of `dst.field`
+    /// (`load:VALUE->FIELD[RANGE]`).
+    Load {
+        value: u64,
+        dst: SubField,
+    },
+    /// Writes `value` into the bits of `field` that `mask` has
+    /// (`set_field:VALUE[/MASK]->FIELD`).
+    SetField {
+        field: Field,
+        value: u64,
+        mask: u64,
+    },
+    /// Copies bits of one field into another of the same width
+    /// (`move:SRC[RANGE]->DST[RANGE]`).
+    Move {
+        src: SubField,
+        dst: SubField,
+    },
     /// Looks the packet up in table T and runs that flow's actions here.
     Resubmit(u8),
     /// Continues in table T (a later one) with what it has.
     GotoTable(u8),
+}
+
+/// A field `load`, `set_field` and `move` read or write: registers,
+/// metadata, and the packet's L2 to L4 header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Reg(u8),
+    Metadata,
+    EthSrc,
+    EthDst,
+    /// OVS's TCI: PCP, the present bit (0x1000), VID; 0: no tag.
+    VlanTci,
+    /// The present bit (0x1000) and the VID.
+    VlanVid,
+    VlanPcp,
+    EthType,
+    InPort,
+    IpSrc,
+    IpDst,
+    /// The whole TOS byte; only its DSCP bits can be written.
+    IpTos,
+    IpDscp,
+    IpTtl,
+    IpProto,
+    TpSrc,
+    TpDst,
+}
+
+impl Field {
+    /// The field's width in bits.
+    pub fn bits(self) -> u8 {
+        match self {
+            Field::Reg(_) | Field::IpSrc | Field::IpDst => 32,
+            Field::Metadata => 64,
+            Field::EthSrc | Field::EthDst => 48,
+            Field::VlanTci | Field::EthType | Field::InPort | Field::TpSrc | Field::TpDst => 16,
+            Field::VlanVid => 13,
+            Field::VlanPcp => 3,
+            Field::IpTos | Field::IpTtl | Field::IpProto => 8,
+            Field::IpDscp => 6,
+        }
+    }
+
+    /// Whether an action may write it (the rest are read-only, as in OVS).
+    pub fn writable(self) -> bool {
+        !matches!(self, Field::EthType | Field::InPort | Field::IpProto)
+    }
+
+    /// The field's value in a packet with `key` from `in_port`, with
+    /// registers `regs` (0 where the packet has no such field).
+    pub fn read(self, in_port: u16, key: &FlowKey, regs: &Registers) -> u64 {
+        let ip4 = key.ip_version == 4;
+        let mac = |a: EthernetAddress| {
+            let mut b = [0u8; 8];
+            b[2..].copy_from_slice(&a.0);
+            u64::from_be_bytes(b)
+        };
+        let tci = if key.has_vlan {
+            u64::from(key.vlan_tci | 0x1000)
+        } else {
+            0
+        };
+        let ports = key.ip_version != 0 && matches!(key.nw_proto, 6 | 17) && !key.is_fragment;
+        match self {
+            Field::Reg(r) => regs.reg.get(usize::from(r)).map_or(0, |&v| u64::from(v)),
+            Field::Metadata => regs.metadata,
+            Field::EthSrc => mac(key.dl_src),
+            Field::EthDst => mac(key.dl_dst),
+            Field::VlanTci => tci,
+            Field::VlanVid => tci & 0x1fff,
+            Field::VlanPcp => tci >> 13,
+            Field::EthType => u64::from(key.dl_type),
+            Field::InPort => u64::from(in_port),
+            Field::IpSrc if ip4 => u64::from(u32::from_be_bytes(key.nw_src_v4())),
+            Field::IpDst if ip4 => u64::from(u32::from_be_bytes(key.nw_dst_v4())),
+            Field::IpTos if key.ip_version != 0 => u64::from(key.nw_tos),
+            Field::IpDscp if key.ip_version != 0 => u64::from(key.nw_tos >> 2),
+            Field::IpTtl if key.ip_version != 0 => u64::from(key.nw_ttl),
+            Field::IpProto if key.ip_version != 0 => u64::from(key.nw_proto),
+            Field::TpSrc if ports => u64::from(key.tp_src),
+            Field::TpDst if ports => u64::from(key.tp_dst),
+            _ => 0,
+        }
+    }
+}
+
+/// Bits `ofs .. ofs + n_bits` of a field (`NXM_NX_REG0[0..15]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubField {
+    pub field: Field,
+    pub ofs: u8,
+    pub n_bits: u8,
+}
+
+impl SubField {
+    /// The whole field.
+    pub fn whole(field: Field) -> SubField {
+        SubField {
+            field,
+            ofs: 0,
+            n_bits: field.bits(),
+        }
+    }
+
+    /// The mask of its bits within the field.
+    pub fn mask(self) -> u64 {
+        let ones = if self.n_bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.n_bits) - 1
+        };
+        ones.checked_shl(u32::from(self.ofs)).unwrap_or(0)
+    }
 }
 
 /// One flow. No actions: the packet is dropped.
@@ -149,9 +314,52 @@ fn masked_eq(v: &[u8], value: &[u8], mask: &[u8]) -> bool {
 }
 
 impl Match {
-    /// Whether a packet with `key` that came in on port `in_port` matches.
-    /// A port given by name matches nothing (names are resolved first).
-    pub fn matches(&self, in_port: u16, key: &FlowKey) -> bool {
+    /// Whether a packet with `key` that came in on port `in_port`, with
+    /// registers `regs`, matches. A port given by name matches nothing
+    /// (names are resolved first). The fields added for IPv6, ARP, ND,
+    /// TCP flags and the registers compare the key's value, which is 0
+    /// for a packet without the field; `ofctl` insists on their
+    /// prerequisites (`ipv6`, `arp`, `tcp`, ...), as OpenFlow does.
+    pub fn matches(&self, in_port: u16, key: &FlowKey, regs: &Registers) -> bool {
+        let ip = key.ip_version != 0;
+        let v6 = |a: &[u8; 16]| if key.ip_version == 6 { *a } else { [0; 16] };
+        let extra = self
+            .nw_tos
+            .is_none_or(|m| ip && key.nw_tos & m.mask == m.value & m.mask)
+            && self.nw_ttl.is_none_or(|t| ip && key.nw_ttl == t)
+            && self
+                .tcp_flags
+                .is_none_or(|m| u16::from(key.tcp_flags) & m.mask == m.value & m.mask)
+            && self
+                .arp_sha
+                .is_none_or(|m| masked_eq(&key.arp_sha.0, &m.value.0, &m.mask.0))
+            && self
+                .arp_tha
+                .is_none_or(|m| masked_eq(&key.arp_tha.0, &m.value.0, &m.mask.0))
+            && self
+                .ipv6_src
+                .is_none_or(|m| masked_eq(&v6(&key.nw_src), &m.value, &m.mask))
+            && self
+                .ipv6_dst
+                .is_none_or(|m| masked_eq(&v6(&key.nw_dst), &m.value, &m.mask))
+            && self
+                .ipv6_label
+                .is_none_or(|m| key.ipv6_label & m.mask == m.value & m.mask)
+            && self
+                .nd_target
+                .is_none_or(|m| masked_eq(&key.nd_target, &m.value, &m.mask))
+            && self
+                .regs
+                .iter()
+                .zip(regs.reg)
+                .all(|(m, r)| m.is_none_or(|m| r & m.mask == m.value & m.mask))
+            && self
+                .metadata
+                .is_none_or(|m| regs.metadata & m.mask == m.value & m.mask);
+        extra && self.matches_base(in_port, key)
+    }
+
+    fn matches_base(&self, in_port: u16, key: &FlowKey) -> bool {
         let port_ok = match &self.in_port {
             None => true,
             Some(PortRef::Number(n)) => *n == in_port,
@@ -208,11 +416,12 @@ pub fn lookup_linear<'a>(
     table: u8,
     in_port: u16,
     key: &FlowKey,
+    regs: &Registers,
 ) -> Option<&'a Flow> {
     let mut best: Option<&Flow> = None;
     for f in flows
         .iter()
-        .filter(|f| f.table == table && f.m.matches(in_port, key))
+        .filter(|f| f.table == table && f.m.matches(in_port, key, regs))
     {
         if best.is_none_or(|b| f.priority > b.priority) {
             best = Some(f);
@@ -254,13 +463,16 @@ mod tests {
         .iter()
         .map(|s| ofctl::parse_flow(s).unwrap())
         .collect();
-        let on = |port, vid| lookup_linear(&flows, 0, port, &key(&tcp(vid))).map(|f| f.priority);
+        let on = |port, vid| {
+            lookup_linear(&flows, 0, port, &key(&tcp(vid)), &Registers::default())
+                .map(|f| f.priority)
+        };
         assert_eq!(on(1, Some(2)), Some(4));
         assert_eq!(on(1, Some(3)), Some(2));
         assert_eq!(on(1, None), Some(2));
         assert_eq!(on(2, Some(2)), Some(1));
         assert_eq!(
-            lookup_linear(&flows, 0, 1, &key(&tcp(Some(2))))
+            lookup_linear(&flows, 0, 1, &key(&tcp(Some(2))), &Registers::default())
                 .unwrap()
                 .actions,
             vec![Action::ModVlanVid(3029), Action::Normal]
@@ -270,7 +482,12 @@ mod tests {
     #[test]
     fn vlan_tci_reads_the_tag_as_ovs_does() {
         let (untagged, tagged) = (key(&tcp(None)), key(&tcp(Some(5))));
-        let m = |s: &str, k: &FlowKey| ofctl::parse_flow(s).unwrap().m.matches(1, k);
+        let m = |s: &str, k: &FlowKey| {
+            ofctl::parse_flow(s)
+                .unwrap()
+                .m
+                .matches(1, k, &Registers::default())
+        };
         assert!(m("vlan_tci=0x0000/0x1fff,actions=drop", &untagged));
         assert!(!m("vlan_tci=0x0000/0x1fff,actions=drop", &tagged));
         assert!(m("vlan_tci=0x1000/0x1000,actions=drop", &tagged));
@@ -287,7 +504,12 @@ mod tests {
         ]);
         f.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
         let k = key(&f);
-        let m = |s: &str| ofctl::parse_flow(s).unwrap().m.matches(1, &k);
+        let m = |s: &str| {
+            ofctl::parse_flow(s)
+                .unwrap()
+                .m
+                .matches(1, &k, &Registers::default())
+        };
         assert!(m("icmp,icmp_type=8,icmp_code=0,actions=drop"));
         assert!(!m("icmp,icmp_type=0,actions=drop"));
         assert!(ofctl::parse_flow("udp,icmp_type=8,actions=drop").is_err());
@@ -298,7 +520,12 @@ mod tests {
     #[test]
     fn masks_prefixes_and_transport_ports() {
         let k = key(&tcp(None));
-        let m = |s: &str| ofctl::parse_flow(s).unwrap().m.matches(7, &k);
+        let m = |s: &str| {
+            ofctl::parse_flow(s)
+                .unwrap()
+                .m
+                .matches(7, &k, &Registers::default())
+        };
         assert!(m("tcp,nw_src=10.0.0.0/24,tp_dst=22,actions=drop"));
         assert!(!m("tcp,nw_src=10.0.1.0/24,actions=drop"));
         assert!(m("ip,nw_dst=10.0.0.2,actions=drop"));

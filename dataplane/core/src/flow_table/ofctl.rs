@@ -13,7 +13,9 @@
 //! `idle_age`, `hard_age`) are read and ignored, as `ovs-ofctl` does, so a
 //! dumped line can be added again unchanged.
 
-use super::{Action, Flow, Masked, Match, PortRef, VlanMatch, MAX_TABLE};
+use super::{
+    Action, Field, Flow, Masked, Match, PortRef, SubField, VlanMatch, MAX_TABLE, REGISTERS,
+};
 use crate::wire::{EtherType, EthernetAddress};
 use std::fmt::Write;
 
@@ -109,6 +111,328 @@ fn u16_masked(at: usize, field: &str, s: &str) -> Result<Masked<u16>, OfctlError
     })
 }
 
+/// `V` or `V/M`, numbers up to `max` (the mask all ones of `max` when
+/// absent); the value's bits outside the mask dropped.
+fn number_masked(at: usize, field: &str, s: &str, max: u64) -> Result<(u64, u64), OfctlError> {
+    let (v, m) = match s.split_once('/') {
+        None => (s, None),
+        Some((v, m)) => (v, Some(m)),
+    };
+    let mask = match m {
+        None => max,
+        Some(m) => number(at, field, m, max)?,
+    };
+    Ok((number(at, field, v, max)? & mask, mask))
+}
+
+fn ipv6(at: usize, field: &str, s: &str) -> Result<[u8; 16], OfctlError> {
+    s.parse::<std::net::Ipv6Addr>()
+        .map(|a| a.octets())
+        .or_else(|_| err(at, format!("{field}: {s:?} is not an IPv6 address")))
+}
+
+/// An IPv6 address, with a prefix length or a mask.
+fn ipv6_masked(at: usize, field: &str, s: &str) -> Result<Masked<[u8; 16]>, OfctlError> {
+    let (v, m) = match s.split_once('/') {
+        None => (s, None),
+        Some((v, m)) => (v, Some(m)),
+    };
+    let value = ipv6(at, field, v)?;
+    let mask: [u8; 16] = match m {
+        None => [0xff; 16],
+        Some(m) if m.contains(':') => ipv6(at, field, m)?,
+        Some(m) => {
+            let len = number(at, field, m, 128)? as u32;
+            let bits = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            bits.to_be_bytes()
+        }
+    };
+    let value = std::array::from_fn(|i| value[i] & mask[i]);
+    Ok(Masked { value, mask })
+}
+
+/// TCP flag names in bit order, as `ovs-ofctl` writes them.
+const TCP_FLAGS: [&str; 8] = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"];
+
+/// `tcp_flags=+syn-ack` (these bits set, those clear, the rest any) or
+/// `tcp_flags=0x012/0x012`. Only the eight flags FIN..CWR: the NS bit
+/// and the reserved ones are not in the key.
+fn tcp_flags(at: usize, s: &str) -> Result<Masked<u16>, OfctlError> {
+    let (value, mask) = if s.starts_with(['+', '-']) {
+        let (mut value, mut mask) = (0u16, 0u16);
+        let mut rest = s;
+        while let Some(sign) = rest.chars().next() {
+            let body = &rest[1..];
+            let end = body.find(['+', '-']).unwrap_or(body.len());
+            let name = body[..end].to_ascii_lowercase();
+            let Some(bit) = TCP_FLAGS.iter().position(|f| *f == name) else {
+                return err(at, format!("tcp_flags: unknown flag {name:?} (fin, syn, rst, psh, ack, urg, ece or cwr)"));
+            };
+            let bit = 1u16 << bit;
+            if mask & bit != 0 {
+                return err(at, format!("tcp_flags: {name} is given twice"));
+            }
+            mask |= bit;
+            if sign == '+' {
+                value |= bit;
+            }
+            rest = &body[end..];
+        }
+        (value, mask)
+    } else {
+        let (v, m) = number_masked(at, "tcp_flags", s, 0xfff)?;
+        (v as u16, m as u16)
+    };
+    if mask > 0xff {
+        return err(
+            at,
+            "tcp_flags: only FIN to CWR (0x001-0x080) can be matched (not NS or the reserved bits)",
+        );
+    }
+    Ok(Masked { value, mask })
+}
+
+/// The field `load`, `set_field` and `move` name, by its OXM/NXM or
+/// `ovs-ofctl` name (any case).
+fn field_named(name: &str) -> Option<Field> {
+    let n = name.to_ascii_lowercase();
+    for prefix in ["nxm_nx_reg", "reg"] {
+        if let Some(r) = n.strip_prefix(prefix) {
+            return r
+                .parse::<u8>()
+                .ok()
+                .filter(|&r| usize::from(r) < REGISTERS)
+                .map(Field::Reg);
+        }
+    }
+    Some(match n.as_str() {
+        "metadata" | "oxm_of_metadata" => Field::Metadata,
+        "eth_src" | "dl_src" | "nxm_of_eth_src" => Field::EthSrc,
+        "eth_dst" | "dl_dst" | "nxm_of_eth_dst" => Field::EthDst,
+        "vlan_tci" | "nxm_of_vlan_tci" => Field::VlanTci,
+        "vlan_vid" | "oxm_of_vlan_vid" => Field::VlanVid,
+        "vlan_pcp" | "dl_vlan_pcp" | "oxm_of_vlan_pcp" => Field::VlanPcp,
+        "eth_type" | "dl_type" | "nxm_of_eth_type" => Field::EthType,
+        "in_port" | "nxm_of_in_port" => Field::InPort,
+        "ip_src" | "nw_src" | "nxm_of_ip_src" => Field::IpSrc,
+        "ip_dst" | "nw_dst" | "nxm_of_ip_dst" => Field::IpDst,
+        "nw_tos" | "nxm_of_ip_tos" => Field::IpTos,
+        "ip_dscp" | "oxm_of_ip_dscp" => Field::IpDscp,
+        "nw_ttl" | "nxm_nx_ip_ttl" => Field::IpTtl,
+        "ip_proto" | "nw_proto" | "nxm_of_ip_proto" => Field::IpProto,
+        "tcp_src" | "udp_src" | "tp_src" | "nxm_of_tcp_src" | "nxm_of_udp_src" => Field::TpSrc,
+        "tcp_dst" | "udp_dst" | "tp_dst" | "nxm_of_tcp_dst" | "nxm_of_udp_dst" => Field::TpDst,
+        _ => return None,
+    })
+}
+
+/// A field's NXM/OXM name, as `load` and `move` print it.
+fn nxm_name(f: Field) -> String {
+    match f {
+        Field::Reg(r) => format!("NXM_NX_REG{r}"),
+        Field::Metadata => "OXM_OF_METADATA".into(),
+        Field::EthSrc => "NXM_OF_ETH_SRC".into(),
+        Field::EthDst => "NXM_OF_ETH_DST".into(),
+        Field::VlanTci => "NXM_OF_VLAN_TCI".into(),
+        Field::VlanVid => "OXM_OF_VLAN_VID".into(),
+        Field::VlanPcp => "OXM_OF_VLAN_PCP".into(),
+        Field::EthType => "NXM_OF_ETH_TYPE".into(),
+        Field::InPort => "NXM_OF_IN_PORT".into(),
+        Field::IpSrc => "NXM_OF_IP_SRC".into(),
+        Field::IpDst => "NXM_OF_IP_DST".into(),
+        Field::IpTos => "NXM_OF_IP_TOS".into(),
+        Field::IpDscp => "OXM_OF_IP_DSCP".into(),
+        Field::IpTtl => "NXM_NX_IP_TTL".into(),
+        Field::IpProto => "NXM_OF_IP_PROTO".into(),
+        Field::TpSrc => "NXM_OF_TCP_SRC".into(),
+        Field::TpDst => "NXM_OF_TCP_DST".into(),
+    }
+}
+
+/// A field's name as `set_field` prints it.
+fn field_name(f: Field) -> String {
+    match f {
+        Field::Reg(r) => format!("reg{r}"),
+        Field::Metadata => "metadata".into(),
+        Field::EthSrc => "eth_src".into(),
+        Field::EthDst => "eth_dst".into(),
+        Field::VlanTci => "vlan_tci".into(),
+        Field::VlanVid => "vlan_vid".into(),
+        Field::VlanPcp => "vlan_pcp".into(),
+        Field::EthType => "eth_type".into(),
+        Field::InPort => "in_port".into(),
+        Field::IpSrc => "ip_src".into(),
+        Field::IpDst => "ip_dst".into(),
+        Field::IpTos => "nw_tos".into(),
+        Field::IpDscp => "ip_dscp".into(),
+        Field::IpTtl => "nw_ttl".into(),
+        Field::IpProto => "ip_proto".into(),
+        Field::TpSrc => "tcp_src".into(),
+        Field::TpDst => "tcp_dst".into(),
+    }
+}
+
+/// `FIELD`, `FIELD[]`, `FIELD[i]` or `FIELD[i..j]` (bits i to j).
+fn subfield(at: usize, s: &str) -> Result<SubField, OfctlError> {
+    let (name, range) = match s.split_once('[') {
+        None => (s, None),
+        Some((n, r)) => match r.strip_suffix(']') {
+            Some(r) => (n, Some(r)),
+            None => return err(at, format!("{s:?}: a bit range ends with ]")),
+        },
+    };
+    let Some(field) = field_named(name) else {
+        return err(at, format!("unknown field {name:?}"));
+    };
+    let bits = u64::from(field.bits());
+    let (ofs, end) = match range {
+        None | Some("") => (0, bits - 1),
+        Some(r) => match r.split_once("..") {
+            Some((a, b)) => (number(at, name, a, 63)?, number(at, name, b, 63)?),
+            None => {
+                let i = number(at, name, r, 63)?;
+                (i, i)
+            }
+        },
+    };
+    if end < ofs || end >= bits {
+        return err(
+            at,
+            format!("{s}: bits {ofs}..{end} are not within {name}'s {bits}"),
+        );
+    }
+    Ok(SubField {
+        field,
+        ofs: ofs as u8,
+        n_bits: (end - ofs + 1) as u8,
+    })
+}
+
+/// `load:VALUE->DST`.
+fn parse_load(at: usize, arg: &str) -> Result<Action, OfctlError> {
+    let Some((v, d)) = arg.split_once("->") else {
+        return err(at, "load: write load:VALUE->FIELD[BITS]");
+    };
+    let dst = writable(at, subfield(at, d)?)?;
+    let value = number(at, "load", v, u64::MAX)?;
+    if dst.n_bits < 64 && value >> dst.n_bits != 0 {
+        return err(at, format!("load: {v} does not fit in {} bits", dst.n_bits));
+    }
+    Ok(Action::Load { value, dst })
+}
+
+/// A destination an action may write (not in_port, dl_type or
+/// nw_proto; of nw_tos only the DSCP bits).
+fn writable(at: usize, d: SubField) -> Result<SubField, OfctlError> {
+    if !d.field.writable() {
+        return err(at, format!("{} cannot be written", field_name(d.field)));
+    }
+    if d.field == Field::IpTos && d.mask() & 3 != 0 {
+        return err(
+            at,
+            "nw_tos: only its DSCP bits (0xfc) can be written; ip_dscp names them",
+        );
+    }
+    Ok(d)
+}
+
+/// `set_field:VALUE[/MASK]->FIELD`, the value in the field's own form.
+fn parse_set_field(at: usize, arg: &str) -> Result<Action, OfctlError> {
+    let Some((v, f)) = arg.rsplit_once("->") else {
+        return err(at, "set_field: write set_field:VALUE->FIELD");
+    };
+    let Some(field) = field_named(f) else {
+        return err(at, format!("set_field: unknown field {f:?}"));
+    };
+    let name = field_name(field);
+    if !field.writable() {
+        return err(at, format!("{name} cannot be written"));
+    }
+    let whole = SubField::whole(field).mask();
+    let (value, mask) = match field {
+        Field::EthSrc | Field::EthDst => {
+            let m = mac_masked(at, &name, v)?;
+            let word = |a: EthernetAddress| {
+                let mut b = [0u8; 8];
+                b[2..].copy_from_slice(&a.0);
+                u64::from_be_bytes(b)
+            };
+            (word(m.value), word(m.mask))
+        }
+        Field::IpSrc | Field::IpDst => {
+            let m = ipv4_masked(at, &name, v)?;
+            (
+                u64::from(u32::from_be_bytes(m.value)),
+                u64::from(u32::from_be_bytes(m.mask)),
+            )
+        }
+        _ => number_masked(at, &name, v, whole)?,
+    };
+    if field == Field::IpTos && mask & 3 != 0 && value & 3 != 0 {
+        return err(
+            at,
+            "nw_tos: only its DSCP bits (a multiple of 4) can be written",
+        );
+    }
+    let mask = if field == Field::IpTos {
+        mask & 0xfc
+    } else {
+        mask
+    };
+    Ok(Action::SetField { field, value, mask })
+}
+
+/// `move:SRC->DST`, both as wide.
+fn parse_move(at: usize, arg: &str) -> Result<Action, OfctlError> {
+    let Some((a, b)) = arg.split_once("->") else {
+        return err(at, "move: write move:SRC[BITS]->DST[BITS]");
+    };
+    let (src, dst) = (subfield(at, a)?, writable(at, subfield(at, b)?)?);
+    if src.n_bits != dst.n_bits {
+        return err(
+            at,
+            format!(
+                "move: {a}->{b}: source field is {} bits wide but destination is {} bits wide",
+                src.n_bits, dst.n_bits
+            ),
+        );
+    }
+    Ok(Action::Move { src, dst })
+}
+
+/// A subfield as `load` and `move` print it.
+fn format_subfield(d: &SubField) -> String {
+    let name = nxm_name(d.field);
+    if d.ofs == 0 && d.n_bits == d.field.bits() {
+        format!("{name}[]")
+    } else if d.n_bits == 1 {
+        format!("{name}[{}]", d.ofs)
+    } else {
+        format!("{name}[{}..{}]", d.ofs, d.ofs + d.n_bits - 1)
+    }
+}
+
+/// A `set_field` value (and mask, when not the whole field) in the
+/// field's own form.
+fn format_set_field(field: Field, value: u64, mask: u64) -> String {
+    let whole = SubField::whole(field).mask();
+    let full = mask == whole || (field == Field::IpTos && mask == 0xfc);
+    let one = |v: u64| match field {
+        Field::EthSrc | Field::EthDst => {
+            let b = v.to_be_bytes();
+            EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]]).to_string()
+        }
+        Field::IpSrc | Field::IpDst => std::net::Ipv4Addr::from(v as u32).to_string(),
+        Field::Reg(_) | Field::Metadata => format!("{v:#x}"),
+        _ => v.to_string(),
+    };
+    if full {
+        one(value)
+    } else {
+        format!("{}/{}", one(value), one(mask))
+    }
+}
+
 fn port(s: &str) -> PortRef {
     match s.parse::<u16>() {
         Ok(n) => PortRef::Number(n),
@@ -195,7 +519,27 @@ impl Pattern {
         let tp = |m: &Option<Masked<u16>>| m.map(|m| (m.value.to_be_bytes(), m.mask.to_be_bytes()));
         let tci = tp;
         let ip = |m: &Option<Masked<[u8; 4]>>| m.map(|m| (m.value, m.mask));
+        let ip6 = |m: &Option<Masked<[u8; 16]>>| m.map(|m| (m.value, m.mask));
+        let byte = |m: &Option<Masked<u8>>| m.map(|m| ([m.value], [m.mask]));
+        let word =
+            |m: &Option<Masked<u32>>| m.map(|m| (m.value.to_be_bytes(), m.mask.to_be_bytes()));
+        let long =
+            |m: &Option<Masked<u64>>| m.map(|m| (m.value.to_be_bytes(), m.mask.to_be_bytes()));
         let (p, q) = (&self.m, &f.m);
+        let extra = masked(byte(&p.nw_tos), byte(&q.nw_tos))
+            && exact(&p.nw_ttl, &q.nw_ttl)
+            && masked(tp(&p.tcp_flags), tp(&q.tcp_flags))
+            && masked(mac(&p.arp_sha), mac(&q.arp_sha))
+            && masked(mac(&p.arp_tha), mac(&q.arp_tha))
+            && masked(ip6(&p.ipv6_src), ip6(&q.ipv6_src))
+            && masked(ip6(&p.ipv6_dst), ip6(&q.ipv6_dst))
+            && masked(word(&p.ipv6_label), word(&q.ipv6_label))
+            && masked(ip6(&p.nd_target), ip6(&q.nd_target))
+            && masked(long(&p.metadata), long(&q.metadata))
+            && p.regs
+                .iter()
+                .zip(&q.regs)
+                .all(|(a, b)| masked(word(a), word(b)));
         exact(&p.in_port, &q.in_port)
             && exact(&p.dl_vlan, &q.dl_vlan)
             && exact(&p.dl_vlan_pcp, &q.dl_vlan_pcp)
@@ -208,6 +552,7 @@ impl Pattern {
             && masked(ip(&p.nw_dst), ip(&q.nw_dst))
             && masked(tp(&p.tp_src), tp(&q.tp_src))
             && masked(tp(&p.tp_dst), tp(&q.tp_dst))
+            && extra
     }
 }
 
@@ -283,6 +628,8 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
     // Where icmp_type or icmp_code was given (they need icmp or icmp6).
     let mut icmp_at = None;
     let mut vlan_tci_at = None;
+    // Where fields needing ip/ipv6, tcp, arp, ipv6, or ND were given.
+    let (mut l3_at, mut tcp_at, mut arp_at, mut v6_at, mut nd_at) = (None, None, None, None, None);
     for (at, piece) in pieces(head, 0) {
         let (key, value) = match piece.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
@@ -432,7 +779,80 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
                 };
                 once(slot, at, field, exact)?
             }
-            _ => return err(at, format!("unknown field {key:?}")),
+            "nw_tos" | "ip_dscp" | "nw_ecn" | "ip_ecn" => {
+                l3_at.get_or_insert(at);
+                // DSCP and ECN share the TOS byte; OVS keeps nw_tos's
+                // DSCP bits only.
+                let (bits, v) = match key.as_str() {
+                    "nw_tos" => (0xfc, number(at, &key, need()?, 0xff)? as u8 & 0xfc),
+                    "ip_dscp" => (0xfc, (number(at, &key, need()?, 63)? as u8) << 2),
+                    _ => (0x03, number(at, &key, need()?, 3)? as u8),
+                };
+                let t = m.nw_tos.get_or_insert(Masked { value: 0, mask: 0 });
+                if t.mask & bits != 0 {
+                    return err(at, format!("{key}: the TOS bits are given twice"));
+                }
+                t.value |= v;
+                t.mask |= bits;
+            }
+            "nw_ttl" => {
+                l3_at.get_or_insert(at);
+                let v = number(at, &key, need()?, 0xff)? as u8;
+                once(&mut m.nw_ttl, at, "nw_ttl", v)?;
+            }
+            "tcp_flags" => {
+                tcp_at.get_or_insert(at);
+                once(&mut m.tcp_flags, at, "tcp_flags", tcp_flags(at, need()?)?)?;
+            }
+            "arp_sha" | "arp_tha" => {
+                arp_at.get_or_insert(at);
+                let v = mac_masked(at, &key, need()?)?;
+                let slot = if key == "arp_sha" {
+                    &mut m.arp_sha
+                } else {
+                    &mut m.arp_tha
+                };
+                once(slot, at, &key, v)?;
+            }
+            "ipv6_src" | "ipv6_dst" => {
+                v6_at.get_or_insert(at);
+                let v = ipv6_masked(at, &key, need()?)?;
+                let slot = if key == "ipv6_src" {
+                    &mut m.ipv6_src
+                } else {
+                    &mut m.ipv6_dst
+                };
+                once(slot, at, &key, v)?;
+            }
+            "ipv6_label" => {
+                v6_at.get_or_insert(at);
+                let (value, mask) = number_masked(at, &key, need()?, 0xf_ffff)?;
+                let v = Masked {
+                    value: value as u32,
+                    mask: mask as u32,
+                };
+                once(&mut m.ipv6_label, at, "ipv6_label", v)?;
+            }
+            "nd_target" => {
+                nd_at.get_or_insert(at);
+                let v = ipv6_masked(at, &key, need()?)?;
+                once(&mut m.nd_target, at, "nd_target", v)?;
+            }
+            "metadata" => {
+                let (value, mask) = number_masked(at, &key, need()?, u64::MAX)?;
+                once(&mut m.metadata, at, "metadata", Masked { value, mask })?;
+            }
+            _ => match field_named(&key) {
+                Some(Field::Reg(r)) if key.starts_with("reg") => {
+                    let (value, mask) = number_masked(at, &key, need()?, u64::from(u32::MAX))?;
+                    let v = Masked {
+                        value: value as u32,
+                        mask: mask as u32,
+                    };
+                    once(&mut m.regs[usize::from(r)], at, &key, v)?;
+                }
+                _ => return err(at, format!("unknown field {key:?}")),
+            },
         }
     }
     // Prerequisites, as OpenFlow states them.
@@ -457,6 +877,34 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
     let icmp = (ip4 && m.nw_proto == Some(1)) || (ip && !ip4 && m.nw_proto == Some(58));
     if let (Some(at), false) = (icmp_at, icmp) {
         return err(at, "icmp_type and icmp_code need icmp or icmp6");
+    }
+    let v6 = m.dl_type == Some(EtherType::IPV6.0);
+    if let (Some(at), false) = (l3_at, ip) {
+        return err(at, "nw_tos, ip_dscp, nw_ecn and nw_ttl need ip or ipv6");
+    }
+    if let (Some(at), false) = (tcp_at, ip && m.nw_proto == Some(6)) {
+        return err(at, "tcp_flags needs tcp or tcp6");
+    }
+    if let (Some(at), false) = (arp_at, arp) {
+        return err(at, "arp_sha and arp_tha need arp");
+    }
+    if let (Some(at), false) = (v6_at, v6) {
+        return err(
+            at,
+            "ipv6_src, ipv6_dst and ipv6_label need ipv6 (dl_type=0x86dd)",
+        );
+    }
+    // As OVS: a neighbour solicitation or advertisement, code 0.
+    let exact = |x: Option<Masked<u16>>| x.filter(|x| x.mask == 0xffff).map(|x| x.value);
+    let nd = v6
+        && m.nw_proto == Some(58)
+        && matches!(exact(m.tp_src), Some(135 | 136))
+        && m.tp_dst.is_none_or(|c| exact(Some(c)) == Some(0));
+    if let (Some(at), false) = (nd_at, nd) {
+        return err(
+            at,
+            "nd_target needs icmp6 with icmp_type=135 or 136 (and icmp_code 0)",
+        );
     }
     Ok(Head {
         pattern: Pattern {
@@ -513,6 +961,18 @@ fn parse_actions(text: &str, base: usize, table: u8) -> Result<Vec<Action>, Ofct
             "mod_tp_src" => Action::ModTpSrc(number(at, &name, need()?, 0xffff)? as u16),
             "mod_tp_dst" => Action::ModTpDst(number(at, &name, need()?, 0xffff)? as u16),
             "dec_ttl" => Action::DecTtl,
+            "push_vlan" => match number(at, &name, need()?, 0xffff)? {
+                t @ (0x8100 | 0x88a8) => Action::PushVlan(t as u16),
+                t => {
+                    return err(
+                        at,
+                        format!("push_vlan:{t:#06x}: the TPID is 0x8100 or 0x88a8"),
+                    )
+                }
+            },
+            "load" => parse_load(at, need()?)?,
+            "set_field" => parse_set_field(at, need()?)?,
+            "move" => parse_move(at, need()?)?,
             "goto_table" => {
                 let t = number(at, &name, need()?, u64::from(MAX_TABLE))? as u8;
                 if t <= table {
@@ -561,6 +1021,20 @@ fn write_ipv4(out: &mut String, field: &str, m: &Masked<[u8; 4]>) {
         Some(32) => write!(out, ",{field}={a}"),
         Some(len) => write!(out, ",{field}={a}/{len}"),
         None => write!(out, ",{field}={a}/{}", std::net::Ipv4Addr::from(m.mask)),
+    }
+    .ok();
+}
+
+fn write_ipv6(out: &mut String, field: &str, m: &Masked<[u8; 16]>) {
+    let a = std::net::Ipv6Addr::from(m.value);
+    let bits = u128::from_be_bytes(m.mask);
+    let len = bits.leading_ones();
+    if len == 128 {
+        write!(out, ",{field}={a}")
+    } else if bits.checked_shl(len).unwrap_or(0) == 0 {
+        write!(out, ",{field}={a}/{len}")
+    } else {
+        write!(out, ",{field}={a}/{}", std::net::Ipv6Addr::from(m.mask))
     }
     .ok();
 }
@@ -650,6 +1124,18 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
     if let Some((s, _)) = shorthand {
         write!(m, ",{s}").ok();
     }
+    for (r, v) in x.regs.iter().enumerate() {
+        match v {
+            Some(v) if v.mask == u32::MAX => write!(m, ",reg{r}={:#x}", v.value).unwrap_or(()),
+            Some(v) => write!(m, ",reg{r}={:#x}/{:#x}", v.value, v.mask).unwrap_or(()),
+            None => {}
+        }
+    }
+    match x.metadata {
+        Some(v) if v.mask == u64::MAX => write!(m, ",metadata={:#x}", v.value).unwrap_or(()),
+        Some(v) => write!(m, ",metadata={:#x}/{:#x}", v.value, v.mask).unwrap_or(()),
+        None => {}
+    }
     if let Some(p) = &x.in_port {
         m.push_str(",in_port=");
         write_port(&mut m, p);
@@ -693,6 +1179,36 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
         };
         write!(m, ",{field}={p}").ok();
     }
+    for (field, v) in [("arp_sha", &x.arp_sha), ("arp_tha", &x.arp_tha)] {
+        if let Some(v) = v {
+            if v.mask.0 == [0xff; 6] {
+                write!(m, ",{field}={}", v.value).ok();
+            } else {
+                write!(m, ",{field}={}/{}", v.value, v.mask).ok();
+            }
+        }
+    }
+    for (field, v) in [("ipv6_src", &x.ipv6_src), ("ipv6_dst", &x.ipv6_dst)] {
+        if let Some(v) = v {
+            write_ipv6(&mut m, field, v);
+        }
+    }
+    match x.ipv6_label {
+        Some(v) if v.mask == 0xf_ffff => write!(m, ",ipv6_label={:#07x}", v.value).unwrap_or(()),
+        Some(v) => write!(m, ",ipv6_label={:#07x}/{:#07x}", v.value, v.mask).unwrap_or(()),
+        None => {}
+    }
+    if let Some(t) = x.nw_tos {
+        if t.mask & 0xfc == 0xfc {
+            write!(m, ",nw_tos={}", t.value & 0xfc).ok();
+        }
+        if t.mask & 3 == 3 {
+            write!(m, ",nw_ecn={}", t.value & 3).ok();
+        }
+    }
+    if let Some(t) = x.nw_ttl {
+        write!(m, ",nw_ttl={t}").ok();
+    }
     let icmp = matches!(
         (x.dl_type, x.nw_proto),
         (Some(0x0800), Some(1)) | (Some(0x86dd), Some(58))
@@ -710,6 +1226,21 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
                 write!(m, ",{field}={:#06x}/{:#06x}", v.value, v.mask).ok();
             }
         }
+    }
+    if let Some(f) = x.tcp_flags.filter(|f| f.mask == 0) {
+        write!(m, ",tcp_flags={:#05x}/0", f.value).ok();
+    }
+    if let Some(f) = x.tcp_flags.filter(|f| f.mask != 0) {
+        m.push_str(",tcp_flags=");
+        for (bit, name) in TCP_FLAGS.iter().enumerate() {
+            if f.mask & 1 << bit != 0 {
+                let sign = if f.value & 1 << bit != 0 { '+' } else { '-' };
+                write!(m, "{sign}{name}").ok();
+            }
+        }
+    }
+    if let Some(v) = &x.nd_target {
+        write_ipv6(&mut m, "nd_target", v);
     }
     let mut out = head.join(", ");
     let m = m.trim_start_matches(',');
@@ -761,6 +1292,28 @@ pub fn format_actions(actions: &[Action]) -> String {
             Action::ModTpSrc(p) => write!(out, "mod_tp_src:{p}").unwrap_or(()),
             Action::ModTpDst(p) => write!(out, "mod_tp_dst:{p}").unwrap_or(()),
             Action::DecTtl => out.push_str("dec_ttl"),
+            Action::PushVlan(t) => write!(out, "push_vlan:{t:#06x}").unwrap_or(()),
+            // OVS writes 0 bare and the rest in hex.
+            Action::Load { value: 0, dst } => {
+                write!(out, "load:0->{}", format_subfield(dst)).unwrap_or(())
+            }
+            Action::Load { value, dst } => {
+                write!(out, "load:{value:#x}->{}", format_subfield(dst)).unwrap_or(())
+            }
+            Action::SetField { field, value, mask } => write!(
+                out,
+                "set_field:{}->{}",
+                format_set_field(*field, *value, *mask),
+                field_name(*field)
+            )
+            .unwrap_or(()),
+            Action::Move { src, dst } => write!(
+                out,
+                "move:{}->{}",
+                format_subfield(src),
+                format_subfield(dst)
+            )
+            .unwrap_or(()),
             Action::Resubmit(t) => write!(out, "resubmit(,{t})").unwrap_or(()),
             Action::GotoTable(t) => write!(out, "goto_table:{t}").unwrap_or(()),
         }
@@ -797,6 +1350,63 @@ mod tests {
         }
     }
 
+    /// What `ovs-ofctl parse-flow` (OVS 3.1) prints for the same flows.
+    #[test]
+    fn the_newer_fields_and_actions_read_and_print_as_ovs_does() {
+        for (text, printed) in [
+            (
+                "tcp,in_port=1,reg0=5,metadata=1,nw_tos=4,nw_ecn=2,nw_ttl=3,tcp_flags=+syn,tp_dst=80,actions=drop",
+                "tcp,reg0=0x5,metadata=0x1,in_port=1,nw_tos=4,nw_ecn=2,nw_ttl=3,tp_dst=80,tcp_flags=+syn actions=drop",
+            ),
+            ("ip,ip_dscp=1,actions=drop", "ip,nw_tos=4 actions=drop"),
+            ("ip,nw_tos=5,actions=drop", "ip,nw_tos=4 actions=drop"),
+            (
+                "tcp,tcp_flags=0x012/0x012,actions=drop",
+                "tcp,tcp_flags=+syn+ack actions=drop",
+            ),
+            (
+                "arp,arp_sha=00:00:00:00:00:01,arp_tha=00:00:00:00:00:02/ff:ff:ff:00:00:00,actions=drop",
+                "arp,arp_sha=00:00:00:00:00:01,arp_tha=00:00:00:00:00:00/ff:ff:ff:00:00:00 actions=drop",
+            ),
+            (
+                "ipv6,ipv6_src=2001:db8::/32,ipv6_dst=::1,ipv6_label=0x12345,actions=drop",
+                "ipv6,ipv6_src=2001:db8::/32,ipv6_dst=::1,ipv6_label=0x12345 actions=drop",
+            ),
+            (
+                "icmp6,icmp_type=135,nd_target=fe80::1,actions=drop",
+                "icmp6,icmp_type=135,nd_target=fe80::1 actions=drop",
+            ),
+            (
+                "reg0=5,reg7=0x10/0xf0,metadata=0x1/0xff,actions=drop",
+                "reg0=0x5,reg7=0x10/0xf0,metadata=0x1/0xff actions=drop",
+            ),
+            (
+                "actions=load:0x1234->NXM_OF_VLAN_TCI[],load:1->OXM_OF_METADATA[],move:NXM_NX_REG0[0..5]->NXM_NX_REG1[10..15]",
+                "actions=load:0x1234->NXM_OF_VLAN_TCI[],load:0x1->OXM_OF_METADATA[],move:NXM_NX_REG0[0..5]->NXM_NX_REG1[10..15]",
+            ),
+            (
+                "actions=set_field:7->reg2,set_field:00:00:00:00:00:01->eth_dst,push_vlan:0x8100,set_field:4101->vlan_vid,set_field:5->vlan_pcp,NORMAL",
+                "actions=set_field:0x7->reg2,set_field:00:00:00:00:00:01->eth_dst,push_vlan:0x8100,set_field:4101->vlan_vid,set_field:5->vlan_pcp,NORMAL",
+            ),
+            (
+                "tcp,actions=move:NXM_OF_TCP_SRC[]->NXM_OF_TCP_DST[],move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],load:0->NXM_NX_REG3[0..7]",
+                "tcp actions=move:NXM_OF_TCP_SRC[]->NXM_OF_TCP_DST[],move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],load:0->NXM_NX_REG3[0..7]",
+            ),
+            (
+                "ip,actions=set_field:10.0.0.1->ip_src,set_field:3->ip_dscp,set_field:5->nw_ttl,set_field:8->nw_tos,load:0xa000001->NXM_OF_IP_DST[]",
+                "ip actions=set_field:10.0.0.1->ip_src,set_field:3->ip_dscp,set_field:5->nw_ttl,set_field:8->nw_tos,load:0xa000001->NXM_OF_IP_DST[]",
+            ),
+            (
+                "tcp,actions=set_field:80->tcp_dst,set_field:1->tp_src,load:1->NXM_OF_TCP_SRC[0..3]",
+                "tcp actions=set_field:80->tcp_dst,set_field:1->tcp_src,load:0x1->NXM_OF_TCP_SRC[0..3]",
+            ),
+        ] {
+            let f = parse_flow(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(format_flow(&f), printed, "{text}");
+            assert_eq!(parse_flow(printed).unwrap(), f, "{printed}");
+        }
+    }
+
     #[test]
     fn a_dumped_line_with_its_counters_reads_back() {
         let line = "cookie=0x5, duration=3.2s, table=0, n_packets=10, n_bytes=600, idle_age=1, \
@@ -823,6 +1433,38 @@ mod tests {
             ("actions=mod_vlan_vid:4096", 8, "larger than 4095"),
             ("actions=frobnicate", 8, "unknown action"),
             ("actions=", 8, "no action"),
+            ("nw_ttl=3,actions=drop", 0, "need ip or ipv6"),
+            ("ip,tcp_flags=+syn,actions=drop", 3, "needs tcp"),
+            ("tcp,tcp_flags=+ns,actions=drop", 4, "unknown flag"),
+            (
+                "tcp,tcp_flags=0x100/0x100,actions=drop",
+                4,
+                "only FIN to CWR",
+            ),
+            ("ip,arp_sha=00:00:00:00:00:01,actions=drop", 3, "need arp"),
+            ("ip,ipv6_src=::1,actions=drop", 3, "need ipv6"),
+            ("ipv6,ipv6_label=0x100000,actions=drop", 5, "larger than"),
+            (
+                "icmp6,nd_target=::1,actions=drop",
+                6,
+                "icmp_type=135 or 136",
+            ),
+            ("reg8=1,actions=drop", 0, "unknown field"),
+            (
+                "actions=load:5->NXM_NX_REG0[0..1]",
+                8,
+                "does not fit in 2 bits",
+            ),
+            ("actions=load:1->NXM_OF_IN_PORT[]", 8, "cannot be written"),
+            ("actions=load:1->reg0[30..33]", 8, "not within"),
+            (
+                "actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG0[]",
+                8,
+                "16 bits wide but destination is 32",
+            ),
+            ("actions=set_field:1->nw_tos", 8, "DSCP bits"),
+            ("actions=set_field:1->bogus", 8, "unknown field"),
+            ("actions=push_vlan:0x800", 8, "0x8100 or 0x88a8"),
         ] {
             let e = parse_flow(text).expect_err(text);
             assert_eq!(e.at, at, "{text}: {e}");
@@ -879,8 +1521,71 @@ mod tests {
             Just((Some(0x0806), None)),
             Just((Some(0x0806), Some(2))),
             Just((Some(0x86dd), Some(6))),
+            Just((Some(0x86dd), None)),
+            Just((Some(0x86dd), Some(58))),
             Just((Some(0x88cc), None)),
         ];
+        let fields = [
+            Field::Reg(0),
+            Field::Reg(7),
+            Field::Metadata,
+            Field::EthSrc,
+            Field::EthDst,
+            Field::VlanTci,
+            Field::VlanVid,
+            Field::VlanPcp,
+            Field::IpSrc,
+            Field::IpDst,
+            Field::IpDscp,
+            Field::IpTtl,
+            Field::TpSrc,
+            Field::TpDst,
+        ];
+        let readable = [Field::EthType, Field::InPort, Field::IpProto];
+        let sub = |f: Field| {
+            (0..f.bits()).prop_flat_map(move |ofs| {
+                (1..=f.bits() - ofs).prop_map(move |n_bits| SubField {
+                    field: f,
+                    ofs,
+                    n_bits,
+                })
+            })
+        };
+        let dst = proptest::sample::select(fields.to_vec()).prop_flat_map(sub);
+        let src =
+            proptest::sample::select([&fields[..], &readable[..]].concat()).prop_flat_map(sub);
+        let load = (dst.clone(), any::<u64>()).prop_map(|(dst, v)| Action::Load {
+            value: v & (dst.mask() >> dst.ofs),
+            dst,
+        });
+        let set_field = (
+            proptest::sample::select([&fields[..], &[Field::IpTos]].concat()),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+        )
+            .prop_map(|(field, v, m, whole)| {
+                let width = SubField::whole(field).mask();
+                let mask = if field == Field::IpTos {
+                    0xfc
+                } else if whole {
+                    width
+                } else {
+                    m & width
+                };
+                Action::SetField {
+                    field,
+                    value: v & mask,
+                    mask,
+                }
+            });
+        let moves = (src, dst).prop_map(|(src, dst)| {
+            let n = src.n_bits.min(dst.n_bits);
+            Action::Move {
+                src: SubField { n_bits: n, ..src },
+                dst: SubField { n_bits: n, ..dst },
+            }
+        });
         let action = prop_oneof![
             arb_port().prop_map(Action::Output),
             Just(Action::InPort),
@@ -899,7 +1604,48 @@ mod tests {
             any::<u16>().prop_map(Action::ModTpDst),
             Just(Action::DecTtl),
             (0u8..=253).prop_map(Action::Resubmit),
+            prop_oneof![Just(0x8100u16), Just(0x88a8)].prop_map(Action::PushVlan),
+            load,
+            set_field,
+            moves,
         ];
+        let v6 = (any::<[u8; 16]>(), 0u32..=128, any::<bool>()).prop_map(|(v, len, prefix)| {
+            let mask = if prefix {
+                u128::MAX.checked_shl(128 - len).unwrap_or(0).to_be_bytes()
+            } else {
+                std::array::from_fn(|i| v[15 - i] | 1)
+            };
+            Masked {
+                value: std::array::from_fn(|i| v[i] & mask[i]),
+                mask,
+            }
+        });
+        let num = |max: u64| {
+            (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(move |(v, m, whole)| {
+                let mask = if whole { max } else { m & max };
+                (v & mask, mask)
+            })
+        };
+        let extra = (
+            (
+                proptest::option::of((proptest::option::of(0u8..64), proptest::option::of(0u8..4))),
+                proptest::option::of(any::<u8>()),
+                proptest::option::of(num(0xff)),
+                proptest::option::of(masked_mac.clone()),
+                proptest::option::of(masked_mac.clone()),
+            ),
+            (
+                proptest::option::of(v6.clone()),
+                proptest::option::of(v6.clone()),
+                proptest::option::of(num(0xf_ffff)),
+                proptest::option::of(v6),
+                proptest::collection::vec(
+                    proptest::option::weighted(0.2, num(u64::from(u32::MAX))),
+                    8,
+                ),
+                proptest::option::of(num(u64::MAX)),
+            ),
+        );
         (
             (
                 0u8..=200,
@@ -928,6 +1674,7 @@ mod tests {
             ),
             proptest::collection::vec(action, 0..5),
             proptest::option::of(1u8..=53),
+            extra,
         )
             .prop_map(
                 |(
@@ -936,11 +1683,14 @@ mod tests {
                     ((dl_type, nw_proto), nw_src, nw_dst, tp_src, tp_dst),
                     mut actions,
                     goto,
+                    ((tos, ttl, flags, sha, tha), (s6, d6, label, nd, regs, meta)),
                 )| {
                     let ip4_or_arp = matches!(dl_type, Some(0x0800 | 0x0806));
                     let l4 = matches!(nw_proto, Some(6 | 17)) && dl_type != Some(0x0806);
+                    let ip = matches!(dl_type, Some(0x0800 | 0x86dd));
+                    let (arp, ipv6) = (dl_type == Some(0x0806), dl_type == Some(0x86dd));
                     // ICMP's type and code: exact, one byte each.
-                    let icmp = dl_type == Some(0x0800) && nw_proto == Some(1);
+                    let icmp = ip && nw_proto == Some(if ipv6 { 58 } else { 1 });
                     let icmp_field = |t: Option<Masked<u16>>| {
                         t.map(|t| Masked {
                             value: t.value & 0xff,
@@ -955,6 +1705,26 @@ mod tests {
                     if let Some(g) = goto {
                         actions.push(Action::GotoTable(table + g));
                     }
+                    let nd_ok = icmp
+                        && ipv6
+                        && matches!(tp_src.map(|t| t.value), Some(135 | 136))
+                        && tp_dst.is_none_or(|c| c.value == 0);
+                    let tos = tos.filter(|_| ip).and_then(|(d, e)| {
+                        let mut t = Masked { value: 0, mask: 0 };
+                        if let Some(d) = d {
+                            (t.value, t.mask) = (d << 2, 0xfc);
+                        }
+                        if let Some(e) = e {
+                            (t.value, t.mask) = (t.value | e, t.mask | 3);
+                        }
+                        (t.mask != 0).then_some(t)
+                    });
+                    let word = |x: Option<(u64, u64)>| {
+                        x.map(|(v, m)| Masked {
+                            value: v as u32,
+                            mask: m as u32,
+                        })
+                    };
                     Flow {
                         table,
                         priority,
@@ -979,6 +1749,22 @@ mod tests {
                             nw_proto,
                             tp_src: tp_src.filter(|_| l4 || icmp),
                             tp_dst: tp_dst.filter(|_| l4 || icmp),
+                            nw_tos: tos,
+                            nw_ttl: ttl.filter(|_| ip),
+                            tcp_flags: flags.filter(|_| ip && nw_proto == Some(6)).map(|(v, m)| {
+                                Masked {
+                                    value: v as u16,
+                                    mask: m as u16,
+                                }
+                            }),
+                            arp_sha: sha.filter(|_| arp),
+                            arp_tha: tha.filter(|_| arp),
+                            ipv6_src: s6.filter(|_| ipv6),
+                            ipv6_dst: d6.filter(|_| ipv6),
+                            ipv6_label: word(label).filter(|_| ipv6),
+                            nd_target: nd.filter(|_| nd_ok),
+                            regs: std::array::from_fn(|i| word(regs[i])),
+                            metadata: meta.map(|(value, mask)| Masked { value, mask }),
                         },
                         actions,
                     }

@@ -11,7 +11,7 @@
 //! made it. The pipeline's flow stage carries it out on the frame.
 
 use super::classifier::{Classifier, FlowCache, PacketFields, NO_MASK};
-use super::{Action, Flow, Match, PortRef, MAX_TABLE};
+use super::{Action, Field, Flow, Match, PortRef, Registers, SubField, MAX_TABLE};
 use crate::flow_key::FlowKey;
 use crate::port::PortId;
 use crate::wire::EthernetAddress;
@@ -66,6 +66,11 @@ pub enum Edit {
     /// IPv4 TTL or IPv6 hop limit down by one; a packet at 1 or 0 is
     /// dropped.
     DecTtl,
+    /// IPv4 TTL or IPv6 hop limit set (the IPv4 checksum updated).
+    SetTtl(u8),
+    /// A new outer tag with this TPID, its TCI the one of the tag it
+    /// covers (0 on an untagged frame).
+    PushVlan(u16),
 }
 
 /// Where an emission sends the packet.
@@ -97,6 +102,17 @@ enum Step {
     Nowhere,
     Resubmit(u8),
     Goto(u8),
+    /// The bits of `mask` in `field` become those of `value`.
+    Write {
+        field: Field,
+        value: u64,
+        mask: u64,
+    },
+    /// Bits of one field copied into another.
+    Move {
+        src: SubField,
+        dst: SubField,
+    },
 }
 
 /// A step of a traced translation.
@@ -109,6 +125,11 @@ pub enum TraceStep {
         flow: Option<FlowId>,
     },
     Op(Op),
+    /// A register or the metadata written: its new value.
+    Register {
+        field: Field,
+        value: u64,
+    },
     /// An output to a port not on the bridge.
     Nowhere,
     /// Resubmits nested deeper than [`MAX_DEPTH`], or more lookups than
@@ -126,6 +147,10 @@ pub struct Translation {
     lookups: usize,
     /// The megaflow mask of the first lookup's answer.
     first_mask: u8,
+    /// An edit's value came from the packet's own fields (`move`, or a
+    /// load into part of a field): another packet of the same megaflow
+    /// may translate differently.
+    reads_packet: bool,
     /// More ops, hits or lookups than fit, or resubmits nested deeper
     /// than [`MAX_DEPTH`]: the translation stops there and the packet is
     /// dropped (as OVS drops a translation that runs out of room).
@@ -141,6 +166,7 @@ impl Default for Translation {
             n_hits: 0,
             lookups: 0,
             first_mask: NO_MASK,
+            reads_packet: false,
             overflow: false,
         }
     }
@@ -164,7 +190,7 @@ impl Translation {
     /// megaflow translates the same.
     #[inline(always)]
     pub fn single_lookup(&self) -> Option<u8> {
-        (self.lookups == 1 && !self.overflow && self.first_mask != NO_MASK)
+        (self.lookups == 1 && !self.overflow && !self.reads_packet && self.first_mask != NO_MASK)
             .then_some(self.first_mask)
     }
 
@@ -217,6 +243,11 @@ pub fn edit_key(key: &mut FlowKey, e: Edit) {
                 key.vlan_tci = u16::from(pcp & 7) << 13;
             }
         }
+        Edit::PushVlan(_) => {
+            key.has_inner_vlan = key.has_vlan;
+            key.inner_vlan_tci = key.vlan_tci;
+            key.has_vlan = true;
+        }
         Edit::StripVlan if key.has_vlan => {
             key.has_vlan = key.has_inner_vlan;
             key.vlan_tci = if key.has_inner_vlan {
@@ -233,8 +264,96 @@ pub fn edit_key(key: &mut FlowKey, e: Edit) {
         Edit::SetNwDst(a) if key.ip_version == 4 => key.nw_dst[..4].copy_from_slice(&a),
         Edit::SetTpSrc(p) if has_ports(key) => key.tp_src = p,
         Edit::SetTpDst(p) if has_ports(key) => key.tp_dst = p,
+        Edit::SetNwTos(t) if key.ip_version != 0 => key.nw_tos = (t & 0xfc) | (key.nw_tos & 3),
+        Edit::SetTtl(t) if key.ip_version != 0 => key.nw_ttl = t,
+        Edit::DecTtl if key.ip_version != 0 => key.nw_ttl = key.nw_ttl.saturating_sub(1),
         // Fields no lookup reads (or packets they do not apply to).
         _ => {}
+    }
+}
+
+/// A packet on its way through the tables: its key as the edits so far
+/// made it, and its registers.
+struct State<'a> {
+    in_port: u16,
+    key: &'a mut FlowKey,
+    regs: Registers,
+}
+
+/// A MAC address from the low 48 bits of `v`.
+fn mac(v: u64) -> EthernetAddress {
+    let b = v.to_be_bytes();
+    EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+impl State<'_> {
+    fn read(&self, f: Field) -> u64 {
+        f.read(self.in_port, self.key, &self.regs)
+    }
+
+    /// An edit or emission, into the translation.
+    fn op(&mut self, op: Op, observe: &mut impl FnMut(TraceStep), t: &mut Translation) {
+        if let Op::Edit(e) = op {
+            edit_key(self.key, e);
+        }
+        observe(TraceStep::Op(op));
+        t.push(op);
+    }
+
+    /// The bits of `mask` in `field` set to those of `value`: a register
+    /// here, a header field by the edit that writes it (on a packet that
+    /// has the field; nothing on others, as the `mod_*` actions).
+    fn write(
+        &mut self,
+        field: Field,
+        value: u64,
+        mask: u64,
+        observe: &mut impl FnMut(TraceStep),
+        t: &mut Translation,
+    ) {
+        let width = super::SubField::whole(field).mask();
+        let mask = mask & width;
+        let old = self.read(field);
+        let new = (old & !mask) | (value & mask);
+        match field {
+            Field::Reg(r) => {
+                if let Some(x) = self.regs.reg.get_mut(usize::from(r)) {
+                    *x = new as u32;
+                }
+                observe(TraceStep::Register { field, value: new });
+                return;
+            }
+            Field::Metadata => {
+                self.regs.metadata = new;
+                observe(TraceStep::Register { field, value: new });
+                return;
+            }
+            _ => {}
+        }
+        // Part of a header field: the rest of it is the packet's own.
+        t.reads_packet |= mask != width;
+        let mut edit = |e: Edit| self.op(Op::Edit(e), observe, t);
+        match field {
+            Field::EthSrc => edit(Edit::SetDlSrc(mac(new))),
+            Field::EthDst => edit(Edit::SetDlDst(mac(new))),
+            // OVS's TCI: the present bit says whether there is a tag.
+            Field::VlanTci if new & 0x1000 != 0 => {
+                edit(Edit::SetVid(new as u16 & 0x0fff));
+                edit(Edit::SetPcp((new >> 13) as u8 & 7));
+            }
+            Field::VlanVid if new & 0x1000 != 0 => edit(Edit::SetVid(new as u16 & 0x0fff)),
+            Field::VlanTci | Field::VlanVid => edit(Edit::StripVlan),
+            Field::VlanPcp => edit(Edit::SetPcp(new as u8 & 7)),
+            Field::IpSrc => edit(Edit::SetNwSrc((new as u32).to_be_bytes())),
+            Field::IpDst => edit(Edit::SetNwDst((new as u32).to_be_bytes())),
+            Field::IpTos => edit(Edit::SetNwTos(new as u8 & 0xfc)),
+            Field::IpDscp => edit(Edit::SetNwTos((new as u8) << 2)),
+            Field::IpTtl => edit(Edit::SetTtl(new as u8)),
+            Field::TpSrc => edit(Edit::SetTpSrc(new as u16)),
+            Field::TpDst => edit(Edit::SetTpDst(new as u16)),
+            // Read-only (the parser refuses them as destinations).
+            Field::Reg(_) | Field::Metadata | Field::EthType | Field::InPort | Field::IpProto => {}
+        }
     }
 }
 
@@ -318,6 +437,21 @@ impl FlowTables {
                     Action::ModTpSrc(p) => Step::Op(Op::Edit(Edit::SetTpSrc(*p))),
                     Action::ModTpDst(p) => Step::Op(Op::Edit(Edit::SetTpDst(*p))),
                     Action::DecTtl => Step::Op(Op::Edit(Edit::DecTtl)),
+                    Action::PushVlan(tpid) => Step::Op(Op::Edit(Edit::PushVlan(*tpid))),
+                    Action::Load { value, dst } => Step::Write {
+                        field: dst.field,
+                        value: value.checked_shl(u32::from(dst.ofs)).unwrap_or(0),
+                        mask: dst.mask(),
+                    },
+                    Action::SetField { field, value, mask } => Step::Write {
+                        field: *field,
+                        value: *value,
+                        mask: *mask,
+                    },
+                    Action::Move { src, dst } => Step::Move {
+                        src: *src,
+                        dst: *dst,
+                    },
                     Action::Resubmit(t) => Step::Resubmit(*t),
                     Action::GotoTable(t) => Step::Goto(*t),
                 });
@@ -357,7 +491,9 @@ impl FlowTables {
     /// with the rest of its burst's.
     #[inline(always)]
     pub fn place(&self, cache: &FlowCache, in_port: PortId, key: &FlowKey) -> PacketFields {
-        let p = PacketFields::new(0, ofport(in_port), key);
+        let p = self
+            .classifier
+            .place(0, ofport(in_port), key, &Registers::default());
         cache.prefetch(&p);
         p
     }
@@ -380,22 +516,28 @@ impl FlowTables {
         t.n_hits = 0;
         t.lookups = 0;
         t.overflow = false;
+        t.reads_packet = false;
         let of = ofport(in_port);
         let mut placed = Some(first);
         let mut first_mask = NO_MASK;
-        let mut lookup = |table: u8, key: &FlowKey| {
+        let mut lookup = |table: u8, key: &FlowKey, regs: &Registers| {
             let found = match placed.take() {
                 Some(p) => {
                     let (found, mask) = self.classifier.lookup_masked(cache, p);
                     first_mask = mask;
                     found
                 }
-                None => self.classifier.lookup_cached(cache, table, of, key),
+                None => self.classifier.lookup_cached(cache, table, of, key, regs),
             };
             self.count_lookup(worker, table, found.is_some());
             found
         };
-        self.run_table(&mut lookup, &mut |_| {}, 0, &mut key, t, 0);
+        let mut state = State {
+            in_port: of,
+            key: &mut key,
+            regs: Registers::default(),
+        };
+        self.run_table(&mut lookup, &mut |_| {}, 0, &mut state, t, 0);
         t.first_mask = first_mask;
     }
 
@@ -406,8 +548,22 @@ impl FlowTables {
         let mut key = *key;
         let of = ofport(in_port);
         let mut steps = Vec::new();
-        let mut lookup = |table: u8, key: &FlowKey| self.classifier.lookup(table, of, key);
-        self.run_table(&mut lookup, &mut |s| steps.push(s), 0, &mut key, &mut t, 0);
+        let mut lookup = |table: u8, key: &FlowKey, regs: &Registers| {
+            self.classifier.lookup(table, of, key, regs)
+        };
+        let mut state = State {
+            in_port: of,
+            key: &mut key,
+            regs: Registers::default(),
+        };
+        self.run_table(
+            &mut lookup,
+            &mut |s| steps.push(s),
+            0,
+            &mut state,
+            &mut t,
+            0,
+        );
         (steps, t)
     }
 
@@ -415,10 +571,10 @@ impl FlowTables {
     /// every step told to `observe` (a no-op on the fast path).
     fn run_table(
         &self,
-        lookup: &mut impl FnMut(u8, &FlowKey) -> Option<usize>,
+        lookup: &mut impl FnMut(u8, &FlowKey, &Registers) -> Option<usize>,
         observe: &mut impl FnMut(TraceStep),
         table: u8,
-        key: &mut FlowKey,
+        state: &mut State,
         t: &mut Translation,
         depth: usize,
     ) {
@@ -433,7 +589,7 @@ impl FlowTables {
         t.lookups += 1;
         // A miss: nothing happens (OpenFlow 1.3's table-miss drop in table
         // 0; after a resubmit, the caller goes on).
-        let found = lookup(table, key);
+        let found = lookup(table, state.key, &state.regs);
         observe(TraceStep::Table {
             table,
             depth,
@@ -452,17 +608,22 @@ impl FlowTables {
                 return;
             }
             match s {
-                Step::Op(op) => {
-                    if let Op::Edit(e) = op {
-                        edit_key(key, e);
-                    }
-                    observe(TraceStep::Op(op));
-                    t.push(op);
+                Step::Op(op) => state.op(op, observe, t),
+                Step::Write { field, value, mask } => {
+                    state.write(field, value, mask, observe, t);
+                }
+                Step::Move { src, dst } => {
+                    let v = state.read(src.field) >> src.ofs & (src.mask() >> src.ofs);
+                    // A packet's own field: others of its megaflow differ.
+                    t.reads_packet |=
+                        !matches!(src.field, Field::Reg(_) | Field::Metadata | Field::InPort);
+                    let value = v.checked_shl(u32::from(dst.ofs)).unwrap_or(0);
+                    state.write(dst.field, value, dst.mask(), observe, t);
                 }
                 Step::Nowhere => observe(TraceStep::Nowhere),
-                Step::Resubmit(next) => self.run_table(lookup, observe, next, key, t, depth + 1),
+                Step::Resubmit(next) => self.run_table(lookup, observe, next, state, t, depth + 1),
                 Step::Goto(next) => {
-                    self.run_table(lookup, observe, next, key, t, depth + 1);
+                    self.run_table(lookup, observe, next, state, t, depth + 1);
                     return;
                 }
             }
@@ -590,6 +751,55 @@ mod tests {
     }
 
     #[test]
+    fn registers_carry_values_between_tables_and_move_copies_header_bits() {
+        let (_, t) = tables(&[
+            "actions=load:0x5->NXM_NX_REG0[0..3],move:NXM_OF_ETH_DST[0..7]->NXM_NX_REG1[8..15],resubmit(,1)",
+            "table=1,reg0=5,reg1=0x200/0xff00,actions=set_field:00:00:00:00:00:07->eth_src,push_vlan:0x88a8,output:2",
+            "table=1,priority=1,actions=drop",
+        ]);
+        let (mut c, mut tr) = (FlowCache::default(), Translation::default());
+        let k = tagged(2);
+        let first = t.place(&c, p(0), &k);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
+        assert_eq!(tr.hits(), [0, 1]);
+        assert_eq!(
+            tr.ops(),
+            [
+                Op::Edit(Edit::SetDlSrc("00:00:00:00:00:07".parse().unwrap())),
+                Op::Edit(Edit::PushVlan(0x88a8)),
+                Op::Emit(Emit::Port(p(1))),
+            ]
+        );
+        // The trace shows the registers as they are written.
+        let (steps, _) = t.trace(p(0), &k);
+        assert!(steps.contains(&TraceStep::Register {
+            field: Field::Reg(1),
+            value: 0x200
+        }));
+    }
+
+    #[test]
+    fn a_translation_that_reads_the_packet_is_not_reused_for_its_megaflow() {
+        let mut c = FlowCache::default();
+        let mut single = |flow: &str| {
+            let (_, t) = tables(&[flow]);
+            let mut tr = Translation::default();
+            let k = tagged(2);
+            let first = t.place(&c, p(0), &k);
+            t.translate(&mut c, 0, p(0), k, &first, &mut tr);
+            tr.single_lookup().is_some()
+        };
+        assert!(single("actions=load:0x7->NXM_OF_ETH_DST[],output:2"));
+        assert!(!single(
+            "actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],output:2"
+        ));
+        assert!(!single("actions=load:0x7->NXM_OF_ETH_DST[0..7],output:2"));
+        assert!(single(
+            "actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],output:2"
+        ));
+    }
+
+    #[test]
     fn doubling_resubmits_stop_at_the_lookup_bound() {
         let (_, t) = tables(&["actions=resubmit(,0),resubmit(,0),NORMAL"]);
         let mut tr = Translation::default();
@@ -652,6 +862,36 @@ mod tests {
             hits: Vec<usize>,
             lookups: usize,
             overflow: bool,
+            regs: Registers,
+        }
+
+        /// The edits that write `new` into header field `field`, as the
+        /// OpenFlow spec words them.
+        fn edits_for(field: Field, new: u64) -> Vec<Edit> {
+            let b = new.to_be_bytes();
+            match field {
+                Field::EthSrc => vec![Edit::SetDlSrc(EthernetAddress([
+                    b[2], b[3], b[4], b[5], b[6], b[7],
+                ]))],
+                Field::EthDst => vec![Edit::SetDlDst(EthernetAddress([
+                    b[2], b[3], b[4], b[5], b[6], b[7],
+                ]))],
+                Field::VlanTci | Field::VlanVid if new & 0x1000 == 0 => vec![Edit::StripVlan],
+                Field::VlanTci => vec![
+                    Edit::SetVid((new & 0xfff) as u16),
+                    Edit::SetPcp((new >> 13) as u8),
+                ],
+                Field::VlanVid => vec![Edit::SetVid((new & 0xfff) as u16)],
+                Field::VlanPcp => vec![Edit::SetPcp(new as u8)],
+                Field::IpSrc => vec![Edit::SetNwSrc([b[4], b[5], b[6], b[7]])],
+                Field::IpDst => vec![Edit::SetNwDst([b[4], b[5], b[6], b[7]])],
+                Field::IpTos => vec![Edit::SetNwTos(b[7] & 0xfc)],
+                Field::IpDscp => vec![Edit::SetNwTos(b[7] << 2)],
+                Field::IpTtl => vec![Edit::SetTtl(b[7])],
+                Field::TpSrc => vec![Edit::SetTpSrc(u16::from_be_bytes([b[6], b[7]]))],
+                Field::TpDst => vec![Edit::SetTpDst(u16::from_be_bytes([b[6], b[7]]))],
+                _ => vec![],
+            }
         }
 
         impl Reference<'_> {
@@ -664,7 +904,8 @@ mod tests {
                     return;
                 }
                 self.lookups += 1;
-                let Some(f) = lookup_linear(self.flows, table, self.in_port, key) else {
+                let Some(f) = lookup_linear(self.flows, table, self.in_port, key, &self.regs)
+                else {
                     return;
                 };
                 let i = self.flows.iter().position(|g| std::ptr::eq(g, f)).unwrap();
@@ -676,6 +917,39 @@ mod tests {
                 for a in &f.actions {
                     if self.overflow {
                         return;
+                    }
+                    // Writes: the field's bits under the mask replaced.
+                    let write = match a {
+                        Action::Load { value, dst } => {
+                            Some((dst.field, value << dst.ofs, dst.mask()))
+                        }
+                        Action::SetField { field, value, mask } => Some((*field, *value, *mask)),
+                        Action::Move { src, dst } => {
+                            let v = (src.field.read(self.in_port, key, &self.regs) & src.mask())
+                                >> src.ofs;
+                            Some((dst.field, v << dst.ofs, dst.mask()))
+                        }
+                        _ => None,
+                    };
+                    if let Some((field, value, mask)) = write {
+                        let mask = mask & SubField::whole(field).mask();
+                        let old = field.read(self.in_port, key, &self.regs);
+                        let new = old & !mask | value & mask;
+                        match field {
+                            Field::Reg(r) => self.regs.reg[usize::from(r)] = new as u32,
+                            Field::Metadata => self.regs.metadata = new,
+                            _ => {
+                                for e in edits_for(field, new) {
+                                    edit_key(key, e);
+                                    if self.ops.len() < MAX_OPS {
+                                        self.ops.push(Op::Edit(e));
+                                    } else {
+                                        self.overflow = true;
+                                    }
+                                }
+                            }
+                        }
+                        continue;
                     }
                     let op = match a {
                         Action::Output(PortRef::Number(n)) => match port_of(*n) {
@@ -698,6 +972,10 @@ mod tests {
                         Action::ModTpSrc(p) => Op::Edit(Edit::SetTpSrc(*p)),
                         Action::ModTpDst(p) => Op::Edit(Edit::SetTpDst(*p)),
                         Action::DecTtl => Op::Edit(Edit::DecTtl),
+                        Action::PushVlan(t) => Op::Edit(Edit::PushVlan(*t)),
+                        Action::Load { .. } | Action::SetField { .. } | Action::Move { .. } => {
+                            continue
+                        }
                         Action::Resubmit(t) => {
                             self.run(*t, key, depth + 1);
                             continue;
@@ -738,6 +1016,47 @@ mod tests {
                 Just(Action::DecTtl),
                 (0u8..3).prop_map(Action::Resubmit),
                 (table + 1..4).prop_map(Action::GotoTable),
+                Just(Action::PushVlan(0x88a8)),
+                (0u64..3, 0u8..2).prop_map(|(value, r)| Action::Load {
+                    value,
+                    dst: SubField {
+                        field: Field::Reg(r),
+                        ofs: 0,
+                        n_bits: 2
+                    },
+                }),
+                (0u64..3, arb_field()).prop_map(|(value, field)| Action::SetField {
+                    field,
+                    value: value << 13 | value,
+                    mask: u64::MAX,
+                }),
+                (arb_field(), arb_field()).prop_map(|(a, b)| Action::Move {
+                    src: SubField {
+                        field: a,
+                        ofs: 0,
+                        n_bits: 3
+                    },
+                    dst: SubField {
+                        field: b,
+                        ofs: 1,
+                        n_bits: 3
+                    },
+                }),
+            ]
+        }
+
+        fn arb_field() -> impl Strategy<Value = Field> {
+            prop_oneof![
+                (0u8..2).prop_map(Field::Reg),
+                Just(Field::Metadata),
+                Just(Field::EthDst),
+                Just(Field::VlanTci),
+                Just(Field::VlanVid),
+                Just(Field::VlanPcp),
+                Just(Field::InPort),
+                Just(Field::IpSrc),
+                Just(Field::IpTtl),
+                Just(Field::TpDst),
             ]
         }
 
@@ -755,15 +1074,24 @@ mod tests {
                         mask: EthernetAddress([0xff; 6]),
                     })),
                     proptest::collection::vec(arb_action(table), 0..4),
+                    proptest::option::weighted(
+                        0.3,
+                        (0u32..3).prop_map(|value| Masked { value, mask: 3 }),
+                    ),
+                    proptest::option::weighted(
+                        0.2,
+                        (0u32..3).prop_map(|value| Masked { value, mask: 3 }),
+                    ),
                 )
                     .prop_map(
-                        move |(priority, in_port, dl_vlan, dl_dst, actions)| Flow {
+                        move |(priority, in_port, dl_vlan, dl_dst, actions, r0, r1)| Flow {
                             table,
                             priority,
                             m: Match {
                                 in_port,
                                 dl_vlan,
                                 dl_dst,
+                                regs: [r0, r1, None, None, None, None, None, None],
                                 ..Match::default()
                             },
                             actions,
@@ -774,12 +1102,20 @@ mod tests {
         }
 
         fn arb_key() -> impl Strategy<Value = FlowKey> {
-            (mac(), proptest::option::of(1u16..3)).prop_map(|(dst, vid)| FlowKey {
-                dl_dst: dst,
-                has_vlan: vid.is_some(),
-                vlan_tci: vid.unwrap_or(0),
-                dl_type: 0x88b5,
-                ..FlowKey::default()
+            (mac(), proptest::option::of(1u16..3), any::<bool>()).prop_map(|(dst, vid, ip)| {
+                let mut k = FlowKey {
+                    dl_dst: dst,
+                    has_vlan: vid.is_some(),
+                    vlan_tci: vid.unwrap_or(0),
+                    dl_type: 0x88b5,
+                    ..FlowKey::default()
+                };
+                if ip {
+                    (k.dl_type, k.ip_version, k.nw_proto, k.nw_ttl) = (0x0800, 4, 6, 2);
+                    k.nw_src[..4].copy_from_slice(&[10, 0, 0, 1]);
+                    k.tp_dst = 1;
+                }
+                k
             })
         }
 
@@ -819,6 +1155,7 @@ mod tests {
                             hits: Vec::new(),
                             lookups: 0,
                             overflow: false,
+                            regs: Registers::default(),
                         };
                         r.run(0, &mut key.clone(), 0);
                         let mut got = Translation::default();

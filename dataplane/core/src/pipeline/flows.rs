@@ -22,7 +22,7 @@ use crate::offload::wire_len;
 use crate::port::{PortId, PortMask};
 use crate::view::SwitchView;
 use crate::wire::ethernet::SwitchingHeader;
-use crate::wire::vlan::set_outer_tci;
+use crate::wire::vlan::{insert_tag_with, set_outer_tci, HEADER_LEN as TAG_LEN};
 use crate::wire::{checksum_adjust, EtherType, Tci};
 
 /// A worker's state for the flow stage: its exact-match cache, a
@@ -133,14 +133,43 @@ fn edit_ipv4(ip: &mut [u8], e: Edit, partial: bool) -> bool {
             }
             true
         }
-        Edit::DecTtl => {
-            if ip[8] <= 1 {
-                return false;
-            }
+        Edit::DecTtl | Edit::SetTtl(_) => {
+            let ttl = match e {
+                Edit::SetTtl(t) => t,
+                _ if ip[8] <= 1 => return false,
+                _ => ip[8] - 1,
+            };
             let old = [ip[8], ip[9]];
-            let new = [ip[8] - 1, ip[9]];
+            let new = [ttl, ip[9]];
             ip_sum(ip, &old, &new);
             ip[8] = new[0];
+            true
+        }
+        _ => true,
+    }
+}
+
+/// Carries out an IPv6 edit (hop limit, traffic class); false if it
+/// cannot be made.
+fn edit_ipv6(ip: &mut [u8], e: Edit) -> bool {
+    if ip.len() < 8 {
+        return false;
+    }
+    match e {
+        Edit::DecTtl if ip[7] <= 1 => false,
+        Edit::DecTtl => {
+            ip[7] -= 1;
+            true
+        }
+        Edit::SetTtl(t) => {
+            ip[7] = t;
+            true
+        }
+        // The traffic class straddles the first two bytes; ECN kept.
+        Edit::SetNwTos(tos) => {
+            let class = ((ip[0] & 0x0f) << 4 | ip[1] >> 4) & 3 | tos & 0xfc;
+            ip[0] = (ip[0] & 0xf0) | class >> 4;
+            ip[1] = (ip[1] & 0x0f) | class << 4;
             true
         }
         _ => true,
@@ -160,13 +189,7 @@ fn edit_l3<F: Frame>(f: &mut F, e: Edit) -> bool {
     };
     match EtherType(k.dl_type) {
         EtherType::IPV4 => edit_ipv4(l3, e, partial),
-        EtherType::IPV6 if e == Edit::DecTtl => match l3.get_mut(7) {
-            Some(hop) if *hop > 1 => {
-                *hop -= 1;
-                true
-            }
-            _ => false,
-        },
+        EtherType::IPV6 => edit_ipv6(l3, e),
         _ => true,
     }
 }
@@ -195,6 +218,19 @@ fn edit_vlan<F: Frame>(f: &mut F, e: Edit, tci: Option<u16>) -> bool {
     }
 }
 
+/// Pushes a tag with `tpid` and `tci` in front of the frame's tags.
+fn push_tag<F: Frame>(f: &mut F, tpid: EtherType, tci: u16) -> bool {
+    let Some(d) = f.prepend(TAG_LEN) else {
+        return false;
+    };
+    if insert_tag_with(d, tpid, Tci(tci)).is_ok() {
+        return true;
+    }
+    // Undo the room made for the tag.
+    f.adj(TAG_LEN);
+    false
+}
+
 /// Carries out one edit on a frame's bytes; false if it cannot be made.
 #[inline]
 pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
@@ -205,6 +241,10 @@ pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
                 Err(_) => false,
             }
         }
+        Edit::PushVlan(tpid) => match SwitchingHeader::parse(f.data(), None) {
+            Ok(h) => push_tag(f, EtherType(tpid), h.outer_tci.unwrap_or(0)),
+            Err(_) => false,
+        },
         Edit::SetDlDst(a) => set_bytes(f, 0, &a.0),
         Edit::SetDlSrc(a) => set_bytes(f, 6, &a.0),
         Edit::SetNwSrc(_)
@@ -212,6 +252,7 @@ pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
         | Edit::SetNwTos(_)
         | Edit::SetTpSrc(_)
         | Edit::SetTpDst(_)
+        | Edit::SetTtl(_)
         | Edit::DecTtl => edit_l3(f, e),
     }
 }

@@ -1227,6 +1227,12 @@ mod flow_stage {
         "priority=1,actions=drop",
         "table=1,priority=5,udp,actions=dec_ttl,output:2",
         "table=1,priority=1,actions=mod_dl_dst:02:00:00:00:00:09",
+        // Values from the packet: frames of one megaflow edited apart.
+        "priority=45,udp,tp_src=1001,actions=move:NXM_OF_IP_SRC[0..7]->NXM_OF_ETH_DST[0..7],output:2",
+        "priority=44,udp,tp_src=1000,actions=push_vlan:0x88a8,set_field:5->nw_ttl,load:0x3->NXM_OF_ETH_SRC[0..1],output:3",
+        "priority=42,dl_dst=00:00:00:00:00:01,actions=load:0x7->NXM_NX_REG2[],move:NXM_OF_IP_SRC[0..3]->NXM_NX_REG3[0..3],resubmit(,2)",
+        "table=2,reg2=7,reg3=7,actions=set_field:4->ip_dscp,output:4",
+        "table=2,reg2=7,priority=1,actions=output:5",
     ];
 
     fn tables(pick: &[bool]) -> (Vec<Flow>, FlowTables) {

@@ -12,6 +12,7 @@ use crate::acl::{is_icmp, AclRule, Direction, PortAcl, Prefix, Remote};
 use crate::conntrack::{ConnTable, CtState};
 use crate::flow_key::{FlowKey, ParseDepth};
 use crate::flow_table::program::{Edit, Emit, FlowId, FlowTables, Op, TraceStep};
+use crate::flow_table::Field;
 use crate::frame::mem::MemFrame;
 use crate::frame::Frame;
 use crate::port::PortId;
@@ -65,6 +66,8 @@ fn trace_flows(
                     Edit::SetTpSrc(p) => format!("mod_tp_src:{p}"),
                     Edit::SetTpDst(p) => format!("mod_tp_dst:{p}"),
                     Edit::DecTtl => "dec_ttl".to_owned(),
+                    Edit::SetTtl(t) => format!("mod_nw_ttl:{t}"),
+                    Edit::PushVlan(t) => format!("push_vlan:{t:#06x}"),
                 }
             ),
             TraceStep::Op(Op::Emit(e)) => format!(
@@ -77,6 +80,10 @@ fn trace_flows(
                     Emit::All => "ALL".to_owned(),
                 }
             ),
+            TraceStep::Register { field, value } => match field {
+                Field::Reg(r) => format!("    reg{r}={value:#x}"),
+                _ => format!("    metadata={value:#x}"),
+            },
             TraceStep::Nowhere => "    output to a port not on the bridge: nothing".to_owned(),
             TraceStep::TooDeep => "    resubmits nested too deep".to_owned(),
         });

@@ -354,12 +354,18 @@ const ADDRESSES_LEN: usize = 12;
 /// are not even room and addresses.
 #[inline(always)]
 pub fn insert_tag(frame: &mut [u8], tci: Tci) -> Result<()> {
+    insert_tag_with(frame, EtherType::VLAN, tci)
+}
+
+/// [`insert_tag`] with TPID `tpid` (0x88a8 for an S-tag).
+#[inline(always)]
+pub fn insert_tag_with(frame: &mut [u8], tpid: EtherType, tci: Tci) -> Result<()> {
     if frame.len() < HEADER_LEN + ADDRESSES_LEN + 2 {
         return Err(WireError::Truncated);
     }
     frame.copy_within(HEADER_LEN..HEADER_LEN + ADDRESSES_LEN, 0);
     let mut eth = super::EthernetFrame::new_unchecked(&mut *frame);
-    eth.set_ethertype(EtherType::VLAN);
+    eth.set_ethertype(tpid);
     VlanTag::new_unchecked(&mut frame[super::ethernet::HEADER_LEN..]).set_tci(tci);
     Ok(())
 }
