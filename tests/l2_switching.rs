@@ -916,6 +916,165 @@ fn registers_pushed_tags_set_field_and_the_newer_matches_on_the_wire() {
     }
 }
 
+/// An IPv4 frame from `src` to `dst` (MACs, then addresses), tagged
+/// `vlan` if given, carrying `l4` of protocol `proto`; checksum right.
+fn ipv4_frame(
+    macs: ([u8; 6], [u8; 6]),
+    vlan: Option<u16>,
+    proto: u8,
+    ips: ([u8; 4], [u8; 4]),
+    l4: &[u8],
+) -> Vec<u8> {
+    let mut f = macs.1.to_vec();
+    f.extend_from_slice(&macs.0);
+    if let Some(v) = vlan {
+        f.extend_from_slice(&[0x81, 0]);
+        f.extend_from_slice(&v.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0]);
+    let total = (20 + l4.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+    ip.extend_from_slice(&ips.0);
+    ip.extend_from_slice(&ips.1);
+    let sum = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(l4);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+/// Neutron's OVS agent and native firewall flows (shared/docs
+/// NEUTRON-OVS-FLOWS.md, the `sg` variant: port security and a stateful
+/// group allowing egress, ingress TCP 22 and ICMP), loaded verbatim: the
+/// policy holds on the wire through `ct`, registers and resubmits.
+#[test]
+fn neutrons_firewall_flows_verbatim_enforce_its_policy_on_the_wire() {
+    let _g = serial();
+    let dir = TempDir::new("nflows");
+    let (vm_ip, remote_ip) = ([10, 0, 0, 5], [10, 0, 0, 9]);
+    // The flows as bench.py gives them to OVS: local VLAN 2, provider
+    // VLAN 3029, the VM's MAC A and IP 10.0.0.5; persisted before start,
+    // so the first frames already meet them.
+    let subst = |t: &str| {
+        t.replace("{lv}", "2")
+            .replace("{pv}", "3029")
+            .replace("{mac}", "fa:16:3e:00:00:0a")
+            .replace("{ip}", "10.0.0.5")
+    };
+    let text = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; sys.path.insert(0, 'scripts'); import bench; \
+             print(bench.NEUTRON_OVS_FLOWS['br-int common'] + bench.NEUTRON_OVS_FLOWS['br-int sg'])",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3");
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let flows = subst(&String::from_utf8(text.stdout).unwrap());
+    assert!(
+        flows.lines().filter(|l| l.contains("ct(")).count() >= 6,
+        "{flows}"
+    );
+    std::fs::create_dir_all(dir.path("state/flows")).unwrap();
+    std::fs::write(dir.path("state/flows/br-int.flows"), &flows).unwrap();
+
+    let udp = |sp: u16, dp: u16| {
+        let mut l4 = sp.to_be_bytes().to_vec();
+        l4.extend_from_slice(&dp.to_be_bytes());
+        l4.extend_from_slice(&[0, 12, 0, 0, 1, 2, 3, 4]);
+        l4
+    };
+    let syn = |dp: u16| {
+        let mut l4 = 5555u16.to_be_bytes().to_vec();
+        l4.extend_from_slice(&dp.to_be_bytes());
+        l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        l4
+    };
+    let echo = [8, 0, 0xf7, 0xfd, 0, 1, 0, 1];
+    // From the VM (ofport 1, access VLAN 2): a DNS query, and one with a
+    // spoofed source address.
+    let egress = vec![
+        ipv4_frame((A, B), None, 17, (vm_ip, remote_ip), &udp(4000, 53)),
+        ipv4_frame((A, B), None, 17, ([10, 0, 0, 6], remote_ip), &udp(4000, 53)),
+    ];
+    // Towards it on the local VLAN, from a third port (table 0's
+    // priority-0 flow): SSH, HTTP, the DNS answer, a UDP packet of no
+    // connection, a ping.
+    let ingress = vec![
+        ipv4_frame((B, A), Some(2), 6, (remote_ip, vm_ip), &syn(22)),
+        ipv4_frame((B, A), Some(2), 6, (remote_ip, vm_ip), &syn(80)),
+        ipv4_frame((B, A), Some(2), 17, (remote_ip, vm_ip), &udp(53, 4000)),
+        ipv4_frame((B, A), Some(2), 17, (remote_ip, vm_ip), &udp(53, 4001)),
+        ipv4_frame((B, A), Some(2), 1, (remote_ip, vm_ip), &echo),
+    ];
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br-int\"\n{}{}",
+        config_head(&dir, "nflows"),
+        rx_port(&dir, 0, "vm", &egress, "tag = 2"),
+        tx_port(&dir, 1, "up", "trunks = [2]"),
+    );
+    let sw = Switch::start(&dir, &cfg);
+    sw.wait_for("the VM's 2 frames", |s| {
+        s.iter().any(|p| p.name == "vm" && p.rx_packets == 2)
+    });
+    add_rx_port(&sw, &dir, 2, "br-int", "in", &ingress);
+    sw.wait_for("5 frames towards the VM", |s| {
+        s.iter().any(|p| p.name == "in" && p.rx_packets == 5)
+    });
+    let dump = ctl_ok(&sw, &["dump-flows", "br-int", "table=82"]);
+    let trace = ctl_ok(
+        &sw,
+        &[
+            "trace",
+            "br-int",
+            "in_port=in,dl_vlan=2,udp,dl_src=fa:16:3e:00:00:0b,dl_dst=fa:16:3e:00:00:0a,\
+             nw_src=10.0.0.9,nw_dst=10.0.0.5,tp_src=53,tp_dst=4000",
+        ],
+    );
+    assert!(sw.stop().success());
+
+    let untag = |f: &[u8]| [&f[..12], &f[16..]].concat();
+    let (vm, up) = (sent(&dir, "vm"), sent(&dir, "up"));
+    assert_eq!(
+        vm,
+        [untag(&ingress[0]), untag(&ingress[2]), untag(&ingress[4])],
+        "SSH, the DNS answer and the ping reach the VM, untagged; HTTP and the stray UDP do not"
+    );
+    let mut query = egress[0].clone();
+    query.splice(12..12, [0x81, 0, 0, 2]);
+    query.truncate(egress[0].len() + 4);
+    assert_eq!(
+        up,
+        [query],
+        "the query leaves tagged 2; the spoofed one does not"
+    );
+    assert_eq!(n_packets(&dump, "tp_dst=22 actions=ct(commit"), 1, "{dump}");
+    assert_eq!(
+        n_packets(&dump, "ct_state=+est-rel+rpl,ct_zone=2"),
+        1,
+        "{dump}"
+    );
+    assert_eq!(n_packets(&dump, "priority=40,ct_state=-est"), 2, "{dump}");
+    // A trace of another DNS answer: a reply of a tracked connection.
+    assert!(
+        trace.contains("ct: zone 2, ct_state +est|+rpl|+trk"),
+        "{trace}"
+    );
+    assert!(trace.contains("output:1"), "{trace}");
+}
+
 #[test]
 fn flows_survive_a_restart_but_volatile_ones_do_not_and_bad_flows_are_refused_whole() {
     let _g = serial();

@@ -358,6 +358,7 @@ impl Worker {
             let c = flows(
                 &snap.view,
                 tables,
+                snap.conntrack.as_deref(),
                 &mut local.flow_scratch,
                 self.index,
                 in_port,

@@ -387,6 +387,14 @@ impl BridgeFlows {
         n
     }
 
+    /// Any flow has a `ct` action (the switch then needs its connection
+    /// table).
+    pub fn uses_conntrack(&self) -> bool {
+        self.records
+            .iter()
+            .any(|r| r.flow.actions.iter().any(|a| matches!(a, Action::Ct(_))))
+    }
+
     /// Any flow has a timeout (the control thread checks them each second).
     pub fn has_timeouts(&self) -> bool {
         self.records

@@ -395,13 +395,19 @@ impl Daemon {
         for e in &plan.refused {
             error!("snapshot: {e}");
         }
-        if plan.view.any_secured() && self.conntrack.is_none() {
+        let flows_ct = self.bridges.iter().any(|b| b.flows.uses_conntrack());
+        if (plan.view.any_secured() || flows_ct) && self.conntrack.is_none() {
             let max = self.cfg.conntrack.max_connections;
             let ct = dataplane::conntrack::ConnTable::new(max, self.cfg.conntrack.timeouts);
             info!(
                 max_connections = max,
                 mib = (ct.bytes_per_connection() * max) >> 20,
-                "connection tracker up: a port has port security"
+                "connection tracker up: {}",
+                if flows_ct {
+                    "a flow has a ct action"
+                } else {
+                    "a port has port security"
+                }
             );
             self.conntrack = Some(Arc::new(ct));
         }

@@ -197,6 +197,8 @@ pub struct Conn {
     pub state: ConnState,
     /// The table's clock at its last packet.
     pub last_seen: u32,
+    /// OVS's `ct_mark`: set by `ct(commit,exec(...))` flows, 0 at first.
+    pub mark: u32,
 }
 
 /// A key's place in one table's index (from [`ConnTable::slot`]).
@@ -684,6 +686,7 @@ impl ConnTable {
             key,
             state,
             last_seen: self.now(),
+            mark: 0,
         });
         for (home, b, s, t, dir) in [(h0, b0, s0, t0, 0), (h1, b1, s1, t1, 1)] {
             self.buckets[b].entries[s].store(idx << 1 | dir, Ordering::Relaxed);

@@ -92,15 +92,45 @@ impl ConnTable {
     }
 
     fn track_in(&self, cache: Option<&mut ConnCache>, slot: CtSlot, p: &CtPacket) -> CtState {
+        self.track_marked(cache, slot, p).0
+    }
+
+    /// [`track_cached`](Self::track_cached), and the connection's
+    /// `ct_mark` (0 for a packet of none; for an ICMP error, its
+    /// connection's).
+    pub fn track_marked(
+        &self,
+        cache: Option<&mut ConnCache>,
+        slot: CtSlot,
+        p: &CtPacket,
+    ) -> (CtState, u32) {
         if let L4::IcmpError(quoted) = p.l4 {
-            return self.related(&quoted);
+            let mark = self.find(&quoted, |_, c| c.mark).unwrap_or(0);
+            return (self.related(&quoted), mark);
         }
         let now = self.now();
         let seen = self.find_cached(cache, slot, &p.key, |dir, c| {
             c.last_seen = now;
-            advance(dir, c, p)
+            (advance(dir, c, p), c.mark)
         });
-        seen.unwrap_or_else(|| untracked_state(p))
+        seen.unwrap_or_else(|| (untracked_state(p), 0))
+    }
+
+    /// [`peek`](Self::peek), and the connection's `ct_mark`.
+    pub fn peek_marked(&self, p: &CtPacket) -> (CtState, u32) {
+        if let L4::IcmpError(quoted) = p.l4 {
+            let mark = self.find(&quoted, |_, c| c.mark).unwrap_or(0);
+            return (self.related(&quoted), mark);
+        }
+        self.find(&p.key, |dir, c| (advance(dir, &mut c.clone(), p), c.mark))
+            .unwrap_or_else(|| (untracked_state(p), 0))
+    }
+
+    /// Sets the bits of `mask` in the `ct_mark` of `key`'s connection to
+    /// `value`'s; false if it is not tracked.
+    pub fn set_mark(&self, key: &ConnKey, value: u32, mask: u32) -> bool {
+        self.find(key, |_, c| c.mark = (c.mark & !mask) | (value & mask))
+            .is_some()
     }
 
     /// The state `p` would get, without changing anything (for `trace`):

@@ -28,8 +28,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// 0x1000 for a tag, VID), dl_type 2, nw_proto 1, flags 1, nw_src 4,
 /// nw_dst 4 (IPv4 or ARP), tp_src 2, tp_dst 2. The wide part: nw_tos 1,
 /// nw_ttl 1, tcp_flags 2, ipv6_label 4, arp_sha 6 (+2), arp_tha 6 (+2),
-/// ipv6_src 16, ipv6_dst 16, nd_target 16, metadata 8, reg0..reg7 4 each.
-const LEN: usize = 144;
+/// ipv6_src 16, ipv6_dst 16, nd_target 16, metadata 8, reg0..reg7 4 each,
+/// ct_state 1, ct_zone 2, ct_mark 4 (+9).
+const LEN: usize = 160;
 /// Bytes of the narrow part.
 const NARROW: usize = 32;
 type Fields = [u8; LEN];
@@ -57,6 +58,9 @@ mod at {
     pub const ND_TARGET: usize = 88;
     pub const METADATA: usize = 104;
     pub const REGS: usize = 112;
+    pub const CT_STATE: usize = 144;
+    pub const CT_ZONE: usize = 145;
+    pub const CT_MARK: usize = 147;
 }
 const IP_OR_ARP: u8 = 1;
 const NOT_LATER_FRAGMENT: u8 = 2;
@@ -154,6 +158,9 @@ fn packet_fields(in_port: u16, key: &FlowKey, regs: &Registers, wide: bool) -> F
             let o = at::REGS + 4 * r;
             f[o..o + 4].copy_from_slice(&v.to_be_bytes());
         }
+        f[at::CT_STATE] = regs.ct_state;
+        f[at::CT_ZONE..at::CT_ZONE + 2].copy_from_slice(&regs.ct_zone.to_be_bytes());
+        f[at::CT_MARK..at::CT_MARK + 4].copy_from_slice(&regs.ct_mark.to_be_bytes());
     }
     f
 }
@@ -268,6 +275,15 @@ fn match_fields(m: &Match) -> Option<(Fields, Fields)> {
                 &x.mask.to_be_bytes(),
             );
         }
+    }
+    if let Some(x) = m.ct_state {
+        put(at::CT_STATE, &[x.value], &[x.mask]);
+    }
+    if let Some(z) = m.ct_zone {
+        put(at::CT_ZONE, &z.to_be_bytes(), &[0xff; 2]);
+    }
+    if let Some(x) = m.ct_mark {
+        put(at::CT_MARK, &x.value.to_be_bytes(), &x.mask.to_be_bytes());
     }
     (!contradiction).then_some((v, k))
 }
@@ -1098,14 +1114,30 @@ mod tests {
                 some(masked(0u32..3, prop_oneof![Just(u32::MAX), Just(2)]).boxed()),
                 some(masked(0u64..2, prop_oneof![Just(u64::MAX), Just(1)]).boxed()),
             ),
+            (
+                some(
+                    masked(
+                        prop_oneof![Just(0x21u8), Just(0x22), Just(0)],
+                        prop_oneof![Just(0x21u8), Just(0x20), Just(0x3f)],
+                    )
+                    .boxed(),
+                ),
+                some(prop_oneof![Just(0u16), Just(5)].boxed()),
+                some(masked(0u32..2, prop_oneof![Just(u32::MAX), Just(1)]).boxed()),
+            ),
         )
             .prop_map(
-                move |((tos, ttl, flags, sha, tha), (s6, d6, label, nd, r0, r5, meta))| {
+                move |(
+                    (tos, ttl, flags, sha, tha),
+                    (s6, d6, label, nd, r0, r5, meta),
+                    (ct_state, ct_zone, ct_mark),
+                )| {
                     let mut m = m.clone();
                     (m.nw_tos, m.nw_ttl, m.tcp_flags, m.arp_sha, m.arp_tha) =
                         (tos, ttl, flags, sha, tha);
                     (m.ipv6_src, m.ipv6_dst, m.ipv6_label, m.nd_target) = (s6, d6, label, nd);
                     (m.regs[0], m.regs[5], m.metadata) = (r0, r5, meta);
+                    (m.ct_state, m.ct_zone, m.ct_mark) = (ct_state, ct_zone, ct_mark);
                     m
                 },
             )
@@ -1131,6 +1163,7 @@ mod tests {
                 (None, None, None, None, None);
             (m.ipv6_src, m.ipv6_dst, m.ipv6_label, m.nd_target) = (None, None, None, None);
             (m.regs, m.metadata) = ([None; REGISTERS], None);
+            (m.ct_state, m.ct_zone, m.ct_mark) = (None, None, None);
         }
     }
 
@@ -1154,7 +1187,14 @@ mod tests {
                 63u8..65,
                 prop_oneof![Just(0x02u8), Just(0x10), Just(0x12), Just(0)],
                 (mac(), mac(), ip6(), ip6(), 0u32..2, ip6()),
-                (0u32..3, 0u32..3, 0u64..2),
+                (
+                    0u32..3,
+                    0u32..3,
+                    0u64..2,
+                    prop_oneof![Just(0u8), Just(0x21), Just(0x22), Just(0x2a)],
+                    prop_oneof![Just(0u16), Just(5)],
+                    0u32..2,
+                ),
             ),
         )
             .prop_map(
@@ -1163,7 +1203,7 @@ mod tests {
                     (src, dst, vlan),
                     (dl_type, s, d),
                     (proto, sp, dp, frag),
-                    (tos, ttl, flags, (sha, tha, s6, d6, label, nd), (r0, r5, meta)),
+                    (tos, ttl, flags, (sha, tha, s6, d6, label, nd), (r0, r5, meta, cts, ctz, ctm)),
                 )| {
                     let mut k = FlowKey {
                         dl_src: EthernetAddress(src),
@@ -1207,6 +1247,9 @@ mod tests {
                     }
                     let mut regs = Registers {
                         metadata: meta,
+                        ct_state: cts,
+                        ct_zone: ctz,
+                        ct_mark: ctm,
                         ..Registers::default()
                     };
                     (regs.reg[0], regs.reg[5]) = (r0, r5);

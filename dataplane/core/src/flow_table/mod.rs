@@ -85,16 +85,59 @@ pub struct Match {
     /// packet enters table 0, set by `load`, `set_field` and `move`.
     pub regs: [Option<Masked<u32>>; REGISTERS],
     pub metadata: Option<Masked<u64>>,
+    /// Connection tracking, as a `ct(table=...)` action leaves it: the
+    /// state bits (`+trk+new`, ...), the zone and the connection's mark.
+    pub ct_state: Option<Masked<u8>>,
+    pub ct_zone: Option<u16>,
+    pub ct_mark: Option<Masked<u32>>,
 }
 
 /// Registers `reg0` to `reg7`, as OVS has them.
 pub const REGISTERS: usize = 8;
 
-/// A packet's registers and metadata on its way through the tables.
+/// A packet's registers, metadata and connection-tracking fields on its
+/// way through the tables (all 0, untracked, in table 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Registers {
     pub reg: [u32; REGISTERS],
     pub metadata: u64,
+    pub ct_state: u8,
+    pub ct_zone: u16,
+    pub ct_mark: u32,
+}
+
+/// `ct_state` bits, as OVS numbers them.
+pub mod ct_state {
+    pub const NEW: u8 = 0x01;
+    pub const EST: u8 = 0x02;
+    pub const REL: u8 = 0x04;
+    pub const RPL: u8 = 0x08;
+    pub const INV: u8 = 0x10;
+    pub const TRK: u8 = 0x20;
+    /// Their names in bit order (`ct_state=+trk+new`).
+    pub const NAMES: [&str; 6] = ["new", "est", "rel", "rpl", "inv", "trk"];
+}
+
+/// The zone of a `ct` action: a number, or bits of a field
+/// (`zone=NXM_NX_REG6[0..15]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CtZone {
+    Value(u16),
+    Field(SubField),
+}
+
+/// OVS's `ct(...)`: the packet through connection tracking in `zone`;
+/// with `commit`, its connection tracked from now on (and its mark set
+/// as `exec(...)` says); with `table`, the packet continues in that table
+/// with the `ct_*` fields set, then the actions after this one go on
+/// with them as they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ct {
+    pub commit: bool,
+    pub table: Option<u8>,
+    pub zone: CtZone,
+    /// `exec(set_field:V/M->ct_mark)` (or `load` into it).
+    pub mark: Option<Masked<u32>>,
 }
 
 /// What a flow does with a packet it matches, in order.
@@ -149,6 +192,10 @@ pub enum Action {
         src: SubField,
         dst: SubField,
     },
+    /// Connection tracking (`ct(...)`).
+    Ct(Ct),
+    /// The `ct_*` fields back to untracked.
+    CtClear,
     /// Looks the packet up in table T and runs that flow's actions here.
     Resubmit(u8),
     /// Continues in table T (a later one) with what it has.
@@ -179,13 +226,19 @@ pub enum Field {
     IpProto,
     TpSrc,
     TpDst,
+    CtState,
+    CtZone,
+    /// Written only by `ct(commit,exec(...))`.
+    CtMark,
 }
 
 impl Field {
     /// The field's width in bits.
     pub fn bits(self) -> u8 {
         match self {
-            Field::Reg(_) | Field::IpSrc | Field::IpDst => 32,
+            Field::Reg(_) | Field::IpSrc | Field::IpDst | Field::CtMark => 32,
+            Field::CtZone => 16,
+            Field::CtState => 8,
             Field::Metadata => 64,
             Field::EthSrc | Field::EthDst => 48,
             Field::VlanTci | Field::EthType | Field::InPort | Field::TpSrc | Field::TpDst => 16,
@@ -198,7 +251,15 @@ impl Field {
 
     /// Whether an action may write it (the rest are read-only, as in OVS).
     pub fn writable(self) -> bool {
-        !matches!(self, Field::EthType | Field::InPort | Field::IpProto)
+        !matches!(
+            self,
+            Field::EthType
+                | Field::InPort
+                | Field::IpProto
+                | Field::CtState
+                | Field::CtZone
+                | Field::CtMark
+        )
     }
 
     /// The field's value in a packet with `key` from `in_port`, with
@@ -234,6 +295,9 @@ impl Field {
             Field::IpProto if key.ip_version != 0 => u64::from(key.nw_proto),
             Field::TpSrc if ports => u64::from(key.tp_src),
             Field::TpDst if ports => u64::from(key.tp_dst),
+            Field::CtState => u64::from(regs.ct_state),
+            Field::CtZone => u64::from(regs.ct_zone),
+            Field::CtMark => u64::from(regs.ct_mark),
             _ => 0,
         }
     }
@@ -355,7 +419,14 @@ impl Match {
                 .all(|(m, r)| m.is_none_or(|m| r & m.mask == m.value & m.mask))
             && self
                 .metadata
-                .is_none_or(|m| regs.metadata & m.mask == m.value & m.mask);
+                .is_none_or(|m| regs.metadata & m.mask == m.value & m.mask)
+            && self
+                .ct_state
+                .is_none_or(|m| regs.ct_state & m.mask == m.value & m.mask)
+            && self.ct_zone.is_none_or(|z| regs.ct_zone == z)
+            && self
+                .ct_mark
+                .is_none_or(|m| regs.ct_mark & m.mask == m.value & m.mask);
         extra && self.matches_base(in_port, key)
     }
 

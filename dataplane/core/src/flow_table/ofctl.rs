@@ -14,7 +14,8 @@
 //! dumped line can be added again unchanged.
 
 use super::{
-    Action, Field, Flow, Masked, Match, PortRef, SubField, VlanMatch, MAX_TABLE, REGISTERS,
+    ct_state, Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, SubField, VlanMatch,
+    MAX_TABLE, REGISTERS,
 };
 use crate::wire::{EtherType, EthernetAddress};
 use std::fmt::Write;
@@ -222,6 +223,9 @@ fn field_named(name: &str) -> Option<Field> {
         "ip_proto" | "nw_proto" | "nxm_of_ip_proto" => Field::IpProto,
         "tcp_src" | "udp_src" | "tp_src" | "nxm_of_tcp_src" | "nxm_of_udp_src" => Field::TpSrc,
         "tcp_dst" | "udp_dst" | "tp_dst" | "nxm_of_tcp_dst" | "nxm_of_udp_dst" => Field::TpDst,
+        "ct_state" | "nxm_nx_ct_state" => Field::CtState,
+        "ct_zone" | "nxm_nx_ct_zone" => Field::CtZone,
+        "ct_mark" | "nxm_nx_ct_mark" => Field::CtMark,
         _ => return None,
     })
 }
@@ -246,6 +250,9 @@ fn nxm_name(f: Field) -> String {
         Field::IpProto => "NXM_OF_IP_PROTO".into(),
         Field::TpSrc => "NXM_OF_TCP_SRC".into(),
         Field::TpDst => "NXM_OF_TCP_DST".into(),
+        Field::CtState => "NXM_NX_CT_STATE".into(),
+        Field::CtZone => "NXM_NX_CT_ZONE".into(),
+        Field::CtMark => "NXM_NX_CT_MARK".into(),
     }
 }
 
@@ -269,6 +276,9 @@ fn field_name(f: Field) -> String {
         Field::IpProto => "ip_proto".into(),
         Field::TpSrc => "tcp_src".into(),
         Field::TpDst => "tcp_dst".into(),
+        Field::CtState => "ct_state".into(),
+        Field::CtZone => "ct_zone".into(),
+        Field::CtMark => "ct_mark".into(),
     }
 }
 
@@ -433,6 +443,153 @@ fn format_set_field(field: Field, value: u64, mask: u64) -> String {
     }
 }
 
+/// `ct_state=+trk+new-est` (these set, those clear, the rest any) or
+/// `ct_state=0x21/0x21`.
+fn ct_state_flags(at: usize, s: &str) -> Result<Masked<u8>, OfctlError> {
+    if !s.starts_with(['+', '-']) {
+        let (v, m) = number_masked(at, "ct_state", s, 0xff)?;
+        if m > 0x3f {
+            return err(
+                at,
+                "ct_state: only new, est, rel, rpl, inv and trk (0x01-0x20)",
+            );
+        }
+        return Ok(Masked {
+            value: v as u8,
+            mask: m as u8,
+        });
+    }
+    let (mut value, mut mask) = (0u8, 0u8);
+    let mut rest = s;
+    while let Some(sign) = rest.chars().next() {
+        let body = &rest[1..];
+        let end = body.find(['+', '-']).unwrap_or(body.len());
+        let name = body[..end].to_ascii_lowercase();
+        let Some(bit) = ct_state::NAMES.iter().position(|f| *f == name) else {
+            return err(
+                at,
+                format!("ct_state: unknown flag {name:?} (new, est, rel, rpl, inv or trk)"),
+            );
+        };
+        let bit = 1u8 << bit;
+        if mask & bit != 0 {
+            return err(at, format!("ct_state: {name} is given twice"));
+        }
+        mask |= bit;
+        if sign == '+' {
+            value |= bit;
+        }
+        rest = &body[end..];
+    }
+    Ok(Masked { value, mask })
+}
+
+/// The inside of `ct(...)`: `commit`, `table=N`, `zone=N` or
+/// `zone=FIELD[16 bits]`, `exec(...)` setting `ct_mark`.
+fn parse_ct(at: usize, inner: &str) -> Result<Action, OfctlError> {
+    let mut ct = Ct {
+        commit: false,
+        table: None,
+        zone: CtZone::Value(0),
+        mark: None,
+    };
+    for (_, arg) in pieces(inner, 0) {
+        let lower = arg.to_ascii_lowercase();
+        if lower == "commit" {
+            ct.commit = true;
+        } else if let Some(t) = lower.strip_prefix("table=") {
+            ct.table = Some(number(at, "ct table", t, u64::from(MAX_TABLE))? as u8);
+        } else if let Some(z) = arg.get(5..).filter(|_| lower.starts_with("zone=")) {
+            ct.zone = if z.starts_with(|c: char| c.is_ascii_digit()) {
+                CtZone::Value(number(at, "ct zone", z, 0xffff)? as u16)
+            } else {
+                let f = subfield(at, z)?;
+                if f.n_bits != 16 {
+                    return err(at, format!("ct: zone={z} is {} bits, a zone 16", f.n_bits));
+                }
+                CtZone::Field(f)
+            };
+        } else if let Some(body) = arg
+            .get(5..arg.len().saturating_sub(1))
+            .filter(|_| lower.starts_with("exec(") && lower.ends_with(')'))
+        {
+            for (_, a) in pieces(body, 0) {
+                let l = a.to_ascii_lowercase();
+                let mark = if let Some(x) = a.get(5..).filter(|_| l.starts_with("load:")) {
+                    let Some((v, d)) = x.split_once("->") else {
+                        return err(at, "ct exec: write load:VALUE->NXM_NX_CT_MARK[BITS]");
+                    };
+                    let d = subfield(at, d)?;
+                    let v = number(at, "load", v, u64::MAX)?;
+                    if d.field != Field::CtMark || v >> d.n_bits != 0 {
+                        return err(at, "ct exec: only a load into ct_mark (that fits)");
+                    }
+                    Masked {
+                        value: (v << d.ofs) as u32,
+                        mask: d.mask() as u32,
+                    }
+                } else if let Some(x) = a.get(10..).filter(|_| l.starts_with("set_field:")) {
+                    match x.rsplit_once("->") {
+                        Some((v, f)) if field_named(f) == Some(Field::CtMark) => {
+                            let (v, m) = number_masked(at, "ct_mark", v, u64::from(u32::MAX))?;
+                            Masked {
+                                value: v as u32,
+                                mask: m as u32,
+                            }
+                        }
+                        _ => return err(at, "ct exec: only set_field:VALUE->ct_mark"),
+                    }
+                } else {
+                    return err(
+                        at,
+                        format!("ct exec: {a:?} (only setting ct_mark is supported)"),
+                    );
+                };
+                ct.mark = Some(mark);
+            }
+        } else {
+            return err(
+                at,
+                format!("ct: {arg:?} is not supported (commit, table=, zone=, exec(...))"),
+            );
+        }
+    }
+    if ct.mark.is_some() && !ct.commit {
+        return err(at, "ct: exec(...) needs commit");
+    }
+    Ok(Action::Ct(ct))
+}
+
+/// `ct(...)` as `ovs-ofctl` writes it.
+fn format_ct(out: &mut String, ct: &Ct) {
+    let mut parts: Vec<String> = Vec::new();
+    if ct.commit {
+        parts.push("commit".into());
+    }
+    if let Some(t) = ct.table {
+        parts.push(format!("table={t}"));
+    }
+    match ct.zone {
+        CtZone::Value(0) => {}
+        CtZone::Value(z) => parts.push(format!("zone={z}")),
+        CtZone::Field(f) => parts.push(format!("zone={}", format_subfield(&f))),
+    }
+    match ct.mark {
+        Some(m) if m.mask == u32::MAX && m.value == 0 => {
+            parts.push("exec(load:0->NXM_NX_CT_MARK[])".into())
+        }
+        Some(m) if m.mask == u32::MAX => {
+            parts.push(format!("exec(load:{:#x}->NXM_NX_CT_MARK[])", m.value))
+        }
+        Some(m) => parts.push(format!(
+            "exec(set_field:{:#x}/{:#x}->ct_mark)",
+            m.value, m.mask
+        )),
+        None => {}
+    }
+    write!(out, "ct({})", parts.join(",")).ok();
+}
+
 fn port(s: &str) -> PortRef {
     match s.parse::<u16>() {
         Ok(n) => PortRef::Number(n),
@@ -587,6 +744,7 @@ pub fn parse_flow(text: &str) -> Result<Flow, OfctlError> {
     }
     let p = h.pattern;
     let table = p.table.unwrap_or(0);
+    let actions = parse_actions(&text[eq..], eq, table, is_ip(&p.m))?;
     Ok(Flow {
         table,
         priority: p.priority.unwrap_or(super::DEFAULT_PRIORITY),
@@ -594,7 +752,7 @@ pub fn parse_flow(text: &str) -> Result<Flow, OfctlError> {
         idle_timeout: h.idle.unwrap_or(0),
         hard_timeout: h.hard.unwrap_or(0),
         m: p.m,
-        actions: parse_actions(&text[eq..], eq, table)?,
+        actions,
     })
 }
 
@@ -614,7 +772,7 @@ pub fn parse_flow_mod(text: &str) -> Result<(Pattern, Vec<Action>), OfctlError> 
         return err(text.len(), "no actions= (the actions the flows get)");
     };
     let p = parse_head(&text[..head_end])?.pattern;
-    let actions = parse_actions(&text[eq..], eq, p.table.unwrap_or(0))?;
+    let actions = parse_actions(&text[eq..], eq, p.table.unwrap_or(0), is_ip(&p.m))?;
     Ok((p, actions))
 }
 
@@ -838,6 +996,22 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
                 let v = ipv6_masked(at, &key, need()?)?;
                 once(&mut m.nd_target, at, "nd_target", v)?;
             }
+            "ct_state" => {
+                let v = ct_state_flags(at, need()?)?;
+                once(&mut m.ct_state, at, "ct_state", v)?;
+            }
+            "ct_zone" => {
+                let v = number(at, &key, need()?, 0xffff)? as u16;
+                once(&mut m.ct_zone, at, "ct_zone", v)?;
+            }
+            "ct_mark" => {
+                let (value, mask) = number_masked(at, &key, need()?, u64::from(u32::MAX))?;
+                let v = Masked {
+                    value: value as u32,
+                    mask: mask as u32,
+                };
+                once(&mut m.ct_mark, at, "ct_mark", v)?;
+            }
             "metadata" => {
                 let (value, mask) = number_masked(at, &key, need()?, u64::MAX)?;
                 once(&mut m.metadata, at, "metadata", Masked { value, mask })?;
@@ -920,7 +1094,14 @@ fn parse_head(head: &str) -> Result<Head, OfctlError> {
 }
 
 /// The actions of a flow in table `table`, `text` starting at byte `base`.
-fn parse_actions(text: &str, base: usize, table: u8) -> Result<Vec<Action>, OfctlError> {
+/// Whether a match has IPv4 or IPv6 as its EtherType (what `ct` needs).
+fn is_ip(m: &Match) -> bool {
+    matches!(m.dl_type, Some(0x0800 | 0x86dd))
+}
+
+/// The actions of a flow in table `table` whose match is (`ip`) or is
+/// not on IP, `text` starting at byte `base`.
+fn parse_actions(text: &str, base: usize, table: u8, ip: bool) -> Result<Vec<Action>, OfctlError> {
     let list = pieces(text, base);
     let mut out = Vec::new();
     for (i, &(at, a)) in list.iter().enumerate() {
@@ -971,6 +1152,7 @@ fn parse_actions(text: &str, base: usize, table: u8) -> Result<Vec<Action>, Ofct
                 }
             },
             "load" => parse_load(at, need()?)?,
+            "ct_clear" => Action::CtClear,
             "set_field" => parse_set_field(at, need()?)?,
             "move" => parse_move(at, need()?)?,
             "goto_table" => {
@@ -985,6 +1167,12 @@ fn parse_actions(text: &str, base: usize, table: u8) -> Result<Vec<Action>, Ofct
                     return err(at, "goto_table must be the last action");
                 }
                 Action::GotoTable(t)
+            }
+            _ if lower.starts_with("ct(") && lower.ends_with(')') => {
+                if !ip {
+                    return err(at, "ct needs ip or ipv6 (dl_type=0x0800 or 0x86dd)");
+                }
+                parse_ct(at, &a[3..a.len() - 1])?
             }
             _ if lower.starts_with("resubmit(") && lower.ends_with(')') => {
                 let inner = &a["resubmit(".len()..a.len() - 1];
@@ -1023,6 +1211,22 @@ fn write_ipv4(out: &mut String, field: &str, m: &Masked<[u8; 4]>) {
         None => write!(out, ",{field}={a}/{}", std::net::Ipv4Addr::from(m.mask)),
     }
     .ok();
+}
+
+/// `,field=V` or `,field=V/M` in hex, as OVS writes registers (0 bare).
+fn write_hex(out: &mut String, field: &str, value: u64, mask: u64, all: u64) {
+    let hex = |v: u64| {
+        if v == 0 {
+            "0".to_owned()
+        } else {
+            format!("{v:#x}")
+        }
+    };
+    if mask == all {
+        write!(out, ",{field}={}", hex(value)).ok();
+    } else {
+        write!(out, ",{field}={}/{}", hex(value), hex(mask)).ok();
+    }
 }
 
 fn write_ipv6(out: &mut String, field: &str, m: &Masked<[u8; 16]>) {
@@ -1121,20 +1325,46 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
         (Some(0x86dd), _) => Some(("ipv6", false)),
         _ => None,
     };
+    if let Some(c) = x.ct_state {
+        m.push_str(",ct_state=");
+        if c.mask == 0 {
+            m.push_str("0/0");
+        }
+        for (bit, name) in ct_state::NAMES.iter().enumerate() {
+            if c.mask & 1 << bit != 0 {
+                let sign = if c.value & 1 << bit != 0 { '+' } else { '-' };
+                write!(m, "{sign}{name}").ok();
+            }
+        }
+    }
+    if let Some(z) = x.ct_zone {
+        write!(m, ",ct_zone={z}").ok();
+    }
+    if let Some(v) = x.ct_mark {
+        write_hex(
+            &mut m,
+            "ct_mark",
+            v.value.into(),
+            v.mask.into(),
+            u32::MAX.into(),
+        );
+    }
     if let Some((s, _)) = shorthand {
         write!(m, ",{s}").ok();
     }
     for (r, v) in x.regs.iter().enumerate() {
-        match v {
-            Some(v) if v.mask == u32::MAX => write!(m, ",reg{r}={:#x}", v.value).unwrap_or(()),
-            Some(v) => write!(m, ",reg{r}={:#x}/{:#x}", v.value, v.mask).unwrap_or(()),
-            None => {}
+        if let Some(v) = v {
+            write_hex(
+                &mut m,
+                &format!("reg{r}"),
+                v.value.into(),
+                v.mask.into(),
+                u32::MAX.into(),
+            );
         }
     }
-    match x.metadata {
-        Some(v) if v.mask == u64::MAX => write!(m, ",metadata={:#x}", v.value).unwrap_or(()),
-        Some(v) => write!(m, ",metadata={:#x}/{:#x}", v.value, v.mask).unwrap_or(()),
-        None => {}
+    if let Some(v) = x.metadata {
+        write_hex(&mut m, "metadata", v.value, v.mask, u64::MAX);
     }
     if let Some(p) = &x.in_port {
         m.push_str(",in_port=");
@@ -1307,6 +1537,8 @@ pub fn format_actions(actions: &[Action]) -> String {
                 field_name(*field)
             )
             .unwrap_or(()),
+            Action::Ct(ct) => format_ct(&mut out, ct),
+            Action::CtClear => out.push_str("ct_clear"),
             Action::Move { src, dst } => write!(
                 out,
                 "move:{}->{}",
@@ -1397,6 +1629,24 @@ mod tests {
                 "ip actions=set_field:10.0.0.1->ip_src,set_field:3->ip_dscp,set_field:5->nw_ttl,set_field:8->nw_tos,load:0xa000001->NXM_OF_IP_DST[]",
             ),
             (
+                "table=72,priority=77,ct_state=+est-rel-rpl,ip,reg5=1,actions=resubmit(,73)",
+                "table=72, priority=77,ct_state=+est-rel-rpl,ip,reg5=0x1 actions=resubmit(,73)",
+            ),
+            (
+                "ip,actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(load:1->NXM_NX_CT_MARK[]))",
+                "ip actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(load:0x1->NXM_NX_CT_MARK[]))",
+            ),
+            (
+                "ip,actions=ct(commit,zone=5,exec(set_field:1->ct_mark),table=3)",
+                "ip actions=ct(commit,table=3,zone=5,exec(load:0x1->NXM_NX_CT_MARK[]))",
+            ),
+            (
+                "ct_state=+est-rel+rpl,ct_zone=2,ct_mark=0,reg5=1,actions=resubmit(,91)",
+                "ct_state=+est-rel+rpl,ct_zone=2,ct_mark=0,reg5=0x1 actions=resubmit(,91)",
+            ),
+            ("ct_state=-trk,actions=ct_clear,NORMAL", "ct_state=-trk actions=ct_clear,NORMAL"),
+            ("ct_state=0x21/0x21,actions=drop", "ct_state=+new+trk actions=drop"),
+            (
                 "tcp,actions=set_field:80->tcp_dst,set_field:1->tp_src,load:1->NXM_OF_TCP_SRC[0..3]",
                 "tcp actions=set_field:80->tcp_dst,set_field:1->tcp_src,load:0x1->NXM_OF_TCP_SRC[0..3]",
             ),
@@ -1465,6 +1715,20 @@ mod tests {
             ("actions=set_field:1->nw_tos", 8, "DSCP bits"),
             ("actions=set_field:1->bogus", 8, "unknown field"),
             ("actions=push_vlan:0x800", 8, "0x8100 or 0x88a8"),
+            ("actions=ct(table=1)", 8, "ct needs ip"),
+            (
+                "ip,actions=ct(commit,nat(src=10.0.0.1))",
+                11,
+                "not supported",
+            ),
+            ("ip,actions=ct(zone=NXM_NX_REG6[0..7])", 11, "a zone 16"),
+            (
+                "ip,actions=ct(exec(set_field:1->ct_mark))",
+                11,
+                "needs commit",
+            ),
+            ("ip,actions=set_field:1->ct_mark", 11, "cannot be written"),
+            ("ct_state=+bogus,actions=drop", 0, "unknown flag"),
         ] {
             let e = parse_flow(text).expect_err(text);
             assert_eq!(e.at, at, "{text}: {e}");
@@ -1605,6 +1869,38 @@ mod tests {
             Just(Action::DecTtl),
             (0u8..=253).prop_map(Action::Resubmit),
             prop_oneof![Just(0x8100u16), Just(0x88a8)].prop_map(Action::PushVlan),
+            Just(Action::CtClear),
+            (
+                any::<bool>(),
+                proptest::option::of(0u8..=253),
+                any::<u16>(),
+                any::<bool>(),
+                proptest::option::of((any::<u32>(), any::<bool>()))
+            )
+                .prop_map(|(commit, table, z, by_reg, mark)| Action::Ct(Ct {
+                    commit: commit || mark.is_some(),
+                    table,
+                    zone: if by_reg {
+                        CtZone::Field(SubField {
+                            field: Field::Reg(6),
+                            ofs: 0,
+                            n_bits: 16,
+                        })
+                    } else {
+                        CtZone::Value(z)
+                    },
+                    mark: mark.map(|(v, whole)| if whole {
+                        Masked {
+                            value: v,
+                            mask: u32::MAX,
+                        }
+                    } else {
+                        Masked {
+                            value: v & 0xf0,
+                            mask: 0xf0,
+                        }
+                    }),
+                })),
             load,
             set_field,
             moves,
@@ -1644,6 +1940,11 @@ mod tests {
                     8,
                 ),
                 proptest::option::of(num(u64::MAX)),
+                (
+                    proptest::option::of(num(0x3f)),
+                    proptest::option::of(any::<u16>()),
+                    proptest::option::of(num(u64::from(u32::MAX))),
+                ),
             ),
         );
         (
@@ -1683,7 +1984,7 @@ mod tests {
                     ((dl_type, nw_proto), nw_src, nw_dst, tp_src, tp_dst),
                     mut actions,
                     goto,
-                    ((tos, ttl, flags, sha, tha), (s6, d6, label, nd, regs, meta)),
+                    ((tos, ttl, flags, sha, tha), (s6, d6, label, nd, regs, meta, (cts, ctz, ctm))),
                 )| {
                     let ip4_or_arp = matches!(dl_type, Some(0x0800 | 0x0806));
                     let l4 = matches!(nw_proto, Some(6 | 17)) && dl_type != Some(0x0806);
@@ -1702,6 +2003,9 @@ mod tests {
                     } else {
                         (tp_src, tp_dst)
                     };
+                    if !ip {
+                        actions.retain(|a| !matches!(a, Action::Ct(_)));
+                    }
                     if let Some(g) = goto {
                         actions.push(Action::GotoTable(table + g));
                     }
@@ -1765,6 +2069,12 @@ mod tests {
                             nd_target: nd.filter(|_| nd_ok),
                             regs: std::array::from_fn(|i| word(regs[i])),
                             metadata: meta.map(|(value, mask)| Masked { value, mask }),
+                            ct_state: cts.map(|(v, m)| Masked {
+                                value: v as u8,
+                                mask: m as u8,
+                            }),
+                            ct_zone: ctz,
+                            ct_mark: word(ctm),
                         },
                         actions,
                     }

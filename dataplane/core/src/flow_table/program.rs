@@ -11,7 +11,10 @@
 //! made it. The pipeline's flow stage carries it out on the frame.
 
 use super::classifier::{Classifier, FlowCache, PacketFields, NO_MASK};
-use super::{Action, Field, Flow, Match, PortRef, Registers, SubField, MAX_TABLE};
+use super::{
+    ct_state, Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, Registers, SubField,
+    MAX_TABLE,
+};
 use crate::flow_key::FlowKey;
 use crate::port::PortId;
 use crate::wire::EthernetAddress;
@@ -113,6 +116,30 @@ enum Step {
         src: SubField,
         dst: SubField,
     },
+    Ct(Ct),
+    CtClear,
+}
+
+/// What the `ct` action asks of connection tracking, for the packet being
+/// translated (the flow stage answers from the frame's bytes and the
+/// shared connection table; `trace` looks without changing anything).
+pub trait Conntrack {
+    /// The packet's `ct_state` in `zone` (tracked: with `trk`) and its
+    /// connection's mark.
+    fn track(&mut self, zone: u16) -> (u8, u32);
+    /// Tracks its connection in `zone` from now on (if it is not already),
+    /// and sets the bits of `mark` in its mark.
+    fn commit(&mut self, zone: u16, mark: Option<Masked<u32>>);
+}
+
+/// No connection table: every packet is tracked and invalid.
+pub struct NoConntrack;
+
+impl Conntrack for NoConntrack {
+    fn track(&mut self, _zone: u16) -> (u8, u32) {
+        (ct_state::TRK | ct_state::INV, 0)
+    }
+    fn commit(&mut self, _zone: u16, _mark: Option<Masked<u32>>) {}
 }
 
 /// A step of a traced translation.
@@ -129,6 +156,14 @@ pub enum TraceStep {
     Register {
         field: Field,
         value: u64,
+    },
+    /// Connection tracking in `zone`: the packet's state and its
+    /// connection's mark (after a commit's `exec`).
+    Ct {
+        zone: u16,
+        state: u8,
+        mark: u32,
+        commit: bool,
     },
     /// An output to a port not on the bridge.
     Nowhere,
@@ -352,7 +387,14 @@ impl State<'_> {
             Field::TpSrc => edit(Edit::SetTpSrc(new as u16)),
             Field::TpDst => edit(Edit::SetTpDst(new as u16)),
             // Read-only (the parser refuses them as destinations).
-            Field::Reg(_) | Field::Metadata | Field::EthType | Field::InPort | Field::IpProto => {}
+            Field::Reg(_)
+            | Field::Metadata
+            | Field::EthType
+            | Field::InPort
+            | Field::IpProto
+            | Field::CtState
+            | Field::CtZone
+            | Field::CtMark => {}
         }
     }
 }
@@ -452,6 +494,8 @@ impl FlowTables {
                         src: *src,
                         dst: *dst,
                     },
+                    Action::Ct(ct) => Step::Ct(*ct),
+                    Action::CtClear => Step::CtClear,
                     Action::Resubmit(t) => Step::Resubmit(*t),
                     Action::GotoTable(t) => Step::Goto(*t),
                 });
@@ -502,6 +546,8 @@ impl FlowTables {
     /// on `in_port` through the tables, from table 0 (its fields there
     /// `first`, from [`place`](Self::place)), into `t`; lookups go through
     /// `cache`.
+    /// `ct` actions go to `ct`.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn translate(
         &self,
@@ -511,6 +557,7 @@ impl FlowTables {
         mut key: FlowKey,
         first: &PacketFields,
         t: &mut Translation,
+        ct: &mut impl Conntrack,
     ) {
         t.len = 0;
         t.n_hits = 0;
@@ -537,13 +584,19 @@ impl FlowTables {
             key: &mut key,
             regs: Registers::default(),
         };
-        self.run_table(&mut lookup, &mut |_| {}, 0, &mut state, t, 0);
+        self.run_table(&mut lookup, &mut |_| {}, ct, 0, &mut state, t, 0);
         t.first_mask = first_mask;
     }
 
     /// What [`translate`](Self::translate) does with the packet, step by
-    /// step, without the caches or counters (`vswitchctl trace`).
-    pub fn trace(&self, in_port: PortId, key: &FlowKey) -> (Vec<TraceStep>, Translation) {
+    /// step, without the caches or counters (`vswitchctl trace`); `ct`
+    /// should change nothing.
+    pub fn trace(
+        &self,
+        in_port: PortId,
+        key: &FlowKey,
+        ct: &mut impl Conntrack,
+    ) -> (Vec<TraceStep>, Translation) {
         let mut t = Translation::default();
         let mut key = *key;
         let of = ofport(in_port);
@@ -559,6 +612,7 @@ impl FlowTables {
         self.run_table(
             &mut lookup,
             &mut |s| steps.push(s),
+            ct,
             0,
             &mut state,
             &mut t,
@@ -569,10 +623,12 @@ impl FlowTables {
 
     /// One table's lookup and the matching flow's actions, into `t`;
     /// every step told to `observe` (a no-op on the fast path).
+    #[allow(clippy::too_many_arguments)]
     fn run_table(
         &self,
         lookup: &mut impl FnMut(u8, &FlowKey, &Registers) -> Option<usize>,
         observe: &mut impl FnMut(TraceStep),
+        ct: &mut impl Conntrack,
         table: u8,
         state: &mut State,
         t: &mut Translation,
@@ -620,10 +676,49 @@ impl FlowTables {
                     let value = v.checked_shl(u32::from(dst.ofs)).unwrap_or(0);
                     state.write(dst.field, value, dst.mask(), observe, t);
                 }
+                Step::Ct(c) => {
+                    // The answer depends on the connection, not the packet
+                    // alone: no other packet may reuse this translation.
+                    t.reads_packet = true;
+                    let zone = match c.zone {
+                        CtZone::Value(z) => z,
+                        CtZone::Field(f) => {
+                            (state.read(f.field) >> f.ofs & (f.mask() >> f.ofs)) as u16
+                        }
+                    };
+                    let (st, mut mark) = ct.track(zone);
+                    if c.commit {
+                        ct.commit(zone, c.mark);
+                        if let Some(m) = c.mark {
+                            mark = (mark & !m.mask) | (m.value & m.mask);
+                        }
+                    }
+                    observe(TraceStep::Ct {
+                        zone,
+                        state: st,
+                        mark,
+                        commit: c.commit,
+                    });
+                    if let Some(next) = c.table {
+                        // The tracked packet goes on in `next`; this flow's
+                        // later actions see the fields as they were.
+                        let before = state.regs;
+                        (state.regs.ct_state, state.regs.ct_zone, state.regs.ct_mark) =
+                            (st, zone, mark);
+                        self.run_table(lookup, observe, ct, next, state, t, depth + 1);
+                        (state.regs.ct_state, state.regs.ct_zone, state.regs.ct_mark) =
+                            (before.ct_state, before.ct_zone, before.ct_mark);
+                    }
+                }
+                Step::CtClear => {
+                    (state.regs.ct_state, state.regs.ct_zone, state.regs.ct_mark) = (0, 0, 0);
+                }
                 Step::Nowhere => observe(TraceStep::Nowhere),
-                Step::Resubmit(next) => self.run_table(lookup, observe, next, state, t, depth + 1),
+                Step::Resubmit(next) => {
+                    self.run_table(lookup, observe, ct, next, state, t, depth + 1)
+                }
                 Step::Goto(next) => {
-                    self.run_table(lookup, observe, next, state, t, depth + 1);
+                    self.run_table(lookup, observe, ct, next, state, t, depth + 1);
                     return;
                 }
             }
@@ -729,7 +824,7 @@ mod tests {
         let mut tr = Translation::default();
         let k = tagged(2);
         let first = t.place(&cache, p(0), &k);
-        t.translate(&mut cache, 0, p(0), k, &first, &mut tr);
+        t.translate(&mut cache, 0, p(0), k, &first, &mut tr, &mut NoConntrack);
         assert_eq!(
             tr.ops(),
             [
@@ -745,7 +840,7 @@ mod tests {
         assert_eq!(t.table_counters(1), (1, 1));
         // From another port: table 0 misses, nothing at all.
         let first = t.place(&cache, p(1), &k);
-        t.translate(&mut cache, 0, p(1), k, &first, &mut tr);
+        t.translate(&mut cache, 0, p(1), k, &first, &mut tr, &mut NoConntrack);
         assert!(tr.ops().is_empty() && tr.hits().is_empty());
         assert_eq!(t.table_counters(0), (2, 1));
     }
@@ -760,7 +855,7 @@ mod tests {
         let (mut c, mut tr) = (FlowCache::default(), Translation::default());
         let k = tagged(2);
         let first = t.place(&c, p(0), &k);
-        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr, &mut NoConntrack);
         assert_eq!(tr.hits(), [0, 1]);
         assert_eq!(
             tr.ops(),
@@ -771,7 +866,7 @@ mod tests {
             ]
         );
         // The trace shows the registers as they are written.
-        let (steps, _) = t.trace(p(0), &k);
+        let (steps, _) = t.trace(p(0), &k, &mut NoConntrack);
         assert!(steps.contains(&TraceStep::Register {
             field: Field::Reg(1),
             value: 0x200
@@ -786,7 +881,7 @@ mod tests {
             let mut tr = Translation::default();
             let k = tagged(2);
             let first = t.place(&c, p(0), &k);
-            t.translate(&mut c, 0, p(0), k, &first, &mut tr);
+            t.translate(&mut c, 0, p(0), k, &first, &mut tr, &mut NoConntrack);
             tr.single_lookup().is_some()
         };
         assert!(single("actions=load:0x7->NXM_OF_ETH_DST[],output:2"));
@@ -805,7 +900,7 @@ mod tests {
         let mut tr = Translation::default();
         let (mut c, k) = (FlowCache::default(), tagged(1));
         let first = t.place(&c, p(0), &k);
-        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr, &mut NoConntrack);
         assert!(tr.overflow);
         assert!(tr.lookups <= MAX_LOOKUPS);
     }
@@ -816,7 +911,7 @@ mod tests {
         let mut tr = Translation::default();
         let (mut c, k) = (FlowCache::default(), tagged(1));
         let first = t.place(&c, p(0), &k);
-        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr, &mut NoConntrack);
         assert!(tr.overflow);
     }
 
@@ -829,7 +924,7 @@ mod tests {
         let mut tr = Translation::default();
         let (mut c, k) = (FlowCache::default(), tagged(1));
         let first = t.place(&c, p(0), &k);
-        t.translate(&mut c, 0, p(0), k, &first, &mut tr);
+        t.translate(&mut c, 0, p(0), k, &first, &mut tr, &mut NoConntrack);
         assert_eq!(tr.hits(), [1]);
         assert_eq!(tr.ops(), [Op::Emit(Emit::Port(p(1)))]);
     }
@@ -976,6 +1071,8 @@ mod tests {
                         Action::Load { .. } | Action::SetField { .. } | Action::Move { .. } => {
                             continue
                         }
+                        // Not generated: stateful (the flow stage's tests).
+                        Action::Ct(_) | Action::CtClear => continue,
                         Action::Resubmit(t) => {
                             self.run(*t, key, depth + 1);
                             continue;
@@ -1160,7 +1257,7 @@ mod tests {
                         r.run(0, &mut key.clone(), 0);
                         let mut got = Translation::default();
                         let first = t.place(&cache, in_port, key);
-                        t.translate(&mut cache, 0, in_port, *key, &first, &mut got);
+                        t.translate(&mut cache, 0, in_port, *key, &first, &mut got, &mut NoConntrack);
                         prop_assert_eq!(got.ops(), &r.ops[..]);
                         let hits: Vec<usize> = got.hits().iter().map(|&h| h as usize).collect();
                         prop_assert_eq!(hits, r.hits);

@@ -14,9 +14,11 @@
 //! the security stage: flows are the operator's, as in OVS.
 use super::execute::{apply_tag, BurstCounts};
 use super::{DropReason, Outputs, TagAction};
+use crate::conntrack::{ConnCache, ConnTable, CtPacket};
 use crate::flow_key::FlowKey;
 use crate::flow_table::classifier::{FlowCache, Megaflow, PacketFields};
-use crate::flow_table::program::{Edit, Emit, FlowTables, Op, Translation};
+use crate::flow_table::program::{Conntrack, Edit, Emit, FlowTables, Op, Translation};
+use crate::flow_table::{ct_state, Masked};
 use crate::frame::{Burst, Frame, FramePool, Transmit, BURST};
 use crate::offload::wire_len;
 use crate::port::{PortId, PortMask};
@@ -30,6 +32,8 @@ use crate::wire::{checksum_adjust, EtherType, Tci};
 /// Sized once.
 pub struct FlowScratch {
     pub cache: FlowCache,
+    /// Where the connections `ct` actions saw last live.
+    ct_cache: ConnCache,
     translation: Translation,
     /// Frame i's first lookup's fields, when it parsed (its key is parsed
     /// again only if its translation is not its predecessor's).
@@ -40,6 +44,7 @@ impl Default for FlowScratch {
     fn default() -> Self {
         FlowScratch {
             cache: FlowCache::default(),
+            ct_cache: ConnCache::new(),
             translation: Translation::default(),
             placed: Box::new([None; BURST]),
         }
@@ -257,6 +262,68 @@ pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
     }
 }
 
+/// The `ct` action for one frame: its IP packet against the shared
+/// connection table (none: tracked and invalid, as a packet conntrack
+/// cannot parse). A packet is tracked once per zone per translation, as
+/// OVS does not track a packet again in the zone it was tracked in.
+pub(super) struct FrameCt<'a> {
+    pub(super) table: Option<&'a ConnTable>,
+    pub(super) cache: Option<&'a mut ConnCache>,
+    /// From the L3 header on (its first buffer), and the L3 packet's
+    /// whole length.
+    pub(super) l3: &'a [u8],
+    pub(super) whole: usize,
+    pub(super) ethertype: EtherType,
+    /// The last zone tracked in and what it said.
+    pub(super) last: Option<(u16, u8, u32)>,
+    /// Look only (`trace`): nothing tracked moves, nothing is committed.
+    pub(super) peek: bool,
+}
+
+impl<'a> FrameCt<'a> {
+    fn packet(&self, zone: u16) -> Option<(&'a ConnTable, CtPacket)> {
+        let t = self.table?;
+        let p = CtPacket::parse_prefix(zone, self.ethertype, self.l3, self.whole).ok()?;
+        Some((t, p))
+    }
+}
+
+impl Conntrack for FrameCt<'_> {
+    fn track(&mut self, zone: u16) -> (u8, u32) {
+        if let Some((z, s, m)) = self.last.filter(|l| l.0 == zone) {
+            debug_assert_eq!(z, zone);
+            return (s, m);
+        }
+        let (s, m) = match self.packet(zone) {
+            None => (ct_state::TRK | ct_state::INV, 0),
+            Some((t, p)) if self.peek => {
+                let (s, m) = t.peek_marked(&p);
+                (s.0, m)
+            }
+            Some((t, p)) => {
+                let (s, m) = t.track_marked(self.cache.as_deref_mut(), t.slot(&p.key), &p);
+                (s.0, m)
+            }
+        };
+        self.last = Some((zone, s, m));
+        (s, m)
+    }
+
+    fn commit(&mut self, zone: u16, mark: Option<Masked<u32>>) {
+        if self.peek {
+            return;
+        }
+        let Some((t, p)) = self.packet(zone) else {
+            return;
+        };
+        // Tracked already, or a packet that opens nothing: no new entry.
+        let _ = t.commit(&p);
+        if let Some(m) = mark {
+            t.set_mark(&p.key, m.value, m.mask);
+        }
+    }
+}
+
 /// A frame's key as far as it parses: a bad L3 header still has L2
 /// fields; `None` only for a frame too short for an Ethernet header.
 #[inline(always)]
@@ -294,6 +361,7 @@ pub(super) fn targets(emit: Emit, in_port: PortId, members: PortMask) -> Option<
 pub fn flows<B, P, T>(
     view: &SwitchView,
     tables: &FlowTables,
+    conntrack: Option<&ConnTable>,
     scratch: &mut FlowScratch,
     worker: usize,
     in_port: PortId,
@@ -338,6 +406,7 @@ where
     // Pass 2: translate and carry out, in frame order.
     let FlowScratch {
         cache,
+        ct_cache,
         translation: t,
         placed,
     } = scratch;
@@ -363,7 +432,17 @@ where
                 out.discard(f);
                 continue;
             };
-            tables.translate(cache, worker, in_port, key, placed, t);
+            let l3 = usize::from(key.l3_offset);
+            let mut ct = FrameCt {
+                table: conntrack,
+                cache: Some(&mut *ct_cache),
+                l3: f.data().get(l3..).unwrap_or_default(),
+                whole: (len as usize).saturating_sub(l3),
+                ethertype: EtherType(key.dl_type),
+                last: None,
+                peek: false,
+            };
+            tables.translate(cache, worker, in_port, key, placed, t, &mut ct);
             prev = t
                 .single_lookup()
                 .and_then(|m| cache.megaflow(tables.classifier_id(), placed, m));

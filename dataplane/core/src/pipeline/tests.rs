@@ -1269,6 +1269,7 @@ mod flow_stage {
         let c = flows(
             v,
             t,
+            None,
             scratch,
             0,
             p(0),
@@ -1281,6 +1282,91 @@ mod flow_stage {
         out.flush(cap);
         assert!(normal.is_empty());
         c
+    }
+
+    /// A UDP frame between 10.0.0.1 (`from_a`) and 10.0.1.1 (else back).
+    fn udp_between(from_a: bool) -> Vec<u8> {
+        let mut f = udp(2, None, 1, 1000);
+        if !from_a {
+            // Addresses and ports swapped: the reply direction.
+            f[26..34].copy_from_slice(&[10, 0, 1, 1, 10, 0, 0, 1]);
+            f[34..38].copy_from_slice(&[0x13, 0x89, 0x03, 0xe8]);
+        }
+        f
+    }
+
+    /// `ct` in the tables, against a real connection table: the first
+    /// packet is new and committed with a mark, a reply is established
+    /// and carries the mark, a packet the table was never told about is
+    /// new again in another zone; a trace looks without tracking.
+    #[test]
+    fn ct_tracks_commits_and_marks_connections() {
+        use crate::conntrack::{ConnTable, Timeouts};
+        let ct = ConnTable::new(64, Timeouts::default());
+        let lines: Vec<Flow> = [
+            "priority=10,ct_state=-trk,ip,actions=ct(table=1,zone=NXM_NX_REG6[0..15])",
+            "priority=20,ct_state=-trk,ip,in_port=3,actions=load:0x9->NXM_NX_REG6[],ct(table=1,zone=NXM_NX_REG6[0..15])",
+            "table=1,ct_state=+trk+new,ip,actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(set_field:0x1->ct_mark)),output:2",
+            "table=1,ct_state=+trk+est+rpl,ct_mark=0x1,ct_zone=0,ip,actions=output:3",
+            "table=1,priority=1,actions=drop",
+        ]
+        .iter()
+        .map(|l| ofctl::parse_flow(l).unwrap())
+        .collect();
+        let t = FlowTables::build(
+            lines.iter().enumerate().map(|(i, f)| (i as u64, f)),
+            |r: &PortRef| match r {
+                PortRef::Number(n) => crate::flow_table::program::port_of(*n),
+                PortRef::Name(_) => None,
+            },
+            1,
+        );
+        let t = Arc::new(t);
+        let mut v = view();
+        v.set_flows(0, Some(t.clone()));
+        let mut scratch = FlowScratch::default();
+        let mut send = |in_port: u16, frame: Vec<u8>| {
+            let mut cap = Capture::default();
+            let mut rx = MemBurst::from_frames(vec![MemFrame::new(&frame)]);
+            let (mut normal, mut out, mut pool) = (
+                MemBurst::default(),
+                Outputs::<MemBurst>::default(),
+                MemPool::default(),
+            );
+            flows(
+                &v,
+                &t,
+                Some(&ct),
+                &mut scratch,
+                0,
+                p(in_port),
+                &mut rx,
+                &mut normal,
+                &mut out,
+                &mut pool,
+                &mut cap,
+            );
+            out.flush(&mut cap);
+            cap.sent.keys().copied().collect::<Vec<u16>>()
+        };
+        // Port numbers: OpenFlow n is switch port n - 1.
+        assert_eq!(send(0, udp_between(true)), [1], "new: committed, output:2");
+        assert_eq!(ct.len(), 1);
+        assert_eq!(send(1, udp_between(false)), [2], "reply: +est+rpl, marked");
+        // The same reply in zone 9 (in_port=3): a connection of no one.
+        assert_eq!(send(2, udp_between(false)), [1], "zone 9: new");
+        assert_eq!(ct.len(), 2);
+        // A trace of a new packet moves nothing.
+        let mut other = udp_between(true);
+        other[29] = 7;
+        let report = super::super::trace::trace(&v, Some(&ct), p(0), &other, &|_| None);
+        assert!(
+            report
+                .iter()
+                .any(|l| l.contains("ct: zone 0, ct_state +new|+trk")),
+            "{report:?}"
+        );
+        assert_eq!(ct.len(), 2);
     }
 
     proptest! {

@@ -25,6 +25,7 @@ use crate::wire::ethernet::SwitchingHeader;
 fn trace_flows(
     view: &SwitchView,
     tables: &FlowTables,
+    conntrack: Option<&ConnTable>,
     in_port: PortId,
     frame: &[u8],
     describe: &dyn Fn(FlowId) -> Option<String>,
@@ -39,7 +40,17 @@ fn trace_flows(
         view.port(p)
             .map_or(format!("port {}", p.get()), |v| v.name.clone())
     };
-    let (steps, t) = tables.trace(in_port, &key);
+    let l3 = usize::from(key.l3_offset);
+    let mut ct = super::flows::FrameCt {
+        table: conntrack,
+        cache: None,
+        l3: frame.get(l3..).unwrap_or_default(),
+        whole: frame.len().saturating_sub(l3),
+        ethertype: crate::wire::EtherType(key.dl_type),
+        last: None,
+        peek: true,
+    };
+    let (steps, t) = tables.trace(in_port, &key, &mut ct);
     for s in steps {
         out.push(match s {
             TraceStep::Table { table, depth, flow } => {
@@ -84,6 +95,16 @@ fn trace_flows(
                 Field::Reg(r) => format!("    reg{r}={value:#x}"),
                 _ => format!("    metadata={value:#x}"),
             },
+            TraceStep::Ct {
+                zone,
+                state,
+                mark,
+                commit,
+            } => format!(
+                "    ct{}: zone {zone}, ct_state {}, ct_mark {mark:#x}",
+                if commit { "(commit)" } else { "" },
+                CtState(state)
+            ),
             TraceStep::Nowhere => "    output to a port not on the bridge: nothing".to_owned(),
             TraceStep::TooDeep => "    resubmits nested too deep".to_owned(),
         });
@@ -148,7 +169,7 @@ pub fn trace(
     let edited;
     let mut frame = frame;
     if let Some(tables) = view.flows_of(in_port) {
-        match trace_flows(view, tables, in_port, frame, flow_text, &mut out) {
+        match trace_flows(view, tables, ct, in_port, frame, flow_text, &mut out) {
             Some(normal) => {
                 edited = normal;
                 frame = &edited;
