@@ -273,13 +273,14 @@ impl BridgeFlows {
         let new = if default_only(&self.records) {
             None
         } else {
-            Some(Arc::new(FlowTables::build(
+            Some(Arc::new(FlowTables::build_after(
                 self.records.iter().map(|r| (r.id, &r.flow)),
                 |r: &PortRef| match r {
                     PortRef::Name(n) => by_name.get(n.as_str()).copied(),
                     PortRef::Number(n) => port_of(*n).filter(|p| members.contains(p)),
                 },
                 workers,
+                self.live.as_deref(),
             )))
         };
         // The default flow counts what the ports received while the

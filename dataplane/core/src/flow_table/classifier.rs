@@ -639,6 +639,9 @@ const EMPTY_MEGA: MegaEntry = MegaEntry {
 #[derive(Debug)]
 struct MegaflowCache {
     classifier: u64,
+    /// The classifier the entries may also come from (revalidated when
+    /// hit): the one `classifier` was derived from.
+    parent: u64,
     masks: [Fields; MEGAFLOW_MASKS],
     n_masks: usize,
     buckets: Box<[[MegaEntry; 2]]>,
@@ -649,6 +652,7 @@ impl Default for MegaflowCache {
     fn default() -> Self {
         MegaflowCache {
             classifier: 0,
+            parent: 0,
             masks: [[0; LEN]; MEGAFLOW_MASKS],
             n_masks: 0,
             buckets: vec![[EMPTY_MEGA; 2]; MEGAFLOW_ENTRIES / 2].into_boxed_slice(),
@@ -675,27 +679,50 @@ impl MegaflowCache {
         self.masks[..self.n_masks.min(MEGAFLOW_MASKS)].get(usize::from(m))
     }
 
-    /// The answer kept for `p` by classifier `id`, if any.
+    /// Entries and masks of `parent` serve classifier `id`, derived
+    /// from it (entries revalidated as they are hit); any other change
+    /// of classifier starts afresh at the next insert.
+    #[inline(always)]
+    fn adopt(&mut self, id: u64, parent: Option<u64>) {
+        if self.classifier != id && parent == Some(self.classifier) {
+            (self.parent, self.classifier) = (self.classifier, id);
+        }
+    }
+
+    /// The answer kept for `p` by classifier `c`, if any (an entry of the
+    /// classifier it was derived from, if it stands, is made `c`'s).
     #[inline]
-    fn lookup(&self, id: u64, p: &PacketFields) -> Option<(Option<usize>, u8)> {
+    fn lookup(&mut self, c: &Classifier, p: &PacketFields) -> Option<(Option<usize>, u8)> {
+        let id = c.id;
         if self.classifier != id {
             return None;
         }
-        for (m, mask) in self.masks[..self.n_masks.min(MEGAFLOW_MASKS)]
-            .iter()
-            .enumerate()
-        {
-            let (masked, h) = masked_hash(p.table, m, p, mask);
+        for m in 0..self.n_masks.min(MEGAFLOW_MASKS) {
+            let mask = self.masks[m];
+            let (masked, h) = masked_hash(p.table, m, p, &mask);
             let b = h as usize & (MEGAFLOW_ENTRIES / 2 - 1);
-            let (bucket, tails) = (self.buckets.get(b)?, self.tails.get(b)?);
-            for (e, t) in bucket.iter().zip(tails) {
-                if e.classifier == id
-                    && e.table == p.table
-                    && usize::from(e.mask) == m
-                    && e.head == head(&masked)
-                    && (!p.wide || t[..] == masked[NARROW..])
+            let (bucket, tails) = (self.buckets.get_mut(b)?, self.tails.get(b)?);
+            for (e, t) in bucket.iter_mut().zip(tails) {
+                if e.table != p.table
+                    || usize::from(e.mask) != m
+                    || e.head != head(&masked)
+                    || (p.wide && t[..] != masked[NARROW..])
                 {
+                    continue;
+                }
+                if e.classifier == id {
                     return Some((e.flow.map(|i| i as usize), m as u8));
+                }
+                if e.classifier == self.parent && self.parent != 0 {
+                    // Stands if no new flow's match meets the megaflow.
+                    let n = if p.wide { LEN } else { NARROW };
+                    let meets = |v: &Fields, k: &Fields| {
+                        (0..n).all(|i| (masked[i] ^ v[i]) & mask[i] & k[i] == 0)
+                    };
+                    if let Some(flow) = c.revalidate(self.parent, p.table, e.flow, meets) {
+                        (e.classifier, e.flow) = (id, flow);
+                        return Some((flow.map(|i| i as usize), m as u8));
+                    }
                 }
             }
         }
@@ -706,7 +733,7 @@ impl MegaflowCache {
     /// that agrees with it under `seen`.
     fn insert(&mut self, id: u64, p: &PacketFields, seen: &Fields, found: Option<usize>) -> u8 {
         if self.classifier != id {
-            self.classifier = id;
+            (self.classifier, self.parent) = (id, 0);
             self.n_masks = 0;
         }
         let n = self.n_masks.min(MEGAFLOW_MASKS);
@@ -791,6 +818,47 @@ pub struct Classifier {
     tables: Tables,
     /// Unique to this build: what a cached decision was made by.
     id: u64,
+    /// Per flow: its identity (as the caller gives it) and a signature of
+    /// its table, priority and match, to tell a successor which flows it
+    /// keeps unchanged; and its priority.
+    flow_ids: Vec<u64>,
+    sigs: Vec<u128>,
+    priorities: Vec<u16>,
+    /// What this build keeps of the one before, if it was derived from it.
+    lineage: Option<Lineage>,
+}
+
+/// How a classifier differs from the one it was derived from, so that
+/// what the caches hold of the old one's answers is revalidated instead
+/// of thrown away: an old answer stands if its flow is still there
+/// unchanged and no new or changed flow of equal or higher priority could
+/// match the packet (the megaflow: any packet of it).
+#[derive(Debug)]
+struct Lineage {
+    parent: u64,
+    /// The parent's flow index -> this build's index of the same flow
+    /// (same identity, table, priority and match); `NONE`: gone or changed.
+    carry: Box<[u32]>,
+    /// Flows new or changed since: table, priority, value, mask.
+    fresh: Vec<(u8, u16, Fields, Fields)>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// New or changed flows past which a successor does not revalidate (the
+/// check is a scan of them): it starts the caches afresh instead.
+pub const MAX_FRESH: usize = 64;
+
+/// A flow's table, priority and match, hashed twice (128 bits): equal
+/// signatures are the same flow to the lookup.
+fn signature(f: &Flow, m: &Option<(Fields, Fields)>) -> u128 {
+    use std::hash::{DefaultHasher, Hash};
+    let half = |seed: u8| {
+        let mut h = DefaultHasher::new();
+        (seed, f.table, f.priority, m).hash(&mut h);
+        h.finish()
+    };
+    u128::from(half(1)) << 64 | u128::from(half(2))
 }
 
 /// The tables over the narrow part of the layout, or over all of it.
@@ -812,11 +880,29 @@ static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 impl Classifier {
     /// Indexes `flows` (their positions are what lookups return).
     pub fn new(flows: &[Flow]) -> Classifier {
+        let ids: Vec<u64> = (0..flows.len() as u64).collect();
+        Classifier::derive(flows, &ids, None)
+    }
+
+    /// [`new`](Self::new), the flows known by `ids` (stable across
+    /// builds), derived from `parent` (the build it replaces): what the
+    /// caches hold of the parent's answers is revalidated, not dropped,
+    /// when few flows changed ([`MAX_FRESH`]) and the layout's width is
+    /// the same.
+    pub fn derive(flows: &[Flow], ids: &[u64], parent: Option<&Classifier>) -> Classifier {
         let matches: Vec<_> = flows.iter().map(|f| match_fields(&f.m)).collect();
         let wide = matches
             .iter()
             .flatten()
             .any(|(_, mask)| mask[NARROW..].iter().any(|&b| b != 0));
+        let sigs: Vec<u128> = flows
+            .iter()
+            .zip(&matches)
+            .map(|(f, m)| signature(f, m))
+            .collect();
+        let lineage = parent
+            .filter(|p| p.is_wide() == wide)
+            .and_then(|p| Self::lineage(p, flows, ids, &matches, &sigs));
         Classifier {
             id: BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             tables: if wide {
@@ -824,7 +910,85 @@ impl Classifier {
             } else {
                 Tables::Narrow(build_tables(flows, &matches))
             },
+            flow_ids: ids.to_vec(),
+            sigs,
+            priorities: flows.iter().map(|f| f.priority).collect(),
+            lineage,
         }
+    }
+
+    /// What a build of `flows` keeps of `parent`; `None` past
+    /// [`MAX_FRESH`] changes.
+    fn lineage(
+        parent: &Classifier,
+        flows: &[Flow],
+        ids: &[u64],
+        matches: &[Option<(Fields, Fields)>],
+        sigs: &[u128],
+    ) -> Option<Lineage> {
+        let here: HashMap<(u64, u128), usize> = ids
+            .iter()
+            .zip(sigs)
+            .enumerate()
+            .map(|(i, (&id, &sig))| ((id, sig), i))
+            .collect();
+        let mut carry = vec![NONE; parent.flow_ids.len()].into_boxed_slice();
+        let mut kept = vec![false; flows.len()];
+        for (o, (&id, &sig)) in parent.flow_ids.iter().zip(&parent.sigs).enumerate() {
+            if let Some(&i) = here.get(&(id, sig)) {
+                carry[o] = u32::try_from(i).ok()?;
+                kept[i] = true;
+            }
+        }
+        let mut fresh = Vec::new();
+        for (i, f) in flows.iter().enumerate() {
+            if kept[i] {
+                continue;
+            }
+            // A match nothing meets takes no packet from anyone.
+            if let Some((v, m)) = matches[i] {
+                if fresh.len() == MAX_FRESH {
+                    return None;
+                }
+                fresh.push((f.table, f.priority, v, m));
+            }
+        }
+        Some(Lineage {
+            parent: parent.id,
+            carry,
+            fresh,
+        })
+    }
+
+    /// Whether an answer of the parent, `old` (its flow index) for table
+    /// `table`, stands here for every packet `covers` says a new flow's
+    /// match could take: `Some` with this build's answer, `None` if not
+    /// (or if this build has no parent `from`).
+    #[inline]
+    fn revalidate(
+        &self,
+        from: u64,
+        table: u8,
+        old: Option<u32>,
+        covers: impl Fn(&Fields, &Fields) -> bool,
+    ) -> Option<Option<u32>> {
+        let lin = self.lineage.as_ref().filter(|l| l.parent == from)?;
+        let new = match old {
+            Some(o) => Some(*lin.carry.get(o as usize).filter(|&&i| i != NONE)?),
+            None => None,
+        };
+        let prio = new.and_then(|i| self.priorities.get(i as usize).copied());
+        let taken = lin
+            .fresh
+            .iter()
+            .any(|(t, p, v, m)| *t == table && prio.is_none_or(|q| *p >= q) && covers(v, m));
+        (!taken).then_some(new)
+    }
+
+    /// The parent this build can revalidate answers of.
+    #[inline(always)]
+    fn parent(&self) -> Option<u64> {
+        self.lineage.as_ref().map(|l| l.parent)
     }
 
     /// Whether its flows look beyond the narrow part of the layout.
@@ -896,17 +1060,30 @@ impl Classifier {
         let live = |e: &CacheEntry| e.classifier == self.id;
         let wide = p.wide;
         let h = head(&p.fields);
-        for (e, et) in bucket.0.iter().zip(tails.iter()) {
-            if live(e)
-                && e.table == p.table
-                && e.head == h
-                && (!wide || et[..] == p.fields[NARROW..])
-            {
+        let parent = self.parent();
+        for (e, et) in bucket.0.iter_mut().zip(tails.iter()) {
+            if e.table != p.table || e.head != h || (wide && et[..] != p.fields[NARROW..]) {
+                continue;
+            }
+            if e.classifier == self.id {
                 cache.hits += 1;
                 return (e.flow.map(|i| i as usize), e.mask);
             }
+            if parent.is_some_and(|q| q == e.classifier) {
+                // The parent's answer for this very packet: it stands if
+                // no new flow matches the packet. Its megaflow is not
+                // known to hold (a new flow may take part of it).
+                let n = if wide { LEN } else { NARROW };
+                let covers = |v: &Fields, m: &Fields| (0..n).all(|i| p.fields[i] & m[i] == v[i]);
+                if let Some(flow) = self.revalidate(e.classifier, p.table, e.flow, covers) {
+                    (e.classifier, e.flow, e.mask) = (self.id, flow, NO_MASK);
+                    cache.hits += 1;
+                    return (flow.map(|i| i as usize), NO_MASK);
+                }
+            }
         }
-        let (found, mask) = match cache.mega.lookup(self.id, p) {
+        cache.mega.adopt(self.id, parent);
+        let (found, mask) = match cache.mega.lookup(self, p) {
             Some(answer) => {
                 cache.mega_hits += 1;
                 answer
@@ -1258,6 +1435,59 @@ mod tests {
             )
     }
 
+    /// A snapshot that adds one flow keeps every cached answer the flow
+    /// cannot take (no miss for them) and gives the new answer where it can.
+    #[test]
+    fn a_derived_classifier_keeps_the_answers_its_change_does_not_touch() {
+        let parse = |l: &str| super::super::ofctl::parse_flow(l).unwrap();
+        let mut flows = vec![
+            parse("priority=10,udp,nw_dst=10.0.1.0/24,actions=NORMAL"),
+            parse("priority=5,udp,nw_dst=10.0.2.0/24,actions=NORMAL"),
+        ];
+        let key = |d: u8, h: u8| {
+            let mut k = FlowKey {
+                dl_type: 0x0800,
+                ip_version: 4,
+                nw_proto: 17,
+                tp_src: 1000,
+                tp_dst: 53,
+                ..FlowKey::default()
+            };
+            k.nw_dst[..4].copy_from_slice(&[10, 0, d, h]);
+            k
+        };
+        let regs = Registers::default();
+        let mut cache = FlowCache::default();
+        let c1 = Classifier::derive(&flows, &[0, 1], None);
+        for d in 1..=2 {
+            for h in 0..50 {
+                c1.lookup_cached(&mut cache, 0, 1, &key(d, h), &regs);
+            }
+        }
+        assert_eq!(cache.misses + cache.mega_hits, 100);
+        flows.push(parse("priority=20,udp,nw_dst=10.0.2.7,actions=drop"));
+        let c2 = Classifier::derive(&flows, &[0, 1, 2], Some(&c1));
+        let (hits, misses) = (cache.hits, cache.misses);
+        for d in 1..=2 {
+            for h in 0..50 {
+                let want = if (d, h) == (2, 7) {
+                    2
+                } else {
+                    usize::from(d - 1)
+                };
+                let got = c2.lookup_cached(&mut cache, 0, 1, &key(d, h), &regs);
+                assert_eq!(got, Some(want), "10.0.{d}.{h}");
+            }
+        }
+        // Only the packet the new flow takes was looked up again.
+        assert_eq!((cache.hits - hits, cache.misses - misses), (99, 1));
+        // A classifier derived from another one finds nothing of c1's.
+        let c3 = Classifier::derive(&flows, &[0, 1, 2], None);
+        let misses = cache.misses;
+        c3.lookup_cached(&mut cache, 0, 1, &key(1, 1), &regs);
+        assert_eq!(cache.misses, misses + 1);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -1272,6 +1502,7 @@ mod tests {
             flows in proptest::collection::vec(arb_flow(), 0..24),
             added in proptest::collection::vec(arb_flow(), 0..6),
             removed in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+            changed in proptest::collection::vec(any::<proptest::sample::Index>(), 0..3),
             packets in proptest::collection::vec(arb_packet(), 1..12),
         ) {
             let mut flows = flows;
@@ -1280,11 +1511,16 @@ mod tests {
                 narrowed(&mut flows);
                 narrowed(&mut added);
             }
-            // One cache across both rounds: the second classifier must not
-            // be answered with the first one's decisions.
+            // One cache across the rounds: each classifier is derived
+            // from the one before (the caches revalidate its answers) and
+            // must never be answered with a decision that no longer holds,
+            // nor with one of the round before that.
             let mut cache = FlowCache::default();
-            for round in 0..2 {
-                let c = Classifier::new(&flows);
+            let mut ids: Vec<u64> = (0..flows.len() as u64).collect();
+            let mut next_id = 1_000;
+            let mut before: Option<Classifier> = None;
+            for round in 0..3 {
+                let c = Classifier::derive(&flows, &ids, before.as_ref());
                 // Each packet three times: a miss, then (mostly) an exact
                 // hit, then with the exact entries gone, the megaflow
                 // cache's answer (or a miss).
@@ -1304,14 +1540,27 @@ mod tests {
                         prop_assert_eq!(cached, want, "cached: round {} table {}", round, table);
                     }
                 }
-                // The next snapshot: some flows gone, some new.
+                // The next snapshot: some flows gone, some changed (same
+                // identity, another priority), some new.
                 for r in &removed {
                     if !flows.is_empty() {
                         let i = r.index(flows.len());
                         flows.remove(i);
+                        ids.remove(i);
                     }
                 }
-                flows.extend(added.iter().cloned());
+                for r in &changed {
+                    if !flows.is_empty() {
+                        let i = r.index(flows.len());
+                        flows[i].priority = (flows[i].priority + 1) % 6;
+                    }
+                }
+                for f in &added {
+                    flows.push(f.clone());
+                    ids.push(next_id);
+                    next_id += 1;
+                }
+                before = Some(c);
             }
         }
     }

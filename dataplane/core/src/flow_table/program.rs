@@ -435,6 +435,19 @@ impl FlowTables {
         port: impl Fn(&PortRef) -> Option<PortId>,
         workers: usize,
     ) -> FlowTables {
+        Self::build_after(flows, port, workers, None)
+    }
+
+    /// [`build`](Self::build) of the tables that replace `previous`: what
+    /// the workers' caches hold of `previous`'s answers is revalidated
+    /// against the flows that changed, not dropped (see
+    /// [`Classifier::derive`]).
+    pub fn build_after<'a>(
+        flows: impl IntoIterator<Item = (FlowId, &'a Flow)>,
+        port: impl Fn(&PortRef) -> Option<PortId>,
+        workers: usize,
+        previous: Option<&FlowTables>,
+    ) -> FlowTables {
         let mut resolved: Vec<Flow> = Vec::new();
         let mut spans = Vec::new();
         let mut steps = Vec::new();
@@ -505,7 +518,7 @@ impl FlowTables {
         }
         let n = resolved.len();
         FlowTables {
-            classifier: Classifier::new(&resolved),
+            classifier: Classifier::derive(&resolved, &ids, previous.map(|p| &p.classifier)),
             spans,
             steps,
             ids,
@@ -1233,14 +1246,18 @@ mod tests {
                 let members = [PortId::new(0).unwrap(), PortId::new(1).unwrap(), PortId::new(2).unwrap()];
                 let mut flows = flows;
                 let mut cache = FlowCache::default();
+                let mut before: Option<FlowTables> = None;
                 for _round in 0..2 {
-                    let t = FlowTables::build(
+                    // Derived from the round before's tables: the caches
+                    // revalidate their answers.
+                    let t = FlowTables::build_after(
                         flows.iter().enumerate().map(|(i, f)| (i as u64, f)),
                         |r: &PortRef| match r {
                             PortRef::Number(n) => port_of(*n).filter(|p| members.contains(p)),
                             PortRef::Name(_) => None,
                         },
                         1,
+                        before.as_ref(),
                     );
                     for (port, key) in packets.iter().chain(&packets) {
                         let in_port = PortId::new(*port).unwrap();
@@ -1264,6 +1281,7 @@ mod tests {
                         prop_assert_eq!(got.overflow, r.overflow);
                     }
                     flows.extend(more.iter().cloned());
+                    before = Some(t);
                 }
             }
         }
