@@ -20,6 +20,7 @@
 use super::{Flow, Match, PortRef, Registers, VlanMatch, REGISTERS};
 use crate::flow_key::FlowKey;
 use crate::wire::EtherType;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -398,16 +399,20 @@ impl<const W: usize> Default for Table<W> {
 }
 
 /// Indexes `flows` (value and mask, by table) over the first `W` bytes.
-fn build_tables<const W: usize>(
-    flows: &[Flow],
-    matches: &[Option<(Fields, Fields)>],
-) -> Vec<Table<W>> {
+/// Also each flow's [`signature`].
+fn build_tables<const W: usize, F: Borrow<Flow>>(flows: &[F]) -> (Vec<Table<W>>, Vec<u128>) {
     let mut tables: Vec<Vec<Subtable<W>>> = Vec::new();
-    for (i, (f, m)) in flows.iter().zip(matches).enumerate() {
+    let mut sigs = Vec::with_capacity(flows.len());
+    for (i, f) in flows.iter().enumerate() {
+        let f = f.borrow();
+        // One flow's layout at a time: 100,000 of them at 320 bytes each
+        // would be 32 MB the process keeps after the build.
+        let m = match_fields(&f.m);
+        sigs.push(signature(f, m.as_ref().map(|(v, k)| (&v[..W], &k[..W]))));
         let Some((value, mask)) = m else {
             continue;
         };
-        let (value, mask) = (prefix::<W>(value), prefix::<W>(mask));
+        let (value, mask) = (prefix::<W>(&value), prefix::<W>(&mask));
         let t = usize::from(f.table);
         if tables.len() <= t {
             tables.resize_with(t + 1, Vec::new);
@@ -440,13 +445,14 @@ fn build_tables<const W: usize>(
             *e = (f.priority, i);
         }
     }
-    tables
+    let tables = tables
         .into_iter()
         .map(|mut subtables| {
             subtables.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
             Table { subtables }
         })
-        .collect()
+        .collect();
+    (tables, sigs)
 }
 
 /// The lookup in `tables`, adding to `seen` the mask of every subtable
@@ -849,9 +855,10 @@ const NONE: u32 = u32::MAX;
 /// check is a scan of them): it starts the caches afresh instead.
 pub const MAX_FRESH: usize = 64;
 
-/// A flow's table, priority and match, hashed twice (128 bits): equal
-/// signatures are the same flow to the lookup.
-fn signature(f: &Flow, m: &Option<(Fields, Fields)>) -> u128 {
+/// A flow's table, priority and match (the value and mask over the
+/// classifier's width), hashed twice (128 bits): equal signatures are the
+/// same flow to the lookup.
+fn signature(f: &Flow, m: Option<(&[u8], &[u8])>) -> u128 {
     use std::hash::{DefaultHasher, Hash};
     let half = |seed: u8| {
         let mut h = DefaultHasher::new();
@@ -859,6 +866,24 @@ fn signature(f: &Flow, m: &Option<(Fields, Fields)>) -> u128 {
         h.finish()
     };
     u128::from(half(1)) << 64 | u128::from(half(2))
+}
+
+/// Whether a match looks at the wide part of the layout.
+fn is_wide_match(m: &Match) -> bool {
+    m.nw_tos.is_some()
+        || m.nw_ttl.is_some()
+        || m.tcp_flags.is_some()
+        || m.arp_sha.is_some()
+        || m.arp_tha.is_some()
+        || m.ipv6_src.is_some()
+        || m.ipv6_dst.is_some()
+        || m.ipv6_label.is_some()
+        || m.nd_target.is_some()
+        || m.metadata.is_some()
+        || m.regs.iter().any(Option::is_some)
+        || m.ct_state.is_some()
+        || m.ct_zone.is_some()
+        || m.ct_mark.is_some()
 }
 
 /// The tables over the narrow part of the layout, or over all of it.
@@ -889,41 +914,38 @@ impl Classifier {
     /// caches hold of the parent's answers is revalidated, not dropped,
     /// when few flows changed ([`MAX_FRESH`]) and the layout's width is
     /// the same.
-    pub fn derive(flows: &[Flow], ids: &[u64], parent: Option<&Classifier>) -> Classifier {
-        let matches: Vec<_> = flows.iter().map(|f| match_fields(&f.m)).collect();
-        let wide = matches
-            .iter()
-            .flatten()
-            .any(|(_, mask)| mask[NARROW..].iter().any(|&b| b != 0));
-        let sigs: Vec<u128> = flows
-            .iter()
-            .zip(&matches)
-            .map(|(f, m)| signature(f, m))
-            .collect();
+    pub fn derive<F: Borrow<Flow>>(
+        flows: &[F],
+        ids: &[u64],
+        parent: Option<&Classifier>,
+    ) -> Classifier {
+        let wide = flows.iter().any(|f| is_wide_match(&f.borrow().m));
+        let (tables, sigs) = if wide {
+            let (t, s) = build_tables(flows);
+            (Tables::Wide(t), s)
+        } else {
+            let (t, s) = build_tables(flows);
+            (Tables::Narrow(t), s)
+        };
         let lineage = parent
             .filter(|p| p.is_wide() == wide)
-            .and_then(|p| Self::lineage(p, flows, ids, &matches, &sigs));
+            .and_then(|p| Self::lineage(p, flows, ids, &sigs));
         Classifier {
             id: BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-            tables: if wide {
-                Tables::Wide(build_tables(flows, &matches))
-            } else {
-                Tables::Narrow(build_tables(flows, &matches))
-            },
+            tables,
             flow_ids: ids.to_vec(),
             sigs,
-            priorities: flows.iter().map(|f| f.priority).collect(),
+            priorities: flows.iter().map(|f| f.borrow().priority).collect(),
             lineage,
         }
     }
 
     /// What a build of `flows` keeps of `parent`; `None` past
     /// [`MAX_FRESH`] changes.
-    fn lineage(
+    fn lineage<F: Borrow<Flow>>(
         parent: &Classifier,
-        flows: &[Flow],
+        flows: &[F],
         ids: &[u64],
-        matches: &[Option<(Fields, Fields)>],
         sigs: &[u128],
     ) -> Option<Lineage> {
         let here: HashMap<(u64, u128), usize> = ids
@@ -942,11 +964,12 @@ impl Classifier {
         }
         let mut fresh = Vec::new();
         for (i, f) in flows.iter().enumerate() {
+            let f = f.borrow();
             if kept[i] {
                 continue;
             }
             // A match nothing meets takes no packet from anyone.
-            if let Some((v, m)) = matches[i] {
+            if let Some((v, m)) = match_fields(&f.m) {
                 if fresh.len() == MAX_FRESH {
                     return None;
                 }

@@ -170,8 +170,9 @@ pub enum Action {
     /// Decrements the IPv4 TTL or IPv6 hop limit; a packet whose TTL
     /// would reach 0 is dropped.
     DecTtl,
-    /// Pushes a new outer VLAN tag with this TPID (0x8100 or 0x88a8), its
-    /// VID and PCP those of the tag it covers (0 on an untagged frame).
+    /// Pushes a new outer VLAN tag with this TPID (0x8100 or 0x88a8) and
+    /// TCI 0, as Open vSwitch does (OpenFlow 1.1+ would copy the covered
+    /// tag's VID and PCP; OVS does not: `ovs_flow_diff.py` checks it).
     PushVlan(u16),
     /// Writes `value` into bits `dst.ofs ..` of `dst.field`
     /// (`load:VALUE->FIELD[RANGE]`).

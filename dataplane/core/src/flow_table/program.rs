@@ -71,8 +71,7 @@ pub enum Edit {
     DecTtl,
     /// IPv4 TTL or IPv6 hop limit set (the IPv4 checksum updated).
     SetTtl(u8),
-    /// A new outer tag with this TPID, its TCI the one of the tag it
-    /// covers (0 on an untagged frame).
+    /// A new outer tag with this TPID and TCI 0.
     PushVlan(u16),
 }
 
@@ -282,6 +281,7 @@ pub fn edit_key(key: &mut FlowKey, e: Edit) {
             key.has_inner_vlan = key.has_vlan;
             key.inner_vlan_tci = key.vlan_tci;
             key.has_vlan = true;
+            key.vlan_tci = 0;
         }
         Edit::StripVlan if key.has_vlan => {
             key.has_vlan = key.has_inner_vlan;
@@ -448,27 +448,27 @@ impl FlowTables {
         workers: usize,
         previous: Option<&FlowTables>,
     ) -> FlowTables {
-        let mut resolved: Vec<Flow> = Vec::new();
+        // The classifier reads tables, priorities and matches: the flows
+        // themselves, but for a copy of a match whose in_port is a name.
+        let mut resolved: Vec<std::borrow::Cow<'a, Flow>> = Vec::new();
         let mut spans = Vec::new();
         let mut steps = Vec::new();
         let mut ids = Vec::new();
         for (id, f) in flows {
-            let m = match &f.m.in_port {
+            resolved.push(match &f.m.in_port {
                 Some(r @ PortRef::Name(_)) => match port(r) {
-                    Some(p) => Match {
-                        in_port: Some(PortRef::Number(ofport(p))),
-                        ..f.m.clone()
-                    },
-                    None => f.m.clone(),
+                    Some(p) => std::borrow::Cow::Owned(Flow {
+                        table: f.table,
+                        priority: f.priority,
+                        m: Match {
+                            in_port: Some(PortRef::Number(ofport(p))),
+                            ..f.m.clone()
+                        },
+                        ..Flow::default()
+                    }),
+                    None => std::borrow::Cow::Borrowed(f),
                 },
-                _ => f.m.clone(),
-            };
-            // The classifier reads only tables, priorities and matches.
-            resolved.push(Flow {
-                table: f.table,
-                priority: f.priority,
-                m,
-                ..Flow::default()
+                _ => std::borrow::Cow::Borrowed(f),
             });
             let start = steps.len() as u32;
             for a in &f.actions {

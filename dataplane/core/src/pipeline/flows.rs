@@ -246,10 +246,7 @@ pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
                 Err(_) => false,
             }
         }
-        Edit::PushVlan(tpid) => match SwitchingHeader::parse(f.data(), None) {
-            Ok(h) => push_tag(f, EtherType(tpid), h.outer_tci.unwrap_or(0)),
-            Err(_) => false,
-        },
+        Edit::PushVlan(tpid) => push_tag(f, EtherType(tpid), 0),
         Edit::SetDlDst(a) => set_bytes(f, 0, &a.0),
         Edit::SetDlSrc(a) => set_bytes(f, 6, &a.0),
         Edit::SetNwSrc(_)
