@@ -330,29 +330,41 @@ class FerroswitchRun:
         self.vswitchd, self.out, self.rx_file = vswitchd, out, rx_file
         self.forward_bpdu = forward_bpdu
         self.proc: Proc | None = None
+        self.sock = self.out / "ctl.sock"
+
+    def config_head(self) -> list[str]:
+        """The configuration up to the bridges: EAL, dataplane, control."""
+        q = lambda s: '"' + str(s) + '"'  # noqa: E731
+        return ["[eal]", 'args = ["--no-pci", "--no-huge", "-m", "512", "--no-shconf", '
+                f'"--file-prefix", "fswdiff-{os.getpid()}"]',
+                "[dataplane]", "pmd_cores = [1]", "control_core = 0",
+                "[control]", f"socket = {q(self.sock)}",
+                f"state_dir = {q(os.path.dirname(self.sock) + '/state')}"]
 
     def start(self) -> None:
-        sock = self.out / "ctl.sock"
         q = lambda s: '"' + str(s) + '"'  # noqa: E731
-        lines = ["[eal]", 'args = ["--no-pci", "--no-huge", "-m", "512", "--no-shconf", '
-                 f'"--file-prefix", "fswdiff-{os.getpid()}"]',
-                 "[dataplane]", "pmd_cores = [1]", "control_core = 0",
-                 "[control]", f"socket = {q(sock)}", f"state_dir = {q(os.path.dirname(sock) + '/state')}",
-                 "[[bridges]]", 'name = "br0"', f"forward_bpdu = {str(self.forward_bpdu).lower()}"]
+        lines = self.config_head() + [
+            "[[bridges]]", 'name = "br0"', f"forward_bpdu = {str(self.forward_bpdu).lower()}"]
         for i, (name, _, toml, mtu) in enumerate(PORTS):
             lines += ["[[bridges.ports]]", f"name = {q(name)}",
                       f"devargs = {q(devargs(i, self.out, self.rx_file))}", f"mtu_request = {mtu}", *toml]
+        self.launch(lines)
+
+    def ctl(self, *args: str, check: bool = True, timeout: float = 5):
+        ctl = self.vswitchd.parent / "vswitchctl"
+        return run_cmd([str(ctl), "--socket", str(self.sock), *args], check=check, timeout=timeout)
+
+    def launch(self, lines: list[str]) -> None:
+        """Writes the configuration, starts the daemon, waits for its socket."""
         cfg = self.out / "vswitchd.toml"
         cfg.write_text("\n".join(lines) + "\n")
         self.proc = Proc("vswitchd", [str(self.vswitchd), "--config", str(cfg)],
                          self.out / "vswitchd.log")
-        ctl = self.vswitchd.parent / "vswitchctl"
         deadline = time.monotonic() + 60
         while True:
             if not self.proc.alive():
                 raise BenchError("vswitchd exited:\n" + tail(self.out / "vswitchd.log"))
-            cp = run_cmd([str(ctl), "--socket", str(sock), "port", "list"], check=False, timeout=5)
-            if cp.returncode == 0:
+            if self.ctl("port", "list", check=False).returncode == 0:
                 return
             if time.monotonic() > deadline:
                 raise BenchError("vswitchd not up:\n" + tail(self.out / "vswitchd.log"))
@@ -363,26 +375,24 @@ class FerroswitchRun:
             self.proc.stop()
 
 
-class OvsRun:
-    def __init__(self, out: Path, rx_file: Path, forward_bpdu: bool):
-        self.out, self.forward_bpdu = out, forward_bpdu
-        # OVS polls a new port's rx queue before its bridge port exists, and
-        # drops what arrives meanwhile: p4 starts on an empty file, and its
-        # frames are put in place and read once the port is in the bridge.
-        self.frames_file = rx_file
-        self.rx_file = rx_file.with_name("p4-rx-ovs.pcap")
-        write_pcap(self.rx_file, [])
+class OvsDaemons:
+    """ovsdb-server and ovs-vswitchd-dpdk in a private run directory, DPDK
+    initialised; the bridges in `self.bridges` are removed on stop."""
+
+    def __init__(self, out: Path):
+        self.out = out
         self.rundir = Path(tempfile.mkdtemp(prefix="fswdiff-ovs-"))
         self.env = dict(os.environ, OVS_RUNDIR=str(self.rundir), OVS_DBDIR=str(self.rundir),
                         OVS_LOGDIR=str(out), OVS_SYSCONFDIR=str(self.rundir))
         self.db_sock = self.rundir / "db.sock"
         self.procs: list[Proc] = []
+        self.bridges: list[str] = []
 
     def vsctl(self, *args: str, check: bool = True):
         return run_cmd(["ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=30", *args],
                        timeout=40, env=self.env, check=check)
 
-    def start(self) -> None:
+    def start_daemons(self) -> None:
         db = self.rundir / "conf.db"
         run_cmd(["ovsdb-tool", "create", str(db), OVS_SCHEMA], env=self.env)
         self.procs.append(Proc("ovsdb-server", [
@@ -411,6 +421,37 @@ class OvsRun:
             if not self.procs[-1].alive() or time.monotonic() > deadline:
                 raise BenchError("OVS DPDK did not initialise:\n" + tail(self.out / "ovs-vswitchd.log"))
             time.sleep(0.3)
+
+    def appctl(self, *args: str):
+        return run_cmd(["ovs-appctl", "-t", str(self.rundir / "vswitchd.ctl"), *args],
+                       env=self.env).stdout
+
+    def stop(self) -> None:
+        try:
+            if self.procs and self.procs[-1].alive():
+                # Closing the ports flushes their tx files.
+                for br in self.bridges:
+                    self.vsctl("del-br", br, check=False)
+        finally:
+            for p in reversed(self.procs):
+                p.stop()
+            shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+class OvsRun(OvsDaemons):
+    def __init__(self, out: Path, rx_file: Path, forward_bpdu: bool):
+        super().__init__(out)
+        self.forward_bpdu = forward_bpdu
+        self.bridges = ["br0"]
+        # OVS polls a new port's rx queue before its bridge port exists, and
+        # drops what arrives meanwhile: p4 starts on an empty file, and its
+        # frames are put in place and read once the port is in the bridge.
+        self.frames_file = rx_file
+        self.rx_file = rx_file.with_name("p4-rx-ovs.pcap")
+        write_pcap(self.rx_file, [])
+
+    def start(self) -> None:
+        self.start_daemons()
         self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
                    f"other_config:forward-bpdu={str(self.forward_bpdu).lower()}")
         # p0-p3 first, in one transaction; the file port once they are up.
@@ -447,16 +488,6 @@ class OvsRun:
             if time.monotonic() > deadline:
                 raise BenchError("OVS did not restart p4:\n" + tail(self.out / "ovs-vswitchd.log"))
             time.sleep(0.2)
-
-    def stop(self) -> None:
-        try:
-            if self.procs and self.procs[-1].alive():
-                # Closing the ports flushes their tx files.
-                self.vsctl("del-br", "br0", check=False)
-        finally:
-            for p in reversed(self.procs):
-                p.stop()
-            shutil.rmtree(self.rundir, ignore_errors=True)
 
 
 def run_switch(sw, corpus: Corpus) -> dict[str, list[bytes]]:

@@ -22,6 +22,8 @@ cargo test --profile ci -p ferroswitch --benches
 # The NORMAL action against the real OVS-DPDK, frame for frame (skips, with
 # a message, only where OVS-DPDK cannot run).
 python3 scripts/ovs_diff.py --vswitchd target/ci/vswitchd
+# The OpenFlow flow tables (every match and action, Neutron's firewall flows) against OVS-DPDK, frame for frame.
+python3 scripts/ovs_flow_diff.py --vswitchd target/ci/vswitchd
 # The Neutron API against the real Neutron 29.0.0, step for step (installs
 # it into a cached virtualenv the first time); docs/NEUTRON.md.
 python3 scripts/neutron_diff.py --vswitchd target/ci/vswitchd
