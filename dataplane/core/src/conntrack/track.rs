@@ -38,6 +38,8 @@ impl CtState {
     pub const RPL: u8 = 0x08;
     pub const INV: u8 = 0x10;
     pub const TRK: u8 = 0x20;
+    /// The bits' names in bit order, as `ct_state=+trk+new` writes them.
+    pub const NAMES: [&'static str; 6] = ["new", "est", "rel", "rpl", "inv", "trk"];
 
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0
@@ -49,17 +51,9 @@ impl CtState {
 
 impl std::fmt::Display for CtState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = [
-            (Self::NEW, "new"),
-            (Self::EST, "est"),
-            (Self::REL, "rel"),
-            (Self::RPL, "rpl"),
-            (Self::INV, "inv"),
-            (Self::TRK, "trk"),
-        ];
         let mut first = true;
-        for (bit, name) in names {
-            if self.has(bit) {
+        for (i, name) in Self::NAMES.iter().enumerate() {
+            if self.has(1 << i) {
                 write!(f, "{}{name}", if first { "+" } else { "|+" })?;
                 first = false;
             }

@@ -106,18 +106,6 @@ pub struct Registers {
     pub ct_mark: u32,
 }
 
-/// `ct_state` bits, as OVS numbers them.
-pub mod ct_state {
-    pub const NEW: u8 = 0x01;
-    pub const EST: u8 = 0x02;
-    pub const REL: u8 = 0x04;
-    pub const RPL: u8 = 0x08;
-    pub const INV: u8 = 0x10;
-    pub const TRK: u8 = 0x20;
-    /// Their names in bit order (`ct_state=+trk+new`).
-    pub const NAMES: [&str; 6] = ["new", "est", "rel", "rpl", "inv", "trk"];
-}
-
 /// The zone of a `ct` action: a number, or bits of a field
 /// (`zone=NXM_NX_REG6[0..15]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

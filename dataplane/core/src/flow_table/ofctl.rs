@@ -14,9 +14,10 @@
 //! dumped line can be added again unchanged.
 
 use super::{
-    ct_state, Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, SubField, VlanMatch,
-    MAX_TABLE, REGISTERS,
+    Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, SubField, VlanMatch, MAX_TABLE,
+    REGISTERS,
 };
+use crate::conntrack::CtState;
 use crate::wire::{EtherType, EthernetAddress};
 use std::fmt::Write;
 
@@ -465,7 +466,7 @@ fn ct_state_flags(at: usize, s: &str) -> Result<Masked<u8>, OfctlError> {
         let body = &rest[1..];
         let end = body.find(['+', '-']).unwrap_or(body.len());
         let name = body[..end].to_ascii_lowercase();
-        let Some(bit) = ct_state::NAMES.iter().position(|f| *f == name) else {
+        let Some(bit) = CtState::NAMES.iter().position(|f| *f == name) else {
             return err(
                 at,
                 format!("ct_state: unknown flag {name:?} (new, est, rel, rpl, inv or trk)"),
@@ -1330,7 +1331,7 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
         if c.mask == 0 {
             m.push_str("0/0");
         }
-        for (bit, name) in ct_state::NAMES.iter().enumerate() {
+        for (bit, name) in CtState::NAMES.iter().enumerate() {
             if c.mask & 1 << bit != 0 {
                 let sign = if c.value & 1 << bit != 0 { '+' } else { '-' };
                 write!(m, "{sign}{name}").ok();

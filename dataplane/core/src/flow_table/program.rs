@@ -12,9 +12,9 @@
 
 use super::classifier::{Classifier, FlowCache, PacketFields, NO_MASK};
 use super::{
-    ct_state, Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, Registers, SubField,
-    MAX_TABLE,
+    Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, Registers, SubField, MAX_TABLE,
 };
+use crate::conntrack::CtState;
 use crate::flow_key::FlowKey;
 use crate::port::PortId;
 use crate::wire::EthernetAddress;
@@ -136,7 +136,7 @@ pub struct NoConntrack;
 
 impl Conntrack for NoConntrack {
     fn track(&mut self, _zone: u16) -> (u8, u32) {
-        (ct_state::TRK | ct_state::INV, 0)
+        (CtState::TRK | CtState::INV, 0)
     }
     fn commit(&mut self, _zone: u16, _mark: Option<Masked<u32>>) {}
 }

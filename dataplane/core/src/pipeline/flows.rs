@@ -14,11 +14,11 @@
 //! the security stage: flows are the operator's, as in OVS.
 use super::execute::{apply_tag, BurstCounts};
 use super::{DropReason, Outputs, TagAction};
-use crate::conntrack::{ConnCache, ConnTable, CtPacket};
+use crate::conntrack::{ConnCache, ConnTable, CtPacket, CtState};
 use crate::flow_key::FlowKey;
 use crate::flow_table::classifier::{FlowCache, Megaflow, PacketFields};
 use crate::flow_table::program::{Conntrack, Edit, Emit, FlowTables, Op, Translation};
-use crate::flow_table::{ct_state, Masked};
+use crate::flow_table::Masked;
 use crate::frame::{Burst, Frame, FramePool, Transmit, BURST};
 use crate::offload::wire_len;
 use crate::port::{PortId, PortMask};
@@ -292,7 +292,7 @@ impl Conntrack for FrameCt<'_> {
             return (s, m);
         }
         let (s, m) = match self.packet(zone) {
-            None => (ct_state::TRK | ct_state::INV, 0),
+            None => (CtState::TRK | CtState::INV, 0),
             Some((t, p)) if self.peek => {
                 let (s, m) = t.peek_marked(&p);
                 (s.0, m)
