@@ -642,24 +642,28 @@ def inner(args) -> int:
     return 0 if failures == 0 else 1
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--vswitchd", default=str(REPO / "target" / "ci" / "vswitchd"))
-    ap.add_argument("--out", default=None, help="keep the pcaps and logs here")
-    args = ap.parse_args()
+def run_isolated(name: str, args, inner, ns_prefix: str, tmp_prefix: str,
+                 tools: tuple[tuple[str, str], ...] = ()) -> int:
+    """A differential run's frame: skip (exit 0, "SKIP: ...") where OVS-DPDK
+    cannot run, else run `inner(args)` holding the benchmark lock, in a
+    network namespace of its own, and stop everything started on the way.
+    `tools`: (program, Debian package) that must be there too."""
     if os.geteuid() != 0:
-        print("SKIP: ovs_diff needs root (namespaces, DPDK)")
+        print(f"SKIP: {name} needs root (namespaces, DPDK)")
         return 0
     why = bench.OvsDpdk.unavailable(None)
+    for tool, package in tools:
+        if not why and not shutil.which(tool):
+            why = f"{tool} not found (package {package})"
     if why:
         print(f"SKIP: OVS-DPDK cannot run here: {why}")
         return 0
     if not Path(args.vswitchd).is_file():
-        print(f"ovs_diff: {args.vswitchd} missing: build it first (cargo build --profile ci)")
+        print(f"{name}: {args.vswitchd} missing: build it first (cargo build --profile ci)")
         return 1
     keep = args.out is not None
-    args.out = args.out or tempfile.mkdtemp(prefix="fswdiff-")
-    ns = Namespace(f"fswdiff{os.getpid()}")
+    args.out = args.out or tempfile.mkdtemp(prefix=tmp_prefix)
+    ns = Namespace(f"{ns_prefix}{os.getpid()}")
     try:
         # One switch on the PMD core at a time: no benchmark beside this.
         with bench.bench_lock(1800):
@@ -667,13 +671,21 @@ def main() -> int:
             enter_netns(ns.name)
             return inner(args)
     except BenchError as exc:
-        print(f"ovs_diff: ERROR: {exc}")
+        print(f"{name}: ERROR: {exc}")
         return 1
     finally:
         Proc.stop_all()
         ns.delete()
         if not keep:
             shutil.rmtree(args.out, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vswitchd", default=str(REPO / "target" / "ci" / "vswitchd"))
+    ap.add_argument("--out", default=None, help="keep the pcaps and logs here")
+    args = ap.parse_args()
+    return run_isolated("ovs_diff", args, inner, "fswdiff", "fswdiff-")
 
 
 if __name__ == "__main__":

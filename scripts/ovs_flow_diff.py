@@ -55,12 +55,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
-import os
 import re
 import shutil
 import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -68,8 +66,8 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (shared process and OVS helpers)
 import ovs_diff  # noqa: E402  (namespace, injector, pcap files, the two switches)
-from bench import BenchError, Proc, run_cmd  # noqa: E402
-from ovs_diff import Corpus, Namespace, enter_netns, frame_id, inject, read_pcap  # noqa: E402
+from bench import BenchError, run_cmd  # noqa: E402
+from ovs_diff import Corpus, frame_id, inject, read_pcap  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -922,35 +920,8 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="keep the pcaps, flows and logs here")
     ap.add_argument("--corpus", default="all", choices=["all", "actions", "neutron"])
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: ovs_flow_diff needs root (namespaces, DPDK)")
-        return 0
-    why = bench.OvsDpdk.unavailable(None)
-    if not why and not shutil.which("ovs-ofctl"):
-        why = "ovs-ofctl not found (package openvswitch-switch)"
-    if why:
-        print(f"SKIP: OVS-DPDK cannot run here: {why}")
-        return 0
-    if not Path(args.vswitchd).is_file():
-        print(f"ovs_flow_diff: {args.vswitchd} missing: build it first (cargo build --profile ci)")
-        return 1
-    keep = args.out is not None
-    args.out = args.out or tempfile.mkdtemp(prefix="fswflowdiff-")
-    ns = Namespace(f"fswfdiff{os.getpid()}")
-    try:
-        # One switch on the PMD core at a time: no benchmark beside this.
-        with bench.bench_lock(1800):
-            ns.create()
-            enter_netns(ns.name)
-            return inner(args)
-    except BenchError as exc:
-        print(f"ovs_flow_diff: ERROR: {exc}")
-        return 1
-    finally:
-        Proc.stop_all()
-        ns.delete()
-        if not keep:
-            shutil.rmtree(args.out, ignore_errors=True)
+    return ovs_diff.run_isolated("ovs_flow_diff", args, inner, "fswfdiff", "fswflowdiff-",
+                                 tools=(("ovs-ofctl", "openvswitch-switch"),))
 
 
 if __name__ == "__main__":
