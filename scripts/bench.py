@@ -1273,7 +1273,7 @@ def flow_traffic(flows: int, frame_size: int, reverse: bool) -> list[bytes]:
     return frames
 
 
-def flow_rules(rules: int, seed: int = 15) -> list[str]:
+def flow_rules(rules: int, seed: int = 15, wide: bool = False) -> list[str]:
     """`rules` flows in ovs-ofctl syntax, the same for both switches: the
     two that carry the traffic (p0 -> p1 and back, priority 10) and a
     default drop, and the rest ACL-like rules at higher priorities that the
@@ -1282,7 +1282,16 @@ def flow_rules(rules: int, seed: int = 15) -> list[str]:
     TCP or UDP, with or without a destination port (18 masks), and every
     tenth a MAC rule (dl_src). So a lookup must search every subtable whose
     rules outrank the traffic's. `rules` = 1: one flow, `udp,actions=FLOOD`
-    (the other port of a two-port bridge)."""
+    (the other port of a two-port bridge). `wide`: every rule also matches
+    reg0=0, true of every packet in table 0, so the decisions are the same
+    and Ferroswitch's classifier works over its whole (wide) field layout."""
+    out = _flow_rules(rules, seed)
+    if wide:
+        out = [re.sub(r"^(priority=\d+)", r"\1,reg0=0", line) for line in out]
+    return out
+
+
+def _flow_rules(rules: int, seed: int) -> list[str]:
     if rules < 1:
         raise BenchError("--rules must be at least 1")
     if rules == 1:
@@ -1356,14 +1365,14 @@ class Flows(Scenario):
             gen_pcap.write_pcap(str(path), flow_traffic(a.flows, a.frame_size, rev))
             self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
         self.flows_file = tdir / "flows.txt"
-        self.rules = flow_rules(a.rules)
+        self.rules = flow_rules(a.rules, wide=a.wide)
         self.flows_file.write_text("\n".join(self.rules) + "\n")
         self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
         log(f"traffic: {a.flows} UDP flows each way, {a.frame_size}-byte frames; "
             f"{len(self.rules)} rules -> {tdir} ({time.monotonic() - t0:.1f} s)")
 
     def summary_extra(self) -> dict:
-        return {"rules": self.ctx.args.rules}
+        return {"rules": self.ctx.args.rules, "wide": self.ctx.args.wide}
 
     def ovs_configure(self, ovs: "OvsDpdk") -> None:
         br = ovs.bridge
@@ -2232,6 +2241,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "1,000,000)")
     ap.add_argument("--rules", type=int, default=100, metavar="N",
                     help="flows: flow-table rules (flow_rules: 1, or 3 and more)")
+    ap.add_argument("--wide", action="store_true",
+                    help="flows: every rule also matches reg0=0 (the same decisions, over "
+                         "Ferroswitch's wide field layout)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     ap.add_argument("--duration", type=float, default=10.0, help="measurement window, seconds")
     ap.add_argument("--runs", type=int, default=1, help=">1: median and range reported")
