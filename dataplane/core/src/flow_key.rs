@@ -284,7 +284,7 @@ impl FlowKey {
         let proto = ip.protocol();
         self.ip_version = 4;
         self.nw_proto = proto.0;
-        self.nw_tos = (ip.dscp() << 2) | ip.ecn();
+        self.nw_tos = ip.tos();
         self.nw_ttl = ip.ttl();
         self.nw_src = ipv4_in_16(ip.src_addr());
         self.nw_dst = ipv4_in_16(ip.dst_addr());

@@ -99,8 +99,7 @@ impl ConnTable {
         p: &CtPacket,
     ) -> (CtState, u32) {
         if let L4::IcmpError(quoted) = p.l4 {
-            let mark = self.find(&quoted, |_, c| c.mark).unwrap_or(0);
-            return (self.related(&quoted), mark);
+            return self.related(&quoted);
         }
         let now = self.now();
         let seen = self.find_cached(cache, slot, &p.key, |dir, c| {
@@ -113,8 +112,7 @@ impl ConnTable {
     /// [`peek`](Self::peek), and the connection's `ct_mark`.
     pub fn peek_marked(&self, p: &CtPacket) -> (CtState, u32) {
         if let L4::IcmpError(quoted) = p.l4 {
-            let mark = self.find(&quoted, |_, c| c.mark).unwrap_or(0);
-            return (self.related(&quoted), mark);
+            return self.related(&quoted);
         }
         self.find(&p.key, |dir, c| (advance(dir, &mut c.clone(), p), c.mark))
             .unwrap_or_else(|| (untracked_state(p), 0))
@@ -130,19 +128,16 @@ impl ConnTable {
     /// The state `p` would get, without changing anything (for `trace`):
     /// its connection's state is moved on a copy.
     pub fn peek(&self, p: &CtPacket) -> CtState {
-        if let L4::IcmpError(quoted) = p.l4 {
-            return self.related(&quoted);
-        }
-        self.find(&p.key, |dir, c| advance(dir, &mut c.clone(), p))
-            .unwrap_or_else(|| untracked_state(p))
+        self.peek_marked(p).0
     }
 
-    /// An ICMP error quoting `quoted`: related to its connection, if any.
-    fn related(&self, quoted: &ConnKey) -> CtState {
-        match self.find_dir(quoted) {
-            Some(Dir::Original) => CtState::of(CtState::REL | CtState::RPL),
-            Some(Dir::Reply) => CtState::of(CtState::REL),
-            None => CtState::of(CtState::INV),
+    /// An ICMP error quoting `quoted`: related to its connection, if any,
+    /// and that connection's mark.
+    fn related(&self, quoted: &ConnKey) -> (CtState, u32) {
+        match self.find(quoted, |d, c| (d, c.mark)) {
+            Some((Dir::Original, mark)) => (CtState::of(CtState::REL | CtState::RPL), mark),
+            Some((Dir::Reply, mark)) => (CtState::of(CtState::REL), mark),
+            None => (CtState::of(CtState::INV), 0),
         }
     }
 
@@ -165,11 +160,6 @@ impl ConnTable {
             Err(InsertError::Exists) => Ok(()),
             r => r,
         }
-    }
-
-    /// The direction `key` has in its connection, without touching it.
-    fn find_dir(&self, key: &ConnKey) -> Option<Dir> {
-        self.find(key, |d, _| d)
     }
 }
 

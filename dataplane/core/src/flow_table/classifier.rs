@@ -17,7 +17,7 @@
 //! TCP flags, ARP hardware addresses, IPv6, ND, registers, metadata) make
 //! the whole classifier wide, every lookup over all [`LEN`] bytes.
 
-use super::{Flow, Match, PortRef, Registers, VlanMatch, REGISTERS};
+use super::{Flow, Match, PortRef, Registers, VlanMatch};
 use crate::flow_key::FlowKey;
 use crate::wire::EtherType;
 use std::borrow::Borrow;
@@ -268,7 +268,7 @@ fn match_fields(m: &Match) -> Option<(Fields, Fields)> {
     if let Some(x) = m.metadata {
         put(at::METADATA, &x.value.to_be_bytes(), &x.mask.to_be_bytes());
     }
-    for (r, x) in m.regs.iter().enumerate().take(REGISTERS) {
+    for (r, x) in m.regs.iter().enumerate() {
         if let Some(x) = x {
             put(
                 at::REGS + 4 * r,
@@ -340,7 +340,8 @@ impl Hasher for FieldsHasher {
     }
 }
 
-/// The hash of the layout's first `n` bytes and `extra`.
+/// The hash of the fields (a narrow classifier's: the narrow part only)
+/// and `extra`.
 #[inline(always)]
 fn hash(f: &Fields, wide: bool, extra: u64) -> u64 {
     let mut h = FieldsHasher::default();
@@ -388,14 +389,6 @@ struct Subtable<const W: usize> {
 #[derive(Debug)]
 struct Table<const W: usize> {
     subtables: Vec<Subtable<W>>,
-}
-
-impl<const W: usize> Default for Table<W> {
-    fn default() -> Self {
-        Table {
-            subtables: Vec::new(),
-        }
-    }
 }
 
 /// Indexes `flows` (value and mask, by table) over the first `W` bytes.
@@ -508,8 +501,9 @@ fn lookup_in<const W: usize>(
 /// Entries of an [`FlowCache`] (a power of two).
 pub const EXACT_CACHE_ENTRIES: usize = 8192;
 
-/// The narrow part of a cached answer's fields, and the answer; the wide
-/// part, for wide classifiers, sits in an array of its own, so a narrow
+/// A cached answer, in either cache: the narrow part of its fields (the
+/// packet's, or under a megaflow mask), and the answer; the wide part, for
+/// wide classifiers, sits in an array of its own, so a narrow
 /// classifier's cache lookups touch only these.
 #[derive(Debug, Clone, Copy)]
 struct CacheEntry {
@@ -537,6 +531,33 @@ type Tail = [u8; LEN - NARROW];
 #[inline(always)]
 fn head(f: &Fields) -> [u8; NARROW] {
     prefix::<NARROW>(f)
+}
+
+impl CacheEntry {
+    /// Whether it was kept for `fields` (their narrow part `head`, their
+    /// wide part in `tail` if `wide`) in `table`.
+    #[inline(always)]
+    fn holds(
+        &self,
+        tail: &Tail,
+        table: u8,
+        head: &[u8; NARROW],
+        fields: &Fields,
+        wide: bool,
+    ) -> bool {
+        self.table == table && self.head == *head && (!wide || tail[..] == fields[NARROW..])
+    }
+}
+
+/// Which of a bucket's two places a new answer of classifier `id` takes:
+/// an empty or stale one first, else the one a hash bit picks.
+#[inline(always)]
+fn place_in(bucket: &[CacheEntry; 2], id: u64, hash: u64) -> usize {
+    match (bucket[0].classifier == id, bucket[1].classifier == id) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => (hash >> 63) as usize,
+    }
 }
 
 /// Two entries side by side: the two places a packet's decision may be
@@ -614,26 +635,6 @@ impl FlowCache {
 pub const MEGAFLOW_ENTRIES: usize = 8192;
 pub const MEGAFLOW_MASKS: usize = 16;
 
-/// A wildcarded decision: the packet fields under one of the cache's
-/// masks (their narrow part; the wide part apart, as in the exact-match
-/// cache), and the flow.
-#[derive(Debug, Clone, Copy)]
-struct MegaEntry {
-    classifier: u64,
-    table: u8,
-    mask: u8,
-    head: [u8; NARROW],
-    flow: Option<u32>,
-}
-
-const EMPTY_MEGA: MegaEntry = MegaEntry {
-    classifier: 0,
-    table: 0,
-    mask: 0,
-    head: [0; NARROW],
-    flow: None,
-};
-
 /// A worker's megaflow cache, as Open vSwitch's datapath classifier
 /// keeps them: each classifier answer is kept with the fields that
 /// answer really depended on (the masks of the subtables the lookup
@@ -641,7 +642,8 @@ const EMPTY_MEGA: MegaEntry = MegaEntry {
 /// only in a source port nobody matches, say) is answered from it. A few
 /// masks, searched in the order they came, each a hash probe into one
 /// fixed table of two-way buckets. Masks and entries belong to one
-/// classifier: a new one starts the cache afresh. Sized once.
+/// classifier and, revalidated as they are hit, to the one derived from
+/// it; any other classifier starts the cache afresh. Sized once.
 #[derive(Debug)]
 struct MegaflowCache {
     classifier: u64,
@@ -650,7 +652,7 @@ struct MegaflowCache {
     parent: u64,
     masks: [Fields; MEGAFLOW_MASKS],
     n_masks: usize,
-    buckets: Box<[[MegaEntry; 2]]>,
+    buckets: Box<[[CacheEntry; 2]]>,
     tails: Box<[[Tail; 2]]>,
 }
 
@@ -661,7 +663,7 @@ impl Default for MegaflowCache {
             parent: 0,
             masks: [[0; LEN]; MEGAFLOW_MASKS],
             n_masks: 0,
-            buckets: vec![[EMPTY_MEGA; 2]; MEGAFLOW_ENTRIES / 2].into_boxed_slice(),
+            buckets: vec![[EMPTY_ENTRY; 2]; MEGAFLOW_ENTRIES / 2].into_boxed_slice(),
             tails: vec![[[0; LEN - NARROW]; 2]; MEGAFLOW_ENTRIES / 2].into_boxed_slice(),
         }
     }
@@ -700,32 +702,36 @@ impl MegaflowCache {
     #[inline]
     fn lookup(&mut self, c: &Classifier, p: &PacketFields) -> Option<(Option<usize>, u8)> {
         let id = c.id;
-        if self.classifier != id {
+        let MegaflowCache {
+            classifier,
+            parent,
+            masks,
+            n_masks,
+            buckets,
+            tails,
+        } = self;
+        if *classifier != id {
             return None;
         }
-        for m in 0..self.n_masks.min(MEGAFLOW_MASKS) {
-            let mask = self.masks[m];
-            let (masked, h) = masked_hash(p.table, m, p, &mask);
+        for (m, mask) in masks[..(*n_masks).min(MEGAFLOW_MASKS)].iter().enumerate() {
+            let (masked, h) = masked_hash(p.table, m, p, mask);
             let b = h as usize & (MEGAFLOW_ENTRIES / 2 - 1);
-            let (bucket, tails) = (self.buckets.get_mut(b)?, self.tails.get(b)?);
+            let (bucket, tails) = (buckets.get_mut(b)?, tails.get(b)?);
+            let hd = head(&masked);
             for (e, t) in bucket.iter_mut().zip(tails) {
-                if e.table != p.table
-                    || usize::from(e.mask) != m
-                    || e.head != head(&masked)
-                    || (p.wide && t[..] != masked[NARROW..])
-                {
+                if usize::from(e.mask) != m || !e.holds(t, p.table, &hd, &masked, p.wide) {
                     continue;
                 }
                 if e.classifier == id {
                     return Some((e.flow.map(|i| i as usize), m as u8));
                 }
-                if e.classifier == self.parent && self.parent != 0 {
+                if e.classifier == *parent && *parent != 0 {
                     // Stands if no new flow's match meets the megaflow.
                     let n = if p.wide { LEN } else { NARROW };
                     let meets = |v: &Fields, k: &Fields| {
                         (0..n).all(|i| (masked[i] ^ v[i]) & mask[i] & k[i] == 0)
                     };
-                    if let Some(flow) = c.revalidate(self.parent, p.table, e.flow, meets) {
+                    if let Some(flow) = c.revalidate(*parent, p.table, e.flow, meets) {
                         (e.classifier, e.flow) = (id, flow);
                         return Some((flow.map(|i| i as usize), m as u8));
                     }
@@ -758,12 +764,8 @@ impl MegaflowCache {
         let (Some(bucket), Some(tails)) = (self.buckets.get_mut(b), self.tails.get_mut(b)) else {
             return NO_MASK;
         };
-        let way = match (bucket[0].classifier == id, bucket[1].classifier == id) {
-            (false, _) => 0,
-            (true, false) => 1,
-            (true, true) => (h >> 63) as usize,
-        };
-        bucket[way] = MegaEntry {
+        let way = place_in(bucket, id, h);
+        bucket[way] = CacheEntry {
             classifier: id,
             table: p.table,
             mask: m as u8,
@@ -1042,8 +1044,8 @@ impl Classifier {
         key: &FlowKey,
         regs: &Registers,
     ) -> Option<usize> {
-        let p = self.place(table, in_port, key, regs);
-        self.lookup_wildcards(table, &p.fields, &mut [0; LEN])
+        let fields = packet_fields(in_port, key, regs, self.is_wide());
+        self.lookup_wildcards(table, &fields, &mut [0; LEN])
     }
 
     /// [`lookup`](Self::lookup), answered from `cache` when it holds this
@@ -1080,12 +1082,11 @@ impl Classifier {
                 NO_MASK,
             );
         };
-        let live = |e: &CacheEntry| e.classifier == self.id;
         let wide = p.wide;
         let h = head(&p.fields);
         let parent = self.parent();
         for (e, et) in bucket.0.iter_mut().zip(tails.iter()) {
-            if e.table != p.table || e.head != h || (wide && et[..] != p.fields[NARROW..]) {
+            if !e.holds(et, p.table, &h, &p.fields, wide) {
                 continue;
             }
             if e.classifier == self.id {
@@ -1119,12 +1120,7 @@ impl Classifier {
                 (found, m)
             }
         };
-        // An empty or stale place first; else the one a hash bit picks.
-        let way = match (live(&bucket.0[0]), live(&bucket.0[1])) {
-            (false, _) => 0,
-            (true, false) => 1,
-            (true, true) => (p.hash >> 63) as usize,
-        };
+        let way = place_in(&bucket.0, self.id, p.hash);
         bucket.0[way] = CacheEntry {
             classifier: self.id,
             table: p.table,
@@ -1145,11 +1141,12 @@ impl Classifier {
 
     /// Subtables of `table` (a measure of the lookup's work).
     pub fn subtables(&self, table: u8) -> usize {
-        let n = |t: Option<usize>| t.unwrap_or(0);
+        let t = usize::from(table);
         match &self.tables {
-            Tables::Narrow(t) => n(t.get(usize::from(table)).map(|t| t.subtables.len())),
-            Tables::Wide(t) => n(t.get(usize::from(table)).map(|t| t.subtables.len())),
+            Tables::Narrow(ts) => ts.get(t).map(|t| t.subtables.len()),
+            Tables::Wide(ts) => ts.get(t).map(|t| t.subtables.len()),
         }
+        .unwrap_or(0)
     }
 
     /// The lookup, adding to `seen` the mask of every subtable it looked
@@ -1164,7 +1161,7 @@ impl Classifier {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{lookup_linear, Action, Masked};
+    use super::super::{lookup_linear, Action, Masked, REGISTERS};
     use super::*;
     use crate::wire::EthernetAddress;
     use proptest::prelude::*;

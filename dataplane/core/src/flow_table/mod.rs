@@ -44,6 +44,27 @@ pub struct Masked<T> {
     pub mask: T,
 }
 
+impl<T: Copy + PartialEq + std::ops::BitAnd<Output = T>> Masked<T> {
+    /// Whether `v`'s bits under the mask are the value's.
+    #[inline(always)]
+    pub fn admits(self, v: T) -> bool {
+        v & self.mask == self.value & self.mask
+    }
+}
+
+/// A MAC address as the low 48 bits of a number (how `load`,
+/// `set_field` and `move` see it), and back.
+pub(crate) fn mac_bits(a: EthernetAddress) -> u64 {
+    let mut b = [0u8; 8];
+    b[2..].copy_from_slice(&a.0);
+    u64::from_be_bytes(b)
+}
+
+pub(crate) fn mac_of_bits(v: u64) -> EthernetAddress {
+    let b = v.to_be_bytes();
+    EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
 /// What a flow matches; `None`: any value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Match {
@@ -255,11 +276,6 @@ impl Field {
     /// registers `regs` (0 where the packet has no such field).
     pub fn read(self, in_port: u16, key: &FlowKey, regs: &Registers) -> u64 {
         let ip4 = key.ip_version == 4;
-        let mac = |a: EthernetAddress| {
-            let mut b = [0u8; 8];
-            b[2..].copy_from_slice(&a.0);
-            u64::from_be_bytes(b)
-        };
         let tci = if key.has_vlan {
             u64::from(key.vlan_tci | 0x1000)
         } else {
@@ -269,8 +285,8 @@ impl Field {
         match self {
             Field::Reg(r) => regs.reg.get(usize::from(r)).map_or(0, |&v| u64::from(v)),
             Field::Metadata => regs.metadata,
-            Field::EthSrc => mac(key.dl_src),
-            Field::EthDst => mac(key.dl_dst),
+            Field::EthSrc => mac_bits(key.dl_src),
+            Field::EthDst => mac_bits(key.dl_dst),
             Field::VlanTci => tci,
             Field::VlanVid => tci & 0x1fff,
             Field::VlanPcp => tci >> 13,
@@ -308,6 +324,18 @@ impl SubField {
             ofs: 0,
             n_bits: field.bits(),
         }
+    }
+
+    /// Its bits of the field's value `v`, as a number.
+    pub fn extract(self, v: u64) -> u64 {
+        (v & self.mask())
+            .checked_shr(u32::from(self.ofs))
+            .unwrap_or(0)
+    }
+
+    /// `v` in its bits (to write them with [`mask`](Self::mask)).
+    pub fn place(self, v: u64) -> u64 {
+        v.checked_shl(u32::from(self.ofs)).unwrap_or(0)
     }
 
     /// The mask of its bits within the field.
@@ -376,13 +404,11 @@ impl Match {
     pub fn matches(&self, in_port: u16, key: &FlowKey, regs: &Registers) -> bool {
         let ip = key.ip_version != 0;
         let v6 = |a: &[u8; 16]| if key.ip_version == 6 { *a } else { [0; 16] };
-        let extra = self
-            .nw_tos
-            .is_none_or(|m| ip && key.nw_tos & m.mask == m.value & m.mask)
+        let extra = self.nw_tos.is_none_or(|m| ip && m.admits(key.nw_tos))
             && self.nw_ttl.is_none_or(|t| ip && key.nw_ttl == t)
             && self
                 .tcp_flags
-                .is_none_or(|m| u16::from(key.tcp_flags) & m.mask == m.value & m.mask)
+                .is_none_or(|m| m.admits(u16::from(key.tcp_flags)))
             && self
                 .arp_sha
                 .is_none_or(|m| masked_eq(&key.arp_sha.0, &m.value.0, &m.mask.0))
@@ -395,9 +421,7 @@ impl Match {
             && self
                 .ipv6_dst
                 .is_none_or(|m| masked_eq(&v6(&key.nw_dst), &m.value, &m.mask))
-            && self
-                .ipv6_label
-                .is_none_or(|m| key.ipv6_label & m.mask == m.value & m.mask)
+            && self.ipv6_label.is_none_or(|m| m.admits(key.ipv6_label))
             && self
                 .nd_target
                 .is_none_or(|m| masked_eq(&key.nd_target, &m.value, &m.mask))
@@ -405,17 +429,11 @@ impl Match {
                 .regs
                 .iter()
                 .zip(regs.reg)
-                .all(|(m, r)| m.is_none_or(|m| r & m.mask == m.value & m.mask))
-            && self
-                .metadata
-                .is_none_or(|m| regs.metadata & m.mask == m.value & m.mask)
-            && self
-                .ct_state
-                .is_none_or(|m| regs.ct_state & m.mask == m.value & m.mask)
+                .all(|(m, r)| m.is_none_or(|m| m.admits(r)))
+            && self.metadata.is_none_or(|m| m.admits(regs.metadata))
+            && self.ct_state.is_none_or(|m| m.admits(regs.ct_state))
             && self.ct_zone.is_none_or(|z| regs.ct_zone == z)
-            && self
-                .ct_mark
-                .is_none_or(|m| regs.ct_mark & m.mask == m.value & m.mask);
+            && self.ct_mark.is_none_or(|m| m.admits(regs.ct_mark));
         extra && self.matches_base(in_port, key)
     }
 
@@ -438,9 +456,7 @@ impl Match {
             0
         };
         port_ok
-            && self
-                .vlan_tci
-                .is_none_or(|m| tci & m.mask == m.value & m.mask)
+            && self.vlan_tci.is_none_or(|m| m.admits(tci))
             && vlan_ok
             && self
                 .dl_vlan_pcp
@@ -461,10 +477,10 @@ impl Match {
             && self.nw_proto.is_none_or(|p| key.nw_proto == p)
             && self
                 .tp_src
-                .is_none_or(|m| !key.is_fragment && key.tp_src & m.mask == m.value & m.mask)
+                .is_none_or(|m| !key.is_fragment && m.admits(key.tp_src))
             && self
                 .tp_dst
-                .is_none_or(|m| !key.is_fragment && key.tp_dst & m.mask == m.value & m.mask)
+                .is_none_or(|m| !key.is_fragment && m.admits(key.tp_dst))
     }
 }
 

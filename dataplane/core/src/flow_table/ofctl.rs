@@ -14,8 +14,8 @@
 //! dumped line can be added again unchanged.
 
 use super::{
-    Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, SubField, VlanMatch, MAX_TABLE,
-    REGISTERS,
+    mac_bits, mac_of_bits, Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, SubField,
+    VlanMatch, MAX_TABLE, REGISTERS,
 };
 use crate::conntrack::CtState;
 use crate::wire::{EtherType, EthernetAddress};
@@ -61,25 +61,41 @@ fn ipv4(at: usize, field: &str, s: &str) -> Result<[u8; 4], OfctlError> {
         .or_else(|_| err(at, format!("{field}: {s:?} is not an IPv4 address")))
 }
 
-/// `a.b.c.d`, `a.b.c.d/len` or `a.b.c.d/m.m.m.m`.
-fn ipv4_masked(at: usize, field: &str, s: &str) -> Result<Masked<[u8; 4]>, OfctlError> {
-    let (v, m) = match s.split_once('/') {
-        None => (s, None),
-        Some((v, m)) => (v, Some(m)),
-    };
-    let value = ipv4(at, field, v)?;
-    let mask: [u8; 4] = match m {
-        None => [0xff; 4],
-        Some(m) if m.contains('.') => ipv4(at, field, m)?,
+/// An address of `N` bytes, with a prefix length or a mask: `A`,
+/// `A/len` or `A/M` (a mask has `sep` in it: '.' or ':').
+fn addr_masked<const N: usize>(
+    at: usize,
+    field: &str,
+    s: &str,
+    sep: char,
+    addr: fn(usize, &str, &str) -> Result<[u8; N], OfctlError>,
+) -> Result<Masked<[u8; N]>, OfctlError> {
+    let (v, m) = value_and_mask(s);
+    let value = addr(at, field, v)?;
+    let mask: [u8; N] = match m {
+        None => [0xff; N],
+        Some(m) if m.contains(sep) => addr(at, field, m)?,
         Some(m) => {
-            let len = number(at, field, m, 32)? as u32;
-            let bits = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            bits.to_be_bytes()
+            let len = number(at, field, m, 8 * N as u64)? as u32;
+            let bits = u128::MAX.checked_shl(128 - len).unwrap_or(0).to_be_bytes();
+            std::array::from_fn(|i| bits[i])
         }
     };
     // Bits outside the mask mean nothing: kept zero, as OVS keeps them.
     let value = std::array::from_fn(|i| value[i] & mask[i]);
     Ok(Masked { value, mask })
+}
+
+fn ipv4_masked(at: usize, field: &str, s: &str) -> Result<Masked<[u8; 4]>, OfctlError> {
+    addr_masked(at, field, s, '.', ipv4)
+}
+
+/// `V` and `M` of `V/M`; `V` and nothing of `V`.
+fn value_and_mask(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('/') {
+        None => (s, None),
+        Some((v, m)) => (v, Some(m)),
+    }
 }
 
 fn mac_masked(at: usize, field: &str, s: &str) -> Result<Masked<EthernetAddress>, OfctlError> {
@@ -99,27 +115,17 @@ fn mac_masked(at: usize, field: &str, s: &str) -> Result<Masked<EthernetAddress>
 }
 
 fn u16_masked(at: usize, field: &str, s: &str) -> Result<Masked<u16>, OfctlError> {
-    let (v, m) = match s.split_once('/') {
-        None => (s, None),
-        Some((v, m)) => (v, Some(m)),
-    };
-    let mask = match m {
-        None => 0xffff,
-        Some(m) => number(at, field, m, 0xffff)? as u16,
-    };
+    let (value, mask) = number_masked(at, field, s, 0xffff)?;
     Ok(Masked {
-        value: number(at, field, v, 0xffff)? as u16 & mask,
-        mask,
+        value: value as u16,
+        mask: mask as u16,
     })
 }
 
 /// `V` or `V/M`, numbers up to `max` (the mask all ones of `max` when
 /// absent); the value's bits outside the mask dropped.
 fn number_masked(at: usize, field: &str, s: &str, max: u64) -> Result<(u64, u64), OfctlError> {
-    let (v, m) = match s.split_once('/') {
-        None => (s, None),
-        Some((v, m)) => (v, Some(m)),
-    };
+    let (v, m) = value_and_mask(s);
     let mask = match m {
         None => max,
         Some(m) => number(at, field, m, max)?,
@@ -133,65 +139,65 @@ fn ipv6(at: usize, field: &str, s: &str) -> Result<[u8; 16], OfctlError> {
         .or_else(|_| err(at, format!("{field}: {s:?} is not an IPv6 address")))
 }
 
-/// An IPv6 address, with a prefix length or a mask.
 fn ipv6_masked(at: usize, field: &str, s: &str) -> Result<Masked<[u8; 16]>, OfctlError> {
-    let (v, m) = match s.split_once('/') {
-        None => (s, None),
-        Some((v, m)) => (v, Some(m)),
-    };
-    let value = ipv6(at, field, v)?;
-    let mask: [u8; 16] = match m {
-        None => [0xff; 16],
-        Some(m) if m.contains(':') => ipv6(at, field, m)?,
-        Some(m) => {
-            let len = number(at, field, m, 128)? as u32;
-            let bits = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-            bits.to_be_bytes()
-        }
-    };
-    let value = std::array::from_fn(|i| value[i] & mask[i]);
-    Ok(Masked { value, mask })
+    addr_masked(at, field, s, ':', ipv6)
 }
 
 /// TCP flag names in bit order, as `ovs-ofctl` writes them.
 const TCP_FLAGS: [&str; 8] = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"];
 
-/// `tcp_flags=+syn-ack` (these bits set, those clear, the rest any) or
-/// `tcp_flags=0x012/0x012`. Only the eight flags FIN..CWR: the NS bit
-/// and the reserved ones are not in the key.
-fn tcp_flags(at: usize, s: &str) -> Result<Masked<u16>, OfctlError> {
-    let (value, mask) = if s.starts_with(['+', '-']) {
-        let (mut value, mut mask) = (0u16, 0u16);
-        let mut rest = s;
-        while let Some(sign) = rest.chars().next() {
-            let body = &rest[1..];
-            let end = body.find(['+', '-']).unwrap_or(body.len());
-            let name = body[..end].to_ascii_lowercase();
-            let Some(bit) = TCP_FLAGS.iter().position(|f| *f == name) else {
-                return err(at, format!("tcp_flags: unknown flag {name:?} (fin, syn, rst, psh, ack, urg, ece or cwr)"));
-            };
-            let bit = 1u16 << bit;
-            if mask & bit != 0 {
-                return err(at, format!("tcp_flags: {name} is given twice"));
-            }
-            mask |= bit;
-            if sign == '+' {
-                value |= bit;
-            }
-            rest = &body[end..];
+/// Flags as `+name-name...` (these set, those clear, the rest any) or
+/// `V/M`: (value, mask), the mask at most `max` (and, for names, their
+/// bits: `names[i]` is bit i).
+fn flags(
+    at: usize,
+    field: &str,
+    s: &str,
+    names: &[&str],
+    max: u64,
+) -> Result<(u64, u64), OfctlError> {
+    if !s.starts_with(['+', '-']) {
+        return number_masked(at, field, s, max);
+    }
+    let (mut value, mut mask) = (0u64, 0u64);
+    let mut rest = s;
+    while let Some(sign) = rest.chars().next() {
+        let body = &rest[1..];
+        let end = body.find(['+', '-']).unwrap_or(body.len());
+        let name = body[..end].to_ascii_lowercase();
+        let Some(bit) = names.iter().position(|f| *f == name) else {
+            return err(
+                at,
+                format!("{field}: unknown flag {name:?} ({})", names.join(", ")),
+            );
+        };
+        let bit = 1u64 << bit;
+        if mask & bit != 0 {
+            return err(at, format!("{field}: {name} is given twice"));
         }
-        (value, mask)
-    } else {
-        let (v, m) = number_masked(at, "tcp_flags", s, 0xfff)?;
-        (v as u16, m as u16)
-    };
+        mask |= bit;
+        if sign == '+' {
+            value |= bit;
+        }
+        rest = &body[end..];
+    }
+    Ok((value, mask))
+}
+
+/// `tcp_flags=+syn-ack` or `tcp_flags=0x012/0x012`. Only the eight flags
+/// FIN..CWR: the NS bit and the reserved ones are not in the key.
+fn tcp_flags(at: usize, s: &str) -> Result<Masked<u16>, OfctlError> {
+    let (value, mask) = flags(at, "tcp_flags", s, &TCP_FLAGS, 0xfff)?;
     if mask > 0xff {
         return err(
             at,
             "tcp_flags: only FIN to CWR (0x001-0x080) can be matched (not NS or the reserved bits)",
         );
     }
-    Ok(Masked { value, mask })
+    Ok(Masked {
+        value: value as u16,
+        mask: mask as u16,
+    })
 }
 
 /// The field `load`, `set_field` and `move` name, by its OXM/NXM or
@@ -363,12 +369,7 @@ fn parse_set_field(at: usize, arg: &str) -> Result<Action, OfctlError> {
     let (value, mask) = match field {
         Field::EthSrc | Field::EthDst => {
             let m = mac_masked(at, &name, v)?;
-            let word = |a: EthernetAddress| {
-                let mut b = [0u8; 8];
-                b[2..].copy_from_slice(&a.0);
-                u64::from_be_bytes(b)
-            };
-            (word(m.value), word(m.mask))
+            (mac_bits(m.value), mac_bits(m.mask))
         }
         Field::IpSrc | Field::IpDst => {
             let m = ipv4_masked(at, &name, v)?;
@@ -429,10 +430,7 @@ fn format_set_field(field: Field, value: u64, mask: u64) -> String {
     let whole = SubField::whole(field).mask();
     let full = mask == whole || (field == Field::IpTos && mask == 0xfc);
     let one = |v: u64| match field {
-        Field::EthSrc | Field::EthDst => {
-            let b = v.to_be_bytes();
-            EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]]).to_string()
-        }
+        Field::EthSrc | Field::EthDst => mac_of_bits(v).to_string(),
         Field::IpSrc | Field::IpDst => std::net::Ipv4Addr::from(v as u32).to_string(),
         Field::Reg(_) | Field::Metadata => format!("{v:#x}"),
         _ => v.to_string(),
@@ -444,45 +442,19 @@ fn format_set_field(field: Field, value: u64, mask: u64) -> String {
     }
 }
 
-/// `ct_state=+trk+new-est` (these set, those clear, the rest any) or
-/// `ct_state=0x21/0x21`.
+/// `ct_state=+trk+new-est` or `ct_state=0x21/0x21`.
 fn ct_state_flags(at: usize, s: &str) -> Result<Masked<u8>, OfctlError> {
-    if !s.starts_with(['+', '-']) {
-        let (v, m) = number_masked(at, "ct_state", s, 0xff)?;
-        if m > 0x3f {
-            return err(
-                at,
-                "ct_state: only new, est, rel, rpl, inv and trk (0x01-0x20)",
-            );
-        }
-        return Ok(Masked {
-            value: v as u8,
-            mask: m as u8,
-        });
+    let (value, mask) = flags(at, "ct_state", s, &CtState::NAMES, 0xff)?;
+    if mask > 0x3f {
+        return err(
+            at,
+            "ct_state: only new, est, rel, rpl, inv and trk (0x01-0x20)",
+        );
     }
-    let (mut value, mut mask) = (0u8, 0u8);
-    let mut rest = s;
-    while let Some(sign) = rest.chars().next() {
-        let body = &rest[1..];
-        let end = body.find(['+', '-']).unwrap_or(body.len());
-        let name = body[..end].to_ascii_lowercase();
-        let Some(bit) = CtState::NAMES.iter().position(|f| *f == name) else {
-            return err(
-                at,
-                format!("ct_state: unknown flag {name:?} (new, est, rel, rpl, inv or trk)"),
-            );
-        };
-        let bit = 1u8 << bit;
-        if mask & bit != 0 {
-            return err(at, format!("ct_state: {name} is given twice"));
-        }
-        mask |= bit;
-        if sign == '+' {
-            value |= bit;
-        }
-        rest = &body[end..];
-    }
-    Ok(Masked { value, mask })
+    Ok(Masked {
+        value: value as u8,
+        mask: mask as u8,
+    })
 }
 
 /// The inside of `ct(...)`: `commit`, `table=N`, `zone=N` or
@@ -526,7 +498,7 @@ fn parse_ct(at: usize, inner: &str) -> Result<Action, OfctlError> {
                         return err(at, "ct exec: only a load into ct_mark (that fits)");
                     }
                     Masked {
-                        value: (v << d.ofs) as u32,
+                        value: d.place(v) as u32,
                         mask: d.mask() as u32,
                     }
                 } else if let Some(x) = a.get(10..).filter(|_| l.starts_with("set_field:")) {
@@ -1198,20 +1170,48 @@ fn parse_actions(text: &str, base: usize, table: u8, ip: bool) -> Result<Vec<Act
     Ok(out)
 }
 
-fn prefix_len(mask: [u8; 4]) -> Option<u32> {
-    let m = u32::from_be_bytes(mask);
-    let len = m.leading_ones();
-    (m.checked_shl(len).unwrap_or(0) == 0).then_some(len)
+/// `,field=A`, `,field=A/len` or `,field=A/M`, as `ovs-ofctl` writes an
+/// address of `N` bytes.
+fn write_addr<const N: usize, A>(out: &mut String, field: &str, m: &Masked<[u8; N]>)
+where
+    A: From<[u8; N]> + std::fmt::Display,
+{
+    let a = A::from(m.value);
+    let mut b = [0u8; 16];
+    b[..N].copy_from_slice(&m.mask);
+    let bits = u128::from_be_bytes(b);
+    let len = bits.leading_ones();
+    if len as usize == 8 * N {
+        write!(out, ",{field}={a}")
+    } else if bits.checked_shl(len).unwrap_or(0) == 0 {
+        write!(out, ",{field}={a}/{len}")
+    } else {
+        write!(out, ",{field}={a}/{}", A::from(m.mask))
+    }
+    .ok();
 }
 
 fn write_ipv4(out: &mut String, field: &str, m: &Masked<[u8; 4]>) {
-    let a = std::net::Ipv4Addr::from(m.value);
-    match prefix_len(m.mask) {
-        Some(32) => write!(out, ",{field}={a}"),
-        Some(len) => write!(out, ",{field}={a}/{len}"),
-        None => write!(out, ",{field}={a}/{}", std::net::Ipv4Addr::from(m.mask)),
+    write_addr::<4, std::net::Ipv4Addr>(out, field, m)
+}
+
+fn write_ipv6(out: &mut String, field: &str, m: &Masked<[u8; 16]>) {
+    write_addr::<16, std::net::Ipv6Addr>(out, field, m)
+}
+
+/// `,field=+a-b...`: the bits of `mask` by their `names`, `+` where
+/// `value` has them; `field=0/0` for an empty mask.
+fn write_flags(out: &mut String, field: &str, value: u64, mask: u64, names: &[&str]) {
+    write!(out, ",{field}=").ok();
+    if mask == 0 {
+        out.push_str("0/0");
     }
-    .ok();
+    for (bit, name) in names.iter().enumerate() {
+        if mask & 1 << bit != 0 {
+            let sign = if value & 1 << bit != 0 { '+' } else { '-' };
+            write!(out, "{sign}{name}").ok();
+        }
+    }
 }
 
 /// `,field=V` or `,field=V/M` in hex, as OVS writes registers (0 bare).
@@ -1228,20 +1228,6 @@ fn write_hex(out: &mut String, field: &str, value: u64, mask: u64, all: u64) {
     } else {
         write!(out, ",{field}={}/{}", hex(value), hex(mask)).ok();
     }
-}
-
-fn write_ipv6(out: &mut String, field: &str, m: &Masked<[u8; 16]>) {
-    let a = std::net::Ipv6Addr::from(m.value);
-    let bits = u128::from_be_bytes(m.mask);
-    let len = bits.leading_ones();
-    if len == 128 {
-        write!(out, ",{field}={a}")
-    } else if bits.checked_shl(len).unwrap_or(0) == 0 {
-        write!(out, ",{field}={a}/{len}")
-    } else {
-        write!(out, ",{field}={a}/{}", std::net::Ipv6Addr::from(m.mask))
-    }
-    .ok();
 }
 
 fn write_port(out: &mut String, p: &PortRef) {
@@ -1327,16 +1313,13 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
         _ => None,
     };
     if let Some(c) = x.ct_state {
-        m.push_str(",ct_state=");
-        if c.mask == 0 {
-            m.push_str("0/0");
-        }
-        for (bit, name) in CtState::NAMES.iter().enumerate() {
-            if c.mask & 1 << bit != 0 {
-                let sign = if c.value & 1 << bit != 0 { '+' } else { '-' };
-                write!(m, "{sign}{name}").ok();
-            }
-        }
+        write_flags(
+            &mut m,
+            "ct_state",
+            c.value.into(),
+            c.mask.into(),
+            &CtState::NAMES,
+        );
     }
     if let Some(z) = x.ct_zone {
         write!(m, ",ct_zone={z}").ok();
@@ -1458,17 +1441,14 @@ fn finish_flow(head: Vec<String>, f: &Flow) -> String {
             }
         }
     }
-    if let Some(f) = x.tcp_flags.filter(|f| f.mask == 0) {
-        write!(m, ",tcp_flags={:#05x}/0", f.value).ok();
-    }
-    if let Some(f) = x.tcp_flags.filter(|f| f.mask != 0) {
-        m.push_str(",tcp_flags=");
-        for (bit, name) in TCP_FLAGS.iter().enumerate() {
-            if f.mask & 1 << bit != 0 {
-                let sign = if f.value & 1 << bit != 0 { '+' } else { '-' };
-                write!(m, "{sign}{name}").ok();
-            }
-        }
+    if let Some(f) = x.tcp_flags {
+        write_flags(
+            &mut m,
+            "tcp_flags",
+            f.value.into(),
+            f.mask.into(),
+            &TCP_FLAGS,
+        );
     }
     if let Some(v) = &x.nd_target {
         write_ipv6(&mut m, "nd_target", v);

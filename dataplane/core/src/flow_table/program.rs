@@ -12,7 +12,8 @@
 
 use super::classifier::{Classifier, FlowCache, PacketFields, NO_MASK};
 use super::{
-    Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, Registers, SubField, MAX_TABLE,
+    mac_of_bits, Action, Ct, CtZone, Field, Flow, Masked, Match, PortRef, Registers, SubField,
+    MAX_TABLE,
 };
 use crate::conntrack::CtState;
 use crate::flow_key::FlowKey;
@@ -315,15 +316,14 @@ struct State<'a> {
     regs: Registers,
 }
 
-/// A MAC address from the low 48 bits of `v`.
-fn mac(v: u64) -> EthernetAddress {
-    let b = v.to_be_bytes();
-    EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]])
-}
-
 impl State<'_> {
     fn read(&self, f: Field) -> u64 {
         f.read(self.in_port, self.key, &self.regs)
+    }
+
+    /// The connection-tracking fields: state, zone, mark.
+    fn set_ct(&mut self, (state, zone, mark): (u8, u16, u32)) {
+        (self.regs.ct_state, self.regs.ct_zone, self.regs.ct_mark) = (state, zone, mark);
     }
 
     /// An edit or emission, into the translation.
@@ -346,31 +346,27 @@ impl State<'_> {
         observe: &mut impl FnMut(TraceStep),
         t: &mut Translation,
     ) {
-        let width = super::SubField::whole(field).mask();
+        let width = SubField::whole(field).mask();
         let mask = mask & width;
-        let old = self.read(field);
-        let new = (old & !mask) | (value & mask);
-        match field {
-            Field::Reg(r) => {
-                if let Some(x) = self.regs.reg.get_mut(usize::from(r)) {
-                    *x = new as u32;
+        let new = (self.read(field) & !mask) | (value & mask);
+        if let Field::Reg(_) | Field::Metadata = field {
+            match field {
+                Field::Reg(r) => {
+                    if let Some(x) = self.regs.reg.get_mut(usize::from(r)) {
+                        *x = new as u32;
+                    }
                 }
-                observe(TraceStep::Register { field, value: new });
-                return;
+                _ => self.regs.metadata = new,
             }
-            Field::Metadata => {
-                self.regs.metadata = new;
-                observe(TraceStep::Register { field, value: new });
-                return;
-            }
-            _ => {}
+            observe(TraceStep::Register { field, value: new });
+            return;
         }
         // Part of a header field: the rest of it is the packet's own.
         t.reads_packet |= mask != width;
         let mut edit = |e: Edit| self.op(Op::Edit(e), observe, t);
         match field {
-            Field::EthSrc => edit(Edit::SetDlSrc(mac(new))),
-            Field::EthDst => edit(Edit::SetDlDst(mac(new))),
+            Field::EthSrc => edit(Edit::SetDlSrc(mac_of_bits(new))),
+            Field::EthDst => edit(Edit::SetDlDst(mac_of_bits(new))),
             // OVS's TCI: the present bit says whether there is a tag.
             Field::VlanTci if new & 0x1000 != 0 => {
                 edit(Edit::SetVid(new as u16 & 0x0fff));
@@ -386,7 +382,7 @@ impl State<'_> {
             Field::IpTtl => edit(Edit::SetTtl(new as u8)),
             Field::TpSrc => edit(Edit::SetTpSrc(new as u16)),
             Field::TpDst => edit(Edit::SetTpDst(new as u16)),
-            // Read-only (the parser refuses them as destinations).
+            // Written above; read-only (the parser refuses them).
             Field::Reg(_)
             | Field::Metadata
             | Field::EthType
@@ -495,7 +491,7 @@ impl FlowTables {
                     Action::PushVlan(tpid) => Step::Op(Op::Edit(Edit::PushVlan(*tpid))),
                     Action::Load { value, dst } => Step::Write {
                         field: dst.field,
-                        value: value.checked_shl(u32::from(dst.ofs)).unwrap_or(0),
+                        value: dst.place(*value),
                         mask: dst.mask(),
                     },
                     Action::SetField { field, value, mask } => Step::Write {
@@ -682,12 +678,11 @@ impl FlowTables {
                     state.write(field, value, mask, observe, t);
                 }
                 Step::Move { src, dst } => {
-                    let v = state.read(src.field) >> src.ofs & (src.mask() >> src.ofs);
+                    let v = src.extract(state.read(src.field));
                     // A packet's own field: others of its megaflow differ.
                     t.reads_packet |=
                         !matches!(src.field, Field::Reg(_) | Field::Metadata | Field::InPort);
-                    let value = v.checked_shl(u32::from(dst.ofs)).unwrap_or(0);
-                    state.write(dst.field, value, dst.mask(), observe, t);
+                    state.write(dst.field, dst.place(v), dst.mask(), observe, t);
                 }
                 Step::Ct(c) => {
                     // The answer depends on the connection, not the packet
@@ -695,9 +690,7 @@ impl FlowTables {
                     t.reads_packet = true;
                     let zone = match c.zone {
                         CtZone::Value(z) => z,
-                        CtZone::Field(f) => {
-                            (state.read(f.field) >> f.ofs & (f.mask() >> f.ofs)) as u16
-                        }
+                        CtZone::Field(f) => f.extract(state.read(f.field)) as u16,
                     };
                     let (st, mut mark) = ct.track(zone);
                     if c.commit {
@@ -715,17 +708,13 @@ impl FlowTables {
                     if let Some(next) = c.table {
                         // The tracked packet goes on in `next`; this flow's
                         // later actions see the fields as they were.
-                        let before = state.regs;
-                        (state.regs.ct_state, state.regs.ct_zone, state.regs.ct_mark) =
-                            (st, zone, mark);
+                        let r = state.regs;
+                        state.set_ct((st, zone, mark));
                         self.run_table(lookup, observe, ct, next, state, t, depth + 1);
-                        (state.regs.ct_state, state.regs.ct_zone, state.regs.ct_mark) =
-                            (before.ct_state, before.ct_zone, before.ct_mark);
+                        state.set_ct((r.ct_state, r.ct_zone, r.ct_mark));
                     }
                 }
-                Step::CtClear => {
-                    (state.regs.ct_state, state.regs.ct_zone, state.regs.ct_mark) = (0, 0, 0);
-                }
+                Step::CtClear => state.set_ct((0, 0, 0)),
                 Step::Nowhere => observe(TraceStep::Nowhere),
                 Step::Resubmit(next) => {
                     self.run_table(lookup, observe, ct, next, state, t, depth + 1)

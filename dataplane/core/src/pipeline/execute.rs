@@ -5,8 +5,8 @@ use crate::frame::{Burst, Frame, FramePool, Transmit};
 use crate::offload::wire_len;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::view::SwitchView;
-use crate::wire::vlan::{insert_tag, remove_outer_tag, set_outer_tci, HEADER_LEN as TAG_LEN};
-use crate::wire::Tci;
+use crate::wire::vlan::{insert_tag_with, remove_outer_tag, set_outer_tci, HEADER_LEN as TAG_LEN};
+use crate::wire::{EtherType, Tci};
 
 /// What one burst did, for the worker's counters (kept once per burst).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -154,18 +154,22 @@ pub fn apply_tag<F: Frame>(f: &mut F, action: TagAction) -> bool {
         TagAction::Pop => {
             f.data_mut().is_some_and(|d| remove_outer_tag(d).is_ok()) && f.adj(TAG_LEN)
         }
-        TagAction::Push(tci) => {
-            let Some(d) = f.prepend(TAG_LEN) else {
-                return false;
-            };
-            if insert_tag(d, Tci(tci)).is_ok() {
-                return true;
-            }
-            // Undo the room made for the tag.
-            f.adj(TAG_LEN);
-            false
-        }
+        TagAction::Push(tci) => push_tag(f, EtherType::VLAN, tci),
     }
+}
+
+/// Pushes a tag with `tpid` and `tci` in front of the frame's tags
+/// (`push_vlan` takes an S-tag's TPID too).
+pub(super) fn push_tag<F: Frame>(f: &mut F, tpid: EtherType, tci: u16) -> bool {
+    let Some(d) = f.prepend(TAG_LEN) else {
+        return false;
+    };
+    if insert_tag_with(d, tpid, Tci(tci)).is_ok() {
+        return true;
+    }
+    // Undo the room made for the tag.
+    f.adj(TAG_LEN);
+    false
 }
 
 /// Stage 2: carries out `classified`'s actions on the burst `rx` it was

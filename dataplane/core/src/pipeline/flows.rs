@@ -12,7 +12,7 @@
 //! apply to the frame as the flows left it, as in Open vSwitch.
 //! Frames sent out directly by a flow bypass the L2 stages, and with them
 //! the security stage: flows are the operator's, as in OVS.
-use super::execute::{apply_tag, BurstCounts};
+use super::execute::{apply_tag, push_tag, BurstCounts};
 use super::{DropReason, Outputs, TagAction};
 use crate::conntrack::{ConnCache, ConnTable, CtPacket, CtState};
 use crate::flow_key::FlowKey;
@@ -24,7 +24,7 @@ use crate::offload::wire_len;
 use crate::port::{PortId, PortMask};
 use crate::view::SwitchView;
 use crate::wire::ethernet::SwitchingHeader;
-use crate::wire::vlan::{insert_tag_with, set_outer_tci, HEADER_LEN as TAG_LEN};
+use crate::wire::vlan::set_outer_tci;
 use crate::wire::{checksum_adjust, EtherType, Tci};
 
 /// A worker's state for the flow stage: its exact-match cache, a
@@ -223,19 +223,6 @@ fn edit_vlan<F: Frame>(f: &mut F, e: Edit, tci: Option<u16>) -> bool {
     }
 }
 
-/// Pushes a tag with `tpid` and `tci` in front of the frame's tags.
-fn push_tag<F: Frame>(f: &mut F, tpid: EtherType, tci: u16) -> bool {
-    let Some(d) = f.prepend(TAG_LEN) else {
-        return false;
-    };
-    if insert_tag_with(d, tpid, Tci(tci)).is_ok() {
-        return true;
-    }
-    // Undo the room made for the tag.
-    f.adj(TAG_LEN);
-    false
-}
-
 /// Carries out one edit on a frame's bytes; false if it cannot be made.
 #[inline]
 pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
@@ -264,20 +251,43 @@ pub(super) fn apply_edit<F: Frame>(f: &mut F, e: Edit) -> bool {
 /// cannot parse). A packet is tracked once per zone per translation, as
 /// OVS does not track a packet again in the zone it was tracked in.
 pub(super) struct FrameCt<'a> {
-    pub(super) table: Option<&'a ConnTable>,
-    pub(super) cache: Option<&'a mut ConnCache>,
+    table: Option<&'a ConnTable>,
+    cache: Option<&'a mut ConnCache>,
     /// From the L3 header on (its first buffer), and the L3 packet's
     /// whole length.
-    pub(super) l3: &'a [u8],
-    pub(super) whole: usize,
-    pub(super) ethertype: EtherType,
+    l3: &'a [u8],
+    whole: usize,
+    ethertype: EtherType,
     /// The last zone tracked in and what it said.
-    pub(super) last: Option<(u16, u8, u32)>,
+    last: Option<(u16, u8, u32)>,
     /// Look only (`trace`): nothing tracked moves, nothing is committed.
-    pub(super) peek: bool,
+    peek: bool,
 }
 
 impl<'a> FrameCt<'a> {
+    /// For the frame whose first buffer is `data`, `len` bytes in all,
+    /// with `key`; `cache` where the worker's connections live; `peek`:
+    /// change nothing.
+    pub(super) fn new(
+        table: Option<&'a ConnTable>,
+        cache: Option<&'a mut ConnCache>,
+        data: &'a [u8],
+        len: usize,
+        key: &FlowKey,
+        peek: bool,
+    ) -> FrameCt<'a> {
+        let l3 = usize::from(key.l3_offset);
+        FrameCt {
+            table,
+            cache,
+            l3: data.get(l3..).unwrap_or_default(),
+            whole: len.saturating_sub(l3),
+            ethertype: EtherType(key.dl_type),
+            last: None,
+            peek,
+        }
+    }
+
     fn packet(&self, zone: u16) -> Option<(&'a ConnTable, CtPacket)> {
         let t = self.table?;
         let p = CtPacket::parse_prefix(zone, self.ethertype, self.l3, self.whole).ok()?;
@@ -287,8 +297,7 @@ impl<'a> FrameCt<'a> {
 
 impl Conntrack for FrameCt<'_> {
     fn track(&mut self, zone: u16) -> (u8, u32) {
-        if let Some((z, s, m)) = self.last.filter(|l| l.0 == zone) {
-            debug_assert_eq!(z, zone);
+        if let Some((_, s, m)) = self.last.filter(|l| l.0 == zone) {
             return (s, m);
         }
         let (s, m) = match self.packet(zone) {
@@ -429,16 +438,14 @@ where
                 out.discard(f);
                 continue;
             };
-            let l3 = usize::from(key.l3_offset);
-            let mut ct = FrameCt {
-                table: conntrack,
-                cache: Some(&mut *ct_cache),
-                l3: f.data().get(l3..).unwrap_or_default(),
-                whole: (len as usize).saturating_sub(l3),
-                ethertype: EtherType(key.dl_type),
-                last: None,
-                peek: false,
-            };
+            let mut ct = FrameCt::new(
+                conntrack,
+                Some(&mut *ct_cache),
+                f.data(),
+                len as usize,
+                &key,
+                false,
+            );
             tables.translate(cache, worker, in_port, key, placed, t, &mut ct);
             prev = t
                 .single_lookup()

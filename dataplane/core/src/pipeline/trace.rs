@@ -40,16 +40,7 @@ fn trace_flows(
         view.port(p)
             .map_or(format!("port {}", p.get()), |v| v.name.clone())
     };
-    let l3 = usize::from(key.l3_offset);
-    let mut ct = super::flows::FrameCt {
-        table: conntrack,
-        cache: None,
-        l3: frame.get(l3..).unwrap_or_default(),
-        whole: frame.len().saturating_sub(l3),
-        ethertype: crate::wire::EtherType(key.dl_type),
-        last: None,
-        peek: true,
-    };
+    let mut ct = super::flows::FrameCt::new(conntrack, None, frame, frame.len(), &key, true);
     let (steps, t) = tables.trace(in_port, &key, &mut ct);
     for s in steps {
         out.push(match s {

@@ -113,6 +113,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         usize::from(self.ihl()) * 4
     }
 
+    /// The TOS byte whole: DSCP and ECN.
+    #[inline(always)]
+    pub fn tos(&self) -> u8 {
+        self.buffer.as_ref()[field::TOS]
+    }
+
     /// Differentiated services code point.
     #[inline(always)]
     pub fn dscp(&self) -> u8 {
