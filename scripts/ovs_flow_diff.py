@@ -67,16 +67,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (shared process and OVS helpers)
 import ovs_diff  # noqa: E402  (namespace, injector, pcap files, the two switches)
 from bench import BenchError, run_cmd  # noqa: E402
-from ovs_diff import Corpus, frame_id, inject, read_pcap  # noqa: E402
+from gen_pcap import csum16 as csum  # noqa: E402  (RFC 1071)
+from ovs_diff import Corpus, frame_id, inject, mac, read_pcap  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 # ---- frames -------------------------------------------------------------------
-
-def mac(s: str) -> bytes:
-    return bytes(int(x, 16) for x in s.split(":"))
-
 
 def ip(s: str) -> bytes:
     return ipaddress.ip_address(s).packed
@@ -94,15 +91,6 @@ def mark(fid: int) -> bytes:
 
 def payload(fid: int, n: int = 16) -> bytes:
     return bytes((0x41 + i) & 0xff for i in range(n)) + mark(fid)
-
-
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
 
 
 def eth(dst: str, src: str, tags: list[tuple[int, int]], ethertype: int, body: bytes) -> bytes:

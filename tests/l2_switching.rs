@@ -664,23 +664,36 @@ fn the_seed_flows_translate_internal_vlan_2_to_physnet_vlan_3029_on_the_wire() {
     assert_eq!(pmd.iter().map(|w| w.drops_flow).sum::<u64>(), 5);
 }
 
+/// A switch with bridge br0 of three output ports o1-o3 (OpenFlow ports
+/// 1-3), only `flows` in its tables (`add-flows` text; no default flow: a
+/// frame no flow matches is dropped), and `frames` sent in on a fourth
+/// port, `in` (4), added last; returns once it has received them all.
+fn flows_on_three_outputs(dir: &TempDir, tag: &str, flows: &str, frames: &[Vec<u8>]) -> Switch {
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br0\"\n{}{}{}",
+        config_head(dir, tag),
+        tx_port(dir, 0, "o1", ""),
+        tx_port(dir, 1, "o2", ""),
+        tx_port(dir, 2, "o3", ""),
+    );
+    let sw = Switch::start(dir, &cfg);
+    let file = dir.path("flows.txt");
+    std::fs::write(&file, flows).unwrap();
+    ctl_ok(&sw, &["del-flows", "br0"]);
+    ctl_ok(&sw, &["add-flows", "br0", &file.display().to_string()]);
+    add_rx_port(&sw, dir, 3, "br0", "in", frames);
+    let n = frames.len() as u64;
+    sw.wait_for(&format!("{n} frames in"), |s| {
+        s.iter().any(|p| p.name == "in" && p.rx_packets == n)
+    });
+    sw
+}
+
 #[test]
 fn every_flow_action_on_the_wire() {
     let _g = serial();
     let dir = TempDir::new("flowacts");
-    // o1, o2, o3 are OpenFlow ports 1-3; `in` (added later) is 4.
-    let cfg = format!(
-        "{}[[bridges]]\nname = \"br0\"\n{}{}{}",
-        config_head(&dir, "flowacts"),
-        tx_port(&dir, 0, "o1", ""),
-        tx_port(&dir, 1, "o2", ""),
-        tx_port(&dir, 2, "o3", ""),
-    );
-    let sw = Switch::start(&dir, &cfg);
-    let flows = dir.path("flows.txt");
-    std::fs::write(
-        &flows,
-        "# one flow per line, as ovs-ofctl add-flows\n\
+    let flows = "# one flow per line, as ovs-ofctl add-flows\n\
          in_port=4,dl_dst=00:00:00:00:00:01,actions=output:o1\n\
          in_port=4,dl_dst=00:00:00:00:00:02,actions=mod_dl_src:02:00:00:00:00:aa,mod_dl_dst:02:00:00:00:00:bb,output:2\n\
          in_port=4,dl_dst=00:00:00:00:00:03,actions=output:1,mod_vlan_vid:7,output:2,strip_vlan,output:3\n\
@@ -695,20 +708,12 @@ fn every_flow_action_on_the_wire() {
          priority=40000,udp,in_port=4,dl_dst=00:00:00:00:00:0a,nw_dst=10.0.1.0/24,tp_dst=5001,actions=output:3\n\
          priority=40000,udp,in_port=4,dl_dst=00:00:00:00:00:0a,nw_dst=10.0.2.0/24,actions=output:1\n\
          priority=1,in_port=4,actions=output:2\n\
-         in_port=4,dl_dst=00:00:00:00:00:0c,actions=mod_nw_src:192.168.9.9,mod_nw_dst:172.16.0.1,mod_tp_src:4000,mod_tp_dst:80,mod_nw_tos:184,dec_ttl,output:o3\n",
-    )
-    .unwrap();
-    // Without the default flow: a frame no flow matches is dropped.
-    ctl_ok(&sw, &["del-flows", "br0"]);
-    ctl_ok(&sw, &["add-flows", "br0", &flows.display().to_string()]);
+         in_port=4,dl_dst=00:00:00:00:00:0c,actions=mod_nw_src:192.168.9.9,mod_nw_dst:172.16.0.1,mod_tp_src:4000,mod_tp_dst:80,mod_nw_tos:184,dec_ttl,output:o3\n";
     let dst = |n: u8| [0, 0, 0, 0, 0, n];
     let frames: Vec<Vec<u8>> = (1..=12)
         .map(|n| frame(dst(n), A, None, u32::from(n)))
         .collect();
-    add_rx_port(&sw, &dir, 3, "br0", "in", &frames);
-    sw.wait_for("12 frames in", |s| {
-        s.iter().any(|p| p.name == "in" && p.rx_packets == 12)
-    });
+    let sw = flows_on_three_outputs(&dir, "flowacts", flows, &frames);
     let tables = ctl_ok(&sw, &["dump-tables", "br0"]);
     assert!(sw.stop().success());
 
@@ -812,18 +817,7 @@ fn ipv4_checksum_ok(ip: &[u8]) -> bool {
 fn registers_pushed_tags_set_field_and_the_newer_matches_on_the_wire() {
     let _g = serial();
     let dir = TempDir::new("flownew");
-    let cfg = format!(
-        "{}[[bridges]]\nname = \"br0\"\n{}{}{}",
-        config_head(&dir, "flownew"),
-        tx_port(&dir, 0, "o1", ""),
-        tx_port(&dir, 1, "o2", ""),
-        tx_port(&dir, 2, "o3", ""),
-    );
-    let sw = Switch::start(&dir, &cfg);
-    let flows = dir.path("flows.txt");
-    std::fs::write(
-        &flows,
-        "in_port=4,dl_dst=00:00:00:00:00:01,actions=push_vlan:0x88a8,set_field:4101->vlan_vid,output:o1\n\
+    let flows = "in_port=4,dl_dst=00:00:00:00:00:01,actions=push_vlan:0x88a8,set_field:4101->vlan_vid,output:o1\n\
          in_port=4,dl_dst=00:00:00:00:00:02,actions=load:0x2a->NXM_NX_REG3[],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG4[0..15],resubmit(,3)\n\
          table=3,reg3=0x2a,reg4=0xa/0xffff,actions=move:NXM_NX_REG3[0..7]->NXM_OF_ETH_DST[0..7],output:o2\n\
          table=3,priority=1,actions=output:o3\n\
@@ -834,11 +828,7 @@ fn registers_pushed_tags_set_field_and_the_newer_matches_on_the_wire() {
          arp,in_port=4,dl_dst=00:00:00:00:00:05,arp_sha=fa:16:3e:00:00:0b,actions=output:o1\n\
          tcp,in_port=4,dl_dst=00:00:00:00:00:06,tcp_flags=+syn-ack,actions=output:o3\n\
          tcp,in_port=4,dl_dst=00:00:00:00:00:06,tcp_flags=+syn+ack,actions=output:o1\n\
-         priority=1,in_port=4,actions=drop\n",
-    )
-    .unwrap();
-    ctl_ok(&sw, &["del-flows", "br0"]);
-    ctl_ok(&sw, &["add-flows", "br0", &flows.display().to_string()]);
+         priority=1,in_port=4,actions=drop\n";
     let dst = |n: u8| [0, 0, 0, 0, 0, n];
     // IPv6/UDP, traffic class 0, flow label 0x12345, hop limit 64.
     let mut v6 = vec![0x60, 0x01, 0x23, 0x45, 0, 8, 17, 64];
@@ -849,25 +839,18 @@ fn registers_pushed_tags_set_field_and_the_newer_matches_on_the_wire() {
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
     arp.extend_from_slice(&A);
     arp.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
-    let mut syn = vec![
-        0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    let syn = [
+        0x04, 0x00, 0, 22, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
     ];
-    syn.extend_from_slice(&[
-        0x04, 0x00, 0, 22, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
-    ]);
-    syn.extend_from_slice(&[0, 0, 0, 0]);
     let frames = vec![
         frame(dst(1), A, Some(7), 1),
         frame(dst(2), A, None, 2),
         frame(dst(3), A, None, 3),
         raw_frame(dst(4), 0x86dd, &v6),
         raw_frame(dst(5), 0x0806, &arp),
-        raw_frame(dst(6), 0x0800, &syn),
+        ipv4_frame((A, dst(6)), None, 6, ([10, 0, 0, 1], [10, 0, 0, 2]), &syn),
     ];
-    add_rx_port(&sw, &dir, 3, "br0", "in", &frames);
-    sw.wait_for("6 frames in", |s| {
-        s.iter().any(|p| p.name == "in" && p.rx_packets == 6)
-    });
+    let sw = flows_on_three_outputs(&dir, "flownew", flows, &frames);
     let dump = ctl_ok(&sw, &["dump-flows", "br0"]);
     assert!(sw.stop().success());
     let (o1, o2, o3) = (sent(&dir, "o1"), sent(&dir, "o2"), sent(&dir, "o3"));
@@ -876,8 +859,8 @@ fn registers_pushed_tags_set_field_and_the_newer_matches_on_the_wire() {
     assert_eq!(dsts(&o2), [0x2a, 5], "o2");
     assert_eq!(dsts(&o3), [3, 6], "o3");
 
-    // push_vlan:0x88a8 covers the C-tag (VID 7, copied), then the outer
-    // VID becomes 5.
+    // push_vlan:0x88a8 puts an S-tag (TCI 0, as OVS) over the C-tag (VID
+    // 7), then set_field makes its VID 5.
     assert_eq!(
         o1[0][12..20],
         [0x88, 0xa8, 0, 5, 0x81, 0, 0, 7],
