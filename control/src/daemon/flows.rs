@@ -760,7 +760,7 @@ mod tests {
         let ports = [("a".into(), id(0)), ("b".into(), id(1))];
         let (t, _) = b.tables(&ports, 1, (0, 0));
         let t = t.unwrap();
-        t.count(0, &[1], 100);
+        t.count(0, &[1], 1, 100);
         b.add(flows(&["in_port=2,actions=output:1"]), false);
         let (_, old) = b.tables(&ports, 1, (0, 0));
         b.retire(&old.unwrap());

@@ -393,7 +393,7 @@ impl FlowKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::collection::vec;
     use proptest::prelude::*;
@@ -414,7 +414,7 @@ mod tests {
         u16::try_from(v).unwrap().to_be_bytes()
     }
 
-    fn eth(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
+    pub(crate) fn eth(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend_from_slice(&dst);
         f.extend_from_slice(&src);
@@ -441,7 +441,7 @@ mod tests {
 
     /// IPv4 header with `opt_words` words of NOP options, `frag` as the
     /// flags/fragment-offset word, then `payload`.
-    fn ipv4(
+    pub(crate) fn ipv4(
         src: [u8; 4],
         dst: [u8; 4],
         proto: u8,
@@ -509,7 +509,7 @@ mod tests {
     }
 
     /// UDP with a length field of `8 + data.len() + extra`.
-    fn udp(sport: u16, dport: u16, extra: usize, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn udp(sport: u16, dport: u16, extra: usize, data: &[u8]) -> Vec<u8> {
         let mut p = Vec::new();
         p.extend_from_slice(&sport.to_be_bytes());
         p.extend_from_slice(&dport.to_be_bytes());
@@ -1089,12 +1089,12 @@ mod tests {
     }
 
     #[derive(Debug, Clone)]
-    struct FrameSpec {
+    pub(crate) struct FrameSpec {
         dst: [u8; 6],
         src: [u8; 6],
         tcis: Vec<u16>,
         outer_s_tag: bool,
-        strip_outer: bool,
+        pub(crate) strip_outer: bool,
         l3: L3Spec,
         padding: Vec<u8>,
     }
@@ -1181,7 +1181,7 @@ mod tests {
     }
 
     prop_compose! {
-        fn frame_spec()(
+        pub(crate) fn frame_spec()(
             dst in any::<[u8; 6]>(),
             src in any::<[u8; 6]>(),
             tcis in vec(any::<u16>(), 0..=2),
@@ -1240,7 +1240,7 @@ mod tests {
 
     /// Builds the frame; returns (frame, rx_vlan_tci, expected key at L4,
     /// length without padding).
-    fn build(spec: &FrameSpec) -> (Vec<u8>, Option<u16>, FlowKey, usize) {
+    pub(crate) fn build(spec: &FrameSpec) -> (Vec<u8>, Option<u16>, FlowKey, usize) {
         let mut key = FlowKey {
             dl_dst: EthernetAddress(spec.dst),
             dl_src: EthernetAddress(spec.src),

@@ -19,7 +19,7 @@
 
 use super::{Flow, Match, PortRef, Registers, VlanMatch};
 use crate::flow_key::FlowKey;
-use crate::wire::EtherType;
+use crate::wire::{EtherType, IpProtocol, Ipv4Packet, Tci, TcpPacket, UdpPacket, VlanStack};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -121,6 +121,17 @@ fn masked(fields: &Fields, mask: &Fields, wide: bool) -> Fields {
 #[inline(always)]
 fn packet_fields(in_port: u16, key: &FlowKey, regs: &Registers, wide: bool) -> Fields {
     let mut f = [0u8; LEN];
+    fill_fields(&mut f, in_port, key, regs, wide);
+    f
+}
+
+/// Writes a packet's fields into `f`: every byte of the narrow part, and
+/// of the wide part if `wide` (else the wide part is left as it was: a
+/// narrow classifier never reads it). In place, so a burst's fields are
+/// not copied around.
+#[inline(always)]
+fn fill_fields(f: &mut Fields, in_port: u16, key: &FlowKey, regs: &Registers, wide: bool) {
+    f[..NARROW].fill(0);
     f[at::IN_PORT..at::IN_PORT + 2].copy_from_slice(&in_port.to_be_bytes());
     f[at::DL_SRC..at::DL_SRC + 6].copy_from_slice(&key.dl_src.0);
     f[at::DL_DST..at::DL_DST + 6].copy_from_slice(&key.dl_dst.0);
@@ -142,6 +153,7 @@ fn packet_fields(in_port: u16, key: &FlowKey, regs: &Registers, wide: bool) -> F
         }
         | if key.ip_version != 0 { IP } else { 0 };
     if wide {
+        f[NARROW..].fill(0);
         f[at::NW_TOS] = key.nw_tos;
         f[at::NW_TTL] = key.nw_ttl;
         f[at::TCP_FLAGS..at::TCP_FLAGS + 2]
@@ -163,7 +175,71 @@ fn packet_fields(in_port: u16, key: &FlowKey, regs: &Registers, wide: bool) -> F
         f[at::CT_ZONE..at::CT_ZONE + 2].copy_from_slice(&regs.ct_zone.to_be_bytes());
         f[at::CT_MARK..at::CT_MARK + 4].copy_from_slice(&regs.ct_mark.to_be_bytes());
     }
-    f
+}
+
+/// A plain frame's narrow fields, read straight from its bytes with no
+/// [`FlowKey`] in between: Ethernet (with the VLAN tags [`VlanStack`]
+/// takes), IPv4 that is not a later fragment, TCP or UDP, every header
+/// checked as [`FlowKey::extract_l4_chained`] checks it. The same bytes
+/// [`fill_fields`] writes from that key (property test below); `false`
+/// for any other frame (ARP, IPv6, ICMP, fragments, a header that does
+/// not check out), which the caller parses in full. `frame`: the first
+/// segment's bytes, `frame_len` the whole frame's.
+#[inline(always)]
+fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize) -> bool {
+    let Some((eth, rest)) = frame.split_first_chunk::<14>() else {
+        return false;
+    };
+    let Ok(tags) = VlanStack::parse(
+        EtherType(u16::from_be_bytes([eth[12], eth[13]])),
+        rest,
+        None,
+    ) else {
+        return false;
+    };
+    if tags.ethertype != EtherType::IPV4 {
+        return false;
+    }
+    let l3 = rest.get(tags.tags_len..).unwrap_or_default();
+    let ip = Ipv4Packet::new_unchecked(l3);
+    if ip
+        .check_prefix_len(l3.len() + frame_len.saturating_sub(frame.len()))
+        .is_err()
+        || ip.is_later_fragment()
+    {
+        return false;
+    }
+    let total = usize::from(ip.total_len());
+    let l4 = l3
+        .get(ip.header_len()..total.min(l3.len()))
+        .unwrap_or_default();
+    let partial = ip.more_frags() || total > l3.len();
+    let proto = ip.protocol();
+    let ports = match proto {
+        IpProtocol::TCP => TcpPacket::new_checked(l4).map(|t| (t.src_port(), t.dst_port())),
+        IpProtocol::UDP if partial => {
+            UdpPacket::new_checked_header(l4).map(|u| (u.src_port(), u.dst_port()))
+        }
+        IpProtocol::UDP => UdpPacket::new_checked(l4).map(|u| (u.src_port(), u.dst_port())),
+        _ => return false,
+    };
+    let Ok((tp_src, tp_dst)) = ports else {
+        return false;
+    };
+    let n = &mut f[..NARROW];
+    n[at::IN_PORT..at::IN_PORT + 2].copy_from_slice(&in_port.to_be_bytes());
+    n[at::DL_SRC..at::DL_SRC + 6].copy_from_slice(&eth[6..12]);
+    n[at::DL_DST..at::DL_DST + 6].copy_from_slice(&eth[..6]);
+    let vlan = tags.outer.map_or(0, |Tci(t)| t | 0x1000);
+    n[at::VLAN..at::VLAN + 2].copy_from_slice(&vlan.to_be_bytes());
+    n[at::DL_TYPE..at::DL_TYPE + 2].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+    n[at::NW_PROTO] = proto.0;
+    n[at::FLAGS] = IP_OR_ARP | NOT_LATER_FRAGMENT | IP;
+    n[at::NW_SRC..at::NW_SRC + 4].copy_from_slice(&ip.src_addr());
+    n[at::NW_DST..at::NW_DST + 4].copy_from_slice(&ip.dst_addr());
+    n[at::TP_SRC..at::TP_SRC + 2].copy_from_slice(&tp_src.to_be_bytes());
+    n[at::TP_DST..at::TP_DST + 2].copy_from_slice(&tp_dst.to_be_bytes());
+    true
 }
 
 /// A match as (value, mask) in the layout; `None` for a match nothing can
@@ -340,14 +416,32 @@ impl Hasher for FieldsHasher {
     }
 }
 
+/// Odd multipliers of [`hash`]'s four lanes.
+const LANES: [u64; 4] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0x27d4_eb2f_1656_67c5,
+];
+
 /// The hash of the fields (a narrow classifier's: the narrow part only)
-/// and `extra`.
+/// and `extra`: every 8-byte word multiplied on its own (word i by lane
+/// i mod 4, rotated by i), the products folded by xor, then mixed (as
+/// [`FieldsHasher::finish`]). The multiplications do not wait on each
+/// other, so a packet's hash costs about one multiplication's latency
+/// and the finaliser's, not one per word (FieldsHasher's chain).
 #[inline(always)]
 fn hash(f: &Fields, wide: bool, extra: u64) -> u64 {
-    let mut h = FieldsHasher::default();
-    h.write(if wide { &f[..] } else { &f[..NARROW] });
-    h.add(extra);
-    h.finish()
+    let bytes = if wide { &f[..] } else { &f[..NARROW] };
+    let mut h = extra.wrapping_mul(SEED);
+    for (i, w) in bytes.chunks_exact(8).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h ^= (u64::from_le_bytes(b) ^ i as u64)
+            .wrapping_mul(LANES[i % 4])
+            .rotate_left(i as u32 * 7);
+    }
+    FieldsHasher(h).finish()
 }
 
 /// Maps keyed by a layout's first `W` bytes.
@@ -813,7 +907,24 @@ pub struct PacketFields {
     hash: u64,
 }
 
+impl Default for PacketFields {
+    fn default() -> Self {
+        PacketFields {
+            table: 0,
+            wide: false,
+            fields: [0; LEN],
+            hash: 0,
+        }
+    }
+}
+
 impl PacketFields {
+    /// Hashes the fields as they were filled in.
+    #[inline(always)]
+    pub fn rehash(&mut self) {
+        self.hash = hash(&self.fields, self.wide, u64::from(self.table));
+    }
+
     #[inline(always)]
     fn bucket(&self) -> usize {
         self.hash as usize & (EXACT_CACHE_ENTRIES / 2 - 1)
@@ -1024,14 +1135,49 @@ impl Classifier {
     /// A packet's fields for a lookup in `table` by this classifier.
     #[inline(always)]
     pub fn place(&self, table: u8, in_port: u16, key: &FlowKey, regs: &Registers) -> PacketFields {
-        let wide = self.is_wide();
-        let fields = packet_fields(in_port, key, regs, wide);
-        PacketFields {
-            table,
-            wide,
-            hash: hash(&fields, wide, u64::from(table)),
-            fields,
+        let mut p = PacketFields::default();
+        self.fill_into(&mut p, table, in_port, key, regs);
+        p.rehash();
+        p
+    }
+
+    /// [`fill_into`](Self::fill_into) from a plain frame's bytes (see
+    /// [`fill_plain`]) by a narrow classifier: no [`FlowKey`] parsed.
+    /// `false` (and `p` not to be used) for other frames and wide
+    /// classifiers.
+    #[inline(always)]
+    pub fn fill_frame(
+        &self,
+        p: &mut PacketFields,
+        table: u8,
+        in_port: u16,
+        frame: &[u8],
+        frame_len: usize,
+    ) -> bool {
+        if self.is_wide() || !fill_plain(&mut p.fields, in_port, frame, frame_len) {
+            return false;
         }
+        p.table = table;
+        p.wide = false;
+        true
+    }
+
+    /// [`place`](Self::place) into `p` (a burst's slot), in place, all
+    /// but the hash: [`PacketFields::rehash`] before `p` is looked up (a
+    /// burst hashes only the frames its megaflows may not answer).
+    #[inline(always)]
+    pub fn fill_into(
+        &self,
+        p: &mut PacketFields,
+        table: u8,
+        in_port: u16,
+        key: &FlowKey,
+        regs: &Registers,
+    ) {
+        let wide = self.is_wide();
+        fill_fields(&mut p.fields, in_port, key, regs, wide);
+        p.table = table;
+        p.wide = wide;
     }
 
     /// The index of the flow [`lookup_linear`](super::lookup_linear) would
@@ -1506,6 +1652,100 @@ mod tests {
         let misses = cache.misses;
         c3.lookup_cached(&mut cache, 0, 1, &key(1, 1), &regs);
         assert_eq!(cache.misses, misses + 1);
+    }
+
+    /// Fields placed from a frame's bytes, or `None` where the caller
+    /// has to parse its key; and those the frame's key gives (`None`: no
+    /// key, a frame the switch drops).
+    fn placed_both_ways(
+        c: &Classifier,
+        frame: &[u8],
+        frame_len: usize,
+    ) -> (Option<PacketFields>, Option<PacketFields>) {
+        let mut p = PacketFields::default();
+        let direct = c.fill_frame(&mut p, 0, 7, frame, frame_len).then(|| {
+            p.rehash();
+            p
+        });
+        let key = FlowKey::extract_l4_chained(frame, frame_len, None)
+            .or_else(|_| FlowKey::extract_l2(frame, None))
+            .ok();
+        (
+            direct,
+            key.map(|k| c.place(0, 7, &k, &Registers::default())),
+        )
+    }
+
+    #[test]
+    fn plain_frames_are_placed_from_their_bytes_and_others_from_their_key() {
+        let parse = |l: &str| super::super::ofctl::parse_flow(l).unwrap();
+        let narrow = Classifier::new(&[parse("udp,tp_dst=53,actions=drop")]);
+        let wide = Classifier::new(&[parse("reg0=1,actions=drop")]);
+        use crate::flow_key::tests::{eth, ipv4, udp as udp_header};
+        let (a, b) = ([0xfa, 0x16, 0x3e, 0, 0, 1], [0xfa, 0x16, 0x3e, 0, 0, 2]);
+        let ip = ipv4(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            17,
+            0,
+            0,
+            &udp_header(1024, 53, 0, &[0; 8]),
+        );
+        let udp = [eth(b, a, &[], 0x0800), ip.clone()].concat();
+        let tagged = [eth(b, a, &[(0x8100, 0x2005)], 0x0800), ip].concat();
+        for f in [&udp, &tagged] {
+            let (direct, keyed) = placed_both_ways(&narrow, f, f.len());
+            let direct = direct.expect("a plain UDP frame is placed from its bytes");
+            let keyed = keyed.unwrap();
+            assert_eq!(direct.fields[..NARROW], keyed.fields[..NARROW]);
+            assert_eq!(direct.hash, keyed.hash);
+        }
+        assert_eq!(&tagged_vlan(&narrow, &tagged), &[0x30, 0x05]);
+        // Wide classifiers, and frames that are not IPv4 TCP/UDP, go
+        // through the key.
+        assert!(placed_both_ways(&wide, &udp, udp.len()).0.is_none());
+        let mut arp = udp.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(placed_both_ways(&narrow, &arp, arp.len()).0.is_none());
+    }
+
+    /// The VLAN field as placed: PCP, the tag bit, VID.
+    fn tagged_vlan(c: &Classifier, frame: &[u8]) -> [u8; 2] {
+        let mut p = PacketFields::default();
+        assert!(c.fill_frame(&mut p, 0, 7, frame, frame.len()));
+        [p.fields[at::VLAN], p.fields[at::VLAN + 1]]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Placing a frame straight from its bytes gives the fields (and
+        /// hash) its flow key gives, for random frames (tags, IPv4, IPv6,
+        /// ARP, fragments, TCP, UDP, ICMP), one byte of them changed at
+        /// random, cut anywhere, with more bytes said to follow in
+        /// chained segments.
+        #[test]
+        fn a_frame_placed_from_its_bytes_has_its_keys_fields(
+            mut spec in crate::flow_key::tests::frame_spec(),
+            flip in proptest::option::of((any::<proptest::sample::Index>(), any::<u8>())),
+            cut in any::<proptest::sample::Index>(),
+            chained in prop_oneof![Just(0usize), 0usize..2000],
+        ) {
+            spec.strip_outer = false;
+            let (mut frame, _, _, _) = crate::flow_key::tests::build(&spec);
+            if let Some((at, x)) = flip {
+                let i = at.index(frame.len());
+                frame[i] ^= x;
+            }
+            frame.truncate(cut.index(frame.len() + 1).max(14));
+            let c = Classifier::new(&[]);
+            let (direct, keyed) = placed_both_ways(&c, &frame, frame.len() + chained);
+            if let Some(d) = direct {
+                let keyed = keyed.expect("a frame placed from its bytes has a key");
+                prop_assert_eq!(&d.fields[..NARROW], &keyed.fields[..NARROW]);
+                prop_assert_eq!(d.hash, keyed.hash);
+            }
+        }
     }
 
     proptest! {

@@ -544,11 +544,42 @@ impl FlowTables {
     /// with the rest of its burst's.
     #[inline(always)]
     pub fn place(&self, cache: &FlowCache, in_port: PortId, key: &FlowKey) -> PacketFields {
-        let p = self
-            .classifier
-            .place(0, ofport(in_port), key, &Registers::default());
-        cache.prefetch(&p);
+        let mut p = PacketFields::default();
+        self.fill_into(in_port, key, &mut p);
+        self.hash_and_prefetch(cache, &mut p);
         p
+    }
+
+    /// A packet's table-0 fields into `p` (a burst's slot), in place, all
+    /// but their hash ([`hash_and_prefetch`](Self::hash_and_prefetch)).
+    #[inline(always)]
+    pub fn fill_into(&self, in_port: PortId, key: &FlowKey, p: &mut PacketFields) {
+        self.classifier
+            .fill_into(p, 0, ofport(in_port), key, &Registers::default());
+    }
+
+    /// [`fill_into`](Self::fill_into) straight from a plain frame's bytes
+    /// (`frame`: its first segment, `frame_len` bytes in all), with no
+    /// [`FlowKey`]; `false` if the frame or the classifier needs the key
+    /// ([`Classifier::fill_frame`]).
+    #[inline(always)]
+    pub fn fill_frame(
+        &self,
+        in_port: PortId,
+        frame: &[u8],
+        frame_len: usize,
+        p: &mut PacketFields,
+    ) -> bool {
+        self.classifier
+            .fill_frame(p, 0, ofport(in_port), frame, frame_len)
+    }
+
+    /// Hashes filled fields and starts fetching the cache bucket their
+    /// lookup will read.
+    #[inline(always)]
+    pub fn hash_and_prefetch(&self, cache: &FlowCache, p: &mut PacketFields) {
+        p.rehash();
+        cache.prefetch(p);
     }
 
     /// Runs a packet with `key` (edited as its actions say) that came in
@@ -728,13 +759,20 @@ impl FlowTables {
     }
 
     /// Counts a lookup of `worker` in `table` (`matched`: it found a
-    /// flow); a packet that reuses its predecessor's translation counts
-    /// its table-0 lookup here too.
+    /// flow).
     #[inline(always)]
     pub fn count_lookup(&self, worker: usize, table: u8, matched: bool) {
+        self.count_lookups(worker, table, 1, matched);
+    }
+
+    /// Counts `n` lookups of `worker` in `table` with the same outcome:
+    /// packets that reused a translation count their table-0 lookups
+    /// here, once per run of them.
+    #[inline(always)]
+    pub fn count_lookups(&self, worker: usize, table: u8, n: u64, matched: bool) {
         let tc = (worker * TABLES + usize::from(table)) * 2;
-        add(self.table_counters.get(tc), 1);
-        add(self.table_counters.get(tc + 1), u64::from(matched));
+        add(self.table_counters.get(tc), n);
+        add(self.table_counters.get(tc + 1), if matched { n } else { 0 });
     }
 
     /// The classifier's build id (what cached answers are tied to).
@@ -742,13 +780,14 @@ impl FlowTables {
         self.classifier.id()
     }
 
-    /// Counts a packet of `bytes` through `hits` for `worker`.
+    /// Counts `packets` packets of `bytes` in all through `hits` for
+    /// `worker`.
     #[inline(always)]
-    pub fn count(&self, worker: usize, hits: &[u32], bytes: u64) {
+    pub fn count(&self, worker: usize, hits: &[u32], packets: u64, bytes: u64) {
         let n = self.ids.len();
         for &i in hits {
             let c = (worker * n + i as usize) * 2;
-            add(self.counters.get(c), 1);
+            add(self.counters.get(c), packets);
             add(self.counters.get(c + 1), bytes);
         }
     }
@@ -837,7 +876,7 @@ mod tests {
             ]
         );
         assert_eq!(tr.hits(), [0, 1, 3]);
-        t.count(0, tr.hits(), 60);
+        t.count(0, tr.hits(), 1, 60);
         assert_eq!(t.counters(1), (1, 60));
         assert_eq!(t.table_counters(1), (1, 1));
         // From another port: table 0 misses, nothing at all.

@@ -35,9 +35,18 @@ pub struct FlowScratch {
     /// Where the connections `ct` actions saw last live.
     ct_cache: ConnCache,
     translation: Translation,
-    /// Frame i's first lookup's fields, when it parsed (its key is parsed
-    /// again only if its translation is not its predecessor's).
-    placed: Box<[Option<PacketFields>; BURST]>,
+    /// Frame i's first lookup's fields, when it parsed (`parsed[i]`; its
+    /// key is parsed again only if its translation is not its
+    /// predecessor's). Filled in place: no copy of the fields per frame.
+    placed: Box<[PacketFields; BURST]>,
+    parsed: [bool; BURST],
+    /// Whether frame i's fields were hashed in the first pass.
+    hashed: [bool; BURST],
+    /// The megaflow the last burst ended in: a frame it covers is likely
+    /// answered by its predecessor's translation, so its hash and cache
+    /// prefetch wait until they are needed. A guess only: whether a frame
+    /// reuses a translation is decided by the frames before it.
+    hint: Option<Megaflow>,
 }
 
 impl Default for FlowScratch {
@@ -46,7 +55,10 @@ impl Default for FlowScratch {
             cache: FlowCache::default(),
             ct_cache: ConnCache::new(),
             translation: Translation::default(),
-            placed: Box::new([None; BURST]),
+            placed: Box::new([PacketFields::default(); BURST]),
+            parsed: [false; BURST],
+            hashed: [false; BURST],
+            hint: None,
         }
     }
 }
@@ -393,10 +405,25 @@ where
             f.prefetch();
         }
     }
-    // Pass 1: every frame's lookup fields, and its first lookup's cache
-    // bucket prefetched, before any lookup.
-    for (i, placed) in scratch.placed[..n].iter_mut().enumerate() {
-        *placed = None;
+    // Pass 1: every frame's lookup fields, and (unless the last burst's
+    // megaflow covers it) its first lookup's cache bucket prefetched,
+    // before any lookup.
+    let FlowScratch {
+        cache,
+        ct_cache,
+        translation: t,
+        placed,
+        parsed,
+        hashed,
+        hint,
+    } = scratch;
+    for (i, ((placed, parsed), hashed)) in placed[..n]
+        .iter_mut()
+        .zip(&mut parsed[..n])
+        .zip(&mut hashed[..n])
+        .enumerate()
+    {
+        *parsed = false;
         let Some(f) = rx.get_mut(i) else { continue };
         // A tag the NIC stripped is part of the frame the flows see.
         if let Some(t) = f.stripped_tci() {
@@ -405,23 +432,24 @@ where
                 continue;
             }
         }
-        if let Some(key) = key_of(f) {
-            *placed = Some(tables.place(&scratch.cache, in_port, &key));
+        if !tables.fill_frame(in_port, f.data(), f.pkt_len() as usize, placed) {
+            let Some(key) = key_of(f) else { continue };
+            tables.fill_into(in_port, &key, placed);
+        }
+        *parsed = true;
+        *hashed = !hint.as_ref().is_some_and(|mf| mf.covers(placed));
+        if *hashed {
+            tables.hash_and_prefetch(cache, placed);
         }
     }
     // Pass 2: translate and carry out, in frame order.
-    let FlowScratch {
-        cache,
-        ct_cache,
-        translation: t,
-        placed,
-    } = scratch;
     let mut prev: Option<Megaflow> = None;
+    let mut run = Run::default();
     for i in 0..n {
         let Some(mut f) = rx.take(i) else { continue };
         let len = f.pkt_len();
         c.rx_bytes += u64::from(len);
-        let Some(Some(placed)) = placed.get(i) else {
+        let Some(placed) = placed.get_mut(i).filter(|_| parsed.get(i) == Some(&true)) else {
             c.dropped(DropReason::Malformed);
             out.discard(f);
             continue;
@@ -429,8 +457,8 @@ where
         // A frame in the megaflow its predecessor's one lookup was
         // answered under translates as that one did: no lookup, no
         // translation (frames of one aggregate come in runs).
-        if prev.is_some_and(|mf| mf.covers(placed)) {
-            tables.count_lookup(worker, 0, !t.hits().is_empty());
+        if prev.as_ref().is_some_and(|mf| mf.covers(placed)) {
+            run.reused += 1;
             cache.mega_hits += 1;
         } else {
             let Some(key) = key_of(&f) else {
@@ -446,12 +474,17 @@ where
                 &key,
                 false,
             );
+            if hashed.get(i) != Some(&true) {
+                placed.rehash();
+            }
+            run.flush(tables, worker, t);
             tables.translate(cache, worker, in_port, key, placed, t, &mut ct);
             prev = t
                 .single_lookup()
                 .and_then(|m| cache.megaflow(tables.classifier_id(), placed, m));
         }
-        tables.count(worker, t.hits(), u64::from(len));
+        run.packets += 1;
+        run.bytes += u64::from(len);
         if t.overflow {
             c.dropped(DropReason::FlowTable);
             out.discard(f);
@@ -505,8 +538,35 @@ where
             c.flow_drop += u64::from(c.oversize == oversize);
         }
     }
+    run.flush(tables, worker, t);
+    *hint = prev;
     rx.clear();
     c
+}
+
+/// The packets one translation answered since it was made, counted into
+/// its flows' and table 0's counters once, when the translation is
+/// replaced or the burst ends (a counter bump per run, not per packet).
+#[derive(Default)]
+struct Run {
+    packets: u64,
+    bytes: u64,
+    /// Of them, those that reused it (their table-0 lookup not counted
+    /// by [`FlowTables::translate`]).
+    reused: u64,
+}
+
+impl Run {
+    #[inline(always)]
+    fn flush(&mut self, tables: &FlowTables, worker: usize, t: &Translation) {
+        if self.packets != 0 {
+            tables.count(worker, t.hits(), self.packets, self.bytes);
+        }
+        if self.reused != 0 {
+            tables.count_lookups(worker, 0, self.reused, !t.hits().is_empty());
+        }
+        *self = Run::default();
+    }
 }
 
 /// Sends `f` where `e` says (a copy from `pool` for every port but the
