@@ -110,6 +110,13 @@ impl PortMask {
         self.0.count_ones() as usize
     }
 
+    /// The set's only port; `None` for an empty set or one of more.
+    #[inline(always)]
+    pub fn single(self) -> Option<PortId> {
+        let mut rest = self;
+        rest.pop_first().filter(|_| rest.is_empty())
+    }
+
     /// The lowest port not in the set, if any is left.
     pub fn first_free(self) -> Option<PortId> {
         PortId::new((!self.0).trailing_zeros() as u16)
@@ -165,6 +172,13 @@ mod tests {
         assert_eq!(PortId::new(64), None);
         assert_eq!(PortId::new(u16::MAX), None);
         assert_eq!(PortId::all().count(), MAX_PORTS);
+        let (p3, p9) = (PortId::new(3).unwrap(), PortId::new(9).unwrap());
+        let mut m = PortMask::EMPTY;
+        assert_eq!(m.single(), None);
+        m.insert(p9);
+        assert_eq!(m.single(), Some(p9));
+        m.insert(p3);
+        assert_eq!(m.single(), None);
     }
 
     proptest! {
@@ -184,6 +198,8 @@ mod tests {
             prop_assert_eq!(got, want);
             let free = (0..64u16).find(|n| !s.contains(n));
             prop_assert_eq!(m.first_free().map(PortId::get), free);
+            let single = (s.len() == 1).then(|| *s.first().unwrap());
+            prop_assert_eq!(m.single().map(PortId::get), single);
         }
     }
 }

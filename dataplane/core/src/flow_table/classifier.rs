@@ -88,21 +88,32 @@ const STAGE: [u8; LEN] = {
     s
 };
 
-/// The layout as 16-byte words: the narrow part is the first two.
+/// The layout as 8-byte words: the narrow part is the first four. Eight
+/// bytes, because a packet's narrow fields are written as such words
+/// ([`fill_plain`]) and read back at once: a wider load over them would
+/// wait for the stores to drain instead of taking their data.
 #[inline(always)]
-fn word(f: &Fields, i: usize) -> u128 {
-    let mut w = [0u8; 16];
-    if let Some(b) = f.get(i * 16..i * 16 + 16) {
+fn word(f: &Fields, i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(b) = f.get(i * 8..i * 8 + 8) {
         w.copy_from_slice(b);
     }
-    u128::from_ne_bytes(w)
+    u64::from_le_bytes(w)
 }
 
 /// `fields & mask == masked` (over the narrow part only, unless `wide`).
 #[inline(always)]
 fn masked_same(fields: &Fields, mask: &Fields, masked: &Fields, wide: bool) -> bool {
-    let words = if wide { LEN / 16 } else { NARROW / 16 };
-    (0..words).all(|i| word(fields, i) & word(mask, i) == word(masked, i))
+    let words = if wide { LEN / 8 } else { NARROW / 8 };
+    (0..words).fold(0, |d, i| {
+        d | ((word(fields, i) & word(mask, i)) ^ word(masked, i))
+    }) == 0
+}
+
+/// The little-endian word of the first 8 bytes of `b` (0 if shorter).
+#[inline(always)]
+fn le_u64(b: &[u8]) -> u64 {
+    b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w))
 }
 
 /// `fields & mask` (the wide part zero unless `wide`).
@@ -215,30 +226,36 @@ fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize) -> b
         .unwrap_or_default();
     let partial = ip.more_frags() || total > l3.len();
     let proto = ip.protocol();
-    let ports = match proto {
-        IpProtocol::TCP => TcpPacket::new_checked(l4).map(|t| (t.src_port(), t.dst_port())),
-        IpProtocol::UDP if partial => {
-            UdpPacket::new_checked_header(l4).map(|u| (u.src_port(), u.dst_port()))
-        }
-        IpProtocol::UDP => UdpPacket::new_checked(l4).map(|u| (u.src_port(), u.dst_port())),
-        _ => return false,
+    let l4_ok = match proto {
+        IpProtocol::TCP => TcpPacket::new_checked(l4).is_ok(),
+        IpProtocol::UDP if partial => UdpPacket::new_checked_header(l4).is_ok(),
+        IpProtocol::UDP => UdpPacket::new_checked(l4).is_ok(),
+        _ => false,
     };
-    let Ok((tp_src, tp_dst)) = ports else {
+    if !l4_ok {
+        return false;
+    }
+    let (Some(addrs), Some(l4_ports)) = (l3.get(12..20), l4.first_chunk::<4>()) else {
         return false;
     };
-    let n = &mut f[..NARROW];
-    n[at::IN_PORT..at::IN_PORT + 2].copy_from_slice(&in_port.to_be_bytes());
-    n[at::DL_SRC..at::DL_SRC + 6].copy_from_slice(&eth[6..12]);
-    n[at::DL_DST..at::DL_DST + 6].copy_from_slice(&eth[..6]);
+    // The narrow part as four little-endian words of the layout, built in
+    // registers from the frame's bytes (the addresses and ports are
+    // already in the layout's order there) and stored whole.
     let vlan = tags.outer.map_or(0, |Tci(t)| t | 0x1000);
-    n[at::VLAN..at::VLAN + 2].copy_from_slice(&vlan.to_be_bytes());
-    n[at::DL_TYPE..at::DL_TYPE + 2].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
-    n[at::NW_PROTO] = proto.0;
-    n[at::FLAGS] = IP_OR_ARP | NOT_LATER_FRAGMENT | IP;
-    n[at::NW_SRC..at::NW_SRC + 4].copy_from_slice(&ip.src_addr());
-    n[at::NW_DST..at::NW_DST + 4].copy_from_slice(&ip.dst_addr());
-    n[at::TP_SRC..at::TP_SRC + 2].copy_from_slice(&tp_src.to_be_bytes());
-    n[at::TP_DST..at::TP_DST + 2].copy_from_slice(&tp_dst.to_be_bytes());
+    let dst = le_u64(frame) & 0xffff_ffff_ffff;
+    let src = le_u64(&frame[6..]) & 0xffff_ffff_ffff;
+    let words = [
+        u64::from(in_port.swap_bytes()) | src << 16,
+        dst | u64::from(vlan.swap_bytes()) << 48,
+        u64::from(EtherType::IPV4.0.swap_bytes())
+            | u64::from(proto.0) << 16
+            | u64::from(IP_OR_ARP | NOT_LATER_FRAGMENT | IP) << 24
+            | (le_u64(addrs) & 0xffff_ffff) << 32,
+        le_u64(addrs) >> 32 | u64::from(u32::from_le_bytes(*l4_ports)) << 32,
+    ];
+    for (w, v) in f[..NARROW].chunks_exact_mut(8).zip(words) {
+        w.copy_from_slice(&v.to_le_bytes());
+    }
     true
 }
 

@@ -21,7 +21,7 @@ use crate::flow_table::program::{Conntrack, Edit, Emit, FlowTables, Op, Translat
 use crate::flow_table::Masked;
 use crate::frame::{Burst, Frame, FramePool, Transmit, BURST};
 use crate::offload::wire_len;
-use crate::port::{PortId, PortMask};
+use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::view::SwitchView;
 use crate::wire::ethernet::SwitchingHeader;
 use crate::wire::vlan::set_outer_tci;
@@ -42,11 +42,12 @@ pub struct FlowScratch {
     parsed: [bool; BURST],
     /// Whether frame i's fields were hashed in the first pass.
     hashed: [bool; BURST],
-    /// The megaflow the last burst ended in: a frame it covers is likely
-    /// answered by its predecessor's translation, so its hash and cache
-    /// prefetch wait until they are needed. A guess only: whether a frame
-    /// reuses a translation is decided by the frames before it.
-    hint: Option<Megaflow>,
+    /// Per input port, the megaflow its last burst ended in: a frame it
+    /// covers is likely answered by its predecessor's translation, so its
+    /// hash and cache prefetch wait until they are needed. A guess only:
+    /// whether a frame reuses a translation is decided by the frames
+    /// before it in its burst.
+    hints: Box<[Option<Megaflow>; MAX_PORTS]>,
 }
 
 impl Default for FlowScratch {
@@ -58,7 +59,7 @@ impl Default for FlowScratch {
             placed: Box::new([PacketFields::default(); BURST]),
             parsed: [false; BURST],
             hashed: [false; BURST],
-            hint: None,
+            hints: Box::new([None; MAX_PORTS]),
         }
     }
 }
@@ -405,9 +406,11 @@ where
             f.prefetch();
         }
     }
-    // Pass 1: every frame's lookup fields, and (unless the last burst's
-    // megaflow covers it) its first lookup's cache bucket prefetched,
-    // before any lookup.
+    // Pass 1: every frame's lookup fields; then, unless its port's last
+    // burst's megaflow covers it, its first lookup's cache bucket
+    // prefetched, before any lookup. Two loops: the second reads the
+    // fields back once the first's stores have settled (read right after
+    // being written piecemeal, they would stall the load).
     let FlowScratch {
         cache,
         ct_cache,
@@ -415,14 +418,10 @@ where
         placed,
         parsed,
         hashed,
-        hint,
+        hints,
     } = scratch;
-    for (i, ((placed, parsed), hashed)) in placed[..n]
-        .iter_mut()
-        .zip(&mut parsed[..n])
-        .zip(&mut hashed[..n])
-        .enumerate()
-    {
+    let hint = &mut hints[in_port.index()];
+    for (i, (placed, parsed)) in placed[..n].iter_mut().zip(&mut parsed[..n]).enumerate() {
         *parsed = false;
         let Some(f) = rx.get_mut(i) else { continue };
         // A tag the NIC stripped is part of the frame the flows see.
@@ -437,13 +436,23 @@ where
             tables.fill_into(in_port, &key, placed);
         }
         *parsed = true;
-        *hashed = !hint.as_ref().is_some_and(|mf| mf.covers(placed));
+    }
+    for ((placed, parsed), hashed) in placed[..n]
+        .iter_mut()
+        .zip(&parsed[..n])
+        .zip(&mut hashed[..n])
+    {
+        *hashed = *parsed && !hint.as_ref().is_some_and(|mf| mf.covers(placed));
         if *hashed {
             tables.hash_and_prefetch(cache, placed);
         }
     }
     // Pass 2: translate and carry out, in frame order.
     let mut prev: Option<Megaflow> = None;
+    // Where `t` sends a frame unchanged to one port, that port and the
+    // longest frame it takes: the frames that reuse such a translation
+    // go straight to the port's batch.
+    let mut direct: Option<(PortId, u32)> = None;
     let mut run = Run::default();
     for i in 0..n {
         let Some(mut f) = rx.take(i) else { continue };
@@ -482,9 +491,22 @@ where
             prev = t
                 .single_lookup()
                 .and_then(|m| cache.megaflow(tables.classifier_id(), placed, m));
+            direct = match t.ops() {
+                [Op::Emit(e)] if !t.overflow => targets(*e, in_port, members)
+                    .and_then(|m| m.single())
+                    .map(|p| (p, view.max_frame(p))),
+                _ => None,
+            };
         }
         run.packets += 1;
         run.bytes += u64::from(len);
+        if let Some((p, max)) = direct {
+            // What `emit` does for one port, when the frame fits.
+            if f.offload().tcp_mss == 0 && len <= max {
+                out.enqueue(p, f, tx);
+                continue;
+            }
+        }
         if t.overflow {
             c.dropped(DropReason::FlowTable);
             out.discard(f);
