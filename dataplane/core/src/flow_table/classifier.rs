@@ -201,17 +201,22 @@ fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize) -> b
     let Some((eth, rest)) = frame.split_first_chunk::<14>() else {
         return false;
     };
-    let Ok(tags) = VlanStack::parse(
-        EtherType(u16::from_be_bytes([eth[12], eth[13]])),
-        rest,
-        None,
-    ) else {
-        return false;
+    let ethertype = EtherType(u16::from_be_bytes([eth[12], eth[13]]));
+    // An untagged IPv4 frame (the usual one) needs no tag parsing.
+    let (vlan, l3) = if ethertype == EtherType::IPV4 {
+        (0, rest)
+    } else {
+        let Ok(tags) = VlanStack::parse(ethertype, rest, None) else {
+            return false;
+        };
+        if tags.ethertype != EtherType::IPV4 {
+            return false;
+        }
+        (
+            tags.outer.map_or(0, |Tci(t)| t | 0x1000),
+            rest.get(tags.tags_len..).unwrap_or_default(),
+        )
     };
-    if tags.ethertype != EtherType::IPV4 {
-        return false;
-    }
-    let l3 = rest.get(tags.tags_len..).unwrap_or_default();
     let ip = Ipv4Packet::new_unchecked(l3);
     if ip
         .check_prefix_len(l3.len() + frame_len.saturating_sub(frame.len()))
@@ -241,7 +246,6 @@ fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize) -> b
     // The narrow part as four little-endian words of the layout, built in
     // registers from the frame's bytes (the addresses and ports are
     // already in the layout's order there) and stored whole.
-    let vlan = tags.outer.map_or(0, |Tci(t)| t | 0x1000);
     let dst = le_u64(frame) & 0xffff_ffff_ffff;
     let src = le_u64(&frame[6..]) & 0xffff_ffff_ffff;
     let words = [

@@ -28,13 +28,14 @@ use crate::wire::vlan::set_outer_tci;
 use crate::wire::{checksum_adjust, EtherType, Tci};
 
 /// A worker's state for the flow stage: its exact-match cache, a
-/// translation to fill and each frame's key between the two passes.
-/// Sized once.
+/// translation to fill per input port and each frame's fields between
+/// the two passes. Sized once.
 pub struct FlowScratch {
     pub cache: FlowCache,
     /// Where the connections `ct` actions saw last live.
     ct_cache: ConnCache,
-    translation: Translation,
+    /// Per input port, the translation its frames were given last.
+    translations: Box<[Translation; MAX_PORTS]>,
     /// Frame i's first lookup's fields, when it parsed (`parsed[i]`; its
     /// key is parsed again only if its translation is not its
     /// predecessor's). Filled in place: no copy of the fields per frame.
@@ -42,12 +43,20 @@ pub struct FlowScratch {
     parsed: [bool; BURST],
     /// Whether frame i's fields were hashed in the first pass.
     hashed: [bool; BURST],
-    /// Per input port, the megaflow its last burst ended in: a frame it
-    /// covers is likely answered by its predecessor's translation, so its
-    /// hash and cache prefetch wait until they are needed. A guess only:
-    /// whether a frame reuses a translation is decided by the frames
-    /// before it in its burst.
-    hints: Box<[Option<Megaflow>; MAX_PORTS]>,
+    /// Per input port, the megaflow its last burst ended in (the one its
+    /// translation holds for) and the classifier build it came from:
+    /// while the port's tables are that build, the next burst's frames
+    /// in it reuse the translation from the first frame on, and their
+    /// hash and cache prefetch wait until they are needed.
+    carried: Box<[Option<Carried>; MAX_PORTS]>,
+}
+
+/// A megaflow a port's last burst ended in, and the classifier build
+/// whose answer it is.
+#[derive(Clone, Copy)]
+struct Carried {
+    classifier: u64,
+    megaflow: Megaflow,
 }
 
 impl Default for FlowScratch {
@@ -55,11 +64,11 @@ impl Default for FlowScratch {
         FlowScratch {
             cache: FlowCache::default(),
             ct_cache: ConnCache::new(),
-            translation: Translation::default(),
+            translations: Box::new([Translation::default(); MAX_PORTS]),
             placed: Box::new([PacketFields::default(); BURST]),
             parsed: [false; BURST],
             hashed: [false; BURST],
-            hints: Box::new([None; MAX_PORTS]),
+            carried: Box::new([None; MAX_PORTS]),
         }
     }
 }
@@ -414,13 +423,21 @@ where
     let FlowScratch {
         cache,
         ct_cache,
-        translation: t,
+        translations,
         placed,
         parsed,
         hashed,
-        hints,
+        carried,
     } = scratch;
-    let hint = &mut hints[in_port.index()];
+    let t = &mut translations[in_port.index()];
+    let carried = &mut carried[in_port.index()];
+    // The megaflow the port's last burst ended in, and the translation
+    // its frames were given, still stand if the tables are the same build.
+    let classifier = tables.classifier_id();
+    let mut prev: Option<Megaflow> = carried
+        .as_ref()
+        .filter(|c| c.classifier == classifier)
+        .map(|c| c.megaflow);
     for (i, (placed, parsed)) in placed[..n].iter_mut().zip(&mut parsed[..n]).enumerate() {
         *parsed = false;
         let Some(f) = rx.get_mut(i) else { continue };
@@ -442,17 +459,22 @@ where
         .zip(&parsed[..n])
         .zip(&mut hashed[..n])
     {
-        *hashed = *parsed && !hint.as_ref().is_some_and(|mf| mf.covers(placed));
+        *hashed = *parsed && !prev.as_ref().is_some_and(|mf| mf.covers(placed));
         if *hashed {
             tables.hash_and_prefetch(cache, placed);
         }
     }
     // Pass 2: translate and carry out, in frame order.
-    let mut prev: Option<Megaflow> = None;
     // Where `t` sends a frame unchanged to one port, that port and the
     // longest frame it takes: the frames that reuse such a translation
     // go straight to the port's batch.
-    let mut direct: Option<(PortId, u32)> = None;
+    let one_port = |t: &Translation| match t.ops() {
+        [Op::Emit(e)] if !t.overflow => targets(*e, in_port, members)
+            .and_then(|m| m.single())
+            .map(|p| (p, view.max_frame(p))),
+        _ => None,
+    };
+    let mut direct = prev.and(one_port(t));
     let mut run = Run::default();
     for i in 0..n {
         let Some(mut f) = rx.take(i) else { continue };
@@ -490,13 +512,8 @@ where
             tables.translate(cache, worker, in_port, key, placed, t, &mut ct);
             prev = t
                 .single_lookup()
-                .and_then(|m| cache.megaflow(tables.classifier_id(), placed, m));
-            direct = match t.ops() {
-                [Op::Emit(e)] if !t.overflow => targets(*e, in_port, members)
-                    .and_then(|m| m.single())
-                    .map(|p| (p, view.max_frame(p))),
-                _ => None,
-            };
+                .and_then(|m| cache.megaflow(classifier, placed, m));
+            direct = one_port(t);
         }
         run.packets += 1;
         run.bytes += u64::from(len);
@@ -561,7 +578,10 @@ where
         }
     }
     run.flush(tables, worker, t);
-    *hint = prev;
+    *carried = prev.map(|megaflow| Carried {
+        classifier,
+        megaflow,
+    });
     rx.clear();
     c
 }
