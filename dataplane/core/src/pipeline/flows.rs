@@ -475,6 +475,7 @@ where
         _ => None,
     };
     let mut direct = prev.and(one_port(t));
+    let mut translated = false;
     let mut run = Run::default();
     for i in 0..n {
         let Some(mut f) = rx.take(i) else { continue };
@@ -487,8 +488,11 @@ where
         };
         // A frame in the megaflow its predecessor's one lookup was
         // answered under translates as that one did: no lookup, no
-        // translation (frames of one aggregate come in runs).
-        if prev.as_ref().is_some_and(|mf| mf.covers(placed)) {
+        // translation (frames of one aggregate come in runs). Until the
+        // burst's first translation, `prev` is the megaflow the first pass
+        // tested every frame against: a frame it left unhashed is in it.
+        let unhashed = hashed.get(i) == Some(&false);
+        if (unhashed && !translated) || prev.as_ref().is_some_and(|mf| mf.covers(placed)) {
             run.reused += 1;
             cache.mega_hits += 1;
         } else {
@@ -505,11 +509,12 @@ where
                 &key,
                 false,
             );
-            if hashed.get(i) != Some(&true) {
+            if unhashed {
                 placed.rehash();
             }
             run.flush(tables, worker, t);
             tables.translate(cache, worker, in_port, key, placed, t, &mut ct);
+            translated = true;
             prev = t
                 .single_lookup()
                 .and_then(|m| cache.megaflow(classifier, placed, m));

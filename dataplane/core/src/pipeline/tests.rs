@@ -1374,23 +1374,29 @@ mod flow_stage {
 
         /// A burst through the flow stage (exact-match and megaflow
         /// caches, a frame in its predecessor's megaflow reusing its
-        /// translation) sends, port by port and byte for byte, exactly
-        /// what its frames sent one at a time with empty caches.
+        /// translation, the port's last translation carried into its next
+        /// burst) sends, port by port and byte for byte, exactly what its
+        /// frames sent one at a time with empty caches, and counts the
+        /// same packets and bytes on every flow; then, through the same
+        /// scratch, another build of tables is obeyed from its first frame.
         #[test]
         fn bursts_send_what_single_frames_send(
             pick in proptest::collection::vec(any::<bool>(), FLOWS.len()),
+            pick_after in proptest::collection::vec(any::<bool>(), FLOWS.len()),
             specs in proptest::collection::vec(
                 (1u8..4, prop_oneof![Just(None), Just(Some(10u16)), Just(Some(20))], prop_oneof![Just(5u8), Just(7)], 999u16..1002),
                 1..32,
             ),
         ) {
             let v = view();
-            let (_, t) = tables(&pick);
+            let (flows_on, t) = tables(&pick);
+            let (_, t_single) = tables(&pick);
             let frames: Vec<MemFrame> = specs
                 .iter()
                 .map(|&(d, vl, ip, sp)| MemFrame::new(&udp(d, vl, ip, sp)))
                 .collect();
-            // Twice through one scratch: the second burst meets warm caches.
+            // Twice through one scratch: the second burst meets warm caches
+            // and the translation the first one ended with.
             let mut burst = Capture::default();
             let mut scratch = FlowScratch::default();
             let c1 = run_flows(&v, &t, &mut scratch, frames.clone(), &mut burst);
@@ -1399,7 +1405,7 @@ mod flow_stage {
             let (mut dropped, mut flow_drop) = (0, 0);
             for _ in 0..2 {
                 for f in &frames {
-                    let c = run_flows(&v, &t, &mut FlowScratch::default(), vec![f.clone()], &mut single);
+                    let c = run_flows(&v, &t_single, &mut FlowScratch::default(), vec![f.clone()], &mut single);
                     dropped += c.rx_dropped;
                     flow_drop += c.flow_drop;
                 }
@@ -1407,6 +1413,17 @@ mod flow_stage {
             prop_assert_eq!(&burst.sent, &single.sent);
             prop_assert_eq!(c1.rx_dropped + c2.rx_dropped, dropped);
             prop_assert_eq!(c1.flow_drop + c2.flow_drop, flow_drop);
+            for i in 0..flows_on.len() {
+                prop_assert_eq!(t.counters(i), t_single.counters(i), "flow {}", i);
+            }
+            let (_, after) = tables(&pick_after);
+            let mut burst = Capture::default();
+            run_flows(&v, &after, &mut scratch, frames.clone(), &mut burst);
+            let mut single = Capture::default();
+            for f in &frames {
+                run_flows(&v, &after, &mut FlowScratch::default(), vec![f.clone()], &mut single);
+            }
+            prop_assert_eq!(&burst.sent, &single.sent);
         }
     }
 }
