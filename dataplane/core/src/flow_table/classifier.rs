@@ -188,16 +188,18 @@ fn fill_fields(f: &mut Fields, in_port: u16, key: &FlowKey, regs: &Registers, wi
     }
 }
 
-/// A plain frame's narrow fields, read straight from its bytes with no
-/// [`FlowKey`] in between: Ethernet (with the VLAN tags [`VlanStack`]
-/// takes), IPv4 that is not a later fragment, TCP or UDP, every header
-/// checked as [`FlowKey::extract_l4_chained`] checks it. The same bytes
-/// [`fill_fields`] writes from that key (property test below); `false`
+/// A plain frame's fields (the narrow part, and the wide part if `wide`)
+/// for table 0, read straight from its bytes with no [`FlowKey`] in
+/// between: Ethernet (with the VLAN tags [`VlanStack`] takes), IPv4 that
+/// is not a later fragment, TCP or UDP, every header checked as
+/// [`FlowKey::extract_l4_chained`] checks it. The same bytes
+/// [`fill_fields`] writes from that key and zero registers (property
+/// test below); `false`
 /// for any other frame (ARP, IPv6, ICMP, fragments, a header that does
 /// not check out), which the caller parses in full. `frame`: the first
 /// segment's bytes, `frame_len` the whole frame's.
 #[inline(always)]
-fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize) -> bool {
+fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize, wide: bool) -> bool {
     let Some((eth, rest)) = frame.split_first_chunk::<14>() else {
         return false;
     };
@@ -231,15 +233,16 @@ fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize) -> b
         .unwrap_or_default();
     let partial = ip.more_frags() || total > l3.len();
     let proto = ip.protocol();
-    let l4_ok = match proto {
-        IpProtocol::TCP => TcpPacket::new_checked(l4).is_ok(),
-        IpProtocol::UDP if partial => UdpPacket::new_checked_header(l4).is_ok(),
-        IpProtocol::UDP => UdpPacket::new_checked(l4).is_ok(),
-        _ => false,
+    // Some(TCP flags) when the L4 header checks out.
+    let tcp_flags = match proto {
+        IpProtocol::TCP => TcpPacket::new_checked(l4).ok().map(|t| t.flags().0),
+        IpProtocol::UDP if partial => UdpPacket::new_checked_header(l4).ok().map(|_| 0),
+        IpProtocol::UDP => UdpPacket::new_checked(l4).ok().map(|_| 0),
+        _ => None,
     };
-    if !l4_ok {
+    let Some(tcp_flags) = tcp_flags else {
         return false;
-    }
+    };
     let (Some(addrs), Some(l4_ports)) = (l3.get(12..20), l4.first_chunk::<4>()) else {
         return false;
     };
@@ -259,6 +262,16 @@ fn fill_plain(f: &mut Fields, in_port: u16, frame: &[u8], frame_len: usize) -> b
     ];
     for (w, v) in f[..NARROW].chunks_exact_mut(8).zip(words) {
         w.copy_from_slice(&v.to_le_bytes());
+    }
+    if wide {
+        // TOS, TTL and TCP flags; every other wide field of an IPv4
+        // TCP/UDP packet entering table 0 is zero (no IPv6, ARP or ND
+        // fields; registers, metadata and ct fields start at 0).
+        let (tos, ttl) = (ip.tos(), ip.ttl());
+        f[NARROW..].fill(0);
+        f[at::NW_TOS] = tos;
+        f[at::NW_TTL] = ttl;
+        f[at::TCP_FLAGS + 1] = tcp_flags;
     }
     true
 }
@@ -1163,9 +1176,9 @@ impl Classifier {
     }
 
     /// [`fill_into`](Self::fill_into) from a plain frame's bytes (see
-    /// [`fill_plain`]) by a narrow classifier: no [`FlowKey`] parsed.
-    /// `false` (and `p` not to be used) for other frames and wide
-    /// classifiers.
+    /// [`fill_plain`]), with the registers a packet enters table 0 with
+    /// (all zero): no [`FlowKey`] parsed. `false` (and `p` not to be
+    /// used) for other frames.
     #[inline(always)]
     pub fn fill_frame(
         &self,
@@ -1175,11 +1188,12 @@ impl Classifier {
         frame: &[u8],
         frame_len: usize,
     ) -> bool {
-        if self.is_wide() || !fill_plain(&mut p.fields, in_port, frame, frame_len) {
+        let wide = self.is_wide();
+        if !fill_plain(&mut p.fields, in_port, frame, frame_len, wide) {
             return false;
         }
         p.table = table;
-        p.wide = false;
+        p.wide = wide;
         true
     }
 
@@ -1683,7 +1697,11 @@ mod tests {
         frame: &[u8],
         frame_len: usize,
     ) -> (Option<PacketFields>, Option<PacketFields>) {
-        let mut p = PacketFields::default();
+        // Leftovers of an earlier frame in the slot must not show.
+        let mut p = PacketFields {
+            fields: [0xa5; LEN],
+            ..PacketFields::default()
+        };
         let direct = c.fill_frame(&mut p, 0, 7, frame, frame_len).then(|| {
             p.rehash();
             p
@@ -1714,17 +1732,21 @@ mod tests {
         );
         let udp = [eth(b, a, &[], 0x0800), ip.clone()].concat();
         let tagged = [eth(b, a, &[(0x8100, 0x2005)], 0x0800), ip].concat();
-        for f in [&udp, &tagged] {
-            let (direct, keyed) = placed_both_ways(&narrow, f, f.len());
+        for (c, f) in [
+            (&narrow, &udp),
+            (&narrow, &tagged),
+            (&wide, &udp),
+            (&wide, &tagged),
+        ] {
+            let (direct, keyed) = placed_both_ways(c, f, f.len());
             let direct = direct.expect("a plain UDP frame is placed from its bytes");
             let keyed = keyed.unwrap();
-            assert_eq!(direct.fields[..NARROW], keyed.fields[..NARROW]);
+            let n = if c.is_wide() { LEN } else { NARROW };
+            assert_eq!(direct.fields[..n], keyed.fields[..n]);
             assert_eq!(direct.hash, keyed.hash);
         }
         assert_eq!(&tagged_vlan(&narrow, &tagged), &[0x30, 0x05]);
-        // Wide classifiers, and frames that are not IPv4 TCP/UDP, go
-        // through the key.
-        assert!(placed_both_ways(&wide, &udp, udp.len()).0.is_none());
+        // Frames that are not IPv4 TCP/UDP go through the key.
         let mut arp = udp.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert!(placed_both_ways(&narrow, &arp, arp.len()).0.is_none());
@@ -1759,12 +1781,16 @@ mod tests {
                 frame[i] ^= x;
             }
             frame.truncate(cut.index(frame.len() + 1).max(14));
-            let c = Classifier::new(&[]);
-            let (direct, keyed) = placed_both_ways(&c, &frame, frame.len() + chained);
-            if let Some(d) = direct {
-                let keyed = keyed.expect("a frame placed from its bytes has a key");
-                prop_assert_eq!(&d.fields[..NARROW], &keyed.fields[..NARROW]);
-                prop_assert_eq!(d.hash, keyed.hash);
+            let narrow = Classifier::new(&[]);
+            let wide = Classifier::new(&[super::super::ofctl::parse_flow("reg0=1,actions=drop").unwrap()]);
+            for c in [&narrow, &wide] {
+                let (direct, keyed) = placed_both_ways(c, &frame, frame.len() + chained);
+                if let Some(d) = direct {
+                    let keyed = keyed.expect("a frame placed from its bytes has a key");
+                    let n = if c.is_wide() { LEN } else { NARROW };
+                    prop_assert_eq!(&d.fields[..n], &keyed.fields[..n]);
+                    prop_assert_eq!(d.hash, keyed.hash);
+                }
             }
         }
     }
