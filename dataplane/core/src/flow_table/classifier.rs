@@ -94,11 +94,7 @@ const STAGE: [u8; LEN] = {
 /// wait for the stores to drain instead of taking their data.
 #[inline(always)]
 fn word(f: &Fields, i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    if let Some(b) = f.get(i * 8..i * 8 + 8) {
-        w.copy_from_slice(b);
-    }
-    u64::from_le_bytes(w)
+    le_u64(f.get(i * 8..).unwrap_or_default())
 }
 
 /// `fields & mask == masked` (over the narrow part only, unless `wide`).
@@ -466,15 +462,12 @@ const LANES: [u64; 4] = [
 /// and the finaliser's, not one per word (FieldsHasher's chain).
 #[inline(always)]
 fn hash(f: &Fields, wide: bool, extra: u64) -> u64 {
-    let bytes = if wide { &f[..] } else { &f[..NARROW] };
-    let mut h = extra.wrapping_mul(SEED);
-    for (i, w) in bytes.chunks_exact(8).enumerate() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        h ^= (u64::from_le_bytes(b) ^ i as u64)
+    let words = if wide { LEN / 8 } else { NARROW / 8 };
+    let h = (0..words).fold(extra.wrapping_mul(SEED), |h, i| {
+        h ^ (word(f, i) ^ i as u64)
             .wrapping_mul(LANES[i % 4])
-            .rotate_left(i as u32 * 7);
-    }
+            .rotate_left(i as u32 * 7)
+    });
     FieldsHasher(h).finish()
 }
 
@@ -1175,15 +1168,14 @@ impl Classifier {
         p
     }
 
-    /// [`fill_into`](Self::fill_into) from a plain frame's bytes (see
-    /// [`fill_plain`]), with the registers a packet enters table 0 with
-    /// (all zero): no [`FlowKey`] parsed. `false` (and `p` not to be
+    /// [`fill_into`](Self::fill_into) for table 0 from a plain frame's
+    /// bytes (see [`fill_plain`]), with the registers a packet enters
+    /// table 0 with (all zero): no [`FlowKey`] parsed. `false` (and `p` not to be
     /// used) for other frames.
     #[inline(always)]
     pub fn fill_frame(
         &self,
         p: &mut PacketFields,
-        table: u8,
         in_port: u16,
         frame: &[u8],
         frame_len: usize,
@@ -1192,7 +1184,7 @@ impl Classifier {
         if !fill_plain(&mut p.fields, in_port, frame, frame_len, wide) {
             return false;
         }
-        p.table = table;
+        p.table = 0;
         p.wide = wide;
         true
     }
@@ -1702,7 +1694,7 @@ mod tests {
             fields: [0xa5; LEN],
             ..PacketFields::default()
         };
-        let direct = c.fill_frame(&mut p, 0, 7, frame, frame_len).then(|| {
+        let direct = c.fill_frame(&mut p, 7, frame, frame_len).then(|| {
             p.rehash();
             p
         });
@@ -1755,7 +1747,7 @@ mod tests {
     /// The VLAN field as placed: PCP, the tag bit, VID.
     fn tagged_vlan(c: &Classifier, frame: &[u8]) -> [u8; 2] {
         let mut p = PacketFields::default();
-        assert!(c.fill_frame(&mut p, 0, 7, frame, frame.len()));
+        assert!(c.fill_frame(&mut p, 7, frame, frame.len()));
         [p.fields[at::VLAN], p.fields[at::VLAN + 1]]
     }
 

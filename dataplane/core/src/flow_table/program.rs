@@ -540,9 +540,10 @@ impl FlowTables {
         self.ids.get(i).copied()
     }
 
-    /// Where a packet's first lookup (table 0) will look, to prefetch it
-    /// with the rest of its burst's.
-    #[inline(always)]
+    /// A packet's table-0 fields, hashed, their cache bucket prefetched
+    /// ([`fill_into`](Self::fill_into) and
+    /// [`hash_and_prefetch`](Self::hash_and_prefetch) in one).
+    #[cfg(test)]
     pub fn place(&self, cache: &FlowCache, in_port: PortId, key: &FlowKey) -> PacketFields {
         let mut p = PacketFields::default();
         self.fill_into(in_port, key, &mut p);
@@ -571,7 +572,7 @@ impl FlowTables {
         p: &mut PacketFields,
     ) -> bool {
         self.classifier
-            .fill_frame(p, 0, ofport(in_port), frame, frame_len)
+            .fill_frame(p, ofport(in_port), frame, frame_len)
     }
 
     /// Hashes filled fields and starts fetching the cache bucket their
@@ -584,7 +585,8 @@ impl FlowTables {
 
     /// Runs a packet with `key` (edited as its actions say) that came in
     /// on `in_port` through the tables, from table 0 (its fields there
-    /// `first`, from [`place`](Self::place)), into `t`; lookups go through
+    /// `first`, from [`fill_into`](Self::fill_into) or
+    /// [`fill_frame`](Self::fill_frame), hashed), into `t`; lookups go through
     /// `cache`.
     /// `ct` actions go to `ct`.
     #[allow(clippy::too_many_arguments)]

@@ -36,19 +36,31 @@ pub struct FlowScratch {
     ct_cache: ConnCache,
     /// Per input port, the translation its frames were given last.
     translations: Box<[Translation; MAX_PORTS]>,
-    /// Frame i's first lookup's fields, when it parsed (`parsed[i]`; its
-    /// key is parsed again only if its translation is not its
-    /// predecessor's). Filled in place: no copy of the fields per frame.
+    /// Frame i's first lookup's fields, when it parsed (its key is parsed
+    /// again only if its translation is not its predecessor's). Filled in
+    /// place: no copy of the fields per frame.
     placed: Box<[PacketFields; BURST]>,
-    parsed: [bool; BURST],
-    /// Whether frame i's fields were hashed in the first pass.
-    hashed: [bool; BURST],
+    /// What the first pass made of frame i.
+    state: [Placement; BURST],
     /// Per input port, the megaflow its last burst ended in (the one its
     /// translation holds for) and the classifier build it came from:
     /// while the port's tables are that build, the next burst's frames
     /// in it reuse the translation from the first frame on, and their
     /// hash and cache prefetch wait until they are needed.
     carried: Box<[Option<Carried>; MAX_PORTS]>,
+}
+
+/// What the first pass made of a frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// No fields: a frame too short for an Ethernet header.
+    Unparsed,
+    /// Fields placed; by the end of the first pass also hashed, their
+    /// cache bucket prefetched.
+    Placed,
+    /// Fields placed in the carried megaflow: not hashed (the carried
+    /// translation will most likely answer it).
+    Covered,
 }
 
 /// A megaflow a port's last burst ended in, and the classifier build
@@ -66,8 +78,7 @@ impl Default for FlowScratch {
             ct_cache: ConnCache::new(),
             translations: Box::new([Translation::default(); MAX_PORTS]),
             placed: Box::new([PacketFields::default(); BURST]),
-            parsed: [false; BURST],
-            hashed: [false; BURST],
+            state: [Placement::Unparsed; BURST],
             carried: Box::new([None; MAX_PORTS]),
         }
     }
@@ -425,8 +436,7 @@ where
         ct_cache,
         translations,
         placed,
-        parsed,
-        hashed,
+        state,
         carried,
     } = scratch;
     let t = &mut translations[in_port.index()];
@@ -438,8 +448,8 @@ where
         .as_ref()
         .filter(|c| c.classifier == classifier)
         .map(|c| c.megaflow);
-    for (i, (placed, parsed)) in placed[..n].iter_mut().zip(&mut parsed[..n]).enumerate() {
-        *parsed = false;
+    for (i, (placed, state)) in placed[..n].iter_mut().zip(&mut state[..n]).enumerate() {
+        *state = Placement::Unparsed;
         let Some(f) = rx.get_mut(i) else { continue };
         // A tag the NIC stripped is part of the frame the flows see.
         if let Some(t) = f.stripped_tci() {
@@ -452,15 +462,15 @@ where
             let Some(key) = key_of(f) else { continue };
             tables.fill_into(in_port, &key, placed);
         }
-        *parsed = true;
+        *state = Placement::Placed;
     }
-    for ((placed, parsed), hashed) in placed[..n]
-        .iter_mut()
-        .zip(&parsed[..n])
-        .zip(&mut hashed[..n])
-    {
-        *hashed = *parsed && !prev.as_ref().is_some_and(|mf| mf.covers(placed));
-        if *hashed {
+    for (placed, state) in placed[..n].iter_mut().zip(&mut state[..n]) {
+        if *state == Placement::Unparsed {
+            continue;
+        }
+        if prev.as_ref().is_some_and(|mf| mf.covers(placed)) {
+            *state = Placement::Covered;
+        } else {
             tables.hash_and_prefetch(cache, placed);
         }
     }
@@ -481,7 +491,11 @@ where
         let Some(mut f) = rx.take(i) else { continue };
         let len = f.pkt_len();
         c.rx_bytes += u64::from(len);
-        let Some(placed) = placed.get_mut(i).filter(|_| parsed.get(i) == Some(&true)) else {
+        let parsed = placed
+            .get_mut(i)
+            .zip(state.get(i).copied())
+            .filter(|&(_, s)| s != Placement::Unparsed);
+        let Some((placed, state)) = parsed else {
             c.dropped(DropReason::Malformed);
             out.discard(f);
             continue;
@@ -490,9 +504,9 @@ where
         // answered under translates as that one did: no lookup, no
         // translation (frames of one aggregate come in runs). Until the
         // burst's first translation, `prev` is the megaflow the first pass
-        // tested every frame against: a frame it left unhashed is in it.
-        let unhashed = hashed.get(i) == Some(&false);
-        if (unhashed && !translated) || prev.as_ref().is_some_and(|mf| mf.covers(placed)) {
+        // tested every frame against: a frame it found covered is in it.
+        let covered = state == Placement::Covered;
+        if (covered && !translated) || prev.as_ref().is_some_and(|mf| mf.covers(placed)) {
             run.reused += 1;
             cache.mega_hits += 1;
         } else {
@@ -509,7 +523,7 @@ where
                 &key,
                 false,
             );
-            if unhashed {
+            if covered {
                 placed.rehash();
             }
             run.flush(tables, worker, t);
@@ -524,7 +538,7 @@ where
         run.bytes += u64::from(len);
         if let Some((p, max)) = direct {
             // What `emit` does for one port, when the frame fits.
-            if f.offload().tcp_mss == 0 && len <= max {
+            if wire_len(f.data(), len, f.offload()) <= max {
                 out.enqueue(p, f, tx);
                 continue;
             }
