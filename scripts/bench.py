@@ -32,6 +32,11 @@ measured wall-clock window between the two reads:
 With --runs N > 1 the runs are interleaved (round robin over the systems, each
 run a fresh start) and the median and range are reported.
 
+Traffic (flows): --flows distinct UDP 5-tuples per direction, on one pcap
+port pair up to 250,000 and on ceil(flows / 250,000) pairs beyond (OVS-DPDK's
+shared mbuf pool holds 262,144 frames; each port gets its own pool through
+its own mtu_request); see the Flows class.
+
 Traffic (l2-normal, pvp-vhost): --flows UDP frames per direction, frame i with
 source port 1024 + i; --macs N spreads them over N MAC pairs (frame i: pair
 i mod N; pair 0 is fa:16:3e:00:00:01 <-> :02, pair k >= 1 fa:16:3e:0a:HH:LL
@@ -469,6 +474,10 @@ class Scenario:
     def frames_held(self) -> int:
         """Frames the switch's pool holds for the ports' infinite_rx replay."""
         return self.ctx.args.flows * sum(1 for p in self.ports if p.kind == "dpdk")
+
+    def ovs_hugepages_mb(self) -> int:
+        """Hugepage memory OVS-DPDK needs beyond the default set-up's (0: none)."""
+        return 0
 
     def ferroswitch_config_extra(self, system: "Ferroswitch") -> list[str]:
         """More TOML lines for ferroswitch's config (e.g. a [neutron] section)."""
@@ -1175,6 +1184,10 @@ class Neutron(Scenario):
             f"Neutron flows of variant {a.variant}")
 
     # --- ferroswitch: the Neutron model through its own API ---------------
+    def ovs_hugepages_mb(self) -> int:
+        """Hugepage memory OVS-DPDK needs beyond the default set-up's (0: none)."""
+        return 0
+
     def ferroswitch_config_extra(self, system: "Ferroswitch") -> list[str]:
         if system.plain_l2:
             return []
@@ -1253,15 +1266,16 @@ class Neutron(Scenario):
         return {}
 
 
-def flow_traffic(flows: int, frame_size: int, reverse: bool) -> list[bytes]:
+def flow_traffic(flows: int, frame_size: int, reverse: bool, start: int = 0) -> list[bytes]:
     """`flows` distinct UDP 5-tuples between fa:16:3e:00:00:01 (10.0.0.0/16
-    side) and :02 (10.0.1.1:5001): flow i comes from 10.0.(i >> 14).1, port
-    1024 + (i & 0x3fff), so a million flows need 64 source addresses."""
+    side) and :02 (10.0.1.1:5001), flows start .. start + flows - 1: flow i
+    comes from 10.0.(2 + (i >> 14) / 256).((i >> 14) % 256), port 1024 +
+    (i & 0x3fff), so a million flows need 62 source addresses."""
     a_mac, b_mac = gen_pcap.mac_pairs(1)[0]
     dip = gen_pcap.parse_ipv4("10.0.1.1")
     record_len = frame_size - gen_pcap.ETH_FCS_LEN
     frames = []
-    for i in range(flows):
+    for i in range(start, start + flows):
         sip = bytes([10, 0, 2 + (i >> 14) // 256, (i >> 14) % 256])
         sport = 1024 + (i & 0x3FFF)
         if reverse:
@@ -1273,35 +1287,43 @@ def flow_traffic(flows: int, frame_size: int, reverse: bool) -> list[bytes]:
     return frames
 
 
-def flow_rules(rules: int, seed: int = 15, wide: bool = False) -> list[str]:
+def flow_rules(rules: int, seed: int = 15, wide: bool = False, pairs: int = 1) -> list[str]:
     """`rules` flows in ovs-ofctl syntax, the same for both switches: the
-    two that carry the traffic (p0 -> p1 and back, priority 10) and a
-    default drop, and the rest ACL-like rules at higher priorities that the
+    two per port pair that carry the traffic (ofport 2j+1 -> 2j+2 and back,
+    priority 10) and a default drop, and the rest ACL-like rules at higher
+    priorities that the
     traffic never matches (its sources are in 10.0.0.0/8, theirs in
     172.16.0.0/12): 5-tuples with /16, /24 or /32 prefixes on each address,
     TCP or UDP, with or without a destination port (18 masks), and every
     tenth a MAC rule (dl_src). So a lookup must search every subtable whose
     rules outrank the traffic's. `rules` = 1: one flow, `udp,actions=FLOOD`
-    (the other port of a two-port bridge). `wide`: every rule also matches
+    (the other port of a two-port bridge); with more than one pair,
+    `udp,actions=in_port` (each frame back out of its own port: one flow
+    that forwards every frame exactly once). `wide`: every rule also matches
     reg0=0, true of every packet in table 0, so the decisions are the same
     and Ferroswitch's classifier works over its whole (wide) field layout."""
-    out = _flow_rules(rules, seed)
+    out = _flow_rules(rules, seed, pairs)
     if wide:
         out = [re.sub(r"^(priority=\d+)", r"\1,reg0=0", line) for line in out]
     return out
 
 
-def _flow_rules(rules: int, seed: int) -> list[str]:
+def _flow_rules(rules: int, seed: int, pairs: int) -> list[str]:
     if rules < 1:
         raise BenchError("--rules must be at least 1")
     if rules == 1:
-        return ["priority=10,udp,actions=FLOOD"]
-    if rules < 3:
-        raise BenchError("--rules: 1, or at least 3 (the two forwarding flows and the default)")
+        return ["priority=10,udp,actions=FLOOD" if pairs == 1
+                else "priority=10,udp,actions=in_port"]
+    if rules < 2 * pairs + 1:
+        raise BenchError(f"--rules: 1, or at least {2 * pairs + 1} (the forwarding flows of "
+                         f"{pairs} port pair(s) and the default)")
     rng = random.Random(seed)
-    out = ["priority=10,udp,in_port=1,nw_dst=10.0.1.0/24,actions=output:2",
-           "priority=10,udp,in_port=2,nw_dst=10.0.0.0/16,actions=output:1",
-           "priority=0,actions=drop"]
+    out = []
+    for j in range(pairs):
+        a, b = 2 * j + 1, 2 * j + 2
+        out += [f"priority=10,udp,in_port={a},nw_dst=10.0.1.0/24,actions=output:{b}",
+                f"priority=10,udp,in_port={b},nw_dst=10.0.0.0/16,actions=output:{a}"]
+    out.append("priority=0,actions=drop")
     seen = set()
     while len(out) < rules:
         prio = rng.randrange(100, 30000)
@@ -1335,12 +1357,26 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+# Frames one pcap port of the flows scenario replays at most. OVS-DPDK puts
+# every port whose MTU rounds to the same 1 KiB buffer size in one shared
+# pool of 262,144 mbufs, and net_pcap's infinite_rx holds its whole file in
+# that pool; so past this many flows each way the traffic is split over
+# port pairs, each port with its own MTU and so its own pool.
+FLOWS_PER_PCAP_PORT = 250_000
+
+
 class Flows(Scenario):
-    """OpenFlow tables on two pcap ports (issue 15): --rules flows
-    (flow_rules: ACL-like 5-tuple rules with prefixes, MAC rules, the two
-    forwarding flows, a default drop) and --flows distinct UDP flows
-    (flow_traffic) each way; a correct switch sends everything from p0 to
-    p1 and back (tx/rx = 1.0).
+    """OpenFlow tables on pcap ports (issue 15): --rules flows (flow_rules:
+    ACL-like 5-tuple rules with prefixes, MAC rules, the forwarding flows, a
+    default drop) and --flows distinct UDP flows (flow_traffic) each way; a
+    correct switch sends everything from p0 to p1 and back (tx/rx = 1.0).
+
+    Up to FLOWS_PER_PCAP_PORT flows each way, one port pair (p0, p1).
+    Beyond, ceil(flows / FLOWS_PER_PCAP_PORT) pairs (p0, p1), (p2, p3), ...
+    share the flows, each pair with its own two forwarding flows, and OVS
+    gives port n `mtu_request` 1500 + 1024 n so that each port gets a pool
+    of its own (the frames are 64 bytes; the MTU only picks the pool).
+    Both switches get the same ports and rules.
 
     Both switches get the same flow text (<out>/traffic/flows.txt), OVS
     through `ovs-ofctl del-flows` + `add-flows`, ferroswitch through
@@ -1360,16 +1396,37 @@ class Flows(Scenario):
         tdir = self.ctx.out / "traffic"
         tdir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        for i, rev in ((0, False), (1, True)):
-            path = tdir / f"p{i}.pcap"
-            gen_pcap.write_pcap(str(path), flow_traffic(a.flows, a.frame_size, rev))
-            self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
+        self.pairs = -(-a.flows // FLOWS_PER_PCAP_PORT)
+        for j in range(self.pairs):
+            start = j * a.flows // self.pairs
+            count = (j + 1) * a.flows // self.pairs - start
+            for i, rev in ((2 * j, False), (2 * j + 1, True)):
+                path = tdir / f"p{i}.pcap"
+                gen_pcap.write_pcap(str(path), flow_traffic(count, a.frame_size, rev, start))
+                self.ports.append(Port(f"p{i}",
+                                       f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
+            self.directions += [(f"p{2 * j}", f"p{2 * j + 1}", 1.0),
+                                (f"p{2 * j + 1}", f"p{2 * j}", 1.0)]
         self.flows_file = tdir / "flows.txt"
-        self.rules = flow_rules(a.rules, wide=a.wide)
+        self.rules = flow_rules(a.rules, wide=a.wide, pairs=self.pairs)
         self.flows_file.write_text("\n".join(self.rules) + "\n")
-        self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
-        log(f"traffic: {a.flows} UDP flows each way, {a.frame_size}-byte frames; "
-            f"{len(self.rules)} rules -> {tdir} ({time.monotonic() - t0:.1f} s)")
+        if a.rules == 1 and self.pairs > 1:
+            self.directions = [(p.name, p.name, 1.0) for p in self.ports]
+        log(f"traffic: {a.flows} UDP flows each way over {self.pairs} port pair(s), "
+            f"{a.frame_size}-byte frames; {len(self.rules)} rules -> {tdir} "
+            f"({time.monotonic() - t0:.1f} s)")
+
+    def frames_held(self) -> int:
+        return 2 * self.ctx.args.flows
+
+    def ovs_hugepages_mb(self) -> int:
+        """Hugepage memory OVS's pools need: one of 262,144 mbufs per port
+        beyond one pair, each buffer its MTU's 1 KiB bucket plus headroom,
+        header and dp_packet (about 640 bytes), plus the 1 GiB socket-mem."""
+        if self.pairs == 1:
+            return 0
+        per_port = [262_144 * (2048 + 1024 * n + 640) for n in range(len(self.ports))]
+        return 1024 + 512 + sum(per_port) // (1 << 20)
 
     def summary_extra(self) -> dict:
         return {"rules": self.ctx.args.rules, "wide": self.ctx.args.wide}
@@ -1378,8 +1435,10 @@ class Flows(Scenario):
         br = ovs.bridge
         ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
         for i, p in enumerate(self.ports):
+            mtu = [f"mtu_request={1500 + 1024 * i}"] if self.pairs > 1 else []
             ovs.vsctl("add-port", br, p.name, "--", "set", "Interface", p.name, "type=dpdk",
-                      f"options:dpdk-devargs={p.devargs}", f"ofport_request={i + 1}", timeout=60)
+                      f"options:dpdk-devargs={p.devargs}", f"ofport_request={i + 1}", *mtu,
+                      timeout=120)
         ovs.ofctl("del-flows", br)
         pid = ovs.vswitchd.pid
         rss0 = rss_kib(pid)
@@ -1414,7 +1473,8 @@ class Flows(Scenario):
             raise BenchError(f"ferroswitch br0: {n} flows installed, {len(self.rules)} written")
         for p in self.ports:
             system.ctl("port", "add", "br0", p.name, p.devargs, timeout=60)
-        log(f"{system.name}: {n} flows in {system.flow_install_s:.2f} s, then p0 and p1")
+        log(f"{system.name}: {n} flows in {system.flow_install_s:.2f} s, then "
+            f"{', '.join(p.name for p in self.ports)}")
 
     def window_results(self, system: "System") -> dict:
         install = getattr(system, "flow_install_s", None)
@@ -1623,6 +1683,8 @@ class OvsDpdk(System):
                        timeout=timeout + 5, env=self.env).stdout
 
     def start(self) -> None:
+        if (mb := self.scen.ovs_hugepages_mb()):
+            ensure_hugepages(mb)
         run_cmd(["ovsdb-tool", "create", str(self.db), OVS_SCHEMA], env=self.env)
         self.procs.append(Proc("ovsdb-server", [
             "ovsdb-server", str(self.db), f"--remote=punix:{self.db_sock}",
@@ -2240,7 +2302,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="neutron: ferroswitch's [conntrack] max_connections (its default: "
                     "1,000,000)")
     ap.add_argument("--rules", type=int, default=100, metavar="N",
-                    help="flows: flow-table rules (flow_rules: 1, or 3 and more)")
+                    help="flows: flow-table rules (flow_rules: 1, or 3 and more; past "
+                    f"{FLOWS_PER_PCAP_PORT} --flows the traffic takes several port pairs, "
+                    "each with two forwarding rules, see Flows)")
     ap.add_argument("--wide", action="store_true",
                     help="flows: every rule also matches reg0=0 (the same decisions, over "
                          "Ferroswitch's wide field layout)")
