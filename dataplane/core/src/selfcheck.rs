@@ -4,8 +4,8 @@
 //! depths must agree on what they both extract.
 use crate::flow_key::{FlowKey, ParseDepth, ParseError};
 use crate::wire::{
-    checksum, ArpPacket, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, Tci,
-    TcpPacket, UdpPacket, VlanStack, VlanTag,
+    checksum, vxlan, ArpPacket, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
+    Tci, TcpPacket, UdpPacket, VlanStack, VlanTag,
 };
 
 /// `FlowKey::extract` at both depths (and `extract_l2`) on `data`.
@@ -97,6 +97,16 @@ pub fn check_views(data: &[u8]) {
             a.spa(),
         );
         let _ = (a.tha(), a.tpa(), a.payload(), a.header_len());
+    }
+    // A tunnel packet's inner frame lies inside it.
+    for partial in [false, true] {
+        if let Ok(d) = vxlan::parse_ipv4(data, vxlan::UDP_PORT, partial) {
+            assert!(d.inner + d.inner_len <= data.len());
+            assert!(d.vni.get() <= vxlan::Vni::MAX);
+        }
+    }
+    if let Ok(h) = vxlan::VxlanHeader::new_checked(data) {
+        let _ = (h.flags(), h.vni(), h.payload());
     }
     if let Ok(p) = Ipv4Packet::new_checked(data) {
         let _ = (

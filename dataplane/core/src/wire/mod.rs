@@ -30,6 +30,7 @@ pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
+pub mod vxlan;
 
 pub use arp::{ArpOperation, ArpPacket};
 pub use ethernet::EthernetFrame;
