@@ -1362,7 +1362,14 @@ def rss_kib(pid: int) -> int:
 # pool of 262,144 mbufs, and net_pcap's infinite_rx holds its whole file in
 # that pool; so past this many flows each way the traffic is split over
 # port pairs, each port with its own MTU and so its own pool.
-FLOWS_PER_PCAP_PORT = 250_000
+OVS_SHARED_POOL_MBUFS = 262_144     # OVS's MAX_NB_MBUF
+OVS_MTU_BUCKET = 1024               # OVS rounds frame sizes to this for its pools
+FLOWS_PER_PCAP_PORT = 250_000       # a pool's mbufs, less room for bursts and caches
+
+
+def ovs_pool_mtu(n: int) -> int:
+    """The mtu_request that puts the flows scenario's port n in a pool of its own."""
+    return 1500 + OVS_MTU_BUCKET * n
 
 
 class Flows(Scenario):
@@ -1405,13 +1412,16 @@ class Flows(Scenario):
                 gen_pcap.write_pcap(str(path), flow_traffic(count, a.frame_size, rev, start))
                 self.ports.append(Port(f"p{i}",
                                        f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
-            self.directions += [(f"p{2 * j}", f"p{2 * j + 1}", 1.0),
-                                (f"p{2 * j + 1}", f"p{2 * j}", 1.0)]
         self.flows_file = tdir / "flows.txt"
         self.rules = flow_rules(a.rules, wide=a.wide, pairs=self.pairs)
         self.flows_file.write_text("\n".join(self.rules) + "\n")
         if a.rules == 1 and self.pairs > 1:
+            # actions=in_port: each port sends back what it receives.
             self.directions = [(p.name, p.name, 1.0) for p in self.ports]
+        else:
+            self.directions = [d for j in range(self.pairs)
+                               for d in ((f"p{2 * j}", f"p{2 * j + 1}", 1.0),
+                                         (f"p{2 * j + 1}", f"p{2 * j}", 1.0))]
         log(f"traffic: {a.flows} UDP flows each way over {self.pairs} port pair(s), "
             f"{a.frame_size}-byte frames; {len(self.rules)} rules -> {tdir} "
             f"({time.monotonic() - t0:.1f} s)")
@@ -1425,7 +1435,8 @@ class Flows(Scenario):
         header and dp_packet (about 640 bytes), plus the 1 GiB socket-mem."""
         if self.pairs == 1:
             return 0
-        per_port = [262_144 * (2048 + 1024 * n + 640) for n in range(len(self.ports))]
+        per_port = [OVS_SHARED_POOL_MBUFS * (2 * OVS_MTU_BUCKET + OVS_MTU_BUCKET * n + 640)
+                    for n in range(len(self.ports))]
         return 1024 + 512 + sum(per_port) // (1 << 20)
 
     def summary_extra(self) -> dict:
@@ -1435,7 +1446,7 @@ class Flows(Scenario):
         br = ovs.bridge
         ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
         for i, p in enumerate(self.ports):
-            mtu = [f"mtu_request={1500 + 1024 * i}"] if self.pairs > 1 else []
+            mtu = [f"mtu_request={ovs_pool_mtu(i)}"] if self.pairs > 1 else []
             ovs.vsctl("add-port", br, p.name, "--", "set", "Interface", p.name, "type=dpdk",
                       f"options:dpdk-devargs={p.devargs}", f"ofport_request={i + 1}", *mtu,
                       timeout=120)

@@ -138,11 +138,29 @@ pub fn checksum_adjust(sum: u16, old: &[u8], new: &[u8]) -> u16 {
 /// segment (RFC 768, RFC 9293). A UDP checksum of 0 is sent as 0xffff.
 #[inline]
 pub fn ipv4_l4_checksum(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, segment: &[u8]) -> u16 {
-    let pseudo = sum16(&src) + sum16(&dst) + u64::from(proto.0) + segment.len() as u64;
-    match fold(pseudo + sum16(segment)) {
+    match fold(ipv4_l4_sum(src, dst, proto, segment)) {
         0 if proto == IpProtocol::UDP => 0xffff,
         c => c,
     }
+}
+
+/// Whether a received TCP or UDP `segment` (its checksum field as it came)
+/// carried in IPv4 from `src` to `dst` checks out: pseudo-header and
+/// segment sum to zero.
+#[inline]
+pub fn ipv4_l4_checksum_holds(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: IpProtocol,
+    segment: &[u8],
+) -> bool {
+    fold(ipv4_l4_sum(src, dst, proto, segment)) == 0
+}
+
+/// The unfolded sum of the IPv4 pseudo-header and `segment`.
+#[inline(always)]
+fn ipv4_l4_sum(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, segment: &[u8]) -> u64 {
+    sum16(&src) + sum16(&dst) + u64::from(proto.0) + segment.len() as u64 + sum16(segment)
 }
 
 /// The checksum of a TCP or UDP `segment` (checksum field zero) carried in

@@ -15,7 +15,8 @@ use super::ipv4::{Ipv4Packet, MIN_HEADER_LEN as IPV4_HEADER_LEN};
 use super::udp::{UdpPacket, HEADER_LEN as UDP_HEADER_LEN};
 use super::vlan::{Tci, VlanStack};
 use super::{
-    ethernet, fold, read_u16, sum16, EtherType, EthernetAddress, IpProtocol, Result, WireError,
+    ethernet, ipv4_l4_checksum_holds, EtherType, EthernetAddress, EthernetFrame, IpProtocol,
+    Result, WireError,
 };
 
 /// The IANA port of VXLAN.
@@ -161,10 +162,11 @@ impl Ipv4Tunnel {
             return Err(WireError::Malformed("VXLAN packet over 65535 bytes"));
         };
         let udp_len = ip_len16 - IPV4_HEADER_LEN as u16;
-        let (eth, rest) = out.split_at_mut(ethernet::HEADER_LEN);
-        eth[..6].copy_from_slice(self.dst_mac.as_bytes());
-        eth[6..12].copy_from_slice(self.src_mac.as_bytes());
-        eth[12..14].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+        let mut eth = EthernetFrame::new_unchecked(&mut out[..]);
+        eth.set_dst_addr(self.dst_mac);
+        eth.set_src_addr(self.src_mac);
+        eth.set_ethertype(EtherType::IPV4);
+        let rest = &mut out[ethernet::HEADER_LEN..];
         let (ip, rest) = rest.split_at_mut(IPV4_HEADER_LEN);
         let flags: u16 = if self.dont_fragment { 0x4000 } else { 0 };
         ip[0] = 0x45;
@@ -174,11 +176,9 @@ impl Ipv4Tunnel {
         ip[6..8].copy_from_slice(&flags.to_be_bytes());
         ip[8] = self.ttl;
         ip[9] = IpProtocol::UDP.0;
-        ip[10..12].fill(0);
         ip[12..16].copy_from_slice(&self.src_ip);
         ip[16..20].copy_from_slice(&self.dst_ip);
-        let sum = super::checksum(ip);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut *ip).fill_checksum();
         let (udp, vxlan) = rest.split_at_mut(UDP_HEADER_LEN);
         udp[0..2].copy_from_slice(&src_port.to_be_bytes());
         udp[2..4].copy_from_slice(&UDP_PORT.to_be_bytes());
@@ -189,13 +189,6 @@ impl Ipv4Tunnel {
         }
         Ok(())
     }
-}
-
-/// Whether a UDP `segment` (its checksum field as received) from `src` to
-/// `dst` sums to zero over the pseudo-header.
-fn udp_checksum_holds(src: [u8; 4], dst: [u8; 4], segment: &[u8]) -> bool {
-    let pseudo = sum16(&src) + sum16(&dst) + u64::from(IpProtocol::UDP.0) + segment.len() as u64;
-    fold(pseudo + sum16(segment)) == 0
 }
 
 /// What a received VXLAN-over-IPv4 packet carries, and where its inner
@@ -243,11 +236,11 @@ pub fn parse_ipv4(frame: &[u8], udp_port: u16, csum_partial: bool) -> Result<Dec
     if udp.dst_port() != udp_port {
         return Err(WireError::Malformed("not the VXLAN port"));
     }
-    let udp_len = usize::from(read_u16(segment, 4));
-    let segment = &segment[..udp_len];
+    // `new_checked` holds the length field inside the segment.
+    let segment = &segment[..usize::from(udp.len())];
     if !csum_partial
         && udp.checksum() != 0
-        && !udp_checksum_holds(ip.src_addr(), ip.dst_addr(), segment)
+        && !ipv4_l4_checksum_holds(ip.src_addr(), ip.dst_addr(), IpProtocol::UDP, segment)
     {
         return Err(WireError::Malformed("outer UDP checksum"));
     }
