@@ -134,6 +134,11 @@ fn learned_mac_goes_to_exactly_one_port() {
             rx_queues: 1,
             iface_id: None,
             mtu_request: None,
+            tunnel_ip: None,
+            remote_ip: None,
+            key: None,
+            local_ip: None,
+            remote_mac: None,
         },
     });
     sw.wait_for("100 frames from A", |s| {
@@ -217,6 +222,11 @@ fn access_trunk_and_native_tagging_on_the_wire() {
             rx_queues: 1,
             iface_id: None,
             mtu_request: None,
+            tunnel_ip: None,
+            remote_ip: None,
+            key: None,
+            local_ip: None,
+            remote_mac: None,
         },
     });
     sw.wait_for("A's frames", |s| {
@@ -340,6 +350,11 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
                 rx_queues: 1,
                 iface_id: None,
                 mtu_request: None,
+                tunnel_ip: None,
+                remote_ip: None,
+                key: None,
+                local_ip: None,
+                remote_mac: None,
             },
         });
         sw.ok(&Request::PortDel { name });
@@ -468,6 +483,11 @@ fn uplink_translates_provider_vlans_to_local_ones() {
             rx_queues: 1,
             iface_id: None,
             mtu_request: None,
+            tunnel_ip: None,
+            remote_ip: None,
+            key: None,
+            local_ip: None,
+            remote_mac: None,
         },
     });
     sw.wait_for("vm2 frame", |s| {

@@ -1,5 +1,6 @@
 //! What backs a switch port: a DPDK ethdev (NIC, VF, vdev, internal TAP),
-//! a vhost-user socket or a packet socket (afpacket), behind one interface
+//! a vhost-user socket, a packet socket (afpacket), or nothing (a VXLAN
+//! tunnel port, whose frames go through its uplink), behind one interface
 //! for the daemon.
 use control_api::config::Device;
 use dpdk_sys::ethdev::{EthPort, EthStats, PortQueues, PortSetup};
@@ -13,6 +14,8 @@ pub enum PortDevice {
     Eth(EthPort),
     Vhost(VhostPort),
     Packet(PacketPort),
+    /// A VXLAN tunnel port: no queues of its own.
+    Tunnel(dataplane::port::PortId),
 }
 
 /// A port's operational state, in Neutron's words.
@@ -74,6 +77,7 @@ impl PortDevice {
             Device::Packet { iface } => {
                 PortDevice::Packet(PacketPort::open(number, iface, setup, pool)?)
             }
+            Device::Vxlan { .. } => PortDevice::Tunnel(number),
         })
     }
 
@@ -82,14 +86,17 @@ impl PortDevice {
             PortDevice::Eth(e) => e.port_id(),
             PortDevice::Vhost(v) => v.port_id(),
             PortDevice::Packet(p) => p.port_id(),
+            PortDevice::Tunnel(id) => *id,
         }
     }
 
-    pub fn queues(&self) -> &Arc<PortQueues> {
+    /// The device's queues; a tunnel port has none.
+    pub fn queues(&self) -> Option<&Arc<PortQueues>> {
         match self {
-            PortDevice::Eth(e) => e.queues(),
-            PortDevice::Vhost(v) => v.queues(),
-            PortDevice::Packet(p) => p.queues(),
+            PortDevice::Eth(e) => Some(e.queues()),
+            PortDevice::Vhost(v) => Some(v.queues()),
+            PortDevice::Packet(p) => Some(p.queues()),
+            PortDevice::Tunnel(_) => None,
         }
     }
 
@@ -100,6 +107,7 @@ impl PortDevice {
             PortDevice::Eth(e) => e.dpdk_name(),
             PortDevice::Vhost(v) => v.path(),
             PortDevice::Packet(p) => p.socket().iface(),
+            PortDevice::Tunnel(_) => "vxlan",
         }
     }
 
@@ -108,6 +116,9 @@ impl PortDevice {
             PortDevice::Eth(e) => e.link_up(),
             PortDevice::Vhost(v) => v.is_ready(),
             PortDevice::Packet(p) => p.socket().link_up(),
+            // Up while it is configured: OVS has no liveness for a tunnel
+            // without BFD either.
+            PortDevice::Tunnel(_) => true,
         };
         if up {
             PortState::Active
@@ -118,7 +129,7 @@ impl PortDevice {
 
     pub fn vhost_status(&self) -> Option<VhostStatus> {
         match self {
-            PortDevice::Eth(_) | PortDevice::Packet(_) => None,
+            PortDevice::Eth(_) | PortDevice::Packet(_) | PortDevice::Tunnel(_) => None,
             PortDevice::Vhost(v) => Some(v.status()),
         }
     }
@@ -128,7 +139,7 @@ impl PortDevice {
     pub fn mac_addr(&self) -> Option<[u8; 6]> {
         match self {
             PortDevice::Eth(e) => Some(e.mac_addr()),
-            PortDevice::Vhost(_) => None,
+            PortDevice::Vhost(_) | PortDevice::Tunnel(_) => None,
             PortDevice::Packet(p) => p.socket().mac_addr(),
         }
     }
@@ -138,7 +149,7 @@ impl PortDevice {
     pub fn hw_stats(&self) -> EthStats {
         match self {
             PortDevice::Eth(e) => e.stats().unwrap_or_default(),
-            PortDevice::Vhost(_) => EthStats::default(),
+            PortDevice::Vhost(_) | PortDevice::Tunnel(_) => EthStats::default(),
             PortDevice::Packet(p) => {
                 use std::sync::atomic::Ordering::Relaxed;
                 let s = p.socket();
@@ -159,6 +170,7 @@ impl PortDevice {
             PortDevice::Eth(e) => e.close().map_err(|(e, err)| (PortDevice::Eth(e), err)),
             PortDevice::Vhost(v) => v.close().map_err(|(v, err)| (PortDevice::Vhost(v), err)),
             PortDevice::Packet(p) => p.close().map_err(|(p, err)| (PortDevice::Packet(p), err)),
+            PortDevice::Tunnel(_) => Ok(()),
         }
     }
 }

@@ -20,10 +20,12 @@ use switch_core::conntrack::ConnCache;
 use switch_core::frame::{FramePool, Transmit, BURST};
 use switch_core::offload::{self, Offload};
 use switch_core::pipeline::{
-    classify, execute, filter, flows, serve, BurstCounts, Classified, FlowScratch, Outputs,
+    classify, decapsulate, encapsulate, execute, filter, flows, serve, BurstCounts, Classified,
+    Decapsulated, FlowScratch, Outputs,
 };
 use switch_core::port::{PortId, MAX_PORTS};
 use switch_core::stats::{bump, WorkerStats};
+use switch_core::view::TunnelPort;
 
 /// The ports' transmit sides as one worker holds them: the pipeline's
 /// [`Transmit`].
@@ -37,6 +39,15 @@ struct TxPorts {
     /// offloads left (a packet socket, a guest that negotiated them): only
     /// then are frames looked at.
     offloads_in: bool,
+    /// Tunnel ports, with the longest frame their uplink sends (set when a
+    /// snapshot is adopted): their batches are encapsulated and leave by
+    /// the uplink's queue.
+    tunnels: Box<[Option<(TunnelPort, u32)>; MAX_PORTS]>,
+    /// A tunnel port's frames once encapsulated, those it could not send,
+    /// and its TCP segments once cut.
+    encapsulated: MbufBatch,
+    unsent: MbufBatch,
+    cut: MbufBatch,
 }
 
 /// Bytes sent of a batch of `of` frames and `bytes` bytes of which the
@@ -55,48 +66,28 @@ fn sent_share(bytes: u64, sent: usize, of: usize) -> u64 {
 const MAX_OFFLOAD_FRAME: usize = 65_536 + 256;
 
 impl TxPorts {
-    /// Sends `batch` out of `tx`, a device that takes no offloads, with
-    /// every partial checksum finished and every TCP segment still to cut
-    /// cut (in frame order; a batch that fills up goes at once). What
-    /// cannot be finished (not TCP/UDP over IP, no buffer) is dropped.
-    /// Returns (frames sent, bytes sent, frames dropped).
-    fn send_finished(
-        tx: &mut TxQueue,
+    /// Finishes every frame of `batch` in software, in frame order: a
+    /// partial checksum filled, a TCP segment still to cut cut into fresh
+    /// buffers (as is a chained frame with a partial checksum), each frame
+    /// that results handed to `sink`. What cannot be finished (not TCP/UDP
+    /// over IP, no buffer) is dropped. Returns how many were dropped.
+    fn finish_offloads(
         batch: &mut MbufBatch,
         segments: &mut MbufCopies,
         scratch: &mut Vec<u8>,
-    ) -> (u64, u64, u64) {
-        let mut out = MbufBatch::new();
-        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
-        // Frames that could not be finished (dropped here, not by the device).
+        mut sink: impl FnMut(Mbuf),
+    ) -> u64 {
         let mut unfinished = 0u64;
-        let mut send = |out: &mut MbufBatch| {
-            let b: u64 = (0..out.len())
-                .filter_map(|i| out.get(i))
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
-            let n = out.len();
-            let (s, d) = tx.tx_burst(out);
-            sent += s as u64;
-            bytes += sent_share(b, s, n);
-            dropped += d as u64;
-        };
-        let mut push = |m: Mbuf, out: &mut MbufBatch| {
-            if let Err(m) = out.push(m) {
-                send(out);
-                let _ = out.push(m);
-            }
-        };
         for mut m in batch.drain() {
             let o = m.offload();
             if o.is_none() {
-                push(m, &mut out);
+                sink(m);
                 continue;
             }
             if o.tcp_mss == 0 && m.nb_segs() == 1 {
                 if m.data_mut().is_some_and(offload::finish_checksum) {
                     m.set_offload(Offload::NONE);
-                    push(m, &mut out);
+                    sink(m);
                 } else {
                     unfinished += 1;
                 }
@@ -119,7 +110,7 @@ impl TxPorts {
                 });
                 match seg {
                     Some(s) => {
-                        push(s, &mut out);
+                        sink(s);
                         true
                     }
                     None => {
@@ -132,16 +123,126 @@ impl TxPorts {
                 unfinished += 1;
             }
         }
+        unfinished
+    }
+
+    /// Sends `batch` out of `tx`, a device that takes no offloads, with
+    /// every offload finished ([`Self::finish_offloads`]); a batch that
+    /// fills up goes at once. Returns (frames sent, bytes sent, frames
+    /// dropped).
+    fn send_finished(
+        tx: &mut TxQueue,
+        batch: &mut MbufBatch,
+        segments: &mut MbufCopies,
+        scratch: &mut Vec<u8>,
+    ) -> (u64, u64, u64) {
+        let mut out = MbufBatch::new();
+        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        let mut send = |out: &mut MbufBatch| {
+            let b: u64 = (0..out.len())
+                .filter_map(|i| out.get(i))
+                .map(|m| u64::from(m.pkt_len()))
+                .sum();
+            let n = out.len();
+            let (s, d) = tx.tx_burst(out);
+            sent += s as u64;
+            bytes += sent_share(b, s, n);
+            dropped += d as u64;
+        };
+        let unfinished = Self::finish_offloads(batch, segments, scratch, |m| {
+            if let Err(m) = out.push(m) {
+                send(&mut out);
+                let _ = out.push(m);
+            }
+        });
         if !out.is_empty() {
             send(&mut out);
         }
         (sent, bytes, dropped + unfinished)
+    }
+
+    /// Sends tunnel port `port`'s `batch` (of `bytes` inner bytes): a
+    /// TCP segment still to cut is cut first, then every frame gets the
+    /// tunnel's outer headers and leaves by its uplink. Counted as sent by
+    /// the tunnel port and by the uplink; what could not go as the tunnel
+    /// port's transmit drops.
+    fn transmit_tunnel(&mut self, port: PortId, batch: &mut MbufBatch, bytes: u64) {
+        let Some((tunnel, max_frame)) = self.tunnels[port.index()] else {
+            return;
+        };
+        let TxPorts {
+            queues,
+            stats,
+            segments,
+            scratch,
+            encapsulated,
+            unsent,
+            cut,
+            ..
+        } = self;
+        let c = stats.port(port);
+        let Some(tx) = queues[tunnel.uplink.index()].as_mut() else {
+            bump(&c.tx_dropped, batch.clear() as u64);
+            return;
+        };
+        let uplink = stats.port(tunnel.uplink);
+        let len = batch.len();
+        let mut send = |b: &mut MbufBatch| {
+            let e = encapsulate(&tunnel, max_frame, b, encapsulated, unsent);
+            let n = encapsulated.len();
+            let (sent, dropped) = tx.tx_burst(encapsulated);
+            bump(&c.tx_packets, sent as u64);
+            bump(&uplink.tx_packets, sent as u64);
+            bump(&uplink.tx_bytes, sent_share(e.bytes, sent, n));
+            bump(&c.tx_dropped, dropped as u64 + e.lost + e.oversize);
+            bump(&c.tx_oversize, e.oversize);
+            stats.drops.oversize.add(e.oversize);
+            stats.drops.tx_full.add(dropped as u64);
+            unsent.clear();
+            sent
+        };
+        let to_cut = (0..len).any(|i| {
+            batch.get(i).is_some_and(|m| {
+                let o = m.offload();
+                o.tcp_mss != 0 || (o.partial_checksum && m.nb_segs() > 1)
+            })
+        });
+        if !to_cut {
+            let sent = send(batch);
+            bump(&c.tx_bytes, sent_share(bytes, sent, len));
+            return;
+        }
+        let mut sent_bytes = 0u64;
+        let mut flush = |cut: &mut MbufBatch| {
+            let b: u64 = (0..cut.len())
+                .filter_map(|i| cut.get(i))
+                .map(|m| u64::from(m.pkt_len()))
+                .sum();
+            let n = cut.len();
+            let sent = send(cut);
+            sent_bytes += sent_share(b, sent, n);
+        };
+        let unfinished = Self::finish_offloads(batch, segments, scratch, |m| {
+            if let Err(m) = cut.push(m) {
+                flush(cut);
+                let _ = cut.push(m);
+            }
+        });
+        if !cut.is_empty() {
+            flush(cut);
+        }
+        bump(&c.tx_bytes, sent_bytes);
+        bump(&c.tx_dropped, unfinished);
     }
 }
 
 impl Transmit<MbufBatch> for TxPorts {
     #[inline(always)]
     fn transmit(&mut self, port: PortId, batch: &mut MbufBatch, bytes: u64) {
+        if self.tunnels[port.index()].is_some() {
+            self.transmit_tunnel(port, batch, bytes);
+            return;
+        }
         let c = self.stats.port(port);
         let len = batch.len();
         match self.queues[port.index()].as_mut() {
@@ -257,6 +358,10 @@ pub struct WorkerState {
     flow_scratch: FlowScratch,
     /// Frames the flow tables emitted to NORMAL, for the L2 stages.
     normal: MbufBatch,
+    /// An uplink's burst split into its own frames and its tunnels'.
+    decapsulated: Decapsulated<MbufBatch>,
+    /// One tunnel port's inner frames of that burst.
+    tunnel_rx: MbufBatch,
 }
 
 /// One pinned poll-mode worker.
@@ -294,7 +399,11 @@ impl Worker {
                 got += n;
                 let in_port = local.rx[qi].port_id();
                 local.tx.offloads_in = local.rx[qi].port_queues().hands_offloads();
-                self.process_burst(&snap, in_port, &mut rx_batch, &mut local);
+                if snap.view.is_uplink(in_port) {
+                    self.receive_uplink(&snap, in_port, &mut rx_batch, &mut local);
+                } else {
+                    self.process_burst(&snap, in_port, &mut rx_batch, &mut local);
+                }
             }
             let t1 = cpu::tsc();
             let dt = t1.wrapping_sub(t0);
@@ -327,7 +436,13 @@ impl Worker {
                 },
                 scratch: Vec::with_capacity(MAX_OFFLOAD_FRAME),
                 offloads_in: false,
+                tunnels: Box::new([None; MAX_PORTS]),
+                encapsulated: MbufBatch::new(),
+                unsent: MbufBatch::new(),
+                cut: MbufBatch::new(),
             },
+            decapsulated: Decapsulated::default(),
+            tunnel_rx: MbufBatch::new(),
             classified: Classified::default(),
             ct_cache: ConnCache::new(),
             flow_scratch: FlowScratch::default(),
@@ -428,6 +543,32 @@ impl Worker {
         }
     }
 
+    /// A burst from an uplink that holds tunnel endpoints: its tunnel
+    /// packets are decapsulated and switched as received on their tunnel
+    /// ports, one run per port; the rest as received on the uplink.
+    fn receive_uplink(
+        &self,
+        snap: &Snapshot,
+        uplink: PortId,
+        rx: &mut MbufBatch,
+        local: &mut WorkerState,
+    ) {
+        let counts = decapsulate(&snap.view, uplink, rx, &mut local.decapsulated);
+        self.stats.count_burst(uplink, &counts);
+        local.decapsulated.dropped.clear();
+        std::mem::swap(rx, &mut local.decapsulated.rest);
+        if !rx.is_empty() {
+            self.process_burst(snap, uplink, rx, local);
+        }
+        let mut inner = std::mem::take(&mut local.tunnel_rx);
+        while let Some(port) = local.decapsulated.next_run(&mut inner) {
+            self.process_burst(snap, port, &mut inner, local);
+            // Consumed by the stages; anything left is released.
+            inner.clear();
+        }
+        local.tunnel_rx = inner;
+    }
+
     /// Takes the queue handles the snapshot assigns to this worker and
     /// releases those it no longer does (not on the per-packet path).
     pub fn adopt(&self, snap: &Snapshot, local: &mut WorkerState) {
@@ -451,6 +592,10 @@ impl Worker {
             }
         }
         for p in PortId::all() {
+            local.tx.tunnels[p.index()] = snap
+                .view
+                .tunnel(p)
+                .map(|t| (*t, snap.view.max_frame(t.uplink)));
             let wanted = snap.queues(p);
             let keep = match (&local.tx.queues[p.index()], wanted) {
                 (Some(h), Some(pq)) => Arc::ptr_eq(h.port_queues(), pq),

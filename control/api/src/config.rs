@@ -2,6 +2,7 @@
 //! error names the key and the reason.
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::net::Ipv4Addr;
 use switch_core::vlan::{PortVlan, VlanMode};
 
 /// The config `vswitchd` runs when given no `--config`.
@@ -235,6 +236,9 @@ pub enum PortType {
     /// An existing kernel interface (`iface`, default the port name) through
     /// a packet socket with virtio-net headers (`dpdk_sys::packet`).
     Afpacket,
+    /// A VXLAN tunnel to one remote endpoint (`remote_ip`, VNI `key`),
+    /// through the port whose `tunnel_ip` is `local_ip`: no device.
+    Vxlan,
 }
 
 impl PortType {
@@ -245,6 +249,7 @@ impl PortType {
             PortType::Dpdkvhostuser => "dpdkvhostuser",
             PortType::Internal => "internal",
             PortType::Afpacket => "afpacket",
+            PortType::Vxlan => "vxlan",
         }
     }
 
@@ -276,9 +281,10 @@ impl std::str::FromStr for PortType {
             "dpdkvhostuser" => PortType::Dpdkvhostuser,
             "internal" => PortType::Internal,
             "afpacket" => PortType::Afpacket,
+            "vxlan" => PortType::Vxlan,
             _ => {
                 return Err(format!(
-                "{s:?} is not one of dpdk, dpdkvhostuserclient, dpdkvhostuser, internal, afpacket"
+                "{s:?} is not one of dpdk, dpdkvhostuserclient, dpdkvhostuser, internal, afpacket, vxlan"
             ))
             }
         })
@@ -308,6 +314,11 @@ pub enum Device {
     Packet {
         iface: String,
     },
+    /// No device: a VXLAN tunnel to `remote_ip` with VNI `key`.
+    Vxlan {
+        remote_ip: Ipv4Addr,
+        key: u32,
+    },
 }
 
 impl Device {
@@ -317,6 +328,7 @@ impl Device {
             Device::Eth { devargs } => devargs.split(',').next().unwrap_or("").trim().to_owned(),
             Device::Vhost { path, .. } => format!("vhost:{path}"),
             Device::Packet { iface } => format!("afpacket:{iface}"),
+            Device::Vxlan { remote_ip, key } => format!("vxlan:{remote_ip}:{key}"),
         }
     }
 }
@@ -360,6 +372,26 @@ pub struct PortConfig {
     /// Applied to the device where the device supports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu_request: Option<u16>,
+    /// A tunnel endpoint of this switch on this port (not a `vxlan` one):
+    /// VXLAN packets to this IPv4 address and the port's MAC are its
+    /// tunnels' (OVS: the address of the bridge the uplink is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_ip: Option<Ipv4Addr>,
+    /// `vxlan` ports: the remote tunnel endpoint (OVS `options:remote_ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<Ipv4Addr>,
+    /// `vxlan` ports: the VNI, 0-16777215 (OVS `options:key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u32>,
+    /// `vxlan` ports: the endpoint the tunnel starts from, a port's
+    /// `tunnel_ip` (OVS `options:local_ip`); may be left out when one port
+    /// has a `tunnel_ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ip: Option<Ipv4Addr>,
+    /// `vxlan` ports: the MAC of the next hop towards `remote_ip` on the
+    /// uplink (static, as OVS's `tnl/arp/set`; `aa:bb:cc:dd:ee:ff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_mac: Option<String>,
 }
 
 /// The MTUs a port may ask for: IPv4's minimum to a 9216-byte jumbo frame.
@@ -415,6 +447,11 @@ impl PortConfig {
             rx_queues: default_rxq(),
             iface_id: None,
             mtu_request: None,
+            tunnel_ip: None,
+            remote_ip: None,
+            key: None,
+            local_ip: None,
+            remote_mac: None,
         }
     }
 
@@ -440,6 +477,21 @@ impl PortConfig {
         }
         if t != PortType::Afpacket && self.iface.is_some() {
             return Err(unused("iface"));
+        }
+        if t == PortType::Vxlan && self.tunnel_ip.is_some() {
+            return Err(unused("tunnel_ip"));
+        }
+        if t != PortType::Vxlan {
+            for (field, set) in [
+                ("remote_ip", self.remote_ip.is_some()),
+                ("key", self.key.is_some()),
+                ("local_ip", self.local_ip.is_some()),
+                ("remote_mac", self.remote_mac.is_some()),
+            ] {
+                if set {
+                    return Err(unused(field));
+                }
+            }
         }
         match t {
             PortType::Dpdk => {
@@ -487,6 +539,56 @@ impl PortConfig {
                     ));
                 }
             }
+            PortType::Vxlan => {
+                let ip_ok =
+                    |ip: Ipv4Addr| !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast());
+                match self.remote_ip {
+                    Some(ip) if ip_ok(ip) => {}
+                    Some(ip) => {
+                        return Err(err(
+                            format!("{key}.remote_ip"),
+                            format!("{ip} is not a unicast address"),
+                        ))
+                    }
+                    None => {
+                        return Err(err(
+                            format!("{key}.remote_ip"),
+                            "a vxlan port needs its remote endpoint's IPv4 address",
+                        ))
+                    }
+                }
+                match self.key {
+                    Some(k) if k <= switch_core::wire::vxlan::Vni::MAX => {}
+                    Some(k) => {
+                        return Err(err(
+                            format!("{key}.key"),
+                            format!("{k} is not a VNI (0-16777215)"),
+                        ))
+                    }
+                    None => return Err(err(format!("{key}.key"), "a vxlan port needs its VNI")),
+                }
+                let mac = self.remote_mac.as_deref().unwrap_or("");
+                if !mac
+                    .parse::<switch_core::wire::EthernetAddress>()
+                    .is_ok_and(|m| m.is_unicast())
+                {
+                    return Err(err(
+                        format!("{key}.remote_mac"),
+                        "a vxlan port needs the next hop's unicast MAC (aa:bb:cc:dd:ee:ff)",
+                    ));
+                }
+                if self.rx_queues != default_rxq() {
+                    return Err(unused("rx_queues"));
+                }
+            }
+        }
+        if let Some(ip) = self.tunnel_ip {
+            if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+                return Err(err(
+                    format!("{key}.tunnel_ip"),
+                    format!("{ip} cannot be a tunnel endpoint"),
+                ));
+            }
         }
         if t.is_vhost() && self.rx_queues > switch_core::port::MAX_QUEUES {
             return Err(err(format!("{key}.rx_queues"), "too many queues"));
@@ -501,6 +603,7 @@ impl PortConfig {
             PortType::Dpdkvhostuserclient => "vhost_server_path",
             PortType::Afpacket => "iface",
             PortType::Dpdkvhostuser | PortType::Internal => "name",
+            PortType::Vxlan => "remote_ip",
         }
     }
 
@@ -525,6 +628,10 @@ impl PortConfig {
             },
             PortType::Afpacket => Device::Packet {
                 iface: self.iface.as_deref().unwrap_or(&self.name).to_owned(),
+            },
+            PortType::Vxlan => Device::Vxlan {
+                remote_ip: self.remote_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                key: self.key.unwrap_or(0),
             },
         }
     }
@@ -611,6 +718,18 @@ impl PortConfig {
                 let (field, why) = s.split_once(": ").unwrap_or(("vlan_mode", &s));
                 err(format!("{key}.{field}"), why.to_owned())
             })
+    }
+}
+
+/// The endpoint a `vxlan` port starts from among the ports' `tunnel_ip`s:
+/// its `local_ip`, which one of them must be, or the only one there is.
+pub fn tunnel_endpoint(p: &PortConfig, endpoints: &[Ipv4Addr]) -> Result<Ipv4Addr, String> {
+    match (p.local_ip, endpoints) {
+        (Some(ip), _) if endpoints.contains(&ip) => Ok(ip),
+        (Some(ip), _) => Err(format!("no port has tunnel_ip {ip}")),
+        (None, [only]) => Ok(*only),
+        (None, []) => Err("no port has a tunnel_ip for the tunnel to start from".into()),
+        (None, _) => Err("several ports have a tunnel_ip: say which with local_ip".into()),
     }
 }
 
@@ -839,6 +958,30 @@ impl Config {
                 }
             }
         }
+        // Every tunnel starts from an endpoint some port holds, once.
+        let endpoints: Vec<Ipv4Addr> = self
+            .bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .filter_map(|p| p.tunnel_ip)
+            .collect();
+        for (bi, b) in self.bridges.iter().enumerate() {
+            for (pi, p) in b.ports.iter().enumerate() {
+                let pkey = format!("bridges[{bi}].ports[{pi}]");
+                if let Some(ip) = p.tunnel_ip {
+                    if endpoints.iter().filter(|&&e| e == ip).count() > 1 {
+                        return Err(err(
+                            format!("{pkey}.tunnel_ip"),
+                            format!("{ip} is the tunnel_ip of two ports"),
+                        ));
+                    }
+                }
+                if p.kind == PortType::Vxlan {
+                    tunnel_endpoint(p, &endpoints)
+                        .map_err(|why| err(format!("{pkey}.local_ip"), why))?;
+                }
+            }
+        }
         if nports > switch_core::port::MAX_PORTS || nethdevs > switch_core::port::MAX_ETHDEV_PORTS {
             return Err(err("bridges", PORT_LIMIT));
         }
@@ -923,6 +1066,63 @@ mod tests {
             .unwrap_err()
             .key
             .starts_with("line"));
+    }
+
+    #[test]
+    fn a_vxlan_port_needs_its_remote_vni_next_hop_and_an_endpoint() {
+        let tunnel = |fields: &str| {
+            with_port(&format!(
+                "tunnel_ip = \"192.0.2.1\"\n[[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\n{fields}"
+            ))
+        };
+        let good = "remote_ip = \"192.0.2.2\"\nkey = 4242\nremote_mac = \"02:00:00:00:00:02\"";
+        let c = Config::parse(&tunnel(good)).unwrap();
+        let vx = &c.bridges[0].ports[1];
+        assert_eq!(
+            vx.device(""),
+            Device::Vxlan {
+                remote_ip: Ipv4Addr::new(192, 0, 2, 2),
+                key: 4242
+            }
+        );
+        assert_eq!(
+            tunnel_endpoint(vx, &[Ipv4Addr::new(192, 0, 2, 1)]),
+            Ok(Ipv4Addr::new(192, 0, 2, 1))
+        );
+        for (fields, key) in [
+            ("key = 1\nremote_mac = \"02:00:00:00:00:02\"", "remote_ip"),
+            (
+                "remote_ip = \"224.0.0.1\"\nkey = 1\nremote_mac = \"02:00:00:00:00:02\"",
+                "remote_ip",
+            ),
+            (
+                "remote_ip = \"192.0.2.2\"\nremote_mac = \"02:00:00:00:00:02\"",
+                "key",
+            ),
+            (
+                "remote_ip = \"192.0.2.2\"\nkey = 16777216\nremote_mac = \"02:00:00:00:00:02\"",
+                "key",
+            ),
+            ("remote_ip = \"192.0.2.2\"\nkey = 1", "remote_mac"),
+            (
+                "remote_ip = \"192.0.2.2\"\nkey = 1\nremote_mac = \"ff:ff:ff:ff:ff:ff\"",
+                "remote_mac",
+            ),
+            (&format!("{good}\nlocal_ip = \"192.0.2.9\""), "local_ip"),
+            (&format!("{good}\ndevargs = \"net_null5\""), "devargs"),
+            (&format!("{good}\ntunnel_ip = \"192.0.2.7\""), "tunnel_ip"),
+        ] {
+            let e = Config::parse(&tunnel(fields)).unwrap_err();
+            assert_eq!(e.key, format!("bridges[0].ports[1].{key}"), "{fields}: {e}");
+        }
+        // No endpoint at all; a tunnel field on another port type.
+        let e = Config::parse(&with_port(&format!(
+            "[[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\n{good}"
+        )))
+        .unwrap_err();
+        assert_eq!(e.key, "bridges[0].ports[1].local_ip", "{e}");
+        let e = Config::parse(&with_port("key = 5")).unwrap_err();
+        assert_eq!(e.key, "bridges[0].ports[0].key", "{e}");
     }
 
     /// Issue 12, finding 5: /metrics, which takes no token, could listen

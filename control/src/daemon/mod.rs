@@ -24,7 +24,7 @@ pub use error::{DaemonError, FdbError, OpenError, PortError, WorkerError};
 use crate::compiler;
 use crate::metrics::Latency;
 use crate::perms;
-use control_api::config::Config;
+use control_api::config::{Config, PortType};
 use control_api::protocol::{Request, Response};
 use crossbeam::channel::{self, Receiver};
 use dataplane::mac_table::MacTable;
@@ -364,11 +364,27 @@ impl Daemon {
                 vlan: &p.vlan,
                 acl: p.acl.as_ref(),
                 dhcp: p.dhcp.as_ref(),
-                rx_queues: p.cfg.rx_queues,
+                // A tunnel port has no queues to poll: its frames arrive
+                // through its uplink.
+                rx_queues: if p.dev.queues().is_some() {
+                    p.cfg.rx_queues
+                } else {
+                    0
+                },
                 mtu: p.cfg.mtu(),
-                unchanged: old
-                    .queues(p.dev.port_id())
-                    .is_some_and(|q| Arc::ptr_eq(q, p.dev.queues())),
+                tunnel: (p.cfg.kind == PortType::Vxlan)
+                    .then(|| {
+                        self.tunnel_of(&p.cfg)
+                            .map_err(
+                                |why| error!(port = %p.cfg.name, "tunnel sends nothing: {why}"),
+                            )
+                            .ok()
+                    })
+                    .flatten(),
+                unchanged: match (old.queues(p.dev.port_id()), p.dev.queues()) {
+                    (Some(q), Some(mine)) => Arc::ptr_eq(q, mine),
+                    _ => false,
+                },
             })
             .collect();
         let bridges: Vec<snapshot::BridgePlan<'_>> = self
@@ -426,7 +442,9 @@ impl Daemon {
         let mut snap = Snapshot::new(self.generation, view, plan.rx_assignment);
         snap.conntrack = self.conntrack.clone();
         for p in self.ports.values() {
-            snap.set_queues(p.dev.port_id(), Arc::clone(p.dev.queues()));
+            if let Some(q) = p.dev.queues() {
+                snap.set_queues(p.dev.port_id(), Arc::clone(q));
+            }
         }
         let gen = snap.generation;
         let previous = self.cell.publish(snap);

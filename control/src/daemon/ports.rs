@@ -3,7 +3,7 @@
 use super::error::{FdbError, OpenError, PortError};
 use super::{Daemon, GRACE_TIMEOUT};
 use crate::port::{PortDevice, PortState};
-use control_api::config::{Device, PortConfig, PortType};
+use control_api::config::{ConfigError, Device, PortConfig, PortType};
 use control_api::protocol::{FdbRow, PortInfo, PortSecurity, PortStatsRow, VhostInfo};
 use dataplane::acl::{Direction, PortAcl};
 use dataplane::port::{PortMask, MAX_ETHDEV_PORTS};
@@ -11,7 +11,9 @@ use dataplane::port::{PortMask, MAX_ETHDEV_PORTS};
 // The switch's ethdev limit is DPDK's.
 const _: () = assert!(MAX_ETHDEV_PORTS == dpdk_sys::raw::RTE_MAX_ETHPORTS as usize);
 use dataplane::stats::PortTotals;
+use dataplane::view::TunnelPort;
 use dataplane::vlan::PortVlan;
+use dataplane::wire::vxlan::{Ipv4Tunnel, Vni};
 use dataplane::wire::EthernetAddress;
 use dpdk_sys::ethdev::{EthStats, PortSetup};
 use std::sync::Arc;
@@ -89,6 +91,52 @@ impl Daemon {
         Ok(())
     }
 
+    /// The ports' tunnel endpoints (`tunnel_ip`s).
+    pub(super) fn tunnel_endpoints(&self) -> Vec<std::net::Ipv4Addr> {
+        self.ports
+            .values()
+            .filter_map(|p| p.cfg.tunnel_ip)
+            .collect()
+    }
+
+    /// What a `vxlan` port's frames need on the way out: its uplink (the
+    /// port holding its endpoint, with a MAC of its own) and outer
+    /// headers. `Err` says why it cannot work now (it then sends nothing).
+    pub(super) fn tunnel_of(&self, cfg: &PortConfig) -> Result<TunnelPort, String> {
+        let local = control_api::config::tunnel_endpoint(cfg, &self.tunnel_endpoints())?;
+        let uplink = self
+            .ports
+            .values()
+            .find(|p| p.cfg.tunnel_ip == Some(local))
+            .ok_or_else(|| format!("no port holds {local}"))?;
+        let src_mac = uplink.dev.mac_addr().ok_or_else(|| {
+            format!(
+                "its uplink {} has no MAC of its own to send from",
+                uplink.cfg.name
+            )
+        })?;
+        let dst_mac = cfg
+            .remote_mac
+            .as_deref()
+            .and_then(|m| m.parse::<EthernetAddress>().ok())
+            .ok_or("no remote_mac")?;
+        let vni = cfg.key.and_then(Vni::new).ok_or("no key")?;
+        Ok(TunnelPort {
+            uplink: uplink.dev.port_id(),
+            outer: Ipv4Tunnel {
+                src_mac: EthernetAddress(src_mac),
+                dst_mac,
+                src_ip: local.octets(),
+                dst_ip: cfg.remote_ip.ok_or("no remote_ip")?.octets(),
+                // Open vSwitch's defaults: TTL 64, TOS 0, DF set.
+                ttl: 64,
+                tos: 0,
+                dont_fragment: true,
+            },
+            vni,
+        })
+    }
+
     /// `port add`: checks everything first, then opens the device and
     /// publishes; on any error nothing changed.
     pub(super) fn add_port(&mut self, bridge: &str, cfg: PortConfig) -> Result<(), PortError> {
@@ -100,6 +148,21 @@ impl Daemon {
             .ok_or_else(|| PortError::NoBridge(bridge.to_owned()))?;
         if self.ports.contains_key(&cfg.name) {
             return Err(PortError::NameTaken(cfg.name));
+        }
+        let endpoints = self.tunnel_endpoints();
+        if cfg.kind == PortType::Vxlan {
+            control_api::config::tunnel_endpoint(&cfg, &endpoints).map_err(|reason| {
+                ConfigError {
+                    key: "port.local_ip".into(),
+                    reason,
+                }
+            })?;
+        }
+        if let Some(ip) = cfg.tunnel_ip.filter(|ip| endpoints.contains(ip)) {
+            return Err(PortError::Config(ConfigError {
+                key: "port.tunnel_ip".into(),
+                reason: format!("{ip} is another port's tunnel_ip"),
+            }));
         }
         let sock_dir = &self.cfg.dataplane.vhost_sock_dir;
         let dev = cfg.device(sock_dir).identity();

@@ -4,7 +4,7 @@
 use dataplane::acl::PortAcl;
 use dataplane::mac_table::MacTable;
 use dataplane::port::PortId;
-use dataplane::view::{max_frame_len, PortView, SwitchView, ViewError};
+use dataplane::view::{max_frame_len, PortView, SwitchView, TunnelPort, ViewError};
 use dataplane::vlan::PortVlan;
 use std::sync::Arc;
 
@@ -27,6 +27,8 @@ pub struct PortPlan<'a> {
     pub dhcp: Option<&'a Arc<dataplane::dhcp::DhcpServer>>,
     pub rx_queues: u16,
     pub mtu: u16,
+    /// A tunnel port's tunnel (its uplink is one of the ports).
+    pub tunnel: Option<TunnelPort>,
     /// The same device as in the previous snapshot: its rx queues stay
     /// with the workers that poll them.
     pub unchanged: bool,
@@ -71,6 +73,13 @@ pub fn plan(
         }) {
             Ok(()) => placed.push(p),
             Err(e) => refused.push(e),
+        }
+    }
+    for p in &placed {
+        if let Some(t) = p.tunnel {
+            if let Err(e) = view.add_tunnel(p.id, t) {
+                refused.push(e);
+            }
         }
     }
     let mut rx_assignment = vec![Vec::new(); workers];
@@ -137,6 +146,7 @@ mod tests {
             dhcp: None,
             rx_queues: rxq,
             mtu: 1500,
+            tunnel: None,
             unchanged,
         }
     }

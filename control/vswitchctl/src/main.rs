@@ -154,7 +154,8 @@ enum PortCmd {
         name: String,
         /// DPDK devargs (type dpdk): a PCI address or a vdev string.
         devargs: Option<String>,
-        /// dpdk, dpdkvhostuserclient, dpdkvhostuser, internal or afpacket.
+        /// dpdk, dpdkvhostuserclient, dpdkvhostuser, internal, afpacket or
+        /// vxlan.
         #[arg(long = "type", default_value = "dpdk")]
         kind: PortType,
         /// dpdkvhostuserclient: the VM's socket (it is the server).
@@ -182,6 +183,22 @@ enum PortCmd {
         /// The port's MTU (default 1500): longer frames are not sent.
         #[arg(long)]
         mtu_request: Option<u16>,
+        /// A tunnel endpoint on this port: VXLAN to this IPv4 address (and
+        /// the port's MAC) is its tunnels'.
+        #[arg(long)]
+        tunnel_ip: Option<std::net::Ipv4Addr>,
+        /// vxlan: the remote endpoint's IPv4 address.
+        #[arg(long)]
+        remote_ip: Option<std::net::Ipv4Addr>,
+        /// vxlan: the VNI.
+        #[arg(long)]
+        key: Option<u32>,
+        /// vxlan: the endpoint it starts from (a port's tunnel_ip).
+        #[arg(long)]
+        local_ip: Option<std::net::Ipv4Addr>,
+        /// vxlan: the next hop's MAC on the uplink.
+        #[arg(long)]
+        remote_mac: Option<String>,
     },
     /// Remove a switch port; prints its final counters.
     Del {
@@ -300,6 +317,11 @@ fn main() {
                     rx_queues,
                     iface_id,
                     mtu_request,
+                    tunnel_ip,
+                    remote_ip,
+                    key,
+                    local_ip,
+                    remote_mac,
                 },
         } => (
             Request::PortAdd {
@@ -317,6 +339,11 @@ fn main() {
                     rx_queues,
                     iface_id,
                     mtu_request,
+                    tunnel_ip,
+                    remote_ip,
+                    key,
+                    local_ip,
+                    remote_mac,
                 },
             },
             "",

@@ -101,6 +101,12 @@ impl PortMask {
         PortMask(self.0 & !Self::bit(p))
     }
 
+    /// The ports of `self` that are not in `other`.
+    #[inline(always)]
+    pub const fn minus(self, other: PortMask) -> PortMask {
+        PortMask(self.0 & !other.0)
+    }
+
     #[inline(always)]
     pub const fn is_empty(self) -> bool {
         self.0 == 0

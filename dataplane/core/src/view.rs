@@ -8,6 +8,8 @@ use crate::flow_table::program::FlowTables;
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
+use crate::wire::vxlan::{Ipv4Tunnel, Vni};
+use crate::wire::EthernetAddress;
 use std::sync::Arc;
 
 /// A port as the pipeline sees it.
@@ -55,6 +57,44 @@ pub struct BridgeView {
     pub flows: Option<Arc<FlowTables>>,
 }
 
+/// A VXLAN tunnel port (Open vSwitch's `type=vxlan` interface): a port of
+/// its bridge like any other, whose frames leave encapsulated towards one
+/// remote endpoint through an uplink port, and whose received frames are
+/// the ones that remote endpoint sends this switch's endpoint with its VNI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelPort {
+    /// The port the encapsulated frames leave by.
+    pub uplink: PortId,
+    /// The outer headers: this endpoint's MAC and IP, the next hop's MAC,
+    /// the remote endpoint's IP.
+    pub outer: Ipv4Tunnel,
+    pub vni: Vni,
+}
+
+/// A tunnel endpoint of this switch: an IPv4 address on an uplink port.
+/// VXLAN packets to it (and to its MAC) are the tunnels' (see
+/// `pipeline::decapsulate`); everything else on the uplink is switched as
+/// usual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub uplink: PortId,
+    pub mac: EthernetAddress,
+    pub ip: [u8; 4],
+    /// (remote endpoint's IP, VNI) to the tunnel port that receives it.
+    pub tunnels: Vec<([u8; 4], Vni, PortId)>,
+}
+
+impl Endpoint {
+    /// The tunnel port for packets from `remote` with `vni`.
+    #[inline]
+    pub fn tunnel(&self, remote: [u8; 4], vni: Vni) -> Option<PortId> {
+        self.tunnels
+            .iter()
+            .find(|(r, v, _)| *r == remote && *v == vni)
+            .map(|&(_, _, p)| p)
+    }
+}
+
 /// Why a view could not take a port.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ViewError {
@@ -66,6 +106,8 @@ pub enum ViewError {
         id: PortId,
         other: String,
     },
+    #[error("tunnel port {0}: it or its uplink is not in the view, or the uplink is a tunnel")]
+    BadTunnel(String),
 }
 
 /// Every port and bridge at one instant.
@@ -79,6 +121,15 @@ pub struct SwitchView {
     /// security stage at once.
     secured: PortMask,
     bridges: Vec<BridgeView>,
+    /// Tunnel ports, by number.
+    tunnels: Box<[Option<TunnelPort>; MAX_PORTS]>,
+    /// The tunnel ports, as a set: frames from one never go to another
+    /// (split horizon: the tunnels are a full mesh).
+    tunnel_ports: PortMask,
+    /// This switch's tunnel endpoints, and the uplinks that hold them (a
+    /// burst from any other port skips decapsulation with one test).
+    endpoints: Vec<Endpoint>,
+    uplinks: PortMask,
 }
 
 impl Default for SwitchView {
@@ -88,6 +139,10 @@ impl Default for SwitchView {
             max_frame: [0; MAX_PORTS],
             secured: PortMask::EMPTY,
             bridges: Vec::new(),
+            tunnels: Box::new([None; MAX_PORTS]),
+            tunnel_ports: PortMask::EMPTY,
+            endpoints: Vec::new(),
+            uplinks: PortMask::EMPTY,
         }
     }
 }
@@ -155,6 +210,85 @@ impl SwitchView {
         }
         self.ports[slot] = Some(port);
         Ok(())
+    }
+
+    /// Makes port `id` (already added) a tunnel port, received through the
+    /// endpoint on `tunnel.uplink` (an added port that is no tunnel) with
+    /// address `tunnel.outer.src_ip` and MAC `tunnel.outer.src_mac`. Two
+    /// tunnels of one endpoint with the same remote and VNI: the first
+    /// receives.
+    pub fn add_tunnel(&mut self, id: PortId, tunnel: TunnelPort) -> Result<(), ViewError> {
+        let name = |v: &SwitchView| {
+            v.port(id)
+                .map_or_else(|| id.to_string(), |p| p.name.clone())
+        };
+        if self.port(id).is_none()
+            || self.port(tunnel.uplink).is_none()
+            || self.tunnel_ports.contains(tunnel.uplink)
+            || self.uplinks.contains(id)
+            || tunnel.uplink == id
+        {
+            return Err(ViewError::BadTunnel(name(self)));
+        }
+        let (ip, mac) = (tunnel.outer.src_ip, tunnel.outer.src_mac);
+        let at = match self
+            .endpoints
+            .iter()
+            .position(|e| e.uplink == tunnel.uplink && e.ip == ip && e.mac == mac)
+        {
+            Some(at) => at,
+            None => {
+                self.endpoints.push(Endpoint {
+                    uplink: tunnel.uplink,
+                    mac,
+                    ip,
+                    tunnels: Vec::new(),
+                });
+                self.endpoints.len() - 1
+            }
+        };
+        self.endpoints[at]
+            .tunnels
+            .push((tunnel.outer.dst_ip, tunnel.vni, id));
+        self.uplinks.insert(tunnel.uplink);
+        self.tunnel_ports.insert(id);
+        self.tunnels[id.index()] = Some(tunnel);
+        Ok(())
+    }
+
+    /// Port `id`'s tunnel, if it is a tunnel port.
+    #[inline(always)]
+    pub fn tunnel(&self, id: PortId) -> Option<&TunnelPort> {
+        self.tunnels[id.index()].as_ref()
+    }
+
+    /// The tunnel ports.
+    #[inline(always)]
+    pub fn tunnel_ports(&self) -> PortMask {
+        self.tunnel_ports
+    }
+
+    /// Whether `id` holds a tunnel endpoint (its bursts are decapsulated
+    /// first).
+    #[inline(always)]
+    pub fn is_uplink(&self, id: PortId) -> bool {
+        self.uplinks.contains(id)
+    }
+
+    /// The tunnel endpoints.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Where a frame from `in_port` may go among `members`: a frame a
+    /// tunnel brought never leaves by another tunnel.
+    #[inline(always)]
+    pub fn reachable_from(&self, in_port: PortId, members: PortMask) -> PortMask {
+        if self.tunnel_ports.contains(in_port) {
+            members.minus(self.tunnel_ports)
+        } else {
+            members
+        }
     }
 
     #[inline(always)]

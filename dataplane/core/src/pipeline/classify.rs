@@ -143,8 +143,10 @@ fn header_key(f: &impl Frame) -> Option<u128> {
 
 /// Where a frame in `vlan` from `in_port` goes once the MAC table said
 /// where its destination is (`known`) or that it does not know: to that
-/// port, tagged as it wants the VLAN; nowhere if that is the input port or
-/// not in the VLAN; else a flood over `members` (resolved into `floods`).
+/// port, tagged as it wants the VLAN; nowhere if that is the input port,
+/// not among `members` (the ports the frame may reach: a tunnel's frame
+/// never goes to another tunnel) or not in the VLAN; else a flood over
+/// `members` (resolved into `floods`).
 #[inline(always)]
 pub(super) fn forward(
     view: &SwitchView,
@@ -156,7 +158,7 @@ pub(super) fn forward(
     in_tci: Option<u16>,
 ) -> Action {
     match known {
-        Some(p) if p == in_port => Action::Drop(DropReason::NoOutput),
+        Some(p) if p == in_port || !members.contains(p) => Action::Drop(DropReason::NoOutput),
         Some(p) => match view.port(p).and_then(|o| o.vlan.egress(vlan)) {
             Some(eg) => Action::Output(p, TagAction::for_egress(in_tci, eg)),
             None => Action::Drop(DropReason::NoOutput),
@@ -269,6 +271,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     }
 
     // Pass 2: learn, look up, resolve floods, in frame order.
+    let members = view.reachable_from(in_port, bridge.ports);
     let mut whole = true;
     let mut whole_port = None;
     let decide = if one_header { n.min(1) } else { n };
@@ -289,7 +292,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                 forward(
                     view,
                     &mut out.floods,
-                    bridge.ports,
+                    members,
                     in_port,
                     known,
                     lane.vlan,

@@ -36,6 +36,7 @@ mod serve;
 #[cfg(test)]
 mod tests;
 mod trace;
+mod tunnel;
 
 pub use classify::{classify, Classified};
 pub use execute::{execute, BurstCounts, Outputs};
@@ -44,6 +45,7 @@ pub use flood::{FloodSet, FloodSets};
 pub use flows::{flows, FlowScratch};
 pub use serve::{serve, ServeCounts};
 pub use trace::trace;
+pub use tunnel::{decapsulate, encapsulate, Decapsulated, EncapCounts, SOURCE_PORTS};
 
 use crate::port::PortId;
 use crate::vlan::Egress;

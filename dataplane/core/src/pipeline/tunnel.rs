@@ -1,0 +1,614 @@
+//! VXLAN tunnel ports: a burst from an uplink that holds a tunnel
+//! endpoint has its tunnel packets taken out of their outer headers before
+//! anything else ([`decapsulate`]), and each inner frame is then switched
+//! as received on its tunnel port; a tunnel port's output batch gets its
+//! outer headers just before it leaves by the uplink ([`encapsulate`]).
+//!
+//! What is a tunnel packet of this switch is decided as the Linux VXLAN
+//! driver and Open vSwitch's tunnel pop decide it: an IPv4 UDP packet to
+//! the VXLAN port, addressed to an endpoint's MAC and IP on the uplink it
+//! arrived by. Anything else on the uplink is switched as usual (the
+//! uplink is an ordinary port of its bridge). A tunnel packet that fails
+//! the receive checks of [`vxlan::parse_ipv4`], or that no tunnel port
+//! takes (an unknown remote endpoint or VNI), is dropped and counted.
+use super::BurstCounts;
+use crate::frame::{Burst, Frame, BURST};
+use crate::offload::{self, Offload};
+use crate::port::PortId;
+use crate::view::{Endpoint, SwitchView, TunnelPort};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::udp::UdpPacket;
+use crate::wire::vlan::VlanStack;
+use crate::wire::vxlan;
+use crate::wire::{ethernet, EtherType, IpProtocol};
+
+/// The uplink's burst after [`decapsulate`], sized once and reused.
+pub struct Decapsulated<B: Burst> {
+    /// The frames that were not tunnel packets of this switch, in order:
+    /// the uplink's own traffic.
+    pub rest: B,
+    /// Inner frames, in order, and the tunnel port each came in by.
+    inner: B,
+    ports: [PortId; BURST],
+    /// Tunnel packets dropped (released by the caller in one go).
+    pub dropped: B,
+}
+
+impl<B: Burst> Default for Decapsulated<B> {
+    fn default() -> Self {
+        Decapsulated {
+            rest: B::default(),
+            inner: B::default(),
+            ports: [PortId::default(); BURST],
+            dropped: B::default(),
+        }
+    }
+}
+
+impl<B: Burst> Decapsulated<B> {
+    /// Moves the inner frames of the first tunnel port still held into
+    /// `into` (which must be empty), in their order, and returns that port;
+    /// `None` when every inner frame has been moved out. A burst from one
+    /// remote endpoint and VNI (the usual case) is one run.
+    pub fn next_run(&mut self, into: &mut B) -> Option<PortId> {
+        let n = self.inner.len().min(BURST);
+        let first = (0..n).find(|&i| self.inner.get(i).is_some())?;
+        let port = self.ports[first];
+        for i in first..n {
+            if self.ports[i] == port {
+                if let Some(f) = self.inner.take(i) {
+                    // `into` is as large as `inner`: there is always room.
+                    let _ = into.push(f);
+                }
+            }
+        }
+        if (first..n).all(|i| self.inner.get(i).is_none()) {
+            self.inner.clear();
+        }
+        Some(port)
+    }
+}
+
+/// The endpoint of `in_port` that `data` is addressed to as a VXLAN
+/// packet (its MAC, its IPv4 address, UDP to the VXLAN port), read without
+/// any checksum; `None` for the uplink's other traffic.
+#[inline(always)]
+fn addressed_endpoint<'v>(
+    endpoints: &'v [Endpoint],
+    in_port: PortId,
+    data: &[u8],
+) -> Option<&'v Endpoint> {
+    let eth = ethernet::EthernetFrame::new_checked(data).ok()?;
+    let dst_mac = eth.dst_addr();
+    let tags = VlanStack::from_frame(data, None).ok()?;
+    if tags.ethertype != EtherType::IPV4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(data.get(ethernet::HEADER_LEN + tags.tags_len..)?).ok()?;
+    if ip.protocol() != IpProtocol::UDP || ip.is_fragment() {
+        return None;
+    }
+    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+    if udp.dst_port() != vxlan::UDP_PORT {
+        return None;
+    }
+    let dst_ip = ip.dst_addr();
+    endpoints
+        .iter()
+        .find(|e| e.uplink == in_port && e.ip == dst_ip && e.mac == dst_mac)
+}
+
+/// Takes the tunnel packets of this switch out of `rx`, a burst received on
+/// `in_port`, into `out` (emptied by the caller since the last burst): their inner frames (outer headers removed) with
+/// the tunnel port of each, the rest of the burst in `out.rest` in order.
+/// Returns the counts to add to `in_port`'s: every tunnel packet as
+/// received there, and those dropped (failed receive checks: malformed;
+/// no tunnel port for the remote endpoint and VNI: no output). `rx` is
+/// left empty.
+///
+/// A frame that came with its checksum left to an offload: if the inner
+/// frame's own checksum holds (or it has none: not TCP/UDP), the partial
+/// one was the outer UDP checksum and the offload state is cleared;
+/// otherwise the partial checksum is the inner frame's and stays for the
+/// output port to finish (a Linux sender fills the outer checksum around
+/// an inner partial one, LCO).
+pub fn decapsulate<B: Burst>(
+    view: &SwitchView,
+    in_port: PortId,
+    rx: &mut B,
+    out: &mut Decapsulated<B>,
+) -> BurstCounts {
+    let mut c = BurstCounts::default();
+    let endpoints = view.endpoints();
+    let n = rx.len().min(BURST);
+    for i in 0..n {
+        let Some(mut f) = rx.take(i) else { continue };
+        let Some(ep) = addressed_endpoint(endpoints, in_port, f.data()) else {
+            let _ = out.rest.push(f);
+            continue;
+        };
+        c.rx_packets += 1;
+        c.rx_bytes += u64::from(f.pkt_len());
+        let partial = !f.offload().is_none();
+        let parsed = vxlan::parse_ipv4(f.data(), vxlan::UDP_PORT, partial);
+        let Ok(d) = parsed else {
+            c.rx_dropped += 1;
+            c.malformed += 1;
+            let _ = out.dropped.push(f);
+            continue;
+        };
+        let Some(port) = ep.tunnel(d.src_ip, d.vni) else {
+            c.rx_dropped += 1;
+            c.no_output += 1;
+            let _ = out.dropped.push(f);
+            continue;
+        };
+        if !(f.adj(d.inner) && f.resize(d.inner_len).is_some()) {
+            c.rx_dropped += 1;
+            c.malformed += 1;
+            let _ = out.dropped.push(f);
+            continue;
+        }
+        // Whose partial checksum was it? The inner frame's if its own
+        // TCP/UDP checksum does not hold yet (the sender's kernel filled
+        // the outer one around it); else the outer's, gone with it.
+        let o = f.offload();
+        if partial
+            && o.tcp_mss == 0
+            && (offload::layers(f.data()).is_none() || offload::l4_checksum_ok(f.data()))
+        {
+            f.set_offload(Offload::NONE);
+        }
+        let at = out.inner.len();
+        if out.inner.push(f).is_ok() {
+            if let Some(p) = out.ports.get_mut(at) {
+                *p = port;
+            }
+        }
+    }
+    rx.clear();
+    c
+}
+
+/// A hash of the inner frame's flow, for the outer UDP source port: its
+/// IPv4 or IPv6 addresses and TCP/UDP ports where it has them, else its
+/// MAC addresses (the kernel's flow hash covers the same).
+#[inline(always)]
+fn flow_hash(inner: &[u8]) -> u32 {
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut mix = |bytes: &[u8]| {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 29;
+        }
+    };
+    match offload::layers(inner) {
+        Some(at) => {
+            let l3 = inner.get(at.l3..).unwrap_or_default();
+            // IPv4: addresses at 12..20; IPv6: 8..40.
+            mix(if at.v6 {
+                l3.get(8..40).unwrap_or_default()
+            } else {
+                l3.get(12..20).unwrap_or_default()
+            });
+            mix(inner.get(at.l4..at.l4 + 4).unwrap_or_default());
+        }
+        None => mix(inner.get(..12).unwrap_or_default()),
+    }
+    (h >> 32) as u32
+}
+
+/// The source ports the kernel's VXLAN driver picks from by default (the
+/// local ephemeral range).
+pub const SOURCE_PORTS: (u16, u16) = (32768, 60999);
+
+/// What [`encapsulate`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EncapCounts {
+    /// Longer than the uplink's MTU allows once encapsulated.
+    pub oversize: u64,
+    /// No headroom for the outer headers (or a shared buffer), or an
+    /// offload left that could not be finished.
+    pub lost: u64,
+    /// Bytes of the encapsulated frames moved to `out`.
+    pub bytes: u64,
+}
+
+/// Moves every frame of `batch` (a tunnel port's output batch) into `out`
+/// with `tunnel`'s outer headers put in front of it in place, ready to
+/// leave by `tunnel.uplink`, in order; what cannot go goes to `dropped`:
+/// frames longer than `uplink_max_frame` bytes once encapsulated, frames
+/// without headroom. A partial checksum is finished first (the outer UDP
+/// checksum is zero and covers nothing); a TCP segment still to cut is
+/// the caller's to cut before (dropped here). `batch` is left empty.
+pub fn encapsulate<B: Burst>(
+    tunnel: &TunnelPort,
+    uplink_max_frame: u32,
+    batch: &mut B,
+    out: &mut B,
+    dropped: &mut B,
+) -> EncapCounts {
+    let mut c = EncapCounts::default();
+    let n = batch.len().min(BURST);
+    for i in 0..n {
+        let Some(mut f) = batch.take(i) else { continue };
+        let inner_len = f.pkt_len() as usize;
+        if (inner_len + vxlan::IPV4_OVERHEAD) as u64 > u64::from(uplink_max_frame) {
+            c.oversize += 1;
+            let _ = dropped.push(f);
+            continue;
+        }
+        let o = f.offload();
+        let finished =
+            o.is_none() || (o.tcp_mss == 0 && f.data_mut().is_some_and(offload::finish_checksum));
+        let sport = vxlan::source_port(flow_hash(f.data()), SOURCE_PORTS.0, SOURCE_PORTS.1);
+        let written = finished
+            && f.prepend(vxlan::IPV4_OVERHEAD).is_some_and(|d| {
+                tunnel
+                    .outer
+                    .write_header(d, tunnel.vni, sport, 0, inner_len)
+                    .is_ok()
+            });
+        if !written {
+            c.lost += 1;
+            let _ = dropped.push(f);
+            continue;
+        }
+        f.set_offload(Offload::NONE);
+        c.bytes += (inner_len + vxlan::IPV4_OVERHEAD) as u64;
+        // `out` is as large as `batch`: there is always room.
+        if let Err(f) = out.push(f) {
+            c.lost += 1;
+            let _ = dropped.push(f);
+        }
+    }
+    batch.clear();
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::mem::{MemBurst, MemFrame};
+    use crate::mac_table::MacTable;
+    use crate::pipeline::{classify, Action, Classified, DropReason};
+    use crate::port::PortMask;
+    use crate::view::{max_frame_len, PortView, DEFAULT_MTU};
+    use crate::vlan::PortVlan;
+    use crate::wire::vxlan::{Ipv4Tunnel, Vni};
+    use crate::wire::EthernetAddress;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn p(n: u16) -> PortId {
+        PortId::new(n).unwrap()
+    }
+
+    const HERE_MAC: EthernetAddress = EthernetAddress::new(0x02, 0, 0, 0, 0, 1);
+    const HERE: [u8; 4] = [192, 0, 2, 1];
+    const THERE: [u8; 4] = [192, 0, 2, 2];
+    const ELSEWHERE: [u8; 4] = [192, 0, 2, 3];
+
+    fn outer(remote: [u8; 4]) -> Ipv4Tunnel {
+        Ipv4Tunnel {
+            src_mac: HERE_MAC,
+            dst_mac: EthernetAddress::new(0x02, 0, 0, 0, 0, remote[3]),
+            src_ip: HERE,
+            dst_ip: remote,
+            ttl: 64,
+            tos: 0,
+            dont_fragment: true,
+        }
+    }
+
+    fn vni(n: u32) -> Vni {
+        Vni::new(n).unwrap()
+    }
+
+    /// br-int: p0 a VM (access 10), p2 a tunnel to THERE (VNI 4242), p3 a
+    /// tunnel to ELSEWHERE (VNI 4242), p4 a tunnel to THERE (VNI 7), all
+    /// access 10; br-phy: p1 the uplink holding HERE, MTU 1500.
+    fn view() -> SwitchView {
+        let mut v = SwitchView::default();
+        let int = v.add_bridge("br-int", Arc::new(MacTable::new(1024, 300)));
+        let phy = v.add_bridge("br-phy", Arc::new(MacTable::new(1024, 300)));
+        for (i, bridge) in [(0, int), (1, phy), (2, int), (3, int), (4, int)] {
+            v.add_port(PortView {
+                id: p(i),
+                name: format!("p{i}"),
+                bridge,
+                vlan: if i == 1 {
+                    PortVlan::new(None, None, &[]).unwrap()
+                } else {
+                    PortVlan::new(None, Some(10), &[]).unwrap()
+                },
+                acl: None,
+                dhcp: None,
+                max_frame: max_frame_len(DEFAULT_MTU),
+            })
+            .unwrap();
+        }
+        for (port, remote, n) in [(2, THERE, 4242), (3, ELSEWHERE, 4242), (4, THERE, 7)] {
+            v.add_tunnel(
+                p(port),
+                TunnelPort {
+                    uplink: p(1),
+                    outer: outer(remote),
+                    vni: vni(n),
+                },
+            )
+            .unwrap();
+        }
+        v
+    }
+
+    /// An inner UDP/IPv4 frame from `src` to `dst` (last MAC bytes) with
+    /// source port `sport`, `len` bytes.
+    fn inner(dst: u8, src: u8, sport: u16, len: usize) -> Vec<u8> {
+        let mut f = vec![
+            0xfa, 0x16, 0x3e, 0, 0, dst, 0xfa, 0x16, 0x3e, 0, 0, src, 0x08, 0x00,
+        ];
+        let ip_len = (len - 14) as u16;
+        f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f.extend_from_slice(&[10, 0, 0, src, 10, 0, 0, dst]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&5000u16.to_be_bytes());
+        f.extend_from_slice(&(ip_len - 20).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.resize(len, 0xab);
+        crate::wire::ipv4::Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
+        f
+    }
+
+    /// What the remote endpoint `from` sends this switch for `frame`.
+    fn from_remote(from: [u8; 4], n: u32, frame: &[u8]) -> Vec<u8> {
+        let back = Ipv4Tunnel {
+            src_mac: EthernetAddress::new(0x02, 0, 0, 0, 0, from[3]),
+            dst_mac: HERE_MAC,
+            src_ip: from,
+            dst_ip: HERE,
+            ..outer(from)
+        };
+        let mut out = vec![0u8; vxlan::IPV4_OVERHEAD + frame.len()];
+        back.write_header(&mut out, vni(n), 50000, 1, frame.len())
+            .unwrap();
+        out[vxlan::IPV4_OVERHEAD..].copy_from_slice(frame);
+        out
+    }
+
+    fn burst(frames: &[Vec<u8>]) -> MemBurst {
+        MemBurst::from_frames(frames.iter().map(|f| MemFrame::new(f)))
+    }
+
+    fn bytes(b: &MemBurst) -> Vec<Vec<u8>> {
+        b.frames().map(|f| f.bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn the_uplink_burst_splits_into_its_own_traffic_and_each_tunnels_inner_frames() {
+        let v = view();
+        let (a, b, c) = (
+            inner(2, 1, 1000, 60),
+            inner(2, 1, 1001, 100),
+            inner(3, 1, 9, 64),
+        );
+        let arp_to_us = {
+            let mut f = inner(0xff, 9, 1, 60);
+            f[12..14].copy_from_slice(&[0x08, 0x06]);
+            f
+        };
+        let mut bad_csum = from_remote(THERE, 4242, &a);
+        bad_csum[24] ^= 0xff;
+        let mut other_mac = from_remote(THERE, 4242, &a);
+        other_mac[5] = 0x77;
+        let rx_frames = [
+            from_remote(THERE, 4242, &a),
+            arp_to_us.clone(),
+            from_remote(ELSEWHERE, 4242, &c),
+            from_remote(THERE, 999, &a),
+            bad_csum,
+            other_mac.clone(),
+            from_remote(THERE, 4242, &b),
+            from_remote(THERE, 7, &c),
+        ];
+        let mut rx = burst(&rx_frames);
+        let mut out = Decapsulated::<MemBurst>::default();
+        let c_ = decapsulate(&v, p(1), &mut rx, &mut out);
+        assert!(rx.is_empty());
+        assert_eq!(
+            bytes(&out.rest),
+            [arp_to_us, other_mac],
+            "the uplink's own traffic, in order"
+        );
+        assert_eq!(out.dropped.len(), 2);
+        assert_eq!(
+            (c_.rx_packets, c_.rx_dropped, c_.malformed, c_.no_output),
+            (6, 2, 1, 1)
+        );
+        let tunnel_bytes: u64 = [0, 2, 3, 4, 6, 7]
+            .iter()
+            .map(|&i| rx_frames[i].len() as u64)
+            .sum();
+        assert_eq!(c_.rx_bytes, tunnel_bytes);
+        let mut runs = Vec::new();
+        let mut run = MemBurst::default();
+        while let Some(port) = out.next_run(&mut run) {
+            runs.push((port.get(), bytes(&run)));
+            run.clear();
+        }
+        assert_eq!(
+            runs,
+            [(2, vec![a, b]), (3, vec![c.clone()]), (4, vec![c])],
+            "by tunnel port, each in arrival order"
+        );
+        // A burst from any other port is not looked at.
+        let mut rx = burst(&[from_remote(THERE, 4242, &inner(2, 1, 1, 60))]);
+        let mut out = Decapsulated::<MemBurst>::default();
+        let c_ = decapsulate(&v, p(0), &mut rx, &mut out);
+        assert_eq!((c_.rx_packets, out.rest.len()), (0, 1));
+    }
+
+    #[test]
+    fn encapsulation_writes_the_tunnels_outer_headers_and_keeps_the_flows_source_port() {
+        let v = view();
+        let t = *v.tunnel(p(2)).unwrap();
+        let frames = [
+            inner(2, 1, 1000, 60),
+            inner(2, 1, 1000, 200),
+            inner(2, 1, 1001, 60),
+        ];
+        let mut batch = burst(&frames);
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = encapsulate(&t, v.max_frame(p(1)), &mut batch, &mut out, &mut dropped);
+        assert!(batch.is_empty() && dropped.is_empty());
+        assert_eq!(
+            c.bytes,
+            frames.iter().map(|f| (f.len() + 50) as u64).sum::<u64>()
+        );
+        let sent = bytes(&out);
+        let mut sports = Vec::new();
+        for (f, want) in sent.iter().zip(&frames) {
+            let d = vxlan::parse_ipv4(f, vxlan::UDP_PORT, false).unwrap();
+            assert_eq!(
+                (d.src_ip, d.dst_ip, d.vni, d.ttl),
+                (HERE, THERE, vni(4242), 64)
+            );
+            assert_eq!(&f[d.inner..], &want[..]);
+            assert_eq!(&f[..6], &[2, 0, 0, 0, 0, 2], "to the next hop");
+            assert_eq!(&f[6..12], HERE_MAC.as_bytes());
+            assert_eq!(f[20] & 0x40, 0x40, "DF");
+            assert!((SOURCE_PORTS.0..=SOURCE_PORTS.1).contains(&d.src_port));
+            sports.push(d.src_port);
+        }
+        assert_eq!(sports[0], sports[1], "one flow, one source port");
+        // And the uplink takes it back in.
+        let back: Vec<Vec<u8>> = sent
+            .iter()
+            .map(|f| {
+                let d = vxlan::parse_ipv4(f, vxlan::UDP_PORT, false).unwrap();
+                from_remote(THERE, 4242, &f[d.inner..])
+            })
+            .collect();
+        let mut rx = burst(&back);
+        let mut dec = Decapsulated::<MemBurst>::default();
+        decapsulate(&v, p(1), &mut rx, &mut dec);
+        let mut run = MemBurst::default();
+        assert_eq!(dec.next_run(&mut run), Some(p(2)));
+        assert_eq!(bytes(&run), frames);
+    }
+
+    #[test]
+    fn encapsulation_drops_what_cannot_go_and_finishes_partial_checksums() {
+        let v = view();
+        let t = *v.tunnel(p(2)).unwrap();
+        // 1450 bytes of IP: the largest inner frame a 1500-byte uplink takes
+        // (1464 + 50 = 1514, untagged).
+        let fits = inner(2, 1, 1, 1464 + 4);
+        let too_long = inner(2, 1, 1, 1464 + 5);
+        let mut partial = MemFrame::new(&inner(2, 1, 7, 80));
+        partial.offload = Offload {
+            partial_checksum: true,
+            tcp_mss: 0,
+        };
+        let mut to_cut = MemFrame::new(&inner(2, 1, 8, 80));
+        to_cut.offload = Offload {
+            partial_checksum: true,
+            tcp_mss: 1000,
+        };
+        let mut shared = MemFrame::new(&inner(2, 1, 9, 60));
+        shared.shared = true;
+        let mut batch = MemBurst::from_frames([
+            MemFrame::new(&fits),
+            MemFrame::new(&too_long),
+            partial,
+            to_cut,
+            shared,
+        ]);
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = encapsulate(&t, v.max_frame(p(1)), &mut batch, &mut out, &mut dropped);
+        assert_eq!((c.oversize, c.lost, out.len(), dropped.len()), (1, 2, 2, 3));
+        let sent = bytes(&out);
+        let d = vxlan::parse_ipv4(&sent[1], vxlan::UDP_PORT, false).unwrap();
+        let l4 = &sent[1][d.inner + 34..];
+        assert!(
+            crate::wire::ipv4_l4_checksum_holds([10, 0, 0, 1], [10, 0, 0, 2], IpProtocol::UDP, l4),
+            "the inner checksum is finished before it is covered by the tunnel"
+        );
+        assert!(out.frames().all(|f| f.offload.is_none()));
+    }
+
+    #[test]
+    fn a_tunnels_frame_never_goes_to_another_tunnel() {
+        let v = view();
+        let mut cl = Classified::default();
+        // A broadcast from the VM goes to every tunnel (head-end
+        // replication)...
+        let rx = burst(&[inner(0xff, 1, 1, 60)]);
+        classify(&v, p(0), &rx, &mut cl);
+        let Action::Flood(n) = cl.actions()[0] else {
+            panic!("{:?}", cl.actions())
+        };
+        let to: PortMask = cl
+            .floods
+            .get(n)
+            .unwrap()
+            .targets()
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        assert_eq!(to, [p(2), p(3), p(4)].into_iter().collect());
+        // ...one from a tunnel only to the VM.
+        let rx = burst(&[inner(0xff, 5, 1, 60)]);
+        classify(&v, p(2), &rx, &mut cl);
+        assert_eq!(
+            cl.actions(),
+            [Action::Output(p(0), crate::pipeline::TagAction::Keep)]
+        );
+        // A MAC learned on one tunnel is not reached from another.
+        let rx = burst(&[inner(5, 6, 1, 60)]);
+        classify(&v, p(3), &rx, &mut cl);
+        assert_eq!(cl.actions(), [Action::Drop(DropReason::NoOutput)]);
+    }
+
+    proptest! {
+        // Whatever the uplink receives: nothing is lost or duplicated (every
+        // frame ends in exactly one of rest, dropped or a run), the rest
+        // keeps its order, and no run holds anything but a tunnel port's.
+        #[test]
+        fn decapsulation_accounts_for_every_frame(
+            picks in proptest::collection::vec((0u8..5, any::<u16>(), 14usize..300, any::<u8>()), 1..32)
+        ) {
+            let v = view();
+            let frames: Vec<Vec<u8>> = picks.iter().map(|&(kind, sport, len, flip)| {
+                let f = inner(2, 1, sport, len.max(34));
+                match kind {
+                    0 => from_remote(THERE, 4242, &f),
+                    1 => from_remote(ELSEWHERE, 4242, &f),
+                    2 => from_remote(THERE, 5, &f),
+                    3 => { let mut t = from_remote(THERE, 4242, &f); let i = usize::from(flip) % t.len(); t[i] ^= 0x10; t }
+                    _ => f,
+                }
+            }).collect();
+            let mut rx = burst(&frames);
+            let mut out = Decapsulated::<MemBurst>::default();
+            let c = decapsulate(&v, p(1), &mut rx, &mut out);
+            let mut inner_count = 0;
+            let mut run = MemBurst::default();
+            while let Some(port) = out.next_run(&mut run) {
+                prop_assert!(v.tunnel(port).is_some());
+                inner_count += run.len();
+                run.clear();
+            }
+            prop_assert_eq!(out.rest.len() + out.dropped.len() + inner_count, frames.len());
+            prop_assert_eq!(c.rx_packets as usize, out.dropped.len() + inner_count);
+            let rest = bytes(&out.rest);
+            let mut it = frames.iter();
+            for r in &rest {
+                prop_assert!(it.any(|f| f == r), "rest keeps its order");
+            }
+        }
+    }
+}
