@@ -62,6 +62,14 @@ fn sent_share(bytes: u64, sent: usize, of: usize) -> u64 {
     }
 }
 
+/// The bytes of the frames in `b`.
+fn batch_bytes(b: &MbufBatch) -> u64 {
+    (0..b.len())
+        .filter_map(|i| b.get(i))
+        .map(|m| u64::from(m.pkt_len()))
+        .sum()
+}
+
 /// The longest frame a packet socket or guest hands over with offloads.
 const MAX_OFFLOAD_FRAME: usize = 65_536 + 256;
 
@@ -139,10 +147,7 @@ impl TxPorts {
         let mut out = MbufBatch::new();
         let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
         let mut send = |out: &mut MbufBatch| {
-            let b: u64 = (0..out.len())
-                .filter_map(|i| out.get(i))
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
+            let b = batch_bytes(out);
             let n = out.len();
             let (s, d) = tx.tx_burst(out);
             sent += s as u64;
@@ -214,10 +219,7 @@ impl TxPorts {
         }
         let mut sent_bytes = 0u64;
         let mut flush = |cut: &mut MbufBatch| {
-            let b: u64 = (0..cut.len())
-                .filter_map(|i| cut.get(i))
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
+            let b = batch_bytes(cut);
             let n = cut.len();
             let sent = send(cut);
             sent_bytes += sent_share(b, sent, n);

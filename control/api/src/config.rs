@@ -1320,7 +1320,7 @@ mod tests {
             let e = Config::parse(&port(body)).unwrap_err();
             assert_eq!(e.key, format!("bridges[0].ports[0].{key}"), "{body}: {e}");
         }
-        let e = Config::parse(&port("name = \"p\"\ntype = \"vxlan\"")).unwrap_err();
+        let e = Config::parse(&port("name = \"p\"\ntype = \"geneve\"")).unwrap_err();
         assert!(e.reason.contains("unknown variant"), "{e}");
         // Two ports on one socket.
         let two = format!(
