@@ -91,6 +91,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1495,8 +1496,120 @@ class Flows(Scenario):
                 if rss is not None else None}
 
 
+# The vxlan scenario's underlay: this switch's tunnel endpoint and the remote
+# one, in RFC 2544's benchmarking range (OVS's endpoint address sits on a TAP
+# in this host's namespace while it runs: it must not be any real network).
+VXLAN_PREFIX = "198.18.0.0/24"
+VXLAN_LOCAL_IP, VXLAN_LOCAL_MAC = "198.18.0.1", "02:fe:00:00:00:01"
+VXLAN_REMOTE_IP, VXLAN_REMOTE_MAC = "198.18.0.2", "02:fe:00:00:00:02"
+VXLAN_VNI = 4242
+VXLAN_PORT = 4789
+
+
+def vxlan_frame(inner: bytes, sport: int) -> bytes:
+    """``inner`` as the remote endpoint sends it to this switch's endpoint:
+    Ethernet, IPv4 (no DF), UDP ``sport`` -> 4789 with checksum 0 (RFC
+    7348's choice over IPv4), VXLAN with the I flag and VXLAN_VNI."""
+    vxlan = struct.pack("!BxxxI", 0x08, VXLAN_VNI << 8)
+    udp_len = 8 + len(vxlan) + len(inner)
+    udp = struct.pack("!HHHH", sport, VXLAN_PORT, udp_len, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0, 64, 17, 0,
+                     gen_pcap.parse_ipv4(VXLAN_REMOTE_IP), gen_pcap.parse_ipv4(VXLAN_LOCAL_IP))
+    ip = ip[:10] + struct.pack("!H", gen_pcap.csum16(ip)) + ip[12:]
+    eth = (gen_pcap.parse_mac(VXLAN_LOCAL_MAC) + gen_pcap.parse_mac(VXLAN_REMOTE_MAC)
+           + struct.pack("!H", 0x0800))
+    return eth + ip + udp + vxlan + inner
+
+
+class Vxlan(Scenario):
+    """A VXLAN tenant network's fast path (issue 16): p0, a VM's port on
+    the integration bridge, replays --flows UDP flows of --frame-size
+    frames fa:16:3e:00:00:01 -> :02 (to a VM behind the remote endpoint);
+    p1, the underlay port on the physical bridge, replays the mirror
+    frames encapsulated by the remote endpoint 198.18.0.2 to this switch's
+    198.18.0.1 (VNI 4242, a UDP source port per flow). A correct switch
+    encapsulates everything from p0 out of p1 and decapsulates everything
+    from p1 out of p0 (tx/rx = 1.0 both ways; the frames leave p1 50 bytes
+    longer).
+
+    Ferroswitch: br-int (p0, a `vxlan` port to 198.18.0.2, key 4242, next
+    hop 02:fe:00:00:00:02) and br-phy (p1 with tunnel_ip 198.18.0.1 and
+    tunnel_mac 02:fe:00:00:00:01). OVS-DPDK: its userspace tunnelling as
+    its documentation sets it up: br-int (p0, `type=vxlan` with
+    options:remote_ip and options:key), br-phy (p1, other_config:hwaddr
+    02:fe:00:00:00:01) whose internal port (a TAP OVS makes and removes)
+    holds 198.18.0.1/24 (the kernel's connected route tells OVS where
+    198.18.0.2 is), and the next hop's MAC set with `tnl/arp/set`. The run
+    refuses to start if this host already has an address or route in
+    198.18.0.0/24.
+    """
+
+    name = "vxlan"
+    systems = ["ferroswitch", "ovs-dpdk"]
+    require_tx = True
+    supports_macs = False
+
+    def prepare(self) -> None:
+        a = self.ctx.args
+        tdir = self.ctx.out / "traffic"
+        tdir.mkdir(parents=True, exist_ok=True)
+        vm = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size)
+        back = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, reverse=True)
+        underlay = [vxlan_frame(f, 49152 + i % 16384) for i, f in enumerate(back)]
+        for i, frames in ((0, vm), (1, underlay)):
+            path = tdir / f"p{i}.pcap"
+            gen_pcap.write_pcap(str(path), frames)
+            self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
+        self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
+        log(f"traffic: {a.flows} UDP flows each way, {a.frame_size}-byte inner frames; "
+            f"p1's encapsulated by {VXLAN_REMOTE_IP} (VNI {VXLAN_VNI}) -> {tdir}")
+
+    def ovs_configure(self, ovs: "OvsDpdk") -> None:
+        br, phy = ovs.bridge, ovs.bridge + "p"
+        ovs.bridges.append(phy)
+        p0, p1 = self.ports
+        ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+        ovs.vsctl("add-port", br, p0.name, "--", "set", "Interface", p0.name, "type=dpdk",
+                  f"options:dpdk-devargs={p0.devargs}", timeout=60)
+        ovs.vsctl("add-port", br, "vx", "--", "set", "Interface", "vx", "type=vxlan",
+                  f"options:remote_ip={VXLAN_REMOTE_IP}", f"options:key={VXLAN_VNI}")
+        ovs.vsctl("add-br", phy, "--", "set", "Bridge", phy, "datapath_type=netdev",
+                  f"other_config:hwaddr={VXLAN_LOCAL_MAC}")
+        ovs.vsctl("add-port", phy, p1.name, "--", "set", "Interface", p1.name, "type=dpdk",
+                  f"options:dpdk-devargs={p1.devargs}", timeout=60)
+        # The bridge's internal port (a TAP OVS made, gone with the bridge)
+        # holds the endpoint address; never on top of a real network.
+        taken = run_cmd(["ip", "-4", "route", "show", "table", "all", "match",
+                         VXLAN_PREFIX]).stdout
+        clash = [ln for ln in taken.splitlines() if not ln.startswith("default")]
+        if clash:
+            raise BenchError(f"this host already routes {VXLAN_PREFIX}: {clash}")
+        run_cmd(["ip", "addr", "add", f"{VXLAN_LOCAL_IP}/24", "dev", phy])
+        run_cmd(["ip", "link", "set", phy, "up"])
+        ovs.appctl("tnl/arp/set", phy, VXLAN_REMOTE_IP, VXLAN_REMOTE_MAC)
+        deadline = time.monotonic() + 10
+        while True:
+            routes = ovs.appctl("ovs/route/show")
+            if f"{VXLAN_PREFIX} dev {phy}" in routes:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"OVS has no route to {VXLAN_REMOTE_IP} over {phy}:\n{routes}")
+            time.sleep(0.2)
+        (ovs.logdir / "tnl-ports.txt").write_text(ovs.appctl("tnl/ports/show", "-v"))
+
+    def ferroswitch_bridges(self, system: "Ferroswitch | None" = None) -> list[dict]:
+        p0, p1 = self.ports
+        return [{"name": "br-int", "ports": [
+                    {"name": p0.name, "devargs": p0.devargs},
+                    {"name": "vx", "type": "vxlan", "remote_ip": VXLAN_REMOTE_IP,
+                     "key": VXLAN_VNI, "remote_mac": VXLAN_REMOTE_MAC}]},
+                {"name": "br-phy", "ports": [
+                    {"name": p1.name, "devargs": p1.devargs, "tunnel_ip": VXLAN_LOCAL_IP,
+                     "tunnel_mac": VXLAN_LOCAL_MAC}]}]
+
+
 SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost, VmTso,
-                                                            Neutron, Flows)}
+                                                            Neutron, Flows, Vxlan)}
 
 
 # --------------------------------------------------------------------------

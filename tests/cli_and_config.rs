@@ -186,7 +186,28 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
             ],
             "devargs",
         ),
-        (&["port", "add", "br0", "v1", "--type", "vxlan"], "type"),
+        (&["port", "add", "br0", "v1", "--type", "geneve"], "type"),
+        (
+            &["port", "add", "br0", "v1", "--type", "vxlan"],
+            "remote_ip",
+        ),
+        (
+            &[
+                "port",
+                "add",
+                "br0",
+                "v1",
+                "--type",
+                "vxlan",
+                "--remote-ip",
+                "192.0.2.2",
+                "--key",
+                "7",
+                "--remote-mac",
+                "02:00:00:00:00:02",
+            ],
+            "local_ip",
+        ),
     ];
     for (args, field) in bad {
         let (ok, _, err) = ctl(&sw, None, args);

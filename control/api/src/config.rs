@@ -377,6 +377,10 @@ pub struct PortConfig {
     /// tunnels' (OVS: the address of the bridge the uplink is on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_ip: Option<Ipv4Addr>,
+    /// The endpoint's MAC, when not the device's own (a vdev's, or to
+    /// match an address plan; OVS: the bridge's `other_config:hwaddr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_mac: Option<String>,
     /// `vxlan` ports: the remote tunnel endpoint (OVS `options:remote_ip`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_ip: Option<Ipv4Addr>,
@@ -448,6 +452,7 @@ impl PortConfig {
             iface_id: None,
             mtu_request: None,
             tunnel_ip: None,
+            tunnel_mac: None,
             remote_ip: None,
             key: None,
             local_ip: None,
@@ -480,6 +485,23 @@ impl PortConfig {
         }
         if t == PortType::Vxlan && self.tunnel_ip.is_some() {
             return Err(unused("tunnel_ip"));
+        }
+        if let Some(mac) = &self.tunnel_mac {
+            if self.tunnel_ip.is_none() {
+                return Err(err(
+                    format!("{key}.tunnel_mac"),
+                    "only with tunnel_ip (the endpoint it is the MAC of)",
+                ));
+            }
+            if !mac
+                .parse::<switch_core::wire::EthernetAddress>()
+                .is_ok_and(|m| m.is_unicast() && !m.is_zero())
+            {
+                return Err(err(
+                    format!("{key}.tunnel_mac"),
+                    format!("{mac:?} is not a unicast MAC (aa:bb:cc:dd:ee:ff)"),
+                ));
+            }
         }
         if t != PortType::Vxlan {
             for (field, set) in [
@@ -1111,6 +1133,10 @@ mod tests {
             (&format!("{good}\nlocal_ip = \"192.0.2.9\""), "local_ip"),
             (&format!("{good}\ndevargs = \"net_null5\""), "devargs"),
             (&format!("{good}\ntunnel_ip = \"192.0.2.7\""), "tunnel_ip"),
+            (
+                &format!("{good}\ntunnel_mac = \"02:00:00:00:00:07\""),
+                "tunnel_mac",
+            ),
         ] {
             let e = Config::parse(&tunnel(fields)).unwrap_err();
             assert_eq!(e.key, format!("bridges[0].ports[1].{key}"), "{fields}: {e}");

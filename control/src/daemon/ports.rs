@@ -109,12 +109,17 @@ impl Daemon {
             .values()
             .find(|p| p.cfg.tunnel_ip == Some(local))
             .ok_or_else(|| format!("no port holds {local}"))?;
-        let src_mac = uplink.dev.mac_addr().ok_or_else(|| {
-            format!(
-                "its uplink {} has no MAC of its own to send from",
-                uplink.cfg.name
-            )
-        })?;
+        let src_mac = match uplink.cfg.tunnel_mac.as_deref() {
+            Some(m) => m
+                .parse::<EthernetAddress>()
+                .map_err(|_| format!("{}'s tunnel_mac {m:?}", uplink.cfg.name))?,
+            None => EthernetAddress(uplink.dev.mac_addr().ok_or_else(|| {
+                format!(
+                    "its uplink {} has no MAC of its own to send from: give it a tunnel_mac",
+                    uplink.cfg.name
+                )
+            })?),
+        };
         let dst_mac = cfg
             .remote_mac
             .as_deref()
@@ -124,7 +129,7 @@ impl Daemon {
         Ok(TunnelPort {
             uplink: uplink.dev.port_id(),
             outer: Ipv4Tunnel {
-                src_mac: EthernetAddress(src_mac),
+                src_mac,
                 dst_mac,
                 src_ip: local.octets(),
                 dst_ip: cfg.remote_ip.ok_or("no remote_ip")?.octets(),

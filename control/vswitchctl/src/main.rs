@@ -187,6 +187,9 @@ enum PortCmd {
         /// the port's MAC) is its tunnels'.
         #[arg(long)]
         tunnel_ip: Option<std::net::Ipv4Addr>,
+        /// The endpoint's MAC (default: the device's own).
+        #[arg(long)]
+        tunnel_mac: Option<String>,
         /// vxlan: the remote endpoint's IPv4 address.
         #[arg(long)]
         remote_ip: Option<std::net::Ipv4Addr>,
@@ -318,6 +321,7 @@ fn main() {
                     iface_id,
                     mtu_request,
                     tunnel_ip,
+                    tunnel_mac,
                     remote_ip,
                     key,
                     local_ip,
@@ -340,6 +344,7 @@ fn main() {
                     iface_id,
                     mtu_request,
                     tunnel_ip,
+                    tunnel_mac,
                     remote_ip,
                     key,
                     local_ip,
