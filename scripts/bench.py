@@ -37,6 +37,10 @@ port pair up to 250,000 and on ceil(flows / 250,000) pairs beyond (OVS-DPDK's
 shared mbuf pool holds 262,144 frames; each port gets its own pool through
 its own mtu_request); see the Flows class.
 
+Traffic (vxlan): --flows UDP flows each way between a VM port (p0) and an
+underlay port (p1) whose frames the remote tunnel endpoint encapsulated;
+see the Vxlan class.
+
 Traffic (l2-normal, pvp-vhost): --flows UDP frames per direction, frame i with
 source port 1024 + i; --macs N spreads them over N MAC pairs (frame i: pair
 i mod N; pair 0 is fa:16:3e:00:00:01 <-> :02, pair k >= 1 fa:16:3e:0a:HH:LL

@@ -126,9 +126,9 @@ impl Daemon {
             .and_then(|m| m.parse::<EthernetAddress>().ok())
             .ok_or("no remote_mac")?;
         let vni = cfg.key.and_then(Vni::new).ok_or("no key")?;
-        Ok(TunnelPort {
-            uplink: uplink.dev.port_id(),
-            outer: Ipv4Tunnel {
+        Ok(TunnelPort::new(
+            uplink.dev.port_id(),
+            Ipv4Tunnel {
                 src_mac,
                 dst_mac,
                 src_ip: local.octets(),
@@ -139,7 +139,7 @@ impl Daemon {
                 dont_fragment: true,
             },
             vni,
-        })
+        ))
     }
 
     /// `port add`: checks everything first, then opens the device and

@@ -8,7 +8,7 @@ use crate::flow_table::program::FlowTables;
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
-use crate::wire::vxlan::{Ipv4Tunnel, Vni};
+use crate::wire::vxlan::{HeaderTemplate, Ipv4Tunnel, Vni};
 use crate::wire::EthernetAddress;
 use std::sync::Arc;
 
@@ -69,6 +69,19 @@ pub struct TunnelPort {
     /// the remote endpoint's IP.
     pub outer: Ipv4Tunnel,
     pub vni: Vni,
+    /// `outer` and `vni` as bytes, written in front of every frame.
+    pub header: HeaderTemplate,
+}
+
+impl TunnelPort {
+    pub fn new(uplink: PortId, outer: Ipv4Tunnel, vni: Vni) -> TunnelPort {
+        TunnelPort {
+            uplink,
+            outer,
+            vni,
+            header: outer.template(vni),
+        }
+    }
 }
 
 /// A tunnel endpoint of this switch: an IPv4 address on an uplink port.

@@ -245,12 +245,8 @@ pub fn encapsulate<B: Burst>(
             o.is_none() || (o.tcp_mss == 0 && f.data_mut().is_some_and(offload::finish_checksum));
         let sport = vxlan::source_port(flow_hash(f.data()), SOURCE_PORTS.0, SOURCE_PORTS.1);
         let written = finished
-            && f.prepend(vxlan::IPV4_OVERHEAD).is_some_and(|d| {
-                tunnel
-                    .outer
-                    .write_header(d, tunnel.vni, sport, 0, inner_len)
-                    .is_ok()
-            });
+            && f.prepend(vxlan::IPV4_OVERHEAD)
+                .is_some_and(|d| tunnel.header.write(d, sport, inner_len).is_ok());
         if !written {
             c.lost += 1;
             let _ = dropped.push(f);
@@ -331,15 +327,8 @@ mod tests {
             .unwrap();
         }
         for (port, remote, n) in [(2, THERE, 4242), (3, ELSEWHERE, 4242), (4, THERE, 7)] {
-            v.add_tunnel(
-                p(port),
-                TunnelPort {
-                    uplink: p(1),
-                    outer: outer(remote),
-                    vni: vni(n),
-                },
-            )
-            .unwrap();
+            v.add_tunnel(p(port), TunnelPort::new(p(1), outer(remote), vni(n)))
+                .unwrap();
         }
         v
     }

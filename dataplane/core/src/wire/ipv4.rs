@@ -236,6 +236,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.buffer.as_mut()[field::TTL] = ttl;
     }
 
+    /// Sets the total length (header and payload; the header checksum must
+    /// be refilled).
+    #[inline]
+    pub fn set_total_len(&mut self, len: u16) {
+        write_u16(self.buffer.as_mut(), field::TOTAL_LEN, len);
+    }
+
     /// Sets the header checksum field.
     #[inline]
     pub fn set_checksum(&mut self, value: u16) {

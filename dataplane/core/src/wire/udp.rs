@@ -1,6 +1,6 @@
 //! UDP headers (RFC 768).
 
-use super::{read_u16, Result, WireError};
+use super::{read_u16, write_u16, Result, WireError};
 
 mod field {
     pub const SRC_PORT: usize = 0;
@@ -123,6 +123,20 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let data = self.buffer.as_ref();
         let end = usize::from(self.len()).min(data.len());
         data.get(HEADER_LEN..end).unwrap_or_default()
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    /// Sets the source port (a view from `new_checked` holds the header).
+    #[inline(always)]
+    pub fn set_src_port(&mut self, port: u16) {
+        write_u16(self.buffer.as_mut(), field::SRC_PORT, port);
+    }
+
+    /// Sets the length field (header and data).
+    #[inline(always)]
+    pub fn set_len(&mut self, len: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH, len);
     }
 }
 
