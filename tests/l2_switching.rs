@@ -121,26 +121,7 @@ fn learned_mac_goes_to_exactly_one_port() {
     );
     sw.ok(&Request::PortAdd {
         bridge: "br0".into(),
-        port: control_api::config::PortConfig {
-            kind: Default::default(),
-            vhost_server_path: None,
-            iface: None,
-            name: "p0".into(),
-            devargs,
-            vlan_mode: None,
-            tag: None,
-            trunks: vec![],
-            vlan_translations: vec![],
-            rx_queues: 1,
-            iface_id: None,
-            mtu_request: None,
-            tunnel_ip: None,
-            tunnel_mac: None,
-            remote_ip: None,
-            key: None,
-            local_ip: None,
-            remote_mac: None,
-        },
+        port: control_api::config::PortConfig::dpdk("p0", &devargs),
     });
     sw.wait_for("100 frames from A", |s| {
         s.iter().any(|p| p.name == "p0" && p.rx_packets == 100)
@@ -207,28 +188,15 @@ fn access_trunk_and_native_tagging_on_the_wire() {
     sw.ok(&Request::PortAdd {
         bridge: "br0".into(),
         port: control_api::config::PortConfig {
-            kind: Default::default(),
-            vhost_server_path: None,
-            iface: None,
-            name: "sender".into(),
-            devargs: format!(
-                "net_pcap4,rx_pcap={},tx_pcap={}",
-                rx.display(),
-                dir.path("sender-tx.pcap").display()
-            ),
-            vlan_mode: None,
             tag: Some(10),
-            trunks: vec![],
-            vlan_translations: vec![],
-            rx_queues: 1,
-            iface_id: None,
-            mtu_request: None,
-            tunnel_ip: None,
-            tunnel_mac: None,
-            remote_ip: None,
-            key: None,
-            local_ip: None,
-            remote_mac: None,
+            ..control_api::config::PortConfig::dpdk(
+                "sender",
+                &format!(
+                    "net_pcap4,rx_pcap={},tx_pcap={}",
+                    rx.display(),
+                    dir.path("sender-tx.pcap").display()
+                ),
+            )
         },
     });
     sw.wait_for("A's frames", |s| {
@@ -340,24 +308,11 @@ fn port_add_del_under_traffic_loses_nothing_on_other_ports() {
         sw.ok(&Request::PortAdd {
             bridge: "br0".into(),
             port: control_api::config::PortConfig {
-                kind: Default::default(),
-                vhost_server_path: None,
-                iface: None,
-                name: name.clone(),
-                devargs: format!("net_pcap{},tx_pcap=/dev/null", 2 + i % 2),
-                vlan_mode: None,
                 tag: Some(7),
-                trunks: vec![],
-                vlan_translations: vec![],
-                rx_queues: 1,
-                iface_id: None,
-                mtu_request: None,
-                tunnel_ip: None,
-                tunnel_mac: None,
-                remote_ip: None,
-                key: None,
-                local_ip: None,
-                remote_mac: None,
+                ..control_api::config::PortConfig::dpdk(
+                    &name,
+                    &format!("net_pcap{},tx_pcap=/dev/null", 2 + i % 2),
+                )
             },
         });
         sw.ok(&Request::PortDel { name });
@@ -470,28 +425,15 @@ fn uplink_translates_provider_vlans_to_local_ones() {
     sw.ok(&Request::PortAdd {
         bridge: "br-int".into(),
         port: control_api::config::PortConfig {
-            kind: Default::default(),
-            vhost_server_path: None,
-            iface: None,
-            name: "vm2".into(),
-            devargs: format!(
-                "net_pcap2,rx_pcap={},tx_pcap={}",
-                rx.display(),
-                dir.path("vm2-tx.pcap").display()
-            ),
-            vlan_mode: None,
             tag: Some(2),
-            trunks: vec![],
-            vlan_translations: vec![],
-            rx_queues: 1,
-            iface_id: None,
-            mtu_request: None,
-            tunnel_ip: None,
-            tunnel_mac: None,
-            remote_ip: None,
-            key: None,
-            local_ip: None,
-            remote_mac: None,
+            ..control_api::config::PortConfig::dpdk(
+                "vm2",
+                &format!(
+                    "net_pcap2,rx_pcap={},tx_pcap={}",
+                    rx.display(),
+                    dir.path("vm2-tx.pcap").display()
+                ),
+            )
         },
     });
     sw.wait_for("vm2 frame", |s| {

@@ -1167,9 +1167,10 @@ fn hex(b: &[u8]) -> String {
 /// endpoint: a "VM" namespace on an afpacket port of br-int, the tunnel
 /// port on br-int, and the uplink (an afpacket port holding the tunnel
 /// endpoint 192.0.2.1) on br-phy, its veth's far end in the remote
-/// namespace where the kernel's vxlan0 (VNI 4242) holds 10.78.0.2. ARP,
-/// ping and TCP both ways cross the tunnel; the packets the switch puts on
-/// the underlay are checked field by field.
+/// namespace where the kernel's vxlan0 (VNI 4242) holds 10.78.0.2. The
+/// remote kernel finds the switch's endpoint by ARP (the switch answers);
+/// ARP, ping and TCP both ways cross the tunnel; the packets the switch
+/// puts on the underlay are checked field by field.
 #[test]
 fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     use switch_core::wire::vxlan::{parse_ipv4, Vni, UDP_PORT};
@@ -1200,21 +1201,6 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     in_ns(
         &remote,
         &["ip", "link", "set", "eth0", "address", "02:fe:00:00:00:02"],
-    );
-    // The remote endpoint's next hop to ours (the switch answers no ARP
-    // for its endpoint yet).
-    in_ns(
-        &remote,
-        &[
-            "ip",
-            "neigh",
-            "replace",
-            "192.0.2.1",
-            "lladdr",
-            "02:fe:00:00:00:01",
-            "dev",
-            "eth0",
-        ],
     );
     // The underlay as a wire delivers it: the remote's kernel sends its
     // tunnel's TCP segments cut to the MTU. Between namespaces a veth takes
@@ -1284,6 +1270,13 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
         "ping across the tunnel failed:\n{text}\n{}",
         sw.log_text()
     );
+    // The remote's kernel found our endpoint by ARP: the switch answered.
+    let neigh = Command::new("ip")
+        .args(["netns", "exec", &remote, "ip", "neigh", "show", "192.0.2.1"])
+        .output()
+        .unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(neigh.contains("02:fe:00:00:00:01"), "{neigh}");
     let (ok, text) = ping(Some(&remote), "10.78.0.1");
     assert!(
         ok,

@@ -567,6 +567,11 @@ impl Worker {
         let counts = decapsulate(&snap.view, uplink, rx, &mut local.decapsulated);
         self.stats.count_burst(uplink, &counts);
         local.decapsulated.dropped.clear();
+        let answers = &mut local.decapsulated.answers;
+        if !answers.is_empty() {
+            let bytes = batch_bytes(answers);
+            local.tx.transmit(uplink, answers, bytes);
+        }
         std::mem::swap(rx, &mut local.decapsulated.rest);
         if !rx.is_empty() {
             self.process_burst(snap, uplink, rx, local);

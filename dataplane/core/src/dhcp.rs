@@ -279,16 +279,12 @@ pub fn answer_arp(cfg: &DhcpConfig, frame: &mut [u8], l3: usize) -> bool {
     {
         return false;
     }
-    // The sender's MAC and address become the target's.
-    let sender: [u8; 10] = std::array::from_fn(|i| frame[l3 + 8 + i]);
-    let arp = &mut frame[l3..l3 + 28];
-    arp[6..8].copy_from_slice(&ArpOperation::REPLY.0.to_be_bytes());
-    arp[8..14].copy_from_slice(&cfg.server_mac);
-    arp[14..18].copy_from_slice(&cfg.server_ip);
-    arp[18..28].copy_from_slice(&sender);
-    frame[0..6].copy_from_slice(&cfg.client_mac);
-    frame[6..12].copy_from_slice(&cfg.server_mac);
-    true
+    crate::wire::arp::reply_in_place(
+        frame,
+        l3,
+        crate::wire::EthernetAddress(cfg.server_mac),
+        cfg.server_ip,
+    )
 }
 
 /// Reads the request of a frame `to_server` accepted (its IPv4 header at `l3`).

@@ -32,6 +32,9 @@ pub struct Decapsulated<B: Burst> {
     ports: [PortId; BURST],
     /// Tunnel packets dropped (released by the caller in one go).
     pub dropped: B,
+    /// ARP requests for an endpoint's address, turned into their replies:
+    /// to go back out of the uplink.
+    pub answers: B,
 }
 
 impl<B: Burst> Default for Decapsulated<B> {
@@ -41,6 +44,7 @@ impl<B: Burst> Default for Decapsulated<B> {
             inner: B::default(),
             ports: [PortId::default(); BURST],
             dropped: B::default(),
+            answers: B::default(),
         }
     }
 }
@@ -98,11 +102,34 @@ fn addressed_endpoint<'v>(
         .find(|e| e.uplink == in_port && e.ip == dst_ip && e.mac == dst_mac)
 }
 
+/// Turns `f`, if it is an ARP request for the address of an endpoint on
+/// `in_port`, into the endpoint's reply (as the kernel answers for the
+/// address OVS's br-phy holds); false, `f` untouched, for anything else.
+#[inline(always)]
+fn answer_arp<F: Frame>(endpoints: &[Endpoint], in_port: PortId, f: &mut F) -> bool {
+    let Some(l3) = VlanStack::from_frame(f.data(), None)
+        .ok()
+        .filter(|t| t.ethertype == EtherType::ARP)
+        .map(|t| ethernet::HEADER_LEN + t.tags_len)
+    else {
+        return false;
+    };
+    let Some(data) = f.data_mut() else {
+        return false;
+    };
+    endpoints
+        .iter()
+        .filter(|e| e.uplink == in_port)
+        .any(|e| crate::wire::arp::reply_in_place(data, l3, e.mac, e.ip))
+}
+
 /// Takes the tunnel packets of this switch out of `rx`, a burst received on
 /// `in_port`, into `out` (emptied by the caller since the last burst): their inner frames (outer headers removed) with
 /// the tunnel port of each, the rest of the burst in `out.rest` in order.
-/// Returns the counts to add to `in_port`'s: every tunnel packet as
-/// received there, and those dropped (failed receive checks: malformed;
+/// ARP requests for an endpoint's address become its replies in
+/// `out.answers`, for the caller to send back out of `in_port`.
+/// Returns the counts to add to `in_port`'s: every tunnel packet and
+/// answered request as received there, and those dropped (failed receive checks: malformed;
 /// no tunnel port for the remote endpoint and VNI: no output). `rx` is
 /// left empty.
 ///
@@ -123,6 +150,12 @@ pub fn decapsulate<B: Burst>(
     let n = rx.len().min(BURST);
     for i in 0..n {
         let Some(mut f) = rx.take(i) else { continue };
+        if answer_arp(endpoints, in_port, &mut f) {
+            c.rx_packets += 1;
+            c.rx_bytes += u64::from(f.pkt_len());
+            let _ = out.answers.push(f);
+            continue;
+        }
         let Some(ep) = addressed_endpoint(endpoints, in_port, f.data()) else {
             let _ = out.rest.push(f);
             continue;
@@ -433,6 +466,24 @@ mod tests {
             [(2, vec![a, b]), (3, vec![c.clone()]), (4, vec![c])],
             "by tunnel port, each in arrival order"
         );
+        // An ARP request for the endpoint is answered; one for another
+        // address is the uplink's own traffic.
+        let who_has = |ip: [u8; 4]| {
+            let mut f = vec![0xff; 6];
+            f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+            f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 192, 0, 2, 2, 0, 0, 0, 0, 0, 0]);
+            f.extend_from_slice(&ip);
+            f
+        };
+        let (ours, other) = (who_has(HERE), who_has([192, 0, 2, 77]));
+        let mut rx = burst(&[ours, other.clone()]);
+        let mut out = Decapsulated::<MemBurst>::default();
+        let c_ = decapsulate(&v, p(1), &mut rx, &mut out);
+        assert_eq!((c_.rx_packets, bytes(&out.rest)), (1, vec![other]));
+        let reply = bytes(&out.answers).remove(0);
+        assert_eq!(&reply[..12], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        let arp = crate::wire::arp::ArpPacket::new_checked(&reply[14..]).unwrap();
+        assert_eq!((arp.op().0, arp.sha(), arp.spa()), (2, HERE_MAC, HERE));
         // A burst from any other port is not looked at.
         let mut rx = burst(&[from_remote(THERE, 4242, &inner(2, 1, 1, 60))]);
         let mut out = Decapsulated::<MemBurst>::default();

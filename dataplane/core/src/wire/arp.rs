@@ -138,6 +138,30 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 }
 
+/// Turns the Ethernet frame `frame`, whose ARP request (IPv4 over
+/// Ethernet) starts at `l3`, into the reply of `mac` owning `ip`, in place:
+/// the reply goes back to the requester's MAC from `mac`, any VLAN tags
+/// kept. False (frame untouched) when there is no request for `ip` at `l3`.
+pub fn reply_in_place(frame: &mut [u8], l3: usize, mac: EthernetAddress, ip: [u8; 4]) -> bool {
+    let Some(arp) = frame.get(l3..).and_then(|b| ArpPacket::new_checked(b).ok()) else {
+        return false;
+    };
+    if arp.op() != ArpOperation::REQUEST || arp.tpa() != ip || frame.len() < l3 + HEADER_LEN {
+        return false;
+    }
+    let (sha, spa) = (arp.sha(), arp.spa());
+    let (eth, rest) = frame.split_at_mut(l3);
+    let body = &mut rest[..HEADER_LEN];
+    body[field::OPER..field::OPER + 2].copy_from_slice(&ArpOperation::REPLY.0.to_be_bytes());
+    body[field::SHA..field::SHA + 6].copy_from_slice(mac.as_bytes());
+    body[field::SPA..field::SPA + 4].copy_from_slice(&ip);
+    body[field::THA..field::THA + 6].copy_from_slice(sha.as_bytes());
+    body[field::TPA..field::TPA + 4].copy_from_slice(&spa);
+    eth[0..6].copy_from_slice(sha.as_bytes());
+    eth[6..12].copy_from_slice(mac.as_bytes());
+    true
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -153,6 +177,31 @@ pub(crate) mod tests {
         0, 0, 0, 0, 0, 0, // tha
         10, 0, 0, 2, // tpa
     ];
+
+    #[test]
+    fn a_request_is_answered_in_place() {
+        let mut frame = vec![0xff; 6];
+        frame.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        frame.extend_from_slice(&REQUEST);
+        let me = EthernetAddress::new(2, 0, 0, 0, 0, 2);
+        assert!(
+            !reply_in_place(&mut frame.clone(), 14, me, [10, 0, 0, 9]),
+            "not ours"
+        );
+        assert!(reply_in_place(&mut frame, 14, me, [10, 0, 0, 2]));
+        assert_eq!(&frame[..12], &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+        let p = ArpPacket::new_checked(&frame[14..]).unwrap();
+        assert_eq!(p.op(), ArpOperation::REPLY);
+        assert_eq!((p.sha(), p.spa()), (me, [10, 0, 0, 2]));
+        assert_eq!(
+            (p.tha(), p.tpa()),
+            (EthernetAddress::new(2, 0, 0, 0, 0, 1), [10, 0, 0, 1])
+        );
+        assert!(
+            !reply_in_place(&mut frame, 14, me, [10, 0, 0, 2]),
+            "a reply is no request"
+        );
+    }
 
     #[test]
     fn parses_request() {
