@@ -66,11 +66,11 @@ pub struct TunnelPort {
     /// The port the encapsulated frames leave by.
     pub uplink: PortId,
     /// The outer headers: this endpoint's MAC and IP, the next hop's MAC,
-    /// the remote endpoint's IP.
-    pub outer: Ipv4Tunnel,
-    pub vni: Vni,
+    /// the remote endpoint's IP (private: `header` is made from them).
+    outer: Ipv4Tunnel,
+    vni: Vni,
     /// `outer` and `vni` as bytes, written in front of every frame.
-    pub header: HeaderTemplate,
+    header: HeaderTemplate,
 }
 
 impl TunnelPort {
@@ -81,6 +81,20 @@ impl TunnelPort {
             vni,
             header: outer.template(vni),
         }
+    }
+
+    pub fn outer(&self) -> &Ipv4Tunnel {
+        &self.outer
+    }
+
+    pub fn vni(&self) -> Vni {
+        self.vni
+    }
+
+    /// The outer header to write in front of each frame.
+    #[inline(always)]
+    pub fn header(&self) -> &HeaderTemplate {
+        &self.header
     }
 }
 

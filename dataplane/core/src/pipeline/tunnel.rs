@@ -20,7 +20,7 @@ use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::udp::UdpPacket;
 use crate::wire::vlan::VlanStack;
 use crate::wire::vxlan;
-use crate::wire::{ethernet, EtherType, IpProtocol};
+use crate::wire::{ethernet, EtherType, EthernetAddress, IpProtocol};
 
 /// The uplink's burst after [`decapsulate`], sized once and reused.
 pub struct Decapsulated<B: Burst> {
@@ -73,18 +73,16 @@ impl<B: Burst> Decapsulated<B> {
     }
 }
 
-/// The endpoint of `in_port` that `data` is addressed to as a VXLAN
-/// packet (its MAC, its IPv4 address, UDP to the VXLAN port), read without
-/// any checksum; `None` for the uplink's other traffic.
+/// The endpoint of `in_port` that `data` (its tags `tags`) is addressed
+/// to as a VXLAN packet (its MAC, its IPv4 address, UDP to the VXLAN
+/// port), read without any checksum; `None` for the uplink's other traffic.
 #[inline(always)]
 fn addressed_endpoint<'v>(
     endpoints: &'v [Endpoint],
     in_port: PortId,
     data: &[u8],
+    tags: &VlanStack,
 ) -> Option<&'v Endpoint> {
-    let eth = ethernet::EthernetFrame::new_checked(data).ok()?;
-    let dst_mac = eth.dst_addr();
-    let tags = VlanStack::from_frame(data, None).ok()?;
     if tags.ethertype != EtherType::IPV4 {
         return None;
     }
@@ -96,24 +94,27 @@ fn addressed_endpoint<'v>(
     if udp.dst_port() != vxlan::UDP_PORT {
         return None;
     }
-    let dst_ip = ip.dst_addr();
+    let (dst_mac, dst_ip) = (EthernetAddress::from_slice(data.get(..6)?)?, ip.dst_addr());
     endpoints
         .iter()
         .find(|e| e.uplink == in_port && e.ip == dst_ip && e.mac == dst_mac)
 }
 
-/// Turns `f`, if it is an ARP request for the address of an endpoint on
-/// `in_port`, into the endpoint's reply (as the kernel answers for the
-/// address OVS's br-phy holds); false, `f` untouched, for anything else.
+/// Turns `f` (its tags `tags`), if it is an ARP request for the address
+/// of an endpoint on `in_port`, into the endpoint's reply (as the kernel
+/// answers for the address OVS's br-phy holds); false, `f` untouched, for
+/// anything else.
 #[inline(always)]
-fn answer_arp<F: Frame>(endpoints: &[Endpoint], in_port: PortId, f: &mut F) -> bool {
-    let Some(l3) = VlanStack::from_frame(f.data(), None)
-        .ok()
-        .filter(|t| t.ethertype == EtherType::ARP)
-        .map(|t| ethernet::HEADER_LEN + t.tags_len)
-    else {
+fn answer_arp<F: Frame>(
+    endpoints: &[Endpoint],
+    in_port: PortId,
+    f: &mut F,
+    tags: &VlanStack,
+) -> bool {
+    if tags.ethertype != EtherType::ARP {
         return false;
-    };
+    }
+    let l3 = ethernet::HEADER_LEN + tags.tags_len;
     let Some(data) = f.data_mut() else {
         return false;
     };
@@ -150,20 +151,27 @@ pub fn decapsulate<B: Burst>(
     let n = rx.len().min(BURST);
     for i in 0..n {
         let Some(mut f) = rx.take(i) else { continue };
-        if answer_arp(endpoints, in_port, &mut f) {
+        // The tags are walked once; both checks and the receive checks
+        // start from them.
+        let Ok(tags) = VlanStack::from_frame(f.data(), None) else {
+            let _ = out.rest.push(f);
+            continue;
+        };
+        if answer_arp(endpoints, in_port, &mut f, &tags) {
             c.rx_packets += 1;
             c.rx_bytes += u64::from(f.pkt_len());
             let _ = out.answers.push(f);
             continue;
         }
-        let Some(ep) = addressed_endpoint(endpoints, in_port, f.data()) else {
+        let Some(ep) = addressed_endpoint(endpoints, in_port, f.data(), &tags) else {
             let _ = out.rest.push(f);
             continue;
         };
         c.rx_packets += 1;
         c.rx_bytes += u64::from(f.pkt_len());
-        let partial = !f.offload().is_none();
-        let parsed = vxlan::parse_ipv4(f.data(), vxlan::UDP_PORT, partial);
+        let o = f.offload();
+        let partial = !o.is_none();
+        let parsed = vxlan::parse_ipv4_tagged(f.data(), &tags, vxlan::UDP_PORT, partial);
         let Ok(d) = parsed else {
             c.rx_dropped += 1;
             c.malformed += 1;
@@ -185,7 +193,6 @@ pub fn decapsulate<B: Burst>(
         // Whose partial checksum was it? The inner frame's if its own
         // TCP/UDP checksum does not hold yet (the sender's kernel filled
         // the outer one around it); else the outer's, gone with it.
-        let o = f.offload();
         if partial
             && o.tcp_mss == 0
             && (offload::layers(f.data()).is_none() || offload::l4_checksum_ok(f.data()))
@@ -279,7 +286,7 @@ pub fn encapsulate<B: Burst>(
         let sport = vxlan::source_port(flow_hash(f.data()), SOURCE_PORTS.0, SOURCE_PORTS.1);
         let written = finished
             && f.prepend(vxlan::IPV4_OVERHEAD)
-                .is_some_and(|d| tunnel.header.write(d, sport, inner_len).is_ok());
+                .is_some_and(|d| tunnel.header().write(d, sport, inner_len).is_ok());
         if !written {
             c.lost += 1;
             let _ = dropped.push(f);
@@ -307,7 +314,6 @@ mod tests {
     use crate::view::{max_frame_len, PortView, DEFAULT_MTU};
     use crate::vlan::PortVlan;
     use crate::wire::vxlan::{Ipv4Tunnel, Vni};
-    use crate::wire::EthernetAddress;
     use proptest::prelude::*;
     use std::sync::Arc;
 

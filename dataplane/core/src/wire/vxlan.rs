@@ -269,7 +269,23 @@ pub struct Decapsulated {
 /// pseudo-header sum and is not verified. Never panics.
 #[inline]
 pub fn parse_ipv4(frame: &[u8], udp_port: u16, csum_partial: bool) -> Result<Decapsulated> {
-    let tags = VlanStack::from_frame(frame, None)?;
+    parse_ipv4_tagged(
+        frame,
+        &VlanStack::from_frame(frame, None)?,
+        udp_port,
+        csum_partial,
+    )
+}
+
+/// [`parse_ipv4`] of a frame whose tags (`VlanStack::from_frame(frame,
+/// None)`) the caller has already walked.
+#[inline]
+pub fn parse_ipv4_tagged(
+    frame: &[u8],
+    tags: &VlanStack,
+    udp_port: u16,
+    csum_partial: bool,
+) -> Result<Decapsulated> {
     if tags.ethertype != EtherType::IPV4 {
         return Err(WireError::Malformed("outer EtherType not IPv4"));
     }
