@@ -27,6 +27,10 @@ pub struct Config {
     /// The Neutron-compatible API and its store; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neutron: Option<neutron::NeutronConfig>,
+    /// Many hosts: the Neutron model in etcd (docs/ARCHITECTURE.md "Many
+    /// hosts"). Needs `[neutron]`; parsed into its `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<neutron::ClusterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -774,7 +778,7 @@ impl Config {
         // A value of the wrong type is named by its key (the path serde
         // was at); a syntax error by its line.
         let de = toml::Deserializer::new(text);
-        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let key = if path.is_empty() || path == "." {
@@ -790,6 +794,21 @@ impl Config {
                 inner.message().to_owned(),
             )
         })?;
+        if let Some(c) = cfg.cluster.take() {
+            let Some(n) = cfg.neutron.as_mut() else {
+                return Err(err(
+                    "cluster",
+                    "needs a [neutron] section: the cluster shares the Neutron model",
+                ));
+            };
+            if n.cluster.is_some() {
+                return Err(err(
+                    "cluster",
+                    "given twice: as [cluster] and as [neutron.cluster]",
+                ));
+            }
+            n.cluster = Some(c);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -1232,6 +1251,32 @@ mod tests {
         }
         let ok = with_port("").replace("name = \"p0\"", "name = \"vhu..1\"");
         assert!(Config::parse(&ok).is_ok(), "dots inside a name are fine");
+    }
+
+    /// Issue 16: `[cluster]` puts the Neutron model in etcd; it needs the
+    /// `[neutron]` section it belongs to, and its keys are checked.
+    #[test]
+    fn cluster_section_goes_with_neutron() {
+        let bridge = "[[bridges]]\nname = \"br-int\"\n";
+        let cluster = "[cluster]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\n";
+        let e = Config::parse(&format!("{bridge}{cluster}")).unwrap_err();
+        assert_eq!(e.key, "cluster", "{e}");
+        let cfg = Config::parse(&format!("{bridge}[neutron]\n{cluster}")).unwrap();
+        let n = cfg.neutron.unwrap();
+        assert_eq!(
+            n.cluster.unwrap().etcd_endpoints,
+            vec!["http://127.0.0.1:2379".to_owned()]
+        );
+        let e = Config::parse(&format!(
+            "{bridge}[neutron]\n[neutron.cluster]\netcd_endpoints = [\"http://a:1\"]\n{cluster}"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "cluster", "{e}");
+        let e = Config::parse(&format!(
+            "{bridge}[neutron]\n[cluster]\netcd_endpoints = [\"127.0.0.1:2379\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.etcd_endpoints[0]", "{e}");
     }
 
     /// Issue 12, finding 1: with a [neutron] section and no bridge for

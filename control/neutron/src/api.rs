@@ -693,7 +693,7 @@ fn create(e: &Engine, c: Coll, body: &[u8], project: &str) -> Result<Resp, ApiEr
     let created: Vec<Value> = e.mutate(project, |tx| {
         let mut out = Vec::with_capacity(bodies.len());
         let mut projects = std::collections::BTreeSet::new();
-        for b in bodies {
+        for b in bodies.iter().cloned() {
             let (project, v) = match c {
                 Coll::Networks => {
                     let n = tx.create_network(b)?;
@@ -775,7 +775,7 @@ fn quotas_route(
         }
         ("PUT", [p]) => {
             let b = Body::parse(body, "quota", "quotas")?;
-            let limits = e.mutate(p, |tx| tx.set_quotas(p, b.into_map()))?;
+            let limits = e.mutate(p, |tx| tx.set_quotas(p, b.clone().into_map()))?;
             Ok(Resp::json(200, &quota(limits)))
         }
         ("DELETE", [p]) => {
@@ -796,28 +796,33 @@ fn update(e: &Engine, c: Coll, id: &str, body: &[u8], project: &str) -> Result<R
         Coll::Networks => wrap(
             200,
             c,
-            &*e.mutate(project, |tx| tx.update_network(id, b))?,
+            &*e.mutate(project, |tx| tx.update_network(id, b.clone()))?,
             &[],
         ),
         Coll::Subnets => wrap(
             200,
             c,
-            &*e.mutate(project, |tx| tx.update_subnet(id, b))?,
+            &*e.mutate(project, |tx| tx.update_subnet(id, b.clone()))?,
             &[],
         ),
         Coll::Ports => wrap(
             200,
             c,
-            &*e.mutate(project, |tx| tx.update_port(id, b))?,
+            &*e.mutate(project, |tx| tx.update_port(id, b.clone()))?,
             &[],
         ),
         Coll::Groups => wrap(
             200,
             c,
-            &*e.mutate(project, |tx| tx.update_group(id, b))?,
+            &*e.mutate(project, |tx| tx.update_group(id, b.clone()))?,
             &[],
         ),
-        Coll::Rules => wrap(200, c, &e.mutate(project, |tx| tx.update_rule(id, b))?, &[]),
+        Coll::Rules => wrap(
+            200,
+            c,
+            &e.mutate(project, |tx| tx.update_rule(id, b.clone()))?,
+            &[],
+        ),
     }
 }
 
@@ -943,7 +948,7 @@ fn tags_all(
             let tags = check_tags("tags", b.string_list("tags", 255)?.unwrap_or_default())?;
             let t = e.mutate("", |tx| {
                 tx.edit_tags(c, id, |t| {
-                    *t = tags;
+                    *t = tags.clone();
                     Ok(())
                 })
             })?;

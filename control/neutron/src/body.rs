@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 /// Longest name/description Neutron accepts.
 pub const NAME_MAX: usize = 255;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Body {
     map: Map<String, Value>,
 }

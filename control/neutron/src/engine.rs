@@ -1,16 +1,22 @@
 //! The single writer. A mutation runs on a clone of the committed world
-//! (O(1): everything is persistent maps), collects the SQLite ops, commits
+//! (O(1): everything is persistent maps), collects the store's ops, commits
 //! them in one transaction and only then swaps the world and publishes it.
 //! Any error on the way drops the clone: nothing reaches memory, disk or
 //! subscribers. One writer at a time is what makes "never the same IP or
 //! MAC twice" trivially true; readers never wait for it.
+//!
+//! With etcd, the writers of every host take turns the same way: a commit
+//! made from a world another host has since changed is refused by etcd
+//! ([`Commit::Conflict`]); the world is rebuilt from the store and the
+//! mutation runs again on it. Changes other hosts commit are rebuilt into
+//! the world and published to subscribers as this host's own are.
 use super::error::{ApiError, NeutronError};
 use super::ipam::SubnetIpam;
 use super::metrics::Metrics;
 use super::model::{
     Network, NeutronState, Port, PortStatus, SecurityGroup, SecurityGroupRule, Subnet,
 };
-use super::store::{Op, Store};
+use super::store::{Commit, EtcdStore, Op, SqliteStore, Store};
 use super::validate::{ip_to_u128, parse_mac, Cidr};
 use super::Settings;
 use super::{Changes, StateUpdate};
@@ -44,7 +50,7 @@ impl World {
 }
 
 struct Writer {
-    store: Store,
+    store: Box<dyn Store>,
     world: World,
     subscribers: Vec<Sender<StateUpdate>>,
 }
@@ -67,12 +73,19 @@ pub(crate) struct Tx<'a> {
     pub project: String,
 }
 
+/// How many times a mutation is run again after losing the race to commit
+/// to another host's writer before the caller gets a 503.
+const MAX_ATTEMPTS: usize = 64;
+
 impl Engine {
-    pub fn open(s: Settings) -> Result<Engine, NeutronError> {
-        let store = Store::open(&s.database)?;
-        let world = restore(&store, &s)?;
+    pub fn open(s: Settings) -> Result<Arc<Engine>, NeutronError> {
+        let mut store: Box<dyn Store> = match &s.etcd {
+            Some(e) => Box::new(EtcdStore::open(e.clone())?),
+            None => Box::new(SqliteStore::open(&s.database)?),
+        };
+        let world = restore(&mut *store)?;
         tracing::info!(
-            database = %s.database.display(),
+            store = %store.describe(),
             networks = world.st.networks.len(),
             subnets = world.st.subnets.len(),
             ports = world.st.ports.len(),
@@ -80,7 +93,11 @@ impl Engine {
             "neutron state restored"
         );
         let current = ArcSwap::from_pointee(world.st.clone());
-        Ok(Engine {
+        let (changed, changes) = channel::bounded::<()>(1);
+        store.watch(Box::new(move || {
+            let _ = changed.try_send(());
+        }));
+        let engine = Arc::new(Engine {
             s,
             writer: Mutex::new(Writer {
                 store,
@@ -89,7 +106,52 @@ impl Engine {
             }),
             current,
             metrics: Metrics::default(),
-        })
+        });
+        // Other hosts' commits, rebuilt into the world as they arrive. The
+        // thread ends with the engine (or its store).
+        let weak = Arc::downgrade(&engine);
+        std::thread::Builder::new()
+            .name("neutron-follow".into())
+            .spawn(move || {
+                while changes.recv().is_ok() {
+                    let Some(e) = weak.upgrade() else { return };
+                    let mut w = e.lock();
+                    if w.store.stale() {
+                        if let Err(err) = e.refresh(&mut w) {
+                            tracing::error!("rebuilding the model from the store: {err}");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| NeutronError::Store {
+                path: "neutron-follow".into(),
+                reason: format!("thread: {e}"),
+            })?;
+        Ok(engine)
+    }
+
+    /// Rebuilds the world from the store (after another writer's commit)
+    /// and publishes it with what changed.
+    fn refresh(&self, w: &mut Writer) -> Result<(), NeutronError> {
+        let mut world = restore(&mut *w.store)?;
+        let changes = diff(&w.world.st, &world.st);
+        world.st.generation = w.world.st.generation + 1;
+        w.world = world;
+        self.publish(w, changes);
+        Ok(())
+    }
+
+    fn publish(&self, w: &mut Writer, changes: Changes) {
+        let published = Arc::new(w.world.st.clone());
+        self.current.store(published.clone());
+        // Still under the writer lock, so subscribers see commit order.
+        w.subscribers.retain(|s| {
+            s.send(StateUpdate {
+                state: published.clone(),
+                changes: changes.clone(),
+            })
+            .is_ok()
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, Writer> {
@@ -117,36 +179,43 @@ impl Engine {
     pub fn mutate<T>(
         &self,
         project: &str,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let mut w = self.lock();
-        let mut tx = Tx {
-            w: w.world.clone(),
-            ops: Vec::new(),
-            now: super::time::now(),
-            s: &self.s,
-            project: project.to_owned(),
-        };
-        let out = f(&mut tx)?;
-        if tx.ops.is_empty() {
+        for _ in 0..MAX_ATTEMPTS {
+            if w.store.stale() {
+                self.refresh(&mut w)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            let mut tx = Tx {
+                w: w.world.clone(),
+                ops: Vec::new(),
+                now: super::time::now(),
+                s: &self.s,
+                project: project.to_owned(),
+            };
+            let out = f(&mut tx)?;
+            if tx.ops.is_empty() {
+                return Ok(out);
+            }
+            if w.store.apply(&tx.ops)? == Commit::Conflict {
+                // Another host committed first: run it again on its world.
+                self.refresh(&mut w)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                continue;
+            }
+            let changes = changes_of(&tx.ops, &w.world.st);
+            let mut world = tx.w;
+            world.st.generation = w.world.st.generation + 1;
+            w.world = world;
+            self.publish(&mut w, changes);
             return Ok(out);
         }
-        w.store.apply(&tx.ops)?;
-        let changes = changes_of(&tx.ops, &w.world.st);
-        let mut world = tx.w;
-        world.st.generation = w.world.st.generation + 1;
-        w.world = world;
-        let published = Arc::new(w.world.st.clone());
-        self.current.store(published.clone());
-        // Still under the writer lock, so subscribers see commit order.
-        w.subscribers.retain(|s| {
-            s.send(StateUpdate {
-                state: published.clone(),
-                changes: changes.clone(),
-            })
-            .is_ok()
-        });
-        Ok(out)
+        Err(ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!("other hosts changed the model {MAX_ATTEMPTS} times while this change was being made; try again"),
+        ))
     }
 
     pub fn set_port_status(&self, port_id: &str, status: PortStatus) -> Result<(), NeutronError> {
@@ -306,12 +375,43 @@ fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
     c
 }
 
+/// What differs between two states, as `changes_of` says it of a
+/// mutation: the resources added, removed or changed.
+fn diff(a: &NeutronState, b: &NeutronState) -> Changes {
+    fn ids<T: PartialEq>(
+        a: &imbl::OrdMap<String, Arc<T>>,
+        b: &imbl::OrdMap<String, Arc<T>>,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        for (k, v) in a {
+            if b.get(k).is_none_or(|w| w != v) {
+                out.insert(k.clone());
+            }
+        }
+        for k in b.keys() {
+            if !a.contains_key(k) {
+                out.insert(k.clone());
+            }
+        }
+    }
+    let mut c = Changes::default();
+    ids(&a.networks, &b.networks, &mut c.networks);
+    ids(&a.subnets, &b.subnets, &mut c.subnets);
+    ids(&a.ports, &b.ports, &mut c.ports);
+    ids(
+        &a.security_groups,
+        &b.security_groups,
+        &mut c.security_groups,
+    );
+    c
+}
+
 /// Rebuilds the world from the database: the documents plus the indexes
 /// derived from them.
-fn restore(store: &Store, s: &Settings) -> Result<World, NeutronError> {
+fn restore(store: &mut dyn Store) -> Result<World, NeutronError> {
     let loaded = store.load()?;
     let corrupt = |what: String| NeutronError::Store {
-        path: s.database.display().to_string(),
+        path: store.describe(),
         reason: what,
     };
     let mut w = World::default();

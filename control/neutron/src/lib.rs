@@ -114,6 +114,134 @@ pub struct NeutronConfig {
     pub dhcp_lease_secs: u32,
     /// Domain name sent to VMs by DHCP (Neutron's `dns_domain`).
     pub dns_domain: String,
+    /// Many hosts, one model: keep it in etcd instead of `database`.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// The `[cluster]` section: the Neutron model in etcd, shared by every
+/// host (docs/ARCHITECTURE.md "Many hosts"). Without it the model is the
+/// SQLite file `database`, this host's alone.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// etcd v3 client URLs: `http://127.0.0.1:2379`, or `https://...` with
+    /// `ca_file`.
+    pub etcd_endpoints: Vec<String>,
+    /// Every key lives under it (several clouds can share one etcd).
+    pub prefix: String,
+    /// Deadline of each etcd request, in milliseconds.
+    pub timeout_ms: u64,
+    /// CA certificate (PEM) that signed etcd's server certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM), for etcd's `--client-cert-auth`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+pub const DEFAULT_CLUSTER_PREFIX: &str = "/ferroswitch";
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            etcd_endpoints: Vec::new(),
+            prefix: DEFAULT_CLUSTER_PREFIX.to_owned(),
+            timeout_ms: 2000,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self) -> Result<store::EtcdSettings, NeutronError> {
+        if self.etcd_endpoints.is_empty() {
+            return Err(config_err(
+                "cluster.etcd_endpoints",
+                "must name at least one etcd endpoint (http://HOST:PORT)",
+            ));
+        }
+        let tls = self.ca_file.is_some();
+        for (i, e) in self.etcd_endpoints.iter().enumerate() {
+            let key = format!("cluster.etcd_endpoints[{i}]");
+            let rest = match (e.strip_prefix("http://"), e.strip_prefix("https://")) {
+                (Some(r), _) if !tls => r,
+                (_, Some(r)) if tls => r,
+                (Some(_), _) => {
+                    return Err(config_err(
+                        key,
+                        format!("'{e}' is http:// but cluster.ca_file is set: use https://"),
+                    ))
+                }
+                (_, Some(_)) => {
+                    return Err(config_err(
+                        key,
+                        format!("'{e}' is https:// and needs cluster.ca_file"),
+                    ))
+                }
+                _ => {
+                    return Err(config_err(
+                        key,
+                        format!("'{e}' is not http://HOST:PORT or https://HOST:PORT"),
+                    ))
+                }
+            };
+            let port_ok = rest
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok || rest.contains('/') {
+                return Err(config_err(key, format!("'{e}' is not http(s)://HOST:PORT")));
+            }
+        }
+        let p = &self.prefix;
+        if !p.starts_with('/')
+            || p.ends_with('/')
+            || p.len() > 128
+            || p.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(config_err(
+                "cluster.prefix",
+                format!("'{p}' must start with '/', not end with one, and have no spaces (at most 128 characters)"),
+            ));
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return Err(config_err(
+                "cluster.timeout_ms",
+                format!("{} is not 100-60000", self.timeout_ms),
+            ));
+        }
+        let identity = match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(config_err(
+                    "cluster.key_file",
+                    "is needed with cluster.cert_file",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(config_err(
+                    "cluster.cert_file",
+                    "is needed with cluster.key_file",
+                ))
+            }
+        };
+        if identity.is_some() && !tls {
+            return Err(config_err(
+                "cluster.ca_file",
+                "is needed with a client certificate (TLS)",
+            ));
+        }
+        Ok(store::EtcdSettings {
+            endpoints: self.etcd_endpoints.clone(),
+            prefix: self.prefix.clone(),
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            tls: self
+                .ca_file
+                .clone()
+                .map(|ca_file| store::TlsFiles { ca_file, identity }),
+        })
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
@@ -163,6 +291,7 @@ impl Default for NeutronConfig {
             dhcp: true,
             dhcp_lease_secs: DEFAULT_DHCP_LEASE_SECS,
             dns_domain: DEFAULT_DNS_DOMAIN.to_owned(),
+            cluster: None,
         }
     }
 }
@@ -174,6 +303,8 @@ pub(crate) struct Settings {
     pub token: Option<String>,
     pub host: String,
     pub database: PathBuf,
+    /// Set: the model is in etcd, not `database`.
+    pub etcd: Option<store::EtcdSettings>,
     pub vlan_ranges: Vec<VlanRange>,
     /// Every physnet named in the ranges or the mappings.
     pub physnets: std::collections::BTreeSet<String>,
@@ -376,6 +507,11 @@ impl NeutronConfig {
             token: self.token.clone(),
             host: self.host.clone(),
             database: self.database.clone(),
+            etcd: self
+                .cluster
+                .as_ref()
+                .map(ClusterConfig::validate)
+                .transpose()?,
             vlan_ranges,
             physnets,
             bridge_mappings,
@@ -469,7 +605,7 @@ impl Neutron {
     pub fn open(cfg: NeutronConfig) -> Result<Neutron, NeutronError> {
         let settings = cfg.validate()?;
         Ok(Neutron {
-            inner: Arc::new(engine::Engine::open(settings)?),
+            inner: engine::Engine::open(settings)?,
         })
     }
 

@@ -10,6 +10,8 @@ mod api;
 mod attributes;
 mod crash;
 mod dhcp;
+mod etcd;
+mod etcd_member;
 mod ipv6;
 mod openstack_client;
 mod paging;

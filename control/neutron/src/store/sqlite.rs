@@ -4,11 +4,11 @@
 //! database itself enforces the invariants (one MAC per network, one port
 //! per IP, one network per VLAN, foreign keys for "in use"), whatever the
 //! code above it gets wrong.
-use super::error::{ApiError, NeutronError};
-use super::model::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use super::{Commit, Loaded, Op, Store};
+use crate::error::{ApiError, NeutronError};
+use crate::model::SecurityGroupRule;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -75,66 +75,7 @@ CREATE TABLE IF NOT EXISTS quotas (
 );
 ";
 
-/// One change, in the order it must reach the database.
-#[derive(Debug, Clone)]
-pub enum Op {
-    PutNetwork(Arc<Network>),
-    /// vid 0 for a flat network.
-    AddSegment {
-        network_id: String,
-        physnet: String,
-        vid: u16,
-    },
-    DeleteNetwork(String),
-    PutSubnet(Arc<Subnet>),
-    DeleteSubnet(String),
-    PutPort(Arc<Port>),
-    DeletePort(String),
-    AddAllocation {
-        subnet_id: String,
-        ip_address: String,
-        port_id: String,
-    },
-    DeleteAllocation {
-        subnet_id: String,
-        ip_address: String,
-    },
-    SetPortGroups {
-        port_id: String,
-        groups: Vec<String>,
-    },
-    /// The group's document is stored without its rules (they have a table).
-    PutGroup {
-        group: Arc<SecurityGroup>,
-        is_default: bool,
-    },
-    DeleteGroup(String),
-    PutRule {
-        rule: Box<SecurityGroupRule>,
-        fingerprint: String,
-    },
-    DeleteRule(String),
-    /// A project's quota limits, replacing what it had (none: defaults).
-    SetQuotas {
-        project: String,
-        limits: std::collections::BTreeMap<String, i64>,
-    },
-}
-
-/// Everything in the database, for restoring the in-memory world.
-#[derive(Default)]
-pub struct Loaded {
-    pub networks: Vec<Network>,
-    pub subnets: Vec<Subnet>,
-    pub ports: Vec<Port>,
-    /// Groups without rules, then rules in insertion order.
-    pub groups: Vec<SecurityGroup>,
-    pub rules: Vec<SecurityGroupRule>,
-    /// (project, resource, limit).
-    pub quotas: Vec<(String, String, i64)>,
-}
-
-pub struct Store {
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     /// Copies the WAL back into the database in the background (held for
@@ -206,8 +147,8 @@ impl Drop for Checkpointer {
     }
 }
 
-impl Store {
-    pub fn open(path: &Path) -> Result<Store, NeutronError> {
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, NeutronError> {
         let fail = |reason: String| NeutronError::Store {
             path: path.display().to_string(),
             reason,
@@ -243,11 +184,33 @@ impl Store {
         .map_err(|e| fail(format!("creating the schema: {e}")))?;
         let checkpointer =
             Checkpointer::start(path).map_err(|e| fail(format!("checkpoint connection: {e}")))?;
-        Ok(Store {
+        Ok(SqliteStore {
             conn,
             path: path.to_owned(),
             _checkpointer: checkpointer,
         })
+    }
+
+    fn load_docs<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        out: &mut Vec<T>,
+    ) -> Result<(), NeutronError> {
+        let mut st = self
+            .conn
+            .prepare(sql)
+            .map_err(|e| self.fail(e.to_string()))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.fail(e.to_string()))?;
+        for doc in rows {
+            let doc = doc.map_err(|e| self.fail(e.to_string()))?;
+            out.push(
+                serde_json::from_str(&doc)
+                    .map_err(|e| self.fail(format!("corrupt document {doc:.80}: {e}")))?,
+            );
+        }
+        Ok(())
     }
 
     fn fail(&self, reason: impl Into<String>) -> NeutronError {
@@ -256,8 +219,14 @@ impl Store {
             reason: reason.into(),
         }
     }
+}
 
-    pub fn load(&self) -> Result<Loaded, NeutronError> {
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn load(&mut self) -> Result<Loaded, NeutronError> {
         let mut out = Loaded::default();
         self.load_docs("SELECT doc FROM networks ORDER BY rowid", &mut out.networks)?;
         self.load_docs("SELECT doc FROM subnets ORDER BY rowid", &mut out.subnets)?;
@@ -296,40 +265,19 @@ impl Store {
         Ok(out)
     }
 
-    fn load_docs<T: serde::de::DeserializeOwned>(
-        &self,
-        sql: &str,
-        out: &mut Vec<T>,
-    ) -> Result<(), NeutronError> {
-        let mut st = self
-            .conn
-            .prepare(sql)
-            .map_err(|e| self.fail(e.to_string()))?;
-        let rows = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| self.fail(e.to_string()))?;
-        for doc in rows {
-            let doc = doc.map_err(|e| self.fail(e.to_string()))?;
-            out.push(
-                serde_json::from_str(&doc)
-                    .map_err(|e| self.fail(format!("corrupt document {doc:.80}: {e}")))?,
-            );
-        }
-        Ok(())
-    }
-
     /// Applies the ops in one transaction and commits (fsync). On any error
     /// the transaction is rolled back and nothing is changed.
-    pub fn apply(&mut self, ops: &[Op]) -> Result<(), ApiError> {
+    fn apply(&mut self, ops: &[Op]) -> Result<Commit, ApiError> {
         let tx = self.conn.transaction().map_err(db_err)?;
         for op in ops {
             apply_one(&tx, op).map_err(db_err)?;
         }
-        tx.commit().map_err(db_err)
+        tx.commit().map_err(db_err)?;
+        Ok(Commit::Done)
     }
 
     /// `PRAGMA integrity_check` and `foreign_key_check`: "ok" or the problems.
-    pub fn check(&self) -> Result<String, NeutronError> {
+    fn check(&mut self) -> Result<String, NeutronError> {
         let ic: String = self
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -363,15 +311,8 @@ fn doc<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
-/// A rule's document with its standard_attr_id, which the API shows only
-/// inside groups.
 fn rule_doc(rule: &SecurityGroupRule) -> rusqlite::Result<String> {
-    let mut v = serde_json::to_value(rule)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    if let serde_json::Value::Object(m) = &mut v {
-        m.insert("standard_attr_id".into(), rule.standard_attr_id.into());
-    }
-    Ok(v.to_string())
+    super::rule_json(rule).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 fn apply_one(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {

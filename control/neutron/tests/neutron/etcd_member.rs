@@ -1,0 +1,103 @@
+//! A real etcd member (Debian's `etcd-server`) on loopback ports for the
+//! tests: the Neutron crate's (`etcd.rs`) and the daemon's
+//! (`tests/neutron_dataplane.rs`, which includes this file).
+use neutron::ClusterConfig;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One etcd member on loopback, killed on drop.
+pub struct Etcd {
+    child: Option<Child>,
+    pub client_url: String,
+    peer_url: String,
+    data: PathBuf,
+}
+
+impl Etcd {
+    /// Its data and log go under `dir`.
+    pub fn start(dir: &Path) -> Etcd {
+        let mut e = Etcd {
+            child: None,
+            client_url: format!("http://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            data: dir.join("etcd"),
+        };
+        e.run();
+        e
+    }
+
+    /// Starts (or starts again, on the same data) the member and waits
+    /// until it answers.
+    pub fn run(&mut self) {
+        assert!(self.child.is_none());
+        let log = std::fs::File::create(self.data.with_extension("log")).unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", "m1", "--data-dir"])
+            .arg(&self.data)
+            .args(["--listen-client-urls", &self.client_url])
+            .args(["--advertise-client-urls", &self.client_url])
+            .args(["--listen-peer-urls", &self.peer_url])
+            .args(["--initial-advertise-peer-urls", &self.peer_url])
+            .args(["--initial-cluster", &format!("m1={}", self.peer_url)])
+            .args(["--max-txn-ops", "10000", "--log-level", "warn"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd (Debian's etcd-server; scripts/setup.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.healthy() {
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become healthy: {}",
+                std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// etcd's `/health` says so (HTTP/1.0 by hand: no client dependency).
+    fn healthy(&self) -> bool {
+        let addr = self.client_url.trim_start_matches("http://");
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut body = String::new();
+        s.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_ok()
+            && s.read_to_string(&mut body).is_ok()
+            && body.contains("\"health\":\"true\"")
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn cluster(&self) -> ClusterConfig {
+        ClusterConfig {
+            etcd_endpoints: vec![self.client_url.clone()],
+            timeout_ms: 1000,
+            ..ClusterConfig::default()
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
