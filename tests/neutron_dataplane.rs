@@ -4,6 +4,8 @@
 //! bridge_mappings translates it; a switch port attached with the Neutron
 //! port's iface-id joins the local VLAN and the port goes ACTIVE.
 mod common;
+#[path = "../control/neutron/tests/neutron/etcd_member.rs"]
+mod etcd_member;
 
 use common::*;
 use std::time::Duration;
@@ -1084,4 +1086,138 @@ fn bound_ports_join_the_integration_bridge_and_a_config_without_it_is_refused() 
     let (status, _) = http_get(metrics, "/metrics");
     assert_eq!(status, 200);
     assert!(sw.stop().success());
+}
+
+/// Issue 16: the Neutron model in a real etcd, two hosts. compute-2's API
+/// (a Neutron service in this process, as `neutron-server` on another
+/// host) creates a provider network and a port bound to compute-1, which
+/// it can bind because compute-1's daemon registered. compute-1's daemon
+/// learns all of it by its watch: the network's VLAN on the uplink, the
+/// port attached and reported ACTIVE, which compute-2's API shows. Killed
+/// with SIGKILL, compute-1 stops renewing its lease: its port goes DOWN in
+/// compute-2's API. Started again, it rebuilds everything from etcd and
+/// the port comes back ACTIVE.
+#[test]
+fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
+    let _g = serial();
+    let dir = TempDir::new("neutron-etcd");
+    let etcd = etcd_member::Etcd::start(&dir.path(""));
+    let (api, metrics) = (free_port(), free_port());
+    let cfg = format!(
+        "{}[cluster]\netcd_endpoints = [\"{}\"]\nhost_ttl_secs = 2\n",
+        neutron_config(&dir, "neutron-etcd", api, metrics),
+        etcd.client_url
+    );
+    let mut sw = Switch::start(&dir, &cfg);
+    let other = neutron::Neutron::open(neutron::NeutronConfig {
+        listen: "127.0.0.1:0".into(),
+        host: "compute-2".into(),
+        network_vlan_ranges: vec!["physnet1:3000:3099".into()],
+        dhcp: false,
+        cluster: Some(etcd.cluster()),
+        ..neutron::NeutronConfig::default()
+    })
+    .unwrap();
+    let server = other.serve().unwrap();
+    let api2 = server.local_addr().port();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !other.state().hosts.contains_key("compute-1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compute-1 never registered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let net = ctl_json(
+        &sw,
+        Some(api2),
+        &[
+            "network",
+            "create",
+            "provider-3029",
+            "--provider-network-type",
+            "vlan",
+            "--provider-physical-network",
+            "physnet1",
+            "--provider-segment",
+            "3029",
+        ],
+    );
+    let net_id = net["id"].as_str().unwrap().to_owned();
+    ctl_json(
+        &sw,
+        Some(api2),
+        &[
+            "subnet",
+            "create",
+            "s1",
+            "--network",
+            &net_id,
+            "--subnet-range",
+            "10.0.0.0/24",
+        ],
+    );
+    let port = ctl_json(
+        &sw,
+        Some(api2),
+        &[
+            "port",
+            "create",
+            "vm1-eth0",
+            "--network",
+            &net_id,
+            "--host",
+            "compute-1",
+        ],
+    );
+    assert_eq!(port["binding:vif_type"], "vhostuser", "{port}");
+    assert_eq!(
+        port["binding:vif_details"]["vhostuser_socket"],
+        format!(
+            "{}/vhu{}",
+            dir.path("vhu").display(),
+            &port["id"].as_str().unwrap()[..11]
+        ),
+        "bound with compute-1's registered settings"
+    );
+    let port_id = port["id"].as_str().unwrap().to_owned();
+    let translations = |sw: &Switch| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = uplink_translations(sw);
+            if t == serde_json::json!([[3029, 1]]) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "uplink: {t}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    translations(&sw);
+    add_pcap_port(&sw, &dir, 1, "vm1", &[], &["--iface-id", &port_id]);
+    wait_status(&sw, api2, &port_id, "ACTIVE");
+
+    signal(sw.child.id(), libc::SIGKILL);
+    sw.child.wait().unwrap();
+    wait_status(&sw, api2, &port_id, "DOWN");
+    drop(sw);
+
+    let sw = Switch::start(&dir, &cfg);
+    translations(&sw);
+    add_pcap_port(&sw, &dir, 1, "vm1", &[], &["--iface-id", &port_id]);
+    wait_status(&sw, api2, &port_id, "ACTIVE");
+    assert!(sw.stop().success());
+    // Stopped cleanly, it leaves at once (no lease to wait out) and its
+    // port goes DOWN.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while other.state().hosts.contains_key("compute-1")
+        || other.state().ports[&port_id].status != neutron::PortStatus::Down
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compute-1 still registered, or its port not DOWN"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.shutdown();
 }

@@ -6,9 +6,11 @@
 //! Nova checks before it spawns) with the reason in
 //! `binding:vif_details.reason` and in the log: Neutron itself only logs it,
 //! which leaves operators guessing.
-use super::model::{Network, NetworkType, VifType};
+use super::model::{HostRecord, Network, NetworkType, VifType};
 use super::Settings;
+use imbl::OrdMap;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// vnic types this switch can bind.
 pub const SUPPORTED_VNIC_TYPES: [&str; 3] = ["normal", "direct", "direct-physical"];
@@ -32,21 +34,18 @@ pub const KNOWN_VNIC_TYPES: [&str; 11] = [
 
 /// The socket os-vif plugs: `<dir>/vhu<first 11 chars of the port id>`
 /// (the name is cut to 14 characters like an OVS interface name).
-pub fn vhostuser_socket(s: &Settings, port_id: &str) -> String {
+pub fn vhostuser_socket(vhost_socket_dir: &str, port_id: &str) -> String {
     let name: String = format!("vhu{port_id}").chars().take(14).collect();
-    format!(
-        "{}/{name}",
-        s.vhost_socket_dir
-            .display()
-            .to_string()
-            .trim_end_matches('/')
-    )
+    format!("{}/{name}", vhost_socket_dir.trim_end_matches('/'))
 }
 
-/// (vif_type, vif_details) for a port. `host_id` empty: "unbound"; another
-/// host: "binding_failed" (no switch of ours runs there).
+/// (vif_type, vif_details) for a port. `host_id` empty: "unbound"; this
+/// host: by its settings; another registered host (etcd): by its
+/// registration; any other host: "binding_failed" (no switch of ours runs
+/// there).
 pub fn bind(
     s: &Settings,
+    hosts: &OrdMap<String, Arc<HostRecord>>,
     port_id: &str,
     host_id: &str,
     vnic_type: &str,
@@ -56,12 +55,19 @@ pub fn bind(
     if host_id.is_empty() {
         return (VifType::Unbound, Map::new());
     }
-    if host_id != s.host {
-        // No switch of ours runs there: as ML2 with no live agent on the
-        // host, the binding fails.
-        return (VifType::BindingFailed, Map::new());
-    }
-    match try_bind(s, port_id, vnic_type, profile, net) {
+    let own;
+    let host = if host_id == s.host {
+        own = s.host_record();
+        &own
+    } else {
+        match hosts.get(host_id) {
+            Some(h) => &**h,
+            // No switch of ours runs there: as ML2 with no live agent on
+            // the host, the binding fails.
+            None => return (VifType::BindingFailed, Map::new()),
+        }
+    };
+    match try_bind(host, port_id, vnic_type, profile, net) {
         Ok(r) => r,
         Err(reason) => {
             tracing::warn!(port = port_id, host = host_id, vnic_type, %reason, "port binding failed");
@@ -79,8 +85,8 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-/// The physical network must be wired to an uplink on this switch.
-fn check_mapping(s: &Settings, net: &Network) -> Result<(), String> {
+/// The physical network must be wired to an uplink on the host's switch.
+fn check_mapping(s: &HostRecord, net: &Network) -> Result<(), String> {
     if let Some(p) = &net.physical_network {
         if !s.bridge_mappings.contains_key(p) {
             return Err(format!(
@@ -93,7 +99,7 @@ fn check_mapping(s: &Settings, net: &Network) -> Result<(), String> {
 }
 
 fn try_bind(
-    s: &Settings,
+    s: &HostRecord,
     port_id: &str,
     vnic_type: &str,
     profile: &Map<String, Value>,
@@ -112,7 +118,7 @@ fn try_bind(
                 // bridge_name is what os-vif plugs into; bound_drivers names
                 // the mechanism driver Neutron would have used.
                 obj(json!({
-                    "vhostuser_socket": vhostuser_socket(s, port_id),
+                    "vhostuser_socket": vhostuser_socket(&s.vhost_socket_dir, port_id),
                     "vhostuser_mode": "server",
                     "vhostuser_ovs_plug": true,
                     "port_filter": true,

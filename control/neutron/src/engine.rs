@@ -116,10 +116,22 @@ impl Engine {
                 while changes.recv().is_ok() {
                     let Some(e) = weak.upgrade() else { return };
                     let mut w = e.lock();
-                    if w.store.stale() {
-                        if let Err(err) = e.refresh(&mut w) {
-                            tracing::error!("rebuilding the model from the store: {err}");
-                        }
+                    if !w.store.stale() {
+                        continue;
+                    }
+                    let before = w.world.st.hosts.clone();
+                    if let Err(err) = e.refresh(&mut w) {
+                        tracing::error!("rebuilding the model from the store: {err}");
+                        continue;
+                    }
+                    let gone: Vec<String> = before
+                        .keys()
+                        .filter(|h| !w.world.st.hosts.contains_key(*h))
+                        .cloned()
+                        .collect();
+                    drop(w);
+                    for host in gone {
+                        e.host_lost(&host);
                     }
                 }
             })
@@ -128,6 +140,44 @@ impl Engine {
                 reason: format!("thread: {e}"),
             })?;
         Ok(engine)
+    }
+
+    /// A host's registration ended (its lease ran out, or it stopped):
+    /// the ports bound there go DOWN, as ML2 does for a dead agent. Every
+    /// process that sees it does this; the first commit wins and the
+    /// others find nothing left to change.
+    fn host_lost(&self, host: &str) {
+        tracing::warn!(host, "host registration gone: its ports go DOWN");
+        let r = self.mutate("", |tx| {
+            let up: Vec<Arc<Port>> =
+                tx.w.st
+                    .ports
+                    .values()
+                    .filter(|p| p.binding.host_id == host && p.status != PortStatus::Down)
+                    .cloned()
+                    .collect();
+            for p in up {
+                let mut p = (*p).clone();
+                p.status = PortStatus::Down;
+                p.std.touch(&tx.now);
+                tx.put_port(p);
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            tracing::error!(host, "marking its ports DOWN: {}", e.message);
+        }
+    }
+
+    /// Registers this host (etcd): it can then be bound to from any host's
+    /// API, and its ports go DOWN when it stops renewing.
+    pub fn register_host(&self) -> Result<(), NeutronError> {
+        let Some(etcd) = &self.s.etcd else {
+            return Ok(());
+        };
+        let mut record = self.s.host_record();
+        record.started_at = super::time::now();
+        self.lock().store.register(&record, etcd.host_ttl)
     }
 
     /// Rebuilds the world from the store (after another writer's commit)
@@ -182,6 +232,7 @@ impl Engine {
         mut f: impl FnMut(&mut Tx<'_>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let mut w = self.lock();
+        w.store.sync()?;
         for _ in 0..MAX_ATTEMPTS {
             if w.store.stale() {
                 self.refresh(&mut w)
@@ -507,6 +558,9 @@ fn restore(store: &mut dyn Store) -> Result<World, NeutronError> {
     }
     for (project, limits) in quotas {
         w.st.quotas.insert(project, Arc::new(limits));
+    }
+    for h in loaded.hosts {
+        w.st.hosts.insert(h.host.clone(), Arc::new(h));
     }
     Ok(w)
 }

@@ -49,8 +49,9 @@ pub use api::ApiServer;
 pub use error::{ApiError, NeutronError};
 pub use metrics::{RouteMetrics, LATENCY_BUCKETS_MICROS};
 pub use model::{
-    AddressPair, AllocationPool, Binding, FixedIp, HostRoute, Network, NetworkType, NeutronState,
-    Port, PortStatus, RuleDirection, SecurityGroup, SecurityGroupRule, StdAttrs, Subnet, VifType,
+    AddressPair, AllocationPool, Binding, FixedIp, HostRecord, HostRoute, Network, NetworkType,
+    NeutronState, Port, PortStatus, RuleDirection, SecurityGroup, SecurityGroupRule, StdAttrs,
+    Subnet, VifType,
 };
 pub use validate::IpVersion;
 
@@ -131,6 +132,9 @@ pub struct ClusterConfig {
     pub prefix: String,
     /// Deadline of each etcd request, in milliseconds.
     pub timeout_ms: u64,
+    /// Life of this host's registration lease: a host that has not renewed
+    /// it for this long is gone, and its ports go DOWN.
+    pub host_ttl_secs: u64,
     /// CA certificate (PEM) that signed etcd's server certificate.
     pub ca_file: Option<PathBuf>,
     /// Client certificate and key (PEM), for etcd's `--client-cert-auth`.
@@ -146,6 +150,7 @@ impl Default for ClusterConfig {
             etcd_endpoints: Vec::new(),
             prefix: DEFAULT_CLUSTER_PREFIX.to_owned(),
             timeout_ms: 2000,
+            host_ttl_secs: 10,
             ca_file: None,
             cert_file: None,
             key_file: None,
@@ -210,6 +215,12 @@ impl ClusterConfig {
                 format!("{} is not 100-60000", self.timeout_ms),
             ));
         }
+        if !(2..=300).contains(&self.host_ttl_secs) {
+            return Err(config_err(
+                "cluster.host_ttl_secs",
+                format!("{} is not 2-300", self.host_ttl_secs),
+            ));
+        }
         let identity = match (&self.cert_file, &self.key_file) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             (None, None) => None,
@@ -236,6 +247,7 @@ impl ClusterConfig {
             endpoints: self.etcd_endpoints.clone(),
             prefix: self.prefix.clone(),
             timeout: std::time::Duration::from_millis(self.timeout_ms),
+            host_ttl: std::time::Duration::from_secs(self.host_ttl_secs),
             tls: self
                 .ca_file
                 .clone()
@@ -323,6 +335,19 @@ pub(crate) struct Settings {
     pub max_allocation_pools: usize,
     /// `dhcp`: network:dhcp ports are kept for the switch's DHCP server.
     pub native_dhcp: bool,
+}
+
+impl Settings {
+    /// This host as binding sees it, and as it registers in etcd.
+    pub fn host_record(&self) -> HostRecord {
+        HostRecord {
+            host: self.host.clone(),
+            bridge_mappings: self.bridge_mappings.clone(),
+            vhost_socket_dir: self.vhost_socket_dir.display().to_string(),
+            integration_bridge: self.integration_bridge.clone(),
+            started_at: String::new(),
+        }
+    }
 }
 
 fn check_physnet(key: &str, p: &str) -> Result<(), NeutronError> {
@@ -647,6 +672,13 @@ impl Neutron {
     /// receiver.
     pub fn subscribe(&self) -> crossbeam::channel::Receiver<StateUpdate> {
         self.inner.subscribe()
+    }
+
+    /// Registers this host in the cluster (a daemon with a dataplane does,
+    /// `neutron-server` does not): any host's API can then bind ports to
+    /// it. Renewed in the background; nothing without `[cluster]`.
+    pub fn register_host(&self) -> Result<(), NeutronError> {
+        self.inner.register_host()
     }
 
     /// The dataplane's report of a port's status. Persisted and published;

@@ -399,6 +399,20 @@ impl SecurityGroupRule {
     }
 }
 
+/// A compute host's registration (issue 16): what the API needs to bind a
+/// port there. Each host's daemon keeps its own alive under an etcd lease;
+/// one that stops renewing it disappears, and its ports go DOWN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub host: String,
+    /// physnet -> the uplink that reaches it on that host.
+    pub bridge_mappings: std::collections::BTreeMap<String, String>,
+    pub vhost_socket_dir: String,
+    pub integration_bridge: String,
+    /// When this registration was made (the daemon's start).
+    pub started_at: String,
+}
+
 /// Everything committed, as persistent maps of shared values: cloning is
 /// O(1) and a mutation copies only the path to what it changed. Maps are
 /// keyed and iterated by id.
@@ -416,6 +430,8 @@ pub struct NeutronState {
     pub rule_owner: OrdMap<String, String>,
     /// Project -> the quota limits set for it (the rest are the defaults).
     pub quotas: OrdMap<String, Arc<std::collections::BTreeMap<String, i64>>>,
+    /// The hosts registered now (etcd only; not part of the model).
+    pub hosts: OrdMap<String, Arc<HostRecord>>,
 }
 
 impl NeutronState {

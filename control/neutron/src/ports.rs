@@ -667,7 +667,15 @@ impl Tx<'_> {
             None => Vec::new(),
         };
         let id = new_id();
-        let (vif_type, vif_details) = bind(self.s, &id, &host_id, &vnic_type, &profile, &net);
+        let (vif_type, vif_details) = bind(
+            self.s,
+            &self.w.st.hosts,
+            &id,
+            &host_id,
+            &vnic_type,
+            &profile,
+            &net,
+        );
         let mut std = StdAttrs::new(description, &self.now);
         std.tags = tags;
         let port = Port {
@@ -846,6 +854,7 @@ impl Tx<'_> {
         }
         let (vt, vd) = bind(
             self.s,
+            &self.w.st.hosts,
             id,
             &p.binding.host_id,
             &p.binding.vnic_type,

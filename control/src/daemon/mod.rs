@@ -640,6 +640,9 @@ impl Daemon {
             let api = n.service.serve_on(l)?;
             info!(listen = %api.local_addr(), "Neutron API serving");
             n.api = Some(api);
+            // With [cluster]: this host can now be bound to from any
+            // host's API (its dataplane is up).
+            n.service.register_host()?;
         }
         self.report_neutron_status();
         // A receiver that never delivers when Neutron is off.

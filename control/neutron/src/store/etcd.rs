@@ -21,10 +21,10 @@
 //! dataplane keep the last state and writes answer 503.
 use super::{Commit, Loaded, Op, Store};
 use crate::error::{ApiError, NeutronError};
-use crate::model::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use crate::model::{HostRecord, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp,
-    WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
+    TxnOp, WatchOptions,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -38,6 +38,8 @@ pub struct EtcdSettings {
     pub prefix: String,
     /// Each etcd request's deadline.
     pub timeout: Duration,
+    /// The life of this host's registration lease.
+    pub host_ttl: Duration,
     pub tls: Option<TlsFiles>,
 }
 
@@ -78,11 +80,23 @@ struct Mirror {
     rev: i64,
     /// `P/model/revision`'s mod revision (0: never written).
     sentinel_rev: i64,
+    /// `P/hosts/`: the registered hosts, by name, at `hosts_rev`; `hosts_gen`
+    /// counts their changes.
+    hosts: BTreeMap<String, HostRecord>,
+    hosts_rev: i64,
+    hosts_gen: u64,
     /// The last error talking to etcd, cleared by the next success.
     down: Option<String>,
 }
 
 const SENTINEL: &str = "revision";
+
+/// The two watched prefixes: the model, and the hosts' registrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Model,
+    Hosts,
+}
 
 fn parse_doc(key: &str, value: &[u8]) -> Result<Doc, String> {
     let kind = key.split('/').next().unwrap_or("");
@@ -150,6 +164,60 @@ impl Mirror {
             }
         }
         self.rev = rev;
+    }
+
+    fn set_host(&mut self, name: &str, value: Option<&[u8]>) {
+        match value.map(serde_json::from_slice::<HostRecord>) {
+            None => {
+                self.hosts.remove(name);
+            }
+            Some(Ok(h)) => {
+                self.hosts.insert(name.to_owned(), h);
+            }
+            Some(Err(e)) => {
+                tracing::error!("etcd: ignoring host {name}: its registration does not parse: {e}");
+                self.hosts.remove(name);
+            }
+        }
+        self.hosts_gen += 1;
+    }
+
+    fn feed_rev(&self, f: Feed) -> i64 {
+        match f {
+            Feed::Model => self.rev,
+            Feed::Hosts => self.hosts_rev,
+        }
+    }
+
+    /// One watched key's new value at `mod_rev` (`key` relative to the
+    /// feed's prefix).
+    fn event(&mut self, f: Feed, key: &str, value: Option<&[u8]>, create_rev: i64, mod_rev: i64) {
+        match f {
+            Feed::Model => {
+                self.set(key, value, create_rev, mod_rev);
+                self.rev = self.rev.max(mod_rev);
+            }
+            Feed::Hosts => {
+                self.set_host(key, value);
+                self.hosts_rev = self.hosts_rev.max(mod_rev);
+            }
+        }
+    }
+
+    fn replace_feed(&mut self, f: Feed, kvs: &[KeyValue], prefix: &str, rev: i64) {
+        match f {
+            Feed::Model => self.replace(kvs, prefix, rev),
+            Feed::Hosts => {
+                self.hosts.clear();
+                for kv in kvs {
+                    if let Some(k) = kv.key_str().ok().and_then(|k| k.strip_prefix(prefix)) {
+                        self.set_host(k, Some(kv.value()));
+                    }
+                }
+                self.hosts_gen += 1;
+                self.hosts_rev = rev;
+            }
+        }
     }
 
     fn port(&self, id: &str) -> Option<&Port> {
@@ -324,6 +392,8 @@ struct Shared {
     /// Signalled whenever the mirror moves.
     moved: Condvar,
     notify: Mutex<Option<Box<dyn Fn() + Send>>>,
+    /// This host's registration lease, once granted.
+    lease: Mutex<Option<i64>>,
 }
 
 impl Shared {
@@ -355,8 +425,8 @@ pub struct EtcdStore {
     /// world must find unchanged. Never the mirror's own, which may be
     /// ahead of the world.
     loaded_sentinel: i64,
-    /// Set on drop: the watch task ends.
-    stop: Arc<tokio::sync::Notify>,
+    /// `Mirror::hosts_gen` at the last `load`.
+    loaded_hosts: u64,
 }
 
 /// How long a writer that lost a race waits for the watch to bring the
@@ -401,19 +471,26 @@ impl EtcdStore {
             mirror: Mutex::new(Mirror::default()),
             moved: Condvar::new(),
             notify: Mutex::new(None),
+            lease: Mutex::new(None),
         });
         let (kvs, rev) = rt
             .block_on(read_all(client.clone(), model.clone(), s.timeout))
             .map_err(|e| fail(format!("reading {model}: {e}")))?;
         shared.lock().replace(&kvs, &model, rev);
-        let stop = Arc::new(tokio::sync::Notify::new());
-        rt.spawn(watch(
-            client.clone(),
-            model.clone(),
-            s.timeout,
-            shared.clone(),
-            stop.clone(),
-        ));
+        let hosts = format!("{}/hosts/", s.prefix);
+        let (kvs, rev) = rt
+            .block_on(read_all(client.clone(), hosts.clone(), s.timeout))
+            .map_err(|e| fail(format!("reading {hosts}: {e}")))?;
+        shared.lock().replace_feed(Feed::Hosts, &kvs, &hosts, rev);
+        for (prefix, feed) in [(model.clone(), Feed::Model), (hosts, Feed::Hosts)] {
+            rt.spawn(watch(
+                client.clone(),
+                prefix,
+                feed,
+                s.timeout,
+                shared.clone(),
+            ));
+        }
         Ok(EtcdStore {
             s,
             model,
@@ -422,7 +499,7 @@ impl EtcdStore {
             shared,
             loaded_rev: 0,
             loaded_sentinel: 0,
-            stop,
+            loaded_hosts: 0,
         })
     }
 
@@ -475,12 +552,12 @@ impl EtcdStore {
         Txn::new().when(compares).and_then(then)
     }
 
-    /// After a lost race: waits until the mirror has the winner's change
-    /// (the sentinel moved), else reads the whole model again.
-    fn catch_up(&mut self, seen: i64) -> Result<(), ApiError> {
+    /// Waits until the mirror is `done` (the watch brought a change another
+    /// writer made), else, after `CATCH_UP`, reads the whole model again.
+    fn catch_up(&mut self, done: impl Fn(&Mirror) -> bool) -> Result<(), ApiError> {
         let deadline = std::time::Instant::now() + CATCH_UP;
         let mut m = self.shared.lock();
-        while m.sentinel_rev == seen {
+        while !done(&m) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 break;
@@ -492,7 +569,7 @@ impl EtcdStore {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        if m.sentinel_rev != seen {
+        if done(&m) {
             return Ok(());
         }
         drop(m);
@@ -513,8 +590,23 @@ impl EtcdStore {
 }
 
 impl Drop for EtcdStore {
+    /// A host that stops cleanly leaves at once (its ports go DOWN now,
+    /// not when the lease runs out); its tasks end with the runtime.
     fn drop(&mut self) {
-        self.stop.notify_one();
+        let lease = self
+            .shared
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(lease) = lease {
+            let mut client = self.client.clone();
+            let timeout = self.s.timeout.min(Duration::from_millis(500));
+            let _ =
+                self.run(
+                    async move { tokio::time::timeout(timeout, client.lease_revoke(lease)).await },
+                );
+        }
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
@@ -537,40 +629,29 @@ async fn read_all(
     Ok((r.kvs().to_vec(), rev))
 }
 
-/// Keeps the mirror current until `stop`: watches `model` from the
-/// revision after the mirror's, reconnecting with backoff.
-async fn watch(
-    client: Client,
-    model: String,
-    timeout: Duration,
-    shared: Arc<Shared>,
-    stop: Arc<tokio::sync::Notify>,
-) {
+/// Keeps the mirror's `feed` current (until the store's runtime stops):
+/// watches `prefix` from
+/// the revision after the mirror's, reconnecting with backoff.
+async fn watch(client: Client, prefix: String, feed: Feed, timeout: Duration, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let from = shared.lock().rev + 1;
-        let run = watch_from(client.clone(), &model, from, &shared);
-        let err = tokio::select! {
-            e = run => e,
-            _ = stop.notified() => return,
-        };
+        let from = shared.lock().feed_rev(feed) + 1;
+        let run = watch_from(client.clone(), &prefix, feed, from, &shared);
+        let err = run.await;
         let compacted = err.starts_with("compacted");
         {
             let mut m = shared.lock();
             if m.down.is_none() {
-                tracing::warn!("etcd watch of {model} from revision {from}: {err}; retrying");
+                tracing::warn!("etcd watch of {prefix} from revision {from}: {err}; retrying");
             }
             m.down = Some(err);
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.notified() => return,
-        }
+        tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
         if compacted {
-            match read_all(client.clone(), model.clone(), timeout).await {
+            match read_all(client.clone(), prefix.clone(), timeout).await {
                 Ok((kvs, rev)) => {
-                    shared.lock().replace(&kvs, &model, rev);
+                    shared.lock().replace_feed(feed, &kvs, &prefix, rev);
                     shared.moved();
                 }
                 Err(e) => shared.lock().down = Some(e),
@@ -580,12 +661,18 @@ async fn watch(
 }
 
 /// One watch stream; returns why it ended.
-async fn watch_from(mut client: Client, model: &str, from: i64, shared: &Shared) -> String {
+async fn watch_from(
+    mut client: Client,
+    prefix: &str,
+    feed: Feed,
+    from: i64,
+    shared: &Shared,
+) -> String {
     let opts = WatchOptions::new()
         .with_prefix()
         .with_start_revision(from)
         .with_progress_notify();
-    let mut stream = match client.watch(model, Some(opts)).await {
+    let mut stream = match client.watch(prefix, Some(opts)).await {
         Ok(s) => s,
         Err(e) => return e.to_string(),
     };
@@ -605,37 +692,97 @@ async fn watch_from(mut client: Client, model: &str, from: i64, shared: &Shared)
         {
             let mut m = shared.lock();
             if m.down.take().is_some() {
-                tracing::info!("etcd watch of {model} resumed at revision {}", m.rev + 1);
+                tracing::info!(
+                    "etcd watch of {prefix} resumed at revision {}",
+                    m.feed_rev(feed) + 1
+                );
             }
+            // A revision's events all come in one response: compare them
+            // with where the mirror was before it, not after its first.
+            let floor = m.feed_rev(feed);
             for ev in resp.events() {
                 let Some(kv) = ev.kv() else { continue };
-                if kv.mod_revision() <= m.rev {
+                if kv.mod_revision() <= floor {
                     continue; // Already there: this process wrote it.
                 }
-                let Some(k) = kv.key_str().ok().and_then(|k| k.strip_prefix(model)) else {
+                let Some(k) = kv.key_str().ok().and_then(|k| k.strip_prefix(prefix)) else {
                     continue;
                 };
                 let value = match ev.event_type() {
                     EventType::Put => Some(kv.value()),
                     EventType::Delete => None,
                 };
-                m.set(k, value, kv.create_revision(), kv.mod_revision());
+                m.event(feed, k, value, kv.create_revision(), kv.mod_revision());
                 changed = true;
-            }
-            if changed {
-                if let Some(rev) = resp
-                    .events()
-                    .iter()
-                    .filter_map(|e| e.kv())
-                    .map(|kv| kv.mod_revision())
-                    .max()
-                {
-                    m.rev = m.rev.max(rev);
-                }
             }
         }
         if changed {
             shared.moved();
+        }
+    }
+}
+
+/// Keeps `record` registered under `key` with a lease of `ttl` (until the
+/// store's runtime stops): granted, put, renewed every third of its life; granted and put
+/// again whenever that fails (etcd lost long enough for the lease to
+/// expire, or a restart of etcd).
+async fn keep_registered(
+    client: Client,
+    key: String,
+    record: Vec<u8>,
+    ttl: Duration,
+    shared: Arc<Shared>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut failing = false;
+    loop {
+        let err = register_once(client.clone(), &key, &record, ttl, &shared).await;
+        if !failing {
+            tracing::warn!("etcd registration {key}: {err}; registering again");
+        }
+        failing = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn register_once(
+    mut client: Client,
+    key: &str,
+    record: &[u8],
+    ttl: Duration,
+    shared: &Shared,
+) -> String {
+    let ttl_secs = ttl.as_secs().max(1) as i64;
+    let lease = match client.lease_grant(ttl_secs, None).await {
+        Ok(l) => l.id(),
+        Err(e) => return format!("lease: {e}"),
+    };
+    let put = client
+        .put(
+            key,
+            record.to_vec(),
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await;
+    if let Err(e) = put {
+        return format!("put: {e}");
+    }
+    tracing::info!("etcd: registered {key} (lease {lease:x}, {ttl_secs} s)");
+    *shared.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
+    let (mut keeper, mut answers) = match client.lease_keep_alive(lease).await {
+        Ok(k) => k,
+        Err(e) => return format!("keep-alive: {e}"),
+    };
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        if let Err(e) = keeper.keep_alive().await {
+            return format!("keep-alive: {e}");
+        }
+        match answers.message().await {
+            Ok(Some(a)) if a.ttl() > 0 => {}
+            Ok(_) => return "the lease expired".into(),
+            Err(e) => return format!("keep-alive: {e}"),
         }
     }
 }
@@ -666,8 +813,10 @@ impl Store for EtcdStore {
                 Doc::Holder(_) | Doc::Sentinel => {}
             }
         }
+        out.hosts = m.hosts.values().cloned().collect();
         self.loaded_rev = m.rev;
         self.loaded_sentinel = m.sentinel_rev;
+        self.loaded_hosts = m.hosts_gen;
         Ok(out)
     }
 
@@ -698,7 +847,7 @@ impl Store for EtcdStore {
                 other => self.unavailable(other),
             })?;
         if !resp.succeeded() {
-            self.catch_up(seen)?;
+            self.catch_up(|m| m.sentinel_rev != seen)?;
             return Ok(Commit::Conflict);
         }
         let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
@@ -721,8 +870,25 @@ impl Store for EtcdStore {
         Ok(Commit::Done)
     }
 
+    fn sync(&mut self) -> Result<(), ApiError> {
+        let mut client = self.client.clone();
+        let key = format!("{}{SENTINEL}", self.model);
+        let timeout = self.s.timeout;
+        let latest = self
+            .run(async move { tokio::time::timeout(timeout, client.get(key, None)).await })
+            .ok_or_else(|| self.unavailable("the runtime stopped"))?
+            .map_err(|_| self.unavailable(format!("no answer in {timeout:?}")))?
+            .map_err(|e| self.unavailable(e))?
+            .kvs()
+            .first()
+            .map(|kv| kv.mod_revision())
+            .unwrap_or(0);
+        self.catch_up(|m| m.sentinel_rev >= latest)
+    }
+
     fn stale(&self) -> bool {
-        self.shared.lock().rev > self.loaded_rev
+        let m = self.shared.lock();
+        m.rev > self.loaded_rev || m.hosts_gen != self.loaded_hosts
     }
 
     /// The unique keys against the documents: every address, MAC and VLAN
@@ -773,6 +939,23 @@ impl Store for EtcdStore {
         } else {
             problems.join("; ")
         })
+    }
+
+    fn register(&mut self, record: &HostRecord, ttl: Duration) -> Result<(), NeutronError> {
+        let value = serde_json::to_vec(record).map_err(|e| NeutronError::Store {
+            path: self.describe(),
+            reason: format!("encoding the host record: {e}"),
+        })?;
+        let key = format!("{}/hosts/{}", self.s.prefix, record.host);
+        let Some(rt) = &self.rt else { return Ok(()) };
+        rt.spawn(keep_registered(
+            self.client.clone(),
+            key,
+            value,
+            ttl,
+            self.shared.clone(),
+        ));
+        Ok(())
     }
 
     fn watch(&mut self, notify: Box<dyn Fn() + Send>) {

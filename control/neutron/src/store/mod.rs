@@ -9,7 +9,7 @@ pub use etcd::{EtcdSettings, EtcdStore, TlsFiles};
 pub use sqlite::SqliteStore;
 
 use crate::error::{ApiError, NeutronError};
-use crate::model::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use crate::model::{HostRecord, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
 use std::sync::Arc;
 
 /// What became of a commit.
@@ -29,6 +29,13 @@ pub trait Store: Send {
     /// Commits the ops in one transaction, all or nothing. `Conflict` only
     /// from a store shared with other writers.
     fn apply(&mut self, ops: &[Op]) -> Result<Commit, ApiError>;
+    /// Makes sure every commit made anywhere before this call is in what
+    /// `load` gives (a shared store: one round trip to learn the latest
+    /// revision, then waiting for it to arrive), so that a mutation is
+    /// validated against the latest model, not a lagging copy.
+    fn sync(&mut self) -> Result<(), ApiError> {
+        Ok(())
+    }
     /// Whether another writer committed something `load` would now show
     /// that the last `load` or `apply` did not.
     fn stale(&self) -> bool {
@@ -41,6 +48,16 @@ pub trait Store: Send {
     /// `notify` is called (from the store's own thread) whenever
     /// [`Store::stale`] may have become true.
     fn watch(&mut self, _notify: Box<dyn Fn() + Send>) {}
+    /// Keeps this host registered (alive) for `ttl` at a time, renewed in
+    /// the background, until the store is dropped. Only a shared store has
+    /// hosts to register with: the others ignore it.
+    fn register(
+        &mut self,
+        _record: &HostRecord,
+        _ttl: std::time::Duration,
+    ) -> Result<(), NeutronError> {
+        Ok(())
+    }
 }
 
 /// A rule's document with its standard_attr_id, which the API shows only
@@ -110,4 +127,6 @@ pub struct Loaded {
     pub rules: Vec<SecurityGroupRule>,
     /// (project, resource, limit).
     pub quotas: Vec<(String, String, i64)>,
+    /// The hosts registered now (etcd only).
+    pub hosts: Vec<HostRecord>,
 }

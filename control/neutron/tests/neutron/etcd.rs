@@ -308,3 +308,78 @@ fn cluster_config_errors_name_the_key() {
         t.elapsed()
     );
 }
+
+/// Issue 16: a host registers (under a lease) and any host's API can then
+/// bind ports to it, with that host's own socket directory and bridge; a
+/// host no daemon registered fails to bind, as ML2 without a live agent;
+/// a host that leaves has its ports go DOWN.
+#[test]
+fn ports_bind_to_registered_hosts_and_go_down_when_their_host_leaves() {
+    let dir = TempDir::new("etcd-hosts");
+    let etcd = Etcd::start(&dir.0);
+    let a = host(&dir, &etcd, "host-a");
+    let b = Api::start(NeutronConfig {
+        host: "host-b".into(),
+        vhost_socket_dir: "/run/host-b-vhu".into(),
+        cluster: Some(ClusterConfig {
+            host_ttl_secs: 2,
+            ..etcd.cluster()
+        }),
+        ..config(&dir)
+    });
+    b.neutron.register_host().unwrap();
+    eventually("a knows host-b", || {
+        a.neutron.state().hosts.contains_key("host-b")
+    });
+    let registered = &a.neutron.state().hosts["host-b"];
+    assert_eq!(registered.vhost_socket_dir, "/run/host-b-vhu");
+    assert!(!registered.started_at.is_empty());
+    assert!(
+        !a.neutron.state().hosts.contains_key("host-a"),
+        "only daemons with a dataplane register"
+    );
+
+    let nid = net_with_subnet(&a, "10.4.0.0/24");
+    let p = a.create(
+        "ports",
+        "port",
+        json!({"network_id": nid, "binding:host_id": "host-b"}),
+    );
+    assert_eq!(p["binding:vif_type"], "vhostuser", "{p}");
+    let pid = p["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        p["binding:vif_details"]["vhostuser_socket"],
+        format!("/run/host-b-vhu/vhu{}", &pid[..11]),
+        "bound with host-b's own settings: {p}"
+    );
+    let nowhere = a.create(
+        "ports",
+        "port",
+        json!({"network_id": nid, "binding:host_id": "host-z"}),
+    );
+    assert_eq!(nowhere["binding:vif_type"], "binding_failed", "{nowhere}");
+
+    // host-b's dataplane reports the port up; then host-b stops.
+    eventually("b has the port", || {
+        b.neutron.state().ports.contains_key(&pid)
+    });
+    b.neutron
+        .set_port_status(&pid, neutron::PortStatus::Active)
+        .unwrap();
+    eventually("a sees it ACTIVE", || {
+        a.get(&format!("/v2.0/ports/{pid}"))["port"]["status"] == "ACTIVE"
+    });
+    let service = b.stop();
+    drop(service);
+    eventually("host-b gone and its port DOWN", || {
+        !a.neutron.state().hosts.contains_key("host-b")
+            && a.get(&format!("/v2.0/ports/{pid}"))["port"]["status"] == "DOWN"
+    });
+    // A port bound to host-b now fails to bind.
+    let late = a.create(
+        "ports",
+        "port",
+        json!({"network_id": nid, "binding:host_id": "host-b"}),
+    );
+    assert_eq!(late["binding:vif_type"], "binding_failed", "{late}");
+}
