@@ -16,7 +16,7 @@ use super::metrics::Metrics;
 use super::model::{
     Network, NeutronState, Port, PortStatus, SecurityGroup, SecurityGroupRule, Subnet,
 };
-use super::store::{Commit, EtcdStore, Op, SqliteStore, Store};
+use super::store::{Change, Commit, Delta, EtcdStore, Op, SqliteStore, Store};
 use super::validate::{ip_to_u128, parse_mac, Cidr};
 use super::Settings;
 use super::{Changes, StateUpdate};
@@ -182,11 +182,30 @@ impl Engine {
 
     /// Rebuilds the world from the store (after another writer's commit)
     /// and publishes it with what changed.
+    /// In proportion to what changed when the store can say
+    /// ([`Store::load_delta`]), else whole.
     fn refresh(&self, w: &mut Writer) -> Result<(), NeutronError> {
-        let mut world = restore(&mut *w.store)?;
-        let changes = diff(&w.world.st, &world.st);
-        world.st.generation = w.world.st.generation + 1;
-        w.world = world;
+        let generation = w.world.st.generation + 1;
+        let changes = match w.store.load_delta()? {
+            Some(delta) => {
+                let mut world = w.world.clone();
+                let changes = apply_delta(&mut world, delta).map_err(|reason| {
+                    NeutronError::Store {
+                        path: w.store.describe(),
+                        reason,
+                    }
+                })?;
+                w.world = world;
+                changes
+            }
+            None => {
+                let world = restore(&mut *w.store)?;
+                let changes = diff(&w.world.st, &world.st);
+                w.world = world;
+                changes
+            }
+        };
+        w.world.st.generation = generation;
         self.publish(w, changes);
         Ok(())
     }
@@ -424,6 +443,161 @@ fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
         }
     }
     c
+}
+
+/// Another writer's changes applied to the world: the documents and the
+/// indexes restore derives from them (VLANs, MACs, address allocations,
+/// default groups, rule owners), touching only what changed. Addresses and
+/// MACs are all released before any is taken, so ports that swap them in
+/// one batch never free each other's.
+fn apply_delta(w: &mut World, delta: Delta) -> Result<Changes, String> {
+    let mut c = Changes::default();
+    if let Some(hosts) = delta.hosts {
+        w.st.hosts = hosts
+            .into_iter()
+            .map(|h| (h.host.clone(), Arc::new(h)))
+            .collect();
+    }
+    let addresses = |p: &Port| -> Vec<(String, u128)> {
+        p.fixed_ips
+            .iter()
+            .filter_map(|f| {
+                let a = super::validate::parse_ip(&f.ip_address).ok()?;
+                Some((f.subnet_id.clone(), ip_to_u128(a)))
+            })
+            .collect()
+    };
+    let segment = |n: &Network| {
+        n.physical_network
+            .clone()
+            .map(|p| (p, n.segmentation_id.unwrap_or(0)))
+    };
+    // Networks and subnets first: ports' addresses need their subnets.
+    for ch in &delta.changes {
+        match ch {
+            Change::Network(id, n) => {
+                if let Some(seg) = w.st.networks.get(id).and_then(|o| segment(o)) {
+                    w.vlans.remove(&seg);
+                }
+                match n {
+                    Some(n) => {
+                        if let Some(seg) = segment(n) {
+                            w.vlans.insert(seg);
+                        }
+                        w.st.networks.insert(id.clone(), Arc::new(n.clone()));
+                    }
+                    None => {
+                        w.st.networks.remove(id);
+                    }
+                }
+                c.networks.insert(id.clone());
+            }
+            Change::Subnet(id, Some(sn)) => {
+                let cidr = Cidr::parse_strict(&sn.cidr).map_err(|e| format!("subnet {id}: {e}"))?;
+                let mut pools = Vec::new();
+                for p in &sn.allocation_pools {
+                    let a = super::validate::parse_ip(&p.start)?;
+                    let b = super::validate::parse_ip(&p.end)?;
+                    pools.push((ip_to_u128(a), ip_to_u128(b)));
+                }
+                pools.sort();
+                match w.ipam.get_mut(id) {
+                    Some(ipam) => ipam.set_pools(pools),
+                    None => {
+                        w.ipam.insert(
+                            id.clone(),
+                            SubnetIpam::new(cidr, pools).with_auto(sn.is_auto_address()),
+                        );
+                    }
+                }
+                w.st.subnets.insert(id.clone(), Arc::new(sn.clone()));
+                c.subnets.insert(id.clone());
+            }
+            _ => {}
+        }
+    }
+    // Every changed port's old addresses and MAC released, then the new
+    // ones taken.
+    for ch in &delta.changes {
+        if let Change::Port(id, _) = ch {
+            if let Some(old) = w.st.ports.get(id).cloned() {
+                for (sid, a) in addresses(&old) {
+                    if let Some(ipam) = w.ipam.get_mut(&sid) {
+                        ipam.release(a);
+                    }
+                }
+                if let Ok(mac) = parse_mac(&old.mac_address) {
+                    w.macs.remove(&(old.network_id.clone(), mac));
+                }
+            }
+        }
+    }
+    for ch in &delta.changes {
+        if let Change::Port(id, p) = ch {
+            match p {
+                Some(p) => {
+                    for (sid, a) in addresses(p) {
+                        if let Some(ipam) = w.ipam.get_mut(&sid) {
+                            ipam.take(a);
+                        }
+                    }
+                    if let Ok(mac) = parse_mac(&p.mac_address) {
+                        w.macs.insert((p.network_id.clone(), mac));
+                    }
+                    w.st.ports.insert(id.clone(), Arc::new(p.clone()));
+                }
+                None => {
+                    w.st.ports.remove(id);
+                }
+            }
+            c.ports.insert(id.clone());
+        }
+    }
+    for ch in delta.changes {
+        match ch {
+            Change::Subnet(id, None) => {
+                w.st.subnets.remove(&id);
+                w.ipam.remove(&id);
+                c.subnets.insert(id);
+            }
+            Change::Group(id, g) => {
+                if let Some(old) = w.st.security_groups.get(&id).cloned() {
+                    for r in &old.security_group_rules {
+                        w.st.rule_owner.remove(&r.id);
+                    }
+                    if w.default_groups.get(&old.project_id) == Some(&id) {
+                        w.default_groups.remove(&old.project_id);
+                    }
+                }
+                match g {
+                    Some(g) => {
+                        for r in &g.security_group_rules {
+                            w.st.rule_owner.insert(r.id.clone(), id.clone());
+                            w.next_std_attr = w.next_std_attr.max(r.standard_attr_id + 1);
+                        }
+                        if g.name == "default" {
+                            w.default_groups.insert(g.project_id.clone(), id.clone());
+                        }
+                        w.st.security_groups.insert(id.clone(), Arc::new(g));
+                    }
+                    None => {
+                        w.st.security_groups.remove(&id);
+                    }
+                }
+                c.security_groups.insert(id);
+            }
+            Change::Quotas(project, q) => match q {
+                Some(q) => {
+                    w.st.quotas.insert(project, Arc::new(q));
+                }
+                None => {
+                    w.st.quotas.remove(&project);
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(c)
 }
 
 /// What differs between two states, as `changes_of` says it of a

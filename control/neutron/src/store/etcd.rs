@@ -19,7 +19,7 @@
 //! is retried with backoff and the watch resumes from that revision (a
 //! full read only if etcd compacted it away); meanwhile reads and the
 //! dataplane keep the last state and writes answer 503.
-use super::{Commit, Loaded, Op, Store};
+use super::{Change, Commit, Delta, Loaded, Op, Store};
 use crate::error::{ApiError, NeutronError};
 use crate::model::{HostRecord, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
 use etcd_client::{
@@ -85,6 +85,10 @@ struct Mirror {
     hosts: BTreeMap<String, HostRecord>,
     hosts_rev: i64,
     hosts_gen: u64,
+    /// Model keys the watch changed since the engine last took them.
+    dirty: BTreeSet<String>,
+    /// The model was re-read whole: only a whole `load` can follow.
+    reread: bool,
     /// The last error talking to etcd, cleared by the next success.
     down: Option<String>,
 }
@@ -156,6 +160,8 @@ impl Mirror {
     }
 
     fn replace(&mut self, kvs: &[KeyValue], model: &str, rev: i64) {
+        self.reread = true;
+        self.dirty.clear();
         self.docs.clear();
         self.sentinel_rev = 0;
         for kv in kvs {
@@ -195,6 +201,7 @@ impl Mirror {
         match f {
             Feed::Model => {
                 self.set(key, value, create_rev, mod_rev);
+                self.dirty.insert(key.to_owned());
                 self.rev = self.rev.max(mod_rev);
             }
             Feed::Hosts => {
@@ -218,6 +225,72 @@ impl Mirror {
                 self.hosts_rev = rev;
             }
         }
+    }
+
+    /// A group's document with its rules, in the order they were written.
+    fn group_with_rules(&self, id: &str) -> Option<SecurityGroup> {
+        let Some(Doc::Group(g)) = self.docs.get(&format!("groups/{id}")).map(|e| &e.doc) else {
+            return None;
+        };
+        let mut g = g.clone();
+        let prefix = format!("rules/{id}/");
+        let mut rules: Vec<(i64, &SecurityGroupRule)> = self
+            .docs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(_, e)| match &e.doc {
+                Doc::Rule(r) => Some((e.create_rev, r)),
+                _ => None,
+            })
+            .collect();
+        rules.sort_by_key(|(c, _)| *c);
+        g.security_group_rules = rules.into_iter().map(|(_, r)| r.clone()).collect();
+        Some(g)
+    }
+
+    /// The changed documents named by `dirty`, taken.
+    fn take_delta(&mut self) -> Vec<Change> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut groups = BTreeSet::new();
+        let mut out = Vec::new();
+        for key in &dirty {
+            let doc = self.docs.get(key).map(|e| &e.doc);
+            let Some((kind, id)) = key.split_once('/') else {
+                continue;
+            };
+            match (kind, doc) {
+                ("networks", Some(Doc::Network(n))) => {
+                    out.push(Change::Network(id.to_owned(), Some(n.clone())))
+                }
+                ("networks", _) => out.push(Change::Network(id.to_owned(), None)),
+                ("subnets", Some(Doc::Subnet(n))) => {
+                    out.push(Change::Subnet(id.to_owned(), Some(n.clone())))
+                }
+                ("subnets", _) => out.push(Change::Subnet(id.to_owned(), None)),
+                ("ports", Some(Doc::Port(p))) => out.push(Change::Port(id.to_owned(), Some(p.clone()))),
+                ("ports", _) => out.push(Change::Port(id.to_owned(), None)),
+                ("groups", _) => {
+                    groups.insert(id.to_owned());
+                }
+                ("rules", _) => {
+                    if let Some((g, _)) = id.split_once('/') {
+                        groups.insert(g.to_owned());
+                    }
+                }
+                ("quotas", Some(Doc::Quotas(q))) => {
+                    out.push(Change::Quotas(id.to_owned(), Some(q.clone())))
+                }
+                ("quotas", _) => out.push(Change::Quotas(id.to_owned(), None)),
+                // ips/, macs/, vlans/ and the sentinel follow from the
+                // documents.
+                _ => {}
+            }
+        }
+        for g in groups {
+            let doc = self.group_with_rules(&g);
+            out.push(Change::Group(g, doc));
+        }
+        out
     }
 
     fn port(&self, id: &str) -> Option<&Port> {
@@ -549,7 +622,12 @@ impl EtcdStore {
                 None => TxnOp::delete(key(k), None),
             })
             .collect();
-        Txn::new().when(compares).and_then(then)
+        // On failure: the sentinel, to tell a lost race from a unique key
+        // held by someone else.
+        Txn::new()
+            .when(compares)
+            .and_then(then)
+            .or_else(vec![TxnOp::get(key(SENTINEL), None)])
     }
 
     /// Waits until the mirror is `done` (the watch brought a change another
@@ -793,7 +871,7 @@ impl Store for EtcdStore {
     }
 
     fn load(&mut self) -> Result<Loaded, NeutronError> {
-        let m = self.shared.lock();
+        let mut m = self.shared.lock();
         let mut entries: Vec<(&String, &Entry)> = m.docs.iter().collect();
         entries.sort_by_key(|(_, e)| e.create_rev);
         let mut out = Loaded::default();
@@ -814,6 +892,8 @@ impl Store for EtcdStore {
             }
         }
         out.hosts = m.hosts.values().cloned().collect();
+        m.dirty.clear();
+        m.reread = false;
         self.loaded_rev = m.rev;
         self.loaded_sentinel = m.sentinel_rev;
         self.loaded_hosts = m.hosts_gen;
@@ -847,6 +927,26 @@ impl Store for EtcdStore {
                 other => self.unavailable(other),
             })?;
         if !resp.succeeded() {
+            let now = resp
+                .op_responses()
+                .into_iter()
+                .find_map(|r| match r {
+                    etcd_client::TxnOpResponse::Get(g) => {
+                        Some(g.kvs().first().map(|kv| kv.mod_revision()).unwrap_or(0))
+                    }
+                    _ => None,
+                })
+                .unwrap_or(-1);
+            if now == seen {
+                // The model did not move, yet a key this change creates is
+                // held: the copy it was made from is wrong. Refuse, as
+                // SQLite's UNIQUE constraints do, rather than retry it.
+                let held: Vec<&String> = writes.absent.iter().collect();
+                return Err(ApiError::conflict(
+                    "Conflict",
+                    format!("etcd refused the change: one of {held:?} is already held"),
+                ));
+            }
             self.catch_up(|m| m.sentinel_rev != seen)?;
             return Ok(Commit::Conflict);
         }
@@ -868,6 +968,19 @@ impl Store for EtcdStore {
         drop(m);
         self.shared.moved.notify_all();
         Ok(Commit::Done)
+    }
+
+    fn load_delta(&mut self) -> Result<Option<Delta>, NeutronError> {
+        let mut m = self.shared.lock();
+        if m.reread {
+            return Ok(None);
+        }
+        let changes = m.take_delta();
+        let hosts = (m.hosts_gen != self.loaded_hosts).then(|| m.hosts.values().cloned().collect());
+        self.loaded_rev = m.rev;
+        self.loaded_sentinel = m.sentinel_rev;
+        self.loaded_hosts = m.hosts_gen;
+        Ok(Some(Delta { changes, hosts }))
     }
 
     fn sync(&mut self) -> Result<(), ApiError> {

@@ -36,6 +36,12 @@ pub trait Store: Send {
     fn sync(&mut self) -> Result<(), ApiError> {
         Ok(())
     }
+    /// What other writers changed since the last `load`, `load_delta` or
+    /// `apply`, document by document; None when only a whole `load` can
+    /// say (the default, and after a full re-read).
+    fn load_delta(&mut self) -> Result<Option<Delta>, NeutronError> {
+        Ok(None)
+    }
     /// Whether another writer committed something `load` would now show
     /// that the last `load` or `apply` did not.
     fn stale(&self) -> bool {
@@ -114,6 +120,25 @@ pub enum Op {
         project: String,
         limits: std::collections::BTreeMap<String, i64>,
     },
+}
+
+/// One document another writer changed: its new value, or None if gone.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Network(String, Option<Network>),
+    Subnet(String, Option<Subnet>),
+    Port(String, Option<Port>),
+    /// A group with all its rules (the group or one of its rules changed).
+    Group(String, Option<SecurityGroup>),
+    Quotas(String, Option<std::collections::BTreeMap<String, i64>>),
+}
+
+/// What other writers changed, for updating the world in proportion.
+#[derive(Debug, Default)]
+pub struct Delta {
+    pub changes: Vec<Change>,
+    /// Set when the registered hosts changed: all of them now.
+    pub hosts: Option<Vec<HostRecord>>,
 }
 
 /// Everything in the database, for restoring the in-memory world.

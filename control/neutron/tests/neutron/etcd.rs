@@ -107,11 +107,16 @@ fn hosts_share_one_model_and_see_each_others_changes() {
     });
     assert_eq!(a.neutron.check_database().unwrap(), "ok");
     assert_eq!(b.neutron.check_database().unwrap(), "ok");
-    // A host that starts later (or again) reads the whole model.
+    // A host that starts later (or again) reads the whole model; the ones
+    // that followed it change by change (b) hold the same.
     let c = host(&dir, &etcd, "host-c");
     assert_eq!(
         without_generation(state_json(&c.neutron)),
         without_generation(state_json(&a.neutron))
+    );
+    assert_eq!(
+        without_generation(state_json(&c.neutron)),
+        without_generation(state_json(&b.neutron))
     );
 }
 
@@ -168,6 +173,12 @@ fn concurrent_creates_on_two_hosts_never_share_an_ip_or_mac() {
         });
         assert_eq!(api.neutron.check_database().unwrap(), "ok");
     }
+    // Each host's model, built by its own commits and the other's as the
+    // watch brought them, is the one a fresh start reads.
+    let c = host(&dir, &etcd, "host-c");
+    let fresh = without_generation(state_json(&c.neutron));
+    assert_eq!(without_generation(state_json(&a.neutron)), fresh);
+    assert_eq!(without_generation(state_json(&b.neutron)), fresh);
 }
 
 /// etcd lost: reads keep the last model, writes answer 503 and change
