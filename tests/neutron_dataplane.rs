@@ -1196,6 +1196,25 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     translations(&sw);
     add_pcap_port(&sw, &dir, 1, "vm1", &[], &["--iface-id", &port_id]);
     wait_status(&sw, api2, &port_id, "ACTIVE");
+    // compute-2's commits reached this host by the watch, and it says so.
+    let (status, body) = http_get(metrics, "/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "ferroswitch_cluster_etcd_up 1",
+        "ferroswitch_cluster_hosts 1",
+        "ferroswitch_cluster_watch_lag_seconds{quantile=\"0.99\"}",
+    ] {
+        assert!(body.contains(line), "no {line:?} in\n{body}");
+    }
+    let watched: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("ferroswitch_cluster_watched_commits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        watched >= 3,
+        "network, subnet and port came by the watch: {watched}"
+    );
 
     signal(sw.child.id(), libc::SIGKILL);
     sw.child.wait().unwrap();

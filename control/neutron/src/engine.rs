@@ -189,12 +189,11 @@ impl Engine {
         let changes = match w.store.load_delta()? {
             Some(delta) => {
                 let mut world = w.world.clone();
-                let changes = apply_delta(&mut world, delta).map_err(|reason| {
-                    NeutronError::Store {
+                let changes =
+                    apply_delta(&mut world, delta).map_err(|reason| NeutronError::Store {
                         path: w.store.describe(),
                         reason,
-                    }
-                })?;
+                    })?;
                 w.world = world;
                 changes
             }
@@ -237,6 +236,10 @@ impl Engine {
         let (tx, rx) = channel::unbounded();
         self.lock().subscribers.push(tx);
         rx
+    }
+
+    pub fn cluster_metrics(&self) -> Option<super::ClusterMetrics> {
+        self.lock().store.cluster_metrics()
     }
 
     pub fn check_database(&self) -> Result<String, NeutronError> {

@@ -144,6 +144,26 @@ pub struct ClusterConfig {
 
 pub const DEFAULT_CLUSTER_PREFIX: &str = "/ferroswitch";
 
+/// A cluster member's figures (`[cluster]` only).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterMetrics {
+    /// The watch of etcd is connected.
+    pub etcd_up: bool,
+    /// The etcd revision of the model this process holds.
+    pub model_revision: i64,
+    /// Hosts registered now.
+    pub hosts: usize,
+    /// Commits this process lost to another writer (and ran again).
+    pub conflicts: u64,
+    /// Other writers' commits that reached this process by the watch, and
+    /// how long after they were made (the writer's clock against this
+    /// one's), in microseconds.
+    pub watched_commits: u64,
+    pub lag_p50_micros: Option<u64>,
+    pub lag_p99_micros: Option<u64>,
+    pub lag_max_micros: Option<u64>,
+}
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
@@ -248,6 +268,7 @@ impl ClusterConfig {
             prefix: self.prefix.clone(),
             timeout: std::time::Duration::from_millis(self.timeout_ms),
             host_ttl: std::time::Duration::from_secs(self.host_ttl_secs),
+            host: String::new(),
             tls: self
                 .ca_file
                 .clone()
@@ -679,6 +700,11 @@ impl Neutron {
     /// it. Renewed in the background; nothing without `[cluster]`.
     pub fn register_host(&self) -> Result<(), NeutronError> {
         self.inner.register_host()
+    }
+
+    /// With `[cluster]`: etcd reachable, watch lag, conflicts.
+    pub fn cluster_metrics(&self) -> Option<ClusterMetrics> {
+        self.inner.cluster_metrics()
     }
 
     /// The dataplane's report of a port's status. Persisted and published;

@@ -284,6 +284,52 @@ impl Daemon {
                 n.waiting_attachments() as f64,
             );
             e.api_routes(&n.service.api_metrics());
+            if let Some(c) = n.service.cluster_metrics() {
+                e.gauge(
+                    "ferroswitch_cluster_etcd_up",
+                    "1 while the watch of etcd is connected ([cluster]).",
+                    &[],
+                    f64::from(u8::from(c.etcd_up)),
+                );
+                e.gauge(
+                    "ferroswitch_cluster_model_revision",
+                    "The etcd revision of the Neutron model this host holds.",
+                    &[],
+                    c.model_revision as f64,
+                );
+                e.gauge(
+                    "ferroswitch_cluster_hosts",
+                    "Hosts registered in the cluster now.",
+                    &[],
+                    c.hosts as f64,
+                );
+                e.counter(
+                    "ferroswitch_cluster_commit_conflicts_total",
+                    "Commits that lost the race to another host's and were run again.",
+                    &[],
+                    c.conflicts,
+                );
+                e.counter(
+                    "ferroswitch_cluster_watched_commits_total",
+                    "Other hosts' commits that reached this host by the etcd watch.",
+                    &[],
+                    c.watched_commits,
+                );
+                for (q, v) in [
+                    ("0.5", c.lag_p50_micros),
+                    ("0.99", c.lag_p99_micros),
+                    ("1", c.lag_max_micros),
+                ] {
+                    if let Some(v) = v {
+                        e.gauge(
+                            "ferroswitch_cluster_watch_lag_seconds",
+                            "From another host's commit (its clock) to its arrival here by the watch.",
+                            &[("quantile", q)],
+                            v as f64 / 1e6,
+                        );
+                    }
+                }
+            }
         }
         e.gauge(
             "ferroswitch_snapshot_generation",

@@ -71,4 +71,9 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     server.shutdown();
+    // A cluster member's figures, one JSON line (scripts/cluster_scale.py
+    // reads them).
+    if let Some(m) = neutron.cluster_metrics() {
+        println!("cluster {}", serde_json::to_string(&m).unwrap_or_default());
+    }
 }

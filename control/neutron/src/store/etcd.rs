@@ -38,6 +38,8 @@ pub struct EtcdSettings {
     pub prefix: String,
     /// Each etcd request's deadline.
     pub timeout: Duration,
+    /// This host's name, in the commit stamps.
+    pub host: String,
     /// The life of this host's registration lease.
     pub host_ttl: Duration,
     pub tls: Option<TlsFiles>,
@@ -94,6 +96,25 @@ struct Mirror {
 }
 
 const SENTINEL: &str = "revision";
+
+/// The sentinel's value: who committed, and when (wall clock). A watcher
+/// takes the difference to its own clock as the commit's watch lag (hosts'
+/// clocks must agree, as NTP keeps them, for it to mean anything).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    host: String,
+    at_us: u64,
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Most lags kept for the figures (the oldest go first).
+const MAX_LAGS: usize = 1 << 20;
 
 /// The two watched prefixes: the model, and the hosts' registrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +288,9 @@ impl Mirror {
                     out.push(Change::Subnet(id.to_owned(), Some(n.clone())))
                 }
                 ("subnets", _) => out.push(Change::Subnet(id.to_owned(), None)),
-                ("ports", Some(Doc::Port(p))) => out.push(Change::Port(id.to_owned(), Some(p.clone()))),
+                ("ports", Some(Doc::Port(p))) => {
+                    out.push(Change::Port(id.to_owned(), Some(p.clone())))
+                }
                 ("ports", _) => out.push(Change::Port(id.to_owned(), None)),
                 ("groups", _) => {
                     groups.insert(id.to_owned());
@@ -341,7 +364,7 @@ impl Writes {
     /// The writes for `ops` applied to the mirror's model, with what
     /// SQLite's foreign keys cascade spelled out (a port's addresses and
     /// MAC, a group's rules).
-    fn of(ops: &[Op], m: &Mirror) -> Result<Writes, ApiError> {
+    fn of(ops: &[Op], m: &Mirror, stamp: Vec<u8>) -> Result<Writes, ApiError> {
         let mut w = Writes::default();
         // Ports written earlier in the same ops (None: deleted).
         let mut ports: BTreeMap<&str, Option<&Port>> = BTreeMap::new();
@@ -455,7 +478,7 @@ impl Writes {
                 }
             }
         }
-        w.put(SENTINEL.to_owned(), Vec::new());
+        w.put(SENTINEL.to_owned(), stamp);
         Ok(w)
     }
 }
@@ -467,6 +490,10 @@ struct Shared {
     notify: Mutex<Option<Box<dyn Fn() + Send>>>,
     /// This host's registration lease, once granted.
     lease: Mutex<Option<i64>>,
+    /// Watch lag of other writers' commits, in microseconds.
+    lags: Mutex<Vec<u32>>,
+    /// Commits refused because another writer was first.
+    conflicts: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -483,6 +510,7 @@ impl Shared {
 }
 
 pub struct EtcdStore {
+    host: String,
     s: EtcdSettings,
     /// `P/model/`.
     model: String,
@@ -545,6 +573,8 @@ impl EtcdStore {
             moved: Condvar::new(),
             notify: Mutex::new(None),
             lease: Mutex::new(None),
+            lags: Mutex::new(Vec::new()),
+            conflicts: std::sync::atomic::AtomicU64::new(0),
         });
         let (kvs, rev) = rt
             .block_on(read_all(client.clone(), model.clone(), s.timeout))
@@ -565,6 +595,7 @@ impl EtcdStore {
             ));
         }
         Ok(EtcdStore {
+            host: s.host.clone(),
             s,
             model,
             rt: Some(rt),
@@ -790,6 +821,19 @@ async fn watch_from(
                     EventType::Put => Some(kv.value()),
                     EventType::Delete => None,
                 };
+                if feed == Feed::Model && k == SENTINEL {
+                    if let Some(stamp) = value.and_then(|v| serde_json::from_slice::<Stamp>(v).ok())
+                    {
+                        let lag = unix_micros()
+                            .saturating_sub(stamp.at_us)
+                            .min(u32::MAX as u64);
+                        let mut lags = shared.lags.lock().unwrap_or_else(|e| e.into_inner());
+                        if lags.len() >= MAX_LAGS {
+                            lags.drain(..MAX_LAGS / 2);
+                        }
+                        lags.push(lag as u32);
+                    }
+                }
                 m.event(feed, k, value, kv.create_revision(), kv.mod_revision());
                 changed = true;
             }
@@ -902,7 +946,12 @@ impl Store for EtcdStore {
 
     fn apply(&mut self, ops: &[Op]) -> Result<Commit, ApiError> {
         let seen = self.loaded_sentinel;
-        let writes = Writes::of(ops, &self.shared.lock())?;
+        let stamp = serde_json::to_vec(&Stamp {
+            host: self.host.clone(),
+            at_us: unix_micros(),
+        })
+        .unwrap_or_default();
+        let writes = Writes::of(ops, &self.shared.lock(), stamp)?;
         let txn = self.txn(&writes, seen);
         let mut client = self.client.clone();
         let timeout = self.s.timeout;
@@ -947,6 +996,9 @@ impl Store for EtcdStore {
                     format!("etcd refused the change: one of {held:?} is already held"),
                 ));
             }
+            self.shared
+                .conflicts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.catch_up(|m| m.sentinel_rev != seen)?;
             return Ok(Commit::Conflict);
         }
@@ -968,6 +1020,38 @@ impl Store for EtcdStore {
         drop(m);
         self.shared.moved.notify_all();
         Ok(Commit::Done)
+    }
+
+    fn cluster_metrics(&self) -> Option<crate::ClusterMetrics> {
+        let (up, revision, hosts) = {
+            let m = self.shared.lock();
+            (m.down.is_none(), m.rev, m.hosts.len())
+        };
+        let mut lags = self
+            .shared
+            .lags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        lags.sort_unstable();
+        let q = |f: f64| {
+            (!lags.is_empty()).then(|| {
+                lags[((lags.len() as f64 * f).ceil() as usize).clamp(1, lags.len()) - 1] as u64
+            })
+        };
+        Some(crate::ClusterMetrics {
+            etcd_up: up,
+            model_revision: revision,
+            hosts,
+            conflicts: self
+                .shared
+                .conflicts
+                .load(std::sync::atomic::Ordering::Relaxed),
+            watched_commits: lags.len() as u64,
+            lag_p50_micros: q(0.5),
+            lag_p99_micros: q(0.99),
+            lag_max_micros: lags.last().map(|&l| l as u64),
+        })
     }
 
     fn load_delta(&mut self) -> Result<Option<Delta>, NeutronError> {

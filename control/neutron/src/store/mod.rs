@@ -54,6 +54,10 @@ pub trait Store: Send {
     /// `notify` is called (from the store's own thread) whenever
     /// [`Store::stale`] may have become true.
     fn watch(&mut self, _notify: Box<dyn Fn() + Send>) {}
+    /// A shared store's figures (etcd reachable, watch lag, conflicts).
+    fn cluster_metrics(&self) -> Option<crate::ClusterMetrics> {
+        None
+    }
     /// Keeps this host registered (alive) for `ttl` at a time, renewed in
     /// the background, until the store is dropped. Only a shared store has
     /// hosts to register with: the others ignore it.
