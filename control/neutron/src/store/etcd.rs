@@ -722,20 +722,45 @@ impl Drop for EtcdStore {
     }
 }
 
+/// Keys per range request when reading a whole prefix: gRPC refuses
+/// answers over 4 MiB, and a cloud's ports are many times that.
+const PAGE: i64 = 1000;
+
+/// Everything under `prefix` at one revision (read page by page, every
+/// page at the first one's revision), and that revision.
 async fn read_all(
     mut client: Client,
-    model: String,
+    prefix: String,
     timeout: Duration,
 ) -> Result<(Vec<KeyValue>, i64), String> {
-    let r = tokio::time::timeout(
-        timeout,
-        client.get(model.as_str(), Some(GetOptions::new().with_prefix())),
-    )
-    .await
-    .map_err(|_| format!("no answer in {timeout:?}"))?
-    .map_err(|e| e.to_string())?;
-    let rev = r.header().map(|h| h.revision()).unwrap_or(0);
-    Ok((r.kvs().to_vec(), rev))
+    let mut end = prefix.clone().into_bytes();
+    if let Some(last) = end.last_mut() {
+        *last += 1; // The prefix ends in '/': never 0xff.
+    }
+    let mut from = prefix.into_bytes();
+    let mut rev = 0;
+    let mut out = Vec::new();
+    loop {
+        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if rev > 0 {
+            opts = opts.with_revision(rev);
+        }
+        let r = tokio::time::timeout(timeout, client.get(from.clone(), Some(opts)))
+            .await
+            .map_err(|_| format!("no answer in {timeout:?}"))?
+            .map_err(|e| e.to_string())?;
+        if rev == 0 {
+            rev = r.header().map(|h| h.revision()).unwrap_or(0);
+        }
+        out.extend_from_slice(r.kvs());
+        match r.kvs().last() {
+            Some(kv) if r.more() => {
+                from = kv.key().to_vec();
+                from.push(0);
+            }
+            _ => return Ok((out, rev)),
+        }
+    }
 }
 
 /// Keeps the mirror's `feed` current (until the store's runtime stops):
