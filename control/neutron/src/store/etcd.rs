@@ -113,6 +113,10 @@ fn unix_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// HTTP/2 ping interval of the connection to etcd: above etcd's default
+/// minimum of 5 s.
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
 /// Most lags kept for the figures (the oldest go first).
 const MAX_LAGS: usize = 1 << 20;
 
@@ -551,7 +555,10 @@ impl EtcdStore {
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(s.timeout)
             .with_timeout(s.timeout)
-            .with_keep_alive(Duration::from_secs(2), s.timeout)
+            // etcd closes connections that ping more often than its
+            // --grpc-keepalive-min-time (5 s by default): every watch
+            // then stalls while it reconnects.
+            .with_keep_alive(KEEPALIVE, s.timeout.max(Duration::from_secs(5)))
             .with_keep_alive_while_idle(true);
         if let Some(tls) = &s.tls {
             let read = |p: &std::path::Path| {
