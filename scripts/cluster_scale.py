@@ -222,6 +222,16 @@ devargs = "net_null0,no-rx=1"
             raise SystemExit(f"vswitchd did not converge in 60 s; see {out / 'vswitchd.log'}")
         print(f"[cluster] vswitchd ({me}, {args.ports_per_host} ports on {len(my_nets)} networks) converged in "
               f"{converge * 1e3:.0f} ms", file=sys.stderr)
+        # Where the time went, from the daemon's log.
+        phases = {}
+        for line in (out / "vswitchd.log").read_text(errors="replace").splitlines():
+            for key, needle in (("model_read_s", "neutron state restored"), ("conntrack_up_s", "connection tracker up"),
+                                ("running_s", "vswitchd running")):
+                if needle in line and key not in phases:
+                    stamp = line.split()[0].rstrip("Z")
+                    when = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone \
+                        + float("0" + stamp[19:])
+                    phases[key] = round(when - t0, 3)
 
         # 6. Port changes, reaching every host.
         ids = [p["id"] for p in listed["ports"]]
@@ -256,6 +266,7 @@ devargs = "net_null0,no-rx=1"
             "bulk_create_p99_ms": round(pct(bulk, 0.99) * 1e3, 1),
             "control_planes_up_s": round(watchers_up, 2),
             "vswitchd_converge_ms": round(converge * 1e3, 1),
+            "vswitchd_phases": phases,
             "changes": args.changes,
             "change_request_p99_ms": round(pct(change_lat, 0.99) * 1e3, 2),
             "hosts_missing_changes": len(short),

@@ -1113,6 +1113,7 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
         listen: "127.0.0.1:0".into(),
         host: "compute-2".into(),
         network_vlan_ranges: vec!["physnet1:3000:3099".into()],
+        bridge_mappings: vec!["physnet1:br-phy".into()],
         dhcp: false,
         cluster: Some(etcd.cluster()),
         ..neutron::NeutronConfig::default()
@@ -1182,6 +1183,42 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
         "bound with compute-1's registered settings"
     );
     let port_id = port["id"].as_str().unwrap().to_owned();
+    // compute-2's own VM port, up on compute-2: never compute-1's to
+    // attach, nor to set DOWN when it starts.
+    other.register_host().unwrap();
+    while !other.state().hosts.contains_key("compute-2") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compute-2 never registered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let theirs = ctl_json(
+        &sw,
+        Some(api2),
+        &[
+            "port",
+            "create",
+            "vm2-eth0",
+            "--network",
+            &net_id,
+            "--host",
+            "compute-2",
+        ],
+    );
+    assert_eq!(theirs["binding:vif_type"], "vhostuser", "{theirs}");
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    other
+        .set_port_status(&theirs, neutron::PortStatus::Active)
+        .unwrap();
+    let not_attached_here = |sw: &Switch| {
+        let ports = ctl_json(sw, None, &["port", "list"]);
+        let name = format!("vhu{}", &theirs[..11]);
+        assert!(
+            !ports.as_array().unwrap().iter().any(|p| p["name"] == name),
+            "compute-1 attached compute-2's port: {ports}"
+        );
+    };
     let translations = |sw: &Switch| {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -1194,6 +1231,7 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
         }
     };
     translations(&sw);
+    not_attached_here(&sw);
     add_pcap_port(&sw, &dir, 1, "vm1", &[], &["--iface-id", &port_id]);
     wait_status(&sw, api2, &port_id, "ACTIVE");
     // compute-2's commits reached this host by the watch, and it says so.
@@ -1201,7 +1239,7 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     assert_eq!(status, 200);
     for line in [
         "ferroswitch_cluster_etcd_up 1",
-        "ferroswitch_cluster_hosts 1",
+        "ferroswitch_cluster_hosts 2",
         "ferroswitch_cluster_watch_lag_seconds{quantile=\"0.99\"}",
     ] {
         assert!(body.contains(line), "no {line:?} in\n{body}");
@@ -1225,6 +1263,12 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     translations(&sw);
     add_pcap_port(&sw, &dir, 1, "vm1", &[], &["--iface-id", &port_id]);
     wait_status(&sw, api2, &port_id, "ACTIVE");
+    not_attached_here(&sw);
+    assert_eq!(
+        other.state().ports[&theirs].status,
+        neutron::PortStatus::Active,
+        "compute-1's start swept compute-2's port DOWN"
+    );
     assert!(sw.stop().success());
     // Stopped cleanly, it leaves at once (no lease to wait out) and its
     // port goes DOWN.

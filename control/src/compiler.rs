@@ -458,6 +458,10 @@ pub struct NeutronCompiler {
     /// previous run go DOWN until attached again).
     swept: bool,
     primed: bool,
+    /// Set when the model is shared by many hosts (etcd): this host's
+    /// name. Only the ports bound to it are this switch's to attach, and
+    /// to set DOWN at start; the rest belong to other hosts' switches.
+    host: Option<String>,
 }
 
 impl NeutronCompiler {
@@ -477,7 +481,19 @@ impl NeutronCompiler {
             dhcp_ports: BTreeMap::new(),
             swept: false,
             primed: false,
+            host: None,
         }
+    }
+
+    /// In a cluster: the ports of other hosts are not this switch's.
+    pub fn with_host(mut self, host: Option<String>) -> NeutronCompiler {
+        self.host = host;
+        self
+    }
+
+    /// Whether `p` is this switch's (always, on a model of its own).
+    fn is_mine(&self, p: &Port) -> bool {
+        self.host.as_ref().is_none_or(|h| p.binding.host_id == *h)
     }
 
     /// With the switch's DHCP server set up as `settings` say.
@@ -514,6 +530,7 @@ impl NeutronCompiler {
                 self.attachments = state
                     .ports
                     .values()
+                    .filter(|p| self.is_mine(p))
                     .filter_map(|p| Some((p.id.clone(), Attachment::of(p)?)))
                     .collect();
                 self.dhcp_ports = state
@@ -549,7 +566,11 @@ impl NeutronCompiler {
                 }
             }
             members_changed.extend(self.groups.update_port(state, id));
-            let now = state.ports.get(id).and_then(|p| Attachment::of(p));
+            let now = state
+                .ports
+                .get(id)
+                .filter(|p| self.is_mine(p))
+                .and_then(|p| Attachment::of(p));
             let before = match &now {
                 Some(a) => self.attachments.insert(id.clone(), a.clone()),
                 None => self.attachments.remove(id),
@@ -626,7 +647,7 @@ impl NeutronCompiler {
         // first time, any port a previous run left up.
         if !self.swept {
             self.swept = true;
-            for p in state.ports.values() {
+            for p in state.ports.values().filter(|p| self.is_mine(p)) {
                 if p.status != PortStatus::Down && !attached.contains(&p.id) {
                     out.statuses.insert(p.id.clone(), PortStatus::Down);
                 }

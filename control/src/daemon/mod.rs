@@ -96,6 +96,11 @@ pub struct Daemon {
     /// The connection tracker, made when the first port with port security
     /// appears.
     conntrack: Option<Arc<dataplane::conntrack::ConnTable>>,
+    /// The connection table being built on another thread while the
+    /// Neutron model loads: Neutron ports have port security by default,
+    /// so with `[neutron]` the table is all but certain to be needed, and
+    /// filling it (hundreds of MiB) would otherwise add to start-up.
+    conntrack_prepared: Option<std::thread::JoinHandle<dataplane::conntrack::ConnTable>>,
     // Held for the workers and ports opened later; the types keep DPDK's
     // lifetimes (a port holds its pool, a pool the EAL).
     pool: Arc<Mempool>,
@@ -180,6 +185,15 @@ impl Daemon {
             }
             None => None,
         };
+        let conntrack_prepared = if cfg.neutron.is_some() {
+            let (max, timeouts) = (cfg.conntrack.max_connections, cfg.conntrack.timeouts);
+            std::thread::Builder::new()
+                .name("conntrack-prep".into())
+                .spawn(move || dataplane::conntrack::ConnTable::new(max, timeouts))
+                .ok()
+        } else {
+            None
+        };
         // The store opens before the EAL: its config errors come first and
         // nothing has started when they do.
         let (neutron, api) = match &cfg.neutron {
@@ -204,9 +218,14 @@ impl Daemon {
                     lease_secs: ncfg.dhcp_lease_secs,
                     domain: ncfg.dns_domain.clone(),
                 };
+                // Sharing the model (etcd): other hosts' ports are not ours.
+                let cluster_host = ncfg.cluster.is_some().then(|| ncfg.host.clone());
                 let service = Neutron::open(ncfg)?;
                 let api = service.bind()?;
-                (Some(NeutronSide::new(service, mappings, dhcp)), Some(api))
+                (
+                    Some(NeutronSide::new(service, mappings, dhcp, cluster_host)),
+                    Some(api),
+                )
             }
             None => (None, None),
         };
@@ -283,6 +302,7 @@ impl Daemon {
             vhost_gid,
             neutron,
             conntrack: None,
+            conntrack_prepared,
             pool,
             tso_pool,
             eal,
@@ -414,7 +434,11 @@ impl Daemon {
         let flows_ct = self.bridges.iter().any(|b| b.flows.uses_conntrack());
         if (plan.view.any_secured() || flows_ct) && self.conntrack.is_none() {
             let max = self.cfg.conntrack.max_connections;
-            let ct = dataplane::conntrack::ConnTable::new(max, self.cfg.conntrack.timeouts);
+            let timeouts = self.cfg.conntrack.timeouts;
+            let ct = match self.conntrack_prepared.take().map(|t| t.join()) {
+                Some(Ok(ct)) => ct,
+                _ => dataplane::conntrack::ConnTable::new(max, timeouts),
+            };
             info!(
                 max_connections = max,
                 mib = (ct.bytes_per_connection() * max) >> 20,

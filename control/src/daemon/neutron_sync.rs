@@ -48,12 +48,15 @@ impl NeutronSide {
         service: Neutron,
         mappings: BTreeMap<String, String>,
         dhcp: DhcpSettings,
+        cluster_host: Option<String>,
     ) -> NeutronSide {
         NeutronSide {
             updates: service.subscribe(),
             service,
             api: None,
-            compiler: NeutronCompiler::new(mappings).with_dhcp(dhcp),
+            compiler: NeutronCompiler::new(mappings)
+                .with_dhcp(dhcp)
+                .with_host(cluster_host),
             latency: Latency::default(),
             dataplane_latency: Latency::default(),
             pending: BTreeSet::new(),
