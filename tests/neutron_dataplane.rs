@@ -4,8 +4,6 @@
 //! bridge_mappings translates it; a switch port attached with the Neutron
 //! port's iface-id joins the local VLAN and the port goes ACTIVE.
 mod common;
-#[path = "../control/neutron/tests/neutron/etcd_member.rs"]
-mod etcd_member;
 
 use common::*;
 use std::time::Duration;
@@ -1088,6 +1086,18 @@ fn bound_ports_join_the_integration_bridge_and_a_config_without_it_is_refused() 
     assert!(sw.stop().success());
 }
 
+/// Waits until `n` knows `host` is registered.
+fn registered(n: &neutron::Neutron, host: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !n.state().hosts.contains_key(host) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{host} never registered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Issue 16: the Neutron model in a real etcd, two hosts. compute-2's API
 /// (a Neutron service in this process, as `neutron-server` on another
 /// host) creates a provider network and a port bound to compute-1, which
@@ -1101,7 +1111,7 @@ fn bound_ports_join_the_integration_bridge_and_a_config_without_it_is_refused() 
 fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     let _g = serial();
     let dir = TempDir::new("neutron-etcd");
-    let etcd = etcd_member::Etcd::start(&dir.path(""));
+    let etcd = common::etcd_member::Etcd::start(&dir.path(""));
     let (api, metrics) = (free_port(), free_port());
     let cfg = format!(
         "{}[cluster]\netcd_endpoints = [\"{}\"]\nhost_ttl_secs = 2\n",
@@ -1121,14 +1131,7 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     .unwrap();
     let server = other.serve().unwrap();
     let api2 = server.local_addr().port();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !other.state().hosts.contains_key("compute-1") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "compute-1 never registered"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    registered(&other, "compute-1");
 
     let net = ctl_json(
         &sw,
@@ -1186,13 +1189,7 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     // compute-2's own VM port, up on compute-2: never compute-1's to
     // attach, nor to set DOWN when it starts.
     other.register_host().unwrap();
-    while !other.state().hosts.contains_key("compute-2") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "compute-2 never registered"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    registered(&other, "compute-2");
     let theirs = ctl_json(
         &sw,
         Some(api2),

@@ -308,14 +308,13 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     frames
 }
 
+/// A real etcd member for the multi-host tests, shared with the Neutron
+/// crate's own tests.
+#[path = "../../control/neutron/tests/neutron/etcd_member.rs"]
+pub mod etcd_member;
 /// A TCP port free on loopback right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)] // not every test binary takes a port
+pub use etcd_member::free_port;
 
 /// A plain HTTP/1.1 GET on loopback; returns (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {

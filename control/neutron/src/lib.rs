@@ -4,7 +4,8 @@
 //! python-openstackclient, Nova and os-vif talk to it unchanged.
 //!
 //! Layout: [`model`] (the resources and [`NeutronState`]), [`validate`] and
-//! [`ipam`] (parsing and allocation), `store` (SQLite), `engine` (the single
+//! [`ipam`] (parsing and allocation), `store` (SQLite, or etcd for many
+//! hosts sharing one model), `engine` (the single
 //! writer: validate, one transaction, publish) with one module per resource,
 //! `binding`, `api` (axum) and `metrics`.
 //!

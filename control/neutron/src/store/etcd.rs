@@ -268,7 +268,9 @@ impl Mirror {
                 _ => None,
             })
             .collect();
-        rules.sort_by_key(|(c, _)| *c);
+        // Rules written in one transaction share a create revision: the
+        // order they were made in is their standard_attr_id's.
+        rules.sort_by_key(|(c, r)| (r.standard_attr_id, *c));
         g.security_group_rules = rules.into_iter().map(|(_, r)| r.clone()).collect();
         Some(g)
     }
@@ -967,6 +969,9 @@ impl Store for EtcdStore {
                 Doc::Holder(_) | Doc::Sentinel => {}
             }
         }
+        // As in `group_with_rules`: one transaction's rules share a create
+        // revision, their standard_attr_id orders them.
+        out.rules.sort_by_key(|r| r.standard_attr_id);
         out.hosts = m.hosts.values().cloned().collect();
         m.dirty.clear();
         m.reread = false;

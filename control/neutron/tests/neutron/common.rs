@@ -172,3 +172,16 @@ pub fn ok(n: &Neutron, method: &str, path: &str, body: Value, status: u16) -> Va
     assert_eq!(st, status, "{method} {path} {body}: {v}");
     v
 }
+
+/// How many distinct IPv4 addresses (first fixed IP) and MACs `ports` hold.
+pub fn distinct_ips_and_macs(ports: &[Value]) -> (usize, usize) {
+    let ips: std::collections::HashSet<&str> = ports
+        .iter()
+        .map(|p| p["fixed_ips"][0]["ip_address"].as_str().unwrap())
+        .collect();
+    let macs: std::collections::HashSet<&str> = ports
+        .iter()
+        .map(|p| p["mac_address"].as_str().unwrap())
+        .collect();
+    (ips.len(), macs.len())
+}

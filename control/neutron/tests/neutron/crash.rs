@@ -155,24 +155,9 @@ fn kill_9_during_creates_loses_no_acknowledged_port() {
             "round {round}: {} ports but only {n_acked} acknowledged and {unacknowledged} in flight",
             ports.len()
         );
-        let ips: HashSet<&str> = ports
-            .iter()
-            .map(|p| p["fixed_ips"][0]["ip_address"].as_str().unwrap())
-            .collect();
-        let macs: HashSet<&str> = ports
-            .iter()
-            .map(|p| p["mac_address"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            ips.len(),
-            ports.len(),
-            "round {round}: an IP is on two ports"
-        );
-        assert_eq!(
-            macs.len(),
-            ports.len(),
-            "round {round}: a MAC is on two ports"
-        );
+        let (ips, macs) = distinct_ips_and_macs(&ports);
+        assert_eq!(ips, ports.len(), "round {round}: an IP is on two ports");
+        assert_eq!(macs, ports.len(), "round {round}: a MAC is on two ports");
         eprintln!(
             "round {round}: {n_acked} acknowledged, {} present after kill -9",
             ports.len()
