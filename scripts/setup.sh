@@ -25,6 +25,8 @@ VERBOSE="${FSW_SETUP_VERBOSE:-0}"
 PACKAGES=(
     libdpdk-dev dpdk-dev clang libclang-dev pkg-config libpcap-dev
     openvswitch-switch-dpdk iproute2 iputils-ping tcpdump python3 python3-venv ethtool iperf3 isc-dhcp-client
+    # udhcpc for the DHCP tests (and the guest image's userland)
+    busybox-static
     # The etcd client's protocol is generated at build time (protoc); the
     # multi-host tests start a real etcd.
     protobuf-compiler etcd-server

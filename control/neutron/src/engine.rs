@@ -60,6 +60,8 @@ pub(crate) struct Engine {
     writer: Mutex<Writer>,
     current: ArcSwap<NeutronState>,
     pub metrics: Metrics,
+    /// The shared store's figures (etcd only).
+    figures: Option<super::store::Figures>,
 }
 
 /// One mutation in progress.
@@ -97,7 +99,9 @@ impl Engine {
         store.watch(Box::new(move || {
             let _ = changed.try_send(());
         }));
+        let figures = store.figures();
         let engine = Arc::new(Engine {
+            figures,
             s,
             writer: Mutex::new(Writer {
                 store,
@@ -238,8 +242,9 @@ impl Engine {
         rx
     }
 
+    /// Without the writer lock: a scrape never waits for a commit.
     pub fn cluster_metrics(&self) -> Option<super::ClusterMetrics> {
-        self.lock().store.cluster_metrics()
+        self.figures.as_ref().map(|f| f())
     }
 
     pub fn check_database(&self) -> Result<String, NeutronError> {

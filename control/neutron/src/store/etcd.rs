@@ -117,8 +117,9 @@ fn unix_micros() -> u64 {
 /// minimum of 5 s.
 const KEEPALIVE: Duration = Duration::from_secs(10);
 
-/// Most lags kept for the figures (the oldest go first).
-const MAX_LAGS: usize = 1 << 20;
+/// Most lags kept for the figures: the recent ones (the oldest half goes
+/// when full).
+const MAX_LAGS: usize = 1 << 16;
 
 /// The two watched prefixes: the model, and the hosts' registrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -505,6 +506,31 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Mirror> {
         self.mirror.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The figures, from the mirror alone: never waits for a commit.
+    fn figures(&self) -> crate::ClusterMetrics {
+        let (up, revision, hosts) = {
+            let m = self.lock();
+            (m.down.is_none(), m.rev, m.hosts.len())
+        };
+        let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        lags.sort_unstable();
+        let q = |f: f64| {
+            (!lags.is_empty()).then(|| {
+                lags[((lags.len() as f64 * f).ceil() as usize).clamp(1, lags.len()) - 1] as u64
+            })
+        };
+        crate::ClusterMetrics {
+            etcd_up: up,
+            model_revision: revision,
+            hosts,
+            conflicts: self.conflicts.load(std::sync::atomic::Ordering::Relaxed),
+            watched_commits: lags.len() as u64,
+            lag_p50_micros: q(0.5),
+            lag_p99_micros: q(0.99),
+            lag_max_micros: lags.last().map(|&l| l as u64),
+        }
     }
 
     fn moved(&self) {
@@ -1059,36 +1085,9 @@ impl Store for EtcdStore {
         Ok(Commit::Done)
     }
 
-    fn cluster_metrics(&self) -> Option<crate::ClusterMetrics> {
-        let (up, revision, hosts) = {
-            let m = self.shared.lock();
-            (m.down.is_none(), m.rev, m.hosts.len())
-        };
-        let mut lags = self
-            .shared
-            .lags
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        lags.sort_unstable();
-        let q = |f: f64| {
-            (!lags.is_empty()).then(|| {
-                lags[((lags.len() as f64 * f).ceil() as usize).clamp(1, lags.len()) - 1] as u64
-            })
-        };
-        Some(crate::ClusterMetrics {
-            etcd_up: up,
-            model_revision: revision,
-            hosts,
-            conflicts: self
-                .shared
-                .conflicts
-                .load(std::sync::atomic::Ordering::Relaxed),
-            watched_commits: lags.len() as u64,
-            lag_p50_micros: q(0.5),
-            lag_p99_micros: q(0.99),
-            lag_max_micros: lags.last().map(|&l| l as u64),
-        })
+    fn figures(&self) -> Option<super::Figures> {
+        let shared = self.shared.clone();
+        Some(Arc::new(move || shared.figures()))
     }
 
     fn load_delta(&mut self) -> Result<Option<Delta>, NeutronError> {

@@ -12,6 +12,9 @@ use crate::error::{ApiError, NeutronError};
 use crate::model::{HostRecord, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
 use std::sync::Arc;
 
+/// Reads a shared store's figures.
+pub type Figures = Arc<dyn Fn() -> crate::ClusterMetrics + Send + Sync>;
+
 /// What became of a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
@@ -54,8 +57,9 @@ pub trait Store: Send {
     /// `notify` is called (from the store's own thread) whenever
     /// [`Store::stale`] may have become true.
     fn watch(&mut self, _notify: Box<dyn Fn() + Send>) {}
-    /// A shared store's figures (etcd reachable, watch lag, conflicts).
-    fn cluster_metrics(&self) -> Option<crate::ClusterMetrics> {
+    /// A reader of a shared store's figures (etcd reachable, watch lag,
+    /// conflicts) that never waits for a commit in progress.
+    fn figures(&self) -> Option<Figures> {
         None
     }
     /// Keeps this host registered (alive) for `ttl` at a time, renewed in

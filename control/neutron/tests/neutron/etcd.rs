@@ -398,3 +398,30 @@ fn ports_bind_to_registered_hosts_and_go_down_when_their_host_leaves() {
     );
     assert_eq!(late["binding:vif_type"], "binding_failed", "{late}");
 }
+
+/// `[cluster]` over TLS with client certificates (etcd's
+/// `--client-cert-auth`): two hosts share the model; a host without a
+/// client certificate is refused, with an error naming etcd.
+#[test]
+fn tls_with_client_certificates() {
+    let dir = TempDir::new("etcd-tls");
+    let etcd = Etcd::start_tls(&dir.0);
+    let a = host(&dir, &etcd, "host-a");
+    let b = host(&dir, &etcd, "host-b");
+    let nid = net_with_subnet(&a, "10.5.0.0/24");
+    eventually("b sees the network over TLS", || {
+        b.call("GET", &format!("/v2.0/networks/{nid}"), None).0 == 200
+    });
+    let anonymous = ClusterConfig {
+        cert_file: None,
+        key_file: None,
+        ..etcd.cluster()
+    };
+    let e = neutron::Neutron::open(NeutronConfig {
+        cluster: Some(anonymous),
+        ..config(&dir)
+    })
+    .err()
+    .expect("etcd let in a client without a certificate");
+    assert!(e.to_string().contains(&etcd.client_url), "{e}");
+}

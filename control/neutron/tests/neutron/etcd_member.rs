@@ -22,6 +22,92 @@ pub struct Etcd {
     pub client_url: String,
     peer_url: String,
     data: PathBuf,
+    tls: Option<Pki>,
+}
+
+/// A CA, the server's certificate (for 127.0.0.1) and a client's, made
+/// with openssl for one test.
+pub struct Pki {
+    pub ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    pub client: (PathBuf, PathBuf),
+}
+
+impl Pki {
+    fn make(dir: &Path) -> Pki {
+        std::fs::create_dir_all(dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=ferroswitch-test-ca",
+        ]);
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &format!("{name}.pem"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        }
+        let pair = |n: &str| (dir.join(format!("{n}.pem")), dir.join(format!("{n}.key")));
+        Pki {
+            ca: dir.join("ca.pem"),
+            server: pair("server"),
+            client: pair("client"),
+        }
+    }
 }
 
 impl Etcd {
@@ -32,6 +118,21 @@ impl Etcd {
             client_url: format!("http://127.0.0.1:{}", free_port()),
             peer_url: format!("http://127.0.0.1:{}", free_port()),
             data: dir.join("etcd"),
+            tls: None,
+        };
+        e.run();
+        e
+    }
+
+    /// Clients must come over TLS with a certificate of its CA
+    /// (`--client-cert-auth`).
+    pub fn start_tls(dir: &Path) -> Etcd {
+        let mut e = Etcd {
+            child: None,
+            client_url: format!("https://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            data: dir.join("etcd"),
+            tls: Some(Pki::make(&dir.join("pki"))),
         };
         e.run();
         e
@@ -42,7 +143,17 @@ impl Etcd {
     pub fn run(&mut self) {
         assert!(self.child.is_none());
         let log = std::fs::File::create(self.data.with_extension("log")).unwrap();
-        let child = Command::new("etcd")
+        let mut cmd = Command::new("etcd");
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server.0)
+                .arg("--key-file")
+                .arg(&t.server.1)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", "m1", "--data-dir"])
             .arg(&self.data)
             .args(["--listen-client-urls", &self.client_url])
@@ -67,8 +178,24 @@ impl Etcd {
         }
     }
 
-    /// etcd's `/health` says so (HTTP/1.0 by hand: no client dependency).
+    /// etcd's `/health` says so (HTTP/1.0 by hand: no client dependency;
+    /// over TLS, etcdctl).
     fn healthy(&self) -> bool {
+        if let Some(t) = &self.tls {
+            return Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg("--endpoints")
+                .arg(&self.client_url)
+                .arg("--cacert")
+                .arg(&t.ca)
+                .arg("--cert")
+                .arg(&t.client.0)
+                .arg("--key")
+                .arg(&t.client.1)
+                .args(["endpoint", "health"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+        }
         let addr = self.client_url.trim_start_matches("http://");
         let Ok(mut s) = TcpStream::connect(addr) else {
             return false;
@@ -91,6 +218,9 @@ impl Etcd {
         ClusterConfig {
             etcd_endpoints: vec![self.client_url.clone()],
             timeout_ms: 1000,
+            ca_file: self.tls.as_ref().map(|t| t.ca.clone()),
+            cert_file: self.tls.as_ref().map(|t| t.client.0.clone()),
+            key_file: self.tls.as_ref().map(|t| t.client.1.clone()),
             ..ClusterConfig::default()
         }
     }
