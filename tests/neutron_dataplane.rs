@@ -19,6 +19,41 @@ fn uplink_translations(sw: &Switch) -> serde_json::Value {
         .clone()
 }
 
+/// Creates the provider VLAN network "provider-3029" on physnet1 with
+/// subnet 10.0.0.0/24 through the API on `api`; returns its id.
+fn provider_3029(sw: &Switch, api: u16) -> String {
+    let net = ctl_json(
+        sw,
+        Some(api),
+        &[
+            "network",
+            "create",
+            "provider-3029",
+            "--provider-network-type",
+            "vlan",
+            "--provider-physical-network",
+            "physnet1",
+            "--provider-segment",
+            "3029",
+        ],
+    );
+    let net_id = net["id"].as_str().unwrap().to_owned();
+    ctl_json(
+        sw,
+        Some(api),
+        &[
+            "subnet",
+            "create",
+            "s1",
+            "--network",
+            &net_id,
+            "--subnet-range",
+            "10.0.0.0/24",
+        ],
+    );
+    net_id
+}
+
 /// Adds switch port `name` on `net_pcap{idx}` to br-int: it receives
 /// `frames` (from `<name>-rx.pcap`) and writes what it sends to
 /// `<name>-tx.pcap`; `extra` are more `port add` arguments.
@@ -50,35 +85,7 @@ fn provider_network_port_and_iface_id_drive_vlans_and_status() {
     let (api, metrics) = (free_port(), free_port());
     let sw = Switch::start(&dir, &neutron_config(&dir, "neutron-dp", api, metrics));
 
-    let net = ctl_json(
-        &sw,
-        Some(api),
-        &[
-            "network",
-            "create",
-            "provider-3029",
-            "--provider-network-type",
-            "vlan",
-            "--provider-physical-network",
-            "physnet1",
-            "--provider-segment",
-            "3029",
-        ],
-    );
-    let net_id = net["id"].as_str().unwrap().to_owned();
-    ctl_json(
-        &sw,
-        Some(api),
-        &[
-            "subnet",
-            "create",
-            "s1",
-            "--network",
-            "provider-3029",
-            "--subnet-range",
-            "10.0.0.0/24",
-        ],
-    );
+    let net_id = provider_3029(&sw, api);
     let port = ctl_json(
         &sw,
         Some(api),
@@ -1133,35 +1140,7 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     let api2 = server.local_addr().port();
     registered(&other, "compute-1");
 
-    let net = ctl_json(
-        &sw,
-        Some(api2),
-        &[
-            "network",
-            "create",
-            "provider-3029",
-            "--provider-network-type",
-            "vlan",
-            "--provider-physical-network",
-            "physnet1",
-            "--provider-segment",
-            "3029",
-        ],
-    );
-    let net_id = net["id"].as_str().unwrap().to_owned();
-    ctl_json(
-        &sw,
-        Some(api2),
-        &[
-            "subnet",
-            "create",
-            "s1",
-            "--network",
-            &net_id,
-            "--subnet-range",
-            "10.0.0.0/24",
-        ],
-    );
+    let net_id = provider_3029(&sw, api2);
     let port = ctl_json(
         &sw,
         Some(api2),
