@@ -453,6 +453,26 @@ fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
     c
 }
 
+/// The (physnet, VID) a network holds: flat networks hold VID 0.
+fn segment(n: &Network) -> Option<(String, u16)> {
+    n.physical_network
+        .clone()
+        .map(|p| (p, n.segmentation_id.unwrap_or(0)))
+}
+
+/// A subnet's CIDR and its allocation pools, sorted, as the IPAM wants them.
+fn cidr_and_pools(sn: &Subnet) -> Result<(Cidr, Vec<(u128, u128)>), String> {
+    let cidr = Cidr::parse_strict(&sn.cidr).map_err(|e| format!("subnet {}: {e}", sn.id))?;
+    let mut pools = Vec::new();
+    for p in &sn.allocation_pools {
+        let a = super::validate::parse_ip(&p.start)?;
+        let b = super::validate::parse_ip(&p.end)?;
+        pools.push((ip_to_u128(a), ip_to_u128(b)));
+    }
+    pools.sort();
+    Ok((cidr, pools))
+}
+
 /// Another writer's changes applied to the world: the documents and the
 /// indexes restore derives from them (VLANs, MACs, address allocations,
 /// default groups, rule owners), touching only what changed. Addresses and
@@ -475,11 +495,6 @@ fn apply_delta(w: &mut World, delta: Delta) -> Result<Changes, String> {
             })
             .collect()
     };
-    let segment = |n: &Network| {
-        n.physical_network
-            .clone()
-            .map(|p| (p, n.segmentation_id.unwrap_or(0)))
-    };
     // Networks and subnets first: ports' addresses need their subnets.
     for ch in &delta.changes {
         match ch {
@@ -501,14 +516,7 @@ fn apply_delta(w: &mut World, delta: Delta) -> Result<Changes, String> {
                 c.networks.insert(id.clone());
             }
             Change::Subnet(id, Some(sn)) => {
-                let cidr = Cidr::parse_strict(&sn.cidr).map_err(|e| format!("subnet {id}: {e}"))?;
-                let mut pools = Vec::new();
-                for p in &sn.allocation_pools {
-                    let a = super::validate::parse_ip(&p.start)?;
-                    let b = super::validate::parse_ip(&p.end)?;
-                    pools.push((ip_to_u128(a), ip_to_u128(b)));
-                }
-                pools.sort();
+                let (cidr, pools) = cidr_and_pools(sn)?;
                 match w.ipam.get_mut(id) {
                     Some(ipam) => ipam.set_pools(pools),
                     None => {
@@ -649,23 +657,13 @@ fn restore(store: &mut dyn Store) -> Result<World, NeutronError> {
     };
     let mut w = World::default();
     for n in loaded.networks {
-        if let (Some(p), Some(vid)) = (&n.physical_network, n.segmentation_id) {
-            w.vlans.insert((p.clone(), vid));
-        } else if let Some(p) = &n.physical_network {
-            w.vlans.insert((p.clone(), 0));
+        if let Some(seg) = segment(&n) {
+            w.vlans.insert(seg);
         }
         w.st.networks.insert(n.id.clone(), Arc::new(n));
     }
     for sn in loaded.subnets {
-        let cidr =
-            Cidr::parse_strict(&sn.cidr).map_err(|e| corrupt(format!("subnet {}: {e}", sn.id)))?;
-        let mut pools = Vec::new();
-        for p in &sn.allocation_pools {
-            let a = super::validate::parse_ip(&p.start).map_err(corrupt)?;
-            let b = super::validate::parse_ip(&p.end).map_err(corrupt)?;
-            pools.push((ip_to_u128(a), ip_to_u128(b)));
-        }
-        pools.sort();
+        let (cidr, pools) = cidr_and_pools(&sn).map_err(corrupt)?;
         w.ipam.insert(
             sn.id.clone(),
             SubnetIpam::new(cidr, pools).with_auto(sn.is_auto_address()),

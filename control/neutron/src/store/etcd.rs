@@ -542,7 +542,6 @@ impl Shared {
 }
 
 pub struct EtcdStore {
-    host: String,
     s: EtcdSettings,
     /// `P/model/`.
     model: String,
@@ -630,7 +629,6 @@ impl EtcdStore {
             ));
         }
         Ok(EtcdStore {
-            host: s.host.clone(),
             s,
             model,
             rt: Some(rt),
@@ -651,6 +649,24 @@ impl EtcdStore {
                 self.s.endpoints.join(",")
             ),
         )
+    }
+
+    /// One request made by `f` from the client, sent within the timeout;
+    /// a 503 when etcd does not answer in time. etcd's own refusal is the
+    /// caller's to say.
+    fn request<T, F>(
+        &self,
+        f: impl FnOnce(Client) -> F,
+    ) -> Result<Result<T, etcd_client::Error>, ApiError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let timeout = self.s.timeout;
+        let request = f(self.client.clone());
+        self.run(async move { tokio::time::timeout(timeout, request).await })
+            .ok_or_else(|| self.unavailable("the runtime stopped"))?
+            .map_err(|_| self.unavailable(format!("no answer in {timeout:?}")))
     }
 
     /// Runs `f` on the store's runtime and waits for it, from any thread
@@ -1010,18 +1026,14 @@ impl Store for EtcdStore {
     fn apply(&mut self, ops: &[Op]) -> Result<Commit, ApiError> {
         let seen = self.loaded_sentinel;
         let stamp = serde_json::to_vec(&Stamp {
-            host: self.host.clone(),
+            host: self.s.host.clone(),
             at_us: unix_micros(),
         })
         .unwrap_or_default();
         let writes = Writes::of(ops, &self.shared.lock(), stamp)?;
         let txn = self.txn(&writes, seen);
-        let mut client = self.client.clone();
-        let timeout = self.s.timeout;
         let resp = self
-            .run(async move { tokio::time::timeout(timeout, client.txn(txn)).await })
-            .ok_or_else(|| self.unavailable("the runtime stopped"))?
-            .map_err(|_| self.unavailable(format!("no answer in {timeout:?}")))?
+            .request(move |mut c| async move { c.txn(txn).await })?
             .map_err(|e| match e {
                 etcd_client::Error::GRpcStatus(s)
                     if s.message().contains("too many operations")
@@ -1104,13 +1116,9 @@ impl Store for EtcdStore {
     }
 
     fn sync(&mut self) -> Result<(), ApiError> {
-        let mut client = self.client.clone();
         let key = format!("{}{SENTINEL}", self.model);
-        let timeout = self.s.timeout;
         let latest = self
-            .run(async move { tokio::time::timeout(timeout, client.get(key, None)).await })
-            .ok_or_else(|| self.unavailable("the runtime stopped"))?
-            .map_err(|_| self.unavailable(format!("no answer in {timeout:?}")))?
+            .request(move |mut c| async move { c.get(key, None).await })?
             .map_err(|e| self.unavailable(e))?
             .kvs()
             .first()
