@@ -1320,3 +1320,276 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     );
     assert!(sw.stop().success());
 }
+
+/// One host of [`a_three_host_cloud_carries_a_vxlan_network_over_etcd`]:
+/// its switch (Neutron API on `api`, the model in etcd) and the root end
+/// of its uplink's veth into the underlay.
+struct CloudHost {
+    sw: Switch,
+    dir: TempDir,
+    api: u16,
+    cfg: String,
+}
+
+impl CloudHost {
+    fn start(n: u8, uplink: &str, etcd: &str) -> CloudHost {
+        let dir = TempDir::new(&format!("cloud-h{n}"));
+        let api = free_port();
+        let cfg = format!(
+            "{head}[neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\nhost = \"host{n}\"\n\
+             tenant_network_type = \"vxlan\"\nvni_ranges = [\"1000:1999\"]\n\
+             local_ip = \"192.0.2.{n}\"\nvhost_socket_dir = \"{vhu}\"\ndhcp = false\n\
+             [cluster]\netcd_endpoints = [\"{etcd}\"]\nhost_ttl_secs = 2\n\
+             [[bridges]]\nname = \"br-int\"\n\
+             [[bridges]]\nname = \"br-phy\"\n\
+             [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{uplink}\"\n\
+             tunnel_ip = \"192.0.2.{n}\"\ntunnel_mac = \"02:fe:00:00:00:0{n}\"\n",
+            head = config_head(&dir, &format!("cloud{n}")),
+            db = dir.path("neutron.db").display(),
+            vhu = dir.path("vhu").display(),
+        );
+        let sw = Switch::start(&dir, &cfg);
+        CloudHost { sw, dir, api, cfg }
+    }
+
+    fn row(&self, name: &str) -> control_api::protocol::PortStatsRow {
+        self.sw.port(name)
+    }
+
+    /// The switch's tunnel ports (l2population's), by name.
+    fn tunnels(&self) -> Vec<String> {
+        let list: Vec<control_api::protocol::PortInfo> =
+            serde_json::from_value(self.sw.ok(&control_api::protocol::Request::PortList)).unwrap();
+        list.into_iter()
+            .filter(|p| p.kind == "vxlan")
+            .map(|p| p.name)
+            .collect()
+    }
+
+    fn wait_tunnels(&self, want: &[&str]) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let mut have = self.tunnels();
+            have.sort();
+            if have == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tunnels {have:?}, want {want:?}\n{}",
+                self.sw.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// Issue 16's three-host cloud: three `vswitchd`s on this machine, one
+/// Neutron model in a real etcd, their uplinks on veth pairs into a Linux
+/// bridge in an underlay namespace. A vxlan network made through host 1's
+/// API with VM ports bound on hosts 2 and 3 (namespaces on `afpacket`
+/// ports): each of those two hosts opens a tunnel to the other and none
+/// to host 1, which has no port there; ping and TCP cross the tunnel;
+/// ARP for the other VM is answered by the local switch (no ARP on the
+/// underlay); a broadcast reaches the other VM and nothing reaches host 1.
+/// Host 3 killed with SIGKILL: its port goes DOWN, host 2 closes its
+/// tunnel; restarted, it rebuilds the tunnel from etcd and ping resumes.
+#[test]
+fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
+    let _g = serial();
+    let edir = TempDir::new("cloud-etcd");
+    let etcd = etcd_member::Etcd::start(&edir.path(""));
+    let id = std::process::id() % 100_000;
+    let mut nss = Namespaces(Vec::new());
+    let underlay = format!("fswt{id}cu");
+    nss.0.push((underlay.clone(), String::new()));
+    assert!(sh(&["ip", "netns", "add", &underlay]), "ip netns add");
+    let in_ns = |ns: &str, args: &[&str]| {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend(args);
+        assert!(sh(&full), "{full:?}");
+    };
+    in_ns(&underlay, &["ip", "link", "add", "br0", "type", "bridge"]);
+    in_ns(&underlay, &["ip", "link", "set", "br0", "up"]);
+    let mut uplinks = Vec::new();
+    for n in 1..=3 {
+        let (root, peer) = (format!("fswt{id}c{n}"), format!("u{n}"));
+        assert!(sh(&[
+            "ip", "link", "add", &root, "type", "veth", "peer", "name", &peer, "netns", &underlay
+        ]));
+        sh(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{root}.disable_ipv6=1"),
+        ]);
+        in_ns(&underlay, &["ip", "link", "set", &peer, "master", "br0"]);
+        in_ns(&underlay, &["ip", "link", "set", &peer, "up"]);
+        assert!(sh(&["ip", "link", "set", &root, "up"]));
+        uplinks.push(root);
+    }
+    let hosts: Vec<CloudHost> = (1..=3)
+        .map(|n| CloudHost::start(n, &uplinks[n as usize - 1], &etcd.client_url))
+        .collect();
+    let h1 = &hosts[0];
+
+    // Through host 1's API: a tenant network (vxlan, a VNI from the
+    // range, Neutron's MTU) and a port on each of hosts 2 and 3.
+    network_with_subnet(&h1.sw, Some(h1.api), "cloud", "cloud-v4", "10.90.0.0/24");
+    let net = ctl_json(&h1.sw, Some(h1.api), &["network", "show", "cloud"]);
+    assert_eq!(net["provider:network_type"], "vxlan", "{net}");
+    assert_eq!(net["provider:segmentation_id"], 1000, "{net}");
+    assert_eq!(net["mtu"], 1450, "{net}");
+    let vms: Vec<(String, String, String)> = [2, 3]
+        .iter()
+        .map(|n| {
+            let p = ctl_json(
+                &h1.sw,
+                Some(h1.api),
+                &[
+                    "port",
+                    "create",
+                    &format!("vm{n}-eth0"),
+                    "--network",
+                    "cloud",
+                    "--host",
+                    &format!("host{n}"),
+                ],
+            );
+            assert_eq!(p["binding:vif_type"], "vhostuser", "{p}");
+            let ip = p["fixed_ips"][0]["ip_address"].as_str().unwrap().to_owned();
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["mac_address"].as_str().unwrap().to_owned(),
+                ip,
+            )
+        })
+        .collect();
+    for (i, (port_id, mac, ip)) in vms.iter().enumerate() {
+        let host = &hosts[i + 1];
+        let (ns, veth) = (
+            format!("fswt{id}cv{}", i + 2),
+            format!("fswt{id}cp{}", i + 2),
+        );
+        namespace_on_port(&host.sw, host.api, &mut nss, &ns, &veth, "vm", port_id, mac);
+        in_ns(&ns, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        in_ns(&ns, &["ip", "link", "set", "eth0", "mtu", "1450"]);
+        in_ns(
+            &ns,
+            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
+    }
+    let (vm2, vm3) = (format!("fswt{id}cv2"), format!("fswt{id}cv3"));
+    let (ip2, ip3) = (vms[0].2.clone(), vms[1].2.clone());
+    // Host 2 tunnels to host 3 and back; host 1, with no port in the
+    // network, to nobody.
+    hosts[1].wait_tunnels(&["vxlan-c0000203-1000"]);
+    hosts[2].wait_tunnels(&["vxlan-c0000202-1000"]);
+    h1.wait_tunnels(&[]);
+
+    // Ping across the tunnel; the ARP each VM sends for the other is
+    // answered by its own switch, so none crosses the underlay.
+    let start_ping = format!(
+        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '3', '-i', '0.2', '{ip3}'], stdout=subprocess.DEVNULL)"
+    );
+    let arp = first_vxlan_packet(&uplinks[1], &start_ping, "inner[12:14] == b'\\x08\\x06'");
+    assert!(arp.is_none(), "an ARP crossed the underlay: {arp:?}");
+    let (ok, text) = ping(Some(&vm2), &ip3);
+    assert!(
+        ok,
+        "ping host 2 -> host 3 failed:\n{text}\n{}\n{}",
+        hosts[1].sw.log_text(),
+        hosts[2].sw.log_text()
+    );
+    let (ok, text) = ping(Some(&vm3), &ip2);
+    assert!(ok, "ping host 3 -> host 2 failed:\n{text}");
+    for h in &hosts[1..] {
+        assert!(h.row("vm").arp_answered >= 1, "{:?}", h.row("vm"));
+    }
+    // The tunnel's packets go to host 3's endpoint MAC and address.
+    let start_ping = format!(
+        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '2', '-i', '0.2', '{ip3}'], stdout=subprocess.DEVNULL)"
+    );
+    let f = first_vxlan_packet(&uplinks[1], &start_ping, "inner[34] == 8")
+        .expect("no echo request on the underlay");
+    let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
+        .expect("a tunnel packet");
+    assert_eq!((d.src_ip, d.dst_ip), ([192, 0, 2, 2], [192, 0, 2, 3]));
+    assert_eq!(d.vni.get(), 1000);
+    assert_eq!(&f[..12], &[2, 0xfe, 0, 0, 0, 3, 2, 0xfe, 0, 0, 0, 2]);
+
+    let bytes = iperf3(Some(&vm3), Some(&vm2), &ip3, 2)
+        .unwrap_or_else(|e| panic!("iperf3 host 2 -> host 3: {e}"));
+    assert!(bytes > 1_000_000, "{bytes} bytes");
+    eprintln!("TCP host 2 -> host 3 over VXLAN: {bytes} bytes in 2 s");
+
+    // Broadcasts from VM 2 (ARP for an address nobody holds): each
+    // reaches VM 3 through the one tunnel; host 1 gets nothing.
+    let (vm3_tx, h1_rx) = (hosts[2].row("vm").tx_packets, h1.row("uplink").rx_packets);
+    // (From VM 2's own MAC and address: port security drops anything else.)
+    let code = format!(
+        "import socket, ipaddress\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('eth0', 0))\n\
+         mac = open('/sys/class/net/eth0/address').read().strip()\n\
+         m = bytes.fromhex(mac.replace(':', ''))\n\
+         me = ipaddress.ip_address('{ip2}').packed\n\
+         arp = b'\\x00\\x01\\x08\\x00\\x06\\x04\\x00\\x01' + m + me + bytes(6) + bytes([10, 90, 0, 250])\n\
+         for _ in range(20):\n\
+         \x20   s.send(b'\\xff' * 6 + m + b'\\x08\\x06' + arp)\n"
+    );
+    assert!(python_in(&vm2, &code).status().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let got = hosts[2].row("vm").tx_packets - vm3_tx;
+    assert!(got >= 20, "VM 3 got {got} of the 20 broadcasts");
+    assert_eq!(
+        h1.row("uplink").rx_packets,
+        h1_rx,
+        "host 1 got tunnel traffic"
+    );
+
+    // Host 3 killed: its lease runs out, its port goes DOWN and host 2
+    // closes the tunnel. Restarted, everything comes back from etcd.
+    let mut hosts = hosts;
+    let h3 = hosts.pop().unwrap();
+    signal(h3.sw.child.id(), libc::SIGKILL);
+    let CloudHost {
+        mut sw,
+        dir,
+        api,
+        cfg,
+    } = h3;
+    sw.child.wait().unwrap();
+    wait_status(&hosts[0].sw, hosts[0].api, &vms[1].0, "DOWN");
+    hosts[1].wait_tunnels(&[]);
+    drop(sw);
+    let sw = Switch::start(&dir, &cfg);
+    let h3 = CloudHost { sw, dir, api, cfg };
+    let args = [
+        "port",
+        "add",
+        "br-int",
+        "vm",
+        "--type",
+        "afpacket",
+        "--iface",
+        &format!("fswt{id}cp3"),
+        "--iface-id",
+        &vms[1].0,
+    ];
+    let (ok, _, err) = ctl(&h3.sw, None, &args);
+    assert!(ok, "{err}");
+    wait_status(&h3.sw, h3.api, &vms[1].0, "ACTIVE");
+    hosts[1].wait_tunnels(&["vxlan-c0000203-1000"]);
+    h3.wait_tunnels(&["vxlan-c0000202-1000"]);
+    let (ok, text) = ping(Some(&vm2), &ip3);
+    assert!(
+        ok,
+        "ping after host 3's restart failed:\n{text}\n{}",
+        h3.sw.log_text()
+    );
+    assert!(h3.sw.stop().success());
+    for h in hosts {
+        assert!(h.sw.stop().success());
+    }
+    drop(etcd);
+}

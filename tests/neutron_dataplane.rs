@@ -1167,7 +1167,7 @@ fn a_port_bound_through_another_hosts_api_comes_up_here_through_etcd() {
     let port_id = port["id"].as_str().unwrap().to_owned();
     // compute-2's own VM port, up on compute-2: never compute-1's to
     // attach, nor to set DOWN when it starts.
-    other.register_host().unwrap();
+    other.register_host(None).unwrap();
     registered(&other, "compute-2");
     let theirs = ctl_json(
         &sw,

@@ -23,6 +23,13 @@
 //! * the switch's DHCP server for each attached port with an IPv4 address
 //!   on a subnet with DHCP enabled: its address, the subnet's options and
 //!   the network's `network:dhcp` port as the server ([`DhcpSettings`]);
+//! * vxlan networks (l2population, as the OVS agent's `l2_population`):
+//!   for each vxlan network with a port bound to this host, a `vxlan`
+//!   switch port ([`TunnelWant`]) to every other registered host with a
+//!   port bound in it, in the network's local VLAN with its VNI; the MAC of
+//!   every remote port of the network pointing at its host's tunnel port,
+//!   and every port's IPv4 addresses for the ARP responder
+//!   ([`Compiled::known`]);
 //! * the status each attached Neutron port should have: ACTIVE while its
 //!   switch port's link is up and both it and its network are admin up,
 //!   DOWN otherwise; a port that loses its switch port goes DOWN.
@@ -107,6 +114,58 @@ impl LocalVlans {
     }
 }
 
+/// A VXLAN tunnel port the daemon opens by itself, to another host's
+/// endpoint for one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelWant {
+    pub network_id: String,
+    pub vni: u32,
+    pub remote_ip: std::net::Ipv4Addr,
+    /// The next hop's MAC: the remote endpoint's registered MAC (a shared
+    /// underlay segment).
+    pub remote_mac: String,
+    /// The network's MTU: the port's.
+    pub mtu: u16,
+}
+
+impl TunnelWant {
+    /// The switch port's name: the OVS agent's "vxlan-<remote IP in hex>",
+    /// with the VNI (one port per remote endpoint and network here).
+    pub fn port_name(&self) -> String {
+        format!("vxlan-{:08x}-{}", u32::from(self.remote_ip), self.vni)
+    }
+
+    /// The port's config, from endpoint `local_ip`, in local VLAN `vlan`.
+    pub fn port_config(
+        &self,
+        local_ip: std::net::Ipv4Addr,
+        vlan: Option<u16>,
+    ) -> control_api::config::PortConfig {
+        use control_api::config::{PortConfig, PortType};
+        let mut c = PortConfig::dpdk(&self.port_name(), "");
+        c.kind = PortType::Vxlan;
+        c.remote_ip = Some(self.remote_ip);
+        c.key = Some(self.vni);
+        c.local_ip = Some(local_ip);
+        c.remote_mac = Some(self.remote_mac.clone());
+        c.mtu_request = Some(self.mtu);
+        if let Some(v) = vlan {
+            c.vlan_mode = Some(VlanMode::Access);
+            c.tag = Some(v);
+        }
+        c
+    }
+}
+
+/// What l2population knows for the integration bridge, by local VLAN.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// (local VLAN, remote port's MAC, the tunnel switch port to its host).
+    pub remote_macs: Vec<(u16, u64, String)>,
+    /// (local VLAN, IPv4 address, MAC of the port that holds it).
+    pub addresses: Vec<(u16, [u8; 4], [u8; 6])>,
+}
+
 /// A switch port as the compiler needs to see it.
 #[derive(Debug, Clone)]
 pub struct SwitchPort<'a> {
@@ -127,6 +186,9 @@ pub struct Compiled {
     /// Neutron port id -> the status it should have: attached ports, and
     /// ports that lost their switch port.
     pub statuses: BTreeMap<String, PortStatus>,
+    /// l2population's tables for the integration bridge (`None`: no
+    /// vxlan network has a port here).
+    pub known: Option<Known>,
     /// The switch's DHCP server of attached ports, by switch port name
     /// (compiled anew each time: compare by value).
     pub port_dhcp: BTreeMap<String, Arc<DhcpServer>>,
@@ -430,6 +492,14 @@ struct CachedAcl {
     remote_groups: BTreeSet<String>,
 }
 
+/// l2population by network id: remote MACs with the tunnel port to their
+/// host, and every port's IPv4 addresses with its MAC.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct L2pop {
+    remote_macs: Vec<(String, u64, String)>,
+    addresses: Vec<(String, [u8; 4], [u8; 6])>,
+}
+
 /// The incremental compiler; see the module documentation.
 #[derive(Debug)]
 pub struct NeutronCompiler {
@@ -458,6 +528,16 @@ pub struct NeutronCompiler {
     /// previous run go DOWN until attached again).
     swept: bool,
     primed: bool,
+    /// This host's VXLAN endpoint (`neutron.local_ip`).
+    local_ip: Option<std::net::Ipv4Addr>,
+    /// Ports of vxlan networks: port id -> its network.
+    vxlan_port_net: HashMap<String, String>,
+    /// vxlan network -> its ports.
+    vxlan_ports: HashMap<String, BTreeSet<String>>,
+    /// Tunnel ports wanted, by switch port name.
+    tunnels: BTreeMap<String, TunnelWant>,
+    /// What the last l2population pass found, by network id.
+    l2pop: L2pop,
     /// Set when the model is shared by many hosts (etcd): this host's
     /// name. Only the ports bound to it are this switch's to attach, and
     /// to set DOWN at start; the rest belong to other hosts' switches.
@@ -481,8 +561,124 @@ impl NeutronCompiler {
             dhcp_ports: BTreeMap::new(),
             swept: false,
             primed: false,
+            local_ip: None,
+            vxlan_port_net: HashMap::new(),
+            vxlan_ports: HashMap::new(),
+            tunnels: BTreeMap::new(),
+            l2pop: L2pop::default(),
             host: None,
         }
+    }
+
+    /// With this host's VXLAN endpoint: tunnels to other hosts.
+    pub fn with_local_ip(mut self, ip: Option<std::net::Ipv4Addr>) -> NeutronCompiler {
+        self.local_ip = ip;
+        self
+    }
+
+    /// The tunnel ports wanted, by switch port name.
+    pub fn tunnels(&self) -> &BTreeMap<String, TunnelWant> {
+        &self.tunnels
+    }
+
+    /// Follows port `id` in and out of the vxlan networks' index; true
+    /// when it is or was in one.
+    fn index_vxlan_port(&mut self, state: &NeutronState, id: &str) -> bool {
+        let now = state.ports.get(id).map(|p| &p.network_id).filter(|n| {
+            state
+                .networks
+                .get(*n)
+                .is_some_and(|n| n.network_type == NetworkType::Vxlan)
+        });
+        let before = self.vxlan_port_net.get(id).cloned();
+        if before.as_ref() == now {
+            return now.is_some();
+        }
+        if let Some(b) = &before {
+            if let Some(set) = self.vxlan_ports.get_mut(b) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.vxlan_ports.remove(b);
+                }
+            }
+            self.vxlan_port_net.remove(id);
+        }
+        if let Some(n) = now {
+            self.vxlan_port_net.insert(id.to_owned(), n.clone());
+            self.vxlan_ports
+                .entry(n.clone())
+                .or_default()
+                .insert(id.to_owned());
+        }
+        true
+    }
+
+    /// The tunnels and l2population's tables from the vxlan networks this
+    /// host has ports in: in proportion to their ports. True when
+    /// something changed.
+    fn populate(&mut self, state: &NeutronState) -> bool {
+        let mut tunnels = BTreeMap::new();
+        let mut l2pop = L2pop::default();
+        let mine = |p: &Port| match &self.host {
+            Some(h) => p.binding.host_id == *h,
+            None => true,
+        };
+        for (net_id, ports) in &self.vxlan_ports {
+            let Some(net) = state.networks.get(net_id) else {
+                continue;
+            };
+            let ports: Vec<&Arc<Port>> =
+                ports.iter().filter_map(|id| state.ports.get(id)).collect();
+            if !ports.iter().any(|p| mine(p)) {
+                continue;
+            }
+            for p in &ports {
+                let Some(mac) = p.mac() else { continue };
+                for f in &p.fixed_ips {
+                    if let Some(std::net::IpAddr::V4(a)) = f.address() {
+                        l2pop.addresses.push((net_id.clone(), a.octets(), mac));
+                    }
+                }
+                if mine(p) || p.binding.host_id.is_empty() {
+                    continue;
+                }
+                // Another host's port: through a tunnel to that host.
+                let (Some(local), Some(h), Some(vni)) = (
+                    self.local_ip,
+                    state.hosts.get(&p.binding.host_id),
+                    net.segmentation_id,
+                ) else {
+                    continue;
+                };
+                let (Some(ip), Some(remote_mac)) = (
+                    h.tunnel_ip.as_deref().and_then(|s| s.parse().ok()),
+                    h.tunnel_mac.clone(),
+                ) else {
+                    continue;
+                };
+                if ip == local {
+                    continue;
+                }
+                let t = TunnelWant {
+                    network_id: net_id.clone(),
+                    vni,
+                    remote_ip: ip,
+                    remote_mac,
+                    mtu: net.mtu.clamp(68, 9216) as u16,
+                };
+                let name = t.port_name();
+                l2pop
+                    .remote_macs
+                    .push((net_id.clone(), mac_u64(mac), name.clone()));
+                tunnels.insert(name, t);
+            }
+        }
+        l2pop.remote_macs.sort();
+        l2pop.addresses.sort();
+        let changed = tunnels != self.tunnels || l2pop != self.l2pop;
+        self.tunnels = tunnels;
+        self.l2pop = l2pop;
+        changed
     }
 
     /// In a cluster: the ports of other hosts are not this switch's.
@@ -540,11 +736,37 @@ impl NeutronCompiler {
                     .map(|p| (p.network_id.clone(), p.id.clone()))
                     .collect();
                 self.compile_uplinks(state);
+                self.vxlan_port_net.clear();
+                self.vxlan_ports.clear();
+                let ids: Vec<String> = state.ports.keys().cloned().collect();
+                for id in &ids {
+                    self.index_vxlan_port(state, id);
+                }
+                self.populate(state);
                 self.primed = true;
                 return true;
             }
         };
         let mut dirty = false;
+        // l2population: a vxlan network's ports, or the hosts, changed.
+        let mut vxlan = changes.hosts;
+        if !changes.networks.is_empty() {
+            // A network deleted or re-typed: its ports follow.
+            for id in &changes.networks {
+                if let Some(ports) = self.vxlan_ports.get(id).cloned() {
+                    for p in ports {
+                        self.index_vxlan_port(state, &p);
+                    }
+                }
+            }
+            vxlan = true;
+        }
+        for id in &changes.ports {
+            vxlan |= self.index_vxlan_port(state, id);
+        }
+        if vxlan {
+            dirty |= self.populate(state);
+        }
         if !changes.networks.is_empty() {
             self.locals.sync(state, Some(changes.networks.iter()));
             self.compile_uplinks(state);
@@ -660,6 +882,31 @@ impl NeutronCompiler {
         }
         self.acls.retain(|id, _| attached.contains(id));
         self.attached = attached;
+        // Tunnel ports: in their network's local VLAN.
+        for sp in switch_ports {
+            if let Some(t) = self.tunnels.get(sp.name) {
+                let pv = self
+                    .locals
+                    .get(&t.network_id)
+                    .and_then(|v| PortVlan::new(Some(VlanMode::Access), Some(v), &[]).ok())
+                    .unwrap_or_else(PortVlan::dead);
+                out.port_vlans.insert(sp.name.to_owned(), pv);
+            }
+        }
+        if !self.l2pop.addresses.is_empty() || !self.l2pop.remote_macs.is_empty() {
+            let mut k = Known::default();
+            for (net, mac, port) in &self.l2pop.remote_macs {
+                if let Some(v) = self.locals.get(net) {
+                    k.remote_macs.push((v, *mac, port.clone()));
+                }
+            }
+            for (net, ip, mac) in &self.l2pop.addresses {
+                if let Some(v) = self.locals.get(net) {
+                    k.addresses.push((v, *ip, *mac));
+                }
+            }
+            out.known = Some(k);
+        }
         out.warnings.extend(self.uplink_warnings.iter().cloned());
         for (uplink, (physnet, vlan)) in &self.uplinks {
             if !switch_ports.iter().any(|p| p.name == uplink) {
@@ -693,7 +940,7 @@ impl NeutronCompiler {
                     continue;
                 };
                 match (n.network_type, n.segmentation_id) {
-                    (NetworkType::Vlan, Some(seg)) => pairs.push((seg, local)),
+                    (NetworkType::Vlan, Some(seg)) => pairs.push((seg as u16, local)),
                     (NetworkType::Flat, _) if native.is_none() => native = Some(local),
                     (NetworkType::Flat, _) => self.uplink_warnings.push(format!(
                         "physnet {physnet}: a second flat network {} ignored",
@@ -861,7 +1108,7 @@ mod tests {
             mtu: 1500,
             network_type: NetworkType::Vlan,
             physical_network: Some("physnet1".into()),
-            segmentation_id: Some(vid),
+            segmentation_id: Some(vid.into()),
             router_external: false,
             port_security_enabled: true,
             subnets: Vec::new(),

@@ -117,6 +117,13 @@ def build():
       net("mtu1400", mtu=1400, description="small mtu"), reg="net:mtu")
     H("net-create-local", "POST", "/v2.0/networks",
       net("local", **{"provider:network_type": "local"}), reg="net:local")
+    H("net-create-vxlan", "POST", "/v2.0/networks",
+      net("vxlan", **{"provider:network_type": "vxlan"}), reg="net:vxlan",
+      what="vxlan: the lowest VNI of vni_ranges, MTU 1500 less 50")
+    H("net-create-vxlan-vni", "POST", "/v2.0/networks",
+      net("vxlan-vni", **{"provider:network_type": "vxlan",
+                          "provider:segmentation_id": 1500}),
+      reg="net:vxlan-vni", what="vxlan with a given VNI")
     H("net-create-nops", "POST", "/v2.0/networks",
       net("nops", port_security_enabled=False, admin_state_up=False),
       reg="net:nops", what="port_security_enabled false, admin down")
@@ -182,7 +189,18 @@ def build():
                     "provider:physical_network": "physnet9",
                     "provider:segmentation_id": 3102}))
     H("net-err-type", "POST", "/v2.0/networks",
-      net("bad", **{"provider:network_type": "vxlan"}))
+      net("bad", **{"provider:network_type": "geneve"}))
+    H("net-err-vni-in-use", "POST", "/v2.0/networks",
+      net("dup", **{"provider:network_type": "vxlan",
+                    "provider:segmentation_id": 1500}))
+    H("net-err-vni-range", "POST", "/v2.0/networks",
+      net("bad", **{"provider:network_type": "vxlan",
+                    "provider:segmentation_id": 16777216}))
+    H("net-err-vxlan-physnet", "POST", "/v2.0/networks",
+      net("bad", **{"provider:network_type": "vxlan",
+                    "provider:physical_network": "physnet1"}))
+    H("net-err-vxlan-mtu", "POST", "/v2.0/networks",
+      net("bad", mtu=1451, **{"provider:network_type": "vxlan"}))
     H("net-err-unknown-attr", "POST", "/v2.0/networks",
       net("bad", color="blue"))
     H("net-err-bad-bool", "PUT", "/v2.0/networks/@{net:tenant}",

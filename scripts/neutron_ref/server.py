@@ -12,8 +12,8 @@ What it sets up, as a real deployment would (neutron-server under uwsgi,
 ML2/OVS with an OVS-DPDK compute host):
 
 * neutron.conf / ml2_conf.ini in WORKDIR: core_plugin ml2, type drivers
-  vlan,flat,local, tenant_network_types vlan, network_vlan_ranges
-  physnet1:3000:3099, flat_networks *, mechanism driver openvswitch,
+  vlan,flat,local,vxlan, tenant_network_types vlan, network_vlan_ranges
+  physnet1:3000:3099, vni_ranges 1000:1999, flat_networks *, mechanism driver openvswitch,
   extension driver port_security, the OVS firewall driver, auth_strategy
   noauth, no service plugins beyond Neutron's defaults (tag, timestamp,
   revisions, network-ip-availability, flavors, auto-allocate), the fake
@@ -86,13 +86,16 @@ lock_path = {work}/lock
 
 ML2_CONF = """\
 [ml2]
-type_drivers = vlan,flat,local
+type_drivers = vlan,flat,local,vxlan
 tenant_network_types = vlan
 mechanism_drivers = openvswitch
 extension_drivers = port_security
 
 [ml2_type_vlan]
 network_vlan_ranges = {vlan_ranges}
+
+[ml2_type_vxlan]
+vni_ranges = 1000:1999
 
 [ml2_type_flat]
 flat_networks = *

@@ -898,6 +898,22 @@ impl Config {
                     ),
                 ));
             }
+            if let Some(ip) = &n.local_ip {
+                let held = self
+                    .bridges
+                    .iter()
+                    .flat_map(|b| &b.ports)
+                    .any(|p| p.tunnel_ip.is_some_and(|t| t.to_string() == *ip));
+                if !held {
+                    return Err(err(
+                        "neutron.local_ip",
+                        format!(
+                            "no port has tunnel_ip = {ip:?}: the VXLAN networks' tunnels start \
+                             from a port's endpoint"
+                        ),
+                    ));
+                }
+            }
         }
         let ct = &self.conntrack;
         if !(1..=MAX_CONNECTIONS).contains(&ct.max_connections) {

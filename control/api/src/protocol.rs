@@ -234,6 +234,9 @@ pub struct PortStatsRow {
     /// `acks`, `naks`, `unanswered`; empty for a port never served.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dhcp: std::collections::BTreeMap<String, u64>,
+    /// ARP requests from this port the switch's ARP responder answered.
+    #[serde(default)]
+    pub arp_answered: u64,
     /// What the PMD itself counted missing/erroneous.
     pub rx_missed: u64,
     pub rx_errors: u64,

@@ -85,8 +85,15 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-/// The physical network must be wired to an uplink on the host's switch.
+/// The physical network must be wired to an uplink on the host's switch;
+/// a vxlan network needs the host's tunnel endpoint.
 fn check_mapping(s: &HostRecord, net: &Network) -> Result<(), String> {
+    if net.network_type == NetworkType::Vxlan && s.tunnel_ip.is_none() {
+        return Err(format!(
+            "network {} is vxlan and host {} has no tunnel endpoint (neutron.local_ip)",
+            net.id, s.host
+        ));
+    }
     if let Some(p) = &net.physical_network {
         if !s.bridge_mappings.contains_key(p) {
             return Err(format!(
@@ -143,10 +150,11 @@ fn try_bind(
             let vlan = match net.network_type {
                 NetworkType::Vlan => net.segmentation_id.unwrap_or(0),
                 NetworkType::Flat => 0,
-                NetworkType::Local => {
+                t @ (NetworkType::Local | NetworkType::Vxlan) => {
                     return Err(format!(
-                        "vnic_type {vnic_type} needs a vlan or flat network; network {} is local",
-                        net.id
+                        "vnic_type {vnic_type} needs a vlan or flat network; network {} is {}",
+                        net.id,
+                        t.as_str()
                     ))
                 }
             };

@@ -14,7 +14,7 @@ use super::error::{ApiError, NeutronError};
 use super::ipam::SubnetIpam;
 use super::metrics::Metrics;
 use super::model::{
-    Network, NeutronState, Port, PortStatus, SecurityGroup, SecurityGroupRule, Subnet,
+    Network, NetworkType, NeutronState, Port, PortStatus, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use super::store::{Change, Commit, Delta, EtcdStore, Op, SqliteStore, Store};
 use super::validate::{ip_to_u128, parse_mac, Cidr};
@@ -34,6 +34,8 @@ pub(crate) struct World {
     pub macs: OrdSet<(String, [u8; 6])>,
     /// (physnet, vid) in use; flat networks hold vid 0.
     pub vlans: OrdSet<(String, u16)>,
+    /// VNIs of vxlan networks in use.
+    pub vnis: OrdSet<u32>,
     /// project -> its "default" security group.
     pub default_groups: OrdMap<String, String>,
     /// The next security-group rule's `standard_attr_id`.
@@ -175,12 +177,13 @@ impl Engine {
 
     /// Registers this host (etcd): it can then be bound to from any host's
     /// API, and its ports go DOWN when it stops renewing.
-    pub fn register_host(&self) -> Result<(), NeutronError> {
+    pub fn register_host(&self, tunnel_mac: Option<String>) -> Result<(), NeutronError> {
         let Some(etcd) = &self.s.etcd else {
             return Ok(());
         };
         let mut record = self.s.host_record();
         record.started_at = super::time::now();
+        record.tunnel_mac = tunnel_mac;
         self.lock().store.register(&record, etcd.host_ttl)
     }
 
@@ -410,7 +413,7 @@ fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
             Op::PutNetwork(n) => {
                 c.networks.insert(n.id.clone());
             }
-            Op::AddSegment { network_id, .. } => {
+            Op::AddSegment { network_id, .. } | Op::AddVni { network_id, .. } => {
                 c.networks.insert(network_id.clone());
             }
             Op::DeleteNetwork(id) => {
@@ -453,11 +456,24 @@ fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
     c
 }
 
-/// The (physnet, VID) a network holds: flat networks hold VID 0.
-fn segment(n: &Network) -> Option<(String, u16)> {
-    n.physical_network
-        .clone()
-        .map(|p| (p, n.segmentation_id.unwrap_or(0)))
+/// Takes (`held`) or releases the segment network `n` holds: its
+/// (physnet, VID), flat networks VID 0, or its VNI.
+fn index_segment(w: &mut World, n: &Network, held: bool) {
+    if let Some(p) = &n.physical_network {
+        let seg = (p.clone(), n.segmentation_id.unwrap_or(0) as u16);
+        if held {
+            w.vlans.insert(seg);
+        } else {
+            w.vlans.remove(&seg);
+        }
+    }
+    if let (NetworkType::Vxlan, Some(vni)) = (n.network_type, n.segmentation_id) {
+        if held {
+            w.vnis.insert(vni);
+        } else {
+            w.vnis.remove(&vni);
+        }
+    }
 }
 
 /// A subnet's CIDR and its allocation pools, sorted, as the IPAM wants them.
@@ -481,6 +497,7 @@ fn cidr_and_pools(sn: &Subnet) -> Result<(Cidr, Vec<(u128, u128)>), String> {
 fn apply_delta(w: &mut World, delta: Delta) -> Result<Changes, String> {
     let mut c = Changes::default();
     if let Some(hosts) = delta.hosts {
+        c.hosts = true;
         w.st.hosts = hosts
             .into_iter()
             .map(|h| (h.host.clone(), Arc::new(h)))
@@ -499,14 +516,12 @@ fn apply_delta(w: &mut World, delta: Delta) -> Result<Changes, String> {
     for ch in &delta.changes {
         match ch {
             Change::Network(id, n) => {
-                if let Some(seg) = w.st.networks.get(id).and_then(|o| segment(o)) {
-                    w.vlans.remove(&seg);
+                if let Some(old) = w.st.networks.get(id).cloned() {
+                    index_segment(w, &old, false);
                 }
                 match n {
                     Some(n) => {
-                        if let Some(seg) = segment(n) {
-                            w.vlans.insert(seg);
-                        }
+                        index_segment(w, n, true);
                         w.st.networks.insert(id.clone(), Arc::new(n.clone()));
                     }
                     None => {
@@ -644,6 +659,7 @@ fn diff(a: &NeutronState, b: &NeutronState) -> Changes {
         &b.security_groups,
         &mut c.security_groups,
     );
+    c.hosts = a.hosts != b.hosts;
     c
 }
 
@@ -657,9 +673,7 @@ fn restore(store: &mut dyn Store) -> Result<World, NeutronError> {
     };
     let mut w = World::default();
     for n in loaded.networks {
-        if let Some(seg) = segment(&n) {
-            w.vlans.insert(seg);
-        }
+        index_segment(&mut w, &n, true);
         w.st.networks.insert(n.id.clone(), Arc::new(n));
     }
     for sn in loaded.subnets {

@@ -83,11 +83,19 @@ pub struct NeutronConfig {
     pub network_vlan_ranges: Vec<String>,
     /// "physnet1:br-phy": physical network -> uplink bridge/port of this switch.
     pub bridge_mappings: Vec<String>,
+    /// ML2's `[ml2_type_vxlan] vni_ranges`: "1001:2000", the VNIs tenant
+    /// networks of type vxlan take (lowest free first).
+    pub vni_ranges: Vec<String>,
+    /// This host's VXLAN tunnel endpoint (the OVS agent's `local_ip`): an
+    /// IPv4 address that a port of the switch holds as its `tunnel_ip`.
+    /// Without it the host takes no port of a vxlan network.
+    pub local_ip: Option<String>,
     /// Directory of the vhost-user sockets (os-vif's default).
     pub vhost_socket_dir: PathBuf,
     /// MACs are allocated under its first 3 bytes (4 if the 4th is not 00).
     pub base_mac: String,
-    /// Type of tenant networks (no provider attributes): "vlan" or "local".
+    /// Type of tenant networks (no provider attributes): "vlan", "vxlan"
+    /// or "local".
     pub tenant_network_type: String,
     /// The switch bridge the Neutron ports bound to this host attach to
     /// (OVS agent's `integration_bridge`); the daemon refuses a config
@@ -283,6 +291,12 @@ pub const DEFAULT_DATABASE: &str = "/var/lib/ferroswitch/neutron.db";
 pub const DEFAULT_VHOST_SOCKET_DIR: &str = "/var/run/openvswitch";
 pub const DEFAULT_BASE_MAC: &str = "fa:16:3e:00:00:00";
 pub const DEFAULT_INTEGRATION_BRIDGE: &str = "br-int";
+/// The largest VNI (24 bits).
+pub const MAX_VNI: u32 = 0xff_ffff;
+/// What VXLAN over IPv4 adds to a frame: outer IPv4 (20), UDP (8), VXLAN
+/// (8) and the inner Ethernet header (14). Neutron's network MTU for
+/// vxlan is the physical MTU less this.
+pub const VXLAN_OVERHEAD: u32 = 50;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 /// Neutron's default `max_fixed_ips_per_port`.
@@ -313,6 +327,8 @@ impl Default for NeutronConfig {
             host: machine_hostname(),
             network_vlan_ranges: Vec::new(),
             bridge_mappings: Vec::new(),
+            vni_ranges: Vec::new(),
+            local_ip: None,
             vhost_socket_dir: PathBuf::from(DEFAULT_VHOST_SOCKET_DIR),
             base_mac: DEFAULT_BASE_MAC.to_owned(),
             tenant_network_type: "vlan".to_owned(),
@@ -340,6 +356,9 @@ pub(crate) struct Settings {
     /// Set: the model is in etcd, not `database`.
     pub etcd: Option<store::EtcdSettings>,
     pub vlan_ranges: Vec<VlanRange>,
+    /// Tenant VNIs, (min, max) inclusive.
+    pub vni_ranges: Vec<(u32, u32)>,
+    pub local_ip: Option<std::net::Ipv4Addr>,
     /// Every physnet named in the ranges or the mappings.
     pub physnets: std::collections::BTreeSet<String>,
     pub bridge_mappings: BTreeMap<String, String>,
@@ -368,6 +387,8 @@ impl Settings {
             vhost_socket_dir: self.vhost_socket_dir.display().to_string(),
             integration_bridge: self.integration_bridge.clone(),
             started_at: String::new(),
+            tunnel_ip: self.local_ip.map(|ip| ip.to_string()),
+            tunnel_mac: None,
         }
     }
 }
@@ -503,14 +524,61 @@ impl NeutronConfig {
             .map_err(|e| config_err("neutron.base_mac", e))?;
         let tenant_type = match self.tenant_network_type.as_str() {
             "vlan" => NetworkType::Vlan,
+            "vxlan" => NetworkType::Vxlan,
             "local" => NetworkType::Local,
             other => {
                 return Err(config_err(
                     "neutron.tenant_network_type",
-                    format!("'{other}' is not supported: use vlan or local"),
+                    format!("'{other}' is not supported: use vlan, vxlan or local"),
                 ))
             }
         };
+        let mut vni_ranges: Vec<(u32, u32)> = Vec::new();
+        for (i, r) in self.vni_ranges.iter().enumerate() {
+            let key = format!("neutron.vni_ranges[{i}]");
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| (1..=MAX_VNI).contains(v))
+                    .ok_or_else(|| {
+                        config_err(&key, format!("'{v}' in '{r}' is not a VNI 1-{MAX_VNI}"))
+                    })
+            };
+            let Some((lo, hi)) = r.split_once(':') else {
+                return Err(config_err(&key, format!("'{r}' is not MIN_VNI:MAX_VNI")));
+            };
+            let (lo, hi) = (parse(lo)?, parse(hi)?);
+            if lo > hi {
+                return Err(config_err(&key, format!("'{r}': {lo} is above {hi}")));
+            }
+            if let Some(o) = vni_ranges.iter().find(|(a, b)| lo <= *b && *a <= hi) {
+                return Err(config_err(&key, format!("'{r}' overlaps {}:{}", o.0, o.1)));
+            }
+            vni_ranges.push((lo, hi));
+        }
+        let local_ip = match &self.local_ip {
+            None => None,
+            Some(s) => Some(
+                s.parse::<std::net::Ipv4Addr>()
+                    .ok()
+                    .filter(|ip| {
+                        !ip.is_unspecified()
+                            && !ip.is_multicast()
+                            && !ip.is_broadcast()
+                            && !ip.is_loopback()
+                    })
+                    .ok_or_else(|| {
+                        config_err(
+                            "neutron.local_ip",
+                            format!("'{s}' is not a unicast IPv4 address a tunnel can start from"),
+                        )
+                    })?,
+            ),
+        };
+        if tenant_type == NetworkType::Vxlan && vni_ranges.is_empty() {
+            tracing::warn!("neutron.vni_ranges is empty: tenant vxlan networks cannot be created, only ones with provider:segmentation_id");
+        }
         for (key, v, max) in [
             ("neutron.max_connections", self.max_connections, 1_000_000),
             (
@@ -560,6 +628,8 @@ impl NeutronConfig {
                 .map(ClusterConfig::validate)
                 .transpose()?,
             vlan_ranges,
+            vni_ranges,
+            local_ip,
             physnets,
             bridge_mappings,
             vhost_socket_dir: self.vhost_socket_dir.clone(),
@@ -613,6 +683,8 @@ pub struct Changes {
     pub subnets: std::collections::BTreeSet<String>,
     pub ports: std::collections::BTreeSet<String>,
     pub security_groups: std::collections::BTreeSet<String>,
+    /// The registered hosts changed (etcd): one came, went or re-registered.
+    pub hosts: bool,
 }
 
 impl Changes {
@@ -622,6 +694,7 @@ impl Changes {
         self.subnets.extend(other.subnets);
         self.ports.extend(other.ports);
         self.security_groups.extend(other.security_groups);
+        self.hosts |= other.hosts;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -629,6 +702,7 @@ impl Changes {
             && self.subnets.is_empty()
             && self.ports.is_empty()
             && self.security_groups.is_empty()
+            && !self.hosts
     }
 }
 
@@ -699,8 +773,8 @@ impl Neutron {
     /// Registers this host in the cluster (a daemon with a dataplane does,
     /// `neutron-server` does not): any host's API can then bind ports to
     /// it. Renewed in the background; nothing without `[cluster]`.
-    pub fn register_host(&self) -> Result<(), NeutronError> {
-        self.inner.register_host()
+    pub fn register_host(&self, tunnel_mac: Option<String>) -> Result<(), NeutronError> {
+        self.inner.register_host(tunnel_mac)
     }
 
     /// With `[cluster]`: etcd reachable, watch lag, conflicts.
@@ -830,8 +904,25 @@ mod tests {
         assert_eq!(c.validate().unwrap().mac_fixed, 4);
 
         let mut c = cfg();
-        c.tenant_network_type = "vxlan".into();
+        c.tenant_network_type = "geneve".into();
         assert_eq!(key_of(c.validate()), "neutron.tenant_network_type");
+        c.tenant_network_type = "vxlan".into();
+        for (bad, at) in [
+            (vec!["1:2", "2:3"], "neutron.vni_ranges[1]"),
+            (vec!["0:10"], "neutron.vni_ranges[0]"),
+            (vec!["1:16777216"], "neutron.vni_ranges[0]"),
+            (vec!["20:10"], "neutron.vni_ranges[0]"),
+            (vec!["100"], "neutron.vni_ranges[0]"),
+        ] {
+            c.vni_ranges = bad.iter().map(|s| s.to_string()).collect();
+            assert_eq!(key_of(c.validate()), at, "{bad:?}");
+        }
+        c.vni_ranges = vec!["1:100".into(), "200:16777215".into()];
+        assert_eq!(c.validate().unwrap().vni_ranges, [(1, 100), (200, MAX_VNI)]);
+        for bad in ["127.0.0.1", "0.0.0.0", "224.0.0.1", "fe80::1", "x"] {
+            c.local_ip = Some(bad.into());
+            assert_eq!(key_of(c.validate()), "neutron.local_ip", "{bad}");
+        }
 
         let mut c = cfg();
         c.vhost_socket_dir = "relative".into();

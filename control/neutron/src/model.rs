@@ -42,6 +42,9 @@ pub enum NetworkType {
     Vlan,
     Flat,
     Local,
+    /// A tenant network carried between hosts in VXLAN with its VNI
+    /// (`provider:segmentation_id`), on no physical network.
+    Vxlan,
 }
 
 impl NetworkType {
@@ -50,6 +53,7 @@ impl NetworkType {
             "vlan" => Some(NetworkType::Vlan),
             "flat" => Some(NetworkType::Flat),
             "local" => Some(NetworkType::Local),
+            "vxlan" => Some(NetworkType::Vxlan),
             _ => None,
         }
     }
@@ -58,6 +62,7 @@ impl NetworkType {
             NetworkType::Vlan => "vlan",
             NetworkType::Flat => "flat",
             NetworkType::Local => "local",
+            NetworkType::Vxlan => "vxlan",
         }
     }
 }
@@ -76,8 +81,9 @@ pub struct Network {
     pub network_type: NetworkType,
     #[serde(rename = "provider:physical_network")]
     pub physical_network: Option<String>,
+    /// The VLAN id (vlan) or the VNI (vxlan).
     #[serde(rename = "provider:segmentation_id")]
-    pub segmentation_id: Option<u16>,
+    pub segmentation_id: Option<u32>,
     #[serde(rename = "router:external")]
     pub router_external: bool,
     /// Default for the network's new ports (port-security extension).
@@ -411,6 +417,14 @@ pub struct HostRecord {
     pub integration_bridge: String,
     /// When this registration was made (the daemon's start).
     pub started_at: String,
+    /// The host's VXLAN tunnel endpoint (OVS agent's `local_ip`), if it
+    /// has one: only then can it take ports of VXLAN networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_ip: Option<String>,
+    /// The endpoint's MAC: other hosts' next hop towards `tunnel_ip` on a
+    /// shared underlay segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_mac: Option<String>,
 }
 
 /// Everything committed, as persistent maps of shared values: cloning is

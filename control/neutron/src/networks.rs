@@ -1,4 +1,4 @@
-//! Networks and their segments (ML2 type drivers vlan, flat, local).
+//! Networks and their segments (ML2 type drivers vlan, flat, local, vxlan).
 use super::body::{Body, NAME_MAX};
 use super::engine::Tx;
 use super::error::ApiError;
@@ -6,6 +6,7 @@ use super::ipam::lowest_free_vlan;
 use super::model::{Network, NetworkType, StdAttrs};
 use super::store::Op;
 use super::validate::new_id;
+use super::{MAX_VNI, VXLAN_OVERHEAD};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -59,23 +60,41 @@ pub fn check_tag(field: &str, t: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn segmentation_id(v: Option<Value>) -> Result<Option<u16>, ApiError> {
-    const F: &str = "provider:segmentation_id";
+/// `provider:segmentation_id` as an integer; its range depends on the
+/// network type ([`check_vid`], [`check_vni`]).
+fn segmentation_id(v: Option<Value>) -> Result<Option<i64>, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => {
-            let n = match &v {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.trim().parse::<i64>().ok(),
-                _ => None,
-            }
-            .ok_or_else(|| ApiError::bad(F, format!("'{v}' is not an integer")))?;
-            if !(1..=4094).contains(&n) {
-                return Err(ApiError::bad(F, format!("VLAN id {n} is outside 1-4094")));
-            }
-            Ok(Some(n as u16))
+        Some(v) => match &v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
         }
+        .map(Some)
+        .ok_or_else(|| ApiError::bad(SEGID, format!("'{v}' is not an integer"))),
     }
+}
+
+const SEGID: &str = "provider:segmentation_id";
+
+fn check_vid(n: i64) -> Result<u32, ApiError> {
+    if !(1..=4094).contains(&n) {
+        return Err(ApiError::bad(
+            SEGID,
+            format!("VLAN id {n} is outside 1-4094"),
+        ));
+    }
+    Ok(n as u32)
+}
+
+fn check_vni(n: i64) -> Result<u32, ApiError> {
+    if !(1..=MAX_VNI as i64).contains(&n) {
+        return Err(ApiError::bad(
+            SEGID,
+            format!("VNI {n} is outside 1-{MAX_VNI}"),
+        ));
+    }
+    Ok(n as u32)
 }
 
 impl Tx<'_> {
@@ -107,13 +126,13 @@ impl Tx<'_> {
         &self,
         ntype: Option<String>,
         physnet: Option<String>,
-        segid: Option<u16>,
-    ) -> Result<(NetworkType, Option<String>, Option<u16>), ApiError> {
+        segid: Option<i64>,
+    ) -> Result<(NetworkType, Option<String>, Option<u32>), ApiError> {
         let ntype = match ntype {
             Some(t) => Some(NetworkType::parse(&t).ok_or_else(|| {
                 ApiError::bad(
                     "provider:network_type",
-                    format!("'{t}' is not supported: use vlan, flat or local"),
+                    format!("'{t}' is not supported: use vlan, vxlan, flat or local"),
                 )
             })?),
             None => None,
@@ -127,11 +146,21 @@ impl Tx<'_> {
                 NetworkType::Vlan => {
                     let (p, v) = lowest_free_vlan(&self.s.vlan_ranges, &self.w.vlans)
                         .ok_or_else(|| self.no_vlan_available(None))?;
-                    Ok((NetworkType::Vlan, Some(p), Some(v)))
+                    Ok((NetworkType::Vlan, Some(p), Some(v as u32)))
                 }
+                NetworkType::Vxlan => self.vxlan_segment(None),
                 _ => Ok((NetworkType::Local, None, None)),
             },
-            Some(NetworkType::Vlan) => match (physnet, segid) {
+            Some(NetworkType::Vxlan) => {
+                if physnet.is_some() {
+                    return Err(ApiError::bad(
+                        "provider:physical_network",
+                        "must not be given for a vxlan network",
+                    ));
+                }
+                self.vxlan_segment(segid.map(check_vni).transpose()?)
+            }
+            Some(NetworkType::Vlan) => match (physnet, segid.map(check_vid).transpose()?) {
                 (None, Some(_)) => Err(ApiError::bad(
                     "provider:physical_network",
                     "required when provider:segmentation_id is given",
@@ -139,7 +168,7 @@ impl Tx<'_> {
                 (None, None) => {
                     let (p, v) = lowest_free_vlan(&self.s.vlan_ranges, &self.w.vlans)
                         .ok_or_else(|| self.no_vlan_available(None))?;
-                    Ok((NetworkType::Vlan, Some(p), Some(v)))
+                    Ok((NetworkType::Vlan, Some(p), Some(v as u32)))
                 }
                 (Some(p), None) => {
                     self.known_physnet(&p)?;
@@ -152,11 +181,11 @@ impl Tx<'_> {
                         .collect();
                     let (p, v) = lowest_free_vlan(&ranges, &self.w.vlans)
                         .ok_or_else(|| self.no_vlan_available(Some(&p)))?;
-                    Ok((NetworkType::Vlan, Some(p), Some(v)))
+                    Ok((NetworkType::Vlan, Some(p), Some(v as u32)))
                 }
                 (Some(p), Some(v)) => {
                     self.known_physnet(&p)?;
-                    if self.w.vlans.contains(&(p.clone(), v)) {
+                    if self.w.vlans.contains(&(p.clone(), v as u16)) {
                         return Err(ApiError::conflict(
                             "VlanIdInUse",
                             format!("provider:segmentation_id: Unable to create the network. The VLAN {v} on physical network {p} is in use."),
@@ -202,9 +231,50 @@ impl Tx<'_> {
         }
     }
 
-    /// Neutron's limit: no network MTU above the physical networks'.
-    fn check_mtu(&self, mtu: u32) -> Result<(), ApiError> {
-        let max = self.s.global_physnet_mtu;
+    /// A VXLAN network's VNI: `vni` if free, else the lowest free one of
+    /// `vni_ranges` (ML2's type driver: a given VNI may be outside them).
+    fn vxlan_segment(
+        &self,
+        vni: Option<u32>,
+    ) -> Result<(NetworkType, Option<String>, Option<u32>), ApiError> {
+        let vni = match vni {
+            Some(v) if self.w.vnis.contains(&v) => {
+                return Err(ApiError::conflict(
+                    "TunnelIdInUse",
+                    format!("provider:segmentation_id: Unable to create the network. The tunnel ID {v} is in use."),
+                ))
+            }
+            Some(v) => v,
+            None => self
+                .s
+                .vni_ranges
+                .iter()
+                .find_map(|&(lo, hi)| {
+                    // The set is ordered: walk the used VNIs of the range.
+                    let mut next = lo;
+                    for &u in self.w.vnis.range(lo..=hi) {
+                        if u != next {
+                            break;
+                        }
+                        next = u + 1;
+                    }
+                    (next <= hi).then_some(next)
+                })
+                .ok_or_else(|| {
+                    ApiError::new(
+                        503,
+                        "NoNetworkAvailable",
+                        "Unable to create the network. No tenant network is available for allocation (neutron.vni_ranges exhausted or empty).",
+                    )
+                })?,
+        };
+        Ok((NetworkType::Vxlan, None, Some(vni)))
+    }
+
+    /// Neutron's limit: no network MTU above the physical networks' (less
+    /// the encapsulation, for a vxlan network).
+    fn check_mtu(&self, mtu: u32, ntype: NetworkType) -> Result<(), ApiError> {
+        let max = max_mtu(self.s.global_physnet_mtu, ntype);
         if mtu > max {
             return Err(ApiError::new(
                 400,
@@ -225,11 +295,7 @@ impl Tx<'_> {
         // external-net (ML2 has it): a model attribute here; routing to
         // and from it needs an L3 service, which comes later.
         let router_external = b.boolean("router:external")?.unwrap_or(false);
-        let mtu = b
-            .integer("mtu", 68, 9216)?
-            .map(|m| m as u32)
-            .unwrap_or(DEFAULT_MTU.min(self.s.global_physnet_mtu));
-        self.check_mtu(mtu)?;
+        let mtu = b.integer("mtu", 68, 9216)?.map(|m| m as u32);
         let az_hints = b
             .string_list("availability_zone_hints", NAME_MAX)?
             .unwrap_or_default();
@@ -242,6 +308,8 @@ impl Tx<'_> {
         b.finish("POST", READONLY)?;
         let (network_type, physical_network, segmentation_id) =
             self.segment(ntype, physnet, segid)?;
+        let mtu = mtu.unwrap_or(DEFAULT_MTU.min(max_mtu(self.s.global_physnet_mtu, network_type)));
+        self.check_mtu(mtu, network_type)?;
         let mut std = StdAttrs::new(description, &self.now);
         std.tags = tags;
         let n = Network {
@@ -270,8 +338,15 @@ impl Tx<'_> {
         if !n.project_id.is_empty() {
             self.default_group(&n.project_id);
         }
+        if let (NetworkType::Vxlan, Some(vni)) = (network_type, segmentation_id) {
+            self.w.vnis.insert(vni);
+            self.ops.push(Op::AddVni {
+                network_id: n.id.clone(),
+                vni,
+            });
+        }
         if let Some(p) = physical_network {
-            let vid = segmentation_id.unwrap_or(0);
+            let vid = segmentation_id.unwrap_or(0) as u16;
             self.w.vlans.insert((p.clone(), vid));
             self.ops.push(Op::AddSegment {
                 network_id: n.id.clone(),
@@ -301,7 +376,7 @@ impl Tx<'_> {
             n.port_security_enabled = v;
         }
         if let Some(v) = b.integer("mtu", 68, 9216)? {
-            self.check_mtu(v as u32)?;
+            self.check_mtu(v as u32, n.network_type)?;
             n.mtu = v as u32;
         }
         if let Some(v) = b.boolean("router:external")? {
@@ -365,10 +440,22 @@ impl Tx<'_> {
         if let Some(p) = &n.physical_network {
             self.w
                 .vlans
-                .remove(&(p.clone(), n.segmentation_id.unwrap_or(0)));
+                .remove(&(p.clone(), n.segmentation_id.unwrap_or(0) as u16));
+        }
+        if let (NetworkType::Vxlan, Some(vni)) = (n.network_type, n.segmentation_id) {
+            self.w.vnis.remove(&vni);
         }
         self.w.st.networks.remove(id);
         self.ops.push(Op::DeleteNetwork(id.to_owned()));
         Ok(())
+    }
+}
+
+/// The largest MTU of a network of type `ntype`: Neutron's
+/// `global_physnet_mtu`, less the encapsulation for vxlan.
+pub fn max_mtu(global_physnet_mtu: u32, ntype: NetworkType) -> u32 {
+    match ntype {
+        NetworkType::Vxlan => global_physnet_mtu.saturating_sub(VXLAN_OVERHEAD),
+        _ => global_physnet_mtu,
     }
 }

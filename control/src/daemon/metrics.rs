@@ -143,6 +143,12 @@ impl Daemon {
                 );
             }
             e.counter(
+                "ferroswitch_port_arp_answered_total",
+                "ARP requests from the port the switch's ARP responder answered (l2population).",
+                &l,
+                p.arp_answered,
+            );
+            e.counter(
                 "ferroswitch_port_rx_missed_total",
                 "Frames the PMD missed (imissed).",
                 &l,

@@ -59,6 +59,9 @@ pub(super) struct BridgeState {
     pub userspace_tso: bool,
     /// Its flow tables.
     pub(super) flows: flows::BridgeFlows,
+    /// l2population's remote MACs and the ARP responder's addresses
+    /// (the integration bridge, with vxlan networks).
+    pub known: Option<Arc<dataplane::l2pop::KnownPorts>>,
 }
 
 /// Buffers of the pool guests' TSO segments are copied into.
@@ -220,10 +223,17 @@ impl Daemon {
                 };
                 // Sharing the model (etcd): other hosts' ports are not ours.
                 let cluster_host = ncfg.cluster.is_some().then(|| ncfg.host.clone());
+                let local_ip = ncfg.local_ip.as_deref().and_then(|s| s.parse().ok());
                 let service = Neutron::open(ncfg)?;
                 let api = service.bind()?;
                 (
-                    Some(NeutronSide::new(service, mappings, dhcp, cluster_host)),
+                    Some(NeutronSide::new(
+                        service,
+                        mappings,
+                        dhcp,
+                        cluster_host,
+                        local_ip,
+                    )),
                     Some(api),
                 )
             }
@@ -279,6 +289,7 @@ impl Daemon {
                 forward_bpdu: b.forward_bpdu,
                 userspace_tso: b.userspace_tso,
                 flows: flows::BridgeFlows::new(persisted),
+                known: None,
             });
         }
         let workers: Vec<Arc<WorkerStats>> = d
@@ -459,6 +470,7 @@ impl Daemon {
             let workers = self.workers.len();
             let (tables, old) = self.bridges[bi].flows.tables(&ports, workers, rx);
             view.set_flows(bi, tables);
+            view.set_known(bi, self.bridges[bi].known.clone());
             if let Some(old) = old {
                 retired.push((bi, old));
             }
@@ -666,7 +678,10 @@ impl Daemon {
             n.api = Some(api);
             // With [cluster]: this host can now be bound to from any
             // host's API (its dataplane is up).
-            n.service.register_host()?;
+            let tunnel_mac = self.neutron_endpoint().map(|(_, mac, _)| mac.to_string());
+            if let Some(n) = self.neutron.as_mut() {
+                n.service.register_host(tunnel_mac)?;
+            }
         }
         self.report_neutron_status();
         // A receiver that never delivers when Neutron is off.

@@ -7,7 +7,9 @@ use super::Daemon;
 use crate::compiler::{DhcpSettings, NeutronCompiler, SwitchPort};
 use crate::metrics::Latency;
 use crate::port::PortState;
+use control_api::config::PortConfig;
 use dataplane::acl::PortAcl;
+use dataplane::l2pop::KnownPorts;
 use dataplane::port::MAX_PORTS;
 use neutron::model::PortStatus;
 use neutron::{ApiServer, Changes, Neutron, StateUpdate};
@@ -49,6 +51,7 @@ impl NeutronSide {
         mappings: BTreeMap<String, String>,
         dhcp: DhcpSettings,
         cluster_host: Option<String>,
+        local_ip: Option<std::net::Ipv4Addr>,
     ) -> NeutronSide {
         NeutronSide {
             updates: service.subscribe(),
@@ -56,7 +59,8 @@ impl NeutronSide {
             api: None,
             compiler: NeutronCompiler::new(mappings)
                 .with_dhcp(dhcp)
-                .with_host(cluster_host),
+                .with_host(cluster_host)
+                .with_local_ip(local_ip),
             latency: Latency::default(),
             dataplane_latency: Latency::default(),
             pending: BTreeSet::new(),
@@ -83,6 +87,16 @@ fn same_acl(a: &Option<Arc<PortAcl>>, b: &Option<Arc<PortAcl>>) -> bool {
 }
 
 impl Daemon {
+    /// The bridge Neutron's ports and tunnels join (checked at start to exist).
+    fn integration_bridge(&self) -> &str {
+        self.cfg
+            .neutron
+            .as_ref()
+            .map_or(neutron::DEFAULT_INTEGRATION_BRIDGE, |c| {
+                c.integration_bridge.as_str()
+            })
+    }
+
     /// Lets the compiler take in what `changes` touched (everything when
     /// `None`: the first state); false when nothing the switch has or
     /// wants can change.
@@ -123,6 +137,26 @@ impl Daemon {
         }
         n.statuses.extend(compiled.statuses);
         let mut changed = false;
+        // l2population's tables, with the tunnel ports' numbers.
+        let known = compiled.known.map(|k| {
+            let id = |name: &str| self.ports.get(name).map(|p| p.dev.port_id());
+            Arc::new(KnownPorts::new(
+                k.remote_macs
+                    .iter()
+                    .filter_map(|(vlan, mac, port)| Some((*vlan, *mac, id(port)?))),
+                k.addresses,
+            ))
+        });
+        let bridge = self
+            .bridges
+            .iter()
+            .position(|b| b.name == self.integration_bridge());
+        if let Some(b) = bridge.and_then(|i| self.bridges.get_mut(i)) {
+            if b.known != known {
+                b.known = known;
+                changed = true;
+            }
+        }
         for (name, vlan) in compiled.port_vlans {
             if let Some(p) = self.ports.get_mut(&name) {
                 if p.vlan != vlan {
@@ -236,13 +270,7 @@ impl Daemon {
             let Some((id, a)) = next else { break };
             let cfg = a.port_config(&id);
             // The config names the bridge (checked at start to exist).
-            let wanted = self
-                .cfg
-                .neutron
-                .as_ref()
-                .map_or(neutron::DEFAULT_INTEGRATION_BRIDGE, |c| {
-                    c.integration_bridge.as_str()
-                });
+            let wanted = self.integration_bridge();
             let bridge = self.bridges.iter().position(|b| b.name == wanted);
             let opened = match bridge {
                 Some(bi) => self.open_port(bi, cfg),
@@ -268,6 +296,68 @@ impl Daemon {
         }
         if let Some(n) = self.neutron.as_mut() {
             n.full_logged = false;
+        }
+        self.reconcile_tunnels();
+    }
+
+    /// Opens the tunnel ports l2population wants (to other hosts with
+    /// ports in this host's vxlan networks) on the integration bridge, and
+    /// closes those no longer wanted. A tunnel that cannot be opened is
+    /// logged and tried again at the next change.
+    fn reconcile_tunnels(&mut self) {
+        let Some(n) = self.neutron.as_ref() else {
+            return;
+        };
+        let local = if n.compiler.tunnels().is_empty() {
+            None
+        } else {
+            self.neutron_endpoint().map(|(ip, _, _)| ip)
+        };
+        let Some(n) = self.neutron.as_ref() else {
+            return;
+        };
+        let wanted: BTreeMap<String, PortConfig> = match local {
+            Some(ip) => n
+                .compiler
+                .tunnels()
+                .iter()
+                .map(|(name, t)| {
+                    let vlan = n.compiler.local_vlans().get(&t.network_id);
+                    (name.clone(), t.port_config(ip, vlan))
+                })
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let stale: Vec<String> = self
+            .ports
+            .values()
+            .filter(|p| p.auto_tunnel && wanted.get(&p.cfg.name) != Some(&p.cfg))
+            .map(|p| p.cfg.name.clone())
+            .collect();
+        for name in stale {
+            match self.del_port(&name) {
+                Ok(_) => info!(port = %name, "tunnel closed"),
+                Err(e) => warn!(port = %name, "cannot close the tunnel: {e}"),
+            }
+        }
+        let bridge_name = self.integration_bridge();
+        let Some(bi) = self.bridges.iter().position(|b| b.name == bridge_name) else {
+            return;
+        };
+        for (name, cfg) in wanted {
+            if self.ports.contains_key(&name) {
+                continue;
+            }
+            let (remote, vni) = (cfg.remote_ip, cfg.key);
+            match self.open_port(bi, cfg) {
+                Ok(()) => {
+                    if let Some(p) = self.ports.get_mut(&name) {
+                        p.auto_tunnel = true;
+                    }
+                    info!(port = %name, remote = ?remote, vni = ?vni, "tunnel opened (l2population)");
+                }
+                Err(e) => warn!(port = %name, "cannot open the tunnel: {e}"),
+            }
         }
     }
 

@@ -32,6 +32,9 @@ pub(super) struct OpenPort {
     /// Opened by the daemon for a Neutron port bound here (an SR-IOV VF or
     /// a vhost-user socket), not by config or `port add`.
     pub auto_attached: bool,
+    /// Opened by the daemon as a tunnel to another host for a vxlan
+    /// network (l2population), not by config or `port add`.
+    pub auto_tunnel: bool,
     pub dev: PortDevice,
     /// As last seen by the control thread (changes are logged).
     pub state: PortState,
@@ -83,6 +86,7 @@ impl Daemon {
                 acl: None,
                 dhcp: None,
                 auto_attached: false,
+                auto_tunnel: false,
                 dev,
                 state,
                 base,
@@ -99,17 +103,17 @@ impl Daemon {
             .collect()
     }
 
-    /// What a `vxlan` port's frames need on the way out: its uplink (the
-    /// port holding its endpoint, with a MAC of its own) and outer
-    /// headers. `Err` says why it cannot work now (it then sends nothing).
-    pub(super) fn tunnel_of(&self, cfg: &PortConfig) -> Result<TunnelPort, String> {
-        let local = control_api::config::tunnel_endpoint(cfg, &self.tunnel_endpoints())?;
+    /// The port holding tunnel endpoint `local`, and the endpoint's MAC.
+    pub(super) fn endpoint(
+        &self,
+        local: std::net::Ipv4Addr,
+    ) -> Result<(&OpenPort, EthernetAddress), String> {
         let uplink = self
             .ports
             .values()
             .find(|p| p.cfg.tunnel_ip == Some(local))
             .ok_or_else(|| format!("no port holds {local}"))?;
-        let src_mac = match uplink.cfg.tunnel_mac.as_deref() {
+        let mac = match uplink.cfg.tunnel_mac.as_deref() {
             Some(m) => m
                 .parse::<EthernetAddress>()
                 .map_err(|_| format!("{}'s tunnel_mac {m:?}", uplink.cfg.name))?,
@@ -120,6 +124,28 @@ impl Daemon {
                 )
             })?),
         };
+        Ok((uplink, mac))
+    }
+
+    /// This host's VXLAN endpoint for Neutron's networks (`neutron.local_ip`):
+    /// its address, MAC and uplink port name, if it has one that works.
+    pub(super) fn neutron_endpoint(&self) -> Option<(std::net::Ipv4Addr, EthernetAddress, String)> {
+        let ip: std::net::Ipv4Addr = self.cfg.neutron.as_ref()?.local_ip.as_ref()?.parse().ok()?;
+        match self.endpoint(ip) {
+            Ok((p, mac)) => Some((ip, mac, p.cfg.name.clone())),
+            Err(e) => {
+                tracing::error!("neutron.local_ip {ip}: {e}");
+                None
+            }
+        }
+    }
+
+    /// What a `vxlan` port's frames need on the way out: its uplink (the
+    /// port holding its endpoint, with a MAC of its own) and outer
+    /// headers. `Err` says why it cannot work now (it then sends nothing).
+    pub(super) fn tunnel_of(&self, cfg: &PortConfig) -> Result<TunnelPort, String> {
+        let local = control_api::config::tunnel_endpoint(cfg, &self.tunnel_endpoints())?;
+        let (uplink, src_mac) = self.endpoint(local)?;
         let dst_mac = cfg
             .remote_mac
             .as_deref()
@@ -441,6 +467,7 @@ pub(super) fn stats_row(name: &str, port_id: u16, t: PortTotals, hw: EthStats) -
                 .map(|c| (c.name().to_owned(), t.dhcp[c.index()]))
                 .collect()
         },
+        arp_answered: t.arp_answered,
         rx_missed: hw.imissed,
         rx_errors: hw.ierrors,
         tx_errors: hw.oerrors,

@@ -11,6 +11,8 @@
 //! * [`vlan`]: OVS-style VLAN port modes (access, trunk, native-*).
 //! * [`offload`]: checksum and TCP segmentation offloads finished in software.
 //! * [`mac_table`]: the lock-free MAC-learning table of the NORMAL action.
+//! * [`l2pop`]: remote MACs and known addresses of tunnelled networks
+//!   (l2population, the ARP responder).
 //! * [`acl`]: compiled security-group rule sets per port.
 //! * [`conntrack`]: connection tracking (TCP state and windows).
 //! * [`dhcp`], [`dhcp6`]: the switch's own DHCPv4 and DHCPv6 servers for
@@ -29,6 +31,7 @@ pub mod dhcp6;
 pub mod flow_key;
 pub mod flow_table;
 pub mod frame;
+pub mod l2pop;
 pub mod mac_table;
 pub mod offload;
 pub mod pipeline;

@@ -86,6 +86,12 @@ impl MacKey {
     pub fn is_none(self) -> bool {
         self.key == 0
     }
+
+    /// The packed (VLAN, MAC) ([`pack_key`]); 0 for no key.
+    #[inline(always)]
+    pub fn packed(self) -> u64 {
+        self.key
+    }
 }
 
 /// The table's clock and aging time, read once per burst.
@@ -107,8 +113,9 @@ pub struct MacTable {
     evictions: AtomicU64,
 }
 
+/// The packed (VLAN, MAC) key of the table's slots (never 0).
 #[inline(always)]
-fn pack_key(vlan: u16, mac: u64) -> u64 {
+pub fn pack_key(vlan: u16, mac: u64) -> u64 {
     OCCUPIED | ((vlan as u64 & 0x0fff) << 48) | (mac & 0xffff_ffff_ffff)
 }
 

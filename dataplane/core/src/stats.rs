@@ -45,6 +45,8 @@ pub struct PortCounters {
     pub spoofed: [AtomicU64; 8],
     /// The switch's DHCP server on this port, by `DhcpCounter::index`.
     pub dhcp: [AtomicU64; crate::dhcp::DhcpCounter::COUNT],
+    /// ARP requests from this port the ARP responder answered.
+    pub arp_answered: AtomicU64,
 }
 
 #[inline(always)]
@@ -141,6 +143,7 @@ impl WorkerStats {
         for (c, &n) in pc.dhcp.iter().zip(&s.dhcp) {
             bump(c, n);
         }
+        bump(&pc.arp_answered, s.arp_answered);
     }
 
     pub fn new(core: usize) -> WorkerStats {
@@ -176,6 +179,8 @@ pub struct PortTotals {
     /// DHCP server counters by `DhcpCounter::index`.
     #[serde(default)]
     pub dhcp: [u64; crate::dhcp::DhcpCounter::COUNT],
+    #[serde(default)]
+    pub arp_answered: u64,
 }
 
 impl PortTotals {
@@ -196,6 +201,7 @@ impl PortTotals {
                 for (s, a) in t.dhcp.iter_mut().zip(&c.dhcp) {
                     *s += a.load(Ordering::Relaxed);
                 }
+                t.arp_answered += c.arp_answered.load(Ordering::Relaxed);
             }
         }
         t
@@ -214,6 +220,7 @@ impl PortTotals {
             tx_oversize: self.tx_oversize.wrapping_sub(base.tx_oversize),
             spoofed: std::array::from_fn(|i| self.spoofed[i].wrapping_sub(base.spoofed[i])),
             dhcp: std::array::from_fn(|i| self.dhcp[i].wrapping_sub(base.dhcp[i])),
+            arp_answered: self.arp_answered.wrapping_sub(base.arp_answered),
         }
     }
 }

@@ -5,6 +5,7 @@
 use crate::acl::PortAcl;
 use crate::dhcp::DhcpServer;
 use crate::flow_table::program::FlowTables;
+use crate::l2pop::KnownPorts;
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
@@ -55,6 +56,9 @@ pub struct BridgeView {
     /// `priority=0 actions=NORMAL` (which is what `None` means: the flow
     /// stage is skipped).
     pub flows: Option<Arc<FlowTables>>,
+    /// Remote MACs and known addresses of its tunnelled Neutron networks
+    /// (l2population and the ARP responder), when it has any.
+    pub known: Option<Arc<KnownPorts>>,
 }
 
 /// A VXLAN tunnel port (Open vSwitch's `type=vxlan` interface): a port of
@@ -183,8 +187,18 @@ impl SwitchView {
             ports: PortMask::EMPTY,
             forward_bpdu: false,
             flows: None,
+            known: None,
         });
         self.bridges.len() - 1
+    }
+
+    /// Gives bridge `index` what l2population knows of its tunnelled
+    /// networks (`None`: nothing); false if there is no such bridge.
+    pub fn set_known(&mut self, index: usize, known: Option<Arc<KnownPorts>>) -> bool {
+        self.bridges
+            .get_mut(index)
+            .map(|b| b.known = known)
+            .is_some()
     }
 
     /// Sets bridge `index`'s `forward_bpdu` (false by default); false if

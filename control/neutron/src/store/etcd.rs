@@ -5,7 +5,7 @@
 //! * `P/model/networks/ID`, `subnets/ID`, `ports/ID`, `groups/ID` (without
 //!   rules), `rules/GROUP/ID`, `quotas/PROJECT`: the JSON documents.
 //! * `P/model/ips/SUBNET/IP`, `macs/NETWORK/MAC` (value: the port) and
-//!   `vlans/PHYSNET/VID` (value: the network): one key per unique thing,
+//!   `vlans/PHYSNET/VID` and `vnis/VNI` (value: the network): one key per unique thing,
 //!   created only if absent, so etcd itself refuses a second holder.
 //! * `P/model/revision`: written by every commit. A commit is one etcd
 //!   transaction that succeeds only if this key's mod revision is the one
@@ -21,7 +21,9 @@
 //! dataplane keep the last state and writes answer 503.
 use super::{Change, Commit, Delta, Loaded, Op, Store};
 use crate::error::{ApiError, NeutronError};
-use crate::model::{HostRecord, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use crate::model::{
+    HostRecord, Network, NetworkType, Port, SecurityGroup, SecurityGroupRule, Subnet,
+};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
     TxnOp, WatchOptions,
@@ -152,7 +154,7 @@ fn parse_doc(key: &str, value: &[u8]) -> Result<Doc, String> {
             Doc::Rule(r)
         }
         "quotas" => Doc::Quotas(typed(key, json()?)?),
-        "ips" | "macs" | "vlans" => Doc::Holder(
+        "ips" | "macs" | "vlans" | "vnis" => Doc::Holder(
             std::str::from_utf8(value)
                 .map_err(|e| format!("key {key}: {e}"))?
                 .to_owned(),
@@ -383,12 +385,17 @@ impl Writes {
                     physnet,
                     vid,
                 } => w.create(m, format!("vlans/{physnet}/{vid}"), network_id),
+                Op::AddVni { network_id, vni } => w.create(m, format!("vnis/{vni}"), network_id),
                 Op::DeleteNetwork(id) => {
                     w.delete(format!("networks/{id}"));
                     if let Some(n) = m.network(id) {
                         if let Some(p) = &n.physical_network {
                             let vid = n.segmentation_id.unwrap_or(0);
                             w.delete(format!("vlans/{p}/{vid}"));
+                        }
+                        if let (NetworkType::Vxlan, Some(vni)) = (n.network_type, n.segmentation_id)
+                        {
+                            w.delete(format!("vnis/{vni}"));
                         }
                     }
                 }
@@ -1151,7 +1158,7 @@ impl Store for EtcdStore {
                 ["macs", net, mac] => m
                     .port(holder)
                     .is_some_and(|p| p.network_id == *net && p.mac_address == *mac),
-                ["vlans", ..] => m.network(holder).is_some(),
+                ["vlans", ..] | ["vnis", ..] => m.network(holder).is_some(),
                 _ => false,
             };
             if !held {

@@ -94,6 +94,11 @@ pub enum Op {
         physnet: String,
         vid: u16,
     },
+    /// A vxlan network's VNI (unique in the cloud).
+    AddVni {
+        network_id: String,
+        vni: u32,
+    },
     DeleteNetwork(String),
     PutSubnet(Arc<Subnet>),
     DeleteSubnet(String),

@@ -24,6 +24,11 @@ CREATE TABLE IF NOT EXISTS segments (
     vid INTEGER NOT NULL CHECK (vid BETWEEN 0 AND 4094),
     UNIQUE (physnet, vid)
 );
+-- vxlan networks: one VNI each, unique (ML2's ml2_vxlan_allocations).
+CREATE TABLE IF NOT EXISTS vxlan_segments (
+    network_id TEXT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE,
+    vni INTEGER NOT NULL UNIQUE CHECK (vni BETWEEN 1 AND 16777215)
+);
 CREATE TABLE IF NOT EXISTS subnets (
     id TEXT PRIMARY KEY,
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -333,6 +338,10 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                 "INSERT INTO segments (network_id, physnet, vid) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![network_id, physnet, vid])?;
+        }
+        Op::AddVni { network_id, vni } => {
+            tx.prepare_cached("INSERT INTO vxlan_segments (network_id, vni) VALUES (?1, ?2)")?
+                .execute(params![network_id, vni])?;
         }
         Op::DeleteNetwork(id) => {
             tx.prepare_cached("DELETE FROM networks WHERE id = ?1")?

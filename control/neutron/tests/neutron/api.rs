@@ -148,7 +148,7 @@ fn networks_segments_and_vlan_allocation() {
             "provider:physical_network",
         ),
         (
-            r#"{"network": {"provider:network_type": "vxlan"}}"#,
+            r#"{"network": {"provider:network_type": "geneve"}}"#,
             "provider:network_type",
         ),
         (
@@ -311,6 +311,129 @@ fn networks_segments_and_vlan_allocation() {
         "/v2.0/networks/0c0d4dd4-0000-4000-8000-000000000000",
         None,
         404,
+    );
+}
+
+/// Issue 16: vxlan networks as ML2's vxlan type driver makes them: tenant
+/// networks take the lowest free VNI of `vni_ranges`, a provider network
+/// any free VNI; the MTU is the physical one less VXLAN's 50 bytes; a VNI
+/// is held once, freed with its network, and survives a restart; a port
+/// binds only to a host with a tunnel endpoint.
+#[test]
+fn vxlan_networks_take_vnis_and_their_mtu() {
+    let dir = TempDir::new("vxlan-nets");
+    let mut cfg = config(&dir);
+    cfg.tenant_network_type = "vxlan".into();
+    cfg.vni_ranges = vec!["5000:5001".into()];
+    cfg.local_ip = Some("192.0.2.1".into());
+    let api = Api::start(cfg.clone());
+    let a = api.create("networks", "network", json!({"name": "a"}));
+    assert_eq!(a["provider:network_type"], "vxlan");
+    assert_eq!(a["provider:physical_network"], Value::Null);
+    assert_eq!(a["provider:segmentation_id"], 5000);
+    assert_eq!(a["mtu"], 1450);
+    let p = api.create(
+        "networks",
+        "network",
+        json!({"provider:network_type": "vxlan", "provider:segmentation_id": 16777215}),
+    );
+    assert_eq!(p["provider:segmentation_id"], 16777215);
+    let b = api.create("networks", "network", json!({"name": "b"}));
+    assert_eq!(b["provider:segmentation_id"], 5001);
+    let e = api.fails("POST", "/v2.0/networks", Some(r#"{"network": {}}"#), 503);
+    assert_eq!(e["type"], "NoNetworkAvailable");
+    assert!(e["message"].as_str().unwrap().contains("vni_ranges"), "{e}");
+    let e = api.fails(
+        "POST",
+        "/v2.0/networks",
+        Some(
+            r#"{"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 5000}}"#,
+        ),
+        409,
+    );
+    assert_eq!(e["type"], "TunnelIdInUse");
+    for (body, field) in [
+        (
+            r#"{"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 16777216}}"#,
+            "provider:segmentation_id",
+        ),
+        (
+            r#"{"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 0}}"#,
+            "provider:segmentation_id",
+        ),
+        (
+            r#"{"network": {"provider:network_type": "vxlan", "provider:physical_network": "physnet1"}}"#,
+            "provider:physical_network",
+        ),
+        (
+            r#"{"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 7, "mtu": 1451}}"#,
+            "MTU",
+        ),
+    ] {
+        let e = api.fails("POST", "/v2.0/networks", Some(body), 400);
+        assert!(
+            e["message"].as_str().unwrap().contains(field),
+            "{body}: {e}"
+        );
+    }
+    let id = a["id"].as_str().unwrap();
+    let e = api.fails(
+        "PUT",
+        &format!("/v2.0/networks/{id}"),
+        Some(r#"{"network": {"mtu": 1500}}"#),
+        400,
+    );
+    assert!(e["message"].as_str().unwrap().contains("1450"), "{e}");
+    // Bound here (this host has a tunnel endpoint); direct ports cannot be.
+    let port = api.create(
+        "ports",
+        "port",
+        json!({"network_id": id, "binding:host_id": HOST}),
+    );
+    assert_eq!(port["binding:vif_type"], "vhostuser", "{port}");
+    let vf = api.create(
+        "ports",
+        "port",
+        json!({"network_id": id, "binding:host_id": HOST, "binding:vnic_type": "direct",
+               "binding:profile": {"pci_slot": "0000:3b:00.1"}}),
+    );
+    assert_eq!(vf["binding:vif_type"], "binding_failed", "{vf}");
+    assert!(
+        vf["binding:vif_details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("vxlan"),
+        "{vf}"
+    );
+    // Deleting a network frees its VNI; a restart keeps who holds which.
+    let bid = b["id"].as_str().unwrap();
+    assert_eq!(
+        api.raw("DELETE", &format!("/v2.0/networks/{bid}"), None).0,
+        204
+    );
+    let c = api.create("networks", "network", json!({"name": "c"}));
+    assert_eq!(c["provider:segmentation_id"], 5001);
+    let before = state_json(&api.stop());
+    assert_eq!(reopened_state(&cfg), before);
+    let api = Api::start(cfg.clone());
+    let e = api.fails("POST", "/v2.0/networks", Some(r#"{"network": {}}"#), 503);
+    assert_eq!(e["type"], "NoNetworkAvailable");
+    drop(api);
+    // A host without a tunnel endpoint takes no port of a vxlan network.
+    cfg.local_ip = None;
+    let api = Api::start(cfg);
+    let port = api.create(
+        "ports",
+        "port",
+        json!({"network_id": id, "binding:host_id": HOST}),
+    );
+    assert_eq!(port["binding:vif_type"], "binding_failed", "{port}");
+    assert!(
+        port["binding:vif_details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("neutron.local_ip"),
+        "{port}"
     );
 }
 

@@ -185,6 +185,59 @@ fn concurrent_creates_on_two_hosts_never_share_an_ip_or_mac() {
     assert_eq!(without_generation(state_json(&b.neutron)), fresh);
 }
 
+/// vxlan networks made at once through two hosts' APIs never share a
+/// VNI: etcd's create-only `vnis/VNI` keys hold each once.
+#[test]
+fn concurrent_vxlan_networks_on_two_hosts_never_share_a_vni() {
+    let dir = TempDir::new("etcd-vni");
+    let etcd = Etcd::start(&dir.0);
+    let start = |name: &str| {
+        let mut cfg = config(&dir);
+        cfg.host = name.into();
+        cfg.tenant_network_type = "vxlan".into();
+        cfg.vni_ranges = vec!["7000:7999".into()];
+        cfg.cluster = Some(etcd.cluster());
+        std::sync::Arc::new(Api::start(cfg))
+    };
+    let (a, b) = (start("host-a"), start("host-b"));
+    let handles: Vec<_> = [&a, &b, &a, &b]
+        .into_iter()
+        .map(|api| {
+            let api = api.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|_| {
+                        api.create("networks", "network", json!({}))["provider:segmentation_id"]
+                            .as_u64()
+                            .unwrap()
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut vnis: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    vnis.sort();
+    vnis.dedup();
+    assert_eq!(
+        vnis,
+        (7000..7100).collect::<Vec<u64>>(),
+        "a VNI twice, or one skipped"
+    );
+    for api in [&a, &b] {
+        eventually("both hosts hold all 100", || {
+            api.get("/v2.0/networks")["networks"]
+                .as_array()
+                .unwrap()
+                .len()
+                == 100
+        });
+        assert_eq!(api.neutron.check_database().unwrap(), "ok");
+    }
+}
+
 /// etcd lost: reads keep the last model, writes answer 503 and change
 /// nothing; etcd back: writes go through and the watch resumes (another
 /// host's commits made meanwhile arrive).
@@ -342,7 +395,7 @@ fn ports_bind_to_registered_hosts_and_go_down_when_their_host_leaves() {
         }),
         ..config(&dir)
     });
-    b.neutron.register_host().unwrap();
+    b.neutron.register_host(None).unwrap();
     eventually("a knows host-b", || {
         a.neutron.state().hosts.contains_key("host-b")
     });

@@ -287,7 +287,13 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                 let known = if lane.dst.is_none() {
                     None
                 } else {
-                    fdb.lookup_at(lane.dst, clock)
+                    // l2population first: a remote port's MAC is where
+                    // the model says, whatever was learned.
+                    bridge
+                        .known
+                        .as_deref()
+                        .and_then(|k| k.remote_port(lane.dst.packed()))
+                        .or_else(|| fdb.lookup_at(lane.dst, clock))
                 };
                 forward(
                     view,

@@ -10,18 +10,29 @@
 //! cost a few byte reads each. An ARP request from the port for the
 //! server's address is answered too, as the DHCP agent's port would, so a
 //! client can renew its lease by unicast.
+//!
+//! The ARP responder of a bridge with tunnelled Neutron networks
+//! (`view::BridgeView::known`) answers here too: an ARP request for the
+//! address of a port the model knows in the frame's network is answered
+//! by the switch, never flooded over the tunnels (l2population's ARP
+//! responder in Neutron's br-tun).
 use super::{Action, Classified, DropReason};
 use crate::dhcp::{self, DhcpCounter, ToServer, Unanswered};
 use crate::dhcp6;
 use crate::frame::{Burst, Frame, BURST};
+use crate::l2pop::KnownPorts;
 use crate::port::PortId;
+use crate::view::PortView;
 use crate::view::SwitchView;
+use crate::wire::EtherType;
 
 /// What [`serve`] did to a burst.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ServeCounts {
     /// By [`DhcpCounter::index`].
     pub dhcp: [u64; DhcpCounter::COUNT],
+    /// ARP requests the responder answered.
+    pub arp_answered: u64,
 }
 
 /// Stage 1a: answers what the burst `rx` from `in_port` asks the switch's
@@ -36,7 +47,15 @@ pub fn serve<B: Burst>(
     rx: &mut B,
     out: &mut Classified,
 ) -> Option<ServeCounts> {
-    let servers = view.port(in_port)?.dhcp.as_deref()?;
+    let port = view.port(in_port)?;
+    let known = view
+        .bridge(port.bridge)
+        .and_then(|b| b.known.as_deref())
+        .filter(|k| !k.addresses().is_empty());
+    let servers = port.dhcp.as_deref();
+    if servers.is_none() && known.is_none() {
+        return None;
+    }
     let mut counts = ServeCounts::default();
     let n = out.actions().len().min(BURST);
     for i in 0..n {
@@ -46,6 +65,15 @@ pub fn serve<B: Burst>(
             continue;
         }
         let Some(f) = rx.get_mut(i) else { continue };
+        if let Some(k) = known {
+            if answer_known(k, port, f) {
+                f.set_offload(crate::offload::Offload::NONE);
+                counts.arp_answered += 1;
+                out.set_action(i, Action::Answer(in_port));
+                continue;
+            }
+        }
+        let Some(servers) = servers else { continue };
         // Each frame is sorted once: DHCPv4 or ARP to the v4 server, else
         // DHCPv6 to the v6 one, else not for the switch.
         let v4 = servers
@@ -100,6 +128,22 @@ pub fn serve<B: Burst>(
         out.set_action(i, action);
     }
     Some(counts)
+}
+
+/// The ARP responder: answers `f` in place if it is an ARP request for a
+/// known address in the VLAN it arrived in on `port`.
+fn answer_known<F: Frame>(known: &KnownPorts, port: &PortView, f: &mut F) -> bool {
+    let Some((l3, EtherType::ARP)) = dhcp::l3_behind_one_tag(f.data()) else {
+        return false;
+    };
+    let tci = match f.data().get(14..16) {
+        Some(t) if l3 == 18 => Some(u16::from_be_bytes([t[0], t[1]])),
+        _ => f.stripped_tci(),
+    };
+    let Some(vlan) = port.vlan.ingress(tci.map(|t| t & 0x0fff)) else {
+        return false;
+    };
+    f.data_mut().is_some_and(|d| known.answer_arp(vlan, d, l3))
 }
 
 /// Grows `f` to `room` bytes, lets `write` put the answer there (its
