@@ -530,10 +530,12 @@ pub struct NeutronCompiler {
     primed: bool,
     /// This host's VXLAN endpoint (`neutron.local_ip`).
     local_ip: Option<std::net::Ipv4Addr>,
-    /// Ports of vxlan networks: port id -> its network.
-    vxlan_port_net: HashMap<String, String>,
-    /// vxlan network -> its ports.
-    vxlan_ports: HashMap<String, BTreeSet<String>>,
+    /// Every port's network (port id -> network id).
+    port_net: HashMap<String, String>,
+    /// Network -> its ports (networks with ports only).
+    net_ports: HashMap<String, BTreeSet<String>>,
+    /// The vxlan networks.
+    vxlan_nets: BTreeSet<String>,
     /// Tunnel ports wanted, by switch port name.
     tunnels: BTreeMap<String, TunnelWant>,
     /// What the last l2population pass found, by network id.
@@ -562,8 +564,9 @@ impl NeutronCompiler {
             swept: false,
             primed: false,
             local_ip: None,
-            vxlan_port_net: HashMap::new(),
-            vxlan_ports: HashMap::new(),
+            port_net: HashMap::new(),
+            net_ports: HashMap::new(),
+            vxlan_nets: BTreeSet::new(),
             tunnels: BTreeMap::new(),
             l2pop: L2pop::default(),
             host: None,
@@ -581,36 +584,47 @@ impl NeutronCompiler {
         &self.tunnels
     }
 
-    /// Follows port `id` in and out of the vxlan networks' index; true
-    /// when it is or was in one.
-    fn index_vxlan_port(&mut self, state: &NeutronState, id: &str) -> bool {
-        let now = state.ports.get(id).map(|p| &p.network_id).filter(|n| {
-            state
-                .networks
-                .get(*n)
-                .is_some_and(|n| n.network_type == NetworkType::Vxlan)
-        });
-        let before = self.vxlan_port_net.get(id).cloned();
-        if before.as_ref() == now {
-            return now.is_some();
-        }
-        if let Some(b) = &before {
-            if let Some(set) = self.vxlan_ports.get_mut(b) {
-                set.remove(id);
-                if set.is_empty() {
-                    self.vxlan_ports.remove(b);
+    /// Follows port `id` from network to network in the index; true when
+    /// it is or was in a vxlan network.
+    fn index_port(&mut self, state: &NeutronState, id: &str) -> bool {
+        let now = state.ports.get(id).map(|p| p.network_id.clone());
+        let before = match &now {
+            Some(n) => self.port_net.insert(id.to_owned(), n.clone()),
+            None => self.port_net.remove(id),
+        };
+        if before != now {
+            if let Some(b) = &before {
+                if let Some(set) = self.net_ports.get_mut(b) {
+                    set.remove(id);
+                    if set.is_empty() {
+                        self.net_ports.remove(b);
+                    }
                 }
             }
-            self.vxlan_port_net.remove(id);
+            if let Some(n) = &now {
+                self.net_ports
+                    .entry(n.clone())
+                    .or_default()
+                    .insert(id.to_owned());
+            }
         }
-        if let Some(n) = now {
-            self.vxlan_port_net.insert(id.to_owned(), n.clone());
-            self.vxlan_ports
-                .entry(n.clone())
-                .or_default()
-                .insert(id.to_owned());
+        [before, now]
+            .iter()
+            .flatten()
+            .any(|n| self.vxlan_nets.contains(n))
+    }
+
+    /// Follows network `id` in and out of the vxlan networks.
+    fn index_network(&mut self, state: &NeutronState, id: &str) {
+        if state
+            .networks
+            .get(id)
+            .is_some_and(|n| n.network_type == NetworkType::Vxlan)
+        {
+            self.vxlan_nets.insert(id.to_owned());
+        } else {
+            self.vxlan_nets.remove(id);
         }
-        true
     }
 
     /// The tunnels and l2population's tables from the vxlan networks this
@@ -623,10 +637,12 @@ impl NeutronCompiler {
             Some(h) => p.binding.host_id == *h,
             None => true,
         };
-        for (net_id, ports) in &self.vxlan_ports {
+        let none = BTreeSet::new();
+        for net_id in &self.vxlan_nets {
             let Some(net) = state.networks.get(net_id) else {
                 continue;
             };
+            let ports = self.net_ports.get(net_id).unwrap_or(&none);
             let ports: Vec<&Arc<Port>> =
                 ports.iter().filter_map(|id| state.ports.get(id)).collect();
             if !ports.iter().any(|p| mine(p)) {
@@ -736,11 +752,17 @@ impl NeutronCompiler {
                     .map(|p| (p.network_id.clone(), p.id.clone()))
                     .collect();
                 self.compile_uplinks(state);
-                self.vxlan_port_net.clear();
-                self.vxlan_ports.clear();
+                self.port_net.clear();
+                self.net_ports.clear();
+                self.vxlan_nets = state
+                    .networks
+                    .values()
+                    .filter(|n| n.network_type == NetworkType::Vxlan)
+                    .map(|n| n.id.clone())
+                    .collect();
                 let ids: Vec<String> = state.ports.keys().cloned().collect();
                 for id in &ids {
-                    self.index_vxlan_port(state, id);
+                    self.index_port(state, id);
                 }
                 self.populate(state);
                 self.primed = true;
@@ -750,19 +772,13 @@ impl NeutronCompiler {
         let mut dirty = false;
         // l2population: a vxlan network's ports, or the hosts, changed.
         let mut vxlan = changes.hosts;
-        if !changes.networks.is_empty() {
-            // A network deleted or re-typed: its ports follow.
-            for id in &changes.networks {
-                if let Some(ports) = self.vxlan_ports.get(id).cloned() {
-                    for p in ports {
-                        self.index_vxlan_port(state, &p);
-                    }
-                }
-            }
-            vxlan = true;
+        for id in &changes.networks {
+            vxlan |= self.vxlan_nets.contains(id);
+            self.index_network(state, id);
+            vxlan |= self.vxlan_nets.contains(id);
         }
         for id in &changes.ports {
-            vxlan |= self.index_vxlan_port(state, id);
+            vxlan |= self.index_port(state, id);
         }
         if vxlan {
             dirty |= self.populate(state);
@@ -1096,7 +1112,9 @@ mod tests {
         format!("{kind}{i:02}-0000-4000-8000-000000000000")
     }
 
+    /// VID 3002 stands for a vxlan network (VNI 5000 + i).
     fn network(i: usize, vid: u16) -> Network {
+        let vxlan = vid == 3002;
         Network {
             id: id("net", i),
             name: String::new(),
@@ -1106,9 +1124,13 @@ mod tests {
             status: "ACTIVE".into(),
             shared: false,
             mtu: 1500,
-            network_type: NetworkType::Vlan,
-            physical_network: Some("physnet1".into()),
-            segmentation_id: Some(vid.into()),
+            network_type: if vxlan {
+                NetworkType::Vxlan
+            } else {
+                NetworkType::Vlan
+            },
+            physical_network: (!vxlan).then(|| "physnet1".into()),
+            segmentation_id: Some(if vxlan { 5000 + i as u32 } else { vid.into() }),
             router_external: false,
             port_security_enabled: true,
             subnets: Vec::new(),
@@ -1149,7 +1171,8 @@ mod tests {
             port_security_enabled: true,
             extra_dhcp_opts: Vec::new(),
             binding: Binding {
-                host_id: String::new(),
+                // Every third port is another host's.
+                host_id: if i.is_multiple_of(3) { "h2" } else { "h1" }.into(),
                 vnic_type: "normal".into(),
                 profile: Map::new(),
                 vif_type: if bound {
@@ -1218,6 +1241,8 @@ mod tests {
             port: Option<usize>,
             up: bool,
         },
+        /// Host h2 registers (with a tunnel endpoint) or leaves.
+        Host(bool),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1232,6 +1257,7 @@ mod tests {
             1 => (0..GROUPS).prop_map(Op::DeleteGroup),
             2 => (0..4usize, proptest::option::of(0..PORTS), any::<bool>())
                 .prop_map(|(slot, port, up)| Op::Attach { slot, port, up }),
+            1 => any::<bool>().prop_map(Op::Host),
         ]
     }
 
@@ -1287,6 +1313,25 @@ mod tests {
                 c.security_groups.insert(id("sg", *g));
             }
             Op::Attach { slot, port, up } => slots[*slot] = (*port, *up),
+            Op::Host(true) => {
+                st.hosts.insert(
+                    "h2".into(),
+                    Arc::new(neutron::model::HostRecord {
+                        host: "h2".into(),
+                        bridge_mappings: BTreeMap::new(),
+                        vhost_socket_dir: String::new(),
+                        integration_bridge: String::new(),
+                        started_at: String::new(),
+                        tunnel_ip: Some("192.0.2.2".into()),
+                        tunnel_mac: Some("02:00:00:00:00:02".into()),
+                    }),
+                );
+                c.hosts = true;
+            }
+            Op::Host(false) => {
+                st.hosts.remove("h2");
+                c.hosts = true;
+            }
         }
         c
     }
@@ -1324,7 +1369,12 @@ mod tests {
             let ifaces: Vec<String> = (0..PORTS).map(|i| id("port", i)).collect();
             let mut st = NeutronState::default();
             let mut slots = [(None, false); 4];
-            let mut inc = NeutronCompiler::new(mappings.clone());
+            let compiler = || {
+                NeutronCompiler::new(mappings.clone())
+                    .with_host(Some("h1".into()))
+                    .with_local_ip(Some([192, 0, 2, 1].into()))
+            };
+            let mut inc = compiler();
             inc.absorb(&st, None);
             // Statuses the "daemon" reported back, a change of their own.
             let mut reported = Changes::default();
@@ -1343,9 +1393,10 @@ mod tests {
                     prop_assert_eq!(&got.port_vlans, &prev.port_vlans, "clean {:?}", op);
                     prop_assert_eq!(&got.port_acls, &prev.port_acls, "clean {:?}", op);
                     prop_assert_eq!(&attachments, inc.attachments(), "clean {:?}", op);
+                    prop_assert_eq!(&got.known, &prev.known, "clean {:?}", op);
                 }
                 last = Some(got.clone());
-                let mut fresh = NeutronCompiler::new(mappings.clone());
+                let mut fresh = compiler();
                 fresh.absorb(&st, None);
                 let want = fresh.compile(&st, &sw);
                 // Local VLAN numbers are history (allocation order): compare
@@ -1372,6 +1423,28 @@ mod tests {
                 };
                 prop_assert_eq!(deep(&got.port_acls), deep(&want.port_acls), "after {:?}", op);
                 prop_assert_eq!(inc.attachments(), fresh.attachments());
+                // l2population: the same tunnels, and the same remote MACs
+                // and addresses per network.
+                prop_assert_eq!(inc.tunnels(), fresh.tunnels(), "after {:?}", op);
+                let known = |c: &NeutronCompiler, k: &Option<Known>| {
+                    let net = |v: u16| {
+                        st.networks
+                            .keys()
+                            .find(|n| c.local_vlans().get(n) == Some(v))
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    k.as_ref().map(|k| {
+                        let mut macs: Vec<_> =
+                            k.remote_macs.iter().map(|(v, m, p)| (net(*v), *m, p.clone())).collect();
+                        let mut ips: Vec<_> =
+                            k.addresses.iter().map(|(v, ip, m)| (net(*v), *ip, *m)).collect();
+                        macs.sort();
+                        ips.sort();
+                        (macs, ips)
+                    })
+                };
+                prop_assert_eq!(known(&inc, &got.known), known(&fresh, &want.known), "after {:?}", op);
                 // Attached ports: both say the same.
                 for (k, v) in &got.statuses {
                     if let Some(w) = want.statuses.get(k) {
