@@ -1522,6 +1522,53 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     assert!(bytes > 1_000_000, "{bytes} bytes");
     eprintln!("TCP host 2 -> host 3 over VXLAN: {bytes} bytes in 2 s");
 
+    // What the operator sees: the tunnel, the remote MAC it carries, its
+    // counters; every host and its endpoint.
+    let tunnels = ctl_json(&hosts[1].sw, None, &["tunnel", "list"]);
+    let t = &tunnels[0];
+    assert_eq!(
+        (&t["port"], &t["remote_ip"], &t["vni"], &t["neutron"]),
+        (
+            &"vxlan-c0000203-1000".into(),
+            &"192.0.2.3".into(),
+            &1000.into(),
+            &true.into()
+        ),
+        "{tunnels}"
+    );
+    assert_eq!(t["macs"][0][1], vms[1].1.as_str(), "{tunnels}");
+    assert!(t["tx_packets"].as_u64().unwrap() > 1000, "{tunnels}");
+    let hosts_seen = ctl_json(&hosts[1].sw, None, &["host", "list"]);
+    let mut seen: Vec<(String, String, bool)> = hosts_seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_owned(),
+                h["tunnel_ip"].as_str().unwrap_or("").to_owned(),
+                h["this"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("host1".into(), "192.0.2.1".into(), false),
+            ("host2".into(), "192.0.2.2".into(), true),
+            ("host3".into(), "192.0.2.3".into(), false)
+        ],
+        "{hosts_seen}"
+    );
+    let metrics = hosts[1].sw.ok(&control_api::protocol::Request::Metrics);
+    assert!(
+        metrics.as_str().unwrap_or_default().contains(
+            "ferroswitch_tunnel_remote_macs{port=\"vxlan-c0000203-1000\",remote_ip=\"192.0.2.3\",vni=\"1000\"} 1"
+        ),
+        "{metrics}"
+    );
+
     // Broadcasts from VM 2 (ARP for an address nobody holds): each
     // reaches VM 3 through the one tunnel; host 1 gets nothing.
     let (vm3_tx, h1_rx) = (hosts[2].row("vm").tx_packets, h1.row("uplink").rx_packets);

@@ -91,6 +91,47 @@ pub enum Request {
     FlowTables {
         bridge: String,
     },
+    /// The VXLAN tunnel ports: endpoints, VNI, the remote MACs
+    /// l2population points at each, counters.
+    TunnelList,
+    /// The hosts registered in the cluster's model (etcd).
+    HostList,
+}
+
+/// One tunnel port, as `tunnel list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TunnelRow {
+    pub port: String,
+    pub local_ip: String,
+    pub remote_ip: String,
+    pub vni: u32,
+    /// The next hop's MAC the packets go to.
+    pub remote_mac: String,
+    pub uplink: String,
+    /// Opened by l2population for a Neutron network (else configured).
+    pub neutron: bool,
+    /// The remote ports' MACs l2population sends through it, with their
+    /// local VLAN.
+    pub macs: Vec<(u16, String)>,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
+}
+
+/// One registered host, as `host list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostRow {
+    pub host: String,
+    pub tunnel_ip: Option<String>,
+    pub tunnel_mac: Option<String>,
+    pub bridge_mappings: Vec<String>,
+    pub started_at: String,
+    /// Neutron ports bound to it.
+    pub ports: usize,
+    /// This daemon's own host.
+    pub this: bool,
 }
 
 /// One table, as `dump-tables` shows it.

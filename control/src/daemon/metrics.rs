@@ -155,6 +155,21 @@ impl Daemon {
                 p.rx_missed,
             );
         }
+        // Tunnels: their packets are the port counters above; here what
+        // each leads to.
+        for t in self.tunnel_rows() {
+            let vni = t.vni.to_string();
+            e.gauge(
+                "ferroswitch_tunnel_remote_macs",
+                "Remote ports' MACs l2population sends through the tunnel port.",
+                &[
+                    ("port", t.port.as_str()),
+                    ("remote_ip", t.remote_ip.as_str()),
+                    ("vni", vni.as_str()),
+                ],
+                t.macs.len() as f64,
+            );
+        }
         for w in self.pmd_stats() {
             let core = w.core.to_string();
             let l = [("core", core.as_str())];

@@ -535,6 +535,11 @@ impl Daemon {
                 Ok(rows) => json(serde_json::to_value(rows)),
                 Err(e) => Response::err(e.to_string()),
             },
+            Request::TunnelList => json(serde_json::to_value(self.tunnel_rows())),
+            Request::HostList => match self.host_rows() {
+                Ok(rows) => json(serde_json::to_value(rows)),
+                Err(e) => Response::err(e),
+            },
             Request::FdbFlush { bridge } => match self.fdb_flush(bridge.as_deref()) {
                 Ok(n) => Response::ok(serde_json::json!({ "flushed": n })),
                 Err(e) => Response::err(e.to_string()),

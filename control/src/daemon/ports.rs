@@ -349,6 +349,96 @@ impl Daemon {
         Ok(rows)
     }
 
+    /// `tunnel list`: every vxlan port, its endpoints and counters, and
+    /// the remote MACs l2population sends through it.
+    pub(super) fn tunnel_rows(&self) -> Vec<control_api::protocol::TunnelRow> {
+        let stats = self.port_stats();
+        let mut rows = Vec::new();
+        for p in self
+            .ports
+            .values()
+            .filter(|p| p.cfg.kind == PortType::Vxlan)
+        {
+            let id = p.dev.port_id();
+            let t = self.tunnel_of(&p.cfg).ok();
+            let uplink = t
+                .and_then(|t| self.ports.values().find(|u| u.dev.port_id() == t.uplink))
+                .map(|u| u.cfg.name.clone())
+                .unwrap_or_default();
+            let macs = self
+                .bridges
+                .get(p.bridge)
+                .and_then(|b| b.known.as_deref())
+                .map(|k| {
+                    let mut m: Vec<(u16, String)> = k
+                        .remote_macs()
+                        .iter()
+                        .filter(|&(_, port)| port == id)
+                        .map(|(key, _)| {
+                            (
+                                ((key >> 48) & 0x0fff) as u16,
+                                EthernetAddress::from_u64(key & 0xffff_ffff_ffff).to_string(),
+                            )
+                        })
+                        .collect();
+                    m.sort();
+                    m
+                })
+                .unwrap_or_default();
+            let s = stats.iter().find(|s| s.name == p.cfg.name);
+            let n = |f: fn(&PortStatsRow) -> u64| s.map_or(0, f);
+            rows.push(control_api::protocol::TunnelRow {
+                port: p.cfg.name.clone(),
+                local_ip: t.map_or(String::new(), |t| {
+                    std::net::Ipv4Addr::from(t.outer().src_ip).to_string()
+                }),
+                remote_ip: p.cfg.remote_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                vni: p.cfg.key.unwrap_or(0),
+                remote_mac: p.cfg.remote_mac.clone().unwrap_or_default(),
+                uplink,
+                neutron: p.auto_tunnel,
+                macs,
+                rx_packets: n(|s| s.rx_packets),
+                tx_packets: n(|s| s.tx_packets),
+                rx_bytes: n(|s| s.rx_bytes),
+                tx_bytes: n(|s| s.tx_bytes),
+                tx_dropped: n(|s| s.tx_dropped),
+            });
+        }
+        rows
+    }
+
+    /// `host list`: the hosts registered in the cluster's model.
+    pub(super) fn host_rows(&self) -> Result<Vec<control_api::protocol::HostRow>, String> {
+        let n = self
+            .neutron
+            .as_ref()
+            .ok_or("no [neutron] section: this switch has no Neutron model")?;
+        let own = self.cfg.neutron.as_ref().map_or("", |c| c.host.as_str());
+        let state = n.service.state();
+        let mut ports: std::collections::BTreeMap<&str, usize> = Default::default();
+        for p in state.ports.values() {
+            *ports.entry(p.binding.host_id.as_str()).or_default() += 1;
+        }
+        Ok(state
+            .hosts
+            .values()
+            .map(|h| control_api::protocol::HostRow {
+                host: h.host.clone(),
+                tunnel_ip: h.tunnel_ip.clone(),
+                tunnel_mac: h.tunnel_mac.clone(),
+                bridge_mappings: h
+                    .bridge_mappings
+                    .iter()
+                    .map(|(p, b)| format!("{p}:{b}"))
+                    .collect(),
+                started_at: h.started_at.clone(),
+                ports: ports.get(h.host.as_str()).copied().unwrap_or(0),
+                this: h.host == own,
+            })
+            .collect())
+    }
+
     /// `trace`: the steps the hex `frame` would take from `in_port` of
     /// `bridge` in the running snapshot.
     pub(super) fn trace(

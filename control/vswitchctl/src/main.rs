@@ -4,7 +4,9 @@ mod neutron_client;
 
 use clap::{Parser, Subcommand};
 use control_api::config::{PortConfig, PortType, DEFAULT_SOCKET};
-use control_api::protocol::{call, FdbRow, PmdStatsRow, PortInfo, PortStatsRow, Request, TableRow};
+use control_api::protocol::{
+    call, FdbRow, HostRow, PmdStatsRow, PortInfo, PortStatsRow, Request, TableRow, TunnelRow,
+};
 use neutron_client::{
     ApiArgs, NetworkCmd, NeutronCommand, PortCmd as NeutronPortCmd, SecurityGroupCmd, SubnetCmd,
 };
@@ -38,6 +40,17 @@ enum Cmd {
     Fdb {
         #[command(subcommand)]
         cmd: FdbCmd,
+    },
+    /// VXLAN tunnels: `tunnel list` (endpoints, VNI, the remote ports'
+    /// MACs l2population sends through each, counters).
+    Tunnel {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
+    /// Hosts of the cluster's model (etcd): `host list`.
+    Host {
+        #[command(subcommand)]
+        cmd: ListCmd,
     },
     /// Connection tracking (ports with port security), like
     /// `ovs-appctl dpctl/dump-conntrack`.
@@ -233,6 +246,11 @@ enum FdbCmd {
     Flush { bridge: Option<String> },
 }
 
+#[derive(Subcommand)]
+enum ListCmd {
+    List,
+}
+
 fn parse_translation(s: &str) -> Result<(u16, u16), String> {
     let (e, l) = s.split_once(':').ok_or("EXTERNAL:LOCAL, e.g. 3029:2")?;
     Ok((
@@ -362,6 +380,8 @@ fn main() {
         Cmd::Fdb {
             cmd: FdbCmd::Flush { bridge },
         } => (Request::FdbFlush { bridge }, ""),
+        Cmd::Tunnel { cmd: ListCmd::List } => (Request::TunnelList, "tunnel"),
+        Cmd::Host { cmd: ListCmd::List } => (Request::HostList, "host"),
         Cmd::Conntrack {
             cmd: ConntrackCmd::Dump { zone },
         } => (Request::ConntrackDump { zone }, "conntrack"),
@@ -561,6 +581,46 @@ fn main() {
             let lines: Vec<String> = serde_json::from_value(r).unwrap_or_default();
             for l in lines {
                 println!("{l}");
+            }
+        }
+        "tunnel" => {
+            let rows: Vec<TunnelRow> = serde_json::from_value(r).unwrap_or_default();
+            for t in rows {
+                println!(
+                    "{}: vni {} {} -> {} (next hop {}) via {}{}",
+                    t.port,
+                    t.vni,
+                    t.local_ip,
+                    t.remote_ip,
+                    t.remote_mac,
+                    t.uplink,
+                    if t.neutron { ", l2population" } else { "" }
+                );
+                println!(
+                    "  rx {} packets {} bytes, tx {} packets {} bytes, tx dropped {}",
+                    t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes, t.tx_dropped
+                );
+                for (vlan, mac) in &t.macs {
+                    println!("  remote {mac} (local VLAN {vlan})");
+                }
+            }
+        }
+        "host" => {
+            let rows: Vec<HostRow> = serde_json::from_value(r).unwrap_or_default();
+            println!(
+                "{:<20} {:<15} {:<17} {:>6}  {:<24} BRIDGE MAPPINGS",
+                "HOST", "TUNNEL IP", "TUNNEL MAC", "PORTS", "STARTED"
+            );
+            for h in rows {
+                println!(
+                    "{:<20} {:<15} {:<17} {:>6}  {:<24} {}",
+                    format!("{}{}", h.host, if h.this { " (this)" } else { "" }),
+                    h.tunnel_ip.as_deref().unwrap_or("-"),
+                    h.tunnel_mac.as_deref().unwrap_or("-"),
+                    h.ports,
+                    h.started_at,
+                    h.bridge_mappings.join(",")
+                );
             }
         }
         "fdb" => {
