@@ -1323,7 +1323,10 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
 
 /// One host of [`a_three_host_cloud_carries_a_vxlan_network_over_etcd`]:
 /// its switch (Neutron API on `api`, the model in etcd) and the root end
-/// of its uplink's veth into the underlay.
+/// of its uplink's veth into the underlay. Endpoints are 198.51.100.N
+/// (TEST-NET-2): a machine may hold an address of TEST-NET-1 itself (this
+/// one's eth0 does), and its kernel answers ARP for its own addresses on
+/// every interface, the veths included.
 struct CloudHost {
     sw: Switch,
     dir: TempDir,
@@ -1338,12 +1341,12 @@ impl CloudHost {
         let cfg = format!(
             "{head}[neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\nhost = \"host{n}\"\n\
              tenant_network_type = \"vxlan\"\nvni_ranges = [\"1000:1999\"]\n\
-             local_ip = \"192.0.2.{n}\"\nvhost_socket_dir = \"{vhu}\"\ndhcp = false\n\
+             local_ip = \"198.51.100.{n}\"\nvhost_socket_dir = \"{vhu}\"\ndhcp = false\n\
              [cluster]\netcd_endpoints = [\"{etcd}\"]\nhost_ttl_secs = 2\n\
              [[bridges]]\nname = \"br-int\"\n\
              [[bridges]]\nname = \"br-phy\"\n\
              [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{uplink}\"\n\
-             tunnel_ip = \"192.0.2.{n}\"\ntunnel_mac = \"02:fe:00:00:00:0{n}\"\n",
+             tunnel_ip = \"198.51.100.{n}\"\ntunnel_mac = \"02:fe:00:00:00:0{n}\"\n",
             head = config_head(&dir, &format!("cloud{n}")),
             db = dir.path("neutron.db").display(),
             vhu = dir.path("vhu").display(),
@@ -1482,8 +1485,8 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let (ip2, ip3) = (vms[0].2.clone(), vms[1].2.clone());
     // Host 2 tunnels to host 3 and back; host 1, with no port in the
     // network, to nobody.
-    hosts[1].wait_tunnels(&["vxlan-c0000203-1000"]);
-    hosts[2].wait_tunnels(&["vxlan-c0000202-1000"]);
+    hosts[1].wait_tunnels(&["vxlan-c6336403-1000"]);
+    hosts[2].wait_tunnels(&["vxlan-c6336402-1000"]);
     h1.wait_tunnels(&[]);
 
     // Ping across the tunnel; the ARP each VM sends for the other is
@@ -1513,7 +1516,7 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         .expect("no echo request on the underlay");
     let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
         .expect("a tunnel packet");
-    assert_eq!((d.src_ip, d.dst_ip), ([192, 0, 2, 2], [192, 0, 2, 3]));
+    assert_eq!((d.src_ip, d.dst_ip), ([198, 51, 100, 2], [198, 51, 100, 3]));
     assert_eq!(d.vni.get(), 1000);
     assert_eq!(&f[..12], &[2, 0xfe, 0, 0, 0, 3, 2, 0xfe, 0, 0, 0, 2]);
 
@@ -1529,8 +1532,8 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     assert_eq!(
         (&t["port"], &t["remote_ip"], &t["vni"], &t["neutron"]),
         (
-            &"vxlan-c0000203-1000".into(),
-            &"192.0.2.3".into(),
+            &"vxlan-c6336403-1000".into(),
+            &"198.51.100.3".into(),
             &1000.into(),
             &true.into()
         ),
@@ -1555,16 +1558,16 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     assert_eq!(
         seen,
         [
-            ("host1".into(), "192.0.2.1".into(), false),
-            ("host2".into(), "192.0.2.2".into(), true),
-            ("host3".into(), "192.0.2.3".into(), false)
+            ("host1".into(), "198.51.100.1".into(), false),
+            ("host2".into(), "198.51.100.2".into(), true),
+            ("host3".into(), "198.51.100.3".into(), false)
         ],
         "{hosts_seen}"
     );
     let metrics = hosts[1].sw.ok(&control_api::protocol::Request::Metrics);
     assert!(
         metrics.as_str().unwrap_or_default().contains(
-            "ferroswitch_tunnel_remote_macs{port=\"vxlan-c0000203-1000\",remote_ip=\"192.0.2.3\",vni=\"1000\"} 1"
+            "ferroswitch_tunnel_remote_macs{port=\"vxlan-c6336403-1000\",remote_ip=\"198.51.100.3\",vni=\"1000\"} 1"
         ),
         "{metrics}"
     );
@@ -1594,6 +1597,171 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         "host 1 got tunnel traffic"
     );
 
+    // A fourth endpoint that is the Linux kernel: a VXLAN device in a
+    // namespace on the underlay, registered as "host4" (an in-process
+    // Neutron holding its lease), with a port bound there whose MAC and
+    // address the device takes. Host 2 opens a tunnel to it; ping both
+    // ways; what each side sends parses field by field.
+    let kns = format!("fswt{id}ck");
+    nss.0.push((kns.clone(), String::new()));
+    assert!(sh(&["ip", "netns", "add", &kns]));
+    assert!(sh(&[
+        "ip", "link", "add", "u4", "netns", &underlay, "type", "veth", "peer", "name", "k0",
+        "netns", &kns
+    ]));
+    in_ns(&underlay, &["ip", "link", "set", "u4", "master", "br0"]);
+    in_ns(&underlay, &["ip", "link", "set", "u4", "up"]);
+    for cmd in [
+        &["ip", "link", "set", "k0", "address", "02:fe:00:00:00:04"][..],
+        &["ip", "addr", "add", "198.51.100.4/24", "dev", "k0"],
+        &["ip", "link", "set", "k0", "up"],
+        &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+        // Whole packets with whole checksums on the wire, so the capture
+        // below verifies the kernel's outer UDP checksum too.
+        &[
+            "ethtool",
+            "-K",
+            "k0",
+            "gso",
+            "off",
+            "tso",
+            "off",
+            "tx-udp_tnl-segmentation",
+            "off",
+            "tx",
+            "off",
+        ],
+    ] {
+        in_ns(&kns, cmd);
+    }
+    let host4 = neutron::Neutron::open(neutron::NeutronConfig {
+        listen: "127.0.0.1:0".into(),
+        host: "host4".into(),
+        database: edir.path("host4.db"),
+        local_ip: Some("198.51.100.4".into()),
+        dhcp: false,
+        cluster: Some(neutron::ClusterConfig {
+            etcd_endpoints: vec![etcd.client_url.clone()],
+            host_ttl_secs: 2,
+            ..Default::default()
+        }),
+        ..neutron::NeutronConfig::default()
+    })
+    .unwrap();
+    host4
+        .register_host(Some("02:fe:00:00:00:04".into()))
+        .unwrap();
+    let p4 = ctl_json(
+        &h1.sw,
+        Some(h1.api),
+        &[
+            "port",
+            "create",
+            "vm4-eth0",
+            "--network",
+            "cloud",
+            "--host",
+            "host4",
+        ],
+    );
+    let (mac4, ip4) = (
+        p4["mac_address"].as_str().unwrap().to_owned(),
+        p4["fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    for cmd in [
+        &[
+            "ip",
+            "link",
+            "add",
+            "vxlan0",
+            "address",
+            &mac4,
+            "type",
+            "vxlan",
+            "id",
+            "1000",
+            "local",
+            "198.51.100.4",
+            "dstport",
+            "4789",
+            "nolearning",
+            "dev",
+            "k0",
+        ][..],
+        &[
+            "bridge",
+            "fdb",
+            "append",
+            "00:00:00:00:00:00",
+            "dev",
+            "vxlan0",
+            "dst",
+            "198.51.100.2",
+        ],
+        &["ip", "link", "set", "vxlan0", "mtu", "1450"],
+        &["ip", "addr", "add", &format!("{ip4}/24"), "dev", "vxlan0"],
+        &["ip", "link", "set", "vxlan0", "up"],
+    ] {
+        in_ns(&kns, cmd);
+    }
+    hosts[1].wait_tunnels(&["vxlan-c6336403-1000", "vxlan-c6336404-1000"]);
+    let start_ping = format!(
+        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '2', '-i', '0.2', '{ip4}'], stdout=subprocess.DEVNULL)"
+    );
+    let f = first_vxlan_packet(&uplinks[1], &start_ping, "inner[34] == 8")
+        .expect("no echo request to the kernel endpoint on the underlay");
+    let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
+        .expect("a tunnel packet");
+    assert_eq!(
+        (d.src_ip, d.dst_ip, d.vni.get()),
+        ([198, 51, 100, 2], [198, 51, 100, 4], 1000)
+    );
+    assert_eq!(
+        &f[..6],
+        &[2, 0xfe, 0, 0, 0, 4],
+        "to the kernel endpoint's MAC"
+    );
+    let inner = &f[d.inner..d.inner + d.inner_len];
+    assert_eq!(
+        hex(&inner[..6]),
+        mac4.replace(':', ""),
+        "to VM 4's MAC, from l2population"
+    );
+    let (ok, text) = ping(Some(&vm2), &ip4);
+    let show = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &kns])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        ok,
+        "ping host 2 -> kernel VXLAN failed:\n{text}\n{}\n{}\n{}\n{}",
+        hosts[1].sw.ok(&control_api::protocol::Request::PortStats),
+        show(&["ip", "-s", "link"]),
+        show(&["ip", "neigh"]),
+        show(&["bridge", "fdb", "show", "dev", "vxlan0"])
+    );
+    // The kernel's own tunnel packets: its echo requests to VM 2.
+    let start_ping = format!(
+        "subprocess.Popen(['ip', 'netns', 'exec', '{kns}', 'ping', '-c', '2', '-i', '0.2', '{ip2}'], stdout=subprocess.DEVNULL)"
+    );
+    let f = first_vxlan_packet(&uplinks[1], &start_ping, "inner[34] == 8")
+        .expect("no echo request from the kernel endpoint");
+    let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
+        .expect("the kernel's tunnel packet parses");
+    assert_eq!(
+        (d.src_ip, d.dst_ip, d.vni.get()),
+        ([198, 51, 100, 4], [198, 51, 100, 2], 1000)
+    );
+    let (ok, text) = ping(Some(&kns), &ip2);
+    assert!(ok, "ping kernel VXLAN -> host 2 failed:\n{text}");
+
     // Host 3 killed: its lease runs out, its port goes DOWN and host 2
     // closes the tunnel. Restarted, everything comes back from etcd.
     let mut hosts = hosts;
@@ -1607,7 +1775,7 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     } = h3;
     sw.child.wait().unwrap();
     wait_status(&hosts[0].sw, hosts[0].api, &vms[1].0, "DOWN");
-    hosts[1].wait_tunnels(&[]);
+    hosts[1].wait_tunnels(&["vxlan-c6336404-1000"]);
     drop(sw);
     let sw = Switch::start(&dir, &cfg);
     let h3 = CloudHost { sw, dir, api, cfg };
@@ -1626,8 +1794,8 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let (ok, _, err) = ctl(&h3.sw, None, &args);
     assert!(ok, "{err}");
     wait_status(&h3.sw, h3.api, &vms[1].0, "ACTIVE");
-    hosts[1].wait_tunnels(&["vxlan-c0000203-1000"]);
-    h3.wait_tunnels(&["vxlan-c0000202-1000"]);
+    hosts[1].wait_tunnels(&["vxlan-c6336403-1000", "vxlan-c6336404-1000"]);
+    h3.wait_tunnels(&["vxlan-c6336402-1000", "vxlan-c6336404-1000"]);
     let (ok, text) = ping(Some(&vm2), &ip3);
     assert!(
         ok,
@@ -1638,5 +1806,6 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     for h in hosts {
         assert!(h.sw.stop().success());
     }
+    drop(host4);
     drop(etcd);
 }
