@@ -1335,14 +1335,14 @@ struct CloudHost {
 }
 
 impl CloudHost {
-    fn start(n: u8, uplink: &str, etcd: &str) -> CloudHost {
+    fn start(n: u8, uplink: &str, etcd: &[&str], ttl_secs: u32) -> CloudHost {
         let dir = TempDir::new(&format!("cloud-h{n}"));
         let api = free_port();
         let cfg = format!(
             "{head}[neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\nhost = \"host{n}\"\n\
              tenant_network_type = \"vxlan\"\nvni_ranges = [\"1000:1999\"]\n\
              local_ip = \"198.51.100.{n}\"\nvhost_socket_dir = \"{vhu}\"\ndhcp = false\n\
-             [cluster]\netcd_endpoints = [\"{etcd}\"]\nhost_ttl_secs = 2\n\
+             [cluster]\netcd_endpoints = [{etcd}]\nhost_ttl_secs = {ttl_secs}\n\
              [[bridges]]\nname = \"br-int\"\n\
              [[bridges]]\nname = \"br-phy\"\n\
              [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{uplink}\"\n\
@@ -1350,6 +1350,11 @@ impl CloudHost {
             head = config_head(&dir, &format!("cloud{n}")),
             db = dir.path("neutron.db").display(),
             vhu = dir.path("vhu").display(),
+            etcd = etcd
+                .iter()
+                .map(|e| format!("\"{e}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         let sw = Switch::start(&dir, &cfg);
         CloudHost { sw, dir, api, cfg }
@@ -1431,7 +1436,7 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         uplinks.push(root);
     }
     let hosts: Vec<CloudHost> = (1..=3)
-        .map(|n| CloudHost::start(n, &uplinks[n as usize - 1], &etcd.client_url))
+        .map(|n| CloudHost::start(n, &uplinks[n as usize - 1], &[&etcd.client_url], 2))
         .collect();
     let h1 = &hosts[0];
 
@@ -1808,4 +1813,192 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     }
     drop(host4);
     drop(etcd);
+}
+
+/// Issue 16's etcd faults, on a three-member etcd cluster: one member
+/// killed, then the leader. Two VMs (namespaces) on a vxlan network of
+/// host 1 ping each other every 50 ms throughout, and a client creates
+/// ports through host 1's API as fast as it answers. With two members
+/// left the API keeps serving; with one (no quorum) it answers 503;
+/// with the members back it serves again. No ping is lost, and every
+/// port the API acknowledged is in the model afterwards, as a fresh
+/// reader of etcd sees it.
+#[test]
+fn etcd_members_and_the_leader_die_and_nothing_acknowledged_is_lost() {
+    let _g = serial();
+    let edir = TempDir::new("faults-etcd");
+    let mut members = etcd_member::Etcd::start_cluster(&edir.path(""), 3);
+    let urls: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
+    let id = std::process::id() % 100_000;
+    let mut nss = Namespaces(Vec::new());
+    // An uplink nobody uses (the host's endpoint must live on a port),
+    // its peer in a namespace that takes it along when deleted.
+    let (up, peer_ns) = (format!("fswt{id}fu"), format!("fswt{id}fn"));
+    nss.0.push((peer_ns.clone(), String::new()));
+    assert!(sh(&["ip", "netns", "add", &peer_ns]));
+    assert!(sh(&[
+        "ip", "link", "add", &up, "type", "veth", "peer", "name", "eth0", "netns", &peer_ns
+    ]));
+    let urls_ref: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let h = CloudHost::start(1, &up, &urls_ref, 10);
+    network_with_subnet(&h.sw, Some(h.api), "f", "f-v4", "10.91.0.0/24");
+    let mut vms = Vec::new();
+    for n in 0..2 {
+        let p = ctl_json(
+            &h.sw,
+            Some(h.api),
+            &[
+                "port",
+                "create",
+                &format!("f{n}"),
+                "--network",
+                "f",
+                "--host",
+                "host1",
+            ],
+        );
+        let (pid, mac) = (
+            p["id"].as_str().unwrap(),
+            p["mac_address"].as_str().unwrap(),
+        );
+        let ip = p["fixed_ips"][0]["ip_address"].as_str().unwrap().to_owned();
+        let (ns, veth) = (format!("fswt{id}f{n}"), format!("fswt{id}g{n}"));
+        namespace_on_port(
+            &h.sw,
+            h.api,
+            &mut nss,
+            &ns,
+            &veth,
+            &format!("vm{n}"),
+            pid,
+            mac,
+        );
+        let mut full = vec!["ip", "netns", "exec", &ns, "ip", "addr", "add"];
+        let cidr = format!("{ip}/24");
+        full.extend([cidr.as_str(), "dev", "eth0"]);
+        assert!(sh(&full));
+        vms.push((ns, ip));
+    }
+    let (ok, text) = ping(Some(&vms[0].0), &vms[1].1);
+    assert!(ok, "{text}");
+    let net_id = ctl_json(&h.sw, Some(h.api), &["network", "show", "f"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let pinger = Command::new("ip")
+        .args([
+            "netns", "exec", &vms[0].0, "ping", "-i", "0.05", "-w", "16", &vms[1].1,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let api = h.api;
+    let writer = {
+        let stop = stop.clone();
+        let net_id = net_id.clone();
+        std::thread::spawn(move || {
+            // (when it was answered, status, port id if created)
+            let mut log: Vec<(std::time::Instant, u16, Option<String>)> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = format!("{{\"port\": {{\"network_id\": \"{net_id}\"}}}}");
+                let (status, text) =
+                    try_http(api, "POST", "/v2.0/ports", Some(&body)).unwrap_or((0, String::new()));
+                let id = (status == 201)
+                    .then(|| serde_json::from_str::<serde_json::Value>(&text).ok())
+                    .flatten()
+                    .and_then(|v| v["port"]["id"].as_str().map(str::to_owned));
+                log.push((std::time::Instant::now(), status, id));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            log
+        })
+    };
+    let sleep = |s: f64| std::thread::sleep(std::time::Duration::from_secs_f64(s));
+    sleep(2.0);
+    let follower = members.iter().position(|m| !m.is_leader()).unwrap();
+    members[follower].kill();
+    let follower_killed = std::time::Instant::now();
+    sleep(3.0);
+    let leader = (0..3)
+        .find(|&i| i != follower && members[i].is_leader())
+        .expect("a leader among the two left");
+    members[leader].kill();
+    let leader_killed = std::time::Instant::now();
+    sleep(4.0);
+    members[follower].run();
+    members[leader].run();
+    let back = std::time::Instant::now();
+    sleep(4.0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let log = writer.join().unwrap();
+    let out = pinger.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+
+    let answered = |from: std::time::Instant, to: std::time::Instant, code: u16| {
+        log.iter()
+            .filter(|(t, s, _)| *t > from && *t < to && *s == code)
+            .count()
+    };
+    let far = back + std::time::Duration::from_secs(60);
+    let with_two = answered(follower_killed, leader_killed, 201);
+    let without_quorum = log
+        .iter()
+        .filter(|(t, _, _)| *t > leader_killed + std::time::Duration::from_secs(2) && *t < back)
+        .map(|(_, s, _)| *s)
+        .collect::<Vec<u16>>();
+    let after = answered(back + std::time::Duration::from_secs(2), far, 201);
+    eprintln!(
+        "etcd faults: {} creates; {with_two} acknowledged with two members, without quorum {:?}, {after} after",
+        log.len(),
+        without_quorum
+    );
+    assert!(
+        with_two > 0,
+        "no create went through with two members of three"
+    );
+    assert!(
+        !without_quorum.is_empty() && without_quorum.iter().all(|&s| s == 503),
+        "without quorum every create is a 503: {without_quorum:?}"
+    );
+    assert!(
+        after > 0,
+        "creates did not resume once the members were back"
+    );
+    let (tx, rx) = text
+        .lines()
+        .find_map(|l| {
+            let (t, rest) = l.split_once(" packets transmitted, ")?;
+            let r = rest.split_once(' ')?.0;
+            Some((t.parse::<u32>().ok()?, r.parse::<u32>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no ping summary: {text}"));
+    assert!(tx > 200, "{text}");
+    assert_eq!(tx, rx, "forwarding stopped while etcd failed: {text}");
+
+    // Every acknowledged port is in the model, as a fresh reader sees it.
+    let fresh = neutron::Neutron::open(neutron::NeutronConfig {
+        listen: "127.0.0.1:0".into(),
+        host: "reader".into(),
+        database: edir.path("reader.db"),
+        dhcp: false,
+        cluster: Some(neutron::ClusterConfig {
+            etcd_endpoints: urls.clone(),
+            ..Default::default()
+        }),
+        ..neutron::NeutronConfig::default()
+    })
+    .unwrap();
+    let state = fresh.state();
+    let acked: Vec<&String> = log.iter().filter_map(|(_, _, id)| id.as_ref()).collect();
+    let lost: Vec<&&String> = acked
+        .iter()
+        .filter(|id| !state.ports.contains_key(**id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    eprintln!("{} acknowledged ports, all in etcd", acked.len());
+    drop(fresh);
+    assert!(h.sw.stop().success());
+    drop(members);
 }

@@ -23,6 +23,9 @@ pub struct Etcd {
     peer_url: String,
     data: PathBuf,
     tls: Option<Pki>,
+    /// Its name in the cluster, and the cluster's `name=peer` list.
+    name: String,
+    initial_cluster: Option<String>,
 }
 
 /// A CA, the server's certificate (for 127.0.0.1) and a client's, made
@@ -119,9 +122,58 @@ impl Etcd {
             peer_url: format!("http://127.0.0.1:{}", free_port()),
             data: dir.join("etcd"),
             tls: None,
+            name: "m1".into(),
+            initial_cluster: None,
         };
         e.run();
         e
+    }
+
+    /// A cluster of `n` members (`m1`..), started together; each member's
+    /// data and log under `dir`.
+    pub fn start_cluster(dir: &Path, n: usize) -> Vec<Etcd> {
+        let mut members: Vec<Etcd> = (1..=n)
+            .map(|i| Etcd {
+                child: None,
+                client_url: format!("http://127.0.0.1:{}", free_port()),
+                peer_url: format!("http://127.0.0.1:{}", free_port()),
+                data: dir.join(format!("etcd{i}")),
+                tls: None,
+                name: format!("m{i}"),
+                initial_cluster: None,
+            })
+            .collect();
+        let all: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect();
+        for m in &mut members {
+            m.initial_cluster = Some(all.join(","));
+            m.spawn();
+        }
+        for m in &members {
+            m.wait_healthy();
+        }
+        members
+    }
+
+    /// Whether this member is the cluster's leader now (etcdctl).
+    pub fn is_leader(&self) -> bool {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.client_url,
+                "endpoint",
+                "status",
+                "-w",
+                "json",
+            ])
+            .output();
+        let Ok(out) = out else { return false };
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let s = &v[0]["Status"];
+        s["leader"].as_u64().is_some() && s["leader"] == s["header"]["member_id"]
     }
 
     /// Clients must come over TLS with a certificate of its CA
@@ -133,6 +185,8 @@ impl Etcd {
             peer_url: format!("http://127.0.0.1:{}", free_port()),
             data: dir.join("etcd"),
             tls: Some(Pki::make(&dir.join("pki"))),
+            name: "m1".into(),
+            initial_cluster: None,
         };
         e.run();
         e
@@ -141,6 +195,11 @@ impl Etcd {
     /// Starts (or starts again, on the same data) the member and waits
     /// until it answers.
     pub fn run(&mut self) {
+        self.spawn();
+        self.wait_healthy();
+    }
+
+    fn spawn(&mut self) {
         assert!(self.child.is_none());
         let log = std::fs::File::create(self.data.with_extension("log")).unwrap();
         let mut cmd = Command::new("etcd");
@@ -154,19 +213,28 @@ impl Etcd {
                 .arg("--client-cert-auth");
         }
         let child = cmd
-            .args(["--name", "m1", "--data-dir"])
+            .args(["--name", &self.name, "--data-dir"])
             .arg(&self.data)
             .args(["--listen-client-urls", &self.client_url])
             .args(["--advertise-client-urls", &self.client_url])
             .args(["--listen-peer-urls", &self.peer_url])
             .args(["--initial-advertise-peer-urls", &self.peer_url])
-            .args(["--initial-cluster", &format!("m1={}", self.peer_url)])
+            .args([
+                "--initial-cluster",
+                &self
+                    .initial_cluster
+                    .clone()
+                    .unwrap_or_else(|| format!("{}={}", self.name, self.peer_url)),
+            ])
             .args(["--max-txn-ops", "10000", "--log-level", "warn"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("etcd (Debian's etcd-server; scripts/setup.sh installs it)");
         self.child = Some(child);
+    }
+
+    fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.healthy() {
             assert!(
