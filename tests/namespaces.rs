@@ -1769,6 +1769,14 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
 
     // Host 3 killed: its lease runs out, its port goes DOWN and host 2
     // closes the tunnel. Restarted, everything comes back from etcd.
+    // Meanwhile host 2 and the kernel endpoint never stop talking.
+    let others = Command::new("ip")
+        .args([
+            "netns", "exec", &vm2, "ping", "-i", "0.05", "-c", "160", &ip4,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut hosts = hosts;
     let h3 = hosts.pop().unwrap();
     signal(h3.sw.child.id(), libc::SIGKILL);
@@ -1806,6 +1814,12 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         ok,
         "ping after host 3's restart failed:\n{text}\n{}",
         h3.sw.log_text()
+    );
+    let out = others.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("160 packets transmitted, 160 received"),
+        "host 2 <-> host 4 stopped while host 3 died and came back: {text}"
     );
     assert!(h3.sw.stop().success());
     for h in hosts {
