@@ -1417,6 +1417,16 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         full.extend(args);
         assert!(sh(&full), "{full:?}");
     };
+    // A quiet underlay: no IPv6 of its own (the bridge's DAD, MLD and
+    // router solicitations would reach every host).
+    in_ns(
+        &underlay,
+        &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+    );
+    in_ns(
+        &underlay,
+        &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+    );
     in_ns(&underlay, &["ip", "link", "add", "br0", "type", "bridge"]);
     in_ns(&underlay, &["ip", "link", "set", "br0", "up"]);
     let mut uplinks = Vec::new();
@@ -1443,11 +1453,25 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     // Through host 1's API: a tenant network (vxlan, a VNI from the
     // range, Neutron's MTU) and a port on each of hosts 2 and 3.
     network_with_subnet(&h1.sw, Some(h1.api), "cloud", "cloud-v4", "10.90.0.0/24");
+    ctl_json(
+        &h1.sw,
+        Some(h1.api),
+        &[
+            "subnet",
+            "create",
+            "cloud-v6",
+            "--network",
+            "cloud",
+            "--subnet-range",
+            "fd90::/64",
+        ],
+    );
     let net = ctl_json(&h1.sw, Some(h1.api), &["network", "show", "cloud"]);
     assert_eq!(net["provider:network_type"], "vxlan", "{net}");
     assert_eq!(net["provider:segmentation_id"], 1000, "{net}");
     assert_eq!(net["mtu"], 1450, "{net}");
-    let vms: Vec<(String, String, String)> = [2, 3]
+    // (port id, MAC, IPv4 address, IPv6 address)
+    let vms: Vec<(String, String, String, String)> = [2, 3]
         .iter()
         .map(|n| {
             let p = ctl_json(
@@ -1464,26 +1488,51 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
                 ],
             );
             assert_eq!(p["binding:vif_type"], "vhostuser", "{p}");
-            let ip = p["fixed_ips"][0]["ip_address"].as_str().unwrap().to_owned();
+            let ip = |v6: bool| {
+                p["fixed_ips"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["ip_address"].as_str().unwrap().to_owned())
+                    .find(|a| a.contains(':') == v6)
+                    .unwrap_or_else(|| panic!("no address of that family: {p}"))
+            };
             (
                 p["id"].as_str().unwrap().to_owned(),
                 p["mac_address"].as_str().unwrap().to_owned(),
-                ip,
+                ip(false),
+                ip(true),
             )
         })
         .collect();
-    for (i, (port_id, mac, ip)) in vms.iter().enumerate() {
+    for (i, (port_id, mac, ip, ip6)) in vms.iter().enumerate() {
         let host = &hosts[i + 1];
         let (ns, veth) = (
             format!("fswt{id}cv{}", i + 2),
             format!("fswt{id}cp{}", i + 2),
         );
         namespace_on_port(&host.sw, host.api, &mut nss, &ns, &veth, "vm", port_id, mac);
-        in_ns(&ns, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        in_ns(
+            &ns,
+            &["sysctl", "-qw", "net.ipv6.conf.eth0.router_solicitations=0"],
+        );
         in_ns(&ns, &["ip", "link", "set", "eth0", "mtu", "1450"]);
         in_ns(
             &ns,
             &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
+        in_ns(
+            &ns,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{ip6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
         );
     }
     let (vm2, vm3) = (format!("fswt{id}cv2"), format!("fswt{id}cv3"));
@@ -1513,6 +1562,29 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     for h in &hosts[1..] {
         assert!(h.row("vm").arp_answered >= 1, "{:?}", h.row("vm"));
     }
+    // IPv6 the same way: the neighbour solicitations are answered by the
+    // local switch, none crosses the underlay.
+    let (ip2_6, ip3_6) = (vms[0].3.clone(), vms[1].3.clone());
+    let answered = hosts[1].row("vm").arp_answered;
+    let start_ping = format!(
+        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '3', '-i', '0.2', '{ip3_6}'], stdout=subprocess.DEVNULL)"
+    );
+    let ns = first_vxlan_packet(
+        &uplinks[1],
+        &start_ping,
+        "inner[12:14] == b'\\x86\\xdd' and inner[20] == 58 and inner[54] == 135",
+    );
+    assert!(
+        ns.is_none(),
+        "a neighbour solicitation crossed the underlay: {ns:?}"
+    );
+    let (ok, text) = ping(Some(&vm2), &ip3_6);
+    assert!(ok, "ping {ip2_6} -> {ip3_6} failed:\n{text}");
+    assert!(
+        hosts[1].row("vm").arp_answered > answered,
+        "no solicitation answered: {:?}",
+        hosts[1].row("vm")
+    );
     // The tunnel's packets go to host 3's endpoint MAC and address.
     let start_ping = format!(
         "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '2', '-i', '0.2', '{ip3}'], stdout=subprocess.DEVNULL)"

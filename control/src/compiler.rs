@@ -164,6 +164,8 @@ pub struct Known {
     pub remote_macs: Vec<(u16, u64, String)>,
     /// (local VLAN, IPv4 address, MAC of the port that holds it).
     pub addresses: Vec<(u16, [u8; 4], [u8; 6])>,
+    /// The same for IPv6 (the neighbour responder).
+    pub addresses6: Vec<(u16, [u8; 16], [u8; 6])>,
 }
 
 /// A switch port as the compiler needs to see it.
@@ -498,6 +500,7 @@ struct CachedAcl {
 struct L2pop {
     remote_macs: Vec<(String, u64, String)>,
     addresses: Vec<(String, [u8; 4], [u8; 6])>,
+    addresses6: Vec<(String, [u8; 16], [u8; 6])>,
 }
 
 /// The incremental compiler; see the module documentation.
@@ -651,8 +654,14 @@ impl NeutronCompiler {
             for p in &ports {
                 let Some(mac) = p.mac() else { continue };
                 for f in &p.fixed_ips {
-                    if let Some(std::net::IpAddr::V4(a)) = f.address() {
-                        l2pop.addresses.push((net_id.clone(), a.octets(), mac));
+                    match f.address() {
+                        Some(std::net::IpAddr::V4(a)) => {
+                            l2pop.addresses.push((net_id.clone(), a.octets(), mac))
+                        }
+                        Some(std::net::IpAddr::V6(a)) => {
+                            l2pop.addresses6.push((net_id.clone(), a.octets(), mac))
+                        }
+                        None => {}
                     }
                 }
                 if mine(p) || p.binding.host_id.is_empty() {
@@ -691,6 +700,7 @@ impl NeutronCompiler {
         }
         l2pop.remote_macs.sort();
         l2pop.addresses.sort();
+        l2pop.addresses6.sort();
         let changed = tunnels != self.tunnels || l2pop != self.l2pop;
         self.tunnels = tunnels;
         self.l2pop = l2pop;
@@ -909,7 +919,7 @@ impl NeutronCompiler {
                 out.port_vlans.insert(sp.name.to_owned(), pv);
             }
         }
-        if !self.l2pop.addresses.is_empty() || !self.l2pop.remote_macs.is_empty() {
+        if self.l2pop != L2pop::default() {
             let mut k = Known::default();
             for (net, mac, port) in &self.l2pop.remote_macs {
                 if let Some(v) = self.locals.get(net) {
@@ -919,6 +929,11 @@ impl NeutronCompiler {
             for (net, ip, mac) in &self.l2pop.addresses {
                 if let Some(v) = self.locals.get(net) {
                     k.addresses.push((v, *ip, *mac));
+                }
+            }
+            for (net, ip, mac) in &self.l2pop.addresses6 {
+                if let Some(v) = self.locals.get(net) {
+                    k.addresses6.push((v, *ip, *mac));
                 }
             }
             out.known = Some(k);
@@ -1156,10 +1171,13 @@ mod tests {
             status: PortStatus::Down,
             device_id: String::new(),
             device_owner: String::new(),
-            fixed_ips: vec![FixedIp {
-                subnet_id: String::new(),
-                ip_address: format!("10.0.{i}.{ip}"),
-            }],
+            fixed_ips: std::iter::once(format!("10.0.{i}.{ip}"))
+                .chain(pair.then(|| format!("fd01::{i}:{ip}")))
+                .map(|ip_address| FixedIp {
+                    subnet_id: String::new(),
+                    ip_address,
+                })
+                .collect(),
             allowed_address_pairs: pair
                 .then(|| AddressPair {
                     ip_address: format!("fd00::{ip}"),
@@ -1439,9 +1457,12 @@ mod tests {
                             k.remote_macs.iter().map(|(v, m, p)| (net(*v), *m, p.clone())).collect();
                         let mut ips: Vec<_> =
                             k.addresses.iter().map(|(v, ip, m)| (net(*v), *ip, *m)).collect();
+                        let mut ips6: Vec<_> =
+                            k.addresses6.iter().map(|(v, ip, m)| (net(*v), *ip, *m)).collect();
                         macs.sort();
                         ips.sort();
-                        (macs, ips)
+                        ips6.sort();
+                        (macs, ips, ips6)
                     })
                 };
                 prop_assert_eq!(known(&inc, &got.known), known(&fresh, &want.known), "after {:?}", op);

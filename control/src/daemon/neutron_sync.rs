@@ -145,6 +145,7 @@ impl Daemon {
                     .iter()
                     .filter_map(|(vlan, mac, port)| Some((*vlan, *mac, id(port)?))),
                 k.addresses,
+                k.addresses6,
             ))
         });
         let bridge = self

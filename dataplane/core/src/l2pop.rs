@@ -8,7 +8,9 @@
 //!   was learned, and a MAC that moved hosts is followed at once (the
 //!   table is consulted before the learned MACs).
 //! * An ARP request for a known address is answered by the switch (see
-//!   `pipeline::serve`), so it never crosses a tunnel.
+//!   `pipeline::serve`), so it never crosses a tunnel; so is an IPv6
+//!   neighbour solicitation for a known address (RFC 4861's neighbour
+//!   advertisement, built in place).
 use crate::port::PortId;
 use crate::wire::arp::{ArpOperation, ArpPacket};
 use crate::wire::EthernetAddress;
@@ -111,14 +113,85 @@ pub struct KnownPorts {
     remote_macs: ExactTable<PortId>,
     /// (local VLAN, IPv4 address) -> the MAC of the port that holds it.
     addresses: ExactTable<[u8; 6]>,
+    /// (local VLAN, IPv6 address, MAC), sorted: binary-searched for the
+    /// rare neighbour solicitation.
+    addresses6: Box<[Address6]>,
+}
+
+/// (local VLAN, IPv6 address, MAC of the port that holds it).
+pub type Address6 = (u16, [u8; 16], [u8; 6]);
+
+/// The IPv6 payload of the neighbour advertisement the responder writes:
+/// the ICMPv6 header, flags, the target, and its link-layer address option.
+pub const NA_LEN: usize = 32;
+const IPV6_HEADER: usize = 40;
+const ND_SOLICIT: u8 = 135;
+const ND_ADVERT: u8 = 136;
+
+/// A neighbour advertisement to write (see [`KnownPorts::neighbour_answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NdAnswer {
+    target: [u8; 16],
+    target_mac: [u8; 6],
+    to_ip: [u8; 16],
+    to_mac: [u8; 6],
+}
+
+impl NdAnswer {
+    /// Writes the advertisement over the solicitation whose IPv6 header
+    /// is at `l3` in `frame` (at least `l3 + 40 + NA_LEN` long; any VLAN
+    /// tag before `l3` kept); returns the frame's new length.
+    pub fn write(&self, frame: &mut [u8], l3: usize) -> Option<usize> {
+        let end = l3 + IPV6_HEADER + NA_LEN;
+        let buf = frame.get_mut(..end)?;
+        buf[0..6].copy_from_slice(&self.to_mac);
+        buf[6..12].copy_from_slice(&self.target_mac);
+        let ip = &mut buf[l3..];
+        ip[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+        ip[4..6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
+        ip[6] = crate::wire::IpProtocol::ICMPV6.0;
+        ip[7] = 255;
+        ip[8..24].copy_from_slice(&self.target);
+        ip[24..40].copy_from_slice(&self.to_ip);
+        let icmp = &mut ip[IPV6_HEADER..IPV6_HEADER + NA_LEN];
+        icmp[0] = ND_ADVERT;
+        icmp[1] = 0;
+        icmp[2..4].copy_from_slice(&[0, 0]);
+        // Solicited and override (not a router).
+        icmp[4..8].copy_from_slice(&[0x60, 0, 0, 0]);
+        icmp[8..24].copy_from_slice(&self.target);
+        // Target link-layer address option.
+        icmp[24] = 2;
+        icmp[25] = 1;
+        icmp[26..32].copy_from_slice(&self.target_mac);
+        let sum = icmpv6_sum(&self.target, &self.to_ip, icmp);
+        icmp[2..4].copy_from_slice(&crate::wire::fold(sum).to_be_bytes());
+        Some(end)
+    }
+}
+
+/// The unfolded ICMPv6 checksum sum of `icmp` from `src` to `dst`
+/// (RFC 8200's pseudo-header).
+fn icmpv6_sum(src: &[u8; 16], dst: &[u8; 16], icmp: &[u8]) -> u64 {
+    use crate::wire::sum16;
+    sum16(src)
+        + sum16(dst)
+        + icmp.len() as u64
+        + u64::from(crate::wire::IpProtocol::ICMPV6.0)
+        + sum16(icmp)
 }
 
 impl KnownPorts {
     pub fn new(
         remote_macs: impl IntoIterator<Item = (u16, u64, PortId)>,
         addresses: impl IntoIterator<Item = (u16, [u8; 4], [u8; 6])>,
+        addresses6: impl IntoIterator<Item = Address6>,
     ) -> KnownPorts {
+        let mut v6: Vec<Address6> = addresses6.into_iter().collect();
+        v6.sort();
+        v6.dedup_by_key(|e| (e.0, e.1));
         KnownPorts {
+            addresses6: v6.into_boxed_slice(),
             remote_macs: ExactTable::new(
                 remote_macs
                     .into_iter()
@@ -171,6 +244,60 @@ impl KnownPorts {
         }
     }
 
+    /// The MAC of the port holding `ip` in `vlan`.
+    pub fn mac_of6(&self, vlan: u16, ip: [u8; 16]) -> Option<[u8; 6]> {
+        self.addresses6
+            .binary_search_by(|e| (e.0, e.1).cmp(&(vlan, ip)))
+            .ok()
+            .map(|i| self.addresses6[i].2)
+    }
+
+    /// Whether there are addresses to answer for.
+    pub fn answers(&self) -> bool {
+        !self.addresses.is_empty() || !self.addresses6.is_empty()
+    }
+
+    /// The advertisement answering the IPv6 neighbour solicitation whose
+    /// IPv6 header is at `l3` of `frame` (received in `vlan`), if it asks
+    /// for a known address: RFC 4861's checks (hop limit 255, code 0, the
+    /// ICMPv6 checksum, no extension header, a unicast target), and not
+    /// from the address's own port nor for duplicate address detection
+    /// (source ::): those flood.
+    pub fn neighbour_answer(&self, vlan: u16, frame: &[u8], l3: usize) -> Option<NdAnswer> {
+        if self.addresses6.is_empty() {
+            return None;
+        }
+        let ip = frame.get(l3..)?;
+        let len = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
+        let icmp = ip.get(IPV6_HEADER..IPV6_HEADER + len)?;
+        if ip[0] >> 4 != 6
+            || ip[6] != crate::wire::IpProtocol::ICMPV6.0
+            || ip[7] != 255
+            || len < 24
+            || icmp[0] != ND_SOLICIT
+            || icmp[1] != 0
+        {
+            return None;
+        }
+        let src: [u8; 16] = ip[8..24].try_into().ok()?;
+        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+        let target: [u8; 16] = icmp[8..24].try_into().ok()?;
+        if src == [0; 16]
+            || target[0] == 0xff
+            || crate::wire::fold(icmpv6_sum(&src, &dst, icmp)) != 0
+        {
+            return None;
+        }
+        let to_mac: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
+        let target_mac = self.mac_of6(vlan, target)?;
+        (target_mac != to_mac).then_some(NdAnswer {
+            target,
+            target_mac,
+            to_ip: src,
+            to_mac,
+        })
+    }
+
     pub fn remote_macs(&self) -> &ExactTable<PortId> {
         &self.remote_macs
     }
@@ -215,7 +342,7 @@ mod tests {
     fn a_request_for_a_known_address_is_answered_unless_it_is_the_owners() {
         const OWNER: [u8; 6] = [2, 0, 0, 0, 0, 2];
         const ASKER: [u8; 6] = [2, 0, 0, 0, 0, 1];
-        let k = KnownPorts::new([], [(10, [10, 0, 0, 2], OWNER)]);
+        let k = KnownPorts::new([], [(10, [10, 0, 0, 2], OWNER)], []);
         let request = |sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]| {
             let mut f = vec![0xff; 6];
             f.extend_from_slice(&sha);
@@ -251,12 +378,90 @@ mod tests {
         }
     }
 
+    /// A neighbour solicitation from `mac`/`src` for `target`, to its
+    /// solicited-node multicast address, with a source link-layer option.
+    fn solicitation(mac: [u8; 6], src: [u8; 16], target: [u8; 16]) -> Vec<u8> {
+        let mut dst = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0];
+        dst[13..].copy_from_slice(&target[13..]);
+        let mut icmp = vec![ND_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&target);
+        icmp.extend_from_slice(&[1, 1]);
+        icmp.extend_from_slice(&mac);
+        let sum = crate::wire::fold(icmpv6_sum(&src, &dst, &icmp));
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut f = vec![0x33, 0x33, 0xff, target[13], target[14], target[15]];
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, icmp.len() as u8, 58, 255]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&icmp);
+        f
+    }
+
+    #[test]
+    fn a_solicitation_for_a_known_address_gets_an_advertisement() {
+        const OWNER: [u8; 6] = [2, 0, 0, 0, 0, 2];
+        const ASKER: [u8; 6] = [2, 0, 0, 0, 0, 1];
+        let ip = |n: u8| {
+            let mut a = [0u8; 16];
+            a[0] = 0xfd;
+            a[15] = n;
+            a
+        };
+        let k = KnownPorts::new([], [], [(10, ip(2), OWNER)]);
+        let mut f = solicitation(ASKER, ip(1), ip(2));
+        let a = k.neighbour_answer(10, &f, 14).expect("answered");
+        let end = a.write(&mut f, 14).unwrap();
+        f.truncate(end);
+        assert_eq!(f.len(), 14 + 40 + NA_LEN);
+        assert_eq!(&f[0..6], &ASKER);
+        assert_eq!(&f[6..12], &OWNER);
+        let ip6 = crate::wire::ipv6::Ipv6Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!((ip6.hop_limit(), ip6.payload_len()), (255, NA_LEN as u16));
+        assert_eq!((ip6.src_addr(), ip6.dst_addr()), (ip(2), ip(1)));
+        let icmp = &f[54..];
+        assert_eq!(
+            (icmp[0], icmp[1], icmp[4]),
+            (ND_ADVERT, 0, 0x60),
+            "solicited, override"
+        );
+        assert_eq!(&icmp[8..24], &ip(2));
+        assert_eq!(
+            &icmp[24..32],
+            &[2, 1, 2, 0, 0, 0, 0, 2],
+            "target link-layer address"
+        );
+        assert_eq!(
+            crate::wire::fold(icmpv6_sum(&ip(2), &ip(1), icmp)),
+            0,
+            "checksum"
+        );
+        // Not answered: another VLAN, an unknown target, the owner asking,
+        // duplicate address detection, a bad checksum, a hop limit < 255.
+        let mut bad_sum = solicitation(ASKER, ip(1), ip(2));
+        bad_sum[60] ^= 1;
+        let mut hops = solicitation(ASKER, ip(1), ip(2));
+        hops[21] = 64;
+        for (vlan, f) in [
+            (11, solicitation(ASKER, ip(1), ip(2))),
+            (10, solicitation(ASKER, ip(1), ip(3))),
+            (10, solicitation(OWNER, ip(1), ip(2))),
+            (10, solicitation(ASKER, [0; 16], ip(2))),
+            (10, bad_sum),
+            (10, hops),
+            (10, solicitation(ASKER, ip(1), ip(2))[..70].to_vec()),
+        ] {
+            assert_eq!(k.neighbour_answer(vlan, &f, 14), None);
+        }
+    }
+
     #[test]
     fn macs_and_addresses_are_per_vlan() {
         let p = PortId::from_index(5);
         let k = KnownPorts::new(
             [(10, 0x02_00_00_00_00_01, p)],
             [(10, [10, 0, 0, 1], [2, 0, 0, 0, 0, 1])],
+            [],
         );
         assert_eq!(k.remote_port(mac_key(10, 0x02_00_00_00_00_01)), Some(p));
         assert_eq!(k.remote_port(mac_key(11, 0x02_00_00_00_00_01)), None);

@@ -51,7 +51,7 @@ pub fn serve<B: Burst>(
     let known = view
         .bridge(port.bridge)
         .and_then(|b| b.known.as_deref())
-        .filter(|k| !k.addresses().is_empty());
+        .filter(|k| k.answers());
     let servers = port.dhcp.as_deref();
     if servers.is_none() && known.is_none() {
         return None;
@@ -130,12 +130,16 @@ pub fn serve<B: Burst>(
     Some(counts)
 }
 
-/// The ARP responder: answers `f` in place if it is an ARP request for a
-/// known address in the VLAN it arrived in on `port`.
+/// The ARP and neighbour responder: answers `f` in place if it is an ARP
+/// request or an IPv6 neighbour solicitation for a known address in the
+/// VLAN it arrived in on `port`.
 fn answer_known<F: Frame>(known: &KnownPorts, port: &PortView, f: &mut F) -> bool {
-    let Some((l3, EtherType::ARP)) = dhcp::l3_behind_one_tag(f.data()) else {
+    let Some((l3, ethertype)) = dhcp::l3_behind_one_tag(f.data()) else {
         return false;
     };
+    if ethertype != EtherType::ARP && ethertype != EtherType::IPV6 {
+        return false;
+    }
     let tci = match f.data().get(14..16) {
         Some(t) if l3 == 18 => Some(u16::from_be_bytes([t[0], t[1]])),
         _ => f.stripped_tci(),
@@ -143,7 +147,16 @@ fn answer_known<F: Frame>(known: &KnownPorts, port: &PortView, f: &mut F) -> boo
     let Some(vlan) = port.vlan.ingress(tci.map(|t| t & 0x0fff)) else {
         return false;
     };
-    f.data_mut().is_some_and(|d| known.answer_arp(vlan, d, l3))
+    if ethertype == EtherType::ARP {
+        return f.data_mut().is_some_and(|d| known.answer_arp(vlan, d, l3));
+    }
+    let Some(answer) = known.neighbour_answer(vlan, f.data(), l3) else {
+        return false;
+    };
+    rewrite(f, l3 + 40 + crate::l2pop::NA_LEN, |buf| {
+        answer.write(buf, l3).ok_or(Unanswered::Malformed)
+    })
+    .is_ok()
 }
 
 /// Grows `f` to `room` bytes, lets `write` put the answer there (its
