@@ -14,11 +14,11 @@ secs="${1:-20}"
 shift || true
 declare -A crate_of=(
     [parse_frame]=dataplane/core/fuzz [pipeline]=dataplane/core/fuzz [dhcp_server]=dataplane/core/fuzz
-    [ofctl_flow]=dataplane/core/fuzz
+    [ofctl_flow]=dataplane/core/fuzz [l2pop_responder]=dataplane/core/fuzz
     [control_request]=control/fuzz [api_body]=control/fuzz
 )
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(parse_frame pipeline dhcp_server ofctl_flow control_request api_body)
+[ "${#targets[@]}" -gt 0 ] || targets=(parse_frame pipeline dhcp_server ofctl_flow l2pop_responder control_request api_body)
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 built=""
 for t in "${targets[@]}"; do
