@@ -1009,6 +1009,40 @@ fn first_vxlan_packet(iface: &str, before: &str, inner_test: &str) -> Option<Vec
     })
 }
 
+/// The command that makes the kernel in `ns` send its tunnel packets on
+/// `dev` cut to the MTU, as a wire delivers them (`more` ethtool settings
+/// added): a packet socket cannot take its UDP-tunnel GSO packets.
+fn tunnel_packets_whole<'a>(ns: &'a str, dev: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut c = vec!["ip", "netns", "exec", ns, "ethtool", "-K", dev];
+    c.extend(["gso", "off", "tso", "off", "tx-udp_tnl-segmentation", "off"]);
+    c.extend(["tx-udp_tnl-csum-segmentation", "off"]);
+    c.extend(more);
+    c
+}
+
+/// The Python line that starts `count` pings from namespace `ns` to `dst`
+/// in the background (for [`first_vxlan_packet`]'s `before`).
+fn pinging(ns: &str, dst: &str, count: u32) -> String {
+    format!(
+        "subprocess.Popen(['ip', 'netns', 'exec', '{ns}', 'ping', '-c', '{count}', '-i', '0.2', '{dst}'], stdout=subprocess.DEVNULL)"
+    )
+}
+
+/// The first echo request from `ns` to `dst` seen on `iface` as a VXLAN
+/// packet, and what `wire::vxlan::parse_ipv4` reads of it (its outer UDP
+/// checksum verified).
+fn echo_on_underlay(
+    iface: &str,
+    ns: &str,
+    dst: &str,
+) -> (Vec<u8>, switch_core::wire::vxlan::Decapsulated) {
+    let f = first_vxlan_packet(iface, &pinging(ns, dst, 2), "inner[34] == 8")
+        .unwrap_or_else(|| panic!("no echo request from {ns} to {dst} on {iface}"));
+    let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
+        .unwrap_or_else(|e| panic!("not a tunnel packet we take: {e:?}"));
+    (f, d)
+}
+
 /// The VXLAN wire format against the Linux kernel's VXLAN device: a
 /// kernel tunnel endpoint in a namespace; what it sends parses with
 /// `wire::vxlan::parse_ipv4` to the fields it was configured with, and a
@@ -1064,10 +1098,8 @@ fn the_vxlan_wire_format_interoperates_with_the_linux_kernel() {
     ]);
 
     // Kernel -> us: a ping through the kernel's tunnel.
-    let ping = format!(
-        "subprocess.Popen(['ip', 'netns', 'exec', '{ns}', 'ping', '-c', '3', '-i', '0.2', '10.77.0.1'], stdout=subprocess.DEVNULL)"
-    );
-    let f = first_vxlan_packet(&host, &ping, "inner[34] == 8").expect("the kernel's tunnel packet");
+    let f = first_vxlan_packet(&host, &pinging(&ns, "10.77.0.1", 3), "inner[34] == 8")
+        .expect("the kernel's tunnel packet");
     // Between namespaces the kernel leaves the outer UDP checksum to an
     // offload (CHECKSUM_PARTIAL: the field holds the pseudo-header sum),
     // as a packet socket on an uplink would hand it over.
@@ -1207,22 +1239,7 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     // the kernel's UDP-tunnel GSO packets whole (up to 64 KB), and a packet
     // socket cannot receive those: no virtio-net header type says
     // "UDP tunnel", so the kernel drops them before the switch sees them.
-    in_ns(
-        &remote,
-        &[
-            "ethtool",
-            "-K",
-            "eth0",
-            "gso",
-            "off",
-            "tso",
-            "off",
-            "tx-udp_tnl-segmentation",
-            "off",
-            "tx-udp_tnl-csum-segmentation",
-            "off",
-        ],
-    );
+    assert!(sh(&tunnel_packets_whole(&remote, "eth0", &[])));
     kernel_vxlan(&remote, None, "10.78.0.2/24");
     let cfg = format!(
         "{}[[bridges]]\nname = \"br-int\"\n\
@@ -1238,12 +1255,9 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     assert_eq!(port_info(&sw, "vx").kind, "vxlan");
 
     // What the switch sends the remote endpoint for an echo request.
-    let start_ping = format!(
-        "subprocess.Popen(['ip', 'netns', 'exec', '{vm}', 'ping', '-c', '3', '-i', '0.2', '10.78.0.2'], stdout=subprocess.DEVNULL)"
-    );
     let f = first_vxlan_packet(
         &h_up,
-        &start_ping,
+        &pinging(&vm, "10.78.0.2", 3),
         "f[6:12] == bytes.fromhex('02fe00000001') and inner[34] == 8",
     )
     .unwrap_or_else(|| panic!("no echo request on the underlay\n{}", sw.log_text()));
@@ -1512,6 +1526,9 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
             format!("fswt{id}cp{}", i + 2),
         );
         namespace_on_port(&host.sw, host.api, &mut nss, &ns, &veth, "vm", port_id, mac);
+        // The afpacket port replaced the vhost-user port the daemon had
+        // opened for the Neutron port when it was bound here.
+        wait_port(&host.sw, &format!("vhu{}", &port_id[..11]), false);
         in_ns(
             &ns,
             &["sysctl", "-qw", "net.ipv6.conf.eth0.router_solicitations=0"],
@@ -1545,10 +1562,11 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
 
     // Ping across the tunnel; the ARP each VM sends for the other is
     // answered by its own switch, so none crosses the underlay.
-    let start_ping = format!(
-        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '3', '-i', '0.2', '{ip3}'], stdout=subprocess.DEVNULL)"
+    let arp = first_vxlan_packet(
+        &uplinks[1],
+        &pinging(&vm2, &ip3, 3),
+        "inner[12:14] == b'\\x08\\x06'",
     );
-    let arp = first_vxlan_packet(&uplinks[1], &start_ping, "inner[12:14] == b'\\x08\\x06'");
     assert!(arp.is_none(), "an ARP crossed the underlay: {arp:?}");
     let (ok, text) = ping(Some(&vm2), &ip3);
     assert!(
@@ -1566,12 +1584,9 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     // local switch, none crosses the underlay.
     let (ip2_6, ip3_6) = (vms[0].3.clone(), vms[1].3.clone());
     let answered = hosts[1].row("vm").arp_answered;
-    let start_ping = format!(
-        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '3', '-i', '0.2', '{ip3_6}'], stdout=subprocess.DEVNULL)"
-    );
     let ns = first_vxlan_packet(
         &uplinks[1],
-        &start_ping,
+        &pinging(&vm2, &ip3_6, 3),
         "inner[12:14] == b'\\x86\\xdd' and inner[20] == 58 and inner[54] == 135",
     );
     assert!(
@@ -1586,13 +1601,7 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         hosts[1].row("vm")
     );
     // The tunnel's packets go to host 3's endpoint MAC and address.
-    let start_ping = format!(
-        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '2', '-i', '0.2', '{ip3}'], stdout=subprocess.DEVNULL)"
-    );
-    let f = first_vxlan_packet(&uplinks[1], &start_ping, "inner[34] == 8")
-        .expect("no echo request on the underlay");
-    let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
-        .expect("a tunnel packet");
+    let (f, d) = echo_on_underlay(&uplinks[1], &vm2, &ip3);
     assert_eq!((d.src_ip, d.dst_ip), ([198, 51, 100, 2], [198, 51, 100, 3]));
     assert_eq!(d.vni.get(), 1000);
     assert_eq!(&f[..12], &[2, 0xfe, 0, 0, 0, 3, 2, 0xfe, 0, 0, 0, 2]);
@@ -1693,24 +1702,12 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         &["ip", "addr", "add", "198.51.100.4/24", "dev", "k0"],
         &["ip", "link", "set", "k0", "up"],
         &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-        // Whole packets with whole checksums on the wire, so the capture
-        // below verifies the kernel's outer UDP checksum too.
-        &[
-            "ethtool",
-            "-K",
-            "k0",
-            "gso",
-            "off",
-            "tso",
-            "off",
-            "tx-udp_tnl-segmentation",
-            "off",
-            "tx",
-            "off",
-        ],
     ] {
         in_ns(&kns, cmd);
     }
+    // Whole packets with whole checksums on the wire, so the capture
+    // below verifies the kernel's outer UDP checksum too.
+    assert!(sh(&tunnel_packets_whole(&kns, "k0", &["tx", "off"])));
     let host4 = neutron::Neutron::open(neutron::NeutronConfig {
         listen: "127.0.0.1:0".into(),
         host: "host4".into(),
@@ -1785,13 +1782,7 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         in_ns(&kns, cmd);
     }
     hosts[1].wait_tunnels(&["vxlan-c6336403-1000", "vxlan-c6336404-1000"]);
-    let start_ping = format!(
-        "subprocess.Popen(['ip', 'netns', 'exec', '{vm2}', 'ping', '-c', '2', '-i', '0.2', '{ip4}'], stdout=subprocess.DEVNULL)"
-    );
-    let f = first_vxlan_packet(&uplinks[1], &start_ping, "inner[34] == 8")
-        .expect("no echo request to the kernel endpoint on the underlay");
-    let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
-        .expect("a tunnel packet");
+    let (f, d) = echo_on_underlay(&uplinks[1], &vm2, &ip4);
     assert_eq!(
         (d.src_ip, d.dst_ip, d.vni.get()),
         ([198, 51, 100, 2], [198, 51, 100, 4], 1000)
@@ -1825,13 +1816,8 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         show(&["bridge", "fdb", "show", "dev", "vxlan0"])
     );
     // The kernel's own tunnel packets: its echo requests to VM 2.
-    let start_ping = format!(
-        "subprocess.Popen(['ip', 'netns', 'exec', '{kns}', 'ping', '-c', '2', '-i', '0.2', '{ip2}'], stdout=subprocess.DEVNULL)"
-    );
-    let f = first_vxlan_packet(&uplinks[1], &start_ping, "inner[34] == 8")
-        .expect("no echo request from the kernel endpoint");
-    let d = switch_core::wire::vxlan::parse_ipv4(&f, switch_core::wire::vxlan::UDP_PORT, false)
-        .expect("the kernel's tunnel packet parses");
+    // (Its outer UDP checksum verified: the kernel's is whole on k0.)
+    let (_, d) = echo_on_underlay(&uplinks[1], &kns, &ip2);
     assert_eq!(
         (d.src_ip, d.dst_ip, d.vni.get()),
         ([198, 51, 100, 4], [198, 51, 100, 2], 1000)

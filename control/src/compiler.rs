@@ -494,6 +494,15 @@ struct CachedAcl {
     remote_groups: BTreeSet<String>,
 }
 
+/// What l2population reads of a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PortL2 {
+    network: String,
+    host: String,
+    mac: String,
+    ips: Vec<String>,
+}
+
 /// l2population by network id: remote MACs with the tunnel port to their
 /// host, and every port's IPv4 addresses with its MAC.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -533,8 +542,8 @@ pub struct NeutronCompiler {
     primed: bool,
     /// This host's VXLAN endpoint (`neutron.local_ip`).
     local_ip: Option<std::net::Ipv4Addr>,
-    /// Every port's network (port id -> network id).
-    port_net: HashMap<String, String>,
+    /// What l2population reads of every port, by port id.
+    port_net: HashMap<String, PortL2>,
     /// Network -> its ports (networks with ports only).
     net_ports: HashMap<String, BTreeSet<String>>,
     /// The vxlan networks.
@@ -588,13 +597,23 @@ impl NeutronCompiler {
     }
 
     /// Follows port `id` from network to network in the index; true when
-    /// it is or was in a vxlan network.
+    /// it is or was in a vxlan network and what l2population reads of it
+    /// changed (a status report changes nothing here).
     fn index_port(&mut self, state: &NeutronState, id: &str) -> bool {
-        let now = state.ports.get(id).map(|p| p.network_id.clone());
+        let now = state.ports.get(id).map(|p| PortL2 {
+            network: p.network_id.clone(),
+            host: p.binding.host_id.clone(),
+            mac: p.mac_address.clone(),
+            ips: p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect(),
+        });
         let before = match &now {
             Some(n) => self.port_net.insert(id.to_owned(), n.clone()),
             None => self.port_net.remove(id),
         };
+        if before == now {
+            return false;
+        }
+        let (before, now) = (before.map(|b| b.network), now.map(|n| n.network));
         if before != now {
             if let Some(b) = &before {
                 if let Some(set) = self.net_ports.get_mut(b) {
@@ -1354,6 +1373,15 @@ mod tests {
         c
     }
 
+    /// The network local VLAN `v` stands for in `c` ("" if none).
+    fn network_of(st: &NeutronState, c: &NeutronCompiler, v: u16) -> String {
+        st.networks
+            .keys()
+            .find(|n| c.local_vlans().get(n) == Some(v))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn switch_ports<'a>(
         names: &'a [String],
         ifaces: &'a [String],
@@ -1420,13 +1448,7 @@ mod tests {
                 // Local VLAN numbers are history (allocation order): compare
                 // them as the networks they stand for.
                 let norm = |c: &NeutronCompiler, m: &BTreeMap<String, PortVlan>| {
-                    let net = |v: u16| {
-                        st.networks
-                            .keys()
-                            .find(|n| c.local_vlans().get(n) == Some(v))
-                            .cloned()
-                            .unwrap_or_default()
-                    };
+                    let net = |v: u16| network_of(&st, c, v);
                     m.iter()
                         .map(|(k, pv)| {
                             let xl: Vec<(u16, String)> =
@@ -1445,13 +1467,7 @@ mod tests {
                 // and addresses per network.
                 prop_assert_eq!(inc.tunnels(), fresh.tunnels(), "after {:?}", op);
                 let known = |c: &NeutronCompiler, k: &Option<Known>| {
-                    let net = |v: u16| {
-                        st.networks
-                            .keys()
-                            .find(|n| c.local_vlans().get(n) == Some(v))
-                            .cloned()
-                            .unwrap_or_default()
-                    };
+                    let net = |v: u16| network_of(&st, c, v);
                     k.as_ref().map(|k| {
                         let mut macs: Vec<_> =
                             k.remote_macs.iter().map(|(v, m, p)| (net(*v), *m, p.clone())).collect();

@@ -206,13 +206,22 @@ impl Daemon {
             return;
         };
         let wanted = n.compiler.attachments();
+        // Stale: no longer wanted as it is, or replaced by a port the
+        // operator added for the same Neutron port (its iface_id).
+        let named: BTreeSet<&String> = self
+            .ports
+            .values()
+            .filter(|p| !p.auto_attached)
+            .filter_map(|p| p.cfg.iface_id.as_ref())
+            .collect();
         let stale: Vec<String> = self
             .ports
             .values()
             .filter(|p| {
                 p.auto_attached
                     && !p.cfg.iface_id.as_ref().is_some_and(|id| {
-                        wanted.get(id).is_some_and(|a| a.port_config(id) == p.cfg)
+                        !named.contains(id)
+                            && wanted.get(id).is_some_and(|a| a.port_config(id) == p.cfg)
                     })
             })
             .map(|p| p.cfg.name.clone())

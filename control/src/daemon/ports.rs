@@ -208,12 +208,18 @@ impl Daemon {
             });
         }
         let key = cfg.device_key();
+        let name = cfg.name.clone();
         self.open_port(bi, cfg).map_err(|e| match e {
             OpenError::Full => PortError::Full,
             OpenError::Config(e) => PortError::Config(e),
             OpenError::Device(source) => PortError::Device { key, source },
             OpenError::NoBridge(name) => PortError::NoBridge(name),
         })?;
+        // A port for a Neutron port the daemon attached itself replaces
+        // that attachment (one switch port per Neutron port).
+        if let Some(id) = self.ports.get(&name).and_then(|p| p.cfg.iface_id.clone()) {
+            self.reconcile_attachments(Some(&[id].into()));
+        }
         self.compile_neutron();
         self.publish();
         self.report_neutron_status();
