@@ -1879,6 +1879,11 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
         text.contains("160 packets transmitted, 160 received"),
         "host 2 <-> host 4 stopped while host 3 died and came back: {text}"
     );
+    // The VM's afpacket port deleted: the daemon's own attachment (the
+    // vhost-user port os-vif would plug) comes back for its Neutron port.
+    let (ok, _, err) = ctl(&hosts[1].sw, None, &["port", "del", "vm"]);
+    assert!(ok, "{err}");
+    wait_port(&hosts[1].sw, &format!("vhu{}", &vms[0].0[..11]), true);
     assert!(h3.sw.stop().success());
     for h in hosts {
         assert!(h.sw.stop().success());

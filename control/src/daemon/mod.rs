@@ -527,10 +527,23 @@ impl Daemon {
                 Ok(()) => Response::ok(serde_json::Value::Null),
                 Err(e) => Response::err(e.to_string()),
             },
-            Request::PortDel { name } => match self.del_port(&name) {
-                Ok(last) => json(serde_json::to_value(last)),
-                Err(e) => Response::err(e.to_string()),
-            },
+            Request::PortDel { name } => {
+                let iface_id = self.ports.get(&name).and_then(|p| p.cfg.iface_id.clone());
+                match self.del_port(&name) {
+                    Ok(last) => {
+                        // The Neutron port it attached may want the
+                        // daemon's own attachment back.
+                        if let Some(id) = iface_id {
+                            self.reconcile_attachments(Some(&[id].into()));
+                            if self.compile_neutron() {
+                                self.publish();
+                            }
+                        }
+                        json(serde_json::to_value(last))
+                    }
+                    Err(e) => Response::err(e.to_string()),
+                }
+            }
             Request::FdbShow { bridge } => match self.fdb_rows(bridge.as_deref()) {
                 Ok(rows) => json(serde_json::to_value(rows)),
                 Err(e) => Response::err(e.to_string()),
