@@ -193,9 +193,6 @@ def build():
     H("net-err-vni-in-use", "POST", "/v2.0/networks",
       net("dup", **{"provider:network_type": "vxlan",
                     "provider:segmentation_id": 1500}))
-    H("net-err-vni-range", "POST", "/v2.0/networks",
-      net("bad", **{"provider:network_type": "vxlan",
-                    "provider:segmentation_id": 16777216}))
     H("net-err-vxlan-physnet", "POST", "/v2.0/networks",
       net("bad", **{"provider:network_type": "vxlan",
                     "provider:physical_network": "physnet1"}))
@@ -830,6 +827,14 @@ def build():
     H("net-show-deleted", "GET", "/v2.0/networks/@{net:mtu}")
     H("quota-details-end", "GET", f"/v2.0/quotas/{PROJECT}/details.json",
       what="usage after everything")
+    # Last, in a project of its own: Neutron stores this network (a VNI no
+    # VXLAN header can carry), Ferroswitch refuses it; nothing after it
+    # would see the difference.
+    H("net-err-vni-range", "POST", "/v2.0/networks",
+      {"network": {"name": "vni-too-big", "project_id": "vni-range-project",
+                   "provider:network_type": "vxlan",
+                   "provider:segmentation_id": 16777216}},
+      what="a VNI beyond 24 bits (documented divergence)")
 
 
 def steps():
