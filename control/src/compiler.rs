@@ -157,16 +157,20 @@ impl TunnelWant {
     }
 }
 
-/// What l2population knows for the integration bridge, by local VLAN.
+/// What l2population knows of one vxlan network (each list sorted).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Known {
-    /// (local VLAN, remote port's MAC, the tunnel switch port to its host).
-    pub remote_macs: Vec<(u16, u64, String)>,
-    /// (local VLAN, IPv4 address, MAC of the port that holds it).
-    pub addresses: Vec<(u16, [u8; 4], [u8; 6])>,
+pub struct NetworkL2 {
+    /// Remote ports' MACs, with the tunnel switch port to their host.
+    pub remote_macs: Vec<(u64, String)>,
+    /// Every port's IPv4 addresses, with its MAC (the ARP responder).
+    pub addresses: Vec<([u8; 4], [u8; 6])>,
     /// The same for IPv6 (the neighbour responder).
-    pub addresses6: Vec<(u16, [u8; 16], [u8; 6])>,
+    pub addresses6: Vec<([u8; 16], [u8; 6])>,
 }
+
+/// What l2population knows for the integration bridge: each vxlan
+/// network's [`NetworkL2`] by its local VLAN.
+pub type Known = Vec<(u16, NetworkL2)>;
 
 /// A switch port as the compiler needs to see it.
 #[derive(Debug, Clone)]
@@ -503,15 +507,6 @@ struct PortL2 {
     ips: Vec<String>,
 }
 
-/// l2population by network id: remote MACs with the tunnel port to their
-/// host, and every port's IPv4 addresses with its MAC.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct L2pop {
-    remote_macs: Vec<(String, u64, String)>,
-    addresses: Vec<(String, [u8; 4], [u8; 6])>,
-    addresses6: Vec<(String, [u8; 16], [u8; 6])>,
-}
-
 /// The incremental compiler; see the module documentation.
 #[derive(Debug)]
 pub struct NeutronCompiler {
@@ -550,8 +545,9 @@ pub struct NeutronCompiler {
     vxlan_nets: BTreeSet<String>,
     /// Tunnel ports wanted, by switch port name.
     tunnels: BTreeMap<String, TunnelWant>,
-    /// What the last l2population pass found, by network id.
-    l2pop: L2pop,
+    /// What the last l2population pass found, by network id (networks
+    /// with something known only).
+    l2pop: BTreeMap<String, NetworkL2>,
     /// Set when the model is shared by many hosts (etcd): this host's
     /// name. Only the ports bound to it are this switch's to attach, and
     /// to set DOWN at start; the rest belong to other hosts' switches.
@@ -580,7 +576,7 @@ impl NeutronCompiler {
             net_ports: HashMap::new(),
             vxlan_nets: BTreeSet::new(),
             tunnels: BTreeMap::new(),
-            l2pop: L2pop::default(),
+            l2pop: BTreeMap::new(),
             host: None,
         }
     }
@@ -589,6 +585,11 @@ impl NeutronCompiler {
     pub fn with_local_ip(mut self, ip: Option<std::net::Ipv4Addr>) -> NeutronCompiler {
         self.local_ip = ip;
         self
+    }
+
+    /// This host's VXLAN endpoint, if it has one.
+    pub fn local_ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.local_ip
     }
 
     /// The tunnel ports wanted, by switch port name.
@@ -654,7 +655,7 @@ impl NeutronCompiler {
     /// something changed.
     fn populate(&mut self, state: &NeutronState) -> bool {
         let mut tunnels = BTreeMap::new();
-        let mut l2pop = L2pop::default();
+        let mut l2pop = BTreeMap::new();
         let mine = |p: &Port| match &self.host {
             Some(h) => p.binding.host_id == *h,
             None => true,
@@ -670,16 +671,13 @@ impl NeutronCompiler {
             if !ports.iter().any(|p| mine(p)) {
                 continue;
             }
+            let mut l2 = NetworkL2::default();
             for p in &ports {
                 let Some(mac) = p.mac() else { continue };
                 for f in &p.fixed_ips {
                     match f.address() {
-                        Some(std::net::IpAddr::V4(a)) => {
-                            l2pop.addresses.push((net_id.clone(), a.octets(), mac))
-                        }
-                        Some(std::net::IpAddr::V6(a)) => {
-                            l2pop.addresses6.push((net_id.clone(), a.octets(), mac))
-                        }
+                        Some(std::net::IpAddr::V4(a)) => l2.addresses.push((a.octets(), mac)),
+                        Some(std::net::IpAddr::V6(a)) => l2.addresses6.push((a.octets(), mac)),
                         None => {}
                     }
                 }
@@ -711,15 +709,16 @@ impl NeutronCompiler {
                     mtu: net.mtu.clamp(68, 9216) as u16,
                 };
                 let name = t.port_name();
-                l2pop
-                    .remote_macs
-                    .push((net_id.clone(), mac_u64(mac), name.clone()));
+                l2.remote_macs.push((mac_u64(mac), name.clone()));
                 tunnels.insert(name, t);
             }
+            if l2 != NetworkL2::default() {
+                l2.remote_macs.sort();
+                l2.addresses.sort();
+                l2.addresses6.sort();
+                l2pop.insert(net_id.clone(), l2);
+            }
         }
-        l2pop.remote_macs.sort();
-        l2pop.addresses.sort();
-        l2pop.addresses6.sort();
         let changed = tunnels != self.tunnels || l2pop != self.l2pop;
         self.tunnels = tunnels;
         self.l2pop = l2pop;
@@ -938,24 +937,13 @@ impl NeutronCompiler {
                 out.port_vlans.insert(sp.name.to_owned(), pv);
             }
         }
-        if self.l2pop != L2pop::default() {
-            let mut k = Known::default();
-            for (net, mac, port) in &self.l2pop.remote_macs {
-                if let Some(v) = self.locals.get(net) {
-                    k.remote_macs.push((v, *mac, port.clone()));
-                }
-            }
-            for (net, ip, mac) in &self.l2pop.addresses {
-                if let Some(v) = self.locals.get(net) {
-                    k.addresses.push((v, *ip, *mac));
-                }
-            }
-            for (net, ip, mac) in &self.l2pop.addresses6 {
-                if let Some(v) = self.locals.get(net) {
-                    k.addresses6.push((v, *ip, *mac));
-                }
-            }
-            out.known = Some(k);
+        if !self.l2pop.is_empty() {
+            out.known = Some(
+                self.l2pop
+                    .iter()
+                    .filter_map(|(net, l2)| Some((self.locals.get(net)?, l2.clone())))
+                    .collect(),
+            );
         }
         out.warnings.extend(self.uplink_warnings.iter().cloned());
         for (uplink, (physnet, vlan)) in &self.uplinks {
@@ -1467,18 +1455,10 @@ mod tests {
                 // and addresses per network.
                 prop_assert_eq!(inc.tunnels(), fresh.tunnels(), "after {:?}", op);
                 let known = |c: &NeutronCompiler, k: &Option<Known>| {
-                    let net = |v: u16| network_of(&st, c, v);
                     k.as_ref().map(|k| {
-                        let mut macs: Vec<_> =
-                            k.remote_macs.iter().map(|(v, m, p)| (net(*v), *m, p.clone())).collect();
-                        let mut ips: Vec<_> =
-                            k.addresses.iter().map(|(v, ip, m)| (net(*v), *ip, *m)).collect();
-                        let mut ips6: Vec<_> =
-                            k.addresses6.iter().map(|(v, ip, m)| (net(*v), *ip, *m)).collect();
-                        macs.sort();
-                        ips.sort();
-                        ips6.sort();
-                        (macs, ips, ips6)
+                        k.iter()
+                            .map(|(v, l2)| (network_of(&st, c, *v), l2.clone()))
+                            .collect::<BTreeMap<_, _>>()
                     })
                 };
                 prop_assert_eq!(known(&inc, &got.known), known(&fresh, &want.known), "after {:?}", op);

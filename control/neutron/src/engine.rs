@@ -458,7 +458,7 @@ fn changes_of(ops: &[Op], before: &NeutronState) -> Changes {
 
 /// Takes (`held`) or releases the segment network `n` holds: its
 /// (physnet, VID), flat networks VID 0, or its VNI.
-fn index_segment(w: &mut World, n: &Network, held: bool) {
+pub(crate) fn index_segment(w: &mut World, n: &Network, held: bool) {
     if let Some(p) = &n.physical_network {
         let seg = (p.clone(), n.segmentation_id.unwrap_or(0) as u16);
         if held {

@@ -268,24 +268,39 @@ pub fn lowest_free_vlan(
     ranges: &[VlanRange],
     used: &OrdSet<(String, u16)>,
 ) -> Option<(String, u16)> {
-    for r in ranges {
-        let Some((lo, hi)) = r.range else { continue };
+    ranges.iter().find_map(|r| {
+        let (lo, hi) = r.range?;
         // The used VIDs of this physnet inside [lo, hi], in order.
-        let mut cand = lo;
-        for (_, vid) in used.range((r.physnet.clone(), lo)..=(r.physnet.clone(), hi)) {
-            if *vid != cand {
-                break;
-            }
-            if cand == hi {
-                break;
-            }
-            cand += 1;
+        let taken = used
+            .range((r.physnet.clone(), lo)..=(r.physnet.clone(), hi))
+            .map(|(_, vid)| u32::from(*vid));
+        let vid = lowest_free_in(lo.into(), hi.into(), taken)?;
+        Some((r.physnet.clone(), vid as u16))
+    })
+}
+
+/// Lowest free VNI for a tenant vxlan network, trying the ranges
+/// (inclusive) in config order.
+pub fn lowest_free_vni(ranges: &[(u32, u32)], used: &OrdSet<u32>) -> Option<u32> {
+    ranges
+        .iter()
+        .find_map(|&(lo, hi)| lowest_free_in(lo, hi, used.range(lo..=hi).copied()))
+}
+
+/// The lowest value of `[lo, hi]` not in `taken`: the taken values of
+/// `[lo, hi]`, ascending.
+fn lowest_free_in(lo: u32, hi: u32, taken: impl Iterator<Item = u32>) -> Option<u32> {
+    let mut cand = lo;
+    for t in taken {
+        if t != cand {
+            break;
         }
-        if !used.contains(&(r.physnet.clone(), cand)) {
-            return Some((r.physnet.clone(), cand));
+        if cand == hi {
+            return None;
         }
+        cand += 1;
     }
-    None
+    Some(cand)
 }
 
 #[cfg(test)]

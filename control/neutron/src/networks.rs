@@ -1,8 +1,8 @@
 //! Networks and their segments (ML2 type drivers vlan, flat, local, vxlan).
 use super::body::{Body, NAME_MAX};
-use super::engine::Tx;
+use super::engine::{index_segment, Tx};
 use super::error::ApiError;
-use super::ipam::lowest_free_vlan;
+use super::ipam::{lowest_free_vlan, lowest_free_vni};
 use super::model::{Network, NetworkType, StdAttrs};
 use super::store::Op;
 use super::validate::new_id;
@@ -245,22 +245,7 @@ impl Tx<'_> {
                 ))
             }
             Some(v) => v,
-            None => self
-                .s
-                .vni_ranges
-                .iter()
-                .find_map(|&(lo, hi)| {
-                    // The set is ordered: walk the used VNIs of the range.
-                    let mut next = lo;
-                    for &u in self.w.vnis.range(lo..=hi) {
-                        if u != next {
-                            break;
-                        }
-                        next = u + 1;
-                    }
-                    (next <= hi).then_some(next)
-                })
-                .ok_or_else(|| {
+            None => lowest_free_vni(&self.s.vni_ranges, &self.w.vnis).ok_or_else(|| {
                     ApiError::new(
                         503,
                         "NoNetworkAvailable",
@@ -338,8 +323,8 @@ impl Tx<'_> {
         if !n.project_id.is_empty() {
             self.default_group(&n.project_id);
         }
+        index_segment(&mut self.w, &n, true);
         if let (NetworkType::Vxlan, Some(vni)) = (network_type, segmentation_id) {
-            self.w.vnis.insert(vni);
             self.ops.push(Op::AddVni {
                 network_id: n.id.clone(),
                 vni,
@@ -347,7 +332,6 @@ impl Tx<'_> {
         }
         if let Some(p) = physical_network {
             let vid = segmentation_id.unwrap_or(0) as u16;
-            self.w.vlans.insert((p.clone(), vid));
             self.ops.push(Op::AddSegment {
                 network_id: n.id.clone(),
                 physnet: p,
@@ -437,14 +421,7 @@ impl Tx<'_> {
             self.w.ipam.remove(sid);
             self.ops.push(Op::DeleteSubnet(sid.clone()));
         }
-        if let Some(p) = &n.physical_network {
-            self.w
-                .vlans
-                .remove(&(p.clone(), n.segmentation_id.unwrap_or(0) as u16));
-        }
-        if let (NetworkType::Vxlan, Some(vni)) = (n.network_type, n.segmentation_id) {
-            self.w.vnis.remove(&vni);
-        }
+        index_segment(&mut self.w, &n, false);
         self.w.st.networks.remove(id);
         self.ops.push(Op::DeleteNetwork(id.to_owned()));
         Ok(())

@@ -696,7 +696,7 @@ impl Daemon {
             n.api = Some(api);
             // With [cluster]: this host can now be bound to from any
             // host's API (its dataplane is up).
-            let tunnel_mac = self.neutron_endpoint().map(|(_, mac, _)| mac.to_string());
+            let tunnel_mac = self.neutron_endpoint().map(|(_, mac)| mac.to_string());
             if let Some(n) = self.neutron.as_mut() {
                 n.service.register_host(tunnel_mac)?;
             }

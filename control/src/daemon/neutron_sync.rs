@@ -141,11 +141,15 @@ impl Daemon {
         let known = compiled.known.map(|k| {
             let id = |name: &str| self.ports.get(name).map(|p| p.dev.port_id());
             Arc::new(KnownPorts::new(
-                k.remote_macs
-                    .iter()
-                    .filter_map(|(vlan, mac, port)| Some((*vlan, *mac, id(port)?))),
-                k.addresses,
-                k.addresses6,
+                k.iter().flat_map(|(v, l2)| {
+                    l2.remote_macs
+                        .iter()
+                        .filter_map(move |(mac, port)| Some((*v, *mac, id(port)?)))
+                }),
+                k.iter()
+                    .flat_map(|(v, l2)| l2.addresses.iter().map(move |&(ip, mac)| (*v, ip, mac))),
+                k.iter()
+                    .flat_map(|(v, l2)| l2.addresses6.iter().map(move |&(ip, mac)| (*v, ip, mac))),
             ))
         });
         let bridge = self
@@ -321,10 +325,7 @@ impl Daemon {
         let local = if n.compiler.tunnels().is_empty() {
             None
         } else {
-            self.neutron_endpoint().map(|(ip, _, _)| ip)
-        };
-        let Some(n) = self.neutron.as_ref() else {
-            return;
+            self.neutron_endpoint().map(|(ip, _)| ip)
         };
         let wanted: BTreeMap<String, PortConfig> = match local {
             Some(ip) => n

@@ -128,11 +128,11 @@ impl Daemon {
     }
 
     /// This host's VXLAN endpoint for Neutron's networks (`neutron.local_ip`):
-    /// its address, MAC and uplink port name, if it has one that works.
-    pub(super) fn neutron_endpoint(&self) -> Option<(std::net::Ipv4Addr, EthernetAddress, String)> {
-        let ip: std::net::Ipv4Addr = self.cfg.neutron.as_ref()?.local_ip.as_ref()?.parse().ok()?;
+    /// its address and MAC, if it has one that works.
+    pub(super) fn neutron_endpoint(&self) -> Option<(std::net::Ipv4Addr, EthernetAddress)> {
+        let ip = self.neutron.as_ref()?.compiler.local_ip()?;
         match self.endpoint(ip) {
-            Ok((p, mac)) => Some((ip, mac, p.cfg.name.clone())),
+            Ok((_, mac)) => Some((ip, mac)),
             Err(e) => {
                 tracing::error!("neutron.local_ip {ip}: {e}");
                 None
@@ -371,26 +371,15 @@ impl Daemon {
                 .and_then(|t| self.ports.values().find(|u| u.dev.port_id() == t.uplink))
                 .map(|u| u.cfg.name.clone())
                 .unwrap_or_default();
-            let macs = self
+            let mut macs: Vec<(u16, String)> = self
                 .bridges
                 .get(p.bridge)
                 .and_then(|b| b.known.as_deref())
-                .map(|k| {
-                    let mut m: Vec<(u16, String)> = k
-                        .remote_macs()
-                        .iter()
-                        .filter(|&(_, port)| port == id)
-                        .map(|(key, _)| {
-                            (
-                                ((key >> 48) & 0x0fff) as u16,
-                                EthernetAddress::from_u64(key & 0xffff_ffff_ffff).to_string(),
-                            )
-                        })
-                        .collect();
-                    m.sort();
-                    m
-                })
-                .unwrap_or_default();
+                .into_iter()
+                .flat_map(|k| k.remote_macs_via(id))
+                .map(|(vlan, mac)| (vlan, EthernetAddress::from_u64(mac).to_string()))
+                .collect();
+            macs.sort();
             let s = stats.iter().find(|s| s.name == p.cfg.name);
             let n = |f: fn(&PortStatsRow) -> u64| s.map_or(0, f);
             rows.push(control_api::protocol::TunnelRow {

@@ -13,7 +13,7 @@
 //!   advertisement, built in place).
 use crate::port::PortId;
 use crate::wire::arp::{ArpOperation, ArpPacket};
-use crate::wire::EthernetAddress;
+use crate::wire::{ipv6_l4_checksum, EthernetAddress, IpProtocol};
 
 /// An immutable open-addressing table from a 64-bit key (never 0) to a
 /// small value: a power-of-two array at most half full, linear probing.
@@ -149,7 +149,7 @@ impl NdAnswer {
         let ip = &mut buf[l3..];
         ip[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
         ip[4..6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
-        ip[6] = crate::wire::IpProtocol::ICMPV6.0;
+        ip[6] = IpProtocol::ICMPV6.0;
         ip[7] = 255;
         ip[8..24].copy_from_slice(&self.target);
         ip[24..40].copy_from_slice(&self.to_ip);
@@ -164,21 +164,10 @@ impl NdAnswer {
         icmp[24] = 2;
         icmp[25] = 1;
         icmp[26..32].copy_from_slice(&self.target_mac);
-        let sum = icmpv6_sum(&self.target, &self.to_ip, icmp);
-        icmp[2..4].copy_from_slice(&crate::wire::fold(sum).to_be_bytes());
+        let sum = ipv6_l4_checksum(self.target, self.to_ip, IpProtocol::ICMPV6, icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
         Some(end)
     }
-}
-
-/// The unfolded ICMPv6 checksum sum of `icmp` from `src` to `dst`
-/// (RFC 8200's pseudo-header).
-fn icmpv6_sum(src: &[u8; 16], dst: &[u8; 16], icmp: &[u8]) -> u64 {
-    use crate::wire::sum16;
-    sum16(src)
-        + sum16(dst)
-        + icmp.len() as u64
-        + u64::from(crate::wire::IpProtocol::ICMPV6.0)
-        + sum16(icmp)
 }
 
 impl KnownPorts {
@@ -271,7 +260,7 @@ impl KnownPorts {
         let len = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
         let icmp = ip.get(IPV6_HEADER..IPV6_HEADER + len)?;
         if ip[0] >> 4 != 6
-            || ip[6] != crate::wire::IpProtocol::ICMPV6.0
+            || ip[6] != IpProtocol::ICMPV6.0
             || ip[7] != 255
             || len < 24
             || icmp[0] != ND_SOLICIT
@@ -284,7 +273,7 @@ impl KnownPorts {
         let target: [u8; 16] = icmp[8..24].try_into().ok()?;
         if src == [0; 16]
             || target[0] == 0xff
-            || crate::wire::fold(icmpv6_sum(&src, &dst, icmp)) != 0
+            || ipv6_l4_checksum(src, dst, IpProtocol::ICMPV6, icmp) != 0
         {
             return None;
         }
@@ -298,8 +287,12 @@ impl KnownPorts {
         })
     }
 
-    pub fn remote_macs(&self) -> &ExactTable<PortId> {
-        &self.remote_macs
+    /// The (VLAN, MAC)s sent through tunnel port `port` (control path).
+    pub fn remote_macs_via(&self, port: PortId) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.remote_macs
+            .iter()
+            .filter(move |&(_, p)| p == port)
+            .map(|(key, _)| crate::mac_table::unpack_key(key))
     }
 
     pub fn addresses(&self) -> &ExactTable<[u8; 6]> {
@@ -387,7 +380,7 @@ mod tests {
         icmp.extend_from_slice(&target);
         icmp.extend_from_slice(&[1, 1]);
         icmp.extend_from_slice(&mac);
-        let sum = crate::wire::fold(icmpv6_sum(&src, &dst, &icmp));
+        let sum = ipv6_l4_checksum(src, dst, IpProtocol::ICMPV6, &icmp);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
         let mut f = vec![0x33, 0x33, 0xff, target[13], target[14], target[15]];
         f.extend_from_slice(&mac);
@@ -432,7 +425,7 @@ mod tests {
             "target link-layer address"
         );
         assert_eq!(
-            crate::wire::fold(icmpv6_sum(&ip(2), &ip(1), icmp)),
+            ipv6_l4_checksum(ip(2), ip(1), IpProtocol::ICMPV6, icmp),
             0,
             "checksum"
         );

@@ -119,6 +119,11 @@ pub fn pack_key(vlan: u16, mac: u64) -> u64 {
     OCCUPIED | ((vlan as u64 & 0x0fff) << 48) | (mac & 0xffff_ffff_ffff)
 }
 
+/// The (VLAN, MAC) a [`pack_key`] key holds.
+pub fn unpack_key(key: u64) -> (u16, u64) {
+    (((key >> 48) & 0x0fff) as u16, key & 0xffff_ffff_ffff)
+}
+
 #[inline(always)]
 fn pack_val(port: PortId, seen: u32) -> u64 {
     ((seen as u64) << 32) | VALID | port.get() as u64
@@ -494,9 +499,10 @@ impl MacTable {
             b.unlock(s);
             for (k, v) in slots {
                 if k != 0 && self.fresh(v, now) {
+                    let (vlan, mac) = unpack_key(k);
                     out.push(MacEntry {
-                        vlan: ((k >> 48) & 0x0fff) as u16,
-                        mac: k & 0xffff_ffff_ffff,
+                        vlan,
+                        mac,
                         port: val_port(v),
                         age: now.wrapping_sub(val_seen(v)),
                     });

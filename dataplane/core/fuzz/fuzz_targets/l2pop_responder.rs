@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use switch_core::l2pop::{KnownPorts, NA_LEN};
-use switch_core::wire::{fold, sum16};
+use switch_core::wire::{ipv6_l4_checksum, IpProtocol};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&vlan, frame)) = data.split_first() else {
@@ -35,9 +35,8 @@ fuzz_target!(|data: &[u8]| {
     if let Some(len) = at(4, 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) {
         if fixed.len() >= l3 + 40 + len && len >= 4 {
             fixed[l3 + 42..l3 + 44].copy_from_slice(&[0, 0]);
-            let ip = &fixed[l3..];
-            let sum = sum16(&ip[8..40]) + len as u64 + 58 + sum16(&ip[40..40 + len]);
-            fixed[l3 + 42..l3 + 44].copy_from_slice(&fold(sum).to_be_bytes());
+            let sum = icmpv6_checksum(&fixed[l3..l3 + 40 + len]);
+            fixed[l3 + 42..l3 + 44].copy_from_slice(&sum.to_be_bytes());
         }
     }
     for frame in [frame, &fixed[..]] {
@@ -51,8 +50,17 @@ fn respond6(k: &KnownPorts, vlan: u16, frame: &[u8], l3: usize) {
         buf.resize(l3 + 40 + NA_LEN, 0);
         let end = a.write(&mut buf, l3).expect("room was made");
         assert_eq!(end, l3 + 40 + NA_LEN);
-        let ip = &buf[l3..end];
-        let sum = sum16(&ip[8..40]) + NA_LEN as u64 + 58 + sum16(&ip[40..]);
-        assert_eq!(fold(sum), 0, "the advertisement's checksum holds");
+        assert_eq!(
+            icmpv6_checksum(&buf[l3..end]),
+            0,
+            "the advertisement's checksum holds"
+        );
     }
+}
+
+/// The ICMPv6 checksum over the message after the IPv6 header `ip`
+/// starts with (0 when the message's own checksum holds).
+fn icmpv6_checksum(ip: &[u8]) -> u16 {
+    let addr = |at: usize| <[u8; 16]>::try_from(&ip[at..at + 16]).unwrap();
+    ipv6_l4_checksum(addr(8), addr(24), IpProtocol::ICMPV6, &ip[40..])
 }
