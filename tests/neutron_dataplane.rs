@@ -340,34 +340,7 @@ fn a_security_group_holds_on_the_wire_statefully() {
     let (api, metrics) = (free_port(), free_port());
     let sw = Switch::start(&dir, &neutron_config(&dir, "neutron-sg", api, metrics));
     let a = Some(api);
-    ctl_json(
-        &sw,
-        a,
-        &[
-            "network",
-            "create",
-            "n1",
-            "--provider-network-type",
-            "vlan",
-            "--provider-physical-network",
-            "physnet1",
-            "--provider-segment",
-            "3029",
-        ],
-    );
-    ctl_json(
-        &sw,
-        a,
-        &[
-            "subnet",
-            "create",
-            "s1",
-            "--network",
-            "n1",
-            "--subnet-range",
-            "10.0.0.0/24",
-        ],
-    );
+    let n1 = provider_3029(&sw, api);
     let ssh_rule = ssh_only_group(&sw, api);
     let port = ctl_json(
         &sw,
@@ -377,7 +350,7 @@ fn a_security_group_holds_on_the_wire_statefully() {
             "create",
             "vm1-eth0",
             "--network",
-            "n1",
+            &n1,
             "--host",
             "compute-1",
             "--security-group",

@@ -114,17 +114,24 @@ impl Pki {
 }
 
 impl Etcd {
+    /// A member not started yet: `name`, its data and log at `data`,
+    /// loopback ports of its own (clients over TLS when `tls`).
+    fn member(name: String, data: PathBuf, tls: Option<Pki>) -> Etcd {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Etcd {
+            child: None,
+            client_url: format!("{scheme}://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            data,
+            tls,
+            name,
+            initial_cluster: None,
+        }
+    }
+
     /// Its data and log go under `dir`.
     pub fn start(dir: &Path) -> Etcd {
-        let mut e = Etcd {
-            child: None,
-            client_url: format!("http://127.0.0.1:{}", free_port()),
-            peer_url: format!("http://127.0.0.1:{}", free_port()),
-            data: dir.join("etcd"),
-            tls: None,
-            name: "m1".into(),
-            initial_cluster: None,
-        };
+        let mut e = Etcd::member("m1".into(), dir.join("etcd"), None);
         e.run();
         e
     }
@@ -133,15 +140,7 @@ impl Etcd {
     /// data and log under `dir`.
     pub fn start_cluster(dir: &Path, n: usize) -> Vec<Etcd> {
         let mut members: Vec<Etcd> = (1..=n)
-            .map(|i| Etcd {
-                child: None,
-                client_url: format!("http://127.0.0.1:{}", free_port()),
-                peer_url: format!("http://127.0.0.1:{}", free_port()),
-                data: dir.join(format!("etcd{i}")),
-                tls: None,
-                name: format!("m{i}"),
-                initial_cluster: None,
-            })
+            .map(|i| Etcd::member(format!("m{i}"), dir.join(format!("etcd{i}")), None))
             .collect();
         let all: Vec<String> = members
             .iter()
@@ -179,15 +178,11 @@ impl Etcd {
     /// Clients must come over TLS with a certificate of its CA
     /// (`--client-cert-auth`).
     pub fn start_tls(dir: &Path) -> Etcd {
-        let mut e = Etcd {
-            child: None,
-            client_url: format!("https://127.0.0.1:{}", free_port()),
-            peer_url: format!("http://127.0.0.1:{}", free_port()),
-            data: dir.join("etcd"),
-            tls: Some(Pki::make(&dir.join("pki"))),
-            name: "m1".into(),
-            initial_cluster: None,
-        };
+        let mut e = Etcd::member(
+            "m1".into(),
+            dir.join("etcd"),
+            Some(Pki::make(&dir.join("pki"))),
+        );
         e.run();
         e
     }
