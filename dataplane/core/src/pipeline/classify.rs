@@ -200,7 +200,6 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     };
     let fdb = &*bridge.fdb;
     let clock = fdb.clock();
-    let known = bridge.known.as_deref();
     for i in 0..n {
         if let Some(f) = rx.get(i) {
             f.prefetch();
@@ -290,7 +289,9 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                 } else {
                     // l2population first: a remote port's MAC is where
                     // the model says, whatever was learned.
-                    known
+                    bridge
+                        .known
+                        .as_deref()
                         .and_then(|k| k.remote_port(lane.dst.packed()))
                         .or_else(|| fdb.lookup_at(lane.dst, clock))
                 };
