@@ -2,8 +2,9 @@
 # Coverage-guided fuzzing with libFuzzer on the stable toolchain (the
 # SanitizerCoverage flags cargo-fuzz would pass, without a nightly-only
 # sanitizer): every target for SECONDS seconds (default 20).
-#   dataplane/core/fuzz: parse_frame, pipeline, dhcp_server, ofctl_flow (the
-#                        switching core and its flow syntax; no DPDK)
+#   dataplane/core/fuzz: parse_frame, pipeline, dhcp_server, ofctl_flow,
+#                        l2pop_responder, uplink (the switching core, its
+#                        tunnels and its flow syntax; no DPDK)
 #   control/fuzz:        control_request (control-socket request lines),
 #                        api_body (Neutron API bodies on a real SQLite file)
 # Corpora are kept under <crate>/fuzz/corpus/.
@@ -14,11 +15,11 @@ secs="${1:-20}"
 shift || true
 declare -A crate_of=(
     [parse_frame]=dataplane/core/fuzz [pipeline]=dataplane/core/fuzz [dhcp_server]=dataplane/core/fuzz
-    [ofctl_flow]=dataplane/core/fuzz [l2pop_responder]=dataplane/core/fuzz
+    [ofctl_flow]=dataplane/core/fuzz [l2pop_responder]=dataplane/core/fuzz [uplink]=dataplane/core/fuzz
     [control_request]=control/fuzz [api_body]=control/fuzz
 )
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(parse_frame pipeline dhcp_server ofctl_flow l2pop_responder control_request api_body)
+[ "${#targets[@]}" -gt 0 ] || targets=(parse_frame pipeline dhcp_server ofctl_flow l2pop_responder uplink control_request api_body)
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 built=""
 for t in "${targets[@]}"; do

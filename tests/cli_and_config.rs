@@ -208,6 +208,32 @@ fn vswitchctl_reports_and_refuses_bad_changes_without_applying_them() {
             ],
             "local_ip",
         ),
+        (
+            &[
+                "port",
+                "add",
+                "br0",
+                "v1",
+                "net_null4",
+                "--tunnel-ip",
+                "198.51.100.1/24",
+                "--tunnel-gateway",
+                "203.0.113.1",
+            ],
+            "tunnel_gateway",
+        ),
+        (
+            &[
+                "port",
+                "add",
+                "br0",
+                "v1",
+                "net_null4",
+                "--tunnel-ip",
+                "198.51.100.1/33",
+            ],
+            "prefix length",
+        ),
     ];
     for (args, field) in bad {
         let (ok, _, err) = ctl(&sw, None, args);

@@ -1191,6 +1191,154 @@ fn kernel_vxlan(ns: &str, mac: Option<&str>, addr: &str) {
     }
 }
 
+/// `tunnel list`'s row for `port`.
+fn tunnel_row(sw: &Switch, port: &str) -> control_api::protocol::TunnelRow {
+    let rows: Vec<control_api::protocol::TunnelRow> =
+        serde_json::from_value(sw.ok(&control_api::protocol::Request::TunnelList)).unwrap();
+    rows.into_iter()
+        .find(|r| r.port == port)
+        .unwrap_or_else(|| panic!("no tunnel {port}"))
+}
+
+/// A routed underlay: the switch's endpoint 198.51.100.1/24 and a kernel
+/// VXLAN endpoint 203.0.113.2/24 in another subnet, a Linux router
+/// namespace between them (198.51.100.254 and 203.0.113.254). The tunnel's
+/// next hop is the endpoint's `tunnel_gateway`, whose MAC the switch
+/// resolves by ARP (never the remote endpoint's, which is not on its
+/// segment); ping crosses both ways, the outer headers go to the router's
+/// MAC, and a router that changes its MAC is followed (its gratuitous ARP).
+#[test]
+fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
+    let _g = serial();
+    let dir = TempDir::new("vxlan-routed");
+    let id = std::process::id() % 100_000;
+    let mut nss = Namespaces(Vec::new());
+    let (vm, router, remote) = (
+        format!("fswt{id}rv"),
+        format!("fswt{id}rr"),
+        format!("fswt{id}re"),
+    );
+    let (h_vm, h_up) = (format!("fswt{id}ra"), format!("fswt{id}ru"));
+    namespace_with_veth(&mut nss, &vm, &h_vm, "10.79.0.1/24");
+    namespace_with_veth(&mut nss, &router, &h_up, "198.51.100.254/24");
+    nss.0.push((remote.clone(), String::new()));
+    let in_ns = |ns: &str, args: &[&str]| {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend(args);
+        assert!(sh(&full), "{full:?}");
+    };
+    assert!(sh(&["ip", "netns", "add", &remote]));
+    in_ns(
+        &router,
+        &[
+            "ip", "link", "add", "rt1", "type", "veth", "peer", "name", "eth0", "netns", &remote,
+        ],
+    );
+    in_ns(
+        &router,
+        &["ip", "addr", "add", "203.0.113.254/24", "dev", "rt1"],
+    );
+    in_ns(&router, &["ip", "link", "set", "rt1", "up"]);
+    in_ns(&router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    in_ns(
+        &router,
+        &["ip", "link", "set", "eth0", "address", "02:fe:00:00:00:fe"],
+    );
+    in_ns(
+        &remote,
+        &["ip", "addr", "add", "203.0.113.2/24", "dev", "eth0"],
+    );
+    in_ns(&remote, &["ip", "link", "set", "eth0", "up"]);
+    in_ns(
+        &remote,
+        &["ip", "route", "add", "default", "via", "203.0.113.254"],
+    );
+    in_ns(&vm, &["ip", "link", "set", "eth0", "mtu", "1450"]);
+    assert!(sh(&[
+        "ip",
+        "link",
+        "set",
+        &h_up,
+        "address",
+        "02:fe:00:00:00:01"
+    ]));
+    assert!(sh(&tunnel_packets_whole(&remote, "eth0", &[])));
+    in_ns(
+        &remote,
+        &[
+            "ip",
+            "link",
+            "add",
+            "vxlan0",
+            "type",
+            "vxlan",
+            "id",
+            "4243",
+            "local",
+            "203.0.113.2",
+            "remote",
+            "198.51.100.1",
+            "dstport",
+            "4789",
+            "dev",
+            "eth0",
+        ],
+    );
+    in_ns(
+        &remote,
+        &["ip", "addr", "add", "10.79.0.2/24", "dev", "vxlan0"],
+    );
+    in_ns(&remote, &["ip", "link", "set", "vxlan0", "up"]);
+    let cfg = format!(
+        "{}[[bridges]]\nname = \"br-int\"\n\
+         [[bridges.ports]]\nname = \"vm\"\ntype = \"afpacket\"\niface = \"{h_vm}\"\n\
+         [[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\nremote_ip = \"203.0.113.2\"\n\
+         key = 4243\n\
+         [[bridges]]\nname = \"br-phy\"\n\
+         [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{h_up}\"\n\
+         tunnel_ip = \"198.51.100.1/24\"\ntunnel_gateway = \"198.51.100.254\"\n",
+        config_head(&dir, "vxlan-routed")
+    );
+    let sw = Switch::start(&dir, &cfg);
+    assert_eq!(tunnel_row(&sw, "vx").next_hop, "198.51.100.254");
+    let f = first_vxlan_packet(
+        &h_up,
+        &pinging(&vm, "10.79.0.2", 3),
+        "f[6:12] == bytes.fromhex('02fe00000001') and inner[34] == 8",
+    )
+    .unwrap_or_else(|| panic!("no echo request on the underlay\n{}", sw.log_text()));
+    assert_eq!(&f[..6], &[2, 0xfe, 0, 0, 0, 0xfe], "to the router");
+    assert_eq!(&f[26..34], &[198, 51, 100, 1, 203, 0, 113, 2]);
+    for (from, to) in [(vm.as_str(), "10.79.0.2"), (remote.as_str(), "10.79.0.1")] {
+        let (ok, text) = ping(Some(from), to);
+        assert!(ok, "{from} -> {to}:\n{text}\n{}", sw.log_text());
+    }
+    let row = tunnel_row(&sw, "vx");
+    assert_eq!(row.remote_mac, "02:fe:00:00:00:fe", "{row:?}");
+    assert!(row.next_hop_state.starts_with("reachable"), "{row:?}");
+    // The router's interface is replaced: its gratuitous ARP moves the
+    // next hop, and the tunnel follows without losing its traffic.
+    in_ns(
+        &router,
+        &["ip", "link", "set", "eth0", "address", "02:fe:00:00:00:fd"],
+    );
+    let garp = "import socket\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('eth0', 0))\n\
+         m = bytes.fromhex('02fe000000fd')\n\
+         ip = bytes([198, 51, 100, 254])\n\
+         s.send(b'\\xff' * 6 + m + b'\\x08\\x06\\x00\\x01\\x08\\x00\\x06\\x04\\x00\\x01' + m + ip + bytes(6) + ip + bytes(18))\n";
+    in_ns(&router, &["python3", "-c", garp]);
+    let moved = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tunnel_row(&sw, "vx").remote_mac == "02:fe:00:00:00:fd"
+    });
+    assert!(moved, "{:?}", tunnel_row(&sw, "vx"));
+    let (ok, text) = ping(Some(&vm), "10.79.0.2");
+    assert!(ok, "after the move:\n{text}\n{}", sw.log_text());
+    assert!(sw.stop().success());
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -1199,10 +1347,11 @@ fn hex(b: &[u8]) -> String {
 /// endpoint: a "VM" namespace on an afpacket port of br-int, the tunnel
 /// port on br-int, and the uplink (an afpacket port holding the tunnel
 /// endpoint 192.0.2.1) on br-phy, its veth's far end in the remote
-/// namespace where the kernel's vxlan0 (VNI 4242) holds 10.78.0.2. The
-/// remote kernel finds the switch's endpoint by ARP (the switch answers);
-/// ARP, ping and TCP both ways cross the tunnel; the packets the switch
-/// puts on the underlay are checked field by field.
+/// namespace where the kernel's vxlan0 (VNI 4242) holds 10.78.0.2. Each
+/// side finds the other's endpoint by ARP (the switch answers the kernel,
+/// and resolves its next hop, the remote endpoint, itself); ARP, ping and
+/// TCP both ways cross the tunnel; the packets the switch puts on the
+/// underlay are checked field by field.
 #[test]
 fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     use switch_core::wire::vxlan::{parse_ipv4, Vni, UDP_PORT};
@@ -1245,14 +1394,24 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
         "{}[[bridges]]\nname = \"br-int\"\n\
          [[bridges.ports]]\nname = \"vm\"\ntype = \"afpacket\"\niface = \"{h_vm}\"\n\
          [[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\nremote_ip = \"192.0.2.2\"\n\
-         key = 4242\nremote_mac = \"02:fe:00:00:00:02\"\n\
+         key = 4242\n\
          [[bridges]]\nname = \"br-phy\"\n\
          [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{h_up}\"\n\
-         tunnel_ip = \"192.0.2.1\"\n",
+         tunnel_ip = \"192.0.2.1/24\"\n",
         config_head(&dir, "vxlan")
     );
     let sw = Switch::start(&dir, &cfg);
     assert_eq!(port_info(&sw, "vx").kind, "vxlan");
+    // The tunnel asks for its next hop (the remote endpoint) as it comes
+    // up, before any frame needs it.
+    let resolved = (0..40).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tunnel_row(&sw, "vx")
+            .next_hop_state
+            .starts_with("reachable")
+    });
+    assert!(resolved, "{:?}", tunnel_row(&sw, "vx"));
+    assert_eq!(tunnel_row(&sw, "vx").next_hop, "192.0.2.2");
 
     // What the switch sends the remote endpoint for an echo request.
     let f = first_vxlan_packet(
@@ -1291,6 +1450,11 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
         .unwrap();
     let neigh = String::from_utf8_lossy(&neigh.stdout);
     assert!(neigh.contains("02:fe:00:00:00:01"), "{neigh}");
+    // And the switch found the remote's by ARP: the kernel answered.
+    let row = tunnel_row(&sw, "vx");
+    assert_eq!(row.remote_mac, "02:fe:00:00:00:02", "{row:?}");
+    assert!(row.next_hop_state.starts_with("reachable"), "{row:?}");
+    assert!(row.arp_requests >= 1, "{row:?}");
     let (ok, text) = ping(Some(&remote), "10.78.0.1");
     assert!(
         ok,

@@ -120,10 +120,9 @@ impl LocalVlans {
 pub struct TunnelWant {
     pub network_id: String,
     pub vni: u32,
+    /// Its next hop is resolved by ARP on the uplink (the remote endpoint,
+    /// or the local endpoint's gateway): no MAC from the model.
     pub remote_ip: std::net::Ipv4Addr,
-    /// The next hop's MAC: the remote endpoint's registered MAC (a shared
-    /// underlay segment).
-    pub remote_mac: String,
     /// The network's MTU: the port's.
     pub mtu: u16,
 }
@@ -147,7 +146,6 @@ impl TunnelWant {
         c.remote_ip = Some(self.remote_ip);
         c.key = Some(self.vni);
         c.local_ip = Some(local_ip);
-        c.remote_mac = Some(self.remote_mac.clone());
         c.mtu_request = Some(self.mtu);
         if let Some(v) = vlan {
             c.vlan_mode = Some(VlanMode::Access);
@@ -692,10 +690,7 @@ impl NeutronCompiler {
                 ) else {
                     continue;
                 };
-                let (Some(ip), Some(remote_mac)) = (
-                    h.tunnel_ip.as_deref().and_then(|s| s.parse().ok()),
-                    h.tunnel_mac.clone(),
-                ) else {
+                let Some(ip) = h.tunnel_ip.as_deref().and_then(|s| s.parse().ok()) else {
                     continue;
                 };
                 if ip == local {
@@ -705,7 +700,6 @@ impl NeutronCompiler {
                     network_id: net_id.clone(),
                     vni,
                     remote_ip: ip,
-                    remote_mac,
                     mtu: net.mtu.clamp(68, 9216) as u16,
                 };
                 let name = t.port_name();

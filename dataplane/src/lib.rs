@@ -7,6 +7,6 @@ pub mod snapshot;
 pub mod worker;
 
 pub use switch_core::{
-    acl, conntrack, dhcp, dhcp6, flow_key, flow_table, frame, l2pop, mac_table, pipeline, port,
-    selfcheck, stats, view, vlan, wire,
+    acl, conntrack, dhcp, dhcp6, flow_key, flow_table, frame, l2pop, mac_table, neighbour,
+    pipeline, port, selfcheck, stats, view, vlan, wire,
 };

@@ -18,14 +18,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switch_core::conntrack::ConnCache;
 use switch_core::frame::{FramePool, Transmit, BURST};
+use switch_core::neighbour::{NeighbourTable, Resolution};
 use switch_core::offload::{self, Offload};
 use switch_core::pipeline::{
-    classify, decapsulate, encapsulate, execute, filter, flows, serve, BurstCounts, Classified,
-    Decapsulated, FlowScratch, Outputs,
+    classify, decapsulate, encapsulate, execute, filter, flows, make_request, serve, BurstCounts,
+    Classified, Decapsulated, FlowScratch, Outputs,
 };
 use switch_core::port::{PortId, PortMask, MAX_PORTS};
 use switch_core::stats::{bump, WorkerStats};
 use switch_core::view::TunnelPort;
+use switch_core::wire::{ethernet, EthernetAddress};
 
 /// The ports' transmit sides as one worker holds them: the pipeline's
 /// [`Transmit`].
@@ -43,6 +45,10 @@ struct TxPorts {
     /// snapshot is adopted): their batches are encapsulated and leave by
     /// the uplink's queue.
     tunnels: Box<[Option<(TunnelPort, u32)>; MAX_PORTS]>,
+    /// The tunnels' next hops (the snapshot's).
+    neighbours: Arc<NeighbourTable>,
+    /// Where the copies that become ARP probes of next hops come from.
+    probes: MbufCopies,
     /// The same ports as a set: a transmit to any other port costs one bit
     /// test.
     tunnel_ports: PortMask,
@@ -188,6 +194,8 @@ impl TxPorts {
             encapsulated,
             unsent,
             cut,
+            neighbours,
+            probes,
             ..
         } = self;
         let c = stats.port(port);
@@ -198,15 +206,27 @@ impl TxPorts {
         let uplink = stats.port(tunnel.uplink);
         let len = batch.len();
         let mut send = |b: &mut MbufBatch| {
-            let e = encapsulate(&tunnel, max_frame, b, encapsulated, unsent);
+            let e = encapsulate(
+                &tunnel,
+                neighbours,
+                max_frame,
+                b,
+                encapsulated,
+                unsent,
+                probes,
+            );
             let n = encapsulated.len();
             let (sent, dropped) = tx.tx_burst(encapsulated);
             bump(&c.tx_packets, sent as u64);
             bump(&uplink.tx_packets, sent as u64);
             bump(&uplink.tx_bytes, sent_share(e.bytes, sent, n));
-            bump(&c.tx_dropped, dropped as u64 + e.lost + e.oversize);
+            bump(
+                &c.tx_dropped,
+                dropped as u64 + e.lost + e.oversize + e.unresolved,
+            );
             bump(&c.tx_oversize, e.oversize);
             stats.drops.oversize.add(e.oversize);
+            stats.drops.unresolved.add(e.unresolved);
             stats.drops.tx_full.add(dropped as u64);
             unsent.clear();
             sent
@@ -444,6 +464,11 @@ impl Worker {
                 scratch: Vec::with_capacity(MAX_OFFLOAD_FRAME),
                 offloads_in: false,
                 tunnels: Box::new([None; MAX_PORTS]),
+                neighbours: Arc::default(),
+                probes: MbufCopies {
+                    spare: MbufBatch::new(),
+                    pool: Arc::clone(&self.pool),
+                },
                 tunnel_ports: PortMask::EMPTY,
                 encapsulated: MbufBatch::new(),
                 unsent: MbufBatch::new(),
@@ -608,6 +633,7 @@ impl Worker {
             }
         }
         local.tx.tunnel_ports = snap.view.tunnel_ports();
+        local.tx.neighbours = Arc::clone(snap.view.neighbours());
         for p in PortId::all() {
             local.tx.tunnels[p.index()] = snap
                 .view
@@ -628,6 +654,43 @@ impl Worker {
             local.outputs.discard_port(p);
             local.tx.queues[p.index()] = None;
             local.tx.queues[p.index()] = wanted.and_then(|pq| pq.claim_tx(self.index as u16));
+        }
+        local.tx.solicit_next_hops();
+    }
+}
+
+impl TxPorts {
+    /// Asks by ARP for every tunnel next hop not known yet (whose request
+    /// for this second no worker has sent): a tunnel that has just come up,
+    /// on a restarted host or towards one, resolves before its first frame
+    /// instead of losing it. When a snapshot is adopted, not per packet.
+    fn solicit_next_hops(&mut self) {
+        let table = Arc::clone(&self.neighbours);
+        let now = table.now();
+        for n in table.entries() {
+            if n.resolve(now, table.aging()) != Resolution::Unknown {
+                continue;
+            }
+            let Some(tx) = self.queues[n.hop.uplink.index()].as_mut() else {
+                continue;
+            };
+            if !n.claim_request(now) {
+                continue;
+            }
+            let Some(mut m) = self.probes.fresh() else {
+                continue;
+            };
+            if !make_request(&mut m, &n.hop, EthernetAddress::BROADCAST) {
+                continue;
+            }
+            let mut one = MbufBatch::new();
+            let _ = one.push(m);
+            let (sent, dropped) = tx.tx_burst(&mut one);
+            let c = self.stats.port(n.hop.uplink);
+            bump(&c.tx_packets, sent as u64);
+            bump(&c.tx_bytes, (sent * ethernet::MIN_FRAME_LEN) as u64);
+            bump(&c.tx_dropped, dropped as u64);
+            n.requests.fetch_add(sent as u64, Ordering::Relaxed);
         }
     }
 }

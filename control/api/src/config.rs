@@ -54,6 +54,10 @@ pub struct DataplaneConfig {
     pub mac_aging_secs: u32,
     #[serde(default = "default_mac_size")]
     pub mac_table_size: usize,
+    /// Seconds a tunnel's next hop learned by ARP is used unconfirmed
+    /// (it is probed from half of that on; OVS: `tnl/neigh/aging`).
+    #[serde(default = "default_neighbour_aging")]
+    pub neighbour_aging_secs: u32,
     #[serde(default = "default_mbufs")]
     pub mbufs: u32,
     #[serde(default = "default_desc")]
@@ -131,6 +135,9 @@ fn default_pmd_cores() -> Vec<usize> {
 fn default_aging() -> u32 {
     switch_core::mac_table::DEFAULT_AGING_SECS
 }
+fn default_neighbour_aging() -> u32 {
+    switch_core::neighbour::DEFAULT_AGING
+}
 fn default_mac_size() -> usize {
     switch_core::mac_table::DEFAULT_CAPACITY
 }
@@ -154,6 +161,7 @@ impl Default for DataplaneConfig {
             control_core: 0,
             mac_aging_secs: default_aging(),
             mac_table_size: default_mac_size(),
+            neighbour_aging_secs: default_neighbour_aging(),
             mbufs: default_mbufs(),
             rx_desc: default_desc(),
             tx_desc: default_desc(),
@@ -378,9 +386,16 @@ pub struct PortConfig {
     pub mtu_request: Option<u16>,
     /// A tunnel endpoint of this switch on this port (not a `vxlan` one):
     /// VXLAN packets to this IPv4 address and the port's MAC are its
-    /// tunnels' (OVS: the address of the bridge the uplink is on).
+    /// tunnels' (OVS: the address of the bridge the uplink is on). With a
+    /// prefix length (`198.51.100.1/24`), remote endpoints outside that
+    /// subnet are reached through `tunnel_gateway`; without one, every
+    /// remote endpoint is on the uplink's segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_ip: Option<Ipv4Addr>,
+    pub tunnel_ip: Option<TunnelAddr>,
+    /// The router towards remote endpoints outside the endpoint's subnet
+    /// (the uplink's default route; an address in that subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_gateway: Option<Ipv4Addr>,
     /// The endpoint's MAC, when not the device's own (a vdev's, or to
     /// match an address plan; OVS: the bridge's `other_config:hwaddr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -397,7 +412,8 @@ pub struct PortConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_ip: Option<Ipv4Addr>,
     /// `vxlan` ports: the MAC of the next hop towards `remote_ip` on the
-    /// uplink (static, as OVS's `tnl/arp/set`; `aa:bb:cc:dd:ee:ff`).
+    /// uplink, static (as OVS's `tnl/arp/set`; `aa:bb:cc:dd:ee:ff`).
+    /// Without it the switch resolves the next hop by ARP on the uplink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_mac: Option<String>,
 }
@@ -456,6 +472,7 @@ impl PortConfig {
             iface_id: None,
             mtu_request: None,
             tunnel_ip: None,
+            tunnel_gateway: None,
             tunnel_mac: None,
             remote_ip: None,
             key: None,
@@ -489,6 +506,16 @@ impl PortConfig {
         }
         if t == PortType::Vxlan && self.tunnel_ip.is_some() {
             return Err(unused("tunnel_ip"));
+        }
+        if let Some(gw) = self.tunnel_gateway {
+            let Some(addr) = self.tunnel_ip else {
+                return Err(err(
+                    format!("{key}.tunnel_gateway"),
+                    "only with tunnel_ip (the endpoint it is the gateway of)",
+                ));
+            };
+            addr.check_gateway(gw)
+                .map_err(|why| err(format!("{key}.tunnel_gateway"), why))?;
         }
         if let Some(mac) = &self.tunnel_mac {
             if self.tunnel_ip.is_none() {
@@ -593,22 +620,26 @@ impl PortConfig {
                     }
                     None => return Err(err(format!("{key}.key"), "a vxlan port needs its VNI")),
                 }
-                let mac = self.remote_mac.as_deref().unwrap_or("");
-                if !mac
-                    .parse::<switch_core::wire::EthernetAddress>()
-                    .is_ok_and(|m| m.is_unicast())
-                {
-                    return Err(err(
-                        format!("{key}.remote_mac"),
-                        "a vxlan port needs the next hop's unicast MAC (aa:bb:cc:dd:ee:ff)",
-                    ));
+                if let Some(mac) = self.remote_mac.as_deref() {
+                    if !mac
+                        .parse::<switch_core::wire::EthernetAddress>()
+                        .is_ok_and(|m| m.is_unicast() && !m.is_zero())
+                    {
+                        return Err(err(
+                            format!("{key}.remote_mac"),
+                            format!(
+                                "{mac:?} is not a unicast MAC (aa:bb:cc:dd:ee:ff) for the next \
+                                 hop; leave it out to resolve the next hop by ARP"
+                            ),
+                        ));
+                    }
                 }
                 if self.rx_queues != default_rxq() {
                     return Err(unused("rx_queues"));
                 }
             }
         }
-        if let Some(ip) = self.tunnel_ip {
+        if let Some(TunnelAddr { ip, .. }) = self.tunnel_ip {
             if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
                 return Err(err(
                     format!("{key}.tunnel_ip"),
@@ -747,6 +778,107 @@ impl PortConfig {
     }
 }
 
+/// A tunnel endpoint's address (`tunnel_ip`), and the length of its
+/// subnet's prefix when one is given: `198.51.100.1` or `198.51.100.1/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TunnelAddr {
+    pub ip: Ipv4Addr,
+    pub prefix_len: Option<u8>,
+}
+
+impl TunnelAddr {
+    /// Whether `other` is in the endpoint's subnet (always, without a
+    /// prefix length).
+    pub fn on_link(&self, other: Ipv4Addr) -> bool {
+        let Some(len) = self.prefix_len else {
+            return true;
+        };
+        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        u32::from(self.ip) & mask == u32::from(other) & mask
+    }
+
+    /// Why `gw` cannot be this endpoint's gateway, if it cannot.
+    pub fn check_gateway(&self, gw: Ipv4Addr) -> Result<(), String> {
+        if self.prefix_len.is_none() {
+            return Err(format!(
+                "a gateway needs the endpoint's subnet: give tunnel_ip as {}/<prefix length>",
+                self.ip
+            ));
+        }
+        if gw == self.ip || !self.on_link(gw) || gw.is_broadcast() || gw.is_multicast() {
+            return Err(format!("{gw} is not another address in {self}'s subnet"));
+        }
+        Ok(())
+    }
+
+    /// The address whose MAC frames to `remote` are sent to: `remote`
+    /// itself when it is in the endpoint's subnet, else the gateway.
+    pub fn next_hop(
+        &self,
+        gateway: Option<Ipv4Addr>,
+        remote: Ipv4Addr,
+    ) -> Result<Ipv4Addr, String> {
+        if self.on_link(remote) {
+            return Ok(remote);
+        }
+        gateway.ok_or_else(|| {
+            format!("no route to {remote}: it is outside {self}'s subnet and there is no tunnel_gateway")
+        })
+    }
+}
+
+impl std::fmt::Display for TunnelAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.prefix_len {
+            Some(len) => write!(f, "{}/{len}", self.ip),
+            None => write!(f, "{}", self.ip),
+        }
+    }
+}
+
+impl std::str::FromStr for TunnelAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, len) = match s.split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (s, None),
+        };
+        let ip = ip
+            .parse::<Ipv4Addr>()
+            .map_err(|_| format!("{s:?} is not an IPv4 address (a.b.c.d or a.b.c.d/len)"))?;
+        let prefix_len = match len {
+            None => None,
+            Some(l) => match l.parse::<u8>() {
+                Ok(n @ 1..=32) => Some(n),
+                _ => return Err(format!("{s:?}: the prefix length must be 1-32")),
+            },
+        };
+        Ok(TunnelAddr { ip, prefix_len })
+    }
+}
+
+impl From<Ipv4Addr> for TunnelAddr {
+    fn from(ip: Ipv4Addr) -> Self {
+        TunnelAddr {
+            ip,
+            prefix_len: None,
+        }
+    }
+}
+
+impl Serialize for TunnelAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TunnelAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The endpoint a `vxlan` port starts from among the ports' `tunnel_ip`s:
 /// its `local_ip`, which one of them must be, or the only one there is.
 pub fn tunnel_endpoint(p: &PortConfig, endpoints: &[Ipv4Addr]) -> Result<Ipv4Addr, String> {
@@ -849,6 +981,12 @@ impl Config {
         if d.mac_aging_secs == 0 {
             return Err(err("dataplane.mac_aging_secs", "must be at least 1"));
         }
+        if !(2..=86_400).contains(&d.neighbour_aging_secs) {
+            return Err(err(
+                "dataplane.neighbour_aging_secs",
+                "must be 2-86400 (seconds)",
+            ));
+        }
         if d.mac_table_size < 8 || d.mac_table_size > 16 << 20 {
             return Err(err("dataplane.mac_table_size", "must be 8-16777216"));
         }
@@ -903,7 +1041,7 @@ impl Config {
                     .bridges
                     .iter()
                     .flat_map(|b| &b.ports)
-                    .any(|p| p.tunnel_ip.is_some_and(|t| t.to_string() == *ip));
+                    .any(|p| p.tunnel_ip.is_some_and(|t| t.ip.to_string() == *ip));
                 if !held {
                     return Err(err(
                         "neutron.local_ip",
@@ -1020,12 +1158,12 @@ impl Config {
             .bridges
             .iter()
             .flat_map(|b| &b.ports)
-            .filter_map(|p| p.tunnel_ip)
+            .filter_map(|p| p.tunnel_ip.map(|t| t.ip))
             .collect();
         for (bi, b) in self.bridges.iter().enumerate() {
             for (pi, p) in b.ports.iter().enumerate() {
                 let pkey = format!("bridges[{bi}].ports[{pi}]");
-                if let Some(ip) = p.tunnel_ip {
+                if let Some(TunnelAddr { ip, .. }) = p.tunnel_ip {
                     if endpoints.iter().filter(|&&e| e == ip).count() > 1 {
                         return Err(err(
                             format!("{pkey}.tunnel_ip"),
@@ -1034,8 +1172,18 @@ impl Config {
                     }
                 }
                 if p.kind == PortType::Vxlan {
-                    tunnel_endpoint(p, &endpoints)
+                    let local = tunnel_endpoint(p, &endpoints)
                         .map_err(|why| err(format!("{pkey}.local_ip"), why))?;
+                    let holder = self
+                        .bridges
+                        .iter()
+                        .flat_map(|b| &b.ports)
+                        .find(|u| u.tunnel_ip.is_some_and(|t| t.ip == local));
+                    if let (Some(u), Some(remote)) = (holder, p.remote_ip) {
+                        let addr = u.tunnel_ip.unwrap_or(local.into());
+                        addr.next_hop(u.tunnel_gateway, remote)
+                            .map_err(|why| err(format!("{pkey}.remote_ip"), why))?;
+                    }
                 }
             }
         }
@@ -1127,6 +1275,15 @@ mod tests {
 
     #[test]
     fn a_vxlan_port_needs_its_remote_vni_next_hop_and_an_endpoint() {
+        // The next hop is resolved by ARP when no MAC is given.
+        let arp = with_port(
+            "tunnel_ip = \"192.0.2.1\"\n[[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\n\
+             remote_ip = \"192.0.2.2\"\nkey = 1",
+        );
+        assert_eq!(
+            Config::parse(&arp).unwrap().bridges[0].ports[1].remote_mac,
+            None
+        );
         let tunnel = |fields: &str| {
             with_port(&format!(
                 "tunnel_ip = \"192.0.2.1\"\n[[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\n{fields}"
@@ -1160,7 +1317,6 @@ mod tests {
                 "remote_ip = \"192.0.2.2\"\nkey = 16777216\nremote_mac = \"02:00:00:00:00:02\"",
                 "key",
             ),
-            ("remote_ip = \"192.0.2.2\"\nkey = 1", "remote_mac"),
             (
                 "remote_ip = \"192.0.2.2\"\nkey = 1\nremote_mac = \"ff:ff:ff:ff:ff:ff\"",
                 "remote_mac",
@@ -1184,6 +1340,68 @@ mod tests {
         assert_eq!(e.key, "bridges[0].ports[1].local_ip", "{e}");
         let e = Config::parse(&with_port("key = 5")).unwrap_err();
         assert_eq!(e.key, "bridges[0].ports[0].key", "{e}");
+    }
+
+    #[test]
+    fn a_tunnel_endpoints_subnet_and_gateway_route_its_remote_endpoints() {
+        let addr: TunnelAddr = "198.51.100.1/24".parse().unwrap();
+        assert_eq!(addr.to_string(), "198.51.100.1/24");
+        assert!(addr.on_link(Ipv4Addr::new(198, 51, 100, 200)));
+        assert!(!addr.on_link(Ipv4Addr::new(203, 0, 113, 5)));
+        let gw = Some(Ipv4Addr::new(198, 51, 100, 254));
+        assert_eq!(
+            addr.next_hop(gw, Ipv4Addr::new(203, 0, 113, 5)),
+            Ok(Ipv4Addr::new(198, 51, 100, 254))
+        );
+        assert_eq!(
+            addr.next_hop(gw, Ipv4Addr::new(198, 51, 100, 7)),
+            Ok(Ipv4Addr::new(198, 51, 100, 7))
+        );
+        let bare: TunnelAddr = "198.51.100.1".parse().unwrap();
+        assert!(
+            bare.on_link(Ipv4Addr::new(203, 0, 113, 5)),
+            "no prefix: on the segment"
+        );
+        for bad in ["198.51.100.1/33", "198.51.100.1/0", "198.51.100/24", "x/24"] {
+            assert!(bad.parse::<TunnelAddr>().is_err(), "{bad}");
+        }
+        let cfg = |uplink: &str, remote: &str| {
+            with_port(&format!(
+                "tunnel_ip = \"{uplink}\"\n[[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\n\
+                 remote_ip = \"{remote}\"\nkey = 1"
+            ))
+        };
+        // Outside the subnet without a gateway: no route, named.
+        let e = Config::parse(&cfg("198.51.100.1/24", "203.0.113.5")).unwrap_err();
+        assert_eq!(e.key, "bridges[0].ports[1].remote_ip", "{e}");
+        assert!(e.reason.contains("no route"), "{e}");
+        let routed = cfg(
+            "198.51.100.1/24\"\ntunnel_gateway = \"198.51.100.254",
+            "203.0.113.5",
+        );
+        let c = Config::parse(&routed).unwrap();
+        assert_eq!(c.bridges[0].ports[0].tunnel_ip, Some(addr));
+        // A gateway off the subnet, or without one, or the endpoint itself.
+        for (uplink, why) in [
+            (
+                "198.51.100.1/24\"\ntunnel_gateway = \"203.0.113.1",
+                "subnet",
+            ),
+            (
+                "198.51.100.1\"\ntunnel_gateway = \"198.51.100.254",
+                "prefix length",
+            ),
+            (
+                "198.51.100.1/24\"\ntunnel_gateway = \"198.51.100.1",
+                "subnet",
+            ),
+        ] {
+            let e = Config::parse(&cfg(uplink, "198.51.100.2")).unwrap_err();
+            assert_eq!(e.key, "bridges[0].ports[0].tunnel_gateway", "{e}");
+            assert!(e.reason.contains(why), "{e}");
+        }
+        let e = Config::parse(&cfg("198.51.100.1/40", "198.51.100.2")).unwrap_err();
+        assert!(e.to_string().contains("prefix length"), "{e}");
     }
 
     /// Issue 12, finding 5: /metrics, which takes no token, could listen

@@ -105,8 +105,18 @@ pub struct TunnelRow {
     pub local_ip: String,
     pub remote_ip: String,
     pub vni: u32,
-    /// The next hop's MAC the packets go to.
+    /// The address whose MAC the packets go to: the remote endpoint, or
+    /// the endpoint's gateway.
+    #[serde(default)]
+    pub next_hop: String,
+    /// The next hop's MAC as known now ("" while unresolved).
     pub remote_mac: String,
+    /// "static", "reachable Ns", "probing Ns", "unresolved", "no route".
+    #[serde(default)]
+    pub next_hop_state: String,
+    /// ARP requests sent for the next hop.
+    #[serde(default)]
+    pub arp_requests: u64,
     pub uplink: String,
     /// Opened by l2population for a Neutron network (else configured).
     pub neutron: bool,
@@ -320,6 +330,9 @@ pub struct PmdStatsRow {
     pub drops_flow: u64,
     pub drops_tx_full: u64,
     pub drops_no_mbuf: u64,
+    /// Tunnel frames whose next hop's MAC was not known.
+    #[serde(default)]
+    pub drops_unresolved: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -61,6 +61,7 @@ impl Daemon {
                     drops_flow: w.drops.flow_drop.get(),
                     drops_tx_full: w.drops.tx_full.get(),
                     drops_no_mbuf: w.drops.no_mbuf.get(),
+                    drops_unresolved: w.drops.unresolved.get(),
                 }
             })
             .collect()
@@ -209,6 +210,7 @@ impl Daemon {
                 ("flow", w.drops_flow),
                 ("tx_full", w.drops_tx_full),
                 ("no_mbuf", w.drops_no_mbuf),
+                ("unresolved", w.drops_unresolved),
             ] {
                 e.counter(
                     "ferroswitch_pmd_drops_total",

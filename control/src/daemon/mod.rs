@@ -104,6 +104,9 @@ pub struct Daemon {
     /// so with `[neutron]` the table is all but certain to be needed, and
     /// filling it (hundreds of MiB) would otherwise add to start-up.
     conntrack_prepared: Option<std::thread::JoinHandle<dataplane::conntrack::ConnTable>>,
+    /// The tunnels' next hops as last published (what workers learn by
+    /// ARP lives in it; the next snapshot keeps it while they stay).
+    neighbours: Arc<dataplane::neighbour::NeighbourTable>,
     // Held for the workers and ports opened later; the types keep DPDK's
     // lifetimes (a port holds its pool, a pool the EAL).
     pool: Arc<Mempool>,
@@ -314,6 +317,7 @@ impl Daemon {
             neutron,
             conntrack: None,
             conntrack_prepared,
+            neighbours: Arc::default(),
             pool,
             tso_pool,
             eal,
@@ -427,7 +431,22 @@ impl Daemon {
                 forward_bpdu: b.forward_bpdu,
             })
             .collect();
-        let plan = snapshot::plan(&bridges, &plans, &old.rx_assignment, self.workers.len());
+        let hops = snapshot::next_hops(&plans);
+        let aging = self.cfg.dataplane.neighbour_aging_secs;
+        if !self.neighbours.holds(&hops, aging) {
+            self.neighbours = Arc::new(dataplane::neighbour::NeighbourTable::new(
+                hops,
+                aging,
+                Some(&self.neighbours),
+            ));
+        }
+        let plan = snapshot::plan(
+            &bridges,
+            &plans,
+            &self.neighbours,
+            &old.rx_assignment,
+            self.workers.len(),
+        );
         // New rules (a rule gone, groups or addresses changed) may cut
         // tracked connections once workers use them.
         let rules_changed = dataplane::port::PortId::all().any(|id| {
@@ -631,6 +650,7 @@ impl Daemon {
         if let Some(ct) = &self.conntrack {
             ct.set_now(now);
         }
+        self.neighbours.set_now(now);
         if last_second.elapsed() < Duration::from_secs(1) {
             return;
         }

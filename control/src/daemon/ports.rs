@@ -10,12 +10,14 @@ use dataplane::port::{PortMask, MAX_ETHDEV_PORTS};
 
 // The switch's ethdev limit is DPDK's.
 const _: () = assert!(MAX_ETHDEV_PORTS == dpdk_sys::raw::RTE_MAX_ETHPORTS as usize);
+use super::snapshot::Tunnel;
+use dataplane::neighbour::{Neighbour, NeighbourTable, NextHop, Resolution};
 use dataplane::stats::PortTotals;
-use dataplane::view::TunnelPort;
 use dataplane::vlan::PortVlan;
 use dataplane::wire::vxlan::{Ipv4Tunnel, Vni};
 use dataplane::wire::EthernetAddress;
 use dpdk_sys::ethdev::{EthStats, PortSetup};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info};
@@ -99,7 +101,7 @@ impl Daemon {
     pub(super) fn tunnel_endpoints(&self) -> Vec<std::net::Ipv4Addr> {
         self.ports
             .values()
-            .filter_map(|p| p.cfg.tunnel_ip)
+            .filter_map(|p| p.cfg.tunnel_ip.map(|t| t.ip))
             .collect()
     }
 
@@ -111,7 +113,7 @@ impl Daemon {
         let uplink = self
             .ports
             .values()
-            .find(|p| p.cfg.tunnel_ip == Some(local))
+            .find(|p| p.cfg.tunnel_ip.is_some_and(|t| t.ip == local))
             .ok_or_else(|| format!("no port holds {local}"))?;
         let mac = match uplink.cfg.tunnel_mac.as_deref() {
             Some(m) => m
@@ -141,31 +143,46 @@ impl Daemon {
     }
 
     /// What a `vxlan` port's frames need on the way out: its uplink (the
-    /// port holding its endpoint, with a MAC of its own) and outer
-    /// headers. `Err` says why it cannot work now (it then sends nothing).
-    pub(super) fn tunnel_of(&self, cfg: &PortConfig) -> Result<TunnelPort, String> {
+    /// port holding its endpoint, with a MAC of its own), outer headers
+    /// and next hop (the remote endpoint on the endpoint's subnet, else
+    /// the endpoint's gateway). `Err` says why it cannot work now (it then
+    /// sends nothing).
+    pub(super) fn tunnel_of(&self, cfg: &PortConfig) -> Result<Tunnel, String> {
         let local = control_api::config::tunnel_endpoint(cfg, &self.tunnel_endpoints())?;
         let (uplink, src_mac) = self.endpoint(local)?;
-        let dst_mac = cfg
-            .remote_mac
-            .as_deref()
-            .and_then(|m| m.parse::<EthernetAddress>().ok())
-            .ok_or("no remote_mac")?;
+        let remote = cfg.remote_ip.ok_or("no remote_ip")?;
+        let addr = uplink.cfg.tunnel_ip.unwrap_or(local.into());
+        let hop = addr.next_hop(uplink.cfg.tunnel_gateway, remote)?;
+        let fixed = match cfg.remote_mac.as_deref() {
+            Some(m) => Some(
+                m.parse::<EthernetAddress>()
+                    .map_err(|_| format!("remote_mac {m:?}"))?,
+            ),
+            None => None,
+        };
         let vni = cfg.key.and_then(Vni::new).ok_or("no key")?;
-        Ok(TunnelPort::new(
-            uplink.dev.port_id(),
-            Ipv4Tunnel {
+        Ok(Tunnel {
+            uplink: uplink.dev.port_id(),
+            outer: Ipv4Tunnel {
                 src_mac,
-                dst_mac,
+                // The next hop's, written per batch once resolved.
+                dst_mac: fixed.unwrap_or(EthernetAddress::BROADCAST),
                 src_ip: local.octets(),
-                dst_ip: cfg.remote_ip.ok_or("no remote_ip")?.octets(),
+                dst_ip: remote.octets(),
                 // Open vSwitch's defaults: TTL 64, TOS 0, DF set.
                 ttl: 64,
                 tos: 0,
                 dont_fragment: true,
             },
             vni,
-        ))
+            next_hop: NextHop {
+                uplink: uplink.dev.port_id(),
+                src_ip: local.octets(),
+                src_mac,
+                ip: hop.octets(),
+                fixed,
+            },
+        })
     }
 
     /// `port add`: checks everything first, then opens the device and
@@ -182,14 +199,27 @@ impl Daemon {
         }
         let endpoints = self.tunnel_endpoints();
         if cfg.kind == PortType::Vxlan {
-            control_api::config::tunnel_endpoint(&cfg, &endpoints).map_err(|reason| {
-                ConfigError {
-                    key: "port.local_ip".into(),
-                    reason,
-                }
-            })?;
+            let local =
+                control_api::config::tunnel_endpoint(&cfg, &endpoints).map_err(|reason| {
+                    ConfigError {
+                        key: "port.local_ip".into(),
+                        reason,
+                    }
+                })?;
+            if let (Ok((uplink, _)), Some(remote)) = (self.endpoint(local), cfg.remote_ip) {
+                let addr = uplink.cfg.tunnel_ip.unwrap_or(local.into());
+                addr.next_hop(uplink.cfg.tunnel_gateway, remote)
+                    .map_err(|reason| ConfigError {
+                        key: "port.remote_ip".into(),
+                        reason,
+                    })?;
+            }
         }
-        if let Some(ip) = cfg.tunnel_ip.filter(|ip| endpoints.contains(ip)) {
+        if let Some(ip) = cfg
+            .tunnel_ip
+            .map(|t| t.ip)
+            .filter(|ip| endpoints.contains(ip))
+        {
             return Err(PortError::Config(ConfigError {
                 key: "port.tunnel_ip".into(),
                 reason: format!("{ip} is another port's tunnel_ip"),
@@ -367,6 +397,12 @@ impl Daemon {
         {
             let id = p.dev.port_id();
             let t = self.tunnel_of(&p.cfg).ok();
+            let hop = t.and_then(|t| {
+                self.neighbours
+                    .entries()
+                    .iter()
+                    .find(|n| n.hop == t.next_hop)
+            });
             let uplink = t
                 .and_then(|t| self.ports.values().find(|u| u.dev.port_id() == t.uplink))
                 .map(|u| u.cfg.name.clone())
@@ -385,11 +421,23 @@ impl Daemon {
             rows.push(control_api::protocol::TunnelRow {
                 port: p.cfg.name.clone(),
                 local_ip: t.map_or(String::new(), |t| {
-                    std::net::Ipv4Addr::from(t.outer().src_ip).to_string()
+                    std::net::Ipv4Addr::from(t.outer.src_ip).to_string()
                 }),
                 remote_ip: p.cfg.remote_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 vni: p.cfg.key.unwrap_or(0),
-                remote_mac: p.cfg.remote_mac.clone().unwrap_or_default(),
+                next_hop: t.map_or(String::new(), |t| {
+                    std::net::Ipv4Addr::from(t.next_hop.ip).to_string()
+                }),
+                remote_mac: hop
+                    .and_then(|n| n.mac())
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                next_hop_state: match (t, hop) {
+                    (None, _) => "no route".into(),
+                    (Some(_), None) => "unpublished".into(),
+                    (Some(_), Some(n)) => neighbour_state(n, &self.neighbours),
+                },
+                arp_requests: hop.map_or(0, |n| n.requests.load(Ordering::Relaxed)),
                 uplink,
                 neutron: p.auto_tunnel,
                 macs,
@@ -570,4 +618,16 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     Some(digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
+}
+
+/// How a next hop stands, for `tunnel list`: "static", "reachable" or
+/// "probing" with the seconds since it was confirmed, or "unresolved".
+fn neighbour_state(n: &Neighbour, table: &NeighbourTable) -> String {
+    let now = table.now();
+    match (n.resolve(now, table.aging()), n.age(now)) {
+        (Resolution::Known(_), None) => "static".into(),
+        (Resolution::Known(_), Some(age)) => format!("reachable {age}s"),
+        (Resolution::Probe(_), age) => format!("probing {}s", age.unwrap_or(0)),
+        (Resolution::Unknown, _) => "unresolved".into(),
+    }
 }

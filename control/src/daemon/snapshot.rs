@@ -3,9 +3,11 @@
 //! each port's queues and publishes it.
 use dataplane::acl::PortAcl;
 use dataplane::mac_table::MacTable;
+use dataplane::neighbour::{NeighbourTable, NextHop};
 use dataplane::port::PortId;
 use dataplane::view::{max_frame_len, PortView, SwitchView, TunnelPort, ViewError};
 use dataplane::vlan::PortVlan;
+use dataplane::wire::vxlan::{Ipv4Tunnel, Vni};
 use std::sync::Arc;
 
 /// A bridge as the snapshot needs it.
@@ -28,10 +30,30 @@ pub struct PortPlan<'a> {
     pub rx_queues: u16,
     pub mtu: u16,
     /// A tunnel port's tunnel (its uplink is one of the ports).
-    pub tunnel: Option<TunnelPort>,
+    pub tunnel: Option<Tunnel>,
     /// The same device as in the previous snapshot: its rx queues stay
     /// with the workers that poll them.
     pub unchanged: bool,
+}
+
+/// A tunnel port's uplink, outer headers, VNI and next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunnel {
+    pub uplink: PortId,
+    pub outer: Ipv4Tunnel,
+    pub vni: Vni,
+    pub next_hop: NextHop,
+}
+
+/// The next hops of `ports`' tunnels, each once, in port order.
+pub fn next_hops(ports: &[PortPlan<'_>]) -> Vec<NextHop> {
+    let mut hops: Vec<NextHop> = Vec::new();
+    for t in ports.iter().filter_map(|p| p.tunnel.as_ref()) {
+        if !hops.contains(&t.next_hop) {
+            hops.push(t.next_hop);
+        }
+    }
+    hops
 }
 
 /// The contents of a snapshot, queues aside.
@@ -44,17 +66,21 @@ pub struct Plan {
     pub refused: Vec<ViewError>,
 }
 
-/// The view of `bridges` (name, MAC table) and `ports`, and which of
-/// `workers` polls which rx queue: queues of unchanged ports keep the
-/// worker they had in `previous`; every other queue goes to the least
-/// loaded worker at that point (ties: the lowest index), in port order.
+/// The view of `bridges` (name, MAC table) and `ports` (their tunnels'
+/// next hops in `neighbours`, which must hold [`next_hops`] of `ports`),
+/// and which of `workers` polls which rx queue: queues of unchanged ports
+/// keep the worker they had in `previous`; every other queue goes to the
+/// least loaded worker at that point (ties: the lowest index), in port
+/// order.
 pub fn plan(
     bridges: &[BridgePlan<'_>],
     ports: &[PortPlan<'_>],
+    neighbours: &Arc<NeighbourTable>,
     previous: &[Vec<(PortId, u16)>],
     workers: usize,
 ) -> Plan {
     let mut view = SwitchView::default();
+    view.set_neighbours(Arc::clone(neighbours));
     for b in bridges {
         let i = view.add_bridge(b.name, Arc::clone(b.fdb));
         view.set_forward_bpdu(i, b.forward_bpdu);
@@ -77,7 +103,13 @@ pub fn plan(
     }
     for p in &placed {
         if let Some(t) = p.tunnel {
-            if let Err(e) = view.add_tunnel(p.id, t) {
+            let hop = neighbours
+                .entries()
+                .iter()
+                .position(|n| n.hop == t.next_hop)
+                .unwrap_or(usize::MAX);
+            let tunnel = TunnelPort::new(t.uplink, t.outer, t.vni, hop);
+            if let Err(e) = view.add_tunnel(p.id, tunnel) {
                 refused.push(e);
             }
         }
@@ -163,6 +195,7 @@ mod tests {
         let first = plan(
             &bridges,
             &[port(0, "a", &v, 2, false), port(1, "b", &v, 1, false)],
+            &Arc::default(),
             &[],
             2,
         );
@@ -180,6 +213,7 @@ mod tests {
                 port(1, "b", &v, 1, false),
                 port(2, "c", &v, 1, false),
             ],
+            &Arc::default(),
             &first.rx_assignment,
             2,
         );
@@ -192,6 +226,7 @@ mod tests {
         let third = plan(
             &bridges,
             &[port(2, "c", &v, 1, true)],
+            &Arc::default(),
             &second.rx_assignment,
             2,
         );
@@ -217,6 +252,7 @@ mod tests {
                 forward_bpdu: false,
             }],
             &[port(0, "a", &v, 1, true), port(0, "dup", &v, 1, false)],
+            &Arc::default(),
             &[vec![], vec![], vec![], vec![(id(0), 0)]],
             1,
         );
@@ -229,10 +265,65 @@ mod tests {
                 forward_bpdu: false,
             }],
             &[port(0, "a", &v, 1, false)],
+            &Arc::default(),
             &[],
             0,
         );
         assert!(none.rx_assignment.is_empty());
         assert!(none.view.port(id(0)).is_some());
+    }
+
+    #[test]
+    fn tunnels_to_one_next_hop_share_its_entry() {
+        use dataplane::wire::EthernetAddress;
+        let fdb = Arc::new(MacTable::new(64, 300));
+        let v = vlan();
+        let hop = |ip: u8| NextHop {
+            uplink: id(0),
+            src_ip: [10, 0, 0, 1],
+            src_mac: EthernetAddress::new(2, 0, 0, 0, 0, 1),
+            ip: [10, 0, 0, ip],
+            fixed: None,
+        };
+        let tunnel = |remote: u8, vni: u32, via: u8| Tunnel {
+            uplink: id(0),
+            outer: Ipv4Tunnel {
+                src_mac: EthernetAddress::new(2, 0, 0, 0, 0, 1),
+                dst_mac: EthernetAddress::BROADCAST,
+                src_ip: [10, 0, 0, 1],
+                dst_ip: [10, 9, 0, remote],
+                ttl: 64,
+                tos: 0,
+                dont_fragment: true,
+            },
+            vni: Vni::new(vni).unwrap(),
+            next_hop: hop(via),
+        };
+        let mut ports = vec![
+            port(0, "uplink", &v, 1, false),
+            port(1, "vx1", &v, 0, false),
+            port(2, "vx2", &v, 0, false),
+            port(3, "vx3", &v, 0, false),
+        ];
+        // Two remotes behind the gateway .254, one on the segment.
+        ports[1].tunnel = Some(tunnel(2, 100, 254));
+        ports[2].tunnel = Some(tunnel(3, 100, 254));
+        ports[3].tunnel = Some(tunnel(4, 100, 4));
+        let hops = next_hops(&ports);
+        assert_eq!(hops, [hop(254), hop(4)]);
+        let table = Arc::new(NeighbourTable::new(hops, 60, None));
+        let bridges = [BridgePlan {
+            name: "br0",
+            fdb: &fdb,
+            forward_bpdu: false,
+        }];
+        let p = plan(&bridges, &ports, &table, &[], 1);
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
+        let at = |n: u16| p.view.tunnel(id(n)).unwrap().next_hop;
+        assert_eq!((at(1), at(2), at(3)), (0, 0, 1));
+        assert!(Arc::ptr_eq(p.view.neighbours(), &table));
+        // A table without the next hop: the tunnel is refused, not wrong.
+        let p = plan(&bridges, &ports, &Arc::default(), &[], 1);
+        assert_eq!(p.refused.len(), 3);
     }
 }

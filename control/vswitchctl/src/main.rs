@@ -197,9 +197,13 @@ enum PortCmd {
         #[arg(long)]
         mtu_request: Option<u16>,
         /// A tunnel endpoint on this port: VXLAN to this IPv4 address (and
-        /// the port's MAC) is its tunnels'.
+        /// the port's MAC) is its tunnels'; a.b.c.d/len gives its subnet.
         #[arg(long)]
-        tunnel_ip: Option<std::net::Ipv4Addr>,
+        tunnel_ip: Option<control_api::config::TunnelAddr>,
+        /// The router towards remote endpoints outside the endpoint's
+        /// subnet.
+        #[arg(long)]
+        tunnel_gateway: Option<std::net::Ipv4Addr>,
         /// The endpoint's MAC (default: the device's own).
         #[arg(long)]
         tunnel_mac: Option<String>,
@@ -212,7 +216,8 @@ enum PortCmd {
         /// vxlan: the endpoint it starts from (a port's tunnel_ip).
         #[arg(long)]
         local_ip: Option<std::net::Ipv4Addr>,
-        /// vxlan: the next hop's MAC on the uplink.
+        /// vxlan: the next hop's MAC on the uplink, static (default:
+        /// resolved by ARP).
         #[arg(long)]
         remote_mac: Option<String>,
     },
@@ -339,6 +344,7 @@ fn main() {
                     iface_id,
                     mtu_request,
                     tunnel_ip,
+                    tunnel_gateway,
                     tunnel_mac,
                     remote_ip,
                     key,
@@ -362,6 +368,7 @@ fn main() {
                     iface_id,
                     mtu_request,
                     tunnel_ip,
+                    tunnel_gateway,
                     tunnel_mac,
                     remote_ip,
                     key,
@@ -587,14 +594,22 @@ fn main() {
             let rows: Vec<TunnelRow> = serde_json::from_value(r).unwrap_or_default();
             for t in rows {
                 println!(
-                    "{}: vni {} {} -> {} (next hop {}) via {}{}",
+                    "{}: vni {} {} -> {} via {}{}",
                     t.port,
                     t.vni,
                     t.local_ip,
                     t.remote_ip,
-                    t.remote_mac,
                     t.uplink,
                     if t.neutron { ", l2population" } else { "" }
+                );
+                let mac = if t.remote_mac.is_empty() {
+                    "?"
+                } else {
+                    &t.remote_mac
+                };
+                println!(
+                    "  next hop {} {} {}, ARP requests {}",
+                    t.next_hop, mac, t.next_hop_state, t.arp_requests
                 );
                 println!(
                     "  rx {} packets {} bytes, tx {} packets {} bytes, tx dropped {}",
@@ -670,7 +685,7 @@ fn main() {
                 }
                 println!("  rx queues: {}", w.rx_queues.join(" "));
                 println!(
-                    "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} spoofed {} denied {} ct-invalid {} flow {} tx-full {} no-mbuf {}",
+                    "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} spoofed {} denied {} ct-invalid {} flow {} tx-full {} no-mbuf {} unresolved {}",
                     w.drops_malformed,
                     w.drops_vlan,
                     w.drops_link_local,
@@ -681,7 +696,8 @@ fn main() {
                     w.drops_ct_invalid,
                     w.drops_flow,
                     w.drops_tx_full,
-                    w.drops_no_mbuf
+                    w.drops_no_mbuf,
+                    w.drops_unresolved
                 );
             }
         }

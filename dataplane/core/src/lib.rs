@@ -33,6 +33,7 @@ pub mod flow_table;
 pub mod frame;
 pub mod l2pop;
 pub mod mac_table;
+pub mod neighbour;
 pub mod offload;
 pub mod pipeline;
 pub mod port;

@@ -78,6 +78,8 @@ pub struct DropCounters {
     pub ct_committed: Counter,
     pub tx_full: Counter,
     pub no_mbuf: Counter,
+    /// A tunnel's next hop has no known MAC (ARP outstanding).
+    pub unresolved: Counter,
 }
 
 /// Everything one worker counts.

@@ -7,6 +7,7 @@ use crate::dhcp::DhcpServer;
 use crate::flow_table::program::FlowTables;
 use crate::l2pop::KnownPorts;
 use crate::mac_table::MacTable;
+use crate::neighbour::NeighbourTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
 use crate::wire::vxlan::{HeaderTemplate, Ipv4Tunnel, Vni};
@@ -69,21 +70,25 @@ pub struct BridgeView {
 pub struct TunnelPort {
     /// The port the encapsulated frames leave by.
     pub uplink: PortId,
-    /// The outer headers: this endpoint's MAC and IP, the next hop's MAC,
-    /// the remote endpoint's IP (private: `header` is made from them).
+    /// The outer headers: this endpoint's MAC and IP, the remote
+    /// endpoint's IP (private: `header` is made from them). Their
+    /// destination MAC is the next hop's, resolved per batch.
     outer: Ipv4Tunnel,
     vni: Vni,
     /// `outer` and `vni` as bytes, written in front of every frame.
     header: HeaderTemplate,
+    /// Its next hop in the view's neighbour table.
+    pub next_hop: usize,
 }
 
 impl TunnelPort {
-    pub fn new(uplink: PortId, outer: Ipv4Tunnel, vni: Vni) -> TunnelPort {
+    pub fn new(uplink: PortId, outer: Ipv4Tunnel, vni: Vni, next_hop: usize) -> TunnelPort {
         TunnelPort {
             uplink,
             outer,
             vni,
             header: outer.template(vni),
+            next_hop,
         }
     }
 
@@ -137,7 +142,10 @@ pub enum ViewError {
         id: PortId,
         other: String,
     },
-    #[error("tunnel port {0}: it or its uplink is not in the view, or the uplink is a tunnel")]
+    #[error(
+        "tunnel port {0}: it or its uplink is not in the view, the uplink is a tunnel, or its \
+         next hop is not on that uplink"
+    )]
     BadTunnel(String),
 }
 
@@ -161,6 +169,9 @@ pub struct SwitchView {
     /// burst from any other port skips decapsulation with one test).
     endpoints: Vec<Endpoint>,
     uplinks: PortMask,
+    /// The tunnels' next hops (shared with the next snapshot when they
+    /// stay the same: what was learned is kept).
+    neighbours: Arc<NeighbourTable>,
 }
 
 impl Default for SwitchView {
@@ -174,6 +185,7 @@ impl Default for SwitchView {
             tunnel_ports: PortMask::EMPTY,
             endpoints: Vec::new(),
             uplinks: PortMask::EMPTY,
+            neighbours: Arc::default(),
         }
     }
 }
@@ -253,6 +265,17 @@ impl SwitchView {
         Ok(())
     }
 
+    /// Sets the tunnels' next hops (before any tunnel is added).
+    pub fn set_neighbours(&mut self, table: Arc<NeighbourTable>) {
+        self.neighbours = table;
+    }
+
+    /// The tunnels' next hops.
+    #[inline(always)]
+    pub fn neighbours(&self) -> &Arc<NeighbourTable> {
+        &self.neighbours
+    }
+
     /// Makes port `id` (already added) a tunnel port, received through the
     /// endpoint on `tunnel.uplink` (an added port that is no tunnel) with
     /// address `tunnel.outer.src_ip` and MAC `tunnel.outer.src_mac`. Two
@@ -268,6 +291,10 @@ impl SwitchView {
             || self.tunnel_ports.contains(tunnel.uplink)
             || self.uplinks.contains(id)
             || tunnel.uplink == id
+            || !matches!(
+                self.neighbours.get(tunnel.next_hop),
+                Some(n) if n.hop.uplink == tunnel.uplink
+            )
         {
             return Err(ViewError::BadTunnel(name(self)));
         }

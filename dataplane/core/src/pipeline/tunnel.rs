@@ -12,15 +12,18 @@
 //! the receive checks of [`vxlan::parse_ipv4`], or that no tunnel port
 //! takes (an unknown remote endpoint or VNI), is dropped and counted.
 use super::BurstCounts;
-use crate::frame::{Burst, Frame, BURST};
+use crate::frame::{Burst, Frame, FramePool, BURST};
+use crate::neighbour::{Neighbour, NeighbourTable, NextHop, Resolution};
 use crate::offload::{self, Offload};
 use crate::port::PortId;
 use crate::view::{Endpoint, SwitchView, TunnelPort};
+use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::udp::UdpPacket;
 use crate::wire::vlan::VlanStack;
 use crate::wire::vxlan;
 use crate::wire::{ethernet, EtherType, EthernetAddress, IpProtocol};
+use std::sync::atomic::Ordering;
 
 /// The uplink's burst after [`decapsulate`], sized once and reused.
 pub struct Decapsulated<B: Burst> {
@@ -30,7 +33,8 @@ pub struct Decapsulated<B: Burst> {
     /// Inner frames, in order, and the tunnel port each came in by.
     inner: B,
     ports: [PortId; BURST],
-    /// Tunnel packets dropped (released by the caller in one go).
+    /// Tunnel packets dropped, and ARP replies to an endpoint consumed
+    /// (released by the caller in one go).
     pub dropped: B,
     /// ARP requests for an endpoint's address, turned into their replies:
     /// to go back out of the uplink.
@@ -100,37 +104,61 @@ fn addressed_endpoint<'v>(
         .find(|e| e.uplink == in_port && e.ip == dst_ip && e.mac == dst_mac)
 }
 
-/// Turns `f` (its tags `tags`), if it is an ARP request for the address
-/// of an endpoint on `in_port`, into the endpoint's reply (as the kernel
-/// answers for the address OVS's br-phy holds); false, `f` untouched, for
-/// anything else.
+/// What an ARP packet on an uplink was to the tunnels.
+enum ArpSeen {
+    /// A request for an endpoint's address, made its reply in place.
+    Answered,
+    /// A reply to an endpoint: consumed (after teaching the next hops).
+    Consumed,
+    /// Anything else (switched as usual).
+    Other,
+}
+
+/// Lets the next hops on `in_port` learn from `f` (its tags `tags`) if it
+/// is an ARP packet, then turns it, if it is a request for the address of
+/// an endpoint on `in_port`, into the endpoint's reply (as the kernel
+/// answers for the address OVS's br-phy holds).
 #[inline(always)]
-fn answer_arp<F: Frame>(
-    endpoints: &[Endpoint],
+fn arp_on_uplink<F: Frame>(
+    view: &SwitchView,
     in_port: PortId,
     f: &mut F,
     tags: &VlanStack,
-) -> bool {
+) -> ArpSeen {
     if tags.ethertype != EtherType::ARP {
-        return false;
+        return ArpSeen::Other;
     }
     let l3 = ethernet::HEADER_LEN + tags.tags_len;
-    let Some(data) = f.data_mut() else {
-        return false;
+    let Ok(packet) = ArpPacket::new_checked(f.data().get(l3..).unwrap_or_default()) else {
+        return ArpSeen::Other;
     };
-    endpoints
+    let reply_to_us = view.neighbours().snoop(in_port, &packet);
+    let Some(data) = f.data_mut() else {
+        return ArpSeen::Other;
+    };
+    let answered = view
+        .endpoints()
         .iter()
         .filter(|e| e.uplink == in_port)
-        .any(|e| crate::wire::arp::reply_in_place(data, l3, e.mac, e.ip))
+        .any(|e| arp::reply_in_place(data, l3, e.mac, e.ip));
+    if answered {
+        ArpSeen::Answered
+    } else if reply_to_us {
+        ArpSeen::Consumed
+    } else {
+        ArpSeen::Other
+    }
 }
 
 /// Takes the tunnel packets of this switch out of `rx`, a burst received on
 /// `in_port`, into `out` (emptied by the caller since the last burst): their inner frames (outer headers removed) with
 /// the tunnel port of each, the rest of the burst in `out.rest` in order.
-/// ARP requests for an endpoint's address become its replies in
-/// `out.answers`, for the caller to send back out of `in_port`.
+/// ARP packets teach the tunnels' next hops on `in_port` their MACs
+/// ([`NeighbourTable::snoop`]); requests for an endpoint's address become
+/// its replies in `out.answers`, for the caller to send back out of
+/// `in_port`, and replies to an endpoint end here (in `out.dropped`).
 /// Returns the counts to add to `in_port`'s: every tunnel packet and
-/// answered request as received there, and those dropped (failed receive checks: malformed;
+/// ARP packet taken as received there, and those dropped (failed receive checks: malformed;
 /// no tunnel port for the remote endpoint and VNI: no output). `rx` is
 /// left empty.
 ///
@@ -157,11 +185,20 @@ pub fn decapsulate<B: Burst>(
             let _ = out.rest.push(f);
             continue;
         };
-        if answer_arp(endpoints, in_port, &mut f, &tags) {
-            c.rx_packets += 1;
-            c.rx_bytes += u64::from(f.pkt_len());
-            let _ = out.answers.push(f);
-            continue;
+        match arp_on_uplink(view, in_port, &mut f, &tags) {
+            ArpSeen::Answered => {
+                c.rx_packets += 1;
+                c.rx_bytes += u64::from(f.pkt_len());
+                let _ = out.answers.push(f);
+                continue;
+            }
+            ArpSeen::Consumed => {
+                c.rx_packets += 1;
+                c.rx_bytes += u64::from(f.pkt_len());
+                let _ = out.dropped.push(f);
+                continue;
+            }
+            ArpSeen::Other => {}
         }
         let Some(ep) = addressed_endpoint(endpoints, in_port, f.data(), &tags) else {
             let _ = out.rest.push(f);
@@ -252,26 +289,92 @@ pub struct EncapCounts {
     /// No headroom for the outer headers (or a shared buffer), or an
     /// offload left that could not be finished.
     pub lost: u64,
-    /// Bytes of the encapsulated frames moved to `out`.
+    /// The next hop's MAC is not known: dropped while it is asked for.
+    pub unresolved: u64,
+    /// ARP requests for the next hop put in `out` (broadcast, or a unicast
+    /// probe of a MAC due to be confirmed).
+    pub requests: u64,
+    /// Bytes of the frames moved to `out`.
     pub bytes: u64,
+}
+
+/// Makes `f` an ARP request from `hop`'s endpoint for its address, sent
+/// to `to`; false (`f` unusable as it is) when it is shared or chained.
+pub fn make_request<F: Frame>(f: &mut F, hop: &NextHop, to: EthernetAddress) -> bool {
+    let Some(data) = f.resize(ethernet::MIN_FRAME_LEN) else {
+        return false;
+    };
+    if !arp::write_request(data, to, hop.src_mac, hop.src_ip, hop.ip) {
+        return false;
+    }
+    f.set_offload(Offload::NONE);
+    f.clear_stripped_tci();
+    true
 }
 
 /// Moves every frame of `batch` (a tunnel port's output batch) into `out`
 /// with `tunnel`'s outer headers put in front of it in place, ready to
-/// leave by `tunnel.uplink`, in order; what cannot go goes to `dropped`:
-/// frames longer than `uplink_max_frame` bytes once encapsulated, frames
-/// without headroom. A partial checksum is finished first (the outer UDP
-/// checksum is zero and covers nothing); a TCP segment still to cut is
-/// the caller's to cut before (dropped here). `batch` is left empty.
-pub fn encapsulate<B: Burst>(
+/// leave by `tunnel.uplink` to its next hop in `neighbours`, in order;
+/// what cannot go goes to `dropped`: frames longer than `uplink_max_frame`
+/// bytes once encapsulated, frames without headroom, and the whole batch
+/// while the next hop's MAC is not known. In that case one of the frames
+/// becomes the broadcast ARP request for it (if none went out this
+/// second); when the MAC is due to be confirmed, a copy of one (from
+/// `pool`) becomes a unicast probe. A partial checksum is finished first
+/// (the outer UDP checksum is zero and covers nothing); a TCP segment
+/// still to cut is the caller's to cut before (dropped here). `batch` is
+/// left empty.
+pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
     tunnel: &TunnelPort,
+    neighbours: &NeighbourTable,
     uplink_max_frame: u32,
     batch: &mut B,
     out: &mut B,
     dropped: &mut B,
+    pool: &mut P,
 ) -> EncapCounts {
     let mut c = EncapCounts::default();
     let n = batch.len().min(BURST);
+    let Some(hop) = neighbours.get(tunnel.next_hop) else {
+        // A view never holds such a tunnel (`SwitchView::add_tunnel`).
+        c.unresolved = n as u64 - batch_holes(batch, n);
+        move_all(batch, n, dropped);
+        return c;
+    };
+    let now = neighbours.now();
+    let dst_mac = match hop.resolve(now, neighbours.aging()) {
+        Resolution::Known(mac) => mac,
+        Resolution::Probe(mac) => {
+            if hop.claim_request(now) {
+                let probe = (0..n)
+                    .find_map(|i| batch.get(i))
+                    .and_then(|f| pool.copy_of(f));
+                if let Some(mut probe) = probe {
+                    if make_request(&mut probe, &hop.hop, mac) {
+                        push_request(out, probe, hop, &mut c);
+                    } else {
+                        let _ = dropped.push(probe);
+                    }
+                }
+            }
+            mac
+        }
+        Resolution::Unknown => {
+            let mut asking = hop.claim_request(now);
+            for i in 0..n {
+                let Some(mut f) = batch.take(i) else { continue };
+                c.unresolved += 1;
+                if asking && make_request(&mut f, &hop.hop, EthernetAddress::BROADCAST) {
+                    asking = false;
+                    push_request(out, f, hop, &mut c);
+                } else {
+                    let _ = dropped.push(f);
+                }
+            }
+            batch.clear();
+            return c;
+        }
+    };
     for i in 0..n {
         let Some(mut f) = batch.take(i) else { continue };
         let inner_len = f.pkt_len() as usize;
@@ -286,7 +389,7 @@ pub fn encapsulate<B: Burst>(
         let sport = vxlan::source_port(flow_hash(f.data()), SOURCE_PORTS.0, SOURCE_PORTS.1);
         let written = finished
             && f.prepend(vxlan::IPV4_OVERHEAD)
-                .is_some_and(|d| tunnel.header().write(d, sport, inner_len).is_ok());
+                .is_some_and(|d| tunnel.header().write(d, dst_mac, sport, inner_len).is_ok());
         if !written {
             c.lost += 1;
             let _ = dropped.push(f);
@@ -294,7 +397,8 @@ pub fn encapsulate<B: Burst>(
         }
         f.set_offload(Offload::NONE);
         c.bytes += (inner_len + vxlan::IPV4_OVERHEAD) as u64;
-        // `out` is as large as `batch`: there is always room.
+        // `out` is as large as `batch` plus the probe it may hold already,
+        // and the probe was a copy made only when the batch was not full.
         if let Err(f) = out.push(f) {
             c.lost += 1;
             let _ = dropped.push(f);
@@ -304,10 +408,38 @@ pub fn encapsulate<B: Burst>(
     c
 }
 
+/// Puts the ARP request `f` for `hop` into `out`, counted.
+fn push_request<B: Burst>(out: &mut B, f: B::Frame, hop: &Neighbour, c: &mut EncapCounts) {
+    match out.push(f) {
+        Ok(()) => {
+            c.requests += 1;
+            c.bytes += ethernet::MIN_FRAME_LEN as u64;
+            hop.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        // Dropped on the floor: the next batch asks again next second.
+        Err(f) => drop(f),
+    }
+}
+
+/// Empty slots among the first `n` of `batch`.
+fn batch_holes<B: Burst>(batch: &B, n: usize) -> u64 {
+    (0..n).filter(|&i| batch.get(i).is_none()).count() as u64
+}
+
+/// Moves the first `n` slots' frames of `batch` to `to` and empties it.
+fn move_all<B: Burst>(batch: &mut B, n: usize, to: &mut B) {
+    for i in 0..n {
+        if let Some(f) = batch.take(i) {
+            let _ = to.push(f);
+        }
+    }
+    batch.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::mem::{MemBurst, MemFrame};
+    use crate::frame::mem::{MemBurst, MemFrame, MemPool};
     use crate::mac_table::MacTable;
     use crate::pipeline::{classify, Action, Classified, DropReason};
     use crate::port::PortMask;
@@ -344,9 +476,31 @@ mod tests {
 
     /// br-int: p0 a VM (access 10), p2 a tunnel to THERE (VNI 4242), p3 a
     /// tunnel to ELSEWHERE (VNI 4242), p4 a tunnel to THERE (VNI 7), all
-    /// access 10; br-phy: p1 the uplink holding HERE, MTU 1500.
+    /// access 10; br-phy: p1 the uplink holding HERE, MTU 1500. The next
+    /// hops (the remotes: one subnet) have static MACs.
     fn view() -> SwitchView {
+        view_with(true)
+    }
+
+    /// The next hop of `remote` on the uplink.
+    fn next_hop(remote: [u8; 4], fixed: bool) -> NextHop {
+        NextHop {
+            uplink: p(1),
+            src_ip: HERE,
+            src_mac: HERE_MAC,
+            ip: remote,
+            fixed: fixed.then_some(outer(remote).dst_mac),
+        }
+    }
+
+    /// [`view`], its next hops static or learned by ARP.
+    fn view_with(fixed: bool) -> SwitchView {
         let mut v = SwitchView::default();
+        v.set_neighbours(Arc::new(NeighbourTable::new(
+            vec![next_hop(THERE, fixed), next_hop(ELSEWHERE, fixed)],
+            60,
+            None,
+        )));
         let int = v.add_bridge("br-int", Arc::new(MacTable::new(1024, 300)));
         let phy = v.add_bridge("br-phy", Arc::new(MacTable::new(1024, 300)));
         for (i, bridge) in [(0, int), (1, phy), (2, int), (3, int), (4, int)] {
@@ -365,8 +519,12 @@ mod tests {
             })
             .unwrap();
         }
-        for (port, remote, n) in [(2, THERE, 4242), (3, ELSEWHERE, 4242), (4, THERE, 7)] {
-            v.add_tunnel(p(port), TunnelPort::new(p(1), outer(remote), vni(n)))
+        for (port, remote, n, hop) in [
+            (2, THERE, 4242, 0),
+            (3, ELSEWHERE, 4242, 1),
+            (4, THERE, 7, 0),
+        ] {
+            v.add_tunnel(p(port), TunnelPort::new(p(1), outer(remote), vni(n), hop))
                 .unwrap();
         }
         v
@@ -497,6 +655,97 @@ mod tests {
         assert_eq!((c_.rx_packets, out.rest.len()), (0, 1));
     }
 
+    /// [`encapsulate`] with `v`'s next hops and unlimited copies.
+    fn encap(
+        v: &SwitchView,
+        t: &TunnelPort,
+        batch: &mut MemBurst,
+        out: &mut MemBurst,
+        dropped: &mut MemBurst,
+    ) -> EncapCounts {
+        let mut pool = MemPool::default();
+        let max = v.max_frame(t.uplink);
+        encapsulate(t, v.neighbours(), max, batch, out, dropped, &mut pool)
+    }
+
+    #[test]
+    fn a_tunnel_asks_for_its_next_hop_by_arp_learns_it_and_confirms_it_in_time() {
+        let v = view_with(false);
+        let t = *v.tunnel(p(2)).unwrap();
+        let table = v.neighbours();
+        table.set_now(10);
+        let frames = [inner(2, 1, 1000, 60), inner(2, 1, 1001, 60)];
+        let send = |out: &mut MemBurst, dropped: &mut MemBurst| {
+            let mut batch = burst(&frames);
+            encap(&v, &t, &mut batch, out, dropped)
+        };
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        // Unknown: the batch is dropped and one of its frames asks.
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.unresolved, c.requests, dropped.len()), (2, 1, 1));
+        let ask = bytes(&out).remove(0);
+        assert_eq!(ask.len(), 60);
+        assert_eq!(
+            &ask[..12],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1]
+        );
+        let a = ArpPacket::new_checked(&ask[14..]).unwrap();
+        assert_eq!(
+            (a.op(), a.sha(), a.spa(), a.tpa()),
+            (arp::ArpOperation::REQUEST, HERE_MAC, HERE, THERE)
+        );
+        // Once a second at most.
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.unresolved, c.requests, out.len()), (2, 0, 0));
+        // The reply is consumed on the uplink and teaches the MAC.
+        let there_mac = EthernetAddress::new(2, 0xaa, 0, 0, 0, 2);
+        let mut reply = ask.clone();
+        reply[..6].copy_from_slice(HERE_MAC.as_bytes());
+        reply[6..12].copy_from_slice(there_mac.as_bytes());
+        reply[14 + 7] = 2;
+        reply[14 + 8..14 + 14].copy_from_slice(there_mac.as_bytes());
+        reply[14 + 14..14 + 18].copy_from_slice(&THERE);
+        reply[14 + 18..14 + 24].copy_from_slice(HERE_MAC.as_bytes());
+        reply[14 + 24..14 + 28].copy_from_slice(&HERE);
+        let mut rx = burst(&[reply]);
+        let mut dec = Decapsulated::<MemBurst>::default();
+        let rc = decapsulate(&v, p(1), &mut rx, &mut dec);
+        assert_eq!(
+            (rc.rx_packets, dec.rest.len(), dec.dropped.len()),
+            (1, 0, 1)
+        );
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.unresolved, c.requests, out.len()), (0, 0, 2));
+        assert!(bytes(&out).iter().all(|f| f[..6] == *there_mac.as_bytes()));
+        // Past half the aging time: the frames go, and a unicast probe.
+        table.set_now(10 + 30);
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.unresolved, c.requests, out.len()), (0, 1, 3));
+        let probe = bytes(&out).remove(0);
+        assert_eq!(
+            &probe[..6],
+            there_mac.as_bytes(),
+            "unicast to the MAC to confirm"
+        );
+        assert_eq!(ArpPacket::new_checked(&probe[14..]).unwrap().tpa(), THERE);
+        // Unconfirmed for the whole aging time: forgotten, asked again.
+        table.set_now(10 + 60);
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.unresolved, c.requests), (2, 1));
+        assert_eq!(&bytes(&out)[0][..6], &[0xff; 6]);
+        // The other tunnel to THERE shares the next hop; ELSEWHERE's is
+        // still unknown.
+        assert_eq!(v.tunnel(p(4)).unwrap().next_hop, t.next_hop);
+        assert_eq!(
+            table.get(1).unwrap().resolve(table.now(), 60),
+            Resolution::Unknown
+        );
+    }
+
     #[test]
     fn encapsulation_writes_the_tunnels_outer_headers_and_keeps_the_flows_source_port() {
         let v = view();
@@ -508,7 +757,7 @@ mod tests {
         ];
         let mut batch = burst(&frames);
         let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
-        let c = encapsulate(&t, v.max_frame(p(1)), &mut batch, &mut out, &mut dropped);
+        let c = encap(&v, &t, &mut batch, &mut out, &mut dropped);
         assert!(batch.is_empty() && dropped.is_empty());
         assert_eq!(
             c.bytes,
@@ -574,7 +823,7 @@ mod tests {
             shared,
         ]);
         let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
-        let c = encapsulate(&t, v.max_frame(p(1)), &mut batch, &mut out, &mut dropped);
+        let c = encap(&v, &t, &mut batch, &mut out, &mut dropped);
         assert_eq!((c.oversize, c.lost, out.len(), dropped.len()), (1, 2, 2, 3));
         let sent = bytes(&out);
         let d = vxlan::parse_ipv4(&sent[1], vxlan::UDP_PORT, false).unwrap();

@@ -162,6 +162,43 @@ pub fn reply_in_place(frame: &mut [u8], l3: usize, mac: EthernetAddress, ip: [u8
     true
 }
 
+/// Bytes of an untagged ARP request over Ethernet ([`write_request`]),
+/// before the padding to the 60-byte minimum frame.
+pub const REQUEST_FRAME_LEN: usize = super::ethernet::HEADER_LEN + HEADER_LEN;
+
+/// Writes into `frame` (at least [`REQUEST_FRAME_LEN`] bytes; anything
+/// after them is zeroed, as padding) an untagged ARP request from `mac`
+/// owning `ip` asking who has `target`, sent to `to` (broadcast, or the
+/// MAC last known for `target`: a unicast probe, as Linux sends to
+/// confirm an entry). False, `frame` untouched, when it is too short.
+pub fn write_request(
+    frame: &mut [u8],
+    to: EthernetAddress,
+    mac: EthernetAddress,
+    ip: [u8; 4],
+    target: [u8; 4],
+) -> bool {
+    let Some((head, padding)) = frame.split_at_mut_checked(REQUEST_FRAME_LEN) else {
+        return false;
+    };
+    let (eth, body) = head.split_at_mut(super::ethernet::HEADER_LEN);
+    eth[0..6].copy_from_slice(to.as_bytes());
+    eth[6..12].copy_from_slice(mac.as_bytes());
+    eth[12..14].copy_from_slice(&EtherType::ARP.0.to_be_bytes());
+    body[field::HTYPE..field::HTYPE + 2].copy_from_slice(&HTYPE_ETHERNET.to_be_bytes());
+    body[field::PTYPE..field::PTYPE + 2].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+    body[field::HLEN] = 6;
+    body[field::PLEN] = 4;
+    body[field::OPER..field::OPER + 2].copy_from_slice(&ArpOperation::REQUEST.0.to_be_bytes());
+    body[field::SHA..field::SHA + 6].copy_from_slice(mac.as_bytes());
+    body[field::SPA..field::SPA + 4].copy_from_slice(&ip);
+    // RFC 826: the target hardware address is unknown (zero) in a request.
+    body[field::THA..field::THA + 6].fill(0);
+    body[field::TPA..field::TPA + 4].copy_from_slice(&target);
+    padding.fill(0);
+    true
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -13,6 +13,10 @@ mod field {
 /// Length of the Ethernet II header (two addresses and the EtherType).
 pub const HEADER_LEN: usize = 14;
 
+/// The shortest Ethernet frame without its FCS: what a frame the switch
+/// makes is padded to.
+pub const MIN_FRAME_LEN: usize = 60;
+
 /// A view of an Ethernet II frame (without FCS: DPDK mbufs do not carry it).
 ///
 /// The payload is everything after the 14-byte header, so for a tagged frame
