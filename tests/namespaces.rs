@@ -1191,6 +1191,31 @@ fn kernel_vxlan(ns: &str, mac: Option<&str>, addr: &str) {
     }
 }
 
+/// A switch of three ports on two bridges: br-int with "vm" (afpacket on
+/// `ifaces[0]`) and "vx" (a `vxlan` port to `remote` with VNI `key`),
+/// br-phy with "uplink" (afpacket on `ifaces[1]`, `uplink` its tunnel
+/// endpoint's keys).
+fn vm_tunnel_uplink(
+    dir: &TempDir,
+    name: &str,
+    ifaces: [&str; 2],
+    remote: &str,
+    key: u32,
+    uplink: &str,
+) -> String {
+    let [vm, up] = ifaces;
+    format!(
+        "{}[[bridges]]\nname = \"br-int\"\n\
+         [[bridges.ports]]\nname = \"vm\"\ntype = \"afpacket\"\niface = \"{vm}\"\n\
+         [[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\nremote_ip = \"{remote}\"\n\
+         key = {key}\n\
+         [[bridges]]\nname = \"br-phy\"\n\
+         [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{up}\"\n\
+         {uplink}\n",
+        config_head(dir, name)
+    )
+}
+
 /// `tunnel list`'s row for `port`.
 fn tunnel_row(sw: &Switch, port: &str) -> control_api::protocol::TunnelRow {
     let rows: Vec<control_api::protocol::TunnelRow> =
@@ -1289,15 +1314,14 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
         &["ip", "addr", "add", "10.79.0.2/24", "dev", "vxlan0"],
     );
     in_ns(&remote, &["ip", "link", "set", "vxlan0", "up"]);
-    let cfg = format!(
-        "{}[[bridges]]\nname = \"br-int\"\n\
-         [[bridges.ports]]\nname = \"vm\"\ntype = \"afpacket\"\niface = \"{h_vm}\"\n\
-         [[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\nremote_ip = \"203.0.113.2\"\n\
-         key = 4243\n\
-         [[bridges]]\nname = \"br-phy\"\n\
-         [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{h_up}\"\n\
-         tunnel_ip = \"198.51.100.1/24\"\ntunnel_gateway = \"198.51.100.254\"\n",
-        config_head(&dir, "vxlan-routed")
+    let uplink = "tunnel_ip = \"198.51.100.1/24\"\ntunnel_gateway = \"198.51.100.254\"";
+    let cfg = vm_tunnel_uplink(
+        &dir,
+        "vxlan-routed",
+        [&h_vm, &h_up],
+        "203.0.113.2",
+        4243,
+        uplink,
     );
     let sw = Switch::start(&dir, &cfg);
     assert_eq!(tunnel_row(&sw, "vx").next_hop, "198.51.100.254");
@@ -1334,6 +1358,14 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
         tunnel_row(&sw, "vx").remote_mac == "02:fe:00:00:00:fd"
     });
     assert!(moved, "{:?}", tunnel_row(&sw, "vx"));
+    let metrics = sw.ok(&control_api::protocol::Request::Metrics);
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains(
+            "ferroswitch_tunnel_next_hop_resolved{port=\"vx\",next_hop=\"198.51.100.254\"} 1"
+        ),
+        "{metrics}"
+    );
     let (ok, text) = ping(Some(&vm), "10.79.0.2");
     assert!(ok, "after the move:\n{text}\n{}", sw.log_text());
     assert!(sw.stop().success());
@@ -1390,16 +1422,8 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     // "UDP tunnel", so the kernel drops them before the switch sees them.
     assert!(sh(&tunnel_packets_whole(&remote, "eth0", &[])));
     kernel_vxlan(&remote, None, "10.78.0.2/24");
-    let cfg = format!(
-        "{}[[bridges]]\nname = \"br-int\"\n\
-         [[bridges.ports]]\nname = \"vm\"\ntype = \"afpacket\"\niface = \"{h_vm}\"\n\
-         [[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\nremote_ip = \"192.0.2.2\"\n\
-         key = 4242\n\
-         [[bridges]]\nname = \"br-phy\"\n\
-         [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{h_up}\"\n\
-         tunnel_ip = \"192.0.2.1/24\"\n",
-        config_head(&dir, "vxlan")
-    );
+    let uplink = "tunnel_ip = \"192.0.2.1/24\"";
+    let cfg = vm_tunnel_uplink(&dir, "vxlan", [&h_vm, &h_up], "192.0.2.2", 4242, uplink);
     let sw = Switch::start(&dir, &cfg);
     assert_eq!(port_info(&sw, "vx").kind, "vxlan");
     // The tunnel asks for its next hop (the remote endpoint) as it comes

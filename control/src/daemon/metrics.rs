@@ -170,6 +170,22 @@ impl Daemon {
                 ],
                 t.macs.len() as f64,
             );
+            let l = [("port", t.port.as_str()), ("next_hop", t.next_hop.as_str())];
+            let known = t.next_hop_state.starts_with("reachable")
+                || t.next_hop_state.starts_with("probing")
+                || t.next_hop_state == "static";
+            e.gauge(
+                "ferroswitch_tunnel_next_hop_resolved",
+                "1 when the MAC of the tunnel's next hop is known (static or by ARP), else 0: its frames are dropped.",
+                &l,
+                if known { 1.0 } else { 0.0 },
+            );
+            e.counter(
+                "ferroswitch_tunnel_arp_requests_total",
+                "ARP requests sent for the tunnel's next hop (shared by the tunnels with that next hop).",
+                &l,
+                t.arp_requests,
+            );
         }
         for w in self.pmd_stats() {
             let core = w.core.to_string();

@@ -673,6 +673,8 @@ impl Daemon {
                     .is_some_and(|n| n.waiting_attachments() > 0))
         {
             self.reconcile_attachments(Some(&Default::default()));
+        } else if room && self.tunnels_missing() {
+            self.reconcile_tunnels();
         }
         if self.compile_neutron() {
             self.publish();

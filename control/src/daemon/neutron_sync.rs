@@ -317,8 +317,9 @@ impl Daemon {
     /// Opens the tunnel ports l2population wants (to other hosts with
     /// ports in this host's vxlan networks) on the integration bridge, and
     /// closes those no longer wanted. A tunnel that cannot be opened is
-    /// logged and tried again at the next change.
-    fn reconcile_tunnels(&mut self) {
+    /// logged and tried again at the next change, or the next second with
+    /// a port number free ([`Self::tunnels_missing`]).
+    pub(super) fn reconcile_tunnels(&mut self) {
         let Some(n) = self.neutron.as_ref() else {
             return;
         };
@@ -370,6 +371,17 @@ impl Daemon {
                 Err(e) => warn!(port = %name, "cannot open the tunnel: {e}"),
             }
         }
+    }
+
+    /// Some tunnel l2population wants is not open (it could not be, when
+    /// it was first wanted).
+    pub(super) fn tunnels_missing(&self) -> bool {
+        self.neutron.as_ref().is_some_and(|n| {
+            n.compiler
+                .tunnels()
+                .keys()
+                .any(|name| !self.ports.contains_key(name))
+        })
     }
 
     /// Attachments whose last failure is old enough are tried again; true
