@@ -1322,6 +1322,11 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
         "203.0.113.2",
         4243,
         uplink,
+    )
+    // A short aging time, to see a silent MAC change found in the test.
+    .replace(
+        "control_core = 0\n",
+        "control_core = 0\nneighbour_aging_secs = 4\n",
     );
     let sw = Switch::start(&dir, &cfg);
     assert_eq!(tunnel_row(&sw, "vx").next_hop, "198.51.100.254");
@@ -1368,6 +1373,43 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
     );
     let (ok, text) = ping(Some(&vm), "10.79.0.2");
     assert!(ok, "after the move:\n{text}\n{}", sw.log_text());
+    // Replaced again, silently: the unicast probe at half the aging time
+    // goes unanswered (to the old MAC), the entry ages out, and the
+    // broadcast request finds the new MAC.
+    let asked = tunnel_row(&sw, "vx").arp_requests;
+    in_ns(
+        &router,
+        &["ip", "link", "set", "eth0", "address", "02:fe:00:00:00:fc"],
+    );
+    let mut pinger = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &vm,
+            "ping",
+            "-c",
+            "60",
+            "-i",
+            "0.2",
+            "10.79.0.2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let found = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tunnel_row(&sw, "vx").remote_mac == "02:fe:00:00:00:fc"
+    });
+    let _ = pinger.kill();
+    let _ = pinger.wait();
+    let row = tunnel_row(&sw, "vx");
+    assert!(found, "{row:?}");
+    assert!(
+        row.arp_requests >= asked + 2,
+        "a probe and a request: {row:?}"
+    );
+    let (ok, text) = ping(Some(&vm), "10.79.0.2");
+    assert!(ok, "after the silent move:\n{text}\n{}", sw.log_text());
     assert!(sw.stop().success());
 }
 

@@ -22,7 +22,7 @@ use switch_core::neighbour::{NeighbourTable, Resolution};
 use switch_core::offload::{self, Offload};
 use switch_core::pipeline::{
     classify, decapsulate, encapsulate, execute, filter, flows, make_request, serve, BurstCounts,
-    Classified, Decapsulated, FlowScratch, Outputs,
+    Classified, Decapsulated, Encapsulated, FlowScratch, Outputs,
 };
 use switch_core::port::{PortId, PortMask, MAX_PORTS};
 use switch_core::stats::{bump, WorkerStats};
@@ -52,10 +52,9 @@ struct TxPorts {
     /// The same ports as a set: a transmit to any other port costs one bit
     /// test.
     tunnel_ports: PortMask,
-    /// A tunnel port's frames once encapsulated, those it could not send,
-    /// and its TCP segments once cut.
-    encapsulated: MbufBatch,
-    unsent: MbufBatch,
+    /// A tunnel port's frames once encapsulated (with the ARP requests for
+    /// its next hop and what could not go), and its TCP segments once cut.
+    encapsulated: Encapsulated<MbufBatch>,
     cut: MbufBatch,
 }
 
@@ -192,7 +191,6 @@ impl TxPorts {
             segments,
             scratch,
             encapsulated,
-            unsent,
             cut,
             neighbours,
             probes,
@@ -206,17 +204,16 @@ impl TxPorts {
         let uplink = stats.port(tunnel.uplink);
         let len = batch.len();
         let mut send = |b: &mut MbufBatch| {
-            let e = encapsulate(
-                &tunnel,
-                neighbours,
-                max_frame,
-                b,
-                encapsulated,
-                unsent,
-                probes,
-            );
-            let n = encapsulated.len();
-            let (sent, dropped) = tx.tx_burst(encapsulated);
+            let e = encapsulate(&tunnel, neighbours, max_frame, b, encapsulated, probes);
+            if !encapsulated.requests.is_empty() {
+                // The uplink's own frames (not the tunnel port's).
+                let (sent, dropped) = tx.tx_burst(&mut encapsulated.requests);
+                bump(&uplink.tx_packets, sent as u64);
+                bump(&uplink.tx_bytes, (sent * ethernet::MIN_FRAME_LEN) as u64);
+                bump(&uplink.tx_dropped, dropped as u64);
+            }
+            let n = encapsulated.frames.len();
+            let (sent, dropped) = tx.tx_burst(&mut encapsulated.frames);
             bump(&c.tx_packets, sent as u64);
             bump(&uplink.tx_packets, sent as u64);
             bump(&uplink.tx_bytes, sent_share(e.bytes, sent, n));
@@ -228,7 +225,7 @@ impl TxPorts {
             stats.drops.oversize.add(e.oversize);
             stats.drops.unresolved.add(e.unresolved);
             stats.drops.tx_full.add(dropped as u64);
-            unsent.clear();
+            encapsulated.dropped.clear();
             sent
         };
         let to_cut = (0..len).any(|i| {
@@ -470,8 +467,7 @@ impl Worker {
                     pool: Arc::clone(&self.pool),
                 },
                 tunnel_ports: PortMask::EMPTY,
-                encapsulated: MbufBatch::new(),
-                unsent: MbufBatch::new(),
+                encapsulated: Encapsulated::default(),
                 cut: MbufBatch::new(),
             },
             decapsulated: Decapsulated::default(),

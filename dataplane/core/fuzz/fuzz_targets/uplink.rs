@@ -15,7 +15,7 @@ use switch_core::frame::mem::{MemBurst, MemFrame, MemPool};
 use switch_core::frame::Burst;
 use switch_core::mac_table::MacTable;
 use switch_core::neighbour::{NeighbourTable, NextHop};
-use switch_core::pipeline::{decapsulate, encapsulate, Decapsulated};
+use switch_core::pipeline::{decapsulate, encapsulate, Decapsulated, Encapsulated};
 use switch_core::port::PortId;
 use switch_core::view::{max_frame_len, PortView, SwitchView, TunnelPort, DEFAULT_MTU};
 use switch_core::vlan::PortVlan;
@@ -121,18 +121,13 @@ fuzz_target!(|data: &[u8]| {
         let tunnel = *v.tunnel(port).expect("a run is a tunnel port's");
         accounted += run.len();
         let inner: Vec<Vec<u8>> = run.frames().map(|f| f.bytes().to_vec()).collect();
-        let (mut sent, mut dropped) = (MemBurst::default(), MemBurst::default());
-        let c = encapsulate(
-            &tunnel,
-            v.neighbours(),
-            v.max_frame(p(1)),
-            &mut run,
-            &mut sent,
-            &mut dropped,
-            &mut pool,
-        );
+        let mut e = Encapsulated::<MemBurst>::default();
+        let max = v.max_frame(p(1));
+        let c = encapsulate(&tunnel, v.neighbours(), max, &mut run, &mut e, &mut pool);
         assert!(run.is_empty());
-        let got = sent.len() + dropped.len();
+        assert_eq!(e.requests.len() as u64, c.requests);
+        let (sent, requests) = (&e.frames, &e.requests);
+        let got = sent.len() + e.dropped.len() + requests.len();
         assert!(
             got == inner.len() || got == inner.len() + c.requests as usize,
             "encapsulate keeps every frame: {got} of {}",

@@ -45,7 +45,9 @@ pub use flood::{FloodSet, FloodSets};
 pub use flows::{flows, FlowScratch};
 pub use serve::{serve, ServeCounts};
 pub use trace::trace;
-pub use tunnel::{decapsulate, encapsulate, make_request, Decapsulated, EncapCounts, SOURCE_PORTS};
+pub use tunnel::{
+    decapsulate, encapsulate, make_request, Decapsulated, EncapCounts, Encapsulated, SOURCE_PORTS,
+};
 
 use crate::port::PortId;
 use crate::vlan::Egress;

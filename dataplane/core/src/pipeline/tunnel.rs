@@ -291,11 +291,33 @@ pub struct EncapCounts {
     pub lost: u64,
     /// The next hop's MAC is not known: dropped while it is asked for.
     pub unresolved: u64,
-    /// ARP requests for the next hop put in `out` (broadcast, or a unicast
-    /// probe of a MAC due to be confirmed).
+    /// ARP requests for the next hop put in `requests` (broadcast, or a
+    /// unicast probe of a MAC due to be confirmed).
     pub requests: u64,
     /// Bytes of the frames moved to `out`.
     pub bytes: u64,
+}
+
+/// Where [`encapsulate`] puts a tunnel port's batch, sized once and
+/// reused (each emptied by the caller after every call).
+pub struct Encapsulated<B: Burst> {
+    /// The frames with their outer headers, in order: for the uplink.
+    pub frames: B,
+    /// ARP requests for the next hop: for the uplink too (their own batch,
+    /// so a full one of frames still has room).
+    pub requests: B,
+    /// What could not go (released by the caller in one go).
+    pub dropped: B,
+}
+
+impl<B: Burst> Default for Encapsulated<B> {
+    fn default() -> Self {
+        Encapsulated {
+            frames: B::default(),
+            requests: B::default(),
+            dropped: B::default(),
+        }
+    }
 }
 
 /// Makes `f` an ARP request from `hop`'s endpoint for its address, sent
@@ -312,15 +334,15 @@ pub fn make_request<F: Frame>(f: &mut F, hop: &NextHop, to: EthernetAddress) -> 
     true
 }
 
-/// Moves every frame of `batch` (a tunnel port's output batch) into `out`
-/// with `tunnel`'s outer headers put in front of it in place, ready to
-/// leave by `tunnel.uplink` to its next hop in `neighbours`, in order;
-/// what cannot go goes to `dropped`: frames longer than `uplink_max_frame`
+/// Moves every frame of `batch` (a tunnel port's output batch) into
+/// `out.frames` with `tunnel`'s outer headers put in front of it in place,
+/// ready to leave by `tunnel.uplink` to its next hop in `neighbours`, in
+/// order; what cannot go goes to `out.dropped`: frames longer than `uplink_max_frame`
 /// bytes once encapsulated, frames without headroom, and the whole batch
 /// while the next hop's MAC is not known. In that case one of the frames
 /// becomes the broadcast ARP request for it (if none went out this
 /// second); when the MAC is due to be confirmed, a copy of one (from
-/// `pool`) becomes a unicast probe. A partial checksum is finished first
+/// `pool`) becomes a unicast probe; requests go to `out.requests`. A partial checksum is finished first
 /// (the outer UDP checksum is zero and covers nothing); a TCP segment
 /// still to cut is the caller's to cut before (dropped here). `batch` is
 /// left empty.
@@ -329,10 +351,14 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
     neighbours: &NeighbourTable,
     uplink_max_frame: u32,
     batch: &mut B,
-    out: &mut B,
-    dropped: &mut B,
+    out: &mut Encapsulated<B>,
     pool: &mut P,
 ) -> EncapCounts {
+    let Encapsulated {
+        frames: out,
+        requests,
+        dropped,
+    } = out;
     let mut c = EncapCounts::default();
     let n = batch.len().min(BURST);
     let Some(hop) = neighbours.get(tunnel.next_hop) else {
@@ -351,7 +377,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
                     .and_then(|f| pool.copy_of(f));
                 if let Some(mut probe) = probe {
                     if make_request(&mut probe, &hop.hop, mac) {
-                        push_request(out, probe, hop, &mut c);
+                        push_request(requests, probe, hop, &mut c);
                     } else {
                         let _ = dropped.push(probe);
                     }
@@ -366,7 +392,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
                 c.unresolved += 1;
                 if asking && make_request(&mut f, &hop.hop, EthernetAddress::BROADCAST) {
                     asking = false;
-                    push_request(out, f, hop, &mut c);
+                    push_request(requests, f, hop, &mut c);
                 } else {
                     let _ = dropped.push(f);
                 }
@@ -397,8 +423,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
         }
         f.set_offload(Offload::NONE);
         c.bytes += (inner_len + vxlan::IPV4_OVERHEAD) as u64;
-        // `out` is as large as `batch` plus the probe it may hold already,
-        // and the probe was a copy made only when the batch was not full.
+        // `out` is as large as `batch`: there is always room.
         if let Err(f) = out.push(f) {
             c.lost += 1;
             let _ = dropped.push(f);
@@ -408,12 +433,11 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
     c
 }
 
-/// Puts the ARP request `f` for `hop` into `out`, counted.
-fn push_request<B: Burst>(out: &mut B, f: B::Frame, hop: &Neighbour, c: &mut EncapCounts) {
-    match out.push(f) {
+/// Puts the ARP request `f` for `hop` into `requests`, counted.
+fn push_request<B: Burst>(requests: &mut B, f: B::Frame, hop: &Neighbour, c: &mut EncapCounts) {
+    match requests.push(f) {
         Ok(()) => {
             c.requests += 1;
-            c.bytes += ethernet::MIN_FRAME_LEN as u64;
             hop.requests.fetch_add(1, Ordering::Relaxed);
         }
         // Dropped on the floor: the next batch asks again next second.
@@ -655,7 +679,9 @@ mod tests {
         assert_eq!((c_.rx_packets, out.rest.len()), (0, 1));
     }
 
-    /// [`encapsulate`] with `v`'s next hops and unlimited copies.
+    /// [`encapsulate`] with `v`'s next hops and unlimited copies; its ARP
+    /// requests are put in `out` ahead of the encapsulated frames (the
+    /// order they leave the uplink in).
     fn encap(
         v: &SwitchView,
         t: &TunnelPort,
@@ -665,7 +691,15 @@ mod tests {
     ) -> EncapCounts {
         let mut pool = MemPool::default();
         let max = v.max_frame(t.uplink);
-        encapsulate(t, v.neighbours(), max, batch, out, dropped, &mut pool)
+        let mut e = Encapsulated::default();
+        let c = encapsulate(t, v.neighbours(), max, batch, &mut e, &mut pool);
+        for f in bytes(&e.requests).iter().chain(&bytes(&e.frames)) {
+            out.push(MemFrame::new(f)).unwrap();
+        }
+        for f in bytes(&e.dropped) {
+            dropped.push(MemFrame::new(&f)).unwrap();
+        }
+        c
     }
 
     #[test]
@@ -731,6 +765,15 @@ mod tests {
             "unicast to the MAC to confirm"
         );
         assert_eq!(ArpPacket::new_checked(&probe[14..]).unwrap().tpa(), THERE);
+        // A full batch still sends its probe (beside it, not in it).
+        table.set_now(10 + 31);
+        let full: Vec<Vec<u8>> = (0..BURST).map(|i| inner(2, 1, i as u16, 60)).collect();
+        let mut batch = burst(&full);
+        let mut e = Encapsulated::<MemBurst>::default();
+        let mut pool = MemPool::default();
+        let c = encapsulate(&t, table, v.max_frame(p(1)), &mut batch, &mut e, &mut pool);
+        assert_eq!((c.requests, c.lost), (1, 0));
+        assert_eq!((e.frames.len(), e.requests.len()), (BURST, 1));
         // Unconfirmed for the whole aging time: forgotten, asked again.
         table.set_now(10 + 60);
         let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
