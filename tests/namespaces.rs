@@ -1191,6 +1191,27 @@ fn kernel_vxlan(ns: &str, mac: Option<&str>, addr: &str) {
     }
 }
 
+/// Runs `args` in namespace `ns`; they must succeed.
+fn in_ns(ns: &str, args: &[&str]) {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend(args);
+    assert!(sh(&full), "{full:?}");
+}
+
+/// The VM's MTU is a VXLAN network's (the uplink's 1500 less VXLAN's 50,
+/// as Neutron gives it); the uplink's veth gets the endpoint's MAC.
+fn vxlan_vm_and_uplink(vm: &str, h_up: &str) {
+    in_ns(vm, &["ip", "link", "set", "eth0", "mtu", "1450"]);
+    assert!(sh(&[
+        "ip",
+        "link",
+        "set",
+        h_up,
+        "address",
+        "02:fe:00:00:00:01"
+    ]));
+}
+
 /// A switch of three ports on two bridges: br-int with "vm" (afpacket on
 /// `ifaces[0]`) and "vx" (a `vxlan` port to `remote` with VNI `key`),
 /// br-phy with "uplink" (afpacket on `ifaces[1]`, `uplink` its tunnel
@@ -1247,11 +1268,6 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
     namespace_with_veth(&mut nss, &vm, &h_vm, "10.79.0.1/24");
     namespace_with_veth(&mut nss, &router, &h_up, "198.51.100.254/24");
     nss.0.push((remote.clone(), String::new()));
-    let in_ns = |ns: &str, args: &[&str]| {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend(args);
-        assert!(sh(&full), "{full:?}");
-    };
     assert!(sh(&["ip", "netns", "add", &remote]));
     in_ns(
         &router,
@@ -1278,15 +1294,7 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
         &remote,
         &["ip", "route", "add", "default", "via", "203.0.113.254"],
     );
-    in_ns(&vm, &["ip", "link", "set", "eth0", "mtu", "1450"]);
-    assert!(sh(&[
-        "ip",
-        "link",
-        "set",
-        &h_up,
-        "address",
-        "02:fe:00:00:00:01"
-    ]));
+    vxlan_vm_and_uplink(&vm, &h_up);
     assert!(sh(&tunnel_packets_whole(&remote, "eth0", &[])));
     in_ns(
         &remote,
@@ -1437,22 +1445,7 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     let (h_vm, h_up) = (format!("fswt{id}xa"), format!("fswt{id}xu"));
     namespace_with_veth(&mut nss, &vm, &h_vm, "10.78.0.1/24");
     namespace_with_veth(&mut nss, &remote, &h_up, "192.0.2.2/24");
-    let in_ns = |ns: &str, args: &[&str]| {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend(args);
-        assert!(sh(&full), "{args:?}");
-    };
-    // The VM's MTU is the network's: the uplink's 1500 less VXLAN's 50,
-    // as Neutron gives a VXLAN network.
-    in_ns(&vm, &["ip", "link", "set", "eth0", "mtu", "1450"]);
-    assert!(sh(&[
-        "ip",
-        "link",
-        "set",
-        &h_up,
-        "address",
-        "02:fe:00:00:00:01"
-    ]));
+    vxlan_vm_and_uplink(&vm, &h_up);
     in_ns(
         &remote,
         &["ip", "link", "set", "eth0", "address", "02:fe:00:00:00:02"],
@@ -1656,11 +1649,6 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let underlay = format!("fswt{id}cu");
     nss.0.push((underlay.clone(), String::new()));
     assert!(sh(&["ip", "netns", "add", &underlay]), "ip netns add");
-    let in_ns = |ns: &str, args: &[&str]| {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend(args);
-        assert!(sh(&full), "{full:?}");
-    };
     // A quiet underlay: no IPv6 of its own (the bridge's DAD, MLD and
     // router solicitations would reach every host).
     in_ns(
