@@ -401,6 +401,9 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
             return c;
         }
     };
+    // The next hop's MAC goes into the batch's copy of the template: each
+    // frame then costs what it did with a fixed next hop.
+    let header = tunnel.header().to(dst_mac);
     for i in 0..n {
         let Some(mut f) = batch.take(i) else { continue };
         let inner_len = f.pkt_len() as usize;
@@ -415,7 +418,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
         let sport = vxlan::source_port(flow_hash(f.data()), SOURCE_PORTS.0, SOURCE_PORTS.1);
         let written = finished
             && f.prepend(vxlan::IPV4_OVERHEAD)
-                .is_some_and(|d| tunnel.header().write(d, dst_mac, sport, inner_len).is_ok());
+                .is_some_and(|d| header.write(d, sport, inner_len).is_ok());
         if !written {
             c.lost += 1;
             let _ = dropped.push(f);

@@ -219,19 +219,20 @@ impl Ipv4Tunnel {
 }
 
 impl HeaderTemplate {
+    /// The same header sent to the next hop `mac` (once per batch: the
+    /// MAC is not in the IPv4 checksum).
+    #[inline(always)]
+    pub fn to(&self, mac: EthernetAddress) -> HeaderTemplate {
+        let mut t = *self;
+        t.bytes[..6].copy_from_slice(mac.as_bytes());
+        t
+    }
+
     /// Writes what [`Ipv4Tunnel::write_header`] writes (with the IPv4
     /// identification 0) at the start of `out`, for an inner frame of
-    /// `inner_len` bytes from UDP port `src_port`, to the next hop `dst_mac`
-    /// (the tunnel's own `dst_mac` is the template's): a copy and five
-    /// fields.
+    /// `inner_len` bytes from UDP port `src_port`: a copy and four fields.
     #[inline(always)]
-    pub fn write(
-        &self,
-        out: &mut [u8],
-        dst_mac: EthernetAddress,
-        src_port: u16,
-        inner_len: usize,
-    ) -> Result<()> {
+    pub fn write(&self, out: &mut [u8], src_port: u16, inner_len: usize) -> Result<()> {
         let Some(out) = out.first_chunk_mut::<IPV4_OVERHEAD>() else {
             return Err(WireError::Truncated);
         };
@@ -240,7 +241,6 @@ impl HeaderTemplate {
             return Err(WireError::Malformed("VXLAN packet over 65535 bytes"));
         };
         *out = self.bytes;
-        out[..6].copy_from_slice(dst_mac.as_bytes());
         let (ip, rest) = out[ethernet::HEADER_LEN..].split_at_mut(IPV4_HEADER_LEN);
         let mut ip = Ipv4Packet::new_unchecked(ip);
         ip.set_total_len(ip_len);
@@ -381,7 +381,7 @@ mod tests {
             let want = t.write_header(&mut a, vni, sport, 0, inner_len);
             // The next hop's MAC is the one given, not the template's.
             let elsewhere = Ipv4Tunnel { dst_mac: EthernetAddress::from_u64(0), ..t };
-            let got = elsewhere.template(vni).write(&mut b, t.dst_mac, sport, inner_len);
+            let got = elsewhere.template(vni).to(t.dst_mac).write(&mut b, sport, inner_len);
             prop_assert_eq!(want.is_ok(), got.is_ok());
             if want.is_ok() {
                 prop_assert_eq!(a, b);
