@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::net::IpAddr;
 use std::process::Command;
 
 fn sh(args: &[&str]) -> bool {
@@ -974,9 +975,9 @@ fn the_switch_answers_dhcpv6_stateful_and_stateless() {
 
 /// Runs `code` (Python) in the root namespace with a packet socket on
 /// `iface` open as `s` before it runs, and returns what it prints: the hex
-/// of the first VXLAN packet (IPv4, UDP to 4789) seen on `iface`
+/// of the first VXLAN packet (IPv4 or IPv6, UDP to 4789) seen on `iface`
 /// whose inner frame satisfies `inner_test` (a Python expression over
-/// `inner`, the bytes after the 50-byte outer header), within 3 s.
+/// `inner`, the bytes after the 50- or 70-byte outer header), within 3 s.
 fn first_vxlan_packet(iface: &str, before: &str, inner_test: &str) -> Option<Vec<u8>> {
     let code = format!(
         "import socket, subprocess, time\n\
@@ -992,9 +993,13 @@ fn first_vxlan_packet(iface: &str, before: &str, inner_test: &str) -> Option<Vec
          \x20       continue\n\
          \x20   if len(f) > 50 and f[12:14] == b'\\x08\\x00' and f[23] == 17 and f[36:38] == b'\\x12\\xb5':\n\
          \x20       inner = f[50:]\n\
-         \x20       if {inner_test}:\n\
-         \x20           print(f.hex())\n\
-         \x20           break\n"
+         \x20   elif len(f) > 70 and f[12:14] == b'\\x86\\xdd' and f[20] == 17 and f[56:58] == b'\\x12\\xb5':\n\
+         \x20       inner = f[70:]\n\
+         \x20   else:\n\
+         \x20       continue\n\
+         \x20   if {inner_test}:\n\
+         \x20       print(f.hex())\n\
+         \x20       break\n"
     );
     let out = Command::new("python3")
         .args(["-c", &code])
@@ -1108,7 +1113,10 @@ fn the_vxlan_wire_format_interoperates_with_the_linux_kernel() {
     assert!(parse_ipv4(&f, UDP_PORT, false).is_err());
     let d = parse_ipv4(&f, UDP_PORT, true).expect("the kernel's packet parses");
     assert_eq!(d.vni, Vni::new(4242).unwrap());
-    assert_eq!((d.src_ip, d.dst_ip), ([192, 0, 2, 2], [192, 0, 2, 1]));
+    assert_eq!(
+        (d.src_ip, d.dst_ip),
+        (IpAddr::from([192, 0, 2, 2]), IpAddr::from([192, 0, 2, 1]))
+    );
     assert_eq!(d.outer_tci, None);
     let inner = &f[d.inner..d.inner + d.inner_len];
     assert_eq!(&inner[..12], &[2, 0x77, 0, 0, 0, 1, 2, 0x77, 0, 0, 0, 2]);
@@ -1483,7 +1491,11 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     assert_eq!(d.vni, Vni::new(4242).unwrap());
     assert_eq!(
         (d.src_ip, d.dst_ip, d.ttl),
-        ([192, 0, 2, 1], [192, 0, 2, 2], 64)
+        (
+            IpAddr::from([192, 0, 2, 1]),
+            IpAddr::from([192, 0, 2, 2]),
+            64
+        )
     );
     assert_eq!(&f[..6], &[2, 0xfe, 0, 0, 0, 2], "to the next hop");
     assert_eq!(f[20] & 0x40, 0x40, "DF");
@@ -1555,6 +1567,166 @@ fn a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
         fdb.iter().any(|e| e.port == "vx"),
         "the remote's MAC is learned on the tunnel port: {fdb:?}"
     );
+    assert!(sw.stop().success());
+}
+
+/// [`a_vxlan_port_carries_arp_ping_and_tcp_to_a_kernel_vxlan_endpoint`]
+/// over an IPv6 underlay: the switch's endpoint 2001:db8:78::1/64 on its
+/// uplink, the kernel's vxlan0 (VNI 4242, 10.79.0.2) from 2001:db8:78::2
+/// with the kernel's defaults (UDP checksums sent and required). Each side
+/// finds the other's endpoint by neighbour discovery (the switch answers
+/// the kernel's solicitation and resolves its next hop itself); ping and
+/// TCP cross both ways; the switch's packets on the underlay are checked
+/// field by field, their UDP checksum included.
+#[test]
+fn a_vxlan_port_over_ipv6_carries_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
+    use switch_core::wire::vxlan::{parse_ipv6, Vni, IPV6_OVERHEAD, UDP_PORT};
+    let _g = serial();
+    let dir = TempDir::new("vxlan6");
+    let id = std::process::id() % 100_000;
+    let mut nss = Namespaces(Vec::new());
+    let (vm, remote) = (format!("fswt{id}yv"), format!("fswt{id}yr"));
+    let (h_vm, h_up) = (format!("fswt{id}ya"), format!("fswt{id}yu"));
+    namespace_with_veth(&mut nss, &vm, &h_vm, "10.79.0.1/24");
+    namespace_with_veth(&mut nss, &remote, &h_up, "192.0.2.2/24");
+    vxlan_vm_and_uplink(&vm, &h_up);
+    // VXLAN over IPv6 takes 70 bytes of the uplink's 1500.
+    in_ns(&vm, &["ip", "link", "set", "eth0", "mtu", "1430"]);
+    in_ns(
+        &remote,
+        &["ip", "link", "set", "eth0", "address", "02:fe:00:00:00:02"],
+    );
+    in_ns(
+        &remote,
+        &["sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0"],
+    );
+    in_ns(
+        &remote,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:78::2/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    );
+    assert!(sh(&tunnel_packets_whole(&remote, "eth0", &[])));
+    in_ns(
+        &remote,
+        &[
+            "ip",
+            "link",
+            "add",
+            "vxlan0",
+            "type",
+            "vxlan",
+            "id",
+            "4242",
+            "local",
+            "2001:db8:78::2",
+            "remote",
+            "2001:db8:78::1",
+            "dstport",
+            "4789",
+            "dev",
+            "eth0",
+        ],
+    );
+    in_ns(
+        &remote,
+        &["ip", "addr", "add", "10.79.0.2/24", "dev", "vxlan0"],
+    );
+    in_ns(&remote, &["ip", "link", "set", "vxlan0", "up"]);
+    let uplink = "tunnel_ip = \"2001:db8:78::1/64\"";
+    let cfg = vm_tunnel_uplink(
+        &dir,
+        "vxlan6",
+        [&h_vm, &h_up],
+        "2001:db8:78::2",
+        4242,
+        uplink,
+    );
+    let sw = Switch::start(&dir, &cfg);
+    // The next hop is solicited as the tunnel comes up.
+    let resolved = (0..40).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tunnel_row(&sw, "vx")
+            .next_hop_state
+            .starts_with("reachable")
+    });
+    assert!(resolved, "{:?}\n{}", tunnel_row(&sw, "vx"), sw.log_text());
+    let row = tunnel_row(&sw, "vx");
+    assert_eq!(
+        (
+            row.local_ip.as_str(),
+            row.next_hop.as_str(),
+            row.remote_mac.as_str()
+        ),
+        ("2001:db8:78::1", "2001:db8:78::2", "02:fe:00:00:00:02"),
+        "{row:?}"
+    );
+
+    let f = first_vxlan_packet(
+        &h_up,
+        &pinging(&vm, "10.79.0.2", 3),
+        "f[6:12] == bytes.fromhex('02fe00000001') and inner[34] == 8",
+    )
+    .unwrap_or_else(|| panic!("no echo request on the underlay\n{}", sw.log_text()));
+    // parse_ipv6 verifies the UDP checksum, which must be there.
+    let d = parse_ipv6(&f, UDP_PORT, false).expect("our tunnel packet parses");
+    assert_ne!(&f[60..62], &[0, 0], "an outer UDP checksum");
+    assert_eq!(d.vni, Vni::new(4242).unwrap());
+    assert_eq!(
+        (d.src_ip, d.dst_ip, d.ttl),
+        (
+            "2001:db8:78::1".parse::<IpAddr>().unwrap(),
+            "2001:db8:78::2".parse::<IpAddr>().unwrap(),
+            64
+        )
+    );
+    assert_eq!(&f[..6], &[2, 0xfe, 0, 0, 0, 2], "to the next hop");
+    assert_eq!(d.inner, IPV6_OVERHEAD);
+    assert!((32768..=60999).contains(&d.src_port), "{}", d.src_port);
+    let inner = &f[d.inner..d.inner + d.inner_len];
+    assert_eq!(&inner[26..34], &[10, 79, 0, 1, 10, 79, 0, 2]);
+
+    for (from, to) in [(vm.as_str(), "10.79.0.2"), (remote.as_str(), "10.79.0.1")] {
+        let (ok, text) = ping(Some(from), to);
+        assert!(ok, "ping {from} -> {to} failed:\n{text}\n{}", sw.log_text());
+    }
+    // The remote's kernel found our endpoint by neighbour discovery: the
+    // switch answered its solicitation.
+    let neigh = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &remote,
+            "ip",
+            "-6",
+            "neigh",
+            "show",
+            "2001:db8:78::1",
+        ])
+        .output()
+        .unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(neigh.contains("02:fe:00:00:00:01"), "{neigh}");
+    for (server, client, to, what) in [
+        (remote.as_str(), vm.as_str(), "10.79.0.2", "VM to remote"),
+        (vm.as_str(), remote.as_str(), "10.79.0.1", "remote to VM"),
+    ] {
+        let bytes = iperf3(Some(server), Some(client), to, 2).unwrap_or_else(|e| {
+            panic!(
+                "{what}: iperf3 failed: {e}\n{}\n{}",
+                sw.ok(&control_api::protocol::Request::PortStats),
+                sw.log_text()
+            )
+        });
+        assert!(bytes > 1_000_000, "{what}: {bytes} bytes");
+        eprintln!("TCP over VXLAN/IPv6, {what}: {bytes} bytes in 2 s");
+    }
     assert!(sw.stop().success());
 }
 
@@ -1820,7 +1992,13 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     );
     // The tunnel's packets go to host 3's endpoint MAC and address.
     let (f, d) = echo_on_underlay(&uplinks[1], &vm2, &ip3);
-    assert_eq!((d.src_ip, d.dst_ip), ([198, 51, 100, 2], [198, 51, 100, 3]));
+    assert_eq!(
+        (d.src_ip, d.dst_ip),
+        (
+            IpAddr::from([198, 51, 100, 2]),
+            IpAddr::from([198, 51, 100, 3])
+        )
+    );
     assert_eq!(d.vni.get(), 1000);
     assert_eq!(&f[..12], &[2, 0xfe, 0, 0, 0, 3, 2, 0xfe, 0, 0, 0, 2]);
 
@@ -2003,7 +2181,11 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let (f, d) = echo_on_underlay(&uplinks[1], &vm2, &ip4);
     assert_eq!(
         (d.src_ip, d.dst_ip, d.vni.get()),
-        ([198, 51, 100, 2], [198, 51, 100, 4], 1000)
+        (
+            IpAddr::from([198, 51, 100, 2]),
+            IpAddr::from([198, 51, 100, 4]),
+            1000
+        )
     );
     assert_eq!(
         &f[..6],
@@ -2038,7 +2220,11 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let (_, d) = echo_on_underlay(&uplinks[1], &kns, &ip2);
     assert_eq!(
         (d.src_ip, d.dst_ip, d.vni.get()),
-        ([198, 51, 100, 4], [198, 51, 100, 2], 1000)
+        (
+            IpAddr::from([198, 51, 100, 4]),
+            IpAddr::from([198, 51, 100, 2]),
+            1000
+        )
     );
     let (ok, text) = ping(Some(&kns), &ip2);
     assert!(ok, "ping kernel VXLAN -> host 2 failed:\n{text}");

@@ -122,22 +122,27 @@ pub struct TunnelWant {
     pub vni: u32,
     /// Its next hop is resolved by ARP on the uplink (the remote endpoint,
     /// or the local endpoint's gateway): no MAC from the model.
-    pub remote_ip: std::net::Ipv4Addr,
+    pub remote_ip: std::net::IpAddr,
     /// The network's MTU: the port's.
     pub mtu: u16,
 }
 
 impl TunnelWant {
     /// The switch port's name: the OVS agent's "vxlan-<remote IP in hex>",
-    /// with the VNI (one port per remote endpoint and network here).
+    /// with the VNI (one port per remote endpoint and network here); an
+    /// IPv6 remote's whole 32 hex digits (the agent hashes it to fit a
+    /// kernel name; a switch port has room for it).
     pub fn port_name(&self) -> String {
-        format!("vxlan-{:08x}-{}", u32::from(self.remote_ip), self.vni)
+        match self.remote_ip {
+            std::net::IpAddr::V4(ip) => format!("vxlan-{:08x}-{}", u32::from(ip), self.vni),
+            std::net::IpAddr::V6(ip) => format!("vxlan-{:032x}-{}", u128::from(ip), self.vni),
+        }
     }
 
     /// The port's config, from endpoint `local_ip`, in local VLAN `vlan`.
     pub fn port_config(
         &self,
-        local_ip: std::net::Ipv4Addr,
+        local_ip: std::net::IpAddr,
         vlan: Option<u16>,
     ) -> control_api::config::PortConfig {
         use control_api::config::{PortConfig, PortType};
@@ -534,7 +539,7 @@ pub struct NeutronCompiler {
     swept: bool,
     primed: bool,
     /// This host's VXLAN endpoint (`neutron.local_ip`).
-    local_ip: Option<std::net::Ipv4Addr>,
+    local_ip: Option<std::net::IpAddr>,
     /// What l2population reads of every port, by port id.
     port_net: HashMap<String, PortL2>,
     /// Network -> its ports (networks with ports only).
@@ -580,13 +585,13 @@ impl NeutronCompiler {
     }
 
     /// With this host's VXLAN endpoint: tunnels to other hosts.
-    pub fn with_local_ip(mut self, ip: Option<std::net::Ipv4Addr>) -> NeutronCompiler {
+    pub fn with_local_ip(mut self, ip: Option<std::net::IpAddr>) -> NeutronCompiler {
         self.local_ip = ip;
         self
     }
 
     /// This host's VXLAN endpoint, if it has one.
-    pub fn local_ip(&self) -> Option<std::net::Ipv4Addr> {
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
         self.local_ip
     }
 
@@ -690,10 +695,16 @@ impl NeutronCompiler {
                 ) else {
                     continue;
                 };
-                let Some(ip) = h.tunnel_ip.as_deref().and_then(|s| s.parse().ok()) else {
+                let Some(ip) = h
+                    .tunnel_ip
+                    .as_deref()
+                    .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+                else {
                     continue;
                 };
-                if ip == local {
+                // Itself, or an endpoint of the other IP version (a
+                // misconfigured host: no tunnel can reach it).
+                if ip == local || ip.is_ipv4() != local.is_ipv4() {
                     continue;
                 }
                 let t = TunnelWant {

@@ -2,7 +2,7 @@
 //! error names the key and the reason.
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use switch_core::vlan::{PortVlan, VlanMode};
 
 /// The config `vswitchd` runs when given no `--config`.
@@ -328,7 +328,7 @@ pub enum Device {
     },
     /// No device: a VXLAN tunnel to `remote_ip` with VNI `key`.
     Vxlan {
-        remote_ip: Ipv4Addr,
+        remote_ip: IpAddr,
         key: u32,
     },
 }
@@ -385,24 +385,25 @@ pub struct PortConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu_request: Option<u16>,
     /// A tunnel endpoint of this switch on this port (not a `vxlan` one):
-    /// VXLAN packets to this IPv4 address and the port's MAC are its
-    /// tunnels' (OVS: the address of the bridge the uplink is on). With a
-    /// prefix length (`198.51.100.1/24`), remote endpoints outside that
-    /// subnet are reached through `tunnel_gateway`; without one, every
-    /// remote endpoint is on the uplink's segment.
+    /// VXLAN packets to this IPv4 or IPv6 address and the port's MAC are
+    /// its tunnels' (OVS: the address of the bridge the uplink is on). With
+    /// a prefix length (`198.51.100.1/24`, `2001:db8::1/64`), remote
+    /// endpoints outside that subnet are reached through `tunnel_gateway`;
+    /// without one, every remote endpoint is on the uplink's segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_ip: Option<TunnelAddr>,
     /// The router towards remote endpoints outside the endpoint's subnet
     /// (the uplink's default route; an address in that subnet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_gateway: Option<Ipv4Addr>,
+    pub tunnel_gateway: Option<IpAddr>,
     /// The endpoint's MAC, when not the device's own (a vdev's, or to
     /// match an address plan; OVS: the bridge's `other_config:hwaddr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_mac: Option<String>,
-    /// `vxlan` ports: the remote tunnel endpoint (OVS `options:remote_ip`).
+    /// `vxlan` ports: the remote tunnel endpoint, IPv4 or IPv6 (OVS
+    /// `options:remote_ip`), of its local endpoint's family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_ip: Option<Ipv4Addr>,
+    pub remote_ip: Option<IpAddr>,
     /// `vxlan` ports: the VNI, 0-16777215 (OVS `options:key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<u32>,
@@ -410,10 +411,11 @@ pub struct PortConfig {
     /// `tunnel_ip` (OVS `options:local_ip`); may be left out when one port
     /// has a `tunnel_ip`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local_ip: Option<Ipv4Addr>,
+    pub local_ip: Option<IpAddr>,
     /// `vxlan` ports: the MAC of the next hop towards `remote_ip` on the
     /// uplink, static (as OVS's `tnl/arp/set`; `aa:bb:cc:dd:ee:ff`).
-    /// Without it the switch resolves the next hop by ARP on the uplink.
+    /// Without it the switch resolves the next hop by ARP (IPv6: neighbour
+    /// discovery) on the uplink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_mac: Option<String>,
 }
@@ -593,10 +595,8 @@ impl PortConfig {
                 }
             }
             PortType::Vxlan => {
-                let ip_ok =
-                    |ip: Ipv4Addr| !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast());
                 match self.remote_ip {
-                    Some(ip) if ip_ok(ip) => {}
+                    Some(ip) if unicast(ip) && !ip.is_loopback() => {}
                     Some(ip) => {
                         return Err(err(
                             format!("{key}.remote_ip"),
@@ -606,7 +606,7 @@ impl PortConfig {
                     None => {
                         return Err(err(
                             format!("{key}.remote_ip"),
-                            "a vxlan port needs its remote endpoint's IPv4 address",
+                            "a vxlan port needs its remote endpoint's IPv4 or IPv6 address",
                         ))
                     }
                 }
@@ -640,7 +640,7 @@ impl PortConfig {
             }
         }
         if let Some(TunnelAddr { ip, .. }) = self.tunnel_ip {
-            if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+            if !unicast(ip) || ip.is_loopback() {
                 return Err(err(
                     format!("{key}.tunnel_ip"),
                     format!("{ip} cannot be a tunnel endpoint"),
@@ -687,7 +687,7 @@ impl PortConfig {
                 iface: self.iface.as_deref().unwrap_or(&self.name).to_owned(),
             },
             PortType::Vxlan => Device::Vxlan {
-                remote_ip: self.remote_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                remote_ip: self.remote_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 key: self.key.unwrap_or(0),
             },
         }
@@ -778,34 +778,51 @@ impl PortConfig {
     }
 }
 
-/// A tunnel endpoint's address (`tunnel_ip`), and the length of its
-/// subnet's prefix when one is given: `198.51.100.1` or `198.51.100.1/24`.
+/// Whether `ip` can be a tunnel endpoint's address or a next hop: not
+/// unspecified, multicast or the IPv4 broadcast address.
+fn unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+/// A tunnel endpoint's address (`tunnel_ip`), IPv4 or IPv6, and the length
+/// of its subnet's prefix when one is given: `198.51.100.1`,
+/// `198.51.100.1/24`, `2001:db8::1/64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TunnelAddr {
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub prefix_len: Option<u8>,
 }
 
 impl TunnelAddr {
     /// Whether `other` is in the endpoint's subnet (always, without a
-    /// prefix length).
-    pub fn on_link(&self, other: Ipv4Addr) -> bool {
-        let Some(len) = self.prefix_len else {
-            return true;
-        };
-        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-        u32::from(self.ip) & mask == u32::from(other) & mask
+    /// prefix length, when of the same family; never otherwise).
+    pub fn on_link(&self, other: IpAddr) -> bool {
+        let len = self.prefix_len;
+        match (self.ip, other) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => len.is_none_or(|len| {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }),
+            (IpAddr::V6(a), IpAddr::V6(b)) => len.is_none_or(|len| {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }),
+            _ => false,
+        }
     }
 
     /// Why `gw` cannot be this endpoint's gateway, if it cannot.
-    pub fn check_gateway(&self, gw: Ipv4Addr) -> Result<(), String> {
+    pub fn check_gateway(&self, gw: IpAddr) -> Result<(), String> {
         if self.prefix_len.is_none() {
             return Err(format!(
                 "a gateway needs the endpoint's subnet: give tunnel_ip as {}/<prefix length>",
                 self.ip
             ));
         }
-        if gw == self.ip || !self.on_link(gw) || gw.is_broadcast() || gw.is_multicast() {
+        if gw == self.ip || !self.on_link(gw) || !unicast(gw) {
             return Err(format!("{gw} is not another address in {self}'s subnet"));
         }
         Ok(())
@@ -813,11 +830,12 @@ impl TunnelAddr {
 
     /// The address whose MAC frames to `remote` are sent to: `remote`
     /// itself when it is in the endpoint's subnet, else the gateway.
-    pub fn next_hop(
-        &self,
-        gateway: Option<Ipv4Addr>,
-        remote: Ipv4Addr,
-    ) -> Result<Ipv4Addr, String> {
+    pub fn next_hop(&self, gateway: Option<IpAddr>, remote: IpAddr) -> Result<IpAddr, String> {
+        if remote.is_ipv4() != self.ip.is_ipv4() {
+            return Err(format!(
+                "no route to {remote}: the endpoint {self} is of the other IP version"
+            ));
+        }
         if self.on_link(remote) {
             return Ok(remote);
         }
@@ -843,22 +861,23 @@ impl std::str::FromStr for TunnelAddr {
             Some((ip, len)) => (ip, Some(len)),
             None => (s, None),
         };
-        let ip = ip
-            .parse::<Ipv4Addr>()
-            .map_err(|_| format!("{s:?} is not an IPv4 address (a.b.c.d or a.b.c.d/len)"))?;
+        let ip = ip.parse::<IpAddr>().map_err(|_| {
+            format!("{s:?} is not an IPv4 or IPv6 address (a.b.c.d[/len] or x:x::x[/len])")
+        })?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
         let prefix_len = match len {
             None => None,
             Some(l) => match l.parse::<u8>() {
-                Ok(n @ 1..=32) => Some(n),
-                _ => return Err(format!("{s:?}: the prefix length must be 1-32")),
+                Ok(n) if (1..=max).contains(&n) => Some(n),
+                _ => return Err(format!("{s:?}: the prefix length must be 1-{max}")),
             },
         };
         Ok(TunnelAddr { ip, prefix_len })
     }
 }
 
-impl From<Ipv4Addr> for TunnelAddr {
-    fn from(ip: Ipv4Addr) -> Self {
+impl From<IpAddr> for TunnelAddr {
+    fn from(ip: IpAddr) -> Self {
         TunnelAddr {
             ip,
             prefix_len: None,
@@ -880,13 +899,29 @@ impl<'de> Deserialize<'de> for TunnelAddr {
 }
 
 /// The endpoint a `vxlan` port starts from among the ports' `tunnel_ip`s:
-/// its `local_ip`, which one of them must be, or the only one there is.
-pub fn tunnel_endpoint(p: &PortConfig, endpoints: &[Ipv4Addr]) -> Result<Ipv4Addr, String> {
-    match (p.local_ip, endpoints) {
+/// its `local_ip`, which one of them must be, or the only one there is of
+/// `remote`'s IP version.
+pub fn tunnel_endpoint(
+    p: &PortConfig,
+    endpoints: &[IpAddr],
+    remote: Option<IpAddr>,
+) -> Result<IpAddr, String> {
+    let family: Vec<IpAddr> = endpoints
+        .iter()
+        .copied()
+        .filter(|e| remote.is_none_or(|r| r.is_ipv4() == e.is_ipv4()))
+        .collect();
+    match (p.local_ip, &family[..]) {
         (Some(ip), _) if endpoints.contains(&ip) => Ok(ip),
         (Some(ip), _) => Err(format!("no port has tunnel_ip {ip}")),
         (None, [only]) => Ok(*only),
-        (None, []) => Err("no port has a tunnel_ip for the tunnel to start from".into()),
+        (None, []) if endpoints.is_empty() => {
+            Err("no port has a tunnel_ip for the tunnel to start from".into())
+        }
+        (None, []) => Err(format!(
+            "no port has a tunnel_ip of the IP version of remote_ip {} for the tunnel to start from",
+            remote.map_or(String::new(), |r| r.to_string())
+        )),
         (None, _) => Err("several ports have a tunnel_ip: say which with local_ip".into()),
     }
 }
@@ -1154,7 +1189,7 @@ impl Config {
             }
         }
         // Every tunnel starts from an endpoint some port holds, once.
-        let endpoints: Vec<Ipv4Addr> = self
+        let endpoints: Vec<IpAddr> = self
             .bridges
             .iter()
             .flat_map(|b| &b.ports)
@@ -1172,7 +1207,7 @@ impl Config {
                     }
                 }
                 if p.kind == PortType::Vxlan {
-                    let local = tunnel_endpoint(p, &endpoints)
+                    let local = tunnel_endpoint(p, &endpoints, p.remote_ip)
                         .map_err(|why| err(format!("{pkey}.local_ip"), why))?;
                     let holder = self
                         .bridges
@@ -1295,13 +1330,13 @@ mod tests {
         assert_eq!(
             vx.device(""),
             Device::Vxlan {
-                remote_ip: Ipv4Addr::new(192, 0, 2, 2),
+                remote_ip: Ipv4Addr::new(192, 0, 2, 2).into(),
                 key: 4242
             }
         );
         assert_eq!(
-            tunnel_endpoint(vx, &[Ipv4Addr::new(192, 0, 2, 1)]),
-            Ok(Ipv4Addr::new(192, 0, 2, 1))
+            tunnel_endpoint(vx, &[Ipv4Addr::new(192, 0, 2, 1).into()], vx.remote_ip),
+            Ok(Ipv4Addr::new(192, 0, 2, 1).into())
         );
         for (fields, key) in [
             ("key = 1\nremote_mac = \"02:00:00:00:00:02\"", "remote_ip"),
@@ -1343,25 +1378,81 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_tunnel_endpoint_carries_ipv6_tunnels_only() {
+        let cfg = |uplink: &str, remote: &str| {
+            with_port(&format!(
+                "tunnel_ip = \"{uplink}\"\n[[bridges.ports]]\nname = \"vx\"\ntype = \"vxlan\"\n\
+                 remote_ip = \"{remote}\"\nkey = 1"
+            ))
+        };
+        let c = Config::parse(&cfg("2001:db8:1::1/64", "2001:db8:1::2")).unwrap();
+        assert_eq!(
+            c.bridges[0].ports[1].device(""),
+            Device::Vxlan {
+                remote_ip: "2001:db8:1::2".parse().unwrap(),
+                key: 1
+            }
+        );
+        Config::parse(&cfg(
+            "2001:db8:1::1/64\"\ntunnel_gateway = \"2001:db8:1::fe",
+            "2001:db8:9::2",
+        ))
+        .unwrap();
+        // A remote of the other IP version has no endpoint to start from.
+        let e = Config::parse(&cfg("2001:db8:1::1/64", "198.51.100.2")).unwrap_err();
+        assert_eq!(e.key, "bridges[0].ports[1].local_ip", "{e}");
+        assert!(e.reason.contains("IP version"), "{e}");
+        for (remote, key) in [
+            ("ff02::1", "remote_ip"),
+            ("::1", "remote_ip"),
+            ("::", "remote_ip"),
+        ] {
+            let e = Config::parse(&cfg("2001:db8:1::1/64", remote)).unwrap_err();
+            assert!(e.key.ends_with(key), "{remote}: {e}");
+        }
+        let e = Config::parse(&cfg("ff02::1", "2001:db8:1::2")).unwrap_err();
+        assert_eq!(e.key, "bridges[0].ports[0].tunnel_ip", "{e}");
+    }
+
+    #[test]
     fn a_tunnel_endpoints_subnet_and_gateway_route_its_remote_endpoints() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let addr: TunnelAddr = "198.51.100.1/24".parse().unwrap();
         assert_eq!(addr.to_string(), "198.51.100.1/24");
-        assert!(addr.on_link(Ipv4Addr::new(198, 51, 100, 200)));
-        assert!(!addr.on_link(Ipv4Addr::new(203, 0, 113, 5)));
-        let gw = Some(Ipv4Addr::new(198, 51, 100, 254));
+        assert!(addr.on_link(ip("198.51.100.200")));
+        assert!(!addr.on_link(ip("203.0.113.5")));
+        let gw = Some(ip("198.51.100.254"));
         assert_eq!(
-            addr.next_hop(gw, Ipv4Addr::new(203, 0, 113, 5)),
-            Ok(Ipv4Addr::new(198, 51, 100, 254))
+            addr.next_hop(gw, ip("203.0.113.5")),
+            Ok(ip("198.51.100.254"))
         );
         assert_eq!(
-            addr.next_hop(gw, Ipv4Addr::new(198, 51, 100, 7)),
-            Ok(Ipv4Addr::new(198, 51, 100, 7))
+            addr.next_hop(gw, ip("198.51.100.7")),
+            Ok(ip("198.51.100.7"))
         );
         let bare: TunnelAddr = "198.51.100.1".parse().unwrap();
-        assert!(
-            bare.on_link(Ipv4Addr::new(203, 0, 113, 5)),
-            "no prefix: on the segment"
+        assert!(bare.on_link(ip("203.0.113.5")), "no prefix: on the segment");
+        // IPv6 the same way; never across IP versions.
+        let addr6: TunnelAddr = "2001:db8:1::1/64".parse().unwrap();
+        assert_eq!(addr6.to_string(), "2001:db8:1::1/64");
+        assert!(addr6.on_link(ip("2001:db8:1::ffff:1")));
+        assert!(!addr6.on_link(ip("2001:db8:2::1")));
+        let gw6 = Some(ip("2001:db8:1::fe"));
+        assert_eq!(
+            addr6.next_hop(gw6, ip("2001:db8:2::1")),
+            Ok(ip("2001:db8:1::fe"))
         );
+        assert!(addr6.check_gateway(ip("2001:db8:1::fe")).is_ok());
+        assert!(addr6.check_gateway(ip("198.51.100.254")).is_err());
+        assert!(addr6.next_hop(gw6, ip("198.51.100.7")).is_err());
+        assert!(bare.next_hop(None, ip("2001:db8:1::2")).is_err());
+        assert!(!"2001:db8::1"
+            .parse::<TunnelAddr>()
+            .unwrap()
+            .on_link(ip("198.51.100.7")));
+        for bad in ["2001:db8::1/129", "2001:db8::1/0", "ff02::1x"] {
+            assert!(bad.parse::<TunnelAddr>().is_err(), "{bad}");
+        }
         for bad in ["198.51.100.1/33", "198.51.100.1/0", "198.51.100/24", "x/24"] {
             assert!(bad.parse::<TunnelAddr>().is_err(), "{bad}");
         }

@@ -87,9 +87,14 @@ pub struct NeutronConfig {
     /// networks of type vxlan take (lowest free first).
     pub vni_ranges: Vec<String>,
     /// This host's VXLAN tunnel endpoint (the OVS agent's `local_ip`): an
-    /// IPv4 address that a port of the switch holds as its `tunnel_ip`.
-    /// Without it the host takes no port of a vxlan network.
+    /// address of `overlay_ip_version` that a port of the switch holds as
+    /// its `tunnel_ip`. Without it the host takes no port of a vxlan
+    /// network.
     pub local_ip: Option<String>,
+    /// ML2's `overlay_ip_version`: 4 or 6, the IP version of every host's
+    /// tunnel endpoint. A vxlan network's MTU is `global_physnet_mtu` less
+    /// 50 over IPv4, 70 over IPv6, as Neutron computes it.
+    pub overlay_ip_version: u8,
     /// Directory of the vhost-user sockets (os-vif's default).
     pub vhost_socket_dir: PathBuf,
     /// MACs are allocated under its first 3 bytes (4 if the 4th is not 00).
@@ -293,10 +298,11 @@ pub const DEFAULT_BASE_MAC: &str = "fa:16:3e:00:00:00";
 pub const DEFAULT_INTEGRATION_BRIDGE: &str = "br-int";
 /// The largest VNI (24 bits).
 pub const MAX_VNI: u32 = 0xff_ffff;
-/// What VXLAN over IPv4 adds to a frame: outer IPv4 (20), UDP (8), VXLAN
-/// (8) and the inner Ethernet header (14). Neutron's network MTU for
-/// vxlan is the physical MTU less this.
-pub const VXLAN_OVERHEAD: u32 = 50;
+/// What VXLAN adds to a frame besides the outer IP header: UDP (8), VXLAN
+/// (8) and the inner Ethernet header (14), Neutron's
+/// `VXLAN_ENCAP_OVERHEAD`. Neutron's network MTU for vxlan is the
+/// physical MTU less this and the IP header (20, or 40 over IPv6).
+pub const VXLAN_ENCAP_OVERHEAD: u32 = 30;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 /// Neutron's default `max_fixed_ips_per_port`.
@@ -329,6 +335,7 @@ impl Default for NeutronConfig {
             bridge_mappings: Vec::new(),
             vni_ranges: Vec::new(),
             local_ip: None,
+            overlay_ip_version: 4,
             vhost_socket_dir: PathBuf::from(DEFAULT_VHOST_SOCKET_DIR),
             base_mac: DEFAULT_BASE_MAC.to_owned(),
             tenant_network_type: "vlan".to_owned(),
@@ -358,7 +365,10 @@ pub(crate) struct Settings {
     pub vlan_ranges: Vec<VlanRange>,
     /// Tenant VNIs, (min, max) inclusive.
     pub vni_ranges: Vec<(u32, u32)>,
-    pub local_ip: Option<std::net::Ipv4Addr>,
+    pub local_ip: Option<std::net::IpAddr>,
+    /// What a vxlan network's MTU leaves for the encapsulation (50 over
+    /// IPv4, 70 over IPv6: `overlay_ip_version`).
+    pub vxlan_overhead: u32,
     /// Every physnet named in the ranges or the mappings.
     pub physnets: std::collections::BTreeSet<String>,
     pub bridge_mappings: BTreeMap<String, String>,
@@ -557,21 +567,36 @@ impl NeutronConfig {
             }
             vni_ranges.push((lo, hi));
         }
+        let v6 = match self.overlay_ip_version {
+            4 => false,
+            6 => true,
+            v => {
+                return Err(config_err(
+                    "neutron.overlay_ip_version",
+                    format!("{v} is not an IP version (4 or 6)"),
+                ))
+            }
+        };
         let local_ip = match &self.local_ip {
             None => None,
             Some(s) => Some(
-                s.parse::<std::net::Ipv4Addr>()
+                s.parse::<std::net::IpAddr>()
                     .ok()
                     .filter(|ip| {
-                        !ip.is_unspecified()
+                        ip.is_ipv6() == v6
+                            && !ip.is_unspecified()
                             && !ip.is_multicast()
-                            && !ip.is_broadcast()
                             && !ip.is_loopback()
+                            && *ip != std::net::IpAddr::from(std::net::Ipv4Addr::BROADCAST)
                     })
                     .ok_or_else(|| {
                         config_err(
                             "neutron.local_ip",
-                            format!("'{s}' is not a unicast IPv4 address a tunnel can start from"),
+                            format!(
+                                "'{s}' is not a unicast IPv{} address a tunnel can start from \
+                                 (neutron.overlay_ip_version)",
+                                self.overlay_ip_version
+                            ),
                         )
                     })?,
             ),
@@ -630,6 +655,7 @@ impl NeutronConfig {
             vlan_ranges,
             vni_ranges,
             local_ip,
+            vxlan_overhead: VXLAN_ENCAP_OVERHEAD + if v6 { 40 } else { 20 },
             physnets,
             bridge_mappings,
             vhost_socket_dir: self.vhost_socket_dir.clone(),
@@ -923,6 +949,24 @@ mod tests {
             c.local_ip = Some(bad.into());
             assert_eq!(key_of(c.validate()), "neutron.local_ip", "{bad}");
         }
+        c.local_ip = Some("192.0.2.1".into());
+        assert_eq!(c.validate().unwrap().vxlan_overhead, 50);
+        // ML2's overlay_ip_version: the endpoint's version, and 70 bytes
+        // of encapsulation over IPv6.
+        c.overlay_ip_version = 6;
+        assert_eq!(key_of(c.validate()), "neutron.local_ip");
+        for bad in ["::1", "ff02::1", "::"] {
+            c.local_ip = Some(bad.into());
+            assert_eq!(key_of(c.validate()), "neutron.local_ip", "{bad}");
+        }
+        c.local_ip = Some("2001:db8::1".into());
+        let s = c.validate().unwrap();
+        assert_eq!(
+            (s.local_ip, s.vxlan_overhead),
+            (Some("2001:db8::1".parse().unwrap()), 70)
+        );
+        c.overlay_ip_version = 5;
+        assert_eq!(key_of(c.validate()), "neutron.overlay_ip_version");
 
         let mut c = cfg();
         c.vhost_socket_dir = "relative".into();

@@ -6,7 +6,7 @@ use super::ipam::{lowest_free_vlan, lowest_free_vni};
 use super::model::{Network, NetworkType, StdAttrs};
 use super::store::Op;
 use super::validate::new_id;
-use super::{MAX_VNI, VXLAN_OVERHEAD};
+use super::MAX_VNI;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -259,7 +259,7 @@ impl Tx<'_> {
     /// Neutron's limit: no network MTU above the physical networks' (less
     /// the encapsulation, for a vxlan network).
     fn check_mtu(&self, mtu: u32, ntype: NetworkType) -> Result<(), ApiError> {
-        let max = max_mtu(self.s.global_physnet_mtu, ntype);
+        let max = max_mtu(self.s.global_physnet_mtu, ntype, self.s.vxlan_overhead);
         if mtu > max {
             return Err(ApiError::new(
                 400,
@@ -293,7 +293,11 @@ impl Tx<'_> {
         b.finish("POST", READONLY)?;
         let (network_type, physical_network, segmentation_id) =
             self.segment(ntype, physnet, segid)?;
-        let mtu = mtu.unwrap_or(DEFAULT_MTU.min(max_mtu(self.s.global_physnet_mtu, network_type)));
+        let mtu = mtu.unwrap_or(DEFAULT_MTU.min(max_mtu(
+            self.s.global_physnet_mtu,
+            network_type,
+            self.s.vxlan_overhead,
+        )));
         self.check_mtu(mtu, network_type)?;
         let mut std = StdAttrs::new(description, &self.now);
         std.tags = tags;
@@ -429,10 +433,11 @@ impl Tx<'_> {
 }
 
 /// The largest MTU of a network of type `ntype`: Neutron's
-/// `global_physnet_mtu`, less the encapsulation for vxlan.
-pub fn max_mtu(global_physnet_mtu: u32, ntype: NetworkType) -> u32 {
+/// `global_physnet_mtu`, less the encapsulation (`vxlan_overhead`) for
+/// vxlan.
+pub fn max_mtu(global_physnet_mtu: u32, ntype: NetworkType, vxlan_overhead: u32) -> u32 {
     match ntype {
-        NetworkType::Vxlan => global_physnet_mtu.saturating_sub(VXLAN_OVERHEAD),
+        NetworkType::Vxlan => global_physnet_mtu.saturating_sub(vxlan_overhead),
         _ => global_physnet_mtu,
     }
 }

@@ -51,7 +51,7 @@ impl NeutronSide {
         mappings: BTreeMap<String, String>,
         dhcp: DhcpSettings,
         cluster_host: Option<String>,
-        local_ip: Option<std::net::Ipv4Addr>,
+        local_ip: Option<std::net::IpAddr>,
     ) -> NeutronSide {
         NeutronSide {
             updates: service.subscribe(),

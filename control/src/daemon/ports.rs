@@ -14,9 +14,10 @@ use super::snapshot::Tunnel;
 use dataplane::neighbour::{Neighbour, NeighbourTable, NextHop, Resolution};
 use dataplane::stats::PortTotals;
 use dataplane::vlan::PortVlan;
-use dataplane::wire::vxlan::{Ipv4Tunnel, Vni};
+use dataplane::wire::vxlan::{Ipv4Tunnel, Ipv6Tunnel, OuterHeader, Vni};
 use dataplane::wire::EthernetAddress;
 use dpdk_sys::ethdev::{EthStats, PortSetup};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,7 +99,7 @@ impl Daemon {
     }
 
     /// The ports' tunnel endpoints (`tunnel_ip`s).
-    pub(super) fn tunnel_endpoints(&self) -> Vec<std::net::Ipv4Addr> {
+    pub(super) fn tunnel_endpoints(&self) -> Vec<std::net::IpAddr> {
         self.ports
             .values()
             .filter_map(|p| p.cfg.tunnel_ip.map(|t| t.ip))
@@ -108,7 +109,7 @@ impl Daemon {
     /// The port holding tunnel endpoint `local`, and the endpoint's MAC.
     pub(super) fn endpoint(
         &self,
-        local: std::net::Ipv4Addr,
+        local: std::net::IpAddr,
     ) -> Result<(&OpenPort, EthernetAddress), String> {
         let uplink = self
             .ports
@@ -131,7 +132,7 @@ impl Daemon {
 
     /// This host's VXLAN endpoint for Neutron's networks (`neutron.local_ip`):
     /// its address and MAC, if it has one that works.
-    pub(super) fn neutron_endpoint(&self) -> Option<(std::net::Ipv4Addr, EthernetAddress)> {
+    pub(super) fn neutron_endpoint(&self) -> Option<(std::net::IpAddr, EthernetAddress)> {
         let ip = self.neutron.as_ref()?.compiler.local_ip()?;
         match self.endpoint(ip) {
             Ok((_, mac)) => Some((ip, mac)),
@@ -148,7 +149,8 @@ impl Daemon {
     /// the endpoint's gateway). `Err` says why it cannot work now (it then
     /// sends nothing).
     pub(super) fn tunnel_of(&self, cfg: &PortConfig) -> Result<Tunnel, String> {
-        let local = control_api::config::tunnel_endpoint(cfg, &self.tunnel_endpoints())?;
+        let local =
+            control_api::config::tunnel_endpoint(cfg, &self.tunnel_endpoints(), cfg.remote_ip)?;
         let (uplink, src_mac) = self.endpoint(local)?;
         let remote = cfg.remote_ip.ok_or("no remote_ip")?;
         let addr = uplink.cfg.tunnel_ip.unwrap_or(local.into());
@@ -161,25 +163,42 @@ impl Daemon {
             None => None,
         };
         let vni = cfg.key.and_then(Vni::new).ok_or("no key")?;
-        Ok(Tunnel {
-            uplink: uplink.dev.port_id(),
-            outer: Ipv4Tunnel {
+        // The next hop's MAC is written per batch once resolved.
+        let dst_mac = fixed.unwrap_or(EthernetAddress::BROADCAST);
+        let outer = match (local, remote) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => OuterHeader::V4(Ipv4Tunnel {
                 src_mac,
-                // The next hop's, written per batch once resolved.
-                dst_mac: fixed.unwrap_or(EthernetAddress::BROADCAST),
-                src_ip: local.octets(),
-                dst_ip: remote.octets(),
+                dst_mac,
+                src_ip: src.octets(),
+                dst_ip: dst.octets(),
                 // Open vSwitch's defaults: TTL 64, TOS 0, DF set.
                 ttl: 64,
                 tos: 0,
                 dont_fragment: true,
-            },
+            }),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => OuterHeader::V6(Ipv6Tunnel {
+                src_mac,
+                dst_mac,
+                src_ip: src.octets(),
+                dst_ip: dst.octets(),
+                hop_limit: 64,
+                traffic_class: 0,
+            }),
+            _ => {
+                return Err(format!(
+                    "remote_ip {remote} is not of local_ip {local}'s IP version"
+                ))
+            }
+        };
+        Ok(Tunnel {
+            uplink: uplink.dev.port_id(),
+            outer,
             vni,
             next_hop: NextHop {
                 uplink: uplink.dev.port_id(),
-                src_ip: local.octets(),
+                src_ip: local,
                 src_mac,
-                ip: hop.octets(),
+                ip: hop,
                 fixed,
             },
         })
@@ -199,12 +218,10 @@ impl Daemon {
         }
         let endpoints = self.tunnel_endpoints();
         if cfg.kind == PortType::Vxlan {
-            let local =
-                control_api::config::tunnel_endpoint(&cfg, &endpoints).map_err(|reason| {
-                    ConfigError {
-                        key: "port.local_ip".into(),
-                        reason,
-                    }
+            let local = control_api::config::tunnel_endpoint(&cfg, &endpoints, cfg.remote_ip)
+                .map_err(|reason| ConfigError {
+                    key: "port.local_ip".into(),
+                    reason,
                 })?;
             if let (Ok((uplink, _)), Some(remote)) = (self.endpoint(local), cfg.remote_ip) {
                 let addr = uplink.cfg.tunnel_ip.unwrap_or(local.into());
@@ -420,14 +437,10 @@ impl Daemon {
             let n = |f: fn(&PortStatsRow) -> u64| s.map_or(0, f);
             rows.push(control_api::protocol::TunnelRow {
                 port: p.cfg.name.clone(),
-                local_ip: t.map_or(String::new(), |t| {
-                    std::net::Ipv4Addr::from(t.outer.src_ip).to_string()
-                }),
+                local_ip: t.map_or(String::new(), |t| t.outer.src_ip().to_string()),
                 remote_ip: p.cfg.remote_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 vni: p.cfg.key.unwrap_or(0),
-                next_hop: t.map_or(String::new(), |t| {
-                    std::net::Ipv4Addr::from(t.next_hop.ip).to_string()
-                }),
+                next_hop: t.map_or(String::new(), |t| t.next_hop.ip.to_string()),
                 remote_mac: hop
                     .and_then(|n| n.mac())
                     .map(|m| m.to_string())

@@ -7,7 +7,7 @@ use dataplane::neighbour::{NeighbourTable, NextHop};
 use dataplane::port::PortId;
 use dataplane::view::{max_frame_len, PortView, SwitchView, TunnelPort, ViewError};
 use dataplane::vlan::PortVlan;
-use dataplane::wire::vxlan::{Ipv4Tunnel, Vni};
+use dataplane::wire::vxlan::{OuterHeader, Vni};
 use std::sync::Arc;
 
 /// A bridge as the snapshot needs it.
@@ -40,7 +40,7 @@ pub struct PortPlan<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunnel {
     pub uplink: PortId,
-    pub outer: Ipv4Tunnel,
+    pub outer: OuterHeader,
     pub vni: Vni,
     pub next_hop: NextHop,
 }
@@ -280,14 +280,14 @@ mod tests {
         let v = vlan();
         let hop = |ip: u8| NextHop {
             uplink: id(0),
-            src_ip: [10, 0, 0, 1],
+            src_ip: [10, 0, 0, 1].into(),
             src_mac: EthernetAddress::new(2, 0, 0, 0, 0, 1),
-            ip: [10, 0, 0, ip],
+            ip: [10, 0, 0, ip].into(),
             fixed: None,
         };
         let tunnel = |remote: u8, vni: u32, via: u8| Tunnel {
             uplink: id(0),
-            outer: Ipv4Tunnel {
+            outer: OuterHeader::V4(dataplane::wire::vxlan::Ipv4Tunnel {
                 src_mac: EthernetAddress::new(2, 0, 0, 0, 0, 1),
                 dst_mac: EthernetAddress::BROADCAST,
                 src_ip: [10, 0, 0, 1],
@@ -295,7 +295,7 @@ mod tests {
                 ttl: 64,
                 tos: 0,
                 dont_fragment: true,
-            },
+            }),
             vni: Vni::new(vni).unwrap(),
             next_hop: hop(via),
         };

@@ -196,28 +196,29 @@ enum PortCmd {
         /// The port's MTU (default 1500): longer frames are not sent.
         #[arg(long)]
         mtu_request: Option<u16>,
-        /// A tunnel endpoint on this port: VXLAN to this IPv4 address (and
-        /// the port's MAC) is its tunnels'; a.b.c.d/len gives its subnet.
+        /// A tunnel endpoint on this port: VXLAN to this IPv4 or IPv6
+        /// address (and the port's MAC) is its tunnels'; a.b.c.d/len or
+        /// x:x::x/len gives its subnet.
         #[arg(long)]
         tunnel_ip: Option<control_api::config::TunnelAddr>,
         /// The router towards remote endpoints outside the endpoint's
         /// subnet.
         #[arg(long)]
-        tunnel_gateway: Option<std::net::Ipv4Addr>,
+        tunnel_gateway: Option<std::net::IpAddr>,
         /// The endpoint's MAC (default: the device's own).
         #[arg(long)]
         tunnel_mac: Option<String>,
-        /// vxlan: the remote endpoint's IPv4 address.
+        /// vxlan: the remote endpoint's IPv4 or IPv6 address.
         #[arg(long)]
-        remote_ip: Option<std::net::Ipv4Addr>,
+        remote_ip: Option<std::net::IpAddr>,
         /// vxlan: the VNI.
         #[arg(long)]
         key: Option<u32>,
         /// vxlan: the endpoint it starts from (a port's tunnel_ip).
         #[arg(long)]
-        local_ip: Option<std::net::Ipv4Addr>,
+        local_ip: Option<std::net::IpAddr>,
         /// vxlan: the next hop's MAC on the uplink, static (default:
-        /// resolved by ARP).
+        /// resolved by ARP or neighbour discovery).
         #[arg(long)]
         remote_mac: Option<String>,
     },

@@ -13,7 +13,7 @@
 //!   advertisement, built in place).
 use crate::port::PortId;
 use crate::wire::arp::{ArpOperation, ArpPacket};
-use crate::wire::{ipv6_l4_checksum, EthernetAddress, IpProtocol};
+use crate::wire::{ndisc, EthernetAddress};
 
 /// An immutable open-addressing table from a 64-bit key (never 0) to a
 /// small value: a power-of-two array at most half full, linear probing.
@@ -123,10 +123,7 @@ pub type Address6 = (u16, [u8; 16], [u8; 6]);
 
 /// The IPv6 payload of the neighbour advertisement the responder writes:
 /// the ICMPv6 header, flags, the target, and its link-layer address option.
-pub const NA_LEN: usize = 32;
-const IPV6_HEADER: usize = 40;
-const ND_SOLICIT: u8 = 135;
-const ND_ADVERT: u8 = 136;
+pub const NA_LEN: usize = ndisc::MESSAGE_LEN;
 
 /// A neighbour advertisement to write (see [`KnownPorts::neighbour_answer`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,31 +139,14 @@ impl NdAnswer {
     /// is at `l3` in `frame` (at least `l3 + 40 + NA_LEN` long; any VLAN
     /// tag before `l3` kept); returns the frame's new length.
     pub fn write(&self, frame: &mut [u8], l3: usize) -> Option<usize> {
-        let end = l3 + IPV6_HEADER + NA_LEN;
-        let buf = frame.get_mut(..end)?;
-        buf[0..6].copy_from_slice(&self.to_mac);
-        buf[6..12].copy_from_slice(&self.target_mac);
-        let ip = &mut buf[l3..];
-        ip[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-        ip[4..6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
-        ip[6] = IpProtocol::ICMPV6.0;
-        ip[7] = 255;
-        ip[8..24].copy_from_slice(&self.target);
-        ip[24..40].copy_from_slice(&self.to_ip);
-        let icmp = &mut ip[IPV6_HEADER..IPV6_HEADER + NA_LEN];
-        icmp[0] = ND_ADVERT;
-        icmp[1] = 0;
-        icmp[2..4].copy_from_slice(&[0, 0]);
-        // Solicited and override (not a router).
-        icmp[4..8].copy_from_slice(&[0x60, 0, 0, 0]);
-        icmp[8..24].copy_from_slice(&self.target);
-        // Target link-layer address option.
-        icmp[24] = 2;
-        icmp[25] = 1;
-        icmp[26..32].copy_from_slice(&self.target_mac);
-        let sum = ipv6_l4_checksum(self.target, self.to_ip, IpProtocol::ICMPV6, icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        Some(end)
+        ndisc::write_advertisement(
+            frame,
+            l3,
+            self.target,
+            EthernetAddress(self.target_mac),
+            self.to_ip,
+            EthernetAddress(self.to_mac),
+        )
     }
 }
 
@@ -256,27 +236,11 @@ impl KnownPorts {
         if self.addresses6.is_empty() {
             return None;
         }
-        let ip = frame.get(l3..)?;
-        let len = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
-        let icmp = ip.get(IPV6_HEADER..IPV6_HEADER + len)?;
-        if ip[0] >> 4 != 6
-            || ip[6] != IpProtocol::ICMPV6.0
-            || ip[7] != 255
-            || len < 24
-            || icmp[0] != ND_SOLICIT
-            || icmp[1] != 0
-        {
+        let m = ndisc::parse(frame.get(l3..)?)?;
+        if m.kind != ndisc::SOLICITATION || m.src == [0; 16] {
             return None;
         }
-        let src: [u8; 16] = ip[8..24].try_into().ok()?;
-        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
-        let target: [u8; 16] = icmp[8..24].try_into().ok()?;
-        if src == [0; 16]
-            || target[0] == 0xff
-            || ipv6_l4_checksum(src, dst, IpProtocol::ICMPV6, icmp) != 0
-        {
-            return None;
-        }
+        let (src, target) = (m.src, m.target);
         let to_mac: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
         let target_mac = self.mac_of6(vlan, target)?;
         (target_mac != to_mac).then_some(NdAnswer {
@@ -303,6 +267,7 @@ impl KnownPorts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{ipv6_l4_checksum, IpProtocol};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -376,7 +341,7 @@ mod tests {
     fn solicitation(mac: [u8; 6], src: [u8; 16], target: [u8; 16]) -> Vec<u8> {
         let mut dst = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0];
         dst[13..].copy_from_slice(&target[13..]);
-        let mut icmp = vec![ND_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+        let mut icmp = vec![ndisc::SOLICITATION, 0, 0, 0, 0, 0, 0, 0];
         icmp.extend_from_slice(&target);
         icmp.extend_from_slice(&[1, 1]);
         icmp.extend_from_slice(&mac);
@@ -415,7 +380,7 @@ mod tests {
         let icmp = &f[54..];
         assert_eq!(
             (icmp[0], icmp[1], icmp[4]),
-            (ND_ADVERT, 0, 0x60),
+            (ndisc::ADVERTISEMENT, 0, 0x60),
             "solicited, override"
         );
         assert_eq!(&icmp[8..24], &ip(2));

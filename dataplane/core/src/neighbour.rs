@@ -1,7 +1,8 @@
 //! The tunnels' next hops: which MAC an encapsulated frame is sent to on
-//! its uplink. The switch resolves them itself, by ARP on the uplink, as
-//! Open vSwitch's userspace tunnels do with their neighbour cache and as
-//! the Linux VXLAN driver does through the kernel's neighbour table:
+//! its uplink. The switch resolves them itself, by ARP (IPv4) or neighbour
+//! discovery (IPv6) on the uplink, as Open vSwitch's userspace tunnels do
+//! with their neighbour cache and as the Linux VXLAN driver does through
+//! the kernel's neighbour table:
 //!
 //! * A next hop (the remote endpoint when it is on the endpoint's subnet,
 //!   else the endpoint's gateway) has one [`Neighbour`] slot, set up by the
@@ -9,7 +10,9 @@
 //!   atomics (no lock, no allocation).
 //! * Learning: an ARP request or reply from the next hop's address to the
 //!   endpoint's, and a gratuitous ARP from it, set its MAC and confirm it
-//!   ([`NeighbourTable::snoop`], on the uplink's receive path).
+//!   ([`NeighbourTable::snoop`], on the uplink's receive path); over IPv6,
+//!   an advertisement for the next hop's address, or its solicitation for
+//!   the endpoint's ([`NeighbourTable::snoop_nd`]).
 //! * Resolving: a MAC confirmed less than `aging` seconds ago is used;
 //!   past half of that, a unicast ARP probe to it goes out at most once a
 //!   second (a reply confirms it; traffic keeps flowing meanwhile); past
@@ -20,7 +23,9 @@
 //!   is static: never aged, never overwritten.
 use crate::port::PortId;
 use crate::wire::arp::{ArpOperation, ArpPacket};
+use crate::wire::ndisc::{self, NdMessage};
 use crate::wire::EthernetAddress;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// One next hop as the control thread defines it: who is asked, through
@@ -29,10 +34,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub struct NextHop {
     pub uplink: PortId,
     /// The endpoint asking: its address and MAC (the requests' sender).
-    pub src_ip: [u8; 4],
+    pub src_ip: IpAddr,
     pub src_mac: EthernetAddress,
-    /// The address to resolve.
-    pub ip: [u8; 4],
+    /// The address to resolve (of the endpoint's family).
+    pub ip: IpAddr,
     /// A static MAC: no ARP for this next hop.
     pub fixed: Option<EthernetAddress>,
 }
@@ -228,20 +233,61 @@ impl NeighbourTable {
     /// if unicast). Returns true when the packet was a reply to an
     /// endpoint (the endpoint's own: the caller consumes it).
     pub fn snoop<T: AsRef<[u8]>>(&self, uplink: PortId, arp: &ArpPacket<T>) -> bool {
-        let (spa, tpa, sha) = (arp.spa(), arp.tpa(), arp.sha());
         let op = arp.op();
         if op != ArpOperation::REQUEST && op != ArpOperation::REPLY {
             return false;
         }
+        let (spa, tpa) = (IpAddr::from(arp.spa()), IpAddr::from(arp.tpa()));
+        self.learn(uplink, spa, tpa, arp.sha(), op == ArpOperation::REPLY)
+    }
+
+    /// [`snoop`](Self::snoop) for IPv6: `nd`, a neighbour discovery message
+    /// received on `uplink` in a frame from `eth_src`. An advertisement for
+    /// a next hop's address (its target link-layer option, else the
+    /// frame's source), a solicitation from it for its endpoint's address
+    /// (its source link-layer option) confirm that next hop's MAC. Returns
+    /// true when `nd` was an advertisement to an endpoint (the caller
+    /// consumes it).
+    pub fn snoop_nd(&self, uplink: PortId, nd: &NdMessage, eth_src: EthernetAddress) -> bool {
+        let (target, src) = (IpAddr::from(nd.target), IpAddr::from(nd.src));
+        if nd.kind == ndisc::ADVERTISEMENT {
+            // An unsolicited advertisement (to all nodes) is the next
+            // hop's gratuitous ARP: learned, not the endpoint's own.
+            let mac = nd.lladdr.unwrap_or(eth_src);
+            let ours = self.learn(uplink, target, target, mac, false);
+            let to_endpoint = self
+                .entries
+                .iter()
+                .any(|n| n.hop.uplink == uplink && n.hop.src_ip == IpAddr::from(nd.dst));
+            return ours || to_endpoint;
+        }
+        // A solicitation without a source option (a unicast probe) teaches
+        // nothing: the sender's MAC is only implied.
+        match nd.lladdr {
+            Some(mac) => self.learn(uplink, src, target, mac, false),
+            None => false,
+        }
+    }
+
+    /// Confirms `mac` for every next hop on `uplink` whose address is
+    /// `sender`, when `sender` speaks to its endpoint's address `about` or
+    /// announces itself (`about == sender`); true when `reply_to_endpoint`
+    /// and `about` is an endpoint's address on `uplink`.
+    fn learn(
+        &self,
+        uplink: PortId,
+        sender: IpAddr,
+        about: IpAddr,
+        mac: EthernetAddress,
+        reply_to_endpoint: bool,
+    ) -> bool {
         let now = self.now();
         let mut ours = false;
         for n in self.entries.iter().filter(|n| n.hop.uplink == uplink) {
-            let to_endpoint = tpa == n.hop.src_ip;
-            if to_endpoint && op == ArpOperation::REPLY {
-                ours = true;
-            }
-            if n.hop.ip == spa && (to_endpoint || spa == tpa) && sha.is_unicast() {
-                n.confirm(sha, now);
+            let to_endpoint = about == n.hop.src_ip;
+            ours |= to_endpoint && reply_to_endpoint;
+            if n.hop.ip == sender && (to_endpoint || sender == about) && mac.is_unicast() {
+                n.confirm(mac, now);
             }
         }
         ours
@@ -264,9 +310,9 @@ mod tests {
     fn hop(ip: u8, fixed: Option<EthernetAddress>) -> NextHop {
         NextHop {
             uplink: p(1),
-            src_ip: [10, 0, 0, 1],
+            src_ip: [10, 0, 0, 1].into(),
             src_mac: ME,
-            ip: [10, 0, 0, ip],
+            ip: [10, 0, 0, ip].into(),
             fixed,
         }
     }
@@ -288,6 +334,49 @@ mod tests {
 
     fn snoop(t: &NeighbourTable, uplink: u16, packet: &[u8]) -> bool {
         t.snoop(p(uplink), &ArpPacket::new_checked(packet).unwrap())
+    }
+
+    #[test]
+    fn over_ipv6_advertisements_and_solicitations_teach_the_next_hop() {
+        let (me, gw, other): ([u8; 16], [u8; 16], [u8; 16]) = (
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe],
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+        );
+        let hop6 = NextHop {
+            uplink: p(1),
+            src_ip: me.into(),
+            src_mac: ME,
+            ip: gw.into(),
+            fixed: None,
+        };
+        let t = NeighbourTable::new(vec![hop6], 60, None);
+        let n = t.get(0).unwrap();
+        let nd = |f: &[u8]| ndisc::parse(&f[14..]).unwrap();
+        let mut f = vec![0u8; ndisc::FRAME_LEN];
+        // Another host's solicitation for the endpoint: nothing learned.
+        assert!(ndisc::write_solicitation(&mut f, None, HOP, other, me));
+        assert!(!t.snoop_nd(p(1), &nd(&f), HOP));
+        assert_eq!(n.mac(), None);
+        // The gateway's solicitation for the endpoint: its source option.
+        assert!(ndisc::write_solicitation(&mut f, None, HOP, gw, me));
+        assert!(!t.snoop_nd(p(2), &nd(&f), HOP), "another uplink");
+        assert_eq!(n.mac(), None);
+        assert!(
+            !t.snoop_nd(p(1), &nd(&f), HOP),
+            "a solicitation is not consumed"
+        );
+        assert_eq!(n.resolve(t.now(), 60), Resolution::Known(HOP));
+        // Its advertisement to the endpoint: consumed, the target option
+        // wins over the frame's source.
+        let moved = EthernetAddress::new(2, 0, 0, 0, 0, 0x77);
+        ndisc::write_advertisement(&mut f, 14, gw, moved, me, ME).unwrap();
+        assert!(t.snoop_nd(p(1), &nd(&f), HOP));
+        assert_eq!(n.mac(), Some(moved));
+        // Another address's advertisement teaches nothing.
+        ndisc::write_advertisement(&mut f, 14, other, HOP, me, ME).unwrap();
+        assert!(t.snoop_nd(p(1), &nd(&f), HOP), "still to the endpoint");
+        assert_eq!(n.mac(), Some(moved));
     }
 
     #[test]

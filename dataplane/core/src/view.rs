@@ -10,8 +10,9 @@ use crate::mac_table::MacTable;
 use crate::neighbour::NeighbourTable;
 use crate::port::{PortId, PortMask, MAX_PORTS};
 use crate::vlan::PortVlan;
-use crate::wire::vxlan::{HeaderTemplate, Ipv4Tunnel, Vni};
+use crate::wire::vxlan::{HeaderTemplate, OuterHeader, Vni};
 use crate::wire::EthernetAddress;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// A port as the pipeline sees it.
@@ -73,7 +74,7 @@ pub struct TunnelPort {
     /// The outer headers: this endpoint's MAC and IP, the remote
     /// endpoint's IP (private: `header` is made from them). Their
     /// destination MAC is the next hop's, resolved per batch.
-    outer: Ipv4Tunnel,
+    outer: OuterHeader,
     vni: Vni,
     /// `outer` and `vni` as bytes, written in front of every frame.
     header: HeaderTemplate,
@@ -82,7 +83,7 @@ pub struct TunnelPort {
 }
 
 impl TunnelPort {
-    pub fn new(uplink: PortId, outer: Ipv4Tunnel, vni: Vni, next_hop: usize) -> TunnelPort {
+    pub fn new(uplink: PortId, outer: OuterHeader, vni: Vni, next_hop: usize) -> TunnelPort {
         TunnelPort {
             uplink,
             outer,
@@ -92,7 +93,7 @@ impl TunnelPort {
         }
     }
 
-    pub fn outer(&self) -> &Ipv4Tunnel {
+    pub fn outer(&self) -> &OuterHeader {
         &self.outer
     }
 
@@ -107,7 +108,8 @@ impl TunnelPort {
     }
 }
 
-/// A tunnel endpoint of this switch: an IPv4 address on an uplink port.
+/// A tunnel endpoint of this switch: an IPv4 or IPv6 address on an uplink
+/// port.
 /// VXLAN packets to it (and to its MAC) are the tunnels' (see
 /// `pipeline::decapsulate`); everything else on the uplink is switched as
 /// usual.
@@ -115,15 +117,15 @@ impl TunnelPort {
 pub struct Endpoint {
     pub uplink: PortId,
     pub mac: EthernetAddress,
-    pub ip: [u8; 4],
+    pub ip: IpAddr,
     /// (remote endpoint's IP, VNI) to the tunnel port that receives it.
-    pub tunnels: Vec<([u8; 4], Vni, PortId)>,
+    pub tunnels: Vec<(IpAddr, Vni, PortId)>,
 }
 
 impl Endpoint {
     /// The tunnel port for packets from `remote` with `vni`.
     #[inline]
-    pub fn tunnel(&self, remote: [u8; 4], vni: Vni) -> Option<PortId> {
+    pub fn tunnel(&self, remote: IpAddr, vni: Vni) -> Option<PortId> {
         self.tunnels
             .iter()
             .find(|(r, v, _)| *r == remote && *v == vni)
@@ -293,12 +295,12 @@ impl SwitchView {
             || tunnel.uplink == id
             || !matches!(
                 self.neighbours.get(tunnel.next_hop),
-                Some(n) if n.hop.uplink == tunnel.uplink
+                Some(n) if n.hop.uplink == tunnel.uplink && n.hop.src_ip == tunnel.outer.src_ip()
             )
         {
             return Err(ViewError::BadTunnel(name(self)));
         }
-        let (ip, mac) = (tunnel.outer.src_ip, tunnel.outer.src_mac);
+        let (ip, mac) = (tunnel.outer.src_ip(), tunnel.outer.src_mac());
         let at = match self
             .endpoints
             .iter()
@@ -317,7 +319,7 @@ impl SwitchView {
         };
         self.endpoints[at]
             .tunnels
-            .push((tunnel.outer.dst_ip, tunnel.vni, id));
+            .push((tunnel.outer.dst_ip(), tunnel.vni, id));
         self.uplinks.insert(tunnel.uplink);
         self.tunnel_ports.insert(id);
         self.tunnels[id.index()] = Some(tunnel);

@@ -5,12 +5,12 @@
 //! outer headers just before it leaves by the uplink ([`encapsulate`]).
 //!
 //! What is a tunnel packet of this switch is decided as the Linux VXLAN
-//! driver and Open vSwitch's tunnel pop decide it: an IPv4 UDP packet to
-//! the VXLAN port, addressed to an endpoint's MAC and IP on the uplink it
-//! arrived by. Anything else on the uplink is switched as usual (the
-//! uplink is an ordinary port of its bridge). A tunnel packet that fails
-//! the receive checks of [`vxlan::parse_ipv4`], or that no tunnel port
-//! takes (an unknown remote endpoint or VNI), is dropped and counted.
+//! driver and Open vSwitch's tunnel pop decide it: an IPv4 or IPv6 UDP
+//! packet to the VXLAN port, addressed to an endpoint's MAC and IP on the
+//! uplink it arrived by. Anything else on the uplink is switched as usual
+//! (the uplink is an ordinary port of its bridge). A tunnel packet that
+//! fails the receive checks of [`vxlan::parse_tagged`], or that no tunnel
+//! port takes (an unknown remote endpoint or VNI), is dropped and counted.
 use super::BurstCounts;
 use crate::frame::{Burst, Frame, FramePool, BURST};
 use crate::neighbour::{Neighbour, NeighbourTable, NextHop, Resolution};
@@ -19,10 +19,13 @@ use crate::port::PortId;
 use crate::view::{Endpoint, SwitchView, TunnelPort};
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::Ipv6Packet;
+use crate::wire::ndisc;
 use crate::wire::udp::UdpPacket;
 use crate::wire::vlan::VlanStack;
-use crate::wire::vxlan;
+use crate::wire::vxlan::{self, HeaderTemplate, OuterTemplate};
 use crate::wire::{ethernet, EtherType, EthernetAddress, IpProtocol};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 /// The uplink's burst after [`decapsulate`], sized once and reused.
@@ -78,8 +81,9 @@ impl<B: Burst> Decapsulated<B> {
 }
 
 /// The endpoint of `in_port` that `data` (its tags `tags`) is addressed
-/// to as a VXLAN packet (its MAC, its IPv4 address, UDP to the VXLAN
-/// port), read without any checksum; `None` for the uplink's other traffic.
+/// to as a VXLAN packet (its MAC, its IPv4 or IPv6 address, UDP to the
+/// VXLAN port), read without any checksum; `None` for the uplink's other
+/// traffic.
 #[inline(always)]
 fn addressed_endpoint<'v>(
     endpoints: &'v [Endpoint],
@@ -87,24 +91,36 @@ fn addressed_endpoint<'v>(
     data: &[u8],
     tags: &VlanStack,
 ) -> Option<&'v Endpoint> {
-    if tags.ethertype != EtherType::IPV4 {
+    let l3 = data.get(ethernet::HEADER_LEN + tags.tags_len..)?;
+    let udp_dst_port = |udp: &[u8]| Some(UdpPacket::new_checked(udp).ok()?.dst_port());
+    let (dst_ip, port) = match tags.ethertype {
+        EtherType::IPV4 => {
+            let ip = Ipv4Packet::new_checked(l3).ok()?;
+            if ip.protocol() != IpProtocol::UDP || ip.is_fragment() {
+                return None;
+            }
+            (IpAddr::from(ip.dst_addr()), udp_dst_port(ip.payload())?)
+        }
+        EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(l3).ok()?;
+            if ip.next_header() != IpProtocol::UDP {
+                return None;
+            }
+            (IpAddr::from(ip.dst_addr()), udp_dst_port(ip.payload())?)
+        }
+        _ => return None,
+    };
+    if port != vxlan::UDP_PORT {
         return None;
     }
-    let ip = Ipv4Packet::new_checked(data.get(ethernet::HEADER_LEN + tags.tags_len..)?).ok()?;
-    if ip.protocol() != IpProtocol::UDP || ip.is_fragment() {
-        return None;
-    }
-    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-    if udp.dst_port() != vxlan::UDP_PORT {
-        return None;
-    }
-    let (dst_mac, dst_ip) = (EthernetAddress::from_slice(data.get(..6)?)?, ip.dst_addr());
+    let dst_mac = EthernetAddress::from_slice(data.get(..6)?)?;
     endpoints
         .iter()
         .find(|e| e.uplink == in_port && e.ip == dst_ip && e.mac == dst_mac)
 }
 
-/// What an ARP packet on an uplink was to the tunnels.
+/// What an ARP or neighbour discovery packet on an uplink was to the
+/// tunnels.
 enum ArpSeen {
     /// A request for an endpoint's address, made its reply in place.
     Answered,
@@ -115,9 +131,10 @@ enum ArpSeen {
 }
 
 /// Lets the next hops on `in_port` learn from `f` (its tags `tags`) if it
-/// is an ARP packet, then turns it, if it is a request for the address of
-/// an endpoint on `in_port`, into the endpoint's reply (as the kernel
-/// answers for the address OVS's br-phy holds).
+/// is an ARP packet or an IPv6 neighbour solicitation or advertisement,
+/// then turns it, if it asks for the address of an endpoint on `in_port`,
+/// into the endpoint's answer (as the kernel answers for the address
+/// OVS's br-phy holds).
 #[inline(always)]
 fn arp_on_uplink<F: Frame>(
     view: &SwitchView,
@@ -125,10 +142,13 @@ fn arp_on_uplink<F: Frame>(
     f: &mut F,
     tags: &VlanStack,
 ) -> ArpSeen {
+    let l3 = ethernet::HEADER_LEN + tags.tags_len;
+    if tags.ethertype == EtherType::IPV6 {
+        return nd_on_uplink(view, in_port, f, l3);
+    }
     if tags.ethertype != EtherType::ARP {
         return ArpSeen::Other;
     }
-    let l3 = ethernet::HEADER_LEN + tags.tags_len;
     let Ok(packet) = ArpPacket::new_checked(f.data().get(l3..).unwrap_or_default()) else {
         return ArpSeen::Other;
     };
@@ -140,11 +160,61 @@ fn arp_on_uplink<F: Frame>(
         .endpoints()
         .iter()
         .filter(|e| e.uplink == in_port)
-        .any(|e| arp::reply_in_place(data, l3, e.mac, e.ip));
+        .any(|e| match e.ip {
+            IpAddr::V4(ip) => arp::reply_in_place(data, l3, e.mac, ip.octets()),
+            IpAddr::V6(_) => false,
+        });
     if answered {
         ArpSeen::Answered
     } else if reply_to_us {
         ArpSeen::Consumed
+    } else {
+        ArpSeen::Other
+    }
+}
+
+/// [`arp_on_uplink`] for an IPv6 frame whose header is at `l3`.
+#[inline(always)]
+fn nd_on_uplink<F: Frame>(view: &SwitchView, in_port: PortId, f: &mut F, l3: usize) -> ArpSeen {
+    let data = f.data();
+    // ICMPv6 right after the fixed header, or not neighbour discovery.
+    if data.get(l3 + 6) != Some(&IpProtocol::ICMPV6.0) {
+        return ArpSeen::Other;
+    }
+    let Some(nd) = data.get(l3..).and_then(ndisc::parse) else {
+        return ArpSeen::Other;
+    };
+    let Some(eth_src) = data.get(6..12).and_then(EthernetAddress::from_slice) else {
+        return ArpSeen::Other;
+    };
+    let to_us = view.neighbours().snoop_nd(in_port, &nd, eth_src);
+    if nd.kind == ndisc::ADVERTISEMENT {
+        return if to_us {
+            ArpSeen::Consumed
+        } else {
+            ArpSeen::Other
+        };
+    }
+    // A solicitation for an endpoint's address (not duplicate address
+    // detection, whose source is ::): answered to its sender.
+    let target = IpAddr::from(nd.target);
+    let Some(ep) = view
+        .endpoints()
+        .iter()
+        .find(|e| e.uplink == in_port && e.ip == target)
+    else {
+        return ArpSeen::Other;
+    };
+    if nd.src == [0; 16] {
+        return ArpSeen::Other;
+    }
+    let to_mac = nd.lladdr.unwrap_or(eth_src);
+    let (mac, end) = (ep.mac, l3 + 40 + ndisc::MESSAGE_LEN);
+    let written = f.resize(end).is_some_and(|d| {
+        ndisc::write_advertisement(d, l3, nd.target, mac, nd.src, to_mac).is_some()
+    });
+    if written {
+        ArpSeen::Answered
     } else {
         ArpSeen::Other
     }
@@ -208,7 +278,7 @@ pub fn decapsulate<B: Burst>(
         c.rx_bytes += u64::from(f.pkt_len());
         let o = f.offload();
         let partial = !o.is_none();
-        let parsed = vxlan::parse_ipv4_tagged(f.data(), &tags, vxlan::UDP_PORT, partial);
+        let parsed = vxlan::parse_tagged(f.data(), &tags, vxlan::UDP_PORT, partial);
         let Ok(d) = parsed else {
             c.rx_dropped += 1;
             c.malformed += 1;
@@ -320,13 +390,25 @@ impl<B: Burst> Default for Encapsulated<B> {
     }
 }
 
-/// Makes `f` an ARP request from `hop`'s endpoint for its address, sent
-/// to `to`; false (`f` unusable as it is) when it is shared or chained.
+/// Makes `f` an ARP request (IPv4) or neighbour solicitation (IPv6) from
+/// `hop`'s endpoint for its address, sent to `to` (broadcast: to every
+/// host, which over IPv6 is the address's solicited-node group); false
+/// (`f` unusable as it is) when it is shared or chained, or the hop's
+/// addresses are of two families.
 pub fn make_request<F: Frame>(f: &mut F, hop: &NextHop, to: EthernetAddress) -> bool {
-    let Some(data) = f.resize(ethernet::MIN_FRAME_LEN) else {
-        return false;
+    let written = match (hop.src_ip, hop.ip) {
+        (IpAddr::V4(src), IpAddr::V4(ip)) => f
+            .resize(ethernet::MIN_FRAME_LEN)
+            .is_some_and(|d| arp::write_request(d, to, hop.src_mac, src.octets(), ip.octets())),
+        (IpAddr::V6(src), IpAddr::V6(ip)) => {
+            let unicast = (to != EthernetAddress::BROADCAST).then_some(to);
+            f.resize(ndisc::FRAME_LEN).is_some_and(|d| {
+                ndisc::write_solicitation(d, unicast, hop.src_mac, src.octets(), ip.octets())
+            })
+        }
+        _ => false,
     };
-    if !arp::write_request(data, to, hop.src_mac, hop.src_ip, hop.ip) {
+    if !written {
         return false;
     }
     f.set_offload(Offload::NONE);
@@ -403,11 +485,44 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
     };
     // The next hop's MAC goes into the batch's copy of the template: each
     // frame then costs what it did with a fixed next hop.
-    let header = tunnel.header().to(dst_mac);
+    match tunnel.header() {
+        HeaderTemplate::V4(t) => push_out(
+            &t.to(dst_mac),
+            uplink_max_frame,
+            batch,
+            out,
+            dropped,
+            &mut c,
+        ),
+        HeaderTemplate::V6(t) => push_out(
+            &t.to(dst_mac),
+            uplink_max_frame,
+            batch,
+            out,
+            dropped,
+            &mut c,
+        ),
+    }
+    c
+}
+
+/// [`encapsulate`]'s loop over a batch whose next hop is known, for one
+/// header family: `batch` moves to `out` with `header` in front of each
+/// frame (or to `dropped`), and is left empty.
+#[inline(always)]
+fn push_out<B: Burst, T: OuterTemplate>(
+    header: &T,
+    uplink_max_frame: u32,
+    batch: &mut B,
+    out: &mut B,
+    dropped: &mut B,
+    c: &mut EncapCounts,
+) {
+    let n = batch.len().min(BURST);
     for i in 0..n {
         let Some(mut f) = batch.take(i) else { continue };
         let inner_len = f.pkt_len() as usize;
-        if (inner_len + vxlan::IPV4_OVERHEAD) as u64 > u64::from(uplink_max_frame) {
+        if (inner_len + T::OVERHEAD) as u64 > u64::from(uplink_max_frame) {
             c.oversize += 1;
             let _ = dropped.push(f);
             continue;
@@ -417,7 +532,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
             o.is_none() || (o.tcp_mss == 0 && f.data_mut().is_some_and(offload::finish_checksum));
         let sport = vxlan::source_port(flow_hash(f.data()), SOURCE_PORTS.0, SOURCE_PORTS.1);
         let written = finished
-            && f.prepend(vxlan::IPV4_OVERHEAD)
+            && f.prepend(T::OVERHEAD)
                 .is_some_and(|d| header.write(d, sport, inner_len).is_ok());
         if !written {
             c.lost += 1;
@@ -425,7 +540,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
             continue;
         }
         f.set_offload(Offload::NONE);
-        c.bytes += (inner_len + vxlan::IPV4_OVERHEAD) as u64;
+        c.bytes += (inner_len + T::OVERHEAD) as u64;
         // `out` is as large as `batch`: there is always room.
         if let Err(f) = out.push(f) {
             c.lost += 1;
@@ -433,7 +548,6 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
         }
     }
     batch.clear();
-    c
 }
 
 /// Puts the ARP request `f` for `hop` into `requests`, counted.
@@ -472,7 +586,7 @@ mod tests {
     use crate::port::PortMask;
     use crate::view::{max_frame_len, PortView, DEFAULT_MTU};
     use crate::vlan::PortVlan;
-    use crate::wire::vxlan::{Ipv4Tunnel, Vni};
+    use crate::wire::vxlan::{Ipv4Tunnel, OuterHeader, Vni};
     use proptest::prelude::*;
     use std::sync::Arc;
 
@@ -513,9 +627,9 @@ mod tests {
     fn next_hop(remote: [u8; 4], fixed: bool) -> NextHop {
         NextHop {
             uplink: p(1),
-            src_ip: HERE,
+            src_ip: HERE.into(),
             src_mac: HERE_MAC,
-            ip: remote,
+            ip: remote.into(),
             fixed: fixed.then_some(outer(remote).dst_mac),
         }
     }
@@ -551,8 +665,11 @@ mod tests {
             (3, ELSEWHERE, 4242, 1),
             (4, THERE, 7, 0),
         ] {
-            v.add_tunnel(p(port), TunnelPort::new(p(1), outer(remote), vni(n), hop))
-                .unwrap();
+            v.add_tunnel(
+                p(port),
+                TunnelPort::new(p(1), OuterHeader::V4(outer(remote)), vni(n), hop),
+            )
+            .unwrap();
         }
         v
     }
@@ -792,6 +909,165 @@ mod tests {
         );
     }
 
+    const HERE6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const THERE6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+    /// br-int: p0 a VM and p2 an IPv6 tunnel to THERE6 (VNI 4242), access
+    /// 10; br-phy: p1 the uplink holding HERE6. The next hop is learned.
+    fn view6() -> SwitchView {
+        let mut v = SwitchView::default();
+        v.set_neighbours(Arc::new(NeighbourTable::new(
+            vec![NextHop {
+                uplink: p(1),
+                src_ip: HERE6.into(),
+                src_mac: HERE_MAC,
+                ip: THERE6.into(),
+                fixed: None,
+            }],
+            60,
+            None,
+        )));
+        let int = v.add_bridge("br-int", Arc::new(MacTable::new(1024, 300)));
+        let phy = v.add_bridge("br-phy", Arc::new(MacTable::new(1024, 300)));
+        for (i, bridge, access) in [(0, int, Some(10)), (1, phy, None), (2, int, Some(10))] {
+            v.add_port(PortView {
+                id: p(i),
+                name: format!("p{i}"),
+                bridge,
+                vlan: PortVlan::new(None, access, &[]).unwrap(),
+                acl: None,
+                dhcp: None,
+                max_frame: max_frame_len(DEFAULT_MTU),
+            })
+            .unwrap();
+        }
+        let outer = vxlan::Ipv6Tunnel {
+            src_mac: HERE_MAC,
+            dst_mac: EthernetAddress::ZERO,
+            src_ip: HERE6,
+            dst_ip: THERE6,
+            hop_limit: 64,
+            traffic_class: 0,
+        };
+        v.add_tunnel(
+            p(2),
+            TunnelPort::new(p(1), OuterHeader::V6(outer), vni(4242), 0),
+        )
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn an_ipv6_tunnel_solicits_its_next_hop_learns_it_and_carries_frames_both_ways() {
+        let v = view6();
+        let t = *v.tunnel(p(2)).unwrap();
+        let table = v.neighbours();
+        table.set_now(10);
+        let frames = [inner(2, 1, 1000, 60), inner(2, 1, 1001, 61)];
+        let send = |out: &mut MemBurst, dropped: &mut MemBurst| {
+            let mut batch = burst(&frames);
+            encap(&v, &t, &mut batch, out, dropped)
+        };
+        // Unknown: a solicitation to THERE6's solicited-node group.
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.unresolved, c.requests, dropped.len()), (2, 1, 1));
+        let ask = bytes(&out).remove(0);
+        assert_eq!(ask.len(), ndisc::FRAME_LEN);
+        assert_eq!(&ask[..6], &[0x33, 0x33, 0xff, 0, 0, 2]);
+        let m = ndisc::parse(&ask[14..]).unwrap();
+        assert_eq!(
+            (m.kind, m.src, m.target, m.lladdr),
+            (ndisc::SOLICITATION, HERE6, THERE6, Some(HERE_MAC))
+        );
+        // THERE6 answers it: consumed on the uplink, and learned.
+        let there_mac = EthernetAddress::new(2, 0xaa, 0, 0, 0, 2);
+        let mut answer = ask.clone();
+        ndisc::write_advertisement(&mut answer, 14, THERE6, there_mac, HERE6, HERE_MAC).unwrap();
+        // Before it, the remote's own solicitation for HERE6: answered.
+        let mut theirs = vec![0u8; ndisc::FRAME_LEN];
+        assert!(ndisc::write_solicitation(
+            &mut theirs,
+            None,
+            there_mac,
+            THERE6,
+            HERE6
+        ));
+        let mut rx = burst(&[theirs, answer]);
+        let mut dec = Decapsulated::<MemBurst>::default();
+        let rc = decapsulate(&v, p(1), &mut rx, &mut dec);
+        assert_eq!(
+            (
+                rc.rx_packets,
+                dec.rest.len(),
+                dec.dropped.len(),
+                dec.answers.len()
+            ),
+            (2, 0, 1, 1)
+        );
+        let ours = bytes(&dec.answers).remove(0);
+        assert_eq!(&ours[..12], &[2, 0xaa, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        let a = ndisc::parse(&ours[14..]).unwrap();
+        assert_eq!(
+            (a.kind, a.src, a.dst, a.target, a.lladdr, a.solicited),
+            (
+                ndisc::ADVERTISEMENT,
+                HERE6,
+                THERE6,
+                HERE6,
+                Some(HERE_MAC),
+                true
+            )
+        );
+        // Known: the frames go in IPv6, their UDP checksum right.
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.unresolved, c.requests, out.len()), (0, 0, 2));
+        for (f, sent) in bytes(&out).iter().zip(&frames) {
+            assert_eq!(&f[..6], there_mac.as_bytes());
+            assert_ne!(
+                &f[vxlan::IPV6_OVERHEAD - 10..][..2],
+                &[0, 0],
+                "a UDP checksum"
+            );
+            let d = vxlan::parse_ipv6(f, vxlan::UDP_PORT, false).unwrap();
+            assert_eq!(&f[d.inner..d.inner + d.inner_len], &sent[..]);
+            assert_eq!(
+                (d.src_ip, d.dst_ip, d.vni, d.ttl),
+                (IpAddr::from(HERE6), IpAddr::from(THERE6), vni(4242), 64)
+            );
+        }
+        assert_eq!(c.bytes, (2 * vxlan::IPV6_OVERHEAD + 121) as u64);
+        // What THERE6 sends back decapsulates onto p2.
+        let back = vxlan::Ipv6Tunnel {
+            src_mac: there_mac,
+            dst_mac: HERE_MAC,
+            src_ip: THERE6,
+            dst_ip: HERE6,
+            hop_limit: 64,
+            traffic_class: 0,
+        };
+        let f = inner(1, 2, 2000, 60);
+        let mut packet = vec![0u8; vxlan::IPV6_OVERHEAD + f.len()];
+        packet[vxlan::IPV6_OVERHEAD..].copy_from_slice(&f);
+        back.write_header(&mut packet, vni(4242), 40000, f.len())
+            .unwrap();
+        let mut rx = burst(&[packet]);
+        let mut dec = Decapsulated::<MemBurst>::default();
+        decapsulate(&v, p(1), &mut rx, &mut dec);
+        let mut run = MemBurst::default();
+        assert_eq!(dec.next_run(&mut run), Some(p(2)));
+        assert_eq!(bytes(&run), vec![f]);
+        // Past half the aging time: a unicast solicitation to confirm it.
+        table.set_now(10 + 30);
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let c = send(&mut out, &mut dropped);
+        assert_eq!((c.requests, out.len()), (1, 3));
+        let probe = bytes(&out).remove(0);
+        assert_eq!(&probe[..6], there_mac.as_bytes());
+        assert_eq!(ndisc::parse(&probe[14..]).unwrap().dst, THERE6);
+    }
+
     #[test]
     fn encapsulation_writes_the_tunnels_outer_headers_and_keeps_the_flows_source_port() {
         let v = view();
@@ -815,7 +1091,7 @@ mod tests {
             let d = vxlan::parse_ipv4(f, vxlan::UDP_PORT, false).unwrap();
             assert_eq!(
                 (d.src_ip, d.dst_ip, d.vni, d.ttl),
-                (HERE, THERE, vni(4242), 64)
+                (HERE.into(), THERE.into(), vni(4242), 64)
             );
             assert_eq!(&f[d.inner..], &want[..]);
             assert_eq!(&f[..6], &[2, 0, 0, 0, 0, 2], "to the next hop");

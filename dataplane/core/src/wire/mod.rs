@@ -27,6 +27,7 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ndisc;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
@@ -168,11 +169,28 @@ fn ipv4_l4_sum(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, segment: &[u8]) ->
 /// is sent as 0xffff).
 #[inline]
 pub fn ipv6_l4_checksum(src: [u8; 16], dst: [u8; 16], proto: IpProtocol, segment: &[u8]) -> u16 {
-    let pseudo = sum16(&src) + sum16(&dst) + u64::from(proto.0) + segment.len() as u64;
-    match fold(pseudo + sum16(segment)) {
+    match fold(ipv6_l4_sum(src, dst, proto, segment)) {
         0 if proto == IpProtocol::UDP => 0xffff,
         c => c,
     }
+}
+
+/// Whether a received TCP or UDP `segment` (its checksum field as it came)
+/// carried in IPv6 from `src` to `dst` checks out.
+#[inline]
+pub fn ipv6_l4_checksum_holds(
+    src: [u8; 16],
+    dst: [u8; 16],
+    proto: IpProtocol,
+    segment: &[u8],
+) -> bool {
+    fold(ipv6_l4_sum(src, dst, proto, segment)) == 0
+}
+
+/// The unfolded sum of the IPv6 pseudo-header and `segment`.
+#[inline(always)]
+fn ipv6_l4_sum(src: [u8; 16], dst: [u8; 16], proto: IpProtocol, segment: &[u8]) -> u64 {
+    sum16(&src) + sum16(&dst) + u64::from(proto.0) + segment.len() as u64 + sum16(segment)
 }
 
 /// A 48-bit IEEE 802 MAC address.
