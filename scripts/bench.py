@@ -37,9 +37,10 @@ port pair up to 250,000 and on ceil(flows / 250,000) pairs beyond (OVS-DPDK's
 shared mbuf pool holds 262,144 frames; each port gets its own pool through
 its own mtu_request); see the Flows class.
 
-Traffic (vxlan): --flows UDP flows each way between a VM port (p0) and an
-underlay port (p1) whose frames the remote tunnel endpoint encapsulated;
-see the Vxlan class.
+Traffic (vxlan, vxlan6): --flows UDP flows each way between a VM port (p0)
+and an underlay port (p1) whose frames the remote tunnel endpoint
+encapsulated, over IPv4 (vxlan) or IPv6 (vxlan6, UDP checksums on both
+ways); see the Vxlan and Vxlan6 classes.
 
 Traffic (l2-normal, pvp-vhost): --flows UDP frames per direction, frame i with
 source port 1024 + i; --macs N spreads them over N MAC pairs (frame i: pair
@@ -86,6 +87,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import ipaddress
 import json
 import mmap
 import os
@@ -1612,8 +1614,103 @@ class Vxlan(Scenario):
                      "tunnel_mac": VXLAN_LOCAL_MAC}]}]
 
 
+# The vxlan6 scenario's underlay: RFC 5180's IPv6 benchmarking range.
+VXLAN6_PREFIX = "2001:2::/64"
+VXLAN6_LOCAL_IP, VXLAN6_REMOTE_IP = "2001:2::1", "2001:2::2"
+
+
+def vxlan6_frame(inner: bytes, sport: int) -> bytes:
+    """``inner`` as the remote endpoint sends it over IPv6: Ethernet, IPv6
+    (hop limit 64), UDP ``sport`` -> 4789 with its checksum (mandatory over
+    IPv6, and Linux's default), VXLAN with the I flag and VXLAN_VNI."""
+    src = ipaddress.IPv6Address(VXLAN6_REMOTE_IP).packed
+    dst = ipaddress.IPv6Address(VXLAN6_LOCAL_IP).packed
+    vxlan = struct.pack("!BxxxI", 0x08, VXLAN_VNI << 8)
+    udp_len = 8 + len(vxlan) + len(inner)
+    udp = struct.pack("!HHHH", sport, VXLAN_PORT, udp_len, 0) + vxlan + inner
+    pseudo = src + dst + struct.pack("!IxxxB", udp_len, 17)
+    csum = gen_pcap.csum16(pseudo + udp + (b"\0" if len(udp) % 2 else b"")) or 0xffff
+    udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
+    ip = struct.pack("!IHBB", 6 << 28, udp_len, 17, 64) + src + dst
+    eth = (gen_pcap.parse_mac(VXLAN_LOCAL_MAC) + gen_pcap.parse_mac(VXLAN_REMOTE_MAC)
+           + struct.pack("!H", 0x86DD))
+    return eth + ip + udp
+
+
+class Vxlan6(Vxlan):
+    """The vxlan scenario over an IPv6 underlay: the remote endpoint
+    2001:2::2 encapsulates p1's frames to this switch's 2001:2::1 (70
+    bytes of outer header, the UDP checksum computed); p0's frames leave
+    p1 70 bytes longer, with their UDP checksum. Ferroswitch as in vxlan
+    with IPv6 addresses (it computes the checksum: Linux's default).
+    OVS-DPDK as in vxlan with IPv6 addresses on br-phy's internal port,
+    the next hop set with `tnl/neigh/set`, and options:csum=true on the
+    tunnel so that it computes the same checksum."""
+
+    name = "vxlan6"
+
+    def prepare(self) -> None:
+        a = self.ctx.args
+        tdir = self.ctx.out / "traffic"
+        tdir.mkdir(parents=True, exist_ok=True)
+        vm = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size)
+        back = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, reverse=True)
+        underlay = [vxlan6_frame(f, 49152 + i % 16384) for i, f in enumerate(back)]
+        for i, frames in ((0, vm), (1, underlay)):
+            path = tdir / f"p{i}.pcap"
+            gen_pcap.write_pcap(str(path), frames)
+            self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
+        self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
+        log(f"traffic: {a.flows} UDP flows each way, {a.frame_size}-byte inner frames; "
+            f"p1's encapsulated by {VXLAN6_REMOTE_IP} (VNI {VXLAN_VNI}) -> {tdir}")
+
+    def ovs_configure(self, ovs: "OvsDpdk") -> None:
+        br, phy = ovs.bridge, ovs.bridge + "p"
+        ovs.bridges.append(phy)
+        p0, p1 = self.ports
+        ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+        ovs.vsctl("add-port", br, p0.name, "--", "set", "Interface", p0.name, "type=dpdk",
+                  f"options:dpdk-devargs={p0.devargs}", timeout=60)
+        ovs.vsctl("add-port", br, "vx", "--", "set", "Interface", "vx", "type=vxlan",
+                  f"options:remote_ip={VXLAN6_REMOTE_IP}", f"options:key={VXLAN_VNI}",
+                  "options:csum=true")
+        ovs.vsctl("add-br", phy, "--", "set", "Bridge", phy, "datapath_type=netdev",
+                  f"other_config:hwaddr={VXLAN_LOCAL_MAC}")
+        ovs.vsctl("add-port", phy, p1.name, "--", "set", "Interface", p1.name, "type=dpdk",
+                  f"options:dpdk-devargs={p1.devargs}", timeout=60)
+        taken = run_cmd(["ip", "-6", "route", "show", "table", "all", "match",
+                         VXLAN6_PREFIX]).stdout
+        clash = [ln for ln in taken.splitlines()
+                 if not ln.startswith(("default", "multicast", "local fe80", "fe80"))]
+        if clash:
+            raise BenchError(f"this host already routes {VXLAN6_PREFIX}: {clash}")
+        run_cmd(["sysctl", "-qw", f"net.ipv6.conf.{phy}.disable_ipv6=0"])
+        run_cmd(["ip", "-6", "addr", "add", f"{VXLAN6_LOCAL_IP}/64", "dev", phy, "nodad"])
+        run_cmd(["ip", "link", "set", phy, "up"])
+        ovs.appctl("tnl/neigh/set", phy, VXLAN6_REMOTE_IP, VXLAN_REMOTE_MAC)
+        deadline = time.monotonic() + 10
+        while True:
+            routes = ovs.appctl("ovs/route/show")
+            if f"{VXLAN6_PREFIX} dev {phy}" in routes:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"OVS has no route to {VXLAN6_REMOTE_IP} over {phy}:\n{routes}")
+            time.sleep(0.2)
+        (ovs.logdir / "tnl-ports.txt").write_text(ovs.appctl("tnl/ports/show", "-v"))
+
+    def ferroswitch_bridges(self, system: "Ferroswitch | None" = None) -> list[dict]:
+        p0, p1 = self.ports
+        return [{"name": "br-int", "ports": [
+                    {"name": p0.name, "devargs": p0.devargs},
+                    {"name": "vx", "type": "vxlan", "remote_ip": VXLAN6_REMOTE_IP,
+                     "key": VXLAN_VNI, "remote_mac": VXLAN_REMOTE_MAC}]},
+                {"name": "br-phy", "ports": [
+                    {"name": p1.name, "devargs": p1.devargs,
+                     "tunnel_ip": f"{VXLAN6_LOCAL_IP}/64", "tunnel_mac": VXLAN_LOCAL_MAC}]}]
+
+
 SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost, VmTso,
-                                                            Neutron, Flows, Vxlan)}
+                                                            Neutron, Flows, Vxlan, Vxlan6)}
 
 
 # --------------------------------------------------------------------------

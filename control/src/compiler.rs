@@ -1499,6 +1499,59 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_endpoint_tunnels_to_the_ipv6_hosts_of_its_networks_only() {
+        let mut st = NeutronState::default();
+        st.networks.insert(id("net", 0), Arc::new(network(0, 3002)));
+        for (host, ip) in [("h2", "2001:db8::2"), ("h3", "192.0.2.3")] {
+            st.hosts.insert(
+                host.into(),
+                Arc::new(neutron::model::HostRecord {
+                    host: host.into(),
+                    bridge_mappings: BTreeMap::new(),
+                    vhost_socket_dir: String::new(),
+                    integration_bridge: String::new(),
+                    started_at: String::new(),
+                    tunnel_ip: Some(ip.into()),
+                    tunnel_mac: None,
+                }),
+            );
+        }
+        // Port 1 here, port 3 on h2 (IPv6), port 4 on h3 (IPv4).
+        for (i, host) in [(1, "h1"), (3, "h2"), (4, "h3")] {
+            let mut p = port(i, 0, &[], 1, false, true);
+            p.binding.host_id = host.into();
+            st.ports.insert(p.id.clone(), Arc::new(p));
+        }
+        let local: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let mut c = NeutronCompiler::new(BTreeMap::new())
+            .with_host(Some("h1".into()))
+            .with_local_ip(Some(local));
+        c.absorb(&st, None);
+        let ifaces = [id("port", 1)];
+        let sw = [SwitchPort {
+            name: "vm",
+            iface_id: Some(&ifaces[0]),
+            link_up: true,
+        }];
+        let got = c.compile(&st, &sw);
+        let tunnels: Vec<&String> = c.tunnels().keys().collect();
+        let name = "vxlan-20010db8000000000000000000000002-5000".to_string();
+        assert_eq!(tunnels, [&name], "only h2, whose endpoint is IPv6");
+        let cfg = c.tunnels()[&name].port_config(local, Some(7));
+        assert_eq!(cfg.remote_ip, Some("2001:db8::2".parse().unwrap()));
+        assert_eq!(cfg.local_ip, Some(local));
+        cfg.validate("port").unwrap();
+        let known = got.known.expect("l2population");
+        let (_, l2) = known.first().unwrap();
+        let via: Vec<&String> = l2.remote_macs.iter().map(|(_, t)| t).collect();
+        assert_eq!(
+            via,
+            [&name],
+            "port 3's MAC through h2's tunnel; port 4's nowhere"
+        );
+    }
+
+    #[test]
     fn a_member_joining_a_remote_group_changes_only_the_rule_sets_that_name_it() {
         let mappings: BTreeMap<String, String> = BTreeMap::new();
         let mut st = NeutronState::default();

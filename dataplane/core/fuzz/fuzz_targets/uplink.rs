@@ -1,10 +1,12 @@
 //! Arbitrary bursts received on a tunnel uplink (`pipeline::decapsulate`:
-//! VXLAN receive checks, the endpoint's ARP answers, next-hop learning
-//! from ARP) and the inner frames sent back out through their tunnels
-//! (`pipeline::encapsulate`, with a next hop learned by ARP and a static
-//! one). The input is cut into up to 32 frames (a length byte, then the
-//! bytes); a frame that is IPv4 gets its header checksum made right, so
-//! the fuzzer reaches the VXLAN paths. Nothing may panic; every frame ends
+//! VXLAN receive checks over IPv4 and IPv6, the endpoints' ARP and
+//! neighbour answers, next-hop learning from ARP and neighbour discovery)
+//! and the inner frames sent back out through their tunnels
+//! (`pipeline::encapsulate`, with next hops learned by ARP and by neighbour
+//! discovery and a static one). The input is cut into up to 32 frames (a
+//! length byte, then the bytes); a frame that is IPv4 gets its header
+//! checksum made right, and an ICMPv6 one its checksum, so the fuzzer
+//! reaches the VXLAN and neighbour paths. Nothing may panic; every frame ends
 //! in exactly one place; an inner frame sent back through its tunnel comes
 //! back in by the same tunnel, byte for byte.
 #![no_main]
@@ -19,10 +21,13 @@ use switch_core::pipeline::{decapsulate, encapsulate, Decapsulated, Encapsulated
 use switch_core::port::PortId;
 use switch_core::view::{max_frame_len, PortView, SwitchView, TunnelPort, DEFAULT_MTU};
 use switch_core::vlan::PortVlan;
-use switch_core::wire::vxlan::{self, Ipv4Tunnel, Vni};
+use switch_core::wire::vxlan::{self, Ipv4Tunnel, Ipv6Tunnel, OuterHeader, Vni};
+use std::net::IpAddr;
 use switch_core::wire::EthernetAddress;
 
 const HERE: [u8; 4] = [192, 0, 2, 1];
+const HERE6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const THERE6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 const HERE_MAC: EthernetAddress = EthernetAddress::new(2, 0, 0, 0, 0, 1);
 
 fn p(n: u16) -> PortId {
@@ -31,27 +36,34 @@ fn p(n: u16) -> PortId {
 
 /// br-int: p0 a VM, p2 a tunnel to 192.0.2.2 VNI 7 (next hop learned by
 /// ARP), p3 a tunnel to 203.0.113.9 VNI 7 through the gateway 192.0.2.254
-/// (static); br-phy: p1, the uplink holding HERE.
+/// (static), p4 a tunnel to 2001:db8::2 VNI 7 (next hop learned by
+/// neighbour discovery); br-phy: p1, the uplink holding HERE and HERE6.
 fn view() -> SwitchView {
     let mut v = SwitchView::default();
-    let hop = |ip: [u8; 4], fixed| NextHop {
+    let hop = |src: IpAddr, ip: IpAddr, fixed| NextHop {
         uplink: p(1),
-        src_ip: HERE,
+        src_ip: src,
         src_mac: HERE_MAC,
         ip,
         fixed,
     };
+    let here = IpAddr::from(HERE);
     v.set_neighbours(Arc::new(NeighbourTable::new(
         vec![
-            hop([192, 0, 2, 2], None),
-            hop([192, 0, 2, 254], Some(EthernetAddress::new(2, 0, 0, 0, 0, 0xfe))),
+            hop(here, [192, 0, 2, 2].into(), None),
+            hop(
+                here,
+                [192, 0, 2, 254].into(),
+                Some(EthernetAddress::new(2, 0, 0, 0, 0, 0xfe)),
+            ),
+            hop(HERE6.into(), THERE6.into(), None),
         ],
         60,
         None,
     )));
     let int = v.add_bridge("br-int", Arc::new(MacTable::new(64, 300)));
     let phy = v.add_bridge("br-phy", Arc::new(MacTable::new(64, 300)));
-    for (i, bridge) in [(0, int), (1, phy), (2, int), (3, int)] {
+    for (i, bridge) in [(0, int), (1, phy), (2, int), (3, int), (4, int)] {
         v.add_port(PortView {
             id: p(i),
             name: format!("p{i}"),
@@ -73,10 +85,41 @@ fn view() -> SwitchView {
             tos: 0,
             dont_fragment: true,
         };
-        let t = TunnelPort::new(p(1), outer, Vni::new(7).unwrap(), hop);
+        let t = TunnelPort::new(p(1), OuterHeader::V4(outer), Vni::new(7).unwrap(), hop);
         v.add_tunnel(p(port), t).unwrap();
     }
+    let outer = Ipv6Tunnel {
+        src_mac: HERE_MAC,
+        dst_mac: EthernetAddress::BROADCAST,
+        src_ip: HERE6,
+        dst_ip: THERE6,
+        hop_limit: 64,
+        traffic_class: 0,
+    };
+    let t = TunnelPort::new(p(1), OuterHeader::V6(outer), Vni::new(7).unwrap(), 2);
+    v.add_tunnel(p(4), t).unwrap();
     v
+}
+
+/// Makes the ICMPv6 checksum right when `f` looks like an untagged IPv6
+/// packet carrying ICMPv6 right after its fixed header.
+fn fix_icmpv6(f: &mut [u8]) {
+    if f.get(12..14) != Some(&[0x86, 0xdd]) || f.len() < 58 || f[20] != 58 {
+        return;
+    }
+    let len = usize::from(u16::from_be_bytes([f[18], f[19]]));
+    if len < 4 || f.len() < 54 + len {
+        return;
+    }
+    let (src, dst): ([u8; 16], [u8; 16]) = (f[22..38].try_into().unwrap(), f[38..54].try_into().unwrap());
+    f[56..58].copy_from_slice(&[0, 0]);
+    let sum = switch_core::wire::ipv6_l4_checksum(
+        src,
+        dst,
+        switch_core::wire::IpProtocol::ICMPV6,
+        &f[54..54 + len],
+    );
+    f[56..58].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// Makes the IPv4 header checksum right when `f` looks like IPv4 (an
@@ -106,6 +149,7 @@ fuzz_target!(|data: &[u8]| {
         let n = usize::from(len).min(tail.len());
         let mut f = tail[..n].to_vec();
         fix_ipv4(&mut f);
+        fix_icmpv6(&mut f);
         frames.push(f);
         rest = &tail[n..];
     }
@@ -137,9 +181,11 @@ fuzz_target!(|data: &[u8]| {
         let back: Vec<Vec<u8>> = sent
             .frames()
             .filter_map(|f| {
-                let d = vxlan::parse_ipv4(f.bytes(), vxlan::UDP_PORT, false).ok()?;
+                let b = f.bytes();
+                let tags = switch_core::wire::VlanStack::from_frame(b, None).ok()?;
+                let d = vxlan::parse_tagged(b, &tags, vxlan::UDP_PORT, false).ok()?;
                 assert_eq!(d.vni, tunnel.vni());
-                assert_eq!(d.dst_ip, tunnel.outer().dst_ip);
+                assert_eq!(d.dst_ip, tunnel.outer().dst_ip());
                 Some(f.bytes()[d.inner..].to_vec())
             })
             .collect();
