@@ -1730,6 +1730,132 @@ fn a_vxlan_port_over_ipv6_carries_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
     assert!(sw.stop().success());
 }
 
+/// The cloud tests' underlay: a Linux bridge in a namespace `<prefix>u`
+/// the test creates, with a veth per host into it; returns the root ends
+/// (up, the host's IPv6 off on them: they are the hosts' uplinks).
+fn cloud_underlay(nss: &mut Namespaces, prefix: &str, hosts: u8) -> Vec<String> {
+    let underlay = format!("{prefix}u");
+    nss.0.push((underlay.clone(), String::new()));
+    assert!(sh(&["ip", "netns", "add", &underlay]), "ip netns add");
+    // A quiet underlay: no IPv6 of its own (the bridge's DAD, MLD and
+    // router solicitations would reach every host).
+    in_ns(
+        &underlay,
+        &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+    );
+    in_ns(
+        &underlay,
+        &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+    );
+    in_ns(&underlay, &["ip", "link", "add", "br0", "type", "bridge"]);
+    in_ns(&underlay, &["ip", "link", "set", "br0", "up"]);
+    let mut uplinks = Vec::new();
+    for n in 1..=hosts {
+        let (root, peer) = (format!("{prefix}{n}"), format!("u{n}"));
+        assert!(sh(&[
+            "ip", "link", "add", &root, "type", "veth", "peer", "name", &peer, "netns", &underlay
+        ]));
+        sh(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{root}.disable_ipv6=1"),
+        ]);
+        in_ns(&underlay, &["ip", "link", "set", &peer, "master", "br0"]);
+        in_ns(&underlay, &["ip", "link", "set", &peer, "up"]);
+        assert!(sh(&["ip", "link", "set", &root, "up"]));
+        uplinks.push(root);
+    }
+    uplinks
+}
+
+/// [`a_three_host_cloud_carries_a_vxlan_network_over_etcd`] over an IPv6
+/// underlay (`overlay_ip_version = 6`, endpoints 2001:db8:cafe::N/64),
+/// two hosts: the network's MTU is the physical one less 70, each host
+/// tunnels to the other, resolves it by neighbour discovery and answers
+/// its solicitations, and ping crosses both ways inside IPv6 tunnel
+/// packets whose UDP checksums hold.
+#[test]
+fn two_hosts_carry_a_vxlan_network_over_an_ipv6_underlay() {
+    use switch_core::wire::vxlan::{parse_ipv6, UDP_PORT};
+    let _g = serial();
+    let edir = TempDir::new("cloud6-etcd");
+    let etcd = etcd_member::Etcd::start(&edir.path(""));
+    let id = std::process::id() % 100_000;
+    let mut nss = Namespaces(Vec::new());
+    let uplinks = cloud_underlay(&mut nss, &format!("fswt{id}d"), 2);
+    let hosts: Vec<CloudHost> = (1..=2)
+        .map(|n| CloudHost::start_on(n, &uplinks[n as usize - 1], &[&etcd.client_url], 2, true))
+        .collect();
+    let h1 = &hosts[0];
+    network_with_subnet(&h1.sw, Some(h1.api), "cloud6", "cloud6-v4", "10.91.0.0/24");
+    let net = ctl_json(&h1.sw, Some(h1.api), &["network", "show", "cloud6"]);
+    assert_eq!(net["provider:network_type"], "vxlan", "{net}");
+    assert_eq!(net["mtu"], 1430, "1500 less VXLAN over IPv6's 70: {net}");
+    let mut ips = Vec::new();
+    for n in 1..=2u8 {
+        let p = ctl_json(
+            &h1.sw,
+            Some(h1.api),
+            &[
+                "port",
+                "create",
+                &format!("vm{n}-eth0"),
+                "--network",
+                "cloud6",
+                "--host",
+                &format!("host{n}"),
+            ],
+        );
+        let (port_id, mac) = (
+            p["id"].as_str().unwrap(),
+            p["mac_address"].as_str().unwrap(),
+        );
+        let ip = p["fixed_ips"][0]["ip_address"].as_str().unwrap().to_owned();
+        let host = &hosts[n as usize - 1];
+        let (ns, veth) = (format!("fswt{id}dv{n}"), format!("fswt{id}dp{n}"));
+        namespace_on_port(&host.sw, host.api, &mut nss, &ns, &veth, "vm", port_id, mac);
+        in_ns(&ns, &["ip", "link", "set", "eth0", "mtu", "1430"]);
+        in_ns(
+            &ns,
+            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
+        ips.push(ip);
+    }
+    hosts[0].wait_tunnels(&["vxlan-20010db8cafe00000000000000000002-1000"]);
+    hosts[1].wait_tunnels(&["vxlan-20010db8cafe00000000000000000001-1000"]);
+    let (vm1, vm2) = (format!("fswt{id}dv1"), format!("fswt{id}dv2"));
+    for (from, to) in [(&vm1, &ips[1]), (&vm2, &ips[0])] {
+        let (ok, text) = ping(Some(from), to);
+        assert!(
+            ok,
+            "ping {from} -> {to} failed:\n{text}\n{}\n{}",
+            hosts[0].sw.log_text(),
+            hosts[1].sw.log_text()
+        );
+    }
+    // Each host found the other's endpoint by neighbour discovery.
+    for (h, remote_mac) in [
+        (&hosts[0], "02:fe:00:00:00:02"),
+        (&hosts[1], "02:fe:00:00:00:01"),
+    ] {
+        let rows: Vec<control_api::protocol::TunnelRow> =
+            serde_json::from_value(h.sw.ok(&control_api::protocol::Request::TunnelList)).unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].remote_mac, remote_mac, "{rows:?}");
+        assert!(rows[0].next_hop_state.starts_with("reachable"), "{rows:?}");
+    }
+    // The tunnel packets on host 1's uplink: IPv6, to host 2's endpoint,
+    // their UDP checksum verified by parse_ipv6.
+    let f = first_vxlan_packet(&uplinks[0], &pinging(&vm1, &ips[1], 2), "inner[34] == 8")
+        .expect("no echo request on the underlay");
+    let d = parse_ipv6(&f, UDP_PORT, false).expect("an IPv6 tunnel packet with a good checksum");
+    assert_eq!(
+        (d.src_ip.to_string(), d.dst_ip.to_string(), d.vni.get()),
+        ("2001:db8:cafe::1".into(), "2001:db8:cafe::2".into(), 1000)
+    );
+    assert_eq!(&f[..12], &[2, 0xfe, 0, 0, 0, 2, 2, 0xfe, 0, 0, 0, 1]);
+}
+
 /// One host of [`a_three_host_cloud_carries_a_vxlan_network_over_etcd`]:
 /// its switch (Neutron API on `api`, the model in etcd) and the root end
 /// of its uplink's veth into the underlay. Endpoints are 198.51.100.N
@@ -1745,17 +1871,31 @@ struct CloudHost {
 
 impl CloudHost {
     fn start(n: u8, uplink: &str, etcd: &[&str], ttl_secs: u32) -> CloudHost {
+        CloudHost::start_on(n, uplink, etcd, ttl_secs, false)
+    }
+
+    /// [`start`](Self::start), its endpoint 2001:db8:cafe::N/64 with
+    /// `overlay_ip_version = 6` when `v6`.
+    fn start_on(n: u8, uplink: &str, etcd: &[&str], ttl_secs: u32, v6: bool) -> CloudHost {
         let dir = TempDir::new(&format!("cloud-h{n}"));
         let api = free_port();
+        let (local, tunnel_ip, overlay) = if v6 {
+            let ip = format!("2001:db8:cafe::{n}");
+            (ip.clone(), format!("{ip}/64"), 6)
+        } else {
+            let ip = format!("198.51.100.{n}");
+            (ip.clone(), ip, 4)
+        };
         let cfg = format!(
             "{head}[neutron]\nlisten = \"127.0.0.1:{api}\"\ndatabase = \"{db}\"\nhost = \"host{n}\"\n\
              tenant_network_type = \"vxlan\"\nvni_ranges = [\"1000:1999\"]\n\
-             local_ip = \"198.51.100.{n}\"\nvhost_socket_dir = \"{vhu}\"\ndhcp = false\n\
+             local_ip = \"{local}\"\noverlay_ip_version = {overlay}\n\
+             vhost_socket_dir = \"{vhu}\"\ndhcp = false\n\
              [cluster]\netcd_endpoints = [{etcd}]\nhost_ttl_secs = {ttl_secs}\n\
              [[bridges]]\nname = \"br-int\"\n\
              [[bridges]]\nname = \"br-phy\"\n\
              [[bridges.ports]]\nname = \"uplink\"\ntype = \"afpacket\"\niface = \"{uplink}\"\n\
-             tunnel_ip = \"198.51.100.{n}\"\ntunnel_mac = \"02:fe:00:00:00:0{n}\"\n",
+             tunnel_ip = \"{tunnel_ip}\"\ntunnel_mac = \"02:fe:00:00:00:0{n}\"\n",
             head = config_head(&dir, &format!("cloud{n}")),
             db = dir.path("neutron.db").display(),
             vhu = dir.path("vhu").display(),
@@ -1818,37 +1958,8 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let etcd = etcd_member::Etcd::start(&edir.path(""));
     let id = std::process::id() % 100_000;
     let mut nss = Namespaces(Vec::new());
+    let uplinks = cloud_underlay(&mut nss, &format!("fswt{id}c"), 3);
     let underlay = format!("fswt{id}cu");
-    nss.0.push((underlay.clone(), String::new()));
-    assert!(sh(&["ip", "netns", "add", &underlay]), "ip netns add");
-    // A quiet underlay: no IPv6 of its own (the bridge's DAD, MLD and
-    // router solicitations would reach every host).
-    in_ns(
-        &underlay,
-        &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-    );
-    in_ns(
-        &underlay,
-        &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-    );
-    in_ns(&underlay, &["ip", "link", "add", "br0", "type", "bridge"]);
-    in_ns(&underlay, &["ip", "link", "set", "br0", "up"]);
-    let mut uplinks = Vec::new();
-    for n in 1..=3 {
-        let (root, peer) = (format!("fswt{id}c{n}"), format!("u{n}"));
-        assert!(sh(&[
-            "ip", "link", "add", &root, "type", "veth", "peer", "name", &peer, "netns", &underlay
-        ]));
-        sh(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{root}.disable_ipv6=1"),
-        ]);
-        in_ns(&underlay, &["ip", "link", "set", &peer, "master", "br0"]);
-        in_ns(&underlay, &["ip", "link", "set", &peer, "up"]);
-        assert!(sh(&["ip", "link", "set", &root, "up"]));
-        uplinks.push(root);
-    }
     let hosts: Vec<CloudHost> = (1..=3)
         .map(|n| CloudHost::start(n, &uplinks[n as usize - 1], &[&etcd.client_url], 2))
         .collect();
