@@ -182,7 +182,7 @@ impl Daemon {
             );
             e.counter(
                 "ferroswitch_tunnel_arp_requests_total",
-                "ARP requests sent for the tunnel's next hop (shared by the tunnels with that next hop).",
+                "ARP requests (IPv6: neighbour solicitations) sent for the tunnel's next hop (shared by the tunnels with that next hop).",
                 &l,
                 t.arp_requests,
             );

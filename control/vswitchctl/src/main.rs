@@ -609,7 +609,7 @@ fn main() {
                     &t.remote_mac
                 };
                 println!(
-                    "  next hop {} {} {}, ARP requests {}",
+                    "  next hop {} {} {}, ARP/ND requests {}",
                     t.next_hop, mac, t.next_hop_state, t.arp_requests
                 );
                 println!(
@@ -623,13 +623,18 @@ fn main() {
         }
         "host" => {
             let rows: Vec<HostRow> = serde_json::from_value(r).unwrap_or_default();
+            // IPv6 endpoints are wider than IPv4's 15 characters.
+            let ipw = rows
+                .iter()
+                .filter_map(|h| h.tunnel_ip.as_ref().map(String::len))
+                .fold(15, usize::max);
             println!(
-                "{:<20} {:<15} {:<17} {:>6}  {:<24} BRIDGE MAPPINGS",
+                "{:<20} {:<ipw$} {:<17} {:>6}  {:<24} BRIDGE MAPPINGS",
                 "HOST", "TUNNEL IP", "TUNNEL MAC", "PORTS", "STARTED"
             );
             for h in rows {
                 println!(
-                    "{:<20} {:<15} {:<17} {:>6}  {:<24} {}",
+                    "{:<20} {:<ipw$} {:<17} {:>6}  {:<24} {}",
                     format!("{}{}", h.host, if h.this { " (this)" } else { "" }),
                     h.tunnel_ip.as_deref().unwrap_or("-"),
                     h.tunnel_mac.as_deref().unwrap_or("-"),
