@@ -1554,6 +1554,16 @@ class Vxlan(Scenario):
     systems = ["ferroswitch", "ovs-dpdk"]
     require_tx = True
     supports_macs = False
+    # The underlay: its prefix, the two endpoints, how the remote one
+    # encapsulates, and what OVS needs on top of the vxlan scenario's setup.
+    prefix, prefix_len, ip_flag = VXLAN_PREFIX, 24, "-4"
+    local_ip, remote_ip = VXLAN_LOCAL_IP, VXLAN_REMOTE_IP
+    underlay_frame = staticmethod(vxlan_frame)
+    ovs_tunnel_options: list[str] = []
+    ovs_neighbour_cmd = "tnl/arp/set"
+
+    def add_endpoint_address(self, dev: str) -> None:
+        run_cmd(["ip", "addr", "add", f"{self.local_ip}/{self.prefix_len}", "dev", dev])
 
     def prepare(self) -> None:
         a = self.ctx.args
@@ -1561,14 +1571,14 @@ class Vxlan(Scenario):
         tdir.mkdir(parents=True, exist_ok=True)
         vm = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size)
         back = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, reverse=True)
-        underlay = [vxlan_frame(f, 49152 + i % 16384) for i, f in enumerate(back)]
+        underlay = [self.underlay_frame(f, 49152 + i % 16384) for i, f in enumerate(back)]
         for i, frames in ((0, vm), (1, underlay)):
             path = tdir / f"p{i}.pcap"
             gen_pcap.write_pcap(str(path), frames)
             self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
         self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
         log(f"traffic: {a.flows} UDP flows each way, {a.frame_size}-byte inner frames; "
-            f"p1's encapsulated by {VXLAN_REMOTE_IP} (VNI {VXLAN_VNI}) -> {tdir}")
+            f"p1's encapsulated by {self.remote_ip} (VNI {VXLAN_VNI}) -> {tdir}")
 
     def ovs_configure(self, ovs: "OvsDpdk") -> None:
         br, phy = ovs.bridge, ovs.bridge + "p"
@@ -1578,28 +1588,30 @@ class Vxlan(Scenario):
         ovs.vsctl("add-port", br, p0.name, "--", "set", "Interface", p0.name, "type=dpdk",
                   f"options:dpdk-devargs={p0.devargs}", timeout=60)
         ovs.vsctl("add-port", br, "vx", "--", "set", "Interface", "vx", "type=vxlan",
-                  f"options:remote_ip={VXLAN_REMOTE_IP}", f"options:key={VXLAN_VNI}")
+                  f"options:remote_ip={self.remote_ip}", f"options:key={VXLAN_VNI}",
+                  *self.ovs_tunnel_options)
         ovs.vsctl("add-br", phy, "--", "set", "Bridge", phy, "datapath_type=netdev",
                   f"other_config:hwaddr={VXLAN_LOCAL_MAC}")
         ovs.vsctl("add-port", phy, p1.name, "--", "set", "Interface", p1.name, "type=dpdk",
                   f"options:dpdk-devargs={p1.devargs}", timeout=60)
         # The bridge's internal port (a TAP OVS made, gone with the bridge)
         # holds the endpoint address; never on top of a real network.
-        taken = run_cmd(["ip", "-4", "route", "show", "table", "all", "match",
-                         VXLAN_PREFIX]).stdout
-        clash = [ln for ln in taken.splitlines() if not ln.startswith("default")]
+        taken = run_cmd(["ip", self.ip_flag, "route", "show", "table", "all", "match",
+                         self.prefix]).stdout
+        clash = [ln for ln in taken.splitlines()
+                 if not ln.startswith(("default", "multicast", "local fe80", "fe80"))]
         if clash:
-            raise BenchError(f"this host already routes {VXLAN_PREFIX}: {clash}")
-        run_cmd(["ip", "addr", "add", f"{VXLAN_LOCAL_IP}/24", "dev", phy])
+            raise BenchError(f"this host already routes {self.prefix}: {clash}")
+        self.add_endpoint_address(phy)
         run_cmd(["ip", "link", "set", phy, "up"])
-        ovs.appctl("tnl/arp/set", phy, VXLAN_REMOTE_IP, VXLAN_REMOTE_MAC)
+        ovs.appctl(self.ovs_neighbour_cmd, phy, self.remote_ip, VXLAN_REMOTE_MAC)
         deadline = time.monotonic() + 10
         while True:
             routes = ovs.appctl("ovs/route/show")
-            if f"{VXLAN_PREFIX} dev {phy}" in routes:
+            if f"{self.prefix} dev {phy}" in routes:
                 break
             if time.monotonic() > deadline:
-                raise BenchError(f"OVS has no route to {VXLAN_REMOTE_IP} over {phy}:\n{routes}")
+                raise BenchError(f"OVS has no route to {self.remote_ip} over {phy}:\n{routes}")
             time.sleep(0.2)
         (ovs.logdir / "tnl-ports.txt").write_text(ovs.appctl("tnl/ports/show", "-v"))
 
@@ -1607,10 +1619,11 @@ class Vxlan(Scenario):
         p0, p1 = self.ports
         return [{"name": "br-int", "ports": [
                     {"name": p0.name, "devargs": p0.devargs},
-                    {"name": "vx", "type": "vxlan", "remote_ip": VXLAN_REMOTE_IP,
+                    {"name": "vx", "type": "vxlan", "remote_ip": self.remote_ip,
                      "key": VXLAN_VNI, "remote_mac": VXLAN_REMOTE_MAC}]},
                 {"name": "br-phy", "ports": [
-                    {"name": p1.name, "devargs": p1.devargs, "tunnel_ip": VXLAN_LOCAL_IP,
+                    {"name": p1.name, "devargs": p1.devargs,
+                     "tunnel_ip": f"{self.local_ip}/{self.prefix_len}",
                      "tunnel_mac": VXLAN_LOCAL_MAC}]}]
 
 
@@ -1648,65 +1661,16 @@ class Vxlan6(Vxlan):
     tunnel so that it computes the same checksum."""
 
     name = "vxlan6"
+    prefix, prefix_len, ip_flag = VXLAN6_PREFIX, 64, "-6"
+    local_ip, remote_ip = VXLAN6_LOCAL_IP, VXLAN6_REMOTE_IP
+    underlay_frame = staticmethod(vxlan6_frame)
+    ovs_tunnel_options = ["options:csum=true"]
+    ovs_neighbour_cmd = "tnl/neigh/set"
 
-    def prepare(self) -> None:
-        a = self.ctx.args
-        tdir = self.ctx.out / "traffic"
-        tdir.mkdir(parents=True, exist_ok=True)
-        vm = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size)
-        back = gen_pcap.build_frames(flows=a.flows, frame_size=a.frame_size, reverse=True)
-        underlay = [vxlan6_frame(f, 49152 + i % 16384) for i, f in enumerate(back)]
-        for i, frames in ((0, vm), (1, underlay)):
-            path = tdir / f"p{i}.pcap"
-            gen_pcap.write_pcap(str(path), frames)
-            self.ports.append(Port(f"p{i}", f"net_pcap{i},rx_pcap={path.resolve()},infinite_rx=1"))
-        self.directions = [("p0", "p1", 1.0), ("p1", "p0", 1.0)]
-        log(f"traffic: {a.flows} UDP flows each way, {a.frame_size}-byte inner frames; "
-            f"p1's encapsulated by {VXLAN6_REMOTE_IP} (VNI {VXLAN_VNI}) -> {tdir}")
-
-    def ovs_configure(self, ovs: "OvsDpdk") -> None:
-        br, phy = ovs.bridge, ovs.bridge + "p"
-        ovs.bridges.append(phy)
-        p0, p1 = self.ports
-        ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
-        ovs.vsctl("add-port", br, p0.name, "--", "set", "Interface", p0.name, "type=dpdk",
-                  f"options:dpdk-devargs={p0.devargs}", timeout=60)
-        ovs.vsctl("add-port", br, "vx", "--", "set", "Interface", "vx", "type=vxlan",
-                  f"options:remote_ip={VXLAN6_REMOTE_IP}", f"options:key={VXLAN_VNI}",
-                  "options:csum=true")
-        ovs.vsctl("add-br", phy, "--", "set", "Bridge", phy, "datapath_type=netdev",
-                  f"other_config:hwaddr={VXLAN_LOCAL_MAC}")
-        ovs.vsctl("add-port", phy, p1.name, "--", "set", "Interface", p1.name, "type=dpdk",
-                  f"options:dpdk-devargs={p1.devargs}", timeout=60)
-        taken = run_cmd(["ip", "-6", "route", "show", "table", "all", "match",
-                         VXLAN6_PREFIX]).stdout
-        clash = [ln for ln in taken.splitlines()
-                 if not ln.startswith(("default", "multicast", "local fe80", "fe80"))]
-        if clash:
-            raise BenchError(f"this host already routes {VXLAN6_PREFIX}: {clash}")
-        run_cmd(["sysctl", "-qw", f"net.ipv6.conf.{phy}.disable_ipv6=0"])
-        run_cmd(["ip", "-6", "addr", "add", f"{VXLAN6_LOCAL_IP}/64", "dev", phy, "nodad"])
-        run_cmd(["ip", "link", "set", phy, "up"])
-        ovs.appctl("tnl/neigh/set", phy, VXLAN6_REMOTE_IP, VXLAN_REMOTE_MAC)
-        deadline = time.monotonic() + 10
-        while True:
-            routes = ovs.appctl("ovs/route/show")
-            if f"{VXLAN6_PREFIX} dev {phy}" in routes:
-                break
-            if time.monotonic() > deadline:
-                raise BenchError(f"OVS has no route to {VXLAN6_REMOTE_IP} over {phy}:\n{routes}")
-            time.sleep(0.2)
-        (ovs.logdir / "tnl-ports.txt").write_text(ovs.appctl("tnl/ports/show", "-v"))
-
-    def ferroswitch_bridges(self, system: "Ferroswitch | None" = None) -> list[dict]:
-        p0, p1 = self.ports
-        return [{"name": "br-int", "ports": [
-                    {"name": p0.name, "devargs": p0.devargs},
-                    {"name": "vx", "type": "vxlan", "remote_ip": VXLAN6_REMOTE_IP,
-                     "key": VXLAN_VNI, "remote_mac": VXLAN_REMOTE_MAC}]},
-                {"name": "br-phy", "ports": [
-                    {"name": p1.name, "devargs": p1.devargs,
-                     "tunnel_ip": f"{VXLAN6_LOCAL_IP}/64", "tunnel_mac": VXLAN_LOCAL_MAC}]}]
+    def add_endpoint_address(self, dev: str) -> None:
+        run_cmd(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=0"])
+        run_cmd(["ip", "-6", "addr", "add", f"{self.local_ip}/{self.prefix_len}", "dev", dev,
+                 "nodad"])
 
 
 SCENARIOS: dict[str, type[Scenario]] = {c.name: c for c in (L2Normal, PvpVhost, Vm2VmVhost, VmTso,

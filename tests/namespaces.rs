@@ -1170,22 +1170,22 @@ fn the_vxlan_wire_format_interoperates_with_the_linux_kernel() {
 /// (with MAC `mac` if given), VNI 4242 from 192.0.2.2 (its eth0) to
 /// 192.0.2.1, holding `addr`, up.
 fn kernel_vxlan(ns: &str, mac: Option<&str>, addr: &str) {
+    kernel_vxlan_between(ns, mac, ("192.0.2.2", "192.0.2.1", "4242"), addr);
+}
+
+/// [`kernel_vxlan`] from `local` to `remote` with VNI `vni` (IPv4 or IPv6).
+fn kernel_vxlan_between(
+    ns: &str,
+    mac: Option<&str>,
+    (local, remote, vni): (&str, &str, &str),
+    addr: &str,
+) {
     let mut add = vec!["ip", "netns", "exec", ns, "ip", "link", "add", "vxlan0"];
     if let Some(mac) = mac {
         add.extend(["address", mac]);
     }
     add.extend([
-        "type",
-        "vxlan",
-        "id",
-        "4242",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-        "dstport",
-        "4789",
-        "dev",
+        "type", "vxlan", "id", vni, "local", local, "remote", remote, "dstport", "4789", "dev",
         "eth0",
     ]);
     assert!(sh(&add), "{add:?}");
@@ -1304,32 +1304,12 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
     );
     vxlan_vm_and_uplink(&vm, &h_up);
     assert!(sh(&tunnel_packets_whole(&remote, "eth0", &[])));
-    in_ns(
+    kernel_vxlan_between(
         &remote,
-        &[
-            "ip",
-            "link",
-            "add",
-            "vxlan0",
-            "type",
-            "vxlan",
-            "id",
-            "4243",
-            "local",
-            "203.0.113.2",
-            "remote",
-            "198.51.100.1",
-            "dstport",
-            "4789",
-            "dev",
-            "eth0",
-        ],
+        None,
+        ("203.0.113.2", "198.51.100.1", "4243"),
+        "10.79.0.2/24",
     );
-    in_ns(
-        &remote,
-        &["ip", "addr", "add", "10.79.0.2/24", "dev", "vxlan0"],
-    );
-    in_ns(&remote, &["ip", "link", "set", "vxlan0", "up"]);
     let uplink = "tunnel_ip = \"198.51.100.1/24\"\ntunnel_gateway = \"198.51.100.254\"";
     let cfg = vm_tunnel_uplink(
         &dir,
@@ -1613,32 +1593,12 @@ fn a_vxlan_port_over_ipv6_carries_ping_and_tcp_to_a_kernel_vxlan_endpoint() {
         ],
     );
     assert!(sh(&tunnel_packets_whole(&remote, "eth0", &[])));
-    in_ns(
+    kernel_vxlan_between(
         &remote,
-        &[
-            "ip",
-            "link",
-            "add",
-            "vxlan0",
-            "type",
-            "vxlan",
-            "id",
-            "4242",
-            "local",
-            "2001:db8:78::2",
-            "remote",
-            "2001:db8:78::1",
-            "dstport",
-            "4789",
-            "dev",
-            "eth0",
-        ],
+        None,
+        ("2001:db8:78::2", "2001:db8:78::1", "4242"),
+        "10.79.0.2/24",
     );
-    in_ns(
-        &remote,
-        &["ip", "addr", "add", "10.79.0.2/24", "dev", "vxlan0"],
-    );
-    in_ns(&remote, &["ip", "link", "set", "vxlan0", "up"]);
     let uplink = "tunnel_ip = \"2001:db8:78::1/64\"";
     let cfg = vm_tunnel_uplink(
         &dir,

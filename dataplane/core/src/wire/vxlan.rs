@@ -524,17 +524,48 @@ pub fn parse_ipv4_tagged(
     if !ip.verify_checksum() {
         return Err(WireError::Malformed("outer IPv4 checksum"));
     }
-    let segment = ip.payload();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let u = udp_vxlan(ip.payload(), udp_port, csum_partial, |segment| {
+        ipv4_l4_checksum_holds(src, dst, IpProtocol::UDP, segment)
+    })?;
+    Ok(Decapsulated {
+        outer_tci: tags.outer,
+        src_ip: IpAddr::from(src),
+        dst_ip: IpAddr::from(dst),
+        src_port: u.src_port,
+        ttl: ip.ttl(),
+        tos: ip.tos(),
+        vni: u.vni,
+        inner: l3 + ip.header_len() + UDP_HEADER_LEN + HEADER_LEN,
+        inner_len: u.inner_len,
+    })
+}
+
+/// What [`udp_vxlan`] reads of a UDP datagram carrying VXLAN.
+struct UdpVxlan {
+    src_port: u16,
+    vni: Vni,
+    inner_len: usize,
+}
+
+/// The receive checks of the UDP datagram `segment` (an IP packet's
+/// payload) as VXLAN to `udp_port`, the same over either IP version:
+/// `checksum_holds` is asked about the datagram unless its checksum is
+/// zero or `csum_partial`.
+#[inline(always)]
+fn udp_vxlan(
+    segment: &[u8],
+    udp_port: u16,
+    csum_partial: bool,
+    checksum_holds: impl FnOnce(&[u8]) -> bool,
+) -> Result<UdpVxlan> {
     let udp = UdpPacket::new_checked(segment)?;
     if udp.dst_port() != udp_port {
         return Err(WireError::Malformed("not the VXLAN port"));
     }
     // `new_checked` holds the length field inside the segment.
     let segment = &segment[..usize::from(udp.len())];
-    if !csum_partial
-        && udp.checksum() != 0
-        && !ipv4_l4_checksum_holds(ip.src_addr(), ip.dst_addr(), IpProtocol::UDP, segment)
-    {
+    if !csum_partial && udp.checksum() != 0 && !checksum_holds(segment) {
         return Err(WireError::Malformed("outer UDP checksum"));
     }
     let vxlan = VxlanHeader::new_checked(&segment[UDP_HEADER_LEN..])?;
@@ -542,15 +573,9 @@ pub fn parse_ipv4_tagged(
     if inner_len < ethernet::HEADER_LEN {
         return Err(WireError::Truncated);
     }
-    Ok(Decapsulated {
-        outer_tci: tags.outer,
-        src_ip: IpAddr::from(ip.src_addr()),
-        dst_ip: IpAddr::from(ip.dst_addr()),
+    Ok(UdpVxlan {
         src_port: udp.src_port(),
-        ttl: ip.ttl(),
-        tos: ip.tos(),
         vni: vxlan.vni(),
-        inner: l3 + ip.header_len() + UDP_HEADER_LEN + HEADER_LEN,
         inner_len,
     })
 }
@@ -572,33 +597,20 @@ pub fn parse_ipv6_tagged(
     if ip.next_header() != IpProtocol::UDP {
         return Err(WireError::Malformed("outer next header not UDP"));
     }
-    let segment = ip.payload();
-    let udp = UdpPacket::new_checked(segment)?;
-    if udp.dst_port() != udp_port {
-        return Err(WireError::Malformed("not the VXLAN port"));
-    }
-    let segment = &segment[..usize::from(udp.len())];
-    if !csum_partial
-        && udp.checksum() != 0
-        && !ipv6_l4_checksum_holds(ip.src_addr(), ip.dst_addr(), IpProtocol::UDP, segment)
-    {
-        return Err(WireError::Malformed("outer UDP checksum"));
-    }
-    let vxlan = VxlanHeader::new_checked(&segment[UDP_HEADER_LEN..])?;
-    let inner_len = vxlan.payload().len();
-    if inner_len < ethernet::HEADER_LEN {
-        return Err(WireError::Truncated);
-    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let u = udp_vxlan(ip.payload(), udp_port, csum_partial, |segment| {
+        ipv6_l4_checksum_holds(src, dst, IpProtocol::UDP, segment)
+    })?;
     Ok(Decapsulated {
         outer_tci: tags.outer,
-        src_ip: IpAddr::from(ip.src_addr()),
-        dst_ip: IpAddr::from(ip.dst_addr()),
-        src_port: udp.src_port(),
+        src_ip: IpAddr::from(src),
+        dst_ip: IpAddr::from(dst),
+        src_port: u.src_port,
         ttl: ip.hop_limit(),
         tos: ip.traffic_class(),
-        vni: vxlan.vni(),
+        vni: u.vni,
         inner: l3 + IPV6_HEADER_LEN + UDP_HEADER_LEN + HEADER_LEN,
-        inner_len,
+        inner_len: u.inner_len,
     })
 }
 
