@@ -131,7 +131,7 @@ fn bench_checksum(c: &mut Criterion) {
     use dataplane::wire::{fold, sum16, EthernetAddress};
     let mut group = c.benchmark_group("checksum");
     group.throughput(Throughput::Elements(1));
-    for len in [64usize, 1500] {
+    for len in [20usize, 64, 1500] {
         let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         assert_eq!(fold(sum16(&data)), fold(sum16_words(&data)));
         group.bench_function(format!("sum16/{len}"), |b| {
