@@ -27,9 +27,10 @@ PACKAGES=(
     openvswitch-switch-dpdk iproute2 iputils-ping tcpdump python3 python3-venv ethtool iperf3 isc-dhcp-client
     # udhcpc for the DHCP tests (and the guest image's userland)
     busybox-static
-    # The etcd client's protocol is generated at build time (protoc); the
-    # multi-host tests start a real etcd.
-    protobuf-compiler etcd-server
+    # The etcd client's protocol is generated at build time (protoc, and the
+    # well-known types of libprotobuf-dev); the multi-host tests start a
+    # real etcd.
+    protobuf-compiler libprotobuf-dev etcd-server
 )
 
 say()  { [ "$VERBOSE" = 1 ] && echo "setup: $*" >&2 || true; }
