@@ -29,8 +29,8 @@ PACKAGES=(
     busybox-static
     # The etcd client's protocol is generated at build time (protoc, and the
     # well-known types of libprotobuf-dev); the multi-host tests start a
-    # real etcd.
-    protobuf-compiler libprotobuf-dev etcd-server
+    # real etcd and ask its members who leads (etcdctl).
+    protobuf-compiler libprotobuf-dev etcd-server etcd-client
 )
 
 say()  { [ "$VERBOSE" = 1 ] && echo "setup: $*" >&2 || true; }
