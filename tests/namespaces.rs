@@ -1781,8 +1781,8 @@ fn two_hosts_carry_a_vxlan_network_over_an_ipv6_underlay() {
         );
         ips.push(ip);
     }
-    hosts[0].wait_tunnels(&["vxlan-20010db8cafe00000000000000000002-1000"]);
-    hosts[1].wait_tunnels(&["vxlan-20010db8cafe00000000000000000001-1000"]);
+    hosts[0].wait_tunnels(&["vxlan-20010db8cafe00000000000000000002"]);
+    hosts[1].wait_tunnels(&["vxlan-20010db8cafe00000000000000000001"]);
     let (vm1, vm2) = (format!("fswt{id}dv1"), format!("fswt{id}dv2"));
     for (from, to) in [(&vm1, &ips[1]), (&vm2, &ips[0])] {
         let (ok, text) = ping(Some(from), to);
@@ -2017,8 +2017,8 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let (ip2, ip3) = (vms[0].2.clone(), vms[1].2.clone());
     // Host 2 tunnels to host 3 and back; host 1, with no port in the
     // network, to nobody.
-    hosts[1].wait_tunnels(&["vxlan-c6336403-1000"]);
-    hosts[2].wait_tunnels(&["vxlan-c6336402-1000"]);
+    hosts[1].wait_tunnels(&["vxlan-c6336403"]);
+    hosts[2].wait_tunnels(&["vxlan-c6336402"]);
     h1.wait_tunnels(&[]);
 
     // Ping across the tunnel; the ARP each VM sends for the other is
@@ -2083,9 +2083,14 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let tunnels = ctl_json(&hosts[1].sw, None, &["tunnel", "list"]);
     let t = &tunnels[0];
     assert_eq!(
-        (&t["port"], &t["remote_ip"], &t["vni"], &t["neutron"]),
         (
-            &"vxlan-c6336403-1000".into(),
+            &t["port"],
+            &t["remote_ip"],
+            &t["vlan_keys"][0][1],
+            &t["neutron"]
+        ),
+        (
+            &"vxlan-c6336403".into(),
             &"198.51.100.3".into(),
             &1000.into(),
             &true.into()
@@ -2120,10 +2125,72 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let metrics = hosts[1].sw.ok(&control_api::protocol::Request::Metrics);
     assert!(
         metrics.as_str().unwrap_or_default().contains(
-            "ferroswitch_tunnel_remote_macs{port=\"vxlan-c6336403-1000\",remote_ip=\"198.51.100.3\",vni=\"1000\"} 1"
+            "ferroswitch_tunnel_remote_macs{port=\"vxlan-c6336403\",remote_ip=\"198.51.100.3\",vni=\"1000\"} 1"
         ),
         "{metrics}"
     );
+
+    // A second network with ports on the same two hosts rides the same
+    // tunnel port (one per remote host, a VNI per local VLAN, as the OVS
+    // agent's br-tun), changed in place: the first network's traffic
+    // goes on.
+    network_with_subnet(&h1.sw, Some(h1.api), "cloud2", "cloud2-v4", "10.91.0.0/24");
+    let mut second = Vec::new();
+    for n in [2usize, 3] {
+        let p = ctl_json(
+            &h1.sw,
+            Some(h1.api),
+            &[
+                "port",
+                "create",
+                &format!("vm{n}-eth1"),
+                "--network",
+                "cloud2",
+                "--host",
+                &format!("host{n}"),
+            ],
+        );
+        let ip = p["fixed_ips"][0]["ip_address"].as_str().unwrap().to_owned();
+        let (port_id, mac) = (
+            p["id"].as_str().unwrap(),
+            p["mac_address"].as_str().unwrap(),
+        );
+        let host = &hosts[n - 1];
+        let (ns, veth) = (format!("fswt{id}cw{n}"), format!("fswt{id}cq{n}"));
+        namespace_on_port(
+            &host.sw, host.api, &mut nss, &ns, &veth, "vm2nd", port_id, mac,
+        );
+        in_ns(&ns, &["ip", "link", "set", "eth0", "mtu", "1450"]);
+        in_ns(
+            &ns,
+            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
+        second.push((ns, ip));
+    }
+    hosts[1].wait_tunnels(&["vxlan-c6336403"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let vnis = loop {
+        let t = ctl_json(&hosts[1].sw, None, &["tunnel", "list"]);
+        let vnis: Vec<u64> = t[0]["vlan_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k[1].as_u64().unwrap())
+            .collect();
+        if vnis.len() == 2 || std::time::Instant::now() > deadline {
+            break vnis;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut sorted = vnis.clone();
+    sorted.sort();
+    assert_eq!(sorted, [1000, 1001], "one port, both networks' VNIs");
+    let (ok, text) = ping(Some(&second[0].0), &second[1].1);
+    assert!(ok, "ping in the second network failed:\n{text}");
+    let (f, d) = echo_on_underlay(&uplinks[1], &second[0].0, &second[1].1);
+    assert_eq!(d.vni.get(), 1001, "{f:?}");
+    let (ok, text) = ping(Some(&vm2), &ip3);
+    assert!(ok, "the first network stopped:\n{text}");
 
     // Broadcasts from VM 2 (ARP for an address nobody holds): each
     // reaches VM 3 through the one tunnel; host 1 gets nothing.
@@ -2248,7 +2315,7 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     ] {
         in_ns(&kns, cmd);
     }
-    hosts[1].wait_tunnels(&["vxlan-c6336403-1000", "vxlan-c6336404-1000"]);
+    hosts[1].wait_tunnels(&["vxlan-c6336403", "vxlan-c6336404"]);
     let (f, d) = echo_on_underlay(&uplinks[1], &vm2, &ip4);
     assert_eq!(
         (d.src_ip, d.dst_ip, d.vni.get()),
@@ -2321,7 +2388,7 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     } = h3;
     sw.child.wait().unwrap();
     wait_status(&hosts[0].sw, hosts[0].api, &vms[1].0, "DOWN");
-    hosts[1].wait_tunnels(&["vxlan-c6336404-1000"]);
+    hosts[1].wait_tunnels(&["vxlan-c6336404"]);
     drop(sw);
     let sw = Switch::start(&dir, &cfg);
     let h3 = CloudHost { sw, dir, api, cfg };
@@ -2340,8 +2407,8 @@ fn a_three_host_cloud_carries_a_vxlan_network_over_etcd() {
     let (ok, _, err) = ctl(&h3.sw, None, &args);
     assert!(ok, "{err}");
     wait_status(&h3.sw, h3.api, &vms[1].0, "ACTIVE");
-    hosts[1].wait_tunnels(&["vxlan-c6336403-1000", "vxlan-c6336404-1000"]);
-    h3.wait_tunnels(&["vxlan-c6336402-1000", "vxlan-c6336404-1000"]);
+    hosts[1].wait_tunnels(&["vxlan-c6336403", "vxlan-c6336404"]);
+    h3.wait_tunnels(&["vxlan-c6336402", "vxlan-c6336404"]);
     let (ok, text) = ping(Some(&vm2), &ip3);
     assert!(
         ok,

@@ -115,48 +115,58 @@ impl LocalVlans {
 }
 
 /// A VXLAN tunnel port the daemon opens by itself, to another host's
-/// endpoint for one network.
+/// endpoint, for every vxlan network the two hosts share (as the OVS
+/// agent's `br-tun` has one port per remote host, whatever the networks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelWant {
-    pub network_id: String,
-    pub vni: u32,
     /// Its next hop is resolved by ARP on the uplink (the remote endpoint,
     /// or the local endpoint's gateway): no MAC from the model.
     pub remote_ip: std::net::IpAddr,
-    /// The network's MTU: the port's.
-    pub mtu: u16,
+    /// The networks it carries: network id to (VNI, MTU).
+    pub networks: BTreeMap<String, (u32, u16)>,
 }
 
 impl TunnelWant {
-    /// The switch port's name: the OVS agent's "vxlan-<remote IP in hex>",
-    /// with the VNI (one port per remote endpoint and network here); an
-    /// IPv6 remote's whole 32 hex digits (the agent hashes it to fit a
+    /// The switch port's name: the OVS agent's "vxlan-<remote IP in hex>"
+    /// (an IPv6 remote's whole 32 hex digits: the agent hashes it to fit a
     /// kernel name; a switch port has room for it).
     pub fn port_name(&self) -> String {
-        match self.remote_ip {
-            std::net::IpAddr::V4(ip) => format!("vxlan-{:08x}-{}", u32::from(ip), self.vni),
-            std::net::IpAddr::V6(ip) => format!("vxlan-{:032x}-{}", u128::from(ip), self.vni),
-        }
+        tunnel_port_name(self.remote_ip)
     }
 
-    /// The port's config, from endpoint `local_ip`, in local VLAN `vlan`.
+    /// The port's config, from endpoint `local_ip`, each network in its
+    /// local VLAN of `locals` (a network without one yet is left out);
+    /// `None` while no network has one. Its MTU is the largest of theirs.
     pub fn port_config(
         &self,
         local_ip: std::net::IpAddr,
-        vlan: Option<u16>,
-    ) -> control_api::config::PortConfig {
+        locals: &LocalVlans,
+    ) -> Option<control_api::config::PortConfig> {
         use control_api::config::{PortConfig, PortType};
+        let mut vlan_keys: Vec<(u16, u32)> = self
+            .networks
+            .iter()
+            .filter_map(|(net, &(vni, _))| Some((locals.get(net)?, vni)))
+            .collect();
+        if vlan_keys.is_empty() {
+            return None;
+        }
+        vlan_keys.sort_unstable();
         let mut c = PortConfig::dpdk(&self.port_name(), "");
         c.kind = PortType::Vxlan;
         c.remote_ip = Some(self.remote_ip);
-        c.key = Some(self.vni);
+        c.vlan_keys = vlan_keys;
         c.local_ip = Some(local_ip);
-        c.mtu_request = Some(self.mtu);
-        if let Some(v) = vlan {
-            c.vlan_mode = Some(VlanMode::Access);
-            c.tag = Some(v);
-        }
-        c
+        c.mtu_request = self.networks.values().map(|&(_, mtu)| mtu).max();
+        Some(c)
+    }
+}
+
+/// The name of the tunnel port to the host whose endpoint is `remote`.
+pub fn tunnel_port_name(remote: std::net::IpAddr) -> String {
+    match remote {
+        std::net::IpAddr::V4(ip) => format!("vxlan-{:08x}", u32::from(ip)),
+        std::net::IpAddr::V6(ip) => format!("vxlan-{:032x}", u128::from(ip)),
     }
 }
 
@@ -707,15 +717,16 @@ impl NeutronCompiler {
                 if ip == local || ip.is_ipv4() != local.is_ipv4() {
                     continue;
                 }
-                let t = TunnelWant {
-                    network_id: net_id.clone(),
-                    vni,
-                    remote_ip: ip,
-                    mtu: net.mtu.clamp(68, 9216) as u16,
-                };
-                let name = t.port_name();
-                l2.remote_macs.push((mac_u64(mac), name.clone()));
-                tunnels.insert(name, t);
+                let name = tunnel_port_name(ip);
+                tunnels
+                    .entry(name.clone())
+                    .or_insert_with(|| TunnelWant {
+                        remote_ip: ip,
+                        networks: BTreeMap::new(),
+                    })
+                    .networks
+                    .insert(net_id.clone(), (vni, net.mtu.clamp(68, 9216) as u16));
+                l2.remote_macs.push((mac_u64(mac), name));
             }
             if l2 != NetworkL2::default() {
                 l2.remote_macs.sort();
@@ -931,14 +942,21 @@ impl NeutronCompiler {
         }
         self.acls.retain(|id, _| attached.contains(id));
         self.attached = attached;
-        // Tunnel ports: in their network's local VLAN.
+        // Tunnel ports: trunks of their networks' local VLANs.
         for sp in switch_ports {
             if let Some(t) = self.tunnels.get(sp.name) {
-                let pv = self
-                    .locals
-                    .get(&t.network_id)
-                    .and_then(|v| PortVlan::new(Some(VlanMode::Access), Some(v), &[]).ok())
-                    .unwrap_or_else(PortVlan::dead);
+                let mut vlans: Vec<u16> = t
+                    .networks
+                    .keys()
+                    .filter_map(|n| self.locals.get(n))
+                    .collect();
+                vlans.sort_unstable();
+                let pv = if vlans.is_empty() {
+                    PortVlan::dead()
+                } else {
+                    PortVlan::new(Some(VlanMode::Trunk), None, &vlans)
+                        .unwrap_or_else(|_| PortVlan::dead())
+                };
                 out.port_vlans.insert(sp.name.to_owned(), pv);
             }
         }
@@ -1499,6 +1517,101 @@ mod tests {
     }
 
     #[test]
+    fn one_tunnel_port_per_remote_host_carries_every_network_they_share() {
+        let mut st = NeutronState::default();
+        for n in 0..3 {
+            st.networks.insert(id("net", n), Arc::new(network(n, 3002)));
+        }
+        for (host, ip) in [("h2", "192.0.2.2"), ("h3", "192.0.2.3")] {
+            st.hosts.insert(
+                host.into(),
+                Arc::new(neutron::model::HostRecord {
+                    host: host.into(),
+                    bridge_mappings: BTreeMap::new(),
+                    vhost_socket_dir: String::new(),
+                    integration_bridge: String::new(),
+                    started_at: String::new(),
+                    tunnel_ip: Some(ip.into()),
+                    tunnel_mac: None,
+                }),
+            );
+        }
+        // Here: ports in networks 0 and 1. h2: in 0 and 1; h3: in 1 and
+        // in 2 (which has no port here).
+        for (i, net, host) in [
+            (1, 0, "h1"),
+            (2, 1, "h1"),
+            (3, 0, "h2"),
+            (4, 1, "h2"),
+            (5, 1, "h3"),
+            (6, 2, "h3"),
+        ] {
+            let mut p = port(i, net, &[], i as u8, false, true);
+            p.binding.host_id = host.into();
+            st.ports.insert(p.id.clone(), Arc::new(p));
+        }
+        let local: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let mut c = NeutronCompiler::new(BTreeMap::new())
+            .with_host(Some("h1".into()))
+            .with_local_ip(Some(local));
+        c.absorb(&st, None);
+        let ifaces = [id("port", 1), id("port", 2)];
+        let sw = [
+            SwitchPort {
+                name: "vm1",
+                iface_id: Some(&ifaces[0]),
+                link_up: true,
+            },
+            SwitchPort {
+                name: "vm2",
+                iface_id: Some(&ifaces[1]),
+                link_up: true,
+            },
+            SwitchPort {
+                name: "vxlan-c0000202",
+                iface_id: None,
+                link_up: true,
+            },
+        ];
+        let got = c.compile(&st, &sw);
+        let names: Vec<&String> = c.tunnels().keys().collect();
+        assert_eq!(names, ["vxlan-c0000202", "vxlan-c0000203"]);
+        let vlan = |n| c.local_vlans().get(&id("net", n)).unwrap();
+        let (v0, v1) = (vlan(0), vlan(1));
+        let keys = |name: &str| {
+            c.tunnels()[name]
+                .port_config(local, c.local_vlans())
+                .unwrap()
+                .vlan_keys
+        };
+        let mut both = vec![(v0, 5000), (v1, 5001)];
+        both.sort();
+        assert_eq!(keys("vxlan-c0000202"), both, "h2 shares networks 0 and 1");
+        assert_eq!(keys("vxlan-c0000203"), [(v1, 5001)], "h3 shares network 1");
+        let cfg = c.tunnels()["vxlan-c0000202"]
+            .port_config(local, c.local_vlans())
+            .unwrap();
+        let pv = cfg.validate("port").unwrap();
+        assert_eq!(
+            got.port_vlans["vxlan-c0000202"], pv,
+            "the compiled VLANs are the config's: a trunk of both"
+        );
+        // Each remote MAC through its host's one port.
+        let known = got.known.expect("l2population");
+        let via = |n| {
+            let (_, l2) = known.iter().find(|(v, _)| *v == vlan(n)).unwrap();
+            l2.remote_macs
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(via(0), ["vxlan-c0000202"]);
+        let mut in_net1 = via(1);
+        in_net1.sort();
+        assert_eq!(in_net1, ["vxlan-c0000202", "vxlan-c0000203"]);
+    }
+
+    #[test]
     fn an_ipv6_endpoint_tunnels_to_the_ipv6_hosts_of_its_networks_only() {
         let mut st = NeutronState::default();
         st.networks.insert(id("net", 0), Arc::new(network(0, 3002)));
@@ -1535,9 +1648,13 @@ mod tests {
         }];
         let got = c.compile(&st, &sw);
         let tunnels: Vec<&String> = c.tunnels().keys().collect();
-        let name = "vxlan-20010db8000000000000000000000002-5000".to_string();
+        let name = "vxlan-20010db8000000000000000000000002".to_string();
         assert_eq!(tunnels, [&name], "only h2, whose endpoint is IPv6");
-        let cfg = c.tunnels()[&name].port_config(local, Some(7));
+        let cfg = c.tunnels()[&name]
+            .port_config(local, c.local_vlans())
+            .unwrap();
+        let vlan = c.local_vlans().get(&id("net", 0)).unwrap();
+        assert_eq!(cfg.vlan_keys, [(vlan, 5000)]);
         assert_eq!(cfg.remote_ip, Some("2001:db8::2".parse().unwrap()));
         assert_eq!(cfg.local_ip, Some(local));
         cfg.validate("port").unwrap();

@@ -182,10 +182,8 @@ impl TxPorts {
     /// as it was for every other port.
     #[inline(never)]
     fn transmit_tunnel(&mut self, port: PortId, batch: &mut MbufBatch, bytes: u64) {
-        let Some((tunnel, max_frame)) = self.tunnels[port.index()] else {
-            return;
-        };
         let TxPorts {
+            tunnels,
             queues,
             stats,
             segments,
@@ -196,6 +194,10 @@ impl TxPorts {
             probes,
             ..
         } = self;
+        let Some((tunnel, max_frame)) = &tunnels[port.index()] else {
+            return;
+        };
+        let max_frame = *max_frame;
         let c = stats.port(port);
         let Some(tx) = queues[tunnel.uplink.index()].as_mut() else {
             bump(&c.tx_dropped, batch.clear() as u64);
@@ -204,7 +206,7 @@ impl TxPorts {
         let uplink = stats.port(tunnel.uplink);
         let len = batch.len();
         let mut send = |b: &mut MbufBatch| {
-            let e = encapsulate(&tunnel, neighbours, max_frame, b, encapsulated, probes);
+            let e = encapsulate(tunnel, neighbours, max_frame, b, encapsulated, probes);
             if !encapsulated.requests.is_empty() {
                 // The uplink's own frames (not the tunnel port's).
                 let (sent, dropped) = tx.tx_burst(&mut encapsulated.requests);
@@ -460,7 +462,7 @@ impl Worker {
                 },
                 scratch: Vec::with_capacity(MAX_OFFLOAD_FRAME),
                 offloads_in: false,
-                tunnels: Box::new([None; MAX_PORTS]),
+                tunnels: Box::new([const { None }; MAX_PORTS]),
                 neighbours: Arc::default(),
                 probes: MbufCopies {
                     spare: MbufBatch::new(),
@@ -634,7 +636,7 @@ impl Worker {
             local.tx.tunnels[p.index()] = snap
                 .view
                 .tunnel(p)
-                .map(|t| (*t, snap.view.max_frame(t.uplink)));
+                .map(|t| (t.clone(), snap.view.max_frame(t.uplink)));
             let wanted = snap.queues(p);
             let keep = match (&local.tx.queues[p.index()], wanted) {
                 (Some(h), Some(pq)) => Arc::ptr_eq(h.port_queues(), pq),

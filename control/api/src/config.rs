@@ -326,10 +326,11 @@ pub enum Device {
     Packet {
         iface: String,
     },
-    /// No device: a VXLAN tunnel to `remote_ip` with VNI `key`.
+    /// No device: a VXLAN tunnel to `remote_ip` with VNI `key` (`None`:
+    /// a VNI per local VLAN, `vlan_keys`).
     Vxlan {
         remote_ip: IpAddr,
-        key: u32,
+        key: Option<u32>,
     },
 }
 
@@ -340,7 +341,14 @@ impl Device {
             Device::Eth { devargs } => devargs.split(',').next().unwrap_or("").trim().to_owned(),
             Device::Vhost { path, .. } => format!("vhost:{path}"),
             Device::Packet { iface } => format!("afpacket:{iface}"),
-            Device::Vxlan { remote_ip, key } => format!("vxlan:{remote_ip}:{key}"),
+            Device::Vxlan {
+                remote_ip,
+                key: Some(key),
+            } => format!("vxlan:{remote_ip}:{key}"),
+            Device::Vxlan {
+                remote_ip,
+                key: None,
+            } => format!("vxlan:{remote_ip}:flow"),
         }
     }
 }
@@ -407,6 +415,14 @@ pub struct PortConfig {
     /// `vxlan` ports: the VNI, 0-16777215 (OVS `options:key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<u32>,
+    /// `vxlan` ports, instead of `key`: a VNI per local VLAN, as
+    /// `[[vlan, vni], ...]` (the OVS agent's `br-tun`: a `key=flow` port
+    /// and flows between local VLAN and tunnel id). A frame leaves with
+    /// its VLAN's VNI, untagged; a received frame gets its VNI's VLAN
+    /// tag. The port is a trunk of exactly these VLANs (no `vlan_mode`,
+    /// `tag` or `trunks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vlan_keys: Vec<(u16, u32)>,
     /// `vxlan` ports: the endpoint the tunnel starts from, a port's
     /// `tunnel_ip` (OVS `options:local_ip`); may be left out when one port
     /// has a `tunnel_ip`.
@@ -478,6 +494,7 @@ impl PortConfig {
             tunnel_mac: None,
             remote_ip: None,
             key: None,
+            vlan_keys: Vec::new(),
             local_ip: None,
             remote_mac: None,
         }
@@ -540,6 +557,7 @@ impl PortConfig {
             for (field, set) in [
                 ("remote_ip", self.remote_ip.is_some()),
                 ("key", self.key.is_some()),
+                ("vlan_keys", !self.vlan_keys.is_empty()),
                 ("local_ip", self.local_ip.is_some()),
                 ("remote_mac", self.remote_mac.is_some()),
             ] {
@@ -610,15 +628,59 @@ impl PortConfig {
                         ))
                     }
                 }
-                match self.key {
-                    Some(k) if k <= switch_core::wire::vxlan::Vni::MAX => {}
-                    Some(k) => {
+                let vni_max = switch_core::wire::vxlan::Vni::MAX;
+                match (self.key, self.vlan_keys.is_empty()) {
+                    (Some(k), true) if k <= vni_max => {}
+                    (Some(k), true) => {
                         return Err(err(
                             format!("{key}.key"),
                             format!("{k} is not a VNI (0-16777215)"),
                         ))
                     }
-                    None => return Err(err(format!("{key}.key"), "a vxlan port needs its VNI")),
+                    (Some(_), false) => {
+                        return Err(err(
+                            format!("{key}.vlan_keys"),
+                            "a vxlan port has one VNI (key) or one per VLAN (vlan_keys), not both",
+                        ))
+                    }
+                    (None, true) => {
+                        return Err(err(
+                            format!("{key}.key"),
+                            "a vxlan port needs its VNI (key) or a VNI per VLAN (vlan_keys)",
+                        ))
+                    }
+                    (None, false) => {}
+                }
+                let mut vlans = std::collections::BTreeSet::new();
+                let mut vnis = std::collections::BTreeSet::new();
+                for &(vlan, vni) in &self.vlan_keys {
+                    let why = if !(1..=4094).contains(&vlan) {
+                        format!("VLAN {vlan} is not 1-4094")
+                    } else if vni > vni_max {
+                        format!("{vni} is not a VNI (0-16777215)")
+                    } else if !vlans.insert(vlan) {
+                        format!("VLAN {vlan} is given twice")
+                    } else if !vnis.insert(vni) {
+                        format!("VNI {vni} is given twice: it would be received into two VLANs")
+                    } else {
+                        continue;
+                    };
+                    return Err(err(format!("{key}.vlan_keys"), why));
+                }
+                if !self.vlan_keys.is_empty() {
+                    for (field, set) in [
+                        ("vlan_mode", self.vlan_mode.is_some()),
+                        ("tag", self.tag.is_some()),
+                        ("trunks", !self.trunks.is_empty()),
+                        ("vlan_translations", !self.vlan_translations.is_empty()),
+                    ] {
+                        if set {
+                            return Err(err(
+                                format!("{key}.{field}"),
+                                "a port with vlan_keys is a trunk of exactly their VLANs",
+                            ));
+                        }
+                    }
                 }
                 if let Some(mac) = self.remote_mac.as_deref() {
                     if !mac
@@ -688,7 +750,7 @@ impl PortConfig {
             },
             PortType::Vxlan => Device::Vxlan {
                 remote_ip: self.remote_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                key: self.key.unwrap_or(0),
+                key: self.key,
             },
         }
     }
@@ -767,6 +829,12 @@ impl PortConfig {
             }
             // Until the Neutron port is known the port carries nothing.
             return Ok(PortVlan::dead());
+        }
+        if !self.vlan_keys.is_empty() {
+            let mut vlans: Vec<u16> = self.vlan_keys.iter().map(|&(v, _)| v).collect();
+            vlans.sort_unstable();
+            return PortVlan::new(Some(VlanMode::Trunk), None, &vlans)
+                .map_err(|e| err(format!("{key}.vlan_keys"), e.to_string()));
         }
         PortVlan::new(self.vlan_mode, self.tag, &self.trunks)
             .and_then(|v| v.with_translations(&self.vlan_translations))
@@ -1325,13 +1393,24 @@ mod tests {
             ))
         };
         let good = "remote_ip = \"192.0.2.2\"\nkey = 4242\nremote_mac = \"02:00:00:00:00:02\"";
+        // A VNI per local VLAN instead of one: a trunk of those VLANs.
+        let by_vlan = "remote_ip = \"192.0.2.2\"\nvlan_keys = ";
+        let c = Config::parse(&tunnel(&format!("{by_vlan}[[11, 5001], [10, 5000]]"))).unwrap();
+        let vx = &c.bridges[0].ports[1];
+        assert_eq!(vx.vlan_keys, [(11, 5001), (10, 5000)]);
+        let vlan = vx.validate("p").unwrap();
+        assert_eq!(
+            (vlan.mode(), vlan.trunks()),
+            (VlanMode::Trunk, &[10, 11][..])
+        );
+        assert_eq!(vx.device("").identity(), "vxlan:192.0.2.2:flow");
         let c = Config::parse(&tunnel(good)).unwrap();
         let vx = &c.bridges[0].ports[1];
         assert_eq!(
             vx.device(""),
             Device::Vxlan {
                 remote_ip: Ipv4Addr::new(192, 0, 2, 2).into(),
-                key: 4242
+                key: Some(4242)
             }
         );
         assert_eq!(
@@ -1363,6 +1442,14 @@ mod tests {
                 &format!("{good}\ntunnel_mac = \"02:00:00:00:00:07\""),
                 "tunnel_mac",
             ),
+            (&format!("{good}\nvlan_keys = [[10, 100]]"), "vlan_keys"),
+            (&format!("{by_vlan}[[0, 100]]"), "vlan_keys"),
+            (&format!("{by_vlan}[[4095, 100]]"), "vlan_keys"),
+            (&format!("{by_vlan}[[10, 16777216]]"), "vlan_keys"),
+            (&format!("{by_vlan}[[10, 100], [10, 101]]"), "vlan_keys"),
+            (&format!("{by_vlan}[[10, 100], [11, 100]]"), "vlan_keys"),
+            (&format!("{by_vlan}[[10, 100]]\ntrunks = [10]"), "trunks"),
+            (&format!("{by_vlan}[[10, 100]]\ntag = 10"), "tag"),
         ] {
             let e = Config::parse(&tunnel(fields)).unwrap_err();
             assert_eq!(e.key, format!("bridges[0].ports[1].{key}"), "{fields}: {e}");
@@ -1390,7 +1477,7 @@ mod tests {
             c.bridges[0].ports[1].device(""),
             Device::Vxlan {
                 remote_ip: "2001:db8:1::2".parse().unwrap(),
-                key: 1
+                key: Some(1)
             }
         );
         Config::parse(&cfg(

@@ -104,7 +104,11 @@ pub struct TunnelRow {
     pub port: String,
     pub local_ip: String,
     pub remote_ip: String,
-    pub vni: u32,
+    /// Its one VNI (`key`), or none: a VNI per local VLAN (`vlan_keys`).
+    pub vni: Option<u32>,
+    /// (local VLAN, VNI) of a port with a VNI per VLAN.
+    #[serde(default)]
+    pub vlan_keys: Vec<(u16, u32)>,
     /// The address whose MAC the packets go to: the remote endpoint, or
     /// the endpoint's gateway.
     #[serde(default)]

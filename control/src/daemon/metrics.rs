@@ -159,7 +159,16 @@ impl Daemon {
         // Tunnels: their packets are the port counters above; here what
         // each leads to.
         for t in self.tunnel_rows() {
-            let vni = t.vni.to_string();
+            // A port with a VNI per VLAN: all of them, by VLAN.
+            let vni = match t.vni {
+                Some(v) => v.to_string(),
+                None => t
+                    .vlan_keys
+                    .iter()
+                    .map(|(_, v)| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
             e.gauge(
                 "ferroswitch_tunnel_remote_macs",
                 "Remote ports' MACs l2population sends through the tunnel port.",

@@ -39,6 +39,9 @@ pub(super) struct NeutronSide {
     attach_failures: BTreeMap<String, Instant>,
     /// Logged that attachments wait for a free switch port.
     full_logged: bool,
+    /// A tunnel port's networks were changed in place since the last
+    /// compile: the next snapshot must carry its new VNIs.
+    tunnels_changed: bool,
     /// Statuses compiled and not yet reported.
     statuses: BTreeMap<String, PortStatus>,
     /// The compiler's warnings last logged (each is logged once).
@@ -66,6 +69,7 @@ impl NeutronSide {
             pending: BTreeSet::new(),
             attach_failures: BTreeMap::new(),
             full_logged: false,
+            tunnels_changed: false,
             statuses: BTreeMap::new(),
             warnings: Vec::new(),
         }
@@ -136,7 +140,7 @@ impl Daemon {
             n.warnings = compiled.warnings;
         }
         n.statuses.extend(compiled.statuses);
-        let mut changed = false;
+        let mut changed = std::mem::take(&mut n.tunnels_changed);
         // l2population's tables, with the tunnel ports' numbers.
         let known = compiled.known.map(|k| {
             let id = |name: &str| self.ports.get(name).map(|p| p.dev.port_id());
@@ -333,19 +337,42 @@ impl Daemon {
                 .compiler
                 .tunnels()
                 .iter()
-                .map(|(name, t)| {
-                    let vlan = n.compiler.local_vlans().get(&t.network_id);
-                    (name.clone(), t.port_config(ip, vlan))
+                .filter_map(|(name, t)| {
+                    Some((name.clone(), t.port_config(ip, n.compiler.local_vlans())?))
                 })
                 .collect(),
             None => BTreeMap::new(),
         };
-        let stale: Vec<String> = self
-            .ports
-            .values()
-            .filter(|p| p.auto_tunnel && wanted.get(&p.cfg.name) != Some(&p.cfg))
-            .map(|p| p.cfg.name.clone())
-            .collect();
+        // A tunnel whose networks changed (the same remote and endpoint)
+        // is changed in place: the other networks' traffic never stops,
+        // and its counters and learned MACs stay.
+        let mut stale = Vec::new();
+        let mut in_place = false;
+        for p in self.ports.values_mut().filter(|p| p.auto_tunnel) {
+            match wanted.get(&p.cfg.name) {
+                Some(want) if *want == p.cfg => {}
+                Some(want)
+                    if (want.remote_ip, want.local_ip) == (p.cfg.remote_ip, p.cfg.local_ip) =>
+                {
+                    match want.validate("port") {
+                        Ok(vlan) => {
+                            info!(port = %p.cfg.name, vlan_keys = ?want.vlan_keys, "tunnel's networks changed");
+                            p.cfg = want.clone();
+                            p.vlan = vlan;
+                            in_place = true;
+                        }
+                        Err(e) => {
+                            warn!(port = %p.cfg.name, "cannot change the tunnel: {e}");
+                            stale.push(p.cfg.name.clone());
+                        }
+                    }
+                }
+                _ => stale.push(p.cfg.name.clone()),
+            }
+        }
+        if let Some(n) = self.neutron.as_mut() {
+            n.tunnels_changed |= in_place;
+        }
         for name in stale {
             match self.del_port(&name) {
                 Ok(_) => info!(port = %name, "tunnel closed"),
@@ -360,13 +387,13 @@ impl Daemon {
             if self.ports.contains_key(&name) {
                 continue;
             }
-            let (remote, vni) = (cfg.remote_ip, cfg.key);
+            let (remote, vnis) = (cfg.remote_ip, cfg.vlan_keys.clone());
             match self.open_port(bi, cfg) {
                 Ok(()) => {
                     if let Some(p) = self.ports.get_mut(&name) {
                         p.auto_tunnel = true;
                     }
-                    info!(port = %name, remote = ?remote, vni = ?vni, "tunnel opened (l2population)");
+                    info!(port = %name, remote = ?remote, vlan_keys = ?vnis, "tunnel opened (l2population)");
                 }
                 Err(e) => warn!(port = %name, "cannot open the tunnel: {e}"),
             }
@@ -377,10 +404,10 @@ impl Daemon {
     /// it was first wanted).
     pub(super) fn tunnels_missing(&self) -> bool {
         self.neutron.as_ref().is_some_and(|n| {
-            n.compiler
-                .tunnels()
-                .keys()
-                .any(|name| !self.ports.contains_key(name))
+            let locals = n.compiler.local_vlans();
+            n.compiler.tunnels().iter().any(|(name, t)| {
+                !self.ports.contains_key(name) && t.networks.keys().any(|n| locals.get(n).is_some())
+            })
         })
     }
 

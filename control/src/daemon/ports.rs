@@ -13,6 +13,7 @@ const _: () = assert!(MAX_ETHDEV_PORTS == dpdk_sys::raw::RTE_MAX_ETHPORTS as usi
 use super::snapshot::Tunnel;
 use dataplane::neighbour::{Neighbour, NeighbourTable, NextHop, Resolution};
 use dataplane::stats::PortTotals;
+use dataplane::view::{TunnelKey, VlanVnis};
 use dataplane::vlan::PortVlan;
 use dataplane::wire::vxlan::{Ipv4Tunnel, Ipv6Tunnel, OuterHeader, Vni};
 use dataplane::wire::EthernetAddress;
@@ -162,7 +163,17 @@ impl Daemon {
             ),
             None => None,
         };
-        let vni = cfg.key.and_then(Vni::new).ok_or("no key")?;
+        let key = match cfg.key {
+            Some(k) => TunnelKey::Fixed(Vni::new(k).ok_or("key is not a VNI")?),
+            None => TunnelKey::ByVlan(
+                VlanVnis::new(
+                    cfg.vlan_keys
+                        .iter()
+                        .filter_map(|&(vlan, v)| Some((vlan, Vni::new(v)?))),
+                )
+                .ok_or("no key, and vlan_keys name no VLAN once and VNI once")?,
+            ),
+        };
         // The next hop's MAC is written per batch once resolved.
         let dst_mac = fixed.unwrap_or(EthernetAddress::BROADCAST);
         let outer = match (local, remote) {
@@ -193,7 +204,7 @@ impl Daemon {
         Ok(Tunnel {
             uplink: uplink.dev.port_id(),
             outer,
-            vni,
+            key,
             next_hop: NextHop {
                 uplink: uplink.dev.port_id(),
                 src_ip: local,
@@ -413,7 +424,8 @@ impl Daemon {
             .filter(|p| p.cfg.kind == PortType::Vxlan)
         {
             let id = p.dev.port_id();
-            let t = self.tunnel_of(&p.cfg).ok();
+            let tunnel = self.tunnel_of(&p.cfg).ok();
+            let t = tunnel.as_ref();
             let hop = t.and_then(|t| {
                 self.neighbours
                     .entries()
@@ -439,7 +451,12 @@ impl Daemon {
                 port: p.cfg.name.clone(),
                 local_ip: t.map_or(String::new(), |t| t.outer.src_ip().to_string()),
                 remote_ip: p.cfg.remote_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-                vni: p.cfg.key.unwrap_or(0),
+                vni: p.cfg.key,
+                vlan_keys: {
+                    let mut k = p.cfg.vlan_keys.clone();
+                    k.sort_unstable();
+                    k
+                },
                 next_hop: t.map_or(String::new(), |t| t.next_hop.ip.to_string()),
                 remote_mac: hop
                     .and_then(|n| n.mac())

@@ -5,9 +5,9 @@ use dataplane::acl::PortAcl;
 use dataplane::mac_table::MacTable;
 use dataplane::neighbour::{NeighbourTable, NextHop};
 use dataplane::port::PortId;
-use dataplane::view::{max_frame_len, PortView, SwitchView, TunnelPort, ViewError};
+use dataplane::view::{max_frame_len, PortView, SwitchView, TunnelKey, TunnelPort, ViewError};
 use dataplane::vlan::PortVlan;
-use dataplane::wire::vxlan::{OuterHeader, Vni};
+use dataplane::wire::vxlan::OuterHeader;
 use std::sync::Arc;
 
 /// A bridge as the snapshot needs it.
@@ -36,12 +36,12 @@ pub struct PortPlan<'a> {
     pub unchanged: bool,
 }
 
-/// A tunnel port's uplink, outer headers, VNI and next hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A tunnel port's uplink, outer headers, VNI (or VNIs) and next hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tunnel {
     pub uplink: PortId,
     pub outer: OuterHeader,
-    pub vni: Vni,
+    pub key: TunnelKey,
     pub next_hop: NextHop,
 }
 
@@ -102,13 +102,13 @@ pub fn plan(
         }
     }
     for p in &placed {
-        if let Some(t) = p.tunnel {
+        if let Some(t) = &p.tunnel {
             let hop = neighbours
                 .entries()
                 .iter()
                 .position(|n| n.hop == t.next_hop)
                 .unwrap_or(usize::MAX);
-            let tunnel = TunnelPort::new(t.uplink, t.outer, t.vni, hop);
+            let tunnel = TunnelPort::new(t.uplink, t.outer, t.key.clone(), hop);
             if let Err(e) = view.add_tunnel(p.id, tunnel) {
                 refused.push(e);
             }
@@ -296,7 +296,7 @@ mod tests {
                 tos: 0,
                 dont_fragment: true,
             }),
-            vni: Vni::new(vni).unwrap(),
+            key: TunnelKey::Fixed(dataplane::wire::vxlan::Vni::new(vni).unwrap()),
             next_hop: hop(via),
         };
         let mut ports = vec![

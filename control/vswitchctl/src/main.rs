@@ -28,6 +28,9 @@ struct Args {
     cmd: Cmd,
 }
 
+// `port add` carries every port field; the command is parsed once per
+// run, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Switch ports (list, stats, add, del) and Neutron ports (create, show,
@@ -214,6 +217,11 @@ enum PortCmd {
         /// vxlan: the VNI.
         #[arg(long)]
         key: Option<u32>,
+        /// vxlan, instead of --key: VLAN:VNI, a local VLAN and the VNI its
+        /// frames travel with (repeatable; the port is a trunk of these
+        /// VLANs), e.g. 2:5001.
+        #[arg(long = "vlan-key", value_parser = parse_vlan_key)]
+        vlan_keys: Vec<(u16, u32)>,
         /// vxlan: the endpoint it starts from (a port's tunnel_ip).
         #[arg(long)]
         local_ip: Option<std::net::IpAddr>,
@@ -262,6 +270,14 @@ fn parse_translation(s: &str) -> Result<(u16, u16), String> {
     Ok((
         e.parse().map_err(|_| "EXTERNAL is a VID")?,
         l.parse().map_err(|_| "LOCAL is a VID")?,
+    ))
+}
+
+fn parse_vlan_key(s: &str) -> Result<(u16, u32), String> {
+    let (vlan, vni) = s.split_once(':').ok_or("VLAN:VNI, e.g. 2:5001")?;
+    Ok((
+        vlan.parse().map_err(|_| "VLAN is a VID")?,
+        vni.parse().map_err(|_| "VNI is a number")?,
     ))
 }
 
@@ -349,6 +365,7 @@ fn main() {
                     tunnel_mac,
                     remote_ip,
                     key,
+                    vlan_keys,
                     local_ip,
                     remote_mac,
                 },
@@ -373,6 +390,7 @@ fn main() {
                     tunnel_mac,
                     remote_ip,
                     key,
+                    vlan_keys,
                     local_ip,
                     remote_mac,
                 },
@@ -594,10 +612,21 @@ fn main() {
         "tunnel" => {
             let rows: Vec<TunnelRow> = serde_json::from_value(r).unwrap_or_default();
             for t in rows {
+                let vni = match t.vni {
+                    Some(v) => format!("vni {v}"),
+                    None => {
+                        let by_vlan: Vec<String> = t
+                            .vlan_keys
+                            .iter()
+                            .map(|(vlan, v)| format!("{v} (VLAN {vlan})"))
+                            .collect();
+                        format!("vnis {}", by_vlan.join(", "))
+                    }
+                };
                 println!(
-                    "{}: vni {} {} -> {} via {}{}",
+                    "{}: {} {} -> {} via {}{}",
                     t.port,
-                    t.vni,
+                    vni,
                     t.local_ip,
                     t.remote_ip,
                     t.uplink,

@@ -63,11 +63,86 @@ pub struct BridgeView {
     pub known: Option<Arc<KnownPorts>>,
 }
 
+/// Which VNI a tunnel port's frames travel with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunnelKey {
+    /// One VNI for every frame (Open vSwitch's `options:key=N`): the port
+    /// is in its VLANs as any port is.
+    Fixed(Vni),
+    /// Each local VLAN its own VNI, as the OVS agent's `br-tun` maps them
+    /// (a `key=flow` port, with flows that set the tunnel id from the local
+    /// VLAN and back): one port per remote endpoint carries every network
+    /// the two hosts share. A frame leaves with its 802.1Q tag's VNI, the
+    /// tag removed; a received frame gets its VNI's VLAN tag. The port is
+    /// a trunk of exactly these VLANs.
+    ByVlan(VlanVnis),
+}
+
+/// Local VLANs and their VNIs: each VLAN and each VNI once, sorted by
+/// VLAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanVnis(Arc<[(u16, Vni)]>);
+
+impl VlanVnis {
+    /// `None` if there are none, or a VLAN or a VNI comes twice.
+    pub fn new(pairs: impl IntoIterator<Item = (u16, Vni)>) -> Option<VlanVnis> {
+        let mut pairs: Vec<(u16, Vni)> = pairs.into_iter().collect();
+        pairs.sort_unstable();
+        let mut vnis: Vec<Vni> = pairs.iter().map(|&(_, v)| v).collect();
+        vnis.sort_unstable();
+        vnis.dedup();
+        let vlans_once = pairs.windows(2).all(|w| w[0].0 < w[1].0);
+        (!pairs.is_empty() && vlans_once && vnis.len() == pairs.len())
+            .then(|| VlanVnis(pairs.into()))
+    }
+
+    pub fn pairs(&self) -> &[(u16, Vni)] {
+        &self.0
+    }
+}
+
+impl TunnelKey {
+    /// The VNI of frames in local VLAN `vlan` (`None`: untagged), if
+    /// they travel at all.
+    #[inline(always)]
+    pub fn vni_of(&self, vlan: Option<u16>) -> Option<Vni> {
+        match (self, vlan) {
+            (TunnelKey::Fixed(v), _) => Some(*v),
+            (TunnelKey::ByVlan(m), Some(vid)) => {
+                m.0.binary_search_by_key(&vid, |&(v, _)| v)
+                    .ok()
+                    .map(|i| m.0[i].1)
+            }
+            (TunnelKey::ByVlan(_), None) => None,
+        }
+    }
+
+    /// The VNI the port's header template is made with: the fixed one, or
+    /// the first VLAN's.
+    pub fn first(&self) -> Vni {
+        match self {
+            TunnelKey::Fixed(v) => *v,
+            // Never empty (`VlanVnis::new`).
+            TunnelKey::ByVlan(m) => m.0.first().map_or(Vni::default(), |&(_, v)| v),
+        }
+    }
+
+    /// The VNIs received, each with the VLAN tag its frames get (`None`:
+    /// none, a `Fixed` key).
+    pub fn received(&self) -> Vec<(Vni, Option<u16>)> {
+        match self {
+            TunnelKey::Fixed(v) => vec![(*v, None)],
+            TunnelKey::ByVlan(m) => m.0.iter().map(|&(vid, v)| (v, Some(vid))).collect(),
+        }
+    }
+}
+
 /// A VXLAN tunnel port (Open vSwitch's `type=vxlan` interface): a port of
 /// its bridge like any other, whose frames leave encapsulated towards one
 /// remote endpoint through an uplink port, and whose received frames are
-/// the ones that remote endpoint sends this switch's endpoint with its VNI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the ones that remote endpoint sends this switch's endpoint with its
+/// VNI (or VNIs: [`TunnelKey`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelPort {
     /// The port the encapsulated frames leave by.
     pub uplink: PortId,
@@ -75,20 +150,21 @@ pub struct TunnelPort {
     /// endpoint's IP (private: `header` is made from them). Their
     /// destination MAC is the next hop's, resolved per batch.
     outer: OuterHeader,
-    vni: Vni,
-    /// `outer` and `vni` as bytes, written in front of every frame.
+    key: TunnelKey,
+    /// `outer` and the VNI (the first, for a `ByVlan` key) as bytes,
+    /// written in front of every frame.
     header: HeaderTemplate,
     /// Its next hop in the view's neighbour table.
     pub next_hop: usize,
 }
 
 impl TunnelPort {
-    pub fn new(uplink: PortId, outer: OuterHeader, vni: Vni, next_hop: usize) -> TunnelPort {
+    pub fn new(uplink: PortId, outer: OuterHeader, key: TunnelKey, next_hop: usize) -> TunnelPort {
         TunnelPort {
             uplink,
             outer,
-            vni,
-            header: outer.template(vni),
+            header: outer.template(key.first()),
+            key,
             next_hop,
         }
     }
@@ -97,8 +173,8 @@ impl TunnelPort {
         &self.outer
     }
 
-    pub fn vni(&self) -> Vni {
-        self.vni
+    pub fn key(&self) -> &TunnelKey {
+        &self.key
     }
 
     /// The outer header to write in front of each frame.
@@ -106,6 +182,18 @@ impl TunnelPort {
     pub fn header(&self) -> &HeaderTemplate {
         &self.header
     }
+}
+
+/// Where an endpoint's tunnel packets from one remote endpoint with one
+/// VNI go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelIn {
+    pub remote: IpAddr,
+    pub vni: Vni,
+    /// The tunnel port that receives them.
+    pub port: PortId,
+    /// The VLAN tag their inner frames get (a `ByVlan` port), if any.
+    pub vlan: Option<u16>,
 }
 
 /// A tunnel endpoint of this switch: an IPv4 or IPv6 address on an uplink
@@ -118,18 +206,17 @@ pub struct Endpoint {
     pub uplink: PortId,
     pub mac: EthernetAddress,
     pub ip: IpAddr,
-    /// (remote endpoint's IP, VNI) to the tunnel port that receives it.
-    pub tunnels: Vec<(IpAddr, Vni, PortId)>,
+    /// Where the packets of each remote endpoint and VNI go.
+    pub tunnels: Vec<TunnelIn>,
 }
 
 impl Endpoint {
-    /// The tunnel port for packets from `remote` with `vni`.
+    /// Where packets from `remote` with `vni` go.
     #[inline]
-    pub fn tunnel(&self, remote: IpAddr, vni: Vni) -> Option<PortId> {
+    pub fn tunnel(&self, remote: IpAddr, vni: Vni) -> Option<&TunnelIn> {
         self.tunnels
             .iter()
-            .find(|(r, v, _)| *r == remote && *v == vni)
-            .map(|&(_, _, p)| p)
+            .find(|t| t.vni == vni && t.remote == remote)
     }
 }
 
@@ -183,7 +270,7 @@ impl Default for SwitchView {
             max_frame: [0; MAX_PORTS],
             secured: PortMask::EMPTY,
             bridges: Vec::new(),
-            tunnels: Box::new([None; MAX_PORTS]),
+            tunnels: Box::new(std::array::from_fn(|_| None)),
             tunnel_ports: PortMask::EMPTY,
             endpoints: Vec::new(),
             uplinks: PortMask::EMPTY,
@@ -317,9 +404,21 @@ impl SwitchView {
                 self.endpoints.len() - 1
             }
         };
+        let remote = tunnel.outer.dst_ip();
         self.endpoints[at]
             .tunnels
-            .push((tunnel.outer.dst_ip(), tunnel.vni, id));
+            .extend(
+                tunnel
+                    .key
+                    .received()
+                    .into_iter()
+                    .map(|(vni, vlan)| TunnelIn {
+                        remote,
+                        vni,
+                        port: id,
+                        vlan,
+                    }),
+            );
         self.uplinks.insert(tunnel.uplink);
         self.tunnel_ports.insert(id);
         self.tunnels[id.index()] = Some(tunnel);

@@ -19,7 +19,9 @@ use switch_core::mac_table::MacTable;
 use switch_core::neighbour::{NeighbourTable, NextHop};
 use switch_core::pipeline::{decapsulate, encapsulate, Decapsulated, Encapsulated};
 use switch_core::port::PortId;
-use switch_core::view::{max_frame_len, PortView, SwitchView, TunnelPort, DEFAULT_MTU};
+use switch_core::view::{
+    max_frame_len, PortView, SwitchView, TunnelKey, TunnelPort, VlanVnis, DEFAULT_MTU,
+};
 use switch_core::vlan::PortVlan;
 use switch_core::wire::vxlan::{self, Ipv4Tunnel, Ipv6Tunnel, OuterHeader, Vni};
 use std::net::IpAddr;
@@ -85,7 +87,13 @@ fn view() -> SwitchView {
             tos: 0,
             dont_fragment: true,
         };
-        let t = TunnelPort::new(p(1), OuterHeader::V4(outer), Vni::new(7).unwrap(), hop);
+        // p3 carries a VNI per local VLAN (10 as 7, 20 as 8).
+        let key = if port == 3 {
+            TunnelKey::ByVlan(VlanVnis::new([(10, vni(7)), (20, vni(8))]).unwrap())
+        } else {
+            TunnelKey::Fixed(vni(7))
+        };
+        let t = TunnelPort::new(p(1), OuterHeader::V4(outer), key, hop);
         v.add_tunnel(p(port), t).unwrap();
     }
     let outer = Ipv6Tunnel {
@@ -96,9 +104,30 @@ fn view() -> SwitchView {
         hop_limit: 64,
         traffic_class: 0,
     };
-    let t = TunnelPort::new(p(1), OuterHeader::V6(outer), Vni::new(7).unwrap(), 2);
+    let t = TunnelPort::new(p(1), OuterHeader::V6(outer), TunnelKey::Fixed(vni(7)), 2);
     v.add_tunnel(p(4), t).unwrap();
     v
+}
+
+fn vni(n: u32) -> Vni {
+    Vni::new(n).unwrap()
+}
+
+/// What `tunnel` sends of inner frame `f`: its VNI and the frame (a
+/// by-VLAN tunnel's without its 802.1Q tag); `None` when it has no VNI.
+fn expected(tunnel: &TunnelPort, f: &[u8]) -> Option<(Vni, Vec<u8>)> {
+    match tunnel.key() {
+        TunnelKey::Fixed(v) => Some((*v, f.to_vec())),
+        key @ TunnelKey::ByVlan(_) => {
+            if f.get(12..14)? != [0x81, 0x00] {
+                return None;
+            }
+            let vid = u16::from_be_bytes([*f.get(14)?, *f.get(15)?]) & 0x0fff;
+            let mut untagged = f[..12].to_vec();
+            untagged.extend_from_slice(f.get(16..)?);
+            Some((key.vni_of(Some(vid))?, untagged))
+        }
+    }
 }
 
 /// Makes the ICMPv6 checksum right when `f` looks like an untagged IPv6
@@ -162,7 +191,7 @@ fuzz_target!(|data: &[u8]| {
     let mut run = MemBurst::default();
     let mut pool = MemPool::default();
     while let Some(port) = out.next_run(&mut run) {
-        let tunnel = *v.tunnel(port).expect("a run is a tunnel port's");
+        let tunnel = v.tunnel(port).expect("a run is a tunnel port's").clone();
         accounted += run.len();
         let inner: Vec<Vec<u8>> = run.frames().map(|f| f.bytes().to_vec()).collect();
         let mut e = Encapsulated::<MemBurst>::default();
@@ -177,20 +206,24 @@ fuzz_target!(|data: &[u8]| {
             "encapsulate keeps every frame: {got} of {}",
             inner.len()
         );
-        // What went out as VXLAN parses back to the inner frames, in order.
-        let back: Vec<Vec<u8>> = sent
+        // What went out as VXLAN parses back to the inner frames, in
+        // order, each with its VNI (a by-VLAN tunnel's by the frame's tag,
+        // the tag gone).
+        let back: Vec<(Vni, Vec<u8>)> = sent
             .frames()
             .filter_map(|f| {
                 let b = f.bytes();
                 let tags = switch_core::wire::VlanStack::from_frame(b, None).ok()?;
                 let d = vxlan::parse_tagged(b, &tags, vxlan::UDP_PORT, false).ok()?;
-                assert_eq!(d.vni, tunnel.vni());
                 assert_eq!(d.dst_ip, tunnel.outer().dst_ip());
-                Some(f.bytes()[d.inner..].to_vec())
+                Some((d.vni, f.bytes()[d.inner..].to_vec()))
             })
             .collect();
         if c.unresolved == 0 && c.lost == 0 && c.oversize == 0 {
-            assert_eq!(back, inner);
+            let want: Vec<(Vni, Vec<u8>)> =
+                inner.iter().filter_map(|f| expected(&tunnel, f)).collect();
+            assert_eq!(back, want);
+            assert_eq!(want.len(), inner.len(), "every inner frame had its VNI");
         }
     }
     assert_eq!(accounted, total, "every frame ends in exactly one place");

@@ -11,12 +11,13 @@
 //! (the uplink is an ordinary port of its bridge). A tunnel packet that
 //! fails the receive checks of [`vxlan::parse_tagged`], or that no tunnel
 //! port takes (an unknown remote endpoint or VNI), is dropped and counted.
-use super::BurstCounts;
+use super::execute::{apply_tag, push_tag};
+use super::{BurstCounts, TagAction};
 use crate::frame::{Burst, Frame, FramePool, BURST};
 use crate::neighbour::{Neighbour, NeighbourTable, NextHop, Resolution};
 use crate::offload::{self, Offload};
 use crate::port::PortId;
-use crate::view::{Endpoint, SwitchView, TunnelPort};
+use crate::view::{Endpoint, SwitchView, TunnelIn, TunnelKey, TunnelPort};
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::ipv6::Ipv6Packet;
@@ -285,13 +286,16 @@ pub fn decapsulate<B: Burst>(
             let _ = out.dropped.push(f);
             continue;
         };
-        let Some(port) = ep.tunnel(d.src_ip, d.vni) else {
+        let Some(&TunnelIn { port, vlan, .. }) = ep.tunnel(d.src_ip, d.vni) else {
             c.rx_dropped += 1;
             c.no_output += 1;
             let _ = out.dropped.push(f);
             continue;
         };
-        if !(f.adj(d.inner) && f.resize(d.inner_len).is_some()) {
+        // The outer header makes room for a tag: pushing it never fails
+        // on a frame that was just received.
+        let tagged = |f: &mut B::Frame| vlan.is_none_or(|v| push_tag(f, EtherType::VLAN, v));
+        if !(f.adj(d.inner) && f.resize(d.inner_len).is_some() && tagged(&mut f)) {
             c.rx_dropped += 1;
             c.malformed += 1;
             let _ = out.dropped.push(f);
@@ -488,6 +492,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
     match tunnel.header() {
         HeaderTemplate::V4(t) => push_out(
             &t.to(dst_mac),
+            tunnel.key(),
             uplink_max_frame,
             batch,
             out,
@@ -496,6 +501,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
         ),
         HeaderTemplate::V6(t) => push_out(
             &t.to(dst_mac),
+            tunnel.key(),
             uplink_max_frame,
             batch,
             out,
@@ -512,6 +518,7 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
 #[inline(always)]
 fn push_out<B: Burst, T: OuterTemplate>(
     header: &T,
+    key: &TunnelKey,
     uplink_max_frame: u32,
     batch: &mut B,
     out: &mut B,
@@ -519,8 +526,31 @@ fn push_out<B: Burst, T: OuterTemplate>(
     c: &mut EncapCounts,
 ) {
     let n = batch.len().min(BURST);
+    let mut header = *header;
+    // The VNI `header` holds: a by-VLAN port's first (as it was made).
+    let mut vni_now = key.first();
     for i in 0..n {
         let Some(mut f) = batch.take(i) else { continue };
+        if matches!(key, TunnelKey::ByVlan(_)) {
+            // The frame's local VLAN picks its VNI, and its tag goes.
+            let vid = VlanStack::from_frame(f.data(), None)
+                .ok()
+                .and_then(|t| t.outer.map(|tci| tci.vid()));
+            let Some(vni) = key.vni_of(vid) else {
+                c.lost += 1;
+                let _ = dropped.push(f);
+                continue;
+            };
+            if !apply_tag(&mut f, TagAction::Pop) {
+                c.lost += 1;
+                let _ = dropped.push(f);
+                continue;
+            }
+            if vni != vni_now {
+                header = header.with_vni(vni);
+                vni_now = vni;
+            }
+        }
         let inner_len = f.pkt_len() as usize;
         if (inner_len + T::OVERHEAD) as u64 > u64::from(uplink_max_frame) {
             c.oversize += 1;
@@ -584,6 +614,7 @@ mod tests {
     use crate::mac_table::MacTable;
     use crate::pipeline::{classify, Action, Classified, DropReason};
     use crate::port::PortMask;
+    use crate::view::VlanVnis;
     use crate::view::{max_frame_len, PortView, DEFAULT_MTU};
     use crate::vlan::PortVlan;
     use crate::wire::vxlan::{Ipv4Tunnel, OuterHeader, Vni};
@@ -667,7 +698,12 @@ mod tests {
         ] {
             v.add_tunnel(
                 p(port),
-                TunnelPort::new(p(1), OuterHeader::V4(outer(remote)), vni(n), hop),
+                TunnelPort::new(
+                    p(1),
+                    OuterHeader::V4(outer(remote)),
+                    TunnelKey::Fixed(vni(n)),
+                    hop,
+                ),
             )
             .unwrap();
         }
@@ -822,10 +858,115 @@ mod tests {
         c
     }
 
+    /// `frame` with an 802.1Q tag of VLAN `vid` after its MACs.
+    fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+        let mut f = frame[..12].to_vec();
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&vid.to_be_bytes());
+        f.extend_from_slice(&frame[12..]);
+        f
+    }
+
+    /// br-int: p0 a trunk, p2 a by-VLAN tunnel to THERE (VLAN 10 as VNI
+    /// 100, VLAN 20 as VNI 200); br-phy: p1 the uplink holding HERE.
+    fn view_by_vlan() -> SwitchView {
+        let mut v = SwitchView::default();
+        v.set_neighbours(Arc::new(NeighbourTable::new(
+            vec![next_hop(THERE, true)],
+            60,
+            None,
+        )));
+        let int = v.add_bridge("br-int", Arc::new(MacTable::new(1024, 300)));
+        let phy = v.add_bridge("br-phy", Arc::new(MacTable::new(1024, 300)));
+        for (i, bridge, trunks) in [(0, int, &[][..]), (1, phy, &[]), (2, int, &[10, 20])] {
+            v.add_port(PortView {
+                id: p(i),
+                name: format!("p{i}"),
+                bridge,
+                vlan: PortVlan::new(None, None, trunks).unwrap(),
+                acl: None,
+                dhcp: None,
+                max_frame: max_frame_len(DEFAULT_MTU),
+            })
+            .unwrap();
+        }
+        let key = VlanVnis::new([(20, vni(200)), (10, vni(100))]).unwrap();
+        let t = TunnelPort::new(
+            p(1),
+            OuterHeader::V4(outer(THERE)),
+            TunnelKey::ByVlan(key),
+            0,
+        );
+        v.add_tunnel(p(2), t).unwrap();
+        v
+    }
+
+    #[test]
+    fn a_by_vlan_tunnel_carries_each_local_vlan_as_its_vni_both_ways() {
+        assert!(VlanVnis::new([]).is_none(), "no VLANs");
+        assert!(
+            VlanVnis::new([(1, vni(5)), (1, vni(6))]).is_none(),
+            "a VLAN twice"
+        );
+        assert!(
+            VlanVnis::new([(1, vni(5)), (2, vni(5))]).is_none(),
+            "a VNI twice"
+        );
+        let v = view_by_vlan();
+        let t = v.tunnel(p(2)).unwrap().clone();
+        let (a, b, c) = (
+            inner(2, 1, 1000, 60),
+            inner(2, 1, 1001, 100),
+            inner(3, 1, 9, 64),
+        );
+        // VLANs 10, 20, 10 go as VNIs 100, 200, 100, untagged; an untagged
+        // frame and one of VLAN 30 have no VNI here.
+        let frames = [
+            tagged(&a, 10),
+            tagged(&b, 20),
+            c.clone(),
+            tagged(&c, 10),
+            tagged(&a, 30),
+        ];
+        let mut batch = burst(&frames);
+        let (mut out, mut dropped) = (MemBurst::default(), MemBurst::default());
+        let e = encap(&v, &t, &mut batch, &mut out, &mut dropped);
+        assert_eq!((e.lost, dropped.len()), (2, 2));
+        assert_eq!(e.bytes, (a.len() + b.len() + c.len() + 3 * 50) as u64);
+        let sent: Vec<(u32, Vec<u8>)> = bytes(&out)
+            .iter()
+            .map(|f| {
+                let d = vxlan::parse_ipv4(f, vxlan::UDP_PORT, false).unwrap();
+                assert_eq!((d.src_ip, d.dst_ip), (HERE.into(), THERE.into()));
+                (d.vni.get(), f[d.inner..].to_vec())
+            })
+            .collect();
+        assert_eq!(sent, [(100, a.clone()), (200, b.clone()), (100, c.clone())]);
+        // Received: VNI 200 and 100 get the tags of VLANs 20 and 10; an
+        // unknown VNI has no output.
+        let mut rx = burst(&[
+            from_remote(THERE, 200, &b),
+            from_remote(THERE, 100, &a),
+            from_remote(THERE, 300, &c),
+        ]);
+        let mut dec = Decapsulated::<MemBurst>::default();
+        let counts = decapsulate(&v, p(1), &mut rx, &mut dec);
+        assert_eq!((counts.rx_packets, counts.no_output), (3, 1));
+        let mut run = MemBurst::default();
+        assert_eq!(dec.next_run(&mut run), Some(p(2)));
+        assert_eq!(bytes(&run), [tagged(&b, 20), tagged(&a, 10)]);
+        // Switched as received on the trunk: in their VLANs.
+        let mut cls = Classified::default();
+        classify(&v, p(2), &run, &mut cls);
+        for (i, vlan) in [(0, 20), (1, 10)] {
+            assert_eq!(cls.vlan_of(i), Some(vlan), "frame {i}");
+        }
+    }
+
     #[test]
     fn a_tunnel_asks_for_its_next_hop_by_arp_learns_it_and_confirms_it_in_time() {
         let v = view_with(false);
-        let t = *v.tunnel(p(2)).unwrap();
+        let t = v.tunnel(p(2)).unwrap().clone();
         let table = v.neighbours();
         table.set_now(10);
         let frames = [inner(2, 1, 1000, 60), inner(2, 1, 1001, 60)];
@@ -951,7 +1092,7 @@ mod tests {
         };
         v.add_tunnel(
             p(2),
-            TunnelPort::new(p(1), OuterHeader::V6(outer), vni(4242), 0),
+            TunnelPort::new(p(1), OuterHeader::V6(outer), TunnelKey::Fixed(vni(4242)), 0),
         )
         .unwrap();
         v
@@ -960,7 +1101,7 @@ mod tests {
     #[test]
     fn an_ipv6_tunnel_solicits_its_next_hop_learns_it_and_carries_frames_both_ways() {
         let v = view6();
-        let t = *v.tunnel(p(2)).unwrap();
+        let t = v.tunnel(p(2)).unwrap().clone();
         let table = v.neighbours();
         table.set_now(10);
         let frames = [inner(2, 1, 1000, 60), inner(2, 1, 1001, 61)];
@@ -1071,7 +1212,7 @@ mod tests {
     #[test]
     fn encapsulation_writes_the_tunnels_outer_headers_and_keeps_the_flows_source_port() {
         let v = view();
-        let t = *v.tunnel(p(2)).unwrap();
+        let t = v.tunnel(p(2)).unwrap().clone();
         let frames = [
             inner(2, 1, 1000, 60),
             inner(2, 1, 1000, 200),
@@ -1120,7 +1261,7 @@ mod tests {
     #[test]
     fn encapsulation_drops_what_cannot_go_and_finishes_partial_checksums() {
         let v = view();
-        let t = *v.tunnel(p(2)).unwrap();
+        let t = v.tunnel(p(2)).unwrap().clone();
         // 1450 bytes of IP: the largest inner frame a 1500-byte uplink takes
         // (1464 + 50 = 1514, untagged).
         let fits = inner(2, 1, 1, 1464 + 4);

@@ -46,7 +46,7 @@ pub const IPV6_OVERHEAD: usize =
 const FLAG_I: u8 = 0x08;
 
 /// A VXLAN network identifier: 24 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Vni(u32);
 
 impl Vni {
@@ -214,11 +214,30 @@ pub trait OuterTemplate: Copy {
     /// checksum covers the MAC).
     fn to(&self, mac: EthernetAddress) -> Self;
 
+    /// The same header with VNI `vni` (a tunnel whose frames pick their
+    /// VNI: once per run of frames with the same one).
+    fn with_vni(&self, vni: Vni) -> Self;
+
     /// Writes the outer header at the start of `frame`, in front of the
     /// inner frame of `inner_len` bytes that follows it there, from UDP
     /// port `src_port`. `Truncated` if `frame` is shorter than both;
     /// `Malformed` if the packet would not fit its 16-bit length field.
     fn write(&self, frame: &mut [u8], src_port: u16, inner_len: usize) -> Result<()>;
+}
+
+/// The VNI's bytes (and the reserved byte after them) at the end of an
+/// outer header of `N` bytes.
+#[inline(always)]
+fn vni_bytes<const N: usize>(header: &[u8; N]) -> &[u8] {
+    &header[N - HEADER_LEN / 2..]
+}
+
+/// Writes `vni` into the VXLAN header that ends the outer header
+/// `header`.
+#[inline(always)]
+fn set_vni<const N: usize>(header: &mut [u8; N], vni: Vni) {
+    let v = vni.0.to_be_bytes();
+    header[N - HEADER_LEN / 2..].copy_from_slice(&[v[1], v[2], v[3], 0]);
 }
 
 /// An IPv4 tunnel's header: per packet only the IPv4 total length and
@@ -254,6 +273,14 @@ impl OuterTemplate for Ipv4Template {
     fn to(&self, mac: EthernetAddress) -> Ipv4Template {
         let mut t = *self;
         t.bytes[..6].copy_from_slice(mac.as_bytes());
+        t
+    }
+
+    #[inline(always)]
+    fn with_vni(&self, vni: Vni) -> Ipv4Template {
+        // No checksum covers the VXLAN header (the UDP checksum is zero).
+        let mut t = *self;
+        set_vni(&mut t.bytes, vni);
         t
     }
 
@@ -348,6 +375,8 @@ impl Ipv6Tunnel {
         let mut bytes = [0u8; IPV6_OVERHEAD];
         // Nothing can fail for an empty inner frame into 70 bytes.
         let _ = self.write_header(&mut bytes, vni, 0, 0);
+        // The UDP checksum is written per packet: none in the template.
+        bytes[ethernet::HEADER_LEN + IPV6_HEADER_LEN + 6..][..2].fill(0);
         let udp = &bytes[ethernet::HEADER_LEN + IPV6_HEADER_LEN..];
         // Everything the UDP checksum covers that no packet changes: the
         // pseudo-header's addresses and next header, the destination port
@@ -378,6 +407,18 @@ impl OuterTemplate for Ipv6Template {
     fn to(&self, mac: EthernetAddress) -> Ipv6Template {
         let mut t = *self;
         t.bytes[..6].copy_from_slice(mac.as_bytes());
+        t
+    }
+
+    #[inline(always)]
+    fn with_vni(&self, vni: Vni) -> Ipv6Template {
+        // The UDP checksum covers the VXLAN header: its fixed part trades
+        // the old VNI's words for the new one's (it only ever grew by
+        // them, so nothing underflows).
+        let mut t = *self;
+        let old = sum16(vni_bytes(&t.bytes));
+        set_vni(&mut t.bytes, vni);
+        t.fixed = t.fixed - old + sum16(vni_bytes(&t.bytes));
         t
     }
 
@@ -880,6 +921,17 @@ mod tests {
     }
 
     proptest! {
+        // A template moved to another VNI is the template made for that
+        // VNI, its IPv6 checksum sum included.
+        #[test]
+        fn a_template_moved_to_another_vni_is_that_vnis_template(
+            a in 0u32..=Vni::MAX, b in 0u32..=Vni::MAX,
+        ) {
+            let (a, b) = (Vni::new(a).unwrap(), Vni::new(b).unwrap());
+            prop_assert_eq!(tunnel().template(a).with_vni(b), tunnel().template(b));
+            prop_assert_eq!(tunnel6().template(a).with_vni(b), tunnel6().template(b));
+        }
+
         // The IPv6 template writes exactly what write_header writes.
         #[test]
         fn the_ipv6_template_writes_what_write_header_writes(
