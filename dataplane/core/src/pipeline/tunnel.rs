@@ -488,35 +488,35 @@ pub fn encapsulate<B: Burst, P: FramePool<Frame = B::Frame>>(
         }
     };
     // The next hop's MAC goes into the batch's copy of the template: each
-    // frame then costs what it did with a fixed next hop.
-    match tunnel.header() {
-        HeaderTemplate::V4(t) => push_out(
-            &t.to(dst_mac),
-            tunnel.key(),
-            uplink_max_frame,
-            batch,
-            out,
-            dropped,
-            &mut c,
-        ),
-        HeaderTemplate::V6(t) => push_out(
-            &t.to(dst_mac),
-            tunnel.key(),
-            uplink_max_frame,
-            batch,
-            out,
-            dropped,
-            &mut c,
-        ),
+    // frame then costs what it did with a fixed next hop. One loop per
+    // family and key kind: a one-VNI tunnel's frames pay nothing for VNIs
+    // by VLAN.
+    let key = tunnel.key();
+    let by_vlan = matches!(key, TunnelKey::ByVlan(_));
+    let (max, c2) = (uplink_max_frame, &mut c);
+    match (tunnel.header(), by_vlan) {
+        (HeaderTemplate::V4(t), false) => {
+            push_out::<_, _, false>(&t.to(dst_mac), key, max, batch, out, dropped, c2)
+        }
+        (HeaderTemplate::V4(t), true) => {
+            push_out::<_, _, true>(&t.to(dst_mac), key, max, batch, out, dropped, c2)
+        }
+        (HeaderTemplate::V6(t), false) => {
+            push_out::<_, _, false>(&t.to(dst_mac), key, max, batch, out, dropped, c2)
+        }
+        (HeaderTemplate::V6(t), true) => {
+            push_out::<_, _, true>(&t.to(dst_mac), key, max, batch, out, dropped, c2)
+        }
     }
     c
 }
 
 /// [`encapsulate`]'s loop over a batch whose next hop is known, for one
 /// header family: `batch` moves to `out` with `header` in front of each
-/// frame (or to `dropped`), and is left empty.
+/// frame (or to `dropped`), and is left empty. `BY_VLAN`: `key` is
+/// `ByVlan` (each frame's tag picks its VNI and goes).
 #[inline(always)]
-fn push_out<B: Burst, T: OuterTemplate>(
+fn push_out<B: Burst, T: OuterTemplate, const BY_VLAN: bool>(
     header: &T,
     key: &TunnelKey,
     uplink_max_frame: u32,
@@ -531,7 +531,7 @@ fn push_out<B: Burst, T: OuterTemplate>(
     let mut vni_now = key.first();
     for i in 0..n {
         let Some(mut f) = batch.take(i) else { continue };
-        if matches!(key, TunnelKey::ByVlan(_)) {
+        if BY_VLAN {
             // The frame's local VLAN picks its VNI, and its tag goes.
             let vid = VlanStack::from_frame(f.data(), None)
                 .ok()
