@@ -268,7 +268,14 @@ fn bench_tunnel(c: &mut Criterion) {
         let t = v.tunnel(p(2)).unwrap().clone();
         let burst = || MemBurst::from_frames(frames.iter().map(|f| MemFrame::new(f)));
         let mut check = (burst(), Encapsulated::default(), MemPool::default());
-        encapsulate(&t, v.neighbours(), 1518, &mut check.0, &mut check.1, &mut check.2);
+        encapsulate(
+            &t,
+            v.neighbours(),
+            1518,
+            &mut check.0,
+            &mut check.1,
+            &mut check.2,
+        );
         assert_eq!(check.1.frames.len(), 32, "{name}");
         // Frames are made and freed, and the output batch's room is
         // allocated, outside the timed part.

@@ -1362,18 +1362,11 @@ mod tests {
             }
             Op::Attach { slot, port, up } => slots[*slot] = (*port, *up),
             Op::Host(true) => {
-                st.hosts.insert(
-                    "h2".into(),
-                    Arc::new(neutron::model::HostRecord {
-                        host: "h2".into(),
-                        bridge_mappings: BTreeMap::new(),
-                        vhost_socket_dir: String::new(),
-                        integration_bridge: String::new(),
-                        started_at: String::new(),
-                        tunnel_ip: Some("192.0.2.2".into()),
-                        tunnel_mac: Some("02:00:00:00:00:02".into()),
-                    }),
-                );
+                let h2 = neutron::model::HostRecord {
+                    tunnel_mac: Some("02:00:00:00:00:02".into()),
+                    ..host_record("h2", "192.0.2.2")
+                };
+                st.hosts.insert("h2".into(), Arc::new(h2));
                 c.hosts = true;
             }
             Op::Host(false) => {
@@ -1516,6 +1509,19 @@ mod tests {
         }
     }
 
+    /// Host `host`'s registration with tunnel endpoint `ip`.
+    fn host_record(host: &str, ip: &str) -> neutron::model::HostRecord {
+        neutron::model::HostRecord {
+            host: host.into(),
+            bridge_mappings: BTreeMap::new(),
+            vhost_socket_dir: String::new(),
+            integration_bridge: String::new(),
+            started_at: String::new(),
+            tunnel_ip: Some(ip.into()),
+            tunnel_mac: None,
+        }
+    }
+
     #[test]
     fn one_tunnel_port_per_remote_host_carries_every_network_they_share() {
         let mut st = NeutronState::default();
@@ -1523,18 +1529,8 @@ mod tests {
             st.networks.insert(id("net", n), Arc::new(network(n, 3002)));
         }
         for (host, ip) in [("h2", "192.0.2.2"), ("h3", "192.0.2.3")] {
-            st.hosts.insert(
-                host.into(),
-                Arc::new(neutron::model::HostRecord {
-                    host: host.into(),
-                    bridge_mappings: BTreeMap::new(),
-                    vhost_socket_dir: String::new(),
-                    integration_bridge: String::new(),
-                    started_at: String::new(),
-                    tunnel_ip: Some(ip.into()),
-                    tunnel_mac: None,
-                }),
-            );
+            st.hosts
+                .insert(host.into(), Arc::new(host_record(host, ip)));
         }
         // Here: ports in networks 0 and 1. h2: in 0 and 1; h3: in 1 and
         // in 2 (which has no port here).
@@ -1616,18 +1612,8 @@ mod tests {
         let mut st = NeutronState::default();
         st.networks.insert(id("net", 0), Arc::new(network(0, 3002)));
         for (host, ip) in [("h2", "2001:db8::2"), ("h3", "192.0.2.3")] {
-            st.hosts.insert(
-                host.into(),
-                Arc::new(neutron::model::HostRecord {
-                    host: host.into(),
-                    bridge_mappings: BTreeMap::new(),
-                    vhost_socket_dir: String::new(),
-                    integration_bridge: String::new(),
-                    started_at: String::new(),
-                    tunnel_ip: Some(ip.into()),
-                    tunnel_mac: None,
-                }),
-            );
+            st.hosts
+                .insert(host.into(), Arc::new(host_record(host, ip)));
         }
         // Port 1 here, port 3 on h2 (IPv6), port 4 on h3 (IPv4).
         for (i, host) in [(1, "h1"), (3, "h2"), (4, "h3")] {

@@ -667,20 +667,11 @@ impl PortConfig {
                     };
                     return Err(err(format!("{key}.vlan_keys"), why));
                 }
-                if !self.vlan_keys.is_empty() {
-                    for (field, set) in [
-                        ("vlan_mode", self.vlan_mode.is_some()),
-                        ("tag", self.tag.is_some()),
-                        ("trunks", !self.trunks.is_empty()),
-                        ("vlan_translations", !self.vlan_translations.is_empty()),
-                    ] {
-                        if set {
-                            return Err(err(
-                                format!("{key}.{field}"),
-                                "a port with vlan_keys is a trunk of exactly their VLANs",
-                            ));
-                        }
-                    }
+                if let (false, Some(field)) = (self.vlan_keys.is_empty(), self.vlan_field_set()) {
+                    return Err(err(
+                        format!("{key}.{field}"),
+                        "a port with vlan_keys is a trunk of exactly their VLANs",
+                    ));
                 }
                 if let Some(mac) = self.remote_mac.as_deref() {
                     if !mac
@@ -713,6 +704,18 @@ impl PortConfig {
             return Err(err(format!("{key}.rx_queues"), "too many queues"));
         }
         Ok(())
+    }
+
+    /// The first VLAN rule the port's config sets itself, if any.
+    fn vlan_field_set(&self) -> Option<&'static str> {
+        [
+            ("vlan_mode", self.vlan_mode.is_some()),
+            ("tag", self.tag.is_some()),
+            ("trunks", !self.trunks.is_empty()),
+            ("vlan_translations", !self.vlan_translations.is_empty()),
+        ]
+        .into_iter()
+        .find_map(|(field, set)| set.then_some(field))
     }
 
     /// The key that names the port's device, for errors about the device.
@@ -814,18 +817,11 @@ impl PortConfig {
             {
                 return Err(err(format!("{key}.iface_id"), "must be a Neutron port id"));
             }
-            for (field, set) in [
-                ("vlan_mode", self.vlan_mode.is_some()),
-                ("tag", self.tag.is_some()),
-                ("trunks", !self.trunks.is_empty()),
-                ("vlan_translations", !self.vlan_translations.is_empty()),
-            ] {
-                if set {
-                    return Err(err(
-                        format!("{key}.{field}"),
-                        "a port with iface_id gets its VLAN from Neutron",
-                    ));
-                }
+            if let Some(field) = self.vlan_field_set() {
+                return Err(err(
+                    format!("{key}.{field}"),
+                    "a port with iface_id gets its VLAN from Neutron",
+                ));
             }
             // Until the Neutron port is known the port carries nothing.
             return Ok(PortVlan::dead());
