@@ -3,7 +3,8 @@
 etcd (issue 16): H hosts x P ports against a real etcd and the real daemons.
 
     python3 scripts/cluster_scale.py [--hosts 100] [--ports-per-host 100]
-        [--networks 20] [--changes 200] [--out DIR] [--bin-dir target/release]
+        [--networks 20] [--changes 200] [--network-type vlan|vxlan] [--out DIR]
+        [--bin-dir target/release]
 
 1. Starts a real etcd (Debian's etcd-server) on loopback ports.
 2. Plays the hosts' registrations: H hosts are registered under leases, as
@@ -86,6 +87,9 @@ def main():
     ap.add_argument("--ports-per-host", type=int, default=100)
     ap.add_argument("--networks", type=int, default=20)
     ap.add_argument("--changes", type=int, default=200)
+    ap.add_argument("--network-type", choices=["vlan", "vxlan"], default="vlan",
+                    help="the tenant networks' type; with vxlan every host registers a tunnel endpoint and "
+                         "host-H's vswitchd runs l2population over the whole cloud")
     ap.add_argument("--out", default=str(ROOT / "bench-out" / "cluster-scale"))
     ap.add_argument("--bin-dir", default=str(ROOT / "target" / "release"),
                     help="where neutron-server and vswitchd are (built there with --release if missing)")
@@ -120,12 +124,18 @@ def main():
             time.sleep(0.05)
 
         cluster = f'[cluster]\netcd_endpoints = ["{etcd_url}"]\ntimeout_ms = 10000\n'
+        vxlan = args.network_type == "vxlan"
+        # Host h's tunnel endpoint (RFC 2544's benchmarking range).
+        endpoint = lambda h: f"198.18.{h // 256}.{h % 256}"  # noqa: E731
+        tenant = 'tenant_network_type = "vxlan"\nvni_ranges = ["1000:1999"]\n' if vxlan else ""
         vhu = out / "vhu"
         # 2. The hosts' registrations, as their daemons write them.
         lease = etcd_call(etcd_url, "lease/grant", {"TTL": 3600})["ID"]
         for h in range(1, args.hosts + 1):
             rec = {"host": f"host-{h}", "bridge_mappings": {"physnet1": "uplink"},
                    "vhost_socket_dir": str(vhu), "integration_bridge": "br-int", "started_at": "played"}
+            if vxlan:
+                rec["tunnel_ip"] = endpoint(h)
             etcd_call(etcd_url, "kv/put", {"key": b64(f"/ferroswitch/hosts/host-{h}"),
                                           "value": b64(json.dumps(rec)), "lease": lease})
 
@@ -133,7 +143,7 @@ def main():
             p = work / f"{name}.toml"
             p.write_text(f'listen = "127.0.0.1:0"\ndatabase = "{work}/{name}.db"\nhost = "{host}"\n'
                          f'network_vlan_ranges = ["physnet1:100:3999"]\nbridge_mappings = ["physnet1:uplink"]\n'
-                         f'{cluster}')
+                         f'{tenant}{cluster}')
             return p
 
         # 3. The model, through one API.
@@ -198,11 +208,13 @@ host = "{me}"
 network_vlan_ranges = ["physnet1:100:3999"]
 bridge_mappings = ["physnet1:uplink"]
 vhost_socket_dir = "{vhu}"
+{tenant}{f'local_ip = "{endpoint(args.hosts)}"' if vxlan else ""}
 [[bridges]]
 name = "br-int"
 [[bridges.ports]]
 name = "uplink"
 devargs = "net_null0,no-rx=1"
+{f'tunnel_ip = "{endpoint(args.hosts)}/16"' if vxlan else ""}
 {cluster}""")
         t0 = time.time()
         vs = subprocess.Popen([str(rel / "vswitchd"), "--config", str(cfg)], stdout=open(out / "vswitchd.log", "w"),
@@ -276,6 +288,13 @@ devargs = "net_null0,no-rx=1"
             "watch_lag_p99_ms_vswitchd": round(members[-1]["lag_p99_micros"] / 1e3, 2),
             "watch_lag_max_ms": round(max(m["lag_max_micros"] for m in members) / 1e3, 2),
         }
+        if vxlan:
+            # l2population on host-H: the tunnel ports it opened (one per
+            # other host, while switch port numbers last).
+            result["network_type"] = "vxlan"
+            result["vswitchd_tunnel_ports"] = sum(1 for k in vm if k.startswith("ferroswitch_tunnel_remote_macs{"))
+            result["vswitchd_remote_macs"] = int(sum(v for k, v in vm.items()
+                                                     if k.startswith("ferroswitch_tunnel_remote_macs{")))
         print(json.dumps(result))
         if short:
             raise SystemExit(f"{len(short)} hosts saw fewer than {args.changes} commits")
