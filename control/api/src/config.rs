@@ -118,7 +118,7 @@ pub fn group_id(name: &str) -> Result<u32, String> {
 }
 
 /// The switch's port limit, as every refusal states it.
-pub const PORT_LIMIT: &str = "at most 64 ports, of which at most 32 DPDK ethdevs \
+pub const PORT_LIMIT: &str = "at most 256 ports, of which at most 32 DPDK ethdevs \
     (dpdk, internal; vhost-user and afpacket ports do not count)";
 
 /// The longest kernel interface name (IFNAMSIZ less its NUL).

@@ -3,11 +3,12 @@
 //! A [`PortId`] is the switch's own number for a port (not a DPDK ethdev id:
 //! a vhost-user port has none), always below [`MAX_PORTS`]. That bound is
 //! part of the type, so arrays of `MAX_PORTS` entries are indexed without a
-//! check or a modulo anywhere on the fast path, and a [`PortMask`] of one
-//! `u64` holds any set of ports.
+//! check or a modulo anywhere on the fast path, and a [`PortMask`] of
+//! four `u64` words holds any set of ports.
 
-/// Ports per switch (over all bridges).
-pub const MAX_PORTS: usize = 64;
+/// Ports per switch (over all bridges): VMs' ports, uplinks and the
+/// tunnel ports to other hosts (one per remote host) share them.
+pub const MAX_PORTS: usize = 256;
 
 /// Of them, ports that are DPDK ethdevs (`dpdk`, `internal`, `afpacket`):
 /// `RTE_MAX_ETHPORTS` of Debian's DPDK build (the daemon asserts they
@@ -17,8 +18,11 @@ pub const MAX_ETHDEV_PORTS: usize = 32;
 /// Queues per port and direction (workers claim them in 64-bit masks).
 pub const MAX_QUEUES: u16 = 64;
 
-// A port set is one 64-bit word.
-const _: () = assert!(MAX_PORTS <= u64::BITS as usize);
+/// Words of a [`PortMask`].
+const MASK_WORDS: usize = MAX_PORTS / 64;
+
+// A port set is whole 64-bit words, and a PortId's u8 holds every number.
+const _: () = assert!(MAX_PORTS.is_multiple_of(64) && MAX_PORTS <= u8::MAX as usize + 1);
 // PortId::index masks with MAX_PORTS - 1.
 const _: () = assert!(MAX_PORTS.is_power_of_two());
 
@@ -57,9 +61,16 @@ impl PortId {
         self.0 as usize & (MAX_PORTS - 1)
     }
 
+    /// Its word in a [`PortMask`] and its bit there.
+    #[inline(always)]
+    const fn word_bit(self) -> (usize, u64) {
+        let i = self.index();
+        ((i >> 6) & (MASK_WORDS - 1), 1u64 << (i & 63))
+    }
+
     /// Every port id, ascending.
     pub fn all() -> impl Iterator<Item = PortId> {
-        (0..MAX_PORTS as u8).map(PortId)
+        (0..MAX_PORTS).map(|n| PortId(n as u8))
     }
 }
 
@@ -69,51 +80,54 @@ impl std::fmt::Display for PortId {
     }
 }
 
-/// A set of ports.
+/// A set of ports: one bit per port number, lowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct PortMask(u64);
+pub struct PortMask([u64; MASK_WORDS]);
 
 impl PortMask {
-    pub const EMPTY: PortMask = PortMask(0);
-
-    #[inline(always)]
-    pub const fn bit(p: PortId) -> u64 {
-        1u64 << p.index()
-    }
+    pub const EMPTY: PortMask = PortMask([0; MASK_WORDS]);
 
     #[inline(always)]
     pub fn insert(&mut self, p: PortId) {
-        self.0 |= Self::bit(p);
+        let (w, b) = p.word_bit();
+        self.0[w] |= b;
     }
 
     #[inline(always)]
     pub fn remove(&mut self, p: PortId) {
-        self.0 &= !Self::bit(p);
+        let (w, b) = p.word_bit();
+        self.0[w] &= !b;
     }
 
     #[inline(always)]
     pub const fn contains(self, p: PortId) -> bool {
-        self.0 & Self::bit(p) != 0
+        let (w, b) = p.word_bit();
+        self.0[w] & b != 0
     }
 
     #[inline(always)]
-    pub const fn without(self, p: PortId) -> PortMask {
-        PortMask(self.0 & !Self::bit(p))
+    pub fn without(mut self, p: PortId) -> PortMask {
+        self.remove(p);
+        self
     }
 
     /// The ports of `self` that are not in `other`.
     #[inline(always)]
-    pub const fn minus(self, other: PortMask) -> PortMask {
-        PortMask(self.0 & !other.0)
+    pub fn minus(self, other: PortMask) -> PortMask {
+        let mut m = self;
+        for (w, o) in m.0.iter_mut().zip(other.0) {
+            *w &= !o;
+        }
+        m
     }
 
     #[inline(always)]
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
+    pub fn is_empty(self) -> bool {
+        self.0.iter().fold(0, |acc, w| acc | w) == 0
     }
 
-    pub const fn len(self) -> usize {
-        self.0.count_ones() as usize
+    pub fn len(self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// The set's only port; `None` for an empty set or one of more.
@@ -125,18 +139,23 @@ impl PortMask {
 
     /// The lowest port not in the set, if any is left.
     pub fn first_free(self) -> Option<PortId> {
-        PortId::new((!self.0).trailing_zeros() as u16)
+        let (w, word) = self.0.iter().enumerate().find(|(_, w)| **w != u64::MAX)?;
+        PortId::new((w * 64) as u16 + (!word).trailing_zeros() as u16)
     }
 
     /// Removes and returns the lowest port of the set.
     #[inline(always)]
     pub fn pop_first(&mut self) -> Option<PortId> {
-        if self.0 == 0 {
-            return None;
+        // Ports below 64 (most switches' all) are in the first word: one
+        // test finds them.
+        for (w, word) in self.0.iter_mut().enumerate() {
+            if *word != 0 {
+                let p = PortId::from_index(w * 64 + word.trailing_zeros() as usize);
+                *word &= *word - 1;
+                return Some(p);
+            }
         }
-        let p = PortId(self.0.trailing_zeros() as u8);
-        self.0 &= self.0 - 1;
-        Some(p)
+        None
     }
 
     /// The ports, ascending.
@@ -175,7 +194,8 @@ mod tests {
     fn bounds() {
         assert_eq!(PortId::new(0).map(PortId::get), Some(0));
         assert_eq!(PortId::new(63).map(PortId::index), Some(63));
-        assert_eq!(PortId::new(64), None);
+        assert_eq!(PortId::new(255).map(PortId::index), Some(255));
+        assert_eq!(PortId::new(256), None);
         assert_eq!(PortId::new(u16::MAX), None);
         assert_eq!(PortId::all().count(), MAX_PORTS);
         let (p3, p9) = (PortId::new(3).unwrap(), PortId::new(9).unwrap());
@@ -185,12 +205,22 @@ mod tests {
         assert_eq!(m.single(), Some(p9));
         m.insert(p3);
         assert_eq!(m.single(), None);
+        // Every word: a full set has no free number; ports come out in order.
+        let full: PortMask = PortId::all().collect();
+        assert_eq!((full.len(), full.first_free()), (MAX_PORTS, None));
+        assert!(full.iter().map(PortId::index).eq(0..MAX_PORTS));
+        let high = PortId::new(200).unwrap();
+        assert_eq!(full.without(high).first_free(), Some(high));
+        assert_eq!(
+            PortMask::from_iter([high, p9]).minus(m),
+            PortMask::from_iter([high])
+        );
     }
 
     proptest! {
         /// PortMask against a BTreeSet of port numbers.
         #[test]
-        fn mask_matches_a_set(ops in proptest::collection::vec((any::<bool>(), 0u16..64), 0..200)) {
+        fn mask_matches_a_set(ops in proptest::collection::vec((any::<bool>(), 0u16..256), 0..400)) {
             let mut m = PortMask::EMPTY;
             let mut s = BTreeSet::new();
             for (add, n) in ops {
@@ -202,7 +232,7 @@ mod tests {
             let got: Vec<u16> = m.iter().map(PortId::get).collect();
             let want: Vec<u16> = s.iter().copied().collect();
             prop_assert_eq!(got, want);
-            let free = (0..64u16).find(|n| !s.contains(n));
+            let free = (0..256u16).find(|n| !s.contains(n));
             prop_assert_eq!(m.first_free().map(PortId::get), free);
             let single = (s.len() == 1).then(|| *s.first().unwrap());
             prop_assert_eq!(m.single().map(PortId::get), single);

@@ -197,6 +197,58 @@ fn the_dhcp_server_answers_its_port_and_nothing_leaves_the_switch() {
 }
 
 #[test]
+fn ports_in_every_word_of_the_port_mask_flood_learn_and_forward() {
+    // One bridge whose ports sit in all four 64-bit words of a PortMask,
+    // the highest number included.
+    let mut v = SwitchView::default();
+    let b = v.add_bridge("br0", Arc::new(MacTable::new(4096, 300)));
+    let ids = [3u16, 70, 130, 255];
+    for &i in &ids {
+        v.add_port(PortView {
+            id: p(i),
+            name: format!("p{i}"),
+            bridge: b,
+            vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
+            acl: None,
+            dhcp: None,
+            max_frame: max_frame_len(DEFAULT_MTU),
+        })
+        .unwrap();
+    }
+    let (mut pool, mut cap) = (MemPool::default(), Capture::default());
+    // A broadcast from 255 reaches the three others; A is learned there.
+    run(
+        &v,
+        255,
+        vec![MemFrame::new(&frame(BCAST, A, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    let got: Vec<u16> = cap.sent.keys().copied().collect();
+    assert_eq!(got, [3, 70, 130]);
+    // B from 130 to A: straight to 255; then A to B: straight to 130.
+    cap = Capture::default();
+    let (actions, _) = run(
+        &v,
+        130,
+        vec![MemFrame::new(&frame(A, B, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(255), TagAction::Keep)]);
+    cap = Capture::default();
+    let (actions, _) = run(
+        &v,
+        255,
+        vec![MemFrame::new(&frame(B, A, &[], 60))],
+        &mut pool,
+        &mut cap,
+    );
+    assert_eq!(actions, [Action::Output(p(130), TagAction::Keep)]);
+    assert_eq!(cap.sent[&130], [frame(B, A, &[], 60)]);
+}
+
+#[test]
 fn access_to_trunk_pushes_and_back_pops() {
     let v = view();
     let (mut pool, mut cap) = (MemPool::default(), Capture::default());
