@@ -143,15 +143,10 @@ impl TunnelWant {
         locals: &LocalVlans,
     ) -> Option<control_api::config::PortConfig> {
         use control_api::config::{PortConfig, PortType};
-        let mut vlan_keys: Vec<(u16, u32)> = self
-            .networks
-            .iter()
-            .filter_map(|(net, &(vni, _))| Some((locals.get(net)?, vni)))
-            .collect();
+        let vlan_keys = self.vlan_keys(locals);
         if vlan_keys.is_empty() {
             return None;
         }
-        vlan_keys.sort_unstable();
         let mut c = PortConfig::dpdk(&self.port_name(), "");
         c.kind = PortType::Vxlan;
         c.remote_ip = Some(self.remote_ip);
@@ -159,6 +154,20 @@ impl TunnelWant {
         c.local_ip = Some(local_ip);
         c.mtu_request = self.networks.values().map(|&(_, mtu)| mtu).max();
         Some(c)
+    }
+}
+
+impl TunnelWant {
+    /// (local VLAN, VNI) of its networks that have a local VLAN in
+    /// `locals`, sorted.
+    pub fn vlan_keys(&self, locals: &LocalVlans) -> Vec<(u16, u32)> {
+        let mut keys: Vec<(u16, u32)> = self
+            .networks
+            .iter()
+            .filter_map(|(net, &(vni, _))| Some((locals.get(net)?, vni)))
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 }
 
@@ -942,20 +951,15 @@ impl NeutronCompiler {
         }
         self.acls.retain(|id, _| attached.contains(id));
         self.attached = attached;
-        // Tunnel ports: trunks of their networks' local VLANs.
+        // Tunnel ports: trunks of their networks' local VLANs, as their
+        // config (`TunnelWant::port_config`) validates to.
         for sp in switch_ports {
             if let Some(t) = self.tunnels.get(sp.name) {
-                let mut vlans: Vec<u16> = t
-                    .networks
-                    .keys()
-                    .filter_map(|n| self.locals.get(n))
-                    .collect();
-                vlans.sort_unstable();
-                let pv = if vlans.is_empty() {
-                    PortVlan::dead()
-                } else {
-                    PortVlan::new(Some(VlanMode::Trunk), None, &vlans)
-                        .unwrap_or_else(|_| PortVlan::dead())
+                let keys = t.vlan_keys(&self.locals);
+                let pv = match keys.is_empty() {
+                    true => PortVlan::dead(),
+                    false => control_api::config::vlan_keys_trunk(&keys)
+                        .unwrap_or_else(|_| PortVlan::dead()),
                 };
                 out.port_vlans.insert(sp.name.to_owned(), pv);
             }

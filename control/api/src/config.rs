@@ -827,9 +827,7 @@ impl PortConfig {
             return Ok(PortVlan::dead());
         }
         if !self.vlan_keys.is_empty() {
-            let mut vlans: Vec<u16> = self.vlan_keys.iter().map(|&(v, _)| v).collect();
-            vlans.sort_unstable();
-            return PortVlan::new(Some(VlanMode::Trunk), None, &vlans)
+            return vlan_keys_trunk(&self.vlan_keys)
                 .map_err(|e| err(format!("{key}.vlan_keys"), e.to_string()));
         }
         PortVlan::new(self.vlan_mode, self.tag, &self.trunks)
@@ -840,6 +838,16 @@ impl PortConfig {
                 err(format!("{key}.{field}"), why.to_owned())
             })
     }
+}
+
+/// The VLAN rule of a `vxlan` port with `vlan_keys`: a trunk of exactly
+/// their VLANs.
+pub fn vlan_keys_trunk(
+    vlan_keys: &[(u16, u32)],
+) -> Result<PortVlan, switch_core::vlan::VlanConfigError> {
+    let mut vlans: Vec<u16> = vlan_keys.iter().map(|&(v, _)| v).collect();
+    vlans.sort_unstable();
+    PortVlan::new(Some(VlanMode::Trunk), None, &vlans)
 }
 
 /// Whether `ip` can be a tunnel endpoint's address or a next hop: not

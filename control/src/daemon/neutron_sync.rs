@@ -405,9 +405,10 @@ impl Daemon {
     pub(super) fn tunnels_missing(&self) -> bool {
         self.neutron.as_ref().is_some_and(|n| {
             let locals = n.compiler.local_vlans();
-            n.compiler.tunnels().iter().any(|(name, t)| {
-                !self.ports.contains_key(name) && t.networks.keys().any(|n| locals.get(n).is_some())
-            })
+            n.compiler
+                .tunnels()
+                .iter()
+                .any(|(name, t)| !self.ports.contains_key(name) && !t.vlan_keys(locals).is_empty())
         })
     }
 

@@ -45,6 +45,20 @@ fn frame(dst: u64, src: u64, tags: &[(u16, u16)], len: usize) -> Vec<u8> {
     f
 }
 
+/// Port `id` of bridge `bridge`, access VLAN 10, the default MTU, no
+/// security group or DHCP.
+fn access_port(id: u16, bridge: usize) -> PortView {
+    PortView {
+        id: p(id),
+        name: format!("p{id}"),
+        bridge,
+        vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
+        acl: None,
+        dhcp: None,
+        max_frame: max_frame_len(DEFAULT_MTU),
+    }
+}
+
 /// One bridge: p0 access 10, p1 trunk (10, 20), p2 native-untagged 20 with
 /// trunk 10 and room for 70-byte frames only, p3 access 20, p4 a trunk
 /// translating external 3029 <-> 10.
@@ -142,18 +156,13 @@ fn the_dhcp_server_answers_its_port_and_nothing_leaves_the_switch() {
     let b = v.add_bridge("br0", Arc::new(MacTable::new(4096, 300)));
     for i in 0..3u16 {
         v.add_port(PortView {
-            id: p(i),
-            name: format!("p{i}"),
-            bridge: b,
-            vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
-            acl: None,
             dhcp: (i == 0).then(|| {
                 Arc::new(crate::dhcp::DhcpServer {
                     v4: Some(cfg.clone()),
                     v6: None,
                 })
             }),
-            max_frame: max_frame_len(DEFAULT_MTU),
+            ..access_port(i, b)
         })
         .unwrap();
     }
@@ -204,16 +213,7 @@ fn ports_in_every_word_of_the_port_mask_flood_learn_and_forward() {
     let b = v.add_bridge("br0", Arc::new(MacTable::new(4096, 300)));
     let ids = [3u16, 70, 130, 255];
     for &i in &ids {
-        v.add_port(PortView {
-            id: p(i),
-            name: format!("p{i}"),
-            bridge: b,
-            vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
-            acl: None,
-            dhcp: None,
-            max_frame: max_frame_len(DEFAULT_MTU),
-        })
-        .unwrap();
+        v.add_port(access_port(i, b)).unwrap();
     }
     let (mut pool, mut cap) = (MemPool::default(), Capture::default());
     // A broadcast from 255 reaches the three others; A is learned there.
@@ -872,13 +872,8 @@ mod security {
         ];
         for (i, acl) in acls.into_iter().enumerate() {
             v.add_port(PortView {
-                id: p(i as u16),
-                name: format!("p{i}"),
-                bridge: b,
-                vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
                 acl,
-                dhcp: None,
-                max_frame: max_frame_len(DEFAULT_MTU),
+                ..super::access_port(i as u16, b)
             })
             .unwrap();
         }
@@ -1174,16 +1169,7 @@ mod security {
         let mut v = SwitchView::default();
         let b = v.add_bridge("br0", Arc::new(MacTable::new(64, 300)));
         for i in 0..2u16 {
-            v.add_port(PortView {
-                id: p(i),
-                name: format!("p{i}"),
-                bridge: b,
-                vlan: PortVlan::new(None, Some(10), &[]).unwrap(),
-                acl: None,
-                dhcp: None,
-                max_frame: max_frame_len(DEFAULT_MTU),
-            })
-            .unwrap();
+            v.add_port(super::access_port(i, b)).unwrap();
         }
         let ct = ConnTable::new(4, Timeouts::default());
         let r = run(

@@ -860,10 +860,9 @@ mod tests {
 
     /// `frame` with an 802.1Q tag of VLAN `vid` after its MACs.
     fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
-        let mut f = frame[..12].to_vec();
-        f.extend_from_slice(&[0x81, 0x00]);
-        f.extend_from_slice(&vid.to_be_bytes());
-        f.extend_from_slice(&frame[12..]);
+        let mut f = vec![0u8; crate::wire::vlan::HEADER_LEN];
+        f.extend_from_slice(frame);
+        crate::wire::vlan::insert_tag(&mut f, crate::wire::vlan::Tci(vid)).unwrap();
         f
     }
 

@@ -225,21 +225,6 @@ pub trait OuterTemplate: Copy {
     fn write(&self, frame: &mut [u8], src_port: u16, inner_len: usize) -> Result<()>;
 }
 
-/// The VNI's bytes (and the reserved byte after them) at the end of an
-/// outer header of `N` bytes.
-#[inline(always)]
-fn vni_bytes<const N: usize>(header: &[u8; N]) -> &[u8] {
-    &header[N - HEADER_LEN / 2..]
-}
-
-/// Writes `vni` into the VXLAN header that ends the outer header
-/// `header`.
-#[inline(always)]
-fn set_vni<const N: usize>(header: &mut [u8; N], vni: Vni) {
-    let v = vni.0.to_be_bytes();
-    header[N - HEADER_LEN / 2..].copy_from_slice(&[v[1], v[2], v[3], 0]);
-}
-
 /// An IPv4 tunnel's header: per packet only the IPv4 total length and
 /// checksum, the UDP source port and the UDP length change, and the
 /// checksum is finished from a sum of the rest kept here.
@@ -280,7 +265,9 @@ impl OuterTemplate for Ipv4Template {
     fn with_vni(&self, vni: Vni) -> Ipv4Template {
         // No checksum covers the VXLAN header (the UDP checksum is zero).
         let mut t = *self;
-        set_vni(&mut t.bytes, vni);
+        let mut vxlan = [0u8; HEADER_LEN];
+        emit_header(&mut vxlan, vni);
+        t.bytes[IPV4_OVERHEAD - HEADER_LEN..].copy_from_slice(&vxlan);
         t
     }
 
@@ -416,9 +403,11 @@ impl OuterTemplate for Ipv6Template {
         // the old VNI's words for the new one's (it only ever grew by
         // them, so nothing underflows).
         let mut t = *self;
-        let old = sum16(vni_bytes(&t.bytes));
-        set_vni(&mut t.bytes, vni);
-        t.fixed = t.fixed - old + sum16(vni_bytes(&t.bytes));
+        let mut vxlan = [0u8; HEADER_LEN];
+        emit_header(&mut vxlan, vni);
+        let at = IPV6_OVERHEAD - HEADER_LEN;
+        t.fixed = t.fixed - sum16(&t.bytes[at..]) + sum16(&vxlan);
+        t.bytes[at..].copy_from_slice(&vxlan);
         t
     }
 
