@@ -6,6 +6,7 @@
 //! pairs (every frame its own pair), broadcast.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dataplane::mac_table::MacTable;
+use dataplane::pipeline::{classify, Classified};
 use dataplane::port::PortId;
 use dataplane::snapshot::{Snapshot, SnapshotCell};
 use dataplane::stats::WorkerStats;
@@ -175,6 +176,28 @@ fn bench(c: &mut Criterion) {
             BatchSize::NumIterations(64),
         )
     });
+    // Stage 1 alone on bursts kept in mbufs, every frame a pair of its
+    // own: what parsing, learning, looking up and resolving cost without
+    // the transmit. Over 8 bursts (256 pairs) everything stays in the
+    // caches: the instructions; over all 128 (4096 pairs) the frames and
+    // buckets are spread as in the l2-normal --macs 4096 benchmark.
+    let held: Vec<MbufBatch> = many_macs.chunks(BURST).map(burst).collect();
+    let mut classified = Classified::default();
+    for (name, bursts) in [
+        ("classify_256_mac_pairs", &held[..8]),
+        ("classify_4096_mac_pairs", &held[..]),
+    ] {
+        let at = std::cell::Cell::new(0usize);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let k = at.get();
+                at.set((k + 1) % bursts.len());
+                classify(&snap.view, in_port, &bursts[k], &mut classified);
+                classified.actions().len()
+            })
+        });
+    }
+    drop(held);
     g.finish();
     // Release in dependency order: queue claims, ports, mbufs' pool, EAL.
     drop(state);

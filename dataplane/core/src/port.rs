@@ -100,7 +100,7 @@ impl PortMask {
     }
 
     #[inline(always)]
-    pub const fn contains(self, p: PortId) -> bool {
+    pub const fn contains(&self, p: PortId) -> bool {
         let (w, b) = p.word_bit();
         self.0[w] & b != 0
     }

@@ -200,7 +200,7 @@ pub fn trace(
     let action = forward(
         view,
         &mut floods,
-        view.reachable_from(in_port, bridge.ports),
+        &view.reachable_from(in_port, bridge.ports),
         in_port,
         known,
         vlan,
