@@ -1371,11 +1371,35 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
     assert!(ok, "after the move:\n{text}\n{}", sw.log_text());
     // Replaced again, silently: the unicast probe at half the aging time
     // goes unanswered (to the old MAC), the entry ages out, and the
-    // broadcast request finds the new MAC.
+    // broadcast request finds the new MAC. The router's entry for the
+    // endpoint is pinned right after the change (a MAC change flushes the
+    // device's entries, permanent ones too): else its kernel re-resolves
+    // the endpoint as the pings resume, and the switch learns the new MAC
+    // from that request before it asks (a race this test lost under load).
+    let endpoint_mac = f[6..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
     let asked = tunnel_row(&sw, "vx").arp_requests;
     in_ns(
         &router,
         &["ip", "link", "set", "eth0", "address", "02:fe:00:00:00:fc"],
+    );
+    in_ns(
+        &router,
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            "198.51.100.1",
+            "lladdr",
+            &endpoint_mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
     );
     let mut pinger = Command::new("ip")
         .args([
