@@ -1376,11 +1376,7 @@ fn a_vxlan_tunnel_crosses_a_router_to_its_gateway_resolved_by_arp() {
     // device's entries, permanent ones too): else its kernel re-resolves
     // the endpoint as the pings resume, and the switch learns the new MAC
     // from that request before it asks (a race this test lost under load).
-    let endpoint_mac = f[6..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let endpoint_mac = dataplane::wire::EthernetAddress(f[6..12].try_into().unwrap()).to_string();
     let asked = tunnel_row(&sw, "vx").arp_requests;
     in_ns(
         &router,

@@ -1,7 +1,7 @@
 //! Stage 1: one resolved action per frame of a burst.
 use super::{Action, DropReason, FloodSets, TagAction};
 use crate::frame::{Burst, Frame, BURST};
-use crate::mac_table::MacKey;
+use crate::mac_table::{MacKey, MacTable};
 use crate::port::{PortId, PortMask};
 use crate::view::SwitchView;
 use crate::wire::ethernet::{SwitchingHeader, MIN_TAGGED_LEN};
@@ -141,13 +141,17 @@ fn header_key(f: &impl Frame) -> Option<u128> {
     (d.len() >= MIN_TAGGED_LEN).then_some(a)
 }
 
+/// Where a known destination's frame leaves and how it arrived: its output
+/// port, VLAN and arriving tag, all [`forward`] reads of a frame.
+type OutputKey = (PortId, u16, Option<u16>);
+
 /// How many frames ahead of the one being decided [`classify`] prefetches
 /// MAC buckets.
 const PREFETCH_AHEAD: usize = 8;
 
 /// Starts loading the buckets a lane will learn and look up in.
 #[inline(always)]
-fn prefetch_lane(fdb: &crate::mac_table::MacTable, lane: &Lane) {
+fn prefetch_lane(fdb: &MacTable, lane: &Lane) {
     if lane.step == Step::Lookup {
         if !lane.src.is_none() {
             fdb.prefetch(lane.src);
@@ -173,13 +177,6 @@ fn header_fields(key: u128) -> (u64, u64, Option<u16>) {
         .is_vlan_tpid()
         .then(|| ((key >> 112) as u16).swap_bytes());
     (dst, src, tci)
-}
-
-/// A packed address (of [`EthernetAddress::to_u64`]) is unicast: the group
-/// bit of its first byte is clear.
-#[inline(always)]
-fn is_unicast(mac: u64) -> bool {
-    mac & (1 << 40) == 0
 }
 
 /// Where a frame in `vlan` from `in_port` goes once the MAC table said
@@ -297,12 +294,12 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
             out.actions[i] = Action::Drop(DropReason::LinkLocal);
             continue;
         }
-        let src = if is_unicast(src) {
+        let src = if EthernetAddress::from_u64(src).is_unicast() {
             fdb.key(vlan, src)
         } else {
             MacKey::NONE
         };
-        let dst = if is_unicast(dst) {
+        let dst = if EthernetAddress::from_u64(dst).is_unicast() {
             fdb.key(vlan, dst)
         } else {
             MacKey::NONE
@@ -331,7 +328,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     // The last known destination's port, the (VLAN, tag) it was reached
     // in and the action: the same again (as every frame of a burst between
     // two ports is) costs one comparison instead of the port's VLAN rules.
-    let mut last: Option<(PortId, u16, Option<u16>, Action)> = None;
+    let mut last: Option<(OutputKey, Action)> = None;
     for lane in lanes.iter().take(PREFETCH_AHEAD) {
         prefetch_lane(fdb, lane);
     }
@@ -358,12 +355,9 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                         .and_then(|k| k.remote_port(lane.dst.packed()))
                         .or_else(|| fdb.lookup_at(lane.dst, clock))
                 };
-                match (known, last) {
-                    (Some(p), Some((q, vlan, tci, a)))
-                        if p == q && lane.vlan == vlan && lane.in_tci == tci =>
-                    {
-                        a
-                    }
+                let to = known.map(|p| (p, lane.vlan, lane.in_tci));
+                match last {
+                    Some((seen, a)) if Some(seen) == to => a,
                     _ => {
                         let a = forward(
                             view,
@@ -374,8 +368,8 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                             lane.vlan,
                             lane.in_tci,
                         );
-                        if let Some(p) = known {
-                            last = Some((p, lane.vlan, lane.in_tci, a));
+                        if let Some(t) = to {
+                            last = Some((t, a));
                         }
                         a
                     }
@@ -424,8 +418,6 @@ mod tests {
                     header_fields(key),
                     (h.dst.to_u64(), h.src.to_u64(), h.outer_tci)
                 );
-                prop_assert_eq!(is_unicast(h.dst.to_u64()), h.dst.is_unicast());
-                prop_assert_eq!(is_unicast(h.src.to_u64()), h.src.is_unicast());
             }
         }
     }

@@ -8,9 +8,10 @@
 //!    goes to a link-local control address, apply the input port's
 //!    VLAN rules, learn the sources and look up the destinations in the
 //!    bridge's MAC table (keys hashed for the whole burst first, buckets
-//!    prefetched a few frames ahead), and resolve one [`Action`] per frame: to one port with
-//!    a tag action, flood through a [`FloodSet`] of two or more ports, or
-//!    drop with a [`DropReason`]. Reads frames, never changes them.
+//!    prefetched a few frames ahead), and resolve one [`Action`] per
+//!    frame: to one port with a tag action, flood through a [`FloodSet`]
+//!    of two or more ports, or drop with a [`DropReason`]. Reads frames,
+//!    never changes them.
 //! 2. [`execute`]: carry the actions out: tag edits through the `wire`
 //!    views, flood copies from a [`FramePool`](crate::frame::FramePool),
 //!    the output port's MTU (longer frames are dropped and counted, never
