@@ -41,11 +41,12 @@ fn bench(c: &mut Criterion) {
                     let keys: [MacKey; 32] = std::array::from_fn(|j| {
                         t.key(10, black_box(mac((burst * 32 + j as u64) * stride)))
                     });
+                    let fdb = t.for_burst();
                     for &k in &keys {
-                        t.prefetch(k);
+                        fdb.prefetch(k);
                     }
                     for &k in &keys {
-                        acc += t.lookup_key(k).map_or(0, |p| p.get() as u32);
+                        acc += fdb.lookup(k).map_or(0, |p| p.get() as u32);
                     }
                 }
                 acc

@@ -101,10 +101,79 @@ pub struct Clock {
     aging: u32,
 }
 
+/// A [`MacTable`] with the clock read once, for the frames of one burst
+/// ([`MacTable::for_burst`]).
+#[derive(Clone, Copy)]
+pub struct BurstTable<'a> {
+    table: &'a MacTable,
+    buckets: &'a [Bucket],
+    shift: u32,
+    clock: Clock,
+}
+
+/// The key of `mac` in `vlan` in a table of 2^(64 - `shift`) buckets.
+#[inline(always)]
+fn key_in(shift: u32, vlan: u16, mac: u64) -> MacKey {
+    let key = pack_key(vlan, mac);
+    // Fibonacci hashing: the top bits of the product depend on every bit
+    // of the key, and consecutive MACs land far apart. Two instructions,
+    // where the frame's other work is a few dozen.
+    MacKey {
+        key,
+        // shift >= 36 (at most 2^28 buckets): the slot fits in u32.
+        slot: (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as u32,
+    }
+}
+
+impl BurstTable<'_> {
+    /// [`MacTable::key`].
+    #[inline(always)]
+    pub fn key(&self, vlan: u16, mac: u64) -> MacKey {
+        key_in(self.shift, vlan, mac)
+    }
+
+    /// Starts loading `k`'s bucket (one cache line) without waiting.
+    #[inline(always)]
+    pub fn prefetch(&self, k: MacKey) {
+        // No bounds check: a prefetch never faults, and every key of this
+        // table names one of its buckets.
+        cpu::prefetch_ptr(self.buckets.as_ptr().wrapping_add(k.slot as usize));
+    }
+
+    /// [`MacTable::lookup_key`] at the burst's clock.
+    #[inline(always)]
+    pub fn lookup(&self, k: MacKey) -> Option<PortId> {
+        match self.buckets.get(k.slot as usize)?.read(k.key) {
+            Ok(Some(v)) if fresh_at(v, self.clock) => Some(val_port(v)),
+            _ => None,
+        }
+    }
+
+    /// [`MacTable::learn_key`] at the burst's clock.
+    #[inline(always)]
+    pub fn learn(&self, k: MacKey, port: PortId) -> Learned {
+        let Some(b) = self.buckets.get(k.slot as usize) else {
+            return Learned::Skipped;
+        };
+        let now = self.clock.now;
+        let new_val = pack_val(port, now);
+        if b.read(k.key) == Ok(Some(new_val)) {
+            return Learned::Unchanged;
+        }
+        let Some(s) = b.try_lock() else {
+            return Learned::Skipped;
+        };
+        let r = self.table.learn_locked(b, k.key, new_val, now);
+        b.unlock(s);
+        r
+    }
+}
+
 pub struct MacTable {
     /// On huge pages.
     buckets: HugeSlice<Bucket>,
-    mask: usize,
+    /// 64 - log2(buckets): a key's bucket is the top bits of its hash.
+    shift: u32,
     capacity: usize,
     aging: AtomicU32,
     now: AtomicU32,
@@ -241,7 +310,7 @@ impl MacTable {
         });
         MacTable {
             buckets,
-            mask: nbuckets - 1,
+            shift: 64 - nbuckets.trailing_zeros(),
             capacity,
             aging: AtomicU32::new(aging_secs.max(1)),
             now: AtomicU32::new(1),
@@ -299,17 +368,10 @@ impl MacTable {
     /// The key of `mac` in `vlan` and its bucket (no memory is touched).
     #[inline(always)]
     pub fn key(&self, vlan: u16, mac: u64) -> MacKey {
-        let key = pack_key(vlan, mac);
-        let h = (key ^ (key >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // mask < buckets.len() <= 2^28 buckets.
-        MacKey {
-            key,
-            slot: ((h >> 32) as usize & self.mask) as u32,
-        }
+        key_in(self.shift, vlan, mac)
     }
 
-    /// The clock and aging time, for [`Self::learn_at`] and
-    /// [`Self::lookup_at`] (a burst reads them once).
+    /// The clock and aging time, read once per burst.
     #[inline(always)]
     pub fn clock(&self) -> Clock {
         Clock {
@@ -318,18 +380,17 @@ impl MacTable {
         }
     }
 
-    /// Starts loading `k`'s bucket (one cache line) without waiting.
+    /// The table as one burst uses it: the buckets and the clock read once,
+    /// so that learning and looking up frame after frame keep them in
+    /// registers.
     #[inline(always)]
-    pub fn prefetch(&self, k: MacKey) {
-        if let Some(b) = self.buckets.get(k.slot as usize) {
-            cpu::prefetch(b);
+    pub fn for_burst(&self) -> BurstTable<'_> {
+        BurstTable {
+            table: self,
+            buckets: &self.buckets,
+            shift: self.shift,
+            clock: self.clock(),
         }
-    }
-
-    /// `k`'s bucket; `None` only for a key of another table.
-    #[inline(always)]
-    fn bucket(&self, k: MacKey) -> Option<&Bucket> {
-        self.buckets.get(k.slot as usize)
     }
 
     #[inline(always)]
@@ -353,16 +414,7 @@ impl MacTable {
     /// [`Self::lookup`] of a key already worked out.
     #[inline(always)]
     pub fn lookup_key(&self, k: MacKey) -> Option<PortId> {
-        self.lookup_at(k, self.clock())
-    }
-
-    /// [`Self::lookup_key`] with the clock read once per burst.
-    #[inline(always)]
-    pub fn lookup_at(&self, k: MacKey, clock: Clock) -> Option<PortId> {
-        match self.bucket(k)?.read(k.key) {
-            Ok(Some(v)) if fresh_at(v, clock) => Some(val_port(v)),
-            _ => None,
-        }
+        self.for_burst().lookup(k)
     }
 
     /// Records that `mac` was seen on `port` in `vlan`. Writes only when
@@ -376,27 +428,7 @@ impl MacTable {
     /// [`Self::learn`] of a key already worked out.
     #[inline(always)]
     pub fn learn_key(&self, k: MacKey, port: PortId) -> Learned {
-        self.learn_at(k, port, self.clock())
-    }
-
-    /// [`Self::learn_key`] with the clock read once per burst.
-    #[inline(always)]
-    pub fn learn_at(&self, k: MacKey, port: PortId, clock: Clock) -> Learned {
-        let key = k.key;
-        let Some(b) = self.bucket(k) else {
-            return Learned::Skipped;
-        };
-        let now = clock.now;
-        let new_val = pack_val(port, now);
-        if b.read(key) == Ok(Some(new_val)) {
-            return Learned::Unchanged;
-        }
-        let Some(s) = b.try_lock() else {
-            return Learned::Skipped;
-        };
-        let r = self.learn_locked(b, key, new_val, now);
-        b.unlock(s);
-        r
+        self.for_burst().learn(k, port)
     }
 
     /// `learn` with the bucket held.

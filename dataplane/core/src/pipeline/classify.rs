@@ -1,7 +1,7 @@
 //! Stage 1: one resolved action per frame of a burst.
 use super::{Action, DropReason, FloodSets, TagAction};
 use crate::frame::{Burst, Frame, BURST};
-use crate::mac_table::{MacKey, MacTable};
+use crate::mac_table::{BurstTable, MacKey};
 use crate::port::{PortId, PortMask};
 use crate::view::SwitchView;
 use crate::wire::ethernet::{SwitchingHeader, MIN_TAGGED_LEN};
@@ -55,7 +55,7 @@ impl Classified {
         loop {
             let lane = self.lanes[..self.len.min(BURST)].get(j)?;
             match lane.step {
-                Step::Lookup => return Some(lane.vlan),
+                Step::Lookup => return Some(lane.ctx.vlan()),
                 // Same header as its predecessor: same VLAN.
                 Step::AsPrevious => j = j.checked_sub(1)?,
                 Step::Decided => return None,
@@ -97,8 +97,8 @@ enum Step {
 #[derive(Clone, Copy)]
 struct Lane {
     step: Step,
-    vlan: u16,
-    in_tci: Option<u16>,
+    /// The VLAN and the arriving outer TCI, packed ([`Context`]).
+    ctx: Context,
     /// The unicast source to learn (`MacKey::NONE`: none).
     src: MacKey,
     /// The unicast destination to look up (`MacKey::NONE`: flood).
@@ -108,62 +108,79 @@ struct Lane {
 impl Lane {
     const DECIDED: Lane = Lane {
         step: Step::Decided,
-        vlan: 0,
-        in_tci: None,
+        ctx: Context(0),
         src: MacKey::NONE,
         dst: MacKey::NONE,
     };
 }
 
-/// The bytes an L2 decision depends on, which are exactly the bytes the
-/// parser reads: the two addresses and the EtherType (14 bytes), and for a
-/// tagged frame the outer TCI (16). Whatever follows (inner tags, the IP
-/// header, the payload, the length) changes nothing, so two frames with
-/// equal header keys get the same decision from the same table; the
-/// output port's MTU is checked per frame later. Frames that could be
-/// too short to parse (under 16 bytes, or tagged and under 18, where a
-/// partial tag is malformed) and frames with a tag stripped by the NIC have
-/// no key: each is decided on its own.
+/// A frame's VLAN (bits 0..12), its arriving outer TCI (bits 12..28) and
+/// whether it had one (bit 28), in one word: with the output port below
+/// it, the key under which pass 2 reuses an egress action.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Context(u32);
+
+impl Context {
+    #[inline(always)]
+    fn new(vlan: u16, in_tci: Option<u16>) -> Context {
+        let tci = in_tci.map_or(0, |t| (1 << 16) | u32::from(t));
+        Context(u32::from(vlan & 0x0fff) | tci << 12)
+    }
+
+    #[inline(always)]
+    fn vlan(self) -> u16 {
+        (self.0 & 0x0fff) as u16
+    }
+
+    #[inline(always)]
+    fn in_tci(self) -> Option<u16> {
+        (self.0 >> 28 != 0).then_some((self.0 >> 12) as u16)
+    }
+
+    /// The reuse key of a frame in this context whose destination is on `port`.
+    #[inline(always)]
+    fn output_key(self, port: PortId) -> u64 {
+        u64::from(self.0) << 16 | u64::from(port.get())
+    }
+}
+
+/// The window the bytes an L2 decision depends on lie in: the first 16
+/// bytes, which hold the two addresses and the EtherType, and for a tagged
+/// frame the outer TCI (what the parser reads). Whatever follows (inner
+/// tags, the IP header, the payload, the length) changes nothing, so two
+/// frames with equal windows get the same decision from the same table;
+/// the output port's MTU is checked per frame later. Frames shorter than a
+/// whole tag (18 bytes: a partial tag is malformed) and frames with a tag
+/// stripped by the NIC have no window: each is decided on its own.
 #[inline(always)]
-fn header_key(f: &impl Frame) -> Option<u128> {
+fn header_window(f: &impl Frame) -> Option<u128> {
     if f.stripped_tci().is_some() {
         return None;
     }
     let d = f.data();
-    let head = *d.first_chunk::<16>()?;
-    // In little-endian order byte i of a window is bits 8i..8i+8.
-    let a = u128::from_le_bytes(head);
-    if !EtherType(u16::from_be_bytes([head[12], head[13]])).is_vlan_tpid() {
-        // Untagged: bytes 0..14.
-        return Some(a & (u128::MAX >> 16));
+    if d.len() < MIN_TAGGED_LEN {
+        return None;
     }
-    // Tagged: bytes 0..16 of a frame that holds the whole tag.
-    (d.len() >= MIN_TAGGED_LEN).then_some(a)
+    // In little-endian order byte i of the window is bits 8i..8i+8.
+    Some(u128::from_le_bytes(*d.first_chunk::<16>()?))
 }
-
-/// Where a known destination's frame leaves and how it arrived: its output
-/// port, VLAN and arriving tag, all [`forward`] reads of a frame.
-type OutputKey = (PortId, u16, Option<u16>);
 
 /// How many frames ahead of the one being decided [`classify`] prefetches
 /// MAC buckets.
 const PREFETCH_AHEAD: usize = 8;
 
-/// Starts loading the buckets a lane will learn and look up in.
+/// Starts loading the buckets a lane will learn and look up in. A lane
+/// without a key has `MacKey::NONE` (bucket 0) there, and a lane classify
+/// decided in pass 1 whatever an earlier burst left: a prefetch is only a
+/// hint, so checking costs more than the odd useless one.
 #[inline(always)]
-fn prefetch_lane(fdb: &MacTable, lane: &Lane) {
-    if lane.step == Step::Lookup {
-        if !lane.src.is_none() {
-            fdb.prefetch(lane.src);
-        }
-        if !lane.dst.is_none() {
-            fdb.prefetch(lane.dst);
-        }
-    }
+fn prefetch_lane(fdb: &BurstTable, lane: &Lane) {
+    fdb.prefetch(lane.src);
+    fdb.prefetch(lane.dst);
 }
 
 /// The addresses (as [`EthernetAddress::to_u64`] packs them) and the outer
-/// TCI of a frame with header key `key`: what [`SwitchingHeader::parse`]
+/// TCI of a frame with header window `key`: what [`SwitchingHeader::parse`]
 /// reads, taken from the 16 bytes already loaded.
 #[inline(always)]
 fn header_fields(key: u128) -> (u64, u64, Option<u16>) {
@@ -172,9 +189,11 @@ fn header_fields(key: u128) -> (u64, u64, Option<u16>) {
     // its lowest, so a byte swap makes it the most significant.
     let dst = ((key as u64) & MAC).swap_bytes() >> 16;
     let src = (((key >> 48) as u64) & MAC).swap_bytes() >> 16;
-    let ethertype = ((key >> 96) as u16).swap_bytes();
-    let tci = EtherType(ethertype)
-        .is_vlan_tpid()
+    // The EtherType as it lies in the window, compared with the TPIDs in
+    // that order (no swap).
+    let ethertype = (key >> 96) as u16;
+    let tpid = |t: EtherType| ethertype == t.0.swap_bytes();
+    let tci = (tpid(EtherType::VLAN) || tpid(EtherType::QINQ))
         .then(|| ((key >> 112) as u16).swap_bytes());
     (dst, src, tci)
 }
@@ -237,86 +256,90 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         out.actions[..n].fill(Action::Drop(DropReason::NoOutput));
         return;
     };
-    let fdb = &*bridge.fdb;
-    let clock = fdb.clock();
+    let fdb = bridge.fdb.for_burst();
+    // The frames' lengths sit in the buffer headers the prefetches read.
+    let mut longest = 0u32;
+    let mut rx_bytes = 0u64;
     for i in 0..n {
         if let Some(f) = rx.get(i) {
             f.prefetch();
+            let len = f.pkt_len();
+            rx_bytes += u64::from(len);
+            longest = longest.max(len);
         }
     }
+    out.rx_bytes = rx_bytes;
 
     // Pass 1: parse, VLAN rules, keys.
+    let forward_bpdu = bridge.forward_bpdu;
     let mut stripped_any = false;
-    let mut longest = 0u32;
-    let mut rx_bytes = 0u64;
     let mut previous = None;
     // Every frame after the first repeats its predecessor's header (one
     // flow, or flows between the same two MACs): pass 2 decides one frame.
     let mut one_header = true;
-    for (i, lane) in out.lanes[..n].iter_mut().enumerate() {
+    let pass1 = out.lanes[..n].iter_mut().zip(&mut out.actions[..n]);
+    for (i, (lane, action)) in pass1.enumerate() {
         // Dropped unless found otherwise.
         lane.step = Step::Decided;
         let Some(f) = rx.get(i) else {
-            out.actions[i] = Action::Drop(DropReason::Malformed);
+            *action = Action::Drop(DropReason::Malformed);
             previous = None;
             one_header = false;
             continue;
         };
-        let len = f.pkt_len();
-        rx_bytes += u64::from(len);
-        longest = longest.max(len);
-        let header = header_key(f);
-        if header.is_some() && header == previous {
+        let window = header_window(f);
+        if window.is_some() && window == previous {
             lane.step = Step::AsPrevious;
             continue;
         }
         one_header &= i == 0;
-        previous = header;
-        let (dst, src, in_tci) = match header {
-            Some(key) => header_fields(key),
+        previous = window;
+        let (dst, src, in_tci) = match window {
+            Some(w) => header_fields(w),
             // A stripped tag, or short: the parser decides.
             None => {
                 let stripped = f.stripped_tci();
                 stripped_any |= stripped.is_some();
                 let Ok(h) = SwitchingHeader::parse(f.data(), stripped) else {
-                    out.actions[i] = Action::Drop(DropReason::Malformed);
+                    *action = Action::Drop(DropReason::Malformed);
                     continue;
                 };
                 (h.dst.to_u64(), h.src.to_u64(), h.outer_tci)
             }
         };
         let Some(vlan) = port.vlan.ingress(in_tci.map(|t| t & 0x0fff)) else {
-            out.actions[i] = Action::Drop(DropReason::VlanViolation);
+            *action = Action::Drop(DropReason::VlanViolation);
             continue;
         };
+        let dst = EthernetAddress::from_u64(dst);
         // As Open vSwitch: after the VLAN check, before learning.
-        if !bridge.forward_bpdu && EthernetAddress::from_u64(dst).is_reserved() {
-            out.actions[i] = Action::Drop(DropReason::LinkLocal);
+        if !forward_bpdu && dst.is_reserved() {
+            *action = Action::Drop(DropReason::LinkLocal);
             continue;
         }
-        let src = if EthernetAddress::from_u64(src).is_unicast() {
-            fdb.key(vlan, src)
-        } else {
-            MacKey::NONE
-        };
-        let dst = if EthernetAddress::from_u64(dst).is_unicast() {
-            fdb.key(vlan, dst)
-        } else {
-            MacKey::NONE
-        };
         *lane = Lane {
             step: Step::Lookup,
-            vlan,
-            in_tci,
-            src,
-            dst,
+            ctx: Context::new(vlan, in_tci),
+            src: if EthernetAddress::from_u64(src).is_unicast() {
+                fdb.key(vlan, src)
+            } else {
+                MacKey::NONE
+            },
+            dst: if dst.is_unicast() {
+                fdb.key(vlan, dst.to_u64())
+            } else {
+                MacKey::NONE
+            },
         };
     }
 
-    out.rx_bytes = rx_bytes;
-
     // Pass 2: learn, look up, resolve floods, in frame order.
     let members = view.reachable_from(in_port, bridge.ports);
+    let remote = bridge.known.as_deref();
+    // Whether every action so far is an output to `whole_port` with no tag
+    // edit. Only a newly resolved action can change it: a frame that
+    // reuses an action (its predecessor's or the last known destination's)
+    // was checked with that action's first frame.
     let mut whole = true;
     let mut whole_port = None;
     let decide = if one_header { n.min(1) } else { n };
@@ -325,39 +348,43 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     // time, overlapped with the decisions, instead of the whole burst's
     // queueing up for the core's miss slots at once.
     let lanes = &out.lanes[..decide];
-    // The last known destination's port, the (VLAN, tag) it was reached
-    // in and the action: the same again (as every frame of a burst between
-    // two ports is) costs one comparison instead of the port's VLAN rules.
-    let mut last: Option<(OutputKey, Action)> = None;
+    // The last known destination's output key (port, VLAN, arriving tag:
+    // all `forward` reads of a frame) and its action: the same again (as
+    // every frame of a burst between two ports is) costs one comparison
+    // instead of the port's VLAN rules.
+    let mut last: Option<(u64, Action)> = None;
+    let mut previous_action = Action::Drop(DropReason::Malformed);
     for lane in lanes.iter().take(PREFETCH_AHEAD) {
-        prefetch_lane(fdb, lane);
+        prefetch_lane(&fdb, lane);
     }
-    for (i, lane) in lanes.iter().enumerate() {
+    for (i, (lane, action)) in lanes.iter().zip(&mut out.actions).enumerate() {
         if let Some(ahead) = lanes.get(i + PREFETCH_AHEAD) {
-            prefetch_lane(fdb, ahead);
+            prefetch_lane(&fdb, ahead);
         }
-        let action = match lane.step {
-            Step::Decided => out.actions[i],
+        let a = match lane.step {
+            // A drop of pass 1.
+            Step::Decided => {
+                whole = false;
+                *action
+            }
             // Never frame 0: it has no previous header.
-            Step::AsPrevious => out.actions[i.saturating_sub(1)],
+            Step::AsPrevious => previous_action,
             Step::Lookup => {
                 if !lane.src.is_none() {
-                    fdb.learn_at(lane.src, in_port, clock);
+                    fdb.learn(lane.src, in_port);
                 }
                 let known = if lane.dst.is_none() {
                     None
                 } else {
                     // l2population first: a remote port's MAC is where
                     // the model says, whatever was learned.
-                    bridge
-                        .known
-                        .as_deref()
+                    remote
                         .and_then(|k| k.remote_port(lane.dst.packed()))
-                        .or_else(|| fdb.lookup_at(lane.dst, clock))
+                        .or_else(|| fdb.lookup(lane.dst))
                 };
-                let to = known.map(|p| (p, lane.vlan, lane.in_tci));
+                let key = known.map(|p| lane.ctx.output_key(p));
                 match last {
-                    Some((seen, a)) if Some(seen) == to => a,
+                    Some((seen, a)) if Some(seen) == key => a,
                     _ => {
                         let a = forward(
                             view,
@@ -365,26 +392,29 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                             &members,
                             in_port,
                             known,
-                            lane.vlan,
-                            lane.in_tci,
+                            lane.ctx.vlan(),
+                            lane.ctx.in_tci(),
                         );
-                        if let Some(t) = to {
-                            last = Some((t, a));
+                        if let Some(k) = key {
+                            last = Some((k, a));
+                        }
+                        match a {
+                            Action::Output(p, TagAction::Keep)
+                                if whole_port.is_none_or(|w| w == p) =>
+                            {
+                                whole_port = Some(p)
+                            }
+                            _ => whole = false,
                         }
                         a
                     }
                 }
             }
         };
-        out.actions[i] = action;
-        if whole {
-            match action {
-                Action::Output(p, TagAction::Keep) if whole_port.is_none_or(|w| w == p) => {
-                    whole_port = Some(p)
-                }
-                _ => whole = false,
-            }
-        }
+        // Kept in a register: reading the action back would wait for the
+        // stores of its fields to drain.
+        *action = a;
+        previous_action = a;
     }
     if one_header && n > 1 {
         let first = out.actions[0];
@@ -412,7 +442,7 @@ mod tests {
                 bytes[12..14].copy_from_slice(&t);
             }
             let f = MemFrame::new(&bytes);
-            if let Some(key) = header_key(&f) {
+            if let Some(key) = header_window(&f) {
                 let h = SwitchingHeader::parse(&bytes, None).unwrap();
                 prop_assert_eq!(
                     header_fields(key),
