@@ -236,8 +236,9 @@ pub(super) fn forward(
 /// inputs as its predecessor reuses its action instead of a second lookup).
 ///
 /// Two passes: the first parses every frame, applies the input port's VLAN
-/// rules and hashes the MAC keys of the whole burst; the second learns,
-/// looks up and resolves frame by frame, loading the buckets of the frame
+/// rules and hashes the MAC keys of the whole burst (asking for the first
+/// [`PREFETCH_AHEAD`] frames' buckets as it goes); the second learns, looks
+/// up and resolves frame by frame, loading the buckets of the frame
 /// [`PREFETCH_AHEAD`] frames further on meanwhile.
 pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut Classified) {
     let n = rx.len().min(BURST);
@@ -331,6 +332,11 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
                 MacKey::NONE
             },
         };
+        // The first frames' buckets load while pass 1 goes on, so that
+        // pass 2 does not start by waiting for them.
+        if i < PREFETCH_AHEAD {
+            prefetch_lane(&fdb, lane);
+        }
     }
 
     // Pass 2: learn, look up, resolve floods, in frame order.
@@ -343,10 +349,10 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     let mut whole = true;
     let mut whole_port = None;
     let decide = if one_header { n.min(1) } else { n };
-    // The buckets of the first frames now, then each frame's when the one
-    // PREFETCH_AHEAD before it is decided: a few misses in flight at any
-    // time, overlapped with the decisions, instead of the whole burst's
-    // queueing up for the core's miss slots at once.
+    // The buckets of the first frames were asked for in pass 1; each later
+    // frame's are when the one PREFETCH_AHEAD before it is decided: a few
+    // misses in flight at any time, overlapped with the decisions, instead
+    // of the whole burst's queueing up for the core's miss slots at once.
     let lanes = &out.lanes[..decide];
     // The last known destination's output key (port, VLAN, arriving tag:
     // all `forward` reads of a frame) and its action: the same again (as
@@ -354,9 +360,6 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     // instead of the port's VLAN rules.
     let mut last: Option<(u64, Action)> = None;
     let mut previous_action = Action::Drop(DropReason::Malformed);
-    for lane in lanes.iter().take(PREFETCH_AHEAD) {
-        prefetch_lane(&fdb, lane);
-    }
     for (i, (lane, action)) in lanes.iter().zip(&mut out.actions).enumerate() {
         if let Some(ahead) = lanes.get(i + PREFETCH_AHEAD) {
             prefetch_lane(&fdb, ahead);
