@@ -533,6 +533,9 @@ impl Worker {
             received = Some(c);
         }
         classify(&snap.view, in_port, rx, &mut local.classified);
+        let (hits, misses) = local.classified.take_cache_counts();
+        self.stats.normal_cache_hits.add(hits);
+        self.stats.normal_cache_misses.add(misses);
         if let Some(s) = serve(&snap.view, in_port, rx, &mut local.classified) {
             self.stats.count_serve(in_port, &s);
         }

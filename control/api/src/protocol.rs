@@ -315,6 +315,11 @@ pub struct PmdStatsRow {
     pub flow_megaflow_hits: u64,
     #[serde(default)]
     pub flow_cache_misses: u64,
+    /// NORMAL decisions the decision cache answered, and decided afresh.
+    #[serde(default)]
+    pub normal_cache_hits: u64,
+    #[serde(default)]
+    pub normal_cache_misses: u64,
     pub rx_queues: Vec<String>,
     pub drops_malformed: u64,
     pub drops_vlan: u64,

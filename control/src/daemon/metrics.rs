@@ -49,6 +49,8 @@ impl Daemon {
                     flow_cache_hits: w.flow_cache_hits.get(),
                     flow_megaflow_hits: w.flow_megaflow_hits.get(),
                     flow_cache_misses: w.flow_cache_misses.get(),
+                    normal_cache_hits: w.normal_cache_hits.get(),
+                    normal_cache_misses: w.normal_cache_misses.get(),
                     rx_queues,
                     drops_malformed: w.drops.malformed.get(),
                     drops_vlan: w.drops.vlan_violation.get(),

@@ -718,6 +718,15 @@ fn main() {
                         pct(w.flow_cache_misses)
                     );
                 }
+                let decisions = w.normal_cache_hits + w.normal_cache_misses;
+                if decisions > 0 {
+                    println!(
+                        "  NORMAL decisions: cache hits {} ({:.2}%), decided afresh {}",
+                        w.normal_cache_hits,
+                        100.0 * w.normal_cache_hits as f64 / decisions as f64,
+                        w.normal_cache_misses
+                    );
+                }
                 println!("  rx queues: {}", w.rx_queues.join(" "));
                 println!(
                     "  drops: malformed {} vlan {} link-local {} no-output {} oversize {} spoofed {} denied {} ct-invalid {} flow {} tx-full {} no-mbuf {} unresolved {}",

@@ -78,8 +78,10 @@ fn main() {
             outputs += out.actions().len();
         }
     }
+    let (hits, misses) = out.take_cache_counts();
     println!(
-        "{} frames classified ({pairs} MAC pairs, {rounds} rounds), {} MACs learned",
+        "{} frames classified ({pairs} MAC pairs, {rounds} rounds), {} MACs learned, \
+         decision cache: {hits} hits, {misses} misses",
         outputs,
         fdb.len()
     );

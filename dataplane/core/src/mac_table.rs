@@ -26,6 +26,27 @@ const WAYS: usize = 3;
 const OCCUPIED: u64 = 1 << 63;
 const VALID: u64 = 1 << 16;
 
+/// Counts every change of any table that can change where a frame to a
+/// known MAC goes (a MAC moved, evicted, aged out or flushed; the clock's
+/// second or the aging time changed), so that a cache of decisions taken
+/// from the tables ([`classify`](crate::pipeline::classify)'s) can tell in
+/// one load whether what it holds may be stale. A MAC learned anew changes
+/// nothing for it: until then frames to that MAC were flooded, and no
+/// cache keeps a flood. Bumped after the change is written (Release), read
+/// before the table is (Acquire): a decision taken after reading
+/// generation `g` reflects every change counted in `g`.
+static GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// The current [`GENERATION`] of the MAC tables.
+#[inline(always)]
+pub fn generation() -> u32 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+fn changed() {
+    GENERATION.fetch_add(1, Ordering::Release);
+}
+
 #[repr(C, align(64))]
 struct Bucket {
     /// Even: stable; odd: a writer is changing the bucket.
@@ -43,6 +64,9 @@ pub enum Learned {
     /// Already known on this port and refreshed this second: no write.
     Unchanged,
     Refreshed,
+    /// Known but aged out (or a slot being reused), now seen again; on
+    /// another port than before, maybe.
+    Revived,
     New,
     /// The MAC was known on another port: it moved.
     Moved {
@@ -165,6 +189,11 @@ impl BurstTable<'_> {
         };
         let r = self.table.learn_locked(b, k.key, new_val, now);
         b.unlock(s);
+        // A new or revived entry was a miss until now: what was decided
+        // for its MAC was a flood, which no cache keeps.
+        if matches!(r, Learned::Moved { .. } | Learned::Evicted) {
+            changed();
+        }
         r
     }
 }
@@ -347,7 +376,9 @@ impl MacTable {
     }
 
     pub fn set_aging_secs(&self, secs: u32) {
-        self.aging.store(secs.max(1), Ordering::Relaxed);
+        if self.aging.swap(secs.max(1), Ordering::Relaxed) != secs.max(1) {
+            changed();
+        }
     }
 
     /// The table's clock in seconds, advanced by the control thread (workers
@@ -357,7 +388,9 @@ impl MacTable {
     }
 
     pub fn set_now(&self, secs: u32) {
-        self.now.store(secs.max(1), Ordering::Relaxed);
+        if self.now.swap(secs.max(1), Ordering::Relaxed) != secs.max(1) {
+            changed();
+        }
     }
 
     /// The buckets in use.
@@ -443,7 +476,10 @@ impl MacTable {
                     return Learned::Unchanged;
                 }
                 b.set(i, key, new_val);
-                if v & VALID != 0 && val_port(v) != port && self.fresh(v, now) {
+                if v & VALID == 0 || !self.fresh(v, now) {
+                    return Learned::Revived;
+                }
+                if val_port(v) != port {
                     self.moves.fetch_add(1, Ordering::Relaxed);
                     return Learned::Moved { from: val_port(v) };
                 }
@@ -502,6 +538,9 @@ impl MacTable {
             b.unlock(s);
         }
         self.len.fetch_sub(removed, Ordering::Relaxed);
+        if removed > 0 {
+            changed();
+        }
         removed
     }
 

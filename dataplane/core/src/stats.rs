@@ -97,6 +97,9 @@ pub struct WorkerStats {
     pub flow_cache_hits: Counter,
     pub flow_megaflow_hits: Counter,
     pub flow_cache_misses: Counter,
+    /// NORMAL decisions taken from the decision cache, and taken afresh.
+    pub normal_cache_hits: Counter,
+    pub normal_cache_misses: Counter,
     pub drops: DropCounters,
     pub ports: Box<[PortCounters; MAX_PORTS]>,
 }
@@ -158,6 +161,8 @@ impl WorkerStats {
             flow_cache_hits: Counter::default(),
             flow_megaflow_hits: Counter::default(),
             flow_cache_misses: Counter::default(),
+            normal_cache_hits: Counter::default(),
+            normal_cache_misses: Counter::default(),
             drops: DropCounters::default(),
             ports: Box::new(std::array::from_fn(|_| PortCounters::default())),
         }

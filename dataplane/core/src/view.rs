@@ -13,6 +13,7 @@ use crate::vlan::PortVlan;
 use crate::wire::vxlan::{HeaderTemplate, OuterHeader, Vni};
 use crate::wire::EthernetAddress;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A port as the pipeline sees it.
@@ -261,6 +262,15 @@ pub struct SwitchView {
     /// The tunnels' next hops (shared with the next snapshot when they
     /// stay the same: what was learned is kept).
     neighbours: Arc<NeighbourTable>,
+    /// Unique to this view as it now is: a fresh one on every change, so
+    /// that what was decided under one view is never taken for another's.
+    id: u64,
+}
+
+/// A view id never handed out before.
+fn fresh_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Default for SwitchView {
@@ -275,6 +285,7 @@ impl Default for SwitchView {
             endpoints: Vec::new(),
             uplinks: PortMask::EMPTY,
             neighbours: Arc::default(),
+            id: fresh_id(),
         }
     }
 }
@@ -282,6 +293,7 @@ impl Default for SwitchView {
 impl SwitchView {
     /// Adds a bridge; returns its index.
     pub fn add_bridge(&mut self, name: impl Into<String>, fdb: Arc<MacTable>) -> usize {
+        self.id = fresh_id();
         self.bridges.push(BridgeView {
             name: name.into(),
             fdb,
@@ -296,6 +308,7 @@ impl SwitchView {
     /// Gives bridge `index` what l2population knows of its tunnelled
     /// networks (`None`: nothing); false if there is no such bridge.
     pub fn set_known(&mut self, index: usize, known: Option<Arc<KnownPorts>>) -> bool {
+        self.id = fresh_id();
         self.bridges
             .get_mut(index)
             .map(|b| b.known = known)
@@ -305,6 +318,7 @@ impl SwitchView {
     /// Sets bridge `index`'s `forward_bpdu` (false by default); false if
     /// there is no such bridge.
     pub fn set_forward_bpdu(&mut self, index: usize, on: bool) -> bool {
+        self.id = fresh_id();
         self.bridges
             .get_mut(index)
             .map(|b| b.forward_bpdu = on)
@@ -314,6 +328,7 @@ impl SwitchView {
     /// Gives bridge `index` its flow tables (`None`: only NORMAL); false if
     /// there is no such bridge.
     pub fn set_flows(&mut self, index: usize, flows: Option<Arc<FlowTables>>) -> bool {
+        self.id = fresh_id();
         self.bridges
             .get_mut(index)
             .map(|b| b.flows = flows)
@@ -334,6 +349,7 @@ impl SwitchView {
 
     /// Adds a port to its bridge.
     pub fn add_port(&mut self, port: PortView) -> Result<(), ViewError> {
+        self.id = fresh_id();
         let Some(b) = self.bridges.get_mut(port.bridge) else {
             return Err(ViewError::NoBridge(port.name, port.bridge));
         };
@@ -356,6 +372,7 @@ impl SwitchView {
 
     /// Sets the tunnels' next hops (before any tunnel is added).
     pub fn set_neighbours(&mut self, table: Arc<NeighbourTable>) {
+        self.id = fresh_id();
         self.neighbours = table;
     }
 
@@ -371,6 +388,7 @@ impl SwitchView {
     /// tunnels of one endpoint with the same remote and VNI: the first
     /// receives.
     pub fn add_tunnel(&mut self, id: PortId, tunnel: TunnelPort) -> Result<(), ViewError> {
+        self.id = fresh_id();
         let name = |v: &SwitchView| {
             v.port(id)
                 .map_or_else(|| id.to_string(), |p| p.name.clone())
@@ -480,6 +498,12 @@ impl SwitchView {
     #[inline(always)]
     pub fn bridge(&self, index: usize) -> Option<&BridgeView> {
         self.bridges.get(index)
+    }
+
+    /// This view's id: two views with one id are the same view, unchanged.
+    #[inline(always)]
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn bridges(&self) -> &[BridgeView] {

@@ -1,18 +1,20 @@
 //! Stage 1: one resolved action per frame of a burst.
 use super::{Action, DropReason, FloodSets, TagAction};
 use crate::frame::{Burst, Frame, BURST};
-use crate::mac_table::{BurstTable, MacKey};
+use crate::mac_table::{self, BurstTable, Learned, MacKey};
 use crate::port::{PortId, PortMask};
-use crate::view::SwitchView;
+use crate::view::{PortView, SwitchView};
 use crate::wire::ethernet::{SwitchingHeader, MIN_TAGGED_LEN};
 use crate::wire::{EtherType, EthernetAddress};
+use cpu::HugeSlice;
 
 /// What [`classify`] found for a burst: an action per frame, the burst's
-/// flood sets, and what [`execute`](super::execute) needs to know up front.
-/// Sized once; reused for every burst.
+/// flood sets, and what [`execute`](super::execute) needs to know up front;
+/// and the decisions of earlier bursts ([`DecisionCache`]). Sized once;
+/// reused for every burst (one per worker).
 pub struct Classified {
     actions: [Action; BURST],
-    /// Pass 1's findings for pass 2 (every frame's lane is written anew).
+    /// What one pass found for the next (every frame's lane is written anew).
     lanes: [Lane; BURST],
     len: usize,
     /// The flood sets that `Action::Flood(n)` refers to.
@@ -20,6 +22,7 @@ pub struct Classified {
     rx_bytes: u64,
     /// The port every frame goes to unchanged, if they all do.
     whole: Option<PortId>,
+    cache: DecisionCache,
 }
 
 impl Default for Classified {
@@ -31,6 +34,7 @@ impl Default for Classified {
             floods: FloodSets::default(),
             rx_bytes: 0,
             whole: None,
+            cache: DecisionCache::new(),
         }
     }
 }
@@ -55,10 +59,10 @@ impl Classified {
         loop {
             let lane = self.lanes[..self.len.min(BURST)].get(j)?;
             match lane.step {
-                Step::Lookup => return Some(lane.ctx.vlan()),
+                Step::Lookup | Step::Hit => return Some(lane.ctx.vlan()),
                 // Same header as its predecessor: same VLAN.
                 Step::AsPrevious => j = j.checked_sub(1)?,
-                Step::Decided => return None,
+                Step::Decided | Step::Probe => return None,
             }
         }
     }
@@ -79,38 +83,205 @@ impl Classified {
     pub fn moves_whole(&self) -> Option<PortId> {
         self.whole
     }
+
+    /// Decisions taken from the cache of earlier bursts, and decisions
+    /// taken afresh, since the last call (a worker adds them to its stats
+    /// once per burst).
+    pub fn take_cache_counts(&mut self) -> (u64, u64) {
+        (
+            std::mem::take(&mut self.cache.hits),
+            std::mem::take(&mut self.cache.misses),
+        )
+    }
 }
 
-/// What pass 2 does with a frame.
+/// The decisions of earlier bursts, by input port and header window: the
+/// NORMAL action's counterpart of Open vSwitch's exact-match cache. A frame
+/// whose (input port, window) was decided before, under the same view and
+/// with no MAC table changed since, takes that decision without the VLAN
+/// rules, the two MAC-table buckets and the egress rules: one cache line
+/// instead of two bucket lines and some 150 instructions.
+///
+/// Staleness is ruled out by stamps, not by clearing: an entry holds the
+/// cache's epoch when it was decided, and the epoch moves on whenever the
+/// view (its [`SwitchView::id`]) or the MAC tables' [`generation`] is not
+/// what it was at the previous burst. The generation moves on with every
+/// learned, moved, evicted, aged or flushed MAC and with every second of
+/// the tables' clock, so an entry lives a second at most: within the
+/// second, learning its source again would write nothing (the table keeps
+/// seconds), so skipping it loses nothing; the first frame of the next
+/// second learns it. Only a unicast output to a known destination is kept
+/// (a flood refers to the burst's own flood sets), and not when learning
+/// the source did not happen (another worker held its bucket).
+///
+/// [`generation`]: mac_table::generation
+struct DecisionCache {
+    lines: HugeSlice<CacheLine>,
+    /// The view and the generation the current epoch stands for.
+    view: u64,
+    generation: u32,
+    /// Entries stamped with anything else are stale (0: never filled).
+    epoch: u32,
+    hits: u64,
+    misses: u64,
+}
+
+/// 65,536 lines of two decisions (4 MiB on huge pages, as Open vSwitch's
+/// signature-match cache per PMD): 8,192 busy (input port, header) pairs,
+/// the size of its exact-match cache, fill one way in sixteen, and about
+/// 0.1% of them meet a line whose two ways are taken.
+const CACHE_LINES: usize = 65_536;
+const CACHE_SHIFT: u32 = 64 - CACHE_LINES.trailing_zeros();
+
+#[repr(C, align(64))]
+struct CacheLine([Cached; 2]);
+
+// Two decisions per cache line.
+const _: () = assert!(std::mem::size_of::<CacheLine>() == 64);
+
+#[derive(Clone, Copy)]
+struct Cached {
+    window: u128,
+    epoch: u32,
+    ctx: Context,
+    in_port: PortId,
+    action: Action,
+}
+
+impl DecisionCache {
+    fn new() -> DecisionCache {
+        let empty = Cached {
+            window: 0,
+            epoch: 0,
+            ctx: Context(0),
+            in_port: PortId::from_index(0),
+            action: Action::Drop(DropReason::Malformed),
+        };
+        DecisionCache {
+            lines: HugeSlice::new(CACHE_LINES, |_| CacheLine([empty; 2])),
+            view: 0,
+            generation: 0,
+            epoch: 1,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Moves to a new epoch unless the view and the generation are the
+    /// ones of the current epoch.
+    #[inline(always)]
+    fn begin(&mut self, view: u64, generation: u32) {
+        if view != self.view || generation != self.generation {
+            self.view = view;
+            self.generation = generation;
+            self.epoch = self.epoch.wrapping_add(1);
+            if self.epoch == 0 {
+                // Wrapped (after 2^32 changes): forget everything, so no
+                // entry of a former epoch 1 comes back.
+                self.lines
+                    .iter_mut()
+                    .for_each(|l| l.0.iter_mut().for_each(|e| e.epoch = 0));
+                self.epoch = 1;
+            }
+        }
+    }
+
+    /// The line a frame's decision lives in.
+    #[inline(always)]
+    fn line_of(window: u128, in_port: PortId) -> u32 {
+        // The first half scrambled by a multiplication before the second
+        // and the port join it (a plain fold lets the two addresses of a
+        // pair cancel out), the whole by another: the top bits depend on
+        // every bit of the window and the port.
+        let lo = (window as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h = (lo ^ (window >> 64) as u64 ^ u64::from(in_port.get()))
+            .wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        // CACHE_SHIFT >= 32: the line fits u32.
+        (h >> CACHE_SHIFT) as u32
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, line: u32) {
+        // A prefetch never faults: no bounds check.
+        cpu::prefetch_ptr(self.lines.as_ptr().wrapping_add(line as usize));
+    }
+
+    /// The decision for `window` from `in_port` in line `line`, if current.
+    #[inline(always)]
+    fn get(&self, line: u32, window: u128, in_port: PortId) -> Option<&Cached> {
+        self.lines
+            .get(line as usize)?
+            .0
+            .iter()
+            .find(|e| e.window == window && e.in_port == in_port && e.epoch == self.epoch)
+    }
+
+    /// Keeps a decision in a stale way of its line, if there is one. A
+    /// line whose two ways are current keeps them: evicting one for a
+    /// third (input port, window) would, with traffic cycling over the
+    /// three, make all three miss every time instead of one.
+    #[inline(always)]
+    fn put(&mut self, line: u32, window: u128, in_port: PortId, ctx: Context, action: Action) {
+        let epoch = self.epoch;
+        let Some(l) = self.lines.get_mut(line as usize) else {
+            return;
+        };
+        if let Some(way) = l.0.iter_mut().find(|e| e.epoch != epoch) {
+            *way = Cached {
+                window,
+                epoch,
+                ctx,
+                in_port,
+                action,
+            };
+        }
+    }
+}
+
+/// Where a frame stands between the passes of [`classify`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Its action is already known (dropped).
     Decided,
     /// Same decision inputs as the frame before it: same action.
     AsPrevious,
+    /// To look for in the decision cache (`window`, `line`).
+    Probe,
+    /// Found in the decision cache: its action is known, `ctx` is set.
+    Hit,
     /// Learn `src`, look up `dst`.
     Lookup,
 }
 
-/// A frame between the two passes of [`classify`]; small, so the burst's
-/// lanes stay in a few cache lines.
+/// A frame between the passes of [`classify`]: one cache line, so the
+/// burst's lanes stay in a few.
 #[derive(Clone, Copy)]
+#[repr(align(64))]
 struct Lane {
-    step: Step,
-    /// The VLAN and the arriving outer TCI, packed ([`Context`]).
-    ctx: Context,
+    /// The header window, for the decision cache.
+    window: u128,
     /// The unicast source to learn (`MacKey::NONE`: none).
     src: MacKey,
     /// The unicast destination to look up (`MacKey::NONE`: flood).
     dst: MacKey,
+    /// The VLAN and the arriving outer TCI, packed ([`Context`]).
+    ctx: Context,
+    /// The decision cache's line for `window`.
+    line: u32,
+    step: Step,
+    /// Decided from `window` (not by the parser): the decision may be cached.
+    windowed: bool,
 }
 
 impl Lane {
     const DECIDED: Lane = Lane {
-        step: Step::Decided,
-        ctx: Context(0),
+        window: 0,
         src: MacKey::NONE,
         dst: MacKey::NONE,
+        ctx: Context(0),
+        line: 0,
+        step: Step::Decided,
+        windowed: false,
     };
 }
 
@@ -224,22 +395,90 @@ pub(super) fn forward(
     }
 }
 
+/// What a frame with these addresses and outer TCI gets from its input
+/// port's VLAN rules and the bridge: its context and MAC keys, or why it
+/// is dropped.
+#[inline(always)]
+fn admit(
+    port: &PortView,
+    forward_bpdu: bool,
+    fdb: &BurstTable,
+    (dst, src, in_tci): (u64, u64, Option<u16>),
+) -> Result<(Context, MacKey, MacKey), DropReason> {
+    let Some(vlan) = port.vlan.ingress(in_tci.map(|t| t & 0x0fff)) else {
+        return Err(DropReason::VlanViolation);
+    };
+    let dst = EthernetAddress::from_u64(dst);
+    // As Open vSwitch: after the VLAN check, before learning.
+    if !forward_bpdu && dst.is_reserved() {
+        return Err(DropReason::LinkLocal);
+    }
+    let src = if EthernetAddress::from_u64(src).is_unicast() {
+        fdb.key(vlan, src)
+    } else {
+        MacKey::NONE
+    };
+    let dst = if dst.is_unicast() {
+        fdb.key(vlan, dst.to_u64())
+    } else {
+        MacKey::NONE
+    };
+    Ok((Context::new(vlan, in_tci), src, dst))
+}
+
+/// A frame without a header window (a NIC-stripped tag, or short) made a
+/// `Step::Lookup` lane by the parser, its buckets asked for; or why it is
+/// dropped. Out of line: rare, and pass 1's loop keeps its registers.
+#[cold]
+#[inline(never)]
+fn parse_lane(
+    port: &PortView,
+    forward_bpdu: bool,
+    fdb: &BurstTable,
+    f: &impl Frame,
+    lane: &mut Lane,
+) -> Result<(), DropReason> {
+    let h =
+        SwitchingHeader::parse(f.data(), f.stripped_tci()).map_err(|_| DropReason::Malformed)?;
+    let (ctx, src, dst) = admit(
+        port,
+        forward_bpdu,
+        fdb,
+        (h.dst.to_u64(), h.src.to_u64(), h.outer_tci),
+    )?;
+    *lane = Lane {
+        ctx,
+        src,
+        dst,
+        step: Step::Lookup,
+        windowed: false,
+        ..*lane
+    };
+    prefetch_lane(fdb, lane);
+    Ok(())
+}
+
 /// Classifies the burst `rx` that arrived on `in_port`, into `out`.
 ///
-/// Contract: reads the frames and never changes them; learns the unicast
-/// source of every frame it admits (parsed, in a VLAN of the port, not to a
-/// link-local address) in the bridge's MAC table; leaves one action per frame in `out`
-/// (frame i's at `out.actions()[i]`) with every flood resolved: a flood
-/// to no port is a drop, to one port an output, to more an
-/// `Action::Flood` of a set in `out.floods`. The actions are exactly those
-/// of deciding each frame alone, in order (a frame with the same decision
-/// inputs as its predecessor reuses its action instead of a second lookup).
+/// Contract: reads the frames and never changes them; leaves one action per
+/// frame in `out` (frame i's at `out.actions()[i]`) with every flood
+/// resolved: a flood to no port is a drop, to one port an output, to more
+/// an `Action::Flood` of a set in `out.floods`. The actions are exactly
+/// those of deciding each frame alone, in order: parse, the input port's
+/// VLAN rules, the link-local drop, learning the unicast source in the
+/// bridge's MAC table, looking up the destination. A frame with the same
+/// decision inputs as its predecessor reuses its action, and a frame
+/// decided from the [`DecisionCache`] skips learning, which within that
+/// second would write nothing.
 ///
-/// Two passes: the first parses every frame, applies the input port's VLAN
-/// rules and hashes the MAC keys of the whole burst (asking for the first
-/// [`PREFETCH_AHEAD`] frames' buckets as it goes); the second learns, looks
-/// up and resolves frame by frame, loading the buckets of the frame
-/// [`PREFETCH_AHEAD`] frames further on meanwhile.
+/// Four passes, each over the burst: (1) the header windows, repeats of
+/// the previous frame's, the cache lines to probe (the first
+/// [`PREFETCH_AHEAD`] frames' asked for at once), and frames the parser
+/// must see (a NIC-stripped tag, short); (2) the cache probes, loading the
+/// line of the frame [`PREFETCH_AHEAD`] further on meanwhile; a miss gets
+/// its VLAN rules and MAC keys, and its buckets are asked for; (3) the
+/// misses learn, look up, resolve and fill the cache; (4) repeats take
+/// their predecessor's action, and whether the burst moves whole is known.
 pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut Classified) {
     let n = rx.len().min(BURST);
     out.len = n;
@@ -257,6 +496,8 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         out.actions[..n].fill(Action::Drop(DropReason::NoOutput));
         return;
     };
+    // The generation before anything is read from the tables.
+    out.cache.begin(view.id(), mac_table::generation());
     let fdb = bridge.fdb.for_burst();
     // The frames' lengths sit in the buffer headers the prefetches read.
     let mut longest = 0u32;
@@ -270,20 +511,20 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         }
     }
     out.rx_bytes = rx_bytes;
-
-    // Pass 1: parse, VLAN rules, keys.
     let forward_bpdu = bridge.forward_bpdu;
+
+    // Pass 1: windows, repeats, cache lines; the parser for the rest.
     let mut stripped_any = false;
     let mut previous = None;
     // Every frame after the first repeats its predecessor's header (one
-    // flow, or flows between the same two MACs): pass 2 decides one frame.
+    // flow, or flows between the same two MACs): one frame is decided.
     let mut one_header = true;
-    let pass1 = out.lanes[..n].iter_mut().zip(&mut out.actions[..n]);
-    for (i, (lane, action)) in pass1.enumerate() {
-        // Dropped unless found otherwise.
-        lane.step = Step::Decided;
-        let Some(f) = rx.get(i) else {
-            *action = Action::Drop(DropReason::Malformed);
+    for i in 0..n {
+        let (Some(lane), Some(f)) = (out.lanes.get_mut(i), rx.get(i)) else {
+            if let (Some(lane), Some(action)) = (out.lanes.get_mut(i), out.actions.get_mut(i)) {
+                lane.step = Step::Decided;
+                *action = Action::Drop(DropReason::Malformed);
+            }
             previous = None;
             one_header = false;
             continue;
@@ -295,129 +536,150 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         }
         one_header &= i == 0;
         previous = window;
-        let (dst, src, in_tci) = match window {
-            Some(w) => header_fields(w),
-            // A stripped tag, or short: the parser decides.
-            None => {
-                let stripped = f.stripped_tci();
-                stripped_any |= stripped.is_some();
-                let Ok(h) = SwitchingHeader::parse(f.data(), stripped) else {
-                    *action = Action::Drop(DropReason::Malformed);
-                    continue;
-                };
-                (h.dst.to_u64(), h.src.to_u64(), h.outer_tci)
+        let Some(w) = window else {
+            // A stripped tag, or short: the parser decides, and the frame
+            // is decided afresh (it has no window to be cached by).
+            let stripped = f.stripped_tci();
+            stripped_any |= stripped.is_some();
+            if let Err(why) = parse_lane(port, forward_bpdu, &fdb, f, lane) {
+                lane.step = Step::Decided;
+                if let Some(action) = out.actions.get_mut(i) {
+                    *action = Action::Drop(why);
+                }
             }
-        };
-        let Some(vlan) = port.vlan.ingress(in_tci.map(|t| t & 0x0fff)) else {
-            *action = Action::Drop(DropReason::VlanViolation);
             continue;
         };
-        let dst = EthernetAddress::from_u64(dst);
-        // As Open vSwitch: after the VLAN check, before learning.
-        if !forward_bpdu && dst.is_reserved() {
-            *action = Action::Drop(DropReason::LinkLocal);
-            continue;
-        }
-        *lane = Lane {
-            step: Step::Lookup,
-            ctx: Context::new(vlan, in_tci),
-            src: if EthernetAddress::from_u64(src).is_unicast() {
-                fdb.key(vlan, src)
-            } else {
-                MacKey::NONE
-            },
-            dst: if dst.is_unicast() {
-                fdb.key(vlan, dst.to_u64())
-            } else {
-                MacKey::NONE
-            },
-        };
-        // The first frames' buckets load while pass 1 goes on, so that
-        // pass 2 does not start by waiting for them.
+        let line = DecisionCache::line_of(w, in_port);
+        lane.window = w;
+        lane.line = line;
+        lane.step = Step::Probe;
+        lane.windowed = true;
         if i < PREFETCH_AHEAD {
-            prefetch_lane(&fdb, lane);
+            out.cache.prefetch(line);
         }
     }
 
-    // Pass 2: learn, look up, resolve floods, in frame order.
-    let members = view.reachable_from(in_port, bridge.ports);
-    let remote = bridge.known.as_deref();
-    // Whether every action so far is an output to `whole_port` with no tag
-    // edit. Only a newly resolved action can change it: a frame that
-    // reuses an action (its predecessor's or the last known destination's)
-    // was checked with that action's first frame.
+    // Pass 2: the decision cache; a miss is admitted and its buckets are
+    // asked for.
+    let decide = if one_header { n.min(1) } else { n };
+    let mut misses = 0usize;
+    let mut hits = 0usize;
+    let cache = &mut out.cache;
+    let lanes = &mut out.lanes[..decide];
+    for i in 0..decide {
+        if let Some(ahead) = lanes.get(i + PREFETCH_AHEAD) {
+            if ahead.step == Step::Probe {
+                cache.prefetch(ahead.line);
+            }
+        }
+        let (Some(lane), Some(action)) = (lanes.get_mut(i), out.actions.get_mut(i)) else {
+            break;
+        };
+        if lane.step != Step::Probe {
+            misses += usize::from(lane.step == Step::Lookup);
+            continue;
+        }
+        if let Some(e) = cache.get(lane.line, lane.window, in_port) {
+            *action = e.action;
+            lane.ctx = e.ctx;
+            lane.step = Step::Hit;
+            hits += 1;
+            continue;
+        }
+        match admit(port, forward_bpdu, &fdb, header_fields(lane.window)) {
+            Ok((ctx, src, dst)) => {
+                lane.ctx = ctx;
+                lane.src = src;
+                lane.dst = dst;
+                lane.step = Step::Lookup;
+                prefetch_lane(&fdb, lane);
+                misses += 1;
+            }
+            Err(why) => {
+                *action = Action::Drop(why);
+                lane.step = Step::Decided;
+            }
+        }
+    }
+    cache.misses += misses as u64;
+    cache.hits += hits as u64;
+
+    // Pass 3: learn, look up, resolve the floods, keep what can be kept.
+    if misses > 0 {
+        let members = view.reachable_from(in_port, bridge.ports);
+        let remote = bridge.known.as_deref();
+        // The last known destination's output key (port, VLAN, arriving
+        // tag: all `forward` reads of a frame) and its action: the same
+        // again costs one comparison instead of the port's VLAN rules.
+        let mut last: Option<(u64, Action)> = None;
+        for (lane, action) in lanes.iter().zip(&mut out.actions) {
+            if lane.step != Step::Lookup {
+                continue;
+            }
+            let learned = if lane.src.is_none() {
+                Learned::Unchanged
+            } else {
+                fdb.learn(lane.src, in_port)
+            };
+            let known = if lane.dst.is_none() {
+                None
+            } else {
+                // l2population first: a remote port's MAC is where the
+                // model says, whatever was learned.
+                remote
+                    .and_then(|k| k.remote_port(lane.dst.packed()))
+                    .or_else(|| fdb.lookup(lane.dst))
+            };
+            let key = known.map(|p| lane.ctx.output_key(p));
+            let a = match last {
+                Some((seen, a)) if Some(seen) == key => a,
+                _ => {
+                    let a = forward(
+                        view,
+                        &mut out.floods,
+                        &members,
+                        in_port,
+                        known,
+                        lane.ctx.vlan(),
+                        lane.ctx.in_tci(),
+                    );
+                    if let Some(k) = key {
+                        last = Some((k, a));
+                    }
+                    a
+                }
+            };
+            *action = a;
+            // Only an output to a known destination, decided from a
+            // window, with the source learned.
+            if lane.windowed
+                && matches!(a, Action::Output(..))
+                && !matches!(learned, Learned::Skipped | Learned::Full)
+            {
+                cache.put(lane.line, lane.window, in_port, lane.ctx, a);
+            }
+        }
+    }
+
+    // Pass 4: repeats, and whether the burst moves whole. A repeat's
+    // action comes from a register: reading back the one just stored
+    // would wait for the stores of its fields to drain.
     let mut whole = true;
     let mut whole_port = None;
-    let decide = if one_header { n.min(1) } else { n };
-    // The buckets of the first frames were asked for in pass 1; each later
-    // frame's are when the one PREFETCH_AHEAD before it is decided: a few
-    // misses in flight at any time, overlapped with the decisions, instead
-    // of the whole burst's queueing up for the core's miss slots at once.
-    let lanes = &out.lanes[..decide];
-    // The last known destination's output key (port, VLAN, arriving tag:
-    // all `forward` reads of a frame) and its action: the same again (as
-    // every frame of a burst between two ports is) costs one comparison
-    // instead of the port's VLAN rules.
-    let mut last: Option<(u64, Action)> = None;
     let mut previous_action = Action::Drop(DropReason::Malformed);
-    for (i, (lane, action)) in lanes.iter().zip(&mut out.actions).enumerate() {
-        if let Some(ahead) = lanes.get(i + PREFETCH_AHEAD) {
-            prefetch_lane(&fdb, ahead);
-        }
-        let a = match lane.step {
-            // A drop of pass 1.
-            Step::Decided => {
-                whole = false;
-                *action
-            }
+    for (lane, action) in lanes.iter().zip(&mut out.actions) {
+        if lane.step == Step::AsPrevious {
             // Never frame 0: it has no previous header.
-            Step::AsPrevious => previous_action,
-            Step::Lookup => {
-                if !lane.src.is_none() {
-                    fdb.learn(lane.src, in_port);
-                }
-                let known = if lane.dst.is_none() {
-                    None
-                } else {
-                    // l2population first: a remote port's MAC is where
-                    // the model says, whatever was learned.
-                    remote
-                        .and_then(|k| k.remote_port(lane.dst.packed()))
-                        .or_else(|| fdb.lookup(lane.dst))
-                };
-                let key = known.map(|p| lane.ctx.output_key(p));
-                match last {
-                    Some((seen, a)) if Some(seen) == key => a,
-                    _ => {
-                        let a = forward(
-                            view,
-                            &mut out.floods,
-                            &members,
-                            in_port,
-                            known,
-                            lane.ctx.vlan(),
-                            lane.ctx.in_tci(),
-                        );
-                        if let Some(k) = key {
-                            last = Some((k, a));
-                        }
-                        match a {
-                            Action::Output(p, TagAction::Keep)
-                                if whole_port.is_none_or(|w| w == p) =>
-                            {
-                                whole_port = Some(p)
-                            }
-                            _ => whole = false,
-                        }
-                        a
-                    }
-                }
+            *action = previous_action;
+            continue;
+        }
+        previous_action = *action;
+        match previous_action {
+            Action::Output(p, TagAction::Keep) if whole_port.is_none_or(|w| w == p) => {
+                whole_port = Some(p)
             }
-        };
-        // Kept in a register: reading the action back would wait for the
-        // stores of its fields to drain.
-        *action = a;
-        previous_action = a;
+            _ => whole = false,
+        }
     }
     if one_header && n > 1 {
         let first = out.actions[0];

@@ -205,6 +205,62 @@ fn the_dhcp_server_answers_its_port_and_nothing_leaves_the_switch() {
     assert!(matches!(classified.actions()[0], Action::Flood(_)));
 }
 
+/// The decision cache answers a repeated (port, header) from the second
+/// burst on; a MAC that moves, and a new view of the same bridge, are
+/// decided afresh, never from what was cached.
+#[test]
+fn decision_cache_hits_and_is_never_stale() {
+    let fdb = Arc::new(MacTable::new(4096, 300));
+    // p0, p1, p2 access 10 on one bridge; `p1_in` decides p1's VLAN.
+    let build = |p1_vlan: u16| {
+        let mut v = SwitchView::default();
+        let b = v.add_bridge("br0", Arc::clone(&fdb));
+        for i in 0..3u16 {
+            let vlan = if i == 1 { p1_vlan } else { 10 };
+            v.add_port(PortView {
+                vlan: PortVlan::new(None, Some(vlan), &[]).unwrap(),
+                ..access_port(i, b)
+            })
+            .unwrap();
+        }
+        v
+    };
+    let v = build(10);
+    let mut c = Classified::default();
+    let mut decide = |v: &SwitchView, from: u16, dst: u64, src: u64| {
+        let rx = MemBurst::from_frames([MemFrame::new(&frame(dst, src, &[], 64))]);
+        classify(v, p(from), &rx, &mut c);
+        (c.actions()[0], c.take_cache_counts())
+    };
+    // B speaks from p1; then A -> B twice: decided (A learned anew, which
+    // changes no cached decision), then from the cache.
+    decide(&v, 1, A, B);
+    let to_b = Action::Output(p(1), TagAction::Keep);
+    assert_eq!(decide(&v, 0, B, A), (to_b, (0, 1)));
+    assert_eq!(decide(&v, 0, B, A), (to_b, (1, 0)));
+    // B moves to p2: A -> B follows it at once.
+    decide(&v, 2, A, B);
+    assert_eq!(
+        decide(&v, 0, B, A),
+        (Action::Output(p(2), TagAction::Keep), (0, 1))
+    );
+    // Back to p1, and a new view where p1 is in VLAN 20: B's entry (VLAN
+    // 10, p1) is still in the table, but the new view's p1 cannot take
+    // VLAN 10 frames.
+    decide(&v, 1, A, B);
+    assert_eq!(decide(&v, 0, B, A).0, to_b);
+    assert_eq!(decide(&v, 0, B, A), (to_b, (1, 0)));
+    let w = build(20);
+    assert_eq!(
+        decide(&w, 0, B, A),
+        (Action::Drop(DropReason::NoOutput), (0, 1))
+    );
+    // The clock's next second: decided afresh once (learning A again).
+    fdb.set_now(fdb.now() + 1);
+    assert_eq!(decide(&v, 0, B, A), (to_b, (0, 1)));
+    assert_eq!(decide(&v, 0, B, A), (to_b, (1, 0)));
+}
+
 #[test]
 fn ports_in_every_word_of_the_port_mask_flood_learn_and_forward() {
     // One bridge whose ports sit in all four 64-bit words of a PortMask,
@@ -740,13 +796,23 @@ proptest! {
 
     /// classify + execute on whole bursts == the reference deciding and
     /// editing frame by frame, per port, byte for byte, in order; and both
-    /// tables learn the same.
+    /// tables learn the same. One `Classified` for all the bursts, as a
+    /// worker has: what its decision cache answers must be what deciding
+    /// afresh gives, across MAC moves and the tables' clock ticking.
     #[test]
-    fn bursts_equal_frame_by_frame(bursts in proptest::collection::vec(burst_spec(), 1..6)) {
+    fn bursts_equal_frame_by_frame(
+        bursts in proptest::collection::vec((burst_spec(), any::<bool>()), 1..8),
+    ) {
         let v = view();
         let r = view();
         let mut pool = MemPool::default();
-        for (in_port, frames) in bursts {
+        let mut classified = Classified::default();
+        for ((in_port, frames), tick) in bursts {
+            if tick {
+                for t in [&v.bridge(0).unwrap().fdb, &r.bridge(0).unwrap().fdb] {
+                    t.set_now(t.now() + 1);
+                }
+            }
             let mut want: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
             let mut fates = Vec::new();
             let mut sent_nowhere = 0;
@@ -772,7 +838,6 @@ proptest! {
             }
             let mut cap = Capture::default();
             let mut rx = MemBurst::from_frames(frames);
-            let mut classified = Classified::default();
             let mut out = Outputs::<MemBurst>::default();
             classify(&v, p(in_port), &rx, &mut classified);
             let got: Vec<Fate> = classified
