@@ -3,7 +3,7 @@ use super::{Action, DropReason, FloodSets, TagAction};
 use crate::frame::{Burst, Frame, BURST};
 use crate::mac_table::{self, BurstTable, Learned, MacKey};
 use crate::port::{PortId, PortMask};
-use crate::view::{PortView, SwitchView};
+use crate::view::{BridgeView, PortView, SwitchView};
 use crate::wire::ethernet::{SwitchingHeader, MIN_TAGGED_LEN};
 use crate::wire::{EtherType, EthernetAddress};
 use cpu::HugeSlice;
@@ -513,11 +513,35 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     out.rx_bytes = rx_bytes;
     let forward_bpdu = bridge.forward_bpdu;
 
+    // Every frame repeats the first one's window (one flow, or flows
+    // between the same two MACs): one frame is decided, for all. Checked
+    // first, with nothing else done per frame; a burst of many headers
+    // stops at its second frame.
+    let first = rx.get(0).and_then(header_window);
+    if n > 1 && first.is_some() && (1..n).all(|i| rx.get(i).and_then(header_window) == first) {
+        for lane in &mut out.lanes[1..n] {
+            lane.step = Step::AsPrevious;
+        }
+        if let (Some(lane), Some(w)) = (out.lanes.first_mut(), first) {
+            lane.window = w;
+            lane.line = DecisionCache::line_of(w, in_port);
+            lane.step = Step::Probe;
+            lane.windowed = true;
+            out.cache.prefetch(lane.line);
+        }
+        let (whole, whole_port) = decide(view, in_port, port, bridge, &fdb, out, 1);
+        let first = out.actions[0];
+        out.actions[1..n].fill(first);
+        out.whole = whole_port.filter(|&p| whole && longest <= view.max_frame(p));
+        return;
+    }
+
     // Pass 1: windows, repeats, cache lines; the parser for the rest.
     let mut stripped_any = false;
     let mut previous = None;
-    // Every frame after the first repeats its predecessor's header (one
-    // flow, or flows between the same two MACs): one frame is decided.
+    // Every frame after the first repeats its predecessor's header: one
+    // frame is decided (a burst of one frame, or one the check above did
+    // not take: with a frame that has no window).
     let mut one_header = true;
     for i in 0..n {
         let (Some(lane), Some(f)) = (out.lanes.get_mut(i), rx.get(i)) else {
@@ -559,14 +583,37 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
         }
     }
 
+    let count = if one_header { n.min(1) } else { n };
+    let (whole, whole_port) = decide(view, in_port, port, bridge, &fdb, out, count);
+    if one_header && n > 1 {
+        let first = out.actions[0];
+        out.actions[1..n].fill(first);
+    }
+    out.whole = whole_port.filter(|&p| whole && !stripped_any && longest <= view.max_frame(p));
+}
+
+/// Passes 2 to 4 of [`classify`] on its first `count` lanes (pass 1's
+/// work): the cache probes, the misses decided afresh, the repeats. Returns
+/// whether every action is an output with no tag edit to one port, and
+/// that port.
+#[inline(always)]
+fn decide(
+    view: &SwitchView,
+    in_port: PortId,
+    port: &PortView,
+    bridge: &BridgeView,
+    fdb: &BurstTable,
+    out: &mut Classified,
+    count: usize,
+) -> (bool, Option<PortId>) {
+    let forward_bpdu = bridge.forward_bpdu;
     // Pass 2: the decision cache; a miss is admitted and its buckets are
     // asked for.
-    let decide = if one_header { n.min(1) } else { n };
     let mut misses = 0usize;
     let mut hits = 0usize;
     let cache = &mut out.cache;
-    let lanes = &mut out.lanes[..decide];
-    for i in 0..decide {
+    let lanes = &mut out.lanes[..count];
+    for i in 0..count {
         if let Some(ahead) = lanes.get(i + PREFETCH_AHEAD) {
             if ahead.step == Step::Probe {
                 cache.prefetch(ahead.line);
@@ -586,13 +633,13 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
             hits += 1;
             continue;
         }
-        match admit(port, forward_bpdu, &fdb, header_fields(lane.window)) {
+        match admit(port, forward_bpdu, fdb, header_fields(lane.window)) {
             Ok((ctx, src, dst)) => {
                 lane.ctx = ctx;
                 lane.src = src;
                 lane.dst = dst;
                 lane.step = Step::Lookup;
-                prefetch_lane(&fdb, lane);
+                prefetch_lane(fdb, lane);
                 misses += 1;
             }
             Err(why) => {
@@ -681,11 +728,7 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
             _ => whole = false,
         }
     }
-    if one_header && n > 1 {
-        let first = out.actions[0];
-        out.actions[1..n].fill(first);
-    }
-    out.whole = whole_port.filter(|&p| whole && !stripped_any && longest <= view.max_frame(p));
+    (whole, whole_port)
 }
 
 #[cfg(test)]
