@@ -471,7 +471,10 @@ fn parse_lane(
 /// decided from the [`DecisionCache`] skips learning, which within that
 /// second would write nothing.
 ///
-/// Four passes, each over the burst: (1) the header windows, repeats of
+/// First, a check that every frame repeats the first one's header window
+/// (one flow, or flows between two MACs); then that frame alone goes
+/// through passes 2-4 and its action is every frame's. Otherwise four
+/// passes, each over the burst: (1) the header windows, repeats of
 /// the previous frame's, the cache lines to probe (the first
 /// [`PREFETCH_AHEAD`] frames' asked for at once), and frames the parser
 /// must see (a NIC-stripped tag, short); (2) the cache probes, loading the

@@ -7,9 +7,11 @@
 //!    outer tag: further tags are payload, as in Open vSwitch), drop what
 //!    goes to a link-local control address, apply the input port's
 //!    VLAN rules, learn the sources and look up the destinations in the
-//!    bridge's MAC table (keys hashed for the whole burst first, buckets
-//!    prefetched a few frames ahead), and resolve one [`Action`] per
-//!    frame: to one port with a tag action, flood through a [`FloodSet`]
+//!    bridge's MAC table (buckets prefetched a few frames ahead), and
+//!    resolve one [`Action`] per frame (a frame whose input port and
+//!    header were decided before, with nothing changed since, takes that
+//!    decision from the worker's decision cache instead, as Open vSwitch's
+//!    exact-match cache): to one port with a tag action, flood through a [`FloodSet`]
 //!    of two or more ports, or drop with a [`DropReason`]. Reads frames,
 //!    never changes them.
 //! 2. [`execute`]: carry the actions out: tag edits through the `wire`
