@@ -64,9 +64,6 @@ pub enum Learned {
     /// Already known on this port and refreshed this second: no write.
     Unchanged,
     Refreshed,
-    /// Known but aged out (or a slot being reused), now seen again; on
-    /// another port than before, maybe.
-    Revived,
     New,
     /// The MAC was known on another port: it moved.
     Moved {
@@ -189,8 +186,9 @@ impl BurstTable<'_> {
         };
         let r = self.table.learn_locked(b, k.key, new_val, now);
         b.unlock(s);
-        // A new or revived entry was a miss until now: what was decided
-        // for its MAC was a flood, which no cache keeps.
+        // A new entry, or one refreshed after aging out, was a miss until
+        // now: what was decided for its MAC was a flood, which no cache
+        // keeps.
         if matches!(r, Learned::Moved { .. } | Learned::Evicted) {
             changed();
         }
@@ -476,10 +474,7 @@ impl MacTable {
                     return Learned::Unchanged;
                 }
                 b.set(i, key, new_val);
-                if v & VALID == 0 || !self.fresh(v, now) {
-                    return Learned::Revived;
-                }
-                if val_port(v) != port {
+                if v & VALID != 0 && val_port(v) != port && self.fresh(v, now) {
                     self.moves.fetch_add(1, Ordering::Relaxed);
                     return Learned::Moved { from: val_port(v) };
                 }

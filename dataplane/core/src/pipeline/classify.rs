@@ -106,8 +106,9 @@ impl Classified {
 /// cache's epoch when it was decided, and the epoch moves on whenever the
 /// view (its [`SwitchView::id`]) or the MAC tables' [`generation`] is not
 /// what it was at the previous burst. The generation moves on with every
-/// learned, moved, evicted, aged or flushed MAC and with every second of
-/// the tables' clock, so an entry lives a second at most: within the
+/// moved, evicted, aged or flushed MAC and with every second of the
+/// tables' clock (a MAC learned anew was a flood, which is never kept), so
+/// an entry lives a second at most: within the
 /// second, learning its source again would write nothing (the table keeps
 /// seconds), so skipping it loses nothing; the first frame of the next
 /// second learns it. Only a unicast output to a known destination is kept
@@ -283,11 +284,22 @@ impl Lane {
         step: Step::Decided,
         windowed: false,
     };
+
+    /// Makes this the lane of a frame with header window `window` from
+    /// `in_port`, to look for in the decision cache; returns its line.
+    #[inline(always)]
+    fn probe(&mut self, window: u128, in_port: PortId) -> u32 {
+        self.window = window;
+        self.line = DecisionCache::line_of(window, in_port);
+        self.step = Step::Probe;
+        self.windowed = true;
+        self.line
+    }
 }
 
 /// A frame's VLAN (bits 0..12), its arriving outer TCI (bits 12..28) and
 /// whether it had one (bit 28), in one word: with the output port below
-/// it, the key under which pass 2 reuses an egress action.
+/// it, the key under which pass 3 reuses an egress action.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Context(u32);
 
@@ -336,13 +348,12 @@ fn header_window(f: &impl Frame) -> Option<u128> {
     Some(u128::from_le_bytes(*d.first_chunk::<16>()?))
 }
 
-/// How many frames ahead of the one being decided [`classify`] prefetches
-/// MAC buckets.
+/// How many frames ahead of the one it probes [`classify`] prefetches
+/// decision-cache lines (and how many lines pass 1 asks for at once).
 const PREFETCH_AHEAD: usize = 8;
 
 /// Starts loading the buckets a lane will learn and look up in. A lane
-/// without a key has `MacKey::NONE` (bucket 0) there, and a lane classify
-/// decided in pass 1 whatever an earlier burst left: a prefetch is only a
+/// without a key has `MacKey::NONE` there (bucket 0): a prefetch is only a
 /// hint, so checking costs more than the odd useless one.
 #[inline(always)]
 fn prefetch_lane(fdb: &BurstTable, lane: &Lane) {
@@ -521,74 +532,57 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     // first, with nothing else done per frame; a burst of many headers
     // stops at its second frame.
     let first = rx.get(0).and_then(header_window);
-    if n > 1 && first.is_some() && (1..n).all(|i| rx.get(i).and_then(header_window) == first) {
+    let one_header =
+        n > 1 && first.is_some() && (1..n).all(|i| rx.get(i).and_then(header_window) == first);
+    let mut stripped_any = false;
+    if one_header {
         for lane in &mut out.lanes[1..n] {
             lane.step = Step::AsPrevious;
         }
         if let (Some(lane), Some(w)) = (out.lanes.first_mut(), first) {
-            lane.window = w;
-            lane.line = DecisionCache::line_of(w, in_port);
-            lane.step = Step::Probe;
-            lane.windowed = true;
-            out.cache.prefetch(lane.line);
+            out.cache.prefetch(lane.probe(w, in_port));
         }
-        let (whole, whole_port) = decide(view, in_port, port, bridge, &fdb, out, 1);
-        let first = out.actions[0];
-        out.actions[1..n].fill(first);
-        out.whole = whole_port.filter(|&p| whole && longest <= view.max_frame(p));
-        return;
-    }
-
-    // Pass 1: windows, repeats, cache lines; the parser for the rest.
-    let mut stripped_any = false;
-    let mut previous = None;
-    // Every frame after the first repeats its predecessor's header: one
-    // frame is decided (a burst of one frame, or one the check above did
-    // not take: with a frame that has no window).
-    let mut one_header = true;
-    for i in 0..n {
-        let (Some(lane), Some(f)) = (out.lanes.get_mut(i), rx.get(i)) else {
-            if let (Some(lane), Some(action)) = (out.lanes.get_mut(i), out.actions.get_mut(i)) {
-                lane.step = Step::Decided;
-                *action = Action::Drop(DropReason::Malformed);
-            }
-            previous = None;
-            one_header = false;
-            continue;
-        };
-        let window = header_window(f);
-        if window.is_some() && window == previous {
-            lane.step = Step::AsPrevious;
-            continue;
-        }
-        one_header &= i == 0;
-        previous = window;
-        let Some(w) = window else {
-            // A stripped tag, or short: the parser decides, and the frame
-            // is decided afresh (it has no window to be cached by).
-            let stripped = f.stripped_tci();
-            stripped_any |= stripped.is_some();
-            if let Err(why) = parse_lane(port, forward_bpdu, &fdb, f, lane) {
-                lane.step = Step::Decided;
-                if let Some(action) = out.actions.get_mut(i) {
-                    *action = Action::Drop(why);
+    } else {
+        // Pass 1: windows, repeats, cache lines; the parser for the rest.
+        let mut previous = None;
+        for i in 0..n {
+            let (Some(lane), Some(f)) = (out.lanes.get_mut(i), rx.get(i)) else {
+                if let (Some(lane), Some(action)) = (out.lanes.get_mut(i), out.actions.get_mut(i)) {
+                    lane.step = Step::Decided;
+                    *action = Action::Drop(DropReason::Malformed);
                 }
+                previous = None;
+                continue;
+            };
+            let window = header_window(f);
+            if window.is_some() && window == previous {
+                lane.step = Step::AsPrevious;
+                continue;
             }
-            continue;
-        };
-        let line = DecisionCache::line_of(w, in_port);
-        lane.window = w;
-        lane.line = line;
-        lane.step = Step::Probe;
-        lane.windowed = true;
-        if i < PREFETCH_AHEAD {
-            out.cache.prefetch(line);
+            previous = window;
+            let Some(w) = window else {
+                // A stripped tag, or short: the parser decides, and the
+                // frame is decided afresh (it has no window to be cached by).
+                stripped_any |= f.stripped_tci().is_some();
+                if let Err(why) = parse_lane(port, forward_bpdu, &fdb, f, lane) {
+                    lane.step = Step::Decided;
+                    if let Some(action) = out.actions.get_mut(i) {
+                        *action = Action::Drop(why);
+                    }
+                }
+                continue;
+            };
+            let line = lane.probe(w, in_port);
+            // The first frames' lines load while pass 1 goes on.
+            if i < PREFETCH_AHEAD {
+                out.cache.prefetch(line);
+            }
         }
     }
 
-    let count = if one_header { n.min(1) } else { n };
+    let count = if one_header { 1 } else { n };
     let (whole, whole_port) = decide(view, in_port, port, bridge, &fdb, out, count);
-    if one_header && n > 1 {
+    if one_header {
         let first = out.actions[0];
         out.actions[1..n].fill(first);
     }
