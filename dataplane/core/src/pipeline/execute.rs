@@ -184,7 +184,7 @@ pub(super) fn push_tag<F: Frame>(f: &mut F, tpid: EtherType, tci: u16) -> bool {
 /// frame. A frame (or copy) longer than its output port's `max_frame` after
 /// the edit is dropped and counted through `tx.oversize`, never cut. A
 /// burst whose frames all go to one port unchanged moves as a whole,
-/// without touching a frame.
+/// without touching a frame (a full one straight to `tx`).
 #[inline(always)]
 pub fn execute<B, P, T>(
     view: &SwitchView,
@@ -208,9 +208,14 @@ where
     if let Some(p) = classified.moves_whole() {
         let i = p.index();
         if out.batches[i].is_empty() && rx.len() == actions.len() {
-            std::mem::swap(&mut out.batches[i], rx);
-            out.bytes[i] += c.rx_bytes;
-            out.pending.insert(p);
+            if rx.is_full() {
+                // A full batch goes at once, as `enqueue`'s do.
+                tx.transmit(p, rx, c.rx_bytes);
+            } else {
+                std::mem::swap(&mut out.batches[i], rx);
+                out.bytes[i] += c.rx_bytes;
+                out.pending.insert(p);
+            }
             return c;
         }
     }

@@ -3,7 +3,7 @@
 //! byte operations.
 use super::*;
 use crate::frame::mem::{MemBurst, MemFrame, MemPool};
-use crate::frame::{Burst, Transmit};
+use crate::frame::{Burst, Frame, Transmit};
 use crate::mac_table::MacTable;
 use crate::port::{PortId, PortMask};
 use crate::view::{max_frame_len, PortView, SwitchView, DEFAULT_MTU};
@@ -580,6 +580,16 @@ fn a_uniform_burst_moves_whole_and_a_full_batch_goes_at_once() {
     assert_eq!(out.pending(), PortMask::from_iter([p(2)]));
     out.flush(&mut cap);
     assert_eq!((cap.calls, cap.sent[&2].len(), cap.bytes), (1, 5, 300));
+
+    // A whole burst of 32 is a full batch: sent at once, nothing pending.
+    let mut rx = MemBurst::from_frames((0..32).map(|_| MemFrame::new(&frame(B, C, &[], 60))));
+    classify(&v, p(3), &rx, &mut classified);
+    assert_eq!(classified.moves_whole(), Some(p(2)));
+    cap = Capture::default();
+    execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
+    assert!(rx.is_empty());
+    assert_eq!(out.pending(), PortMask::EMPTY);
+    assert_eq!((cap.calls, cap.sent[&2].len(), cap.bytes), (1, 32, 32 * 60));
 }
 
 #[test]
@@ -855,6 +865,22 @@ proptest! {
                 if let Action::Flood(n) = a {
                     prop_assert!(classified.floods.get(*n).unwrap().targets().len() >= 2);
                 }
+            }
+            // The VLAN each frame was classified into (its conntrack zone):
+            // the input port's rule on its outer tag, unless classify
+            // dropped it.
+            let port_vlan = &v.port(p(in_port)).unwrap().vlan;
+            for (i, fate) in got.iter().enumerate() {
+                let f = rx.get(i).unwrap();
+                let want = match fate {
+                    Fate::Dropped(
+                        DropReason::Malformed | DropReason::VlanViolation | DropReason::LinkLocal,
+                    ) => None,
+                    _ => SwitchingHeader::parse(f.data(), f.stripped_tci())
+                        .ok()
+                        .and_then(|h| port_vlan.ingress(h.outer_tci.map(|t| t & 0x0fff))),
+                };
+                prop_assert_eq!(classified.vlan_of(i), want, "frame {}", i);
             }
             let counts = execute(&v, &classified, &mut rx, &mut out, &mut pool, &mut cap);
             out.flush(&mut cap);
