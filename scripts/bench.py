@@ -58,8 +58,9 @@ built once in a temporary git worktree (`cargo build --release --workspace
 baseline builds) and its two binaries are cached in target/bench-baseline/<sha>/
 (a cached commit is not built again). If that build fails the system is
 skipped and the exit status is non-zero. The current tree's binaries come from
-target/release (or $CARGO_TARGET_DIR/release), built with the same cargo
-command if missing or with --build.
+target/release (or $CARGO_TARGET_DIR/release), built first with the same cargo
+command (quick when nothing changed; a binary left from an older tree would
+be measured silently as the current one); --no-build takes them as they are.
 
 Output (stdout): one JSON line per system (with "flows", "macs", the run
 parameters and "date"; ferroswitch-baseline's also "rev", as given, and
@@ -2071,7 +2072,7 @@ def resolve_rev(rev: str) -> str:
 class Ferroswitch(System):
     name = "ferroswitch"
     build_failed: str | None = None
-    built = False             # built in this run already (--build builds once)
+    built = False             # built in this run already (built once per run)
     plain_l2 = False          # ferroswitch-l2: the scenario's plain-L2 configuration
     fill = False              # ferroswitch-full: the tracker filled first
 
@@ -2515,7 +2516,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="directory for the logs, the traffic, <scenario>-results.jsonl and "
                     "the chart <scenario>-results.svg")
     ap.add_argument("--build", action="store_true",
-                    help="(re)build ferroswitch first (" + " ".join(CARGO_BUILD) + ")")
+                    help="build ferroswitch first (" + " ".join(CARGO_BUILD) + "): the default, "
+                    "kept so recorded commands still run")
+    ap.add_argument("--no-build", action="store_true",
+                    help="measure target/release's binaries as they are (built only if missing)")
     ap.add_argument("--build-timeout", type=float, default=1800)
     ap.add_argument("--start-timeout", type=float, default=60,
                     help="seconds to wait for a system to come up")
@@ -2643,7 +2647,7 @@ def main(argv=None) -> int:
                 tsogen_missing = scen.name == VmTso.name and not (_target_dir() / "fsw-tsogen").is_file()
                 if cls in (Ferroswitch, FerroswitchL2, FerroswitchFull, FerroswitchNoTso) or tsogen_missing:
                     missing = any(not b.is_file() for b in Ferroswitch.binaries()) or tsogen_missing
-                    if (a.build and not Ferroswitch.built) or missing:
+                    if (not a.no_build and not Ferroswitch.built) or missing:
                         Ferroswitch.build(ctx)
                 elif cls is FerroswitchBaseline:
                     FerroswitchBaseline.build(ctx)
