@@ -510,6 +510,19 @@ impl Groups {
     }
 }
 
+/// What an attached Neutron port gets from the model besides its rule set
+/// (cached apart, in `acls`): it depends on the port, its network (local
+/// VLAN, admin state, MTU), the network's subnets and DHCP port, and the
+/// DHCP settings.
+#[derive(Debug, Clone)]
+struct Derived {
+    /// The port is in the model.
+    exists: bool,
+    /// Its local VLAN, while it and its network are admin up.
+    vlan: Option<u16>,
+    dhcp: Option<Arc<DhcpServer>>,
+}
+
 /// A compiled rule set and what it was compiled from.
 #[derive(Debug)]
 struct CachedAcl {
@@ -553,6 +566,11 @@ pub struct NeutronCompiler {
     dhcp: DhcpSettings,
     /// network id -> its `network:dhcp` port's id.
     dhcp_ports: BTreeMap<String, String>,
+    /// What [`Self::compile`] derived for each attached Neutron port, by
+    /// its id, until [`Self::absorb`] sees a change it depends on: a
+    /// change elsewhere then costs a lookup per attached port, not the
+    /// model lookups and the DHCP options of each.
+    derived: HashMap<String, Derived>,
     /// Every port's status was checked once (ports left ACTIVE by a
     /// previous run go DOWN until attached again).
     swept: bool,
@@ -591,6 +609,7 @@ impl NeutronCompiler {
             wired: BTreeSet::new(),
             dhcp: DhcpSettings::default(),
             dhcp_ports: BTreeMap::new(),
+            derived: HashMap::new(),
             swept: false,
             primed: false,
             local_ip: None,
@@ -792,6 +811,7 @@ impl NeutronCompiler {
                 self.locals.sync(state, None::<std::iter::Empty<&String>>);
                 self.groups.rebuild(state);
                 self.acls.clear();
+                self.derived.clear();
                 self.attachments = state
                     .ports
                     .values()
@@ -843,17 +863,22 @@ impl NeutronCompiler {
         }
         // A subnet's options, or a DHCP port, change what DHCP answers.
         dirty |= !changes.subnets.is_empty();
+        let mut derived_stale = !changes.networks.is_empty() || !changes.subnets.is_empty();
         let mut members_changed: BTreeSet<String> = BTreeSet::new();
         for id in &changes.ports {
+            self.derived.remove(id);
             match state.ports.get(id).filter(|p| p.device_owner == DHCP_OWNER) {
                 Some(p) => {
                     self.dhcp_ports.insert(p.network_id.clone(), id.clone());
                     dirty = true;
+                    derived_stale = true;
                 }
                 None => {
                     let before = self.dhcp_ports.len();
                     self.dhcp_ports.retain(|_, p| p != id);
-                    dirty |= before != self.dhcp_ports.len();
+                    let gone = before != self.dhcp_ports.len();
+                    dirty |= gone;
+                    derived_stale |= gone;
                 }
             }
             members_changed.extend(self.groups.update_port(state, id));
@@ -867,6 +892,9 @@ impl NeutronCompiler {
                 None => self.attachments.remove(id),
             };
             dirty |= before != now || self.wired.contains(id);
+        }
+        if derived_stale {
+            self.derived.clear();
         }
         // A group's rules changed, or it went away: its address sets too.
         for g in &changes.security_groups {
@@ -895,44 +923,42 @@ impl NeutronCompiler {
             .collect();
         for sp in switch_ports {
             let Some(iface) = sp.iface_id else { continue };
-            let port = state.ports.get(iface);
-            let net = port.and_then(|p| state.networks.get(&p.network_id));
-            let vlan = match (port, net) {
-                (Some(p), Some(n)) if p.admin_state_up && n.admin_state_up => {
-                    self.locals.get(&n.id)
+            let d = match self.derived.get(iface) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = self.derive(state, iface);
+                    self.derived.insert(iface.to_owned(), d.clone());
+                    d
                 }
-                _ => None,
             };
-            let pv = match vlan {
+            let pv = match d.vlan {
                 Some(v) => PortVlan::new(Some(VlanMode::Access), Some(v), &[])
                     .unwrap_or_else(|_| PortVlan::dead()),
                 None => PortVlan::dead(),
             };
             out.port_vlans.insert(sp.name.to_owned(), pv);
-            let Some(p) = port else { continue };
-            out.port_acls
-                .insert(sp.name.to_owned(), self.port_acl(state, p));
-            let server = self
-                .dhcp_ports
-                .get(&p.network_id)
-                .and_then(|id| state.ports.get(id));
-            if let (Some(_), Some(dp), true) = (vlan, server, self.dhcp.enabled) {
-                let servers = DhcpServer {
-                    v4: dhcp_config(state, p, dp, &self.dhcp),
-                    v6: dhcp6_config(state, p, dp, &self.dhcp),
-                };
-                if servers.v4.is_some() || servers.v6.is_some() {
-                    out.port_dhcp.insert(sp.name.to_owned(), Arc::new(servers));
-                }
+            if !d.exists {
+                continue;
             }
-            let up = vlan.is_some() && sp.link_up;
+            // The rule set: cached, or made from the port (which exists).
+            let acl = match self.acls.get(iface) {
+                Some(c) => Some(Arc::clone(&c.acl)),
+                None => state.ports.get(iface).map(|p| self.port_acl(state, p)),
+            };
+            if let Some(acl) = acl {
+                out.port_acls.insert(sp.name.to_owned(), acl);
+            }
+            if let Some(servers) = d.dhcp {
+                out.port_dhcp.insert(sp.name.to_owned(), servers);
+            }
+            let up = d.vlan.is_some() && sp.link_up;
             let status = if up {
                 PortStatus::Active
             } else {
                 PortStatus::Down
             };
-            out.statuses.insert(p.id.clone(), status);
-            attached.insert(p.id.clone());
+            out.statuses.insert(iface.to_owned(), status);
+            attached.insert(iface.to_owned());
         }
         // Ports that lost their switch port (VM unplugged) go DOWN; the
         // first time, any port a previous run left up.
@@ -950,6 +976,7 @@ impl NeutronCompiler {
             }
         }
         self.acls.retain(|id, _| attached.contains(id));
+        self.derived.retain(|id, _| attached.contains(id));
         self.attached = attached;
         // Tunnel ports: trunks of their networks' local VLANs, as their
         // config (`TunnelWant::port_config`) validates to.
@@ -988,6 +1015,40 @@ impl NeutronCompiler {
             }
         }
         out
+    }
+
+    /// What Neutron port `id` gets from the model besides its rule set.
+    fn derive(&self, state: &NeutronState, id: &str) -> Derived {
+        let Some(p) = state.ports.get(id) else {
+            return Derived {
+                exists: false,
+                vlan: None,
+                dhcp: None,
+            };
+        };
+        let vlan = match state.networks.get(&p.network_id) {
+            Some(n) if p.admin_state_up && n.admin_state_up => self.locals.get(&n.id),
+            _ => None,
+        };
+        let server = self
+            .dhcp_ports
+            .get(&p.network_id)
+            .and_then(|id| state.ports.get(id));
+        let dhcp = match (vlan, server, self.dhcp.enabled) {
+            (Some(_), Some(dp), true) => {
+                let servers = DhcpServer {
+                    v4: dhcp_config(state, p, dp, &self.dhcp),
+                    v6: dhcp6_config(state, p, dp, &self.dhcp),
+                };
+                (servers.v4.is_some() || servers.v6.is_some()).then(|| Arc::new(servers))
+            }
+            _ => None,
+        };
+        Derived {
+            exists: true,
+            vlan,
+            dhcp,
+        }
     }
 
     /// Each uplink's translations, from the networks of its physnet.
@@ -1208,7 +1269,13 @@ mod tests {
             fixed_ips: std::iter::once(format!("10.0.{i}.{ip}"))
                 .chain(pair.then(|| format!("fd01::{i}:{ip}")))
                 .map(|ip_address| FixedIp {
-                    subnet_id: String::new(),
+                    // The IPv4 address is on the network's subnet (if the
+                    // model has it: then DHCP may serve the port).
+                    subnet_id: if ip_address.contains(':') {
+                        String::new()
+                    } else {
+                        id("subnet", net)
+                    },
                     ip_address,
                 })
                 .collect(),
@@ -1295,6 +1362,17 @@ mod tests {
         },
         /// Host h2 registers (with a tunnel endpoint) or leaves.
         Host(bool),
+        /// Network `net`'s IPv4 subnet (DHCP on or off, a DNS server).
+        PutSubnet {
+            net: usize,
+            dhcp: bool,
+            dns: u8,
+        },
+        /// Network `net`'s DHCP port (the server), at 10.0.200.`last`.
+        PutDhcpPort {
+            net: usize,
+            last: u8,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1310,6 +1388,8 @@ mod tests {
             2 => (0..4usize, proptest::option::of(0..PORTS), any::<bool>())
                 .prop_map(|(slot, port, up)| Op::Attach { slot, port, up }),
             1 => any::<bool>().prop_map(Op::Host),
+            1 => (0..NETS, any::<bool>(), 1u8..3).prop_map(|(net, dhcp, dns)| Op::PutSubnet { net, dhcp, dns }),
+            1 => (0..NETS, 1u8..3).prop_map(|(net, last)| Op::PutDhcpPort { net, last }),
         ]
     }
 
@@ -1376,6 +1456,43 @@ mod tests {
             Op::Host(false) => {
                 st.hosts.remove("h2");
                 c.hosts = true;
+            }
+            Op::PutSubnet { net, dhcp, dns } => {
+                let sn = neutron::model::Subnet {
+                    id: id("subnet", *net),
+                    name: String::new(),
+                    network_id: id("net", *net),
+                    project_id: String::new(),
+                    tenant_id: String::new(),
+                    ip_version: 4,
+                    cidr: "10.0.0.0/8".into(),
+                    gateway_ip: Some("10.0.0.1".into()),
+                    allocation_pools: Vec::new(),
+                    enable_dhcp: *dhcp,
+                    dns_nameservers: vec![format!("10.9.9.{dns}")],
+                    host_routes: Vec::new(),
+                    ipv6_ra_mode: None,
+                    ipv6_address_mode: None,
+                    subnetpool_id: None,
+                    segment_id: None,
+                    service_types: Vec::new(),
+                    router_external: false,
+                    std: StdAttrs::new(String::new(), "t"),
+                };
+                st.subnets.insert(sn.id.clone(), Arc::new(sn));
+                c.subnets.insert(id("subnet", *net));
+            }
+            Op::PutDhcpPort { net, last } => {
+                let mut p = port(0, *net, &[], 1, false, false);
+                p.id = id("dhcp", *net);
+                p.device_owner = DHCP_OWNER.into();
+                p.mac_address = format!("fa:16:3e:dd:00:{net:02x}");
+                p.fixed_ips = vec![FixedIp {
+                    subnet_id: id("subnet", *net),
+                    ip_address: format!("10.0.200.{last}"),
+                }];
+                st.ports.insert(p.id.clone(), Arc::new(p));
+                c.ports.insert(id("dhcp", *net));
             }
         }
         c
@@ -1470,6 +1587,10 @@ mod tests {
                     m.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect::<BTreeMap<_, _>>()
                 };
                 prop_assert_eq!(deep(&got.port_acls), deep(&want.port_acls), "after {:?}", op);
+                let servers = |m: &BTreeMap<String, Arc<DhcpServer>>| {
+                    m.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect::<BTreeMap<_, _>>()
+                };
+                prop_assert_eq!(servers(&got.port_dhcp), servers(&want.port_dhcp), "after {:?}", op);
                 prop_assert_eq!(inc.attachments(), fresh.attachments());
                 // l2population: the same tunnels, and the same remote MACs
                 // and addresses per network.

@@ -185,7 +185,13 @@ impl Daemon {
                 changed = true;
             }
             let dhcp = compiled.port_dhcp.get(&p.cfg.name);
-            if p.dhcp.as_deref() != dhcp.map(|d| &**d) {
+            // The compiler hands back the same server while nothing it
+            // depends on changed: a pointer comparison, mostly.
+            let same = match (&p.dhcp, dhcp) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            if !same {
                 if let Some(d) = dhcp.and_then(|d| d.v4.as_ref()) {
                     info!(port = %p.cfg.name, address = %std::net::Ipv4Addr::from(d.client_ip), server = %std::net::Ipv4Addr::from(d.server_ip), "DHCP served by the switch");
                 }
@@ -222,11 +228,19 @@ impl Daemon {
             .filter(|p| !p.auto_attached)
             .filter_map(|p| p.cfg.iface_id.as_ref())
             .collect();
+        // Only a port whose Neutron port the change touched can have gone
+        // stale (a port the operator adds or removes names its own).
+        let touched = |id: &Option<String>| match (changed, id) {
+            (None, _) => true,
+            (Some(ids), Some(id)) => ids.contains(id),
+            (Some(_), None) => true,
+        };
         let stale: Vec<String> = self
             .ports
             .values()
             .filter(|p| {
                 p.auto_attached
+                    && touched(&p.cfg.iface_id)
                     && !p.cfg.iface_id.as_ref().is_some_and(|id| {
                         !named.contains(id)
                             && wanted.get(id).is_some_and(|a| a.port_config(id) == p.cfg)
