@@ -222,6 +222,12 @@ pub struct Compiled {
     pub port_dhcp: BTreeMap<String, Arc<DhcpServer>>,
     /// Problems worth a log line (e.g. VID conflicts on an uplink).
     pub warnings: Vec<String>,
+    /// `None`: `port_vlans`, `port_acls` and `port_dhcp` give every
+    /// attached switch port's (absent from the last two: none).
+    /// `Some(names)`: they give only these attached switch ports', those a
+    /// change touched; every other one keeps what it was given before. The
+    /// uplinks and tunnel ports are always in `port_vlans`.
+    pub partial: Option<BTreeSet<String>>,
 }
 
 /// What the switch's DHCP server hands out beyond the Neutron model.
@@ -409,7 +415,8 @@ struct Groups {
     /// have it (two ports may share one through allowed address pairs).
     prefixes: HashMap<String, BTreeMap<Prefix, u32>>,
     /// (group, IPv6?) -> its members' addresses as the rules use them;
-    /// built when first asked for, dropped when they change.
+    /// built when first asked for, then kept up to date address by address
+    /// (a set a snapshot holds is copied before it changes).
     addresses: HashMap<(String, bool), Arc<AddressSet>>,
 }
 
@@ -459,6 +466,12 @@ impl Groups {
                         *n -= 1;
                         if *n == 0 {
                             set.remove(pre);
+                            // The last member with it left: out of the
+                            // group's set (copied first if a snapshot
+                            // holds it), not a set built anew.
+                            if let Some(a) = self.addresses.get_mut(&(g.clone(), pre.v6)) {
+                                Arc::make_mut(a).remove(pre);
+                            }
                         }
                     }
                 }
@@ -473,12 +486,14 @@ impl Groups {
             }
             let set = self.prefixes.entry(g.clone()).or_default();
             for pre in &now.1 {
-                *set.entry(*pre).or_default() += 1;
+                let n = set.entry(*pre).or_default();
+                *n += 1;
+                if *n == 1 {
+                    if let Some(a) = self.addresses.get_mut(&(g.clone(), pre.v6)) {
+                        Arc::make_mut(a).insert(*pre);
+                    }
+                }
             }
-        }
-        for g in &touched {
-            self.addresses.remove(&(g.clone(), false));
-            self.addresses.remove(&(g.clone(), true));
         }
         if !now.0.is_empty() {
             self.of_port.insert(id.to_owned(), now);
@@ -562,6 +577,10 @@ pub struct NeutronCompiler {
     /// The `iface_id`s of the switch ports at the last compile (attached or
     /// waiting for their Neutron port to exist).
     wired: BTreeSet<String>,
+    /// The switch ports at the last compile, in order: (name, `iface_id`,
+    /// link up). While they stay the same, a compile looks again only at
+    /// those whose link changed or whose cached outputs a change dropped.
+    last_ports: Vec<(String, Option<String>, bool)>,
     /// The switch's DHCP server settings.
     dhcp: DhcpSettings,
     /// network id -> its `network:dhcp` port's id.
@@ -607,6 +626,7 @@ impl NeutronCompiler {
             attachments: BTreeMap::new(),
             attached: BTreeSet::new(),
             wired: BTreeSet::new(),
+            last_ports: Vec::new(),
             dhcp: DhcpSettings::default(),
             dhcp_ports: BTreeMap::new(),
             derived: HashMap::new(),
@@ -913,16 +933,44 @@ impl NeutronCompiler {
 
     /// The dataplane configuration for `switch_ports` from `state` (which
     /// [`Self::absorb`] has seen): only switch ports attached to Neutron
-    /// ports and the uplinks are looked at.
+    /// ports and the uplinks are looked at. While the switch ports are the
+    /// ones of the last compile, only those a change touched (their cached
+    /// derivations or rule sets dropped by [`Self::absorb`], or their link
+    /// changed) are compiled again, and the result says so
+    /// ([`Compiled::partial`]): a change costs in proportion to the ports it
+    /// touches, not to every attached port.
     pub fn compile(&mut self, state: &NeutronState, switch_ports: &[SwitchPort<'_>]) -> Compiled {
         let mut out = Compiled::default();
-        let mut attached = BTreeSet::new();
-        self.wired = switch_ports
+        let same = self.swept
+            && self.last_ports.len() == switch_ports.len()
+            && self
+                .last_ports
+                .iter()
+                .zip(switch_ports)
+                .all(|((name, iface, _), sp)| name == sp.name && iface.as_deref() == sp.iface_id);
+        // The Neutron ports whose outputs a change dropped from the caches
+        // (found first: two switch ports may name the same one).
+        let stale: BTreeSet<&str> = switch_ports
             .iter()
-            .filter_map(|p| p.iface_id.map(str::to_owned))
+            .filter_map(|sp| sp.iface_id)
+            .filter(|iface| {
+                !self
+                    .derived
+                    .get(*iface)
+                    .is_some_and(|d| !d.exists || self.acls.contains_key(*iface))
+            })
             .collect();
-        for sp in switch_ports {
+        let mut touched = BTreeSet::new();
+        let mut attached = BTreeSet::new();
+        for (k, sp) in switch_ports.iter().enumerate() {
             let Some(iface) = sp.iface_id else { continue };
+            if same {
+                let link_same = self.last_ports.get(k).is_some_and(|l| l.2 == sp.link_up);
+                if link_same && !stale.contains(iface) {
+                    continue;
+                }
+                touched.insert(sp.name.to_owned());
+            }
             let d = match self.derived.get(iface) {
                 Some(d) => d.clone(),
                 None => {
@@ -938,6 +986,9 @@ impl NeutronCompiler {
             };
             out.port_vlans.insert(sp.name.to_owned(), pv);
             if !d.exists {
+                if same {
+                    self.attached.remove(iface);
+                }
                 continue;
             }
             // The rule set: cached, or made from the port (which exists).
@@ -958,26 +1009,51 @@ impl NeutronCompiler {
                 PortStatus::Down
             };
             out.statuses.insert(iface.to_owned(), status);
-            attached.insert(iface.to_owned());
+            if same {
+                self.attached.insert(iface.to_owned());
+            } else {
+                attached.insert(iface.to_owned());
+            }
         }
-        // Ports that lost their switch port (VM unplugged) go DOWN; the
-        // first time, any port a previous run left up.
-        if !self.swept {
-            self.swept = true;
-            for p in state.ports.values().filter(|p| self.is_mine(p)) {
-                if p.status != PortStatus::Down && !attached.contains(&p.id) {
-                    out.statuses.insert(p.id.clone(), PortStatus::Down);
+        if same {
+            for ((_, _, link), sp) in self.last_ports.iter_mut().zip(switch_ports) {
+                *link = sp.link_up;
+            }
+            out.partial = Some(touched);
+        } else {
+            self.wired = switch_ports
+                .iter()
+                .filter_map(|p| p.iface_id.map(str::to_owned))
+                .collect();
+            self.last_ports = switch_ports
+                .iter()
+                .map(|sp| {
+                    (
+                        sp.name.to_owned(),
+                        sp.iface_id.map(str::to_owned),
+                        sp.link_up,
+                    )
+                })
+                .collect();
+            // Ports that lost their switch port (VM unplugged) go DOWN; the
+            // first time, any port a previous run left up.
+            if !self.swept {
+                self.swept = true;
+                for p in state.ports.values().filter(|p| self.is_mine(p)) {
+                    if p.status != PortStatus::Down && !attached.contains(&p.id) {
+                        out.statuses.insert(p.id.clone(), PortStatus::Down);
+                    }
                 }
             }
-        }
-        for id in self.attached.difference(&attached) {
-            if state.ports.contains_key(id) {
-                out.statuses.insert(id.clone(), PortStatus::Down);
+            for id in self.attached.difference(&attached) {
+                if state.ports.contains_key(id) {
+                    out.statuses.insert(id.clone(), PortStatus::Down);
+                }
             }
+            self.acls.retain(|id, _| attached.contains(id));
+            self.derived.retain(|id, _| self.wired.contains(id));
+            self.attached = attached;
         }
-        self.acls.retain(|id, _| attached.contains(id));
-        self.derived.retain(|id, _| attached.contains(id));
-        self.attached = attached;
         // Tunnel ports: trunks of their networks' local VLANs, as their
         // config (`TunnelWant::port_config`) validates to.
         for sp in switch_ports {
@@ -1529,6 +1605,40 @@ mod tests {
         v
     }
 
+    /// What the daemon holds once it has applied `c` (compiled for `sw`)
+    /// to `held` (a partial compile changes only the attached ports it
+    /// names), as a whole compile would give it.
+    fn apply_compiled(held: &mut Compiled, c: Compiled, sw: &[SwitchPort<'_>]) -> Compiled {
+        match &c.partial {
+            None => *held = c,
+            Some(names) => {
+                let mut vlans = c.port_vlans.clone();
+                for sp in sw.iter().filter(|sp| sp.iface_id.is_some()) {
+                    if !names.contains(sp.name) {
+                        if let Some(pv) = held.port_vlans.get(sp.name) {
+                            vlans.insert(sp.name.to_owned(), pv.clone());
+                        }
+                    }
+                }
+                held.port_vlans = vlans;
+                for n in names {
+                    match c.port_acls.get(n) {
+                        Some(a) => held.port_acls.insert(n.clone(), Arc::clone(a)),
+                        None => held.port_acls.remove(n),
+                    };
+                    match c.port_dhcp.get(n) {
+                        Some(d) => held.port_dhcp.insert(n.clone(), Arc::clone(d)),
+                        None => held.port_dhcp.remove(n),
+                    };
+                }
+                held.statuses = c.statuses;
+                held.known = c.known;
+                held.warnings = c.warnings;
+            }
+        }
+        held.clone()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -1550,13 +1660,14 @@ mod tests {
             // Statuses the "daemon" reported back, a change of their own.
             let mut reported = Changes::default();
             let mut last: Option<Compiled> = None;
+            let mut held = Compiled::default();
             for op in &ops {
                 let mut changes = apply(&mut st, &mut slots, op);
                 changes.merge(std::mem::take(&mut reported));
                 let attachments = inc.attachments().clone();
                 let dirty = inc.absorb(&st, Some(&changes));
                 let sw = switch_ports(&names, &ifaces, &slots);
-                let got = inc.compile(&st, &sw);
+                let got = apply_compiled(&mut held, inc.compile(&st, &sw), &sw);
                 // A change the compiler calls clean changes nothing (the
                 // daemon then skips the compile); switch-port changes are
                 // the daemon's own and always compiled.
@@ -1835,9 +1946,10 @@ mod tests {
             }),
         );
         let second = c.compile(&st, &sw);
-        assert!(
-            Arc::ptr_eq(&first.port_acls["b"], &second.port_acls["b"]),
-            "b is untouched"
+        assert_eq!(
+            second.partial,
+            Some(["a".to_owned()].into()),
+            "only a is compiled again: b is untouched"
         );
         let a = &second.port_acls["a"];
         assert_eq!(a.rules.len(), 1);

@@ -178,7 +178,12 @@ impl Daemon {
                 }
             }
         }
+        // A partial compile gives only the ports a change touched.
+        let partial = compiled.partial;
         for p in self.ports.values_mut() {
+            if partial.as_ref().is_some_and(|t| !t.contains(&p.cfg.name)) {
+                continue;
+            }
             let acl = compiled.port_acls.get(&p.cfg.name).cloned();
             if !same_acl(&p.acl, &acl) {
                 p.acl = acl;
@@ -271,8 +276,13 @@ impl Daemon {
             return;
         };
         // Already attached (by this daemon, or by a port that names it):
-        // at most MAX_PORTS lookups, however many wait.
-        for id in self.ports.values().filter_map(|p| p.cfg.iface_id.as_ref()) {
+        // only the ports just made pending can be.
+        for id in self
+            .ports
+            .values()
+            .filter_map(|p| p.cfg.iface_id.as_ref())
+            .filter(|id| changed.is_none_or(|c| c.contains(*id)))
+        {
             n.pending.remove(id);
         }
         loop {

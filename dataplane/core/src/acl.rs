@@ -49,6 +49,33 @@ impl AddressSet {
         AddressSet { v6, prefixes }
     }
 
+    /// Adds `p` (of this set's family); false if it was there, or is of
+    /// the other family. A member joining costs a binary search and a move
+    /// of the larger part, not a new set.
+    pub fn insert(&mut self, p: Prefix) -> bool {
+        if p.v6 != self.v6 {
+            return false;
+        }
+        match self.prefixes.binary_search(&p) {
+            Ok(_) => false,
+            Err(at) => {
+                self.prefixes.insert(at, p);
+                true
+            }
+        }
+    }
+
+    /// Takes `p` out; false if it was not there.
+    pub fn remove(&mut self, p: &Prefix) -> bool {
+        match self.prefixes.binary_search(p) {
+            Ok(at) => {
+                self.prefixes.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     pub fn is_v6(&self) -> bool {
         self.v6
     }
@@ -825,5 +852,27 @@ mod tests {
         assert!(r.contains(false, 1) && !r.contains(false, 4));
         assert!(Remote::Any.contains(true, 7));
         assert!(AddressSet::new(true, [h(1, false)]).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Members joining and leaving one at a time give the set built
+        /// from the members left.
+        #[test]
+        fn address_set_edits_equal_a_set_built_anew(
+            ops in proptest::collection::vec((proptest::bool::ANY, proptest::bool::ANY, 0u128..12), 0..64),
+        ) {
+            let h = |base: u128, v6: bool| Prefix { v6, base, len: if v6 { 128 } else { 32 } };
+            let mut set = AddressSet::new(false, []);
+            let mut members = std::collections::BTreeSet::new();
+            for (join, v6, base) in ops {
+                let p = h(base, v6);
+                if join {
+                    proptest::prop_assert_eq!(set.insert(p), !v6 && members.insert(p));
+                } else {
+                    proptest::prop_assert_eq!(set.remove(&p), members.remove(&p));
+                }
+                proptest::prop_assert_eq!(&set, &AddressSet::new(false, members.iter().copied()));
+            }
+        }
     }
 }
