@@ -949,19 +949,28 @@ impl NeutronCompiler {
                 .zip(switch_ports)
                 .all(|((name, iface, _), sp)| name == sp.name && iface.as_deref() == sp.iface_id);
         // The Neutron ports whose outputs a change dropped from the caches
-        // (found first: two switch ports may name the same one).
-        let stale: BTreeSet<&str> = switch_ports
-            .iter()
-            .filter_map(|sp| sp.iface_id)
-            .filter(|iface| {
-                !self
-                    .derived
-                    .get(*iface)
-                    .is_some_and(|d| !d.exists || self.acls.contains_key(*iface))
-            })
-            .collect();
+        // (found first: two switch ports may name the same one). A whole
+        // compile looks at every port anyway.
+        let stale: BTreeSet<&str> = match same {
+            true => switch_ports
+                .iter()
+                .filter_map(|sp| sp.iface_id)
+                .filter(|iface| {
+                    !self
+                        .derived
+                        .get(*iface)
+                        .is_some_and(|d| !d.exists || self.acls.contains_key(*iface))
+                })
+                .collect(),
+            false => BTreeSet::new(),
+        };
         let mut touched = BTreeSet::new();
-        let mut attached = BTreeSet::new();
+        // The attached Neutron ports: kept and edited by a partial compile,
+        // made anew by a whole one.
+        let mut attached = match same {
+            true => std::mem::take(&mut self.attached),
+            false => BTreeSet::new(),
+        };
         for (k, sp) in switch_ports.iter().enumerate() {
             let Some(iface) = sp.iface_id else { continue };
             if same {
@@ -986,9 +995,7 @@ impl NeutronCompiler {
             };
             out.port_vlans.insert(sp.name.to_owned(), pv);
             if !d.exists {
-                if same {
-                    self.attached.remove(iface);
-                }
+                attached.remove(iface);
                 continue;
             }
             // The rule set: cached, or made from the port (which exists).
@@ -1009,16 +1016,13 @@ impl NeutronCompiler {
                 PortStatus::Down
             };
             out.statuses.insert(iface.to_owned(), status);
-            if same {
-                self.attached.insert(iface.to_owned());
-            } else {
-                attached.insert(iface.to_owned());
-            }
+            attached.insert(iface.to_owned());
         }
         if same {
             for ((_, _, link), sp) in self.last_ports.iter_mut().zip(switch_ports) {
                 *link = sp.link_up;
             }
+            self.attached = attached;
             out.partial = Some(touched);
         } else {
             self.wired = switch_ports

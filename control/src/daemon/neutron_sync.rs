@@ -234,18 +234,15 @@ impl Daemon {
             .filter_map(|p| p.cfg.iface_id.as_ref())
             .collect();
         // Only a port whose Neutron port the change touched can have gone
-        // stale (a port the operator adds or removes names its own).
-        let touched = |id: &Option<String>| match (changed, id) {
-            (None, _) => true,
-            (Some(ids), Some(id)) => ids.contains(id),
-            (Some(_), None) => true,
-        };
+        // stale (a port the operator adds or removes names its own), and
+        // only such a port can have just been made pending.
+        let touched = |id: &String| changed.is_none_or(|ids| ids.contains(id));
         let stale: Vec<String> = self
             .ports
             .values()
             .filter(|p| {
                 p.auto_attached
-                    && touched(&p.cfg.iface_id)
+                    && p.cfg.iface_id.as_ref().is_none_or(touched)
                     && !p.cfg.iface_id.as_ref().is_some_and(|id| {
                         !named.contains(id)
                             && wanted.get(id).is_some_and(|a| a.port_config(id) == p.cfg)
@@ -281,7 +278,7 @@ impl Daemon {
             .ports
             .values()
             .filter_map(|p| p.cfg.iface_id.as_ref())
-            .filter(|id| changed.is_none_or(|c| c.contains(*id)))
+            .filter(|id| touched(id))
         {
             n.pending.remove(id);
         }

@@ -534,7 +534,8 @@ pub fn classify<B: Burst>(view: &SwitchView, in_port: PortId, rx: &B, out: &mut 
     let mut repeated = 0;
     if let Some(w) = first {
         for i in 0..n {
-            let Some(f) = rx.get(i).filter(|&f| header_window(f) == Some(w)) else {
+            // Frame 0's window is `w` itself.
+            let Some(f) = rx.get(i).filter(|&f| i == 0 || header_window(f) == Some(w)) else {
                 break;
             };
             let len = f.pkt_len();
